@@ -1,0 +1,105 @@
+/* pyresult.c — see pyresult.h. */
+#include "pyresult.h"
+
+struct split {
+    PyObject *lists[4];     /* reads, writes, probes, enumerations */
+};
+
+static int visit(void *ctx, const char *path, size_t len, unsigned cats)
+{
+    struct split *s = ctx;
+    PyObject *str = PyUnicode_DecodeFSDefaultAndSize(path, (Py_ssize_t)len);
+    if (!str)
+        return -1;
+    static const unsigned bits[4] = {SBX_READ, SBX_WRITE, SBX_PROBE, SBX_ENUM};
+    for (int i = 0; i < 4; i++)
+        if ((cats & bits[i]) && PyList_Append(s->lists[i], str) < 0) {
+            Py_DECREF(str);
+            return -1;
+        }
+    Py_DECREF(str);
+    return 0;
+}
+
+static PyObject *exec_to_py(const struct sbx_exec *e)
+{
+    PyObject *argv = PyList_New((Py_ssize_t)e->argc);
+    if (!argv)
+        return NULL;
+    for (size_t i = 0; i < e->argc; i++) {
+        PyObject *a = PyUnicode_DecodeFSDefault(e->argv[i]);
+        if (!a) {
+            Py_DECREF(argv);
+            return NULL;
+        }
+        PyList_SET_ITEM(argv, (Py_ssize_t)i, a);
+    }
+    PyObject *path = PyUnicode_DecodeFSDefault(e->path);
+    if (!path) {
+        Py_DECREF(argv);
+        return NULL;
+    }
+    return Py_BuildValue("(LLNN)", (long long)e->pid, (long long)e->ppid, path, argv);
+}
+
+PyObject *sbx_result_to_py(const struct sbx_result *r)
+{
+    static const char *names[4] = {"reads", "writes", "probes", "enumerations"};
+    struct split s = {{NULL}};
+    PyObject *d = PyDict_New(), *execs = NULL, *warnings = NULL;
+    if (!d)
+        return NULL;
+    for (int i = 0; i < 4; i++)
+        if (!(s.lists[i] = PyList_New(0)))
+            goto fail;
+    if (sbx_pathset_foreach_sorted(r->paths, visit, &s) != 0) {
+        if (!PyErr_Occurred())
+            PyErr_NoMemory();
+        goto fail;
+    }
+    for (int i = 0; i < 4; i++)
+        if (PyDict_SetItemString(d, names[i], s.lists[i]) < 0)
+            goto fail;
+    if (!(execs = PyList_New(0)))
+        goto fail;
+    for (size_t i = 0; i < r->nexecs; i++) {
+        PyObject *e = exec_to_py(&r->execs[i]);
+        if (!e || PyList_Append(execs, e) < 0) {
+            Py_XDECREF(e);
+            goto fail;
+        }
+        Py_DECREF(e);
+    }
+    if (!(warnings = PyList_New(0)))
+        goto fail;
+    for (size_t i = 0; i < r->nwarnings; i++) {
+        PyObject *w = PyUnicode_DecodeFSDefault(r->warnings[i]);
+        if (!w || PyList_Append(warnings, w) < 0) {
+            Py_XDECREF(w);
+            goto fail;
+        }
+        Py_DECREF(w);
+    }
+    if (PyDict_SetItemString(d, "execs", execs) < 0 ||
+        PyDict_SetItemString(d, "warnings", warnings) < 0 ||
+        PyDict_SetItemString(d, "complete", r->complete ? Py_True : Py_False) < 0)
+        goto fail;
+    PyObject *status = r->has_status ? PyLong_FromLong(r->status) : Py_NewRef(Py_None);
+    if (!status || PyDict_SetItemString(d, "status", status) < 0) {
+        Py_XDECREF(status);
+        goto fail;
+    }
+    Py_DECREF(status);
+    for (int i = 0; i < 4; i++)
+        Py_DECREF(s.lists[i]);
+    Py_DECREF(execs);
+    Py_DECREF(warnings);
+    return d;
+fail:
+    for (int i = 0; i < 4; i++)
+        Py_XDECREF(s.lists[i]);
+    Py_XDECREF(execs);
+    Py_XDECREF(warnings);
+    Py_DECREF(d);
+    return NULL;
+}

@@ -1,0 +1,15 @@
+"""sandbox_py — run a command and report every file its process tree touched.
+
+    from sandbox_py import Sandbox
+    status, reads, writes = Sandbox().run(["make", "-j2"])
+"""
+from ._backends import backends
+from .errors import (CalledProcessError, SandboxError, SandboxUnavailableError,
+                     TimeoutExpired)
+from .result import Exec, PathSet, Result
+from .sandbox import Sandbox, run
+
+__all__ = ["Sandbox", "run", "Result", "PathSet", "Exec", "backends",
+           "SandboxError", "SandboxUnavailableError", "TimeoutExpired",
+           "CalledProcessError"]
+__version__ = "0.1.0"

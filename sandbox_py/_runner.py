@@ -1,0 +1,145 @@
+"""The part of ``run()`` every backend shares: subprocess.run semantics.
+
+A backend supplies a :class:`TraceSession`; this module starts the command
+with ``subprocess.Popen`` inside the session's spawn window, feeds input,
+collects output, waits for the whole tree, and on timeout kills the whole
+tree and attaches the partial Result to the exception.  Keeping this in one
+place is what makes every backend behave like ``subprocess.run``.
+"""
+from __future__ import annotations
+
+import contextlib
+import os
+import subprocess
+import time
+from typing import Optional
+
+from .errors import TimeoutExpired
+from .result import Exec, PathSet, Result
+
+#: How long to wait for the tree to die after it was killed.
+KILL_GRACE = 5.0
+
+
+class TraceSession:
+    """What a backend does around one run.  Subclasses override the hooks."""
+
+    def popen_kwargs(self, kwargs: dict) -> dict:
+        """Adjust Popen's keyword arguments (e.g. inject LD_PRELOAD)."""
+        return kwargs
+
+    def spawning(self):
+        """Context manager around Popen(): children forked inside are traced."""
+        return contextlib.nullcontext()
+
+    def started(self, proc: subprocess.Popen) -> None:
+        """Popen returned: the root process exists."""
+
+    def wait_tree(self, timeout: Optional[float]) -> bool:
+        """The root was reaped; wait until every descendant has exited.
+        Returns False when ``timeout`` elapsed first."""
+        return True
+
+    def kill_tree(self) -> None:
+        """Kill every process of the run, including ones forked meanwhile."""
+
+    def finish(self) -> dict:
+        """Stop tracing and return the Result's path fields: reads, writes,
+        probes, enumerations (iterables of str), execs (iterable of Exec),
+        complete (bool), warnings (list of str)."""
+        raise NotImplementedError
+
+    def abort(self) -> None:
+        """Popen failed: release whatever the session holds."""
+
+
+def check_args(args) -> list:
+    if isinstance(args, (str, bytes, os.PathLike)):
+        raise TypeError("argv must be a sequence of arguments, not a single %s; "
+                        "use shlex.split() for a command line" % type(args).__name__)
+    try:
+        args = list(args)
+    except TypeError:
+        raise TypeError("argv must be a sequence of str, bytes or os.PathLike, "
+                        "not %s" % type(args).__name__) from None
+    if not args:
+        raise ValueError("argv is empty: give at least the program to run")
+    for i, a in enumerate(args):
+        if not isinstance(a, (str, bytes, os.PathLike)):
+            raise TypeError("argv[%d] must be str, bytes or os.PathLike, not %s (%r)"
+                            % (i, type(a).__name__, a))
+    return args
+
+
+def run_traced(backend: str, session: TraceSession, args, *, input=None,
+               capture_output: bool = False, timeout: Optional[float] = None,
+               check: bool = False, **popen_kwargs) -> Result:
+    args = check_args(args)
+    if input is not None:
+        if popen_kwargs.get("stdin") is not None:
+            raise ValueError("stdin and input arguments may not both be used.")
+        popen_kwargs["stdin"] = subprocess.PIPE
+    if capture_output:
+        if popen_kwargs.get("stdout") is not None or popen_kwargs.get("stderr") is not None:
+            raise ValueError("stdout and stderr arguments may not be used "
+                             "with capture_output.")
+        popen_kwargs["stdout"] = subprocess.PIPE
+        popen_kwargs["stderr"] = subprocess.PIPE
+
+    start = time.monotonic()
+    try:
+        with session.spawning():
+            proc = subprocess.Popen(args, **session.popen_kwargs(popen_kwargs))
+    except BaseException:
+        session.abort()
+        raise
+    session.started(proc)
+
+    def build(stdout, stderr, extra_warning=None) -> Result:
+        f = session.finish()
+        warnings = list(f.get("warnings", ()))
+        complete = bool(f.get("complete", True))
+        if extra_warning:
+            warnings.append(extra_warning)
+            complete = False
+        return Result(
+            returncode=proc.returncode if proc.returncode is not None else -9,
+            args=args,
+            reads=PathSet(f.get("reads", ())), writes=PathSet(f.get("writes", ())),
+            probes=PathSet(f.get("probes", ())),
+            enumerations=PathSet(f.get("enumerations", ())),
+            execs=tuple(f.get("execs", ())), stdout=stdout, stderr=stderr,
+            backend=backend, duration=time.monotonic() - start,
+            complete=complete, warnings=tuple(warnings))
+
+    try:
+        stdout, stderr = proc.communicate(input, timeout=timeout)
+        left = None if timeout is None else max(0.0, timeout - (time.monotonic() - start))
+        if not session.wait_tree(left):
+            raise subprocess.TimeoutExpired(args, timeout)
+    except subprocess.TimeoutExpired:
+        session.kill_tree()
+        proc.kill()
+        stdout, stderr = proc.communicate()
+        session.wait_tree(KILL_GRACE)
+        result = build(stdout, stderr,
+                       "timeout after %gs: the whole process tree was killed; "
+                       "accesses after that point are missing" % timeout)
+        raise TimeoutExpired(args, timeout, stdout, stderr, result=result) from None
+    except BaseException:
+        # KeyboardInterrupt and friends: never leave the tree running.
+        session.kill_tree()
+        proc.kill()
+        proc.wait()
+        session.wait_tree(KILL_GRACE)
+        session.finish()
+        raise
+
+    result = build(stdout, stderr)
+    if check:
+        result.check_returncode()
+    return result
+
+
+def exec_record(pid: int, ppid: int, path: str, argv) -> Exec:
+    return Exec(pid, ppid, path, tuple(argv))

@@ -1,0 +1,186 @@
+"""The Result of a traced run, the same on every backend (DESIGN.md §4).
+
+A Result unpacks as ``(status, reads, writes)``; everything else is an
+attribute.  Path sets are :class:`PathSet` objects: frozensets of absolute,
+lexically clean ``str`` paths (decoded with ``os.fsdecode``) that iterate in
+sorted order, so printing or diffing them is deterministic.
+
+The JSON form (``to_json``/``from_json``) is the stable schema documented in
+``docs/json-schema.md``; the Windows command-line front writes the same one.
+"""
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from typing import Iterable, Iterator, Optional, Sequence
+
+SCHEMA = "sandbox_py.result/1"
+
+#: Directories whose entries are not files a user's data lives in: kernel
+#: views, devices, and the names the kernel gives to pipes and sockets.
+PSEUDO_PREFIXES = ("/proc", "/sys", "/dev")
+#: Roots of the installed system; ``exclude_system`` drops them.
+SYSTEM_PREFIXES = ("/usr", "/lib", "/lib32", "/lib64", "/libx32", "/bin",
+                   "/sbin", "/etc")
+
+
+def _under(path: str, prefix: str) -> bool:
+    return path == prefix or path.startswith(prefix.rstrip("/") + "/")
+
+
+def is_pseudo(path: str) -> bool:
+    """True for /proc, /sys, /dev and anonymous objects (``pipe:[..]`` ...)."""
+    return not path.startswith("/") or any(_under(path, p) for p in PSEUDO_PREFIXES)
+
+
+def is_system(path: str) -> bool:
+    """True for paths of the installed system (/usr, /lib, /etc, ...)."""
+    return any(_under(path, p) for p in SYSTEM_PREFIXES)
+
+
+class PathSet(frozenset):
+    """A frozenset of paths that iterates, prints and compares in sorted order."""
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(sorted(frozenset.__iter__(self)))
+
+    def __repr__(self) -> str:
+        return "PathSet(%r)" % (list(self),)
+
+    def under(self, directory: str | os.PathLike) -> "PathSet":
+        """The paths at or below ``directory``."""
+        d = os.path.abspath(os.fspath(directory))
+        return PathSet(p for p in frozenset.__iter__(self) if _under(p, d))
+
+
+@dataclass(frozen=True)
+class Exec:
+    """One successful exec in the traced tree."""
+    pid: int
+    ppid: int
+    path: str
+    argv: tuple
+
+    def to_dict(self) -> dict:
+        return {"pid": self.pid, "ppid": self.ppid, "path": self.path,
+                "argv": list(self.argv)}
+
+
+@dataclass
+class Result:
+    returncode: int
+    args: Sequence
+    reads: PathSet = field(default_factory=PathSet)
+    writes: PathSet = field(default_factory=PathSet)
+    probes: PathSet = field(default_factory=PathSet)
+    enumerations: PathSet = field(default_factory=PathSet)
+    execs: tuple = ()
+    stdout: Optional[bytes | str] = None
+    stderr: Optional[bytes | str] = None
+    backend: str = ""
+    duration: float = 0.0
+    complete: bool = True
+    warnings: tuple = ()
+
+    # -- the tuple face: status, reads, writes ------------------------------
+    def __iter__(self):
+        return iter((self.returncode, self.reads, self.writes))
+
+    @property
+    def status(self) -> int:
+        return self.returncode
+
+    def check_returncode(self) -> None:
+        if self.returncode:
+            from .errors import CalledProcessError
+            raise CalledProcessError(self.returncode, self.args, self.stdout,
+                                     self.stderr, result=self)
+
+    # -- filters --------------------------------------------------------------
+    def filtered(self, *, pseudo: bool = False, system: bool = True,
+                 under: Optional[str | os.PathLike | Iterable] = None) -> "Result":
+        """A copy keeping only some paths.
+
+        ``pseudo=False`` drops /proc, /sys, /dev and anonymous objects;
+        ``system=False`` drops the installed system (/usr, /lib, /etc ...);
+        ``under`` keeps only paths below the given directory (or directories).
+        """
+        roots = None
+        if under is not None:
+            if isinstance(under, (str, bytes, os.PathLike)):
+                under = [under]
+            roots = [os.path.abspath(os.fsdecode(u)) for u in under]
+
+        def keep(p: str) -> bool:
+            if not pseudo and is_pseudo(p):
+                return False
+            if not system and is_system(p):
+                return False
+            if roots is not None and not any(_under(p, r) for r in roots):
+                return False
+            return True
+
+        def f(s: PathSet) -> PathSet:
+            return PathSet(p for p in frozenset.__iter__(s) if keep(p))
+
+        from dataclasses import replace
+        return replace(self, reads=f(self.reads), writes=f(self.writes),
+                       probes=f(self.probes), enumerations=f(self.enumerations))
+
+    # -- JSON -------------------------------------------------------------------
+    def to_dict(self) -> dict:
+        def out(v):
+            if isinstance(v, bytes):
+                return os.fsdecode(v)
+            return v
+        return {
+            "schema": SCHEMA,
+            "args": [os.fsdecode(a) if isinstance(a, (bytes, os.PathLike)) else a
+                     for a in self.args],
+            "returncode": self.returncode,
+            "backend": self.backend,
+            "duration": round(self.duration, 6),
+            "complete": self.complete,
+            "warnings": list(self.warnings),
+            "reads": list(self.reads),
+            "writes": list(self.writes),
+            "probes": list(self.probes),
+            "enumerations": list(self.enumerations),
+            "execs": [e.to_dict() for e in self.execs],
+            "stdout": out(self.stdout),
+            "stderr": out(self.stderr),
+        }
+
+    def to_json(self, **kw) -> str:
+        # ensure_ascii keeps undecodable bytes (lone surrogates from
+        # surrogateescape) as \\udcXX escapes, which json.loads round-trips.
+        kw.setdefault("ensure_ascii", True)
+        return json.dumps(self.to_dict(), **kw)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "Result":
+        if d.get("schema") != SCHEMA:
+            raise ValueError("not a %s document (schema=%r)" % (SCHEMA, d.get("schema")))
+        return cls(
+            returncode=d["returncode"], args=tuple(d.get("args", ())),
+            reads=PathSet(d.get("reads", ())), writes=PathSet(d.get("writes", ())),
+            probes=PathSet(d.get("probes", ())),
+            enumerations=PathSet(d.get("enumerations", ())),
+            execs=tuple(Exec(e["pid"], e["ppid"], e["path"], tuple(e["argv"]))
+                        for e in d.get("execs", ())),
+            stdout=d.get("stdout"), stderr=d.get("stderr"),
+            backend=d.get("backend", ""), duration=d.get("duration", 0.0),
+            complete=d.get("complete", True), warnings=tuple(d.get("warnings", ())),
+        )
+
+    @classmethod
+    def from_json(cls, text: str) -> "Result":
+        return cls.from_dict(json.loads(text))
+
+    def __repr__(self) -> str:
+        return ("Result(returncode=%r, backend=%r, reads=%d, writes=%d, probes=%d, "
+                "enumerations=%d, execs=%d, complete=%r)" % (
+                    self.returncode, self.backend, len(self.reads), len(self.writes),
+                    len(self.probes), len(self.enumerations), len(self.execs),
+                    self.complete))
