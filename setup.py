@@ -81,6 +81,10 @@ if sys.platform.startswith("linux") and (not ONLY or "_core" in ONLY):
         "sandbox_py._core",
         sources=CORE_SOURCES + LINUX_SOURCES,
         include_dirs=["csrc", "bpf", BUILD_GEN],
+        # the skeleton embeds the BPF object: a change there must relink
+        depends=[os.path.join(BUILD_GEN, "sandbox.skel.h"), "bpf/sandbox_event.h"]
+                + [os.path.join("csrc", f) for f in os.listdir(os.path.join(HERE, "csrc"))
+                   if f.endswith(".h")],
         libraries=["bpf", "elf", "z", "pthread"],
         extra_compile_args=["-std=gnu11", "-O2", "-Wall", "-Wno-missing-braces"],
     ))

@@ -118,6 +118,17 @@ int sbx_pathset_add(sbx_pathset *ps, const char *path, size_t len, unsigned flag
     }
 }
 
+unsigned sbx_pathset_get(const sbx_pathset *ps, const char *path, size_t len)
+{
+    uint32_t h = hash_bytes(path, len);
+    for (size_t i = h & (ps->cap - 1); ps->slots[i].path; i = (i + 1) & (ps->cap - 1)) {
+        const struct entry *e = &ps->slots[i];
+        if (e->hash == h && e->len == len && memcmp(e->path, path, len) == 0)
+            return e->flags & SBX_CATEGORIES;
+    }
+    return 0;
+}
+
 size_t sbx_pathset_count(const sbx_pathset *ps)
 {
     return ps->count;

@@ -40,6 +40,9 @@ void sbx_pathset_free(sbx_pathset *ps);
  * run incomplete). */
 int sbx_pathset_add(sbx_pathset *ps, const char *path, size_t len, unsigned flags);
 
+/* The categories `path` has so far (0 when absent). */
+unsigned sbx_pathset_get(const sbx_pathset *ps, const char *path, size_t len);
+
 /* Number of distinct paths. */
 size_t sbx_pathset_count(const sbx_pathset *ps);
 

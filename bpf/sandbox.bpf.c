@@ -1,0 +1,773 @@
+// SPDX-License-Identifier: GPL-2.0
+/* sandbox.bpf.c — the kernel half of the eBPF backend.
+ *
+ * Four programs, all tp_btf (no tracefs needed, allowed under lockdown):
+ *   sched_process_fork  a child of a traced task (or of a spawner thread) is
+ *                       traced from its first instruction;
+ *   sched_process_exec  reports the exec and ends the "pending" quiet phase;
+ *   sched_process_exit  stops tracing the task; the last one ends the run;
+ *   sys_exit            classifies every file syscall by its *result*.
+ *
+ * Everything is done at syscall exit: the arguments are still in pt_regs,
+ * the result is known (a failed open is a probe), and the kernel has just
+ * touched the user strings, so reading them rarely faults.
+ *
+ * Reads and writes on a file are reported once per (run, file, kind): the
+ * dedup map is consulted in the kernel, so a loop of read() calls costs no
+ * ring-buffer traffic.
+ */
+#include "vmlinux.h"
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_tracing.h>
+#include <bpf/bpf_core_read.h>
+
+#include "sandbox_event.h"
+
+char LICENSE[] SEC("license") = "GPL";
+
+#define AT_FDCWD      -100
+#define O_CREAT       0100
+#define MAP_SHARED    0x01
+#define MAP_ANONYMOUS 0x20
+#define PROT_WRITE    0x2
+#define S_IFMT        00170000
+#define S_IFREG       0100000
+#define S_IFDIR       0040000
+#define S_IFCHR       0020000
+#define S_IFBLK       0060000
+#define SIGKILL       9
+#define FMODE_CREATED (1u << 20)
+
+/* x86_64 syscall numbers */
+#define NR_read 0
+#define NR_write 1
+#define NR_open 2
+#define NR_stat 4
+#define NR_lstat 6
+#define NR_mmap 9
+#define NR_pread64 17
+#define NR_pwrite64 18
+#define NR_readv 19
+#define NR_writev 20
+#define NR_access 21
+#define NR_sendfile 40
+#define NR_execve 59
+#define NR_truncate 76
+#define NR_ftruncate 77
+#define NR_getdents 78
+#define NR_chdir 80
+#define NR_rename 82
+#define NR_mkdir 83
+#define NR_rmdir 84
+#define NR_creat 85
+#define NR_link 86
+#define NR_unlink 87
+#define NR_symlink 88
+#define NR_readlink 89
+#define NR_chmod 90
+#define NR_fchmod 91
+#define NR_chown 92
+#define NR_fchown 93
+#define NR_lchown 94
+#define NR_utime 132
+#define NR_mknod 133
+#define NR_statfs 137
+#define NR_setxattr 188
+#define NR_lsetxattr 189
+#define NR_fsetxattr 190
+#define NR_getxattr 191
+#define NR_lgetxattr 192
+#define NR_listxattr 194
+#define NR_llistxattr 195
+#define NR_removexattr 197
+#define NR_lremovexattr 198
+#define NR_fremovexattr 199
+#define NR_getdents64 217
+#define NR_utimes 235
+#define NR_mkdirat 258
+#define NR_mknodat 259
+#define NR_fchownat 260
+#define NR_futimesat 261
+#define NR_newfstatat 262
+#define NR_unlinkat 263
+#define NR_renameat 264
+#define NR_linkat 265
+#define NR_symlinkat 266
+#define NR_readlinkat 267
+#define NR_fchmodat 268
+#define NR_faccessat 269
+#define NR_splice 275
+#define NR_utimensat 280
+#define NR_fallocate 285
+#define NR_preadv 295
+#define NR_pwritev 296
+#define NR_open_by_handle_at 304
+#define NR_renameat2 316
+#define NR_execveat 322
+#define NR_copy_file_range 326
+#define NR_preadv2 327
+#define NR_pwritev2 328
+#define NR_statx 332
+#define NR_io_uring_setup 425
+#define NR_openat2 437
+#define NR_faccessat2 439
+#define NR_fchmodat2 452
+#define NR_openat 257
+
+struct {
+    __uint(type, BPF_MAP_TYPE_RINGBUF);
+    __uint(max_entries, 32 << 20);
+} events SEC(".maps");
+
+struct {
+    __uint(type, BPF_MAP_TYPE_HASH);
+    __uint(max_entries, 65536);
+    __type(key, __u32);                 /* tid */
+    __type(value, struct sbx_task);
+} tracked SEC(".maps");
+
+struct {
+    __uint(type, BPF_MAP_TYPE_HASH);
+    __uint(max_entries, 1024);
+    __type(key, __u32);                 /* tid of a thread inside Popen() */
+    __type(value, __u32);               /* run id */
+} spawners SEC(".maps");
+
+struct {
+    __uint(type, BPF_MAP_TYPE_HASH);
+    __uint(max_entries, 4096);
+    __type(key, __u32);                 /* run id */
+    __type(value, struct sbx_run_state);
+} runs SEC(".maps");
+
+struct fd_seen_key {
+    __u64 file;
+    __u64 dentry;
+    __u32 run_id;
+    __u32 kind;
+};
+
+/* LRU: an evicted entry only means one more (harmless) duplicate event. */
+struct {
+    __uint(type, BPF_MAP_TYPE_LRU_HASH);
+    __uint(max_entries, 262144);
+    __type(key, struct fd_seen_key);
+    __type(value, __u8);
+} fd_seen SEC(".maps");
+
+/* Scratch space: an event is assembled here, then copied into the ring
+ * buffer with its exact size.  One map per program so that a program
+ * preempted on a CPU never shares its scratch with another one. */
+struct scratch {
+    struct sbx_event ev;
+    char data[SBX_DATA_MAX + SBX_PATH_MAX];
+    char walk[SBX_PATH_MAX + 256];      /* dentry walk, built backwards */
+    /* Walk state lives here, not on the stack: values loaded from a map
+     * are unknown to the verifier, so the bpf_loop callback verifies once
+     * instead of once per possible position. */
+    __u32 wpos;         /* start of the string in walk */
+    __u32 wflags;
+};
+
+#define SCRATCH_MAP(name)                                   \
+    struct {                                                \
+        __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);            \
+        __uint(max_entries, 1);                             \
+        __type(key, __u32);                                 \
+        __type(value, struct scratch);                      \
+    } name SEC(".maps")
+
+SCRATCH_MAP(scratch_sys);
+SCRATCH_MAP(scratch_exec);
+SCRATCH_MAP(scratch_exit);
+
+static __always_inline struct scratch *get_scratch(void *map)
+{
+    __u32 zero = 0;
+    return bpf_map_lookup_elem(map, &zero);
+}
+
+/* ---- path walking ------------------------------------------------------ */
+
+struct walk_ctx {
+    struct scratch *s;
+    struct dentry *d;
+    struct mount *mnt;
+    struct dentry *root_d;
+    struct vfsmount *root_mnt;
+};
+
+static __always_inline struct mount *real_mount(struct vfsmount *m)
+{
+    return (struct mount *)((char *)m - bpf_core_field_offset(struct mount, mnt));
+}
+
+static long walk_step(__u64 idx, void *arg)
+{
+    struct walk_ctx *c = arg;
+    struct dentry *d = c->d;
+    struct mount *mnt = c->mnt;
+    struct scratch *s = c->s;
+
+    if (!s)
+        return 1;
+    if (d == c->root_d && (void *)&mnt->mnt == (void *)c->root_mnt)
+        return 1;                               /* the process's root */
+    struct dentry *mnt_root = BPF_CORE_READ(mnt, mnt.mnt_root);
+    if (d == mnt_root) {
+        struct mount *parent = BPF_CORE_READ(mnt, mnt_parent);
+        if (parent == mnt)
+            return 1;                           /* the namespace's root */
+        c->d = BPF_CORE_READ(mnt, mnt_mountpoint);
+        c->mnt = parent;
+        return 0;
+    }
+    struct dentry *parent = BPF_CORE_READ(d, d_parent);
+    if (parent == d)
+        return 1;                               /* root of a detached fs */
+    __u32 len = BPF_CORE_READ(d, d_name.len);
+    const unsigned char *name = BPF_CORE_READ(d, d_name.name);
+    if (len > 255)
+        len = 255;
+    if (len + 2 > s->wpos) {
+        s->wflags |= SBX_STR_TRUNCATED;
+        return 1;
+    }
+    __u32 pos = s->wpos - len;
+    if (pos > SBX_PATH_MAX)
+        return 1;
+    bpf_probe_read_kernel(&s->walk[pos], len & 255, name);
+    pos -= 1;
+    if (pos > SBX_PATH_MAX)
+        return 1;
+    s->walk[pos] = '/';
+    s->wpos = pos;
+    c->d = parent;
+    return 0;
+}
+
+/* Append the absolute path of (vfsmount, dentry) to the event as string i. */
+static __noinline int append_walk(struct scratch *s, __u64 *off, int i,
+                                  struct vfsmount *vmnt, struct dentry *d)
+{
+    if (!s || i < 0 || i >= SBX_MAX_STR)
+        return -1;
+    struct task_struct *task = bpf_get_current_task_btf();
+    struct walk_ctx c = {
+        .s = s,
+        .d = d,
+        .mnt = real_mount(vmnt),
+        .root_d = BPF_CORE_READ(task, fs, root.dentry),
+        .root_mnt = BPF_CORE_READ(task, fs, root.mnt),
+    };
+    s->wpos = SBX_PATH_MAX - 1;
+    s->wflags = 0;
+    s->walk[SBX_PATH_MAX - 1] = '\0';
+    bpf_loop(1024, walk_step, &c, 0);
+    __u32 pos = s->wpos;
+    if (pos == SBX_PATH_MAX - 1) {              /* the root itself */
+        pos -= 1;
+        s->walk[SBX_PATH_MAX - 2] = '/';
+    }
+    if (pos < 1 || pos > SBX_PATH_MAX - 2)
+        return -1;
+    __u32 n = SBX_PATH_MAX - pos;               /* NUL included */
+    __u64 o = *off;
+    if (o > SBX_DATA_MAX - SBX_PATH_MAX)
+        return -1;
+    if (n > SBX_PATH_MAX)
+        return -1;
+    bpf_probe_read_kernel(&s->data[o], n, &s->walk[pos]);
+    s->ev.str_len[i] = n;
+    s->ev.str_flags[i] = s->wflags;
+    *off = o + n;
+    s->ev.nstr = i + 1;
+    return 0;
+}
+
+static __always_inline int append_empty(struct scratch *s, __u64 *off, int i)
+{
+    __u64 o = *off;
+    if (o > SBX_DATA_MAX - 1 || i < 0 || i >= SBX_MAX_STR)
+        return -1;
+    s->data[o] = '\0';
+    s->ev.str_len[i] = 1;
+    s->ev.str_flags[i] = 0;
+    *off = o + 1;
+    s->ev.nstr = i + 1;
+    return 0;
+}
+
+/* Append a string from user memory; returns its first byte (or -1). */
+static __always_inline int append_user_str(struct scratch *s, __u64 *off, int i,
+                                           const char *uptr)
+{
+    __u64 o = *off;
+    if (o > SBX_DATA_MAX - SBX_PATH_MAX || i < 0 || i >= SBX_MAX_STR)
+        return -1;
+    long n = 0;
+    if (uptr)
+        n = bpf_probe_read_user_str(&s->data[o], SBX_PATH_MAX, uptr);
+    if (n <= 0) {
+        s->data[o] = '\0';
+        s->ev.str_len[i] = 1;
+        s->ev.str_flags[i] = uptr ? SBX_STR_FAULT : 0;
+        *off = o + 1;
+        s->ev.nstr = i + 1;
+        return -1;
+    }
+    s->ev.str_len[i] = n;
+    s->ev.str_flags[i] = n >= SBX_PATH_MAX ? SBX_STR_TRUNCATED : 0;
+    *off = o + n;
+    s->ev.nstr = i + 1;
+    return s->data[o];
+}
+
+static __always_inline struct file *fd_file(struct task_struct *t, long fd)
+{
+    if (fd < 0)
+        return NULL;
+    struct fdtable *fdt = BPF_CORE_READ(t, files, fdt);
+    unsigned int max = BPF_CORE_READ(fdt, max_fds);
+    if ((unsigned long)fd >= max)
+        return NULL;
+    struct file **arr = BPF_CORE_READ(fdt, fd);
+    struct file *f = NULL;
+    bpf_probe_read_kernel(&f, sizeof f, &arr[fd]);
+    return f;
+}
+
+/* ---- emitting ------------------------------------------------------------ */
+
+static __always_inline void count_drop(__u32 run_id)
+{
+    struct sbx_run_state *st = bpf_map_lookup_elem(&runs, &run_id);
+    if (st)
+        __sync_fetch_and_add(&st->dropped, 1);
+}
+
+/* Wake the reader only when the buffer is filling: fewer wake-ups, fewer
+ * context switches; the reader also polls on a short timer. */
+static __always_inline __u64 wake_flags(void)
+{
+    return bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) > (4 << 20)
+           ? BPF_RB_FORCE_WAKEUP : BPF_RB_NO_WAKEUP;
+}
+
+static __always_inline void submit(struct scratch *s, __u64 off, __u64 flags)
+{
+    __u64 size = sizeof(struct sbx_event) + off;
+    if (size > sizeof(struct sbx_event) + SBX_DATA_MAX)
+        return;
+    s->ev.size = size;
+    if (bpf_ringbuf_output(&events, &s->ev, size, flags))
+        count_drop(s->ev.run_id);
+}
+
+static __always_inline void init_event(struct scratch *s, __u16 type, __u32 run_id)
+{
+    __u64 pt = bpf_get_current_pid_tgid();
+    __builtin_memset(&s->ev, 0, sizeof s->ev);
+    s->ev.type = type;
+    s->ev.run_id = run_id;
+    s->ev.pid = pt >> 32;
+    s->ev.tid = (__u32)pt;
+}
+
+/* The first read/write/listing of `fd` by this run. */
+static __noinline int emit_fd(__u32 run_id, long fd, __u32 kind)
+{
+    struct task_struct *task = bpf_get_current_task_btf();
+    struct file *f = fd_file(task, fd);
+    if (!f)
+        return 0;
+    struct inode *inode = BPF_CORE_READ(f, f_inode);
+    __u32 imode = BPF_CORE_READ(inode, i_mode) & S_IFMT;
+    /* Pipes, sockets and anonymous inodes are not files of the file
+     * system; their traffic is not an access to any path. */
+    if (imode != S_IFREG && imode != S_IFDIR && imode != S_IFCHR && imode != S_IFBLK)
+        return 0;
+    struct dentry *d = BPF_CORE_READ(f, f_path.dentry);
+    struct fd_seen_key key = {
+        .file = (__u64)f, .dentry = (__u64)d, .run_id = run_id, .kind = kind,
+    };
+    __u8 one = 1;
+    if (bpf_map_update_elem(&fd_seen, &key, &one, BPF_NOEXIST) != 0)
+        return 0;                               /* already reported */
+    struct scratch *s = get_scratch(&scratch_sys);
+    if (!s)
+        return 0;
+    init_event(s, SBX_EV_FD, run_id);
+    s->ev.kind = kind;
+    s->ev.file = (__u64)f;
+    s->ev.imode = imode;
+    s->ev.args[0] = fd;
+    __u64 off = 0;
+    append_walk(s, &off, 0, BPF_CORE_READ(f, f_path.mnt), d);
+    submit(s, off, wake_flags());
+    return 0;
+}
+
+/* Append the (dir, path) pair for path argument i: strings 2i and 2i+1. */
+static __noinline int append_path_arg(struct scratch *s, __u64 *off, int i,
+                                      long dirfd, const char *uptr)
+{
+    if (!s || i < 0 || i > 1)
+        return -1;
+    struct task_struct *task = bpf_get_current_task_btf();
+    /* Peek at the first byte: an absolute argument needs no directory. */
+    char c0 = 0;
+    if (uptr)
+        bpf_probe_read_user(&c0, 1, uptr);
+    if (c0 == '/') {
+        append_empty(s, off, 2 * i);
+    } else {
+        struct vfsmount *m = NULL;
+        struct dentry *d = NULL;
+        if (dirfd == AT_FDCWD) {
+            m = BPF_CORE_READ(task, fs, pwd.mnt);
+            d = BPF_CORE_READ(task, fs, pwd.dentry);
+        } else {
+            struct file *f = fd_file(task, dirfd);
+            if (f) {
+                m = BPF_CORE_READ(f, f_path.mnt);
+                d = BPF_CORE_READ(f, f_path.dentry);
+            }
+        }
+        if (!d || append_walk(s, off, 2 * i, m, d) < 0)
+            append_empty(s, off, 2 * i);
+    }
+    append_user_str(s, off, 2 * i + 1, uptr);
+    return 0;
+}
+
+static __always_inline long arg_at(struct scratch *s, int idx)
+{
+    if (idx < 0 || idx > 5)
+        return AT_FDCWD;
+    return (long)s->ev.args[idx];
+}
+
+/* Where a syscall's path arguments are: npath pairs, dN = argument index of
+ * path N's dirfd (-1: the cwd), pN = argument index of the path. */
+#define LAYOUT(npath, d0, p0, d1, p1) \
+    ((npath) | (((d0) + 1) << 4) | ((p0) << 8) | (((d1) + 1) << 12) | ((p1) << 16))
+
+/* A path syscall returned. */
+static __noinline int emit_path(struct pt_regs *regs, __u32 run_id, long nr, long ret,
+                                int layout)
+{
+    int npath = layout & 0xf;
+    int d0 = ((layout >> 4) & 0xf) - 1, p0 = (layout >> 8) & 0xf;
+    int d1 = ((layout >> 12) & 0xf) - 1, p1 = (layout >> 16) & 0xf;
+    struct scratch *s = get_scratch(&scratch_sys);
+    if (!s)
+        return 0;
+    init_event(s, SBX_EV_PATH, run_id);
+    s->ev.nr = nr;
+    s->ev.ret = ret;
+    s->ev.args[0] = BPF_CORE_READ(regs, di);
+    s->ev.args[1] = BPF_CORE_READ(regs, si);
+    s->ev.args[2] = BPF_CORE_READ(regs, dx);
+    s->ev.args[3] = BPF_CORE_READ(regs, r10);
+    s->ev.args[4] = BPF_CORE_READ(regs, r8);
+    s->ev.args[5] = BPF_CORE_READ(regs, r9);
+    s->ev.npath = npath;
+    __u64 off = 0;
+    append_path_arg(s, &off, 0, (int)arg_at(s, d0), (const char *)arg_at(s, p0));
+    if (npath > 1)
+        append_path_arg(s, &off, 1, (int)arg_at(s, d1), (const char *)arg_at(s, p1));
+    /* A successful open: identify the file so that its later reads can be
+     * tied back to the name it was opened under. */
+    if (ret >= 0 && (nr == NR_open || nr == NR_openat || nr == NR_openat2 || nr == NR_creat)) {
+        struct task_struct *task = bpf_get_current_task_btf();
+        struct file *f = fd_file(task, ret);
+        if (f) {
+            s->ev.file = (__u64)f;
+            s->ev.kind = BPF_CORE_READ(f, f_mode);
+            struct inode *inode = BPF_CORE_READ(f, f_inode);
+            s->ev.imode = BPF_CORE_READ(inode, i_mode) & S_IFMT;
+        }
+    }
+    if (nr == NR_openat2) {
+        /* the flags live in struct open_how, which args[2] points to */
+        __u64 flags = 0;
+        bpf_probe_read_user(&flags, sizeof flags, (void *)s->ev.args[2]);
+        s->ev.args[3] = flags;
+    }
+    submit(s, off, wake_flags());
+    return 0;
+}
+
+static __always_inline void emit_unseen(__u32 run_id, long nr)
+{
+    struct scratch *s = get_scratch(&scratch_sys);
+    if (!s)
+        return;
+    init_event(s, SBX_EV_UNSEEN, run_id);
+    s->ev.nr = nr;
+    __u64 off = 0;
+    bpf_get_current_comm(&s->data[0], 16);
+    s->data[15] = '\0';
+    s->ev.str_len[0] = 16;
+    s->ev.nstr = 1;
+    off = 16;
+    submit(s, off, BPF_RB_FORCE_WAKEUP);
+}
+
+/* ---- programs ------------------------------------------------------------- */
+
+SEC("tp_btf/sched_process_fork")
+int BPF_PROG(on_fork, struct task_struct *parent, struct task_struct *child)
+{
+    __u32 ptid = parent->pid;
+    struct sbx_task t = {};
+    struct sbx_task *pt = bpf_map_lookup_elem(&tracked, &ptid);
+    if (pt) {
+        t.run_id = pt->run_id;
+        t.flags = pt->flags & SBX_TASK_PENDING;
+    } else {
+        __u32 *run = bpf_map_lookup_elem(&spawners, &ptid);
+        if (!run)
+            return 0;
+        t.run_id = *run;
+        t.flags = SBX_TASK_PENDING;
+    }
+    struct sbx_run_state *st = bpf_map_lookup_elem(&runs, &t.run_id);
+    if (!st)
+        return 0;
+    __u32 ctid = child->pid;
+    if (bpf_map_update_elem(&tracked, &ctid, &t, BPF_ANY) == 0)
+        __sync_fetch_and_add(&st->live, 1);
+    else
+        __sync_fetch_and_add(&st->dropped, 1);  /* tracked map full */
+    return 0;
+}
+
+SEC("tp_btf/sched_process_exec")
+int BPF_PROG(on_exec, struct task_struct *p, pid_t old_pid, struct linux_binprm *bprm)
+{
+    __u32 tid = old_pid;
+    struct sbx_task *tp = bpf_map_lookup_elem(&tracked, &tid);
+    if (!tp)
+        return 0;
+    struct sbx_task t = *tp;
+    t.flags &= ~SBX_TASK_PENDING;
+    __u32 ntid = p->pid;
+    if (ntid != tid) {
+        /* a non-leader thread exec'd and took over the leader's pid */
+        bpf_map_delete_elem(&tracked, &tid);
+    }
+    bpf_map_update_elem(&tracked, &ntid, &t, BPF_ANY);
+
+    struct scratch *s = get_scratch(&scratch_exec);
+    if (!s)
+        return 0;
+    init_event(s, SBX_EV_EXEC, t.run_id);
+    s->ev.ppid = BPF_CORE_READ(p, real_parent, tgid);
+    __u64 off = 0;
+    const char *filename = BPF_CORE_READ(bprm, filename);
+    const char *interp = BPF_CORE_READ(bprm, interp);
+    long n = bpf_probe_read_kernel_str(&s->data[0], SBX_PATH_MAX, filename);
+    if (n <= 0) {
+        s->data[0] = '\0';
+        n = 1;
+    }
+    s->ev.str_len[0] = n;
+    s->ev.nstr = 1;
+    off = n;
+    if (s->data[0] != '/') {
+        struct task_struct *task = bpf_get_current_task_btf();
+        if (append_walk(s, &off, 1, BPF_CORE_READ(task, fs, pwd.mnt),
+                        BPF_CORE_READ(task, fs, pwd.dentry)) < 0)
+            append_empty(s, &off, 1);
+    } else {
+        append_empty(s, &off, 1);
+    }
+    if (interp != filename) {
+        __u64 o = off;
+        if (o > SBX_DATA_MAX - SBX_PATH_MAX)
+            return 0;
+        n = bpf_probe_read_kernel_str(&s->data[o], SBX_PATH_MAX, interp);
+        if (n <= 0) {
+            s->data[o] = '\0';
+            n = 1;
+        }
+        s->ev.str_len[2] = n;
+        s->ev.nstr = 3;
+        off = o + n;
+    } else {
+        append_empty(s, &off, 2);
+    }
+    struct file *f = BPF_CORE_READ(bprm, file);
+    if (append_walk(s, &off, 3, BPF_CORE_READ(f, f_path.mnt),
+                    BPF_CORE_READ(f, f_path.dentry)) < 0)
+        append_empty(s, &off, 3);
+    /* argv: the new image's argument block, as the kernel just wrote it */
+    unsigned long as = BPF_CORE_READ(p, mm, arg_start);
+    unsigned long ae = BPF_CORE_READ(p, mm, arg_end);
+    __u64 o = off;
+    if (o > SBX_DATA_MAX - SBX_PATH_MAX)
+        return 0;
+    unsigned long alen = ae - as;
+    __u8 aflags = 0;
+    if (alen > SBX_PATH_MAX - 1) {
+        alen = SBX_PATH_MAX - 1;
+        aflags = SBX_STR_TRUNCATED;
+    }
+    if (bpf_probe_read_user(&s->data[o], alen & (SBX_PATH_MAX - 1), (void *)as) != 0) {
+        alen = 0;
+        aflags |= SBX_STR_FAULT;
+    }
+    alen &= SBX_PATH_MAX - 1;
+    s->data[(o + alen) & (SBX_DATA_MAX + SBX_PATH_MAX - 1)] = '\0';
+    s->ev.str_len[4] = alen + 1;
+    s->ev.str_flags[4] = aflags;
+    s->ev.nstr = 5;
+    off = o + alen + 1;
+    submit(s, off, BPF_RB_FORCE_WAKEUP);
+    return 0;
+}
+
+SEC("tp_btf/sched_process_exit")
+int BPF_PROG(on_exit, struct task_struct *p)
+{
+    __u32 tid = p->pid;
+    struct sbx_task *tp = bpf_map_lookup_elem(&tracked, &tid);
+    if (!tp)
+        return 0;
+    struct sbx_task t = *tp;
+    bpf_map_delete_elem(&tracked, &tid);
+    if (t.flags & SBX_TASK_SELF)
+        return 0;
+    struct sbx_run_state *st = bpf_map_lookup_elem(&runs, &t.run_id);
+    if (!st)
+        return 0;
+    if (__sync_fetch_and_add(&st->live, -1) != 1)
+        return 0;
+    struct scratch *s = get_scratch(&scratch_exit);
+    if (!s)
+        return 0;
+    init_event(s, SBX_EV_RUN_DONE, t.run_id);
+    submit(s, 0, BPF_RB_FORCE_WAKEUP);
+    return 0;
+}
+
+SEC("tp_btf/sys_exit")
+int BPF_PROG(on_sys_exit, struct pt_regs *regs, long ret)
+{
+    __u32 tid = (__u32)bpf_get_current_pid_tgid();
+    struct sbx_task *tp = bpf_map_lookup_elem(&tracked, &tid);
+    if (!tp)
+        return 0;
+    __u32 run_id = tp->run_id;
+    __u32 flags = tp->flags;
+    long nr = BPF_CORE_READ(regs, orig_ax);
+
+    struct sbx_run_state *st = bpf_map_lookup_elem(&runs, &run_id);
+    if (st && st->kill) {
+        bpf_send_signal(SIGKILL);
+        return 0;
+    }
+    if (flags & SBX_TASK_PENDING) {
+        /* Between fork and exec in a spawner's child: only the search for
+         * the program along $PATH is the command's own doing. */
+        if ((nr == NR_execve || nr == NR_execveat) && ret < 0) {
+            if (nr == NR_execve)
+                emit_path(regs, run_id, nr, ret, LAYOUT(1, -1, 0, -1, 0));
+            else
+                emit_path(regs, run_id, nr, ret, LAYOUT(1, 0, 1, -1, 0));
+        }
+        return 0;
+    }
+
+    long a0 = BPF_CORE_READ(regs, di);
+    switch (nr) {
+    case NR_read: case NR_pread64: case NR_readv: case NR_preadv: case NR_preadv2:
+        if (ret >= 0)
+            emit_fd(run_id, a0, SBX_FD_READ);
+        return 0;
+    case NR_write: case NR_pwrite64: case NR_writev: case NR_pwritev: case NR_pwritev2:
+    case NR_ftruncate: case NR_fchmod: case NR_fchown: case NR_fsetxattr:
+    case NR_fremovexattr: case NR_fallocate:
+        if (ret >= 0)
+            emit_fd(run_id, a0, SBX_FD_WRITE);
+        return 0;
+    case NR_getdents: case NR_getdents64:
+        if (ret >= 0)
+            emit_fd(run_id, a0, SBX_FD_ENUM);
+        return 0;
+    case NR_mmap: {
+        long mflags = BPF_CORE_READ(regs, r10);
+        long fd = BPF_CORE_READ(regs, r8);
+        long prot = BPF_CORE_READ(regs, dx);
+        if ((unsigned long)ret >= (unsigned long)-4095L || (mflags & MAP_ANONYMOUS) || fd < 0)
+            return 0;
+        emit_fd(run_id, fd, SBX_FD_READ);
+        if ((prot & PROT_WRITE) && (mflags & MAP_SHARED))
+            emit_fd(run_id, fd, SBX_FD_WRITE);
+        return 0;
+    }
+    case NR_sendfile:
+        if (ret >= 0) {
+            emit_fd(run_id, BPF_CORE_READ(regs, si), SBX_FD_READ);
+            emit_fd(run_id, a0, SBX_FD_WRITE);
+        }
+        return 0;
+    case NR_copy_file_range: case NR_splice:
+        if (ret >= 0) {
+            emit_fd(run_id, a0, SBX_FD_READ);
+            emit_fd(run_id, BPF_CORE_READ(regs, dx), SBX_FD_WRITE);
+        }
+        return 0;
+    case NR_io_uring_setup:
+        if (ret >= 0)
+            emit_unseen(run_id, nr);
+        return 0;
+    case NR_open_by_handle_at:
+        emit_unseen(run_id, nr);
+        return 0;
+
+    /* one path, relative to the cwd */
+    case NR_open: case NR_creat: case NR_stat: case NR_lstat: case NR_access:
+    case NR_truncate: case NR_chdir: case NR_mkdir: case NR_rmdir: case NR_unlink:
+    case NR_readlink: case NR_chmod: case NR_chown: case NR_lchown: case NR_utime:
+    case NR_utimes: case NR_mknod: case NR_statfs: case NR_setxattr:
+    case NR_lsetxattr: case NR_getxattr: case NR_lgetxattr: case NR_listxattr:
+    case NR_llistxattr: case NR_removexattr: case NR_lremovexattr:
+        return emit_path(regs, run_id, nr, ret, LAYOUT(1, -1, 0, -1, 0));
+    case NR_execve:
+        if (ret < 0)
+            return emit_path(regs, run_id, nr, ret, LAYOUT(1, -1, 0, -1, 0));
+        return 0;
+    /* one path, relative to a dirfd in argument 0 */
+    case NR_newfstatat: case NR_statx: {
+        /* fstat() is newfstatat(fd, "", AT_EMPTY_PATH) in today's glibc: a
+         * metadata look at an already open file, not a path access. */
+        char c0 = 0;
+        bpf_probe_read_user(&c0, 1, (const char *)BPF_CORE_READ(regs, si));
+        if (c0 == 0 && ret >= 0)
+            return 0;
+        return emit_path(regs, run_id, nr, ret, LAYOUT(1, 0, 1, -1, 0));
+    }
+    case NR_openat: case NR_openat2:
+    case NR_faccessat: case NR_faccessat2: case NR_readlinkat: case NR_fchmodat:
+    case NR_fchmodat2: case NR_fchownat: case NR_utimensat: case NR_futimesat:
+    case NR_mkdirat: case NR_unlinkat: case NR_mknodat:
+        return emit_path(regs, run_id, nr, ret, LAYOUT(1, 0, 1, -1, 0));
+    case NR_execveat:
+        if (ret < 0)
+            return emit_path(regs, run_id, nr, ret, LAYOUT(1, 0, 1, -1, 0));
+        return 0;
+    /* two paths */
+    case NR_rename: case NR_link:
+        return emit_path(regs, run_id, nr, ret, LAYOUT(2, -1, 0, -1, 1));
+    case NR_symlink:            /* the target string is not accessed */
+        return emit_path(regs, run_id, nr, ret, LAYOUT(1, -1, 1, -1, 0));
+    case NR_symlinkat:
+        return emit_path(regs, run_id, nr, ret, LAYOUT(1, 1, 2, -1, 0));
+    case NR_renameat: case NR_renameat2: case NR_linkat:
+        return emit_path(regs, run_id, nr, ret, LAYOUT(2, 0, 1, 2, 3));
+    }
+    return 0;
+}

@@ -1,0 +1,87 @@
+/* sandbox_event.h — the one struct the BPF programs and csrc/ebpf.c share.
+ *
+ * Each record in the ring buffer is a struct sbx_event header followed by
+ * `nstr` NUL-terminated strings packed back to back; str_len[i] counts the
+ * bytes of string i including its NUL.  What the strings mean depends on
+ * `type` (see the comments on enum sbx_event_type).
+ *
+ * Included by BPF code (with vmlinux.h types) and by user space (with
+ * <stdint.h>), hence the __u32 style types.
+ */
+#ifndef SBX_SANDBOX_EVENT_H
+#define SBX_SANDBOX_EVENT_H
+
+#ifndef __VMLINUX_H__
+#include <linux/types.h>
+#endif
+
+#define SBX_PATH_MAX   4096          /* one string, NUL included */
+#define SBX_MAX_STR    5
+#define SBX_DATA_MAX   (SBX_MAX_STR * SBX_PATH_MAX)
+
+enum sbx_event_type {
+    /* A path-taking syscall returned.  Strings, per path argument i
+     * (npath of them): dir_i (the dirfd's or cwd's absolute path, walked in
+     * the kernel; empty when the argument is absolute) then path_i (the
+     * argument as the program passed it). */
+    SBX_EV_PATH = 1,
+    /* First read/write/listing of an open file by this run: one string,
+     * the file's absolute path walked from its dentry. */
+    SBX_EV_FD = 2,
+    /* A successful exec.  Strings: filename as passed, cwd (when filename
+     * is relative, else empty), #! interpreter as written (or empty), the
+     * executed file's absolute path, argv (NUL-separated, as one blob). */
+    SBX_EV_EXEC = 3,
+    /* The last traced task of the run exited.  No strings. */
+    SBX_EV_RUN_DONE = 4,
+    /* The task did something this backend cannot follow (io_uring set-up,
+     * open_by_handle_at); `nr` says which.  One string: the task's comm. */
+    SBX_EV_UNSEEN = 5,
+};
+
+/* SBX_EV_FD kinds */
+#define SBX_FD_READ   1
+#define SBX_FD_WRITE  2
+#define SBX_FD_ENUM   3
+
+/* str_flags bits */
+#define SBX_STR_TRUNCATED 0x1        /* did not fit: the path is incomplete */
+#define SBX_STR_FAULT     0x2        /* user memory could not be read */
+
+struct sbx_event {
+    __u32 size;          /* header + strings, bytes */
+    __u16 type;          /* enum sbx_event_type */
+    __u8  nstr;
+    __u8  npath;         /* SBX_EV_PATH: number of (dir, path) pairs */
+    __u32 run_id;
+    __u32 pid;           /* tgid */
+    __u32 tid;
+    __u32 ppid;          /* SBX_EV_EXEC: parent's tgid */
+    __s32 nr;            /* syscall number (SBX_EV_PATH/SBX_EV_UNSEEN) */
+    __u32 kind;          /* SBX_EV_FD: SBX_FD_*; SBX_EV_PATH: open's f_mode */
+    __s64 ret;           /* syscall return value */
+    __u64 args[6];       /* syscall arguments (flags, modes, fds) */
+    __u64 file;          /* struct file * of the opened/used file (identity) */
+    __u32 imode;         /* inode mode of that file (S_IFMT bits) */
+    __u16 str_len[SBX_MAX_STR];
+    __u8  str_flags[SBX_MAX_STR];
+    __u8  pad[3];
+};
+
+/* Per-run state shared by kernel and user space (map `runs`). */
+struct sbx_run_state {
+    __s64 live;          /* traced tasks not yet exited */
+    __u64 dropped;       /* events lost because the ring buffer was full */
+    __u32 kill;          /* set by user space: SIGKILL every task of the run */
+    __u32 pad;
+};
+
+/* Value of map `tracked` (key: tid in the initial pid namespace). */
+struct sbx_task {
+    __u32 run_id;
+    __u32 flags;
+};
+#define SBX_TASK_PENDING 0x1     /* forked by a spawner, not yet exec'd */
+#define SBX_TASK_SELF    0x2     /* registered by user space, not counted */
+
+#endif

@@ -1,0 +1,655 @@
+/* ebpf.c — the user half of the eBPF backend (see ebpf.h).
+ *
+ * One reader thread per process drains the ring buffer and files each event
+ * under its run; every run() waits on its own condition variable.  The
+ * kernel half (bpf/sandbox.bpf.c) does the tree following and the per-file
+ * deduplication; this half turns events into paths and categories.
+ */
+#define _GNU_SOURCE
+#include "ebpf.h"
+
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "elfinterp.h"
+#include "pathnorm.h"
+#include "sandbox.skel.h"
+#include "sandbox_event.h"
+
+#define FMODE_CREATED (1u << 20)
+#define S_IFMT_ 0170000
+#define S_IFDIR_ 0040000
+#define AT_EMPTY_PATH_ 0x1000
+#define PROC_PID_INIT_INO 4026531836UL
+
+/* ---- per-run state ---------------------------------------------------- */
+
+/* Name an open file was opened under, keyed by its struct file pointer, so
+ * that a read through a symlink reports the link as well as the target,
+ * and an open whose data was never used ends up a probe. */
+struct opened {
+    uint64_t file;          /* 0 = empty slot */
+    char *path;
+    int used;
+};
+
+struct run {
+    uint32_t id;
+    int done;
+    pthread_cond_t cv;
+    struct sbx_result *res;
+    struct opened *opened;
+    size_t opened_cap, opened_count;
+    struct run *next;
+};
+
+static struct {
+    pthread_mutex_t lock;
+    int loaded;
+    int load_err;
+    char load_msg[512];
+    struct sandbox_bpf *skel;
+    struct ring_buffer *rb;
+    pthread_t reader;
+    pid_t reader_tid;
+    uint64_t poll_gen;              /* incremented after each drain */
+    pthread_cond_t gen_cv;
+    struct run *runs;
+    uint32_t next_id;
+} G = {.lock = PTHREAD_MUTEX_INITIALIZER, .gen_cv = PTHREAD_COND_INITIALIZER};
+
+static struct run *find_run(uint32_t id)
+{
+    for (struct run *r = G.runs; r; r = r->next)
+        if (r->id == id)
+            return r;
+    return NULL;
+}
+
+static int opened_grow(struct run *r)
+{
+    size_t ncap = r->opened_cap ? r->opened_cap * 2 : 256;
+    struct opened *n = calloc(ncap, sizeof *n);
+    if (!n)
+        return -1;
+    for (size_t i = 0; i < r->opened_cap; i++) {
+        struct opened *o = &r->opened[i];
+        if (!o->file)
+            continue;
+        size_t j = (o->file >> 4) & (ncap - 1);
+        while (n[j].file)
+            j = (j + 1) & (ncap - 1);
+        n[j] = *o;
+    }
+    free(r->opened);
+    r->opened = n;
+    r->opened_cap = ncap;
+    return 0;
+}
+
+static struct opened *opened_slot(struct run *r, uint64_t file, int create)
+{
+    if (create && (r->opened_count + 1) * 2 > r->opened_cap && opened_grow(r) < 0)
+        return NULL;
+    if (!r->opened_cap)
+        return NULL;
+    size_t i = (file >> 4) & (r->opened_cap - 1);
+    while (r->opened[i].file && r->opened[i].file != file)
+        i = (i + 1) & (r->opened_cap - 1);
+    if (!r->opened[i].file) {
+        if (!create)
+            return NULL;
+        r->opened[i].file = file;
+        r->opened_count++;
+    }
+    return &r->opened[i];
+}
+
+/* Before this run's open replaces a stale entry for the same struct file
+ * (the kernel reuses freed file objects), settle the old one. */
+static void settle_opened(struct run *r, struct opened *o)
+{
+    if (o->path && !o->used &&
+        !(sbx_pathset_get(r->res->paths, o->path, strlen(o->path)) & (SBX_READ | SBX_WRITE)))
+        sbx_pathset_add(r->res->paths, o->path, strlen(o->path), SBX_PROBE);
+    free(o->path);
+    o->path = NULL;
+    o->used = 0;
+}
+
+static void add_path(struct run *r, const char *p, unsigned flags)
+{
+    if (sbx_pathset_add(r->res->paths, p, strlen(p), flags) < 0)
+        sbx_result_warn(r->res, "out of memory while recording paths");
+}
+
+/* ---- event decoding --------------------------------------------------- */
+
+struct strings {
+    const char *s[SBX_MAX_STR];
+    uint32_t len[SBX_MAX_STR];
+    uint8_t flags[SBX_MAX_STR];
+};
+
+static int split_strings(const struct sbx_event *ev, size_t size, struct strings *out)
+{
+    const char *data = (const char *)(ev + 1);
+    size_t off = 0, avail = size - sizeof *ev;
+    memset(out, 0, sizeof *out);
+    for (int i = 0; i < ev->nstr && i < SBX_MAX_STR; i++) {
+        uint32_t n = ev->str_len[i];
+        if (n == 0 || off + n > avail)
+            return -1;
+        out->s[i] = data + off;
+        out->len[i] = n - 1;          /* without the NUL */
+        out->flags[i] = ev->str_flags[i];
+        off += n;
+    }
+    return 0;
+}
+
+static const char *syscall_name(int nr)
+{
+    switch (nr) {
+    case SYS_io_uring_setup: return "io_uring_setup";
+    case SYS_open_by_handle_at: return "open_by_handle_at";
+    default: return "syscall";
+    }
+}
+
+/* Absolute, clean path of string pair (2i, 2i+1) into buf; NULL if unusable. */
+static const char *pair_path(struct run *r, const struct sbx_event *ev,
+                             const struct strings *st, int i, char *buf, size_t cap)
+{
+    int d = 2 * i, p = 2 * i + 1;
+    if (p >= ev->nstr)
+        return NULL;
+    if ((st->flags[d] | st->flags[p]) & SBX_STR_TRUNCATED) {
+        sbx_result_warn(r->res, "a path used by process %u was longer than %d bytes "
+                        "and could not be recorded", ev->pid, SBX_PATH_MAX);
+        return NULL;
+    }
+    if (st->flags[p] & SBX_STR_FAULT) {
+        sbx_result_warn(r->res, "process %u passed a path the tracer could not read "
+                        "(syscall %d)", ev->pid, ev->nr);
+        return NULL;
+    }
+    if (st->len[p] == 0 && st->len[d] == 0)
+        return NULL;                /* an fd-relative call on a non-file */
+    if (sbx_path_join_clean(buf, cap, st->s[d], st->len[d], st->s[p], st->len[p]) < 0) {
+        if (st->s[p][0] != '/' && st->len[d] == 0)
+            return NULL;            /* dirfd was not a directory we know */
+        sbx_result_warn(r->res, "a path used by process %u did not fit in %zu bytes",
+                        ev->pid, cap);
+        return NULL;
+    }
+    return buf;
+}
+
+static unsigned open_flags_of(const struct sbx_event *ev)
+{
+    switch (ev->nr) {
+    case SYS_open: return (unsigned)ev->args[1];
+    case SYS_openat: return (unsigned)ev->args[2];
+    case SYS_openat2: return (unsigned)ev->args[3];
+    case SYS_creat: return O_CREAT | O_WRONLY | O_TRUNC;
+    }
+    return 0;
+}
+
+static void on_open(struct run *r, const struct sbx_event *ev, const char *path)
+{
+    unsigned flags = open_flags_of(ev);
+    int writable = (flags & O_ACCMODE) != O_RDONLY;
+    if (ev->kind & FMODE_CREATED)
+        add_path(r, path, SBX_WRITE | SBX_CREATED);
+    else if ((flags & O_TRUNC) && writable)
+        add_path(r, path, SBX_WRITE);
+    if (!ev->file)
+        return;
+    struct opened *o = opened_slot(r, ev->file, 1);
+    if (!o) {
+        add_path(r, path, SBX_PROBE);
+        return;
+    }
+    settle_opened(r, o);
+    o->path = strdup(path);
+    o->used = (ev->kind & FMODE_CREATED) || ((flags & O_TRUNC) && writable);
+}
+
+static void on_path_event(struct run *r, const struct sbx_event *ev, const struct strings *st)
+{
+    char a[SBX_PATH_MAX * 2 + 2], b[SBX_PATH_MAX * 2 + 2];
+    const char *p0 = pair_path(r, ev, st, 0, a, sizeof a);
+    const char *p1 = ev->npath > 1 ? pair_path(r, ev, st, 1, b, sizeof b) : NULL;
+    if (!p0 && !p1)
+        return;
+    if (ev->ret < 0) {
+        /* Any failed path call only tells that the name was looked at. */
+        if (p0)
+            add_path(r, p0, SBX_PROBE);
+        if (p1)
+            add_path(r, p1, SBX_PROBE);
+        return;
+    }
+    if (!p0)
+        return;
+    switch (ev->nr) {
+    case SYS_open: case SYS_openat: case SYS_openat2: case SYS_creat:
+        on_open(r, ev, p0);
+        return;
+    case SYS_readlink: case SYS_readlinkat:
+        add_path(r, p0, SBX_READ);
+        return;
+    case SYS_stat: case SYS_lstat: case SYS_newfstatat: case SYS_statx:
+    case SYS_access: case SYS_faccessat: case SYS_faccessat2: case SYS_chdir:
+    case SYS_statfs: case SYS_getxattr: case SYS_lgetxattr: case SYS_listxattr:
+    case SYS_llistxattr:
+        add_path(r, p0, SBX_PROBE);
+        return;
+    case SYS_mkdir: case SYS_mkdirat: case SYS_mknod: case SYS_mknodat:
+    case SYS_symlink: case SYS_symlinkat:
+        add_path(r, p0, SBX_WRITE | SBX_CREATED);
+        return;
+    case SYS_rename: case SYS_renameat: case SYS_renameat2:
+        add_path(r, p0, SBX_WRITE);
+        if (p1)
+            add_path(r, p1, SBX_WRITE | SBX_CREATED);
+        return;
+    case SYS_link: case SYS_linkat:
+        add_path(r, p0, SBX_PROBE);
+        if (p1)
+            add_path(r, p1, SBX_WRITE | SBX_CREATED);
+        return;
+    default:
+        /* unlink, rmdir, truncate, chmod/chown/utimes, xattr changes */
+        add_path(r, p0, SBX_WRITE);
+        return;
+    }
+}
+
+static void on_fd_event(struct run *r, const struct sbx_event *ev, const struct strings *st)
+{
+    if (ev->nstr < 1)
+        return;
+    if (st->flags[0] & SBX_STR_TRUNCATED) {
+        sbx_result_warn(r->res, "a file used by process %u has a path longer than %d bytes "
+                        "and could not be recorded", ev->pid, SBX_PATH_MAX);
+        return;
+    }
+    unsigned cat = ev->kind == SBX_FD_READ ? SBX_READ
+                 : ev->kind == SBX_FD_WRITE ? SBX_WRITE : SBX_ENUM;
+    add_path(r, st->s[0], cat);
+    struct opened *o = opened_slot(r, ev->file, 0);
+    if (o && o->path) {
+        o->used = 1;
+        if (cat != SBX_ENUM && strcmp(o->path, st->s[0]) != 0)
+            add_path(r, o->path, cat);      /* the name it was opened by */
+        else if (cat == SBX_ENUM && strcmp(o->path, st->s[0]) != 0)
+            add_path(r, o->path, SBX_ENUM);
+    }
+}
+
+static void on_exec_event(struct run *r, const struct sbx_event *ev, const struct strings *st)
+{
+    if (ev->nstr < 5)
+        return;
+    char path[SBX_PATH_MAX * 2 + 2], tmp[SBX_PATH_MAX * 2 + 2];
+    const char *exe = path;
+    if (sbx_path_join_clean(path, sizeof path, st->s[1], st->len[1], st->s[0], st->len[0]) < 0)
+        exe = st->s[3];
+    else
+        add_path(r, path, SBX_READ);
+    if (st->len[3] && !(st->flags[3] & SBX_STR_TRUNCATED)) {
+        add_path(r, st->s[3], SBX_READ);
+        long n = sbx_elf_interp(st->s[3], tmp, sizeof tmp);
+        if (n > 0)
+            add_path(r, tmp, SBX_READ);
+    }
+    if (st->len[2] && sbx_path_join_clean(tmp, sizeof tmp, st->s[1], st->len[1],
+                                          st->s[2], st->len[2]) >= 0)
+        add_path(r, tmp, SBX_READ);       /* the #! interpreter as written */
+
+    /* argv: NUL-separated */
+    const char *argv[256];
+    size_t argc = 0;
+    for (size_t i = 0; i < st->len[4] && argc < 256;) {
+        argv[argc++] = st->s[4] + i;
+        i += strlen(st->s[4] + i) + 1;
+    }
+    if (st->flags[4] & SBX_STR_TRUNCATED || argc == 256)
+        sbx_result_warn(r->res, "the argument list of process %u was cut short in execs",
+                        ev->pid);
+    sbx_result_add_exec(r->res, ev->pid, ev->ppid, exe, argv, argc);
+}
+
+static int handle_event(void *ctx, void *data, size_t size)
+{
+    (void)ctx;
+    const struct sbx_event *ev = data;
+    if (size < sizeof *ev)
+        return 0;
+    pthread_mutex_lock(&G.lock);
+    struct run *r = find_run(ev->run_id);
+    if (!r || !r->res)
+        goto out;
+    struct strings st;
+    if (split_strings(ev, size, &st) < 0) {
+        sbx_result_warn(r->res, "a malformed event from process %u was ignored", ev->pid);
+        goto out;
+    }
+    switch (ev->type) {
+    case SBX_EV_PATH:
+        on_path_event(r, ev, &st);
+        break;
+    case SBX_EV_FD:
+        on_fd_event(r, ev, &st);
+        break;
+    case SBX_EV_EXEC:
+        on_exec_event(r, ev, &st);
+        break;
+    case SBX_EV_RUN_DONE:
+        r->done = 1;
+        pthread_cond_broadcast(&r->cv);
+        break;
+    case SBX_EV_UNSEEN:
+        sbx_result_warn(r->res, "process %u (%s) called %s: file accesses made through it "
+                        "are not seen by the eBPF backend", ev->pid,
+                        ev->nstr ? st.s[0] : "?", syscall_name(ev->nr));
+        break;
+    }
+out:
+    pthread_mutex_unlock(&G.lock);
+    return 0;
+}
+
+static void *reader_main(void *arg)
+{
+    (void)arg;
+    G.reader_tid = (pid_t)syscall(SYS_gettid);
+    for (;;) {
+        /* The kernel half wakes us only when the buffer fills or a run ends;
+         * the timeout bounds the latency of everything else. */
+        int n = ring_buffer__poll(G.rb, 20);
+        if (n < 0 && n != -EINTR)
+            usleep(1000);
+        pthread_mutex_lock(&G.lock);
+        G.poll_gen++;
+        pthread_cond_broadcast(&G.gen_cv);
+        pthread_mutex_unlock(&G.lock);
+    }
+    return NULL;
+}
+
+/* ---- loading ---------------------------------------------------------- */
+
+static int libbpf_quiet(enum libbpf_print_level level, const char *fmt, va_list ap)
+{
+    if (level == LIBBPF_WARN && getenv("SANDBOX_PY_DEBUG_BPF"))
+        return vfprintf(stderr, fmt, ap);
+    return 0;
+}
+
+static int check_pid_namespace(char *err, size_t errlen)
+{
+    char link[64] = {0};
+    ssize_t n = readlink("/proc/self/ns/pid", link, sizeof link - 1);
+    if (n <= 0)
+        return 0;                   /* cannot tell; the kernel will say */
+    unsigned long ino = 0;
+    if (sscanf(link, "pid:[%lu]", &ino) == 1 && ino != PROC_PID_INIT_INO) {
+        snprintf(err, errlen, "this process runs in a PID namespace other than the "
+                 "initial one, where kernel task ids do not match the ones it sees "
+                 "(run on the host, or use backend='ptrace' or 'preload')");
+        return -ENOTSUP;
+    }
+    return 0;
+}
+
+static int do_load(char *err, size_t errlen)
+{
+    int rc = check_pid_namespace(err, errlen);
+    if (rc)
+        return rc;
+    libbpf_set_print(libbpf_quiet);
+    G.skel = sandbox_bpf__open();
+    if (!G.skel) {
+        rc = -errno;
+        snprintf(err, errlen, "opening the BPF object failed: %s", strerror(errno));
+        return rc;
+    }
+    rc = sandbox_bpf__load(G.skel);
+    if (rc) {
+        if (rc == -EPERM || rc == -EACCES)
+            snprintf(err, errlen, "loading BPF programs was refused (%s): it needs root, "
+                     "or CAP_BPF and CAP_PERFMON (run as root, grant them with "
+                     "setcap cap_bpf,cap_perfmon+ep on the Python binary, or use "
+                     "backend='preload' or 'ptrace', which need no privilege)",
+                     strerror(-rc));
+        else
+            snprintf(err, errlen, "the kernel rejected the BPF programs (%s); it needs "
+                     "BTF (/sys/kernel/btf/vmlinux), tp_btf programs, ring buffers and "
+                     "bpf_loop (Linux 5.17 or newer); set SANDBOX_PY_DEBUG_BPF=1 to see "
+                     "the verifier log", strerror(-rc));
+        goto fail;
+    }
+    rc = sandbox_bpf__attach(G.skel);
+    if (rc) {
+        snprintf(err, errlen, "attaching the BPF programs to the sched and sys_exit "
+                 "tracepoints failed (%s)", strerror(-rc));
+        goto fail;
+    }
+    G.rb = ring_buffer__new(bpf_map__fd(G.skel->maps.events), handle_event, NULL, NULL);
+    if (!G.rb) {
+        rc = -errno;
+        snprintf(err, errlen, "opening the BPF ring buffer failed: %s", strerror(errno));
+        goto fail;
+    }
+    rc = pthread_create(&G.reader, NULL, reader_main, NULL);
+    if (rc) {
+        snprintf(err, errlen, "starting the event reader thread failed: %s", strerror(rc));
+        rc = -rc;
+        goto fail;
+    }
+    pthread_detach(G.reader);
+    return 0;
+fail:
+    if (G.rb)
+        ring_buffer__free(G.rb);
+    G.rb = NULL;
+    sandbox_bpf__destroy(G.skel);
+    G.skel = NULL;
+    return rc;
+}
+
+int sbx_ebpf_load(char *err, size_t errlen)
+{
+    pthread_mutex_lock(&G.lock);
+    if (!G.loaded) {
+        G.load_err = do_load(G.load_msg, sizeof G.load_msg);
+        G.loaded = 1;
+    }
+    int rc = G.load_err;
+    if (rc && err)
+        snprintf(err, errlen, "%s", G.load_msg);
+    pthread_mutex_unlock(&G.lock);
+    return rc;
+}
+
+/* ---- runs ------------------------------------------------------------- */
+
+static int runs_fd(void) { return bpf_map__fd(G.skel->maps.runs); }
+static int tracked_fd(void) { return bpf_map__fd(G.skel->maps.tracked); }
+
+uint32_t sbx_ebpf_run_begin(void)
+{
+    struct run *r = calloc(1, sizeof *r);
+    if (!r)
+        return 0;
+    r->res = sbx_result_new();
+    if (!r->res) {
+        free(r);
+        return 0;
+    }
+    pthread_cond_init(&r->cv, NULL);
+    pthread_mutex_lock(&G.lock);
+    do {
+        r->id = ++G.next_id;
+    } while (r->id == 0 || find_run(r->id));
+    struct sbx_run_state st = {0};
+    if (bpf_map_update_elem(runs_fd(), &r->id, &st, BPF_ANY) != 0) {
+        pthread_mutex_unlock(&G.lock);
+        sbx_result_free(r->res);
+        free(r);
+        return 0;
+    }
+    r->next = G.runs;
+    G.runs = r;
+    pthread_mutex_unlock(&G.lock);
+    return r->id;
+}
+
+int sbx_ebpf_spawner_set(uint32_t run, pid_t tid)
+{
+    uint32_t key = (uint32_t)tid;
+    return bpf_map_update_elem(bpf_map__fd(G.skel->maps.spawners), &key, &run, BPF_ANY);
+}
+
+int sbx_ebpf_spawner_clear(pid_t tid)
+{
+    uint32_t key = (uint32_t)tid;
+    return bpf_map_delete_elem(bpf_map__fd(G.skel->maps.spawners), &key);
+}
+
+int sbx_ebpf_track_task(uint32_t run, pid_t tid)
+{
+    if (tid == G.reader_tid)
+        return 0;                   /* our own reader does no file work */
+    uint32_t key = (uint32_t)tid;
+    struct sbx_task t = {.run_id = run, .flags = SBX_TASK_SELF};
+    return bpf_map_update_elem(tracked_fd(), &key, &t, BPF_ANY);
+}
+
+int sbx_ebpf_untrack_task(pid_t tid)
+{
+    uint32_t key = (uint32_t)tid;
+    return bpf_map_delete_elem(tracked_fd(), &key);
+}
+
+static int kernel_live(uint32_t run, struct sbx_run_state *out)
+{
+    return bpf_map_lookup_elem(runs_fd(), &run, out);
+}
+
+static void deadline_after(struct timespec *ts, double seconds)
+{
+    clock_gettime(CLOCK_REALTIME, ts);
+    long long ns = ts->tv_nsec + (long long)(seconds * 1e9);
+    ts->tv_sec += ns / 1000000000LL;
+    ts->tv_nsec = ns % 1000000000LL;
+}
+
+/* Wait until the reader has drained everything submitted before now. */
+static void wait_drained(void)
+{
+    uint64_t target = G.poll_gen + 2;
+    while (G.poll_gen < target) {
+        struct timespec ts;
+        deadline_after(&ts, 0.2);
+        pthread_cond_timedwait(&G.gen_cv, &G.lock, &ts);
+    }
+}
+
+int sbx_ebpf_run_wait(uint32_t run, double timeout)
+{
+    struct timespec start;
+    clock_gettime(CLOCK_MONOTONIC, &start);
+    pthread_mutex_lock(&G.lock);
+    struct run *r = find_run(run);
+    int done = 0;
+    while (r && !r->done) {
+        /* The RUN_DONE event could have been lost with a full ring buffer:
+         * the kernel's live counter is the fallback truth. */
+        struct sbx_run_state st;
+        if (kernel_live(run, &st) == 0 && st.live <= 0) {
+            wait_drained();
+            r->done = 1;
+            break;
+        }
+        if (timeout >= 0) {
+            struct timespec now;
+            clock_gettime(CLOCK_MONOTONIC, &now);
+            double el = (now.tv_sec - start.tv_sec) + (now.tv_nsec - start.tv_nsec) / 1e9;
+            if (el >= timeout)
+                break;
+        }
+        struct timespec ts;
+        deadline_after(&ts, 0.05);
+        pthread_cond_timedwait(&r->cv, &G.lock, &ts);
+    }
+    done = r ? r->done : 1;
+    pthread_mutex_unlock(&G.lock);
+    return done;
+}
+
+void sbx_ebpf_run_kill(uint32_t run)
+{
+    struct sbx_run_state st;
+    if (kernel_live(run, &st) == 0) {
+        st.kill = 1;
+        bpf_map_update_elem(runs_fd(), &run, &st, BPF_EXIST);
+    }
+    /* Tasks asleep in a syscall never reach the kernel-side check: signal
+     * every task of the run that the kernel knows of. */
+    uint32_t key, next;
+    uint32_t *prev = NULL;
+    while (bpf_map_get_next_key(tracked_fd(), prev, &next) == 0) {
+        struct sbx_task t;
+        if (bpf_map_lookup_elem(tracked_fd(), &next, &t) == 0 && t.run_id == run &&
+            !(t.flags & SBX_TASK_SELF))
+            kill((pid_t)next, SIGKILL);
+        key = next;
+        prev = &key;
+    }
+}
+
+struct sbx_result *sbx_ebpf_run_end(uint32_t run)
+{
+    pthread_mutex_lock(&G.lock);
+    wait_drained();
+    struct run **pp = &G.runs, *r = NULL;
+    while (*pp && (*pp)->id != run)
+        pp = &(*pp)->next;
+    if (*pp) {
+        r = *pp;
+        *pp = r->next;
+    }
+    pthread_mutex_unlock(&G.lock);
+    if (!r)
+        return NULL;
+    struct sbx_run_state st;
+    if (kernel_live(run, &st) == 0 && st.dropped)
+        sbx_result_warn(r->res, "%llu events were lost because the kernel ring buffer "
+                        "was full; accesses may be missing",
+                        (unsigned long long)st.dropped);
+    bpf_map_delete_elem(runs_fd(), &run);
+    for (size_t i = 0; i < r->opened_cap; i++)
+        if (r->opened[i].file)
+            settle_opened(r, &r->opened[i]);
+    free(r->opened);
+    pthread_cond_destroy(&r->cv);
+    struct sbx_result *res = r->res;
+    free(r);
+    return res;
+}

@@ -1,0 +1,131 @@
+"""The eBPF backend: BPF programs on tracepoints, loaded once per process.
+
+Children are traced through a *spawn window*: while ``subprocess.Popen``
+forks, the calling thread is registered in the kernel as a spawner, so the
+child is traced from its first instruction, before exec.  Everything
+``subprocess`` offers (pipes, input, env, cwd, start_new_session ...) then
+works unchanged.
+"""
+from __future__ import annotations
+
+import contextlib
+
+import threading
+from typing import Optional
+
+from .._runner import TraceSession
+from ..result import Exec
+
+NAME = "ebpf"
+REMEDY = ("run as root or grant CAP_BPF and CAP_PERFMON, "
+          "or use backend='preload' or 'ptrace', which need no privilege")
+
+_lock = threading.Lock()
+_state: dict = {}
+
+
+def _core():
+    from .. import _core  # noqa: PLC0415 - the extension is optional at import
+    return _core
+
+
+def _load() -> Optional[str]:
+    """Load once per process; returns None or the reason it cannot load."""
+    with _lock:
+        if "error" not in _state:
+            try:
+                _core().ebpf_load()
+                _state["error"] = None
+            except ImportError as e:
+                _state["error"] = "the C extension is not built (%s)" % e
+            except OSError as e:
+                _state["error"] = e.strerror or str(e)
+        return _state["error"]
+
+
+def availability():
+    err = _load()
+    if err:
+        return False, err
+    return True, "BPF programs loaded (tracepoints sched_process_* and sys_exit)"
+
+
+def _fields(d: dict) -> dict:
+    d = dict(d)
+    d["execs"] = [Exec(pid, ppid, path, tuple(argv)) for pid, ppid, path, argv in d["execs"]]
+    return d
+
+
+class EbpfSession(TraceSession):
+    def __init__(self):
+        self.core = _core()
+        self.run_id = self.core.ebpf_run_begin()
+        self.fields = None
+
+    @contextlib.contextmanager
+    def spawning(self):
+        self.core.ebpf_spawner_set(self.run_id)
+        try:
+            yield
+        finally:
+            self.core.ebpf_spawner_clear()
+
+    def wait_tree(self, timeout):
+        return self.core.ebpf_run_wait(self.run_id, -1.0 if timeout is None else timeout)
+
+    def kill_tree(self):
+        self.core.ebpf_run_kill(self.run_id)
+
+    def finish(self):
+        if self.fields is None:
+            self.fields = _fields(self.core.ebpf_run_end(self.run_id))
+        return self.fields
+
+    def abort(self):
+        self.core.ebpf_run_kill(self.run_id)
+        self.core.ebpf_run_wait(self.run_id, 5.0)
+        self.finish()
+
+
+def session(sandbox) -> EbpfSession:
+    return EbpfSession()
+
+
+class SelfTrace:
+    """Trace the calling process (every thread) and every child it starts,
+    from start() to stop().  Children still running at stop() are waited
+    for up to ``wait`` seconds, then reported as they are (with a warning).
+    """
+
+    def __init__(self, wait: float = 10.0):
+        err = _load()
+        if err:
+            from ..errors import SandboxUnavailableError
+            raise SandboxUnavailableError(NAME, err, REMEDY)
+        self.core = _core()
+        self.wait = wait
+        self.run_id = None
+        self.tids = []
+
+    def start(self) -> "SelfTrace":
+        self.run_id = self.core.ebpf_run_begin()
+        self.tids = self.core.ebpf_track_self(self.run_id)
+        return self
+
+    def stop(self) -> dict:
+        self.core.ebpf_untrack(self.tids)
+        # Threads started inside the block are counted as tasks of the run;
+        # children (and such threads) that outlive the block are waited for.
+        done = self.core.ebpf_run_wait(self.run_id, self.wait)
+        f = _fields(self.core.ebpf_run_end(self.run_id))
+        if not done:
+            f["complete"] = False
+            f["warnings"] = list(f["warnings"]) + [
+                "threads or child processes started in the traced block were still "
+                "running %gs after it ended; their later accesses are missing" % self.wait]
+        return f
+
+
+# Keep the names a reader looks for.
+__all__ = ["NAME", "REMEDY", "availability", "session", "SelfTrace"]
+
