@@ -8,8 +8,9 @@ from .errors import (CalledProcessError, SandboxError, SandboxUnavailableError,
                      TimeoutExpired)
 from .result import Exec, PathSet, Result
 from .sandbox import Sandbox, run
+from .inprocess import trace
 
-__all__ = ["Sandbox", "run", "Result", "PathSet", "Exec", "backends",
+__all__ = ["Sandbox", "run", "trace", "Result", "PathSet", "Exec", "backends",
            "SandboxError", "SandboxUnavailableError", "TimeoutExpired",
            "CalledProcessError"]
 __version__ = "0.1.0"

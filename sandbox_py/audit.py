@@ -1,0 +1,260 @@
+"""The in-process fallback: a Python audit hook (PEP 578).
+
+It sees the file events CPython raises -- ``open`` (builtins, ``os.open``,
+imports), ``os.listdir`` and ``os.scandir``, ``os.rename``/``os.replace``,
+``os.remove``, ``os.mkdir``/``os.rmdir``, ``os.chmod``/``os.chown``/
+``os.utime``, ``os.truncate``, links, xattrs, ``subprocess.Popen``/
+``os.exec*``/``os.posix_spawn``/``os.system`` -- and nothing else: no
+``os.stat``/``os.access``/``os.path.exists`` (CPython raises no event for
+them), nothing C code does without going through those functions, and
+nothing child processes do (their exec is recorded, with pid 0 since the
+event fires before the fork).  Events fire *before* the call, so success is
+judged from whether the path exists at that moment.  A trace by this
+mechanism is always ``complete=False`` with these limits in ``warnings``.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+import threading
+from typing import Optional
+
+from .result import Exec
+
+LIMITS = ("traced with Python audit hooks: os.stat/os.access/os.path.exists "
+          "probes, accesses made by C code and everything child processes "
+          "do are not seen")
+
+
+def _fd_path(fd: int) -> Optional[str]:
+    try:
+        return os.readlink("/proc/self/fd/%d" % fd)
+    except OSError:
+        return None
+
+
+def _absolute(path, dir_fd=None) -> Optional[str]:
+    """``path`` made absolute and lexically clean, like the kernel would
+    resolve it right now (relative to the cwd or to ``dir_fd``)."""
+    if path is None:
+        path = "."
+    if isinstance(path, int):
+        return _fd_path(path)
+    try:
+        path = os.fsdecode(path)
+    except TypeError:
+        return None
+    if not os.path.isabs(path):
+        # The C layer passes AT_FDCWD (negative) when no dir_fd was given.
+        use_fd = isinstance(dir_fd, int) and dir_fd >= 0
+        base = _fd_path(dir_fd) if use_fd else os.getcwd()
+        if base is None:
+            return None
+        path = os.path.join(base, path)
+    path = os.path.normpath(path)
+    # POSIX lets normpath keep a leading "//"; the kernel treats it as "/".
+    return "/" + path.lstrip("/")
+
+
+def _open_event(args):
+    path, mode, flags = (tuple(args) + (None, None, None))[:3]
+    p = _absolute(path)
+    if p is None:
+        return ()
+    if isinstance(mode, str):
+        writes = any(c in mode for c in "wax+")
+        reads = "r" in mode or "+" in mode
+        creates = any(c in mode for c in "wax")
+        truncates = "w" in mode
+    else:
+        flags = flags or 0
+        acc = flags & os.O_ACCMODE
+        writes = acc in (os.O_WRONLY, os.O_RDWR) or bool(flags & (os.O_CREAT | os.O_TRUNC))
+        reads = acc in (os.O_RDONLY, os.O_RDWR)
+        creates = bool(flags & os.O_CREAT)
+        truncates = bool(flags & os.O_TRUNC)
+    exists = os.path.lexists(p)
+    out = []
+    if writes and (exists or creates):
+        out.append(("writes", p))
+    if reads and exists and not truncates:
+        if os.path.isdir(p):
+            out.append(("probes", p))
+        else:
+            out.append(("reads", p))
+            if os.path.islink(p):
+                out.append(("reads", os.path.realpath(p)))
+    if not exists and not creates:
+        out.append(("probes", p))          # the open will fail: a probe
+    return out
+
+
+def _listing_event(args):
+    p = _absolute(args[0] if args else None)
+    if p is None:
+        return ()
+    return [("enumerations" if os.path.isdir(p) else "probes", p)]
+
+
+def _writes_first(n_dirfd=None):
+    """Handler for events whose first argument is a path that gets changed;
+    ``n_dirfd`` is the index of their ``dir_fd`` argument, if any."""
+    def handler(args):
+        dir_fd = args[n_dirfd] if n_dirfd is not None and len(args) > n_dirfd else None
+        p = _absolute(args[0], dir_fd)
+        return [("writes", p)] if p else ()
+    return handler
+
+
+def _rename_event(args):
+    src, dst, src_dir_fd, dst_dir_fd = (tuple(args) + (None,) * 4)[:4]
+    return [("writes", p) for p in (_absolute(src, src_dir_fd), _absolute(dst, dst_dir_fd)) if p]
+
+
+def _link_event(args):
+    src, dst, src_dir_fd, dst_dir_fd = (tuple(args) + (None,) * 4)[:4]
+    out = []
+    s, d = _absolute(src, src_dir_fd), _absolute(dst, dst_dir_fd)
+    if s:
+        out.append(("probes", s))
+    if d:
+        out.append(("writes", d))
+    return out
+
+
+def _symlink_event(args):
+    src, dst, dir_fd = (tuple(args) + (None,) * 3)[:3]
+    d = _absolute(dst, dir_fd)
+    return [("writes", d)] if d else ()
+
+
+def _probe_first(args):
+    p = _absolute(args[0] if args else None)
+    return [("probes", p)] if p else ()
+
+
+def _executable(program, env) -> Optional[str]:
+    program = os.fsdecode(program)
+    if "/" in program:
+        return _absolute(program)
+    search = (env or {}).get("PATH") if env else None
+    found = shutil.which(program, path=search if search is not None else os.environ.get("PATH"))
+    return _absolute(found) if found else None
+
+
+def _popen_event(args):
+    executable, argv, cwd, env = (tuple(args) + (None,) * 4)[:4]
+    if isinstance(argv, (str, bytes)):
+        argv = [argv]
+    argv = [os.fsdecode(a) for a in (argv or ())]
+    program = executable if executable is not None else (argv[0] if argv else None)
+    return _exec_records(program, argv, env)
+
+
+def _exec_records(program, argv, env):
+    if program is None:
+        return ()
+    path = _executable(program, env)
+    if path is None:
+        return [("probes", _absolute(os.fsdecode(program)))]
+    return [("reads", path), ("execs", Exec(0, os.getpid(), path, tuple(argv)))]
+
+
+def _exec_event(args):
+    path, argv, env = (tuple(args) + (None,) * 3)[:3]
+    return _exec_records(path, [os.fsdecode(a) for a in (argv or ())], env)
+
+
+def _system_event(args):
+    return _exec_records("/bin/sh", ["/bin/sh", "-c", os.fsdecode(args[0])], None)
+
+
+_HANDLERS = {
+    "open": _open_event,
+    "os.listdir": _listing_event,
+    "os.scandir": _listing_event,
+    "os.mkdir": _writes_first(2),
+    "os.rmdir": _writes_first(1),
+    "os.remove": _writes_first(1),
+    "os.rename": _rename_event,
+    "os.link": _link_event,
+    "os.symlink": _symlink_event,
+    "os.truncate": _writes_first(),
+    "os.chmod": _writes_first(2),
+    "os.chown": _writes_first(3),
+    "os.utime": _writes_first(3),
+    "os.chflags": _writes_first(),
+    "os.lchflags": _writes_first(),
+    "os.mkfifo": _writes_first(2),
+    "os.mknod": _writes_first(3),
+    "os.setxattr": _writes_first(),
+    "os.removexattr": _writes_first(),
+    "os.getxattr": _probe_first,
+    "os.listxattr": _probe_first,
+    "os.chdir": _probe_first,
+    "subprocess.Popen": _popen_event,
+    "os.exec": _exec_event,
+    "os.posix_spawn": _exec_event,
+    "os.spawn": lambda args: _exec_event(tuple(args)[1:]),
+    "os.system": _system_event,
+}
+
+# Audit hooks cannot be removed once added (PEP 578), so one hook is added on
+# first use and dispatches to the running AuditTraces; with none running it
+# returns after one list check.
+_running: list = []
+_hook_lock = threading.Lock()
+_hook_added = False
+_in_hook = threading.local()
+
+
+def _audit_hook(event: str, args) -> None:
+    running = _running
+    if not running:
+        return
+    handler = _HANDLERS.get(event)
+    if handler is None or getattr(_in_hook, "active", False):
+        return
+    _in_hook.active = True
+    try:
+        records = handler(args)
+        for tracer in running:
+            tracer._add(records)
+    except Exception:
+        # An audit hook's exception propagates into the traced code, which
+        # did nothing wrong: tracing must never change the program's outcome.
+        pass
+    finally:
+        _in_hook.active = False
+
+
+class AuditTrace:
+    """The audit-hook mechanism with the SelfTrace interface: start(), stop()."""
+
+    def __init__(self):
+        self._sets = {c: set() for c in ("reads", "writes", "probes", "enumerations")}
+        self._execs: list = []
+
+    def _add(self, records) -> None:
+        for category, value in records:
+            if category == "execs":
+                self._execs.append(value)
+            elif value:
+                self._sets[category].add(value)
+
+    def start(self) -> None:
+        global _hook_added, _running
+        with _hook_lock:
+            if not _hook_added:
+                sys.addaudithook(_audit_hook)
+                _hook_added = True
+            _running = _running + [self]
+
+    def stop(self) -> dict:
+        global _running
+        with _hook_lock:
+            _running = [t for t in _running if t is not self]
+        fields = {c: sorted(s) for c, s in self._sets.items()}
+        fields.update(execs=list(self._execs), complete=False, warnings=[LIMITS])
+        return fields

@@ -1,0 +1,122 @@
+"""Tracing the *current* process for the duration of a block.
+
+    with sandbox_py.trace() as t:
+        do_something()
+    t.result.reads, t.result.writes, ...
+
+Two mechanisms, chosen by ``backend``:
+
+``ebpf``
+    The eBPF backend follows the calling process (all its threads) and every
+    child it starts, at the syscall level: it sees ``os.stat``, C extensions,
+    and everything children do.  Needs root (or CAP_BPF + CAP_PERFMON).
+
+``audit``
+    The fallback: a Python audit hook (sandbox_py/audit.py says exactly what
+    it sees).  It misses ``os.stat``/``os.access``/``os.path.exists``,
+    anything C code does directly and everything child processes do; its
+    results are always ``complete=False``.
+
+``auto`` (the default) uses ``ebpf`` when it can run here and ``audit``
+otherwise, saying so in ``warnings``.
+"""
+from __future__ import annotations
+
+import time
+from typing import Optional
+
+from .errors import SandboxUnavailableError
+from .result import PathSet, Result
+
+BACKENDS = ("auto", "ebpf", "audit")
+
+
+def _ebpf_module():
+    """The eBPF backend module if it can trace this process, else the reason."""
+    try:
+        from ._backends import ebpf
+    except ImportError as e:
+        return None, "the eBPF backend is not built in this installation (%s)" % e
+    if not hasattr(ebpf, "SelfTrace"):
+        return None, "the eBPF backend here cannot trace the current process"
+    ok, why = ebpf.availability()
+    return (ebpf, why) if ok else (None, why)
+
+
+class Trace:
+    """Records what the current process and its children touch between
+    :meth:`start` and :meth:`stop` (or inside a ``with`` block).
+
+    ``result`` is a :class:`~sandbox_py.Result` once stopped; its ``args``
+    are empty, its ``returncode`` is 0, or 1 when the block raised.
+    """
+
+    def __init__(self, backend: str = "auto"):
+        if backend not in BACKENDS:
+            raise ValueError("backend must be one of %s, not %r" % (", ".join(BACKENDS), backend))
+        self.requested = backend
+        self.backend = ""
+        self._notes: list = []
+        self._impl = None
+        self._start = 0.0
+        self._result: Optional[Result] = None
+
+    def start(self) -> "Trace":
+        if self._impl is not None:
+            raise RuntimeError("this trace is already running")
+        impl = None
+        if self.requested in ("auto", "ebpf"):
+            ebpf, why = _ebpf_module()
+            if ebpf is not None:
+                impl, self.backend = ebpf.SelfTrace(), "ebpf"
+            elif self.requested == "ebpf":
+                raise SandboxUnavailableError(
+                    "ebpf", why, "run as root, or use sandbox_py.trace(backend='audit') "
+                    "for the Python-level fallback")
+            else:
+                self._notes.append("eBPF in-process tracing unavailable (%s)" % why)
+        if impl is None:
+            from .audit import AuditTrace
+            impl, self.backend = AuditTrace(), "audit"
+        self._result = None
+        self._start = time.monotonic()
+        impl.start()
+        self._impl = impl
+        return self
+
+    def stop(self, returncode: int = 0) -> Result:
+        if self._impl is None:
+            raise RuntimeError("this trace is not running")
+        impl, self._impl = self._impl, None
+        fields = impl.stop()
+        warnings = self._notes + list(fields.get("warnings", ()))
+        self._result = Result(
+            returncode=returncode, args=(),
+            reads=PathSet(fields.get("reads", ())), writes=PathSet(fields.get("writes", ())),
+            probes=PathSet(fields.get("probes", ())),
+            enumerations=PathSet(fields.get("enumerations", ())),
+            execs=tuple(fields.get("execs", ())), backend=self.backend,
+            duration=time.monotonic() - self._start,
+            complete=bool(fields.get("complete", True)) and not self._notes,
+            warnings=tuple(warnings))
+        return self._result
+
+    @property
+    def result(self) -> Result:
+        if self._result is None:
+            raise RuntimeError("the trace has not finished: read .result after the "
+                               "with block (or after stop())")
+        return self._result
+
+    def __enter__(self) -> "Trace":
+        return self.start()
+
+    def __exit__(self, exc_type, exc, tb) -> bool:
+        self.stop(0 if exc_type is None else 1)
+        return False
+
+
+def trace(backend: str = "auto") -> Trace:
+    """``with trace() as t: ...`` then ``t.result``: what the current process
+    (all threads) and the children it starts touched inside the block."""
+    return Trace(backend)

@@ -1,0 +1,350 @@
+"""pytest plugin: a test declares what it may touch, and is held to it.
+
+    @pytest.mark.sandbox(allow=["{tmp_path}", "tests/fixtures/**"])
+    def test_load(tmp_path): ...
+
+Loaded in every pytest run through the ``pytest11`` entry point, so importing
+it must stay cheap and it must do nothing for a test that did not ask: a test
+is checked when it carries the ``sandbox`` marker, requests the
+``sandbox_check`` fixture, or the whole suite is switched on (``--sandbox``
+or the ``sandbox = true`` ini option).  See docs/pytest.md.
+
+Only the test *call* is traced (not fixture setup and teardown): in-process,
+with the eBPF backend when it can run here and with Python audit hooks
+otherwise (sandbox_py/audit.py says what those miss).
+"""
+from __future__ import annotations
+
+import os
+import re
+import site
+import sys
+import warnings
+from typing import Iterable, Optional
+
+import pytest
+
+MODES = ("fail", "warn", "off")
+#: Path categories a read-only allowance covers.
+READ_CATEGORIES = ("reads", "probes", "enumerations")
+#: Short names for the failure listing.
+OPERATION = {"reads": "read", "writes": "write", "probes": "probe",
+             "enumerations": "list"}
+#: How many offending paths a failure lists before "... and N more".
+LISTED = 50
+#: Files the import system reads from sys.path entries.
+IMPORT_SUFFIXES = (".py", ".pyc", ".so", ".pth", ".pyi", ".json")
+
+
+class SandboxAccessWarning(UserWarning):
+    """A test touched paths it did not declare (``--sandbox-mode=warn``)."""
+
+
+def pytest_addoption(parser):
+    group = parser.getgroup("sandbox", "file-access checking (sandbox_py)")
+    group.addoption("--sandbox", action="store_true", default=None,
+                    help="check the file accesses of every test, not only those "
+                         "marked @pytest.mark.sandbox (ini: sandbox = true)")
+    group.addoption("--sandbox-mode", choices=MODES, default=None,
+                    help="what an undeclared access does: fail the test (default), "
+                         "warn, or off to disable all checks (ini: sandbox_mode)")
+    group.addoption("--sandbox-allow", action="append", default=[], metavar="PATTERN",
+                    help="allow PATTERN for every checked test (repeatable; "
+                         "ini: sandbox_allow)")
+    group.addoption("--sandbox-backend", choices=("auto", "ebpf", "audit"), default=None,
+                    help="in-process tracing mechanism (ini: sandbox_backend; "
+                         "default auto: eBPF when available, else audit hooks)")
+    parser.addini("sandbox", type="bool", default=False,
+                  help="check the file accesses of every test")
+    parser.addini("sandbox_mode", default="fail", help="fail, warn or off")
+    parser.addini("sandbox_allow", type="linelist", default=[],
+                  help="patterns every checked test may touch")
+    parser.addini("sandbox_allow_read", type="linelist", default=[],
+                  help="patterns every checked test may read, probe and list")
+    parser.addini("sandbox_backend", default="auto", help="auto, ebpf or audit")
+
+
+def pytest_configure(config):
+    config.addinivalue_line(
+        "markers",
+        "sandbox(allow=(), allow_read=(), mode=None): check the test's file accesses; "
+        "allow: patterns it may touch in any way, allow_read: patterns it may only "
+        "read/probe/list; {tmp_path}, {basetemp}, {rootdir}, {testdir} are expanded, "
+        "relative patterns are below rootdir, ** spans directories")
+
+
+def _mode(config) -> str:
+    mode = config.getoption("sandbox_mode") or config.getini("sandbox_mode") or "fail"
+    if mode not in MODES:
+        raise pytest.UsageError("sandbox_mode must be one of %s, not %r"
+                                % (", ".join(MODES), mode))
+    return mode
+
+
+# -- what a test may touch -------------------------------------------------------
+
+class Pattern:
+    """One allowed location.  ``*`` and ``?`` stay inside a path component,
+    ``**`` spans any number; a pattern without wildcards allows the path and
+    everything below it."""
+
+    def __init__(self, text: str, absolute: str):
+        self.text = text
+        self.absolute = absolute
+        self.regex = re.compile(self._translate(absolute))
+        literal = re.split(r"[*?]", absolute, 1)[0]
+        self.literal_dir = literal if not re.search(r"[*?]", absolute) else os.path.dirname(literal)
+
+    @staticmethod
+    def _translate(pattern: str) -> str:
+        out, i = [], 0
+        while i < len(pattern):
+            if pattern.startswith("/**", i):
+                out.append("(?:/.*)?")
+                i += 3
+            elif pattern.startswith("**", i):
+                out.append(".*")
+                i += 2
+            elif pattern[i] == "*":
+                out.append("[^/]*")
+                i += 1
+            elif pattern[i] == "?":
+                out.append("[^/]")
+                i += 1
+            else:
+                out.append(re.escape(pattern[i]))
+                i += 1
+        return "".join(out) + "(?:/.*)?\\Z"
+
+    def matches(self, path: str) -> bool:
+        return self.regex.match(path) is not None
+
+    def is_ancestor(self, path: str) -> bool:
+        """``path`` is a directory on the way to this pattern (probing it is
+        how one reaches the allowed place)."""
+        d = self.literal_dir.rstrip("/")
+        return path == "/" or d == path or d.startswith(path.rstrip("/") + "/")
+
+    def __repr__(self) -> str:
+        return self.text if self.text == self.absolute else "%s (%s)" % (self.absolute, self.text)
+
+
+class Policy:
+    """Everything one test may touch: its declared patterns plus the
+    baseline every test gets (the Python installation, imports, the system,
+    pseudo files, this worker's temporary directory)."""
+
+    def __init__(self, item, mode: str):
+        self.item = item
+        self.mode = mode
+        self.allow: list = []
+        self.allow_read: list = []
+        self.placeholders = self._placeholders(item)
+
+    @staticmethod
+    def _placeholders(item) -> dict:
+        config = item.config
+        values = {"rootdir": str(config.rootpath), "testdir": str(item.path.parent),
+                  "home": os.path.expanduser("~")}
+        factory = getattr(config, "_tmp_path_factory", None)
+        if factory is not None:
+            values["basetemp"] = str(factory.getbasetemp())
+        funcargs = getattr(item, "funcargs", {}) or {}
+        tmp = funcargs.get("tmp_path") or funcargs.get("tmpdir")
+        if tmp is not None:
+            values["tmp_path"] = str(tmp)
+        return values
+
+    def pattern(self, text) -> Optional[Pattern]:
+        text = os.fsdecode(text)
+        try:
+            expanded = text.format(**self.placeholders)
+        except KeyError as e:
+            if e.args[0] == "tmp_path":
+                return None     # the test has no tmp_path, so nothing lies in it
+            raise pytest.UsageError("sandbox pattern %r: unknown placeholder {%s}; known: %s"
+                                    % (text, e.args[0], ", ".join(sorted(self.placeholders))))
+        expanded = os.path.expanduser(expanded)
+        if not os.path.isabs(expanded):
+            expanded = os.path.join(self.placeholders["rootdir"], expanded)
+        absolute = "/" + os.path.normpath(expanded).lstrip("/")
+        return Pattern(text, absolute)
+
+    def add(self, patterns: Iterable, read_only: bool = False) -> None:
+        if isinstance(patterns, (str, bytes, os.PathLike)):
+            patterns = [patterns]
+        target = self.allow_read if read_only else self.allow
+        for text in patterns:
+            p = self.pattern(text)
+            if p is not None:
+                target.append(p)
+
+    # -- the baseline ---------------------------------------------------------
+    @staticmethod
+    def _python_roots() -> set:
+        roots = {sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix}
+        try:
+            roots.update(site.getsitepackages())
+        except AttributeError:     # old virtualenv's site.py
+            pass
+        return {os.path.realpath(r) for r in roots} | roots
+
+    def baseline_allows(self, category: str, path: str) -> bool:
+        from .result import is_pseudo, is_system, _under
+        if is_pseudo(path):
+            return True
+        basetemp = self.placeholders.get("basetemp")
+        if basetemp and _under(path, basetemp):
+            return True
+        if category not in READ_CATEGORIES:
+            # Bytecode written while importing a module for the first time.
+            return "/__pycache__/" in path and path.endswith(".pyc")
+        if is_system(path) or any(_under(path, r) for r in self._python_roots()):
+            return True
+        for entry in sys.path:
+            entry = os.path.abspath(entry or ".")
+            if _under(path, entry):
+                # Imports probe and list sys.path directories and read modules.
+                if category != "reads" or path.endswith(IMPORT_SUFFIXES):
+                    return True
+        return False
+
+    def allows(self, category: str, path: str) -> bool:
+        patterns = self.allow + (self.allow_read if category in READ_CATEGORIES else [])
+        if any(p.matches(path) for p in patterns):
+            return True
+        if category == "probes" and any(p.is_ancestor(path) for p in self.allow + self.allow_read):
+            return True
+        return self.baseline_allows(category, path)
+
+    def violations(self, result) -> dict:
+        """``{path: [operations]}`` for every access the policy does not allow."""
+        out: dict = {}
+        for category in OPERATION:
+            for path in getattr(result, category):
+                if not self.allows(category, path):
+                    out.setdefault(path, []).append(OPERATION[category])
+        return out
+
+    def describe(self) -> str:
+        parts = [repr(p) for p in self.allow] + ["%r (read-only)" % p for p in self.allow_read]
+        return ", ".join(parts) if parts else "nothing beyond the baseline"
+
+
+class SandboxCheck:
+    """The ``sandbox_check`` fixture: extends the running test's policy."""
+
+    def __init__(self, policy: Policy):
+        self._policy = policy
+
+    def allow(self, *patterns) -> None:
+        """Let the test touch ``patterns`` in any way."""
+        self._policy.add(patterns)
+
+    def allow_read(self, *patterns) -> None:
+        """Let the test read, probe and list ``patterns``."""
+        self._policy.add(patterns, read_only=True)
+
+    @property
+    def mode(self) -> str:
+        return self._policy.mode
+
+    @mode.setter
+    def mode(self, value: str) -> None:
+        if value not in MODES:
+            raise ValueError("mode must be one of %s" % ", ".join(MODES))
+        self._policy.mode = value
+
+
+_POLICY = pytest.StashKey[Optional[Policy]]()
+#: The traced Result of a checked test's call, for other plugins and hooks.
+RESULT = pytest.StashKey[object]()
+
+
+def _policy_for(item) -> Optional[Policy]:
+    """The test's policy, or None when it is not checked (built once)."""
+    if _POLICY in item.stash:
+        return item.stash[_POLICY]
+    config = item.config
+    mode = _mode(config)
+    markers = list(item.iter_markers("sandbox"))
+    suite_wide = config.getoption("sandbox") or config.getini("sandbox")
+    wanted = bool(markers) or suite_wide or "sandbox_check" in getattr(item, "fixturenames", ())
+    policy = None
+    if wanted and mode != "off":
+        for m in markers:       # the closest marker wins
+            if m.kwargs.get("mode"):
+                mode = m.kwargs["mode"]
+                if mode not in MODES:
+                    raise pytest.UsageError("%s: sandbox marker mode must be one of %s, "
+                                            "not %r" % (item.nodeid, ", ".join(MODES), mode))
+                break
+        policy = Policy(item, mode)
+        policy.add(config.getini("sandbox_allow"))
+        policy.add(config.getoption("sandbox_allow") or ())
+        policy.add(config.getini("sandbox_allow_read"), read_only=True)
+        for m in markers:
+            policy.add(m.kwargs.get("allow", ()))
+            policy.add(m.args)
+            policy.add(m.kwargs.get("allow_read", ()), read_only=True)
+    item.stash[_POLICY] = policy
+    return policy
+
+
+@pytest.fixture
+def sandbox_check(request) -> SandboxCheck:
+    """Checks the test's file accesses; ``sandbox_check.allow(...)`` and
+    ``sandbox_check.allow_read(...)`` declare more at run time."""
+    policy = _policy_for(request.node)
+    if policy is None:       # --sandbox-mode=off
+        policy = Policy(request.node, "off")
+    return SandboxCheck(policy)
+
+
+def _format(item, policy: Policy, result, violations: dict) -> str:
+    from .display import printable_path
+    lines = ["sandbox_py: %s touched %d path%s it does not declare:" % (
+        item.name, len(violations), "" if len(violations) == 1 else "s")]
+    for path in sorted(violations)[:LISTED]:
+        lines.append("  %-12s %s" % ("+".join(violations[path]), printable_path(path)))
+    if len(violations) > LISTED:
+        lines.append("  ... and %d more" % (len(violations) - LISTED))
+    lines.append("allowed: %s" % policy.describe())
+    lines.append("declare more with @pytest.mark.sandbox(allow=[...]), "
+                 "sandbox_check.allow(...) or the sandbox_allow ini option")
+    lines.append("traced with: %s (%s)" % (result.backend, "complete" if result.complete
+                                            else "incomplete: " + "; ".join(result.warnings)))
+    return "\n".join(lines)
+
+
+@pytest.hookimpl(wrapper=True, trylast=True)
+def pytest_runtest_call(item):
+    # trylast: innermost wrapper, so pytest's own machinery around the call
+    # (capture, logging) is outside the trace.
+    policy = _policy_for(item)
+    if policy is None or policy.mode == "off":
+        return (yield)
+    from .inprocess import trace
+    backend = item.config.getoption("sandbox_backend") or item.config.getini("sandbox_backend")
+    tracer = trace(backend).start()
+    try:
+        outcome = yield
+    except BaseException:
+        result = tracer.stop(1)
+        item.stash[RESULT] = result
+        violations = policy.violations(result)
+        if violations:
+            # The test failed on its own; the accesses are context, not the cause.
+            item.add_report_section("call", "sandbox", _format(item, policy, result, violations))
+        raise
+    result = tracer.stop(0)
+    item.stash[RESULT] = result
+    violations = policy.violations(result)
+    if violations and policy.mode != "off":
+        message = _format(item, policy, result, violations)
+        if policy.mode == "warn":
+            item.add_report_section("call", "sandbox", message)
+            warnings.warn(SandboxAccessWarning(message))
+        else:
+            pytest.fail(message, pytrace=False)
+    return outcome

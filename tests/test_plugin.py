@@ -1,0 +1,206 @@
+"""The pytest plugin as its users meet it: suites run by pytester in a
+subprocess (the plugin is loaded through its pytest11 entry point, exactly as
+in a user's project), outcomes and failure text checked."""
+import importlib.metadata
+import textwrap
+
+import pytest
+
+pytest_plugins = ["pytester"]
+
+
+def run(pytester, *args):
+    # A subprocess: the traced pytest is a process of its own, as in real use,
+    # and whatever tracing it does cannot leak into this one.
+    return pytester.runpytest_subprocess("-p", "no:cacheprovider", *args)
+
+
+def test_registered_as_pytest11_entry_point():
+    eps = importlib.metadata.entry_points(group="pytest11")
+    assert any(ep.value == "sandbox_py.pytest_plugin" for ep in eps)
+
+
+def test_unmarked_suite_is_untouched(pytester):
+    pytester.makepyfile(textwrap.dedent("""
+        import sandbox_py.audit
+
+        def test_writes_anywhere():
+            with open("anywhere.txt", "w") as f:
+                f.write("x")
+            # The plugin did nothing: no trace ever started in this process.
+            assert not sandbox_py.audit._running
+            assert not sandbox_py.audit._hook_added
+    """))
+    result = run(pytester)
+    result.assert_outcomes(passed=1)
+
+
+def test_declared_accesses_pass(pytester):
+    pytester.mkdir("fixtures")
+    pytester.path.joinpath("fixtures", "data.txt").write_text("payload")
+    pytester.makepyfile(textwrap.dedent("""
+        import os, pytest
+
+        @pytest.mark.sandbox(allow=["{tmp_path}"], allow_read=["fixtures/**"])
+        def test_copies_fixture(tmp_path):
+            data = open("fixtures/data.txt").read()
+            (tmp_path / "sub").mkdir()
+            (tmp_path / "sub" / "copy.txt").write_text(data)
+            os.listdir(tmp_path)
+            assert (tmp_path / "sub" / "copy.txt").read_text() == "payload"
+    """))
+    result = run(pytester)
+    result.assert_outcomes(passed=1)
+
+
+def test_undeclared_accesses_fail_with_a_readable_listing(pytester):
+    pytester.path.joinpath("secret.txt").write_text("s")
+    pytester.makepyfile(textwrap.dedent("""
+        import pytest
+
+        @pytest.mark.sandbox(allow=["{tmp_path}"])
+        def test_leaks(tmp_path):
+            (tmp_path / "fine.txt").write_text("ok")
+            open("secret.txt").read()
+            with open(b"out\\xff.txt", "wb") as f:
+                f.write(b"x")
+            with open("new\\nline.txt", "w") as f:
+                f.write("x")
+    """))
+    result = run(pytester)
+    result.assert_outcomes(failed=1)
+    out = result.stdout.str()
+    root = str(pytester.path)
+    result.stdout.fnmatch_lines([
+        "*sandbox_py: test_leaks touched 3 paths it does not declare:*",
+        "*write*%s/new\\nline.txt" % root,
+        "*write*%s/out\\xff.txt" % root,
+        "*read*%s/secret.txt" % root,
+        "allowed: */test_leaks0 ({tmp_path})",
+    ])
+    # Allowed work is not listed.
+    assert "fine.txt" not in out
+
+
+def test_warn_mode_passes_and_reports(pytester):
+    pytester.makepyfile(textwrap.dedent("""
+        import pytest
+
+        @pytest.mark.sandbox
+        def test_leaks():
+            open("stray.txt", "w").close()
+    """))
+    result = run(pytester, "--sandbox-mode=warn")
+    result.assert_outcomes(passed=1, warnings=1)
+    result.stdout.fnmatch_lines(["*SandboxAccessWarning*", "*write*/stray.txt*"])
+
+
+def test_marker_mode_overrides_suite_mode(pytester):
+    pytester.makepyfile(textwrap.dedent("""
+        import pytest
+
+        @pytest.mark.sandbox(mode="warn")
+        def test_tolerated():
+            open("stray.txt", "w").close()
+    """))
+    result = run(pytester)
+    result.assert_outcomes(passed=1, warnings=1)
+
+
+def test_cli_flag_checks_unmarked_tests(pytester):
+    pytester.makepyfile(textwrap.dedent("""
+        def test_unmarked():
+            open("stray.txt", "w").close()
+
+        def test_in_tmp(tmp_path):
+            (tmp_path / "ok.txt").write_text("ok")
+    """))
+    run(pytester).assert_outcomes(passed=2)
+    result = run(pytester, "--sandbox")
+    result.assert_outcomes(passed=1, failed=1)
+    result.stdout.fnmatch_lines(["*sandbox_py: test_unmarked touched 1 path*"])
+    # And --sandbox-mode=off turns every check off, markers included.
+    run(pytester, "--sandbox", "--sandbox-mode=off").assert_outcomes(passed=2)
+
+
+def test_ini_options(pytester):
+    pytester.makeini(textwrap.dedent("""
+        [pytest]
+        sandbox = true
+        sandbox_allow =
+            build/**
+    """))
+    pytester.mkdir("build")
+    pytester.makepyfile(textwrap.dedent("""
+        def test_allowed_by_ini():
+            open("build/out.o", "w").close()
+
+        def test_not_allowed():
+            open("elsewhere.o", "w").close()
+    """))
+    result = run(pytester)
+    result.assert_outcomes(passed=1, failed=1)
+    result.stdout.fnmatch_lines(["*write*/elsewhere.o"])
+
+
+def test_fixture_declares_at_run_time(pytester):
+    pytester.makepyfile(textwrap.dedent("""
+        def test_dynamic(sandbox_check):
+            sandbox_check.allow("output")
+            import os
+            os.makedirs("output", exist_ok=True)
+            open("output/a.txt", "w").close()
+
+        def test_fixture_alone_enables_checking(sandbox_check):
+            open("stray.txt", "w").close()
+    """))
+    result = run(pytester)
+    result.assert_outcomes(passed=1, failed=1)
+    result.stdout.fnmatch_lines(["*test_fixture_alone_enables_checking touched 1 path*"])
+
+
+def test_failing_test_keeps_its_own_error_and_shows_accesses(pytester):
+    pytester.makepyfile(textwrap.dedent("""
+        import pytest
+
+        @pytest.mark.sandbox
+        def test_broken():
+            open("stray.txt", "w").close()
+            assert 1 == 2
+    """))
+    result = run(pytester)
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*assert 1 == 2*", "*Captured sandbox call*",
+                                 "*write*/stray.txt"])
+
+
+def test_under_xdist_each_worker_allows_its_own_tmp(pytester):
+    pytest.importorskip("xdist")
+    pytester.makepyfile(textwrap.dedent("""
+        import pytest
+
+        @pytest.mark.parametrize("n", range(4))
+        @pytest.mark.sandbox(allow=["{tmp_path}"])
+        def test_writes_tmp(tmp_path, n):
+            (tmp_path / ("f%d" % n)).write_text("x")
+
+        @pytest.mark.sandbox
+        def test_leaks():
+            open("stray.txt", "w").close()
+    """))
+    result = run(pytester, "-n", "2")
+    result.assert_outcomes(passed=4, failed=1)
+    result.stdout.fnmatch_lines(["*test_leaks touched 1 path*"])
+
+
+def test_unknown_placeholder_is_reported(pytester):
+    pytester.makepyfile(textwrap.dedent("""
+        import pytest
+
+        @pytest.mark.sandbox(allow=["{nowhere}/x"])
+        def test_x():
+            pass
+    """))
+    result = run(pytester)
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*unknown placeholder {nowhere}; known: basetemp,*"])
