@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import html
 import os
+import shlex
 from collections import Counter
 from typing import Iterable
 
@@ -52,7 +53,9 @@ def top_directories(paths: Iterable[str], n: int = 5) -> list:
 
 
 def command_line(args) -> str:
-    return " ".join(printable_path(os.fsdecode(a)) for a in args) if args else "(in-process trace)"
+    if not args:
+        return "(in-process trace)"
+    return " ".join(shlex.quote(printable_path(os.fsdecode(a))) for a in args)
 
 
 def summary_text(result, *, top: int = 5) -> str:

@@ -1,0 +1,231 @@
+"""The command line: ``sandbox-py [options] -- CMD ARGS...`` and
+``sandbox-py diff OLD.json NEW.json``.  See docs/cli.md."""
+from __future__ import annotations
+
+import argparse
+import itertools
+import os
+import sys
+import threading
+import time
+from typing import Optional
+
+from .display import CATEGORIES, command_line, printable_path, summary_text
+from .result import Result
+
+#: Exit statuses of our own failures, as env(1) and timeout(1) use them.
+EXIT_TOOL_FAILED = 125
+EXIT_NOT_FOUND = 127
+#: Seconds before the live line appears: short runs would just flicker.
+LIVE_AFTER = float(os.environ.get("SANDBOX_PY_LIVE_AFTER", "1.0"))
+
+
+def _run_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="sandbox-py",
+        usage="%(prog)s [options] -- CMD [ARGS...]\n       %(prog)s diff OLD.json NEW.json",
+        description="Run CMD, pass its exit status through, and report every file its "
+                    "process tree read, wrote, probed and listed (summary on stderr).")
+    p.add_argument("--json", action="store_true",
+                   help="print the full Result as JSON (docs/json-schema.md) on stderr "
+                        "instead of the summary")
+    p.add_argument("-o", "--output", metavar="FILE",
+                   help="also write the Result as JSON to FILE ('-' for stdout)")
+    p.add_argument("-q", "--quiet", action="store_true", help="no summary")
+    add_filter_options(p)
+    p.add_argument("--top", type=int, default=5, metavar="N",
+                   help="directories listed per category in the summary (default 5)")
+    p.add_argument("--backend", default="auto",
+                   help="tracing backend (default auto: the most complete available)")
+    p.add_argument("--timeout", type=float, metavar="SECONDS",
+                   help="kill the whole process tree after SECONDS")
+    p.add_argument("--live", choices=("auto", "always", "never"), default="auto",
+                   help="live progress line on stderr (auto: when stderr is a terminal)")
+    p.add_argument("command", nargs=argparse.REMAINDER, help="the command, after --")
+    return p
+
+
+def add_filter_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--exclude-system", action="store_true",
+                   help="drop the installed system (/usr, /lib, /etc, ...)")
+    p.add_argument("--exclude-pseudo", action="store_true",
+                   help="drop /proc, /sys, /dev, pipes and sockets")
+    p.add_argument("--under", action="append", metavar="DIR",
+                   help="keep only paths below DIR (repeatable)")
+
+
+def apply_filters(result: Result, opts) -> Result:
+    if not (opts.exclude_system or opts.exclude_pseudo or opts.under):
+        return result
+    return result.filtered(pseudo=not opts.exclude_pseudo, system=not opts.exclude_system,
+                           under=opts.under)
+
+
+class LiveLine:
+    """A spinner with the elapsed time, redrawn on stderr while the command
+    runs.  The run API reports events only at the end, so there are no
+    counts to show mid-run."""
+
+    FRAMES = "|/-\\"
+
+    def __init__(self, stream, label: str):
+        self.stream = stream
+        self.label = label
+        self.stopped = threading.Event()
+        self.drawn = False
+        self.thread = threading.Thread(target=self._loop, name="sandbox-py live line",
+                                       daemon=True)
+
+    def __enter__(self) -> "LiveLine":
+        self.start = time.monotonic()
+        self.frames = itertools.cycle(self.FRAMES)
+        if LIVE_AFTER <= 0:
+            self._draw()
+        self.thread.start()
+        return self
+
+    def _draw(self) -> None:
+        elapsed = time.monotonic() - self.start
+        # \r + erase-line: the command's own output may share the terminal.
+        self.stream.write("\r\x1b[K%s %6.1fs  tracing %s" % (next(self.frames), elapsed,
+                                                             self.label))
+        self.stream.flush()
+        self.drawn = True
+
+    def _loop(self) -> None:
+        if self.stopped.wait(max(LIVE_AFTER, 0)):
+            return
+        while True:
+            self._draw()
+            if self.stopped.wait(0.2):
+                return
+
+    def __exit__(self, *exc) -> None:
+        self.stopped.set()
+        self.thread.join()
+        if self.drawn:
+            self.stream.write("\r\x1b[K")
+            self.stream.flush()
+
+
+def exit_status(returncode: int) -> int:
+    """A shell's view of a subprocess status: killed by signal N -> 128+N."""
+    return 128 - returncode if returncode < 0 else returncode
+
+
+def _write_json(result: Result, target: str) -> None:
+    text = result.to_json(indent=2) + "\n"
+    if target == "-":
+        sys.stdout.write(text)
+        sys.stdout.flush()
+    else:
+        with open(target, "w", encoding="ascii") as f:
+            f.write(text)
+
+
+def run_main(argv: list) -> int:
+    opts = _run_parser().parse_args(argv)
+    command = opts.command
+    if command and command[0] == "--":
+        command = command[1:]
+    if not command:
+        _run_parser().print_usage(sys.stderr)
+        sys.stderr.write("sandbox-py: no command given (put it after --)\n")
+        return 2
+
+    from . import Sandbox
+    from .errors import SandboxError, TimeoutExpired
+    label = command_line(command)
+    live = opts.live == "always" or (opts.live == "auto" and sys.stderr.isatty()
+                                     and not opts.json)
+    try:
+        sandbox = Sandbox(opts.backend)
+        if live:
+            with LiveLine(sys.stderr, label):
+                result = sandbox.run(command, timeout=opts.timeout)
+        else:
+            result = sandbox.run(command, timeout=opts.timeout)
+    except FileNotFoundError as e:
+        sys.stderr.write("sandbox-py: %s: %s\n" % (label, e.strerror or e))
+        return EXIT_NOT_FOUND
+    except TimeoutExpired as e:
+        sys.stderr.write("sandbox-py: %s: killed after %gs\n" % (label, opts.timeout))
+        result = e.result
+    except SandboxError as e:
+        sys.stderr.write("sandbox-py: %s\n" % e)
+        return EXIT_TOOL_FAILED
+
+    result = apply_filters(result, opts)
+    if opts.output:
+        _write_json(result, opts.output)
+    if opts.json:
+        sys.stderr.write(result.to_json(indent=2) + "\n")
+    elif not opts.quiet:
+        sys.stderr.write(summary_text(result, top=opts.top) + "\n")
+    return exit_status(result.returncode)
+
+
+# -- diff ---------------------------------------------------------------------------
+
+def diff_results(old: Result, new: Result) -> dict:
+    """``{category: {"added": [...], "removed": [...]}}`` for the path
+    categories and for execs (by program path); only categories that differ."""
+    out = {}
+    for cat in CATEGORIES:
+        a, b = getattr(old, cat), getattr(new, cat)
+        added, removed = sorted(b - a), sorted(a - b)
+        if added or removed:
+            out[cat] = {"added": added, "removed": removed}
+    a = {e.path for e in old.execs}
+    b = {e.path for e in new.execs}
+    if a != b:
+        out["execs"] = {"added": sorted(b - a), "removed": sorted(a - b)}
+    return out
+
+
+def format_diff(diff: dict, old_name: str, new_name: str) -> str:
+    if not diff:
+        return "no difference between %s and %s" % (old_name, new_name)
+    lines = ["--- %s" % old_name, "+++ %s" % new_name]
+    for cat, change in diff.items():
+        lines.append("%s: %d added, %d removed" % (cat, len(change["added"]),
+                                                   len(change["removed"])))
+        lines.extend("  + %s" % printable_path(p) for p in change["added"])
+        lines.extend("  - %s" % printable_path(p) for p in change["removed"])
+    return "\n".join(lines)
+
+
+def diff_main(argv: list) -> int:
+    p = argparse.ArgumentParser(
+        prog="sandbox-py diff",
+        description="Compare two saved results (sandbox-py -o FILE): what the second "
+                    "run started or stopped reading, writing, probing, listing and "
+                    "executing.  Exit status 0 when they are the same, 1 when they "
+                    "differ, 2 on error.")
+    p.add_argument("old")
+    p.add_argument("new")
+    p.add_argument("--json", action="store_true", help="print the difference as JSON")
+    add_filter_options(p)
+    opts = p.parse_args(argv)
+    results = []
+    for name in (opts.old, opts.new):
+        try:
+            with open(name, encoding="utf-8") as f:
+                results.append(apply_filters(Result.from_json(f.read()), opts))
+        except (OSError, ValueError, KeyError) as e:
+            sys.stderr.write("sandbox-py diff: %s: %s\n" % (name, e))
+            return 2
+    diff = diff_results(*results)
+    if opts.json:
+        import json
+        sys.stdout.write(json.dumps(diff, indent=2, ensure_ascii=True) + "\n")
+    else:
+        sys.stdout.write(format_diff(diff, opts.old, opts.new) + "\n")
+    return 1 if diff else 0
+
+
+def main(argv: Optional[list] = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv and argv[0] == "diff":
+        return diff_main(argv[1:])
+    return run_main(argv)

@@ -1,0 +1,149 @@
+"""The command line, run as a user runs it: a subprocess, exit status,
+stdout untouched, summary or JSON on stderr, saved results diffed."""
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+import sandbox_py
+
+SCHEMA = "sandbox_py.result/1"
+
+
+def _backend_or_skip():
+    if os.environ.get("SANDBOX_PY_REQUIRE_EBPF") == "1":
+        return
+    if not any(ok for ok, _ in sandbox_py.backends().values()):
+        pytest.skip("no tracing backend can run here")
+
+
+def cli(*args, env=None, cwd=None):
+    _backend_or_skip()
+    return subprocess.run([sys.executable, "-m", "sandbox_py", *args], capture_output=True,
+                          text=True, env=env, cwd=cwd, errors="surrogateescape")
+
+
+def test_status_and_stdout_pass_through_and_summary_counts(tmp_path):
+    out = tmp_path / "out.txt"
+    p = cli("--", "sh", "-c", 'echo to-stdout; echo data > "$1"; exit 3', "sh", str(out))
+    assert p.returncode == 3
+    assert p.stdout == "to-stdout\n"
+    lines = p.stderr.splitlines()
+    assert lines[0].startswith("sh -c ")
+    assert "exit status 3" in lines[0]
+    writes = [l for l in lines if l.split()[:1] == ["writes"]]
+    assert writes and int(writes[0].split()[1]) >= 1
+    assert "%s (1)" % tmp_path in writes[0]        # top directory of the writes
+    assert any(l.split()[:1] == ["execs"] for l in lines)
+
+
+def test_json_on_stderr_with_filters(tmp_path):
+    src = tmp_path / "in.txt"
+    src.write_text("x")
+    p = cli("--json", "--under", str(tmp_path), "--",
+            "sh", "-c", 'cat "$1" > "$1.copy"', "sh", str(src))
+    assert p.returncode == 0
+    doc = json.loads(p.stderr)
+    assert doc["schema"] == SCHEMA
+    assert str(src) in doc["reads"]
+    assert str(src) + ".copy" in doc["writes"]
+    for cat in ("reads", "writes", "probes", "enumerations"):
+        assert all(path.startswith(str(tmp_path) + "/") or path == str(tmp_path)
+                   for path in doc[cat]), cat
+    # execs are kept: the filter is about paths touched, not processes run.
+    assert any(e["path"].endswith("/cat") for e in doc["execs"])
+
+
+def test_exclude_system(tmp_path):
+    p = cli("--json", "--", "cat", "/etc/hostname")
+    doc = json.loads(p.stderr)
+    assert "/etc/hostname" in doc["reads"]
+    p = cli("--json", "--exclude-system", "--", "cat", "/etc/hostname")
+    doc = json.loads(p.stderr)
+    assert not [r for r in doc["reads"] if r.startswith(("/usr/", "/etc/", "/lib"))]
+
+
+def test_output_file_and_diff(tmp_path):
+    (tmp_path / "a.h").write_text("a")
+    (tmp_path / "b.h").write_text("b")
+    old, new = tmp_path / "old.json", tmp_path / "new.json"
+    cli("-q", "-o", str(old), "--", "cat", str(tmp_path / "a.h"))
+    cli("-q", "-o", str(new), "--", "cat", str(tmp_path / "b.h"))
+    assert sandbox_py.Result.from_json(old.read_text()).reads >= {str(tmp_path / "a.h")}
+
+    p = cli("diff", "--under", str(tmp_path), str(old), str(new))
+    assert p.returncode == 1
+    assert "reads: 1 added, 1 removed" in p.stdout
+    assert "  + %s/b.h" % tmp_path in p.stdout.splitlines()
+    assert "  - %s/a.h" % tmp_path in p.stdout.splitlines()
+
+    p = cli("diff", "--json", "--under", str(tmp_path), str(old), str(new))
+    assert json.loads(p.stdout)["reads"] == {"added": [str(tmp_path / "b.h")],
+                                             "removed": [str(tmp_path / "a.h")]}
+
+    p = cli("diff", str(old), str(old))
+    assert p.returncode == 0
+    assert p.stdout.startswith("no difference")
+
+
+def test_diff_of_a_file_that_is_not_a_result(tmp_path):
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"schema": "other"}')
+    p = cli("diff", str(bad), str(bad))
+    assert p.returncode == 2
+    assert "not a sandbox_py.result/1 document" in p.stderr
+
+
+def test_non_utf8_paths_are_escaped_in_the_summary(tmp_path):
+    name = os.fsdecode(b"odd\xff.txt")
+    p = cli("--under", str(tmp_path), "--", "sh", "-c", 'echo > "$1"', "sh",
+            os.path.join(str(tmp_path), name))
+    assert p.returncode == 0
+    p2 = cli("-q", "-o", "-", "--under", str(tmp_path), "--", "sh", "-c", 'echo > "$1"',
+             "sh", os.path.join(str(tmp_path), name))
+    doc = json.loads(p2.stdout)
+    assert os.path.join(str(tmp_path), name) in doc["writes"]
+    # The summary names the command with the byte escaped, never raw.
+    assert "odd\\xff.txt" in p.stderr
+    assert "\udcff" not in p.stderr
+
+
+def test_signal_and_missing_command():
+    p = cli("--", "sh", "-c", "kill -9 $$")
+    assert p.returncode == 128 + 9
+    p = cli("--", "no-such-program-sandbox-py")
+    assert p.returncode == 127
+    assert "no-such-program-sandbox-py" in p.stderr
+
+
+def test_no_command_is_a_usage_error():
+    p = subprocess.run([sys.executable, "-m", "sandbox_py"], capture_output=True, text=True)
+    assert p.returncode == 2
+    assert "no command given" in p.stderr
+
+
+def test_live_line(tmp_path):
+    # The live line is for terminals; when forced, it is drawn with \r and
+    # erased before the summary, so the summary starts on a clean line.
+    _backend_or_skip()
+    env = dict(os.environ, SANDBOX_PY_LIVE_AFTER="0")
+    run = [sys.executable, "-m", "sandbox_py"]
+    p = subprocess.run(run + ["--live=always", "--", "true"], capture_output=True, env=env)
+    assert b"tracing true" in p.stderr
+    assert b"\r\x1b[K" in p.stderr
+    summary = p.stderr.rsplit(b"\r\x1b[K", 1)[1]
+    assert summary.startswith(b"true: exit status 0")
+    # Not a terminal and not forced: no control characters at all.
+    p = subprocess.run(run + ["--", "true"], capture_output=True, env=env)
+    assert b"\r" not in p.stderr and b"\x1b" not in p.stderr
+
+
+def test_console_script_is_installed():
+    script = os.path.join(os.path.dirname(sys.executable), "sandbox-py")
+    assert os.access(script, os.X_OK)
+    _backend_or_skip()
+    p = subprocess.run([script, "-q", "--", "sh", "-c", "exit 5"], capture_output=True)
+    assert p.returncode == 5
+    assert p.stderr == b""
