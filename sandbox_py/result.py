@@ -178,6 +178,39 @@ class Result:
     def from_json(cls, text: str) -> "Result":
         return cls.from_dict(json.loads(text))
 
+    # -- build drivers and notebooks (the work is in fingerprint.py,
+    #    frames.py and display.py) ----------------------------------------------
+    def fingerprint(self, *, system: bool = True) -> str:
+        """SHA-256 over the current state of this run's inputs: content of the
+        files read, presence of the paths probed, names in the directories
+        listed (see sandbox_py/fingerprint.py)."""
+        from .fingerprint import fingerprint
+        return fingerprint(self, system=system)
+
+    def to_pandas(self):
+        """Long-format DataFrame: path, category, pid, process, ok, errno
+        (needs ``pip install sandbox_py[notebook]``)."""
+        from .frames import to_pandas
+        return to_pandas(self)
+
+    def to_graphviz(self, **kw):
+        """``graphviz.Digraph`` of processes and the files they touched
+        (needs ``pip install sandbox_py[notebook]``)."""
+        from .frames import to_graphviz
+        return to_graphviz(self, **kw)
+
+    def _repr_html_(self) -> str:
+        from .display import to_html
+        return to_html(self)
+
+    def _repr_mimebundle_(self, include=None, exclude=None) -> dict:
+        from .display import mimebundle
+        return mimebundle(self)
+
+    def _repr_pretty_(self, p, cycle: bool) -> None:
+        from .display import repr_pretty
+        repr_pretty(self, p, cycle)
+
     def __repr__(self) -> str:
         return ("Result(returncode=%r, backend=%r, reads=%d, writes=%d, probes=%d, "
                 "enumerations=%d, execs=%d, complete=%r)" % (
