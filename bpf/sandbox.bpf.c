@@ -346,11 +346,14 @@ static __always_inline void count_drop(__u32 run_id)
         __sync_fetch_and_add(&st->dropped, 1);
 }
 
+/* Set by user space before loading: an eighth of the ring buffer. */
+const volatile __u64 wake_bytes = 4 << 20;
+
 /* Wake the reader only when the buffer is filling: fewer wake-ups, fewer
  * context switches; the reader also polls on a short timer. */
 static __always_inline __u64 wake_flags(void)
 {
-    return bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) > (4 << 20)
+    return bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) > wake_bytes
            ? BPF_RB_FORCE_WAKEUP : BPF_RB_NO_WAKEUP;
 }
 

@@ -18,6 +18,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
@@ -63,6 +65,8 @@ static struct {
     struct ring_buffer *rb;
     pthread_t reader;
     pid_t reader_tid;
+    int wake_fd;                    /* eventfd: "drain now" requests */
+    int epoll_fd;                   /* ring buffer + wake_fd */
     uint64_t poll_gen;              /* incremented after each drain */
     pthread_cond_t gen_cv;
     struct run *runs;
@@ -345,6 +349,10 @@ static int handle_event(void *ctx, void *data, size_t size)
     if (!r || !r->res)
         goto out;
     struct strings st;
+    if (getenv("SANDBOX_PY_DEBUG_EVENTS"))
+        fprintf(stderr, "event type=%u nr=%d ret=%lld pid=%u nstr=%u s0=%s\n", ev->type,
+                ev->nr, (long long)ev->ret, ev->pid, ev->nstr,
+                ev->nstr ? (const char *)(ev + 1) : "");
     if (split_strings(ev, size, &st) < 0) {
         sbx_result_warn(r->res, "a malformed event from process %u was ignored", ev->pid);
         goto out;
@@ -378,12 +386,25 @@ static void *reader_main(void *arg)
 {
     (void)arg;
     G.reader_tid = (pid_t)syscall(SYS_gettid);
+    /* SANDBOX_PY_READER_DELAY_MS starves the reader on purpose, as a loaded
+     * machine would: the tests use it to prove that overflow is reported. */
+    const char *delay_env = getenv("SANDBOX_PY_READER_DELAY_MS");
+    long delay_ms = delay_env ? strtol(delay_env, NULL, 10) : 0;
     for (;;) {
-        /* The kernel half wakes us only when the buffer fills or a run ends;
-         * the timeout bounds the latency of everything else. */
-        int n = ring_buffer__poll(G.rb, 20);
-        if (n < 0 && n != -EINTR)
-            usleep(1000);
+        /* The kernel half wakes us only when the buffer fills or a run ends,
+         * and waiters wake us through wake_fd; the timeout bounds the
+         * latency of everything else. */
+        struct epoll_event evs[2];
+        int n = epoll_wait(G.epoll_fd, evs, 2, 20);
+        for (int i = 0; i < n; i++)
+            if (evs[i].data.fd == G.wake_fd) {
+                uint64_t v;
+                if (read(G.wake_fd, &v, sizeof v) < 0)
+                    (void)0;        /* already drained by an earlier read */
+            }
+        ring_buffer__consume(G.rb);
+        if (delay_ms > 0)
+            usleep((useconds_t)delay_ms * 1000);
         pthread_mutex_lock(&G.lock);
         G.poll_gen++;
         pthread_cond_broadcast(&G.gen_cv);
@@ -429,6 +450,13 @@ static int do_load(char *err, size_t errlen)
         snprintf(err, errlen, "opening the BPF object failed: %s", strerror(errno));
         return rc;
     }
+    /* SANDBOX_PY_RINGBUF_BYTES: a power of two, at least a page; the tests
+     * use a tiny one to prove that overflow is reported. */
+    const char *rbenv = getenv("SANDBOX_PY_RINGBUF_BYTES");
+    unsigned long rbsize = rbenv ? strtoul(rbenv, NULL, 0) : 0;
+    if (rbsize >= 4096 && (rbsize & (rbsize - 1)) == 0)
+        bpf_map__set_max_entries(G.skel->maps.events, (uint32_t)rbsize);
+    G.skel->rodata->wake_bytes = bpf_map__max_entries(G.skel->maps.events) / 8;
     rc = sandbox_bpf__load(G.skel);
     if (rc) {
         if (rc == -EPERM || rc == -EACCES)
@@ -454,6 +482,17 @@ static int do_load(char *err, size_t errlen)
     if (!G.rb) {
         rc = -errno;
         snprintf(err, errlen, "opening the BPF ring buffer failed: %s", strerror(errno));
+        goto fail;
+    }
+    G.wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    G.epoll_fd = epoll_create1(EPOLL_CLOEXEC);
+    struct epoll_event e1 = {.events = EPOLLIN, .data.fd = ring_buffer__epoll_fd(G.rb)};
+    struct epoll_event e2 = {.events = EPOLLIN, .data.fd = G.wake_fd};
+    if (G.wake_fd < 0 || G.epoll_fd < 0 ||
+        epoll_ctl(G.epoll_fd, EPOLL_CTL_ADD, e1.data.fd, &e1) < 0 ||
+        epoll_ctl(G.epoll_fd, EPOLL_CTL_ADD, G.wake_fd, &e2) < 0) {
+        rc = -errno;
+        snprintf(err, errlen, "setting up the event reader failed: %s", strerror(errno));
         goto fail;
     }
     rc = pthread_create(&G.reader, NULL, reader_main, NULL);
@@ -560,10 +599,13 @@ static void deadline_after(struct timespec *ts, double seconds)
     ts->tv_nsec = ns % 1000000000LL;
 }
 
-/* Wait until the reader has drained everything submitted before now. */
+/* Wait until the reader has drained everything submitted before now: the
+ * second drain after the request began after it.  Called with G.lock. */
 static void wait_drained(void)
 {
-    uint64_t target = G.poll_gen + 2;
+    uint64_t target = G.poll_gen + 2, one = 1;
+    if (write(G.wake_fd, &one, sizeof one) < 0)
+        (void)0;                    /* counter saturated: a wake-up is pending */
     while (G.poll_gen < target) {
         struct timespec ts;
         deadline_after(&ts, 0.2);
@@ -627,8 +669,10 @@ void sbx_ebpf_run_kill(uint32_t run)
 struct sbx_result *sbx_ebpf_run_end(uint32_t run)
 {
     pthread_mutex_lock(&G.lock);
-    wait_drained();
     struct run **pp = &G.runs, *r = NULL;
+    for (struct run *x = G.runs; x; x = x->next)
+        if (x->id == run && !x->done)
+            wait_drained();         /* ended without RUN_DONE: timeout, in-process */
     while (*pp && (*pp)->id != run)
         pp = &(*pp)->next;
     if (*pp) {

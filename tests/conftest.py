@@ -1,0 +1,44 @@
+"""Shared fixtures: backends under test and the compiled scenario programs."""
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+import sandbox_py
+
+HERE = Path(__file__).resolve().parent
+
+#: Set by scripts/test.sh when running as root: a backend that should load
+#: here but does not is a failure, not a skip.
+REQUIRE_EBPF = os.environ.get("SANDBOX_PY_REQUIRE_EBPF") == "1"
+
+
+def sandbox_for(name: str) -> sandbox_py.Sandbox:
+    """A Sandbox on backend `name`, or skip (fail where it is required)."""
+    ok, why = sandbox_py.backends().get(name, (False, "no such backend on this OS"))
+    if not ok:
+        if name == "ebpf" and REQUIRE_EBPF:
+            pytest.fail("the eBPF backend is required here but cannot load: %s" % why)
+        pytest.skip("backend %s unavailable: %s" % (name, why))
+    return sandbox_py.Sandbox(name)
+
+
+@pytest.fixture(scope="session")
+def scenario_bins(tmp_path_factory) -> dict:
+    """tests/scenarios/scenario.c built dynamically and statically."""
+    cc = shutil.which("cc") or shutil.which("gcc")
+    if not cc:
+        pytest.fail("a C compiler is needed to build the scenario programs")
+    out = tmp_path_factory.mktemp("bin")
+    src = HERE / "scenarios" / "scenario.c"
+    bins = {}
+    for kind, extra in (("dynamic", []), ("static", ["-static"])):
+        exe = out / ("scenario-" + kind)
+        subprocess.run([cc, "-O1", "-o", str(exe), str(src), "-lpthread"] + extra,
+                       check=True, capture_output=True)
+        bins[kind] = str(exe)
+    return bins
