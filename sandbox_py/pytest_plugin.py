@@ -33,7 +33,9 @@ OPERATION = {"reads": "read", "writes": "write", "probes": "probe",
 #: How many offending paths a failure lists before "... and N more".
 LISTED = 50
 #: Files the import system reads from sys.path entries.
-IMPORT_SUFFIXES = (".py", ".pyc", ".so", ".pth", ".pyi", ".json")
+IMPORT_SUFFIXES = (".py", ".pyc", ".so", ".pth")
+#: Files a starting Python interpreter looks for to find its prefix.
+PYTHON_LANDMARK = re.compile(r"(?:python\d+\.zip|pyvenv\.cfg|pybuilddir\.txt|Setup\.local)\Z")
 
 
 class SandboxAccessWarning(UserWarning):
@@ -92,8 +94,9 @@ class Pattern:
         self.text = text
         self.absolute = absolute
         self.regex = re.compile(self._translate(absolute))
-        literal = re.split(r"[*?]", absolute, 1)[0]
-        self.literal_dir = literal if not re.search(r"[*?]", absolute) else os.path.dirname(literal)
+        literal = re.split(r"[*?]", absolute, maxsplit=1)[0]
+        #: The deepest directory named without wildcards.
+        self.literal_dir = absolute if literal == absolute else os.path.dirname(literal)
 
     @staticmethod
     def _translate(pattern: str) -> str:
@@ -118,12 +121,6 @@ class Pattern:
 
     def matches(self, path: str) -> bool:
         return self.regex.match(path) is not None
-
-    def is_ancestor(self, path: str) -> bool:
-        """``path`` is a directory on the way to this pattern (probing it is
-        how one reaches the allowed place)."""
-        d = self.literal_dir.rstrip("/")
-        return path == "/" or d == path or d.startswith(path.rstrip("/") + "/")
 
     def __repr__(self) -> str:
         return self.text if self.text == self.absolute else "%s (%s)" % (self.absolute, self.text)
@@ -189,40 +186,61 @@ class Policy:
             pass
         return {os.path.realpath(r) for r in roots} | roots
 
-    def baseline_allows(self, category: str, path: str) -> bool:
-        from .result import is_pseudo, is_system, _under
-        if is_pseudo(path):
-            return True
+    def _baseline(self) -> dict:
+        """Where every checked test may go, computed when its accesses are
+        checked (the test may have changed sys.path or PATH)."""
         basetemp = self.placeholders.get("basetemp")
-        if basetemp and _under(path, basetemp):
+        full = [basetemp] if basetemp else []
+        read = sorted(self._python_roots())
+        imports = [os.path.abspath(e or ".") for e in sys.path if isinstance(e, str)]
+        search = [os.path.abspath(d) for d in os.environ.get("PATH", "").split(os.pathsep) if d]
+        # Probing the directories on the way to an allowed place is how one
+        # gets there (realpath, makedirs and the loader stat each of them).
+        ancestors = set()
+        for place in full + read + imports + [p.literal_dir for p in self.allow + self.allow_read]:
+            while place not in ("/", ""):
+                place = os.path.dirname(place)
+                ancestors.add(place)
+        return {"full": full, "read": read, "imports": imports,
+                "search": set(search), "ancestors": ancestors}
+
+    def baseline_allows(self, category: str, path: str, base: dict) -> bool:
+        from .result import is_pseudo, is_system, _under
+        if is_pseudo(path) or any(_under(path, r) for r in base["full"]):
             return True
         if category not in READ_CATEGORIES:
             # Bytecode written while importing a module for the first time.
             return "/__pycache__/" in path and path.endswith(".pyc")
-        if is_system(path) or any(_under(path, r) for r in self._python_roots()):
+        if is_system(path) or any(_under(path, r) for r in base["read"]):
             return True
-        for entry in sys.path:
-            entry = os.path.abspath(entry or ".")
-            if _under(path, entry):
-                # Imports probe and list sys.path directories and read modules.
-                if category != "reads" or path.endswith(IMPORT_SUFFIXES):
-                    return True
+        if any(_under(path, entry) for entry in base["imports"]):
+            # The import system lists sys.path directories, stats the
+            # packages and modules it finds there and reads the modules.
+            name = os.path.basename(path)
+            if (category == "enumerations" or path.endswith(IMPORT_SUFFIXES)
+                    or (category == "probes" and "." not in name)):
+                return True
+        if category == "probes":
+            parent = os.path.dirname(path)
+            return (path in base["ancestors"]
+                    or parent == "/"                     # /selinux, /nix: harmless
+                    or parent in base["search"]          # the PATH search for a program
+                    or PYTHON_LANDMARK.match(os.path.basename(path)) is not None)
         return False
 
-    def allows(self, category: str, path: str) -> bool:
+    def allows(self, category: str, path: str, base: dict) -> bool:
         patterns = self.allow + (self.allow_read if category in READ_CATEGORIES else [])
         if any(p.matches(path) for p in patterns):
             return True
-        if category == "probes" and any(p.is_ancestor(path) for p in self.allow + self.allow_read):
-            return True
-        return self.baseline_allows(category, path)
+        return self.baseline_allows(category, path, base)
 
     def violations(self, result) -> dict:
         """``{path: [operations]}`` for every access the policy does not allow."""
         out: dict = {}
+        base = self._baseline()
         for category in OPERATION:
             for path in getattr(result, category):
-                if not self.allows(category, path):
+                if not self.allows(category, path, base):
                     out.setdefault(path, []).append(OPERATION[category])
         return out
 

@@ -204,3 +204,32 @@ def test_unknown_placeholder_is_reported(pytester):
     result = run(pytester)
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines(["*unknown placeholder {nowhere}; known: basetemp,*"])
+
+
+def _require_ebpf():
+    import os
+    from sandbox_py.inprocess import _ebpf_module
+    module, why = _ebpf_module()
+    if module is None:
+        if os.environ.get("SANDBOX_PY_REQUIRE_EBPF") == "1":
+            pytest.fail("eBPF in-process tracing required but unavailable: %s" % why)
+        pytest.skip("eBPF in-process tracing unavailable: %s" % why)
+
+
+def test_ebpf_sees_stat_probes_and_children_of_the_test_body(pytester):
+    # What audit hooks cannot see: os.stat in the test process itself and
+    # the reads of a child process.
+    _require_ebpf()
+    pytester.path.joinpath("child_input.txt").write_text("x")
+    pytester.makepyfile(textwrap.dedent("""
+        import os, subprocess, pytest
+
+        @pytest.mark.sandbox
+        def test_probes_and_child():
+            assert not os.path.exists("maybe.cfg")
+            subprocess.run(["cat", "child_input.txt"], check=True, capture_output=True)
+    """))
+    result = run(pytester, "--sandbox-backend=ebpf")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines_random(["*probe*/maybe.cfg", "*read*/child_input.txt",
+                                        "traced with: ebpf (complete)"])
