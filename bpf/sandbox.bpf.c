@@ -25,6 +25,13 @@
 
 char LICENSE[] SEC("license") = "GPL";
 
+/* Turn a kernel address into a typed pointer the program may dereference
+ * directly: such loads compile to plain instructions with a fault handler,
+ * several times cheaper than a bpf_probe_read_kernel() call each. */
+extern void *bpf_rdonly_cast(const void *obj, __u32 btf_id) __ksym;
+#define CAST(type, p) ((type *)bpf_rdonly_cast((p), bpf_core_type_id_kernel(type)))
+
+
 #define AT_FDCWD      -100
 #define O_CREAT       0100
 #define MAP_SHARED    0x01
@@ -142,7 +149,7 @@ struct {
 
 struct fd_seen_key {
     __u64 file;
-    __u64 dentry;
+    __u64 ino;
     __u32 run_id;
     __u32 kind;
 };
@@ -154,6 +161,20 @@ struct {
     __type(key, struct fd_seen_key);
     __type(value, __u8);
 } fd_seen SEC(".maps");
+
+struct dir_key {
+    __u64 token;
+    __u32 run_id;
+    __u32 pad;
+};
+
+/* Directories whose path this run's reader already has (see DIRDEF). */
+struct {
+    __uint(type, BPF_MAP_TYPE_LRU_HASH);
+    __uint(max_entries, 65536);
+    __type(key, struct dir_key);
+    __type(value, __u8);
+} dir_seen SEC(".maps");
 
 /* Scratch space: an event is assembled here, then copied into the ring
  * buffer with its exact size.  One map per program so that a program
@@ -167,6 +188,8 @@ struct scratch {
      * instead of once per possible position. */
     __u32 wpos;         /* start of the string in walk */
     __u32 wflags;
+    __u64 newtok[2];    /* directories defined by this event: marked seen
+                         * only once the event is in the ring buffer */
 };
 
 #define SCRATCH_MAP(name)                                   \
@@ -298,6 +321,44 @@ static __always_inline int append_empty(struct scratch *s, __u64 *off, int i)
     return 0;
 }
 
+static __always_inline __u32 run_gen(__u32 run_id)
+{
+    struct sbx_run_state *st = bpf_map_lookup_elem(&runs, &run_id);
+    return st ? st->gen : 0;
+}
+
+/* Append directory (vfsmount, dentry) as string 2*pair: a reference to a
+ * directory the reader knows, or its walked path with a new token.  The
+ * token is the directory's (device, inode number) and the run's rename
+ * generation, so a directory renamed or removed by the run never matches an
+ * old token. */
+static __noinline int append_dir(struct scratch *s, __u64 *off, int pair,
+                                 struct vfsmount *m, struct dentry *d)
+{
+    if (!s || pair < 0 || pair > 1)
+        return -1;
+    struct dentry *dd = CAST(struct dentry, d);
+    __u64 ino = dd->d_inode->i_ino;
+    __u64 dev = dd->d_sb->s_dev;
+    struct dir_key key = {
+        .token = (ino ^ (dev << 32) ^ ((__u64)run_gen(s->ev.run_id) << 52)) | 1,
+        .run_id = s->ev.run_id,
+    };
+    s->ev.dirtok[pair] = key.token;
+    if (bpf_map_lookup_elem(&dir_seen, &key)) {
+        append_empty(s, off, 2 * pair);
+        s->ev.str_flags[2 * pair] = SBX_STR_DIRREF;
+        return 0;
+    }
+    if (append_walk(s, off, 2 * pair, m, d) < 0)
+        return -1;
+    if (!(s->ev.str_flags[2 * pair] & SBX_STR_TRUNCATED)) {
+        s->ev.str_flags[2 * pair] |= SBX_STR_DIRDEF;
+        s->newtok[pair] = key.token;
+    }
+    return 0;
+}
+
 /* Append a string from user memory; returns its first byte (or -1). */
 static __always_inline int append_user_str(struct scratch *s, __u64 *off, int i,
                                            const char *uptr)
@@ -323,18 +384,25 @@ static __always_inline int append_user_str(struct scratch *s, __u64 *off, int i,
     return s->data[o];
 }
 
-static __always_inline struct file *fd_file(struct task_struct *t, long fd)
+/* The open file behind `fd`; *addr gets its address as a plain number
+ * (pointer arithmetic and map keys need one). */
+static __always_inline struct file *fd_file_addr(struct task_struct *t, long fd, __u64 *addr)
 {
     if (fd < 0)
         return NULL;
-    struct fdtable *fdt = BPF_CORE_READ(t, files, fdt);
-    unsigned int max = BPF_CORE_READ(fdt, max_fds);
-    if ((unsigned long)fd >= max)
+    struct fdtable *fdt = t->files->fdt;
+    if ((unsigned long)fd >= fdt->max_fds)
         return NULL;
-    struct file **arr = BPF_CORE_READ(fdt, fd);
-    struct file *f = NULL;
-    bpf_probe_read_kernel(&f, sizeof f, &arr[fd]);
-    return f;
+    __u64 a = 0;
+    bpf_probe_read_kernel(&a, sizeof a, &fdt->fd[fd]);
+    *addr = a;
+    return a ? CAST(struct file, (void *)a) : NULL;
+}
+
+static __always_inline struct file *fd_file(struct task_struct *t, long fd)
+{
+    __u64 addr;
+    return fd_file_addr(t, fd, &addr);
 }
 
 /* ---- emitting ------------------------------------------------------------ */
@@ -363,14 +431,27 @@ static __always_inline void submit(struct scratch *s, __u64 off, __u64 flags)
     if (size > sizeof(struct sbx_event) + SBX_DATA_MAX)
         return;
     s->ev.size = size;
-    if (bpf_ringbuf_output(&events, &s->ev, size, flags))
+    if (bpf_ringbuf_output(&events, &s->ev, size, flags)) {
         count_drop(s->ev.run_id);
+        return;
+    }
+    /* Only now that the definition precedes them in the buffer may later
+     * events refer to these directories. */
+    __u8 one = 1;
+    for (int i = 0; i < 2; i++) {
+        if (!s->newtok[i])
+            continue;
+        struct dir_key key = {.token = s->newtok[i], .run_id = s->ev.run_id};
+        bpf_map_update_elem(&dir_seen, &key, &one, BPF_ANY);
+    }
 }
 
 static __always_inline void init_event(struct scratch *s, __u16 type, __u32 run_id)
 {
     __u64 pt = bpf_get_current_pid_tgid();
     __builtin_memset(&s->ev, 0, sizeof s->ev);
+    s->newtok[0] = 0;
+    s->newtok[1] = 0;
     s->ev.type = type;
     s->ev.run_id = run_id;
     s->ev.pid = pt >> 32;
@@ -378,35 +459,72 @@ static __always_inline void init_event(struct scratch *s, __u16 type, __u32 run_
 }
 
 /* The first read/write/listing of `fd` by this run. */
-static __noinline int emit_fd(__u32 run_id, long fd, __u32 kind)
+static __noinline int emit_fd(struct sbx_task *tp, long fd, __u32 kind)
 {
+    if (!tp)
+        return 0;
+    __u32 run_id = tp->run_id;
     struct task_struct *task = bpf_get_current_task_btf();
-    struct file *f = fd_file(task, fd);
+    __u64 faddr = 0;
+    struct file *f = fd_file_addr(task, fd, &faddr);
     if (!f)
         return 0;
-    struct inode *inode = BPF_CORE_READ(f, f_inode);
-    __u32 imode = BPF_CORE_READ(inode, i_mode) & S_IFMT;
+    /* A loop of read() calls on one file: the task remembers the last file
+     * it reported per kind, so only the first call reaches the map. */
+    __u64 *last = kind == SBX_FD_READ ? &tp->last_read : kind == SBX_FD_WRITE
+                  ? &tp->last_write : &tp->last_enum;
+    struct dentry *d = f->f_path.dentry;
+    /* file objects are recycled: the inode number makes a reused one differ */
+    __u64 ino = f->f_inode->i_ino;
+    __u64 ident = faddr ^ (ino << 20);
+    if (*last == ident)
+        return 0;
+    __u32 imode = f->f_inode->i_mode & S_IFMT;
     /* Pipes, sockets and anonymous inodes are not files of the file
      * system; their traffic is not an access to any path. */
     if (imode != S_IFREG && imode != S_IFDIR && imode != S_IFCHR && imode != S_IFBLK)
         return 0;
-    struct dentry *d = BPF_CORE_READ(f, f_path.dentry);
+    *last = ident;
     struct fd_seen_key key = {
-        .file = (__u64)f, .dentry = (__u64)d, .run_id = run_id, .kind = kind,
+        .file = faddr, .ino = ino, .run_id = run_id, .kind = kind,
     };
     __u8 one = 1;
-    if (bpf_map_update_elem(&fd_seen, &key, &one, BPF_NOEXIST) != 0)
+    /* Look up before inserting: an LRU insert allocates a node even when
+     * the key exists. */
+    if (bpf_map_lookup_elem(&fd_seen, &key) ||
+        bpf_map_update_elem(&fd_seen, &key, &one, BPF_NOEXIST) != 0)
         return 0;                               /* already reported */
     struct scratch *s = get_scratch(&scratch_sys);
     if (!s)
         return 0;
     init_event(s, SBX_EV_FD, run_id);
     s->ev.kind = kind;
-    s->ev.file = (__u64)f;
+    s->ev.file = faddr;
     s->ev.imode = imode;
     s->ev.args[0] = fd;
+    s->ev.npath = 1;
     __u64 off = 0;
-    append_walk(s, &off, 0, BPF_CORE_READ(f, f_path.mnt), d);
+    struct vfsmount *m = f->f_path.mnt;
+    struct dentry *parent = d->d_parent;
+    struct dentry *mnt_root = m->mnt_root;
+    if (d == mnt_root || parent == d) {
+        /* the root of a mount: no parent on this mount, walk it whole */
+        append_walk(s, &off, 0, m, d);
+        append_empty(s, &off, 1);
+    } else {
+        append_dir(s, &off, 0, m, parent);
+        __u64 o = off;
+        if (o > SBX_DATA_MAX - SBX_PATH_MAX)
+            return 0;
+        __u32 len = d->d_name.len;
+        long n = bpf_probe_read_kernel_str(&s->data[o], (len & 255) + 1, d->d_name.name);
+        if (n <= 0)
+            return 0;
+        s->ev.str_len[1] = n;
+        s->ev.str_flags[1] = 0;
+        s->ev.nstr = 2;
+        off = o + n;
+    }
     submit(s, off, wake_flags());
     return 0;
 }
@@ -428,16 +546,16 @@ static __noinline int append_path_arg(struct scratch *s, __u64 *off, int i,
         struct vfsmount *m = NULL;
         struct dentry *d = NULL;
         if (dirfd == AT_FDCWD) {
-            m = BPF_CORE_READ(task, fs, pwd.mnt);
-            d = BPF_CORE_READ(task, fs, pwd.dentry);
+            m = task->fs->pwd.mnt;
+            d = task->fs->pwd.dentry;
         } else {
             struct file *f = fd_file(task, dirfd);
             if (f) {
-                m = BPF_CORE_READ(f, f_path.mnt);
-                d = BPF_CORE_READ(f, f_path.dentry);
+                m = f->f_path.mnt;
+                d = f->f_path.dentry;
             }
         }
-        if (!d || append_walk(s, off, 2 * i, m, d) < 0)
+        if (!d || append_dir(s, off, i, m, d) < 0)
             append_empty(s, off, 2 * i);
     }
     append_user_str(s, off, 2 * i + 1, uptr);
@@ -469,27 +587,33 @@ static __noinline int emit_path(struct pt_regs *regs, __u32 run_id, long nr, lon
     init_event(s, SBX_EV_PATH, run_id);
     s->ev.nr = nr;
     s->ev.ret = ret;
-    s->ev.args[0] = BPF_CORE_READ(regs, di);
-    s->ev.args[1] = BPF_CORE_READ(regs, si);
-    s->ev.args[2] = BPF_CORE_READ(regs, dx);
-    s->ev.args[3] = BPF_CORE_READ(regs, r10);
-    s->ev.args[4] = BPF_CORE_READ(regs, r8);
-    s->ev.args[5] = BPF_CORE_READ(regs, r9);
+    s->ev.args[0] = regs->di;
+    s->ev.args[1] = regs->si;
+    s->ev.args[2] = regs->dx;
+    s->ev.args[3] = regs->r10;
+    s->ev.args[4] = regs->r8;
+    s->ev.args[5] = regs->r9;
     s->ev.npath = npath;
     __u64 off = 0;
     append_path_arg(s, &off, 0, (int)arg_at(s, d0), (const char *)arg_at(s, p0));
     if (npath > 1)
         append_path_arg(s, &off, 1, (int)arg_at(s, d1), (const char *)arg_at(s, p1));
+    if (ret == 0 && (nr == NR_rename || nr == NR_renameat || nr == NR_renameat2 ||
+                     nr == NR_rmdir || (nr == NR_unlinkat && (s->ev.args[2] & 0x200)))) {
+        struct sbx_run_state *st = bpf_map_lookup_elem(&runs, &run_id);
+        if (st)
+            __sync_fetch_and_add(&st->gen, 1);
+    }
     /* A successful open: identify the file so that its later reads can be
      * tied back to the name it was opened under. */
     if (ret >= 0 && (nr == NR_open || nr == NR_openat || nr == NR_openat2 || nr == NR_creat)) {
         struct task_struct *task = bpf_get_current_task_btf();
-        struct file *f = fd_file(task, ret);
+        __u64 faddr = 0;
+        struct file *f = fd_file_addr(task, ret, &faddr);
         if (f) {
-            s->ev.file = (__u64)f;
-            s->ev.kind = BPF_CORE_READ(f, f_mode);
-            struct inode *inode = BPF_CORE_READ(f, f_inode);
-            s->ev.imode = BPF_CORE_READ(inode, i_mode) & S_IFMT;
+            s->ev.file = faddr;
+            s->ev.kind = f->f_mode;
+            s->ev.imode = f->f_inode->i_mode & S_IFMT;
         }
     }
     if (nr == NR_openat2) {
@@ -665,7 +789,7 @@ int BPF_PROG(on_sys_exit, struct pt_regs *regs, long ret)
         return 0;
     __u32 run_id = tp->run_id;
     __u32 flags = tp->flags;
-    long nr = BPF_CORE_READ(regs, orig_ax);
+    long nr = regs->orig_ax;
 
     struct sbx_run_state *st = bpf_map_lookup_elem(&runs, &run_id);
     if (st && st->kill) {
@@ -684,43 +808,43 @@ int BPF_PROG(on_sys_exit, struct pt_regs *regs, long ret)
         return 0;
     }
 
-    long a0 = BPF_CORE_READ(regs, di);
+    long a0 = regs->di;
     switch (nr) {
     case NR_read: case NR_pread64: case NR_readv: case NR_preadv: case NR_preadv2:
         if (ret >= 0)
-            emit_fd(run_id, a0, SBX_FD_READ);
+            emit_fd(tp, a0, SBX_FD_READ);
         return 0;
     case NR_write: case NR_pwrite64: case NR_writev: case NR_pwritev: case NR_pwritev2:
     case NR_ftruncate: case NR_fchmod: case NR_fchown: case NR_fsetxattr:
     case NR_fremovexattr: case NR_fallocate:
         if (ret >= 0)
-            emit_fd(run_id, a0, SBX_FD_WRITE);
+            emit_fd(tp, a0, SBX_FD_WRITE);
         return 0;
     case NR_getdents: case NR_getdents64:
         if (ret >= 0)
-            emit_fd(run_id, a0, SBX_FD_ENUM);
+            emit_fd(tp, a0, SBX_FD_ENUM);
         return 0;
     case NR_mmap: {
-        long mflags = BPF_CORE_READ(regs, r10);
-        long fd = BPF_CORE_READ(regs, r8);
-        long prot = BPF_CORE_READ(regs, dx);
+        long mflags = regs->r10;
+        long fd = regs->r8;
+        long prot = regs->dx;
         if ((unsigned long)ret >= (unsigned long)-4095L || (mflags & MAP_ANONYMOUS) || fd < 0)
             return 0;
-        emit_fd(run_id, fd, SBX_FD_READ);
+        emit_fd(tp, fd, SBX_FD_READ);
         if ((prot & PROT_WRITE) && (mflags & MAP_SHARED))
-            emit_fd(run_id, fd, SBX_FD_WRITE);
+            emit_fd(tp, fd, SBX_FD_WRITE);
         return 0;
     }
     case NR_sendfile:
         if (ret >= 0) {
-            emit_fd(run_id, BPF_CORE_READ(regs, si), SBX_FD_READ);
-            emit_fd(run_id, a0, SBX_FD_WRITE);
+            emit_fd(tp, regs->si, SBX_FD_READ);
+            emit_fd(tp, a0, SBX_FD_WRITE);
         }
         return 0;
     case NR_copy_file_range: case NR_splice:
         if (ret >= 0) {
-            emit_fd(run_id, a0, SBX_FD_READ);
-            emit_fd(run_id, BPF_CORE_READ(regs, dx), SBX_FD_WRITE);
+            emit_fd(tp, a0, SBX_FD_READ);
+            emit_fd(tp, regs->dx, SBX_FD_WRITE);
         }
         return 0;
     case NR_io_uring_setup:
@@ -748,7 +872,7 @@ int BPF_PROG(on_sys_exit, struct pt_regs *regs, long ret)
         /* fstat() is newfstatat(fd, "", AT_EMPTY_PATH) in today's glibc: a
          * metadata look at an already open file, not a path access. */
         char c0 = 0;
-        bpf_probe_read_user(&c0, 1, (const char *)BPF_CORE_READ(regs, si));
+        bpf_probe_read_user(&c0, 1, (const char *)regs->si);
         if (c0 == 0 && ret >= 0)
             return 0;
         return emit_path(regs, run_id, nr, ret, LAYOUT(1, 0, 1, -1, 0));

@@ -25,8 +25,8 @@ enum sbx_event_type {
      * the kernel; empty when the argument is absolute) then path_i (the
      * argument as the program passed it). */
     SBX_EV_PATH = 1,
-    /* First read/write/listing of an open file by this run: one string,
-     * the file's absolute path walked from its dentry. */
+    /* First read/write/listing of an open file by this run: one pair,
+     * (the file's directory, its name), as for SBX_EV_PATH. */
     SBX_EV_FD = 2,
     /* A successful exec.  Strings: filename as passed, cwd (when filename
      * is relative, else empty), #! interpreter as written (or empty), the
@@ -47,6 +47,12 @@ enum sbx_event_type {
 /* str_flags bits */
 #define SBX_STR_TRUNCATED 0x1        /* did not fit: the path is incomplete */
 #define SBX_STR_FAULT     0x2        /* user memory could not be read */
+/* Directory strings are cached: the first event that needs a directory
+ * carries its walked path (DIRDEF) and a token, later ones only the token
+ * (DIRREF, empty string).  Walking a path costs a few probe reads per
+ * component; a token costs one map lookup. */
+#define SBX_STR_DIRDEF    0x4
+#define SBX_STR_DIRREF    0x8
 
 struct sbx_event {
     __u32 size;          /* header + strings, bytes */
@@ -63,6 +69,7 @@ struct sbx_event {
     __u64 args[6];       /* syscall arguments (flags, modes, fds) */
     __u64 file;          /* struct file * of the opened/used file (identity) */
     __u32 imode;         /* inode mode of that file (S_IFMT bits) */
+    __u64 dirtok[2];     /* directory tokens of path pairs 0 and 1 */
     __u16 str_len[SBX_MAX_STR];
     __u8  str_flags[SBX_MAX_STR];
     __u8  pad[3];
@@ -73,13 +80,15 @@ struct sbx_run_state {
     __s64 live;          /* traced tasks not yet exited */
     __u64 dropped;       /* events lost because the ring buffer was full */
     __u32 kill;          /* set by user space: SIGKILL every task of the run */
-    __u32 pad;
+    __u32 gen;           /* bumped by renames and rmdirs: directory tokens of
+                          * an older generation are never reused */
 };
 
 /* Value of map `tracked` (key: tid in the initial pid namespace). */
 struct sbx_task {
     __u32 run_id;
     __u32 flags;
+    __u64 last_read, last_write, last_enum;  /* struct file * last reported */
 };
 #define SBX_TASK_PENDING 0x1     /* forked by a spawner, not yet exec'd */
 #define SBX_TASK_SELF    0x2     /* registered by user space, not counted */

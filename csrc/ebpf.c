@@ -37,13 +37,22 @@
 
 /* ---- per-run state ---------------------------------------------------- */
 
-/* Name an open file was opened under, keyed by its struct file pointer, so
- * that a read through a symlink reports the link as well as the target,
- * and an open whose data was never used ends up a probe. */
-struct opened {
-    uint64_t file;          /* 0 = empty slot */
+/* A table keyed by a 64-bit kernel identity (a struct file pointer, a
+ * directory token), holding a path.  Two per run:
+ *   opened: the name an open file was opened under, so that a read through
+ *           a symlink reports the link as well as the target, and an open
+ *           whose data was never used ends up a probe;
+ *   dirs:   the paths of directories the kernel half sent once (DIRDEF)
+ *           and now refers to by token (DIRREF). */
+struct keyed {
+    uint64_t key;           /* 0 = empty slot */
     char *path;
     int used;
+};
+
+struct keyed_table {
+    struct keyed *slots;
+    size_t cap, count;
 };
 
 struct run {
@@ -51,8 +60,7 @@ struct run {
     int done;
     pthread_cond_t cv;
     struct sbx_result *res;
-    struct opened *opened;
-    size_t opened_cap, opened_count;
+    struct keyed_table opened, dirs;
     struct run *next;
 };
 
@@ -81,48 +89,62 @@ static struct run *find_run(uint32_t id)
     return NULL;
 }
 
-static int opened_grow(struct run *r)
+static size_t keyed_home(uint64_t key, size_t cap)
 {
-    size_t ncap = r->opened_cap ? r->opened_cap * 2 : 256;
-    struct opened *n = calloc(ncap, sizeof *n);
+    return (size_t)((key * 0x9E3779B97F4A7C15ULL) >> 20) & (cap - 1);
+}
+
+static int keyed_grow(struct keyed_table *t)
+{
+    size_t ncap = t->cap ? t->cap * 2 : 256;
+    struct keyed *n = calloc(ncap, sizeof *n);
     if (!n)
         return -1;
-    for (size_t i = 0; i < r->opened_cap; i++) {
-        struct opened *o = &r->opened[i];
-        if (!o->file)
+    for (size_t i = 0; i < t->cap; i++) {
+        if (!t->slots[i].key)
             continue;
-        size_t j = (o->file >> 4) & (ncap - 1);
-        while (n[j].file)
+        size_t j = keyed_home(t->slots[i].key, ncap);
+        while (n[j].key)
             j = (j + 1) & (ncap - 1);
-        n[j] = *o;
+        n[j] = t->slots[i];
     }
-    free(r->opened);
-    r->opened = n;
-    r->opened_cap = ncap;
+    free(t->slots);
+    t->slots = n;
+    t->cap = ncap;
     return 0;
 }
 
-static struct opened *opened_slot(struct run *r, uint64_t file, int create)
+static struct keyed *keyed_slot(struct keyed_table *t, uint64_t key, int create)
 {
-    if (create && (r->opened_count + 1) * 2 > r->opened_cap && opened_grow(r) < 0)
+    if (!key)
         return NULL;
-    if (!r->opened_cap)
+    if (create && (t->count + 1) * 2 > t->cap && keyed_grow(t) < 0)
         return NULL;
-    size_t i = (file >> 4) & (r->opened_cap - 1);
-    while (r->opened[i].file && r->opened[i].file != file)
-        i = (i + 1) & (r->opened_cap - 1);
-    if (!r->opened[i].file) {
+    if (!t->cap)
+        return NULL;
+    size_t i = keyed_home(key, t->cap);
+    while (t->slots[i].key && t->slots[i].key != key)
+        i = (i + 1) & (t->cap - 1);
+    if (!t->slots[i].key) {
         if (!create)
             return NULL;
-        r->opened[i].file = file;
-        r->opened_count++;
+        t->slots[i].key = key;
+        t->count++;
     }
-    return &r->opened[i];
+    return &t->slots[i];
+}
+
+static void keyed_free(struct keyed_table *t)
+{
+    for (size_t i = 0; i < t->cap; i++)
+        free(t->slots[i].path);
+    free(t->slots);
+    memset(t, 0, sizeof *t);
 }
 
 /* Before this run's open replaces a stale entry for the same struct file
  * (the kernel reuses freed file objects), settle the old one. */
-static void settle_opened(struct run *r, struct opened *o)
+static void settle_opened(struct run *r, struct keyed *o)
 {
     if (o->path && !o->used &&
         !(sbx_pathset_get(r->res->paths, o->path, strlen(o->path)) & (SBX_READ | SBX_WRITE)))
@@ -189,10 +211,26 @@ static const char *pair_path(struct run *r, const struct sbx_event *ev,
                         "(syscall %d)", ev->pid, ev->nr);
         return NULL;
     }
-    if (st->len[p] == 0 && st->len[d] == 0)
+    const char *dir = st->s[d];
+    size_t dlen = st->len[d];
+    if (st->flags[d] & (SBX_STR_DIRDEF | SBX_STR_DIRREF)) {
+        struct keyed *k = keyed_slot(&r->dirs, ev->dirtok[i], st->flags[d] & SBX_STR_DIRDEF);
+        if (st->flags[d] & SBX_STR_DIRDEF) {
+            if (k && !k->path)
+                k->path = strdup(dir);
+        } else if (k && k->path) {
+            dir = k->path;
+            dlen = strlen(dir);
+        } else {
+            sbx_result_warn(r->res, "process %u used a directory whose path was lost "
+                            "with earlier events", ev->pid);
+            return NULL;
+        }
+    }
+    if (st->len[p] == 0 && dlen == 0)
         return NULL;                /* an fd-relative call on a non-file */
-    if (sbx_path_join_clean(buf, cap, st->s[d], st->len[d], st->s[p], st->len[p]) < 0) {
-        if (st->s[p][0] != '/' && st->len[d] == 0)
+    if (sbx_path_join_clean(buf, cap, dir, dlen, st->s[p], st->len[p]) < 0) {
+        if (st->s[p][0] != '/' && dlen == 0)
             return NULL;            /* dirfd was not a directory we know */
         sbx_result_warn(r->res, "a path used by process %u did not fit in %zu bytes",
                         ev->pid, cap);
@@ -222,7 +260,7 @@ static void on_open(struct run *r, const struct sbx_event *ev, const char *path)
         add_path(r, path, SBX_WRITE);
     if (!ev->file)
         return;
-    struct opened *o = opened_slot(r, ev->file, 1);
+    struct keyed *o = keyed_slot(&r->opened, ev->file, 1);
     if (!o) {
         add_path(r, path, SBX_PROBE);
         return;
@@ -285,23 +323,18 @@ static void on_path_event(struct run *r, const struct sbx_event *ev, const struc
 
 static void on_fd_event(struct run *r, const struct sbx_event *ev, const struct strings *st)
 {
-    if (ev->nstr < 1)
+    char buf[SBX_PATH_MAX * 2 + 2];
+    const char *path = pair_path(r, ev, st, 0, buf, sizeof buf);
+    if (!path)
         return;
-    if (st->flags[0] & SBX_STR_TRUNCATED) {
-        sbx_result_warn(r->res, "a file used by process %u has a path longer than %d bytes "
-                        "and could not be recorded", ev->pid, SBX_PATH_MAX);
-        return;
-    }
     unsigned cat = ev->kind == SBX_FD_READ ? SBX_READ
                  : ev->kind == SBX_FD_WRITE ? SBX_WRITE : SBX_ENUM;
-    add_path(r, st->s[0], cat);
-    struct opened *o = opened_slot(r, ev->file, 0);
+    add_path(r, path, cat);
+    struct keyed *o = keyed_slot(&r->opened, ev->file, 0);
     if (o && o->path) {
         o->used = 1;
-        if (cat != SBX_ENUM && strcmp(o->path, st->s[0]) != 0)
+        if (strcmp(o->path, path) != 0)
             add_path(r, o->path, cat);      /* the name it was opened by */
-        else if (cat == SBX_ENUM && strcmp(o->path, st->s[0]) != 0)
-            add_path(r, o->path, SBX_ENUM);
     }
 }
 
@@ -688,10 +721,11 @@ struct sbx_result *sbx_ebpf_run_end(uint32_t run)
                         "was full; accesses may be missing",
                         (unsigned long long)st.dropped);
     bpf_map_delete_elem(runs_fd(), &run);
-    for (size_t i = 0; i < r->opened_cap; i++)
-        if (r->opened[i].file)
-            settle_opened(r, &r->opened[i]);
-    free(r->opened);
+    for (size_t i = 0; i < r->opened.cap; i++)
+        if (r->opened.slots[i].key)
+            settle_opened(r, &r->opened.slots[i]);
+    keyed_free(&r->opened);
+    keyed_free(&r->dirs);
     pthread_cond_destroy(&r->cv);
     struct sbx_result *res = r->res;
     free(r);

@@ -1,0 +1,135 @@
+"""Overhead of tracing, as ratios against the bare command in the same run.
+
+    .venv/bin/python bench/bench.py [--repeat N] [--backends ebpf,preload,...] [--json FILE]
+
+Workloads (each run bare, under every available backend, and under
+``strace -f`` as the peer, interleaved so that drift affects all alike):
+
+  build    a clean ``make -j2`` of this project's own C core
+  tar      ``tar -cf - /usr/include | cksum``: a storm of opens and reads
+  imports  a Python process importing a few dozen stdlib modules
+  true     ``/bin/true`` repeated in one warm Sandbox: the fixed cost per run
+
+Reported per workload: the median wall time of each mode, and the median of
+the per-pair ratios mode/bare.  For ``true`` the figure is milliseconds added
+per run.  Times vary with the machine; ratios measured in one run do not.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import sysconfig
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+sys.path.insert(0, ROOT)
+
+import sandbox_py  # noqa: E402
+
+CORE_SOURCES = ["pathset.c", "pathnorm.c", "result.c", "pyresult.c", "module.c",
+                "ebpf.c", "elfinterp.c"]
+
+
+def build_tree(dst: str) -> list:
+    """Copy the C core into dst with a Makefile; returns the command."""
+    for name in os.listdir(os.path.join(ROOT, "csrc")):
+        if name.endswith((".c", ".h")):
+            shutil.copy(os.path.join(ROOT, "csrc", name), dst)
+    incs = ["-I.", "-I" + os.path.join(ROOT, "bpf"), "-I" + os.path.join(ROOT, "build", "gen"),
+            "-I" + sysconfig.get_paths()["include"]]
+    objs = " ".join(s[:-2] + ".o" for s in CORE_SOURCES)
+    with open(os.path.join(dst, "Makefile"), "w") as f:
+        f.write("CFLAGS=-O2 -fPIC %s\nall: %s\nclean:\n\trm -f *.o\n" % (" ".join(incs), objs))
+    return ["sh", "-c", "make -s clean && make -s -j2"]
+
+
+def workloads(tmp: str) -> dict:
+    src = os.path.join(tmp, "src")
+    os.makedirs(src)
+    imports = ("import json, decimal, email.parser, asyncio, http.client, xml.dom.minidom, "
+               "unittest, argparse, logging, sqlite3, csv, zipfile, tarfile, difflib, "
+               "statistics, fractions, pathlib, shutil, tempfile, textwrap, html.parser")
+    return {
+        "build": (build_tree(src), src),
+        "tar": (["sh", "-c", "tar -cf - /usr/include 2>/dev/null | cksum >/dev/null"], tmp),
+        "imports": ([sys.executable, "-c", imports], tmp),
+    }
+
+
+def timed(fn) -> float:
+    t = time.perf_counter()
+    fn()
+    return time.perf_counter() - t
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--repeat", type=int, default=7, help="paired runs per workload")
+    ap.add_argument("--true-runs", type=int, default=300, help="runs of /bin/true per mode")
+    ap.add_argument("--backends", default="", help="comma-separated (default: all available)")
+    ap.add_argument("--no-strace", action="store_true")
+    ap.add_argument("--json", help="also write the figures to this file")
+    args = ap.parse_args(argv)
+
+    avail = {n: ok for n, (ok, _) in sandbox_py.backends().items()}
+    names = [b for b in args.backends.split(",") if b] or [n for n, ok in avail.items() if ok]
+    sandboxes = {n: sandbox_py.Sandbox(n) for n in names}
+    strace = None if args.no_strace else shutil.which("strace")
+
+    out = {"machine": {"cpus": os.cpu_count(), "kernel": os.uname().release,
+                       "python": sys.version.split()[0]}, "workloads": {}}
+    with tempfile.TemporaryDirectory() as tmp:
+        for wname, (cmd, cwd) in workloads(tmp).items():
+            modes = {"bare": lambda c=cmd, d=cwd: subprocess.run(c, cwd=d, check=True)}
+            for n, sb in sandboxes.items():
+                modes[n] = lambda c=cmd, d=cwd, sb=sb: sb.run(c, cwd=d, check=True)
+            if strace:
+                modes["strace -f"] = lambda c=cmd, d=cwd: subprocess.run(
+                    [strace, "-f", "-qq", "-o", "/dev/null"] + c, cwd=d, check=True)
+            for fn in modes.values():           # warm caches once
+                fn()
+            times = {m: [] for m in modes}
+            order = list(modes)
+            for i in range(args.repeat):
+                order = order[1:] + order[:1]   # rotate: no mode always goes first
+                for m in order:
+                    times[m].append(timed(modes[m]))
+            row = {}
+            for m, ts in times.items():
+                ratios = [t / b for t, b in zip(ts, times["bare"])]
+                row[m] = {"median_s": statistics.median(ts),
+                          "ratio": statistics.median(ratios)}
+            out["workloads"][wname] = row
+            print("%-8s " % wname + "  ".join(
+                "%s %.3fs (%.3fx)" % (m, v["median_s"], v["ratio"]) for m, v in row.items()),
+                flush=True)
+
+        # fixed cost per run, warm
+        n = args.true_runs
+        row = {}
+        bare = statistics.median(timed(lambda: subprocess.run(["/bin/true"])) for _ in range(n))
+        row["bare"] = {"median_ms": bare * 1e3}
+        for name, sb in sandboxes.items():
+            sb.run(["/bin/true"])
+            t = statistics.median(timed(lambda: sb.run(["/bin/true"])) for _ in range(n))
+            row[name] = {"median_ms": t * 1e3, "added_ms": (t - bare) * 1e3}
+        out["workloads"]["true"] = row
+        print("true     " + "  ".join(
+            "%s %.2fms%s" % (m, v["median_ms"],
+                             " (+%.2fms)" % v["added_ms"] if "added_ms" in v else "")
+            for m, v in row.items()), flush=True)
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(out, f, indent=2)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
