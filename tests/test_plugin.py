@@ -6,6 +6,8 @@ import textwrap
 
 import pytest
 
+from test_trace import ebpf_or_skip
+
 pytest_plugins = ["pytester"]
 
 
@@ -206,20 +208,10 @@ def test_unknown_placeholder_is_reported(pytester):
     result.stdout.fnmatch_lines(["*unknown placeholder {nowhere}; known: basetemp,*"])
 
 
-def _require_ebpf():
-    import os
-    from sandbox_py.inprocess import _ebpf_module
-    module, why = _ebpf_module()
-    if module is None:
-        if os.environ.get("SANDBOX_PY_REQUIRE_EBPF") == "1":
-            pytest.fail("eBPF in-process tracing required but unavailable: %s" % why)
-        pytest.skip("eBPF in-process tracing unavailable: %s" % why)
-
-
 def test_ebpf_sees_stat_probes_and_children_of_the_test_body(pytester):
     # What audit hooks cannot see: os.stat in the test process itself and
     # the reads of a child process.
-    _require_ebpf()
+    ebpf_or_skip()
     pytester.path.joinpath("child_input.txt").write_text("x")
     pytester.makepyfile(textwrap.dedent("""
         import os, subprocess, pytest
