@@ -1,0 +1,146 @@
+/* result_json.c — see result_json.h. */
+#include "result_json.h"
+
+#include <string.h>
+
+/* Length of the valid UTF-8 sequence at s (1..4) and its code point, or 0
+ * when the bytes are not valid UTF-8 (overlong, surrogate, out of range,
+ * truncated) — the same rules as Python's strict decoder. */
+static size_t utf8_seq(const unsigned char *s, size_t n, unsigned long *cp)
+{
+    unsigned char b = s[0];
+    size_t k;
+    unsigned long c, min;
+    if (b < 0x80) {
+        *cp = b;
+        return 1;
+    } else if ((b & 0xE0) == 0xC0) {
+        k = 2; c = b & 0x1F; min = 0x80;
+    } else if ((b & 0xF0) == 0xE0) {
+        k = 3; c = b & 0x0F; min = 0x800;
+    } else if ((b & 0xF8) == 0xF0) {
+        k = 4; c = b & 0x07; min = 0x10000;
+    } else {
+        return 0;
+    }
+    if (n < k)
+        return 0;
+    for (size_t i = 1; i < k; i++) {
+        if ((s[i] & 0xC0) != 0x80)
+            return 0;
+        c = (c << 6) | (s[i] & 0x3F);
+    }
+    if (c < min || c > 0x10FFFF || (c >= 0xD800 && c <= 0xDFFF))
+        return 0;
+    *cp = c;
+    return k;
+}
+
+void sbx_json_string(FILE *f, const char *str, size_t len)
+{
+    const unsigned char *s = (const unsigned char *)str;
+    fputc('"', f);
+    size_t i = 0;
+    while (i < len) {
+        unsigned long c;
+        size_t k = utf8_seq(s + i, len - i, &c);
+        if (k == 0) {                       /* surrogateescape */
+            fprintf(f, "\\udc%02x", s[i]);
+            i++;
+            continue;
+        }
+        i += k;
+        switch (c) {
+        case '"': fputs("\\\"", f); break;
+        case '\\': fputs("\\\\", f); break;
+        case '\n': fputs("\\n", f); break;
+        case '\r': fputs("\\r", f); break;
+        case '\t': fputs("\\t", f); break;
+        case '\b': fputs("\\b", f); break;
+        case '\f': fputs("\\f", f); break;
+        default:
+            if (c < 0x20 || (c > 0x7F && c < 0x10000))
+                fprintf(f, "\\u%04lx", c);
+            else if (c >= 0x10000) {
+                c -= 0x10000;
+                fprintf(f, "\\u%04lx\\u%04lx", 0xD800 + (c >> 10), 0xDC00 + (c & 0x3FF));
+            } else
+                fputc((int)c, f);
+        }
+    }
+    fputc('"', f);
+}
+
+struct cat_ctx {
+    FILE *f;
+    unsigned cat;
+    int first;
+};
+
+static int write_if_in(void *vctx, const char *path, size_t len, unsigned cats)
+{
+    struct cat_ctx *ctx = vctx;
+    if (!(cats & ctx->cat))
+        return 0;
+    if (!ctx->first)
+        fputs(", ", ctx->f);
+    ctx->first = 0;
+    sbx_json_string(ctx->f, path, len);
+    return 0;
+}
+
+static void cstr(FILE *f, const char *s)
+{
+    sbx_json_string(f, s, strlen(s));
+}
+
+int sbx_result_write_json(FILE *f, const struct sbx_result *r, const struct sbx_json_run *run)
+{
+    static const struct { const char *name; unsigned cat; } cats[] = {
+        {"reads", SBX_READ}, {"writes", SBX_WRITE},
+        {"probes", SBX_PROBE}, {"enumerations", SBX_ENUM},
+    };
+    int rc = 0;
+    fputs("{\"schema\": \"sandbox_py.result/1\", \"args\": [", f);
+    for (size_t i = 0; i < run->nargs; i++) {
+        if (i)
+            fputs(", ", f);
+        cstr(f, run->args[i]);
+    }
+    fprintf(f, "], \"returncode\": %d, \"backend\": ",
+            r->has_status ? r->status : run->returncode);
+    cstr(f, run->backend);
+    fprintf(f, ", \"duration\": %.6f, \"complete\": %s, \"warnings\": [",
+            run->duration, r->complete ? "true" : "false");
+    for (size_t i = 0; i < r->nwarnings; i++) {
+        if (i)
+            fputs(", ", f);
+        cstr(f, r->warnings[i]);
+    }
+    fputs("]", f);
+    for (size_t c = 0; c < sizeof cats / sizeof cats[0]; c++) {
+        struct cat_ctx ctx = {f, cats[c].cat, 1};
+        fprintf(f, ", \"%s\": [", cats[c].name);
+        if (sbx_pathset_foreach_sorted(r->paths, write_if_in, &ctx) < 0)
+            rc = -1;
+        fputs("]", f);
+    }
+    fputs(", \"execs\": [", f);
+    for (size_t i = 0; i < r->nexecs; i++) {
+        const struct sbx_exec *e = &r->execs[i];
+        fprintf(f, "%s{\"pid\": %lld, \"ppid\": %lld, \"path\": ", i ? ", " : "",
+                (long long)e->pid, (long long)e->ppid);
+        cstr(f, e->path);
+        fputs(", \"argv\": [", f);
+        for (size_t j = 0; j < e->argc; j++) {
+            if (j)
+                fputs(", ", f);
+            cstr(f, e->argv[j]);
+        }
+        fputs("]}", f);
+    }
+    fputs("], \"stdout\": null, \"stderr\": null}\n", f);
+    if (fflush(f) != 0 || ferror(f))
+        rc = -1;
+    return rc;
+}

@@ -1,0 +1,20 @@
+/* inject.h — load the hook DLL into a suspended process.
+ *
+ * Used by the launcher for the root process and by the hook DLL itself for
+ * every child it sees created, so the whole tree gets the DLL before its
+ * first instruction runs.
+ */
+#ifndef SBX_WIN_INJECT_H
+#define SBX_WIN_INJECT_H
+
+#include <windows.h>
+
+/* Leave the configuration for process `pid` (pipe name, DLL path, parent)
+ * and load `dll` into it with a remote LoadLibraryW thread; waits until the
+ * DLL reports its hooks installed.  The process must be suspended (its main
+ * thread not yet run).  Returns 0, or a Win32 error code with a sentence in
+ * err. */
+DWORD sbx_inject(HANDLE process, DWORD pid, DWORD ppid, const wchar_t *dll,
+                 const wchar_t *pipe, wchar_t *err, size_t errlen);
+
+#endif

@@ -1,0 +1,490 @@
+/* launcher.c — see launcher.h.
+ *
+ * Threads: the caller's thread starts and waits for the tree; one listener
+ * thread accepts pipe connections, one at a time (each traced process
+ * connects once, when the DLL starts); one reader thread per connection
+ * copies whole records into a shared list.  Records carry a
+ * QueryPerformanceCounter time, so events of different processes are put
+ * back in the order they happened before the order-dependent rules of
+ * pathset.c (created-then-read is not a read) are applied.
+ */
+#include "launcher.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <wchar.h>
+
+#include "cmdline.h"
+#include "inject.h"
+#include "winpath.h"
+#include "wire.h"
+
+#define PIPE_BUF_SIZE 65536
+#define SBX_PATH_MAX_ROOT 4096
+
+struct rec {
+    uint64_t time;
+    size_t seq;
+    uint8_t *data;      /* whole record, header included */
+};
+
+struct conn {
+    uint32_t pid;       /* 0 until HELLO */
+    int bye;
+};
+
+struct collector {
+    CRITICAL_SECTION cs;
+    wchar_t pipe[96];
+    volatile LONG stopping;
+    HANDLE next;        /* the instance the listener waits on */
+    struct rec *recs;
+    size_t nrecs, cap_recs;
+    struct conn *conns;
+    size_t nconns, cap_conns;
+    HANDLE *readers;
+    size_t nreaders, cap_readers;
+    int out_of_memory;
+};
+
+static int grow(void **arr, size_t *cap, size_t n, size_t elem)
+{
+    if (n < *cap)
+        return 0;
+    size_t ncap = *cap ? *cap * 2 : 64;
+    void *p = realloc(*arr, ncap * elem);
+    if (!p)
+        return -1;
+    *arr = p;
+    *cap = ncap;
+    return 0;
+}
+
+static HANDLE new_instance(struct collector *c, int first)
+{
+    return CreateNamedPipeW(c->pipe,
+                            PIPE_ACCESS_INBOUND | (first ? FILE_FLAG_FIRST_PIPE_INSTANCE : 0),
+                            PIPE_TYPE_BYTE | PIPE_READMODE_BYTE | PIPE_WAIT,
+                            PIPE_UNLIMITED_INSTANCES, 0, PIPE_BUF_SIZE, 0, NULL);
+}
+
+struct reader_arg {
+    struct collector *c;
+    HANDLE pipe;
+    size_t conn;
+};
+
+static void keep_record(struct collector *c, size_t conn, const uint8_t *p, uint32_t len)
+{
+    struct sbx_wire_hdr h;
+    memcpy(&h, p, sizeof h);
+    EnterCriticalSection(&c->cs);
+    if (h.type == SBX_MSG_HELLO && len >= sizeof h + sizeof(struct sbx_wire_hello)) {
+        struct sbx_wire_hello hello;
+        memcpy(&hello, p + sizeof h, sizeof hello);
+        c->conns[conn].pid = hello.pid;
+    } else if (h.type == SBX_MSG_BYE) {
+        c->conns[conn].bye = 1;
+    } else if (h.type == SBX_MSG_STOP) {
+        ;
+    } else {
+        uint8_t *copy = malloc(len);
+        if (!copy || grow((void **)&c->recs, &c->cap_recs, c->nrecs, sizeof *c->recs) < 0) {
+            free(copy);
+            c->out_of_memory = 1;
+        } else {
+            memcpy(copy, p, len);
+            c->recs[c->nrecs].time = h.time;
+            c->recs[c->nrecs].seq = c->nrecs;
+            c->recs[c->nrecs].data = copy;
+            c->nrecs++;
+        }
+    }
+    LeaveCriticalSection(&c->cs);
+}
+
+static DWORD WINAPI reader_main(void *varg)
+{
+    struct reader_arg *a = varg;
+    size_t cap = PIPE_BUF_SIZE, have = 0;
+    uint8_t *buf = malloc(cap);
+    for (;;) {
+        if (!buf)
+            break;
+        if (have == cap) {
+            uint8_t *nb = realloc(buf, cap * 2);
+            if (!nb)
+                break;
+            buf = nb;
+            cap *= 2;
+        }
+        DWORD got = 0;
+        if (!ReadFile(a->pipe, buf + have, (DWORD)(cap - have), &got, NULL) || got == 0)
+            break;          /* the process closed its end: it has exited */
+        have += got;
+        size_t off = 0;
+        while (have - off >= sizeof(struct sbx_wire_hdr)) {
+            struct sbx_wire_hdr h;
+            memcpy(&h, buf + off, sizeof h);
+            if (h.len < sizeof h) {
+                have = off = 0;     /* corrupt stream: drop the connection's data */
+                goto out;
+            }
+            if (have - off < h.len)
+                break;
+            keep_record(a->c, a->conn, buf + off, h.len);
+            off += h.len;
+        }
+        memmove(buf, buf + off, have - off);
+        have -= off;
+    }
+out:
+    free(buf);
+    CloseHandle(a->pipe);
+    free(a);
+    return 0;
+}
+
+static DWORD WINAPI listener_main(void *varg)
+{
+    struct collector *c = varg;
+    for (;;) {
+        HANDLE p = c->next;
+        BOOL ok = ConnectNamedPipe(p, NULL) || GetLastError() == ERROR_PIPE_CONNECTED;
+        /* Open the next instance at once: a client finding none waits. */
+        c->next = new_instance(c, 0);
+        if (ok) {
+            struct reader_arg *a = malloc(sizeof *a);
+            HANDLE t = NULL;
+            EnterCriticalSection(&c->cs);
+            if (a && grow((void **)&c->conns, &c->cap_conns, c->nconns, sizeof *c->conns) == 0 &&
+                grow((void **)&c->readers, &c->cap_readers, c->nreaders, sizeof(HANDLE)) == 0) {
+                a->c = c;
+                a->pipe = p;
+                a->conn = c->nconns;
+                c->conns[c->nconns].pid = 0;
+                c->conns[c->nconns].bye = 0;
+                c->nconns++;
+                t = CreateThread(NULL, 64 * 1024, reader_main, a, 0, NULL);
+                if (t)
+                    c->readers[c->nreaders++] = t;
+            }
+            if (!t) {
+                c->out_of_memory = 1;
+                free(a);
+                CloseHandle(p);
+            }
+            LeaveCriticalSection(&c->cs);
+        } else {
+            CloseHandle(p);
+        }
+        if (c->stopping || c->next == INVALID_HANDLE_VALUE)
+            break;
+    }
+    if (c->next != INVALID_HANDLE_VALUE)
+        CloseHandle(c->next);
+    return 0;
+}
+
+/* The tree is gone: every client that ever connected has been accepted
+ * once a connection of our own gets through (instances are served one at
+ * a time), so wake the listener with one and let it finish. */
+static void stop_listener(struct collector *c, HANDLE listener)
+{
+    InterlockedExchange(&c->stopping, 1);
+    while (WaitForSingleObject(listener, 0) == WAIT_TIMEOUT) {
+        HANDLE h = CreateFileW(c->pipe, GENERIC_WRITE, 0, NULL, OPEN_EXISTING, 0, NULL);
+        if (h != INVALID_HANDLE_VALUE) {
+            struct sbx_wire_hdr stop = {SBX_MSG_STOP, 0, sizeof stop, 0};
+            DWORD w;
+            WriteFile(h, &stop, sizeof stop, &w, NULL);
+            CloseHandle(h);
+            break;
+        }
+        if (GetLastError() == ERROR_PIPE_BUSY)
+            WaitNamedPipeW(c->pipe, 50);
+        else
+            Sleep(1);
+    }
+    WaitForSingleObject(listener, INFINITE);
+    for (size_t i = 0; i < c->nreaders; i++) {
+        WaitForSingleObject(c->readers[i], INFINITE);
+        CloseHandle(c->readers[i]);
+    }
+}
+
+static int cmp_rec(const void *a, const void *b)
+{
+    const struct rec *x = a, *y = b;
+    if (x->time != y->time)
+        return x->time < y->time ? -1 : 1;
+    return (x->seq > y->seq) - (x->seq < y->seq);
+}
+
+/* UTF-16 (len units) to a malloc'd UTF-8 string. */
+static char *utf8(const uint16_t *w, size_t len)
+{
+    size_t cap = len * 3 + 1;
+    char *s = malloc(cap);
+    if (s && sbx_utf16_to_utf8(s, cap, w, len) < 0) {
+        free(s);
+        s = NULL;
+    }
+    return s;
+}
+
+static void add_path(struct sbx_result *r, unsigned flags, const uint16_t *w, size_t len)
+{
+    char *s = utf8(w, len);
+    if (!s || sbx_pathset_add(r->paths, s, strlen(s), flags) < 0)
+        sbx_result_warn(r, "out of memory while collecting paths; some are missing");
+    free(s);
+}
+
+static void add_exec(struct sbx_result *r, int64_t pid, int64_t ppid, const char *path,
+                     const char *const *argv, size_t argc)
+{
+    if (sbx_result_add_exec(r, pid, ppid, path, argv, argc) < 0)
+        sbx_result_warn(r, "out of memory while collecting execs; some are missing");
+}
+
+static void apply(struct sbx_result *r, const uint8_t *p)
+{
+    struct sbx_wire_hdr h;
+    memcpy(&h, p, sizeof h);
+    const uint8_t *pay = p + sizeof h;
+    size_t plen = h.len - sizeof h;
+    uint16_t *w = malloc(plen + 2);
+    if (!w)
+        return;
+    memcpy(w, pay, plen);
+    if (h.type == SBX_MSG_PATH) {
+        add_path(r, h.flags, w, plen / 2);
+    } else if (h.type == SBX_MSG_WARN) {
+        char *s = utf8(w, plen / 2);
+        if (s)
+            sbx_result_warn(r, "%s", s);
+        free(s);
+    } else if (h.type == SBX_MSG_EXEC && plen >= sizeof(struct sbx_wire_exec)) {
+        struct sbx_wire_exec x;
+        memcpy(&x, pay, sizeof x);
+        size_t units = (plen - sizeof x) / 2;
+        if (x.path_chars <= units) {
+            const uint16_t *path = (const uint16_t *)((const uint8_t *)w + sizeof x);
+            size_t clen = units - x.path_chars;
+            wchar_t *cmd = malloc((clen + 1) * sizeof *cmd);
+            char *upath = utf8(path, x.path_chars);
+            if (cmd && upath) {
+                memcpy(cmd, path + x.path_chars, clen * 2);
+                cmd[clen] = 0;
+                char **argv = NULL;
+                size_t argc = sbx_win_split_cmdline((const uint16_t *)cmd, &argv);
+                add_exec(r, x.pid, x.ppid, upath, (const char *const *)argv, argc);
+                free(argv);
+            }
+            free(cmd);
+            free(upath);
+        }
+    }
+    free(w);
+}
+
+static struct sbx_result *build(struct collector *c, HANDLE job)
+{
+    struct sbx_result *r = sbx_result_new();
+    if (!r)
+        return NULL;
+    qsort(c->recs, c->nrecs, sizeof *c->recs, cmp_rec);
+    for (size_t i = 0; i < c->nrecs; i++)
+        apply(r, c->recs[i].data);
+    size_t hellos = 0;
+    for (size_t i = 0; i < c->nconns; i++) {
+        if (!c->conns[i].pid)
+            continue;
+        hellos++;
+        if (!c->conns[i].bye)
+            sbx_result_warn(r, "process %lu ended without delivering its last events "
+                            "(killed or crashed); some of its accesses may be missing",
+                            (unsigned long)c->conns[i].pid);
+    }
+    JOBOBJECT_BASIC_ACCOUNTING_INFORMATION acct;
+    if (QueryInformationJobObject(job, JobObjectBasicAccountingInformation, &acct, sizeof acct,
+                                  NULL) &&
+        acct.TotalProcesses > hellos)
+        sbx_result_warn(r, "%lu of %lu processes in the tree ran without the hook DLL "
+                        "(created by a call that is not hooked); their accesses are missing",
+                        (unsigned long)(acct.TotalProcesses - hellos),
+                        (unsigned long)acct.TotalProcesses);
+    if (c->out_of_memory)
+        sbx_result_warn(r, "out of memory while receiving events; some are missing");
+    return r;
+}
+
+static void free_collector(struct collector *c)
+{
+    for (size_t i = 0; i < c->nrecs; i++)
+        free(c->recs[i].data);
+    free(c->recs);
+    free(c->conns);
+    free(c->readers);
+    DeleteCriticalSection(&c->cs);
+}
+
+static void set_err(char *err, size_t errlen, const char *what, DWORD code)
+{
+    snprintf(err, errlen, "%s (Win32 error %lu)", what, (unsigned long)code);
+}
+
+/* Wait for the root, then for every other process of the job. */
+static int wait_tree(HANDLE root, HANDLE job, double timeout, LARGE_INTEGER start,
+                     LARGE_INTEGER freq)
+{
+    DWORD ms = timeout < 0 ? INFINITE : (DWORD)(timeout * 1000.0);
+    if (WaitForSingleObject(root, ms) != WAIT_OBJECT_0)
+        return 0;
+    for (unsigned spin = 0;; spin++) {
+        JOBOBJECT_BASIC_ACCOUNTING_INFORMATION acct;
+        if (!QueryInformationJobObject(job, JobObjectBasicAccountingInformation, &acct,
+                                       sizeof acct, NULL) ||
+            acct.ActiveProcesses == 0)
+            return 1;
+        LARGE_INTEGER now;
+        QueryPerformanceCounter(&now);
+        if (timeout >= 0 && (double)(now.QuadPart - start.QuadPart) / freq.QuadPart > timeout)
+            return 0;
+        Sleep(spin < 50 ? 1 : 10);
+    }
+}
+
+struct sbx_result *sbx_win_run(const struct sbx_win_run *run, double *duration,
+                               DWORD *start_error, char *err, size_t errlen)
+{
+    struct collector c;
+    memset(&c, 0, sizeof c);
+    InitializeCriticalSection(&c.cs);
+    static LONG counter;
+    _snwprintf(c.pipe, 96, L"\\\\.\\pipe\\sbx_py_%lu_%ld_%lu", (unsigned long)GetCurrentProcessId(),
+               (long)InterlockedIncrement(&counter), (unsigned long)GetTickCount());
+    c.pipe[95] = 0;
+    *start_error = 0;
+
+    struct sbx_result *r = NULL;
+    HANDLE listener = NULL, job = NULL;
+    PROCESS_INFORMATION pi = {0};
+    c.next = new_instance(&c, 1);
+    if (c.next == INVALID_HANDLE_VALUE) {
+        set_err(err, errlen, "cannot create the event pipe", GetLastError());
+        goto out;
+    }
+    listener = CreateThread(NULL, 0, listener_main, &c, 0, NULL);
+    if (!listener) {
+        set_err(err, errlen, "cannot start the pipe listener", GetLastError());
+        CloseHandle(c.next);
+        goto out;
+    }
+    /* The job holds the whole tree: children join it automatically, it is
+     * how we know when the last one exited, and KILL_ON_JOB_CLOSE means the
+     * tree dies with us if we are killed. */
+    job = CreateJobObjectW(NULL, NULL);
+    JOBOBJECT_EXTENDED_LIMIT_INFORMATION lim;
+    memset(&lim, 0, sizeof lim);
+    lim.BasicLimitInformation.LimitFlags = JOB_OBJECT_LIMIT_KILL_ON_JOB_CLOSE;
+    if (!job || !SetInformationJobObject(job, JobObjectExtendedLimitInformation, &lim, sizeof lim)) {
+        set_err(err, errlen, "cannot create a job object", GetLastError());
+        goto stop;
+    }
+
+    LARGE_INTEGER freq, start, end;
+    QueryPerformanceFrequency(&freq);
+    QueryPerformanceCounter(&start);
+    STARTUPINFOW si;
+    memset(&si, 0, sizeof si);
+    si.cb = sizeof si;
+    wchar_t *cmd = _wcsdup(run->cmdline);   /* CreateProcessW may write to it */
+    BOOL ok = cmd && CreateProcessW(NULL, cmd, NULL, NULL, TRUE,
+                                    CREATE_SUSPENDED | CREATE_UNICODE_ENVIRONMENT, NULL, run->cwd,
+                                    &si, &pi);
+    DWORD e = GetLastError();
+    free(cmd);
+    if (!ok) {
+        *start_error = e ? e : ERROR_NOT_ENOUGH_MEMORY;
+        set_err(err, errlen, "cannot start the command", *start_error);
+        goto stop;
+    }
+    if (!AssignProcessToJobObject(job, pi.hProcess)) {
+        set_err(err, errlen, "cannot put the command in a job object", GetLastError());
+        TerminateProcess(pi.hProcess, 1);
+        goto stop;
+    }
+    wchar_t werr[256];
+    DWORD rc = sbx_inject(pi.hProcess, pi.dwProcessId, GetCurrentProcessId(), run->dll, c.pipe,
+                          werr, 256);
+    if (rc) {
+        snprintf(err, errlen, "cannot load the hook DLL %ls into the command: %ls", run->dll, werr);
+        TerminateJobObject(job, 1);
+        goto stop;
+    }
+    ResumeThread(pi.hThread);
+    int finished = wait_tree(pi.hProcess, job, run->timeout, start, freq);
+    if (!finished) {
+        TerminateJobObject(job, 1);
+        wait_tree(pi.hProcess, job, 10.0, start, freq);
+    }
+    QueryPerformanceCounter(&end);
+    *duration = (double)(end.QuadPart - start.QuadPart) / freq.QuadPart;
+    stop_listener(&c, listener);
+    listener = NULL;
+
+    r = build(&c, job);
+    if (!r) {
+        snprintf(err, errlen, "out of memory");
+        goto out;
+    }
+    DWORD code = 1;
+    GetExitCodeProcess(pi.hProcess, &code);
+    r->has_status = 1;
+    r->status = (int)code;
+    if (!finished)
+        sbx_result_warn(r, "timeout after %gs: the whole process tree was killed; accesses "
+                        "after that point are missing", run->timeout);
+    /* The root's own exec: its image is read, like every executed binary. */
+    wchar_t image[SBX_PATH_MAX_ROOT];
+    DWORD n = SBX_PATH_MAX_ROOT;
+    uint16_t norm[SBX_PATH_MAX_ROOT];
+    long nl = -1;
+    if (QueryFullProcessImageNameW(pi.hProcess, 0, image, &n))
+        nl = sbx_winpath_normal(norm, SBX_PATH_MAX_ROOT, (const uint16_t *)image, n);
+    char *upath = nl >= 0 ? utf8(norm, (size_t)nl) : NULL;
+    if (upath)
+        sbx_pathset_add(r->paths, upath, strlen(upath), SBX_READ);
+    struct sbx_exec *old = r->execs;
+    size_t nold = r->nexecs;
+    r->execs = NULL;
+    r->nexecs = r->cap_execs = 0;
+    add_exec(r, pi.dwProcessId, GetCurrentProcessId(), upath ? upath : "", run->argv, run->argc);
+    for (size_t i = 0; i < nold; i++) {   /* root first, then its descendants in order */
+        add_exec(r, old[i].pid, old[i].ppid, old[i].path, (const char *const *)old[i].argv,
+                 old[i].argc);
+        free(old[i].path);
+        for (size_t j = 0; j < old[i].argc; j++)
+            free(old[i].argv[j]);
+        free(old[i].argv);
+    }
+    free(old);
+    free(upath);
+    goto out;
+
+stop:
+    stop_listener(&c, listener);
+    listener = NULL;
+out:
+    if (pi.hProcess) {
+        CloseHandle(pi.hProcess);
+        CloseHandle(pi.hThread);
+    }
+    if (job)
+        CloseHandle(job);
+    free_collector(&c);
+    return r;
+}

@@ -1,0 +1,238 @@
+/* handle_table.c — which file each handle stands for.
+ *
+ * Reads and writes arrive as handles; the path is known only at open time.
+ * Each open handle maps to its normal path and to the categories already
+ * reported for it, so the thousandth read on a handle costs one table
+ * lookup and no event.  Handles we did not see opened (inherited, made by
+ * DuplicateHandle, opened inside a guarded call) are asked of the system
+ * once (GetFinalPathNameByHandleW); a handle that is not a disk file (pipe,
+ * console) is remembered as such so it is never asked again.
+ */
+#include "hookdll.h"
+#include "../../csrc/win/winpath.h"
+
+struct slot {
+    HANDLE h;           /* NULL: empty; TOMB: deleted */
+    wchar_t *path;      /* NULL: not a file */
+    uint32_t len;
+    unsigned state;     /* categories reported | SBX_H_OPENED */
+};
+
+#define TOMB ((HANDLE)(intptr_t)-7)
+
+static SRWLOCK lock = SRWLOCK_INIT;
+static HANDLE heap;
+static struct slot *slots;
+static size_t cap, live, tombs;
+
+static size_t hash_handle(HANDLE h)
+{
+    uint64_t v = (uint64_t)(uintptr_t)h;
+    v ^= v >> 17;
+    v *= 0x9E3779B97F4A7C15ull;
+    return (size_t)(v >> 20);
+}
+
+void sbx_handles_init(void)
+{
+    heap = HeapCreate(0, 0, 0);
+    cap = 1024;
+    slots = HeapAlloc(heap, HEAP_ZERO_MEMORY, cap * sizeof *slots);
+}
+
+static struct slot *find(HANDLE h)
+{
+    if (!slots)
+        return NULL;
+    for (size_t i = hash_handle(h) & (cap - 1);; i = (i + 1) & (cap - 1)) {
+        if (slots[i].h == h)
+            return &slots[i];
+        if (!slots[i].h)
+            return NULL;
+    }
+}
+
+static void rehash(size_t ncap)
+{
+    struct slot *ns = HeapAlloc(heap, HEAP_ZERO_MEMORY, ncap * sizeof *ns);
+    if (!ns)
+        return;
+    for (size_t i = 0; i < cap; i++) {
+        if (!slots[i].h || slots[i].h == TOMB)
+            continue;
+        size_t j = hash_handle(slots[i].h) & (ncap - 1);
+        while (ns[j].h)
+            j = (j + 1) & (ncap - 1);
+        ns[j] = slots[i];
+    }
+    HeapFree(heap, 0, slots);
+    slots = ns;
+    cap = ncap;
+    tombs = 0;
+}
+
+static void drop(struct slot *s)
+{
+    if (s->path)
+        HeapFree(heap, 0, s->path);
+    s->path = NULL;
+    s->h = TOMB;
+    live--;
+    tombs++;
+}
+
+/* Insert or replace; caller holds the lock exclusively. */
+static void put_locked(HANDLE h, const wchar_t *path, size_t len, unsigned state)
+{
+    if (!slots)
+        return;
+    struct slot *old = find(h);
+    if (old)
+        drop(old);
+    if ((live + tombs + 1) * 2 > cap)
+        rehash(live * 4 > cap ? cap * 2 : cap);
+    size_t i = hash_handle(h) & (cap - 1);
+    while (slots[i].h && slots[i].h != TOMB)
+        i = (i + 1) & (cap - 1);
+    if (slots[i].h == TOMB)
+        tombs--;
+    wchar_t *copy = NULL;
+    if (path) {
+        copy = HeapAlloc(heap, 0, (len + 1) * sizeof *copy);
+        if (!copy)
+            return;
+        memcpy(copy, path, len * sizeof *copy);
+        copy[len] = 0;
+    }
+    slots[i].h = h;
+    slots[i].path = copy;
+    slots[i].len = (uint32_t)len;
+    slots[i].state = state;
+    live++;
+}
+
+void sbx_handles_put(HANDLE h, const wchar_t *path, size_t len, unsigned used)
+{
+    AcquireSRWLockExclusive(&lock);
+    put_locked(h, path, len, used | SBX_H_OPENED);
+    ReleaseSRWLockExclusive(&lock);
+}
+
+/* Ask the system for the path of a handle we did not see opened. */
+static size_t resolve(HANDLE h, wchar_t *out, size_t cap_units)
+{
+    if (GetFileType(h) != FILE_TYPE_DISK)
+        return 0;
+    wchar_t raw[SBX_PATH_MAX];
+    DWORD n = GetFinalPathNameByHandleW(h, raw, SBX_PATH_MAX, FILE_NAME_NORMALIZED | VOLUME_NAME_DOS);
+    if (n == 0 || n >= SBX_PATH_MAX)
+        return 0;
+    long r = sbx_winpath_normal((uint16_t *)out, cap_units, (const uint16_t *)raw, n);
+    return r < 0 ? 0 : (size_t)r;
+}
+
+/* Look up h, resolving it once if unknown. Copies the path when out is
+ * given. Returns the slot state, or -1 when h is not a file. */
+static long lookup(HANDLE h, wchar_t *out, size_t cap_units, size_t *len)
+{
+    AcquireSRWLockShared(&lock);
+    struct slot *s = find(h);
+    if (s) {
+        long state = s->path ? (long)s->state : -1;
+        *len = s->path ? s->len : 0;
+        if (s->path && out && s->len < cap_units) {
+            memcpy(out, s->path, s->len * sizeof *out);
+            out[s->len] = 0;
+        }
+        ReleaseSRWLockShared(&lock);
+        return state;
+    }
+    ReleaseSRWLockShared(&lock);
+    wchar_t tmp[SBX_PATH_MAX];
+    size_t n = resolve(h, tmp, SBX_PATH_MAX);
+    AcquireSRWLockExclusive(&lock);
+    put_locked(h, n ? tmp : NULL, n, 0);
+    ReleaseSRWLockExclusive(&lock);
+    *len = n;
+    if (!n)
+        return -1;
+    if (out && n < cap_units) {
+        memcpy(out, tmp, n * sizeof *out);
+        out[n] = 0;
+    }
+    return 0;
+}
+
+size_t sbx_handles_path(HANDLE h, wchar_t *out, size_t cap_units)
+{
+    size_t len = 0;
+    if (lookup(h, out, cap_units, &len) < 0 || len >= cap_units)
+        return 0;
+    return len;
+}
+
+void sbx_handles_use(HANDLE h, unsigned cat)
+{
+    /* Fast path: known handle, category already reported. */
+    AcquireSRWLockShared(&lock);
+    struct slot *s = find(h);
+    int done = s && (!s->path || (s->state & cat));
+    ReleaseSRWLockShared(&lock);
+    if (done)
+        return;
+    wchar_t path[SBX_PATH_MAX];
+    size_t len = 0;
+    long state = lookup(h, path, SBX_PATH_MAX, &len);
+    if (state < 0 || (state & cat) || len >= SBX_PATH_MAX)
+        return;
+    AcquireSRWLockExclusive(&lock);
+    s = find(h);
+    if (s)
+        s->state |= cat;
+    ReleaseSRWLockExclusive(&lock);
+    sbx_record(cat, path, len);
+}
+
+void sbx_handles_close(HANDLE h)
+{
+    wchar_t *path = NULL;
+    uint32_t len = 0;
+    AcquireSRWLockExclusive(&lock);
+    struct slot *s = find(h);
+    if (s) {
+        if (s->path && (s->state & SBX_H_OPENED) && !(s->state & SBX_CATEGORIES)) {
+            path = s->path;         /* keep it past the drop */
+            len = s->len;
+            s->path = NULL;
+        }
+        drop(s);
+    }
+    ReleaseSRWLockExclusive(&lock);
+    if (path) {
+        /* Opened and closed without reading, writing or listing: the open
+         * only established that the file exists. */
+        sbx_record(SBX_PROBE, path, len);
+        HeapFree(heap, 0, path);
+    }
+}
+
+void sbx_handles_rename(HANDLE h, const wchar_t *path, size_t len)
+{
+    AcquireSRWLockExclusive(&lock);
+    struct slot *s = find(h);
+    unsigned state = s ? s->state : SBX_H_OPENED;
+    put_locked(h, path, len, state);
+    ReleaseSRWLockExclusive(&lock);
+}
+
+void sbx_handles_exit(void)
+{
+    AcquireSRWLockExclusive(&lock);
+    for (size_t i = 0; slots && i < cap; i++) {
+        struct slot *s = &slots[i];
+        if (s->h && s->h != TOMB && s->path && (s->state & SBX_H_OPENED) &&
+            !(s->state & SBX_CATEGORIES))
+            sbx_record(SBX_PROBE, s->path, s->len);
+    }
+    ReleaseSRWLockExclusive(&lock);
+}

@@ -1,0 +1,102 @@
+/* hookdll.h — what the parts of the hook DLL share.
+ *
+ * dll_main.c      configuration, start-up, the table of hooks
+ * pipe_client.c   event buffer, per-process de-duplication, named pipe
+ * handle_table.c  handle -> path, so reads/writes on a handle are reported
+ *                 once, with the name it was opened under
+ * nt_hooks.c      ntdll layer (what every program ends up calling)
+ * win32_hooks.c   kernelbase layer (a Win32 call is recorded once, with its
+ *                 own meaning: a copy is a read and a write)
+ * process_hooks.c CreateProcessW/A: the child gets the DLL before it runs
+ */
+#ifndef SBX_HOOKDLL_H
+#define SBX_HOOKDLL_H
+
+#include <windows.h>
+#include <winternl.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "../../csrc/pathset.h"
+#include "../../csrc/win/wire.h"
+
+/* Longest path we record, in UTF-16 units.  Buffers of this size live on
+ * the stack of hooked threads, so it is bounded well below the 32767 units
+ * a \\?\ path may reach; a longer path is reported as a warning (the run
+ * is then incomplete), never cut short silently. */
+#define SBX_PATH_MAX 4096
+
+/* ---- thread-local state (dll_main.c) --------------------------------------
+ * SBX_GUARD: this thread is inside a hook; the calls our hook (or the
+ * original it wraps) makes are not separate accesses.  SBX_IN_SPAWN: inside
+ * CreateProcessA/W, so the W hook called by the A function stays out. */
+#define SBX_GUARD 1u
+#define SBX_IN_SPAWN 2u
+unsigned sbx_tls_get(void);
+void sbx_tls_set(unsigned v);
+extern int sbx_active;                 /* 0 when loaded outside a trace */
+extern struct sbx_wire_config sbx_cfg; /* copy of what the injector left */
+
+/* Enter/leave a hook body: returns the previous state, or sets *skip when
+ * the thread was already inside one. Last-error is saved and restored by
+ * the callers around recording. */
+static inline int sbx_enter(unsigned *prev)
+{
+    if (!sbx_active)
+        return 0;
+    *prev = sbx_tls_get();
+    if (*prev & SBX_GUARD)
+        return 0;
+    sbx_tls_set(*prev | SBX_GUARD);
+    return 1;
+}
+static inline void sbx_leave(unsigned prev)
+{
+    sbx_tls_set(prev);
+}
+
+/* ---- events (pipe_client.c) ----------------------------------------------- */
+int sbx_pipe_connect(void);
+/* Record an already normal path (see csrc/win/winpath.h). */
+void sbx_record(unsigned flags, const wchar_t *path, size_t len);
+void sbx_record_exec(DWORD pid, DWORD ppid, const wchar_t *path, const wchar_t *cmdline);
+void sbx_warn(const wchar_t *fmt, ...);
+void sbx_flush(void);
+/* Process exit: flush and say so (idempotent). */
+void sbx_bye(void);
+
+/* ---- paths (pipe_client.c) -------------------------------------------------- */
+/* A Win32 path as the program gave it, made absolute against the current
+ * directory (GetFullPathNameW) and normal; returns length or 0. */
+size_t sbx_full_path(const wchar_t *in, wchar_t *out, size_t cap);
+/* Record a Win32 path given by the program. */
+void sbx_record_win32(unsigned flags, const wchar_t *path);
+
+/* ---- handles (handle_table.c) ---------------------------------------------- */
+#define SBX_H_OPENED 0x1000u   /* opened by a hooked call: probe if never used */
+void sbx_handles_init(void);
+/* Remember handle h as path (normal); `used` are categories already reported. */
+void sbx_handles_put(HANDLE h, const wchar_t *path, size_t len, unsigned used);
+/* Path of a handle (looked up, or asked of the system once); 0 if none. */
+size_t sbx_handles_path(HANDLE h, wchar_t *out, size_t cap);
+/* Report `cat` for the handle's file unless it was reported already. */
+void sbx_handles_use(HANDLE h, unsigned cat);
+/* The handle is going away; an opened file never used is a probe. */
+void sbx_handles_close(HANDLE h);
+/* After a rename through the handle, later accesses use the new name. */
+void sbx_handles_rename(HANDLE h, const wchar_t *path, size_t len);
+/* Process exit: report the opened, never used handles still open. */
+void sbx_handles_exit(void);
+
+/* ---- hooks ----------------------------------------------------------------- */
+struct sbx_hook_def {
+    const char *module;   /* "ntdll.dll" or "kernelbase.dll" (falls back to kernel32) */
+    const char *name;
+    void *detour;
+    void **original;
+};
+extern const struct sbx_hook_def sbx_nt_hooks[];
+extern const struct sbx_hook_def sbx_win32_hooks[];
+extern const struct sbx_hook_def sbx_process_hooks[];
+
+#endif

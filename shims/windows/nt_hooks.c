@@ -1,0 +1,472 @@
+/* nt_hooks.c — the ntdll layer.
+ *
+ * Every file access of a Windows program ends in one of these functions,
+ * including the ones made by runtimes that bypass Win32 (Cygwin, MSYS2) and
+ * by Win32 functions we do not hook.  When the thread is already inside a
+ * Win32 hook (the guard is set), the Win32 hook records the access with its
+ * own meaning and these only pass through.
+ */
+#include "hookdll.h"
+#include "../../csrc/win/winpath.h"
+
+#ifndef STATUS_END_OF_FILE
+#define STATUS_END_OF_FILE ((NTSTATUS)0xC0000011L)
+#endif
+#ifndef STATUS_PENDING
+#define STATUS_PENDING ((NTSTATUS)0x00000103L)
+#endif
+#define NT_OK(st) ((NTSTATUS)(st) >= 0)
+
+/* CreateDisposition results (IO_STATUS_BLOCK.Information). */
+#define SBX_FILE_SUPERSEDED 0
+#define SBX_FILE_CREATED 2
+#define SBX_FILE_OVERWRITTEN 3
+#define SBX_FILE_DELETE_ON_CLOSE 0x00001000
+
+/* FILE_INFORMATION_CLASS values we interpret. */
+enum {
+    C_BASIC = 4, C_RENAME = 10, C_LINK = 11, C_DISPOSITION = 13,
+    C_ALLOCATION = 19, C_END_OF_FILE = 20, C_VALID_DATA_LENGTH = 39,
+    C_DISPOSITION_EX = 64, C_RENAME_EX = 65, C_LINK_EX = 72,
+};
+
+/* FILE_RENAME_INFORMATION and FILE_LINK_INFORMATION share this layout. */
+struct name_info {
+    union { BOOLEAN replace; ULONG flags; } u;
+    HANDLE root;
+    ULONG name_len;     /* bytes */
+    WCHAR name[1];
+};
+
+struct basic_info {
+    LARGE_INTEGER times[4];
+    ULONG attributes;
+};
+
+typedef NTSTATUS(NTAPI *NtCreateFile_t)(PHANDLE, ACCESS_MASK, POBJECT_ATTRIBUTES, PIO_STATUS_BLOCK,
+                                        PLARGE_INTEGER, ULONG, ULONG, ULONG, ULONG, PVOID, ULONG);
+typedef NTSTATUS(NTAPI *NtOpenFile_t)(PHANDLE, ACCESS_MASK, POBJECT_ATTRIBUTES, PIO_STATUS_BLOCK,
+                                      ULONG, ULONG);
+typedef NTSTATUS(NTAPI *NtQueryAttributesFile_t)(POBJECT_ATTRIBUTES, PVOID);
+typedef NTSTATUS(NTAPI *NtQueryDirectoryFile_t)(HANDLE, HANDLE, PVOID, PVOID, PIO_STATUS_BLOCK,
+                                                PVOID, ULONG, ULONG, BOOLEAN, PUNICODE_STRING,
+                                                BOOLEAN);
+typedef NTSTATUS(NTAPI *NtQueryDirectoryFileEx_t)(HANDLE, HANDLE, PVOID, PVOID, PIO_STATUS_BLOCK,
+                                                  PVOID, ULONG, ULONG, ULONG, PUNICODE_STRING);
+typedef NTSTATUS(NTAPI *NtSetInformationFile_t)(HANDLE, PIO_STATUS_BLOCK, PVOID, ULONG, ULONG);
+typedef NTSTATUS(NTAPI *NtDeleteFile_t)(POBJECT_ATTRIBUTES);
+typedef NTSTATUS(NTAPI *NtReadWriteFile_t)(HANDLE, HANDLE, PVOID, PVOID, PIO_STATUS_BLOCK, PVOID,
+                                           ULONG, PLARGE_INTEGER, PULONG);
+typedef NTSTATUS(NTAPI *NtClose_t)(HANDLE);
+typedef NTSTATUS(NTAPI *NtCreateSection_t)(PHANDLE, ACCESS_MASK, POBJECT_ATTRIBUTES, PLARGE_INTEGER,
+                                           ULONG, ULONG, HANDLE);
+typedef NTSTATUS(NTAPI *NtTerminateProcess_t)(HANDLE, NTSTATUS);
+
+static NtCreateFile_t o_NtCreateFile;
+static NtOpenFile_t o_NtOpenFile;
+static NtQueryAttributesFile_t o_NtQueryAttributesFile, o_NtQueryFullAttributesFile;
+static NtQueryDirectoryFile_t o_NtQueryDirectoryFile;
+static NtQueryDirectoryFileEx_t o_NtQueryDirectoryFileEx;
+static NtSetInformationFile_t o_NtSetInformationFile;
+static NtDeleteFile_t o_NtDeleteFile;
+static NtReadWriteFile_t o_NtReadFile, o_NtWriteFile;
+static NtClose_t o_NtClose;
+static NtCreateSection_t o_NtCreateSection;
+static NtTerminateProcess_t o_NtTerminateProcess;
+
+/* Join name (len units) onto the directory of handle root, or onto the
+ * current directory when root is NULL and name is relative. */
+static size_t resolve_name(HANDLE root, const wchar_t *name, size_t len, wchar_t *out)
+{
+    wchar_t base[SBX_PATH_MAX];
+    size_t blen;
+    long r;
+    if (root) {
+        blen = sbx_handles_path(root, base, SBX_PATH_MAX);
+        if (!blen)
+            return 0;
+    } else if (len && name[0] == '\\') {
+        r = sbx_winpath_normal((uint16_t *)out, SBX_PATH_MAX, (const uint16_t *)name, len);
+        return r < 0 ? 0 : (size_t)r;
+    } else {
+        DWORD n = GetCurrentDirectoryW(SBX_PATH_MAX, base);
+        if (n == 0 || n >= SBX_PATH_MAX)
+            return 0;
+        wchar_t norm[SBX_PATH_MAX];
+        r = sbx_winpath_normal((uint16_t *)norm, SBX_PATH_MAX, (const uint16_t *)base, n);
+        if (r < 0)
+            return 0;
+        memcpy(base, norm, ((size_t)r + 1) * sizeof *base);
+        blen = (size_t)r;
+    }
+    if (!len) {
+        memcpy(out, base, (blen + 1) * sizeof *out);
+        return blen;
+    }
+    r = sbx_winpath_join((uint16_t *)out, SBX_PATH_MAX, (const uint16_t *)base, blen,
+                         (const uint16_t *)name, len);
+    return r < 0 ? 0 : (size_t)r;
+}
+
+static size_t oa_path(POBJECT_ATTRIBUTES oa, wchar_t *out)
+{
+    if (!oa)
+        return 0;
+    const UNICODE_STRING *u = oa->ObjectName;
+    size_t len = u && u->Buffer ? u->Length / sizeof(wchar_t) : 0;
+    return resolve_name(oa->RootDirectory, len ? u->Buffer : NULL, len, out);
+}
+
+/* What a finished NtCreateFile/NtOpenFile means. */
+static void after_open(NTSTATUS st, PHANDLE fh, POBJECT_ATTRIBUTES oa, PIO_STATUS_BLOCK iosb,
+                       ULONG options)
+{
+    wchar_t path[SBX_PATH_MAX];
+    size_t len = oa_path(oa, path);
+    if (!len)
+        return;
+    if (!NT_OK(st)) {
+        sbx_record(SBX_PROBE, path, len);
+        return;
+    }
+    unsigned flags = 0;
+    ULONG_PTR info = iosb ? iosb->Information : 1;
+    if (info == SBX_FILE_CREATED)
+        flags = SBX_WRITE | SBX_CREATED;
+    else if (info == SBX_FILE_OVERWRITTEN || info == SBX_FILE_SUPERSEDED)
+        flags = SBX_WRITE;
+    if (options & SBX_FILE_DELETE_ON_CLOSE)
+        flags |= SBX_WRITE;
+    if (flags)
+        sbx_record(flags, path, len);
+    sbx_handles_put(*fh, path, len, flags & SBX_CATEGORIES);
+}
+
+static NTSTATUS NTAPI h_NtCreateFile(PHANDLE fh, ACCESS_MASK access, POBJECT_ATTRIBUTES oa,
+                                     PIO_STATUS_BLOCK iosb, PLARGE_INTEGER alloc, ULONG attrs,
+                                     ULONG share, ULONG disposition, ULONG options, PVOID ea,
+                                     ULONG ealen)
+{
+    unsigned prev;
+    if (!sbx_enter(&prev))
+        return o_NtCreateFile(fh, access, oa, iosb, alloc, attrs, share, disposition, options,
+                              ea, ealen);
+    NTSTATUS st = o_NtCreateFile(fh, access, oa, iosb, alloc, attrs, share, disposition, options,
+                                 ea, ealen);
+    DWORD err = GetLastError();
+    after_open(st, fh, oa, iosb, options);
+    SetLastError(err);
+    sbx_leave(prev);
+    return st;
+}
+
+static NTSTATUS NTAPI h_NtOpenFile(PHANDLE fh, ACCESS_MASK access, POBJECT_ATTRIBUTES oa,
+                                   PIO_STATUS_BLOCK iosb, ULONG share, ULONG options)
+{
+    unsigned prev;
+    if (!sbx_enter(&prev))
+        return o_NtOpenFile(fh, access, oa, iosb, share, options);
+    NTSTATUS st = o_NtOpenFile(fh, access, oa, iosb, share, options);
+    DWORD err = GetLastError();
+    after_open(st, fh, oa, iosb, options);
+    SetLastError(err);
+    sbx_leave(prev);
+    return st;
+}
+
+/* A metadata query by name is a probe, whether the file exists or not. */
+static void probe_oa(POBJECT_ATTRIBUTES oa)
+{
+    wchar_t path[SBX_PATH_MAX];
+    size_t len = oa_path(oa, path);
+    if (len)
+        sbx_record(SBX_PROBE, path, len);
+}
+
+static NTSTATUS NTAPI h_NtQueryAttributesFile(POBJECT_ATTRIBUTES oa, PVOID info)
+{
+    unsigned prev;
+    NTSTATUS st = o_NtQueryAttributesFile(oa, info);
+    if (sbx_enter(&prev)) {
+        DWORD err = GetLastError();
+        probe_oa(oa);
+        SetLastError(err);
+        sbx_leave(prev);
+    }
+    return st;
+}
+
+static NTSTATUS NTAPI h_NtQueryFullAttributesFile(POBJECT_ATTRIBUTES oa, PVOID info)
+{
+    unsigned prev;
+    NTSTATUS st = o_NtQueryFullAttributesFile(oa, info);
+    if (sbx_enter(&prev)) {
+        DWORD err = GetLastError();
+        probe_oa(oa);
+        SetLastError(err);
+        sbx_leave(prev);
+    }
+    return st;
+}
+
+static int has_wildcard(const wchar_t *p, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (p[i] == '*' || p[i] == '?' || p[i] == '<' || p[i] == '>' || p[i] == '"')
+            return 1;
+    return 0;
+}
+
+/* Listing a directory is an enumeration; asking it for one exact name
+ * (FindFirstFile("C:\d\x.txt") does that) is a probe of that name. */
+static void after_query_directory(HANDLE h, PUNICODE_STRING mask)
+{
+    size_t mlen = mask && mask->Buffer ? mask->Length / sizeof(wchar_t) : 0;
+    if (mlen && !has_wildcard(mask->Buffer, mlen)) {
+        wchar_t path[SBX_PATH_MAX];
+        size_t len = resolve_name(h, mask->Buffer, mlen, path);
+        if (len)
+            sbx_record(SBX_PROBE, path, len);
+        return;
+    }
+    sbx_handles_use(h, SBX_ENUM);
+}
+
+static NTSTATUS NTAPI h_NtQueryDirectoryFile(HANDLE h, HANDLE ev, PVOID apc, PVOID ctx,
+                                             PIO_STATUS_BLOCK iosb, PVOID info, ULONG len,
+                                             ULONG cls, BOOLEAN single, PUNICODE_STRING mask,
+                                             BOOLEAN restart)
+{
+    unsigned prev;
+    NTSTATUS st = o_NtQueryDirectoryFile(h, ev, apc, ctx, iosb, info, len, cls, single, mask,
+                                         restart);
+    if (sbx_enter(&prev)) {
+        DWORD err = GetLastError();
+        after_query_directory(h, mask);
+        SetLastError(err);
+        sbx_leave(prev);
+    }
+    return st;
+}
+
+static NTSTATUS NTAPI h_NtQueryDirectoryFileEx(HANDLE h, HANDLE ev, PVOID apc, PVOID ctx,
+                                               PIO_STATUS_BLOCK iosb, PVOID info, ULONG len,
+                                               ULONG cls, ULONG flags, PUNICODE_STRING mask)
+{
+    unsigned prev;
+    NTSTATUS st = o_NtQueryDirectoryFileEx(h, ev, apc, ctx, iosb, info, len, cls, flags, mask);
+    if (sbx_enter(&prev)) {
+        DWORD err = GetLastError();
+        after_query_directory(h, mask);
+        SetLastError(err);
+        sbx_leave(prev);
+    }
+    return st;
+}
+
+/* Target of a rename or link: relative to its RootDirectory, absolute, or
+ * (a bare name) in the source's directory. */
+static size_t target_name(HANDLE h, const struct name_info *ni, ULONG infolen, wchar_t *out)
+{
+    if (infolen < offsetof(struct name_info, name) ||
+        ni->name_len > infolen - offsetof(struct name_info, name))
+        return 0;
+    size_t n = ni->name_len / sizeof(wchar_t);
+    if (ni->root || (n && ni->name[0] == '\\'))
+        return resolve_name(ni->root, ni->name, n, out);
+    wchar_t dir[SBX_PATH_MAX];
+    size_t dlen = sbx_handles_path(h, dir, SBX_PATH_MAX);
+    if (!dlen)
+        return 0;
+    dir[dlen] = 0;
+    /* the source's directory: join "..", which the cleaner applies */
+    static const wchar_t up[] = L"..";
+    wchar_t parent[SBX_PATH_MAX];
+    long r = sbx_winpath_join((uint16_t *)parent, SBX_PATH_MAX, (const uint16_t *)dir, dlen,
+                              (const uint16_t *)up, 2);
+    if (r < 0)
+        return 0;
+    r = sbx_winpath_join((uint16_t *)out, SBX_PATH_MAX, (const uint16_t *)parent, (size_t)r,
+                         (const uint16_t *)ni->name, n);
+    return r < 0 ? 0 : (size_t)r;
+}
+
+static void after_set_information(NTSTATUS st, HANDLE h, PVOID info, ULONG len, ULONG cls)
+{
+    wchar_t target[SBX_PATH_MAX];
+    size_t tlen;
+    switch (cls) {
+    case C_RENAME:
+    case C_RENAME_EX:
+    case C_LINK:
+    case C_LINK_EX:
+        tlen = target_name(h, info, len, target);
+        if (!tlen)
+            return;
+        if (!NT_OK(st)) {
+            sbx_record(SBX_PROBE, target, tlen);
+            return;
+        }
+        if (cls == C_RENAME || cls == C_RENAME_EX) {
+            sbx_handles_use(h, SBX_WRITE);          /* the old name is gone */
+            sbx_handles_rename(h, target, tlen);
+        }
+        sbx_record(SBX_WRITE | SBX_CREATED, target, tlen);
+        return;
+    case C_DISPOSITION:
+        if (NT_OK(st) && len >= 1 && *(BOOLEAN *)info)
+            sbx_handles_use(h, SBX_WRITE);
+        return;
+    case C_DISPOSITION_EX:
+        if (NT_OK(st) && len >= 4 && (*(ULONG *)info & 1))
+            sbx_handles_use(h, SBX_WRITE);
+        return;
+    case C_ALLOCATION:
+    case C_END_OF_FILE:
+    case C_VALID_DATA_LENGTH:
+        if (NT_OK(st))
+            sbx_handles_use(h, SBX_WRITE);
+        return;
+    case C_BASIC:
+        /* All-zero fields mean "leave unchanged": not a metadata change. */
+        if (NT_OK(st) && len >= sizeof(struct basic_info)) {
+            const struct basic_info *b = info;
+            if (b->times[0].QuadPart || b->times[1].QuadPart || b->times[2].QuadPart ||
+                b->times[3].QuadPart || b->attributes)
+                sbx_handles_use(h, SBX_WRITE);
+        }
+        return;
+    default:
+        return;
+    }
+}
+
+static NTSTATUS NTAPI h_NtSetInformationFile(HANDLE h, PIO_STATUS_BLOCK iosb, PVOID info,
+                                             ULONG len, ULONG cls)
+{
+    unsigned prev;
+    NTSTATUS st = o_NtSetInformationFile(h, iosb, info, len, cls);
+    if (sbx_enter(&prev)) {
+        DWORD err = GetLastError();
+        after_set_information(st, h, info, len, cls);
+        SetLastError(err);
+        sbx_leave(prev);
+    }
+    return st;
+}
+
+static NTSTATUS NTAPI h_NtDeleteFile(POBJECT_ATTRIBUTES oa)
+{
+    unsigned prev;
+    NTSTATUS st = o_NtDeleteFile(oa);
+    if (sbx_enter(&prev)) {
+        DWORD err = GetLastError();
+        wchar_t path[SBX_PATH_MAX];
+        size_t len = oa_path(oa, path);
+        if (len)
+            sbx_record(NT_OK(st) ? SBX_WRITE : SBX_PROBE, path, len);
+        SetLastError(err);
+        sbx_leave(prev);
+    }
+    return st;
+}
+
+/* Data moved (or is moving: STATUS_PENDING) or the end was reached. */
+static int transferred(NTSTATUS st)
+{
+    return NT_OK(st) || st == STATUS_END_OF_FILE;
+}
+
+static NTSTATUS NTAPI h_NtReadFile(HANDLE h, HANDLE ev, PVOID apc, PVOID ctx,
+                                   PIO_STATUS_BLOCK iosb, PVOID b, ULONG n, PLARGE_INTEGER off,
+                                   PULONG key)
+{
+    unsigned prev;
+    NTSTATUS st = o_NtReadFile(h, ev, apc, ctx, iosb, b, n, off, key);
+    if (transferred(st) && sbx_enter(&prev)) {
+        DWORD err = GetLastError();
+        sbx_handles_use(h, SBX_READ);
+        SetLastError(err);
+        sbx_leave(prev);
+    }
+    return st;
+}
+
+static NTSTATUS NTAPI h_NtWriteFile(HANDLE h, HANDLE ev, PVOID apc, PVOID ctx,
+                                    PIO_STATUS_BLOCK iosb, PVOID b, ULONG n, PLARGE_INTEGER off,
+                                    PULONG key)
+{
+    unsigned prev;
+    NTSTATUS st = o_NtWriteFile(h, ev, apc, ctx, iosb, b, n, off, key);
+    if (NT_OK(st) && sbx_enter(&prev)) {
+        DWORD err = GetLastError();
+        sbx_handles_use(h, SBX_WRITE);
+        SetLastError(err);
+        sbx_leave(prev);
+    }
+    return st;
+}
+
+static NTSTATUS NTAPI h_NtClose(HANDLE h)
+{
+    /* Forget the handle before the value can be reused by another open. */
+    if (sbx_active) {
+        unsigned prev = sbx_tls_get();
+        sbx_tls_set(prev | SBX_GUARD);
+        DWORD err = GetLastError();
+        sbx_handles_close(h);
+        SetLastError(err);
+        sbx_tls_set(prev);
+    }
+    return o_NtClose(h);
+}
+
+/* Mapping a file (how the loader reads a DLL) reads it; a writable mapping
+ * of a file may also change it. */
+static NTSTATUS NTAPI h_NtCreateSection(PHANDLE sh, ACCESS_MASK access, POBJECT_ATTRIBUTES oa,
+                                        PLARGE_INTEGER size, ULONG protect, ULONG attrs,
+                                        HANDLE file)
+{
+    unsigned prev;
+    NTSTATUS st = o_NtCreateSection(sh, access, oa, size, protect, attrs, file);
+    if (file && NT_OK(st) && sbx_enter(&prev)) {
+        DWORD err = GetLastError();
+        sbx_handles_use(file, SBX_READ);
+        if (protect & (PAGE_READWRITE | PAGE_EXECUTE_READWRITE))
+            sbx_handles_use(file, SBX_WRITE);
+        SetLastError(err);
+        sbx_leave(prev);
+    }
+    return st;
+}
+
+static NTSTATUS NTAPI h_NtTerminateProcess(HANDLE process, NTSTATUS code)
+{
+    /* NULL means "the other threads" (ExitProcess does that first); only the
+     * process itself ending is the last moment to deliver events. */
+    if (sbx_active && process &&
+        (process == GetCurrentProcess() || GetProcessId(process) == GetCurrentProcessId())) {
+        sbx_tls_set(SBX_GUARD);
+        sbx_handles_exit();
+        sbx_bye();
+    }
+    return o_NtTerminateProcess(process, code);
+}
+
+#define HOOK(name) {"ntdll.dll", #name, (void *)h_##name, (void **)&o_##name}
+const struct sbx_hook_def sbx_nt_hooks[] = {
+    HOOK(NtClose),
+    HOOK(NtCreateFile),
+    HOOK(NtOpenFile),
+    HOOK(NtQueryAttributesFile),
+    HOOK(NtQueryFullAttributesFile),
+    HOOK(NtQueryDirectoryFile),
+    HOOK(NtQueryDirectoryFileEx),
+    HOOK(NtSetInformationFile),
+    HOOK(NtDeleteFile),
+    HOOK(NtReadFile),
+    HOOK(NtWriteFile),
+    HOOK(NtCreateSection),
+    HOOK(NtTerminateProcess),
+    {NULL, NULL, NULL, NULL},
+};

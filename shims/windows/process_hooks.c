@@ -1,0 +1,118 @@
+/* process_hooks.c — children get the DLL before they run.
+ *
+ * CreateProcessW/A are called with CREATE_SUSPENDED added; the new process
+ * is reported as an exec, its image as a read, the DLL is injected with the
+ * same code the launcher uses (csrc/win/inject.c), and only then is the
+ * child resumed — unless the caller itself asked for it suspended.  The
+ * original call runs unguarded: the executable search it performs along
+ * PATH reaches the NT hooks as probes, as failed execs do on Linux.
+ */
+#include "hookdll.h"
+#include "../../csrc/win/inject.h"
+#include "../../csrc/win/winpath.h"
+
+typedef BOOL(WINAPI *CreateProcessW_t)(LPCWSTR, LPWSTR, LPSECURITY_ATTRIBUTES,
+                                       LPSECURITY_ATTRIBUTES, BOOL, DWORD, LPVOID, LPCWSTR,
+                                       LPSTARTUPINFOW, LPPROCESS_INFORMATION);
+typedef BOOL(WINAPI *CreateProcessA_t)(LPCSTR, LPSTR, LPSECURITY_ATTRIBUTES,
+                                       LPSECURITY_ATTRIBUTES, BOOL, DWORD, LPVOID, LPCSTR,
+                                       LPSTARTUPINFOA, LPPROCESS_INFORMATION);
+static CreateProcessW_t o_CreateProcessW;
+static CreateProcessA_t o_CreateProcessA;
+
+static void after_spawn(const PROCESS_INFORMATION *pi, const wchar_t *app, const wchar_t *cmd,
+                        DWORD flags)
+{
+    DWORD self = GetCurrentProcessId();
+    wchar_t image[SBX_PATH_MAX], path[SBX_PATH_MAX];
+    DWORD n = SBX_PATH_MAX;
+    size_t plen = 0;
+    if (QueryFullProcessImageNameW(pi->hProcess, 0, image, &n)) {
+        long r = sbx_winpath_normal((uint16_t *)path, SBX_PATH_MAX, (const uint16_t *)image, n);
+        plen = r < 0 ? 0 : (size_t)r;
+    }
+    if (!plen && app)
+        plen = sbx_full_path(app, path, SBX_PATH_MAX);
+    path[plen] = 0;
+    if (plen)
+        sbx_record(SBX_READ, path, plen);   /* the executed binary */
+    sbx_record_exec(pi->dwProcessId, self, path, cmd ? cmd : (app ? app : L""));
+
+    BOOL wow64 = FALSE;
+    wchar_t err[256];
+    if (IsWow64Process(pi->hProcess, &wow64) && wow64)
+        sbx_warn(L"process %lu is 32-bit; the 64-bit hook DLL cannot enter it, so its "
+                 L"accesses are missing", (unsigned long)pi->dwProcessId);
+    else if (sbx_inject(pi->hProcess, pi->dwProcessId, self, (const wchar_t *)sbx_cfg.dll,
+                        (const wchar_t *)sbx_cfg.pipe, err, 256))
+        sbx_warn(L"could not trace child process %lu (%ls); its accesses are missing",
+                 (unsigned long)pi->dwProcessId, err);
+    sbx_flush();
+    if (!(flags & CREATE_SUSPENDED))
+        ResumeThread(pi->hThread);
+}
+
+static BOOL WINAPI h_CreateProcessW(LPCWSTR app, LPWSTR cmd, LPSECURITY_ATTRIBUTES pa,
+                                    LPSECURITY_ATTRIBUTES ta, BOOL inherit, DWORD flags,
+                                    LPVOID env, LPCWSTR cwd, LPSTARTUPINFOW si,
+                                    LPPROCESS_INFORMATION pi)
+{
+    unsigned prev = sbx_active ? sbx_tls_get() : SBX_IN_SPAWN;
+    if (prev & (SBX_IN_SPAWN | SBX_GUARD))
+        return o_CreateProcessW(app, cmd, pa, ta, inherit, flags, env, cwd, si, pi);
+    sbx_tls_set(prev | SBX_IN_SPAWN);
+    BOOL ok = o_CreateProcessW(app, cmd, pa, ta, inherit, flags | CREATE_SUSPENDED, env, cwd,
+                               si, pi);
+    DWORD err = GetLastError();
+    if (ok) {
+        sbx_tls_set(prev | SBX_IN_SPAWN | SBX_GUARD);
+        after_spawn(pi, app, cmd, flags);
+    }
+    sbx_tls_set(prev);
+    SetLastError(err);
+    return ok;
+}
+
+static wchar_t *widen(const char *s)
+{
+    if (!s)
+        return NULL;
+    int n = MultiByteToWideChar(CP_ACP, 0, s, -1, NULL, 0);
+    wchar_t *w = n > 0 ? HeapAlloc(GetProcessHeap(), 0, (size_t)n * sizeof *w) : NULL;
+    if (w)
+        MultiByteToWideChar(CP_ACP, 0, s, -1, w, n);
+    return w;
+}
+
+static BOOL WINAPI h_CreateProcessA(LPCSTR app, LPSTR cmd, LPSECURITY_ATTRIBUTES pa,
+                                    LPSECURITY_ATTRIBUTES ta, BOOL inherit, DWORD flags,
+                                    LPVOID env, LPCSTR cwd, LPSTARTUPINFOA si,
+                                    LPPROCESS_INFORMATION pi)
+{
+    unsigned prev = sbx_active ? sbx_tls_get() : SBX_IN_SPAWN;
+    if (prev & (SBX_IN_SPAWN | SBX_GUARD))
+        return o_CreateProcessA(app, cmd, pa, ta, inherit, flags, env, cwd, si, pi);
+    sbx_tls_set(prev | SBX_IN_SPAWN);
+    BOOL ok = o_CreateProcessA(app, cmd, pa, ta, inherit, flags | CREATE_SUSPENDED, env, cwd,
+                               si, pi);
+    DWORD err = GetLastError();
+    if (ok) {
+        sbx_tls_set(prev | SBX_IN_SPAWN | SBX_GUARD);
+        wchar_t *wapp = widen(app), *wcmd = widen(cmd);
+        after_spawn(pi, wapp, wcmd, flags);
+        if (wapp)
+            HeapFree(GetProcessHeap(), 0, wapp);
+        if (wcmd)
+            HeapFree(GetProcessHeap(), 0, wcmd);
+    }
+    sbx_tls_set(prev);
+    SetLastError(err);
+    return ok;
+}
+
+#define HOOK(name) {"kernelbase.dll", #name, (void *)h_##name, (void **)&o_##name}
+const struct sbx_hook_def sbx_process_hooks[] = {
+    HOOK(CreateProcessW),
+    HOOK(CreateProcessA),
+    {NULL, NULL, NULL, NULL},
+};

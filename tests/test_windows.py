@@ -1,0 +1,273 @@
+"""The Windows backend (detours), run under Wine on Linux.
+
+The session builds sbx-trace.exe and sbx_hook.dll with mingw-w64
+(shims/windows/build.py), compiles the scenario programs of tests/windows/,
+creates a private Wine prefix in a temporary directory and keeps one
+wineserver up for the whole session (killed at the end).  Each test runs a
+scenario under `wine sbx-trace.exe -o result.json -- scenario.exe ...` and
+checks what a user would: the expected paths in the right categories, and
+not in the wrong ones.
+"""
+from __future__ import annotations
+
+import importlib.util
+import itertools
+import json
+import os
+import shutil
+import subprocess
+import time
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SCENARIOS = os.path.join(ROOT, "tests", "windows")
+MINGW = "x86_64-w64-mingw32-gcc"
+
+pytestmark = pytest.mark.skipif(
+    not (shutil.which(MINGW) and shutil.which("wine") and shutil.which("wineserver")),
+    reason="needs mingw-w64 and wine (scripts/setup.sh installs gcc-mingw-w64-x86-64 and wine64)")
+
+
+def winpath(path) -> str:
+    """The Windows name of a Linux path under Wine (the Z: drive maps /)."""
+    return "Z:" + os.path.abspath(str(path)).replace("/", "\\")
+
+
+def _load_build():
+    spec = importlib.util.spec_from_file_location(
+        "sbx_windows_build", os.path.join(ROOT, "shims", "windows", "build.py"))
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+@pytest.fixture(scope="session")
+def wine_env(tmp_path_factory):
+    prefix = tmp_path_factory.mktemp("wineprefix")
+    env = dict(os.environ, WINEPREFIX=str(prefix), WINEDEBUG="-all",
+               # no Mono/Gecko installer prompts while the prefix is created
+               WINEDLLOVERRIDES="mscoree,mshtml=")
+    env.pop("DISPLAY", None)
+    # One persistent wineserver for the session: each wine start then costs
+    # a fraction of a second instead of a server start-up.
+    subprocess.run(["wineserver", "-p"], env=env, check=True, timeout=60)
+    try:
+        subprocess.run(["wine", "cmd", "/c", "exit"], env=env, timeout=300,
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        yield env
+    finally:
+        subprocess.run(["wineserver", "-k"], env=env, timeout=60)
+
+
+@pytest.fixture(scope="session")
+def tools(tmp_path_factory):
+    out = tmp_path_factory.mktemp("winbuild")
+    built = _load_build().build(str(out))
+    exes = {}
+    for name in ("win32_ops", "nt_ops"):
+        exe = str(out / (name + ".exe"))
+        subprocess.run([MINGW, "-O1", "-municode", "-o", exe,
+                        os.path.join(SCENARIOS, name + ".c")], check=True)
+        exes[name] = exe
+    return dict(built, **exes)
+
+
+_counter = itertools.count()
+
+
+def trace(wine_env, tools, argv, tmp_path, *options):
+    """Run argv (Windows paths) under sbx-trace; returns (exit code, Result JSON)."""
+    out = tmp_path / ("result-%d.json" % next(_counter))
+    proc = subprocess.run(["wine", tools["exe"], "-o", winpath(out), *options, "--", *argv],
+                          env=wine_env, capture_output=True, timeout=120)
+    assert out.exists(), "sbx-trace wrote no result: %s" % proc.stderr.decode(errors="replace")
+    return proc.returncode, json.loads(out.read_text(encoding="utf-8"))
+
+
+def scenario(wine_env, tools, tmp_path, mode, *extra, program="win32_ops"):
+    d = tmp_path
+    argv = [winpath(tools[program])] + ([mode] if mode else []) + [winpath(d), *extra]
+    rc, res = trace(wine_env, tools, argv, tmp_path)
+    assert rc == 0, "scenario %s failed under tracing: %r" % (mode, res.get("warnings"))
+    assert res["complete"], res["warnings"]
+    return res
+
+
+def files(base, *names, content="content\n"):
+    for n in names:
+        p = base / n
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_text(content, encoding="utf-8")
+
+
+# ---------------------------------------------------------------------------
+
+
+def test_native_portable_parts(tmp_path):
+    """winpath, cmdline, the x86-64 decoder/relocator and JSON escaping,
+    compiled from the same sources with the host compiler."""
+    exe = tmp_path / "unit_native"
+    cc = shutil.which("gcc") or shutil.which("cc")
+    if not cc:
+        pytest.skip("no host C compiler")
+    srcs = ["tests/windows/unit_native.c", "csrc/win/winpath.c", "csrc/win/cmdline.c",
+            "shims/windows/x64_decode.c", "csrc/result_json.c", "csrc/pathset.c",
+            "csrc/result.c"]
+    subprocess.run([cc, "-std=gnu11", "-Wall", "-Wextra", "-Werror", "-o", str(exe)] +
+                   [os.path.join(ROOT, s) for s in srcs], check=True)
+    proc = subprocess.run([str(exe)], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stdout
+
+
+def test_json_schema_and_exec_record(wine_env, tools, tmp_path):
+    files(tmp_path, "input.txt", "readwrite.txt", "ansi.txt", "untouched.txt")
+    res = scenario(wine_env, tools, tmp_path, "open")
+    assert res["schema"] == "sandbox_py.result/1"
+    assert res["backend"] == "detours"
+    assert res["returncode"] == 0
+    assert res["duration"] > 0
+    assert res["stdout"] is None and res["stderr"] is None
+    exe = winpath(tools["win32_ops"])
+    assert res["args"] == [exe, "open", winpath(tmp_path)]
+    root = res["execs"][0]
+    assert root["path"] == exe and root["argv"] == res["args"]
+    assert exe in res["reads"]
+    for key in ("reads", "writes", "probes", "enumerations"):
+        assert res[key] == sorted(res[key])
+
+
+def test_win32_reads_and_writes(wine_env, tools, tmp_path):
+    files(tmp_path, "input.txt", "readwrite.txt", "ansi.txt", "untouched.txt")
+    res = scenario(wine_env, tools, tmp_path, "open")
+    w = lambda n: winpath(tmp_path / n)
+    reads, writes, probes = set(res["reads"]), set(res["writes"]), set(res["probes"])
+    assert {w("input.txt"), w("readwrite.txt"), w("ansi.txt")} <= reads
+    assert w("output.txt") in writes
+    # opened read-write but only read: not a write
+    assert w("readwrite.txt") not in writes and w("input.txt") not in writes
+    # created and written by the run: not a read
+    assert w("output.txt") not in reads
+    # opened and closed unread: a probe, not a read
+    assert w("untouched.txt") in probes and w("untouched.txt") not in reads
+    assert (tmp_path / "output.txt").read_text() == "data\n" * 3
+
+
+def test_missing_file_probes(wine_env, tools, tmp_path):
+    files(tmp_path, "present.txt")
+    res = scenario(wine_env, tools, tmp_path, "probe")
+    w = lambda n: winpath(tmp_path / n)
+    for name in ("absent1.txt", "absent2.txt", "absent3.txt", "present.txt"):
+        assert w(name) in res["probes"], name
+        assert w(name) not in res["reads"] and w(name) not in res["writes"], name
+
+
+def test_directory_listing(wine_env, tools, tmp_path):
+    files(tmp_path, "listed/a.txt", "listed/b.txt", "other/c.txt")
+    res = scenario(wine_env, tools, tmp_path, "list")
+    assert winpath(tmp_path / "listed") in res["enumerations"]
+    assert winpath(tmp_path / "other") in res["enumerations"]
+    # listing a directory does not read the files in it
+    assert winpath(tmp_path / "listed" / "a.txt") not in res["reads"]
+
+
+def test_rename(wine_env, tools, tmp_path):
+    files(tmp_path, "old_name.txt")
+    res = scenario(wine_env, tools, tmp_path, "rename")
+    assert winpath(tmp_path / "old_name.txt") in res["writes"]
+    assert winpath(tmp_path / "new_name.txt") in res["writes"]
+    assert (tmp_path / "new_name.txt").exists() and not (tmp_path / "old_name.txt").exists()
+
+
+def test_delete(wine_env, tools, tmp_path):
+    files(tmp_path, "victim.txt")
+    res = scenario(wine_env, tools, tmp_path, "delete")
+    assert winpath(tmp_path / "victim.txt") in res["writes"]
+    # a failed delete changed nothing: a probe
+    assert winpath(tmp_path / "never_there.txt") in res["probes"]
+    assert winpath(tmp_path / "never_there.txt") not in res["writes"]
+
+
+def test_copy(wine_env, tools, tmp_path):
+    files(tmp_path, "copy_src.txt")
+    res = scenario(wine_env, tools, tmp_path, "copy")
+    src, dst = winpath(tmp_path / "copy_src.txt"), winpath(tmp_path / "copy_dst.txt")
+    assert src in res["reads"] and src not in res["writes"]
+    assert dst in res["writes"] and dst not in res["reads"]
+
+
+def test_create_and_remove_directory(wine_env, tools, tmp_path):
+    (tmp_path / "gone_dir").mkdir()
+    res = scenario(wine_env, tools, tmp_path, "mkdir")
+    assert winpath(tmp_path / "made_dir") in res["writes"]
+    assert winpath(tmp_path / "gone_dir") in res["writes"]
+    assert (tmp_path / "made_dir").is_dir() and not (tmp_path / "gone_dir").exists()
+
+
+def test_relative_paths_after_set_current_directory(wine_env, tools, tmp_path):
+    files(tmp_path, "sub/rel.txt", "sub/crt.txt")
+    res = scenario(wine_env, tools, tmp_path, "cwd")
+    assert winpath(tmp_path / "sub" / "rel.txt") in res["reads"]
+    assert winpath(tmp_path / "sub" / "crt.txt") in res["reads"]
+    assert winpath(tmp_path / "up_absent.txt") in res["probes"]
+
+
+def test_long_path(wine_env, tools, tmp_path):
+    parts = ["d" * 100, "e" * 100, "f" * 100]
+    files(tmp_path, os.path.join(*parts, "long.txt"))
+    rel = "\\".join(parts + ["long.txt"])
+    res = scenario(wine_env, tools, tmp_path, "long", rel)
+    want = winpath(tmp_path / os.path.join(*parts, "long.txt"))
+    assert len(want) > 260
+    assert want in res["reads"]
+    assert not any(p.startswith("\\\\?\\") for k in ("reads", "probes") for p in res[k])
+
+
+def test_non_ascii_names(wine_env, tools, tmp_path):
+    files(tmp_path, "h\u00e9llo-w\u00f6rld-\u65e5\u672c.txt")
+    res = scenario(wine_env, tools, tmp_path, "unicode")
+    assert winpath(tmp_path / "h\u00e9llo-w\u00f6rld-\u65e5\u672c.txt") in res["reads"]
+    assert winpath(tmp_path / "\u00f1ew-\U0001F600.txt") in res["writes"]
+    assert (tmp_path / "\u00f1ew-\U0001F600.txt").exists()
+
+
+def test_nt_level_access(wine_env, tools, tmp_path):
+    files(tmp_path, "nt_input.txt", "nt_rel.txt", "nt_delete.txt", "nt_delete2.txt",
+          "nt_listed/x.txt")
+    res = scenario(wine_env, tools, tmp_path, None, program="nt_ops")
+    w = lambda n: winpath(tmp_path / n)
+    assert {w("nt_input.txt"), w("nt_rel.txt")} <= set(res["reads"])
+    assert {w("nt_absent.txt"), w("nt_absent_attr.txt")} <= set(res["probes"])
+    assert {w("nt_new.txt"), w("nt_renamed.txt"), w("nt_delete.txt"),
+            w("nt_delete2.txt")} <= set(res["writes"])
+    assert w("nt_listed") in res["enumerations"]
+    assert w("nt_input.txt") not in res["writes"]
+    assert (tmp_path / "nt_renamed.txt").exists() and not (tmp_path / "nt_delete.txt").exists()
+
+
+def test_child_and_grandchild(wine_env, tools, tmp_path):
+    files(tmp_path, "child_input.txt", "grandchild_input.txt")
+    res = scenario(wine_env, tools, tmp_path, "spawn")
+    assert winpath(tmp_path / "child_input.txt") in res["reads"]
+    assert winpath(tmp_path / "grandchild_input.txt") in res["reads"]
+    execs = res["execs"]
+    assert [e["argv"][1] for e in execs] == ["spawn", "child", "grandchild"]
+    assert execs[1]["ppid"] == execs[0]["pid"] and execs[2]["ppid"] == execs[1]["pid"]
+    assert all(e["path"] == winpath(tools["win32_ops"]) for e in execs)
+
+
+def test_timeout_kills_the_tree(wine_env, tools, tmp_path):
+    start = time.monotonic()
+    rc, res = trace(wine_env, tools, [winpath(tools["win32_ops"]), "sleep", winpath(tmp_path)],
+                    tmp_path, "--timeout", "2")
+    assert time.monotonic() - start < 30
+    assert not res["complete"]
+    assert any("timeout" in w for w in res["warnings"])
+    assert rc != 0
+
+
+def test_missing_executable(wine_env, tools, tmp_path):
+    proc = subprocess.run(["wine", tools["exe"], "--", winpath(tmp_path / "nope.exe")],
+                          env=wine_env, capture_output=True, timeout=120)
+    assert proc.returncode == 127
+    assert b"cannot start" in proc.stderr
