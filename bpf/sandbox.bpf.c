@@ -341,7 +341,7 @@ static __noinline int append_dir(struct scratch *s, __u64 *off, int pair,
     __u64 ino = dd->d_inode->i_ino;
     __u64 dev = dd->d_sb->s_dev;
     struct dir_key key = {
-        .token = (ino ^ (dev << 32) ^ ((__u64)run_gen(s->ev.run_id) << 52)) | 1,
+        .token = (ino ^ (dev << 32) ^ ((__u64)run_gen(s->ev.run_id) << 52)) + 1,
         .run_id = s->ev.run_id,
     };
     s->ev.dirtok[pair] = key.token;

@@ -58,6 +58,7 @@ struct keyed_table {
 struct run {
     uint32_t id;
     int done;
+    uint64_t misses_at_start;       /* see prog_misses() */
     pthread_cond_t cv;
     struct sbx_result *res;
     struct keyed_table opened, dirs;
@@ -561,6 +562,24 @@ int sbx_ebpf_load(char *err, size_t errlen)
 
 /* ---- runs ------------------------------------------------------------- */
 
+/* How often the kernel skipped one of our programs because it was already
+ * running on that CPU (a preempted invocation): each skip is a lost event
+ * that no counter of ours sees, so a run during which this grows is
+ * reported incomplete. */
+static uint64_t prog_misses(void)
+{
+    uint64_t total = 0;
+    struct bpf_program *prog;
+    bpf_object__for_each_program(prog, G.skel->obj) {
+        struct bpf_prog_info info;
+        uint32_t len = sizeof info;
+        memset(&info, 0, sizeof info);
+        if (bpf_obj_get_info_by_fd(bpf_program__fd(prog), &info, &len) == 0)
+            total += info.recursion_misses;
+    }
+    return total;
+}
+
 static int runs_fd(void) { return bpf_map__fd(G.skel->maps.runs); }
 static int tracked_fd(void) { return bpf_map__fd(G.skel->maps.tracked); }
 
@@ -575,6 +594,7 @@ uint32_t sbx_ebpf_run_begin(void)
         return 0;
     }
     pthread_cond_init(&r->cv, NULL);
+    r->misses_at_start = prog_misses();
     pthread_mutex_lock(&G.lock);
     do {
         r->id = ++G.next_id;
@@ -721,6 +741,21 @@ struct sbx_result *sbx_ebpf_run_end(uint32_t run)
                         "was full; accesses may be missing",
                         (unsigned long long)st.dropped);
     bpf_map_delete_elem(runs_fd(), &run);
+    uint64_t misses = prog_misses() - r->misses_at_start;
+    if (misses)
+        sbx_result_warn(r->res, "the kernel skipped %llu invocations of the tracing "
+                        "programs while this run was active (re-entry on a CPU); "
+                        "accesses may be missing", (unsigned long long)misses);
+    /* Tasks of the run that outlived it (a timed-out run whose kill is
+     * still landing) must not count against a later run with this id. */
+    uint32_t key, next, *prev = NULL;
+    while (bpf_map_get_next_key(tracked_fd(), prev, &next) == 0) {
+        struct sbx_task t;
+        key = next;
+        prev = &key;
+        if (bpf_map_lookup_elem(tracked_fd(), &next, &t) == 0 && t.run_id == run)
+            bpf_map_delete_elem(tracked_fd(), &next);
+    }
     for (size_t i = 0; i < r->opened.cap; i++)
         if (r->opened.slots[i].key)
             settle_opened(r, &r->opened.slots[i]);
