@@ -51,10 +51,13 @@ class Trace:
     are empty, its ``returncode`` is 0, or 1 when the block raised.
     """
 
-    def __init__(self, backend: str = "auto"):
+    def __init__(self, backend: str = "auto", *, wait: Optional[float] = None):
         if backend not in BACKENDS:
             raise ValueError("backend must be one of %s, not %r" % (", ".join(BACKENDS), backend))
         self.requested = backend
+        #: Seconds stop() waits for threads and children started in the block
+        #: that are still running (eBPF; None: the backend's default).
+        self.wait = wait
         self.backend = ""
         self._notes: list = []
         self._impl = None
@@ -68,7 +71,8 @@ class Trace:
         if self.requested in ("auto", "ebpf"):
             ebpf, why = _ebpf_module()
             if ebpf is not None:
-                impl, self.backend = ebpf.SelfTrace(), "ebpf"
+                impl = ebpf.SelfTrace() if self.wait is None else ebpf.SelfTrace(wait=self.wait)
+                self.backend = "ebpf"
             elif self.requested == "ebpf":
                 raise SandboxUnavailableError(
                     "ebpf", why, "run as root, or use sandbox_py.trace(backend='audit') "
@@ -116,7 +120,11 @@ class Trace:
         return False
 
 
-def trace(backend: str = "auto") -> Trace:
+def trace(backend: str = "auto", *, wait: Optional[float] = None) -> Trace:
     """``with trace() as t: ...`` then ``t.result``: what the current process
-    (all threads) and the children it starts touched inside the block."""
-    return Trace(backend)
+    (all threads) and the children it starts touched inside the block.
+
+    With eBPF, threads and child processes started in the block and still
+    running when it ends are waited for up to ``wait`` seconds (default: the
+    backend's), then the result is marked incomplete."""
+    return Trace(backend, wait=wait)

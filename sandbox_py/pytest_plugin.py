@@ -64,6 +64,9 @@ def pytest_addoption(parser):
     parser.addini("sandbox_allow_read", type="linelist", default=[],
                   help="patterns every checked test may read, probe and list")
     parser.addini("sandbox_backend", default="auto", help="auto, ebpf or audit")
+    parser.addini("sandbox_wait", default="1.0",
+                  help="seconds to wait, after a checked test's call, for threads and "
+                       "child processes it started and left running (eBPF)")
 
 
 def pytest_configure(config):
@@ -344,7 +347,8 @@ def pytest_runtest_call(item):
         return (yield)
     from .inprocess import trace
     backend = item.config.getoption("sandbox_backend") or item.config.getini("sandbox_backend")
-    tracer = trace(backend).start()
+    wait = float(item.config.getini("sandbox_wait"))
+    tracer = trace(backend, wait=wait).start()
     try:
         outcome = yield
     except BaseException:

@@ -139,3 +139,13 @@ def test_audit_hook_never_breaks_the_traced_code(tmp_path):
         os.close(fd)
     assert str(tmp_path / "b.txt") in t.result.writes
     assert str(tmp_path) in t.result.enumerations
+
+
+def test_ebpf_does_not_wait_long_for_threads_left_running(tmp_path):
+    ebpf_or_skip()
+    release = threading.Event()
+    with sandbox_py.trace("ebpf", wait=0.2) as t:
+        threading.Thread(target=release.wait, daemon=True).start()
+    release.set()
+    assert not t.result.complete
+    assert any("still running" in w for w in t.result.warnings)
