@@ -502,7 +502,7 @@ static int do_load(char *err, size_t errlen)
         else
             snprintf(err, errlen, "the kernel rejected the BPF programs (%s); it needs "
                      "BTF (/sys/kernel/btf/vmlinux), tp_btf programs, ring buffers and "
-                     "bpf_loop (Linux 5.17 or newer); set SANDBOX_PY_DEBUG_BPF=1 to see "
+                     "bpf_loop and bpf_rdonly_cast (Linux 6.2 or newer); set SANDBOX_PY_DEBUG_BPF=1 to see "
                      "the verifier log", strerror(-rc));
         goto fail;
     }
