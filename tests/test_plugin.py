@@ -225,3 +225,18 @@ def test_ebpf_sees_stat_probes_and_children_of_the_test_body(pytester):
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines_random(["*probe*/maybe.cfg", "*read*/child_input.txt",
                                         "traced with: ebpf (complete)"])
+
+
+def test_pattern_semantics():
+    from sandbox_py.pytest_plugin import Pattern
+    plain = Pattern("data", "/p/data")
+    assert plain.matches("/p/data") and plain.matches("/p/data/a/b.txt")
+    assert not plain.matches("/p/database")
+    star = Pattern("*.json", "/p/*.json")
+    assert star.matches("/p/a.json") and not star.matches("/p/sub/a.json")
+    deep = Pattern("fixtures/**", "/p/fixtures/**")
+    assert deep.matches("/p/fixtures") and deep.matches("/p/fixtures/x/y/z.txt")
+    assert not deep.matches("/p/fixtures2/x")
+    mid = Pattern("/p/**/cache", "/p/**/cache")
+    assert mid.matches("/p/a/b/cache/f") and not mid.matches("/p/a/b/cached")
+    assert deep.literal_dir == "/p/fixtures" and plain.literal_dir == "/p/data"
