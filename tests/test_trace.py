@@ -1,7 +1,6 @@
 """sandbox_py.trace(): the in-process context manager, on each mechanism."""
 import os
 import subprocess
-import sys
 import threading
 
 import pytest
