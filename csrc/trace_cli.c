@@ -12,6 +12,11 @@
  * trace_command(), does the run.  Only the Windows backend is built today;
  * the Linux one is to come as an #elif over csrc/ebpf.h.
  *
+ * When CMD cannot be started and -o was given, the file receives
+ * {"schema": "sandbox_py.start_error/1", "winerror": N, "message": "..."}
+ * so a caller that only reads the file (detours.py) can raise
+ * FileNotFoundError as subprocess does.
+ *
  * Wrapper mode (Windows, used by sandbox_py/_backends/detours.py): with
  * SBX_TRACE_OUTPUT set in the environment and no options, sbx-trace takes
  * its whole command line as CMD, so Python's subprocess can start it in
@@ -211,6 +216,14 @@ static int trace_command(const struct cli *cli, wchar_t *cmdline)
     free(cwd);
     if (!r) {
         fprintf(stderr, "sbx-trace: %s: %s\n", cli->argv[0], err);
+        FILE *f = cli->output ? fopen(cli->output, "wb") : NULL;
+        if (f) {
+            fprintf(f, "{\"schema\": \"sandbox_py.start_error/1\", \"winerror\": %lu, "
+                       "\"message\": ", (unsigned long)start_error);
+            sbx_json_string(f, err, strlen(err));
+            fputs("}\n", f);
+            fclose(f);
+        }
         return (start_error == ERROR_FILE_NOT_FOUND || start_error == ERROR_PATH_NOT_FOUND)
                    ? EXIT_NOT_FOUND : EXIT_OWN_ERROR;
     }

@@ -65,7 +65,7 @@ def tools(tmp_path_factory):
     out = tmp_path_factory.mktemp("winbuild")
     built = _load_build().build(str(out))
     exes = {}
-    for name in ("win32_ops", "nt_ops"):
+    for name in ("win32_ops", "nt_ops", "popen_like"):
         exe = str(out / (name + ".exe"))
         subprocess.run([MINGW, "-O1", "-municode", "-o", exe,
                         os.path.join(SCENARIOS, name + ".c")], check=True)
@@ -267,7 +267,46 @@ def test_timeout_kills_the_tree(wine_env, tools, tmp_path):
 
 
 def test_missing_executable(wine_env, tools, tmp_path):
-    proc = subprocess.run(["wine", tools["exe"], "--", winpath(tmp_path / "nope.exe")],
+    out = tmp_path / "err.json"
+    proc = subprocess.run(["wine", tools["exe"], "-o", winpath(out), "--",
+                           winpath(tmp_path / "nope.exe")],
                           env=wine_env, capture_output=True, timeout=120)
     assert proc.returncode == 127
     assert b"cannot start" in proc.stderr
+    err = json.loads(out.read_text())
+    assert err["schema"] == "sandbox_py.start_error/1" and err["winerror"] == 2
+
+
+def test_python_backend_wrapper_mode(wine_env, tools, tmp_path, monkeypatch):
+    """sandbox_py/_backends/detours.py: the Popen arguments it produces,
+    replayed under Wine the way Popen would (CreateProcessW with the
+    launcher as application and the program's own command line), and its
+    reading of the launcher's result into Result fields."""
+    from sandbox_py._backends import detours
+
+    files(tmp_path, "input.txt", "readwrite.txt", "ansi.txt", "untouched.txt")
+    monkeypatch.setenv("SANDBOX_PY_DETOURS_DIR", os.path.dirname(tools["exe"]))
+    session = detours.session(None)
+    kw = session.popen_kwargs({"env": {"KEEP": "1"}})
+    assert kw["executable"] == tools["exe"]
+    assert kw["env"]["KEEP"] == "1" and kw["env"]["SBX_TRACE_OUTPUT"] == session.out
+    argv = [winpath(tools["win32_ops"]), "open", winpath(tmp_path)]
+    env = dict(wine_env, SBX_TRACE_OUTPUT=winpath(session.out))   # the Z: view of the same file
+    proc = subprocess.run(["wine", tools["popen_like"], winpath(kw["executable"]),
+                           subprocess.list2cmdline(argv)],
+                          env=env, capture_output=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    fields = session.finish()
+    assert fields["complete"], fields["warnings"]
+    assert winpath(tmp_path / "input.txt") in fields["reads"]
+    assert winpath(tmp_path / "output.txt") in fields["writes"]
+    assert [tuple(e.argv) for e in fields["execs"]] == [tuple(argv)]
+    assert not os.path.exists(session.out)
+
+    # a program that cannot be found raises FileNotFoundError, as subprocess does
+    session = detours.session(None)
+    env = dict(wine_env, SBX_TRACE_OUTPUT=winpath(session.out))
+    subprocess.run(["wine", tools["popen_like"], winpath(tools["exe"]),
+                    winpath(tmp_path / "missing.exe")], env=env, capture_output=True, timeout=120)
+    with pytest.raises(FileNotFoundError):
+        session.finish()

@@ -1,0 +1,103 @@
+"""Overhead of the Windows backend under Wine: bare vs traced, same run.
+
+    .venv/bin/python bench/bench_windows.py [--files 3000] [--pairs 11]
+
+Builds sbx-trace.exe, sbx_hook.dll and tests/windows/read_many.c with
+mingw-w64, creates COUNT files of 10 KB, and runs `read_many.exe DIR COUNT`
+(open, read to the end, close, for every file) bare and under sbx-trace, in
+alternating pairs with one warm wineserver.  Prints the median ratio of
+paired runs for the whole command (process start, injection, result
+included) and for the program's own timing of its loop (the per-access
+cost of the hooks).  Wine is not Windows: absolute times and even ratios
+differ there (docs/windows.md).
+"""
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def winpath(p: str) -> str:
+    return "Z:" + os.path.abspath(p).replace("/", "\\")
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--files", type=int, default=3000)
+    ap.add_argument("--pairs", type=int, default=11)
+    opts = ap.parse_args()
+
+    spec = importlib.util.spec_from_file_location(
+        "sbx_windows_build", os.path.join(ROOT, "shims", "windows", "build.py"))
+    build = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(build)
+
+    with tempfile.TemporaryDirectory(prefix="sbx-bench-win-") as tmp:
+        tools = build.build(os.path.join(tmp, "bin"))
+        prog = os.path.join(tmp, "bin", "read_many.exe")
+        subprocess.run([build.CC, "-O2", "-municode", "-o", prog,
+                        os.path.join(ROOT, "tests", "windows", "read_many.c")], check=True)
+        data = os.path.join(tmp, "data")
+        os.makedirs(data)
+        block = b"x" * 10240
+        for i in range(opts.files):
+            with open(os.path.join(data, "f%d.txt" % i), "wb") as f:
+                f.write(block)
+        env = dict(os.environ, WINEPREFIX=os.path.join(tmp, "prefix"), WINEDEBUG="-all",
+                   WINEDLLOVERRIDES="mscoree,mshtml=")
+        env.pop("DISPLAY", None)
+        os.makedirs(env["WINEPREFIX"])
+        subprocess.run(["wineserver", "-p"], env=env, check=True)
+        try:
+            # DEVNULL, not pipes: the services Wine starts with a new prefix
+            # inherit them and would keep them open.
+            subprocess.run(["wine", "cmd", "/c", "exit"], env=env,
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            out_json = os.path.join(tmp, "result.json")
+            bare_cmd = ["wine", prog, winpath(data), str(opts.files)]
+            traced_cmd = ["wine", tools["exe"], "-o", winpath(out_json), "--",
+                          winpath(prog), winpath(data), str(opts.files)]
+
+            def run(cmd):
+                t0 = time.perf_counter()
+                p = subprocess.run(cmd, env=env, capture_output=True, text=True, check=True)
+                return time.perf_counter() - t0, float(p.stdout.split()[0])
+
+            run(bare_cmd), run(traced_cmd)         # warm the page cache and the prefix
+            whole, loop = [], []
+            rows = []
+            for _ in range(opts.pairs):
+                bw, bl = run(bare_cmd)
+                tw, tl = run(traced_cmd)
+                whole.append(tw / bw)
+                loop.append(tl / bl)
+                rows.append((bw, tw, bl, tl))
+            res = json.load(open(out_json, encoding="utf-8"))
+            seen = sum(1 for p in res["reads"] if os.path.basename(p.replace("\\", "/")).startswith("f"))
+        finally:
+            subprocess.run(["wineserver", "-k"], env=env)
+
+    med = lambda xs: statistics.median(xs)
+    print("files: %d x 10 KB, pairs: %d, wine %s" % (
+        opts.files, opts.pairs,
+        subprocess.run(["wine", "--version"], capture_output=True, text=True).stdout.strip()))
+    print("whole command: bare %.3fs  traced %.3fs  median ratio %.3fx" % (
+        med([r[0] for r in rows]), med([r[1] for r in rows]), med(whole)))
+    print("loop only:     bare %.3fs  traced %.3fs  median ratio %.3fx" % (
+        med([r[2] for r in rows]), med([r[3] for r in rows]), med(loop)))
+    print("reads recorded in the last traced run: %d of %d files, complete=%s" % (
+        seen, opts.files, res["complete"]))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

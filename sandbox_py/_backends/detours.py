@@ -1,0 +1,103 @@
+"""The detours backend (Windows): inline hooks in a suspended child.
+
+The run goes through the C launcher ``sbx-trace.exe`` (csrc/trace_cli.c,
+csrc/win/launcher.c) with the hook DLL ``sbx_hook.dll`` next to it
+(shims/windows/).  Popen starts sbx-trace.exe in place of the program
+(``executable=``) with the program's own command line, so the command line
+quoting and PATH search are exactly subprocess's; ``SBX_TRACE_OUTPUT``
+tells the launcher where to write the Result JSON (docs/json-schema.md)
+and is removed from the environment before the program starts.
+
+The launcher waits for the whole tree (a job object), so when Popen's
+process has exited so has the tree; killing it kills the tree, because the
+job is created with KILL_ON_JOB_CLOSE.
+
+Only exercised under Wine by tests/test_windows.py, through sbx-trace.exe
+directly: this module is the thin part that cannot be run on Linux.
+"""
+from __future__ import annotations
+
+import errno
+import json
+import os
+import sys
+import tempfile
+
+from .._runner import TraceSession, exec_record
+
+NAME = "detours"
+REMEDY = ("build the Windows binaries with shims/windows/build.py (mingw-w64) and put "
+          "sbx-trace.exe and sbx_hook.dll in sandbox_py/_bin, or point "
+          "SANDBOX_PY_DETOURS_DIR at their directory")
+
+_PKG = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+_SEARCH = [os.path.join(_PKG, "_bin"),
+           os.path.join(os.path.dirname(_PKG), "build", "windows")]
+
+
+def _tools_dir():
+    dirs = [os.environ["SANDBOX_PY_DETOURS_DIR"]] if os.environ.get("SANDBOX_PY_DETOURS_DIR") else _SEARCH
+    for d in dirs:
+        if all(os.path.isfile(os.path.join(d, f)) for f in ("sbx-trace.exe", "sbx_hook.dll")):
+            return d
+    return None
+
+
+def availability():
+    if sys.platform != "win32":
+        return False, "the detours backend runs on Windows only"
+    d = _tools_dir()
+    if d is None:
+        return False, "sbx-trace.exe and sbx_hook.dll were not found in %s" % ", ".join(_SEARCH)
+    return True, "inline hooks on the NT and Win32 file APIs (%s)" % d
+
+
+class DetoursSession(TraceSession):
+    def __init__(self):
+        self.exe = os.path.join(_tools_dir(), "sbx-trace.exe")
+        fd, self.out = tempfile.mkstemp(prefix="sbx-", suffix=".json")
+        os.close(fd)
+        os.unlink(self.out)       # absent until the launcher writes it
+        self.args0 = None
+
+    def popen_kwargs(self, kwargs: dict) -> dict:
+        if kwargs.get("executable") or kwargs.get("shell"):
+            raise ValueError("the detours backend starts the program itself; "
+                             "executable= and shell=True are not supported")
+        kwargs = dict(kwargs)
+        env = dict(os.environ if kwargs.get("env") is None else kwargs["env"])
+        env["SBX_TRACE_OUTPUT"] = self.out
+        kwargs["env"] = env
+        kwargs["executable"] = self.exe
+        return kwargs
+
+    def finish(self) -> dict:
+        try:
+            with open(self.out, encoding="utf-8") as f:
+                data = json.load(f)
+        except (OSError, ValueError):
+            return {"complete": False,
+                    "warnings": ["sbx-trace.exe wrote no result (it was killed or failed): "
+                                 "no accesses were recorded"]}
+        finally:
+            self.abort()
+        if data.get("schema") == "sandbox_py.start_error/1":
+            code = errno.ENOENT if data.get("winerror") in (2, 3) else errno.EINVAL
+            raise OSError(code, data.get("message", "cannot start the command"))
+        return {
+            "reads": data["reads"], "writes": data["writes"], "probes": data["probes"],
+            "enumerations": data["enumerations"],
+            "execs": [exec_record(e["pid"], e["ppid"], e["path"], e["argv"])
+                      for e in data["execs"]],
+            "complete": data["complete"], "warnings": data["warnings"],
+        }
+
+    def abort(self) -> None:
+        try:
+            os.unlink(self.out)
+        except OSError:
+            pass
+
+
+def session(sandbox) -> TraceSession:
+    return DetoursSession()
