@@ -256,14 +256,54 @@ def test_child_and_grandchild(wine_env, tools, tmp_path):
     assert all(e["path"] == winpath(tools["win32_ops"]) for e in execs)
 
 
+def test_many_threads(wine_env, tools, tmp_path):
+    names = ["t%d_%d.txt" % (t, i) for t in range(8) for i in range(40)]
+    files(tmp_path, *names)
+    res = scenario(wine_env, tools, tmp_path, "threads")
+    reads, probes = set(res["reads"]), set(res["probes"])
+    assert {winpath(tmp_path / n) for n in names} <= reads
+    missing = {winpath(tmp_path / ("missing_t%d_%d.txt" % (t, i)))
+               for t in range(8) for i in range(1, 40, 2)}
+    assert missing <= probes
+
+
+def test_killed_child_makes_the_result_incomplete(wine_env, tools, tmp_path):
+    rc, res = trace(wine_env, tools, [winpath(tools["win32_ops"]), "killchild", winpath(tmp_path)],
+                    tmp_path)
+    assert rc == 0
+    assert not res["complete"]
+    killed = res["execs"][1]["pid"]
+    assert any("process %d ended without delivering" % killed in w for w in res["warnings"])
+
+
+def _processes_mentioning(text):
+    found = []
+    for pid in os.listdir("/proc"):
+        try:
+            with open("/proc/%s/cmdline" % pid, "rb") as f:
+                if text.encode() in f.read():
+                    found.append(int(pid))
+        except (OSError, ValueError):
+            pass
+    return found
+
+
 def test_timeout_kills_the_tree(wine_env, tools, tmp_path):
     start = time.monotonic()
-    rc, res = trace(wine_env, tools, [winpath(tools["win32_ops"]), "sleep", winpath(tmp_path)],
-                    tmp_path, "--timeout", "2")
+    rc, res = trace(wine_env, tools, [winpath(tools["win32_ops"]), "sleeptree", winpath(tmp_path)],
+                    tmp_path, "--timeout", "3")
     assert time.monotonic() - start < 30
     assert not res["complete"]
     assert any("timeout" in w for w in res["warnings"])
     assert rc != 0
+    assert len(res["execs"]) == 2          # the sleeping child was traced, then killed
+    # neither the root nor the child survives (Wine shows the Windows path in
+    # cmdline); the Unix processes may take a moment to be reaped after Wine
+    # reported them terminated
+    deadline = time.monotonic() + 10
+    while _processes_mentioning(winpath(tmp_path)) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert _processes_mentioning(winpath(tmp_path)) == []
 
 
 def test_missing_executable(wine_env, tools, tmp_path):

@@ -227,7 +227,12 @@ void sbx_handles_rename(HANDLE h, const wchar_t *path, size_t len)
 
 void sbx_handles_exit(void)
 {
-    AcquireSRWLockExclusive(&lock);
+    /* As in sbx_bye: a thread killed by the exit may hold the lock. */
+    int locked = 0;
+    for (int i = 0; i < 200 && !(locked = TryAcquireSRWLockExclusive(&lock)); i++)
+        Sleep(1);
+    if (!locked)
+        return;
     for (size_t i = 0; slots && i < cap; i++) {
         struct slot *s = &slots[i];
         if (s->h && s->h != TOMB && s->path && (s->state & SBX_H_OPENED) &&

@@ -215,9 +215,23 @@ void sbx_flush(void)
     LeaveCriticalSection(&lock);
 }
 
+/* At exit the other threads are already gone; one of them may have died
+ * holding the lock.  Waiting would hang the exit, so give up after a while:
+ * the launcher then misses our BYE and marks the run incomplete. */
+static int lock_at_exit(void)
+{
+    for (int i = 0; i < 200; i++) {
+        if (TryEnterCriticalSection(&lock))
+            return 1;
+        Sleep(1);
+    }
+    return 0;
+}
+
 void sbx_bye(void)
 {
-    EnterCriticalSection(&lock);
+    if (!lock_at_exit())
+        return;
     if (!said_bye) {
         said_bye = 1;
         emit(SBX_MSG_BYE, 0, NULL, 0, NULL, 0);

@@ -12,13 +12,13 @@
 #include <windows.h>
 
 static wchar_t dir[4096];
-static int failures;
+static volatile LONG failures;
 
 static const wchar_t *in_dir(const wchar_t *name)
 {
-    static wchar_t buf[8][4096];
-    static int k;
-    wchar_t *b = buf[k++ % 8];
+    static __thread wchar_t buf[4][4096];   /* per thread: mode_threads */
+    static __thread int k;
+    wchar_t *b = buf[k++ % 4];
     _snwprintf(b, 4096, L"%ls\\%ls", dir, name);
     return b;
 }
@@ -27,7 +27,7 @@ static void check(int ok, const char *what)
 {
     if (!ok) {
         fprintf(stderr, "win32_ops: %s failed (error %lu)\n", what, GetLastError());
-        failures++;
+        InterlockedIncrement(&failures);
     }
 }
 
@@ -187,6 +187,53 @@ static void mode_child(const wchar_t *self)
     check(code == 0, "grandchild exit status");
 }
 
+/* A child killed from outside cannot deliver its last events. */
+static void mode_killchild(const wchar_t *self)
+{
+    wchar_t cmd[8192];
+    _snwprintf(cmd, 8192, L"\"%ls\" sleep \"%ls\"", self, dir);
+    STARTUPINFOW si = {sizeof si};
+    PROCESS_INFORMATION pi;
+    check(CreateProcessW(NULL, cmd, NULL, NULL, FALSE, 0, NULL, NULL, &si, &pi), "CreateProcessW");
+    Sleep(500);
+    check(TerminateProcess(pi.hProcess, 9), "TerminateProcess");
+    WaitForSingleObject(pi.hProcess, INFINITE);
+}
+
+/* A tree that outlives any sensible timeout: root waits for a sleeping child. */
+static void mode_sleeptree(const wchar_t *self)
+{
+    wchar_t cmd[8192];
+    _snwprintf(cmd, 8192, L"\"%ls\" sleep \"%ls\"", self, dir);
+    run_child(cmd);
+}
+
+/* Many threads at once: every file read must be reported. */
+#define THREADS 8
+#define PER_THREAD 40
+static DWORD WINAPI reader_thread(void *arg)
+{
+    int t = (int)(intptr_t)arg;
+    for (int i = 0; i < PER_THREAD; i++) {
+        wchar_t name[64];
+        _snwprintf(name, 64, L"t%d_%d.txt", t, i);
+        read_file(in_dir(name), GENERIC_READ);
+        if (i % 2) {
+            _snwprintf(name, 64, L"missing_t%d_%d.txt", t, i);
+            GetFileAttributesW(in_dir(name));
+        }
+    }
+    return 0;
+}
+
+static void mode_threads(void)
+{
+    HANDLE th[THREADS];
+    for (int t = 0; t < THREADS; t++)
+        th[t] = CreateThread(NULL, 0, reader_thread, (void *)(intptr_t)t, 0, NULL);
+    WaitForMultipleObjects(THREADS, th, TRUE, INFINITE);
+}
+
 static void mode_grandchild(void)
 {
     read_file(in_dir(L"grandchild_input.txt"), GENERIC_READ);
@@ -214,6 +261,9 @@ int wmain(int argc, wchar_t **argv)
     else if (!wcscmp(m, L"child")) mode_child(argv[0]);
     else if (!wcscmp(m, L"grandchild")) mode_grandchild();
     else if (!wcscmp(m, L"sleep")) Sleep(60000);
+    else if (!wcscmp(m, L"killchild")) mode_killchild(argv[0]);
+    else if (!wcscmp(m, L"threads")) mode_threads();
+    else if (!wcscmp(m, L"sleeptree")) mode_sleeptree(argv[0]);
     else {
         fprintf(stderr, "win32_ops: unknown mode\n");
         return 2;
