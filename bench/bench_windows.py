@@ -1,6 +1,6 @@
 """Overhead of the Windows backend under Wine: bare vs traced, same run.
 
-    .venv/bin/python bench/bench_windows.py [--files 3000] [--pairs 11]
+    .venv/bin/python bench/bench_windows.py [--files 5000] [--pairs 11]
 
 Builds sbx-trace.exe, sbx_hook.dll and tests/windows/read_many.c with
 mingw-w64, creates COUNT files of 10 KB, and runs `read_many.exe DIR COUNT`
@@ -26,20 +26,22 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-def winpath(p: str) -> str:
-    return "Z:" + os.path.abspath(p).replace("/", "\\")
+def _load(name):
+    spec = importlib.util.spec_from_file_location(
+        "sbx_windows_" + name, os.path.join(ROOT, "shims", "windows", name + ".py"))
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
 
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--files", type=int, default=3000)
+    ap.add_argument("--files", type=int, default=5000)
     ap.add_argument("--pairs", type=int, default=11)
     opts = ap.parse_args()
 
-    spec = importlib.util.spec_from_file_location(
-        "sbx_windows_build", os.path.join(ROOT, "shims", "windows", "build.py"))
-    build = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(build)
+    build, wine = _load("build"), _load("wine")
+    winpath = wine.winpath
 
     with tempfile.TemporaryDirectory(prefix="sbx-bench-win-") as tmp:
         tools = build.build(os.path.join(tmp, "bin"))
@@ -52,24 +54,15 @@ def main() -> int:
         for i in range(opts.files):
             with open(os.path.join(data, "f%d.txt" % i), "wb") as f:
                 f.write(block)
-        env = dict(os.environ, WINEPREFIX=os.path.join(tmp, "prefix"), WINEDEBUG="-all",
-                   WINEDLLOVERRIDES="mscoree,mshtml=")
-        env.pop("DISPLAY", None)
-        os.makedirs(env["WINEPREFIX"])
-        subprocess.run(["wineserver", "-p"], env=env, check=True)
-        try:
-            # DEVNULL, not pipes: the services Wine starts with a new prefix
-            # inherit them and would keep them open.
-            subprocess.run(["wine", "cmd", "/c", "exit"], env=env,
-                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        with wine.WinePrefix(os.path.join(tmp, "prefix")) as w:
             out_json = os.path.join(tmp, "result.json")
-            bare_cmd = ["wine", prog, winpath(data), str(opts.files)]
-            traced_cmd = ["wine", tools["exe"], "-o", winpath(out_json), "--",
+            bare_cmd = [prog, winpath(data), str(opts.files)]
+            traced_cmd = [tools["exe"], "-o", winpath(out_json), "--",
                           winpath(prog), winpath(data), str(opts.files)]
 
             def run(cmd):
                 t0 = time.perf_counter()
-                p = subprocess.run(cmd, env=env, capture_output=True, text=True, check=True)
+                p = w.run(cmd, capture_output=True, text=True, check=True)
                 return time.perf_counter() - t0, float(p.stdout.split()[0])
 
             run(bare_cmd), run(traced_cmd)         # warm the page cache and the prefix
@@ -82,14 +75,13 @@ def main() -> int:
                 loop.append(tl / bl)
                 rows.append((bw, tw, bl, tl))
             res = json.load(open(out_json, encoding="utf-8"))
-            seen = sum(1 for p in res["reads"] if os.path.basename(p.replace("\\", "/")).startswith("f"))
-        finally:
-            subprocess.run(["wineserver", "-k"], env=env)
+            seen = sum(1 for p in res["reads"] if p.startswith(winpath(data) + "\\"))
 
     med = lambda xs: statistics.median(xs)
     print("files: %d x 10 KB, pairs: %d, wine %s" % (
         opts.files, opts.pairs,
-        subprocess.run(["wine", "--version"], capture_output=True, text=True).stdout.strip()))
+        subprocess.run([wine.binaries()[0], "--version"], capture_output=True,
+                       text=True).stdout.strip()))
     print("whole command: bare %.3fs  traced %.3fs  median ratio %.3fx" % (
         med([r[0] for r in rows]), med([r[1] for r in rows]), med(whole)))
     print("loop only:     bare %.3fs  traced %.3fs  median ratio %.3fx" % (

@@ -24,46 +24,32 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SCENARIOS = os.path.join(ROOT, "tests", "windows")
 MINGW = "x86_64-w64-mingw32-gcc"
 
-pytestmark = pytest.mark.skipif(
-    not (shutil.which(MINGW) and shutil.which("wine") and shutil.which("wineserver")),
-    reason="needs mingw-w64 and wine (scripts/setup.sh installs gcc-mingw-w64-x86-64 and wine64)")
-
-
-def winpath(path) -> str:
-    """The Windows name of a Linux path under Wine (the Z: drive maps /)."""
-    return "Z:" + os.path.abspath(str(path)).replace("/", "\\")
-
-
-def _load_build():
+def _load(name):
     spec = importlib.util.spec_from_file_location(
-        "sbx_windows_build", os.path.join(ROOT, "shims", "windows", "build.py"))
+        "sbx_windows_" + name, os.path.join(ROOT, "shims", "windows", name + ".py"))
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
     return mod
 
 
+winebuild, wine = _load("build"), _load("wine")
+winpath = wine.winpath
+
+pytestmark = pytest.mark.skipif(
+    not (shutil.which(MINGW) and all(wine.binaries())),
+    reason="needs mingw-w64 and wine (scripts/setup.sh installs gcc-mingw-w64-x86-64 and wine64)")
+
+
 @pytest.fixture(scope="session")
-def wine_env(tmp_path_factory):
-    prefix = tmp_path_factory.mktemp("wineprefix")
-    env = dict(os.environ, WINEPREFIX=str(prefix), WINEDEBUG="-all",
-               # no Mono/Gecko installer prompts while the prefix is created
-               WINEDLLOVERRIDES="mscoree,mshtml=")
-    env.pop("DISPLAY", None)
-    # One persistent wineserver for the session: each wine start then costs
-    # a fraction of a second instead of a server start-up.
-    subprocess.run(["wineserver", "-p"], env=env, check=True, timeout=60)
-    try:
-        subprocess.run(["wine", "cmd", "/c", "exit"], env=env, timeout=300,
-                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        yield env
-    finally:
-        subprocess.run(["wineserver", "-k"], env=env, timeout=60)
+def prefix(tmp_path_factory):
+    with wine.WinePrefix(str(tmp_path_factory.mktemp("wineprefix"))) as w:
+        yield w
 
 
 @pytest.fixture(scope="session")
 def tools(tmp_path_factory):
     out = tmp_path_factory.mktemp("winbuild")
-    built = _load_build().build(str(out))
+    built = winebuild.build(str(out))
     exes = {}
     for name in ("win32_ops", "nt_ops", "popen_like"):
         exe = str(out / (name + ".exe"))
@@ -76,19 +62,19 @@ def tools(tmp_path_factory):
 _counter = itertools.count()
 
 
-def trace(wine_env, tools, argv, tmp_path, *options):
+def trace(prefix, tools, argv, tmp_path, *options):
     """Run argv (Windows paths) under sbx-trace; returns (exit code, Result JSON)."""
     out = tmp_path / ("result-%d.json" % next(_counter))
-    proc = subprocess.run(["wine", tools["exe"], "-o", winpath(out), *options, "--", *argv],
-                          env=wine_env, capture_output=True, timeout=120)
+    proc = prefix.run([tools["exe"], "-o", winpath(out), *options, "--", *argv],
+                      capture_output=True, timeout=120)
     assert out.exists(), "sbx-trace wrote no result: %s" % proc.stderr.decode(errors="replace")
     return proc.returncode, json.loads(out.read_text(encoding="utf-8"))
 
 
-def scenario(wine_env, tools, tmp_path, mode, *extra, program="win32_ops"):
+def scenario(prefix, tools, tmp_path, mode, *extra, program="win32_ops"):
     d = tmp_path
     argv = [winpath(tools[program])] + ([mode] if mode else []) + [winpath(d), *extra]
-    rc, res = trace(wine_env, tools, argv, tmp_path)
+    rc, res = trace(prefix, tools, argv, tmp_path)
     assert rc == 0, "scenario %s failed under tracing: %r" % (mode, res.get("warnings"))
     assert res["complete"], res["warnings"]
     return res
@@ -120,9 +106,9 @@ def test_native_portable_parts(tmp_path):
     assert proc.returncode == 0, proc.stdout
 
 
-def test_json_schema_and_exec_record(wine_env, tools, tmp_path):
+def test_json_schema_and_exec_record(prefix, tools, tmp_path):
     files(tmp_path, "input.txt", "readwrite.txt", "ansi.txt", "untouched.txt")
-    res = scenario(wine_env, tools, tmp_path, "open")
+    res = scenario(prefix, tools, tmp_path, "open")
     assert res["schema"] == "sandbox_py.result/1"
     assert res["backend"] == "detours"
     assert res["returncode"] == 0
@@ -137,9 +123,9 @@ def test_json_schema_and_exec_record(wine_env, tools, tmp_path):
         assert res[key] == sorted(res[key])
 
 
-def test_win32_reads_and_writes(wine_env, tools, tmp_path):
+def test_win32_reads_and_writes(prefix, tools, tmp_path):
     files(tmp_path, "input.txt", "readwrite.txt", "ansi.txt", "untouched.txt")
-    res = scenario(wine_env, tools, tmp_path, "open")
+    res = scenario(prefix, tools, tmp_path, "open")
     w = lambda n: winpath(tmp_path / n)
     reads, writes, probes = set(res["reads"]), set(res["writes"]), set(res["probes"])
     assert {w("input.txt"), w("readwrite.txt"), w("ansi.txt")} <= reads
@@ -153,88 +139,88 @@ def test_win32_reads_and_writes(wine_env, tools, tmp_path):
     assert (tmp_path / "output.txt").read_text() == "data\n" * 3
 
 
-def test_missing_file_probes(wine_env, tools, tmp_path):
+def test_missing_file_probes(prefix, tools, tmp_path):
     files(tmp_path, "present.txt")
-    res = scenario(wine_env, tools, tmp_path, "probe")
+    res = scenario(prefix, tools, tmp_path, "probe")
     w = lambda n: winpath(tmp_path / n)
     for name in ("absent1.txt", "absent2.txt", "absent3.txt", "present.txt"):
         assert w(name) in res["probes"], name
         assert w(name) not in res["reads"] and w(name) not in res["writes"], name
 
 
-def test_directory_listing(wine_env, tools, tmp_path):
+def test_directory_listing(prefix, tools, tmp_path):
     files(tmp_path, "listed/a.txt", "listed/b.txt", "other/c.txt")
-    res = scenario(wine_env, tools, tmp_path, "list")
+    res = scenario(prefix, tools, tmp_path, "list")
     assert winpath(tmp_path / "listed") in res["enumerations"]
     assert winpath(tmp_path / "other") in res["enumerations"]
     # listing a directory does not read the files in it
     assert winpath(tmp_path / "listed" / "a.txt") not in res["reads"]
 
 
-def test_rename(wine_env, tools, tmp_path):
+def test_rename(prefix, tools, tmp_path):
     files(tmp_path, "old_name.txt")
-    res = scenario(wine_env, tools, tmp_path, "rename")
+    res = scenario(prefix, tools, tmp_path, "rename")
     assert winpath(tmp_path / "old_name.txt") in res["writes"]
     assert winpath(tmp_path / "new_name.txt") in res["writes"]
     assert (tmp_path / "new_name.txt").exists() and not (tmp_path / "old_name.txt").exists()
 
 
-def test_delete(wine_env, tools, tmp_path):
+def test_delete(prefix, tools, tmp_path):
     files(tmp_path, "victim.txt")
-    res = scenario(wine_env, tools, tmp_path, "delete")
+    res = scenario(prefix, tools, tmp_path, "delete")
     assert winpath(tmp_path / "victim.txt") in res["writes"]
     # a failed delete changed nothing: a probe
     assert winpath(tmp_path / "never_there.txt") in res["probes"]
     assert winpath(tmp_path / "never_there.txt") not in res["writes"]
 
 
-def test_copy(wine_env, tools, tmp_path):
+def test_copy(prefix, tools, tmp_path):
     files(tmp_path, "copy_src.txt")
-    res = scenario(wine_env, tools, tmp_path, "copy")
+    res = scenario(prefix, tools, tmp_path, "copy")
     src, dst = winpath(tmp_path / "copy_src.txt"), winpath(tmp_path / "copy_dst.txt")
     assert src in res["reads"] and src not in res["writes"]
     assert dst in res["writes"] and dst not in res["reads"]
 
 
-def test_create_and_remove_directory(wine_env, tools, tmp_path):
+def test_create_and_remove_directory(prefix, tools, tmp_path):
     (tmp_path / "gone_dir").mkdir()
-    res = scenario(wine_env, tools, tmp_path, "mkdir")
+    res = scenario(prefix, tools, tmp_path, "mkdir")
     assert winpath(tmp_path / "made_dir") in res["writes"]
     assert winpath(tmp_path / "gone_dir") in res["writes"]
     assert (tmp_path / "made_dir").is_dir() and not (tmp_path / "gone_dir").exists()
 
 
-def test_relative_paths_after_set_current_directory(wine_env, tools, tmp_path):
+def test_relative_paths_after_set_current_directory(prefix, tools, tmp_path):
     files(tmp_path, "sub/rel.txt", "sub/crt.txt")
-    res = scenario(wine_env, tools, tmp_path, "cwd")
+    res = scenario(prefix, tools, tmp_path, "cwd")
     assert winpath(tmp_path / "sub" / "rel.txt") in res["reads"]
     assert winpath(tmp_path / "sub" / "crt.txt") in res["reads"]
     assert winpath(tmp_path / "up_absent.txt") in res["probes"]
 
 
-def test_long_path(wine_env, tools, tmp_path):
+def test_long_path(prefix, tools, tmp_path):
     parts = ["d" * 100, "e" * 100, "f" * 100]
     files(tmp_path, os.path.join(*parts, "long.txt"))
     rel = "\\".join(parts + ["long.txt"])
-    res = scenario(wine_env, tools, tmp_path, "long", rel)
+    res = scenario(prefix, tools, tmp_path, "long", rel)
     want = winpath(tmp_path / os.path.join(*parts, "long.txt"))
     assert len(want) > 260
     assert want in res["reads"]
     assert not any(p.startswith("\\\\?\\") for k in ("reads", "probes") for p in res[k])
 
 
-def test_non_ascii_names(wine_env, tools, tmp_path):
+def test_non_ascii_names(prefix, tools, tmp_path):
     files(tmp_path, "h\u00e9llo-w\u00f6rld-\u65e5\u672c.txt")
-    res = scenario(wine_env, tools, tmp_path, "unicode")
+    res = scenario(prefix, tools, tmp_path, "unicode")
     assert winpath(tmp_path / "h\u00e9llo-w\u00f6rld-\u65e5\u672c.txt") in res["reads"]
     assert winpath(tmp_path / "\u00f1ew-\U0001F600.txt") in res["writes"]
     assert (tmp_path / "\u00f1ew-\U0001F600.txt").exists()
 
 
-def test_nt_level_access(wine_env, tools, tmp_path):
+def test_nt_level_access(prefix, tools, tmp_path):
     files(tmp_path, "nt_input.txt", "nt_rel.txt", "nt_delete.txt", "nt_delete2.txt",
           "nt_listed/x.txt")
-    res = scenario(wine_env, tools, tmp_path, None, program="nt_ops")
+    res = scenario(prefix, tools, tmp_path, None, program="nt_ops")
     w = lambda n: winpath(tmp_path / n)
     assert {w("nt_input.txt"), w("nt_rel.txt")} <= set(res["reads"])
     assert {w("nt_absent.txt"), w("nt_absent_attr.txt")} <= set(res["probes"])
@@ -245,9 +231,9 @@ def test_nt_level_access(wine_env, tools, tmp_path):
     assert (tmp_path / "nt_renamed.txt").exists() and not (tmp_path / "nt_delete.txt").exists()
 
 
-def test_child_and_grandchild(wine_env, tools, tmp_path):
+def test_child_and_grandchild(prefix, tools, tmp_path):
     files(tmp_path, "child_input.txt", "grandchild_input.txt")
-    res = scenario(wine_env, tools, tmp_path, "spawn")
+    res = scenario(prefix, tools, tmp_path, "spawn")
     assert winpath(tmp_path / "child_input.txt") in res["reads"]
     assert winpath(tmp_path / "grandchild_input.txt") in res["reads"]
     execs = res["execs"]
@@ -256,10 +242,10 @@ def test_child_and_grandchild(wine_env, tools, tmp_path):
     assert all(e["path"] == winpath(tools["win32_ops"]) for e in execs)
 
 
-def test_many_threads(wine_env, tools, tmp_path):
+def test_many_threads(prefix, tools, tmp_path):
     names = ["t%d_%d.txt" % (t, i) for t in range(8) for i in range(40)]
     files(tmp_path, *names)
-    res = scenario(wine_env, tools, tmp_path, "threads")
+    res = scenario(prefix, tools, tmp_path, "threads")
     reads, probes = set(res["reads"]), set(res["probes"])
     assert {winpath(tmp_path / n) for n in names} <= reads
     missing = {winpath(tmp_path / ("missing_t%d_%d.txt" % (t, i)))
@@ -267,8 +253,8 @@ def test_many_threads(wine_env, tools, tmp_path):
     assert missing <= probes
 
 
-def test_killed_child_makes_the_result_incomplete(wine_env, tools, tmp_path):
-    rc, res = trace(wine_env, tools, [winpath(tools["win32_ops"]), "killchild", winpath(tmp_path)],
+def test_killed_child_makes_the_result_incomplete(prefix, tools, tmp_path):
+    rc, res = trace(prefix, tools, [winpath(tools["win32_ops"]), "killchild", winpath(tmp_path)],
                     tmp_path)
     assert rc == 0
     assert not res["complete"]
@@ -288,9 +274,9 @@ def _processes_mentioning(text):
     return found
 
 
-def test_timeout_kills_the_tree(wine_env, tools, tmp_path):
+def test_timeout_kills_the_tree(prefix, tools, tmp_path):
     start = time.monotonic()
-    rc, res = trace(wine_env, tools, [winpath(tools["win32_ops"]), "sleeptree", winpath(tmp_path)],
+    rc, res = trace(prefix, tools, [winpath(tools["win32_ops"]), "sleeptree", winpath(tmp_path)],
                     tmp_path, "--timeout", "3")
     assert time.monotonic() - start < 30
     assert not res["complete"]
@@ -306,18 +292,17 @@ def test_timeout_kills_the_tree(wine_env, tools, tmp_path):
     assert _processes_mentioning(winpath(tmp_path)) == []
 
 
-def test_missing_executable(wine_env, tools, tmp_path):
+def test_missing_executable(prefix, tools, tmp_path):
     out = tmp_path / "err.json"
-    proc = subprocess.run(["wine", tools["exe"], "-o", winpath(out), "--",
-                           winpath(tmp_path / "nope.exe")],
-                          env=wine_env, capture_output=True, timeout=120)
+    proc = prefix.run([tools["exe"], "-o", winpath(out), "--", winpath(tmp_path / "nope.exe")],
+                      capture_output=True, timeout=120)
     assert proc.returncode == 127
     assert b"cannot start" in proc.stderr
     err = json.loads(out.read_text())
     assert err["schema"] == "sandbox_py.start_error/1" and err["winerror"] == 2
 
 
-def test_python_backend_wrapper_mode(wine_env, tools, tmp_path, monkeypatch):
+def test_python_backend_wrapper_mode(prefix, tools, tmp_path, monkeypatch):
     """sandbox_py/_backends/detours.py: the Popen arguments it produces,
     replayed under Wine the way Popen would (CreateProcessW with the
     launcher as application and the program's own command line), and its
@@ -331,10 +316,10 @@ def test_python_backend_wrapper_mode(wine_env, tools, tmp_path, monkeypatch):
     assert kw["executable"] == tools["exe"]
     assert kw["env"]["KEEP"] == "1" and kw["env"]["SBX_TRACE_OUTPUT"] == session.out
     argv = [winpath(tools["win32_ops"]), "open", winpath(tmp_path)]
-    env = dict(wine_env, SBX_TRACE_OUTPUT=winpath(session.out))   # the Z: view of the same file
-    proc = subprocess.run(["wine", tools["popen_like"], winpath(kw["executable"]),
-                           subprocess.list2cmdline(argv)],
-                          env=env, capture_output=True, timeout=120)
+    env = dict(prefix.env, SBX_TRACE_OUTPUT=winpath(session.out))   # the Z: view of the same file
+    proc = prefix.run([tools["popen_like"], winpath(kw["executable"]),
+                       subprocess.list2cmdline(argv)],
+                      env=env, capture_output=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     fields = session.finish()
     assert fields["complete"], fields["warnings"]
@@ -345,8 +330,8 @@ def test_python_backend_wrapper_mode(wine_env, tools, tmp_path, monkeypatch):
 
     # a program that cannot be found raises FileNotFoundError, as subprocess does
     session = detours.session(None)
-    env = dict(wine_env, SBX_TRACE_OUTPUT=winpath(session.out))
-    subprocess.run(["wine", tools["popen_like"], winpath(tools["exe"]),
-                    winpath(tmp_path / "missing.exe")], env=env, capture_output=True, timeout=120)
+    env = dict(prefix.env, SBX_TRACE_OUTPUT=winpath(session.out))
+    prefix.run([tools["popen_like"], winpath(tools["exe"]), winpath(tmp_path / "missing.exe")],
+               env=env, capture_output=True, timeout=120)
     with pytest.raises(FileNotFoundError):
         session.finish()
