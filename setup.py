@@ -43,6 +43,24 @@ class BuildWithBpf(build_ext):
         if any(e.name == "sandbox_py._core" for e in self.extensions):
             self.build_bpf()
         super().run()
+        # --- unprivileged backends (issue 3): the LD_PRELOAD shim ---
+        if any(e.name == "sandbox_py._unpriv" for e in self.extensions):
+            self.build_unpriv_programs()
+
+    def build_unpriv_programs(self):
+        """The preload shim and the ptrace launcher, next to _unpriv (inside
+        the source tree for --inplace and editable installs)."""
+        where = os.path.dirname(self.get_ext_fullpath("sandbox_py._unpriv"))
+        cc = os.environ.get("CC") or "cc"
+        flags = ["-O2", "-Wall", "-D_GNU_SOURCE", "-Icsrc"]
+        for name, extra, sources in (
+                (PRELOAD_SHIM, ["-shared", "-fPIC", "-fvisibility=hidden", "-U_FORTIFY_SOURCE",
+                                "-fno-delete-null-pointer-checks", "-Wno-nonnull-compare"],
+                 PRELOAD_SHIM_SOURCES + ["-ldl"]),
+                (PTRACE_LAUNCHER, [], ["csrc/ptrace_launcher.c"])):
+            out = os.path.join(where, name)
+            run([cc] + flags + extra + ["-o", out + ".tmp"] + sources, cwd=HERE)
+            os.replace(out + ".tmp", out)
 
     def build_bpf(self):
         if not os.path.exists("/usr/include/bpf/libbpf.h"):
@@ -86,6 +104,21 @@ if sys.platform.startswith("linux") and (not ONLY or "_core" in ONLY):
                 + [os.path.join("csrc", f) for f in os.listdir(os.path.join(HERE, "csrc"))
                    if f.endswith(".h")],
         libraries=["bpf", "elf", "z", "pthread"],
+        extra_compile_args=["-std=gnu11", "-O2", "-Wall", "-Wno-missing-braces"],
+    ))
+
+# --- unprivileged backends (issue 3): preload reader + ptrace tracer ---
+PRELOAD_SHIM = "_sbx_preload.so"
+PTRACE_LAUNCHER = "_sbx_ptrace_exec"
+PRELOAD_SHIM_SOURCES = ["shims/preload/shim_core.c", "shims/preload/shim_hooks.c",
+                        "csrc/pathnorm.c"]
+if sys.platform.startswith("linux") and (not ONLY or "_unpriv" in ONLY):
+    ext_modules.append(Extension(
+        "sandbox_py._unpriv",
+        sources=CORE_SOURCES + ["csrc/module_unpriv.c", "csrc/preload_reader.c",
+                                "csrc/ptrace_tracer.c", "csrc/elfinterp.c"],
+        include_dirs=["csrc", "shims/preload"],
+        libraries=["pthread"],
         extra_compile_args=["-std=gnu11", "-O2", "-Wall", "-Wno-missing-braces"],
     ))
 

@@ -13,13 +13,14 @@ import pytest
 
 from conftest import sandbox_for
 
-BACKENDS = ["ebpf"]
+BACKENDS = ["ebpf", "preload", "ptrace"]
 LINKAGES = ["dynamic", "static"]
 
 
 def expect_blind(backend: str, linkage: str) -> bool:
     """True where the backend cannot see the program at all."""
-    return False
+    # preload: a static binary has no dynamic loader to inject the shim into
+    return backend == "preload" and linkage == "static"
 
 
 def touch(path, text="data\n"):
@@ -142,6 +143,11 @@ def test_direct_syscall(backend, scenario_bins, linkage, work):
     touch(os.path.join(work, "data.txt"))
     r = run(backend, scenario_bins, linkage, work, "direct_syscall")
     ok(r)
+    if backend == "preload":
+        # Known blind spot, documented in docs/unprivileged.md: a system call
+        # that does not go through libc never reaches an LD_PRELOAD shim.
+        assert os.path.join(work, "data.txt") not in r.reads
+        pytest.xfail("preload cannot see system calls made without libc")
     assert os.path.join(work, "data.txt") in r.reads
 
 

@@ -1,0 +1,307 @@
+/* module_unpriv.c — sandbox_py._unpriv: the unprivileged Linux backends
+ * (preload, ptrace) as Python objects.  Kept apart from sandbox_py._core
+ * so that it builds without libbpf and loads where BPF never will.
+ *
+ * Each run object wraps one C run; blocking calls release the GIL.
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+
+#include "preload_reader.h"
+#include "ptrace_tracer.h"
+#include "pyresult.h"
+
+/* ---- PreloadRun ---------------------------------------------------------------*/
+typedef struct {
+    PyObject_HEAD
+    struct sbx_preload_run *run;
+} PreloadRun;
+
+static int preload_init(PreloadRun *self, PyObject *args, PyObject *kw)
+{
+    char err[512];
+    if (!PyArg_ParseTuple(args, ""))
+        return -1;
+    self->run = sbx_preload_begin(err, sizeof err);
+    if (!self->run) {
+        PyErr_SetString(PyExc_OSError, err);
+        return -1;
+    }
+    return 0;
+}
+
+static void preload_dealloc(PreloadRun *self)
+{
+    if (self->run) {
+        struct sbx_preload_run *run = self->run;
+        self->run = NULL;
+        Py_BEGIN_ALLOW_THREADS
+        sbx_result_free(sbx_preload_end(run));
+        Py_END_ALLOW_THREADS
+    }
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+static int preload_live(PreloadRun *self)
+{
+    if (!self->run) {
+        PyErr_SetString(PyExc_ValueError, "this preload run has already finished");
+        return 0;
+    }
+    return 1;
+}
+
+static PyObject *preload_log_path(PreloadRun *self, void *closure)
+{
+    if (!preload_live(self))
+        return NULL;
+    return PyUnicode_DecodeFSDefault(sbx_preload_log_path(self->run));
+}
+
+static PyObject *preload_set_root(PreloadRun *self, PyObject *args)
+{
+    int pid;
+    PyObject *argv0;
+    if (!PyArg_ParseTuple(args, "iO&", &pid, PyUnicode_FSConverter, &argv0))
+        return NULL;
+    if (!preload_live(self)) {
+        Py_DECREF(argv0);
+        return NULL;
+    }
+    sbx_preload_root(self->run, pid, PyBytes_AS_STRING(argv0));
+    Py_DECREF(argv0);
+    Py_RETURN_NONE;
+}
+
+static PyObject *preload_wait(PreloadRun *self, PyObject *args)
+{
+    double timeout = -1;
+    if (!PyArg_ParseTuple(args, "|d", &timeout) || !preload_live(self))
+        return NULL;
+    int done;
+    Py_BEGIN_ALLOW_THREADS
+    done = sbx_preload_wait(self->run, timeout);
+    Py_END_ALLOW_THREADS
+    return PyBool_FromLong(done);
+}
+
+static PyObject *preload_kill(PreloadRun *self, PyObject *unused)
+{
+    if (!preload_live(self))
+        return NULL;
+    Py_BEGIN_ALLOW_THREADS
+    sbx_preload_kill(self->run);
+    Py_END_ALLOW_THREADS
+    Py_RETURN_NONE;
+}
+
+static PyObject *preload_finish(PreloadRun *self, PyObject *unused)
+{
+    if (!preload_live(self))
+        return NULL;
+    struct sbx_preload_run *run = self->run;
+    struct sbx_result *res;
+    self->run = NULL;
+    Py_BEGIN_ALLOW_THREADS
+    res = sbx_preload_end(run);
+    Py_END_ALLOW_THREADS
+    PyObject *d = sbx_result_to_py(res);
+    sbx_result_free(res);
+    return d;
+}
+
+static PyMethodDef preload_methods[] = {
+    {"set_root", (PyCFunction)preload_set_root, METH_VARARGS,
+     "set_root(pid, argv0): the root process of the run"},
+    {"wait", (PyCFunction)preload_wait, METH_VARARGS,
+     "wait(timeout=-1) -> bool: every traced process exited and the log is drained"},
+    {"kill", (PyCFunction)preload_kill, METH_NOARGS, "SIGKILL every traced process"},
+    {"finish", (PyCFunction)preload_finish, METH_NOARGS,
+     "finish() -> dict: stop the run and return its result"},
+    {NULL}};
+
+static PyGetSetDef preload_getset[] = {
+    {"log_path", (getter)preload_log_path, NULL, "the shared event log (SBX_PRELOAD_LOG)"},
+    {NULL}};
+
+static PyTypeObject PreloadRunType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "sandbox_py._unpriv.PreloadRun",
+    .tp_basicsize = sizeof(PreloadRun),
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_doc = "One run of the preload backend: the log its shims write to.",
+    .tp_new = PyType_GenericNew,
+    .tp_init = (initproc)preload_init,
+    .tp_dealloc = (destructor)preload_dealloc,
+    .tp_methods = preload_methods,
+    .tp_getset = preload_getset,
+};
+
+/* ---- PtraceRun --------------------------------------------------------------------*/
+typedef struct {
+    PyObject_HEAD
+    struct sbx_ptrace_run *run;
+} PtraceRun;
+
+static int ptrace_init(PtraceRun *self, PyObject *args, PyObject *kw)
+{
+    char err[512];
+    if (!PyArg_ParseTuple(args, ""))
+        return -1;
+    self->run = sbx_ptrace_begin(err, sizeof err);
+    if (!self->run) {
+        PyErr_SetString(PyExc_OSError, err);
+        return -1;
+    }
+    return 0;
+}
+
+static void ptrace_dealloc(PtraceRun *self)
+{
+    if (self->run) {
+        struct sbx_ptrace_run *run = self->run;
+        self->run = NULL;
+        Py_BEGIN_ALLOW_THREADS
+        sbx_ptrace_kill(run);
+        sbx_result_free(sbx_ptrace_end(run));
+        Py_END_ALLOW_THREADS
+    }
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+static int ptrace_live(PtraceRun *self)
+{
+    if (!self->run) {
+        PyErr_SetString(PyExc_ValueError, "this ptrace run has already finished");
+        return 0;
+    }
+    return 1;
+}
+
+static PyObject *ptrace_gate_fd(PtraceRun *self, void *closure)
+{
+    if (!ptrace_live(self))
+        return NULL;
+    return PyLong_FromLong(sbx_ptrace_gate_fd(self->run));
+}
+
+static PyObject *ptrace_attach(PtraceRun *self, PyObject *args)
+{
+    int pid;
+    PyObject *argv0;
+    if (!PyArg_ParseTuple(args, "iO&", &pid, PyUnicode_FSConverter, &argv0))
+        return NULL;
+    if (!ptrace_live(self)) {
+        Py_DECREF(argv0);
+        return NULL;
+    }
+    char err[512];
+    int rc;
+    Py_BEGIN_ALLOW_THREADS
+    rc = sbx_ptrace_attach(self->run, pid, PyBytes_AS_STRING(argv0), err, sizeof err);
+    Py_END_ALLOW_THREADS
+    Py_DECREF(argv0);
+    if (rc < 0) {
+        PyErr_SetString(PyExc_OSError, err);
+        return NULL;
+    }
+    Py_RETURN_NONE;
+}
+
+static PyObject *ptrace_wait(PtraceRun *self, PyObject *args)
+{
+    double timeout = -1;
+    if (!PyArg_ParseTuple(args, "|d", &timeout) || !ptrace_live(self))
+        return NULL;
+    int done;
+    Py_BEGIN_ALLOW_THREADS
+    done = sbx_ptrace_wait(self->run, timeout);
+    Py_END_ALLOW_THREADS
+    return PyBool_FromLong(done);
+}
+
+static PyObject *ptrace_kill(PtraceRun *self, PyObject *unused)
+{
+    if (!ptrace_live(self))
+        return NULL;
+    Py_BEGIN_ALLOW_THREADS
+    sbx_ptrace_kill(self->run);
+    Py_END_ALLOW_THREADS
+    Py_RETURN_NONE;
+}
+
+static PyObject *ptrace_finish(PtraceRun *self, PyObject *unused)
+{
+    if (!ptrace_live(self))
+        return NULL;
+    struct sbx_ptrace_run *run = self->run;
+    struct sbx_result *res;
+    self->run = NULL;
+    Py_BEGIN_ALLOW_THREADS
+    res = sbx_ptrace_end(run);
+    Py_END_ALLOW_THREADS
+    PyObject *d = sbx_result_to_py(res);
+    sbx_result_free(res);
+    return d;
+}
+
+static PyMethodDef ptrace_methods[] = {
+    {"attach", (PyCFunction)ptrace_attach, METH_VARARGS,
+     "attach(pid, argv0): trace the root, which waits on the gate"},
+    {"wait", (PyCFunction)ptrace_wait, METH_VARARGS,
+     "wait(timeout=-1) -> bool: every traced process exited"},
+    {"kill", (PyCFunction)ptrace_kill, METH_NOARGS, "SIGKILL every traced process"},
+    {"finish", (PyCFunction)ptrace_finish, METH_NOARGS,
+     "finish() -> dict: stop the run and return its result"},
+    {NULL}};
+
+static PyGetSetDef ptrace_getset[] = {
+    {"gate_fd", (getter)ptrace_gate_fd, NULL,
+     "fd the child's launcher blocks on until it is traced"},
+    {NULL}};
+
+static PyTypeObject PtraceRunType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "sandbox_py._unpriv.PtraceRun",
+    .tp_basicsize = sizeof(PtraceRun),
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_doc = "One run of the ptrace backend.",
+    .tp_new = PyType_GenericNew,
+    .tp_init = (initproc)ptrace_init,
+    .tp_dealloc = (destructor)ptrace_dealloc,
+    .tp_methods = ptrace_methods,
+    .tp_getset = ptrace_getset,
+};
+
+static PyObject *ptrace_probe(PyObject *mod, PyObject *unused)
+{
+    char why[512];
+    int ok = sbx_ptrace_available(why, sizeof why);
+    return Py_BuildValue("(Os)", ok ? Py_True : Py_False, why);
+}
+
+static PyMethodDef module_methods[] = {
+    {"ptrace_available", ptrace_probe, METH_NOARGS,
+     "ptrace_available() -> (bool, reason): can this process trace its children"},
+    {NULL}};
+
+static struct PyModuleDef moddef = {
+    PyModuleDef_HEAD_INIT, "sandbox_py._unpriv",
+    "The unprivileged Linux backends: preload and ptrace.", -1, module_methods};
+
+PyMODINIT_FUNC PyInit__unpriv(void)
+{
+    if (PyType_Ready(&PreloadRunType) < 0 || PyType_Ready(&PtraceRunType) < 0)
+        return NULL;
+    PyObject *m = PyModule_Create(&moddef);
+    if (!m)
+        return NULL;
+    Py_INCREF(&PreloadRunType);
+    Py_INCREF(&PtraceRunType);
+    if (PyModule_AddObject(m, "PreloadRun", (PyObject *)&PreloadRunType) < 0 ||
+        PyModule_AddObject(m, "PtraceRun", (PyObject *)&PtraceRunType) < 0) {
+        Py_DECREF(m);
+        return NULL;
+    }
+    return m;
+}

@@ -1,0 +1,142 @@
+/* ptrace_launcher.c — sandbox_py/_sbx_ptrace_exec: the first program of a
+ * ptrace run.  subprocess.Popen starts it in place of the command (same
+ * argv); it
+ *   1. waits on the gate fd until the tracer thread has seized it (so the
+ *      command's first instruction is already traced),
+ *   2. installs the seccomp filter that turns the file system calls into
+ *      ptrace stops and lets every other call run at full speed,
+ *   3. execs the command with a $PATH search, like subprocess would.
+ * Failures print one line naming the cause and exit 127, as a shell does.
+ */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE
+#endif
+#include <errno.h>
+#include <fcntl.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <linux/audit.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <signal.h>
+
+#include "ptrace_syscalls.h"
+
+#if defined(__x86_64__)
+#define SBX_AUDIT_ARCH AUDIT_ARCH_X86_64
+#elif defined(__aarch64__)
+#define SBX_AUDIT_ARCH AUDIT_ARCH_AARCH64
+#endif
+
+static void die(const char *what)
+{
+    fprintf(stderr, "sandbox_py ptrace launcher: %s: %s\n", what, strerror(errno));
+    _exit(127);
+}
+
+static int install_filter(void)
+{
+    /* One compare per traced call; mmap only stops when it maps a file. */
+    struct sock_filter f[4 + 2 * SBX_PT_NSYSCALLS + 8];
+    size_t n = 0;
+    f[n++] = (struct sock_filter)BPF_STMT(BPF_LD | BPF_W | BPF_ABS,
+                                          offsetof(struct seccomp_data, arch));
+    /* another ABI (i386, x32) is decoded nowhere: stop so the tracer can
+     * mark the run incomplete */
+    f[n++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SBX_AUDIT_ARCH, 1, 0);
+    f[n++] = (struct sock_filter)BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_TRACE);
+    f[n++] = (struct sock_filter)BPF_STMT(BPF_LD | BPF_W | BPF_ABS,
+                                          offsetof(struct seccomp_data, nr));
+    for (size_t i = 0; i < SBX_PT_NSYSCALLS; i++) {
+        f[n++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K,
+                                              sbx_pt_syscalls[i], 0, 1);
+        f[n++] = (struct sock_filter)BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_TRACE);
+    }
+    f[n++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_mmap, 0, 3);
+    f[n++] = (struct sock_filter)BPF_STMT(BPF_LD | BPF_W | BPF_ABS,
+                                          offsetof(struct seccomp_data, args[4]));
+    f[n++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, 0xffffffffu, 0, 1);
+    f[n++] = (struct sock_filter)BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW);
+    f[n++] = (struct sock_filter)BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_TRACE);
+    struct sock_fprog prog = {(unsigned short)n, f};
+    /* Without CAP_SYS_ADMIN a filter requires no_new_privs (setuid programs
+     * then run unprivileged); with it, leave set-uid semantics alone. */
+    if (syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, &prog) == 0)
+        return 0;
+    if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
+        return -1;
+    return (int)syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, &prog);
+}
+
+static pid_t g_child;
+
+static void forward(int sig) { kill(g_child, sig); }
+
+/* Wait for the command and exit the way it did. */
+static int mirror(pid_t child, int efd)
+{
+    close(efd);
+    g_child = child;
+    int sigs[] = {SIGHUP, SIGINT, SIGQUIT, SIGTERM, SIGUSR1, SIGUSR2};
+    for (size_t i = 0; i < sizeof sigs / sizeof sigs[0]; i++)
+        signal(sigs[i], forward);
+    int st;
+    while (waitpid(child, &st, 0) < 0)
+        if (errno != EINTR)
+            die("waitpid");
+    if (WIFSIGNALED(st)) {
+        signal(WTERMSIG(st), SIG_DFL);
+        kill(getpid(), WTERMSIG(st));
+    }
+    return WIFEXITED(st) ? WEXITSTATUS(st) : 127;
+}
+
+int main(int argc, char **argv)
+{
+    (void)argc;
+    const char *gate = getenv("SBX_PTRACE_GATE");
+    const char *exe = getenv("SBX_PTRACE_EXE");
+    const char *errfd = getenv("SBX_PTRACE_ERR");
+    if (!gate || !exe || !errfd) {
+        fprintf(stderr, "sandbox_py ptrace launcher: run by sandbox_py only\n");
+        return 127;
+    }
+    int fd = atoi(gate);
+    char go = 0;
+    ssize_t r;
+    do
+        r = read(fd, &go, 1);
+    while (r < 0 && errno == EINTR);
+    if (r != 1 || go != 'g') {
+        fprintf(stderr, "sandbox_py ptrace launcher: the tracer did not attach\n");
+        return 127;
+    }
+    close(fd);
+    /* exec errors go back to the Python side (FileNotFoundError...) the way
+     * subprocess reports them; a successful exec closes this fd */
+    int efd = atoi(errfd);
+    fcntl(efd, F_SETFD, FD_CLOEXEC);
+    pid_t child = fork();
+    if (child < 0)
+        die("fork");
+    if (child > 0)
+        return mirror(child, efd);
+    char target[4096];
+    snprintf(target, sizeof target, "%s", *exe ? exe : argv[0]);
+    unsetenv("SBX_PTRACE_GATE");
+    unsetenv("SBX_PTRACE_EXE");
+    unsetenv("SBX_PTRACE_ERR");
+    if (install_filter() < 0)
+        die("cannot install the seccomp filter");
+    execvp(target, argv);
+    int e = errno;
+    if (write(efd, &e, sizeof e) != sizeof e)
+        die(target);
+    _exit(127);
+}

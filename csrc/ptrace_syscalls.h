@@ -1,0 +1,28 @@
+/* ptrace_syscalls.h — the system calls that stop under the ptrace backend:
+ * the one list the launcher's seccomp filter and the tracer share.  Same
+ * coverage as the eBPF backend; plain read/write are settled from file
+ * offsets instead (see ptrace_tracer.h).  mmap is added by the filter
+ * itself, only when it maps a file. */
+#ifndef SBX_PTRACE_SYSCALLS_H
+#define SBX_PTRACE_SYSCALLS_H
+
+#include <sys/syscall.h>
+
+static const int sbx_pt_syscalls[] = {
+#ifdef SYS_open
+    SYS_open, SYS_creat, SYS_stat, SYS_lstat, SYS_access, SYS_readlink, SYS_rename,
+    SYS_unlink, SYS_rmdir, SYS_mkdir, SYS_link, SYS_symlink, SYS_chmod, SYS_chown,
+    SYS_lchown, SYS_utime, SYS_utimes, SYS_futimesat, SYS_getdents, SYS_dup2,
+    SYS_mknod,
+#endif
+    SYS_openat, SYS_openat2, SYS_newfstatat, SYS_statx, SYS_faccessat, SYS_faccessat2,
+    SYS_readlinkat, SYS_renameat, SYS_renameat2, SYS_unlinkat, SYS_mkdirat, SYS_linkat,
+    SYS_symlinkat, SYS_truncate, SYS_ftruncate, SYS_fchmod, SYS_fchmodat, SYS_fchown,
+    SYS_fchownat, SYS_utimensat, SYS_getdents64, SYS_execve, SYS_execveat, SYS_chdir,
+    SYS_close, SYS_close_range, SYS_dup, SYS_dup3, SYS_fcntl, SYS_pread64, SYS_pwrite64,
+    SYS_preadv, SYS_pwritev, SYS_preadv2, SYS_pwritev2, SYS_sendfile,
+    SYS_copy_file_range, SYS_mknodat, SYS_io_uring_setup,
+};
+#define SBX_PT_NSYSCALLS (sizeof sbx_pt_syscalls / sizeof sbx_pt_syscalls[0])
+
+#endif

@@ -1,0 +1,1049 @@
+/* ptrace_tracer.c — see ptrace_tracer.h. */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE
+#endif
+#include "ptrace_tracer.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/ptrace.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
+#include <sys/uio.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+#include <linux/audit.h>
+
+#include "elfinterp.h"
+#include "pathnorm.h"
+
+/* <sys/ptrace.h> and <linux/ptrace.h> clash; the few calls we need: */
+long ptrace(int req, ...);
+#define PT(req, tid, addr, data) ptrace((req), (pid_t)(tid), (void *)(long)(addr), (void *)(long)(data))
+
+#if defined(__x86_64__)
+#define NATIVE_ARCH AUDIT_ARCH_X86_64
+#elif defined(__aarch64__)
+#define NATIVE_ARCH AUDIT_ARCH_AARCH64
+#endif
+
+#define PMAX 4096
+
+/* ---- per-process state (shared by its threads) -------------------------------*/
+struct fdent {
+    int fd;
+    char *path;        /* as the opener named it, absolute and clean */
+    unsigned acc;      /* 1 read, 2 write */
+    unsigned done;     /* categories already recorded through this fd */
+    int dir, noprobe;
+};
+
+struct proc {
+    int refs;
+    int tgid;
+    struct fdent *fds;
+    size_t n, cap;
+    char name[256];
+    int warned_arch, warned_uring;
+};
+
+struct task {
+    pid_t tid;
+    struct proc *pr;
+    int fresh;                    /* auto-attached, first stop not seen yet */
+    /* the system call between its seccomp stop and its exit stop */
+    long nr;
+    unsigned long args[6];
+    char *p1, *p2;
+    int existed;
+    /* exec announced at entry */
+    char *xpath;
+    char **xargv;
+    size_t xargc;
+};
+
+struct sbx_ptrace_run {
+    int gate[2];
+    pthread_t thread;
+    int thread_started;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    int attach_state;             /* 0 waiting, 1 attached, -1 failed */
+    char attach_err[256];
+    pid_t root;
+    char root_argv0[256];
+    int done;
+
+    struct task **tasks;
+    size_t ntasks, captasks;
+    struct sbx_result *res;
+};
+
+static void add(struct sbx_ptrace_run *r, const char *p, unsigned fl)
+{
+    if (p && *p && sbx_pathset_add(r->res->paths, p, strlen(p), fl) < 0)
+        sbx_result_warn(r->res, "out of memory while recording paths");
+}
+
+/* ---- tracee memory and /proc ------------------------------------------------------*/
+static long read_mem(pid_t tid, unsigned long addr, void *out, size_t len)
+{
+    struct iovec l = {out, len}, rm = {(void *)addr, len};
+    return process_vm_readv(tid, &l, 1, &rm, 1, 0);
+}
+
+/* A NUL-terminated string, read page by page (a string may end right
+ * before an unmapped page). */
+static long read_str(pid_t tid, unsigned long addr, char *out, size_t cap)
+{
+    size_t got = 0;
+    if (!addr)
+        return -1;
+    while (got < cap - 1) {
+        size_t chunk = 4096 - ((addr + got) & 4095);
+        if (chunk > cap - 1 - got)
+            chunk = cap - 1 - got;
+        long n = read_mem(tid, addr + got, out + got, chunk);
+        if (n <= 0)
+            return -1;
+        char *z = memchr(out + got, '\0', (size_t)n);
+        if (z)
+            return z - out;
+        got += (size_t)n;
+    }
+    out[cap - 1] = '\0';
+    return -2;       /* truncated */
+}
+
+static long proc_link(pid_t tid, const char *what, char *out, size_t cap)
+{
+    char p[64];
+    snprintf(p, sizeof p, "/proc/%d/%s", tid, what);
+    long n = readlink(p, out, cap - 1);
+    if (n < 0)
+        return -1;
+    out[n] = '\0';
+    return n;
+}
+
+static long fd_link(pid_t tid, int fd, char *out, size_t cap)
+{
+    char w[32];
+    snprintf(w, sizeof w, "fd/%d", fd);
+    return proc_link(tid, w, out, cap);
+}
+
+static int status_field(pid_t tid, const char *key)
+{
+    char p[64], buf[2048];
+    snprintf(p, sizeof p, "/proc/%d/status", tid);
+    int fd = open(p, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return -1;
+    ssize_t n = read(fd, buf, sizeof buf - 1);
+    close(fd);
+    if (n <= 0)
+        return -1;
+    buf[n] = '\0';
+    char *s = strstr(buf, key);
+    return s ? atoi(s + strlen(key)) : -1;
+}
+
+/* fdinfo: the file offset and open flags of a tracee's fd. */
+static int fd_info(pid_t tid, int fd, long long *pos, int *flags)
+{
+    char p[64], buf[512];
+    snprintf(p, sizeof p, "/proc/%d/fdinfo/%d", tid, fd);
+    int f = open(p, O_RDONLY | O_CLOEXEC);
+    if (f < 0)
+        return -1;
+    ssize_t n = read(f, buf, sizeof buf - 1);
+    close(f);
+    if (n <= 0)
+        return -1;
+    buf[n] = '\0';
+    char *s = strstr(buf, "pos:");
+    char *fl = strstr(buf, "flags:");
+    if (pos)
+        *pos = s ? strtoll(s + 4, NULL, 10) : 0;
+    if (flags)
+        *flags = fl ? (int)strtol(fl + 6, NULL, 8) : 0;
+    return 0;
+}
+
+/* Resolve a tracee's path argument against its cwd or dirfd, now (at the
+ * system call's entry, when that cwd is the one the kernel uses). */
+static char *resolve(pid_t tid, long dirfd, unsigned long addr)
+{
+    char rel[PMAX], base[PMAX], out[PMAX];
+    long rl = read_str(tid, addr, rel, sizeof rel);
+    if (rl <= 0)
+        return NULL;         /* "" with AT_EMPTY_PATH acts on the fd, names nothing */
+    long bl = 0;
+    if (rel[0] != '/') {
+        bl = (int)dirfd == AT_FDCWD ? proc_link(tid, "cwd", base, sizeof base)
+                                    : fd_link(tid, (int)dirfd, base, sizeof base);
+        if (bl <= 0 || base[0] != '/')
+            return NULL;
+    }
+    if (sbx_path_join_clean(out, sizeof out, base, (size_t)bl, rel, (size_t)rl) < 0)
+        return NULL;
+    return strdup(out);
+}
+
+/* ---- tasks and processes --------------------------------------------------------------*/
+static struct task *task_find(struct sbx_ptrace_run *r, pid_t tid)
+{
+    for (size_t i = 0; i < r->ntasks; i++)
+        if (r->tasks[i]->tid == tid)
+            return r->tasks[i];
+    return NULL;
+}
+
+static struct proc *proc_find(struct sbx_ptrace_run *r, int tgid)
+{
+    for (size_t i = 0; i < r->ntasks; i++)
+        if (r->tasks[i]->pr->tgid == tgid)
+            return r->tasks[i]->pr;
+    return NULL;
+}
+
+static struct proc *proc_copy(const struct proc *from, int tgid)
+{
+    struct proc *p = calloc(1, sizeof *p);
+    if (!p)
+        return NULL;
+    p->refs = 1;
+    p->tgid = tgid;
+    if (from) {
+        snprintf(p->name, sizeof p->name, "%s", from->name);
+        p->fds = calloc(from->n ? from->n : 1, sizeof *p->fds);
+        for (size_t i = 0; p->fds && i < from->n; i++) {
+            p->fds[i] = from->fds[i];
+            p->fds[i].path = strdup(from->fds[i].path);
+        }
+        p->n = p->cap = p->fds ? from->n : 0;
+    }
+    return p;
+}
+
+static void proc_unref(struct proc *p)
+{
+    if (--p->refs > 0)
+        return;
+    for (size_t i = 0; i < p->n; i++)
+        free(p->fds[i].path);
+    free(p->fds);
+    free(p);
+}
+
+static void task_clear_sys(struct task *t)
+{
+    free(t->p1);
+    free(t->p2);
+    t->p1 = t->p2 = NULL;
+    t->nr = -1;
+}
+
+static void task_clear_exec(struct task *t)
+{
+    free(t->xpath);
+    for (size_t i = 0; i < t->xargc; i++)
+        free(t->xargv[i]);
+    free(t->xargv);
+    t->xpath = NULL;
+    t->xargv = NULL;
+    t->xargc = 0;
+}
+
+static struct task *task_add(struct sbx_ptrace_run *r, pid_t tid, struct proc *pr)
+{
+    struct task *t = calloc(1, sizeof *t);
+    if (!t)
+        return NULL;
+    t->tid = tid;
+    t->pr = pr;
+    t->nr = -1;
+    pthread_mutex_lock(&r->mu);
+    if (r->ntasks == r->captasks) {
+        size_t nc = r->captasks ? r->captasks * 2 : 64;
+        struct task **nt = realloc(r->tasks, nc * sizeof *nt);
+        if (!nt) {
+            pthread_mutex_unlock(&r->mu);
+            free(t);
+            return NULL;
+        }
+        r->tasks = nt;
+        r->captasks = nc;
+    }
+    r->tasks[r->ntasks++] = t;
+    pthread_mutex_unlock(&r->mu);
+    return t;
+}
+
+static void task_remove(struct sbx_ptrace_run *r, struct task *t)
+{
+    pthread_mutex_lock(&r->mu);
+    for (size_t i = 0; i < r->ntasks; i++)
+        if (r->tasks[i] == t) {
+            r->tasks[i] = r->tasks[--r->ntasks];
+            break;
+        }
+    pthread_mutex_unlock(&r->mu);
+    task_clear_sys(t);
+    task_clear_exec(t);
+    proc_unref(t->pr);
+    free(t);
+}
+
+/* A task we have not seen: a thread of a known process shares its state, a
+ * new process starts with a copy of its parent's fd table (fork). */
+static struct task *task_new(struct sbx_ptrace_run *r, pid_t tid)
+{
+    int tgid = status_field(tid, "Tgid:");
+    if (tgid <= 0)
+        tgid = tid;
+    struct proc *pr = proc_find(r, tgid);
+    if (pr) {
+        pr->refs++;
+    } else {
+        int ppid = status_field(tid, "PPid:");
+        pr = proc_copy(ppid > 0 ? proc_find(r, ppid) : NULL, tgid);
+        if (!pr)
+            return NULL;
+    }
+    struct task *t = task_add(r, tid, pr);
+    if (!t)
+        proc_unref(pr);
+    return t;
+}
+
+/* ---- fds ---------------------------------------------------------------------------*/
+static struct fdent *fd_get(struct proc *p, int fd)
+{
+    for (size_t i = 0; i < p->n; i++)
+        if (p->fds[i].fd == fd)
+            return &p->fds[i];
+    return NULL;
+}
+
+static void fd_drop(struct proc *p, int fd)
+{
+    for (size_t i = 0; i < p->n; i++)
+        if (p->fds[i].fd == fd) {
+            free(p->fds[i].path);
+            p->fds[i] = p->fds[--p->n];
+            return;
+        }
+}
+
+static struct fdent *fd_put(struct proc *p, int fd, const char *path, unsigned acc)
+{
+    fd_drop(p, fd);
+    if (p->n == p->cap) {
+        size_t nc = p->cap ? p->cap * 2 : 16;
+        struct fdent *nf = realloc(p->fds, nc * sizeof *nf);
+        if (!nf)
+            return NULL;
+        p->fds = nf;
+        p->cap = nc;
+    }
+    struct fdent *e = &p->fds[p->n++];
+    memset(e, 0, sizeof *e);
+    e->fd = fd;
+    e->path = strdup(path);
+    e->acc = acc;
+    return e;
+}
+
+/* An fd opened where we could not see it (inherited): ask the kernel. */
+static struct fdent *fd_learn(struct proc *p, pid_t tid, int fd)
+{
+    struct fdent *e = fd_get(p, fd);
+    if (e)
+        return e;
+    char name[PMAX];
+    int flags = 0;
+    if (fd_link(tid, fd, name, sizeof name) <= 0 || name[0] != '/' ||
+        fd_info(tid, fd, NULL, &flags) < 0)
+        return NULL;
+    int acc = flags & O_ACCMODE;
+    e = fd_put(p, fd, name, (acc != O_WRONLY ? 1 : 0) | (acc != O_RDONLY ? 2 : 0));
+    if (e)
+        e->dir = (flags & O_DIRECTORY) != 0;
+    return e;
+}
+
+static void fd_use(struct sbx_ptrace_run *r, struct fdent *e, pid_t tid, unsigned kind)
+{
+    if (!e || (e->done & kind))
+        return;
+    e->done |= kind;
+    add(r, e->path, kind);
+    if (kind == SBX_READ) {
+        /* the kernel's name: the target when the opener went through a link */
+        char real[PMAX];
+        if (fd_link(tid, e->fd, real, sizeof real) > 0 && real[0] == '/' &&
+            strcmp(real, e->path) != 0)
+            add(r, real, SBX_READ);
+    }
+}
+
+/* read()/write() do not stop: settle from the offset what the fd did. */
+static void fd_settle(struct sbx_ptrace_run *r, struct fdent *e, pid_t tid)
+{
+    unsigned kind = 0;
+    if (e->dir)
+        kind = (e->done & SBX_ENUM) ? 0 : SBX_ENUM;
+    else if ((e->acc & 1) && !(e->done & (SBX_READ | SBX_WRITE)))
+        kind = SBX_READ;
+    else if (e->acc == 2 && !(e->done & SBX_WRITE))
+        kind = SBX_WRITE;
+    long long pos = 0;
+    if (kind && fd_info(tid, e->fd, &pos, NULL) == 0 && pos > 0)
+        fd_use(r, e, tid, kind);
+}
+
+static void fd_close(struct sbx_ptrace_run *r, struct proc *p, pid_t tid, int fd)
+{
+    struct fdent *e = fd_get(p, fd);
+    if (!e)
+        return;
+    fd_settle(r, e, tid);
+    if (!e->done && !e->noprobe)
+        add(r, e->path, SBX_PROBE);         /* opened, never used: a probe */
+    fd_drop(p, fd);
+}
+
+static void fd_close_all(struct sbx_ptrace_run *r, struct proc *p, pid_t tid)
+{
+    while (p->n)
+        fd_close(r, p, tid, p->fds[p->n - 1].fd);
+}
+
+/* ---- system calls -----------------------------------------------------------------------*/
+static int get_info(pid_t tid, struct ptrace_syscall_info *si)
+{
+    memset(si, 0, sizeof *si);
+    return PT(PTRACE_GET_SYSCALL_INFO, tid, sizeof *si, si) > 0 ? 0 : -1;
+}
+
+static int path_exists(const char *p)
+{
+    return p && faccessat(AT_FDCWD, p, F_OK, AT_SYMLINK_NOFOLLOW) == 0;
+}
+
+static void read_argv(struct task *t, unsigned long av)
+{
+    size_t cap = 0;
+    for (size_t i = 0; av && i < 65536; i++) {
+        unsigned long ptr;
+        if (read_mem(t->tid, av + i * sizeof ptr, &ptr, sizeof ptr) != sizeof ptr || !ptr)
+            break;
+        char buf[PMAX];
+        if (read_str(t->tid, ptr, buf, sizeof buf) == -1)
+            break;
+        if (t->xargc == cap) {
+            cap = cap ? cap * 2 : 8;
+            char **n = realloc(t->xargv, cap * sizeof *n);
+            if (!n)
+                break;
+            t->xargv = n;
+        }
+        t->xargv[t->xargc++] = strdup(buf);
+    }
+}
+
+/* The entry of a stopped call: resolve paths now, settle fds that are
+ * about to go away.  Returns 1 when the exit must be seen too. */
+static int on_entry(struct sbx_ptrace_run *r, struct task *t)
+{
+    struct ptrace_syscall_info si;
+    if (get_info(t->tid, &si) < 0 || si.op != PTRACE_SYSCALL_INFO_SECCOMP)
+        return 0;
+    struct proc *p = t->pr;
+    if (si.arch != NATIVE_ARCH) {
+        if (!p->warned_arch++)
+            sbx_result_warn(r->res, "process %d (%s) made system calls of another ABI "
+                            "(32-bit or x32), which the ptrace backend does not decode",
+                            p->tgid, p->name);
+        return 0;
+    }
+    task_clear_sys(t);
+    long nr = (long)si.seccomp.nr;
+    unsigned long *a = (unsigned long *)si.seccomp.args;
+    memcpy(t->args, a, sizeof t->args);
+    t->nr = nr;
+    pid_t tid = t->tid;
+    switch (nr) {
+#ifdef SYS_open
+    case SYS_open: case SYS_creat: case SYS_stat: case SYS_lstat: case SYS_access:
+    case SYS_readlink: case SYS_unlink: case SYS_rmdir: case SYS_mkdir: case SYS_chmod:
+    case SYS_chown: case SYS_lchown: case SYS_utime: case SYS_utimes: case SYS_mknod:
+    case SYS_chdir:
+        t->p1 = resolve(tid, AT_FDCWD, a[0]);
+        break;
+    case SYS_rename: case SYS_link:
+        t->p1 = resolve(tid, AT_FDCWD, a[0]);
+        t->p2 = resolve(tid, AT_FDCWD, a[1]);
+        break;
+    case SYS_symlink:
+        t->p2 = resolve(tid, AT_FDCWD, a[1]);
+        break;
+    case SYS_dup2:
+        if (a[0] != a[1])
+            fd_close(r, p, tid, (int)a[1]);
+        break;
+    case SYS_futimesat:
+#endif
+#ifndef SYS_open
+    case SYS_chdir:
+        t->p1 = resolve(tid, AT_FDCWD, a[0]);
+        break;
+#endif
+    case SYS_openat: case SYS_openat2: case SYS_newfstatat: case SYS_statx:
+    case SYS_faccessat: case SYS_faccessat2: case SYS_readlinkat: case SYS_unlinkat:
+    case SYS_mkdirat: case SYS_fchmodat: case SYS_fchownat: case SYS_utimensat:
+    case SYS_mknodat:
+        if (a[1])
+            t->p1 = resolve(tid, (long)(int)a[0], a[1]);
+        break;
+    case SYS_truncate:
+        t->p1 = resolve(tid, AT_FDCWD, a[0]);
+        break;
+    case SYS_renameat: case SYS_renameat2: case SYS_linkat:
+        t->p1 = resolve(tid, (long)(int)a[0], a[1]);
+        t->p2 = resolve(tid, (long)(int)a[2], a[3]);
+        break;
+    case SYS_symlinkat:
+        t->p2 = resolve(tid, (long)(int)a[1], a[2]);
+        break;
+    case SYS_close:
+        fd_close(r, p, tid, (int)a[0]);
+        return 0;
+    case SYS_close_range:
+        if (!(a[2] & 4 /* CLOSE_RANGE_CLOEXEC */))
+            for (size_t i = p->n; i-- > 0;)
+                if ((unsigned)p->fds[i].fd >= (unsigned)a[0] &&
+                    (unsigned)p->fds[i].fd <= (unsigned)a[1])
+                    fd_close(r, p, tid, p->fds[i].fd);
+        return 0;
+    case SYS_dup3:
+        fd_close(r, p, tid, (int)a[1]);
+        break;
+    case SYS_execve: case SYS_execveat: {
+        task_clear_exec(t);
+        t->xpath = nr == SYS_execve ? resolve(tid, AT_FDCWD, a[0])
+                                    : resolve(tid, (long)(int)a[0], a[1]);
+        read_argv(t, nr == SYS_execve ? a[1] : a[2]);
+        /* close-on-exec fds vanish with the exec: settle everything now */
+        for (size_t i = 0; i < p->n; i++)
+            fd_settle(r, &p->fds[i], tid);
+        break;
+    }
+    default:
+        break;
+    }
+    /* creation is judged against the name's existence before the call */
+    const char *target = t->p2 ? t->p2 : t->p1;
+    t->existed = path_exists(target);
+    return 1;
+}
+
+static void two(struct sbx_ptrace_run *r, struct task *t, int ok, unsigned c1, unsigned c2)
+{
+    add(r, t->p1, ok ? c1 : SBX_PROBE);
+    add(r, t->p2, ok ? c2 : SBX_PROBE);
+}
+
+static void opened(struct sbx_ptrace_run *r, struct task *t, int flags, long fd)
+{
+    if (!t->p1)
+        return;
+    if (fd < 0 || (flags & O_PATH)) {
+        add(r, t->p1, SBX_PROBE);
+        return;
+    }
+    if ((flags & O_TMPFILE) == O_TMPFILE) {
+        add(r, t->p1, SBX_PROBE);
+        return;
+    }
+    int acc = flags & O_ACCMODE;
+    unsigned ac = (acc != O_WRONLY ? 1 : 0) | (acc != O_RDONLY ? 2 : 0);
+    int created = (flags & O_CREAT) && !t->existed;
+    int trunc = (flags & O_TRUNC) && (ac & 2);
+    struct fdent *e = fd_put(t->pr, (int)fd, t->p1, ac);
+    if (!e)
+        return;
+    e->dir = (flags & O_DIRECTORY) != 0;
+    if (created || trunc) {
+        add(r, t->p1, SBX_WRITE | (created ? SBX_CREATED : 0));
+        e->done |= SBX_WRITE;
+        e->noprobe = 1;
+    }
+}
+
+static void on_exit_stop(struct sbx_ptrace_run *r, struct task *t)
+{
+    struct ptrace_syscall_info si;
+    if (t->nr < 0 || get_info(t->tid, &si) < 0 || si.op != PTRACE_SYSCALL_INFO_EXIT) {
+        task_clear_sys(t);
+        return;
+    }
+    long rv = (long)si.exit.rval;
+    int ok = !si.exit.is_error;
+    unsigned long *a = t->args;
+    struct proc *p = t->pr;
+    pid_t tid = t->tid;
+    int cr = t->existed ? 0 : SBX_CREATED;
+    switch (t->nr) {
+#ifdef SYS_open
+    case SYS_open: opened(r, t, (int)a[1], ok ? rv : -1); break;
+    case SYS_creat: opened(r, t, O_CREAT | O_WRONLY | O_TRUNC, ok ? rv : -1); break;
+    case SYS_stat: case SYS_lstat: case SYS_access: add(r, t->p1, SBX_PROBE); break;
+    case SYS_readlink: add(r, t->p1, ok ? SBX_READ : SBX_PROBE); break;
+    case SYS_unlink: case SYS_rmdir: case SYS_chmod: case SYS_chown: case SYS_lchown:
+    case SYS_utime: case SYS_utimes:
+        add(r, t->p1, ok ? SBX_WRITE : SBX_PROBE);
+        break;
+    case SYS_mkdir: case SYS_mknod: add(r, t->p1, ok ? SBX_WRITE | SBX_CREATED : SBX_PROBE); break;
+    case SYS_rename: two(r, t, ok, SBX_WRITE, SBX_WRITE | cr); break;
+    case SYS_link: two(r, t, ok, SBX_PROBE, SBX_WRITE | SBX_CREATED); break;
+    case SYS_symlink: add(r, t->p2, ok ? SBX_WRITE | SBX_CREATED : SBX_PROBE); break;
+    case SYS_getdents: if (ok) fd_use(r, fd_learn(p, tid, (int)a[0]), tid, SBX_ENUM); break;
+    case SYS_dup2:
+        if (ok && a[0] != a[1]) {
+            struct fdent *e = fd_learn(p, tid, (int)a[0]);
+            if (e) {
+                char *path = strdup(e->path);
+                struct fdent c = *e;
+                struct fdent *n = path ? fd_put(p, (int)rv, path, c.acc) : NULL;
+                if (n) {
+                    n->done = c.done;
+                    n->dir = c.dir;
+                    n->noprobe = 1;
+                }
+                free(path);
+            }
+        }
+        break;
+    case SYS_futimesat:
+#endif
+    case SYS_utimensat:
+        if (t->p1)
+            add(r, t->p1, ok ? SBX_WRITE : SBX_PROBE);
+        else if (ok)
+            fd_use(r, fd_learn(p, tid, (int)a[0]), tid, SBX_WRITE);
+        break;
+    case SYS_openat: opened(r, t, (int)a[2], ok ? rv : -1); break;
+    case SYS_openat2: {
+        uint64_t how = 0;
+        read_mem(tid, a[2], &how, sizeof how);
+        opened(r, t, (int)how, ok ? rv : -1);
+        break;
+    }
+    case SYS_newfstatat: case SYS_statx: case SYS_faccessat: case SYS_faccessat2:
+        add(r, t->p1, SBX_PROBE);
+        break;
+    case SYS_readlinkat: add(r, t->p1, ok ? SBX_READ : SBX_PROBE); break;
+    case SYS_unlinkat: case SYS_fchmodat: case SYS_fchownat: case SYS_truncate:
+        add(r, t->p1, ok ? SBX_WRITE : SBX_PROBE);
+        break;
+    case SYS_mkdirat: case SYS_mknodat:
+        add(r, t->p1, ok ? SBX_WRITE | SBX_CREATED : SBX_PROBE);
+        break;
+    case SYS_renameat: case SYS_renameat2: two(r, t, ok, SBX_WRITE, SBX_WRITE | cr); break;
+    case SYS_linkat: two(r, t, ok, SBX_PROBE, SBX_WRITE | SBX_CREATED); break;
+    case SYS_symlinkat: add(r, t->p2, ok ? SBX_WRITE | SBX_CREATED : SBX_PROBE); break;
+    case SYS_chdir: if (!ok) add(r, t->p1, SBX_PROBE); break;
+    case SYS_getdents64: if (ok) fd_use(r, fd_learn(p, tid, (int)a[0]), tid, SBX_ENUM); break;
+    case SYS_ftruncate: case SYS_fchmod: case SYS_fchown:
+        if (ok)
+            fd_use(r, fd_learn(p, tid, (int)a[0]), tid, SBX_WRITE);
+        break;
+    case SYS_pread64: case SYS_preadv: case SYS_preadv2:
+        if (ok)
+            fd_use(r, fd_learn(p, tid, (int)a[0]), tid, SBX_READ);
+        break;
+    case SYS_pwrite64: case SYS_pwritev: case SYS_pwritev2:
+        if (ok)
+            fd_use(r, fd_learn(p, tid, (int)a[0]), tid, SBX_WRITE);
+        break;
+    case SYS_sendfile:
+        if (ok) {
+            fd_use(r, fd_learn(p, tid, (int)a[1]), tid, SBX_READ);
+            fd_use(r, fd_learn(p, tid, (int)a[0]), tid, SBX_WRITE);
+        }
+        break;
+    case SYS_copy_file_range:
+        if (ok) {
+            fd_use(r, fd_learn(p, tid, (int)a[0]), tid, SBX_READ);
+            fd_use(r, fd_learn(p, tid, (int)a[2]), tid, SBX_WRITE);
+        }
+        break;
+    case SYS_mmap:
+        if (ok) {
+            struct fdent *e = fd_learn(p, tid, (int)a[4]);
+            if (a[2] & (PROT_READ | PROT_EXEC))
+                fd_use(r, e, tid, SBX_READ);
+            if ((a[2] & PROT_WRITE) && (a[3] & MAP_SHARED))
+                fd_use(r, e, tid, SBX_WRITE);
+        }
+        break;
+    case SYS_dup: case SYS_dup3: case SYS_fcntl:
+        if (ok && (t->nr != SYS_fcntl || a[1] == F_DUPFD || a[1] == F_DUPFD_CLOEXEC)) {
+            struct fdent *e = fd_learn(p, tid, (int)a[0]);
+            if (e && (int)rv != e->fd) {
+                struct fdent c = *e;
+                char *path = strdup(c.path);
+                struct fdent *n = path ? fd_put(p, (int)rv, path, c.acc) : NULL;
+                if (n) {
+                    n->done = c.done;
+                    n->dir = c.dir;
+                    n->noprobe = 1;   /* the original carries the probe */
+                }
+                free(path);
+            }
+        }
+        break;
+    case SYS_execve: case SYS_execveat:
+        if (!ok && t->xpath) {        /* success was handled at the exec event */
+            add(r, t->xpath, SBX_PROBE);
+            task_clear_exec(t);
+        }
+        break;
+    case SYS_io_uring_setup:
+        if (ok && !p->warned_uring++)
+            sbx_result_warn(r->res, "process %d (%s) uses io_uring: file accesses submitted "
+                            "through the ring are not seen by the ptrace backend",
+                            p->tgid, p->name);
+        break;
+    }
+    task_clear_sys(t);
+}
+
+/* The script's interpreter from its #! line, or "". */
+static void shebang(const char *path, char *out, size_t cap)
+{
+    out[0] = '\0';
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return;
+    char buf[512];
+    ssize_t n = read(fd, buf, sizeof buf - 1);
+    close(fd);
+    if (n < 2 || buf[0] != '#' || buf[1] != '!')
+        return;
+    buf[n] = '\0';
+    char *s = buf + 2;
+    s += strspn(s, " \t");
+    size_t l = strcspn(s, " \t\n");
+    if (l < cap) {
+        memcpy(out, s, l);
+        out[l] = '\0';
+    }
+}
+
+static void on_exec(struct sbx_ptrace_run *r, struct task *t)
+{
+    unsigned long former = 0;
+    PT(PTRACE_GETEVENTMSG, t->tid, 0, &former);
+    if ((pid_t)former != t->tid) {
+        /* a non-leader thread exec'd: it now wears the leader's tid */
+        struct task *old = task_find(r, (pid_t)former);
+        if (old) {
+            task_clear_exec(t);
+            t->xpath = old->xpath;
+            t->xargv = old->xargv;
+            t->xargc = old->xargc;
+            old->xpath = NULL;
+            old->xargv = NULL;
+            old->xargc = 0;
+            task_remove(r, old);
+        }
+    }
+    struct proc *p = t->pr;
+    /* exec closed the close-on-exec fds: keep only what is still open */
+    for (size_t i = p->n; i-- > 0;) {
+        char tmp[PMAX];
+        if (fd_link(t->tid, p->fds[i].fd, tmp, sizeof tmp) < 0)
+            fd_drop(p, p->fds[i].fd);
+    }
+    char exe[PMAX], interp[PMAX], sb[PMAX];
+    if (proc_link(t->tid, "exe", exe, sizeof exe) < 0)
+        exe[0] = '\0';
+    const char *path = t->xpath ? t->xpath : exe;
+    int ppid = status_field(t->tid, "PPid:");
+    sbx_result_add_exec(r->res, p->tgid, ppid, path, (const char *const *)t->xargv, t->xargc);
+    snprintf(p->name, sizeof p->name, "%s", path);
+    add(r, path, SBX_READ);
+    if (exe[0] && strcmp(exe, path) != 0)
+        add(r, exe, SBX_READ);
+    shebang(path, sb, sizeof sb);
+    add(r, sb, SBX_READ);
+    /* the kernel maps the ELF interpreter without an open() we could see */
+    if (exe[0] && sbx_elf_interp(exe, interp, sizeof interp) > 0)
+        add(r, interp, SBX_READ);
+    task_clear_exec(t);
+}
+
+/* ---- the tracer thread --------------------------------------------------------------------*/
+static void handle_stop(struct sbx_ptrace_run *r, pid_t tid, int st)
+{
+    struct task *t = task_find(r, tid);
+    if (WIFEXITED(st) || WIFSIGNALED(st)) {
+        if (t)
+            task_remove(r, t);
+        return;
+    }
+    if (!WIFSTOPPED(st))
+        return;
+    if (!t && !(t = task_new(r, tid))) {
+        PT(PTRACE_CONT, tid, 0, 0);
+        return;
+    }
+    int sig = WSTOPSIG(st), ev = (unsigned)st >> 16;
+    int req = PTRACE_CONT, inject = 0;
+    if (tid == r->root && ev == PTRACE_EVENT_FORK) {
+        /* The launcher forked the command's process (now traced from its
+         * first instruction).  The launcher itself is subprocess.Popen's
+         * child: while this thread traces it, a waitpid() in any thread of
+         * this process would consume its ptrace stops.  Let it go. */
+        PT(PTRACE_DETACH, tid, 0, 0);
+        task_remove(r, t);
+        return;
+    }
+    if (sig == (SIGTRAP | 0x80)) {
+        on_exit_stop(r, t);
+    } else if (ev == PTRACE_EVENT_SECCOMP) {
+        if (on_entry(r, t))
+            req = PTRACE_SYSCALL;     /* see the result too */
+    } else if (ev == PTRACE_EVENT_EXEC) {
+        on_exec(r, t);
+        req = PTRACE_SYSCALL;         /* the execve exit stop follows */
+        t->nr = -1;
+    } else if (ev == PTRACE_EVENT_EXIT) {
+        if (t->pr->refs == 1)         /* the last thread: its fds close now */
+            fd_close_all(r, t->pr, tid);
+    } else if (ev == PTRACE_EVENT_STOP) {
+        if (t->fresh || sig == SIGTRAP) {
+            t->fresh = 0;
+        } else {
+            /* group stop (SIGSTOP, SIGTSTP...): stay stopped, like untraced */
+            PT(PTRACE_LISTEN, tid, 0, 0);
+            return;
+        }
+    } else if (ev == PTRACE_EVENT_FORK || ev == PTRACE_EVENT_VFORK ||
+               ev == PTRACE_EVENT_CLONE || ev == PTRACE_EVENT_VFORK_DONE) {
+        /* the child reports its own first stop; it is set up then */
+    } else if (ev == 0) {
+        inject = sig;                 /* signal-delivery stop: deliver it */
+    }
+    PT(req, tid, 0, inject);
+}
+
+static void *tracer_main(void *arg)
+{
+    struct sbx_ptrace_run *r = arg;
+    long opts = PTRACE_O_TRACESYSGOOD | PTRACE_O_TRACEFORK | PTRACE_O_TRACEVFORK |
+                PTRACE_O_TRACECLONE | PTRACE_O_TRACEEXEC | PTRACE_O_TRACESECCOMP |
+                PTRACE_O_TRACEEXIT | PTRACE_O_EXITKILL;
+    int ok = PT(PTRACE_SEIZE, r->root, 0, opts) == 0;
+    int err = errno;
+    struct task *t = NULL;
+    if (ok) {
+        struct proc *pr = proc_copy(NULL, r->root);
+        if (pr) {
+            snprintf(pr->name, sizeof pr->name, "%s", r->root_argv0);
+            t = task_add(r, r->root, pr);
+        }
+    }
+    pthread_mutex_lock(&r->mu);
+    r->attach_state = ok && t ? 1 : -1;
+    if (!ok)
+        snprintf(r->attach_err, sizeof r->attach_err,
+                 "cannot trace process %d: ptrace(PTRACE_SEIZE) failed: %s", r->root,
+                 strerror(err));
+    pthread_cond_broadcast(&r->cv);
+    pthread_mutex_unlock(&r->mu);
+    if (r->attach_state > 0) {
+        for (;;) {
+            int st;
+            pid_t tid = waitpid(-1, &st, __WALL | __WNOTHREAD);
+            if (tid < 0) {
+                if (errno == EINTR)
+                    continue;
+                break;                /* ECHILD: no tracee left */
+            }
+            handle_stop(r, tid, st);
+        }
+    }
+    pthread_mutex_lock(&r->mu);
+    while (r->ntasks) {               /* vanished without an exit report */
+        struct task *x = r->tasks[0];
+        pthread_mutex_unlock(&r->mu);
+        task_remove(r, x);
+        pthread_mutex_lock(&r->mu);
+    }
+    r->done = 1;
+    pthread_cond_broadcast(&r->cv);
+    pthread_mutex_unlock(&r->mu);
+    return NULL;
+}
+
+/* ---- API ---------------------------------------------------------------------------------*/
+int sbx_ptrace_available(char *why, size_t len)
+{
+    static int cached = -1;
+    static char reason[256];
+    if (cached < 0) {
+        pid_t c = fork();
+        if (c == 0) {
+            if (ptrace(PTRACE_TRACEME, 0, 0, 0) < 0)
+                _exit(2);
+            if (prctl(PR_GET_SECCOMP, 0, 0, 0, 0) < 0)
+                _exit(3);
+            raise(SIGSTOP);
+            getpid();
+            _exit(0);
+        }
+        int st = 0;
+        cached = 0;
+        if (c < 0) {
+            snprintf(reason, sizeof reason, "cannot fork to test ptrace: %s", strerror(errno));
+        } else if (waitpid(c, &st, __WALL) == c && WIFSTOPPED(st)) {
+            struct ptrace_syscall_info si;
+            long n = PT(PTRACE_GET_SYSCALL_INFO, c, sizeof si, &si);
+            kill(c, SIGKILL);
+            waitpid(c, &st, __WALL);
+            if (n > 0) {
+                cached = 1;
+                snprintf(reason, sizeof reason,
+                         "seccomp-filtered ptrace: sees every program, static or dynamic, "
+                         "and direct system calls");
+            } else {
+                snprintf(reason, sizeof reason, "the kernel lacks PTRACE_GET_SYSCALL_INFO "
+                         "(Linux 5.3 or newer is needed)");
+            }
+        } else {
+            int code = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+            snprintf(reason, sizeof reason, "%s",
+                     code == 2 ? "ptrace is not permitted here (a container's seccomp "
+                                 "profile or kernel.yama.ptrace_scope=3)"
+                     : code == 3 ? "seccomp is not available in this kernel"
+                                 : "a traced test child did not stop");
+        }
+    }
+    snprintf(why, len, "%s", reason);
+    return cached;
+}
+
+struct sbx_ptrace_run *sbx_ptrace_begin(char *err, size_t errlen)
+{
+    struct sbx_ptrace_run *r = calloc(1, sizeof *r);
+    if (!r || !(r->res = sbx_result_new())) {
+        snprintf(err, errlen, "out of memory");
+        free(r);
+        return NULL;
+    }
+    if (pipe2(r->gate, O_CLOEXEC) < 0) {
+        snprintf(err, errlen, "cannot create the ptrace gate pipe: %s", strerror(errno));
+        sbx_result_free(r->res);
+        free(r);
+        return NULL;
+    }
+    pthread_mutex_init(&r->mu, NULL);
+    pthread_cond_init(&r->cv, NULL);
+    return r;
+}
+
+int sbx_ptrace_gate_fd(const struct sbx_ptrace_run *r) { return r->gate[0]; }
+
+int sbx_ptrace_attach(struct sbx_ptrace_run *r, pid_t pid, const char *argv0, char *err,
+                      size_t errlen)
+{
+    r->root = pid;
+    snprintf(r->root_argv0, sizeof r->root_argv0, "%s", argv0);
+    if (pthread_create(&r->thread, NULL, tracer_main, r) != 0) {
+        snprintf(err, errlen, "cannot start the tracer thread");
+        close(r->gate[1]);
+        r->gate[1] = -1;
+        return -1;
+    }
+    r->thread_started = 1;
+    pthread_mutex_lock(&r->mu);
+    while (r->attach_state == 0)
+        pthread_cond_wait(&r->cv, &r->mu);
+    int ok = r->attach_state > 0;
+    pthread_mutex_unlock(&r->mu);
+    if (ok && write(r->gate[1], "g", 1) != 1)
+        ok = 0;
+    if (!ok)
+        snprintf(err, errlen, "%s", r->attach_err[0] ? r->attach_err : "cannot open the gate");
+    close(r->gate[1]);            /* EOF tells a waiting launcher to give up */
+    close(r->gate[0]);
+    r->gate[0] = r->gate[1] = -1;
+    return ok ? 0 : -1;
+}
+
+int sbx_ptrace_wait(struct sbx_ptrace_run *r, double timeout)
+{
+    if (!r->thread_started)
+        return 1;
+    struct timespec dl;
+    clock_gettime(CLOCK_REALTIME, &dl);
+    if (timeout >= 0) {
+        dl.tv_sec += (time_t)timeout;
+        dl.tv_nsec += (long)((timeout - (time_t)timeout) * 1e9);
+        if (dl.tv_nsec >= 1000000000L) {
+            dl.tv_sec++;
+            dl.tv_nsec -= 1000000000L;
+        }
+    }
+    pthread_mutex_lock(&r->mu);
+    while (!r->done) {
+        if (timeout < 0)
+            pthread_cond_wait(&r->cv, &r->mu);
+        else if (pthread_cond_timedwait(&r->cv, &r->mu, &dl) == ETIMEDOUT)
+            break;
+    }
+    int done = r->done;
+    pthread_mutex_unlock(&r->mu);
+    return done;
+}
+
+void sbx_ptrace_kill(struct sbx_ptrace_run *r)
+{
+    pthread_mutex_lock(&r->mu);
+    for (size_t i = 0; i < r->ntasks; i++)
+        kill(r->tasks[i]->pr->tgid, SIGKILL);
+    pthread_mutex_unlock(&r->mu);
+}
+
+struct sbx_result *sbx_ptrace_end(struct sbx_ptrace_run *r)
+{
+    if (r->thread_started) {
+        if (!sbx_ptrace_wait(r, 5.0)) {
+            sbx_ptrace_kill(r);
+            sbx_ptrace_wait(r, -1);
+        }
+        pthread_join(r->thread, NULL);
+    }
+    for (int i = 0; i < 2; i++)
+        if (r->gate[i] >= 0)
+            close(r->gate[i]);
+    struct sbx_result *res = r->res;
+    free(r->tasks);
+    pthread_mutex_destroy(&r->mu);
+    pthread_cond_destroy(&r->cv);
+    free(r);
+    return res;
+}

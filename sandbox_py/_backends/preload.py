@@ -1,0 +1,89 @@
+"""The preload backend: an LD_PRELOAD shim in every dynamically linked process.
+
+Needs no privilege.  The shim (shims/preload, built as
+``sandbox_py/_sbx_preload.so``) writes records into a shared-memory log
+that a reader thread in this process follows; see csrc/preload_reader.c.
+Processes the shim cannot enter (static binaries, setuid programs) are
+named in ``Result.warnings`` and make the Result incomplete.
+"""
+from __future__ import annotations
+
+import os
+from typing import Optional
+
+from .._runner import TraceSession
+from ..result import Exec
+
+NAME = "preload"
+REMEDY = "rebuild sandbox_py on Linux with a C compiler (pip install -e .)"
+
+SHIM = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                    "_sbx_preload.so")
+
+
+def _unpriv():
+    from .. import _unpriv  # noqa: PLC0415 - the extension is optional at import
+    return _unpriv
+
+
+def availability():
+    try:
+        _unpriv()
+    except ImportError as e:
+        return False, "the C extension sandbox_py._unpriv is not built (%s)" % e
+    if not os.path.exists(SHIM):
+        return False, "the preload shim %s is not built" % SHIM
+    return True, ("LD_PRELOAD shim: sees dynamically linked programs; static ones "
+                  "are reported as unobserved")
+
+
+def child_env(env: Optional[dict], log_path: str) -> dict:
+    """The child's environment: the caller's (or ours) plus the shim."""
+    env = dict(os.environ if env is None else env)
+    old = env.get("LD_PRELOAD", "")
+    if SHIM not in old.replace(":", " ").split():
+        env["LD_PRELOAD"] = SHIM + (" " + old if old else "")
+    env["SBX_PRELOAD_LOG"] = log_path
+    env["SBX_PRELOAD_SHIM"] = SHIM
+    return env
+
+
+def exec_fields(d: dict) -> dict:
+    d = dict(d)
+    d["execs"] = [Exec(pid, ppid, path, tuple(argv)) for pid, ppid, path, argv in d["execs"]]
+    return d
+
+
+class PreloadSession(TraceSession):
+    def __init__(self):
+        self.run = _unpriv().PreloadRun()
+        self.fields = None
+
+    def popen_kwargs(self, kwargs):
+        kwargs = dict(kwargs)
+        kwargs["env"] = child_env(kwargs.get("env"), self.run.log_path)
+        return kwargs
+
+    def started(self, proc):
+        argv0 = proc.args[0] if isinstance(proc.args, (list, tuple)) else proc.args
+        self.run.set_root(proc.pid, os.fsdecode(argv0))
+
+    def wait_tree(self, timeout):
+        return self.run.wait(-1.0 if timeout is None else timeout)
+
+    def kill_tree(self):
+        if self.fields is None:
+            self.run.kill()
+
+    def finish(self):
+        if self.fields is None:
+            self.fields = exec_fields(self.run.finish())
+        return self.fields
+
+    def abort(self):
+        if self.fields is None:
+            self.fields = exec_fields(self.run.finish())
+
+
+def session(sandbox) -> PreloadSession:
+    return PreloadSession()

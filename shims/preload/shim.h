@@ -1,0 +1,80 @@
+/* shim.h — the preload shim's internal API (shim_core.c), used by the hook
+ * bodies in shim_hooks.c.
+ *
+ * Everything here is async-signal-safe and lock-free: it runs inside
+ * signal handlers, vfork children, half-initialised processes and between
+ * fork and exec of threaded programs.  It never calls malloc and never
+ * calls a libc function that a hook intercepts: system calls go through
+ * sbx_sys() directly.
+ */
+#ifndef SBX_SHIM_H
+#define SBX_SHIM_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "sbx_log.h"
+#include "../../csrc/pathset.h"     /* SBX_READ ... SBX_CREATED */
+
+#define SBX_EXPORT __attribute__((visibility("default")))
+#define SBX_PATH_MAX 4096
+
+/* Raw system call (no errno, returns -errno). */
+long sbx_sys(long n, long a, long b, long c, long d, long e, long f);
+#define SBX_SYS0(n) sbx_sys(n, 0, 0, 0, 0, 0, 0)
+#define SBX_SYS1(n, a) sbx_sys(n, (long)(a), 0, 0, 0, 0, 0)
+#define SBX_SYS2(n, a, b) sbx_sys(n, (long)(a), (long)(b), 0, 0, 0, 0)
+#define SBX_SYS3(n, a, b, c) sbx_sys(n, (long)(a), (long)(b), (long)(c), 0, 0, 0)
+#define SBX_SYS4(n, a, b, c, d) sbx_sys(n, (long)(a), (long)(b), (long)(c), (long)(d), 0, 0)
+
+/* True when this process reports to a run (the log is mapped). */
+int sbx_on(void);
+
+/* Resolve `path` against dirfd (AT_FDCWD: the cwd) into an absolute, clean
+ * name.  Returns its length or -1 (then nothing should be reported). */
+long sbx_resolve(int dirfd, const char *path, char *out, size_t cap);
+
+/* Report a path-taking call.  `ok` is the call's success; a failed call is
+ * a probe whatever `cats` says (DESIGN.md §2). */
+void sbx_path_at(int dirfd, const char *path, unsigned cats, int ok);
+#define sbx_path(path, cats, ok) sbx_path_at(-100 /* AT_FDCWD */, path, cats, ok)
+
+/* Existence of a name before an O_CREAT open or a creating call:
+ * 1 exists, 0 absent, -1 unknown. */
+int sbx_exists_at(int dirfd, const char *path);
+
+/* An open(2)-like call returned `fd` (or -1). */
+void sbx_opened(int dirfd, const char *path, int oflags, int fd, int existed);
+
+/* The first read / write / listing through fd is reported, later ones are
+ * dropped here, in the traced process (one report per fd and kind). */
+void sbx_fd_use(int fd, unsigned kind);
+/* fd is about to be closed (or replaced by dup2): settle what it did. */
+void sbx_fd_closing(int fd);
+void sbx_fd_dup(int oldfd, int newfd);
+void sbx_fd_close_range(unsigned lo, unsigned hi);
+/* opendir/fdopendir: fd lists a directory. */
+void sbx_fd_mark_dir(int fd);
+
+/* exec family.  sbx_exec_env() returns envp, or a copy (in `buf`) with the
+ * shim's variables put back when the program scrubbed them. */
+char *const *sbx_exec_env(char *const envp[], char **vec, size_t nvec,
+                          char *store, size_t nstore);
+void sbx_exec_before(int dirfd, const char *path, char *const argv[], int spawned_pid);
+void sbx_exec_failed(int dirfd, const char *path, int err);
+
+/* fork() returned in the parent / child. */
+void sbx_forked_parent(int child);
+void sbx_forked_child(void);
+
+/* Settle every fd still open (exit paths). */
+void sbx_flush_fds(void);
+
+void sbx_warn(const char *text);
+
+/* Start-up of a freshly exec'd image (constructor): its exec record and
+ * the libraries the loader mapped; later dlopen()s go to sbx_loaded. */
+void sbx_start(int argc, char **argv);
+void sbx_loaded(const char *name);
+
+#endif

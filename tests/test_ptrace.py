@@ -1,0 +1,89 @@
+"""The ptrace backend's own cases: static binaries, direct system calls,
+io_uring honesty, subprocess semantics through the launcher."""
+from __future__ import annotations
+
+import os
+import shutil
+
+import pytest
+
+import sandbox_py
+from conftest import sandbox_for
+from test_preload import build, write
+
+pytestmark = pytest.mark.skipif(not shutil.which("cc"), reason="needs a C compiler")
+
+
+@pytest.fixture
+def sb():
+    return sandbox_for("ptrace")
+
+
+@pytest.fixture
+def work(tmp_path):
+    return os.path.realpath(tmp_path)
+
+
+def test_static_binary_with_direct_syscalls(sb, work):
+    write(os.path.join(work, "data.txt"))
+    exe = build(work, "static_raw", r"""
+        char b[16];
+        int fd = (int)syscall(SYS_openat, AT_FDCWD, "data.txt", O_RDONLY);
+        syscall(SYS_read, fd, b, sizeof b);
+        syscall(SYS_close, fd);
+        mkdir("made", 0755);
+    """, "-static", top="#include <sys/syscall.h>")
+    r = sb.run([exe], cwd=work)
+    assert r.returncode == 0 and r.complete, r.warnings
+    assert os.path.join(work, "data.txt") in r.reads
+    assert os.path.join(work, "made") in r.writes
+    assert [e.path for e in r.execs] == [exe]
+
+
+def test_io_uring_makes_the_result_incomplete(sb, work):
+    exe = build(work, "uring", r"""
+        unsigned char params[120] = {0};
+        long fd = syscall(SYS_io_uring_setup, 4, params);
+        return fd < 0 ? 3 : 0;     /* 3: io_uring disabled here */
+    """, top="#include <sys/syscall.h>")
+    r = sb.run([exe], cwd=work)
+    if r.returncode == 3:
+        pytest.skip("io_uring is disabled on this kernel")
+    assert not r.complete
+    assert any("io_uring" in w and str(r.execs[0].pid) in w for w in r.warnings), r.warnings
+
+
+def test_fork_exec_chain_and_exit_status(sb, work):
+    write(os.path.join(work, "in.txt"))
+    r = sb.run(["/bin/sh", "-c", "cat in.txt > out.txt && ls >/dev/null; exit 5"], cwd=work)
+    assert r.returncode == 5
+    assert os.path.join(work, "in.txt") in r.reads
+    assert os.path.join(work, "out.txt") in r.writes
+    assert work in r.enumerations
+    sh = [e for e in r.execs if e.argv[:1] == ("/bin/sh",)]
+    cat = [e for e in r.execs if e.argv[:1] == ("cat",)]
+    assert sh and cat and cat[0].ppid == sh[0].pid
+
+
+def test_missing_program_raises_like_subprocess(sb, work):
+    with pytest.raises(FileNotFoundError):
+        sb.run(["definitely-not-a-program-here"], cwd=work)
+
+
+def test_executable_keyword_is_honoured(sb, work):
+    r = sb.run(["whatever-name", "-c", "exit 4"], executable="/bin/sh", cwd=work)
+    assert r.returncode == 4
+    assert r.execs and r.execs[0].path == "/bin/sh"
+
+
+def test_timeout_kills_the_whole_tree(sb, work):
+    with pytest.raises(sandbox_py.TimeoutExpired) as ei:
+        sb.run(["/bin/sh", "-c", "sleep 30 & sleep 30; wait"], cwd=work, timeout=1)
+    assert not ei.value.result.complete
+
+
+def test_stopped_and_continued_child(sb, work):
+    """Job-control stops pass through the tracer (group-stop, not a hang)."""
+    r = sb.run(["/bin/sh", "-c", "sleep 5 & p=$!; kill -STOP $p; kill -CONT $p; kill $p; wait"],
+               cwd=work, timeout=20)
+    assert r.returncode in (0, 143)
