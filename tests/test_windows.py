@@ -155,6 +155,10 @@ def test_directory_listing(prefix, tools, tmp_path):
     assert winpath(tmp_path / "other") in res["enumerations"]
     # listing a directory does not read the files in it
     assert winpath(tmp_path / "listed" / "a.txt") not in res["reads"]
+    # FindFirstFile of one exact name is a probe of it, not a listing
+    assert winpath(tmp_path / "listed" / "a.txt") in res["probes"]
+    assert winpath(tmp_path / "no_such_dir") in res["probes"]
+    assert winpath(tmp_path / "no_such_dir") not in res["enumerations"]
 
 
 def test_rename(prefix, tools, tmp_path):

@@ -61,6 +61,8 @@ typedef NTSTATUS(NTAPI *NtClose_t)(HANDLE);
 typedef NTSTATUS(NTAPI *NtCreateSection_t)(PHANDLE, ACCESS_MASK, POBJECT_ATTRIBUTES, PLARGE_INTEGER,
                                            ULONG, ULONG, HANDLE);
 typedef NTSTATUS(NTAPI *NtTerminateProcess_t)(HANDLE, NTSTATUS);
+typedef NTSTATUS(NTAPI *NtDuplicateObject_t)(HANDLE, HANDLE, HANDLE, PHANDLE, ACCESS_MASK, ULONG,
+                                             ULONG);
 
 static NtCreateFile_t o_NtCreateFile;
 static NtOpenFile_t o_NtOpenFile;
@@ -73,6 +75,7 @@ static NtReadWriteFile_t o_NtReadFile, o_NtWriteFile;
 static NtClose_t o_NtClose;
 static NtCreateSection_t o_NtCreateSection;
 static NtTerminateProcess_t o_NtTerminateProcess;
+static NtDuplicateObject_t o_NtDuplicateObject;
 
 /* Join name (len units) onto the directory of handle root, or onto the
  * current directory when root is NULL and name is relative. */
@@ -440,17 +443,38 @@ static NTSTATUS NTAPI h_NtCreateSection(PHANDLE sh, ACCESS_MASK access, POBJECT_
     return st;
 }
 
+static int is_self(HANDLE process)
+{
+    return process == GetCurrentProcess() || GetProcessId(process) == GetCurrentProcessId();
+}
+
 static NTSTATUS NTAPI h_NtTerminateProcess(HANDLE process, NTSTATUS code)
 {
     /* NULL means "the other threads" (ExitProcess does that first); only the
      * process itself ending is the last moment to deliver events. */
-    if (sbx_active && process &&
-        (process == GetCurrentProcess() || GetProcessId(process) == GetCurrentProcessId())) {
+    if (sbx_active && process && is_self(process)) {
         sbx_tls_set(SBX_GUARD);
         sbx_handles_exit();
         sbx_bye();
     }
     return o_NtTerminateProcess(process, code);
+}
+
+/* DUPLICATE_CLOSE_SOURCE closes a handle without NtClose: forget it, or its
+ * value, reused later for something else, would carry the old name.  (The
+ * duplicate itself is resolved when first used.) */
+static NTSTATUS NTAPI h_NtDuplicateObject(HANDLE sp, HANDLE sh, HANDLE tp, PHANDLE th,
+                                          ACCESS_MASK access, ULONG attrs, ULONG options)
+{
+    if (sbx_active && (options & DUPLICATE_CLOSE_SOURCE) && is_self(sp)) {
+        unsigned prev = sbx_tls_get();
+        sbx_tls_set(prev | SBX_GUARD);
+        DWORD err = GetLastError();
+        sbx_handles_close(sh);
+        SetLastError(err);
+        sbx_tls_set(prev);
+    }
+    return o_NtDuplicateObject(sp, sh, tp, th, access, attrs, options);
 }
 
 #define HOOK(name) {"ntdll.dll", #name, (void *)h_##name, (void **)&o_##name}
@@ -468,5 +492,6 @@ const struct sbx_hook_def sbx_nt_hooks[] = {
     HOOK(NtWriteFile),
     HOOK(NtCreateSection),
     HOOK(NtTerminateProcess),
+    HOOK(NtDuplicateObject),
     {NULL, NULL, NULL, NULL},
 };

@@ -158,13 +158,10 @@ static void after_find_first(HANDLE h, DWORD err, const wchar_t *pattern)
                                  (const uint16_t *)up, 2);
     if (dlen <= 0)
         return;
-    if (h != INVALID_HANDLE_VALUE || err == ERROR_FILE_NOT_FOUND || err == ERROR_NO_MORE_FILES) {
+    if (h != INVALID_HANDLE_VALUE || err == ERROR_FILE_NOT_FOUND || err == ERROR_NO_MORE_FILES)
         sbx_record(SBX_ENUM, dir, (size_t)dlen);
-        if (h != INVALID_HANDLE_VALUE)   /* FindNextFileW re-reports through it */
-            sbx_handles_put(h, dir, (size_t)dlen, SBX_ENUM);
-    } else {
+    else
         sbx_record(SBX_PROBE, dir, (size_t)dlen);
-    }
 }
 
 static HANDLE WINAPI h_FindFirstFileExW(LPCWSTR pattern, FINDEX_INFO_LEVELS level, LPVOID data,

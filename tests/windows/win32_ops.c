@@ -95,6 +95,11 @@ static void mode_list(void)
     f = FindFirstFileExW(in_dir(L"other\\*.txt"), FindExInfoBasic, &fd, FindExSearchNameMatch, NULL, 0);
     check(f != INVALID_HANDLE_VALUE, "FindFirstFileExW");
     FindClose(f);
+    /* no wildcard: asks whether one name exists; missing directory: a probe */
+    f = FindFirstFileW(in_dir(L"listed\\a.txt"), &fd);
+    check(f != INVALID_HANDLE_VALUE, "FindFirstFileW(exact name)");
+    FindClose(f);
+    check(FindFirstFileW(in_dir(L"no_such_dir\\*"), &fd) == INVALID_HANDLE_VALUE, "missing dir");
 }
 
 static void mode_rename(void)
