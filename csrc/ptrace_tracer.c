@@ -827,7 +827,9 @@ static void handle_stop(struct sbx_ptrace_run *r, pid_t tid, int st)
         if (on_entry(r, t))
             req = PTRACE_SYSCALL;     /* see the result too */
     } else if (ev == PTRACE_EVENT_EXEC) {
-        on_exec(r, t);
+        /* the launcher may be seized while its own exec completes */
+        if (tid != r->root)
+            on_exec(r, t);
         req = PTRACE_SYSCALL;         /* the execve exit stop follows */
         t->nr = -1;
     } else if (ev == PTRACE_EVENT_EXIT) {
