@@ -14,7 +14,6 @@ differ there (docs/windows.md).
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import os
 import statistics
@@ -26,21 +25,15 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-def _load(name):
-    spec = importlib.util.spec_from_file_location(
-        "sbx_windows_" + name, os.path.join(ROOT, "shims", "windows", name + ".py"))
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
-
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--files", type=int, default=5000)
     ap.add_argument("--pairs", type=int, default=11)
     opts = ap.parse_args()
 
-    build, wine = _load("build"), _load("wine")
+    sys.path.insert(0, os.path.join(ROOT, "shims", "windows"))
+    import winbuild as build  # noqa: PLC0415  (shims/windows/winbuild.py)
+    import wineprefix as wine  # noqa: PLC0415  (shims/windows/wineprefix.py)
     winpath = wine.winpath
 
     with tempfile.TemporaryDirectory(prefix="sbx-bench-win-") as tmp:

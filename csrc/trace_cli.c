@@ -203,7 +203,7 @@ static int trace_command(const struct cli *cli, wchar_t *cmdline)
     wchar_t *cwd = cli->cwd ? wide(cli->cwd) : NULL;
     if (!dll || GetFileAttributesW(dll) == INVALID_FILE_ATTRIBUTES) {
         fprintf(stderr, "sbx-trace: the hook DLL sbx_hook.dll is not next to sbx-trace.exe; "
-                        "rebuild with shims/windows/build.py\n");
+                        "rebuild with shims/windows/winbuild.py\n");
         return EXIT_OWN_ERROR;
     }
     struct sbx_win_run run = {cmdline, cwd, dll, (const char *const *)cli->argv, cli->argc,

@@ -1,7 +1,7 @@
 """The Windows backend (detours), run under Wine on Linux.
 
 The session builds sbx-trace.exe and sbx_hook.dll with mingw-w64
-(shims/windows/build.py), compiles the scenario programs of tests/windows/,
+(shims/windows/winbuild.py), compiles the scenario programs of tests/windows/,
 creates a private Wine prefix in a temporary directory and keeps one
 wineserver up for the whole session (killed at the end).  Each test runs a
 scenario under `wine sbx-trace.exe -o result.json -- scenario.exe ...` and
@@ -10,12 +10,12 @@ not in the wrong ones.
 """
 from __future__ import annotations
 
-import importlib.util
 import itertools
 import json
 import os
 import shutil
 import subprocess
+import sys
 import time
 
 import pytest
@@ -24,32 +24,27 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SCENARIOS = os.path.join(ROOT, "tests", "windows")
 MINGW = "x86_64-w64-mingw32-gcc"
 
-def _load(name):
-    spec = importlib.util.spec_from_file_location(
-        "sbx_windows_" + name, os.path.join(ROOT, "shims", "windows", name + ".py"))
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+sys.path.insert(0, os.path.join(ROOT, "shims", "windows"))
+import winbuild  # noqa: E402  (shims/windows/winbuild.py)
+import wineprefix  # noqa: E402  (shims/windows/wineprefix.py)
 
-
-winebuild, wine = _load("build"), _load("wine")
-winpath = wine.winpath
+winpath = wineprefix.winpath
 
 pytestmark = pytest.mark.skipif(
-    not (shutil.which(MINGW) and all(wine.binaries())),
+    not (shutil.which(MINGW) and all(wineprefix.binaries())),
     reason="needs mingw-w64 and wine (scripts/setup.sh installs gcc-mingw-w64-x86-64 and wine64)")
 
 
 @pytest.fixture(scope="session")
 def prefix(tmp_path_factory):
-    with wine.WinePrefix(str(tmp_path_factory.mktemp("wineprefix"))) as w:
+    with wineprefix.WinePrefix(str(tmp_path_factory.mktemp("wineprefix"))) as w:
         yield w
 
 
 @pytest.fixture(scope="session")
 def tools(tmp_path_factory):
     out = tmp_path_factory.mktemp("winbuild")
-    built = winebuild.build(str(out))
+    built = winbuild.build(str(out))
     exes = {}
     for name in ("win32_ops", "nt_ops", "popen_like"):
         exe = str(out / (name + ".exe"))

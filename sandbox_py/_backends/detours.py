@@ -26,7 +26,7 @@ import tempfile
 from .._runner import TraceSession, exec_record
 
 NAME = "detours"
-REMEDY = ("build the Windows binaries with shims/windows/build.py (mingw-w64) and put "
+REMEDY = ("build the Windows binaries with shims/windows/winbuild.py (mingw-w64) and put "
           "sbx-trace.exe and sbx_hook.dll in sandbox_py/_bin, or point "
           "SANDBOX_PY_DETOURS_DIR at their directory")
 

@@ -35,39 +35,29 @@ void sbx_tls_set(unsigned v)
     SetLastError(e);
 }
 
-static int read_config(void)
+/* The configuration the injector left for this process; NULL when we were
+ * not injected by sbx-trace.  Unmap with close_config. */
+static struct sbx_wire_config *open_config(HANDLE *map)
 {
     wchar_t name[64];
     _snwprintf(name, 64, SBX_CFG_PREFIX L"%lu", (unsigned long)GetCurrentProcessId());
     name[63] = 0;
-    HANDLE map = OpenFileMappingW(FILE_MAP_ALL_ACCESS, FALSE, name);
-    if (!map)
-        return 0;
-    struct sbx_wire_config *cfg = MapViewOfFile(map, FILE_MAP_ALL_ACCESS, 0, 0, 0);
-    int ok = 0;
-    if (cfg && cfg->magic == SBX_CFG_MAGIC) {
-        sbx_cfg = *cfg;
-        ok = 1;
+    *map = OpenFileMappingW(FILE_MAP_ALL_ACCESS, FALSE, name);
+    if (!*map)
+        return NULL;
+    struct sbx_wire_config *cfg = MapViewOfFile(*map, FILE_MAP_ALL_ACCESS, 0, 0, 0);
+    if (!cfg || cfg->magic != SBX_CFG_MAGIC) {
+        if (cfg)
+            UnmapViewOfFile(cfg);
+        CloseHandle(*map);
+        return NULL;
     }
-    if (cfg)
-        UnmapViewOfFile(cfg);
-    CloseHandle(map);
-    return ok;
+    return cfg;
 }
 
-static void mark_attached(void)
+static void close_config(struct sbx_wire_config *cfg, HANDLE map)
 {
-    wchar_t name[64];
-    _snwprintf(name, 64, SBX_CFG_PREFIX L"%lu", (unsigned long)GetCurrentProcessId());
-    name[63] = 0;
-    HANDLE map = OpenFileMappingW(FILE_MAP_ALL_ACCESS, FALSE, name);
-    if (!map)
-        return;
-    struct sbx_wire_config *cfg = MapViewOfFile(map, FILE_MAP_ALL_ACCESS, 0, 0, 0);
-    if (cfg) {
-        cfg->attached = 1;
-        UnmapViewOfFile(cfg);
-    }
+    UnmapViewOfFile(cfg);
     CloseHandle(map);
 }
 
@@ -117,24 +107,30 @@ static void install(const struct sbx_hook_def *defs)
 static void attach(HMODULE module)
 {
     self_module = module;
-    if (!read_config())
+    HANDLE map;
+    struct sbx_wire_config *cfg = open_config(&map);
+    if (!cfg)
         return;
+    sbx_cfg = *cfg;
     tls_index = TlsAlloc();
-    if (tls_index == TLS_OUT_OF_INDEXES)
-        return;
-    sbx_handles_init();
-    if (sbx_pipe_connect() < 0)
-        return;                 /* the launcher notices the missing HELLO */
-    sbx_active = 1;
-    unsigned prev;
-    sbx_enter(&prev);
-    report_loaded_modules();
-    install(sbx_nt_hooks);
-    install(sbx_win32_hooks);
-    install(sbx_process_hooks);
-    sbx_flush();
-    sbx_leave(prev);
-    mark_attached();
+    if (tls_index != TLS_OUT_OF_INDEXES) {
+        sbx_handles_init();
+        /* Without the pipe we stay inert: the injector then reports that
+         * the DLL did not start (attached stays 0). */
+        if (sbx_pipe_connect() == 0) {
+            sbx_active = 1;
+            unsigned prev;
+            sbx_enter(&prev);
+            report_loaded_modules();
+            install(sbx_nt_hooks);
+            install(sbx_win32_hooks);
+            install(sbx_process_hooks);
+            sbx_flush();
+            sbx_leave(prev);
+            cfg->attached = 1;  /* the injector waits for this */
+        }
+    }
+    close_config(cfg, map);
 }
 
 BOOL WINAPI DllMain(HINSTANCE module, DWORD reason, LPVOID reserved)

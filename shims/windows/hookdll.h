@@ -55,6 +55,39 @@ static inline void sbx_leave(unsigned prev)
     sbx_tls_set(prev);
 }
 
+/* The two shapes of a hook body.
+ *
+ * NT layer: the original is a system call stub that calls nothing hooked, so
+ * it runs first and `record` runs after it unless the thread is inside
+ * another hook (which records the access with its own meaning).
+ *
+ * Win32 layer: the guard is set *around* the original, so the NT calls it
+ * makes pass through; `record` then sees `result` (the original's return
+ * value) and `error` (its last error, restored for the caller afterwards). */
+#define SBX_RECORD_AFTER(record)                                                 \
+    do {                                                                         \
+        unsigned prev_;                                                          \
+        if (sbx_enter(&prev_)) {                                                 \
+            DWORD error = GetLastError();                                        \
+            record;                                                              \
+            SetLastError(error);                                                 \
+            sbx_leave(prev_);                                                    \
+        }                                                                        \
+    } while (0)
+
+#define SBX_GUARDED_CALL(type, call, record)                                     \
+    do {                                                                         \
+        unsigned prev_;                                                          \
+        if (!sbx_enter(&prev_))                                                  \
+            return call;                                                         \
+        type result = call;                                                      \
+        DWORD error = GetLastError();                                            \
+        record;                                                                  \
+        SetLastError(error);                                                     \
+        sbx_leave(prev_);                                                        \
+        return result;                                                           \
+    } while (0)
+
 /* ---- events (pipe_client.c) ----------------------------------------------- */
 int sbx_pipe_connect(void);
 /* Record an already normal path (see csrc/win/winpath.h). */
@@ -71,6 +104,9 @@ void sbx_bye(void);
 size_t sbx_full_path(const wchar_t *in, wchar_t *out, size_t cap);
 /* Record a Win32 path given by the program. */
 void sbx_record_win32(unsigned flags, const wchar_t *path);
+/* An ANSI string in code page cp as UTF-16, on the process heap (free with
+ * HeapFree(GetProcessHeap(), ...)); NULL for NULL or no memory. */
+wchar_t *sbx_widen(const char *s, UINT cp);
 
 /* ---- handles (handle_table.c) ---------------------------------------------- */
 #define SBX_H_OPENED 0x1000u   /* opened by a hooked call: probe if never used */

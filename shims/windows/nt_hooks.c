@@ -150,65 +150,41 @@ static NTSTATUS NTAPI h_NtCreateFile(PHANDLE fh, ACCESS_MASK access, POBJECT_ATT
                                      ULONG share, ULONG disposition, ULONG options, PVOID ea,
                                      ULONG ealen)
 {
-    unsigned prev;
-    if (!sbx_enter(&prev))
-        return o_NtCreateFile(fh, access, oa, iosb, alloc, attrs, share, disposition, options,
-                              ea, ealen);
     NTSTATUS st = o_NtCreateFile(fh, access, oa, iosb, alloc, attrs, share, disposition, options,
                                  ea, ealen);
-    DWORD err = GetLastError();
-    after_open(st, fh, oa, iosb, options);
-    SetLastError(err);
-    sbx_leave(prev);
+    SBX_RECORD_AFTER(after_open(st, fh, oa, iosb, options));
     return st;
 }
 
 static NTSTATUS NTAPI h_NtOpenFile(PHANDLE fh, ACCESS_MASK access, POBJECT_ATTRIBUTES oa,
                                    PIO_STATUS_BLOCK iosb, ULONG share, ULONG options)
 {
-    unsigned prev;
-    if (!sbx_enter(&prev))
-        return o_NtOpenFile(fh, access, oa, iosb, share, options);
     NTSTATUS st = o_NtOpenFile(fh, access, oa, iosb, share, options);
-    DWORD err = GetLastError();
-    after_open(st, fh, oa, iosb, options);
-    SetLastError(err);
-    sbx_leave(prev);
+    SBX_RECORD_AFTER(after_open(st, fh, oa, iosb, options));
     return st;
 }
 
-/* A metadata query by name is a probe, whether the file exists or not. */
-static void probe_oa(POBJECT_ATTRIBUTES oa)
+/* A name given in OBJECT_ATTRIBUTES, in the category given.  A metadata
+ * query by name is a probe, whether the file exists or not. */
+static void record_oa(unsigned cats, POBJECT_ATTRIBUTES oa)
 {
     wchar_t path[SBX_PATH_MAX];
     size_t len = oa_path(oa, path);
     if (len)
-        sbx_record(SBX_PROBE, path, len);
+        sbx_record(cats, path, len);
 }
 
 static NTSTATUS NTAPI h_NtQueryAttributesFile(POBJECT_ATTRIBUTES oa, PVOID info)
 {
-    unsigned prev;
     NTSTATUS st = o_NtQueryAttributesFile(oa, info);
-    if (sbx_enter(&prev)) {
-        DWORD err = GetLastError();
-        probe_oa(oa);
-        SetLastError(err);
-        sbx_leave(prev);
-    }
+    SBX_RECORD_AFTER(record_oa(SBX_PROBE, oa));
     return st;
 }
 
 static NTSTATUS NTAPI h_NtQueryFullAttributesFile(POBJECT_ATTRIBUTES oa, PVOID info)
 {
-    unsigned prev;
     NTSTATUS st = o_NtQueryFullAttributesFile(oa, info);
-    if (sbx_enter(&prev)) {
-        DWORD err = GetLastError();
-        probe_oa(oa);
-        SetLastError(err);
-        sbx_leave(prev);
-    }
+    SBX_RECORD_AFTER(record_oa(SBX_PROBE, oa));
     return st;
 }
 
@@ -240,15 +216,9 @@ static NTSTATUS NTAPI h_NtQueryDirectoryFile(HANDLE h, HANDLE ev, PVOID apc, PVO
                                              ULONG cls, BOOLEAN single, PUNICODE_STRING mask,
                                              BOOLEAN restart)
 {
-    unsigned prev;
     NTSTATUS st = o_NtQueryDirectoryFile(h, ev, apc, ctx, iosb, info, len, cls, single, mask,
                                          restart);
-    if (sbx_enter(&prev)) {
-        DWORD err = GetLastError();
-        after_query_directory(h, mask);
-        SetLastError(err);
-        sbx_leave(prev);
-    }
+    SBX_RECORD_AFTER(after_query_directory(h, mask));
     return st;
 }
 
@@ -256,14 +226,8 @@ static NTSTATUS NTAPI h_NtQueryDirectoryFileEx(HANDLE h, HANDLE ev, PVOID apc, P
                                                PIO_STATUS_BLOCK iosb, PVOID info, ULONG len,
                                                ULONG cls, ULONG flags, PUNICODE_STRING mask)
 {
-    unsigned prev;
     NTSTATUS st = o_NtQueryDirectoryFileEx(h, ev, apc, ctx, iosb, info, len, cls, flags, mask);
-    if (sbx_enter(&prev)) {
-        DWORD err = GetLastError();
-        after_query_directory(h, mask);
-        SetLastError(err);
-        sbx_leave(prev);
-    }
+    SBX_RECORD_AFTER(after_query_directory(h, mask));
     return st;
 }
 
@@ -347,30 +311,15 @@ static void after_set_information(NTSTATUS st, HANDLE h, PVOID info, ULONG len, 
 static NTSTATUS NTAPI h_NtSetInformationFile(HANDLE h, PIO_STATUS_BLOCK iosb, PVOID info,
                                              ULONG len, ULONG cls)
 {
-    unsigned prev;
     NTSTATUS st = o_NtSetInformationFile(h, iosb, info, len, cls);
-    if (sbx_enter(&prev)) {
-        DWORD err = GetLastError();
-        after_set_information(st, h, info, len, cls);
-        SetLastError(err);
-        sbx_leave(prev);
-    }
+    SBX_RECORD_AFTER(after_set_information(st, h, info, len, cls));
     return st;
 }
 
 static NTSTATUS NTAPI h_NtDeleteFile(POBJECT_ATTRIBUTES oa)
 {
-    unsigned prev;
     NTSTATUS st = o_NtDeleteFile(oa);
-    if (sbx_enter(&prev)) {
-        DWORD err = GetLastError();
-        wchar_t path[SBX_PATH_MAX];
-        size_t len = oa_path(oa, path);
-        if (len)
-            sbx_record(NT_OK(st) ? SBX_WRITE : SBX_PROBE, path, len);
-        SetLastError(err);
-        sbx_leave(prev);
-    }
+    SBX_RECORD_AFTER(record_oa(NT_OK(st) ? SBX_WRITE : SBX_PROBE, oa));
     return st;
 }
 
@@ -384,14 +333,9 @@ static NTSTATUS NTAPI h_NtReadFile(HANDLE h, HANDLE ev, PVOID apc, PVOID ctx,
                                    PIO_STATUS_BLOCK iosb, PVOID b, ULONG n, PLARGE_INTEGER off,
                                    PULONG key)
 {
-    unsigned prev;
     NTSTATUS st = o_NtReadFile(h, ev, apc, ctx, iosb, b, n, off, key);
-    if (transferred(st) && sbx_enter(&prev)) {
-        DWORD err = GetLastError();
-        sbx_handles_use(h, SBX_READ);
-        SetLastError(err);
-        sbx_leave(prev);
-    }
+    if (transferred(st))
+        SBX_RECORD_AFTER(sbx_handles_use(h, SBX_READ));
     return st;
 }
 
@@ -399,28 +343,29 @@ static NTSTATUS NTAPI h_NtWriteFile(HANDLE h, HANDLE ev, PVOID apc, PVOID ctx,
                                     PIO_STATUS_BLOCK iosb, PVOID b, ULONG n, PLARGE_INTEGER off,
                                     PULONG key)
 {
-    unsigned prev;
     NTSTATUS st = o_NtWriteFile(h, ev, apc, ctx, iosb, b, n, off, key);
-    if (NT_OK(st) && sbx_enter(&prev)) {
-        DWORD err = GetLastError();
-        sbx_handles_use(h, SBX_WRITE);
-        SetLastError(err);
-        sbx_leave(prev);
-    }
+    if (NT_OK(st))
+        SBX_RECORD_AFTER(sbx_handles_use(h, SBX_WRITE));
     return st;
+}
+
+/* Forget a handle before its value can be reused by another open; done
+ * even inside another hook, since the table must never hold a dead handle. */
+static void forget_handle(HANDLE h)
+{
+    if (!sbx_active)
+        return;
+    unsigned prev = sbx_tls_get();
+    sbx_tls_set(prev | SBX_GUARD);
+    DWORD err = GetLastError();
+    sbx_handles_close(h);
+    SetLastError(err);
+    sbx_tls_set(prev);
 }
 
 static NTSTATUS NTAPI h_NtClose(HANDLE h)
 {
-    /* Forget the handle before the value can be reused by another open. */
-    if (sbx_active) {
-        unsigned prev = sbx_tls_get();
-        sbx_tls_set(prev | SBX_GUARD);
-        DWORD err = GetLastError();
-        sbx_handles_close(h);
-        SetLastError(err);
-        sbx_tls_set(prev);
-    }
+    forget_handle(h);
     return o_NtClose(h);
 }
 
@@ -430,16 +375,11 @@ static NTSTATUS NTAPI h_NtCreateSection(PHANDLE sh, ACCESS_MASK access, POBJECT_
                                         PLARGE_INTEGER size, ULONG protect, ULONG attrs,
                                         HANDLE file)
 {
-    unsigned prev;
     NTSTATUS st = o_NtCreateSection(sh, access, oa, size, protect, attrs, file);
-    if (file && NT_OK(st) && sbx_enter(&prev)) {
-        DWORD err = GetLastError();
-        sbx_handles_use(file, SBX_READ);
-        if (protect & (PAGE_READWRITE | PAGE_EXECUTE_READWRITE))
-            sbx_handles_use(file, SBX_WRITE);
-        SetLastError(err);
-        sbx_leave(prev);
-    }
+    if (file && NT_OK(st))
+        SBX_RECORD_AFTER(sbx_handles_use(file, SBX_READ);
+                         if (protect & (PAGE_READWRITE | PAGE_EXECUTE_READWRITE))
+                             sbx_handles_use(file, SBX_WRITE));
     return st;
 }
 
@@ -466,14 +406,8 @@ static NTSTATUS NTAPI h_NtTerminateProcess(HANDLE process, NTSTATUS code)
 static NTSTATUS NTAPI h_NtDuplicateObject(HANDLE sp, HANDLE sh, HANDLE tp, PHANDLE th,
                                           ACCESS_MASK access, ULONG attrs, ULONG options)
 {
-    if (sbx_active && (options & DUPLICATE_CLOSE_SOURCE) && is_self(sp)) {
-        unsigned prev = sbx_tls_get();
-        sbx_tls_set(prev | SBX_GUARD);
-        DWORD err = GetLastError();
-        sbx_handles_close(sh);
-        SetLastError(err);
-        sbx_tls_set(prev);
-    }
+    if (sbx_active && (options & DUPLICATE_CLOSE_SOURCE) && is_self(sp))
+        forget_handle(sh);
     return o_NtDuplicateObject(sp, sh, tp, th, access, attrs, options);
 }
 

@@ -268,3 +268,14 @@ void sbx_record_win32(unsigned flags, const wchar_t *path)
     if (n)
         sbx_record(flags, norm, n);
 }
+
+wchar_t *sbx_widen(const char *s, UINT cp)
+{
+    if (!s)
+        return NULL;
+    int n = MultiByteToWideChar(cp, 0, s, -1, NULL, 0);
+    wchar_t *w = n > 0 ? HeapAlloc(GetProcessHeap(), 0, (size_t)n * sizeof *w) : NULL;
+    if (w)
+        MultiByteToWideChar(cp, 0, s, -1, w, n);
+    return w;
+}

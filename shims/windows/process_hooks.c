@@ -52,17 +52,20 @@ static void after_spawn(const PROCESS_INFORMATION *pi, const wchar_t *app, const
         ResumeThread(pi->hThread);
 }
 
-static BOOL WINAPI h_CreateProcessW(LPCWSTR app, LPWSTR cmd, LPSECURITY_ATTRIBUTES pa,
-                                    LPSECURITY_ATTRIBUTES ta, BOOL inherit, DWORD flags,
-                                    LPVOID env, LPCWSTR cwd, LPSTARTUPINFOW si,
-                                    LPPROCESS_INFORMATION pi)
+/* 0 when this thread is already inside a spawn (CreateProcessA calling
+ * CreateProcessW) or another hook: the outer one does the work. */
+static int spawn_enter(unsigned *prev)
 {
-    unsigned prev = sbx_active ? sbx_tls_get() : SBX_IN_SPAWN;
-    if (prev & (SBX_IN_SPAWN | SBX_GUARD))
-        return o_CreateProcessW(app, cmd, pa, ta, inherit, flags, env, cwd, si, pi);
-    sbx_tls_set(prev | SBX_IN_SPAWN);
-    BOOL ok = o_CreateProcessW(app, cmd, pa, ta, inherit, flags | CREATE_SUSPENDED, env, cwd,
-                               si, pi);
+    *prev = sbx_active ? sbx_tls_get() : SBX_IN_SPAWN;
+    if (*prev & (SBX_IN_SPAWN | SBX_GUARD))
+        return 0;
+    sbx_tls_set(*prev | SBX_IN_SPAWN);
+    return 1;
+}
+
+static BOOL spawn_leave(unsigned prev, BOOL ok, const PROCESS_INFORMATION *pi,
+                        const wchar_t *app, const wchar_t *cmd, DWORD flags)
+{
     DWORD err = GetLastError();
     if (ok) {
         sbx_tls_set(prev | SBX_IN_SPAWN | SBX_GUARD);
@@ -73,15 +76,17 @@ static BOOL WINAPI h_CreateProcessW(LPCWSTR app, LPWSTR cmd, LPSECURITY_ATTRIBUT
     return ok;
 }
 
-static wchar_t *widen(const char *s)
+static BOOL WINAPI h_CreateProcessW(LPCWSTR app, LPWSTR cmd, LPSECURITY_ATTRIBUTES pa,
+                                    LPSECURITY_ATTRIBUTES ta, BOOL inherit, DWORD flags,
+                                    LPVOID env, LPCWSTR cwd, LPSTARTUPINFOW si,
+                                    LPPROCESS_INFORMATION pi)
 {
-    if (!s)
-        return NULL;
-    int n = MultiByteToWideChar(CP_ACP, 0, s, -1, NULL, 0);
-    wchar_t *w = n > 0 ? HeapAlloc(GetProcessHeap(), 0, (size_t)n * sizeof *w) : NULL;
-    if (w)
-        MultiByteToWideChar(CP_ACP, 0, s, -1, w, n);
-    return w;
+    unsigned prev;
+    if (!spawn_enter(&prev))
+        return o_CreateProcessW(app, cmd, pa, ta, inherit, flags, env, cwd, si, pi);
+    BOOL ok = o_CreateProcessW(app, cmd, pa, ta, inherit, flags | CREATE_SUSPENDED, env, cwd,
+                               si, pi);
+    return spawn_leave(prev, ok, pi, app, cmd, flags);
 }
 
 static BOOL WINAPI h_CreateProcessA(LPCSTR app, LPSTR cmd, LPSECURITY_ATTRIBUTES pa,
@@ -89,23 +94,21 @@ static BOOL WINAPI h_CreateProcessA(LPCSTR app, LPSTR cmd, LPSECURITY_ATTRIBUTES
                                     LPVOID env, LPCSTR cwd, LPSTARTUPINFOA si,
                                     LPPROCESS_INFORMATION pi)
 {
-    unsigned prev = sbx_active ? sbx_tls_get() : SBX_IN_SPAWN;
-    if (prev & (SBX_IN_SPAWN | SBX_GUARD))
+    unsigned prev;
+    if (!spawn_enter(&prev))
         return o_CreateProcessA(app, cmd, pa, ta, inherit, flags, env, cwd, si, pi);
-    sbx_tls_set(prev | SBX_IN_SPAWN);
     BOOL ok = o_CreateProcessA(app, cmd, pa, ta, inherit, flags | CREATE_SUSPENDED, env, cwd,
                                si, pi);
     DWORD err = GetLastError();
-    if (ok) {
-        sbx_tls_set(prev | SBX_IN_SPAWN | SBX_GUARD);
-        wchar_t *wapp = widen(app), *wcmd = widen(cmd);
-        after_spawn(pi, wapp, wcmd, flags);
-        if (wapp)
-            HeapFree(GetProcessHeap(), 0, wapp);
-        if (wcmd)
-            HeapFree(GetProcessHeap(), 0, wcmd);
-    }
-    sbx_tls_set(prev);
+    wchar_t *wapp = ok ? sbx_widen(app, CP_ACP) : NULL;
+    wchar_t *wcmd = ok ? sbx_widen(cmd, CP_ACP) : NULL;
+    SetLastError(err);
+    ok = spawn_leave(prev, ok, pi, wapp, wcmd, flags);
+    err = GetLastError();
+    if (wapp)
+        HeapFree(GetProcessHeap(), 0, wapp);
+    if (wcmd)
+        HeapFree(GetProcessHeap(), 0, wcmd);
     SetLastError(err);
     return ok;
 }

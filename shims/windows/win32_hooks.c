@@ -21,7 +21,7 @@ typedef HANDLE(WINAPI *FindFirstFileExW_t)(LPCWSTR, FINDEX_INFO_LEVELS, LPVOID, 
                                            LPVOID, DWORD);
 typedef BOOL(WINAPI *FindNextFileW_t)(HANDLE, LPWIN32_FIND_DATAW);
 typedef BOOL(WINAPI *MoveFileExW_t)(LPCWSTR, LPCWSTR, DWORD);
-typedef BOOL(WINAPI *OneName_t)(LPCWSTR);
+typedef BOOL(WINAPI *OneName_t)(LPCWSTR);  /* DeleteFileW, RemoveDirectoryW */
 typedef BOOL(WINAPI *CopyFileW_t)(LPCWSTR, LPCWSTR, BOOL);
 typedef BOOL(WINAPI *CreateDirectoryW_t)(LPCWSTR, LPSECURITY_ATTRIBUTES);
 
@@ -66,70 +66,39 @@ static HANDLE WINAPI h_CreateFileW(LPCWSTR name, DWORD access, DWORD share,
                                    LPSECURITY_ATTRIBUTES sa, DWORD disposition, DWORD flags,
                                    HANDLE tmpl)
 {
-    unsigned prev;
-    if (!sbx_enter(&prev))
-        return o_CreateFileW(name, access, share, sa, disposition, flags, tmpl);
-    HANDLE h = o_CreateFileW(name, access, share, sa, disposition, flags, tmpl);
-    DWORD err = GetLastError();
-    after_create_file(h, err, name, disposition, flags);
-    SetLastError(err);
-    sbx_leave(prev);
-    return h;
+    SBX_GUARDED_CALL(HANDLE, o_CreateFileW(name, access, share, sa, disposition, flags, tmpl),
+                     after_create_file(result, error, name, disposition, flags));
 }
 
 /* ANSI names, decoded as the file APIs decode them (ANSI or OEM code page). */
-static wchar_t *widen(const char *s, wchar_t *buf, size_t cap)
+static void after_create_file_a(HANDLE h, DWORD err, const char *name, DWORD disposition,
+                                DWORD flags)
 {
-    if (!s)
-        return NULL;
-    UINT cp = AreFileApisANSI() ? CP_ACP : CP_OEMCP;
-    if (!MultiByteToWideChar(cp, 0, s, -1, buf, (int)cap))
-        return NULL;
-    return buf;
+    wchar_t *wname = sbx_widen(name, AreFileApisANSI() ? CP_ACP : CP_OEMCP);
+    if (!wname)
+        return;
+    after_create_file(h, err, wname, disposition, flags);
+    HeapFree(GetProcessHeap(), 0, wname);
 }
 
 static HANDLE WINAPI h_CreateFileA(LPCSTR name, DWORD access, DWORD share,
                                    LPSECURITY_ATTRIBUTES sa, DWORD disposition, DWORD flags,
                                    HANDLE tmpl)
 {
-    unsigned prev;
-    if (!sbx_enter(&prev))
-        return o_CreateFileA(name, access, share, sa, disposition, flags, tmpl);
-    HANDLE h = o_CreateFileA(name, access, share, sa, disposition, flags, tmpl);
-    DWORD err = GetLastError();
-    wchar_t wname[SBX_PATH_MAX];
-    if (widen(name, wname, SBX_PATH_MAX))
-        after_create_file(h, err, wname, disposition, flags);
-    SetLastError(err);
-    sbx_leave(prev);
-    return h;
+    SBX_GUARDED_CALL(HANDLE, o_CreateFileA(name, access, share, sa, disposition, flags, tmpl),
+                     after_create_file_a(result, error, name, disposition, flags));
 }
 
 /* ---- metadata --------------------------------------------------------------- */
 static DWORD WINAPI h_GetFileAttributesW(LPCWSTR name)
 {
-    unsigned prev;
-    if (!sbx_enter(&prev))
-        return o_GetFileAttributesW(name);
-    DWORD r = o_GetFileAttributesW(name);
-    DWORD err = GetLastError();
-    sbx_record_win32(SBX_PROBE, name);
-    SetLastError(err);
-    sbx_leave(prev);
-    return r;
+    SBX_GUARDED_CALL(DWORD, o_GetFileAttributesW(name), sbx_record_win32(SBX_PROBE, name));
 }
 
 static BOOL WINAPI h_GetFileAttributesExW(LPCWSTR name, GET_FILEEX_INFO_LEVELS level, LPVOID out)
 {
-    unsigned prev;
-    if (!sbx_enter(&prev))
-        return o_GetFileAttributesExW(name, level, out);
-    BOOL r = o_GetFileAttributesExW(name, level, out);
-    DWORD err = GetLastError();
-    sbx_record_win32(SBX_PROBE, name);
-    SetLastError(err);
-    sbx_leave(prev);
-    return r;
+    SBX_GUARDED_CALL(BOOL, o_GetFileAttributesExW(name, level, out),
+                     sbx_record_win32(SBX_PROBE, name));
 }
 
 /* ---- directory listing ---------------------------------------------------------- */
@@ -167,103 +136,53 @@ static void after_find_first(HANDLE h, DWORD err, const wchar_t *pattern)
 static HANDLE WINAPI h_FindFirstFileExW(LPCWSTR pattern, FINDEX_INFO_LEVELS level, LPVOID data,
                                         FINDEX_SEARCH_OPS op, LPVOID filter, DWORD flags)
 {
-    unsigned prev;
-    if (!sbx_enter(&prev))
-        return o_FindFirstFileExW(pattern, level, data, op, filter, flags);
-    HANDLE h = o_FindFirstFileExW(pattern, level, data, op, filter, flags);
-    DWORD err = GetLastError();
-    after_find_first(h, err, pattern);
-    SetLastError(err);
-    sbx_leave(prev);
-    return h;
+    SBX_GUARDED_CALL(HANDLE, o_FindFirstFileExW(pattern, level, data, op, filter, flags),
+                     after_find_first(result, error, pattern));
 }
 
 static HANDLE WINAPI h_FindFirstFileW(LPCWSTR pattern, LPWIN32_FIND_DATAW data)
 {
-    unsigned prev;
-    if (!sbx_enter(&prev))
-        return o_FindFirstFileW(pattern, data);
-    HANDLE h = o_FindFirstFileW(pattern, data);
-    DWORD err = GetLastError();
-    after_find_first(h, err, pattern);
-    SetLastError(err);
-    sbx_leave(prev);
-    return h;
+    SBX_GUARDED_CALL(HANDLE, o_FindFirstFileW(pattern, data),
+                     after_find_first(result, error, pattern));
 }
 
 static BOOL WINAPI h_FindNextFileW(HANDLE h, LPWIN32_FIND_DATAW data)
 {
-    unsigned prev;
-    if (!sbx_enter(&prev))
-        return o_FindNextFileW(h, data);
-    BOOL r = o_FindNextFileW(h, data);
-    /* Already reported by FindFirstFile; kept guarded so the directory
-     * reads underneath are not taken for a second listing. */
-    sbx_leave(prev);
-    return r;
+    /* Already reported by FindFirstFile; guarded so the directory reads
+     * underneath are not taken for a second listing. */
+    SBX_GUARDED_CALL(BOOL, o_FindNextFileW(h, data), (void)0);
 }
 
 /* ---- changes to names -------------------------------------------------------------- */
 static BOOL WINAPI h_MoveFileExW(LPCWSTR from, LPCWSTR to, DWORD flags)
 {
-    unsigned prev;
-    if (!sbx_enter(&prev))
-        return o_MoveFileExW(from, to, flags);
-    BOOL ok = o_MoveFileExW(from, to, flags);
-    DWORD err = GetLastError();
-    sbx_record_win32(ok ? SBX_WRITE : SBX_PROBE, from);
-    if (to)   /* NULL with MOVEFILE_DELAY_UNTIL_REBOOT: delete at reboot */
-        sbx_record_win32(ok ? SBX_WRITE | SBX_CREATED : SBX_PROBE, to);
-    SetLastError(err);
-    sbx_leave(prev);
-    return ok;
-}
-
-static BOOL one_name(OneName_t fn, LPCWSTR name, unsigned ok_cats)
-{
-    unsigned prev;
-    if (!sbx_enter(&prev))
-        return fn(name);
-    BOOL ok = fn(name);
-    DWORD err = GetLastError();
-    sbx_record_win32(ok ? ok_cats : SBX_PROBE, name);
-    SetLastError(err);
-    sbx_leave(prev);
-    return ok;
+    /* to == NULL (MOVEFILE_DELAY_UNTIL_REBOOT) deletes at reboot */
+    SBX_GUARDED_CALL(BOOL, o_MoveFileExW(from, to, flags),
+                     sbx_record_win32(result ? SBX_WRITE : SBX_PROBE, from);
+                     if (to)
+                         sbx_record_win32(result ? SBX_WRITE | SBX_CREATED : SBX_PROBE, to));
 }
 
 static BOOL WINAPI h_DeleteFileW(LPCWSTR name)
 {
-    return one_name(o_DeleteFileW, name, SBX_WRITE);
+    SBX_GUARDED_CALL(BOOL, o_DeleteFileW(name),
+                     sbx_record_win32(result ? SBX_WRITE : SBX_PROBE, name));
 }
 
 static BOOL WINAPI h_RemoveDirectoryW(LPCWSTR name)
 {
-    return one_name(o_RemoveDirectoryW, name, SBX_WRITE);
+    SBX_GUARDED_CALL(BOOL, o_RemoveDirectoryW(name),
+                     sbx_record_win32(result ? SBX_WRITE : SBX_PROBE, name));
 }
 
 static BOOL WINAPI h_CreateDirectoryW(LPCWSTR name, LPSECURITY_ATTRIBUTES sa)
 {
-    unsigned prev;
-    if (!sbx_enter(&prev))
-        return o_CreateDirectoryW(name, sa);
-    BOOL ok = o_CreateDirectoryW(name, sa);
-    DWORD err = GetLastError();
-    sbx_record_win32(ok ? SBX_WRITE | SBX_CREATED : SBX_PROBE, name);
-    SetLastError(err);
-    sbx_leave(prev);
-    return ok;
+    SBX_GUARDED_CALL(BOOL, o_CreateDirectoryW(name, sa),
+                     sbx_record_win32(result ? SBX_WRITE | SBX_CREATED : SBX_PROBE, name));
 }
 
-static BOOL WINAPI h_CopyFileW(LPCWSTR from, LPCWSTR to, BOOL fail_if_exists)
+static void after_copy(BOOL ok, const wchar_t *from, const wchar_t *to, int existed)
 {
-    unsigned prev;
-    if (!sbx_enter(&prev))
-        return o_CopyFileW(from, to, fail_if_exists);
-    /* Whether the copy brings a new name into existence decides "created". */
-    int existed = to && GetFileAttributesW(to) != INVALID_FILE_ATTRIBUTES;
-    BOOL ok = o_CopyFileW(from, to, fail_if_exists);
-    DWORD err = GetLastError();
     if (ok) {
         sbx_record_win32(SBX_READ, from);
         sbx_record_win32(existed ? SBX_WRITE : SBX_WRITE | SBX_CREATED, to);
@@ -271,9 +190,21 @@ static BOOL WINAPI h_CopyFileW(LPCWSTR from, LPCWSTR to, BOOL fail_if_exists)
         sbx_record_win32(SBX_PROBE, from);
         sbx_record_win32(SBX_PROBE, to);
     }
-    SetLastError(err);
-    sbx_leave(prev);
-    return ok;
+}
+
+static BOOL WINAPI h_CopyFileW(LPCWSTR from, LPCWSTR to, BOOL fail_if_exists)
+{
+    /* Whether the copy brings a new name into existence decides "created";
+     * asked before the guarded call, so this query is not a probe. */
+    unsigned prev = sbx_active ? sbx_tls_get() : 0;
+    int existed = 0;
+    if (sbx_active && !(prev & SBX_GUARD)) {
+        sbx_tls_set(prev | SBX_GUARD);
+        existed = to && GetFileAttributesW(to) != INVALID_FILE_ATTRIBUTES;
+        sbx_tls_set(prev);
+    }
+    SBX_GUARDED_CALL(BOOL, o_CopyFileW(from, to, fail_if_exists),
+                     after_copy(result, from, to, existed));
 }
 
 #define HOOK(name) {"kernelbase.dll", #name, (void *)h_##name, (void **)&o_##name}

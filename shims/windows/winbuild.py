@@ -1,6 +1,6 @@
 """Build the Windows backend with mingw-w64: sbx_hook.dll and sbx-trace.exe.
 
-    python shims/windows/build.py [OUTDIR]      (default: build/windows)
+    python shims/windows/winbuild.py [OUTDIR]      (default: build/windows)
 
 The hook DLL and the launcher share csrc/win/inject.c and winpath.c; the
 launcher also links the portable core (pathset, result, result_json).  A
