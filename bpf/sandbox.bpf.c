@@ -176,6 +176,20 @@ struct {
     __type(value, __u8);
 } dir_seen SEC(".maps");
 
+struct probe_key {
+    __u64 hash;         /* directory token, name and outcome */
+    __u32 run_id;
+    __u32 pad;
+};
+
+/* Probes already reported by each run (see probe_hash). */
+struct {
+    __uint(type, BPF_MAP_TYPE_LRU_HASH);
+    __uint(max_entries, 131072);
+    __type(key, struct probe_key);
+    __type(value, __u8);
+} probe_seen SEC(".maps");
+
 /* Scratch space: an event is assembled here, then copied into the ring
  * buffer with its exact size.  One map per program so that a program
  * preempted on a CPU never shares its scratch with another one. */
@@ -190,6 +204,9 @@ struct scratch {
     __u32 wflags;
     __u64 newtok[2];    /* directories defined by this event: marked seen
                          * only once the event is in the ring buffer */
+    __u64 newprobe;     /* likewise, a probe this event reports */
+    __u64 hstate;       /* probe_hash's running state */
+    __u32 hstart, hlen;
 };
 
 #define SCRATCH_MAP(name)                                   \
@@ -444,6 +461,10 @@ static __always_inline void submit(struct scratch *s, __u64 off, __u64 flags)
         struct dir_key key = {.token = s->newtok[i], .run_id = s->ev.run_id};
         bpf_map_update_elem(&dir_seen, &key, &one, BPF_ANY);
     }
+    if (s->newprobe) {
+        struct probe_key key = {.hash = s->newprobe, .run_id = s->ev.run_id};
+        bpf_map_update_elem(&probe_seen, &key, &one, BPF_ANY);
+    }
 }
 
 static __always_inline void init_event(struct scratch *s, __u16 type, __u32 run_id)
@@ -452,6 +473,7 @@ static __always_inline void init_event(struct scratch *s, __u16 type, __u32 run_
     __builtin_memset(&s->ev, 0, sizeof s->ev);
     s->newtok[0] = 0;
     s->newtok[1] = 0;
+    s->newprobe = 0;
     s->ev.type = type;
     s->ev.run_id = run_id;
     s->ev.pid = pt >> 32;
@@ -569,6 +591,74 @@ static __always_inline long arg_at(struct scratch *s, int idx)
     return (long)s->ev.args[idx];
 }
 
+/* Only a probe: the call looked at a name and changed nothing. */
+static __always_inline int pure_probe(long nr, long ret)
+{
+    if (ret < 0)
+        return 1;
+    switch (nr) {
+    case NR_stat: case NR_lstat: case NR_newfstatat: case NR_statx: case NR_access:
+    case NR_faccessat: case NR_faccessat2: case NR_statfs: case NR_getxattr:
+    case NR_lgetxattr: case NR_listxattr: case NR_llistxattr: case NR_chdir:
+        return 1;
+    }
+    return 0;
+}
+
+/* One 8-byte word of the name into the FNV-style hash (state in the
+ * scratch map, for the same reason as the path walk's). */
+struct hash_ctx {
+    struct scratch *s;
+};
+
+static long hash_step(__u64 i, void *arg)
+{
+    struct scratch *s = ((struct hash_ctx *)arg)->s;
+    if (!s)
+        return 1;
+    __u32 at = (__u32)i * 8;
+    __u32 idx = s->hstart + at;
+    if (idx > SBX_DATA_MAX || at >= s->hlen)
+        return 1;
+    __u64 w = 0;
+    bpf_probe_read_kernel(&w, 8, &s->data[idx]);
+    __u32 rem = s->hlen - at;
+    if (rem < 8)
+        w &= (1ULL << ((rem & 7) * 8)) - 1;  /* bytes past the NUL are stale */
+    s->hstate = (s->hstate ^ w) * 1099511628211ULL;
+    return 0;
+}
+
+/* Identity of a one-path probe: the directory's token (0 for an absolute
+ * name), the name as written (up to 512 bytes; longer ones are not
+ * deduplicated) and the outcome.  Probes repeat a lot: every compiler of a
+ * build looks for the same headers in the same absent places, so a probe
+ * the run already reported is not sent again.  Returns 0 for "do not
+ * deduplicate". */
+static __always_inline __u64 probe_hash(struct scratch *s, long ret)
+{
+    __u8 df = s->ev.str_flags[0];
+    if (s->ev.nstr < 2 || (s->ev.str_flags[1] & (SBX_STR_TRUNCATED | SBX_STR_FAULT)) ||
+        (df & SBX_STR_TRUNCATED))
+        return 0;
+    __u64 h = 14695981039346656037ULL;
+    if (df & (SBX_STR_DIRREF | SBX_STR_DIRDEF))
+        h ^= s->ev.dirtok[0];
+    else if (s->ev.str_len[0] > 1)
+        return 0;                       /* a directory without a token */
+    __u32 start = s->ev.str_len[0];
+    __u32 len = s->ev.str_len[1];       /* NUL included */
+    if (start > SBX_PATH_MAX || len > 512)
+        return 0;
+    s->hstate = h;
+    s->hstart = start;
+    s->hlen = len;
+    struct hash_ctx hc = {.s = s};
+    bpf_loop((len + 7) / 8, hash_step, &hc, 0);
+    h = (s->hstate ^ (__u64)(ret < 0 ? -ret : 0)) * 1099511628211ULL;
+    return h ? h : 1;
+}
+
 /* Where a syscall's path arguments are: npath pairs, dN = argument index of
  * path N's dirfd (-1: the cwd), pN = argument index of the path. */
 #define LAYOUT(npath, d0, p0, d1, p1) \
@@ -598,6 +688,15 @@ static __noinline int emit_path(struct pt_regs *regs, __u32 run_id, long nr, lon
     append_path_arg(s, &off, 0, (int)arg_at(s, d0), (const char *)arg_at(s, p0));
     if (npath > 1)
         append_path_arg(s, &off, 1, (int)arg_at(s, d1), (const char *)arg_at(s, p1));
+    if (npath == 1 && pure_probe(nr, ret)) {
+        __u64 h = probe_hash(s, ret);
+        if (h) {
+            struct probe_key key = {.hash = h, .run_id = run_id};
+            if (bpf_map_lookup_elem(&probe_seen, &key))
+                return 0;               /* this run reported it already */
+            s->newprobe = h;
+        }
+    }
     if (ret == 0 && (nr == NR_rename || nr == NR_renameat || nr == NR_renameat2 ||
                      nr == NR_rmdir || (nr == NR_unlinkat && (s->ev.args[2] & 0x200)))) {
         struct sbx_run_state *st = bpf_map_lookup_elem(&runs, &run_id);

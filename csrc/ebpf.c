@@ -76,7 +76,8 @@ static struct {
     pid_t reader_tid;
     int wake_fd;                    /* eventfd: "drain now" requests */
     int epoll_fd;                   /* ring buffer + wake_fd */
-    uint64_t poll_gen;              /* incremented after each drain */
+    uint64_t drain_req;             /* drain requests made (wait_drained) */
+    uint64_t drain_done;            /* requests whose drain has finished */
     pthread_cond_t gen_cv;
     struct run *runs;
     uint32_t next_id;
@@ -436,11 +437,15 @@ static void *reader_main(void *arg)
                 if (read(G.wake_fd, &v, sizeof v) < 0)
                     (void)0;        /* already drained by an earlier read */
             }
+        /* Requests made before this point are satisfied by this drain. */
+        pthread_mutex_lock(&G.lock);
+        uint64_t req = G.drain_req;
+        pthread_mutex_unlock(&G.lock);
         ring_buffer__consume(G.rb);
         if (delay_ms > 0)
             usleep((useconds_t)delay_ms * 1000);
         pthread_mutex_lock(&G.lock);
-        G.poll_gen++;
+        G.drain_done = req;
         pthread_cond_broadcast(&G.gen_cv);
         pthread_mutex_unlock(&G.lock);
     }
@@ -652,14 +657,14 @@ static void deadline_after(struct timespec *ts, double seconds)
     ts->tv_nsec = ns % 1000000000LL;
 }
 
-/* Wait until the reader has drained everything submitted before now: the
- * second drain after the request began after it.  Called with G.lock. */
+/* Wait until the reader has drained everything submitted before now.
+ * Called with G.lock held. */
 static void wait_drained(void)
 {
-    uint64_t target = G.poll_gen + 2, one = 1;
+    uint64_t mine = ++G.drain_req, one = 1;
     if (write(G.wake_fd, &one, sizeof one) < 0)
         (void)0;                    /* counter saturated: a wake-up is pending */
-    while (G.poll_gen < target) {
+    while (G.drain_done < mine) {
         struct timespec ts;
         deadline_after(&ts, 0.2);
         pthread_cond_timedwait(&G.gen_cv, &G.lock, &ts);
@@ -719,13 +724,28 @@ void sbx_ebpf_run_kill(uint32_t run)
     }
 }
 
+size_t sbx_ebpf_tasks(uint32_t run, pid_t *out, size_t cap)
+{
+    size_t n = 0;
+    uint32_t key, next, *prev = NULL;
+    while (bpf_map_get_next_key(tracked_fd(), prev, &next) == 0) {
+        struct sbx_task t;
+        key = next;
+        prev = &key;
+        if (bpf_map_lookup_elem(tracked_fd(), &next, &t) == 0 && t.run_id == run && n < cap)
+            out[n++] = (pid_t)next;
+    }
+    return n;
+}
+
 struct sbx_result *sbx_ebpf_run_end(uint32_t run)
 {
     pthread_mutex_lock(&G.lock);
+    /* Everything the run's tasks submitted before now must be filed: a
+     * RUN_DONE only says the tree was empty once (in-process tracing goes
+     * on after its children exit), and a timed-out run has none. */
+    wait_drained();
     struct run **pp = &G.runs, *r = NULL;
-    for (struct run *x = G.runs; x; x = x->next)
-        if (x->id == run && !x->done)
-            wait_drained();         /* ended without RUN_DONE: timeout, in-process */
     while (*pp && (*pp)->id != run)
         pp = &(*pp)->next;
     if (*pp) {

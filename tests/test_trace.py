@@ -84,8 +84,6 @@ def test_ebpf_sees_stat_children_and_threads(tmp_path):
     assert any(e.path.endswith("/cat") and e.pid > 0 for e in r.execs)
 
 
-@pytest.mark.xfail(reason="eBPF backend: a thread started after a child process was "
-                          "spawned inside SelfTrace is not tracked", strict=False)
 def test_ebpf_sees_threads_started_after_a_child(tmp_path):
     ebpf_or_skip()
     (tmp_path / "thread.txt").write_text("t")
