@@ -73,6 +73,20 @@ static PyObject *preload_set_root(PreloadRun *self, PyObject *args)
     Py_RETURN_NONE;
 }
 
+static PyObject *preload_set_handoff(PreloadRun *self, PyObject *args)
+{
+    PyObject *path;
+    if (!PyArg_ParseTuple(args, "O&", PyUnicode_FSConverter, &path))
+        return NULL;
+    if (!preload_live(self)) {
+        Py_DECREF(path);
+        return NULL;
+    }
+    sbx_preload_handoff(self->run, PyBytes_AS_STRING(path));
+    Py_DECREF(path);
+    Py_RETURN_NONE;
+}
+
 static PyObject *preload_wait(PreloadRun *self, PyObject *args)
 {
     double timeout = -1;
@@ -113,6 +127,8 @@ static PyObject *preload_finish(PreloadRun *self, PyObject *unused)
 static PyMethodDef preload_methods[] = {
     {"set_root", (PyCFunction)preload_set_root, METH_VARARGS,
      "set_root(pid, argv0): the root process of the run"},
+    {"set_handoff", (PyCFunction)preload_set_handoff, METH_VARARGS,
+     "set_handoff(launcher): static programs are handed to the ptrace backend"},
     {"wait", (PyCFunction)preload_wait, METH_VARARGS,
      "wait(timeout=-1) -> bool: every traced process exited and the log is drained"},
     {"kill", (PyCFunction)preload_kill, METH_NOARGS, "SIGKILL every traced process"},

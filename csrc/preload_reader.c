@@ -18,6 +18,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "ptrace_tracer.h"
 #include "sbx_log.h"
 
 #define PUNCH_CHUNK (4u << 20)    /* free consumed log memory in 4 MiB steps */
@@ -70,6 +71,10 @@ struct sbx_preload_run {
 
     int root_pid;
     char root_argv0[512];
+
+    char launcher[4096];          /* "" when static programs are not handed off */
+    struct sbx_ptrace_run **adopted;
+    size_t nadopted;
 };
 
 /* ---- small tables (open addressing, grow at 50%) -------------------------------*/
@@ -237,6 +242,45 @@ static void unobserved(struct sbx_preload_run *r, int pid, const struct exec_inf
                         pid, what);
 }
 
+/* A static program the shim handed to the ptrace launcher: trace it. */
+static void adopt(struct sbx_preload_run *r, int pid, const char *what)
+{
+    char err[512] = "handoff is not configured";
+    struct sbx_ptrace_run *pt = NULL, **n;
+    if (r->launcher[0])
+        pt = sbx_ptrace_adopt(pid, r->launcher, err, sizeof err);
+    if (pt && (n = realloc(r->adopted, (r->nadopted + 1) * sizeof *n))) {
+        r->adopted = n;
+        r->adopted[r->nadopted++] = pt;
+        return;
+    }
+    if (pt)
+        sbx_result_free(sbx_ptrace_end(pt));
+    sbx_result_warn(r->res, "process %d (%s) was not observed: it is statically linked and "
+                    "could not be handed to the ptrace backend (%s)", pid, what ? what : "?",
+                    err);
+}
+
+static int merge_path(void *ctx, const char *path, size_t len, unsigned cats)
+{
+    struct sbx_preload_run *r = ctx;
+    return sbx_pathset_add(r->res->paths, path, len, cats) < 0 ? -1 : 0;
+}
+
+/* An adopted run's result joins this one. */
+static void merge(struct sbx_preload_run *r, struct sbx_result *o)
+{
+    if (!o)
+        return;
+    sbx_pathset_foreach_sorted(o->paths, merge_path, r);
+    for (size_t i = 0; i < o->nexecs; i++)
+        sbx_result_add_exec(r->res, o->execs[i].pid, o->execs[i].ppid, o->execs[i].path,
+                            (const char *const *)o->execs[i].argv, o->execs[i].argc);
+    for (size_t i = 0; i < o->nwarnings; i++)
+        sbx_result_warn(r->res, "%s", o->warnings[i]);
+    sbx_result_free(o);
+}
+
 /* ---- records ---------------------------------------------------------------------------*/
 static void handle(struct sbx_preload_run *r, const struct sbx_rec *rec, uint32_t len)
 {
@@ -293,6 +337,8 @@ static void handle(struct sbx_preload_run *r, const struct sbx_rec *rec, uint32_
             unobserved(r, rec->pid, &p->pending);
         p->image_started = 0;
         exec_load(&p->pending, rec, end, 2, rec->aux);
+        if (rec->flags & SBX_EXEC_HANDOFF)
+            adopt(r, rec->pid, p->pending.path);
         break;
     }
     case SBX_EV_EXEC_FAIL:
@@ -457,6 +503,13 @@ fail:
 
 const char *sbx_preload_log_path(const struct sbx_preload_run *r) { return r->path; }
 
+void sbx_preload_handoff(struct sbx_preload_run *r, const char *launcher)
+{
+    pthread_mutex_lock(&r->mu);
+    snprintf(r->launcher, sizeof r->launcher, "%s", launcher ? launcher : "");
+    pthread_mutex_unlock(&r->mu);
+}
+
 void sbx_preload_root(struct sbx_preload_run *r, pid_t pid, const char *argv0)
 {
     pthread_mutex_lock(&r->mu);
@@ -482,7 +535,10 @@ int sbx_preload_wait(struct sbx_preload_run *r, double timeout)
         drain(r);
         reap(r);
         int done = 0;
-        if (r->live == 0) {
+        size_t busy = 0;
+        for (size_t i = 0; i < r->nadopted; i++)
+            busy += !sbx_ptrace_wait(r->adopted[i], 0);
+        if (r->live == 0 && !busy) {
             drain(r);             /* a process's last records before it died */
             uint64_t head = __atomic_load_n(&r->hdr->head, __ATOMIC_ACQUIRE);
             if (head > r->hdr->cap)
@@ -521,6 +577,11 @@ void sbx_preload_kill(struct sbx_preload_run *r)
         drain(r);
         reap(r);
         size_t sent = 0;
+        for (size_t i = 0; i < r->nadopted; i++)
+            if (!sbx_ptrace_wait(r->adopted[i], 0)) {
+                sbx_ptrace_kill(r->adopted[i]);
+                sent++;
+            }
         for (size_t i = 0; i < r->capprocs; i++) {
             struct proc *p = &r->procs[i];
             if (p->pid && p->pidfd >= 0 &&
@@ -555,7 +616,7 @@ struct sbx_result *sbx_preload_end(struct sbx_preload_run *r)
             continue;
         if (p->pid == r->root_pid && p->seen_start)
             root_seen = 1;
-        if (p->pending.set) {
+        if (p->pending.set && !(p->pending.flags & SBX_EXEC_HANDOFF)) {
             /* the exec did not fail (no EXEC_FAIL) but the shim never
              * started in the new image */
             exec_commit(r, p->pid, &p->pending, NULL);
@@ -567,6 +628,9 @@ struct sbx_result *sbx_preload_end(struct sbx_preload_run *r)
     }
     if (r->root_pid && !root_seen)
         unobserved(r, r->root_pid, NULL);
+    for (size_t i = 0; i < r->nadopted; i++)
+        merge(r, sbx_ptrace_end(r->adopted[i]));
+    free(r->adopted);
     for (size_t i = 0; i < r->capids; i++) {
         struct opened *o = &r->ids[i];
         if (!o->id)

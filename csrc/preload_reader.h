@@ -25,6 +25,11 @@ const char *sbx_preload_log_path(const struct sbx_preload_run *run);
 /* The root process exists (argv0 names it in warnings). */
 void sbx_preload_root(struct sbx_preload_run *run, pid_t pid, const char *argv0);
 
+/* Statically linked programs announced by the shim are run by this
+ * launcher and adopted by the ptrace backend (their results merge into
+ * this run's).  Without it they are reported as unobserved. */
+void sbx_preload_handoff(struct sbx_preload_run *run, const char *launcher);
+
 /* Wait until every known process has exited and the log is drained.
  * timeout < 0 waits forever.  1 when done, 0 on timeout. */
 int sbx_preload_wait(struct sbx_preload_run *run, double timeout);

@@ -80,6 +80,8 @@ struct sbx_ptrace_run {
     char attach_err[256];
     pid_t root;
     char root_argv0[256];
+    int adopted;                  /* sbx_ptrace_adopt: root is not Popen's child */
+    char skip_exe[PMAX];          /* the launcher's own exec is machinery */
     int done;
 
     struct task **tasks;
@@ -780,6 +782,10 @@ static void on_exec(struct sbx_ptrace_run *r, struct task *t)
     char exe[PMAX], interp[PMAX], sb[PMAX];
     if (proc_link(t->tid, "exe", exe, sizeof exe) < 0)
         exe[0] = '\0';
+    if (r->skip_exe[0] && strcmp(exe, r->skip_exe) == 0) {
+        task_clear_exec(t);
+        return;
+    }
     const char *path = t->xpath ? t->xpath : exe;
     int ppid = status_field(t->tid, "PPid:");
     sbx_result_add_exec(r->res, p->tgid, ppid, path, (const char *const *)t->xargv, t->xargc);
@@ -812,7 +818,7 @@ static void handle_stop(struct sbx_ptrace_run *r, pid_t tid, int st)
     }
     int sig = WSTOPSIG(st), ev = (unsigned)st >> 16;
     int req = PTRACE_CONT, inject = 0;
-    if (tid == r->root && ev == PTRACE_EVENT_FORK) {
+    if (tid == r->root && ev == PTRACE_EVENT_FORK && !r->adopted) {
         /* The launcher forked the command's process (now traced from its
          * first instruction).  The launcher itself is subprocess.Popen's
          * child: while this thread traces it, a waitpid() in any thread of
@@ -828,7 +834,7 @@ static void handle_stop(struct sbx_ptrace_run *r, pid_t tid, int st)
             req = PTRACE_SYSCALL;     /* see the result too */
     } else if (ev == PTRACE_EVENT_EXEC) {
         /* the launcher may be seized while its own exec completes */
-        if (tid != r->root)
+        if (tid != r->root || r->adopted)
             on_exec(r, t);
         req = PTRACE_SYSCALL;         /* the execve exit stop follows */
         t->nr = -1;
@@ -994,6 +1000,24 @@ int sbx_ptrace_attach(struct sbx_ptrace_run *r, pid_t pid, const char *argv0, ch
     close(r->gate[0]);
     r->gate[0] = r->gate[1] = -1;
     return ok ? 0 : -1;
+}
+
+struct sbx_ptrace_run *sbx_ptrace_adopt(pid_t pid, const char *launcher, char *err,
+                                        size_t errlen)
+{
+    struct sbx_ptrace_run *r = sbx_ptrace_begin(err, errlen);
+    if (!r)
+        return NULL;
+    r->adopted = 1;
+    if (!realpath(launcher, r->skip_exe))
+        snprintf(r->skip_exe, sizeof r->skip_exe, "%s", launcher);
+    char name[64];
+    snprintf(name, sizeof name, "static program (pid %d)", pid);
+    if (sbx_ptrace_attach(r, pid, name, err, errlen) < 0) {
+        sbx_result_free(sbx_ptrace_end(r));
+        return NULL;
+    }
+    return r;
 }
 
 int sbx_ptrace_wait(struct sbx_ptrace_run *r, double timeout)

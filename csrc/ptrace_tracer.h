@@ -41,6 +41,12 @@ int sbx_ptrace_gate_fd(const struct sbx_ptrace_run *run);
 int sbx_ptrace_attach(struct sbx_ptrace_run *run, pid_t pid, const char *argv0,
                       char *err, size_t errlen);
 
+/* Trace `pid`, a launcher in adopt mode that the preload shim started in
+ * place of a static program (it waits until traced).  Its own exec event
+ * (of `launcher`) is not recorded.  NULL with a sentence in err. */
+struct sbx_ptrace_run *sbx_ptrace_adopt(pid_t pid, const char *launcher, char *err,
+                                        size_t errlen);
+
 /* Wait until every traced task has exited (timeout < 0: forever). */
 int sbx_ptrace_wait(struct sbx_ptrace_run *run, double timeout);
 

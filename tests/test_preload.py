@@ -116,14 +116,37 @@ def test_explicit_empty_envp_is_still_traced(sb, work):
     assert os.path.join(work, "data.txt") in r.reads
 
 
-def test_static_child_is_named_as_unobserved(sb, work):
+def test_static_child_is_handed_to_ptrace(sb, work):
+    """The shim cannot enter a static program: it runs under ptrace instead,
+    and its accesses (and its own children's) are in the same Result."""
+    import sandbox_py
+    if not sandbox_py.backends()["ptrace"][0]:
+        pytest.skip("ptrace is not available here")
+    write(os.path.join(work, "in.txt"))
     exe = build(work, "static_child", r"""
         FILE *f = fopen("from_static.txt", "w"); fputs("x", f); fclose(f);
+        if (fork() == 0) { execl("/bin/cat", "cat", "in.txt", (char *)0); _exit(127); }
+        wait(NULL);
     """, "-static")
-    r = sb.run(["/bin/sh", "-c", exe], cwd=work)
+    r = sb.run(["/bin/sh", "-c", exe + " > /dev/null; exit 3"], cwd=work)
+    assert r.returncode == 3
+    assert r.complete, r.warnings
+    assert os.path.join(work, "from_static.txt") in r.writes
+    assert os.path.join(work, "in.txt") in r.reads
+    st = [e for e in r.execs if e.path == exe]
+    sh = [e for e in r.execs if e.argv[:1] == ("/bin/sh",)]
+    assert st and sh and st[0].ppid == sh[0].pid
+    assert not any("_sbx_ptrace_exec" in e.path for e in r.execs)
+
+
+def test_static_root_is_named_as_unobserved(sb, work):
+    exe = build(work, "static_root", r"""
+        FILE *f = fopen("from_static.txt", "w"); fputs("x", f); fclose(f);
+    """, "-static")
+    r = sb.run([exe], cwd=work)
     assert r.returncode == 0
     assert not r.complete
-    assert any("static" in w and exe in w for w in r.warnings), r.warnings
+    assert any("not observed" in w and exe in w for w in r.warnings), r.warnings
 
 
 def test_flood_of_events_loses_nothing(sb, work):

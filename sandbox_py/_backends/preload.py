@@ -3,8 +3,11 @@
 Needs no privilege.  The shim (shims/preload, built as
 ``sandbox_py/_sbx_preload.so``) writes records into a shared-memory log
 that a reader thread in this process follows; see csrc/preload_reader.c.
-Processes the shim cannot enter (static binaries, setuid programs) are
-named in ``Result.warnings`` and make the Result incomplete.
+A statically linked program started by a traced process is handed to the
+ptrace backend when it works here (the shim execs the ptrace launcher in
+its place and the reader adopts it); processes the shim cannot enter
+otherwise (a static root command, setuid programs) are named in
+``Result.warnings`` and make the Result incomplete.
 """
 from __future__ import annotations
 
@@ -33,11 +36,18 @@ def availability():
         return False, "the C extension sandbox_py._unpriv is not built (%s)" % e
     if not os.path.exists(SHIM):
         return False, "the preload shim %s is not built" % SHIM
-    return True, ("LD_PRELOAD shim: sees dynamically linked programs; static ones "
-                  "are reported as unobserved")
+    return True, ("LD_PRELOAD shim: sees programs that call libc; static children "
+                  "go to ptrace when it works, else are reported as unobserved")
 
 
-def child_env(env: Optional[dict], log_path: str) -> dict:
+def _handoff() -> Optional[str]:
+    """The ptrace launcher when static programs can be handed to ptrace."""
+    from . import ptrace  # noqa: PLC0415
+    ok, _ = ptrace.availability()
+    return ptrace.LAUNCHER if ok else None
+
+
+def child_env(env: Optional[dict], log_path: str, handoff: Optional[str] = None) -> dict:
     """The child's environment: the caller's (or ours) plus the shim."""
     env = dict(os.environ if env is None else env)
     old = env.get("LD_PRELOAD", "")
@@ -45,6 +55,10 @@ def child_env(env: Optional[dict], log_path: str) -> dict:
         env["LD_PRELOAD"] = SHIM + (" " + old if old else "")
     env["SBX_PRELOAD_LOG"] = log_path
     env["SBX_PRELOAD_SHIM"] = SHIM
+    if handoff:
+        env["SBX_PRELOAD_HANDOFF"] = handoff
+    else:
+        env.pop("SBX_PRELOAD_HANDOFF", None)
     return env
 
 
@@ -58,10 +72,13 @@ class PreloadSession(TraceSession):
     def __init__(self):
         self.run = _unpriv().PreloadRun()
         self.fields = None
+        self.handoff = _handoff()
+        if self.handoff:
+            self.run.set_handoff(self.handoff)
 
     def popen_kwargs(self, kwargs):
         kwargs = dict(kwargs)
-        kwargs["env"] = child_env(kwargs.get("env"), self.run.log_path)
+        kwargs["env"] = child_env(kwargs.get("env"), self.run.log_path, self.handoff)
         return kwargs
 
     def started(self, proc):

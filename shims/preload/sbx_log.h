@@ -31,6 +31,9 @@
  * every exec whose environment lost them. */
 #define SBX_ENV_LOG      "SBX_PRELOAD_LOG"
 #define SBX_ENV_SHIM     "SBX_PRELOAD_SHIM"
+/* Optional: the ptrace launcher that statically linked programs are handed
+ * to (the shim cannot enter them); see csrc/ptrace_launcher.c. */
+#define SBX_ENV_HANDOFF  "SBX_PRELOAD_HANDOFF"
 
 struct sbx_log_hdr {
     uint64_t magic;
@@ -93,5 +96,6 @@ enum sbx_rec_type {
 /* SBX_EV_EXEC flags. */
 #define SBX_EXEC_STATIC  0x1u   /* the target has no ELF interpreter */
 #define SBX_EXEC_SPAWNED 0x2u   /* posix_spawn: written by the parent after success */
+#define SBX_EXEC_HANDOFF 0x4u   /* static: the ptrace launcher runs it, to be adopted */
 
 #endif

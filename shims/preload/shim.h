@@ -60,7 +60,15 @@ void sbx_fd_mark_dir(int fd);
  * shim's variables put back when the program scrubbed them. */
 char *const *sbx_exec_env(char *const envp[], char **vec, size_t nvec,
                           char *store, size_t nstore);
-void sbx_exec_before(int dirfd, const char *path, char *const argv[], int spawned_pid);
+void sbx_exec_before(int dirfd, const char *path, char *const argv[], int spawned_pid,
+                     int handoff);
+/* A statically linked target the shim cannot enter: the launcher to run
+ * instead (the ptrace backend adopts it), with the target's resolved path
+ * in `target`; NULL to exec normally. */
+const char *sbx_handoff_target(int dirfd, const char *path, char *target, size_t cap);
+/* The launcher's environment: env without LD_PRELOAD, plus the target. */
+char *const *sbx_handoff_env(char *const env[], const char *target, char **vec, size_t nvec,
+                             char *store, size_t nstore);
 void sbx_exec_failed(int dirfd, const char *path, int err);
 
 /* fork() returned in the parent / child. */

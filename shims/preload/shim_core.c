@@ -65,6 +65,7 @@ static int g_state;                        /* 0 new, 1 initialising, 2 done */
 static int g_pid;                          /* pid this state belongs to */
 static char g_env_log[SBX_PATH_MAX + 32];  /* "SBX_PRELOAD_LOG=..." */
 static char g_env_shim[SBX_PATH_MAX + 32]; /* "SBX_PRELOAD_SHIM=..." */
+static char g_env_handoff[SBX_PATH_MAX + 32]; /* "SBX_PRELOAD_HANDOFF=..." or "" */
 static const char *g_shim;                 /* path of this library */
 
 /* Per-fd state.  Indexed by fd; fds beyond the table are handled without
@@ -141,6 +142,9 @@ static void init(void)
          * exec must be able to put the values back. */
         copy_env(g_env_log, sizeof g_env_log, SBX_ENV_LOG, log);
         copy_env(g_env_shim, sizeof g_env_shim, SBX_ENV_SHIM, shim);
+        const char *handoff = getenv(SBX_ENV_HANDOFF);
+        if (handoff && *handoff)
+            copy_env(g_env_handoff, sizeof g_env_handoff, SBX_ENV_HANDOFF, handoff);
         if (g_env_log[0] && g_env_shim[0]) {
             g_shim = g_env_shim + sizeof SBX_ENV_SHIM;
             g_pid = raw_getpid();
@@ -504,7 +508,7 @@ char *const *sbx_exec_env(char *const envp[], char **vec, size_t nvec,
 {
     if (!sbx_on())
         return envp;
-    int have_log = 0, have_shim = 0, have_pre = 0;
+    int have_log = 0, have_shim = 0, have_pre = 0, have_handoff = !g_env_handoff[0];
     const char *old_pre = NULL;
     size_t n = 0;
     for (; envp && envp[n]; n++) {
@@ -513,28 +517,33 @@ char *const *sbx_exec_env(char *const envp[], char **vec, size_t nvec,
             have_log = 1;
         else if (strcmp(e, g_env_shim) == 0)
             have_shim = 1;
+        else if (g_env_handoff[0] && strcmp(e, g_env_handoff) == 0)
+            have_handoff = 1;
         else if (strncmp(e, "LD_PRELOAD=", 11) == 0) {
             old_pre = e + 11;
             have_pre = has_shim(old_pre);
         }
     }
-    if (have_log && have_shim && have_pre)
+    if (have_log && have_shim && have_pre && have_handoff)
         return envp;
     /* The program scrubbed our variables (env -i, an explicit envp):
      * put them back so the child is still traced. */
-    if (n + 4 > nvec)
+    if (n + 5 > nvec)
         return envp;
     size_t k = 0;
     for (size_t i = 0; i < n; i++) {
         const char *e = envp[i];
         if (strncmp(e, SBX_ENV_LOG "=", sizeof SBX_ENV_LOG) == 0 ||
             strncmp(e, SBX_ENV_SHIM "=", sizeof SBX_ENV_SHIM) == 0 ||
+            strncmp(e, SBX_ENV_HANDOFF "=", sizeof SBX_ENV_HANDOFF) == 0 ||
             strncmp(e, "LD_PRELOAD=", 11) == 0)
             continue;
         vec[k++] = (char *)e;
     }
     vec[k++] = g_env_log;
     vec[k++] = g_env_shim;
+    if (g_env_handoff[0])
+        vec[k++] = g_env_handoff;
     size_t sl = strlen(g_shim), ol = old_pre && !have_pre ? strlen(old_pre) : 0;
     if (11 + sl + 1 + ol + 1 <= nstore) {
         memcpy(store, "LD_PRELOAD=", 11);
@@ -597,7 +606,34 @@ static int inspect_exec(const char *p, char *interp, size_t cap)
     return is_static;
 }
 
-void sbx_exec_before(int dirfd, const char *path, char *const argv[], int spawned_pid)
+const char *sbx_handoff_target(int dirfd, const char *path, char *target, size_t cap)
+{
+    char interp[8];
+    if (!sbx_on() || !g_env_handoff[0] || !path || sbx_resolve(dirfd, path, target, cap) < 0 ||
+        !inspect_exec(target, interp, sizeof interp))
+        return NULL;
+    return g_env_handoff + sizeof SBX_ENV_HANDOFF;
+}
+
+char *const *sbx_handoff_env(char *const env[], const char *target, char **vec, size_t nvec,
+                             char *store, size_t nstore)
+{
+    size_t k = 0, tl = strlen(target);
+    if (tl + 16 > nstore)
+        return env;
+    for (size_t i = 0; env && env[i] && k + 3 < nvec; i++)
+        if (strncmp(env[i], "LD_PRELOAD=", 11) != 0)
+            vec[k++] = env[i];     /* ptrace traces the static subtree alone */
+    memcpy(store, "SBX_PTRACE_EXE=", 15);
+    memcpy(store + 15, target, tl + 1);
+    vec[k++] = store;
+    vec[k++] = (char *)"SBX_PTRACE_ADOPT=1";
+    vec[k] = NULL;
+    return vec;
+}
+
+void sbx_exec_before(int dirfd, const char *path, char *const argv[], int spawned_pid,
+                     int handoff)
 {
     if (!sbx_on() || !path)
         return;
@@ -610,6 +646,8 @@ void sbx_exec_before(int dirfd, const char *path, char *const argv[], int spawne
     int ppid = spawned_pid > 0 ? raw_getpid() : (int)SBX_SYS0(SYS_getppid);
     if (spawned_pid > 0)
         fl |= SBX_EXEC_SPAWNED;
+    if (handoff)
+        fl |= SBX_EXEC_HANDOFF;
     static char *const none[] = {NULL};
     emit_v(SBX_EV_EXEC, fl, pid, ppid, 0, s, 2, argv ? argv : none);
 }

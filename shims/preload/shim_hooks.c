@@ -638,8 +638,14 @@ static size_t env_count(char *const envp[])
 
 /* The environment a child gets, with our variables restored: a VLA in the
  * caller's frame (no malloc: this runs in vfork children). */
+#define HANDOFF_ENV(env, target, out)                                          \
+    size_t nh_ = env_count(env) + 3;                                           \
+    char *hvec_[nh_];                                                          \
+    char hstore_[SBX_PATH_MAX + 32];                                           \
+    char *const *out = sbx_handoff_env(env, target, hvec_, nh_, hstore_, sizeof hstore_)
+
 #define CHILD_ENV(envp, out)                                                   \
-    size_t ne_ = env_count(envp) + 4;                                          \
+    size_t ne_ = env_count(envp) + 5;                                          \
     char *vec_[ne_];                                                           \
     char store_[2 * SBX_PATH_MAX + 16];                                        \
     char *const *out = sbx_exec_env(envp, vec_, ne_, store_, sizeof store_)
@@ -656,7 +662,14 @@ static int exec_at(int dirfd, const char *path, char *const argv[], char *const 
 {
     CHILD_ENV(envp, env);
     sbx_flush_fds();
-    sbx_exec_before(dirfd, path, argv, 0);
+    char target[SBX_PATH_MAX];
+    const char *launcher = sbx_handoff_target(dirfd, path, target, sizeof target);
+    sbx_exec_before(dirfd, path, argv, 0, launcher != NULL);
+    if (launcher) {
+        HANDOFF_ENV(env, target, henv);
+        REAL(execve)(launcher, argv, henv);
+        /* no launcher: run it unobserved; the reader names the process */
+    }
     int r = dirfd == AT_FDCWD && flags == 0
                 ? REAL(execve)(path, argv, env)
                 : (int)REAL(syscall)(SYS_execveat, dirfd, path, argv, env, flags, 0);
@@ -782,10 +795,18 @@ SBX_HOOK(int, posix_spawn, (pid_t *pid, const char *path, const posix_spawn_file
 {
     CHILD_ENV(envp, env);
     pid_t child = 0;
-    int r = REAL(posix_spawn)(&child, path, fa, at, argv, env);
+    char target[SBX_PATH_MAX];
+    const char *launcher = sbx_handoff_target(AT_FDCWD, path, target, sizeof target);
+    int r;
+    if (launcher) {
+        HANDOFF_ENV(env, target, henv);
+        r = REAL(posix_spawn)(&child, launcher, fa, at, argv, henv);
+    } else {
+        r = REAL(posix_spawn)(&child, path, fa, at, argv, env);
+    }
     if (pid)
         *pid = child;
-    KEEP_ERRNO(r == 0 ? sbx_exec_before(AT_FDCWD, path, argv, child)
+    KEEP_ERRNO(r == 0 ? sbx_exec_before(AT_FDCWD, path, argv, child, launcher != NULL)
                       : sbx_path(path, SBX_PROBE, 0));
     return r;
 }
@@ -795,7 +816,7 @@ SBX_HOOK(int, posix_spawnp, (pid_t *pid, const char *file, const posix_spawn_fil
 {
     CHILD_ENV(envp, env);
     /* Find what libc's search will run, reporting the misses as probes. */
-    char found[SBX_PATH_MAX];
+    char found[SBX_PATH_MAX], static_target[SBX_PATH_MAX];
     found[0] = '\0';
     if (file && strchr(file, '/')) {
         snprintf(found, sizeof found, "%s", file);
@@ -816,12 +837,18 @@ SBX_HOOK(int, posix_spawnp, (pid_t *pid, const char *file, const posix_spawn_fil
             p = end;
         }
     }
+    if (found[0] && sbx_on()) {
+        char abs[SBX_PATH_MAX];
+        if (sbx_resolve(AT_FDCWD, found, abs, sizeof abs) >= 0 &&
+            sbx_handoff_target(AT_FDCWD, abs, static_target, sizeof static_target))
+            return posix_spawn(pid, abs, fa, at, argv, envp);   /* hands off */
+    }
     pid_t child = 0;
     int r = REAL(posix_spawnp)(&child, file, fa, at, argv, env);
     if (pid)
         *pid = child;
     if (found[0])
-        KEEP_ERRNO(r == 0 ? sbx_exec_before(AT_FDCWD, found, argv, child)
+        KEEP_ERRNO(r == 0 ? sbx_exec_before(AT_FDCWD, found, argv, child, 0)
                           : sbx_path(found, SBX_PROBE, 0));
     return r;
 }
