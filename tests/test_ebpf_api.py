@@ -224,3 +224,31 @@ def test_io_uring_use_is_flagged(sb):
         pytest.skip("io_uring is disabled on this kernel")
     assert not r.complete
     assert any("io_uring" in w for w in r.warnings)
+
+
+def test_repeated_probes_keep_every_distinct_path(sb, tmp_path):
+    # The kernel half reports a repeated probe once per run; the same name
+    # under another directory, or with another outcome, is still reported.
+    script = ("for i in 1 2 3; do test -e missing; done; mkdir d; cd d; "
+              "test -e missing; touch missing; test -e missing; cd ..; test -e missing")
+    r = sb.run(["sh", "-c", script], cwd=tmp_path)
+    assert r.returncode == 1     # the last test -e fails
+    assert str(tmp_path / "missing") in r.probes
+    assert str(tmp_path / "d" / "missing") in r.probes
+    assert str(tmp_path / "d" / "missing") in r.writes
+
+
+def test_in_process_trace_sees_the_caller_and_its_children(tmp_path):
+    sandbox_for("ebpf")
+    from sandbox_py._backends import ebpf
+    (tmp_path / "mine.txt").write_text("m")
+    (tmp_path / "child.txt").write_text("c")
+    t = ebpf.SelfTrace(wait=5).start()
+    open(tmp_path / "mine.txt").read()
+    subprocess.run(["cat", str(tmp_path / "child.txt")], check=True, capture_output=True)
+    os.path.exists(tmp_path / "after-child")
+    f = t.stop()
+    assert str(tmp_path / "mine.txt") in f["reads"]
+    assert str(tmp_path / "child.txt") in f["reads"]
+    assert str(tmp_path / "after-child") in f["probes"]
+    assert f["complete"], f["warnings"]
