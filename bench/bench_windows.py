@@ -7,8 +7,9 @@ mingw-w64, creates COUNT files of 10 KB, and runs `read_many.exe DIR COUNT`
 (open, read to the end, close, for every file) bare and under sbx-trace, in
 alternating pairs with one warm wineserver.  Prints the median ratio of
 paired runs for the whole command (process start, injection, result
-included) and for the program's own timing of its loop (the per-access
-cost of the hooks).  Wine is not Windows: absolute times and even ratios
+included), for the program's own timing of its loop, and for the CPU time
+of the program's process (the per-access cost of the hooks, least disturbed
+by other load on the machine).  Wine is not Windows: absolute times and even ratios
 differ there (docs/windows.md).
 """
 from __future__ import annotations
@@ -56,17 +57,13 @@ def main() -> int:
             def run(cmd):
                 t0 = time.perf_counter()
                 p = w.run(cmd, capture_output=True, text=True, check=True)
-                return time.perf_counter() - t0, float(p.stdout.split()[0])
+                loop_s, cpu_s = p.stdout.split()[:2]
+                return time.perf_counter() - t0, float(loop_s), float(cpu_s)
 
             run(bare_cmd), run(traced_cmd)         # warm the page cache and the prefix
-            whole, loop = [], []
             rows = []
             for _ in range(opts.pairs):
-                bw, bl = run(bare_cmd)
-                tw, tl = run(traced_cmd)
-                whole.append(tw / bw)
-                loop.append(tl / bl)
-                rows.append((bw, tw, bl, tl))
+                rows.append(run(bare_cmd) + run(traced_cmd))
             res = json.load(open(out_json, encoding="utf-8"))
             seen = sum(1 for p in res["reads"] if p.startswith(winpath(data) + "\\"))
 
@@ -75,10 +72,14 @@ def main() -> int:
         opts.files, opts.pairs,
         subprocess.run([wine.binaries()[0], "--version"], capture_output=True,
                        text=True).stdout.strip()))
-    print("whole command: bare %.3fs  traced %.3fs  median ratio %.3fx" % (
-        med([r[0] for r in rows]), med([r[1] for r in rows]), med(whole)))
-    print("loop only:     bare %.3fs  traced %.3fs  median ratio %.3fx" % (
-        med([r[2] for r in rows]), med([r[3] for r in rows]), med(loop)))
+    def quartiles(xs):
+        q = statistics.quantiles(xs, n=4) if len(xs) > 1 else [xs[0]] * 3
+        return "median ratio %.3fx (quartiles %.3f-%.3f)" % (q[1], q[0], q[2])
+    for label, i in (("whole command", 0), ("loop only    ", 1), ("process CPU  ", 2)):
+        bare = [r[i] for r in rows]
+        traced = [r[3 + i] for r in rows]
+        print("%s: bare %.3fs  traced %.3fs  %s" % (
+            label, med(bare), med(traced), quartiles([t / b for b, t in zip(bare, traced)])))
     print("reads recorded in the last traced run: %d of %d files, complete=%s" % (
         seen, opts.files, res["complete"]))
     return 0

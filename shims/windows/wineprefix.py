@@ -48,13 +48,23 @@ class WinePrefix:
                         WINEDLLOVERRIDES="mscoree,mshtml=")
         self.env.pop("DISPLAY", None)
 
-    def __enter__(self):
+    def _start(self):
         subprocess.run([self.server, "-p"], env=self.env, check=True, timeout=60)
-        # DEVNULL, not pipes: the services Wine starts with a new prefix
-        # inherit the standard handles and would keep a pipe open forever.
+        # DEVNULL, not pipes: the services Wine starts with a prefix inherit
+        # the standard handles and would keep a pipe open forever.
         subprocess.run([self.wine, "cmd", "/c", "exit"], env=self.env, timeout=300,
                        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                        stderr=subprocess.DEVNULL)
+
+    def __enter__(self):
+        fresh = not os.path.exists(os.path.join(self.env["WINEPREFIX"], "system.reg"))
+        self._start()
+        if fresh:
+            # A new prefix keeps its services busy for a while (registry and
+            # font set-up); restart the server so runs start on a quiet one.
+            subprocess.run([self.server, "-k"], env=self.env, timeout=60)
+            subprocess.run([self.server, "-w"], env=self.env, timeout=60)
+            self._start()
         return self
 
     def run(self, argv, **kwargs):
