@@ -57,7 +57,7 @@ class BuildWithBpf(build_ext):
                 (PRELOAD_SHIM, ["-shared", "-fPIC", "-fvisibility=hidden", "-U_FORTIFY_SOURCE",
                                 "-fno-delete-null-pointer-checks", "-Wno-nonnull-compare"],
                  PRELOAD_SHIM_SOURCES + ["-ldl"]),
-                (PTRACE_LAUNCHER, [], ["csrc/ptrace_launcher.c"])):
+                (PTRACE_LAUNCHER, [], ["csrc/ptrace_launcher.c", "csrc/elfinterp.c"])):
             out = os.path.join(where, name)
             run([cc] + flags + extra + ["-o", out + ".tmp"] + sources, cwd=HERE)
             os.replace(out + ".tmp", out)

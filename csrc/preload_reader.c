@@ -40,6 +40,7 @@ struct proc {
     int seen_start;               /* the shim ran in some image of it */
     struct exec_info pending;     /* EXEC not yet confirmed by a START */
     int image_started;            /* the shim started in the current image */
+    int seen_any;                 /* some record came from this process */
 };
 
 struct opened {
@@ -292,6 +293,8 @@ static void handle(struct sbx_preload_run *r, const struct sbx_rec *rec, uint32_
     if (s1 >= end || !memchr(s1, '\0', (size_t)(end - s1)))
         s1 = NULL;
     struct proc *p = proc_get(r, rec->pid, 1);
+    if (p)
+        p->seen_any = 1;
     switch (rec->type) {
     case SBX_EV_PATH:
         add_path(r, s0, rec->flags & (SBX_CATEGORIES | SBX_CREATED));
@@ -614,7 +617,7 @@ struct sbx_result *sbx_preload_end(struct sbx_preload_run *r)
         struct proc *p = &r->procs[i];
         if (!p->pid)
             continue;
-        if (p->pid == r->root_pid && p->seen_start)
+        if (p->pid == r->root_pid && (p->seen_start || p->seen_any))
             root_seen = 1;
         if (p->pending.set && !(p->pending.flags & SBX_EXEC_HANDOFF)) {
             /* the exec did not fail (no EXEC_FAIL) but the shim never

@@ -31,6 +31,7 @@
 #include <sys/wait.h>
 #include <signal.h>
 
+#include "elfinterp.h"
 #include "ptrace_syscalls.h"
 
 #if defined(__x86_64__)
@@ -133,11 +134,78 @@ static int adopt(char **argv)
     return 127;
 }
 
+/* exec with $PATH search; on failure errno goes to efd (subprocess's
+ * FileNotFoundError on the Python side) and the process exits 127. */
+static void exec_or_report(const char *target, char **argv, int efd)
+{
+    execvp(target, argv);
+    int e = errno;
+    if (write(efd, &e, sizeof e) != sizeof e)
+        die(target);
+    _exit(127);
+}
+
+/* What execvp(target) would run is a statically linked ELF. */
+static int static_target(const char *target)
+{
+    char cand[4096], interp[8];
+    const char *path = getenv("PATH");
+    for (const char *p = strchr(target, '/') ? "" : path ? path : "/bin:/usr/bin";; p++) {
+        const char *end = strchr(p, ':');
+        int dl = end ? (int)(end - p) : (int)strlen(p);
+        if (strchr(target, '/'))
+            snprintf(cand, sizeof cand, "%s", target);
+        else
+            if (snprintf(cand, sizeof cand, "%.*s/%s", dl ? dl : 1, dl ? p : ".", target) >= (int)sizeof cand)
+                cand[0] = '\0';   /* too long to exist */
+        if (access(cand, X_OK) == 0) {
+            FILE *f = fopen(cand, "re");
+            char magic[4] = {0};
+            if (!f)
+                return 0;
+            size_t n = fread(magic, 1, 4, f);
+            fclose(f);
+            return n == 4 && memcmp(magic, "\177ELF", 4) == 0 &&
+                   sbx_elf_interp(cand, interp, sizeof interp) == 0;
+        }
+        if (!end || strchr(target, '/'))
+            return 0;
+        p = end;
+    }
+}
+
+/* Root mode (preload backend): run the command with the shim loaded (the
+ * environment carries LD_PRELOAD).  A static command cannot load it: it is
+ * started from a child, whose exec the shim hands to the ptrace backend
+ * (the child, unlike this process, is not subprocess.Popen's own). */
+static int preload_root(char **argv)
+{
+    const char *exe = getenv("SBX_PTRACE_EXE"), *errfd = getenv("SBX_PTRACE_ERR");
+    char target[4096];
+    snprintf(target, sizeof target, "%s", exe && *exe ? exe : argv[0]);
+    int efd = errfd ? atoi(errfd) : -1;
+    fcntl(efd, F_SETFD, FD_CLOEXEC);
+    unsetenv("SBX_PTRACE_ROOT");
+    unsetenv("SBX_PTRACE_EXE");
+    unsetenv("SBX_PTRACE_ERR");
+    if (static_target(target)) {
+        pid_t child = fork();
+        if (child < 0)
+            die("fork");
+        if (child > 0)
+            return mirror(child, efd);
+    }
+    exec_or_report(target, argv, efd);
+    return 127;
+}
+
 int main(int argc, char **argv)
 {
     (void)argc;
     if (getenv("SBX_PTRACE_ADOPT"))
         return adopt(argv);
+    if (getenv("SBX_PTRACE_ROOT"))
+        return preload_root(argv);
     const char *gate = getenv("SBX_PTRACE_GATE");
     const char *exe = getenv("SBX_PTRACE_EXE");
     const char *errfd = getenv("SBX_PTRACE_ERR");
@@ -172,9 +240,6 @@ int main(int argc, char **argv)
     unsetenv("SBX_PTRACE_ERR");
     if (install_filter() < 0)
         die("cannot install the seccomp filter");
-    execvp(target, argv);
-    int e = errno;
-    if (write(efd, &e, sizeof e) != sizeof e)
-        die(target);
-    _exit(127);
+    exec_or_report(target, argv, efd);
+    return 127;
 }

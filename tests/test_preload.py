@@ -139,14 +139,34 @@ def test_static_child_is_handed_to_ptrace(sb, work):
     assert not any("_sbx_ptrace_exec" in e.path for e in r.execs)
 
 
-def test_static_root_is_named_as_unobserved(sb, work):
+def test_static_root_is_handed_to_ptrace(sb, work):
+    import sandbox_py
+    if not sandbox_py.backends()["ptrace"][0]:
+        pytest.skip("ptrace is not available here")
     exe = build(work, "static_root", r"""
         FILE *f = fopen("from_static.txt", "w"); fputs("x", f); fclose(f);
+        return 4;
     """, "-static")
     r = sb.run([exe], cwd=work)
-    assert r.returncode == 0
-    assert not r.complete
-    assert any("not observed" in w and exe in w for w in r.warnings), r.warnings
+    assert r.returncode == 4
+    assert r.complete, r.warnings
+    assert os.path.join(work, "from_static.txt") in r.writes
+    assert [e.path for e in r.execs] == [exe]
+
+
+def test_without_ptrace_a_static_program_is_named_as_unobserved(work, monkeypatch):
+    """Where ptrace is refused, the static process is named, never missing."""
+    from sandbox_py._backends import preload, ptrace
+    monkeypatch.setattr(ptrace, "availability", lambda: (False, "refused for this test"))
+    exe = build(work, "static_alone", r"""
+        FILE *f = fopen("from_static.txt", "w"); fputs("x", f); fclose(f);
+    """, "-static")
+    sb = sandbox_for("preload")
+    for argv in ([exe], ["/bin/sh", "-c", exe]):
+        r = sb.run(argv, cwd=work)
+        assert r.returncode == 0
+        assert not r.complete
+        assert any("not observed" in w and exe in w for w in r.warnings), r.warnings
 
 
 def test_flood_of_events_loses_nothing(sb, work):

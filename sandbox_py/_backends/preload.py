@@ -20,7 +20,7 @@ from ..result import Exec
 NAME = "preload"
 REMEDY = "rebuild sandbox_py on Linux with a C compiler (pip install -e .)"
 
-SHIM = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+SHIM = os.path.join(os.path.dirname(os.path.dirname(os.path.realpath(__file__))),
                     "_sbx_preload.so")
 
 
@@ -73,17 +73,29 @@ class PreloadSession(TraceSession):
         self.run = _unpriv().PreloadRun()
         self.fields = None
         self.handoff = _handoff()
+        self.launcher = None
         if self.handoff:
+            # The root goes through the launcher too, so that a statically
+            # linked command is handed to ptrace like any static child.
+            from .ptrace import Launcher  # noqa: PLC0415
             self.run.set_handoff(self.handoff)
+            self.launcher = Launcher({"SBX_PTRACE_ROOT": "1"})
 
     def popen_kwargs(self, kwargs):
         kwargs = dict(kwargs)
         kwargs["env"] = child_env(kwargs.get("env"), self.run.log_path, self.handoff)
+        if self.launcher:
+            kwargs = self.launcher.popen_kwargs(kwargs)
         return kwargs
 
     def started(self, proc):
         argv0 = proc.args[0] if isinstance(proc.args, (list, tuple)) else proc.args
         self.run.set_root(proc.pid, os.fsdecode(argv0))
+        if self.launcher:
+            err = self.launcher.exec_error(proc)
+            if err:
+                self.finish()
+                raise err
 
     def wait_tree(self, timeout):
         return self.run.wait(-1.0 if timeout is None else timeout)
@@ -98,6 +110,8 @@ class PreloadSession(TraceSession):
         return self.fields
 
     def abort(self):
+        if self.launcher:
+            self.launcher.close()
         if self.fields is None:
             self.fields = exec_fields(self.run.finish())
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import errno
 import os
 import struct
+from typing import Optional
 
 from .._runner import TraceSession
 from .preload import exec_fields
@@ -19,7 +20,7 @@ NAME = "ptrace"
 REMEDY = ("allow ptrace (a container needs CAP_SYS_PTRACE or a seccomp profile "
           "permitting ptrace; kernel.yama.ptrace_scope must be below 3)")
 
-LAUNCHER = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+LAUNCHER = os.path.join(os.path.dirname(os.path.dirname(os.path.realpath(__file__))),
                         "_sbx_ptrace_exec")
 
 
@@ -38,57 +39,76 @@ def availability():
     return mod.ptrace_available()
 
 
-class PtraceSession(TraceSession):
-    def __init__(self):
-        self.run = _unpriv().PtraceRun()
-        self.fields = None
+class Launcher:
+    """Popen runs the launcher in place of the command (same argv); the
+    launcher execs the command and reports an exec failure back through a
+    pipe, so that run() raises what subprocess would (FileNotFoundError)."""
+
+    def __init__(self, mode: dict):
+        self.mode = mode            # environment that selects the launcher's mode
         self.err_r = self.err_w = None
 
-    def popen_kwargs(self, kwargs):
+    def popen_kwargs(self, kwargs: dict, pass_fds=()) -> dict:
         kwargs = dict(kwargs)
         env = dict(os.environ if kwargs.get("env") is None else kwargs["env"])
         self.err_r, self.err_w = os.pipe()
-        gate = self.run.gate_fd
-        env["SBX_PTRACE_GATE"] = str(gate)
+        env.update(self.mode)
         env["SBX_PTRACE_ERR"] = str(self.err_w)
         # Popen runs argv[0] itself unless executable= says otherwise; the
         # launcher takes its place and execs the real one with $PATH search.
         env["SBX_PTRACE_EXE"] = os.fsdecode(kwargs.pop("executable", None) or "")
         kwargs["env"] = env
         kwargs["executable"] = LAUNCHER
-        kwargs["pass_fds"] = tuple(kwargs.get("pass_fds", ())) + (gate, self.err_w)
+        kwargs["pass_fds"] = tuple(kwargs.get("pass_fds", ())) + tuple(pass_fds) + (self.err_w,)
         return kwargs
 
+    def close_child_end(self):
+        if self.err_w is not None:
+            os.close(self.err_w)
+            self.err_w = None
+
+    def exec_error(self, proc) -> Optional[OSError]:
+        """Wait for the command's exec; the error subprocess would raise."""
+        self.close_child_end()
+        data = os.read(self.err_r, 4)
+        self.close()
+        if len(data) != 4:
+            return None
+        proc.wait()
+        code = struct.unpack("i", data)[0]
+        argv0 = proc.args[0] if isinstance(proc.args, (list, tuple)) else proc.args
+        cls = {errno.ENOENT: FileNotFoundError, errno.EACCES: PermissionError}.get(code, OSError)
+        return cls(code, os.strerror(code), os.fsdecode(argv0))
+
+    def close(self):
+        for fd in (self.err_r, self.err_w):
+            if fd is not None:
+                os.close(fd)
+        self.err_r = self.err_w = None
+
+
+class PtraceSession(TraceSession):
+    def __init__(self):
+        self.run = _unpriv().PtraceRun()
+        self.fields = None
+        self.launcher = Launcher({"SBX_PTRACE_GATE": str(self.run.gate_fd)})
+
+    def popen_kwargs(self, kwargs):
+        return self.launcher.popen_kwargs(kwargs, pass_fds=(self.run.gate_fd,))
+
     def started(self, proc):
-        os.close(self.err_w)
-        self.err_w = None
+        self.launcher.close_child_end()
         argv0 = proc.args[0] if isinstance(proc.args, (list, tuple)) else proc.args
         try:
             self.run.attach(proc.pid, os.fsdecode(argv0))
         except OSError:
             proc.wait()
-            self._close()
+            self.launcher.close()
             raise
-        # The launcher's exec either succeeds (the pipe closes) or reports
-        # errno, which becomes the exception subprocess would have raised.
-        data = os.read(self.err_r, 4)
-        self._close()
-        if len(data) == 4:
-            proc.wait()
+        err = self.launcher.exec_error(proc)
+        if err:
             self.finish()
-            code = struct.unpack("i", data)[0]
-            name = os.fsdecode(argv0)
-            if code == errno.ENOENT:
-                raise FileNotFoundError(code, os.strerror(code), name)
-            if code == errno.EACCES:
-                raise PermissionError(code, os.strerror(code), name)
-            raise OSError(code, os.strerror(code), name)
-
-    def _close(self):
-        for fd in (self.err_r, self.err_w):
-            if fd is not None:
-                os.close(fd)
-        self.err_r = self.err_w = None
+            raise err
 
     def wait_tree(self, timeout):
         return self.run.wait(-1.0 if timeout is None else timeout)
@@ -103,7 +123,7 @@ class PtraceSession(TraceSession):
         return self.fields
 
     def abort(self):
-        self._close()
+        self.launcher.close()
         if self.fields is None:
             self.fields = exec_fields(self.run.finish())
 

@@ -67,6 +67,7 @@ static char g_env_log[SBX_PATH_MAX + 32];  /* "SBX_PRELOAD_LOG=..." */
 static char g_env_shim[SBX_PATH_MAX + 32]; /* "SBX_PRELOAD_SHIM=..." */
 static char g_env_handoff[SBX_PATH_MAX + 32]; /* "SBX_PRELOAD_HANDOFF=..." or "" */
 static const char *g_shim;                 /* path of this library */
+static int g_quiet;                        /* this image is the launcher: execs only */
 
 /* Per-fd state.  Indexed by fd; fds beyond the table are handled without
  * state (one report per call instead of per fd, never a missed one).
@@ -276,7 +277,7 @@ long sbx_resolve(int dirfd, const char *path, char *out, size_t cap)
 
 void sbx_path_at(int dirfd, const char *path, unsigned cats, int ok)
 {
-    if (!sbx_on() || !path)
+    if (!sbx_on() || !path || g_quiet)
         return;
     char p[SBX_PATH_MAX];
     if (sbx_resolve(dirfd, path, p, sizeof p) < 0)
@@ -305,7 +306,7 @@ static void fd_store(int fd, uint64_t id, uint32_t st)
 
 void sbx_opened(int dirfd, const char *path, int oflags, int fd, int existed)
 {
-    if (!sbx_on() || !path)
+    if (!sbx_on() || !path || g_quiet)
         return;
     char p[SBX_PATH_MAX];
     if (sbx_resolve(dirfd, path, p, sizeof p) < 0)
@@ -379,7 +380,7 @@ static void emit_use(uint64_t id, unsigned kind, int fd)
 
 void sbx_fd_use(int fd, unsigned kind)
 {
-    if (fd < 0 || !sbx_on())
+    if (fd < 0 || !sbx_on() || g_quiet)
         return;
     uint32_t bit = done_bit(kind);
     if (fd < FD_MAX && (__atomic_load_n(&g_fds[fd].st, __ATOMIC_ACQUIRE) & bit))
@@ -691,6 +692,10 @@ void sbx_start(int argc, char **argv)
         fn[0] = '\0';
     long n = SBX_SYS4(SYS_readlinkat, AT_FDCWD, "/proc/self/exe", exe, sizeof exe - 1);
     exe[n > 0 ? n : 0] = '\0';
+    if (g_env_handoff[0] && strcmp(exe, g_env_handoff + sizeof SBX_ENV_HANDOFF) == 0) {
+        g_quiet = 1;       /* sandbox_py's launcher: not the user's program */
+        return;
+    }
     const char *interp = NULL;
     dl_iterate_phdr(report_object, &interp);
     const char *s[3] = {fn, exe, interp ? interp : ""};
