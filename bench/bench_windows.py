@@ -5,11 +5,11 @@
 Builds sbx-trace.exe, sbx_hook.dll and tests/windows/read_many.c with
 mingw-w64, creates COUNT files of 10 KB, and runs `read_many.exe DIR COUNT`
 (open, read to the end, close, for every file) bare and under sbx-trace, in
-alternating pairs with one warm wineserver.  Prints the median ratio of
-paired runs for the whole command (process start, injection, result
-included), for the program's own timing of its loop, and for the CPU time
-of the program's process (the per-access cost of the hooks, least disturbed
-by other load on the machine).  Wine is not Windows: absolute times and even ratios
+pairs (which one goes first alternates) with one warm wineserver.  Prints
+the median ratio of paired runs, with its quartiles, for the whole command
+(process start, injection, result included), for the program's own timing
+of its loop, and for the CPU time of the program's process (the hooks'
+per-access cost).  Wine is not Windows: absolute times and even ratios
 differ there (docs/windows.md).
 """
 from __future__ import annotations
@@ -62,8 +62,14 @@ def main() -> int:
 
             run(bare_cmd), run(traced_cmd)         # warm the page cache and the prefix
             rows = []
-            for _ in range(opts.pairs):
-                rows.append(run(bare_cmd) + run(traced_cmd))
+            for k in range(opts.pairs):
+                # alternate which one goes first, so a drift in the machine's
+                # load does not always favour the same side
+                if k % 2:
+                    traced = run(traced_cmd)
+                    rows.append(run(bare_cmd) + traced)
+                else:
+                    rows.append(run(bare_cmd) + run(traced_cmd))
             res = json.load(open(out_json, encoding="utf-8"))
             seen = sum(1 for p in res["reads"] if p.startswith(winpath(data) + "\\"))
 
