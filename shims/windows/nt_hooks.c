@@ -17,10 +17,14 @@
 #endif
 #define NT_OK(st) ((NTSTATUS)(st) >= 0)
 
-/* CreateDisposition results (IO_STATUS_BLOCK.Information). */
+/* CreateDisposition values asked for ... */
+#define SBX_FILE_SUPERSEDE 0
+#define SBX_FILE_OPEN 1
+/* ... and what happened (IO_STATUS_BLOCK.Information). */
 #define SBX_FILE_SUPERSEDED 0
 #define SBX_FILE_CREATED 2
 #define SBX_FILE_OVERWRITTEN 3
+/* CreateOptions */
 #define SBX_FILE_DELETE_ON_CLOSE 0x00001000
 
 /* FILE_INFORMATION_CLASS values we interpret. */
@@ -122,7 +126,7 @@ static size_t oa_path(POBJECT_ATTRIBUTES oa, wchar_t *out)
 
 /* What a finished NtCreateFile/NtOpenFile means. */
 static void after_open(NTSTATUS st, PHANDLE fh, POBJECT_ATTRIBUTES oa, PIO_STATUS_BLOCK iosb,
-                       ULONG options)
+                       ULONG disposition, ULONG options)
 {
     wchar_t path[SBX_PATH_MAX];
     size_t len = oa_path(oa, path);
@@ -136,8 +140,9 @@ static void after_open(NTSTATUS st, PHANDLE fh, POBJECT_ATTRIBUTES oa, PIO_STATU
     ULONG_PTR info = iosb ? iosb->Information : 1;
     if (info == SBX_FILE_CREATED)
         flags = SBX_WRITE | SBX_CREATED;
-    else if (info == SBX_FILE_OVERWRITTEN || info == SBX_FILE_SUPERSEDED)
-        flags = SBX_WRITE;
+    else if (info == SBX_FILE_OVERWRITTEN ||
+             (info == SBX_FILE_SUPERSEDED && disposition == SBX_FILE_SUPERSEDE))
+        flags = SBX_WRITE;      /* (devices may leave Information at 0) */
     if (options & SBX_FILE_DELETE_ON_CLOSE)
         flags |= SBX_WRITE;
     if (flags)
@@ -152,7 +157,7 @@ static NTSTATUS NTAPI h_NtCreateFile(PHANDLE fh, ACCESS_MASK access, POBJECT_ATT
 {
     NTSTATUS st = o_NtCreateFile(fh, access, oa, iosb, alloc, attrs, share, disposition, options,
                                  ea, ealen);
-    SBX_RECORD_AFTER(after_open(st, fh, oa, iosb, options));
+    SBX_RECORD_AFTER(after_open(st, fh, oa, iosb, disposition, options));
     return st;
 }
 
@@ -160,7 +165,7 @@ static NTSTATUS NTAPI h_NtOpenFile(PHANDLE fh, ACCESS_MASK access, POBJECT_ATTRI
                                    PIO_STATUS_BLOCK iosb, ULONG share, ULONG options)
 {
     NTSTATUS st = o_NtOpenFile(fh, access, oa, iosb, share, options);
-    SBX_RECORD_AFTER(after_open(st, fh, oa, iosb, options));
+    SBX_RECORD_AFTER(after_open(st, fh, oa, iosb, SBX_FILE_OPEN, options));
     return st;
 }
 
