@@ -5,6 +5,7 @@
 #include "preload_reader.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <fcntl.h>
 #include <poll.h>
 #include <pthread.h>
@@ -14,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
@@ -439,9 +441,73 @@ static void *reader_main(void *arg)
         /* back off while idle: a flood is drained at full speed, a quiet
          * run costs a few wake-ups per second */
         idle = n ? 0 : idle < 20 ? idle + 1 : idle;
-        struct timespec ts = {0, (long)(n ? 50 : 100 * idle) * 1000L};
+        /* batches: a waking reader costs the traced tree a CPU on small
+         * machines; records wait safely in shared memory meanwhile */
+        struct timespec ts = {0, (long)(n ? 1000 : 1000 + 250 * idle) * 1000L};
         nanosleep(&ts, NULL);
     }
+}
+
+struct reads {
+    char **v;
+    size_t n, cap;
+};
+
+static int collect_read(void *ctx, const char *path, size_t len, unsigned cats)
+{
+    struct reads *rd = ctx;
+    if (!(cats & SBX_READ) || path[0] != '/')
+        return 0;
+    if (rd->n == rd->cap) {
+        size_t nc = rd->cap ? rd->cap * 2 : 256;
+        char **nv = realloc(rd->v, nc * sizeof *nv);
+        if (!nv)
+            return -1;
+        rd->v = nv;
+        rd->cap = nc;
+    }
+    rd->v[rd->n] = strndup(path, len);
+    if (rd->v[rd->n])
+        rd->n++;
+    return 0;
+}
+
+void sbx_add_link_targets(struct sbx_result *res)
+{
+    struct reads rd = {0};
+    sbx_pathset_foreach_sorted(res->paths, collect_read, &rd);
+    /* Sorted: files of one directory are neighbours, so each directory is
+     * resolved once and each file costs one lstat. */
+    char dir[PATH_MAX] = "", realdir[PATH_MAX] = "", real[PATH_MAX];
+    int dir_ok = 0;
+    for (size_t i = 0; i < rd.n; i++) {
+        const char *p = rd.v[i];
+        const char *slash = strrchr(p, '/');
+        size_t dl = (size_t)(slash - p);
+        /* pseudo files (/proc/self/...) resolve per process: not ours */
+        if (strncmp(p, "/proc/", 6) == 0 || dl >= sizeof dir || !slash[1])
+            goto next;
+        if (strlen(dir) != dl || strncmp(dir, p, dl) != 0) {
+            memcpy(dir, p, dl);
+            dir[dl] = '\0';
+            dir_ok = realpath(dl ? dir : "/", realdir) != NULL;
+        }
+        struct stat sb;
+        if (!dir_ok || lstat(p, &sb) < 0)
+            goto next;
+        if (S_ISLNK(sb.st_mode)) {
+            if (!realpath(p, real))
+                goto next;
+        } else if ((size_t)snprintf(real, sizeof real, "%s/%s",
+                                    strcmp(realdir, "/") ? realdir : "", slash + 1) >= sizeof real) {
+            goto next;
+        }
+        if (strcmp(real, p) != 0)
+            sbx_pathset_add(res->paths, real, strlen(real), SBX_READ);
+    next:
+        free(rd.v[i]);
+    }
+    free(rd.v);
 }
 
 /* ---- API ------------------------------------------------------------------------------*/
@@ -651,6 +717,7 @@ struct sbx_result *sbx_preload_end(struct sbx_preload_run *r)
     if (r->skipped_dead)
         sbx_result_warn(res, "%d events were lost: a process was killed while writing one",
                         r->skipped_dead);
+    sbx_add_link_targets(res);
     munmap(r->hdr, SBX_LOG_HDR + SBX_LOG_CAP);
     unlink(r->path);
     close(r->fd);

@@ -24,6 +24,7 @@
 
 #include "elfinterp.h"
 #include "pathnorm.h"
+#include "preload_reader.h"
 
 /* <sys/ptrace.h> and <linux/ptrace.h> clash; the few calls we need: */
 long ptrace(int req, ...);
@@ -389,14 +390,7 @@ static void fd_use(struct sbx_ptrace_run *r, struct fdent *e, pid_t tid, unsigne
     if (!e || (e->done & kind))
         return;
     e->done |= kind;
-    add(r, e->path, kind);
-    if (kind == SBX_READ) {
-        /* the kernel's name: the target when the opener went through a link */
-        char real[PMAX];
-        if (fd_link(tid, e->fd, real, sizeof real) > 0 && real[0] == '/' &&
-            strcmp(real, e->path) != 0)
-            add(r, real, SBX_READ);
-    }
+    add(r, e->path, kind);      /* link targets: sbx_add_link_targets() at the end */
 }
 
 /* read()/write() do not stop: settle from the offset what the fd did. */
@@ -1067,6 +1061,7 @@ struct sbx_result *sbx_ptrace_end(struct sbx_ptrace_run *r)
         if (r->gate[i] >= 0)
             close(r->gate[i]);
     struct sbx_result *res = r->res;
+    sbx_add_link_targets(res);
     free(r->tasks);
     pthread_mutex_destroy(&r->mu);
     pthread_cond_destroy(&r->cv);

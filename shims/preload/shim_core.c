@@ -89,6 +89,26 @@ struct fdrec {
 static struct fdrec g_fds[FD_MAX];
 static int g_fd_hi;
 
+/* Names of open directory fds, so that openat(dirfd, ...) resolves without
+ * asking /proc (a build tool walks trees this way).  Checked against the
+ * fd's inode on every use: an fd closed behind our back (inside libc, by
+ * a direct system call) never yields a stale name. */
+#define DIR_SLOTS 64
+struct dirslot {
+    int fd;                      /* -1: empty or being written */
+    uint64_t dev, ino;
+    uint32_t len;
+    char path[SBX_PATH_MAX];
+};
+static struct dirslot g_dirs[DIR_SLOTS];
+
+static void dir_forget(int fd)
+{
+    struct dirslot *d = &g_dirs[(unsigned)fd % DIR_SLOTS];
+    if (__atomic_load_n(&d->fd, __ATOMIC_ACQUIRE) == fd)
+        __atomic_store_n(&d->fd, -1, __ATOMIC_RELEASE);
+}
+
 static uint32_t done_bit(unsigned kind)
 {
     return kind == SBX_READ ? FS_DONE_R : kind == SBX_WRITE ? FS_DONE_W : FS_DONE_E;
@@ -254,6 +274,39 @@ static long fd_name(int fd, char *out, size_t cap)
     return n;
 }
 
+static void dir_remember(int fd, const char *p, size_t len)
+{
+    struct stat sb;
+    if (fd < 0 || len >= SBX_PATH_MAX || foreign_process() ||
+        SBX_SYS2(SYS_fstat, fd, &sb) < 0 || !S_ISDIR(sb.st_mode))
+        return;
+    struct dirslot *d = &g_dirs[(unsigned)fd % DIR_SLOTS];
+    __atomic_store_n(&d->fd, -1, __ATOMIC_RELEASE);
+    d->dev = sb.st_dev;
+    d->ino = sb.st_ino;
+    d->len = (uint32_t)len;
+    memcpy(d->path, p, len + 1);
+    __atomic_store_n(&d->fd, fd, __ATOMIC_RELEASE);
+}
+
+static long dir_name(int fd, char *out, size_t cap)
+{
+    struct dirslot *d = &g_dirs[(unsigned)fd % DIR_SLOTS];
+    struct stat sb;
+    if (__atomic_load_n(&d->fd, __ATOMIC_ACQUIRE) == fd && d->len < cap &&
+        SBX_SYS2(SYS_fstat, fd, &sb) == 0) {
+        uint32_t len = d->len;
+        memcpy(out, d->path, len + 1);
+        if (__atomic_load_n(&d->fd, __ATOMIC_ACQUIRE) == fd && d->dev == sb.st_dev &&
+            d->ino == sb.st_ino && out[len] == '\0')
+            return len;
+    }
+    long n = fd_name(fd, out, cap);
+    if (n > 0 && out[0] == '/')
+        dir_remember(fd, out, (size_t)n);     /* one /proc lookup per directory */
+    return n;
+}
+
 long sbx_resolve(int dirfd, const char *path, char *out, size_t cap)
 {
     if (!path)
@@ -268,11 +321,32 @@ long sbx_resolve(int dirfd, const char *path, char *out, size_t cap)
         if (bl > 0)
             bl--;                      /* the kernel counts the NUL */
     } else {
-        bl = fd_name(dirfd, base, sizeof base);
+        bl = dir_name(dirfd, base, sizeof base);
     }
     if (bl <= 0 || base[0] != '/')
         return -1;
     return sbx_path_join_clean(out, cap, base, (size_t)bl, path, plen);
+}
+
+/* Recently reported (path, categories) pairs of this process: tools stat
+ * the same name again and again (tar: three times per file).  Adding a
+ * pair twice changes nothing in the path set, so a repeat is dropped here
+ * instead of crossing into the log.  Direct-mapped; a collision only costs
+ * a duplicate record. */
+#define SEEN_SLOTS 4096
+static uint64_t g_seen[SEEN_SLOTS];
+
+static int seen_before(const char *p, size_t len, unsigned cats)
+{
+    uint64_t h = 14695981039346656037ull ^ cats;
+    for (size_t i = 0; i < len; i++)
+        h = (h ^ (unsigned char)p[i]) * 1099511628211ull;
+    h |= 1;                                   /* 0 marks an empty slot */
+    uint64_t *slot = &g_seen[(h >> 20) % SEEN_SLOTS];
+    if (__atomic_load_n(slot, __ATOMIC_RELAXED) == h)
+        return 1;
+    __atomic_store_n(slot, h, __ATOMIC_RELAXED);
+    return 0;
 }
 
 void sbx_path_at(int dirfd, const char *path, unsigned cats, int ok)
@@ -280,9 +354,15 @@ void sbx_path_at(int dirfd, const char *path, unsigned cats, int ok)
     if (!sbx_on() || !path || g_quiet)
         return;
     char p[SBX_PATH_MAX];
-    if (sbx_resolve(dirfd, path, p, sizeof p) < 0)
+    long n = sbx_resolve(dirfd, path, p, sizeof p);
+    if (n < 0)
         return;
-    emit(SBX_EV_PATH, ok ? cats : SBX_PROBE, 0, 0, p, NULL);
+    cats = ok ? cats : SBX_PROBE;
+    /* only order-free categories: a write that created the name must keep
+     * its place before any later read (pathset's created-then-read rule) */
+    if (!(cats & (SBX_WRITE | SBX_CREATED)) && seen_before(p, (size_t)n, cats))
+        return;
+    emit(SBX_EV_PATH, cats, 0, 0, p, NULL);
 }
 
 int sbx_exists_at(int dirfd, const char *path)
@@ -309,8 +389,11 @@ void sbx_opened(int dirfd, const char *path, int oflags, int fd, int existed)
     if (!sbx_on() || !path || g_quiet)
         return;
     char p[SBX_PATH_MAX];
-    if (sbx_resolve(dirfd, path, p, sizeof p) < 0)
+    long plen = sbx_resolve(dirfd, path, p, sizeof p);
+    if (plen < 0)
         return;
+    if (fd >= 0 && (oflags & O_DIRECTORY))
+        dir_remember(fd, p, (size_t)plen);
     if (fd < 0 || (oflags & O_PATH)) {
         emit(SBX_EV_PATH, SBX_PROBE, 0, 0, p, NULL);
         return;
@@ -364,17 +447,12 @@ static struct fdrec discover(int fd)
     return rec;
 }
 
+/* A read through a symlink also reports the target: the reader resolves
+ * each distinct read path once at the end (cheaper than asking the kernel
+ * in the traced process on every first read). */
 static void emit_use(uint64_t id, unsigned kind, int fd)
 {
-    if (kind == SBX_READ) {
-        /* The kernel's name of the file: the target of any symlink the
-         * opener went through (DESIGN.md §2 reports link and target). */
-        char name[SBX_PATH_MAX];
-        if (fd_name(fd, name, sizeof name) > 0 && name[0] == '/') {
-            emit(SBX_EV_USE, kind, 0, id, name, NULL);
-            return;
-        }
-    }
+    (void)fd;
     emit(SBX_EV_USE, kind, 0, id, NULL, NULL);
 }
 
@@ -435,6 +513,7 @@ void sbx_fd_closing(int fd)
         return;
     settle(fd, &g_fds[fd]);
     __atomic_store_n(&g_fds[fd].st, 0, __ATOMIC_RELEASE);
+    dir_forget(fd);
 }
 
 void sbx_fd_close_range(unsigned lo, unsigned hi)
