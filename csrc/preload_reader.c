@@ -25,6 +25,13 @@
 
 #define PUNCH_CHUNK (4u << 20)    /* free consumed log memory in 4 MiB steps */
 
+struct linkres {
+    char dir[PATH_MAX], realdir[PATH_MAX];
+    int valid, ok;
+};
+
+static int link_target(struct linkres *lr, const char *p, char *out, size_t cap);
+
 /* One exec the log announced: strings owned by the entry. */
 struct exec_info {
     char *path, *interp;          /* interp: #! (EXEC) or ELF PT_INTERP (START) */
@@ -75,6 +82,7 @@ struct sbx_preload_run {
     int root_pid;
     char root_argv0[512];
 
+    struct linkres *links;        /* reads' symlink targets, resolved as they come */
     char launcher[4096];          /* "" when static programs are not handed off */
     struct sbx_ptrace_run **adopted;
     size_t nadopted;
@@ -208,8 +216,13 @@ static int exec_load(struct exec_info *e, const struct sbx_rec *rec, const char 
 
 static void add_path(struct sbx_preload_run *r, const char *p, unsigned fl)
 {
-    if (p && *p && sbx_pathset_add(r->res->paths, p, strlen(p), fl) < 0)
+    if (!p || !*p)
+        return;
+    if (sbx_pathset_add(r->res->paths, p, strlen(p), fl) < 0)
         sbx_result_warn(r->res, "out of memory while recording paths");
+    char real[PATH_MAX];
+    if ((fl & SBX_READ) && r->links && link_target(r->links, p, real, sizeof real))
+        sbx_pathset_add(r->res->paths, real, strlen(real), SBX_READ);
 }
 
 /* An exec happened: its record, and the files the kernel read to run it. */
@@ -472,39 +485,45 @@ static int collect_read(void *ctx, const char *path, size_t len, unsigned cats)
     return 0;
 }
 
+/* The final target of `p` when it differs from p (a symlink on the way),
+ * into out.  Files of one directory usually come together, so the
+ * directory's resolution is kept and each file costs one lstat. */
+static int link_target(struct linkres *lr, const char *p, char *out, size_t cap)
+{
+    const char *slash = strrchr(p, '/');
+    if (!slash || !slash[1] || strncmp(p, "/proc/", 6) == 0)
+        return 0;           /* pseudo files (/proc/self/...) resolve per process */
+    size_t dl = (size_t)(slash - p);
+    if (dl >= sizeof lr->dir)
+        return 0;
+    if (!lr->valid || strlen(lr->dir) != dl || strncmp(lr->dir, p, dl) != 0) {
+        memcpy(lr->dir, p, dl);
+        lr->dir[dl] = '\0';
+        lr->ok = realpath(dl ? lr->dir : "/", lr->realdir) != NULL;
+        lr->valid = 1;
+    }
+    struct stat sb;
+    if (!lr->ok || lstat(p, &sb) < 0)
+        return 0;
+    if (S_ISLNK(sb.st_mode)) {
+        if (cap < PATH_MAX || !realpath(p, out))
+            return 0;
+    } else if ((size_t)snprintf(out, cap, "%s/%s", strcmp(lr->realdir, "/") ? lr->realdir : "",
+                                slash + 1) >= cap) {
+        return 0;
+    }
+    return strcmp(out, p) != 0;
+}
+
 void sbx_add_link_targets(struct sbx_result *res)
 {
     struct reads rd = {0};
+    struct linkres lr = {0};
+    char real[PATH_MAX];
     sbx_pathset_foreach_sorted(res->paths, collect_read, &rd);
-    /* Sorted: files of one directory are neighbours, so each directory is
-     * resolved once and each file costs one lstat. */
-    char dir[PATH_MAX] = "", realdir[PATH_MAX] = "", real[PATH_MAX];
-    int dir_ok = 0;
     for (size_t i = 0; i < rd.n; i++) {
-        const char *p = rd.v[i];
-        const char *slash = strrchr(p, '/');
-        size_t dl = (size_t)(slash - p);
-        /* pseudo files (/proc/self/...) resolve per process: not ours */
-        if (strncmp(p, "/proc/", 6) == 0 || dl >= sizeof dir || !slash[1])
-            goto next;
-        if (strlen(dir) != dl || strncmp(dir, p, dl) != 0) {
-            memcpy(dir, p, dl);
-            dir[dl] = '\0';
-            dir_ok = realpath(dl ? dir : "/", realdir) != NULL;
-        }
-        struct stat sb;
-        if (!dir_ok || lstat(p, &sb) < 0)
-            goto next;
-        if (S_ISLNK(sb.st_mode)) {
-            if (!realpath(p, real))
-                goto next;
-        } else if ((size_t)snprintf(real, sizeof real, "%s/%s",
-                                    strcmp(realdir, "/") ? realdir : "", slash + 1) >= sizeof real) {
-            goto next;
-        }
-        if (strcmp(real, p) != 0)
+        if (link_target(&lr, rd.v[i], real, sizeof real))
             sbx_pathset_add(res->paths, real, strlen(real), SBX_READ);
-    next:
         free(rd.v[i]);
     }
     free(rd.v);
@@ -549,7 +568,8 @@ struct sbx_preload_run *sbx_preload_begin(char *err, size_t errlen)
     r->hdr->cap = SBX_LOG_CAP;
     __atomic_store_n(&r->hdr->magic, SBX_LOG_MAGIC, __ATOMIC_RELEASE);
     r->res = sbx_result_new();
-    if (!r->res) {
+    r->links = calloc(1, sizeof *r->links);
+    if (!r->res || !r->links) {
         snprintf(err, errlen, "out of memory");
         goto fail;
     }
@@ -564,6 +584,7 @@ fail:
     if (r->hdr)
         munmap(r->hdr, SBX_LOG_HDR + SBX_LOG_CAP);
     sbx_result_free(r->res);
+    free(r->links);
     unlink(r->path);
     close(r->fd);
     free(r);
@@ -717,7 +738,7 @@ struct sbx_result *sbx_preload_end(struct sbx_preload_run *r)
     if (r->skipped_dead)
         sbx_result_warn(res, "%d events were lost: a process was killed while writing one",
                         r->skipped_dead);
-    sbx_add_link_targets(res);
+    free(r->links);
     munmap(r->hdr, SBX_LOG_HDR + SBX_LOG_CAP);
     unlink(r->path);
     close(r->fd);
