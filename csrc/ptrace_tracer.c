@@ -144,18 +144,26 @@ static long fd_link(pid_t tid, int fd, char *out, size_t cap)
     return proc_link(tid, w, out, cap);
 }
 
-static int status_field(pid_t tid, const char *key)
+/* A small /proc file, NUL-terminated; -1 when unreadable or empty. */
+static int read_small(const char *path, char *buf, size_t cap)
 {
-    char p[64], buf[2048];
-    snprintf(p, sizeof p, "/proc/%d/status", tid);
-    int fd = open(p, O_RDONLY | O_CLOEXEC);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0)
         return -1;
-    ssize_t n = read(fd, buf, sizeof buf - 1);
+    ssize_t n = read(fd, buf, cap - 1);
     close(fd);
     if (n <= 0)
         return -1;
     buf[n] = '\0';
+    return 0;
+}
+
+static int status_field(pid_t tid, const char *key)
+{
+    char p[64], buf[2048];
+    snprintf(p, sizeof p, "/proc/%d/status", tid);
+    if (read_small(p, buf, sizeof buf) < 0)
+        return -1;
     char *s = strstr(buf, key);
     return s ? atoi(s + strlen(key)) : -1;
 }
@@ -165,14 +173,8 @@ static int fd_info(pid_t tid, int fd, long long *pos, int *flags)
 {
     char p[64], buf[512];
     snprintf(p, sizeof p, "/proc/%d/fdinfo/%d", tid, fd);
-    int f = open(p, O_RDONLY | O_CLOEXEC);
-    if (f < 0)
+    if (read_small(p, buf, sizeof buf) < 0)
         return -1;
-    ssize_t n = read(f, buf, sizeof buf - 1);
-    close(f);
-    if (n <= 0)
-        return -1;
-    buf[n] = '\0';
     char *s = strstr(buf, "pos:");
     char *fl = strstr(buf, "flags:");
     if (pos)

@@ -9,7 +9,7 @@ import pytest
 
 import sandbox_py
 from conftest import sandbox_for
-from test_preload import build, write
+from test_preload import build, work, write  # noqa: F401 - work is a fixture
 
 pytestmark = pytest.mark.skipif(not shutil.which("cc"), reason="needs a C compiler")
 
@@ -17,11 +17,6 @@ pytestmark = pytest.mark.skipif(not shutil.which("cc"), reason="needs a C compil
 @pytest.fixture
 def sb():
     return sandbox_for("ptrace")
-
-
-@pytest.fixture
-def work(tmp_path):
-    return os.path.realpath(tmp_path)
 
 
 def test_static_binary_with_direct_syscalls(sb, work):

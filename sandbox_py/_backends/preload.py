@@ -68,10 +68,35 @@ def exec_fields(d: dict) -> dict:
     return d
 
 
-class PreloadSession(TraceSession):
+class RunSession(TraceSession):
+    """A session around one C run object of sandbox_py._unpriv (PreloadRun,
+    PtraceRun): they share wait/kill/finish."""
+
+    run = None
+    launcher = None
+    fields = None
+
+    def wait_tree(self, timeout):
+        return self.run.wait(-1.0 if timeout is None else timeout)
+
+    def kill_tree(self):
+        if self.fields is None:
+            self.run.kill()
+
+    def finish(self):
+        if self.fields is None:
+            self.fields = exec_fields(self.run.finish())
+        return self.fields
+
+    def abort(self):
+        if self.launcher:
+            self.launcher.close()
+        self.finish()
+
+
+class PreloadSession(RunSession):
     def __init__(self):
         self.run = _unpriv().PreloadRun()
-        self.fields = None
         self.handoff = _handoff()
         self.launcher = None
         if self.handoff:
@@ -96,24 +121,6 @@ class PreloadSession(TraceSession):
             if err:
                 self.finish()
                 raise err
-
-    def wait_tree(self, timeout):
-        return self.run.wait(-1.0 if timeout is None else timeout)
-
-    def kill_tree(self):
-        if self.fields is None:
-            self.run.kill()
-
-    def finish(self):
-        if self.fields is None:
-            self.fields = exec_fields(self.run.finish())
-        return self.fields
-
-    def abort(self):
-        if self.launcher:
-            self.launcher.close()
-        if self.fields is None:
-            self.fields = exec_fields(self.run.finish())
 
 
 def session(sandbox) -> PreloadSession:

@@ -13,8 +13,7 @@ import os
 import struct
 from typing import Optional
 
-from .._runner import TraceSession
-from .preload import exec_fields
+from .preload import RunSession
 
 NAME = "ptrace"
 REMEDY = ("allow ptrace (a container needs CAP_SYS_PTRACE or a seccomp profile "
@@ -87,10 +86,9 @@ class Launcher:
         self.err_r = self.err_w = None
 
 
-class PtraceSession(TraceSession):
+class PtraceSession(RunSession):
     def __init__(self):
         self.run = _unpriv().PtraceRun()
-        self.fields = None
         self.launcher = Launcher({"SBX_PTRACE_GATE": str(self.run.gate_fd)})
 
     def popen_kwargs(self, kwargs):
@@ -109,23 +107,6 @@ class PtraceSession(TraceSession):
         if err:
             self.finish()
             raise err
-
-    def wait_tree(self, timeout):
-        return self.run.wait(-1.0 if timeout is None else timeout)
-
-    def kill_tree(self):
-        if self.fields is None:
-            self.run.kill()
-
-    def finish(self):
-        if self.fields is None:
-            self.fields = exec_fields(self.run.finish())
-        return self.fields
-
-    def abort(self):
-        self.launcher.close()
-        if self.fields is None:
-            self.fields = exec_fields(self.run.finish())
 
 
 def session(sandbox) -> PtraceSession:
