@@ -83,6 +83,8 @@ struct sbx_preload_run {
     char root_argv0[512];
 
     struct linkres *links;        /* reads' symlink targets, resolved as they come */
+    uint64_t *readset;            /* hashes of the read names resolved so far */
+    size_t nread, capread;
     char launcher[4096];          /* "" when static programs are not handed off */
     struct sbx_ptrace_run **adopted;
     size_t nadopted;
@@ -214,6 +216,41 @@ static int exec_load(struct exec_info *e, const struct sbx_rec *rec, const char 
     return 0;
 }
 
+/* True the first time `p` is seen here (64-bit hashes; a collision only
+ * skips one symlink-target lookup). */
+static int first_read(struct sbx_preload_run *r, const char *p)
+{
+    uint64_t h = 14695981039346656037ull;
+    for (const char *c = p; *c; c++)
+        h = (h ^ (unsigned char)*c) * 1099511628211ull;
+    h |= 1;
+    if ((r->nread + 1) * 2 > r->capread) {
+        size_t nc = r->capread ? r->capread * 2 : 4096;
+        uint64_t *n = calloc(nc, sizeof *n);
+        if (!n)
+            return 1;
+        for (size_t i = 0; i < r->capread; i++)
+            if (r->readset[i]) {
+                size_t j = (r->readset[i] >> 7) & (nc - 1);
+                while (n[j])
+                    j = (j + 1) & (nc - 1);
+                n[j] = r->readset[i];
+            }
+        free(r->readset);
+        r->readset = n;
+        r->capread = nc;
+    }
+    size_t j = (h >> 7) & (r->capread - 1);
+    while (r->readset[j]) {
+        if (r->readset[j] == h)
+            return 0;
+        j = (j + 1) & (r->capread - 1);
+    }
+    r->readset[j] = h;
+    r->nread++;
+    return 1;
+}
+
 static void add_path(struct sbx_preload_run *r, const char *p, unsigned fl)
 {
     if (!p || !*p)
@@ -221,7 +258,9 @@ static void add_path(struct sbx_preload_run *r, const char *p, unsigned fl)
     if (sbx_pathset_add(r->res->paths, p, strlen(p), fl) < 0)
         sbx_result_warn(r->res, "out of memory while recording paths");
     char real[PATH_MAX];
-    if ((fl & SBX_READ) && r->links && link_target(r->links, p, real, sizeof real))
+    /* each read name is resolved once (every compiler reads stdio.h) */
+    if ((fl & SBX_READ) && r->links && first_read(r, p) &&
+        link_target(r->links, p, real, sizeof real))
         sbx_pathset_add(r->res->paths, real, strlen(real), SBX_READ);
 }
 
@@ -739,6 +778,7 @@ struct sbx_result *sbx_preload_end(struct sbx_preload_run *r)
         sbx_result_warn(res, "%d events were lost: a process was killed while writing one",
                         r->skipped_dead);
     free(r->links);
+    free(r->readset);
     munmap(r->hdr, SBX_LOG_HDR + SBX_LOG_CAP);
     unlink(r->path);
     close(r->fd);

@@ -1,8 +1,8 @@
 /* ptrace_syscalls.h — the system calls that stop under the ptrace backend:
  * the one list the launcher's seccomp filter and the tracer share.  Same
  * coverage as the eBPF backend; plain read/write are settled from file
- * offsets instead (see ptrace_tracer.h).  mmap is added by the filter
- * itself, only when it maps a file. */
+ * offsets instead (see ptrace_tracer.h).  mmap (when it maps a file) and
+ * fcntl (when it duplicates an fd) are added by the filter itself. */
 #ifndef SBX_PTRACE_SYSCALLS_H
 #define SBX_PTRACE_SYSCALLS_H
 
@@ -19,7 +19,7 @@ static const int sbx_pt_syscalls[] = {
     SYS_readlinkat, SYS_renameat, SYS_renameat2, SYS_unlinkat, SYS_mkdirat, SYS_linkat,
     SYS_symlinkat, SYS_truncate, SYS_ftruncate, SYS_fchmod, SYS_fchmodat, SYS_fchown,
     SYS_fchownat, SYS_utimensat, SYS_getdents64, SYS_execve, SYS_execveat, SYS_chdir,
-    SYS_close, SYS_close_range, SYS_dup, SYS_dup3, SYS_fcntl, SYS_pread64, SYS_pwrite64,
+    SYS_close, SYS_close_range, SYS_dup, SYS_dup3, SYS_pread64, SYS_pwrite64,
     SYS_preadv, SYS_pwritev, SYS_preadv2, SYS_pwritev2, SYS_sendfile,
     SYS_copy_file_range, SYS_mknodat, SYS_io_uring_setup,
 };

@@ -550,6 +550,43 @@ static int on_entry(struct sbx_ptrace_run *r, struct task *t)
     default:
         break;
     }
+    /* Calls whose outcome does not change what is recorded are settled
+     * here: no second stop at their exit (half the stops of a compiler). */
+    switch (nr) {
+#ifdef SYS_stat
+    case SYS_stat: case SYS_lstat: case SYS_access:
+#endif
+    case SYS_newfstatat: case SYS_statx: case SYS_faccessat: case SYS_faccessat2:
+        add(r, t->p1, SBX_PROBE);
+        task_clear_sys(t);
+        return 0;
+    case SYS_mmap: {
+        struct fdent *e = fd_learn(p, tid, (int)a[4]);
+        if (a[2] & (PROT_READ | PROT_EXEC))
+            fd_use(r, e, tid, SBX_READ);
+        if ((a[2] & PROT_WRITE) && (a[3] & MAP_SHARED))
+            fd_use(r, e, tid, SBX_WRITE);
+        task_clear_sys(t);
+        return 0;
+    }
+    case SYS_pread64: case SYS_preadv: case SYS_preadv2:
+    case SYS_pwrite64: case SYS_pwritev: case SYS_pwritev2: case SYS_getdents64:
+#ifdef SYS_getdents
+    case SYS_getdents:
+#endif
+    {
+        unsigned kind = (nr == SYS_pread64 || nr == SYS_preadv || nr == SYS_preadv2)
+                            ? SBX_READ
+                            : (nr == SYS_pwrite64 || nr == SYS_pwritev || nr == SYS_pwritev2)
+                                  ? SBX_WRITE : SBX_ENUM;
+        struct fdent *e = fd_learn(p, tid, (int)a[0]);
+        if (!e || !(e->done & kind)) {
+            fd_use(r, e, tid, kind);
+        }
+        task_clear_sys(t);
+        return 0;
+    }
+    }
     /* creation is judged against the name's existence before the call */
     const char *target = t->p2 ? t->p2 : t->p1;
     t->existed = path_exists(target);
