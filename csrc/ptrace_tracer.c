@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <sys/uio.h>
@@ -552,7 +553,38 @@ static int on_entry(struct sbx_ptrace_run *r, struct task *t)
     }
     /* Calls whose outcome does not change what is recorded are settled
      * here: no second stop at their exit (half the stops of a compiler). */
+    struct stat sb;
+    int oflags = -1;
     switch (nr) {
+#ifdef SYS_open
+    case SYS_open: oflags = (int)a[1]; break;
+#endif
+    case SYS_openat: oflags = (int)a[2]; break;
+    }
+    switch (nr) {
+#ifdef SYS_readlink
+    case SYS_readlink:
+#endif
+    case SYS_readlinkat:
+        /* a symlink is read, anything else (absent, not a link) probed:
+         * one lstat here costs less than a stop at the exit */
+        add(r, t->p1, t->p1 && lstat(t->p1, &sb) == 0 && S_ISLNK(sb.st_mode) ? SBX_READ
+                                                                           : SBX_PROBE);
+        task_clear_sys(t);
+        return 0;
+#ifdef SYS_open
+    case SYS_open:
+#endif
+    case SYS_openat:
+        /* compilers try many include directories: an open of an absent
+         * name is a probe, known now (the exit is only needed for the fd) */
+        if (t->p1 && !(oflags & O_CREAT) && access(t->p1, F_OK) < 0 &&
+            (errno == ENOENT || errno == ENOTDIR)) {
+            add(r, t->p1, SBX_PROBE);
+            task_clear_sys(t);
+            return 0;
+        }
+        break;
 #ifdef SYS_stat
     case SYS_stat: case SYS_lstat: case SYS_access:
 #endif
