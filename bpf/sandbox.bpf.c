@@ -749,15 +749,27 @@ int BPF_PROG(on_fork, struct task_struct *parent, struct task_struct *child)
     __u32 ptid = parent->pid;
     struct sbx_task t = {};
     struct sbx_task *pt = bpf_map_lookup_elem(&tracked, &ptid);
-    if (pt) {
+    __u32 *run = bpf_map_lookup_elem(&spawners, &ptid);
+    if (run) {
+        /* A spawn window wins: Sandbox.run() inside an in-process trace
+         * owns its command.  The outer trace is told it does not see it. */
+        t.run_id = *run;
+        t.flags = SBX_TASK_PENDING;
+        if (pt && pt->run_id != t.run_id) {
+            struct sbx_event ev = {};
+            ev.size = sizeof ev;
+            ev.type = SBX_EV_UNSEEN;
+            ev.run_id = pt->run_id;
+            ev.pid = parent->tgid;
+            ev.tid = child->pid;
+            ev.nr = SBX_NR_HANDED_OVER;
+            bpf_ringbuf_output(&events, &ev, sizeof ev, 0);
+        }
+    } else if (pt) {
         t.run_id = pt->run_id;
         t.flags = pt->flags & SBX_TASK_PENDING;
     } else {
-        __u32 *run = bpf_map_lookup_elem(&spawners, &ptid);
-        if (!run)
-            return 0;
-        t.run_id = *run;
-        t.flags = SBX_TASK_PENDING;
+        return 0;
     }
     struct sbx_run_state *st = bpf_map_lookup_elem(&runs, &t.run_id);
     if (!st)

@@ -39,6 +39,10 @@ enum sbx_event_type {
     SBX_EV_UNSEEN = 5,
 };
 
+/* SBX_EV_UNSEEN with this `nr`: child `tid` of process `pid` was started
+ * by a nested run (a spawn window) and is reported there, not here. */
+#define SBX_NR_HANDED_OVER (-1)
+
 /* SBX_EV_FD kinds */
 #define SBX_FD_READ   1
 #define SBX_FD_WRITE  2

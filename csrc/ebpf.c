@@ -407,6 +407,12 @@ static int handle_event(void *ctx, void *data, size_t size)
         pthread_cond_broadcast(&r->cv);
         break;
     case SBX_EV_UNSEEN:
+        if (ev->nr == SBX_NR_HANDED_OVER) {
+            sbx_result_warn(r->res, "process %u was started by a nested Sandbox.run() "
+                            "and is reported in that run's Result, not in this one",
+                            ev->tid);
+            break;
+        }
         sbx_result_warn(r->res, "process %u (%s) called %s: file accesses made through it "
                         "are not seen by the eBPF backend", ev->pid,
                         ev->nstr ? st.s[0] : "?", syscall_name(ev->nr));

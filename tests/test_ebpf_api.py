@@ -252,3 +252,16 @@ def test_in_process_trace_sees_the_caller_and_its_children(tmp_path):
     assert str(tmp_path / "child.txt") in f["reads"]
     assert str(tmp_path / "after-child") in f["probes"]
     assert f["complete"], f["warnings"]
+
+
+def test_nested_run_inside_in_process_trace(sb, tmp_path):
+    # Sandbox.run() inside a traced block owns its command; the outer trace
+    # says so instead of silently missing it.
+    from sandbox_py._backends import ebpf
+    (tmp_path / "inner.txt").write_text("i")
+    t = ebpf.SelfTrace(wait=5).start()
+    inner = sb.run(["cat", str(tmp_path / "inner.txt")], capture_output=True)
+    f = t.stop()
+    assert inner.complete and str(tmp_path / "inner.txt") in inner.reads
+    assert not f["complete"]
+    assert any("nested Sandbox.run()" in w for w in f["warnings"])
