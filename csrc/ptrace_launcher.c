@@ -46,10 +46,10 @@ static void die(const char *what)
     _exit(127);
 }
 
-static int install_filter(void)
+static int build_and_install(unsigned notify_action, unsigned flags)
 {
     /* One compare per traced call; mmap only stops when it maps a file. */
-    struct sock_filter f[4 + 2 * SBX_PT_NSYSCALLS + 16];
+    struct sock_filter f[4 + 2 * (SBX_PT_NSYSCALLS + SBX_PT_NNOTIFY) + 16];
     size_t n = 0;
     f[n++] = (struct sock_filter)BPF_STMT(BPF_LD | BPF_W | BPF_ABS,
                                           offsetof(struct seccomp_data, arch));
@@ -63,6 +63,11 @@ static int install_filter(void)
         f[n++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K,
                                               sbx_pt_syscalls[i], 0, 1);
         f[n++] = (struct sock_filter)BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_TRACE);
+    }
+    for (size_t i = 0; i < SBX_PT_NNOTIFY; i++) {
+        f[n++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K,
+                                              sbx_pt_notify_syscalls[i], 0, 1);
+        f[n++] = (struct sock_filter)BPF_STMT(BPF_RET | BPF_K, notify_action);
     }
     /* fcntl only matters when it duplicates an fd */
     f[n++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_fcntl, 0, 5);
@@ -83,11 +88,35 @@ static int install_filter(void)
     struct sock_fprog prog = {(unsigned short)n, f};
     /* Without CAP_SYS_ADMIN a filter requires no_new_privs (setuid programs
      * then run unprivileged); with it, leave set-uid semantics alone. */
-    if (syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, &prog) == 0)
-        return 0;
+    long r = syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, flags, &prog);
+    if (r >= 0 || errno != EACCES)
+        return (int)r;
     if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
         return -1;
-    return (int)syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, &prog);
+    return (int)syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, flags, &prog);
+}
+
+/* The filter, preferably with a user-notification listener for the calls
+ * that need no exit stop.  The listener fd is closed right away: that
+ * close stops under ptrace, and the tracer takes its own copy of the fd
+ * then (pidfd_getfd), so the command never sees an fd it did not open. */
+static int install_filter(void)
+{
+    /* Only with a tracer that takes listeners (SBX_PTRACE_NOTIFY, set by
+     * the same build) and a kernel with pidfd_getfd: a listener nobody
+     * holds would make every stat fail with ENOSYS. */
+    const char *ok = getenv("SBX_PTRACE_NOTIFY");
+    int notify = ok && strcmp(ok, "1") == 0 &&
+                 syscall(SYS_pidfd_getfd, -1, 0, 0) < 0 && errno == EBADF;
+    unsetenv("SBX_PTRACE_NOTIFY");
+    if (notify) {
+        int fd = build_and_install(SECCOMP_RET_USER_NOTIF, SECCOMP_FILTER_FLAG_NEW_LISTENER);
+        if (fd >= 0) {
+            close(fd);
+            return 0;
+        }
+    }
+    return build_and_install(SECCOMP_RET_TRACE, 0);
 }
 
 static pid_t g_child;

@@ -13,6 +13,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <poll.h>
+#include <sys/ioctl.h>
+#include <linux/seccomp.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/prctl.h>
@@ -89,12 +92,29 @@ struct sbx_ptrace_run {
     struct task **tasks;
     size_t ntasks, captasks;
     struct sbx_result *res;
+    pthread_mutex_t res_mu;       /* res, shared with the notifier */
+
+    int listener;                 /* seccomp user-notification fd, or -1 */
+    pthread_t notifier;
+    int notifier_started, notifier_stop;
 };
 
+/* The tracer thread and the notification thread both record. */
 static void add(struct sbx_ptrace_run *r, const char *p, unsigned fl)
 {
-    if (p && *p && sbx_pathset_add(r->res->paths, p, strlen(p), fl) < 0)
+    if (!p || !*p)
+        return;
+    pthread_mutex_lock(&r->res_mu);
+    if (sbx_pathset_add(r->res->paths, p, strlen(p), fl) < 0)
         sbx_result_warn(r->res, "out of memory while recording paths");
+    pthread_mutex_unlock(&r->res_mu);
+}
+
+static void locked_warn(struct sbx_ptrace_run *r, const char *fmt, int pid, const char *name)
+{
+    pthread_mutex_lock(&r->res_mu);
+    sbx_result_warn(r->res, fmt, pid, name);
+    pthread_mutex_unlock(&r->res_mu);
 }
 
 /* ---- tracee memory and /proc ------------------------------------------------------*/
@@ -461,6 +481,77 @@ static void read_argv(struct task *t, unsigned long av)
     }
 }
 
+/* ---- seccomp user notifications (calls that need no exit stop) ----------*/
+static void *notifier_main(void *arg)
+{
+    struct sbx_ptrace_run *r = arg;
+    for (;;) {
+        struct pollfd pf = {r->listener, POLLIN, 0};
+        int pr = poll(&pf, 1, 50);
+        if (__atomic_load_n(&r->notifier_stop, __ATOMIC_ACQUIRE))
+            return NULL;
+        if (pr < 0 && errno == EINTR)
+            continue;
+        if (pr < 0 || ((pf.revents & (POLLHUP | POLLERR | POLLNVAL)) && !(pf.revents & POLLIN)))
+            return NULL;              /* no process uses the filter any more */
+        if (pr == 0)
+            continue;
+        struct seccomp_notif req;
+        memset(&req, 0, sizeof req);
+        if (ioctl(r->listener, SECCOMP_IOCTL_NOTIF_RECV, &req) < 0)
+            continue;                 /* the caller died meanwhile */
+        const unsigned long *a = (const unsigned long *)req.data.args;
+        long nr = req.data.nr;
+        char *p = NULL;
+        int at = nr == SYS_newfstatat || nr == SYS_statx || nr == SYS_faccessat ||
+                 nr == SYS_faccessat2 || nr == SYS_readlinkat;
+        if (req.data.arch == NATIVE_ARCH)
+            p = at ? resolve((pid_t)req.pid, (long)(int)a[0], a[1])
+                   : resolve((pid_t)req.pid, AT_FDCWD, a[0]);
+        /* the memory read belongs to this very call only if it is still
+         * pending (a killed caller's pid could have been reused) */
+        if (p && ioctl(r->listener, SECCOMP_IOCTL_NOTIF_ID_VALID, &req.id) == 0) {
+            struct stat sb;
+            int link = (nr == SYS_readlinkat
+#ifdef SYS_readlink
+                        || nr == SYS_readlink
+#endif
+                        ) && lstat(p, &sb) == 0 && S_ISLNK(sb.st_mode);
+            add(r, p, link ? SBX_READ : SBX_PROBE);
+        }
+        free(p);
+        struct seccomp_notif_resp resp;
+        memset(&resp, 0, sizeof resp);
+        resp.id = req.id;
+        resp.flags = SECCOMP_USER_NOTIF_FLAG_CONTINUE;
+        ioctl(r->listener, SECCOMP_IOCTL_NOTIF_SEND, &resp);
+    }
+}
+
+/* The launcher closes its listener fd right after installing the filter;
+ * at that close's stop the tracer copies it (pidfd_getfd). */
+static void take_listener(struct sbx_ptrace_run *r, pid_t tid, int fd, const char *name)
+{
+    char link[64];
+    if (fd_link(tid, fd, link, sizeof link) <= 0 || strcmp(link, "anon_inode:seccomp notify") != 0)
+        return;
+    int pfd = (int)syscall(SYS_pidfd_open, tid, 0);
+    int l = pfd < 0 ? -1 : (int)syscall(SYS_pidfd_getfd, pfd, fd, 0);
+    if (pfd >= 0)
+        close(pfd);
+    if (l < 0) {
+        /* its stat calls will fail (ENOSYS): say so, never hide it */
+        locked_warn(r, "process %d (%s): the tracer could not take its seccomp listener; "
+                    "its stat/access/readlink calls fail and the run is unreliable",
+                    tid, name);
+        return;
+    }
+    fcntl(l, F_SETFD, FD_CLOEXEC);
+    r->listener = l;
+    if (pthread_create(&r->notifier, NULL, notifier_main, r) == 0)
+        r->notifier_started = 1;
+}
+
 /* The entry of a stopped call: resolve paths now, settle fds that are
  * about to go away.  Returns 1 when the exit must be seen too. */
 static int on_entry(struct sbx_ptrace_run *r, struct task *t)
@@ -471,7 +562,7 @@ static int on_entry(struct sbx_ptrace_run *r, struct task *t)
     struct proc *p = t->pr;
     if (si.arch != NATIVE_ARCH) {
         if (!p->warned_arch++)
-            sbx_result_warn(r->res, "process %d (%s) made system calls of another ABI "
+            locked_warn(r, "process %d (%s) made system calls of another ABI "
                             "(32-bit or x32), which the ptrace backend does not decode",
                             p->tgid, p->name);
         return 0;
@@ -526,6 +617,8 @@ static int on_entry(struct sbx_ptrace_run *r, struct task *t)
         t->p2 = resolve(tid, (long)(int)a[1], a[2]);
         break;
     case SYS_close:
+        if (r->listener < 0)
+            take_listener(r, tid, (int)a[0], p->name);
         fd_close(r, p, tid, (int)a[0]);
         return 0;
     case SYS_close_range:
@@ -619,9 +712,16 @@ static int on_entry(struct sbx_ptrace_run *r, struct task *t)
         return 0;
     }
     }
-    /* creation is judged against the name's existence before the call */
-    const char *target = t->p2 ? t->p2 : t->p1;
-    t->existed = path_exists(target);
+    /* creation is judged against the name's existence before the call
+     * (only where it decides between "created" and "changed") */
+    int creates = (oflags >= 0 && (oflags & O_CREAT)) || nr == SYS_openat2 ||
+                  nr == SYS_renameat || nr == SYS_renameat2
+#ifdef SYS_open
+                  || nr == SYS_creat || nr == SYS_rename
+#endif
+        ;
+    if (creates)
+        t->existed = path_exists(t->p2 ? t->p2 : t->p1);
     return 1;
 }
 
@@ -789,7 +889,7 @@ static void on_exit_stop(struct sbx_ptrace_run *r, struct task *t)
         break;
     case SYS_io_uring_setup:
         if (ok && !p->warned_uring++)
-            sbx_result_warn(r->res, "process %d (%s) uses io_uring: file accesses submitted "
+            locked_warn(r, "process %d (%s) uses io_uring: file accesses submitted "
                             "through the ring are not seen by the ptrace backend",
                             p->tgid, p->name);
         break;
@@ -853,7 +953,9 @@ static void on_exec(struct sbx_ptrace_run *r, struct task *t)
     }
     const char *path = t->xpath ? t->xpath : exe;
     int ppid = status_field(t->tid, "PPid:");
+    pthread_mutex_lock(&r->res_mu);
     sbx_result_add_exec(r->res, p->tgid, ppid, path, (const char *const *)t->xargv, t->xargc);
+    pthread_mutex_unlock(&r->res_mu);
     snprintf(p->name, sizeof p->name, "%s", path);
     add(r, path, SBX_READ);
     if (exe[0] && strcmp(exe, path) != 0)
@@ -1034,7 +1136,9 @@ struct sbx_ptrace_run *sbx_ptrace_begin(char *err, size_t errlen)
         return NULL;
     }
     pthread_mutex_init(&r->mu, NULL);
+    pthread_mutex_init(&r->res_mu, NULL);
     pthread_cond_init(&r->cv, NULL);
+    r->listener = -1;
     return r;
 }
 
@@ -1131,6 +1235,13 @@ struct sbx_result *sbx_ptrace_end(struct sbx_ptrace_run *r)
     for (int i = 0; i < 2; i++)
         if (r->gate[i] >= 0)
             close(r->gate[i]);
+    if (r->notifier_started) {
+        __atomic_store_n(&r->notifier_stop, 1, __ATOMIC_RELEASE);
+        pthread_join(r->notifier, NULL);
+    }
+    if (r->listener >= 0)
+        close(r->listener);
+    pthread_mutex_destroy(&r->res_mu);
     struct sbx_result *res = r->res;
     sbx_add_link_targets(res);
     free(r->tasks);

@@ -52,6 +52,7 @@ class Launcher:
         env = dict(os.environ if kwargs.get("env") is None else kwargs["env"])
         self.err_r, self.err_w = os.pipe()
         env.update(self.mode)
+        env["SBX_PTRACE_NOTIFY"] = "1"      # this build's tracer takes seccomp listeners
         env["SBX_PTRACE_ERR"] = str(self.err_w)
         # Popen runs argv[0] itself unless executable= says otherwise; the
         # launcher takes its place and execs the real one with $PATH search.

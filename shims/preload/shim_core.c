@@ -701,13 +701,14 @@ char *const *sbx_handoff_env(char *const env[], const char *target, char **vec, 
     size_t k = 0, tl = strlen(target);
     if (tl + 16 > nstore)
         return env;
-    for (size_t i = 0; env && env[i] && k + 3 < nvec; i++)
+    for (size_t i = 0; env && env[i] && k + 4 < nvec; i++)
         if (strncmp(env[i], "LD_PRELOAD=", 11) != 0)
             vec[k++] = env[i];     /* ptrace traces the static subtree alone */
     memcpy(store, "SBX_PTRACE_EXE=", 15);
     memcpy(store + 15, target, tl + 1);
     vec[k++] = store;
     vec[k++] = (char *)"SBX_PTRACE_ADOPT=1";
+    vec[k++] = (char *)"SBX_PTRACE_NOTIFY=1";   /* the adopting tracer takes listeners */
     vec[k] = NULL;
     return vec;
 }

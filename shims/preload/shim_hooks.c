@@ -639,7 +639,7 @@ static size_t env_count(char *const envp[])
 /* The environment a child gets, with our variables restored: a VLA in the
  * caller's frame (no malloc: this runs in vfork children). */
 #define HANDOFF_ENV(env, target, out)                                          \
-    size_t nh_ = env_count(env) + 3;                                           \
+    size_t nh_ = env_count(env) + 4;                                           \
     char *hvec_[nh_];                                                          \
     char hstore_[SBX_PATH_MAX + 32];                                           \
     char *const *out = sbx_handoff_env(env, target, hvec_, nh_, hstore_, sizeof hstore_)
