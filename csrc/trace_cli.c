@@ -84,12 +84,16 @@ static int parse(int argc, char **argv, struct cli *cli)
     return 0;
 }
 
+/* Open the -o file; its name is UTF-8 (on Windows fopen would take it in
+ * the ANSI code page, so it goes through _wfopen). */
+static FILE *open_output(const char *path);
+
 static int emit(const struct cli *cli, const struct sbx_result *r, const char *backend,
                 double duration)
 {
     struct sbx_json_run run = {(const char *const *)cli->argv, cli->argc, backend, duration,
                                r->status};
-    FILE *f = cli->output ? fopen(cli->output, "wb") : stdout;
+    FILE *f = cli->output ? open_output(cli->output) : stdout;
     if (!f) {
         fprintf(stderr, "sbx-trace: cannot write %s: %s\n", cli->output, strerror(errno));
         return -1;
@@ -116,6 +120,14 @@ static wchar_t *wide(const char *s)
     if (w)
         MultiByteToWideChar(CP_UTF8, 0, s, -1, w, n);
     return w;
+}
+
+static FILE *open_output(const char *path)
+{
+    wchar_t *w = wide(path);
+    FILE *f = w ? _wfopen(w, L"wb") : NULL;
+    free(w);
+    return f;
 }
 
 static char *narrow(const wchar_t *w)
@@ -216,7 +228,7 @@ static int trace_command(const struct cli *cli, wchar_t *cmdline)
     free(cwd);
     if (!r) {
         fprintf(stderr, "sbx-trace: %s: %s\n", cli->argv[0], err);
-        FILE *f = cli->output ? fopen(cli->output, "wb") : NULL;
+        FILE *f = cli->output ? open_output(cli->output) : NULL;
         if (f) {
             fprintf(f, "{\"schema\": \"sandbox_py.start_error/1\", \"winerror\": %lu, "
                        "\"message\": ", (unsigned long)start_error);

@@ -57,21 +57,21 @@ def tools(tmp_path_factory):
 _counter = itertools.count()
 
 
-def trace(prefix, tools, argv, tmp_path, *options):
+def trace(prefix, tools, argv, tmp_path, *options, out_name="result-%d.json"):
     """Run argv (Windows paths) under sbx-trace; returns (exit code, Result JSON)."""
-    out = tmp_path / ("result-%d.json" % next(_counter))
+    out = tmp_path / (out_name % next(_counter))
     proc = prefix.run([tools["exe"], "-o", winpath(out), *options, "--", *argv],
                       capture_output=True, timeout=120)
     assert out.exists(), "sbx-trace wrote no result: %s" % proc.stderr.decode(errors="replace")
     return proc.returncode, json.loads(out.read_text(encoding="utf-8"))
 
 
-def scenario(prefix, tools, tmp_path, mode, *extra, program="win32_ops"):
+def scenario(prefix, tools, tmp_path, mode, *extra, program="win32_ops", **kw):
     d = tmp_path
     argv = [winpath(tools[program])] + ([mode] if mode else []) + [winpath(d), *extra]
-    rc, res = trace(prefix, tools, argv, tmp_path)
+    rc, res = trace(prefix, tools, argv, tmp_path, **kw)
     assert rc == 0, "scenario %s failed under tracing: %r" % (mode, res.get("warnings"))
-    assert res["complete"], res["warnings"]
+    assert res["complete"], json.dumps(res, indent=1)[:6000]
     return res
 
 
@@ -210,7 +210,8 @@ def test_long_path(prefix, tools, tmp_path):
 
 def test_non_ascii_names(prefix, tools, tmp_path):
     files(tmp_path, "h\u00e9llo-w\u00f6rld-\u65e5\u672c.txt")
-    res = scenario(prefix, tools, tmp_path, "unicode")
+    # the result file's own name is not ASCII either
+    res = scenario(prefix, tools, tmp_path, "unicode", out_name="r\u00e9sultat-%d.json")
     assert winpath(tmp_path / "h\u00e9llo-w\u00f6rld-\u65e5\u672c.txt") in res["reads"]
     assert winpath(tmp_path / "\u00f1ew-\U0001F600.txt") in res["writes"]
     assert (tmp_path / "\u00f1ew-\U0001F600.txt").exists()

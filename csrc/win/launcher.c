@@ -46,6 +46,7 @@ struct collector {
     HANDLE *readers;
     size_t nreaders, cap_readers;
     int out_of_memory;
+    DWORD connect_error;   /* a ConnectNamedPipe failure we could not read past */
 };
 
 static int grow(void **arr, size_t *cap, size_t n, size_t elem)
@@ -151,7 +152,14 @@ static DWORD WINAPI listener_main(void *varg)
     struct collector *c = varg;
     for (;;) {
         HANDLE p = c->next;
-        BOOL ok = ConnectNamedPipe(p, NULL) || GetLastError() == ERROR_PIPE_CONNECTED;
+        /* ERROR_PIPE_CONNECTED: the client came first; ERROR_NO_DATA: it
+         * came, wrote and closed before we got here (a short process while
+         * this thread was not scheduled) — its records are still to read. */
+        BOOL ok = ConnectNamedPipe(p, NULL);
+        DWORD e = ok ? 0 : GetLastError();
+        ok = ok || e == ERROR_PIPE_CONNECTED || e == ERROR_NO_DATA;
+        if (!ok)
+            c->connect_error = e;
         /* Open the next instance at once: a client finding none waits. */
         c->next = new_instance(c, 0);
         if (ok) {
@@ -318,6 +326,9 @@ static struct sbx_result *build(struct collector *c, HANDLE job)
                         (unsigned long)acct.TotalProcesses);
     if (c->out_of_memory)
         sbx_result_warn(r, "out of memory while receiving events; some are missing");
+    if (c->connect_error)
+        sbx_result_warn(r, "the event pipe refused a connection (Win32 error %lu); the events "
+                        "of a process may be missing", (unsigned long)c->connect_error);
     return r;
 }
 

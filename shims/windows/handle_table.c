@@ -11,19 +11,20 @@
 #include "hookdll.h"
 #include "../../csrc/win/winpath.h"
 
+/* Open addressing with linear probing; a removal shifts the rest of its
+ * probe run back instead of leaving a tombstone, since programs open and
+ * close handles endlessly and tombstones would make every lookup walk. */
 struct slot {
-    HANDLE h;           /* NULL: empty; TOMB: deleted */
+    HANDLE h;           /* NULL: empty */
     wchar_t *path;      /* NULL: not a file */
     uint32_t len;
     unsigned state;     /* categories reported | SBX_H_OPENED */
 };
 
-#define TOMB ((HANDLE)(intptr_t)-7)
-
 static SRWLOCK lock = SRWLOCK_INIT;
 static HANDLE heap;
 static struct slot *slots;
-static size_t cap, live, tombs;
+static size_t cap, live;
 
 static size_t hash_handle(HANDLE h)
 {
@@ -58,7 +59,7 @@ static void rehash(size_t ncap)
     if (!ns)
         return;
     for (size_t i = 0; i < cap; i++) {
-        if (!slots[i].h || slots[i].h == TOMB)
+        if (!slots[i].h)
             continue;
         size_t j = hash_handle(slots[i].h) & (ncap - 1);
         while (ns[j].h)
@@ -68,17 +69,28 @@ static void rehash(size_t ncap)
     HeapFree(heap, 0, slots);
     slots = ns;
     cap = ncap;
-    tombs = 0;
 }
 
 static void drop(struct slot *s)
 {
     if (s->path)
         HeapFree(heap, 0, s->path);
-    s->path = NULL;
-    s->h = TOMB;
     live--;
-    tombs++;
+    size_t i = (size_t)(s - slots), j = i;
+    for (;;) {
+        slots[i].h = NULL;
+        slots[i].path = NULL;
+        size_t home;
+        do {
+            j = (j + 1) & (cap - 1);
+            if (!slots[j].h)
+                return;
+            home = hash_handle(slots[j].h) & (cap - 1);
+            /* slot j may fill the hole at i unless its home lies cyclically in (i, j] */
+        } while (i <= j ? (home > i && home <= j) : (home > i || home <= j));
+        slots[i] = slots[j];
+        i = j;
+    }
 }
 
 /* Insert or replace; caller holds the lock exclusively. */
@@ -89,13 +101,13 @@ static void put_locked(HANDLE h, const wchar_t *path, size_t len, unsigned state
     struct slot *old = find(h);
     if (old)
         drop(old);
-    if ((live + tombs + 1) * 2 > cap)
-        rehash(live * 4 > cap ? cap * 2 : cap);
+    if ((live + 1) * 2 > cap)
+        rehash(cap * 2);
+    if (live + 1 >= cap)
+        return;                 /* could not grow: better unknown than a full table */
     size_t i = hash_handle(h) & (cap - 1);
-    while (slots[i].h && slots[i].h != TOMB)
+    while (slots[i].h)
         i = (i + 1) & (cap - 1);
-    if (slots[i].h == TOMB)
-        tombs--;
     wchar_t *copy = NULL;
     if (path) {
         copy = HeapAlloc(heap, 0, (len + 1) * sizeof *copy);
@@ -235,7 +247,7 @@ void sbx_handles_exit(void)
         return;
     for (size_t i = 0; slots && i < cap; i++) {
         struct slot *s = &slots[i];
-        if (s->h && s->h != TOMB && s->path && (s->state & SBX_H_OPENED) &&
+        if (s->h && s->path && (s->state & SBX_H_OPENED) &&
             !(s->state & SBX_CATEGORIES))
             sbx_record(SBX_PROBE, s->path, s->len);
     }
