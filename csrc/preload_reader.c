@@ -495,7 +495,7 @@ static void *reader_main(void *arg)
         idle = n ? 0 : idle < 20 ? idle + 1 : idle;
         /* batches: a waking reader costs the traced tree a CPU on small
          * machines; records wait safely in shared memory meanwhile */
-        struct timespec ts = {0, (long)(n ? 1000 : 1000 + 250 * idle) * 1000L};
+        struct timespec ts = {0, (long)(n ? 5000 : 5000 + 750 * idle) * 1000L};
         nanosleep(&ts, NULL);
     }
 }

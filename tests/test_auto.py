@@ -48,3 +48,30 @@ def test_unprivileged_backends_run_here(name, tmp_path):
                                      cwd=str(tmp_path))
     assert r.backend == name and r.returncode == 0 and r.complete, r.warnings
     assert p in r.writes and p not in r.reads
+
+
+@pytest.mark.parametrize("name", ["preload", "ptrace"])
+def test_concurrent_runs_do_not_see_each_other(name, tmp_path):
+    """Threads (pytest-xdist, build drivers) run several commands at once."""
+    import threading
+    ok, why = sandbox_py.backends()[name]
+    assert ok, why
+    sb = sandbox_py.Sandbox(name)
+    results = {}
+
+    def one(i):
+        d = tmp_path / str(i)
+        d.mkdir()
+        results[i] = sb.run(["/bin/sh", "-c", "echo %d > mine.txt; cat mine.txt" % i],
+                            cwd=str(d), capture_output=True)
+
+    threads = [threading.Thread(target=one, args=(i,)) for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for i, r in results.items():
+        mine = os.path.realpath(tmp_path / str(i) / "mine.txt")
+        others = {os.path.realpath(tmp_path / str(j) / "mine.txt") for j in results if j != i}
+        assert r.returncode == 0 and r.complete, r.warnings
+        assert mine in r.writes and not (others & (r.reads | r.writes)), (i, r.writes)
