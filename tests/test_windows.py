@@ -101,6 +101,18 @@ def test_native_portable_parts(tmp_path):
     assert proc.returncode == 0, proc.stdout
 
 
+def test_hook_engine_relocates_prologues(prefix, tmp_path):
+    """Hooks on functions starting with a RIP-relative load, a short jcc and
+    a call still compute the original result through the trampoline; a
+    function too short to patch is refused with a reason."""
+    exe = str(tmp_path / "hook_engine_test.exe")
+    subprocess.run([MINGW, "-O2", "-o", exe, os.path.join(SCENARIOS, "hook_engine_test.c"),
+                    os.path.join(ROOT, "shims", "windows", "hook_engine.c"),
+                    os.path.join(ROOT, "shims", "windows", "x64_decode.c")], check=True)
+    proc = prefix.run([exe], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
 def test_json_schema_and_exec_record(prefix, tools, tmp_path):
     files(tmp_path, "input.txt", "readwrite.txt", "ansi.txt", "untouched.txt")
     res = scenario(prefix, tools, tmp_path, "open")
@@ -277,7 +289,7 @@ def _processes_mentioning(text):
 def test_timeout_kills_the_tree(prefix, tools, tmp_path):
     start = time.monotonic()
     rc, res = trace(prefix, tools, [winpath(tools["win32_ops"]), "sleeptree", winpath(tmp_path)],
-                    tmp_path, "--timeout", "3")
+                    tmp_path, "--timeout", "6")
     assert time.monotonic() - start < 30
     assert not res["complete"]
     assert any("timeout" in w for w in res["warnings"])
