@@ -193,6 +193,15 @@ def test_copy(prefix, tools, tmp_path):
     assert dst in res["writes"] and dst not in res["reads"]
 
 
+def test_unhooked_win32_calls_reach_the_nt_layer(prefix, tools, tmp_path):
+    files(tmp_path, "fb_old.txt", "fb_attr.txt", "fb_time.txt")
+    res = scenario(prefix, tools, tmp_path, "ntfallback")
+    w = lambda n: winpath(tmp_path / n)
+    # MoveFileW, SetFileAttributesW, SetFileTime: not hooked as such
+    assert {w("fb_old.txt"), w("fb_new.txt"), w("fb_attr.txt"), w("fb_time.txt")} <= set(res["writes"])
+    assert not set(res["reads"]) & {w("fb_old.txt"), w("fb_attr.txt"), w("fb_time.txt")}
+
+
 def test_create_and_remove_directory(prefix, tools, tmp_path):
     (tmp_path / "gone_dir").mkdir()
     res = scenario(prefix, tools, tmp_path, "mkdir")

@@ -192,6 +192,17 @@ static void mode_child(const wchar_t *self)
     check(code == 0, "grandchild exit status");
 }
 
+/* Win32 calls that are not hooked themselves reach the NT hooks. */
+static void mode_ntfallback(void)
+{
+    check(MoveFileW(in_dir(L"fb_old.txt"), in_dir(L"fb_new.txt")), "MoveFileW");
+    check(SetFileAttributesW(in_dir(L"fb_attr.txt"), FILE_ATTRIBUTE_READONLY), "SetFileAttributesW");
+    HANDLE h = CreateFileW(in_dir(L"fb_time.txt"), FILE_WRITE_ATTRIBUTES, 0, NULL, OPEN_EXISTING, 0, NULL);
+    FILETIME ft = {0x12345678, 0x01d00000};
+    check(h != INVALID_HANDLE_VALUE && SetFileTime(h, NULL, NULL, &ft), "SetFileTime");
+    CloseHandle(h);
+}
+
 /* A child killed from outside cannot deliver its last events. */
 static void mode_killchild(const wchar_t *self)
 {
@@ -269,6 +280,7 @@ int wmain(int argc, wchar_t **argv)
     else if (!wcscmp(m, L"killchild")) mode_killchild(argv[0]);
     else if (!wcscmp(m, L"threads")) mode_threads();
     else if (!wcscmp(m, L"sleeptree")) mode_sleeptree(argv[0]);
+    else if (!wcscmp(m, L"ntfallback")) mode_ntfallback();
     else {
         fprintf(stderr, "win32_ops: unknown mode\n");
         return 2;
