@@ -37,9 +37,9 @@ void sbx_tls_set(unsigned v);
 extern int sbx_active;                 /* 0 when loaded outside a trace */
 extern struct sbx_wire_config sbx_cfg; /* copy of what the injector left */
 
-/* Enter/leave a hook body: returns the previous state, or sets *skip when
- * the thread was already inside one. Last-error is saved and restored by
- * the callers around recording. */
+/* Enter a hook body: returns 1 and sets the guard (the previous state in
+ * *prev, for sbx_leave), or 0 when tracing is off or the thread is already
+ * inside a hook.  The last error is kept by the macros below. */
 static inline int sbx_enter(unsigned *prev)
 {
     if (!sbx_active)
