@@ -227,6 +227,7 @@ static int preload_root(char **argv)
     unsetenv("SBX_PTRACE_ROOT");
     unsetenv("SBX_PTRACE_EXE");
     unsetenv("SBX_PTRACE_ERR");
+    unsetenv("SBX_PTRACE_NOTIFY");   /* the shim sets it again for a hand-off */
     if (static_target(target)) {
         pid_t child = fork();
         if (child < 0)

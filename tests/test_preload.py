@@ -257,3 +257,13 @@ def test_shim_outside_a_run_is_inert(work):
     env.pop("SBX_PRELOAD_LOG", None)
     out = subprocess.run(["/bin/sh", "-c", "echo ok"], env=env, capture_output=True, text=True)
     assert out.stdout == "ok\n"
+
+
+def test_the_command_sees_only_its_own_environment_additions(sb, work):
+    """The launcher's variables never reach the command; the shim's must
+    (children have to stay traced)."""
+    r = sb.run(["/usr/bin/env"], cwd=work, capture_output=True, text=True,
+               env={"PATH": "/usr/bin:/bin", "KEEP": "1"})
+    names = {line.split("=", 1)[0] for line in r.stdout.splitlines()}
+    assert "KEEP" in names
+    assert not {n for n in names if n.startswith("SBX_PTRACE")}, names
