@@ -70,6 +70,7 @@ struct sbx_preload_run {
     pthread_t thread;
     int thread_started;
     pthread_mutex_t mu;
+    pthread_cond_t wake;          /* end() -> reader thread */
     int stop;
 
     struct sbx_result *res;
@@ -482,22 +483,24 @@ static void *reader_main(void *arg)
 {
     struct sbx_preload_run *r = arg;
     unsigned idle = 0;
-    for (;;) {
-        pthread_mutex_lock(&r->mu);
-        if (r->stop) {
-            pthread_mutex_unlock(&r->mu);
-            return NULL;
-        }
+    pthread_mutex_lock(&r->mu);
+    while (!r->stop) {
         size_t n = drain(r);
-        pthread_mutex_unlock(&r->mu);
-        /* back off while idle: a flood is drained at full speed, a quiet
-         * run costs a few wake-ups per second */
+        /* back off while idle: a quiet run costs a few wake-ups per
+         * second; and batch: a waking reader costs the traced tree a CPU
+         * on small machines, while records wait safely in shared memory */
         idle = n ? 0 : idle < 20 ? idle + 1 : idle;
-        /* batches: a waking reader costs the traced tree a CPU on small
-         * machines; records wait safely in shared memory meanwhile */
-        struct timespec ts = {0, (long)(n ? 5000 : 5000 + 750 * idle) * 1000L};
-        nanosleep(&ts, NULL);
+        long us = 5000 + 750 * (long)idle;
+        struct timespec dl;
+        clock_gettime(CLOCK_MONOTONIC, &dl);
+        dl.tv_nsec += us * 1000L;
+        dl.tv_sec += dl.tv_nsec / 1000000000L;
+        dl.tv_nsec %= 1000000000L;
+        /* end() wakes us at once instead of waiting out the sleep */
+        pthread_cond_timedwait(&r->wake, &r->mu, &dl);
     }
+    pthread_mutex_unlock(&r->mu);
+    return NULL;
 }
 
 struct reads {
@@ -613,6 +616,11 @@ struct sbx_preload_run *sbx_preload_begin(char *err, size_t errlen)
         goto fail;
     }
     pthread_mutex_init(&r->mu, NULL);
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&r->wake, &ca);
+    pthread_condattr_destroy(&ca);
     if (pthread_create(&r->thread, NULL, reader_main, r) != 0) {
         snprintf(err, errlen, "cannot start the preload reader thread");
         goto fail;
@@ -730,6 +738,7 @@ struct sbx_result *sbx_preload_end(struct sbx_preload_run *r)
     if (r->thread_started) {
         pthread_mutex_lock(&r->mu);
         r->stop = 1;
+        pthread_cond_signal(&r->wake);
         pthread_mutex_unlock(&r->mu);
         pthread_join(r->thread, NULL);
     }
@@ -784,8 +793,10 @@ struct sbx_result *sbx_preload_end(struct sbx_preload_run *r)
     close(r->fd);
     free(r->procs);
     free(r->ids);
-    if (r->thread_started)
+    if (r->thread_started) {
         pthread_mutex_destroy(&r->mu);
+        pthread_cond_destroy(&r->wake);
+    }
     free(r);
     return res;
 }
