@@ -216,26 +216,48 @@ def test_posix_spawnp_and_vfork_children(sb, work):
 
 
 def test_signal_handler_and_threads_fork(sb, work):
-    """Hooks run inside a signal handler and in the child of a threaded
-    fork without deadlocking (no locks, no malloc)."""
+    """Hooks run inside a signal handler, and fork happens while other
+    threads are inside hooks: no locks, no malloc, so no deadlock."""
     write(os.path.join(work, "data.txt"))
     exe = build(work, "async", r"""
+        pthread_t th[2];
         signal(SIGALRM, on_alarm);
+        for (int i = 0; i < 2; i++) pthread_create(&th[i], NULL, reader, NULL);
         for (int i = 0; i < 50; i++) {
             ualarm(50, 0);
-            int fd = open("data.txt", O_RDONLY); char b[4]; read(fd, b, 4); close(fd);
             pid_t p = fork();
             if (p == 0) { struct stat st; stat("in_child", &st); _exit(0); }
             waitpid(p, NULL, 0);
         }
-        sleep(0);
+        stop = 1;
+        for (int i = 0; i < 2; i++) pthread_join(th[i], NULL);
     """, "-pthread", top=r"""
+        #include <pthread.h>
+        static volatile int stop;
         static void on_alarm(int s) { (void)s; struct stat st; stat("in_handler", &st); }
+        static void *reader(void *arg) {
+            (void)arg;
+            while (!stop) {
+                int fd = open("data.txt", O_RDONLY); char b[4]; read(fd, b, 4); close(fd);
+                struct stat st; stat("absent_in_thread", &st);
+            }
+            return NULL;
+        }
     """)
     r = sb.run([exe], cwd=work, timeout=60)
     assert r.returncode == 0 and r.complete, r.warnings
     assert os.path.join(work, "in_child") in r.probes
+    assert os.path.join(work, "absent_in_thread") in r.probes
     assert os.path.join(work, "data.txt") in r.reads
+
+
+def test_redirected_stdin_read_by_the_child_is_a_read(sb, work):
+    """The shell opens the file, the exec'd program reads fd 0."""
+    write(os.path.join(work, "in.txt"))
+    r = sb.run(["/bin/sh", "-c", "tr a-z A-Z < in.txt > count.txt"], cwd=work)
+    assert r.returncode == 0 and r.complete, r.warnings
+    assert os.path.join(work, "in.txt") in r.reads
+    assert os.path.join(work, "count.txt") in r.writes
 
 
 def test_timeout_kills_the_whole_tree(sb, work):

@@ -82,3 +82,11 @@ def test_stopped_and_continued_child(sb, work):
     r = sb.run(["/bin/sh", "-c", "sleep 5 & p=$!; kill -STOP $p; kill -CONT $p; kill $p; wait"],
                cwd=work, timeout=20)
     assert r.returncode in (0, 143)
+
+
+def test_redirected_stdin_read_by_the_child_is_a_read(sb, work):
+    write(os.path.join(work, "in.txt"))
+    r = sb.run(["/bin/sh", "-c", "tr a-z A-Z < in.txt > out.txt"], cwd=work)
+    assert r.returncode == 0 and r.complete, r.warnings
+    assert os.path.join(work, "in.txt") in r.reads
+    assert os.path.join(work, "out.txt") in r.writes
