@@ -141,5 +141,13 @@ def run_traced(backend: str, session: TraceSession, args, *, input=None,
     return result
 
 
+def core_fields(d: dict) -> dict:
+    """A C core's result dict (csrc/pyresult.c) as TraceSession.finish()
+    returns it: execs become Exec records."""
+    d = dict(d)
+    d["execs"] = [Exec(pid, ppid, path, tuple(argv)) for pid, ppid, path, argv in d["execs"]]
+    return d
+
+
 def exec_record(pid: int, ppid: int, path: str, argv) -> Exec:
     return Exec(pid, ppid, path, tuple(argv))

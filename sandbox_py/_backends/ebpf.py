@@ -13,8 +13,7 @@ import contextlib
 import threading
 from typing import Optional
 
-from .._runner import TraceSession
-from ..result import Exec
+from .._runner import TraceSession, core_fields
 
 NAME = "ebpf"
 REMEDY = ("run as root or grant CAP_BPF and CAP_PERFMON, "
@@ -50,12 +49,6 @@ def availability():
     return True, "BPF programs loaded (tracepoints sched_process_* and sys_exit)"
 
 
-def _fields(d: dict) -> dict:
-    d = dict(d)
-    d["execs"] = [Exec(pid, ppid, path, tuple(argv)) for pid, ppid, path, argv in d["execs"]]
-    return d
-
-
 class EbpfSession(TraceSession):
     def __init__(self):
         self.core = _core()
@@ -78,7 +71,7 @@ class EbpfSession(TraceSession):
 
     def finish(self):
         if self.fields is None:
-            self.fields = _fields(self.core.ebpf_run_end(self.run_id))
+            self.fields = core_fields(self.core.ebpf_run_end(self.run_id))
         return self.fields
 
     def abort(self):
@@ -117,7 +110,7 @@ class SelfTrace:
         # Threads started inside the block are counted as tasks of the run;
         # children (and such threads) that outlive the block are waited for.
         done = self.core.ebpf_run_wait(self.run_id, self.wait)
-        f = _fields(self.core.ebpf_run_end(self.run_id))
+        f = core_fields(self.core.ebpf_run_end(self.run_id))
         if not done:
             f["complete"] = False
             f["warnings"] = list(f["warnings"]) + [

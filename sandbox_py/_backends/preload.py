@@ -14,8 +14,7 @@ from __future__ import annotations
 import os
 from typing import Optional
 
-from .._runner import TraceSession
-from ..result import Exec
+from .._runner import TraceSession, core_fields
 
 NAME = "preload"
 REMEDY = "rebuild sandbox_py on Linux with a C compiler (pip install -e .)"
@@ -62,12 +61,6 @@ def child_env(env: Optional[dict], log_path: str, handoff: Optional[str] = None)
     return env
 
 
-def exec_fields(d: dict) -> dict:
-    d = dict(d)
-    d["execs"] = [Exec(pid, ppid, path, tuple(argv)) for pid, ppid, path, argv in d["execs"]]
-    return d
-
-
 class RunSession(TraceSession):
     """A session around one C run object of sandbox_py._unpriv (PreloadRun,
     PtraceRun): they share wait/kill/finish."""
@@ -85,7 +78,7 @@ class RunSession(TraceSession):
 
     def finish(self):
         if self.fields is None:
-            self.fields = exec_fields(self.run.finish())
+            self.fields = core_fields(self.run.finish())
         return self.fields
 
     def abort(self):
