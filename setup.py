@@ -16,7 +16,8 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 BUILD_GEN = os.path.join(HERE, "build", "gen")
 
 # Portable core: compiled for every target (also by the Windows launcher).
-CORE_SOURCES = ["csrc/pathset.c", "csrc/pathnorm.c", "csrc/result.c", "csrc/pyresult.c"]
+CORE_SOURCES = ["csrc/pathset.c", "csrc/pathnorm.c", "csrc/result.c", "csrc/pyresult.c",
+                "csrc/keyed_table.c"]
 LINUX_SOURCES = ["csrc/module.c", "csrc/ebpf.c", "csrc/elfinterp.c"]
 
 APT_HINT = ("on Debian/Ubuntu: apt-get install clang llvm libbpf-dev libelf-dev "

@@ -25,6 +25,7 @@
 #include <unistd.h>
 
 #include "elfinterp.h"
+#include "keyed_table.h"
 #include "pathnorm.h"
 #include "sandbox.skel.h"
 #include "sandbox_event.h"
@@ -37,31 +38,20 @@
 
 /* ---- per-run state ---------------------------------------------------- */
 
-/* A table keyed by a 64-bit kernel identity (a struct file pointer, a
- * directory token), holding a path.  Two per run:
- *   opened: the name an open file was opened under, so that a read through
- *           a symlink reports the link as well as the target, and an open
- *           whose data was never used ends up a probe;
+/* Two keyed tables per run (keyed_table.h):
+ *   opened: the name an open file was opened under, keyed by its struct
+ *           file address, so that a read through a symlink reports the link
+ *           as well as the target, and an open whose data was never used
+ *           ends up a probe;
  *   dirs:   the paths of directories the kernel half sent once (DIRDEF)
  *           and now refers to by token (DIRREF). */
-struct keyed {
-    uint64_t key;           /* 0 = empty slot */
-    char *path;
-    int used;
-};
-
-struct keyed_table {
-    struct keyed *slots;
-    size_t cap, count;
-};
-
 struct run {
     uint32_t id;
     int done;
     uint64_t misses_at_start;       /* see prog_misses() */
     pthread_cond_t cv;
     struct sbx_result *res;
-    struct keyed_table opened, dirs;
+    struct sbx_keyed_table opened, dirs;
     struct run *next;
 };
 
@@ -91,62 +81,9 @@ static struct run *find_run(uint32_t id)
     return NULL;
 }
 
-static size_t keyed_home(uint64_t key, size_t cap)
-{
-    return (size_t)((key * 0x9E3779B97F4A7C15ULL) >> 20) & (cap - 1);
-}
-
-static int keyed_grow(struct keyed_table *t)
-{
-    size_t ncap = t->cap ? t->cap * 2 : 256;
-    struct keyed *n = calloc(ncap, sizeof *n);
-    if (!n)
-        return -1;
-    for (size_t i = 0; i < t->cap; i++) {
-        if (!t->slots[i].key)
-            continue;
-        size_t j = keyed_home(t->slots[i].key, ncap);
-        while (n[j].key)
-            j = (j + 1) & (ncap - 1);
-        n[j] = t->slots[i];
-    }
-    free(t->slots);
-    t->slots = n;
-    t->cap = ncap;
-    return 0;
-}
-
-static struct keyed *keyed_slot(struct keyed_table *t, uint64_t key, int create)
-{
-    if (!key)
-        return NULL;
-    if (create && (t->count + 1) * 2 > t->cap && keyed_grow(t) < 0)
-        return NULL;
-    if (!t->cap)
-        return NULL;
-    size_t i = keyed_home(key, t->cap);
-    while (t->slots[i].key && t->slots[i].key != key)
-        i = (i + 1) & (t->cap - 1);
-    if (!t->slots[i].key) {
-        if (!create)
-            return NULL;
-        t->slots[i].key = key;
-        t->count++;
-    }
-    return &t->slots[i];
-}
-
-static void keyed_free(struct keyed_table *t)
-{
-    for (size_t i = 0; i < t->cap; i++)
-        free(t->slots[i].path);
-    free(t->slots);
-    memset(t, 0, sizeof *t);
-}
-
 /* Before this run's open replaces a stale entry for the same struct file
  * (the kernel reuses freed file objects), settle the old one. */
-static void settle_opened(struct run *r, struct keyed *o)
+static void settle_opened(struct run *r, struct sbx_keyed *o)
 {
     if (o->path && !o->used &&
         !(sbx_pathset_get(r->res->paths, o->path, strlen(o->path)) & (SBX_READ | SBX_WRITE)))
@@ -216,7 +153,7 @@ static const char *pair_path(struct run *r, const struct sbx_event *ev,
     const char *dir = st->s[d];
     size_t dlen = st->len[d];
     if (st->flags[d] & (SBX_STR_DIRDEF | SBX_STR_DIRREF)) {
-        struct keyed *k = keyed_slot(&r->dirs, ev->dirtok[i], st->flags[d] & SBX_STR_DIRDEF);
+        struct sbx_keyed *k = sbx_keyed_get(&r->dirs, ev->dirtok[i], st->flags[d] & SBX_STR_DIRDEF);
         if (st->flags[d] & SBX_STR_DIRDEF) {
             if (k && !k->path)
                 k->path = strdup(dir);
@@ -262,7 +199,7 @@ static void on_open(struct run *r, const struct sbx_event *ev, const char *path)
         add_path(r, path, SBX_WRITE);
     if (!ev->file)
         return;
-    struct keyed *o = keyed_slot(&r->opened, ev->file, 1);
+    struct sbx_keyed *o = sbx_keyed_get(&r->opened, ev->file, 1);
     if (!o) {
         add_path(r, path, SBX_PROBE);
         return;
@@ -332,7 +269,7 @@ static void on_fd_event(struct run *r, const struct sbx_event *ev, const struct 
     unsigned cat = ev->kind == SBX_FD_READ ? SBX_READ
                  : ev->kind == SBX_FD_WRITE ? SBX_WRITE : SBX_ENUM;
     add_path(r, path, cat);
-    struct keyed *o = keyed_slot(&r->opened, ev->file, 0);
+    struct sbx_keyed *o = sbx_keyed_get(&r->opened, ev->file, 0);
     if (o && o->path) {
         o->used = 1;
         if (strcmp(o->path, path) != 0)
@@ -785,8 +722,8 @@ struct sbx_result *sbx_ebpf_run_end(uint32_t run)
     for (size_t i = 0; i < r->opened.cap; i++)
         if (r->opened.slots[i].key)
             settle_opened(r, &r->opened.slots[i]);
-    keyed_free(&r->opened);
-    keyed_free(&r->dirs);
+    sbx_keyed_free(&r->opened);
+    sbx_keyed_free(&r->dirs);
     pthread_cond_destroy(&r->cv);
     struct sbx_result *res = r->res;
     free(r);

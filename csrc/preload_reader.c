@@ -20,6 +20,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "keyed_table.h"
 #include "ptrace_tracer.h"
 #include "sbx_log.h"
 
@@ -52,12 +53,6 @@ struct proc {
     int seen_any;                 /* some record came from this process */
 };
 
-struct opened {
-    uint64_t id;                  /* 0: empty slot */
-    char *path;
-    unsigned fl;
-    int used;
-};
 
 struct sbx_preload_run {
     char path[256];
@@ -77,8 +72,7 @@ struct sbx_preload_run {
     struct proc *procs;
     size_t nprocs, capprocs;
     size_t live;
-    struct opened *ids;
-    size_t nids, capids;
+    struct sbx_keyed_table ids;   /* open id -> name it was opened under */
 
     int root_pid;
     char root_argv0[512];
@@ -131,40 +125,6 @@ static struct proc *proc_get(struct sbx_preload_run *r, int pid, int create)
         r->live++;
     r->nprocs++;
     return p;
-}
-
-static struct opened *id_get(struct sbx_preload_run *r, uint64_t id, int create)
-{
-    if (create && (r->nids + 1) * 2 > r->capids) {
-        size_t ncap = r->capids ? r->capids * 2 : 1024;
-        struct opened *n = calloc(ncap, sizeof *n);
-        if (!n)
-            return NULL;
-        for (size_t i = 0; i < r->capids; i++) {
-            if (!r->ids[i].id)
-                continue;
-            size_t j = r->ids[i].id * 0x9E3779B97F4A7C15ull >> 20 & (ncap - 1);
-            while (n[j].id)
-                j = (j + 1) & (ncap - 1);
-            n[j] = r->ids[i];
-        }
-        free(r->ids);
-        r->ids = n;
-        r->capids = ncap;
-    }
-    if (!r->capids)
-        return NULL;
-    size_t j = id * 0x9E3779B97F4A7C15ull >> 20 & (r->capids - 1);
-    while (r->ids[j].id) {
-        if (r->ids[j].id == id)
-            return &r->ids[j];
-        j = (j + 1) & (r->capids - 1);
-    }
-    if (!create)
-        return NULL;
-    r->ids[j].id = id;
-    r->nids++;
-    return &r->ids[j];
 }
 
 /* ---- exec bookkeeping ------------------------------------------------------------*/
@@ -355,15 +315,15 @@ static void handle(struct sbx_preload_run *r, const struct sbx_rec *rec, uint32_
         add_path(r, s0, rec->flags & (SBX_CATEGORIES | SBX_CREATED));
         break;
     case SBX_EV_OPEN: {
-        struct opened *o = id_get(r, rec->id, 1);
+        struct sbx_keyed *o = sbx_keyed_get(&r->ids, rec->id, 1);
         if (o && !o->path) {
             o->path = strdup(s0);
-            o->fl = rec->flags;
+            o->flags = rec->flags;
         }
         break;
     }
     case SBX_EV_USE: {
-        struct opened *o = id_get(r, rec->id, 0);
+        struct sbx_keyed *o = sbx_keyed_get(&r->ids, rec->id, 0);
         unsigned kind = rec->flags & SBX_CATEGORIES;
         if (o) {
             o->used = 1;
@@ -769,14 +729,11 @@ struct sbx_result *sbx_preload_end(struct sbx_preload_run *r)
     for (size_t i = 0; i < r->nadopted; i++)
         merge(r, sbx_ptrace_end(r->adopted[i]));
     free(r->adopted);
-    for (size_t i = 0; i < r->capids; i++) {
-        struct opened *o = &r->ids[i];
-        if (!o->id)
-            continue;
+    for (size_t i = 0; i < r->ids.cap; i++) {
+        struct sbx_keyed *o = &r->ids.slots[i];
         /* opened but never read or written: existence was checked */
-        if (!o->used && !(o->fl & SBX_FD_NOPROBE))
+        if (o->key && o->path && !o->used && !(o->flags & SBX_FD_NOPROBE))
             add_path(r, o->path, SBX_PROBE);
-        free(o->path);
     }
     uint64_t dropped = __atomic_load_n(&r->hdr->dropped, __ATOMIC_ACQUIRE);
     if (dropped)
@@ -792,7 +749,7 @@ struct sbx_result *sbx_preload_end(struct sbx_preload_run *r)
     unlink(r->path);
     close(r->fd);
     free(r->procs);
-    free(r->ids);
+    sbx_keyed_free(&r->ids);
     if (r->thread_started) {
         pthread_mutex_destroy(&r->mu);
         pthread_cond_destroy(&r->wake);
