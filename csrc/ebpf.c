@@ -64,6 +64,7 @@ static struct {
     struct ring_buffer *rb;
     pthread_t reader;
     pid_t reader_tid;
+    int debug_events;               /* SANDBOX_PY_DEBUG_EVENTS: print each event */
     int wake_fd;                    /* eventfd: "drain now" requests */
     int epoll_fd;                   /* ring buffer + wake_fd */
     uint64_t drain_req;             /* drain requests made (wait_drained) */
@@ -321,7 +322,7 @@ static int handle_event(void *ctx, void *data, size_t size)
     if (!r || !r->res)
         goto out;
     struct strings st;
-    if (getenv("SANDBOX_PY_DEBUG_EVENTS"))
+    if (G.debug_events)
         fprintf(stderr, "event type=%u nr=%d ret=%lld pid=%u nstr=%u s0=%s\n", ev->type,
                 ev->nr, (long long)ev->ret, ev->pid, ev->nstr,
                 ev->nstr ? (const char *)(ev + 1) : "");
@@ -426,6 +427,7 @@ static int do_load(char *err, size_t errlen)
     if (rc)
         return rc;
     libbpf_set_print(libbpf_quiet);
+    G.debug_events = getenv("SANDBOX_PY_DEBUG_EVENTS") != NULL;
     G.skel = sandbox_bpf__open();
     if (!G.skel) {
         rc = -errno;
