@@ -648,6 +648,32 @@ int sbx_ebpf_run_wait(uint32_t run, double timeout)
     return done;
 }
 
+/* The tids the kernel traces for `run` (SELF-registered ones only with
+ * with_self), collected before anyone acts on them: deleting while walking
+ * a hash map restarts the walk.  *out is malloc'd (NULL when empty). */
+static size_t run_tasks(uint32_t run, int with_self, uint32_t **out)
+{
+    size_t n = 0, cap = 0;
+    uint32_t key, next, *prev = NULL, *tids = NULL;
+    while (bpf_map_get_next_key(tracked_fd(), prev, &next) == 0) {
+        struct sbx_task t;
+        key = next;
+        prev = &key;
+        if (bpf_map_lookup_elem(tracked_fd(), &next, &t) != 0 || t.run_id != run ||
+            (!with_self && (t.flags & SBX_TASK_SELF)))
+            continue;
+        if (n == cap) {
+            uint32_t *g = realloc(tids, (cap = cap ? cap * 2 : 64) * sizeof *g);
+            if (!g)
+                break;
+            tids = g;
+        }
+        tids[n++] = next;
+    }
+    *out = tids;
+    return n;
+}
+
 void sbx_ebpf_run_kill(uint32_t run)
 {
     struct sbx_run_state st;
@@ -657,30 +683,11 @@ void sbx_ebpf_run_kill(uint32_t run)
     }
     /* Tasks asleep in a syscall never reach the kernel-side check: signal
      * every task of the run that the kernel knows of. */
-    uint32_t key, next;
-    uint32_t *prev = NULL;
-    while (bpf_map_get_next_key(tracked_fd(), prev, &next) == 0) {
-        struct sbx_task t;
-        if (bpf_map_lookup_elem(tracked_fd(), &next, &t) == 0 && t.run_id == run &&
-            !(t.flags & SBX_TASK_SELF))
-            kill((pid_t)next, SIGKILL);
-        key = next;
-        prev = &key;
-    }
-}
-
-size_t sbx_ebpf_tasks(uint32_t run, pid_t *out, size_t cap)
-{
-    size_t n = 0;
-    uint32_t key, next, *prev = NULL;
-    while (bpf_map_get_next_key(tracked_fd(), prev, &next) == 0) {
-        struct sbx_task t;
-        key = next;
-        prev = &key;
-        if (bpf_map_lookup_elem(tracked_fd(), &next, &t) == 0 && t.run_id == run && n < cap)
-            out[n++] = (pid_t)next;
-    }
-    return n;
+    uint32_t *tids;
+    size_t n = run_tasks(run, 0, &tids);
+    for (size_t i = 0; i < n; i++)
+        kill((pid_t)tids[i], SIGKILL);
+    free(tids);
 }
 
 struct sbx_result *sbx_ebpf_run_end(uint32_t run)
@@ -713,14 +720,11 @@ struct sbx_result *sbx_ebpf_run_end(uint32_t run)
                         "accesses may be missing", (unsigned long long)misses);
     /* Tasks of the run that outlived it (a timed-out run whose kill is
      * still landing) must not count against a later run with this id. */
-    uint32_t key, next, *prev = NULL;
-    while (bpf_map_get_next_key(tracked_fd(), prev, &next) == 0) {
-        struct sbx_task t;
-        key = next;
-        prev = &key;
-        if (bpf_map_lookup_elem(tracked_fd(), &next, &t) == 0 && t.run_id == run)
-            bpf_map_delete_elem(tracked_fd(), &next);
-    }
+    uint32_t *tids;
+    size_t n = run_tasks(run, 1, &tids);
+    for (size_t i = 0; i < n; i++)
+        bpf_map_delete_elem(tracked_fd(), &tids[i]);
+    free(tids);
     for (size_t i = 0; i < r->opened.cap; i++)
         if (r->opened.slots[i].key)
             settle_opened(r, &r->opened.slots[i]);

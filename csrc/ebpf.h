@@ -44,9 +44,6 @@ int sbx_ebpf_run_wait(uint32_t run, double timeout);
 /* Kill every task of the run (SIGKILL), including tasks forked meanwhile. */
 void sbx_ebpf_run_kill(uint32_t run);
 
-/* The tids the kernel traces for `run` (at most cap of them). */
-size_t sbx_ebpf_tasks(uint32_t run, pid_t *out, size_t cap);
-
 /* Finish the run and hand over its result (caller frees it). */
 struct sbx_result *sbx_ebpf_run_end(uint32_t run);
 

@@ -152,28 +152,7 @@ static PyObject *py_run_end(PyObject *self, PyObject *args)
     return d;
 }
 
-static PyObject *py_tasks(PyObject *self, PyObject *args)
-{
-    unsigned int run;
-    if (!PyArg_ParseTuple(args, "I", &run))
-        return NULL;
-    pid_t tids[4096];
-    size_t n;
-    Py_BEGIN_ALLOW_THREADS
-    n = sbx_ebpf_tasks(run, tids, 4096);
-    Py_END_ALLOW_THREADS
-    PyObject *l = PyList_New(0);
-    for (size_t i = 0; l && i < n; i++) {
-        PyObject *t = PyLong_FromLong(tids[i]);
-        if (!t || PyList_Append(l, t) < 0)
-            Py_CLEAR(l);
-        Py_XDECREF(t);
-    }
-    return l;
-}
-
 static PyMethodDef methods[] = {
-    {"ebpf_tasks", py_tasks, METH_VARARGS, "The tids the kernel traces for a run."},
     {"ebpf_load", py_ebpf_load, METH_NOARGS,
      "Load the BPF programs once per process; OSError(errno, reason) on failure."},
     {"ebpf_run_begin", py_run_begin, METH_NOARGS, "Start a run; returns its id."},
