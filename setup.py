@@ -16,9 +16,14 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 BUILD_GEN = os.path.join(HERE, "build", "gen")
 
 # Portable core: compiled for every target (also by the Windows launcher).
-CORE_SOURCES = ["csrc/pathset.c", "csrc/pathnorm.c", "csrc/result.c", "csrc/pyresult.c",
-                "csrc/keyed_table.c"]
-LINUX_SOURCES = ["csrc/module.c", "csrc/ebpf.c", "csrc/elfinterp.c"]
+# Layout: csrc/core (shared by every backend and system), csrc/linux/<mechanism>,
+# csrc/win, csrc/python (the CPython bindings).
+CORE_SOURCES = ["csrc/core/pathset.c", "csrc/core/pathnorm.c", "csrc/core/result.c",
+                "csrc/core/keyed_table.c", "csrc/core/access.c", "csrc/core/ledger.c",
+                "csrc/python/pyresult.c"]
+LINUX_COMMON = ["csrc/linux/elfinterp.c", "csrc/linux/exec_reads.c", "csrc/linux/syscalls.c"]
+LINUX_SOURCES = ["csrc/python/module_ebpf.c", "csrc/linux/ebpf/ebpf.c"] + LINUX_COMMON
+INCLUDE_DIRS = ["csrc/core", "csrc/linux", "csrc/python"]
 
 APT_HINT = ("on Debian/Ubuntu: apt-get install clang llvm libbpf-dev libelf-dev "
             "zlib1g-dev bpftool linux-libc-dev")
@@ -30,6 +35,12 @@ def need(tool):
         sys.exit("sandbox_py build: '%s' not found; it is needed to build the eBPF "
                  "backend (%s)" % (tool, APT_HINT))
     return path
+
+
+def multiarch():
+    """The multiarch include folder's name (x86_64-linux-gnu on Debian)."""
+    import sysconfig
+    return sysconfig.get_config_var("MULTIARCH") or "%s-linux-gnu" % os.uname().machine
 
 
 def run(cmd, **kw):
@@ -53,12 +64,14 @@ class BuildWithBpf(build_ext):
         the source tree for --inplace and editable installs)."""
         where = os.path.dirname(self.get_ext_fullpath("sandbox_py._unpriv"))
         cc = os.environ.get("CC") or "cc"
-        flags = ["-O2", "-Wall", "-D_GNU_SOURCE", "-Icsrc"]
+        flags = ["-O2", "-Wall", "-D_GNU_SOURCE"] + ["-I" + d for d in INCLUDE_DIRS +
+                                                      ["csrc/linux/ptrace", "shims/preload"]]
         for name, extra, sources in (
                 (PRELOAD_SHIM, ["-shared", "-fPIC", "-fvisibility=hidden", "-U_FORTIFY_SOURCE",
                                 "-fno-delete-null-pointer-checks", "-Wno-nonnull-compare"],
                  PRELOAD_SHIM_SOURCES + ["-ldl"]),
-                (PTRACE_LAUNCHER, [], ["csrc/ptrace_launcher.c", "csrc/elfinterp.c"])):
+                (PTRACE_LAUNCHER, [], ["csrc/linux/ptrace/ptrace_launcher.c",
+                                       "csrc/linux/elfinterp.c"])):
             out = os.path.join(where, name)
             run([cc] + flags + extra + ["-o", out + ".tmp"] + sources, cwd=HERE)
             os.replace(out + ".tmp", out)
@@ -82,6 +95,9 @@ class BuildWithBpf(build_ext):
         obj = os.path.join(BUILD_GEN, "sandbox.bpf.o")
         run([clang, "-g", "-O2", "-target", "bpf", "-D__TARGET_ARCH_x86",
              "-I", BUILD_GEN, "-I", os.path.join(HERE, "bpf"),
+             "-I", os.path.join(HERE, "csrc", "core"), "-I", os.path.join(HERE, "csrc", "linux"),
+             # asm/unistd_64.h (syscall numbers) lives in the multiarch folder
+             "-idirafter", "/usr/include/%s" % multiarch(),
              "-c", os.path.join(HERE, "bpf", "sandbox.bpf.c"), "-o", obj])
         with open(os.path.join(BUILD_GEN, "sandbox.skel.h.tmp"), "w") as f:
             subprocess.check_call([bpftool, "gen", "skeleton", obj, "name", "sandbox_bpf"],
@@ -94,16 +110,21 @@ class BuildWithBpf(build_ext):
 # lets one backend be rebuilt while another's sources are being edited).
 ONLY = [n for n in os.environ.get("SANDBOX_PY_ONLY", "").split(",") if n]
 
+# Every header under csrc/ and bpf/: a change to one rebuilds the extensions.
+C_HEADERS = [os.path.relpath(os.path.join(d, f), HERE)
+             for base in ("csrc", "bpf", "shims/preload")
+             for d, _, files in os.walk(os.path.join(HERE, base))
+             for f in files if f.endswith((".h", ".def"))]
+
 ext_modules = []
 if sys.platform.startswith("linux") and (not ONLY or "_core" in ONLY):
     ext_modules.append(Extension(
         "sandbox_py._core",
         sources=CORE_SOURCES + LINUX_SOURCES,
-        include_dirs=["csrc", "bpf", BUILD_GEN],
+        include_dirs=INCLUDE_DIRS + ["csrc/linux/ebpf", "bpf", BUILD_GEN],
         # the skeleton embeds the BPF object: a change there must relink
         depends=[os.path.join(BUILD_GEN, "sandbox.skel.h"), "bpf/sandbox_event.h"]
-                + [os.path.join("csrc", f) for f in os.listdir(os.path.join(HERE, "csrc"))
-                   if f.endswith(".h")],
+                + C_HEADERS,
         libraries=["bpf", "elf", "z", "pthread"],
         extra_compile_args=["-std=gnu11", "-O2", "-Wall", "-Wno-missing-braces"],
     ))
@@ -112,13 +133,16 @@ if sys.platform.startswith("linux") and (not ONLY or "_core" in ONLY):
 PRELOAD_SHIM = "_sbx_preload.so"
 PTRACE_LAUNCHER = "_sbx_ptrace_exec"
 PRELOAD_SHIM_SOURCES = ["shims/preload/shim_core.c", "shims/preload/shim_hooks.c",
-                        "csrc/pathnorm.c"]
+                        "csrc/core/pathnorm.c", "csrc/core/access.c",
+                        "csrc/linux/syscalls.c"]
 if sys.platform.startswith("linux") and (not ONLY or "_unpriv" in ONLY):
     ext_modules.append(Extension(
         "sandbox_py._unpriv",
-        sources=CORE_SOURCES + ["csrc/module_unpriv.c", "csrc/preload_reader.c",
-                                "csrc/ptrace_tracer.c", "csrc/elfinterp.c"],
-        include_dirs=["csrc", "shims/preload"],
+        sources=CORE_SOURCES + ["csrc/python/module_unpriv.c",
+                                "csrc/linux/preload/preload_reader.c",
+                                "csrc/linux/ptrace/ptrace_tracer.c"] + LINUX_COMMON,
+        include_dirs=INCLUDE_DIRS + ["csrc/linux/preload", "csrc/linux/ptrace", "shims/preload"],
+        depends=C_HEADERS,
         libraries=["pthread"],
         extra_compile_args=["-std=gnu11", "-O2", "-Wall", "-Wno-missing-braces"],
     ))

@@ -45,81 +45,11 @@ extern void *bpf_rdonly_cast(const void *obj, __u32 btf_id) __ksym;
 #define SIGKILL       9
 #define FMODE_CREATED (1u << 20)
 
-/* x86_64 syscall numbers */
-#define NR_read 0
-#define NR_write 1
-#define NR_open 2
-#define NR_stat 4
-#define NR_lstat 6
-#define NR_mmap 9
-#define NR_pread64 17
-#define NR_pwrite64 18
-#define NR_readv 19
-#define NR_writev 20
-#define NR_access 21
-#define NR_sendfile 40
-#define NR_execve 59
-#define NR_truncate 76
-#define NR_ftruncate 77
-#define NR_getdents 78
-#define NR_chdir 80
-#define NR_rename 82
-#define NR_mkdir 83
-#define NR_rmdir 84
-#define NR_creat 85
-#define NR_link 86
-#define NR_unlink 87
-#define NR_symlink 88
-#define NR_readlink 89
-#define NR_chmod 90
-#define NR_fchmod 91
-#define NR_chown 92
-#define NR_fchown 93
-#define NR_lchown 94
-#define NR_utime 132
-#define NR_mknod 133
-#define NR_statfs 137
-#define NR_setxattr 188
-#define NR_lsetxattr 189
-#define NR_fsetxattr 190
-#define NR_getxattr 191
-#define NR_lgetxattr 192
-#define NR_listxattr 194
-#define NR_llistxattr 195
-#define NR_removexattr 197
-#define NR_lremovexattr 198
-#define NR_fremovexattr 199
-#define NR_getdents64 217
-#define NR_utimes 235
-#define NR_mkdirat 258
-#define NR_mknodat 259
-#define NR_fchownat 260
-#define NR_futimesat 261
-#define NR_newfstatat 262
-#define NR_unlinkat 263
-#define NR_renameat 264
-#define NR_linkat 265
-#define NR_symlinkat 266
-#define NR_readlinkat 267
-#define NR_fchmodat 268
-#define NR_faccessat 269
-#define NR_splice 275
-#define NR_utimensat 280
-#define NR_fallocate 285
-#define NR_preadv 295
-#define NR_pwritev 296
-#define NR_open_by_handle_at 304
-#define NR_renameat2 316
-#define NR_execveat 322
-#define NR_copy_file_range 326
-#define NR_preadv2 327
-#define NR_pwritev2 328
-#define NR_statx 332
-#define NR_io_uring_setup 425
-#define NR_openat2 437
-#define NR_faccessat2 439
-#define NR_fchmodat2 452
-#define NR_openat 257
+/* Syscall numbers: the kernel's own uapi list (asm/unistd_64.h), so that
+ * the table csrc/linux/syscalls.def names calls the same way here and in
+ * user space. */
+#include <asm/unistd_64.h>
+#include "access_ops.h"
 
 struct {
     __uint(type, BPF_MAP_TYPE_RINGBUF);
@@ -592,17 +522,9 @@ static __always_inline long arg_at(struct scratch *s, int idx)
 }
 
 /* Only a probe: the call looked at a name and changed nothing. */
-static __always_inline int pure_probe(long nr, long ret)
+static __always_inline int pure_probe(int op, long ret)
 {
-    if (ret < 0)
-        return 1;
-    switch (nr) {
-    case NR_stat: case NR_lstat: case NR_newfstatat: case NR_statx: case NR_access:
-    case NR_faccessat: case NR_faccessat2: case NR_statfs: case NR_getxattr:
-    case NR_lgetxattr: case NR_listxattr: case NR_llistxattr: case NR_chdir:
-        return 1;
-    }
-    return 0;
+    return ret < 0 || op == SBX_OP_PROBE;
 }
 
 /* One 8-byte word of the name into the FNV-style hash (state in the
@@ -660,7 +582,8 @@ static __always_inline __u64 probe_hash(struct scratch *s, long ret)
 }
 
 /* Where a syscall's path arguments are: npath pairs, dN = argument index of
- * path N's dirfd (-1: the cwd), pN = argument index of the path. */
+ * path N's dirfd (-1: the cwd), pN = argument index of the path; emit_path()
+ * also takes the operation in bits 24-27. */
 #define LAYOUT(npath, d0, p0, d1, p1) \
     ((npath) | (((d0) + 1) << 4) | ((p0) << 8) | (((d1) + 1) << 12) | ((p1) << 16))
 
@@ -668,6 +591,7 @@ static __always_inline __u64 probe_hash(struct scratch *s, long ret)
 static __noinline int emit_path(struct pt_regs *regs, __u32 run_id, long nr, long ret,
                                 int layout)
 {
+    int op = (layout >> 24) & 0xf;      /* BPF functions take five arguments */
     int npath = layout & 0xf;
     int d0 = ((layout >> 4) & 0xf) - 1, p0 = (layout >> 8) & 0xf;
     int d1 = ((layout >> 12) & 0xf) - 1, p1 = (layout >> 16) & 0xf;
@@ -688,7 +612,7 @@ static __noinline int emit_path(struct pt_regs *regs, __u32 run_id, long nr, lon
     append_path_arg(s, &off, 0, (int)arg_at(s, d0), (const char *)arg_at(s, p0));
     if (npath > 1)
         append_path_arg(s, &off, 1, (int)arg_at(s, d1), (const char *)arg_at(s, p1));
-    if (npath == 1 && pure_probe(nr, ret)) {
+    if (npath == 1 && pure_probe(op, ret)) {
         __u64 h = probe_hash(s, ret);
         if (h) {
             struct probe_key key = {.hash = h, .run_id = run_id};
@@ -697,15 +621,15 @@ static __noinline int emit_path(struct pt_regs *regs, __u32 run_id, long nr, lon
             s->newprobe = h;
         }
     }
-    if (ret == 0 && (nr == NR_rename || nr == NR_renameat || nr == NR_renameat2 ||
-                     nr == NR_rmdir || (nr == NR_unlinkat && (s->ev.args[2] & 0x200)))) {
+    if (ret == 0 && (nr == __NR_rename || nr == __NR_renameat || nr == __NR_renameat2 ||
+                     nr == __NR_rmdir || (nr == __NR_unlinkat && (s->ev.args[2] & 0x200)))) {
         struct sbx_run_state *st = bpf_map_lookup_elem(&runs, &run_id);
         if (st)
             __sync_fetch_and_add(&st->gen, 1);
     }
     /* A successful open: identify the file so that its later reads can be
      * tied back to the name it was opened under. */
-    if (ret >= 0 && (nr == NR_open || nr == NR_openat || nr == NR_openat2 || nr == NR_creat)) {
+    if (ret >= 0 && op == SBX_OP_OPEN) {
         struct task_struct *task = bpf_get_current_task_btf();
         __u64 faddr = 0;
         struct file *f = fd_file_addr(task, ret, &faddr);
@@ -715,7 +639,7 @@ static __noinline int emit_path(struct pt_regs *regs, __u32 run_id, long nr, lon
             s->ev.imode = f->f_inode->i_mode & S_IFMT;
         }
     }
-    if (nr == NR_openat2) {
+    if (nr == __NR_openat2) {
         /* the flags live in struct open_how, which args[2] points to */
         __u64 flags = 0;
         bpf_probe_read_user(&flags, sizeof flags, (void *)s->ev.args[2]);
@@ -739,6 +663,46 @@ static __always_inline void emit_unseen(__u32 run_id, long nr)
     s->ev.nstr = 1;
     off = 16;
     submit(s, off, BPF_RB_FORCE_WAKEUP);
+}
+
+static __always_inline long arg_reg(struct pt_regs *regs, int idx)
+{
+    switch (idx) {
+    case 0: return regs->di;
+    case 1: return regs->si;
+    case 2: return regs->dx;
+    case 3: return regs->r10;
+    case 4: return regs->r8;
+    case 5: return regs->r9;
+    }
+    return AT_FDCWD;
+}
+
+/* A path-taking call of the table returned: the special arguments of a few
+ * rows, then the common event. */
+static __always_inline int on_path_call(struct pt_regs *regs, struct sbx_task *tp,
+                                        __u32 run_id, long nr, long ret, int op, int layout)
+{
+    int p0 = (layout >> 8) & 0xf;
+    if (op == SBX_OP_EXEC && ret >= 0)
+        return 0;               /* a successful exec is the exec event */
+    if (nr == __NR_newfstatat || nr == __NR_statx || nr == __NR_utimensat ||
+        nr == __NR_futimesat) {
+        /* fstat() is newfstatat(fd, "", AT_EMPTY_PATH) in today's glibc and
+         * futimens() is utimensat(fd, NULL, ...): operations on an open
+         * file, not on a name. */
+        const char *name = (const char *)arg_reg(regs, p0);
+        char c0 = 0;
+        if (name)
+            bpf_probe_read_user(&c0, 1, name);
+        if (c0 == 0) {
+            if (ret >= 0 && op == SBX_OP_MODIFY)
+                emit_fd(tp, regs->di, SBX_FD_WRITE);
+            if (ret >= 0 || !name)
+                return 0;
+        }
+    }
+    return emit_path(regs, run_id, nr, ret, layout | (op << 24));
 }
 
 /* ---- programs ------------------------------------------------------------- */
@@ -910,32 +874,17 @@ int BPF_PROG(on_sys_exit, struct pt_regs *regs, long ret)
     if (flags & SBX_TASK_PENDING) {
         /* Between fork and exec in a spawner's child: only the search for
          * the program along $PATH is the command's own doing. */
-        if ((nr == NR_execve || nr == NR_execveat) && ret < 0) {
-            if (nr == NR_execve)
-                emit_path(regs, run_id, nr, ret, LAYOUT(1, -1, 0, -1, 0));
+        if ((nr == __NR_execve || nr == __NR_execveat) && ret < 0) {
+            if (nr == __NR_execve)
+                emit_path(regs, run_id, nr, ret, LAYOUT(1, -1, 0, -1, 0) | (SBX_OP_EXEC << 24));
             else
-                emit_path(regs, run_id, nr, ret, LAYOUT(1, 0, 1, -1, 0));
+                emit_path(regs, run_id, nr, ret, LAYOUT(1, 0, 1, -1, 0) | (SBX_OP_EXEC << 24));
         }
         return 0;
     }
 
-    long a0 = regs->di;
     switch (nr) {
-    case NR_read: case NR_pread64: case NR_readv: case NR_preadv: case NR_preadv2:
-        if (ret >= 0)
-            emit_fd(tp, a0, SBX_FD_READ);
-        return 0;
-    case NR_write: case NR_pwrite64: case NR_writev: case NR_pwritev: case NR_pwritev2:
-    case NR_ftruncate: case NR_fchmod: case NR_fchown: case NR_fsetxattr:
-    case NR_fremovexattr: case NR_fallocate:
-        if (ret >= 0)
-            emit_fd(tp, a0, SBX_FD_WRITE);
-        return 0;
-    case NR_getdents: case NR_getdents64:
-        if (ret >= 0)
-            emit_fd(tp, a0, SBX_FD_ENUM);
-        return 0;
-    case NR_mmap: {
+    case __NR_mmap: {
         long mflags = regs->r10;
         long fd = regs->r8;
         long prot = regs->dx;
@@ -946,66 +895,28 @@ int BPF_PROG(on_sys_exit, struct pt_regs *regs, long ret)
             emit_fd(tp, fd, SBX_FD_WRITE);
         return 0;
     }
-    case NR_sendfile:
-        if (ret >= 0) {
-            emit_fd(tp, regs->si, SBX_FD_READ);
-            emit_fd(tp, a0, SBX_FD_WRITE);
-        }
+    /* Every other call comes from the one table (csrc/linux/syscalls.def). */
+#define SBX_SC_FD(name, use, fd, hot)                                          \
+    case __NR_##name:                                                           \
+        if (ret >= 0)                                                           \
+            emit_fd(tp, arg_reg(regs, fd), use);                                \
         return 0;
-    case NR_copy_file_range: case NR_splice:
-        if (ret >= 0) {
-            emit_fd(tp, a0, SBX_FD_READ);
-            emit_fd(tp, regs->dx, SBX_FD_WRITE);
-        }
+#define SBX_SC_FD2(name, fd_in, fd_out)                                        \
+    case __NR_##name:                                                           \
+        if (ret >= 0) {                                                         \
+            emit_fd(tp, arg_reg(regs, fd_in), SBX_FD_READ);                     \
+            emit_fd(tp, arg_reg(regs, fd_out), SBX_FD_WRITE);                   \
+        }                                                                       \
         return 0;
-    case NR_io_uring_setup:
-        if (ret >= 0)
-            emit_unseen(run_id, nr);
+#define SBX_SC_UNSEEN(name)                                                    \
+    case __NR_##name:                                                           \
+        if (ret >= 0)                                                           \
+            emit_unseen(run_id, nr);                                            \
         return 0;
-    case NR_open_by_handle_at:
-        emit_unseen(run_id, nr);
-        return 0;
-
-    /* one path, relative to the cwd */
-    case NR_open: case NR_creat: case NR_stat: case NR_lstat: case NR_access:
-    case NR_truncate: case NR_chdir: case NR_mkdir: case NR_rmdir: case NR_unlink:
-    case NR_readlink: case NR_chmod: case NR_chown: case NR_lchown: case NR_utime:
-    case NR_utimes: case NR_mknod: case NR_statfs: case NR_setxattr:
-    case NR_lsetxattr: case NR_getxattr: case NR_lgetxattr: case NR_listxattr:
-    case NR_llistxattr: case NR_removexattr: case NR_lremovexattr:
-        return emit_path(regs, run_id, nr, ret, LAYOUT(1, -1, 0, -1, 0));
-    case NR_execve:
-        if (ret < 0)
-            return emit_path(regs, run_id, nr, ret, LAYOUT(1, -1, 0, -1, 0));
-        return 0;
-    /* one path, relative to a dirfd in argument 0 */
-    case NR_newfstatat: case NR_statx: {
-        /* fstat() is newfstatat(fd, "", AT_EMPTY_PATH) in today's glibc: a
-         * metadata look at an already open file, not a path access. */
-        char c0 = 0;
-        bpf_probe_read_user(&c0, 1, (const char *)regs->si);
-        if (c0 == 0 && ret >= 0)
-            return 0;
-        return emit_path(regs, run_id, nr, ret, LAYOUT(1, 0, 1, -1, 0));
-    }
-    case NR_openat: case NR_openat2:
-    case NR_faccessat: case NR_faccessat2: case NR_readlinkat: case NR_fchmodat:
-    case NR_fchmodat2: case NR_fchownat: case NR_utimensat: case NR_futimesat:
-    case NR_mkdirat: case NR_unlinkat: case NR_mknodat:
-        return emit_path(regs, run_id, nr, ret, LAYOUT(1, 0, 1, -1, 0));
-    case NR_execveat:
-        if (ret < 0)
-            return emit_path(regs, run_id, nr, ret, LAYOUT(1, 0, 1, -1, 0));
-        return 0;
-    /* two paths */
-    case NR_rename: case NR_link:
-        return emit_path(regs, run_id, nr, ret, LAYOUT(2, -1, 0, -1, 1));
-    case NR_symlink:            /* the target string is not accessed */
-        return emit_path(regs, run_id, nr, ret, LAYOUT(1, -1, 1, -1, 0));
-    case NR_symlinkat:
-        return emit_path(regs, run_id, nr, ret, LAYOUT(1, 1, 2, -1, 0));
-    case NR_renameat: case NR_renameat2: case NR_linkat:
-        return emit_path(regs, run_id, nr, ret, LAYOUT(2, 0, 1, 2, 3));
+#define SBX_SC_PATH(name, op, np, d0, p0, d1, p1)                              \
+    case __NR_##name:                                                           \
+        return on_path_call(regs, tp, run_id, nr, ret, op, LAYOUT(np, d0, p0, d1, p1));
+#include "syscalls.def"
     }
     return 0;
 }

@@ -43,7 +43,8 @@ enum sbx_event_type {
  * by a nested run (a spawn window) and is reported there, not here. */
 #define SBX_NR_HANDED_OVER (-1)
 
-/* SBX_EV_FD kinds */
+/* SBX_EV_FD kinds: the values of enum sbx_use (csrc/core/access_ops.h), so
+ * that the table's use column can be sent as it is */
 #define SBX_FD_READ   1
 #define SBX_FD_WRITE  2
 #define SBX_FD_ENUM   3

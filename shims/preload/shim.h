@@ -14,7 +14,7 @@
 #include <stdint.h>
 
 #include "sbx_log.h"
-#include "../../csrc/pathset.h"     /* SBX_READ ... SBX_CREATED */
+#include "../../csrc/core/access.h"      /* the access model: SBX_OP_*, SBX_READ ... */
 
 #define SBX_EXPORT __attribute__((visibility("default")))
 #define SBX_PATH_MAX 4096
@@ -34,12 +34,15 @@ int sbx_on(void);
  * name.  Returns its length or -1 (then nothing should be reported). */
 long sbx_resolve(int dirfd, const char *path, char *out, size_t cap);
 
-/* Report a path-taking call.  `ok` is the call's success; a failed call is
- * a probe whatever `cats` says (DESIGN.md §2). */
-void sbx_path_at(int dirfd, const char *path, unsigned cats, int ok);
-#define sbx_path(path, cats, ok) sbx_path_at(-100 /* AT_FDCWD */, path, cats, ok)
+/* Report a path-taking call: `op` says what it does to the name (access.h
+ * decides what that records), `ok` whether it succeeded. */
+void sbx_path_at(int dirfd, const char *path, enum sbx_op op, int ok);
+#define sbx_path(path, op, ok) sbx_path_at(-100 /* AT_FDCWD */, path, op, ok)
+/* The same for a call that takes two names (rename, link). */
+void sbx_path2_at(int dirfd1, const char *path1, int dirfd2, const char *path2,
+                  enum sbx_op op, int ok);
 
-/* Existence of a name before an O_CREAT open or a creating call:
+/* Existence of a name before an O_CREAT open:
  * 1 exists, 0 absent, -1 unknown. */
 int sbx_exists_at(int dirfd, const char *path);
 
@@ -48,7 +51,7 @@ void sbx_opened(int dirfd, const char *path, int oflags, int fd, int existed);
 
 /* The first read / write / listing through fd is reported, later ones are
  * dropped here, in the traced process (one report per fd and kind). */
-void sbx_fd_use(int fd, unsigned kind);
+void sbx_fd_use(int fd, unsigned kind);   /* SBX_READ, SBX_WRITE, SBX_ENUM */
 /* fd is about to be closed (or replaced by dup2): settle what it did. */
 void sbx_fd_closing(int fd);
 void sbx_fd_dup(int oldfd, int newfd);

@@ -22,7 +22,8 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
-#include "../../csrc/pathnorm.h"
+#include "../../csrc/core/pathnorm.h"
+#include "../../csrc/linux/syscalls.h"
 
 /* ---- raw system calls (Linux) -------------------------------------------
  * The shim must not call the libc functions it intercepts (recursion) nor
@@ -349,20 +350,32 @@ static int seen_before(const char *p, size_t len, unsigned cats)
     return 0;
 }
 
-void sbx_path_at(int dirfd, const char *path, unsigned cats, int ok)
+static void path_cats(int dirfd, const char *path, unsigned cats)
 {
-    if (!sbx_on() || !path || g_quiet)
+    if (!sbx_on() || !path || !cats || g_quiet)
         return;
     char p[SBX_PATH_MAX];
     long n = sbx_resolve(dirfd, path, p, sizeof p);
     if (n < 0)
         return;
-    cats = ok ? cats : SBX_PROBE;
     /* only order-free categories: a write that created the name must keep
      * its place before any later read (pathset's created-then-read rule) */
     if (!(cats & (SBX_WRITE | SBX_CREATED)) && seen_before(p, (size_t)n, cats))
         return;
     emit(SBX_EV_PATH, cats, 0, 0, p, NULL);
+}
+
+void sbx_path_at(int dirfd, const char *path, enum sbx_op op, int ok)
+{
+    path_cats(dirfd, path, sbx_access_classify(op, ok).first);
+}
+
+void sbx_path2_at(int dirfd1, const char *path1, int dirfd2, const char *path2,
+                  enum sbx_op op, int ok)
+{
+    struct sbx_access a = sbx_access_classify(op, ok);
+    path_cats(dirfd1, path1, a.first);
+    path_cats(dirfd2, path2, a.second);
 }
 
 int sbx_exists_at(int dirfd, const char *path)
@@ -394,24 +407,25 @@ void sbx_opened(int dirfd, const char *path, int oflags, int fd, int existed)
         return;
     if (fd >= 0 && (oflags & O_DIRECTORY))
         dir_remember(fd, p, (size_t)plen);
-    if (fd < 0 || (oflags & O_PATH)) {
+    if (fd < 0) {
         emit(SBX_EV_PATH, SBX_PROBE, 0, 0, p, NULL);
         return;
     }
-    if ((oflags & O_TMPFILE) == O_TMPFILE) {
-        /* an unnamed file in directory p: nothing named was read or written */
-        emit(SBX_EV_PATH, SBX_PROBE, 0, 0, p, NULL);
+    int used, tracked;
+    unsigned now = sbx_access_open(sbx_linux_open_intent((unsigned)oflags),
+                                   (oflags & O_CREAT) && existed == 0, &used, &tracked);
+    if (!tracked) {
+        /* O_PATH, or an unnamed file in directory p: only looked at */
+        emit(SBX_EV_PATH, now, 0, 0, p, NULL);
         fd_store(fd, 0, FS_KNOWN | FS_IGN | FS_DONE);
         return;
     }
     int acc = oflags & O_ACCMODE;
     int r = acc == O_RDONLY || acc == O_RDWR, w = acc == O_WRONLY || acc == O_RDWR;
-    int created = (oflags & O_CREAT) && existed == 0;
-    int trunc = (oflags & O_TRUNC) && w;
     uint32_t st = FS_KNOWN | (r ? FS_R : 0) | (w ? FS_W : 0) |
                   ((oflags & O_DIRECTORY) ? FS_DIR : 0);
-    if (created || trunc) {
-        emit(SBX_EV_PATH, SBX_WRITE | (created ? SBX_CREATED : 0), 0, 0, p, NULL);
+    if (now) {
+        emit(SBX_EV_PATH, now, 0, 0, p, NULL);
         st |= FS_DONE_W;
         if (!r) {
             fd_store(fd, 0, st | FS_DONE);
@@ -421,7 +435,7 @@ void sbx_opened(int dirfd, const char *path, int oflags, int fd, int existed)
     uint64_t id = next_id();
     unsigned fl = (r ? SBX_FD_R : 0) | (w ? SBX_FD_W : 0) |
                   ((oflags & O_DIRECTORY) ? SBX_FD_DIR : 0) |
-                  ((created || trunc) ? SBX_FD_NOPROBE : 0);
+                  (used ? SBX_FD_NOPROBE : 0);
     emit(SBX_EV_OPEN, fl, 0, id, p, NULL);
     fd_store(fd, id, st);
 }
@@ -738,7 +752,7 @@ void sbx_exec_failed(int dirfd, const char *path, int err)
     if (!sbx_on())
         return;
     emit(SBX_EV_EXEC_FAIL, 0, err, 0, NULL, NULL);
-    sbx_path_at(dirfd, path, SBX_PROBE, 0);
+    sbx_path_at(dirfd, path, SBX_OP_EXEC, 0);
 }
 
 /* ---- start-up: this image's exec record and loaded libraries ---------------*/

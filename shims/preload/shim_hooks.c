@@ -27,6 +27,9 @@
 #include <sys/mman.h>
 #include <sys/sendfile.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
+#include <sys/statvfs.h>
+#include <sys/xattr.h>
 #include <sys/syscall.h>
 #include <sys/time.h>
 #include <sys/uio.h>
@@ -275,21 +278,21 @@ typedef int (*scan_cmp64)(const struct dirent64 **, const struct dirent64 **);
 SBX_HOOK(int, scandir, (const char *dir, struct dirent ***list, scan_filter f, scan_cmp c))
 {
     int r = REAL(scandir)(dir, list, f, c);
-    KEEP_ERRNO(sbx_path(dir, SBX_ENUM, r >= 0));
+    KEEP_ERRNO(sbx_path(dir, SBX_OP_LIST, r >= 0));
     return r;
 }
 SBX_HOOK(int, scandir64, (const char *dir, struct dirent64 ***list, scan_filter64 f,
                           scan_cmp64 c))
 {
     int r = REAL(scandir64)(dir, list, f, c);
-    KEEP_ERRNO(sbx_path(dir, SBX_ENUM, r >= 0));
+    KEEP_ERRNO(sbx_path(dir, SBX_OP_LIST, r >= 0));
     return r;
 }
 SBX_HOOK(int, scandirat, (int dirfd, const char *dir, struct dirent ***list, scan_filter f,
                           scan_cmp c))
 {
     int r = REAL(scandirat)(dirfd, dir, list, f, c);
-    KEEP_ERRNO(sbx_path_at(dirfd, dir, SBX_ENUM, r >= 0));
+    KEEP_ERRNO(sbx_path_at(dirfd, dir, SBX_OP_LIST, r >= 0));
     return r;
 }
 
@@ -297,7 +300,7 @@ SBX_HOOK(int, scandirat, (int dirfd, const char *dir, struct dirent ***list, sca
 #define PROBE_BODY(dirfd, path, call)                                          \
     int r_ = call;                                                             \
     if ((path) && (path)[0])                                                   \
-        KEEP_ERRNO(sbx_path_at(dirfd, path, SBX_PROBE, 1));                    \
+        KEEP_ERRNO(sbx_path_at(dirfd, path, SBX_OP_PROBE, 1));                    \
     return r_
 
 SBX_HOOK(int, stat, (const char *p, struct stat *b)) { PROBE_BODY(AT_FDCWD, p, REAL(stat)(p, b)); }
@@ -343,7 +346,7 @@ SBX_HOOK(int, eaccess, (const char *p, int m)) { PROBE_BODY(AT_FDCWD, p, REAL(ea
 SBX_HOOK(char *, realpath, (const char *p, char *out))
 {
     char *r = REAL(realpath)(p, out);
-    KEEP_ERRNO(sbx_path(p, SBX_PROBE, 1));
+    KEEP_ERRNO(sbx_path(p, SBX_OP_PROBE, 1));
     return r;
 }
 
@@ -351,111 +354,88 @@ SBX_HOOK(char *, realpath, (const char *p, char *out))
 SBX_HOOK(ssize_t, readlink, (const char *p, char *buf, size_t n))
 {
     ssize_t r = REAL(readlink)(p, buf, n);
-    KEEP_ERRNO(sbx_path(p, SBX_READ, r >= 0));
+    KEEP_ERRNO(sbx_path(p, SBX_OP_READLINK, r >= 0));
     return r;
 }
 SBX_HOOK(ssize_t, readlinkat, (int d, const char *p, char *buf, size_t n))
 {
     ssize_t r = REAL(readlinkat)(d, p, buf, n);
-    KEEP_ERRNO(sbx_path_at(d, p, SBX_READ, r >= 0));
+    KEEP_ERRNO(sbx_path_at(d, p, SBX_OP_READLINK, r >= 0));
     return r;
 }
 
 SBX_HOOK(int, chdir, (const char *p))
 {
     int r = REAL(chdir)(p);
-    if (r < 0)
-        KEEP_ERRNO(sbx_path(p, SBX_PROBE, 0));
+    KEEP_ERRNO(sbx_path(p, SBX_OP_PROBE, r >= 0));
     return r;
 }
 
 /* ---- names created, removed, changed: writes ---------------------------------------*/
-#define WRITE_BODY(dirfd, path, cats, call)                                    \
+#define NAME_BODY(dirfd, path, op, call)                                       \
     int r_ = call;                                                             \
-    KEEP_ERRNO(sbx_path_at(dirfd, path, cats, r_ >= 0));                       \
+    KEEP_ERRNO(sbx_path_at(dirfd, path, op, r_ >= 0));                         \
     return r_
-
-#define CREATE_BODY(dirfd, path, call)                                         \
-    int ex_ = sbx_exists_at(dirfd, path);                                      \
+#define MODIFY_BODY(dirfd, path, call) NAME_BODY(dirfd, path, SBX_OP_MODIFY, call)
+#define REMOVE_BODY(dirfd, path, call) NAME_BODY(dirfd, path, SBX_OP_REMOVE, call)
+#define CREATE_BODY(dirfd, path, call) NAME_BODY(dirfd, path, SBX_OP_CREATE, call)
+#define TWO_BODY(od, o, nd, n, op, call)                                       \
     int r_ = call;                                                             \
-    KEEP_ERRNO(sbx_path_at(dirfd, path, SBX_WRITE | (ex_ == 0 ? SBX_CREATED : 0), r_ >= 0)); \
+    KEEP_ERRNO(sbx_path2_at(od, o, nd, n, op, r_ >= 0));                       \
     return r_
-
-static int two_names(int od, const char *o, int nd, const char *n, int r, int created)
-{
-    KEEP_ERRNO({
-        sbx_path_at(od, o, SBX_WRITE, r >= 0);
-        sbx_path_at(nd, n, SBX_WRITE | (created == 0 ? SBX_CREATED : 0), r >= 0);
-    });
-    return r;
-}
 
 SBX_HOOK(int, rename, (const char *o, const char *n))
 {
-    int ex = sbx_exists_at(AT_FDCWD, n);
-    return two_names(AT_FDCWD, o, AT_FDCWD, n, REAL(rename)(o, n), ex);
+    TWO_BODY(AT_FDCWD, o, AT_FDCWD, n, SBX_OP_RENAME, REAL(rename)(o, n));
 }
 SBX_HOOK(int, renameat, (int od, const char *o, int nd, const char *n))
 {
-    int ex = sbx_exists_at(nd, n);
-    return two_names(od, o, nd, n, REAL(renameat)(od, o, nd, n), ex);
+    TWO_BODY(od, o, nd, n, SBX_OP_RENAME, REAL(renameat)(od, o, nd, n));
 }
 SBX_HOOK(int, renameat2, (int od, const char *o, int nd, const char *n, unsigned fl))
 {
-    int ex = sbx_exists_at(nd, n);
-    return two_names(od, o, nd, n, REAL(renameat2)(od, o, nd, n, fl), ex);
+    TWO_BODY(od, o, nd, n, SBX_OP_RENAME, REAL(renameat2)(od, o, nd, n, fl));
 }
-
 SBX_HOOK(int, link, (const char *o, const char *n))
 {
-    int r = REAL(link)(o, n);
-    KEEP_ERRNO({
-        sbx_path(o, SBX_PROBE, 1);
-        sbx_path(n, SBX_WRITE | SBX_CREATED, r >= 0);
-    });
-    return r;
+    TWO_BODY(AT_FDCWD, o, AT_FDCWD, n, SBX_OP_LINK, REAL(link)(o, n));
 }
 SBX_HOOK(int, linkat, (int od, const char *o, int nd, const char *n, int fl))
 {
-    int r = REAL(linkat)(od, o, nd, n, fl);
-    KEEP_ERRNO({
-        sbx_path_at(od, o, SBX_PROBE, 1);
-        sbx_path_at(nd, n, SBX_WRITE | SBX_CREATED, r >= 0);
-    });
-    return r;
+    TWO_BODY(od, o, nd, n, SBX_OP_LINK, REAL(linkat)(od, o, nd, n, fl));
 }
 SBX_HOOK(int, symlink, (const char *t, const char *n))
 {
-    WRITE_BODY(AT_FDCWD, n, SBX_WRITE | SBX_CREATED, REAL(symlink)(t, n));
+    CREATE_BODY(AT_FDCWD, n, REAL(symlink)(t, n));
 }
 SBX_HOOK(int, symlinkat, (const char *t, int d, const char *n))
 {
-    WRITE_BODY(d, n, SBX_WRITE | SBX_CREATED, REAL(symlinkat)(t, d, n));
+    CREATE_BODY(d, n, REAL(symlinkat)(t, d, n));
 }
 
-SBX_HOOK(int, unlink, (const char *p)) { WRITE_BODY(AT_FDCWD, p, SBX_WRITE, REAL(unlink)(p)); }
-SBX_HOOK(int, unlinkat, (int d, const char *p, int fl)) { WRITE_BODY(d, p, SBX_WRITE, REAL(unlinkat)(d, p, fl)); }
-SBX_HOOK(int, rmdir, (const char *p)) { WRITE_BODY(AT_FDCWD, p, SBX_WRITE, REAL(rmdir)(p)); }
-SBX_HOOK(int, remove, (const char *p)) { WRITE_BODY(AT_FDCWD, p, SBX_WRITE, REAL(remove)(p)); }
+SBX_HOOK(int, unlink, (const char *p)) { REMOVE_BODY(AT_FDCWD, p, REAL(unlink)(p)); }
+SBX_HOOK(int, unlinkat, (int d, const char *p, int fl)) { REMOVE_BODY(d, p, REAL(unlinkat)(d, p, fl)); }
+SBX_HOOK(int, rmdir, (const char *p)) { REMOVE_BODY(AT_FDCWD, p, REAL(rmdir)(p)); }
+SBX_HOOK(int, remove, (const char *p)) { REMOVE_BODY(AT_FDCWD, p, REAL(remove)(p)); }
 SBX_HOOK(int, mkdir, (const char *p, mode_t m)) { CREATE_BODY(AT_FDCWD, p, REAL(mkdir)(p, m)); }
 SBX_HOOK(int, mkdirat, (int d, const char *p, mode_t m)) { CREATE_BODY(d, p, REAL(mkdirat)(d, p, m)); }
 SBX_HOOK(int, mkfifo, (const char *p, mode_t m)) { CREATE_BODY(AT_FDCWD, p, REAL(mkfifo)(p, m)); }
 SBX_HOOK(int, mknod, (const char *p, mode_t m, dev_t dv)) { CREATE_BODY(AT_FDCWD, p, REAL(mknod)(p, m, dv)); }
 SBX_HOOK(int, mknodat, (int d, const char *p, mode_t m, dev_t dv)) { CREATE_BODY(d, p, REAL(mknodat)(d, p, m, dv)); }
-SBX_HOOK(int, truncate, (const char *p, off_t n)) { WRITE_BODY(AT_FDCWD, p, SBX_WRITE, REAL(truncate)(p, n)); }
-SBX_HOOK(int, truncate64, (const char *p, off64_t n)) { WRITE_BODY(AT_FDCWD, p, SBX_WRITE, REAL(truncate64)(p, n)); }
-SBX_HOOK(int, chmod, (const char *p, mode_t m)) { WRITE_BODY(AT_FDCWD, p, SBX_WRITE, REAL(chmod)(p, m)); }
-SBX_HOOK(int, lchmod, (const char *p, mode_t m)) { WRITE_BODY(AT_FDCWD, p, SBX_WRITE, REAL(lchmod)(p, m)); }
-SBX_HOOK(int, fchmodat, (int d, const char *p, mode_t m, int fl)) { WRITE_BODY(d, p, SBX_WRITE, REAL(fchmodat)(d, p, m, fl)); }
-SBX_HOOK(int, chown, (const char *p, uid_t u, gid_t g)) { WRITE_BODY(AT_FDCWD, p, SBX_WRITE, REAL(chown)(p, u, g)); }
-SBX_HOOK(int, lchown, (const char *p, uid_t u, gid_t g)) { WRITE_BODY(AT_FDCWD, p, SBX_WRITE, REAL(lchown)(p, u, g)); }
+SBX_HOOK(int, truncate, (const char *p, off_t n)) { MODIFY_BODY(AT_FDCWD, p, REAL(truncate)(p, n)); }
+SBX_HOOK(int, truncate64, (const char *p, off64_t n)) { MODIFY_BODY(AT_FDCWD, p, REAL(truncate64)(p, n)); }
+SBX_HOOK(int, chmod, (const char *p, mode_t m)) { MODIFY_BODY(AT_FDCWD, p, REAL(chmod)(p, m)); }
+SBX_HOOK(int, lchmod, (const char *p, mode_t m)) { MODIFY_BODY(AT_FDCWD, p, REAL(lchmod)(p, m)); }
+SBX_HOOK(int, fchmodat, (int d, const char *p, mode_t m, int fl)) { MODIFY_BODY(d, p, REAL(fchmodat)(d, p, m, fl)); }
+SBX_HOOK(int, chown, (const char *p, uid_t u, gid_t g)) { MODIFY_BODY(AT_FDCWD, p, REAL(chown)(p, u, g)); }
+SBX_HOOK(int, lchown, (const char *p, uid_t u, gid_t g)) { MODIFY_BODY(AT_FDCWD, p, REAL(lchown)(p, u, g)); }
 SBX_HOOK(int, fchownat, (int d, const char *p, uid_t u, gid_t g, int fl))
 {
-    WRITE_BODY(d, p, SBX_WRITE, REAL(fchownat)(d, p, u, g, fl));
+    MODIFY_BODY(d, p, REAL(fchownat)(d, p, u, g, fl));
 }
-SBX_HOOK(int, utime, (const char *p, const struct utimbuf *t)) { WRITE_BODY(AT_FDCWD, p, SBX_WRITE, REAL(utime)(p, t)); }
-SBX_HOOK(int, utimes, (const char *p, const struct timeval t[2])) { WRITE_BODY(AT_FDCWD, p, SBX_WRITE, REAL(utimes)(p, t)); }
-SBX_HOOK(int, lutimes, (const char *p, const struct timeval t[2])) { WRITE_BODY(AT_FDCWD, p, SBX_WRITE, REAL(lutimes)(p, t)); }
+SBX_HOOK(int, utime, (const char *p, const struct utimbuf *t)) { MODIFY_BODY(AT_FDCWD, p, REAL(utime)(p, t)); }
+SBX_HOOK(int, utimes, (const char *p, const struct timeval t[2])) { MODIFY_BODY(AT_FDCWD, p, REAL(utimes)(p, t)); }
+SBX_HOOK(int, lutimes, (const char *p, const struct timeval t[2])) { MODIFY_BODY(AT_FDCWD, p, REAL(lutimes)(p, t)); }
 SBX_HOOK(int, futimesat, (int d, const char *p, const struct timeval t[2]))
 {
     if (!p) {
@@ -464,7 +444,7 @@ SBX_HOOK(int, futimesat, (int d, const char *p, const struct timeval t[2]))
             KEEP_ERRNO(sbx_fd_use(d, SBX_WRITE));
         return r;
     }
-    WRITE_BODY(d, p, SBX_WRITE, REAL(futimesat)(d, p, t));
+    MODIFY_BODY(d, p, REAL(futimesat)(d, p, t));
 }
 SBX_HOOK(int, utimensat, (int d, const char *p, const struct timespec t[2], int fl))
 {
@@ -474,8 +454,54 @@ SBX_HOOK(int, utimensat, (int d, const char *p, const struct timespec t[2], int 
             KEEP_ERRNO(sbx_fd_use(d, SBX_WRITE));
         return r;
     }
-    WRITE_BODY(d, p, SBX_WRITE, REAL(utimensat)(d, p, t, fl));
+    MODIFY_BODY(d, p, REAL(utimensat)(d, p, t, fl));
 }
+
+/* ---- extended attributes and file-system statistics ----------------------------------*/
+SBX_HOOK(ssize_t, getxattr, (const char *p, const char *n, void *v, size_t s))
+{
+    ssize_t r = REAL(getxattr)(p, n, v, s);
+    KEEP_ERRNO(sbx_path(p, SBX_OP_PROBE, r >= 0));
+    return r;
+}
+SBX_HOOK(ssize_t, lgetxattr, (const char *p, const char *n, void *v, size_t s))
+{
+    ssize_t r = REAL(lgetxattr)(p, n, v, s);
+    KEEP_ERRNO(sbx_path(p, SBX_OP_PROBE, r >= 0));
+    return r;
+}
+SBX_HOOK(ssize_t, listxattr, (const char *p, char *l, size_t s))
+{
+    ssize_t r = REAL(listxattr)(p, l, s);
+    KEEP_ERRNO(sbx_path(p, SBX_OP_PROBE, r >= 0));
+    return r;
+}
+SBX_HOOK(ssize_t, llistxattr, (const char *p, char *l, size_t s))
+{
+    ssize_t r = REAL(llistxattr)(p, l, s);
+    KEEP_ERRNO(sbx_path(p, SBX_OP_PROBE, r >= 0));
+    return r;
+}
+SBX_HOOK(int, setxattr, (const char *p, const char *n, const void *v, size_t s, int fl))
+{
+    MODIFY_BODY(AT_FDCWD, p, REAL(setxattr)(p, n, v, s, fl));
+}
+SBX_HOOK(int, lsetxattr, (const char *p, const char *n, const void *v, size_t s, int fl))
+{
+    MODIFY_BODY(AT_FDCWD, p, REAL(lsetxattr)(p, n, v, s, fl));
+}
+SBX_HOOK(int, removexattr, (const char *p, const char *n))
+{
+    MODIFY_BODY(AT_FDCWD, p, REAL(removexattr)(p, n));
+}
+SBX_HOOK(int, lremovexattr, (const char *p, const char *n))
+{
+    MODIFY_BODY(AT_FDCWD, p, REAL(lremovexattr)(p, n));
+}
+SBX_HOOK(int, statfs, (const char *p, struct statfs *b)) { PROBE_BODY(AT_FDCWD, p, REAL(statfs)(p, b)); }
+SBX_HOOK(int, statfs64, (const char *p, struct statfs64 *b)) { PROBE_BODY(AT_FDCWD, p, REAL(statfs64)(p, b)); }
+SBX_HOOK(int, statvfs, (const char *p, struct statvfs *b)) { PROBE_BODY(AT_FDCWD, p, REAL(statvfs)(p, b)); }
+SBX_HOOK(int, statvfs64, (const char *p, struct statvfs64 *b)) { PROBE_BODY(AT_FDCWD, p, REAL(statvfs64)(p, b)); }
 
 /* ---- file descriptors: content read or written ---------------------------------------*/
 #define FD_BODY(type, fd, kind, call)                                          \
@@ -503,6 +529,28 @@ SBX_HOOK(int, ftruncate64, (int fd, off64_t n)) { FD_BODY(int, fd, SBX_WRITE, RE
 SBX_HOOK(int, fchmod, (int fd, mode_t m)) { FD_BODY(int, fd, SBX_WRITE, REAL(fchmod)(fd, m)); }
 SBX_HOOK(int, fchown, (int fd, uid_t u, gid_t g)) { FD_BODY(int, fd, SBX_WRITE, REAL(fchown)(fd, u, g)); }
 SBX_HOOK(int, futimens, (int fd, const struct timespec t[2])) { FD_BODY(int, fd, SBX_WRITE, REAL(futimens)(fd, t)); }
+SBX_HOOK(int, fallocate, (int fd, int m, off_t o, off_t n)) { FD_BODY(int, fd, SBX_WRITE, REAL(fallocate)(fd, m, o, n)); }
+SBX_HOOK(int, fallocate64, (int fd, int m, off64_t o, off64_t n)) { FD_BODY(int, fd, SBX_WRITE, REAL(fallocate64)(fd, m, o, n)); }
+/* posix_fallocate returns an error number, not -1 */
+SBX_HOOK(int, posix_fallocate, (int fd, off_t o, off_t n))
+{
+    int r = REAL(posix_fallocate)(fd, o, n);
+    if (r == 0)
+        KEEP_ERRNO(sbx_fd_use(fd, SBX_WRITE));
+    return r;
+}
+SBX_HOOK(int, posix_fallocate64, (int fd, off64_t o, off64_t n))
+{
+    int r = REAL(posix_fallocate64)(fd, o, n);
+    if (r == 0)
+        KEEP_ERRNO(sbx_fd_use(fd, SBX_WRITE));
+    return r;
+}
+SBX_HOOK(int, fsetxattr, (int fd, const char *n, const void *v, size_t s, int fl))
+{
+    FD_BODY(int, fd, SBX_WRITE, REAL(fsetxattr)(fd, n, v, s, fl));
+}
+SBX_HOOK(int, fremovexattr, (int fd, const char *n)) { FD_BODY(int, fd, SBX_WRITE, REAL(fremovexattr)(fd, n)); }
 
 static void mapped(void *r, int prot, int flags, int fd)
 {
@@ -544,6 +592,10 @@ SBX_HOOK(ssize_t, sendfile, (int out, int in, off_t *o, size_t n))
 SBX_HOOK(ssize_t, sendfile64, (int out, int in, off64_t *o, size_t n))
 {
     return transferred(REAL(sendfile64)(out, in, o, n), in, out);
+}
+SBX_HOOK(ssize_t, splice, (int in, off64_t *io, int out, off64_t *oo, size_t n, unsigned fl))
+{
+    return transferred(REAL(splice)(in, io, out, oo, n, fl), in, out);
 }
 SBX_HOOK(ssize_t, copy_file_range, (int in, off64_t *io, int out, off64_t *oo, size_t n,
                                      unsigned fl))

@@ -30,6 +30,12 @@
  * existence (O_CREAT of a new file, mkdir, rename target, link, symlink). */
 #define SBX_CREATED   0x100u
 
+/* Qualifier passed with SBX_READ: the name itself was read (readlink, the
+ * old name of a rename, the existing name of a link), not a file reached
+ * through it, so a backend that adds a read's symlink target must not.  It
+ * is a property of one access, not stored. */
+#define SBX_NOFOLLOW  0x200u
+
 typedef struct sbx_pathset sbx_pathset;
 
 sbx_pathset *sbx_pathset_new(void);

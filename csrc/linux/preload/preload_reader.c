@@ -220,7 +220,7 @@ static void add_path(struct sbx_preload_run *r, const char *p, unsigned fl)
         sbx_result_warn(r->res, "out of memory while recording paths");
     char real[PATH_MAX];
     /* each read name is resolved once (every compiler reads stdio.h) */
-    if ((fl & SBX_READ) && r->links && first_read(r, p) &&
+    if ((fl & SBX_READ) && !(fl & SBX_NOFOLLOW) && r->links && first_read(r, p) &&
         link_target(r->links, p, real, sizeof real))
         sbx_pathset_add(r->res->paths, real, strlen(real), SBX_READ);
 }
@@ -312,7 +312,7 @@ static void handle(struct sbx_preload_run *r, const struct sbx_rec *rec, uint32_
         p->seen_any = 1;
     switch (rec->type) {
     case SBX_EV_PATH:
-        add_path(r, s0, rec->flags & (SBX_CATEGORIES | SBX_CREATED));
+        add_path(r, s0, rec->flags & (SBX_CATEGORIES | SBX_CREATED | SBX_NOFOLLOW));
         break;
     case SBX_EV_OPEN: {
         struct sbx_keyed *o = sbx_keyed_get(&r->ids, rec->id, 1);
@@ -463,30 +463,6 @@ static void *reader_main(void *arg)
     return NULL;
 }
 
-struct reads {
-    char **v;
-    size_t n, cap;
-};
-
-static int collect_read(void *ctx, const char *path, size_t len, unsigned cats)
-{
-    struct reads *rd = ctx;
-    if (!(cats & SBX_READ) || path[0] != '/')
-        return 0;
-    if (rd->n == rd->cap) {
-        size_t nc = rd->cap ? rd->cap * 2 : 256;
-        char **nv = realloc(rd->v, nc * sizeof *nv);
-        if (!nv)
-            return -1;
-        rd->v = nv;
-        rd->cap = nc;
-    }
-    rd->v[rd->n] = strndup(path, len);
-    if (rd->v[rd->n])
-        rd->n++;
-    return 0;
-}
-
 /* The final target of `p` when it differs from p (a symlink on the way),
  * into out.  Files of one directory usually come together, so the
  * directory's resolution is kept and each file costs one lstat. */
@@ -515,20 +491,6 @@ static int link_target(struct linkres *lr, const char *p, char *out, size_t cap)
         return 0;
     }
     return strcmp(out, p) != 0;
-}
-
-void sbx_add_link_targets(struct sbx_result *res)
-{
-    struct reads rd = {0};
-    struct linkres lr = {0};
-    char real[PATH_MAX];
-    sbx_pathset_foreach_sorted(res->paths, collect_read, &rd);
-    for (size_t i = 0; i < rd.n; i++) {
-        if (link_target(&lr, rd.v[i], real, sizeof real))
-            sbx_pathset_add(res->paths, real, strlen(real), SBX_READ);
-        free(rd.v[i]);
-    }
-    free(rd.v);
 }
 
 /* ---- API ------------------------------------------------------------------------------*/

@@ -26,9 +26,10 @@
 #include <unistd.h>
 #include <linux/audit.h>
 
-#include "elfinterp.h"
+#include "access.h"
+#include "exec_reads.h"
 #include "pathnorm.h"
-#include "preload_reader.h"
+#include "syscalls.h"
 
 /* <sys/ptrace.h> and <linux/ptrace.h> clash; the few calls we need: */
 long ptrace(int req, ...);
@@ -46,6 +47,9 @@ long ptrace(int req, ...);
 struct fdent {
     int fd;
     char *path;        /* as the opener named it, absolute and clean */
+    char *real;        /* the kernel's name for it when different (a symlink on
+                        * the way), taken at the open: symlink targets count as
+                        * they were at the access, not after the run */
     unsigned acc;      /* 1 read, 2 write */
     unsigned done;     /* categories already recorded through this fd */
     int dir, noprobe;
@@ -102,7 +106,7 @@ struct sbx_ptrace_run {
 /* The tracer thread and the notification thread both record. */
 static void add(struct sbx_ptrace_run *r, const char *p, unsigned fl)
 {
-    if (!p || !*p)
+    if (!p || !*p || !fl)
         return;
     pthread_mutex_lock(&r->res_mu);
     if (sbx_pathset_add(r->res->paths, p, strlen(p), fl) < 0)
@@ -255,6 +259,7 @@ static struct proc *proc_copy(const struct proc *from, int tgid)
         for (size_t i = 0; p->fds && i < from->n; i++) {
             p->fds[i] = from->fds[i];
             p->fds[i].path = strdup(from->fds[i].path);
+            p->fds[i].real = from->fds[i].real ? strdup(from->fds[i].real) : NULL;
         }
         p->n = p->cap = p->fds ? from->n : 0;
     }
@@ -265,8 +270,10 @@ static void proc_unref(struct proc *p)
 {
     if (--p->refs > 0)
         return;
-    for (size_t i = 0; i < p->n; i++)
+    for (size_t i = 0; i < p->n; i++) {
         free(p->fds[i].path);
+        free(p->fds[i].real);
+    }
     free(p->fds);
     free(p);
 }
@@ -366,6 +373,7 @@ static void fd_drop(struct proc *p, int fd)
     for (size_t i = 0; i < p->n; i++)
         if (p->fds[i].fd == fd) {
             free(p->fds[i].path);
+            free(p->fds[i].real);
             p->fds[i] = p->fds[--p->n];
             return;
         }
@@ -413,7 +421,9 @@ static void fd_use(struct sbx_ptrace_run *r, struct fdent *e, pid_t tid, unsigne
     if (!e || (e->done & kind))
         return;
     e->done |= kind;
-    add(r, e->path, kind);      /* link targets: sbx_add_link_targets() at the end */
+    add(r, e->path, kind);
+    if (kind == SBX_READ && e->real)
+        add(r, e->real, SBX_READ);      /* a read through a symlink: its target too */
 }
 
 /* read()/write() do not stop: settle from the offset what the fd did. */
@@ -437,8 +447,10 @@ static void fd_close(struct sbx_ptrace_run *r, struct proc *p, pid_t tid, int fd
     if (!e)
         return;
     fd_settle(r, e, tid);
-    if (!e->done && !e->noprobe)
-        add(r, e->path, SBX_PROBE);         /* opened, never used: a probe */
+    pthread_mutex_lock(&r->res_mu);
+    if (sbx_ledger_settle(r->res->paths, e->path, strlen(e->path), e->done || e->noprobe) < 0)
+        sbx_result_warn(r->res, "out of memory while recording paths");
+    pthread_mutex_unlock(&r->res_mu);
     fd_drop(p, fd);
 }
 
@@ -482,6 +494,15 @@ static void read_argv(struct task *t, unsigned long av)
 }
 
 /* ---- seccomp user notifications (calls that need no exit stop) ----------*/
+/* A name that is a symlink is read by readlink; anything else (absent, not
+ * a link) only probed.  One lstat in the tracer costs less than a stop at
+ * the call's exit. */
+static int readlink_ok(const char *p)
+{
+    struct stat sb;
+    return p && lstat(p, &sb) == 0 && S_ISLNK(sb.st_mode);
+}
+
 static void *notifier_main(void *arg)
 {
     struct sbx_ptrace_run *r = arg;
@@ -503,21 +524,15 @@ static void *notifier_main(void *arg)
         const unsigned long *a = (const unsigned long *)req.data.args;
         long nr = req.data.nr;
         char *p = NULL;
-        int at = nr == SYS_newfstatat || nr == SYS_statx || nr == SYS_faccessat ||
-                 nr == SYS_faccessat2 || nr == SYS_readlinkat;
-        if (req.data.arch == NATIVE_ARCH)
-            p = at ? resolve((pid_t)req.pid, (long)(int)a[0], a[1])
-                   : resolve((pid_t)req.pid, AT_FDCWD, a[0]);
+        struct sbx_sc_layout l;
+        if (req.data.arch == NATIVE_ARCH && sbx_linux_path_call(nr, &l) == 0 && a[l.p0])
+            p = resolve((pid_t)req.pid, l.d0 < 0 ? AT_FDCWD : (long)(int)a[l.d0], a[l.p0]);
         /* the memory read belongs to this very call only if it is still
          * pending (a killed caller's pid could have been reused) */
         if (p && ioctl(r->listener, SECCOMP_IOCTL_NOTIF_ID_VALID, &req.id) == 0) {
-            struct stat sb;
-            int link = (nr == SYS_readlinkat
-#ifdef SYS_readlink
-                        || nr == SYS_readlink
-#endif
-                        ) && lstat(p, &sb) == 0 && S_ISLNK(sb.st_mode);
-            add(r, p, link ? SBX_READ : SBX_PROBE);
+            struct sbx_access acc = sbx_access_classify(
+                l.op, l.op == SBX_OP_READLINK ? readlink_ok(p) : 1);
+            add(r, p, acc.first);
         }
         free(p);
         struct seccomp_notif_resp resp;
@@ -552,7 +567,47 @@ static void take_listener(struct sbx_ptrace_run *r, pid_t tid, int fd, const cha
         r->notifier_started = 1;
 }
 
-/* The entry of a stopped call: resolve paths now, settle fds that are
+/* Record what a path call did to its names (the access model decides). */
+static void path_done(struct sbx_ptrace_run *r, struct task *t, enum sbx_op op, int ok)
+{
+    struct sbx_access a = sbx_access_classify(op, ok);
+    add(r, t->p1, a.first);
+    add(r, t->p2, a.second);
+}
+
+/* The names of path call `nr` (its row in syscalls.def), resolved against
+ * the tracee's cwd or dirfd now, before the call can change them. */
+static void resolve_names(struct task *t, const struct sbx_sc_layout *l)
+{
+    const unsigned long *a = t->args;
+    long d0 = l->d0 < 0 ? AT_FDCWD : (long)(int)a[l->d0];
+    if (a[l->p0])
+        t->p1 = resolve(t->tid, d0, a[l->p0]);
+    if (l->npath > 1 && a[l->p1]) {
+        long d1 = l->d1 < 0 ? AT_FDCWD : (long)(int)a[l->d1];
+        t->p2 = resolve(t->tid, d1, a[l->p1]);
+    }
+}
+
+static unsigned open_flags(struct task *t)
+{
+    const unsigned long *a = t->args;
+    switch (t->nr) {
+#ifdef SYS_open
+    case SYS_open: return (unsigned)a[1];
+    case SYS_creat: return O_CREAT | O_WRONLY | O_TRUNC;
+#endif
+    case SYS_openat: return (unsigned)a[2];
+    case SYS_openat2: {
+        uint64_t how = 0;          /* struct open_how: flags first */
+        read_mem(t->tid, a[2], &how, sizeof how);
+        return (unsigned)how;
+    }
+    }
+    return 0;
+}
+
+/* The entry of a stopped call: resolve names now, settle fds that are
  * about to go away.  Returns 1 when the exit must be seen too. */
 static int on_entry(struct sbx_ptrace_run *r, struct task *t)
 {
@@ -573,49 +628,9 @@ static int on_entry(struct sbx_ptrace_run *r, struct task *t)
     memcpy(t->args, a, sizeof t->args);
     t->nr = nr;
     pid_t tid = t->tid;
+
+    /* the open-file ledger's own calls */
     switch (nr) {
-#ifdef SYS_open
-    case SYS_open: case SYS_creat: case SYS_stat: case SYS_lstat: case SYS_access:
-    case SYS_readlink: case SYS_unlink: case SYS_rmdir: case SYS_mkdir: case SYS_chmod:
-    case SYS_chown: case SYS_lchown: case SYS_utime: case SYS_utimes: case SYS_mknod:
-    case SYS_chdir:
-        t->p1 = resolve(tid, AT_FDCWD, a[0]);
-        break;
-    case SYS_rename: case SYS_link:
-        t->p1 = resolve(tid, AT_FDCWD, a[0]);
-        t->p2 = resolve(tid, AT_FDCWD, a[1]);
-        break;
-    case SYS_symlink:
-        t->p2 = resolve(tid, AT_FDCWD, a[1]);
-        break;
-    case SYS_dup2:
-        if (a[0] != a[1])
-            fd_close(r, p, tid, (int)a[1]);
-        break;
-    case SYS_futimesat:
-#endif
-#ifndef SYS_open
-    case SYS_chdir:
-        t->p1 = resolve(tid, AT_FDCWD, a[0]);
-        break;
-#endif
-    case SYS_openat: case SYS_openat2: case SYS_newfstatat: case SYS_statx:
-    case SYS_faccessat: case SYS_faccessat2: case SYS_readlinkat: case SYS_unlinkat:
-    case SYS_mkdirat: case SYS_fchmodat: case SYS_fchownat: case SYS_utimensat:
-    case SYS_mknodat:
-        if (a[1])
-            t->p1 = resolve(tid, (long)(int)a[0], a[1]);
-        break;
-    case SYS_truncate:
-        t->p1 = resolve(tid, AT_FDCWD, a[0]);
-        break;
-    case SYS_renameat: case SYS_renameat2: case SYS_linkat:
-        t->p1 = resolve(tid, (long)(int)a[0], a[1]);
-        t->p2 = resolve(tid, (long)(int)a[2], a[3]);
-        break;
-    case SYS_symlinkat:
-        t->p2 = resolve(tid, (long)(int)a[1], a[2]);
-        break;
     case SYS_close:
         if (r->listener < 0)
             take_listener(r, tid, (int)a[0], p->name);
@@ -628,63 +643,17 @@ static int on_entry(struct sbx_ptrace_run *r, struct task *t)
                     (unsigned)p->fds[i].fd <= (unsigned)a[1])
                     fd_close(r, p, tid, p->fds[i].fd);
         return 0;
+#ifdef SYS_dup2
+    case SYS_dup2:
+        if (a[0] != a[1])
+            fd_close(r, p, tid, (int)a[1]);
+        return 1;
+#endif
     case SYS_dup3:
         fd_close(r, p, tid, (int)a[1]);
-        break;
-    case SYS_execve: case SYS_execveat: {
-        task_clear_exec(t);
-        t->xpath = nr == SYS_execve ? resolve(tid, AT_FDCWD, a[0])
-                                    : resolve(tid, (long)(int)a[0], a[1]);
-        read_argv(t, nr == SYS_execve ? a[1] : a[2]);
-        /* close-on-exec fds vanish with the exec: settle everything now */
-        for (size_t i = 0; i < p->n; i++)
-            fd_settle(r, &p->fds[i], tid);
-        break;
-    }
-    default:
-        break;
-    }
-    /* Calls whose outcome does not change what is recorded are settled
-     * here: no second stop at their exit (half the stops of a compiler). */
-    struct stat sb;
-    int oflags = -1;
-    switch (nr) {
-#ifdef SYS_open
-    case SYS_open: oflags = (int)a[1]; break;
-#endif
-    case SYS_openat: oflags = (int)a[2]; break;
-    }
-    switch (nr) {
-#ifdef SYS_readlink
-    case SYS_readlink:
-#endif
-    case SYS_readlinkat:
-        /* a symlink is read, anything else (absent, not a link) probed:
-         * one lstat here costs less than a stop at the exit */
-        add(r, t->p1, t->p1 && lstat(t->p1, &sb) == 0 && S_ISLNK(sb.st_mode) ? SBX_READ
-                                                                           : SBX_PROBE);
-        task_clear_sys(t);
-        return 0;
-#ifdef SYS_open
-    case SYS_open:
-#endif
-    case SYS_openat:
-        /* compilers try many include directories: an open of an absent
-         * name is a probe, known now (the exit is only needed for the fd) */
-        if (t->p1 && !(oflags & O_CREAT) && access(t->p1, F_OK) < 0 &&
-            (errno == ENOENT || errno == ENOTDIR)) {
-            add(r, t->p1, SBX_PROBE);
-            task_clear_sys(t);
-            return 0;
-        }
-        break;
-#ifdef SYS_stat
-    case SYS_stat: case SYS_lstat: case SYS_access:
-#endif
-    case SYS_newfstatat: case SYS_statx: case SYS_faccessat: case SYS_faccessat2:
-        add(r, t->p1, SBX_PROBE);
-        task_clear_sys(t);
-        return 0;
+        return 1;
+    case SYS_dup: case SYS_fcntl:
+        return 1;
     case SYS_mmap: {
         struct fdent *e = fd_learn(p, tid, (int)a[4]);
         if (a[2] & (PROT_READ | PROT_EXEC))
@@ -694,68 +663,109 @@ static int on_entry(struct sbx_ptrace_run *r, struct task *t)
         task_clear_sys(t);
         return 0;
     }
-    case SYS_pread64: case SYS_preadv: case SYS_preadv2:
-    case SYS_pwrite64: case SYS_pwritev: case SYS_pwritev2: case SYS_getdents64:
-#ifdef SYS_getdents
-    case SYS_getdents:
-#endif
-    {
-        unsigned kind = (nr == SYS_pread64 || nr == SYS_preadv || nr == SYS_preadv2)
-                            ? SBX_READ
-                            : (nr == SYS_pwrite64 || nr == SYS_pwritev || nr == SYS_pwritev2)
-                                  ? SBX_WRITE : SBX_ENUM;
-        struct fdent *e = fd_learn(p, tid, (int)a[0]);
-        if (!e || !(e->done & kind)) {
-            fd_use(r, e, tid, kind);
-        }
+    }
+
+    enum sbx_use use;
+    int fdarg, hot;
+    if (sbx_linux_fd_call(nr, &use, &fdarg, &hot)) {
+        /* reading and listing are settled here (half the stops of a tree
+         * walk); changes wait for the exit, where success is known */
+        if (use == SBX_USE_WRITE)
+            return 1;
+        fd_use(r, fd_learn(p, tid, (int)a[fdarg]), tid, sbx_access_use(use));
         task_clear_sys(t);
         return 0;
     }
+
+    struct sbx_sc_layout l;
+    if (sbx_linux_path_call(nr, &l) < 0)
+        return 1;                   /* FD2 and UNSEEN rows: at the exit */
+    resolve_names(t, &l);
+    switch (l.op) {
+    case SBX_OP_EXEC:
+        task_clear_exec(t);
+        t->xpath = t->p1;
+        t->p1 = NULL;
+        read_argv(t, nr == SYS_execve ? a[1] : a[2]);
+        /* close-on-exec fds vanish with the exec: settle everything now */
+        for (size_t i = 0; i < p->n; i++)
+            fd_settle(r, &p->fds[i], tid);
+        return 1;
+    case SBX_OP_PROBE:
+        /* without a listener these stop here; the outcome changes nothing */
+        path_done(r, t, l.op, 1);
+        task_clear_sys(t);
+        return 0;
+    case SBX_OP_READLINK:
+        path_done(r, t, l.op, readlink_ok(t->p1));
+        task_clear_sys(t);
+        return 0;
+    case SBX_OP_OPEN: {
+        unsigned fl = open_flags(t);
+        /* compilers try many include directories: an open of an absent
+         * name is a probe, known now (the exit is only needed for the fd) */
+        if (t->p1 && !(fl & O_CREAT) && access(t->p1, F_OK) < 0 &&
+            (errno == ENOENT || errno == ENOTDIR)) {
+            add(r, t->p1, SBX_PROBE);
+            task_clear_sys(t);
+            return 0;
+        }
+        /* creation is judged against the name's existence before the call */
+        if (fl & O_CREAT)
+            t->existed = path_exists(t->p1);
+        return 1;
     }
-    /* creation is judged against the name's existence before the call
-     * (only where it decides between "created" and "changed") */
-    int creates = (oflags >= 0 && (oflags & O_CREAT)) || nr == SYS_openat2 ||
-                  nr == SYS_renameat || nr == SYS_renameat2
-#ifdef SYS_open
-                  || nr == SYS_creat || nr == SYS_rename
-#endif
-        ;
-    if (creates)
-        t->existed = path_exists(t->p2 ? t->p2 : t->p1);
-    return 1;
+    default:
+        return 1;
+    }
 }
 
-static void two(struct sbx_ptrace_run *r, struct task *t, int ok, unsigned c1, unsigned c2)
-{
-    add(r, t->p1, ok ? c1 : SBX_PROBE);
-    add(r, t->p2, ok ? c2 : SBX_PROBE);
-}
-
-static void opened(struct sbx_ptrace_run *r, struct task *t, int flags, long fd)
+static void opened(struct sbx_ptrace_run *r, struct task *t, unsigned flags, long fd)
 {
     if (!t->p1)
         return;
-    if (fd < 0 || (flags & O_PATH)) {
+    if (fd < 0) {
         add(r, t->p1, SBX_PROBE);
         return;
     }
-    if ((flags & O_TMPFILE) == O_TMPFILE) {
-        add(r, t->p1, SBX_PROBE);
+    int used, tracked;
+    unsigned now = sbx_access_open(sbx_linux_open_intent(flags),
+                                   (flags & O_CREAT) && !t->existed, &used, &tracked);
+    add(r, t->p1, now);
+    if (!tracked)
         return;
-    }
     int acc = flags & O_ACCMODE;
     unsigned ac = (acc != O_WRONLY ? 1 : 0) | (acc != O_RDONLY ? 2 : 0);
-    int created = (flags & O_CREAT) && !t->existed;
-    int trunc = (flags & O_TRUNC) && (ac & 2);
     struct fdent *e = fd_put(t->pr, (int)fd, t->p1, ac);
     if (!e)
         return;
     e->dir = (flags & O_DIRECTORY) != 0;
-    if (created || trunc) {
-        add(r, t->p1, SBX_WRITE | (created ? SBX_CREATED : 0));
+    char real[PMAX];
+    if (fd_link(t->tid, (int)fd, real, sizeof real) > 0 && real[0] == '/' &&
+        strcmp(real, t->p1) != 0)
+        e->real = strdup(real);
+    if (used) {
         e->done |= SBX_WRITE;
         e->noprobe = 1;
     }
+}
+
+/* A copy of an fd (dup family): the original carries the probe. */
+static void fd_copied(struct proc *p, pid_t tid, int from, int to)
+{
+    struct fdent *e = fd_learn(p, tid, from);
+    if (!e || to == e->fd)
+        return;
+    struct fdent c = *e;
+    char *path = strdup(c.path);
+    struct fdent *n = path ? fd_put(p, to, path, c.acc) : NULL;
+    if (n) {
+        n->real = c.real ? strdup(c.real) : NULL;
+        n->done = c.done;
+        n->dir = c.dir;
+        n->noprobe = 1;
+    }
+    free(path);
 }
 
 static void on_exit_stop(struct sbx_ptrace_run *r, struct task *t)
@@ -770,79 +780,18 @@ static void on_exit_stop(struct sbx_ptrace_run *r, struct task *t)
     unsigned long *a = t->args;
     struct proc *p = t->pr;
     pid_t tid = t->tid;
-    int cr = t->existed ? 0 : SBX_CREATED;
-    switch (t->nr) {
-#ifdef SYS_open
-    case SYS_open: opened(r, t, (int)a[1], ok ? rv : -1); break;
-    case SYS_creat: opened(r, t, O_CREAT | O_WRONLY | O_TRUNC, ok ? rv : -1); break;
-    case SYS_stat: case SYS_lstat: case SYS_access: add(r, t->p1, SBX_PROBE); break;
-    case SYS_readlink: add(r, t->p1, ok ? SBX_READ : SBX_PROBE); break;
-    case SYS_unlink: case SYS_rmdir: case SYS_chmod: case SYS_chown: case SYS_lchown:
-    case SYS_utime: case SYS_utimes:
-        add(r, t->p1, ok ? SBX_WRITE : SBX_PROBE);
-        break;
-    case SYS_mkdir: case SYS_mknod: add(r, t->p1, ok ? SBX_WRITE | SBX_CREATED : SBX_PROBE); break;
-    case SYS_rename: two(r, t, ok, SBX_WRITE, SBX_WRITE | cr); break;
-    case SYS_link: two(r, t, ok, SBX_PROBE, SBX_WRITE | SBX_CREATED); break;
-    case SYS_symlink: add(r, t->p2, ok ? SBX_WRITE | SBX_CREATED : SBX_PROBE); break;
-    case SYS_getdents: if (ok) fd_use(r, fd_learn(p, tid, (int)a[0]), tid, SBX_ENUM); break;
+    long nr = t->nr;
+    enum sbx_use use;
+    int fdarg, hot;
+    struct sbx_sc_layout l;
+
+    switch (nr) {
+#ifdef SYS_dup2
     case SYS_dup2:
-        if (ok && a[0] != a[1]) {
-            struct fdent *e = fd_learn(p, tid, (int)a[0]);
-            if (e) {
-                char *path = strdup(e->path);
-                struct fdent c = *e;
-                struct fdent *n = path ? fd_put(p, (int)rv, path, c.acc) : NULL;
-                if (n) {
-                    n->done = c.done;
-                    n->dir = c.dir;
-                    n->noprobe = 1;
-                }
-                free(path);
-            }
-        }
-        break;
-    case SYS_futimesat:
 #endif
-    case SYS_utimensat:
-        if (t->p1)
-            add(r, t->p1, ok ? SBX_WRITE : SBX_PROBE);
-        else if (ok)
-            fd_use(r, fd_learn(p, tid, (int)a[0]), tid, SBX_WRITE);
-        break;
-    case SYS_openat: opened(r, t, (int)a[2], ok ? rv : -1); break;
-    case SYS_openat2: {
-        uint64_t how = 0;
-        read_mem(tid, a[2], &how, sizeof how);
-        opened(r, t, (int)how, ok ? rv : -1);
-        break;
-    }
-    case SYS_newfstatat: case SYS_statx: case SYS_faccessat: case SYS_faccessat2:
-        add(r, t->p1, SBX_PROBE);
-        break;
-    case SYS_readlinkat: add(r, t->p1, ok ? SBX_READ : SBX_PROBE); break;
-    case SYS_unlinkat: case SYS_fchmodat: case SYS_fchownat: case SYS_truncate:
-        add(r, t->p1, ok ? SBX_WRITE : SBX_PROBE);
-        break;
-    case SYS_mkdirat: case SYS_mknodat:
-        add(r, t->p1, ok ? SBX_WRITE | SBX_CREATED : SBX_PROBE);
-        break;
-    case SYS_renameat: case SYS_renameat2: two(r, t, ok, SBX_WRITE, SBX_WRITE | cr); break;
-    case SYS_linkat: two(r, t, ok, SBX_PROBE, SBX_WRITE | SBX_CREATED); break;
-    case SYS_symlinkat: add(r, t->p2, ok ? SBX_WRITE | SBX_CREATED : SBX_PROBE); break;
-    case SYS_chdir: if (!ok) add(r, t->p1, SBX_PROBE); break;
-    case SYS_getdents64: if (ok) fd_use(r, fd_learn(p, tid, (int)a[0]), tid, SBX_ENUM); break;
-    case SYS_ftruncate: case SYS_fchmod: case SYS_fchown:
-        if (ok)
-            fd_use(r, fd_learn(p, tid, (int)a[0]), tid, SBX_WRITE);
-        break;
-    case SYS_pread64: case SYS_preadv: case SYS_preadv2:
-        if (ok)
-            fd_use(r, fd_learn(p, tid, (int)a[0]), tid, SBX_READ);
-        break;
-    case SYS_pwrite64: case SYS_pwritev: case SYS_pwritev2:
-        if (ok)
-            fd_use(r, fd_learn(p, tid, (int)a[0]), tid, SBX_WRITE);
+    case SYS_dup: case SYS_dup3: case SYS_fcntl:
+        if (ok && (nr != SYS_fcntl || a[1] == F_DUPFD || a[1] == F_DUPFD_CLOEXEC))
+            fd_copied(p, tid, (int)a[0], (int)rv);
         break;
     case SYS_sendfile:
         if (ok) {
@@ -850,49 +799,48 @@ static void on_exit_stop(struct sbx_ptrace_run *r, struct task *t)
             fd_use(r, fd_learn(p, tid, (int)a[0]), tid, SBX_WRITE);
         }
         break;
-    case SYS_copy_file_range:
+    case SYS_copy_file_range: case SYS_splice:
         if (ok) {
             fd_use(r, fd_learn(p, tid, (int)a[0]), tid, SBX_READ);
             fd_use(r, fd_learn(p, tid, (int)a[2]), tid, SBX_WRITE);
         }
         break;
-    case SYS_mmap:
-        if (ok) {
-            struct fdent *e = fd_learn(p, tid, (int)a[4]);
-            if (a[2] & (PROT_READ | PROT_EXEC))
-                fd_use(r, e, tid, SBX_READ);
-            if ((a[2] & PROT_WRITE) && (a[3] & MAP_SHARED))
-                fd_use(r, e, tid, SBX_WRITE);
-        }
+    case SYS_io_uring_setup: case SYS_open_by_handle_at:
+        if ((ok || nr == SYS_open_by_handle_at) && !p->warned_uring++)
+            locked_warn(r, nr == SYS_io_uring_setup
+                               ? "process %d (%s) uses io_uring: file accesses submitted "
+                                 "through the ring are not seen by the ptrace backend"
+                               : "process %d (%s) called open_by_handle_at: files opened "
+                                 "by handle are not named by the ptrace backend",
+                        p->tgid, p->name);
         break;
-    case SYS_dup: case SYS_dup3: case SYS_fcntl:
-        if (ok && (t->nr != SYS_fcntl || a[1] == F_DUPFD || a[1] == F_DUPFD_CLOEXEC)) {
-            struct fdent *e = fd_learn(p, tid, (int)a[0]);
-            if (e && (int)rv != e->fd) {
-                struct fdent c = *e;
-                char *path = strdup(c.path);
-                struct fdent *n = path ? fd_put(p, (int)rv, path, c.acc) : NULL;
-                if (n) {
-                    n->done = c.done;
-                    n->dir = c.dir;
-                    n->noprobe = 1;   /* the original carries the probe */
-                }
-                free(path);
+    default:
+        if (sbx_linux_fd_call(nr, &use, &fdarg, &hot)) {
+            if (ok)
+                fd_use(r, fd_learn(p, tid, (int)a[fdarg]), tid, sbx_access_use(use));
+            break;
+        }
+        if (sbx_linux_path_call(nr, &l) < 0)
+            break;
+        switch (l.op) {
+        case SBX_OP_OPEN:
+            opened(r, t, open_flags(t), ok ? rv : -1);
+            break;
+        case SBX_OP_EXEC:
+            if (!ok && t->xpath) {      /* success was handled at the exec event */
+                add(r, t->xpath, SBX_PROBE);
+                task_clear_exec(t);
             }
+            break;
+        default:
+            if (!t->p1 && !t->p2 && l.op == SBX_OP_MODIFY) {
+                /* utimensat/futimesat with no name act on the fd */
+                if (ok)
+                    fd_use(r, fd_learn(p, tid, (int)a[0]), tid, SBX_WRITE);
+                break;
+            }
+            path_done(r, t, l.op, ok);
         }
-        break;
-    case SYS_execve: case SYS_execveat:
-        if (!ok && t->xpath) {        /* success was handled at the exec event */
-            add(r, t->xpath, SBX_PROBE);
-            task_clear_exec(t);
-        }
-        break;
-    case SYS_io_uring_setup:
-        if (ok && !p->warned_uring++)
-            locked_warn(r, "process %d (%s) uses io_uring: file accesses submitted "
-                            "through the ring are not seen by the ptrace backend",
-                            p->tgid, p->name);
-        break;
     }
     task_clear_sys(t);
 }
@@ -944,7 +892,7 @@ static void on_exec(struct sbx_ptrace_run *r, struct task *t)
         if (fd_link(t->tid, p->fds[i].fd, tmp, sizeof tmp) < 0)
             fd_drop(p, p->fds[i].fd);
     }
-    char exe[PMAX], interp[PMAX], sb[PMAX];
+    char exe[PMAX], sb[PMAX];
     if (proc_link(t->tid, "exe", exe, sizeof exe) < 0)
         exe[0] = '\0';
     if (r->skip_exe[0] && strcmp(exe, r->skip_exe) == 0) {
@@ -957,14 +905,11 @@ static void on_exec(struct sbx_ptrace_run *r, struct task *t)
     sbx_result_add_exec(r->res, p->tgid, ppid, path, (const char *const *)t->xargv, t->xargc);
     pthread_mutex_unlock(&r->res_mu);
     snprintf(p->name, sizeof p->name, "%s", path);
-    add(r, path, SBX_READ);
-    if (exe[0] && strcmp(exe, path) != 0)
-        add(r, exe, SBX_READ);
     shebang(path, sb, sizeof sb);
-    add(r, sb, SBX_READ);
-    /* the kernel maps the ELF interpreter without an open() we could see */
-    if (exe[0] && sbx_elf_interp(exe, interp, sizeof interp) > 0)
-        add(r, interp, SBX_READ);
+    pthread_mutex_lock(&r->res_mu);
+    if (sbx_exec_reads(r->res->paths, path, exe[0] ? exe : NULL, sb[0] ? sb : NULL) < 0)
+        sbx_result_warn(r->res, "out of memory while recording paths");
+    pthread_mutex_unlock(&r->res_mu);
     task_clear_exec(t);
 }
 
@@ -1243,7 +1188,6 @@ struct sbx_result *sbx_ptrace_end(struct sbx_ptrace_run *r)
         close(r->listener);
     pthread_mutex_destroy(&r->res_mu);
     struct sbx_result *res = r->res;
-    sbx_add_link_targets(res);
     free(r->tasks);
     pthread_mutex_destroy(&r->mu);
     pthread_cond_destroy(&r->cv);

@@ -24,9 +24,11 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "elfinterp.h"
+#include "access.h"
+#include "exec_reads.h"
 #include "keyed_table.h"
 #include "pathnorm.h"
+#include "syscalls.h"
 #include "sandbox.skel.h"
 #include "sandbox_event.h"
 
@@ -86,9 +88,8 @@ static struct run *find_run(uint32_t id)
  * (the kernel reuses freed file objects), settle the old one. */
 static void settle_opened(struct run *r, struct sbx_keyed *o)
 {
-    if (o->path && !o->used &&
-        !(sbx_pathset_get(r->res->paths, o->path, strlen(o->path)) & (SBX_READ | SBX_WRITE)))
-        sbx_pathset_add(r->res->paths, o->path, strlen(o->path), SBX_PROBE);
+    if (o->path && sbx_ledger_settle(r->res->paths, o->path, strlen(o->path), o->used) < 0)
+        sbx_result_warn(r->res, "out of memory while recording paths");
     free(o->path);
     o->path = NULL;
     o->used = 0;
@@ -96,6 +97,8 @@ static void settle_opened(struct run *r, struct sbx_keyed *o)
 
 static void add_path(struct run *r, const char *p, unsigned flags)
 {
+    if (!flags)
+        return;
     if (sbx_pathset_add(r->res->paths, p, strlen(p), flags) < 0)
         sbx_result_warn(r->res, "out of memory while recording paths");
 }
@@ -123,15 +126,6 @@ static int split_strings(const struct sbx_event *ev, size_t size, struct strings
         off += n;
     }
     return 0;
-}
-
-static const char *syscall_name(int nr)
-{
-    switch (nr) {
-    case SYS_io_uring_setup: return "io_uring_setup";
-    case SYS_open_by_handle_at: return "open_by_handle_at";
-    default: return "syscall";
-    }
 }
 
 /* Absolute, clean path of string pair (2i, 2i+1) into buf; NULL if unusable. */
@@ -190,15 +184,14 @@ static unsigned open_flags_of(const struct sbx_event *ev)
     return 0;
 }
 
+/* A successful open: what the access model records now, and the open file
+ * in the ledger (keyed by its struct file) until it is used or replaced. */
 static void on_open(struct run *r, const struct sbx_event *ev, const char *path)
 {
-    unsigned flags = open_flags_of(ev);
-    int writable = (flags & O_ACCMODE) != O_RDONLY;
-    if (ev->kind & FMODE_CREATED)
-        add_path(r, path, SBX_WRITE | SBX_CREATED);
-    else if ((flags & O_TRUNC) && writable)
-        add_path(r, path, SBX_WRITE);
-    if (!ev->file)
+    int used, tracked;
+    add_path(r, path, sbx_access_open(sbx_linux_open_intent(open_flags_of(ev)),
+                                      (ev->kind & FMODE_CREATED) != 0, &used, &tracked));
+    if (!tracked || !ev->file)
         return;
     struct sbx_keyed *o = sbx_keyed_get(&r->opened, ev->file, 1);
     if (!o) {
@@ -207,7 +200,7 @@ static void on_open(struct run *r, const struct sbx_event *ev, const char *path)
     }
     settle_opened(r, o);
     o->path = strdup(path);
-    o->used = (ev->kind & FMODE_CREATED) || ((flags & O_TRUNC) && writable);
+    o->used = used;
 }
 
 static void on_path_event(struct run *r, const struct sbx_event *ev, const struct strings *st)
@@ -217,48 +210,17 @@ static void on_path_event(struct run *r, const struct sbx_event *ev, const struc
     const char *p1 = ev->npath > 1 ? pair_path(r, ev, st, 1, b, sizeof b) : NULL;
     if (!p0 && !p1)
         return;
-    if (ev->ret < 0) {
-        /* Any failed path call only tells that the name was looked at. */
+    enum sbx_op op = sbx_linux_path_op(ev->nr);
+    if (op == SBX_OP_OPEN && ev->ret >= 0) {
         if (p0)
-            add_path(r, p0, SBX_PROBE);
-        if (p1)
-            add_path(r, p1, SBX_PROBE);
+            on_open(r, ev, p0);
         return;
     }
-    if (!p0)
-        return;
-    switch (ev->nr) {
-    case SYS_open: case SYS_openat: case SYS_openat2: case SYS_creat:
-        on_open(r, ev, p0);
-        return;
-    case SYS_readlink: case SYS_readlinkat:
-        add_path(r, p0, SBX_READ);
-        return;
-    case SYS_stat: case SYS_lstat: case SYS_newfstatat: case SYS_statx:
-    case SYS_access: case SYS_faccessat: case SYS_faccessat2: case SYS_chdir:
-    case SYS_statfs: case SYS_getxattr: case SYS_lgetxattr: case SYS_listxattr:
-    case SYS_llistxattr:
-        add_path(r, p0, SBX_PROBE);
-        return;
-    case SYS_mkdir: case SYS_mkdirat: case SYS_mknod: case SYS_mknodat:
-    case SYS_symlink: case SYS_symlinkat:
-        add_path(r, p0, SBX_WRITE | SBX_CREATED);
-        return;
-    case SYS_rename: case SYS_renameat: case SYS_renameat2:
-        add_path(r, p0, SBX_WRITE);
-        if (p1)
-            add_path(r, p1, SBX_WRITE | SBX_CREATED);
-        return;
-    case SYS_link: case SYS_linkat:
-        add_path(r, p0, SBX_PROBE);
-        if (p1)
-            add_path(r, p1, SBX_WRITE | SBX_CREATED);
-        return;
-    default:
-        /* unlink, rmdir, truncate, chmod/chown/utimes, xattr changes */
-        add_path(r, p0, SBX_WRITE);
-        return;
-    }
+    struct sbx_access acc = sbx_access_classify(op, ev->ret >= 0);
+    if (p0)
+        add_path(r, p0, acc.first);
+    if (p1)
+        add_path(r, p1, acc.second);
 }
 
 static void on_fd_event(struct run *r, const struct sbx_event *ev, const struct strings *st)
@@ -283,20 +245,15 @@ static void on_exec_event(struct run *r, const struct sbx_event *ev, const struc
     if (ev->nstr < 5)
         return;
     char path[SBX_PATH_MAX * 2 + 2], tmp[SBX_PATH_MAX * 2 + 2];
-    const char *exe = path;
+    const char *exe = path, *called = path, *script = NULL;
     if (sbx_path_join_clean(path, sizeof path, st->s[1], st->len[1], st->s[0], st->len[0]) < 0)
-        exe = st->s[3];
-    else
-        add_path(r, path, SBX_READ);
-    if (st->len[3] && !(st->flags[3] & SBX_STR_TRUNCATED)) {
-        add_path(r, st->s[3], SBX_READ);
-        long n = sbx_elf_interp(st->s[3], tmp, sizeof tmp);
-        if (n > 0)
-            add_path(r, tmp, SBX_READ);
-    }
+        exe = st->s[3], called = NULL;
     if (st->len[2] && sbx_path_join_clean(tmp, sizeof tmp, st->s[1], st->len[1],
                                           st->s[2], st->len[2]) >= 0)
-        add_path(r, tmp, SBX_READ);       /* the #! interpreter as written */
+        script = tmp;                   /* the #! interpreter as written */
+    int walked = st->len[3] && !(st->flags[3] & SBX_STR_TRUNCATED);
+    if (sbx_exec_reads(r->res->paths, called, walked ? st->s[3] : NULL, script) < 0)
+        sbx_result_warn(r->res, "out of memory while recording paths");
 
     /* argv: NUL-separated */
     const char *argv[256];
@@ -353,7 +310,7 @@ static int handle_event(void *ctx, void *data, size_t size)
         }
         sbx_result_warn(r->res, "process %u (%s) called %s: file accesses made through it "
                         "are not seen by the eBPF backend", ev->pid,
-                        ev->nstr ? st.s[0] : "?", syscall_name(ev->nr));
+                        ev->nstr ? st.s[0] : "?", sbx_linux_syscall_name(ev->nr));
         break;
     }
 out:

@@ -41,9 +41,5 @@ void sbx_preload_kill(struct sbx_preload_run *run);
  * run.  The caller frees the result. */
 struct sbx_result *sbx_preload_end(struct sbx_preload_run *run);
 
-/* DESIGN.md §2: a read through a symlink reports the link and its final
- * target.  Both unprivileged backends record the name the program used and
- * resolve each distinct read path once here, at the end of the run. */
-void sbx_add_link_targets(struct sbx_result *res);
 
 #endif

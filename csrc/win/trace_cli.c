@@ -110,8 +110,8 @@ static int emit(const struct cli *cli, const struct sbx_result *r, const char *b
 /* ---- Windows: csrc/win/launcher.c ---------------------------------------------- */
 #include <windows.h>
 
-#include "win/cmdline.h"
-#include "win/launcher.h"
+#include "cmdline.h"
+#include "launcher.h"
 
 static wchar_t *wide(const char *s)
 {

@@ -91,6 +91,7 @@ int sbx_pathset_add(sbx_pathset *ps, const char *path, size_t len, unsigned flag
 {
     if (len > UINT32_MAX)
         return -1;
+    flags &= ~SBX_NOFOLLOW;
     if ((ps->count + 1) * 2 > ps->cap && grow(ps) < 0)
         return -1;
     uint32_t h = hash_bytes(path, len);

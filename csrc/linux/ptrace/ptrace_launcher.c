@@ -60,11 +60,15 @@ static int build_and_install(unsigned notify_action, unsigned flags)
     f[n++] = (struct sock_filter)BPF_STMT(BPF_LD | BPF_W | BPF_ABS,
                                           offsetof(struct seccomp_data, nr));
     for (size_t i = 0; i < SBX_PT_NSYSCALLS; i++) {
+        if (sbx_pt_syscalls[i] < 0)
+            continue;               /* a row that does not stop (see the list) */
         f[n++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K,
                                               sbx_pt_syscalls[i], 0, 1);
         f[n++] = (struct sock_filter)BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_TRACE);
     }
     for (size_t i = 0; i < SBX_PT_NNOTIFY; i++) {
+        if (sbx_pt_notify_syscalls[i] < 0)
+            continue;
         f[n++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K,
                                               sbx_pt_notify_syscalls[i], 0, 1);
         f[n++] = (struct sock_filter)BPF_STMT(BPF_RET | BPF_K, notify_action);
