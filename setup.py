@@ -133,6 +133,7 @@ if sys.platform.startswith("linux") and (not ONLY or "_core" in ONLY):
 PRELOAD_SHIM = "_sbx_preload.so"
 PTRACE_LAUNCHER = "_sbx_ptrace_exec"
 PRELOAD_SHIM_SOURCES = ["shims/preload/shim_core.c", "shims/preload/shim_hooks.c",
+                        "shims/preload/glibc_internal.c",
                         "csrc/core/pathnorm.c", "csrc/core/access.c",
                         "csrc/linux/syscalls.c"]
 if sys.platform.startswith("linux") and (not ONLY or "_unpriv" in ONLY):

@@ -41,6 +41,7 @@ struct sbx_access sbx_access_classify(enum sbx_op op, int ok)
         a.second = SBX_WRITE | SBX_CREATED;
         break;
     case SBX_OP_EXEC:
+    case SBX_OP_LOAD:
         a.first = SBX_READ;
         break;
     case SBX_OP_NONE:
@@ -83,7 +84,7 @@ const char *sbx_op_name(enum sbx_op op)
 {
     static const char *const names[SBX_OP_COUNT] = {
         "none", "open", "probe", "readlink", "list", "create", "remove", "modify",
-        "rename", "link", "exec",
+        "rename", "link", "exec", "load",
     };
     return (unsigned)op < SBX_OP_COUNT ? names[op] : "?";
 }

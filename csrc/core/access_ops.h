@@ -19,6 +19,8 @@ enum sbx_op {
                         * new name: written and created (replaced counts as created) */
     SBX_OP_LINK,       /* existing name: read; new name: written and created */
     SBX_OP_EXEC,       /* exec by name; success is accounted by sbx_exec_reads() */
+    SBX_OP_LOAD,       /* a file loaded by name without an open anyone saw (a shared
+                        * library the loader mapped): its content is read */
     SBX_OP_COUNT
 };
 

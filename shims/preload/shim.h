@@ -15,6 +15,7 @@
 
 #include "sbx_log.h"
 #include "../../csrc/core/access.h"      /* the access model: SBX_OP_*, SBX_READ ... */
+#include "../../csrc/linux/syscalls.h"   /* open(2) flags in the model's terms */
 
 #define SBX_EXPORT __attribute__((visibility("default")))
 #define SBX_PATH_MAX 4096
@@ -38,6 +39,8 @@ long sbx_resolve(int dirfd, const char *path, char *out, size_t cap);
  * decides what that records), `ok` whether it succeeded. */
 void sbx_path_at(int dirfd, const char *path, enum sbx_op op, int ok);
 #define sbx_path(path, op, ok) sbx_path_at(-100 /* AT_FDCWD */, path, op, ok)
+/* Record categories the access model already decided (sbx_access_open). */
+void sbx_path_cats_at(int dirfd, const char *path, unsigned cats);
 /* The same for a call that takes two names (rename, link). */
 void sbx_path2_at(int dirfd1, const char *path1, int dirfd2, const char *path2,
                   enum sbx_op op, int ok);
@@ -58,6 +61,13 @@ void sbx_fd_dup(int oldfd, int newfd);
 void sbx_fd_close_range(unsigned lo, unsigned hi);
 /* opendir/fdopendir: fd lists a directory. */
 void sbx_fd_mark_dir(int fd);
+/* mmap returned r for fd: its content was read (and written, shared+writable). */
+void sbx_mapped(void *r, int prot, int flags, int fd);
+
+/* glibc_internal.c: route glibc's own opens, reads and maps (locale, NSS,
+ * time zones) through the shim; a warning when that is not possible. */
+void sbx_glibc_internal_patch(void);
+extern int sbx_mmap_body_patched, sbx_open_body_patched;
 
 /* exec family.  sbx_exec_env() returns envp, or a copy (in `buf`) with the
  * shim's variables put back when the program scrubbed them. */
@@ -87,5 +97,8 @@ void sbx_warn(const char *text);
  * the libraries the loader mapped; later dlopen()s go to sbx_loaded. */
 void sbx_start(int argc, char **argv);
 void sbx_loaded(const char *name);
+/* Every object loaded now (after a dlopen: the library and its dependencies;
+ * the ones already reported are absorbed by the shim's cache). */
+void sbx_loaded_all(void);
 
 #endif

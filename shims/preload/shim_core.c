@@ -23,7 +23,6 @@
 #include <unistd.h>
 
 #include "../../csrc/core/pathnorm.h"
-#include "../../csrc/linux/syscalls.h"
 
 /* ---- raw system calls (Linux) -------------------------------------------
  * The shim must not call the libc functions it intercepts (recursion) nor
@@ -350,7 +349,7 @@ static int seen_before(const char *p, size_t len, unsigned cats)
     return 0;
 }
 
-static void path_cats(int dirfd, const char *path, unsigned cats)
+void sbx_path_cats_at(int dirfd, const char *path, unsigned cats)
 {
     if (!sbx_on() || !path || !cats || g_quiet)
         return;
@@ -367,15 +366,15 @@ static void path_cats(int dirfd, const char *path, unsigned cats)
 
 void sbx_path_at(int dirfd, const char *path, enum sbx_op op, int ok)
 {
-    path_cats(dirfd, path, sbx_access_classify(op, ok).first);
+    sbx_path_cats_at(dirfd, path, sbx_access_classify(op, ok).first);
 }
 
 void sbx_path2_at(int dirfd1, const char *path1, int dirfd2, const char *path2,
                   enum sbx_op op, int ok)
 {
     struct sbx_access a = sbx_access_classify(op, ok);
-    path_cats(dirfd1, path1, a.first);
-    path_cats(dirfd2, path2, a.second);
+    sbx_path_cats_at(dirfd1, path1, a.first);
+    sbx_path_cats_at(dirfd2, path2, a.second);
 }
 
 int sbx_exists_at(int dirfd, const char *path)
@@ -491,6 +490,19 @@ void sbx_fd_use(int fd, unsigned kind)
     uint32_t old = __atomic_fetch_or(&e->st, bit, __ATOMIC_ACQ_REL);
     if (!(old & bit))
         emit_use(__atomic_load_n(&e->id, __ATOMIC_RELAXED), kind, fd);
+}
+
+/* A mapping of fd's file: its content read, and written when shared and
+ * writable. */
+void sbx_mapped(void *r, int prot, int flags, int fd)
+{
+    if (r == MAP_FAILED || fd < 0 || (flags & MAP_ANONYMOUS))
+        return;
+    /* callers keep errno: this only records */
+    if (prot & (PROT_READ | PROT_EXEC))
+        sbx_fd_use(fd, SBX_READ);
+    if ((prot & PROT_WRITE) && (flags & MAP_SHARED))
+        sbx_fd_use(fd, SBX_WRITE);
 }
 
 /* Data read or written by code we cannot intercept (glibc's stdio calls
@@ -771,7 +783,7 @@ static int report_object(struct dl_phdr_info *info, size_t size, void *ctx)
         strncmp(info->dlpi_name, "linux-gate", 10) == 0 ||
         (g_shim && strcmp(info->dlpi_name, g_shim) == 0))
         return 0;
-    sbx_path(info->dlpi_name, SBX_READ, 1);
+    sbx_path(info->dlpi_name, SBX_OP_LOAD, 1);
     return 0;
 }
 
@@ -800,5 +812,12 @@ void sbx_start(int argc, char **argv)
 void sbx_loaded(const char *name)
 {
     if (name && name[0] && sbx_on())
-        sbx_path(name, SBX_READ, 1);
+        sbx_path(name, SBX_OP_LOAD, 1);
+}
+
+void sbx_loaded_all(void)
+{
+    const char *interp = NULL;
+    if (sbx_on())
+        dl_iterate_phdr(report_object, &interp);
 }

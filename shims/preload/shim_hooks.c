@@ -174,11 +174,14 @@ static int fopen_flags(const char *mode)
     return fl;
 }
 
+/* A mode with 'c' makes glibc open through __open_nocancel, which reports
+ * the open itself once glibc_internal.c has patched it. */
 #define FOPEN_BODY(path, mode, call)                                           \
     int fl_ = fopen_flags(mode);                                               \
     int ex_ = (fl_ & O_CREAT) && !(fl_ & O_EXCL) ? sbx_exists_at(AT_FDCWD, path) : 0; \
     FILE *f_ = call;                                                           \
-    KEEP_ERRNO(sbx_opened(AT_FDCWD, path, fl_, f_ ? fileno(f_) : -1, ex_));    \
+    if (!(sbx_open_body_patched && mode && strchr(mode, 'c')))                 \
+        KEEP_ERRNO(sbx_opened(AT_FDCWD, path, fl_, f_ ? fileno(f_) : -1, ex_)); \
     return f_
 
 SBX_HOOK(FILE *, fopen, (const char *path, const char *mode))
@@ -226,7 +229,8 @@ SBX_HOOK(int, fclose, (FILE *stream))
 SBX_HOOK(DIR *, opendir, (const char *name))
 {
     DIR *d = REAL(opendir)(name);
-    KEEP_ERRNO(sbx_opened(AT_FDCWD, name, O_RDONLY | O_DIRECTORY, d ? dirfd(d) : -1, 0));
+    if (!sbx_open_body_patched)         /* else glibc's own open reported it */
+        KEEP_ERRNO(sbx_opened(AT_FDCWD, name, O_RDONLY | O_DIRECTORY, d ? dirfd(d) : -1, 0));
     return d;
 }
 
@@ -552,27 +556,18 @@ SBX_HOOK(int, fsetxattr, (int fd, const char *n, const void *v, size_t s, int fl
 }
 SBX_HOOK(int, fremovexattr, (int fd, const char *n)) { FD_BODY(int, fd, SBX_WRITE, REAL(fremovexattr)(fd, n)); }
 
-static void mapped(void *r, int prot, int flags, int fd)
-{
-    if (r == MAP_FAILED || fd < 0 || (flags & MAP_ANONYMOUS))
-        return;
-    KEEP_ERRNO({
-        if (prot & (PROT_READ | PROT_EXEC))
-            sbx_fd_use(fd, SBX_READ);
-        if ((prot & PROT_WRITE) && (flags & MAP_SHARED))
-            sbx_fd_use(fd, SBX_WRITE);
-    });
-}
 SBX_HOOK(void *, mmap, (void *a, size_t n, int prot, int fl, int fd, off_t o))
 {
     void *r = REAL(mmap)(a, n, prot, fl, fd, o);
-    mapped(r, prot, fl, fd);
+    if (!sbx_mmap_body_patched)         /* else the body reported it */
+        KEEP_ERRNO(sbx_mapped(r, prot, fl, fd));
     return r;
 }
 SBX_HOOK(void *, mmap64, (void *a, size_t n, int prot, int fl, int fd, off64_t o))
 {
     void *r = REAL(mmap64)(a, n, prot, fl, fd, o);
-    mapped(r, prot, fl, fd);
+    if (!sbx_mmap_body_patched)
+        KEEP_ERRNO(sbx_mapped(r, prot, fl, fd));
     return r;
 }
 
@@ -859,7 +854,7 @@ SBX_HOOK(int, posix_spawn, (pid_t *pid, const char *path, const posix_spawn_file
     if (pid)
         *pid = child;
     KEEP_ERRNO(r == 0 ? sbx_exec_before(AT_FDCWD, path, argv, child, launcher != NULL)
-                      : sbx_path(path, SBX_PROBE, 0));
+                      : sbx_path(path, SBX_OP_EXEC, 0));
     return r;
 }
 
@@ -883,7 +878,7 @@ SBX_HOOK(int, posix_spawnp, (pid_t *pid, const char *file, const posix_spawn_fil
                 memcpy(found, cand, sizeof cand);
                 break;
             }
-            sbx_path(cand, SBX_PROBE, 0);
+            sbx_path(cand, SBX_OP_EXEC, 0);
             if (!end)
                 break;
             p = end;
@@ -901,7 +896,7 @@ SBX_HOOK(int, posix_spawnp, (pid_t *pid, const char *file, const posix_spawn_fil
         *pid = child;
     if (found[0])
         KEEP_ERRNO(r == 0 ? sbx_exec_before(AT_FDCWD, found, argv, child, 0)
-                          : sbx_path(found, SBX_PROBE, 0));
+                          : sbx_path(found, SBX_OP_EXEC, 0));
     return r;
 }
 
@@ -913,14 +908,13 @@ SBX_HOOK(int, posix_spawn_file_actions_addopen, (posix_spawn_file_actions_t *fa,
     int r = REAL(posix_spawn_file_actions_addopen)(fa, fd, path, flags, mode);
     if (r == 0 && sbx_on())
         KEEP_ERRNO({
-            int w = (flags & O_ACCMODE) != O_RDONLY;
             int ex = (flags & O_CREAT) ? sbx_exists_at(AT_FDCWD, path) : 1;
-            if (ex == 0)
-                sbx_path(path, SBX_WRITE | SBX_CREATED, 1);
-            else if ((flags & O_TRUNC) && w)
-                sbx_path(path, SBX_WRITE, 1);
-            else
-                sbx_path(path, SBX_PROBE, 1);
+            int used;               /* (one declaration each: this is a macro argument) */
+            int tracked;
+            unsigned now = sbx_access_open(sbx_linux_open_intent((unsigned)flags), ex == 0,
+                                           &used, &tracked);
+            /* what the child then does with the fd is its own business */
+            sbx_path_cats_at(AT_FDCWD, path, now ? now : SBX_PROBE);
         });
     return r;
 }
@@ -928,10 +922,35 @@ SBX_HOOK(int, posix_spawn_file_actions_addopen, (posix_spawn_file_actions_t *fa,
 SBX_HOOK(void *, dlopen, (const char *file, int mode))
 {
     void *h = REAL(dlopen)(file, mode);
-    struct link_map *lm;
-    if (h && file && sbx_on() && dlinfo(h, RTLD_DI_LINKMAP, &lm) == 0 && lm->l_name)
-        KEEP_ERRNO(sbx_loaded(lm->l_name));
+    if (h && file)
+        KEEP_ERRNO(sbx_loaded_all());
     return h;
+}
+
+/* ---- temporary files: glibc creates them with its own open() ---------------------------*/
+#define MKSTEMP_BODY(tmpl, extra, call)                                        \
+    int fd_ = call;                                                            \
+    if (fd_ >= 0)                                                              \
+        KEEP_ERRNO(sbx_opened(AT_FDCWD, tmpl, O_RDWR | O_CREAT | O_EXCL | (extra), fd_, 0)); \
+    return fd_
+
+SBX_HOOK(int, mkstemp, (char *t)) { MKSTEMP_BODY(t, 0, REAL(mkstemp)(t)); }
+SBX_HOOK(int, mkstemp64, (char *t)) { MKSTEMP_BODY(t, 0, REAL(mkstemp64)(t)); }
+SBX_HOOK(int, mkostemp, (char *t, int fl)) { MKSTEMP_BODY(t, fl, REAL(mkostemp)(t, fl)); }
+SBX_HOOK(int, mkostemp64, (char *t, int fl)) { MKSTEMP_BODY(t, fl, REAL(mkostemp64)(t, fl)); }
+SBX_HOOK(int, mkstemps, (char *t, int sl)) { MKSTEMP_BODY(t, 0, REAL(mkstemps)(t, sl)); }
+SBX_HOOK(int, mkstemps64, (char *t, int sl)) { MKSTEMP_BODY(t, 0, REAL(mkstemps64)(t, sl)); }
+SBX_HOOK(int, mkostemps, (char *t, int sl, int fl)) { MKSTEMP_BODY(t, fl, REAL(mkostemps)(t, sl, fl)); }
+SBX_HOOK(int, mkostemps64, (char *t, int sl, int fl))
+{
+    MKSTEMP_BODY(t, fl, REAL(mkostemps64)(t, sl, fl));
+}
+SBX_HOOK(char *, mkdtemp, (char *t))
+{
+    char *r = REAL(mkdtemp)(t);
+    if (r)
+        KEEP_ERRNO(sbx_path(t, SBX_OP_CREATE, 1));
+    return r;
 }
 
 /* ---- life cycle -------------------------------------------------------------------------*/
@@ -943,6 +962,7 @@ __attribute__((constructor)) static void sbx_ctor(int argc, char **argv, char **
     /* children forked inside libc (not through our fork) keep their own
      * fd state from here on */
     pthread_atfork(NULL, NULL, sbx_forked_child);
+    sbx_glibc_internal_patch();
     sbx_start(argc, argv);
 }
 

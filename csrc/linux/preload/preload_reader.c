@@ -304,6 +304,9 @@ static void handle(struct sbx_preload_run *r, const struct sbx_rec *rec, uint32_
     const char *s0 = (const char *)(rec + 1);
     if (s0 < end && !memchr(s0, '\0', (size_t)(end - s0)))
         return;                           /* malformed: never trust a writer */
+    if (s0 >= end)
+        s0 = "";                          /* a record without strings: the bytes
+                                           * after it belong to the next record */
     const char *s1 = s0 < end ? s0 + strlen(s0) + 1 : end;
     if (s1 >= end || !memchr(s1, '\0', (size_t)(end - s1)))
         s1 = NULL;

@@ -430,7 +430,8 @@ static void fd_use(struct sbx_ptrace_run *r, struct fdent *e, pid_t tid, unsigne
 static void fd_settle(struct sbx_ptrace_run *r, struct fdent *e, pid_t tid)
 {
     unsigned kind = 0;
-    if (e->dir)
+    if (e->dir || (e->done & SBX_ENUM))
+        /* a listed directory: getdents moved its offset, nothing was read */
         kind = (e->done & SBX_ENUM) ? 0 : SBX_ENUM;
     else if ((e->acc & 1) && !(e->done & (SBX_READ | SBX_WRITE)))
         kind = SBX_READ;
