@@ -67,9 +67,8 @@ class BuildWithBpf(build_ext):
         flags = ["-O2", "-Wall", "-D_GNU_SOURCE"] + ["-I" + d for d in INCLUDE_DIRS +
                                                       ["csrc/linux/ptrace", "shims/preload"]]
         for name, extra, sources in (
-                (PRELOAD_SHIM, ["-shared", "-fPIC", "-fvisibility=hidden", "-U_FORTIFY_SOURCE",
-                                "-fno-delete-null-pointer-checks", "-Wno-nonnull-compare"],
-                 PRELOAD_SHIM_SOURCES + ["-ldl"]),
+                (PRELOAD_SHIM, SHIM_FLAGS, PRELOAD_SHIM_SOURCES + ["-ldl"]),
+                (LOADER_AUDIT, SHIM_FLAGS, LOADER_AUDIT_SOURCES + ["-ldl"]),
                 (PTRACE_LAUNCHER, [], ["csrc/linux/ptrace/ptrace_launcher.c",
                                        "csrc/linux/elfinterp.c"])):
             out = os.path.join(where, name)
@@ -131,7 +130,13 @@ if sys.platform.startswith("linux") and (not ONLY or "_core" in ONLY):
 
 # --- unprivileged backends (issue 3): preload reader + ptrace tracer ---
 PRELOAD_SHIM = "_sbx_preload.so"
+LOADER_AUDIT = "_sbx_audit.so"
 PTRACE_LAUNCHER = "_sbx_ptrace_exec"
+SHIM_FLAGS = ["-shared", "-fPIC", "-fvisibility=hidden", "-U_FORTIFY_SOURCE",
+              "-fno-delete-null-pointer-checks", "-Wno-nonnull-compare"]
+# the loader audit module shares the shim's record writer, not its hooks
+LOADER_AUDIT_SOURCES = ["shims/preload/loader_audit.c", "shims/preload/shim_core.c",
+                        "csrc/core/pathnorm.c", "csrc/core/access.c", "csrc/linux/syscalls.c"]
 PRELOAD_SHIM_SOURCES = ["shims/preload/shim_core.c", "shims/preload/shim_hooks.c",
                         "shims/preload/glibc_internal.c",
                         "csrc/core/pathnorm.c", "csrc/core/access.c",

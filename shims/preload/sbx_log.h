@@ -34,6 +34,9 @@
 /* Optional: the ptrace launcher that statically linked programs are handed
  * to (the shim cannot enter them); see csrc/ptrace_launcher.c. */
 #define SBX_ENV_HANDOFF  "SBX_PRELOAD_HANDOFF"
+/* LD_AUDIT value naming the loader audit module (loader_audit.c), kept to
+ * put it back when a program scrubs its children's environment */
+#define SBX_ENV_AUDIT    "SBX_PRELOAD_AUDIT"
 
 struct sbx_log_hdr {
     uint64_t magic;

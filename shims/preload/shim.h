@@ -96,6 +96,9 @@ void sbx_warn(const char *text);
 /* Start-up of a freshly exec'd image (constructor): its exec record and
  * the libraries the loader mapped; later dlopen()s go to sbx_loaded. */
 void sbx_start(int argc, char **argv);
+/* `exe` (the running image) is sandbox_py's own launcher: its accesses
+ * are machinery, not the command's. */
+int sbx_is_launcher(const char *exe);
 void sbx_loaded(const char *name);
 /* Every object loaded now (after a dlopen: the library and its dependencies;
  * the ones already reported are absorbed by the shim's cache). */

@@ -66,6 +66,7 @@ static int g_pid;                          /* pid this state belongs to */
 static char g_env_log[SBX_PATH_MAX + 32];  /* "SBX_PRELOAD_LOG=..." */
 static char g_env_shim[SBX_PATH_MAX + 32]; /* "SBX_PRELOAD_SHIM=..." */
 static char g_env_handoff[SBX_PATH_MAX + 32]; /* "SBX_PRELOAD_HANDOFF=..." or "" */
+static char g_env_audit[SBX_PATH_MAX + 32];   /* "LD_AUDIT=..." or "" */
 static const char *g_shim;                 /* path of this library */
 static int g_quiet;                        /* this image is the launcher: execs only */
 
@@ -166,6 +167,9 @@ static void init(void)
         const char *handoff = getenv(SBX_ENV_HANDOFF);
         if (handoff && *handoff)
             copy_env(g_env_handoff, sizeof g_env_handoff, SBX_ENV_HANDOFF, handoff);
+        const char *audit = getenv(SBX_ENV_AUDIT);
+        if (audit && *audit)
+            copy_env(g_env_audit, sizeof g_env_audit, "LD_AUDIT", audit);
         if (g_env_log[0] && g_env_shim[0]) {
             g_shim = g_env_shim + sizeof SBX_ENV_SHIM;
             g_pid = raw_getpid();
@@ -349,9 +353,9 @@ static int seen_before(const char *p, size_t len, unsigned cats)
     return 0;
 }
 
-void sbx_path_cats_at(int dirfd, const char *path, unsigned cats)
+static void record_cats(int dirfd, const char *path, unsigned cats)
 {
-    if (!sbx_on() || !path || !cats || g_quiet)
+    if (!sbx_on() || !path || !cats)
         return;
     char p[SBX_PATH_MAX];
     long n = sbx_resolve(dirfd, path, p, sizeof p);
@@ -362,6 +366,12 @@ void sbx_path_cats_at(int dirfd, const char *path, unsigned cats)
     if (!(cats & (SBX_WRITE | SBX_CREATED)) && seen_before(p, (size_t)n, cats))
         return;
     emit(SBX_EV_PATH, cats, 0, 0, p, NULL);
+}
+
+void sbx_path_cats_at(int dirfd, const char *path, unsigned cats)
+{
+    if (!g_quiet)
+        record_cats(dirfd, path, cats);
 }
 
 void sbx_path_at(int dirfd, const char *path, enum sbx_op op, int ok)
@@ -615,6 +625,7 @@ char *const *sbx_exec_env(char *const envp[], char **vec, size_t nvec,
     if (!sbx_on())
         return envp;
     int have_log = 0, have_shim = 0, have_pre = 0, have_handoff = !g_env_handoff[0];
+    int have_audit = !g_env_audit[0];
     const char *old_pre = NULL;
     size_t n = 0;
     for (; envp && envp[n]; n++) {
@@ -625,16 +636,18 @@ char *const *sbx_exec_env(char *const envp[], char **vec, size_t nvec,
             have_shim = 1;
         else if (g_env_handoff[0] && strcmp(e, g_env_handoff) == 0)
             have_handoff = 1;
+        else if (strncmp(e, "LD_AUDIT=", 9) == 0)
+            have_audit = 1;         /* ours, or the program's own: left as it is */
         else if (strncmp(e, "LD_PRELOAD=", 11) == 0) {
             old_pre = e + 11;
             have_pre = has_shim(old_pre);
         }
     }
-    if (have_log && have_shim && have_pre && have_handoff)
+    if (have_log && have_shim && have_pre && have_handoff && have_audit)
         return envp;
     /* The program scrubbed our variables (env -i, an explicit envp):
      * put them back so the child is still traced. */
-    if (n + 5 > nvec)
+    if (n + 6 > nvec)
         return envp;
     size_t k = 0;
     for (size_t i = 0; i < n; i++) {
@@ -650,6 +663,8 @@ char *const *sbx_exec_env(char *const envp[], char **vec, size_t nvec,
     vec[k++] = g_env_shim;
     if (g_env_handoff[0])
         vec[k++] = g_env_handoff;
+    if (!have_audit)
+        vec[k++] = g_env_audit;
     size_t sl = strlen(g_shim), ol = old_pre && !have_pre ? strlen(old_pre) : 0;
     if (11 + sl + 1 + ol + 1 <= nstore) {
         memcpy(store, "LD_PRELOAD=", 11);
@@ -728,7 +743,7 @@ char *const *sbx_handoff_env(char *const env[], const char *target, char **vec, 
     if (tl + 16 > nstore)
         return env;
     for (size_t i = 0; env && env[i] && k + 4 < nvec; i++)
-        if (strncmp(env[i], "LD_PRELOAD=", 11) != 0)
+        if (strncmp(env[i], "LD_PRELOAD=", 11) != 0 && strncmp(env[i], "LD_AUDIT=", 9) != 0)
             vec[k++] = env[i];     /* ptrace traces the static subtree alone */
     memcpy(store, "SBX_PTRACE_EXE=", 15);
     memcpy(store + 15, target, tl + 1);
@@ -764,7 +779,8 @@ void sbx_exec_failed(int dirfd, const char *path, int err)
     if (!sbx_on())
         return;
     emit(SBX_EV_EXEC_FAIL, 0, err, 0, NULL, NULL);
-    sbx_path_at(dirfd, path, SBX_OP_EXEC, 0);
+    /* also in the (quiet) launcher: its search along $PATH is the command's */
+    record_cats(dirfd, path, sbx_access_classify(SBX_OP_EXEC, 0).first);
 }
 
 /* ---- start-up: this image's exec record and loaded libraries ---------------*/
@@ -787,6 +803,12 @@ static int report_object(struct dl_phdr_info *info, size_t size, void *ctx)
     return 0;
 }
 
+int sbx_is_launcher(const char *exe)
+{
+    return sbx_on() && g_env_handoff[0] &&
+           strcmp(exe, g_env_handoff + sizeof SBX_ENV_HANDOFF) == 0;
+}
+
 void sbx_start(int argc, char **argv)
 {
     if (!sbx_on())
@@ -798,7 +820,7 @@ void sbx_start(int argc, char **argv)
         fn[0] = '\0';
     long n = SBX_SYS4(SYS_readlinkat, AT_FDCWD, "/proc/self/exe", exe, sizeof exe - 1);
     exe[n > 0 ? n : 0] = '\0';
-    if (g_env_handoff[0] && strcmp(exe, g_env_handoff + sizeof SBX_ENV_HANDOFF) == 0) {
+    if (sbx_is_launcher(exe)) {
         g_quiet = 1;       /* sandbox_py's launcher: not the user's program */
         return;
     }

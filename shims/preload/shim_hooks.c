@@ -692,7 +692,7 @@ static size_t env_count(char *const envp[])
     char *const *out = sbx_handoff_env(env, target, hvec_, nh_, hstore_, sizeof hstore_)
 
 #define CHILD_ENV(envp, out)                                                   \
-    size_t ne_ = env_count(envp) + 5;                                          \
+    size_t ne_ = env_count(envp) + 6;   /* log, shim, handoff, audit, preload, NULL */ \
     char *vec_[ne_];                                                           \
     char store_[2 * SBX_PATH_MAX + 16];                                        \
     char *const *out = sbx_exec_env(envp, vec_, ne_, store_, sizeof store_)

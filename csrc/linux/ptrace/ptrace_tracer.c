@@ -53,6 +53,7 @@ struct fdent {
     unsigned acc;      /* 1 read, 2 write */
     unsigned done;     /* categories already recorded through this fd */
     int dir, noprobe;
+    int chr;           /* a character device: reading it moves no offset */
 };
 
 struct proc {
@@ -449,6 +450,12 @@ static void fd_close(struct sbx_ptrace_run *r, struct proc *p, pid_t tid, int fd
         return;
     fd_settle(r, e, tid);
     pthread_mutex_lock(&r->res_mu);
+    if (e->chr && (e->acc & 1) && !(e->done & SBX_READ) && strcmp(e->path, "/dev/null") != 0)
+        /* read() does not stop under this backend and a device has no
+         * offset to tell afterwards: say so rather than guess */
+        sbx_result_warn(r->res, "whether the character device %s was read is not seen "
+                        "by the ptrace backend (reads do not stop); it is recorded as a "
+                        "probe", e->path);
     if (sbx_ledger_settle(r->res->paths, e->path, strlen(e->path), e->done || e->noprobe) < 0)
         sbx_result_warn(r->res, "out of memory while recording paths");
     pthread_mutex_unlock(&r->res_mu);
@@ -741,6 +748,8 @@ static void opened(struct sbx_ptrace_run *r, struct task *t, unsigned flags, lon
     if (!e)
         return;
     e->dir = (flags & O_DIRECTORY) != 0;
+    struct stat sb;
+    e->chr = stat(t->p1, &sb) == 0 && S_ISCHR(sb.st_mode);
     char real[PMAX];
     if (fd_link(t->tid, (int)fd, real, sizeof real) > 0 && real[0] == '/' &&
         strcmp(real, t->p1) != 0)
