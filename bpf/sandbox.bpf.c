@@ -492,7 +492,7 @@ static __noinline int append_path_arg(struct scratch *s, __u64 *off, int i,
     char c0 = 0;
     if (uptr)
         bpf_probe_read_user(&c0, 1, uptr);
-    if (c0 == '/') {
+    if (c0 == '/' && uptr) {
         append_empty(s, off, 2 * i);
     } else {
         struct vfsmount *m = NULL;
@@ -510,7 +510,10 @@ static __noinline int append_path_arg(struct scratch *s, __u64 *off, int i,
         if (!d || append_dir(s, off, i, m, d) < 0)
             append_empty(s, off, 2 * i);
     }
-    append_user_str(s, off, 2 * i + 1, uptr);
+    if (uptr)
+        append_user_str(s, off, 2 * i + 1, uptr);
+    else
+        append_empty(s, off, 2 * i + 1);   /* the directory itself */
     return 0;
 }
 
@@ -609,7 +612,12 @@ static __noinline int emit_path(struct pt_regs *regs, __u32 run_id, long nr, lon
     s->ev.args[5] = regs->r9;
     s->ev.npath = npath;
     __u64 off = 0;
-    append_path_arg(s, &off, 0, (int)arg_at(s, d0), (const char *)arg_at(s, p0));
+    /* A chdir that succeeded has already moved the cwd: its name resolved
+     * now would be relative to the new directory, which is the one it named. */
+    if (nr == __NR_chdir && ret == 0)
+        append_path_arg(s, &off, 0, AT_FDCWD, NULL);
+    else
+        append_path_arg(s, &off, 0, (int)arg_at(s, d0), (const char *)arg_at(s, p0));
     if (npath > 1)
         append_path_arg(s, &off, 1, (int)arg_at(s, d1), (const char *)arg_at(s, p1));
     if (npath == 1 && pure_probe(op, ret)) {

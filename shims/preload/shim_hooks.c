@@ -370,8 +370,12 @@ SBX_HOOK(ssize_t, readlinkat, (int d, const char *p, char *buf, size_t n))
 
 SBX_HOOK(int, chdir, (const char *p))
 {
+    /* named against the cwd it leaves, so resolved before the call */
+    char abs[SBX_PATH_MAX];
+    int known = sbx_on() && p && sbx_resolve(AT_FDCWD, p, abs, sizeof abs) >= 0;
     int r = REAL(chdir)(p);
-    KEEP_ERRNO(sbx_path(p, SBX_OP_PROBE, r >= 0));
+    if (known)
+        KEEP_ERRNO(sbx_path(abs, SBX_OP_PROBE, r >= 0));
     return r;
 }
 
