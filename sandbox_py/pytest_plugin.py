@@ -212,8 +212,7 @@ class Policy:
         if is_pseudo(path) or any(_under(path, r) for r in base["full"]):
             return True
         if category not in READ_CATEGORIES:
-            # Bytecode written while importing a module for the first time.
-            return "/__pycache__/" in path and path.endswith(".pyc")
+            return False
         if is_system(path) or any(_under(path, r) for r in base["read"]):
             return True
         if any(_under(path, entry) for entry in base["imports"]):
@@ -238,13 +237,21 @@ class Policy:
         return self.baseline_allows(category, path, base)
 
     def violations(self, result) -> dict:
-        """``{path: [operations]}`` for every access the policy does not allow."""
+        """``{path: [operations]}`` for every access the policy does not
+        allow, leaving out what the harness itself did (sandbox_py/harness.py:
+        bytecode caches, pytest's capture files, interpreter start-up,
+        package metadata, sandbox_py's own files)."""
+        from .harness import Harness, capture_paths
         out: dict = {}
         base = self._baseline()
+        harness = Harness(capture_paths(self.item.config, self.item))
         for category in OPERATION:
             for path in getattr(result, category):
-                if not self.allows(category, path, base):
-                    out.setdefault(path, []).append(OPERATION[category])
+                if self.allows(category, path, base):
+                    continue
+                if harness.allows(category, path, result, base["imports"]):
+                    continue
+                out.setdefault(path, []).append(OPERATION[category])
         return out
 
     def describe(self) -> str:
