@@ -215,6 +215,8 @@ class Policy:
             return False
         if is_system(path) or any(_under(path, r) for r in base["read"]):
             return True
+        if path in base["imports"]:
+            return True     # the import system stats and lists its path entries
         if any(_under(path, entry) for entry in base["imports"]):
             # The import system lists sys.path directories, stats the
             # packages and modules it finds there and reads the modules.

@@ -23,3 +23,10 @@ if [ ! -x .venv/bin/python ]; then
 fi
 .venv/bin/python -m pip install -q --upgrade pip setuptools wheel
 .venv/bin/python -m pip install -q -e '.[test]'
+
+# The third-party suites tests/test_third_party.py runs the pytest plugin
+# over (sdists from PyPI; the versions are pinned there).
+mkdir -p build/sdists
+.venv/bin/python -m pip download -q --no-binary :all: --no-deps -d build/sdists \
+    six==1.17.0 idna==3.20 || echo "setup.sh: could not fetch the third-party sdists;" \
+    "tests/test_third_party.py will try again" >&2

@@ -2,6 +2,7 @@
 subprocess (the plugin is loaded through its pytest11 entry point, exactly as
 in a user's project), outcomes and failure text checked."""
 import importlib.metadata
+import re
 import textwrap
 
 import pytest
@@ -248,3 +249,62 @@ def test_pattern_semantics():
     mid = Pattern("/p/**/cache", "/p/**/cache")
     assert mid.matches("/p/a/b/cache/f") and not mid.matches("/p/a/b/cached")
     assert deep.literal_dir == "/p/fixtures" and plain.literal_dir == "/p/data"
+
+
+def test_what_the_harness_does_is_not_the_tests_doing(pytester, monkeypatch,
+                                                      tmp_path_factory):
+    # Each test below makes the interpreter, pytest or sandbox_py touch files
+    # on the test's behalf; none of that is the test's own access.  The
+    # last test shows the check is live in the same run.
+    monkeypatch.delenv("PYTHONDONTWRITEBYTECODE", raising=False)
+    # A home outside everything the suite may touch (pytester's is its
+    # rootdir), so that the user-site probe is not allowed by accident.
+    monkeypatch.setenv("HOME", str(tmp_path_factory.mktemp("home")))
+    pytester.makepyfile(helper_mod="VALUE = 1\n")
+    pytester.mkdir("pkg")
+    pytester.path.joinpath("pkg", "__init__.py").write_text("X = 2\n")
+    pytester.path.joinpath("data.txt").write_text("d")
+    pytester.makepyfile(test_harness=textwrap.dedent("""
+        import importlib.metadata, subprocess, sys
+        import pytest
+
+        @pytest.mark.sandbox
+        def test_first_import_writes_bytecode():
+            import helper_mod, pkg
+            assert helper_mod.VALUE == 1 and pkg.X == 2
+
+        @pytest.mark.sandbox
+        def test_child_prints_into_pytests_capture():
+            subprocess.run(["echo", "to the captured stdout"], check=True)
+
+        @pytest.mark.sandbox
+        def test_child_prints_into_capfd(capfd):
+            subprocess.run(["echo", "hello"], check=True)
+            assert capfd.readouterr().out == "hello\\n"
+
+        @pytest.mark.sandbox
+        def test_python_child_looks_for_its_user_site():
+            # The base interpreter (a venv's disables the user site).
+            python = getattr(sys, "_base_executable", sys.executable)
+            subprocess.run([python, "-c", "pass"], check=True)
+
+        @pytest.mark.sandbox
+        def test_package_metadata():
+            assert importlib.metadata.version("pytest")
+
+        @pytest.mark.sandbox
+        def test_nested_sandbox_run():
+            import sandbox_py
+            assert sandbox_py.Sandbox("preload").run(["true"]).returncode == 0
+
+        @pytest.mark.sandbox
+        def test_still_caught():
+            open("data.txt").read()
+    """))
+    result = run(pytester)
+    out = result.stdout.str()
+    assert re.findall(r"sandbox_py: (\S+) touched", out) == ["test_still_caught"], out
+    result.stdout.fnmatch_lines(["*sandbox_py: test_still_caught touched 1 path*",
+                                 "*read*/data.txt"])
+    result.assert_outcomes(passed=6, failed=1)
+    assert list(pytester.path.joinpath("pkg", "__pycache__").glob("__init__.*.pyc"))
