@@ -57,6 +57,19 @@ def _absolute(path, dir_fd=None) -> Optional[str]:
     return "/" + path.lstrip("/")
 
 
+def _access(path: str, mode: int) -> bool:
+    try:
+        return os.access(path, mode, effective_ids=os.access in os.supports_effective_ids)
+    except OSError:
+        return False
+
+
+def _can_create(p: str) -> bool:
+    """A new name can be made at ``p``: its directory exists and is writable."""
+    parent = os.path.dirname(p) or "/"
+    return os.path.isdir(parent) and _access(parent, os.W_OK | os.X_OK)
+
+
 def _open_event(args):
     path, mode, flags = (tuple(args) + (None, None, None))[:3]
     p = _absolute(path)
@@ -66,6 +79,7 @@ def _open_event(args):
         writes = any(c in mode for c in "wax+")
         reads = "r" in mode or "+" in mode
         creates = any(c in mode for c in "wax")
+        exclusive = "x" in mode
         truncates = "w" in mode
     else:
         flags = flags or 0
@@ -73,10 +87,21 @@ def _open_event(args):
         writes = acc in (os.O_WRONLY, os.O_RDWR) or bool(flags & (os.O_CREAT | os.O_TRUNC))
         reads = acc in (os.O_RDONLY, os.O_RDWR)
         creates = bool(flags & os.O_CREAT)
+        exclusive = creates and bool(flags & os.O_EXCL)
         truncates = bool(flags & os.O_TRUNC)
     exists = os.path.lexists(p)
+    # The event fires before the call: predict whether it will succeed.  A
+    # call that fails (absent file or directory, EACCES, EEXIST) is a probe
+    # (DESIGN.md section 2), whatever it meant to do.
+    if exists:
+        ok = (not exclusive and (not writes or (_access(p, os.W_OK) and not os.path.isdir(p)))
+              and (not reads or _access(p, os.R_OK)))
+    else:
+        ok = creates and _can_create(p)
+    if not ok:
+        return [("probes", p)]
     out = []
-    if writes and (exists or creates):
+    if writes:
         out.append(("writes", p))
     if reads and exists and not truncates:
         if os.path.isdir(p):
@@ -85,8 +110,6 @@ def _open_event(args):
             out.append(("reads", p))
             if os.path.islink(p):
                 out.append(("reads", os.path.realpath(p)))
-    if not exists and not creates:
-        out.append(("probes", p))          # the open will fail: a probe
     return out
 
 
@@ -97,19 +120,32 @@ def _listing_event(args):
     return [("enumerations" if os.path.isdir(p) else "probes", p)]
 
 
-def _writes_first(n_dirfd=None):
+def _writes_first(n_dirfd=None, creates=False, removes=False):
     """Handler for events whose first argument is a path that gets changed;
-    ``n_dirfd`` is the index of their ``dir_fd`` argument, if any."""
+    ``n_dirfd`` is the index of their ``dir_fd`` argument, if any.  The call
+    is predicted to fail (then it is a probe) when the path is absent, or,
+    for ``creates`` (mkdir, mkfifo...), present or not creatable; a
+    ``removes`` call needs a writable directory."""
     def handler(args):
         dir_fd = args[n_dirfd] if n_dirfd is not None and len(args) > n_dirfd else None
         p = _absolute(args[0], dir_fd)
-        return [("writes", p)] if p else ()
+        if not p:
+            return ()
+        exists = os.path.lexists(p)
+        if creates:
+            ok = not exists and _can_create(p)
+        else:
+            ok = exists and (not removes or _can_create(p))
+        return [("writes" if ok else "probes", p)]
     return handler
 
 
 def _rename_event(args):
     src, dst, src_dir_fd, dst_dir_fd = (tuple(args) + (None,) * 4)[:4]
-    return [("writes", p) for p in (_absolute(src, src_dir_fd), _absolute(dst, dst_dir_fd)) if p]
+    s, d = _absolute(src, src_dir_fd), _absolute(dst, dst_dir_fd)
+    if s and d and not (os.path.lexists(s) and _can_create(s) and _can_create(d)):
+        return [("probes", s), ("probes", d)]       # the rename will fail
+    return [("writes", p) for p in (s, d) if p]
 
 
 def _link_event(args):
@@ -119,14 +155,17 @@ def _link_event(args):
     if s:
         out.append(("probes", s))
     if d:
-        out.append(("writes", d))
+        ok = s is not None and os.path.lexists(s) and not os.path.lexists(d) and _can_create(d)
+        out.append(("writes" if ok else "probes", d))
     return out
 
 
 def _symlink_event(args):
     src, dst, dir_fd = (tuple(args) + (None,) * 3)[:3]
     d = _absolute(dst, dir_fd)
-    return [("writes", d)] if d else ()
+    if not d:
+        return ()
+    return [("writes" if not os.path.lexists(d) and _can_create(d) else "probes", d)]
 
 
 def _probe_first(args):
@@ -174,9 +213,9 @@ _HANDLERS = {
     "open": _open_event,
     "os.listdir": _listing_event,
     "os.scandir": _listing_event,
-    "os.mkdir": _writes_first(2),
-    "os.rmdir": _writes_first(1),
-    "os.remove": _writes_first(1),
+    "os.mkdir": _writes_first(2, creates=True),
+    "os.rmdir": _writes_first(1, removes=True),
+    "os.remove": _writes_first(1, removes=True),
     "os.rename": _rename_event,
     "os.link": _link_event,
     "os.symlink": _symlink_event,
@@ -186,8 +225,8 @@ _HANDLERS = {
     "os.utime": _writes_first(3),
     "os.chflags": _writes_first(),
     "os.lchflags": _writes_first(),
-    "os.mkfifo": _writes_first(2),
-    "os.mknod": _writes_first(3),
+    "os.mkfifo": _writes_first(2, creates=True),
+    "os.mknod": _writes_first(3, creates=True),
     "os.setxattr": _writes_first(),
     "os.removexattr": _writes_first(),
     "os.getxattr": _probe_first,

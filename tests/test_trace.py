@@ -146,3 +146,33 @@ def test_ebpf_does_not_wait_long_for_threads_left_running(tmp_path):
     release.set()
     assert not t.result.complete
     assert any("still running" in w for w in t.result.warnings)
+
+
+def test_audit_files_failed_calls_as_probes(tmp_path):
+    # DESIGN.md section 2: any path-taking call that failed is a probe, also
+    # one that meant to write.
+    missing_dir = tmp_path / "no-such-dir" / "x"
+    (tmp_path / "exists").mkdir()
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    locked.chmod(0o500)
+    try:
+        with sandbox_py.trace("audit") as t:
+            for attempt in (lambda: open(missing_dir, "w"),
+                            lambda: os.mkdir(tmp_path / "exists"),
+                            lambda: os.remove(tmp_path / "absent"),
+                            lambda: os.rename(tmp_path / "absent", tmp_path / "b"),
+                            lambda: open(locked / "f", "w")):
+                try:
+                    attempt().close()
+                except OSError:
+                    pass
+    finally:
+        locked.chmod(0o700)
+    r = t.result
+    failed = {str(missing_dir), str(tmp_path / "exists"), str(tmp_path / "absent")}
+    if os.geteuid() != 0:       # root may write into a 0500 directory
+        failed.add(str(locked / "f"))
+    assert failed <= r.probes
+    assert not (failed & r.writes), sorted(failed & r.writes)
+    assert not os.path.exists(tmp_path / "b")
