@@ -74,9 +74,10 @@ class Trace:
                 impl = ebpf.SelfTrace() if self.wait is None else ebpf.SelfTrace(wait=self.wait)
                 self.backend = "ebpf"
             elif self.requested == "ebpf":
+                from ._backends.ebpf import PRIVILEGE
                 raise SandboxUnavailableError(
-                    "ebpf", why, "run as root, or use sandbox_py.trace(backend='audit') "
-                    "for the Python-level fallback")
+                    "ebpf", why, "%s; or use sandbox_py.trace(backend='audit'), the "
+                    "Python-level fallback" % PRIVILEGE)
             else:
                 self._notes.append("eBPF in-process tracing unavailable (%s)" % why)
         if impl is None:

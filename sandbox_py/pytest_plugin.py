@@ -25,6 +25,7 @@ from typing import Iterable, Optional
 import pytest
 
 MODES = ("fail", "warn", "off")
+BACKENDS = ("auto", "ebpf", "audit")
 #: Path categories a read-only allowance covers.
 READ_CATEGORIES = ("reads", "probes", "enumerations")
 #: Short names for the failure listing.
@@ -53,7 +54,10 @@ def pytest_addoption(parser):
     group.addoption("--sandbox-allow", action="append", default=[], metavar="PATTERN",
                     help="allow PATTERN for every checked test (repeatable; "
                          "ini: sandbox_allow)")
-    group.addoption("--sandbox-backend", choices=("auto", "ebpf", "audit"), default=None,
+    group.addoption("--sandbox-allow-read", action="append", default=[], metavar="PATTERN",
+                    help="allow every checked test to read, probe and list PATTERN "
+                         "(repeatable; ini: sandbox_allow_read)")
+    group.addoption("--sandbox-backend", choices=BACKENDS, default=None,
                     help="in-process tracing mechanism (ini: sandbox_backend; "
                          "default auto: eBPF when available, else audit hooks)")
     parser.addini("sandbox", type="bool", default=False,
@@ -69,7 +73,26 @@ def pytest_addoption(parser):
                        "child processes it started and left running (eBPF)")
 
 
+def _backend(config) -> str:
+    backend = config.getoption("sandbox_backend") or config.getini("sandbox_backend") or "auto"
+    if backend not in BACKENDS:
+        raise pytest.UsageError("sandbox_backend must be one of %s, not %r"
+                                % (", ".join(BACKENDS), backend))
+    return backend
+
+
 def pytest_configure(config):
+    # An explicit --sandbox-backend=ebpf that cannot work is one usage error
+    # now, not a traceback in every checked test.
+    if _backend(config) == "ebpf" and _mode(config) != "off":
+        from .inprocess import _ebpf_module
+        from ._backends.ebpf import PRIVILEGE
+        module, why = _ebpf_module()
+        if module is None:
+            raise pytest.UsageError(
+                "sandbox_backend=ebpf cannot run here: %s.\nTo fix: %s; or use "
+                "--sandbox-backend=auto, which falls back to audit hooks (they do not "
+                "see os.stat or child processes)" % (why, PRIVILEGE))
     config.addinivalue_line(
         "markers",
         "sandbox(allow=(), allow_read=(), mode=None): check the test's file accesses; "
@@ -313,6 +336,7 @@ def _policy_for(item) -> Optional[Policy]:
         policy.add(config.getini("sandbox_allow"))
         policy.add(config.getoption("sandbox_allow") or ())
         policy.add(config.getini("sandbox_allow_read"), read_only=True)
+        policy.add(config.getoption("sandbox_allow_read") or (), read_only=True)
         for m in markers:
             policy.add(m.kwargs.get("allow", ()))
             policy.add(m.args)
@@ -355,7 +379,7 @@ def pytest_runtest_call(item):
     if policy is None or policy.mode == "off":
         return (yield)
     from .inprocess import trace
-    backend = item.config.getoption("sandbox_backend") or item.config.getini("sandbox_backend")
+    backend = _backend(item.config)
     wait = float(item.config.getini("sandbox_wait"))
     tracer = trace(backend, wait=wait).start()
     try:

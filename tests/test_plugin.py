@@ -308,3 +308,25 @@ def test_what_the_harness_does_is_not_the_tests_doing(pytester, monkeypatch,
                                  "*read*/data.txt"])
     result.assert_outcomes(passed=6, failed=1)
     assert list(pytester.path.joinpath("pkg", "__pycache__").glob("__init__.*.pyc"))
+
+
+def test_cli_allow_read_and_marker_mode_off(pytester):
+    pytester.mkdir("data")
+    pytester.path.joinpath("data", "in.txt").write_text("x")
+    pytester.makepyfile(textwrap.dedent("""
+        import pytest
+
+        def test_reads_data():
+            open("data/in.txt").read()
+
+        def test_writes_data():
+            open("data/out.txt", "w").close()
+
+        @pytest.mark.sandbox(mode="off")
+        def test_not_checked():
+            open("elsewhere.txt", "w").close()
+    """))
+    result = run(pytester, "--sandbox", "--sandbox-allow-read", "data")
+    result.assert_outcomes(passed=2, failed=1)
+    result.stdout.fnmatch_lines(["*test_writes_data touched 1 path*", "*write*/data/out.txt",
+                                 "allowed: */data (data) (read-only)"])

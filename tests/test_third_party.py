@@ -216,3 +216,17 @@ def test_suite_as_unprivileged_user(unprivileged, name):
     proc = subprocess.run(argv, cwd=directory, capture_output=True, text=True, timeout=300)
     check(name, proc, directory)
     assert "traced with: audit" in proc.stdout or name != "six", proc.stdout[-2000:]
+
+
+def test_explicit_ebpf_as_unprivileged_user_is_one_usage_error(unprivileged):
+    python, site, tree, home = unprivileged
+    directory = os.path.join(tree, "six-%s" % PACKAGES["six"])
+    argv = (["runuser", "-u", USER, "--", "env", "-i", "PATH=/usr/bin:/bin",
+             "HOME=" + home, "PYTHONPATH=" + site + ":" + directory, python]
+            + _args("six", directory) + ["-p", "sandbox_py.pytest_plugin",
+                                         "--sandbox-backend=ebpf"])
+    proc = subprocess.run(argv, cwd=directory, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 4, proc.stdout + proc.stderr      # pytest's usage error
+    assert proc.stderr.count("sandbox_backend=ebpf cannot run here") == 1, proc.stderr
+    assert "CAP_BPF" in proc.stderr and "--sandbox-backend=auto" in proc.stderr
+    assert "passed" not in proc.stdout and "Traceback" not in proc.stderr
