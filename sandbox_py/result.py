@@ -17,6 +17,13 @@ from typing import Iterable, Iterator, Optional, Sequence
 
 SCHEMA = "sandbox_py.result/1"
 
+
+def json_schema() -> dict:
+    """The JSON Schema (draft 2020-12) of ``Result.to_json()``, shipped in
+    the package as ``sandbox_py/result.schema.json``."""
+    from importlib.resources import files
+    return json.loads(files(__package__).joinpath("result.schema.json").read_text("utf-8"))
+
 #: Directories whose entries are not files a user's data lives in: kernel
 #: views, devices, and the names the kernel gives to pipes and sockets.
 PSEUDO_PREFIXES = ("/proc", "/sys", "/dev")

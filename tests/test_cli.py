@@ -178,3 +178,28 @@ def test_diff_ignores_compiler_temporaries(tmp_path):
     p = cli("diff", "--exclude-pseudo", "--ignore", "/tmp/cc*", str(runs[0]), str(runs[1]))
     assert p.returncode == 0, p.stdout
     assert p.stdout.startswith("no difference")
+
+
+def test_json_output_validates_against_the_shipped_schema(tmp_path):
+    jsonschema = pytest.importorskip("jsonschema")
+    from sandbox_py.result import json_schema
+    schema = json_schema()
+    jsonschema.Draft202012Validator.check_schema(schema)
+    validator = jsonschema.Draft202012Validator(schema)
+    name = os.fsdecode(b"caf\xe9.txt")       # a path that is not UTF-8
+    out = tmp_path / "r.json"
+    p = cli("--json-file", str(out), "--", "sh", "-c",
+            "cat /etc/hostname > '%s'; ls /nonexistent; sh -c true" % name, cwd=tmp_path)
+    doc = json.loads(out.read_text())
+    validator.validate(doc)
+    assert str(tmp_path / name) in doc["writes"] and doc["execs"]
+    p = cli("--json", "--", "true")
+    validator.validate(json.loads(p.stderr))
+    with sandbox_py.trace() as t:
+        open(tmp_path / "r.json").close()
+    validator.validate(json.loads(t.result.to_json()))
+    # The schema is not a rubber stamp.
+    broken = dict(doc, reads="/etc/hostname")
+    assert not validator.is_valid(broken)
+    assert not validator.is_valid({k: v for k, v in doc.items() if k != "execs"})
+    assert not validator.is_valid(dict(doc, writes=["relative/path"]))
