@@ -22,7 +22,9 @@ if [ ! -x .venv/bin/python ]; then
     python3 -m venv .venv
 fi
 .venv/bin/python -m pip install -q --upgrade pip setuptools wheel
-.venv/bin/python -m pip install -q -e '.[test]'
+# Here every build tool is installed: a build without the eBPF backend is a
+# mistake to stop at, not the graceful fallback a user's install gets.
+SANDBOX_PY_REQUIRE_EBPF_BUILD=1 .venv/bin/python -m pip install -q -e '.[test]'
 
 # The third-party suites tests/test_third_party.py runs the pytest plugin
 # over (sdists from PyPI; the versions are pinned there).

@@ -32,6 +32,20 @@ def not_built(exc: BaseException, what: str = "the C extension") -> str:
     return "%s is not built (%s)%s" % (what, exc, shadow_hint())
 
 
+def left_out(backend: str) -> str:
+    """Why the build of this copy left ``backend`` out (setup.py records it
+    in sandbox_py/_build_info.json), or ``""``."""
+    import json
+    pkg = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    try:
+        with open(os.path.join(pkg, "_build_info.json"), encoding="utf-8") as f:
+            reason = json.load(f).get(backend + "_left_out")
+    except (OSError, ValueError, AttributeError):
+        return ""
+    return ("the %s backend was left out when this copy of sandbox_py was built: %s"
+            % (backend, reason)) if reason else ""
+
+
 def shadow_hint() -> str:
     """``""``, or why a source checkout is in the way (see not_built)."""
     pkg = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

@@ -47,8 +47,8 @@ def _load() -> Optional[str]:
                 _core().ebpf_load()
                 _state["error"] = None
             except ImportError as e:
-                from . import not_built
-                _state["error"] = not_built(e)
+                from . import left_out, not_built
+                _state["error"] = left_out(NAME) or not_built(e)
             except OSError as e:
                 _state["error"] = _reason(e.strerror or str(e))
         return _state["error"]
