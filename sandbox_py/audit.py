@@ -6,11 +6,13 @@ imports), ``os.listdir`` and ``os.scandir``, ``os.rename``/``os.replace``,
 ``os.utime``, ``os.truncate``, links, xattrs, ``subprocess.Popen``/
 ``os.exec*``/``os.posix_spawn``/``os.system`` -- and nothing else: no
 ``os.stat``/``os.access``/``os.path.exists`` (CPython raises no event for
-them), nothing C code does without going through those functions, and
-nothing child processes do (their exec is recorded, with pid 0 since the
-event fires before the fork).  Events fire *before* the call, so success is
-judged from whether the path exists at that moment.  A trace by this
-mechanism is always ``complete=False`` with these limits in ``warnings``.
+them) and nothing C code does without going through those functions.
+Child processes are followed through the preload backend's shim (see
+_Children); without it only their exec is recorded, with pid 0 since the
+event fires before the fork.  Events fire *before* the call, so success is
+predicted from the file system at that moment (a call that will fail is a
+probe).  A trace by this mechanism is always ``complete=False`` with these
+limits in ``warnings``.
 """
 from __future__ import annotations
 
@@ -25,6 +27,14 @@ from .result import Exec
 LIMITS = ("traced with Python audit hooks: os.stat/os.access/os.path.exists "
           "probes, accesses made by C code and everything child processes "
           "do are not seen")
+#: The same, when child processes are followed through the preload shim.
+LIMITS_WITH_CHILDREN = (
+    "traced with Python audit hooks: os.stat/os.access/os.path.exists probes "
+    "and accesses made by C code in this process are not seen; child processes "
+    "are followed through the LD_PRELOAD shim (not statically linked ones, nor "
+    "ones started with an env= that drops LD_PRELOAD)")
+#: Environment variables of the preload shim a child inherits from os.environ.
+SHIM_ENV = ("LD_PRELOAD", "SBX_PRELOAD_LOG", "SBX_PRELOAD_SHIM", "SBX_PRELOAD_HANDOFF")
 
 
 def _fd_path(fd: int) -> Optional[str]:
@@ -188,7 +198,14 @@ def _popen_event(args):
         argv = [argv]
     argv = [os.fsdecode(a) for a in (argv or ())]
     program = executable if executable is not None else (argv[0] if argv else None)
-    return _exec_records(program, argv, env)
+    out = list(_exec_records(program, argv, env))
+    if env is not None and _Children.active is not None:
+        log = env.get("SBX_PRELOAD_LOG") or env.get(b"SBX_PRELOAD_LOG")
+        if os.fsdecode(log or "") != _Children.active.log_path:
+            out.append(("unseen", "%s was started with an env= without the preload "
+                                  "shim: its accesses are not seen" % (
+                                      argv[0] if argv else program)))
+    return out
 
 
 def _exec_records(program, argv, env):
@@ -237,15 +254,25 @@ _HANDLERS = {
     "os.posix_spawn": _exec_event,
     "os.spawn": lambda args: _exec_event(tuple(args)[1:]),
     "os.system": _system_event,
+    "os.fork": lambda args: (),
+    "os.forkpty": lambda args: (),
 }
 
 # Audit hooks cannot be removed once added (PEP 578), so one hook is added on
 # first use and dispatches to the running AuditTraces; with none running it
 # returns after one list check.
 _running: list = []
-_hook_lock = threading.Lock()
+_hook_lock = threading.RLock()
 _hook_added = False
 _in_hook = threading.local()
+
+
+#: Events that start a process which inherits the environment: the first
+#: one in a trace's window puts the preload shim in os.environ (before the
+#: fork: the events fire first), so a test that starts no process pays
+#: nothing for it.
+_SPAWN_EVENTS = frozenset(("subprocess.Popen", "os.system", "os.fork", "os.forkpty",
+                           "os.posix_spawn", "os.spawn"))
 
 
 def _audit_hook(event: str, args) -> None:
@@ -253,6 +280,15 @@ def _audit_hook(event: str, args) -> None:
     if not running:
         return
     handler = _HANDLERS.get(event)
+    if event in _SPAWN_EVENTS and not getattr(_in_hook, "active", False):
+        _in_hook.active = True
+        try:
+            for tracer in running:
+                tracer._follow_children()
+        except Exception:
+            pass                # never change the traced program's outcome
+        finally:
+            _in_hook.active = False
     if handler is None or getattr(_in_hook, "active", False):
         return
     _in_hook.active = True
@@ -268,19 +304,93 @@ def _audit_hook(event: str, args) -> None:
         _in_hook.active = False
 
 
-class AuditTrace:
-    """The audit-hook mechanism with the SelfTrace interface: start(), stop()."""
+class _Children:
+    """Child processes started while an audit trace runs, followed by the
+    preload backend's shim: the shim's variables are put in ``os.environ``
+    for the window, so every child that inherits the environment (the
+    ``subprocess`` default, ``os.system``, ``env=dict(os.environ, ...)``)
+    loads it, and a reader collects what they did.  One window at a time
+    (the environment is the process's): a second concurrent trace does
+    not follow children and says so."""
 
-    def __init__(self):
+    active: Optional["_Children"] = None
+
+    def __init__(self, run, shim_env: dict, wait: float):
+        self.run = run
+        self.log_path = run.log_path
+        self.wait = wait
+        self.saved = {k: os.environ.get(k) for k in SHIM_ENV}
+        for k in SHIM_ENV:
+            if k in shim_env:
+                os.environ[k] = shim_env[k]
+            else:
+                os.environ.pop(k, None)
+
+    @classmethod
+    def start(cls, wait: float):
+        """A window, or the reason children cannot be followed."""
+        if cls.active is not None:
+            return None, "another trace already follows child processes"
+        try:
+            from ._backends import preload
+        except ImportError as e:
+            return None, "the preload backend is not built (%s)" % e
+        ok, why = preload.availability()
+        if not ok:
+            return None, why
+        run = preload._unpriv().PreloadRun()
+        cls.active = cls(run, preload.child_env(None, run.log_path, None), wait)
+        return cls.active, None
+
+    def stop(self) -> dict:
+        for k, v in self.saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+        _Children.active = None
+        from ._runner import core_fields
+        done = self.run.wait(self.wait)
+        fields = core_fields(self.run.finish())
+        if not done:
+            fields["complete"] = False
+            fields["warnings"] = list(fields["warnings"]) + [
+                "child processes started in the traced block were still running "
+                "%gs after it ended; their later accesses are missing" % self.wait]
+        return fields
+
+
+class AuditTrace:
+    """The audit-hook mechanism with the SelfTrace interface: start(), stop().
+
+    ``children=True`` follows child processes through the preload shim
+    (see _Children) when it is built here; ``wait`` is how long stop()
+    waits for children still running."""
+
+    def __init__(self, children: bool = True, wait: float = 10.0):
         self._sets = {c: set() for c in ("reads", "writes", "probes", "enumerations")}
         self._execs: list = []
+        self._unseen: list = []
+        self._want_children = children
+        self._wait = wait
+        self._children = None
+        self._no_children = ""
 
     def _add(self, records) -> None:
         for category, value in records:
             if category == "execs":
                 self._execs.append(value)
+            elif category == "unseen":
+                self._unseen.append(value)
             elif value:
                 self._sets[category].add(value)
+
+    def _follow_children(self) -> None:
+        """A process is about to start: follow it (and any later ones)."""
+        if self._want_children and self._children is None and not self._no_children:
+            with _hook_lock:
+                if self._children is None and not self._no_children:
+                    self._children, self._no_children = _Children.start(self._wait)
 
     def start(self) -> None:
         global _hook_added, _running
@@ -294,6 +404,21 @@ class AuditTrace:
         global _running
         with _hook_lock:
             _running = [t for t in _running if t is not self]
-        fields = {c: sorted(s) for c, s in self._sets.items()}
-        fields.update(execs=list(self._execs), complete=False, warnings=[LIMITS])
+        if self._children is None:
+            fields = {c: sorted(s) for c, s in self._sets.items()}
+            warnings = [LIMITS]
+            if self._no_children and self._execs:
+                warnings.append("child processes were started and not followed: %s"
+                                % self._no_children)
+            fields.update(execs=list(self._execs), complete=False, warnings=warnings)
+            return fields
+        kids = self._children.stop()
+        self._children = None
+        fields = {c: sorted(self._sets[c] | set(kids.get(c, ()))) for c in self._sets}
+        # The shim's exec records carry real pids; the audit hook's (pid 0,
+        # fired before the fork) stay for programs the shim did not see start.
+        seen = {e.path for e in kids.get("execs", ())}
+        execs = list(kids.get("execs", ())) + [e for e in self._execs if e.path not in seen]
+        warnings = [LIMITS_WITH_CHILDREN] + list(kids.get("warnings", ())) + self._unseen
+        fields.update(execs=execs, complete=False, warnings=warnings)
         return fields

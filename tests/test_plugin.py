@@ -330,3 +330,25 @@ def test_cli_allow_read_and_marker_mode_off(pytester):
     result.assert_outcomes(passed=2, failed=1)
     result.stdout.fnmatch_lines(["*test_writes_data touched 1 path*", "*write*/data/out.txt",
                                  "allowed: */data (data) (read-only)"])
+
+
+def test_audit_fallback_checks_child_processes(pytester):
+    # What a non-root user gets (forced here with --sandbox-backend=audit):
+    # a child's write outside the test's allowance fails the test.
+    pytester.makepyfile(textwrap.dedent("""
+        import subprocess, pytest
+
+        @pytest.mark.sandbox(allow=["{tmp_path}"])
+        def test_child_writes_outside(tmp_path):
+            # Into the project (the rootdir, the cwd); ../ of tmp_path would
+            # be this session's basetemp, which every test may use.
+            subprocess.run(["sh", "-c", "echo x > outside.txt"], check=True)
+
+        @pytest.mark.sandbox(allow=["{tmp_path}"])
+        def test_child_writes_inside(tmp_path):
+            subprocess.run(["sh", "-c", "echo x > inside.txt"], cwd=tmp_path, check=True)
+    """))
+    result = run(pytester, "--sandbox-backend=audit")
+    result.assert_outcomes(passed=1, failed=1)
+    result.stdout.fnmatch_lines(["*test_child_writes_outside touched 1 path*",
+                                 "*write*/outside.txt", "traced with: audit (incomplete:*"])

@@ -176,3 +176,25 @@ def test_audit_files_failed_calls_as_probes(tmp_path):
     assert failed <= r.probes
     assert not (failed & r.writes), sorted(failed & r.writes)
     assert not os.path.exists(tmp_path / "b")
+
+
+def test_audit_follows_child_processes_through_the_preload_shim(tmp_path):
+    # The audit fallback cannot see children by itself; it starts them with
+    # the preload shim for the duration of the block.
+    if not sandbox_py.backends().get("preload", (False,))[0]:
+        pytest.skip("the preload backend is not available here")
+    (tmp_path / "in.txt").write_text("x")
+    before = {k: os.environ.get(k) for k in ("LD_PRELOAD", "SBX_PRELOAD_LOG")}
+    with sandbox_py.trace("audit") as t:
+        subprocess.run(["sh", "-c", "cat in.txt > ../outside.txt"], cwd=tmp_path, check=True)
+        subprocess.run(["cat", "in.txt"], cwd=tmp_path, env={"PATH": os.environ["PATH"]},
+                       check=True, capture_output=True)
+    r = t.result.filtered(under=tmp_path.parent)
+    assert str(tmp_path / "in.txt") in r.reads
+    assert str(tmp_path.parent / "outside.txt") in r.writes
+    assert any(e.path.endswith("/sh") and e.pid > 0 for e in r.execs)
+    # A child whose env= drops the shim is named as unseen.
+    assert not r.complete
+    assert any("env= without the preload shim" in w for w in r.warnings), r.warnings
+    # The process's environment is as it was.
+    assert {k: os.environ.get(k) for k in before} == before
