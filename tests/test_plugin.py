@@ -347,8 +347,16 @@ def test_audit_fallback_checks_child_processes(pytester):
         @pytest.mark.sandbox(allow=["{tmp_path}"])
         def test_child_writes_inside(tmp_path):
             subprocess.run(["sh", "-c", "echo x > inside.txt"], cwd=tmp_path, check=True)
+
+        @pytest.mark.sandbox
+        def test_child_with_its_own_env():
+            subprocess.run(["true"], env={"PATH": "/usr/bin:/bin"}, check=True)
     """))
     result = run(pytester, "--sandbox-backend=audit")
-    result.assert_outcomes(passed=1, failed=1)
+    result.assert_outcomes(passed=2, failed=1, warnings=1)
     result.stdout.fnmatch_lines(["*test_child_writes_outside touched 1 path*",
                                  "*write*/outside.txt", "traced with: audit (incomplete:*"])
+    # A child the shim cannot enter is not silently passed over.
+    result.stdout.fnmatch_lines(["*SandboxIncompleteWarning: sandbox_py: "
+                                 "test_child_with_its_own_env was only partly checked: "
+                                 "true was started with an env= without the preload shim*"])
