@@ -198,3 +198,19 @@ def test_audit_follows_child_processes_through_the_preload_shim(tmp_path):
     assert any("env= without the preload shim" in w for w in r.warnings), r.warnings
     # The process's environment is as it was.
     assert {k: os.environ.get(k) for k in before} == before
+
+
+def test_unavailable_ebpf_gives_one_remedy_that_fits_the_call():
+    module, why = _ebpf_module()
+    if module is not None:
+        pytest.skip("eBPF works here (run this as a user without CAP_BPF)")
+    with pytest.raises(sandbox_py.SandboxUnavailableError) as e:
+        sandbox_py.trace("ebpf").start()
+    msg = str(e.value)
+    # trace() takes auto/ebpf/audit: it must not advise the Sandbox backends.
+    assert "backend='audit'" in msg and "preload" not in msg, msg
+    assert msg.count("run as root") == 1 and "sandbox-py doctor" in msg, msg
+    with pytest.raises(sandbox_py.SandboxUnavailableError) as e:
+        sandbox_py.Sandbox("ebpf")
+    msg = str(e.value)
+    assert msg.count("run as root") == 1 and "backend='preload' or 'ptrace'" in msg, msg
