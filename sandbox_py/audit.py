@@ -222,6 +222,10 @@ def _exec_event(args):
     return _exec_records(path, [os.fsdecode(a) for a in (argv or ())], env)
 
 
+_FORK_UNSEEN = ("a process forked from this one (os.fork, multiprocessing) is not "
+                "followed until it execs a program")
+
+
 def _system_event(args):
     return _exec_records("/bin/sh", ["/bin/sh", "-c", os.fsdecode(args[0])], None)
 
@@ -254,8 +258,10 @@ _HANDLERS = {
     "os.posix_spawn": _exec_event,
     "os.spawn": lambda args: _exec_event(tuple(args)[1:]),
     "os.system": _system_event,
-    "os.fork": lambda args: (),
-    "os.forkpty": lambda args: (),
+    # A forked copy of this process (multiprocessing's default) has no shim
+    # until it execs.
+    "os.fork": lambda args: [("unseen", _FORK_UNSEEN)],
+    "os.forkpty": lambda args: [("unseen", _FORK_UNSEEN)],
 }
 
 # Audit hooks cannot be removed once added (PEP 578), so one hook is added on
@@ -381,7 +387,8 @@ class AuditTrace:
             if category == "execs":
                 self._execs.append(value)
             elif category == "unseen":
-                self._unseen.append(value)
+                if value not in self._unseen:
+                    self._unseen.append(value)
             elif value:
                 self._sets[category].add(value)
 
@@ -406,7 +413,7 @@ class AuditTrace:
             _running = [t for t in _running if t is not self]
         if self._children is None:
             fields = {c: sorted(s) for c, s in self._sets.items()}
-            warnings = [LIMITS]
+            warnings = [LIMITS] + [w for w in self._unseen if w == _FORK_UNSEEN]
             if self._no_children and self._execs:
                 warnings.append("child processes were started and not followed: %s"
                                 % self._no_children)
