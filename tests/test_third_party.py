@@ -4,8 +4,9 @@ The suites of two well-known pure-Python packages (six, idna), taken from
 their PyPI sdists, run with ``--sandbox`` (every test checked, nothing
 declared) and bytecode writing on.  They touch nothing outside their own
 imports, so any sandbox failure is a false positive of the plugin -- except
-the one test planted here, which reads a data file and writes into the
-project, and must be caught.
+the one test planted here, which reads a data file, writes into the
+project and runs a child that reads another project file, and must be
+caught.
 
 Run as the current user (root: eBPF) and, when root, once more as the
 unprivileged user ``sbxtest`` (audit hooks), from a world-readable copy of
@@ -57,6 +58,10 @@ def test_planted_violation():
         f.read()
     with open(os.path.join(here, "planted.txt"), "w") as f:
         f.write("x")
+    # And a child process reads another project file.
+    import subprocess
+    subprocess.run(["cat", os.path.join(here, "README.rst")], check=True,
+                   stdout=subprocess.DEVNULL)
 '''
 
 
@@ -126,6 +131,7 @@ def check(name, proc, directory):
         assert counts.get("failed") == 1 and "error" not in counts, output[-3000:]
         assert re.search(r"read\s+\S*/six-1\.17\.0/setup\.cfg", output), output[-3000:]
         assert re.search(r"write\s+\S*/six-1\.17\.0/planted\.txt", output), output[-3000:]
+        assert re.search(r"read\s+\S*/six-1\.17\.0/README\.rst", output), output[-3000:]
         # The first import inside a checked test did write bytecode, and passed.
         assert glob.glob(os.path.join(directory, "__pycache__", "planted_helper.*.pyc"))
     else:
