@@ -77,8 +77,10 @@ def report() -> tuple:
                 "(sees os.stat, C code and child processes)")
     else:
         line = ("in-process tracing (sandbox_py.trace(), the pytest plugin): audit "
-                "hooks, because eBPF cannot run here; they do not see os.stat, "
-                "accesses by C code, or what child processes do")
+                "hooks, because eBPF cannot run here; they do not see os.stat or "
+                "accesses by C code; child processes are followed through the "
+                "preload shim" + ("" if found.get("preload", (False,))[0]
+                                  else " -- which is unavailable, so they are not seen"))
     out.extend(textwrap.wrap(line, 79, subsequent_indent="  "))
     return "\n".join(out), bool(working)
 

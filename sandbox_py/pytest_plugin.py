@@ -85,7 +85,7 @@ def pytest_addoption(parser):
     parser.addini("sandbox_backend", default="auto", help="auto, ebpf or audit")
     parser.addini("sandbox_wait", default="1.0",
                   help="seconds to wait, after a checked test's call, for threads and "
-                       "child processes it started and left running (eBPF)")
+                       "child processes it started and left running")
 
 
 def _backend(config) -> str:
@@ -107,7 +107,7 @@ def pytest_configure(config):
             raise pytest.UsageError(
                 "sandbox_backend=ebpf cannot run here: %s.\nTo fix: %s; or use "
                 "--sandbox-backend=auto, which falls back to audit hooks (they do not "
-                "see os.stat or child processes)" % (why, PRIVILEGE))
+                "see os.stat; child processes are followed through the preload shim)" % (why, PRIVILEGE))
     config.addinivalue_line(
         "markers",
         "sandbox(allow=(), allow_read=(), mode=None): check the test's file accesses; "
