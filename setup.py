@@ -29,11 +29,20 @@ APT_HINT = ("on Debian/Ubuntu: apt-get install clang llvm libbpf-dev libelf-dev 
             "zlib1g-dev bpftool linux-libc-dev")
 
 
+#: Where Debian and others put admin tools, absent from a normal user's PATH.
+SBIN = ("/usr/local/sbin", "/usr/sbin", "/sbin")
+
+
+class Missing(Exception):
+    """A piece the eBPF backend needs is not on this machine."""
+
+
 def need(tool):
-    path = shutil.which(tool)
+    """The tool's path: $SANDBOX_PY_<TOOL>, else PATH, else the sbin dirs."""
+    path = (os.environ.get("SANDBOX_PY_" + tool.upper())
+            or shutil.which(tool) or shutil.which(tool, path=os.pathsep.join(SBIN)))
     if not path:
-        sys.exit("sandbox_py build: '%s' not found; it is needed to build the eBPF "
-                 "backend (%s)" % (tool, APT_HINT))
+        raise Missing("'%s' not found (looked in PATH and %s)" % (tool, ", ".join(SBIN)))
     return path
 
 
@@ -41,6 +50,20 @@ def multiarch():
     """The multiarch include folder's name (x86_64-linux-gnu on Debian)."""
     import sysconfig
     return sysconfig.get_config_var("MULTIARCH") or "%s-linux-gnu" % os.uname().machine
+
+
+# What the BPF object is compiled from: its own folder, the access model's
+# operations and the syscall table it generates its dispatch from.
+BPF_INPUTS = ["bpf", "csrc/core/access_ops.h", "csrc/linux/syscalls.def"]
+
+
+def _newer_than_sources(path):
+    sources = []
+    for rel in BPF_INPUTS:
+        p = os.path.join(HERE, rel)
+        sources += [os.path.join(p, f) for f in os.listdir(p)] if os.path.isdir(p) else [p]
+    return os.path.exists(path) and all(os.path.getmtime(path) >= os.path.getmtime(f)
+                                        for f in sources)
 
 
 def run(cmd, **kw):
@@ -52,9 +75,23 @@ class BuildWithBpf(build_ext):
     """Compile bpf/*.bpf.c and generate the skeleton headers before the C core."""
 
     def run(self):
+        skipped = None
         if any(e.name == "sandbox_py._core" for e in self.extensions):
-            self.build_bpf()
+            try:
+                self.build_bpf()
+            except (Missing, subprocess.CalledProcessError) as e:
+                if os.environ.get("SANDBOX_PY_REQUIRE_EBPF_BUILD") == "1":
+                    sys.exit("sandbox_py build: the eBPF backend cannot be built: %s (%s)"
+                             % (e, APT_HINT))
+                # The unprivileged backends need none of this: build them,
+                # and say once what the eBPF backend lacks.
+                skipped = "%s; %s, or point SANDBOX_PY_BPF_OBJECT at a prebuilt " \
+                          "sandbox.bpf.o, then reinstall" % (e, APT_HINT)
+                print("sandbox_py build: WARNING: leaving out the eBPF backend: " + skipped,
+                      file=sys.stderr, flush=True)
+                self.extensions = [x for x in self.extensions if x.name != "sandbox_py._core"]
         super().run()
+        self.write_build_info(skipped)
         # --- unprivileged backends (issue 3): the LD_PRELOAD shim ---
         if any(e.name == "sandbox_py._unpriv" for e in self.extensions):
             self.build_unpriv_programs()
@@ -75,18 +112,45 @@ class BuildWithBpf(build_ext):
             run([cc] + flags + extra + ["-o", out + ".tmp"] + sources, cwd=HERE)
             os.replace(out + ".tmp", out)
 
+    def write_build_info(self, ebpf_skipped):
+        """sandbox_py/_build_info.json: what this build left out and why, so
+        that the backend's "unavailable" message can say it at run time."""
+        import json
+        where = os.path.dirname(self.get_ext_fullpath("sandbox_py._unpriv"))
+        os.makedirs(where, exist_ok=True)
+        with open(os.path.join(where, "_build_info.json"), "w") as f:
+            json.dump({"ebpf_left_out": ebpf_skipped}, f)
+
     def build_bpf(self):
+        """The libbpf skeleton header (build/gen/sandbox.skel.h) that embeds
+        the BPF object: compiled with clang, or from a prebuilt object
+        ($SANDBOX_PY_BPF_OBJECT), or a skeleton already generated from the
+        current sources.  Raises Missing when none can be had."""
         if not os.path.exists("/usr/include/bpf/libbpf.h"):
-            sys.exit("sandbox_py build: libbpf headers not found (%s)" % APT_HINT)
-        clang = need("clang")
-        bpftool = need("bpftool")
+            raise Missing("libbpf headers not found (/usr/include/bpf/libbpf.h)")
+        skeleton = os.path.join(BUILD_GEN, "sandbox.skel.h")
+        prebuilt = os.environ.get("SANDBOX_PY_BPF_OBJECT")
+        try:
+            bpftool = need("bpftool")
+            clang = None if prebuilt else need("clang")
+        except Missing:
+            if not prebuilt and _newer_than_sources(skeleton):
+                print("sandbox_py build: using the existing %s" % skeleton, flush=True)
+                return
+            raise
         os.makedirs(BUILD_GEN, exist_ok=True)
+        if prebuilt:
+            obj = os.path.abspath(prebuilt)
+            if not os.path.exists(obj):
+                raise Missing("SANDBOX_PY_BPF_OBJECT=%s does not exist" % prebuilt)
+            self.skeleton(bpftool, obj)
+            return
         vmlinux = os.path.join(BUILD_GEN, "vmlinux.h")
         if not os.path.exists(vmlinux):
             btf = "/sys/kernel/btf/vmlinux"
             if not os.path.exists(btf):
-                sys.exit("sandbox_py build: %s is missing; the kernel must be built "
-                         "with CONFIG_DEBUG_INFO_BTF=y" % btf)
+                raise Missing("%s is missing; the kernel must be built with "
+                              "CONFIG_DEBUG_INFO_BTF=y" % btf)
             with open(vmlinux + ".tmp", "w") as f:
                 subprocess.check_call([bpftool, "btf", "dump", "file", btf, "format", "c"],
                                       stdout=f)
@@ -98,6 +162,9 @@ class BuildWithBpf(build_ext):
              # asm/unistd_64.h (syscall numbers) lives in the multiarch folder
              "-idirafter", "/usr/include/%s" % multiarch(),
              "-c", os.path.join(HERE, "bpf", "sandbox.bpf.c"), "-o", obj])
+        self.skeleton(bpftool, obj)
+
+    def skeleton(self, bpftool, obj):
         with open(os.path.join(BUILD_GEN, "sandbox.skel.h.tmp"), "w") as f:
             subprocess.check_call([bpftool, "gen", "skeleton", obj, "name", "sandbox_bpf"],
                                   stdout=f)

@@ -23,14 +23,17 @@ LIVE_AFTER = float(os.environ.get("SANDBOX_PY_LIVE_AFTER", "1.0"))
 def _run_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="sandbox-py",
-        usage="%(prog)s [options] -- CMD [ARGS...]\n       %(prog)s diff OLD.json NEW.json",
+        usage="%(prog)s [options] -- CMD [ARGS...]\n       %(prog)s diff OLD.json NEW.json"
+              "\n       %(prog)s doctor",
         description="Run CMD, pass its exit status through, and report every file its "
                     "process tree read, wrote, probed and listed (summary on stderr).")
     p.add_argument("--json", action="store_true",
                    help="print the full Result as JSON (docs/json-schema.md) on stderr "
-                        "instead of the summary")
-    p.add_argument("-o", "--output", metavar="FILE",
-                   help="also write the Result as JSON to FILE ('-' for stdout)")
+                        "instead of the summary (mixed with the command's own stderr: "
+                        "programs should use --json-file)")
+    p.add_argument("--json-file", "-o", "--output", dest="output", metavar="FILE",
+                   help="also write the Result as JSON to FILE, apart from the "
+                        "command's output ('-' for stdout, after the command's own)")
     p.add_argument("-q", "--quiet", action="store_true", help="no summary")
     add_filter_options(p)
     p.add_argument("--top", type=int, default=5, metavar="N",
@@ -52,13 +55,16 @@ def add_filter_options(p: argparse.ArgumentParser) -> None:
                    help="drop /proc, /sys, /dev, pipes and sockets")
     p.add_argument("--under", action="append", metavar="DIR",
                    help="keep only paths below DIR (repeatable)")
+    p.add_argument("--ignore", action="append", metavar="GLOB", default=[],
+                   help="drop paths matching GLOB, matched against the whole path, "
+                        "'*' also matching '/' (repeatable; e.g. '/tmp/cc*')")
 
 
 def apply_filters(result: Result, opts) -> Result:
-    if not (opts.exclude_system or opts.exclude_pseudo or opts.under):
+    if not (opts.exclude_system or opts.exclude_pseudo or opts.under or opts.ignore):
         return result
     return result.filtered(pseudo=not opts.exclude_pseudo, system=not opts.exclude_system,
-                           under=opts.under)
+                           under=opts.under, ignore=opts.ignore)
 
 
 class LiveLine:
@@ -228,4 +234,7 @@ def main(argv: Optional[list] = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     if argv and argv[0] == "diff":
         return diff_main(argv[1:])
+    if argv and argv[0] == "doctor":
+        from .doctor import main as doctor_main
+        return doctor_main(argv[1:])
     return run_main(argv)

@@ -35,9 +35,11 @@ def availability():
     try:
         _unpriv()
     except ImportError as e:
-        return False, "the C extension sandbox_py._unpriv is not built (%s)" % e
+        from . import not_built
+        return False, not_built(e, "the C extension sandbox_py._unpriv")
     if not os.path.exists(SHIM):
-        return False, "the preload shim %s is not built" % SHIM
+        from . import shadow_hint
+        return False, "the preload shim %s is not built%s" % (SHIM, shadow_hint())
     return True, ("LD_PRELOAD shim: sees programs that call libc; static children "
                   "go to ptrace when it works, else are reported as unobserved")
 

@@ -32,9 +32,11 @@ def availability():
     try:
         mod = _unpriv()
     except ImportError as e:
-        return False, "the C extension sandbox_py._unpriv is not built (%s)" % e
+        from . import not_built
+        return False, not_built(e, "the C extension sandbox_py._unpriv")
     if not os.access(LAUNCHER, os.X_OK):
-        return False, "the ptrace launcher %s is not built" % LAUNCHER
+        from . import shadow_hint
+        return False, "the ptrace launcher %s is not built%s" % (LAUNCHER, shadow_hint())
     return mod.ptrace_available()
 
 
