@@ -92,7 +92,8 @@ class BuildWithBpf(build_ext):
                 self.extensions = [x for x in self.extensions if x.name != "sandbox_py._core"]
         super().run()
         self.write_build_info(skipped)
-        # --- unprivileged backends (issue 3): the LD_PRELOAD shim ---
+        # the unprivileged backends' programs: the LD_PRELOAD shim, the loader
+        # audit module and the ptrace launcher
         if any(e.name == "sandbox_py._unpriv" for e in self.extensions):
             self.build_unpriv_programs()
 
@@ -195,7 +196,7 @@ if sys.platform.startswith("linux") and (not ONLY or "_core" in ONLY):
         extra_compile_args=["-std=gnu11", "-O2", "-Wall", "-Wno-missing-braces"],
     ))
 
-# --- unprivileged backends (issue 3): preload reader + ptrace tracer ---
+# --- unprivileged backends: preload reader + ptrace tracer ---
 PRELOAD_SHIM = "_sbx_preload.so"
 LOADER_AUDIT = "_sbx_audit.so"
 PTRACE_LAUNCHER = "_sbx_ptrace_exec"

@@ -31,7 +31,6 @@ import importlib.util
 import os
 import re
 import site
-import sys
 from typing import Iterable, Optional
 
 #: ``M.<tag>.pyc`` with an optional temporary suffix: ``<tag>`` is a cache

@@ -107,7 +107,8 @@ def pytest_configure(config):
             raise pytest.UsageError(
                 "sandbox_backend=ebpf cannot run here: %s.\nTo fix: %s; or use "
                 "--sandbox-backend=auto, which falls back to audit hooks (they do not "
-                "see os.stat; child processes are followed through the preload shim)" % (why, PRIVILEGE))
+                "see os.stat; child processes are followed through the preload shim)"
+                % (why, PRIVILEGE))
     config.addinivalue_line(
         "markers",
         "sandbox(allow=(), allow_read=(), mode=None): check the test's file accesses; "

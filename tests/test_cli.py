@@ -34,10 +34,10 @@ def test_status_and_stdout_pass_through_and_summary_counts(tmp_path):
     lines = p.stderr.splitlines()
     assert lines[0].startswith("sh -c ")
     assert "exit status 3" in lines[0]
-    writes = [l for l in lines if l.split()[:1] == ["writes"]]
+    writes = [ln for ln in lines if ln.split()[:1] == ["writes"]]
     assert writes and int(writes[0].split()[1]) >= 1
     assert "%s (1)" % tmp_path in writes[0]        # top directory of the writes
-    assert any(l.split()[:1] == ["execs"] for l in lines)
+    assert any(ln.split()[:1] == ["execs"] for ln in lines)
 
 
 def test_json_on_stderr_with_filters(tmp_path):

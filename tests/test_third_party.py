@@ -24,7 +24,6 @@ import sys
 import sysconfig
 import tarfile
 import tempfile
-import textwrap
 
 import pytest
 

@@ -130,11 +130,6 @@ unsigned sbx_pathset_get(const sbx_pathset *ps, const char *path, size_t len)
     return 0;
 }
 
-size_t sbx_pathset_count(const sbx_pathset *ps)
-{
-    return ps->count;
-}
-
 static int cmp_entry_ptr(const void *a, const void *b)
 {
     const struct entry *x = *(const struct entry *const *)a;

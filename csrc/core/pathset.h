@@ -49,9 +49,6 @@ int sbx_pathset_add(sbx_pathset *ps, const char *path, size_t len, unsigned flag
 /* The categories `path` has so far (0 when absent). */
 unsigned sbx_pathset_get(const sbx_pathset *ps, const char *path, size_t len);
 
-/* Number of distinct paths. */
-size_t sbx_pathset_count(const sbx_pathset *ps);
-
 /* Visit every path in byte-wise sorted order with its public categories.
  * Stops early and returns the callback's value when it is non-zero. */
 typedef int (*sbx_pathset_visit)(void *ctx, const char *path, size_t len,

@@ -101,8 +101,8 @@ def resolve(name: str):
             if ok:
                 return mod
             reasons.append("%s: %s" % (n, why))
-        raise SandboxUnavailableError("auto", "no backend works here: " + "; ".join(reasons)
-                                      or "no backend exists for %s" % sys.platform)
+        raise SandboxUnavailableError("auto", ("no backend works here: " + "; ".join(reasons))
+                                      if reasons else "no backend exists for %s" % sys.platform)
     if name not in _MODULES:
         raise SandboxUnavailableError(
             name, "no such backend on %s" % sys.platform,

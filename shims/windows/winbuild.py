@@ -68,7 +68,8 @@ def build(outdir: str | None = None) -> dict:
         _cc(CFLAGS + ["-shared", "-o", dll + ".tmp"] + DLL_SOURCES)
         os.replace(dll + ".tmp", dll)
     if _stale(exe, EXE_SOURCES):
-        _cc(CFLAGS + ["-municode", "-I", os.path.join(CSRC, "core"), "-o", exe + ".tmp.exe"] + EXE_SOURCES)
+        _cc(CFLAGS + ["-municode", "-I", os.path.join(CSRC, "core"), "-o", exe + ".tmp.exe"]
+            + EXE_SOURCES)
         os.replace(exe + ".tmp.exe", exe)
     return {"dll": dll, "exe": exe}
 

@@ -21,10 +21,6 @@
 
 #include "result.h"
 
-/* Environment variables between the Python side and the launcher. */
-#define SBX_PTRACE_ENV_GATE "SBX_PTRACE_GATE"   /* fd number of the gate */
-#define SBX_PTRACE_ENV_EXE  "SBX_PTRACE_EXE"    /* what to exec ($PATH search) */
-
 struct sbx_ptrace_run;
 
 /* 1 when this process can trace its children, else 0; reason either way. */
