@@ -69,6 +69,10 @@ class Trace:
     def start(self) -> "Trace":
         if self._impl is not None:
             raise RuntimeError("this trace is already running")
+        # sandbox_py's own one-time machinery (asking the dynamic loader for
+        # its search subdirectories) must not run inside the window
+        from ._backends.preload import loader_capdirs
+        loader_capdirs()
         impl = None
         if self.requested in ("auto", "ebpf"):
             ebpf, why = _ebpf_module()

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import sys
 from typing import Optional
 
 from .._runner import TraceSession, core_fields
@@ -63,6 +64,8 @@ def loader_capdirs() -> str:
     global _CAPDIRS
     if _CAPDIRS is None:
         _CAPDIRS = ""
+        if not sys.platform.startswith("linux"):
+            return _CAPDIRS
         probe = "/sandbox-py-nonexistent-dir"
         try:
             out = subprocess.run(["/bin/true"], capture_output=True, timeout=10,
