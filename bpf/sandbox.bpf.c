@@ -77,13 +77,6 @@ struct {
     __type(value, struct sbx_run_state);
 } runs SEC(".maps");
 
-struct fd_seen_key {
-    __u64 file;
-    __u64 ino;
-    __u32 run_id;
-    __u32 kind;
-};
-
 /* LRU: an evicted entry only means one more (harmless) duplicate event. */
 struct {
     __uint(type, BPF_MAP_TYPE_LRU_HASH);
@@ -92,12 +85,6 @@ struct {
     __type(value, __u8);
 } fd_seen SEC(".maps");
 
-struct dir_key {
-    __u64 token;
-    __u32 run_id;
-    __u32 pad;
-};
-
 /* Directories whose path this run's reader already has (see DIRDEF). */
 struct {
     __uint(type, BPF_MAP_TYPE_LRU_HASH);
@@ -105,12 +92,6 @@ struct {
     __type(key, struct dir_key);
     __type(value, __u8);
 } dir_seen SEC(".maps");
-
-struct probe_key {
-    __u64 hash;         /* directory token, name and outcome */
-    __u32 run_id;
-    __u32 pad;
-};
 
 /* Probes already reported by each run (see probe_hash). */
 struct {

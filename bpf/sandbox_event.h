@@ -80,6 +80,28 @@ struct sbx_event {
     __u8  pad[3];
 };
 
+/* Keys of the kernel's per-run deduplication maps (fd_seen, dir_seen,
+ * probe_seen).  Shared so that user space can forget a run's entries when
+ * the run ends. */
+struct fd_seen_key {
+    __u64 file;
+    __u64 ino;
+    __u32 run_id;
+    __u32 kind;
+};
+
+struct dir_key {
+    __u64 token;
+    __u32 run_id;
+    __u32 pad;
+};
+
+struct probe_key {
+    __u64 hash;         /* directory token, name and outcome */
+    __u32 run_id;
+    __u32 pad;
+};
+
 /* Per-run state shared by kernel and user space (map `runs`). */
 struct sbx_run_state {
     __s64 live;          /* traced tasks not yet exited */

@@ -15,6 +15,7 @@
 #include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -647,6 +648,46 @@ void sbx_ebpf_run_kill(uint32_t run)
     free(tids);
 }
 
+/* Delete the entries of `run` from one of the per-run deduplication maps
+ * (keys of `key_size` bytes with the run id at `id_at`): a finished run
+ * leaves nothing behind.  Batched, so that a run that filled the map costs
+ * a few system calls per thousands of entries, not one each. */
+static void forget_run(int map_fd, size_t key_size, size_t id_at, uint32_t run)
+{
+    enum { CHUNK = 4096 };
+    unsigned char *keys = malloc(CHUNK * key_size), *doomed = malloc(CHUNK * key_size);
+    uint8_t *values = malloc(CHUNK);
+    uint64_t batch = 0;
+    int first = 1;
+    if (!keys || !doomed || !values)
+        goto out;
+    for (;;) {
+        __u32 count = CHUNK;
+        int rc = bpf_map_lookup_batch(map_fd, first ? NULL : &batch, &batch, keys, values,
+                                      &count, NULL);
+        first = 0;
+        if (rc < 0 && errno != ENOENT)
+            break;
+        __u32 n = 0;
+        for (__u32 i = 0; i < count; i++) {
+            uint32_t id;
+            memcpy(&id, keys + i * key_size + id_at, sizeof id);
+            if (id == run)
+                memcpy(doomed + n++ * key_size, keys + i * key_size, key_size);
+        }
+        if (n) {
+            __u32 del = n;
+            bpf_map_delete_batch(map_fd, doomed, &del, NULL);
+        }
+        if (rc < 0)
+            break;                  /* ENOENT: that was the last chunk */
+    }
+out:
+    free(keys);
+    free(doomed);
+    free(values);
+}
+
 struct sbx_result *sbx_ebpf_run_end(uint32_t run)
 {
     pthread_mutex_lock(&G.lock);
@@ -682,6 +723,12 @@ struct sbx_result *sbx_ebpf_run_end(uint32_t run)
     for (size_t i = 0; i < n; i++)
         bpf_map_delete_elem(tracked_fd(), &tids[i]);
     free(tids);
+    forget_run(bpf_map__fd(G.skel->maps.fd_seen), sizeof(struct fd_seen_key),
+               offsetof(struct fd_seen_key, run_id), run);
+    forget_run(bpf_map__fd(G.skel->maps.dir_seen), sizeof(struct dir_key),
+               offsetof(struct dir_key, run_id), run);
+    forget_run(bpf_map__fd(G.skel->maps.probe_seen), sizeof(struct probe_key),
+               offsetof(struct probe_key, run_id), run);
     for (size_t i = 0; i < r->opened.cap; i++)
         if (r->opened.slots[i].key)
             settle_opened(r, &r->opened.slots[i]);

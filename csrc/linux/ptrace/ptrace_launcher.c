@@ -40,9 +40,30 @@
 #define SBX_AUDIT_ARCH AUDIT_ARCH_AARCH64
 #endif
 
+/* The error pipe back to run() (-1: none).  A record is
+ * {int kind; int errno; char what[]}: kind 0 is the command's exec failing
+ * (run() raises what subprocess would), kind 1 the launcher's own set-up
+ * (gate, fork, seccomp: run() raises OSError with this sentence), as
+ * CPython's _posixsubprocess reports a child's failure before exec. */
+static int g_efd = -1;
+
+struct launch_error {
+    int kind, err;
+    char what[240];
+};
+
+static void report(int kind, int err, const char *what)
+{
+    struct launch_error le = {kind, err, {0}};
+    snprintf(le.what, sizeof le.what, "%s", what);
+    if (g_efd >= 0 && write(g_efd, &le, sizeof le) == (ssize_t)sizeof le)
+        return;
+    fprintf(stderr, "sandbox_py ptrace launcher: %s: %s\n", what, strerror(err));
+}
+
 static void die(const char *what)
 {
-    fprintf(stderr, "sandbox_py ptrace launcher: %s: %s\n", what, strerror(errno));
+    report(1, errno, what);
     _exit(127);
 }
 
@@ -182,9 +203,8 @@ static int adopt(char **argv)
 static void exec_or_report(const char *target, char **argv, int efd)
 {
     execvp(target, argv);
-    int e = errno;
-    if (write(efd, &e, sizeof e) != sizeof e)
-        die(target);
+    g_efd = efd;
+    report(0, errno, target);
     _exit(127);
 }
 
@@ -257,6 +277,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "sandbox_py ptrace launcher: run by sandbox_py only\n");
         return 127;
     }
+    g_efd = atoi(errfd);
     int fd = atoi(gate);
     char go = 0;
     ssize_t r;
@@ -264,8 +285,8 @@ int main(int argc, char **argv)
         r = read(fd, &go, 1);
     while (r < 0 && errno == EINTR);
     if (r != 1 || go != 'g') {
-        fprintf(stderr, "sandbox_py ptrace launcher: the tracer did not attach\n");
-        return 127;
+        errno = r < 0 ? errno : ECHILD;
+        die("the tracer did not attach to the launcher");
     }
     close(fd);
     /* exec errors go back to the Python side (FileNotFoundError...) the way

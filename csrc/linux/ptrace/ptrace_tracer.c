@@ -1090,6 +1090,16 @@ struct sbx_ptrace_run *sbx_ptrace_begin(char *err, size_t errlen)
         free(r);
         return NULL;
     }
+    /* Never 0, 1 or 2: a caller whose stdin is closed would get the gate
+     * there, and the child's own stdin would then replace it. */
+    for (int i = 0; i < 2; i++)
+        if (r->gate[i] < 3) {
+            int moved = fcntl(r->gate[i], F_DUPFD_CLOEXEC, 3);
+            if (moved >= 0) {
+                close(r->gate[i]);
+                r->gate[i] = moved;
+            }
+        }
     pthread_mutex_init(&r->mu, NULL);
     pthread_mutex_init(&r->res_mu, NULL);
     pthread_cond_init(&r->cv, NULL);
