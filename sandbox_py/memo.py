@@ -330,10 +330,10 @@ class Memo:
                  env_keys=(), remote: Optional[str] = None, backend: str = "auto",
                  sandbox=None, ignore=(), cache_failures: bool = True,
                  remote_timeout: float = 10.0):
-        if sandbox is None:
-            from .sandbox import Sandbox
-            sandbox = Sandbox(backend)
-        self.sandbox = sandbox
+        # The Sandbox is made at the first miss: loading the BPF programs
+        # costs more than a whole warm build's lookups.
+        self._sandbox = sandbox
+        self._backend = backend
         self.roots = Roots(root if root is not None else os.getcwd())
         self.local = LocalStore(store)
         self.remote = HTTPStore(remote, remote_timeout) if remote else None
@@ -345,6 +345,14 @@ class Memo:
         self.cache_failures = cache_failures
         self._lock = threading.Lock()
         self.stats = {"hit": 0, "miss": 0, "not cached": 0}
+
+    @property
+    def sandbox(self):
+        with self._lock:
+            if self._sandbox is None:
+                from .sandbox import Sandbox
+                self._sandbox = Sandbox(self._backend)
+            return self._sandbox
 
     # -- keys ---------------------------------------------------------------------
     def _ignored(self, path: str) -> bool:
