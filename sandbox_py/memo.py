@@ -224,10 +224,91 @@ class LocalStore:
         return data if _sha256_bytes(data) == digest else None
 
 
+# -- the action-cache value servers accept -------------------------------------------
+#
+# bazel-remote (and BuildBuddy) check that what is PUT under /ac/ is a REAPI
+# ActionResult protobuf.  Ours is the smallest valid one: a single output
+# file, named MEMO_DOCUMENT, whose digest points at our JSON document in the
+# CAS.  Fields (remote_execution.proto): ActionResult.output_files = 2;
+# OutputFile.path = 1, .digest = 2; Digest.hash = 1, .size_bytes = 2.
+
+MEMO_DOCUMENT = "sandbox_py-memo.json"
+
+
+def _varint(n: int) -> bytes:
+    out = bytearray()
+    while True:
+        b, n = n & 0x7F, n >> 7
+        out.append(b | (0x80 if n else 0))
+        if not n:
+            return bytes(out)
+
+
+def _field(number: int, payload: bytes) -> bytes:
+    # wire type 2: length-delimited
+    return _varint(number << 3 | 2) + _varint(len(payload)) + payload
+
+
+def action_result(digest: str, size: int) -> bytes:
+    d = _field(1, digest.encode()) + _varint(2 << 3 | 0) + _varint(size)
+    return _field(2, _field(1, MEMO_DOCUMENT.encode()) + _field(2, d))
+
+
+def _fields(data: bytes):
+    """``(number, value)`` of a protobuf message; ValueError on garbage."""
+    i = 0
+
+    def varint():
+        nonlocal i
+        n = shift = 0
+        while True:
+            if i >= len(data) or shift > 63:
+                raise ValueError("truncated varint")
+            b = data[i]
+            i += 1
+            n |= (b & 0x7F) << shift
+            shift += 7
+            if not b & 0x80:
+                return n
+
+    while i < len(data):
+        key = varint()
+        number, wire = key >> 3, key & 7
+        if wire == 0:
+            yield number, varint()
+        elif wire == 2:
+            n = varint()
+            if i + n > len(data):
+                raise ValueError("truncated field")
+            yield number, data[i:i + n]
+            i += n
+        elif wire in (1, 5):
+            i += 8 if wire == 1 else 4
+        else:
+            raise ValueError("unsupported wire type %d" % wire)
+
+
+def document_digest(ac_value: bytes) -> Optional[tuple]:
+    """``(sha256, size)`` of our document in an ActionResult, or None."""
+    try:
+        for number, value in _fields(ac_value):
+            if number != 2 or not isinstance(value, bytes):
+                continue
+            f = dict(_fields(value))
+            if f.get(1) == MEMO_DOCUMENT.encode() and isinstance(f.get(2), bytes):
+                d = dict(_fields(f[2]))
+                return d[1].decode("ascii"), int(d.get(2, 0))
+    except (ValueError, KeyError, UnicodeDecodeError):
+        pass
+    return None
+
+
 class HTTPStore:
     """A remote cache speaking the Bazel HTTP cache protocol: ``GET``/``PUT``
     of ``<url>/ac/<key>`` and ``<url>/cas/<sha256>``, as bazel-remote,
-    BuildBuddy and nginx's WebDAV module serve it.  Any failure (refused,
+    BuildBuddy and nginx's WebDAV module serve it.  Our documents (manifests,
+    entries) are CAS blobs; ``/ac/`` holds a minimal ActionResult naming
+    one, so servers that validate action-cache entries accept it.  Any failure (refused,
     timeout, an error status, garbage) is a miss, never an error: the step
     then runs.  After a connection failure the server is not asked again by
     this store, so a server that is down costs one timeout, not one per step.
@@ -281,11 +362,22 @@ class HTTPStore:
         return None
 
     def get_ac(self, key: str) -> Optional[bytes]:
+        """Our document stored under ``key``: an ActionResult pointing at it
+        in the CAS, whose content is verified against its digest."""
         r = self._request("GET", "/ac/" + key)
-        return r[1] if r and r[0] == 200 else None
+        ref = document_digest(r[1]) if r and r[0] == 200 else None
+        if ref is None:
+            return None
+        r = self._request("GET", "/cas/" + ref[0])
+        if not (r and r[0] == 200 and _sha256_bytes(r[1]) == ref[0]):
+            return None
+        return r[1]
 
     def put_ac(self, key: str, data: bytes) -> None:
-        self._request("PUT", "/ac/" + key, body=data)
+        digest = _sha256_bytes(data)
+        if not self.has_cas(digest):
+            self._request("PUT", "/cas/" + digest, body=data)
+        self._request("PUT", "/ac/" + key, body=action_result(digest, len(data)))
 
     def has_cas(self, digest: str) -> bool:
         r = self._request("HEAD", "/cas/" + digest)

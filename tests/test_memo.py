@@ -1,6 +1,7 @@
 """sandbox_py.memo as a build driver uses it: a step runs once, then is
 restored while nothing it read, probed or listed changed, and reruns when
 something did -- checked on the files and output a user would look at."""
+import hashlib
 import http.server
 import os
 import shutil
@@ -14,7 +15,7 @@ from pathlib import Path
 import pytest
 
 import sandbox_py
-from sandbox_py.memo import Memo
+from sandbox_py.memo import Memo, document_digest
 
 from conftest import sandbox_for
 
@@ -342,7 +343,16 @@ def test_two_checkouts_share_a_remote_cache(tmp_path, nginx, auto):
     url, served = nginx
     a, b = checkout(tmp_path / "a"), checkout(tmp_path / "b")
     assert build(a, url, auto)[0] == ["miss"] * 3
-    assert any((served / "ac").iterdir()) and any((served / "cas").iterdir())
+    # What the server holds is what the protocol says: /ac/ values are
+    # ActionResults (servers that validate them accept ours) naming a blob
+    # of /cas/, every blob stored under its SHA-256.
+    acs = list((served / "ac").iterdir())
+    assert acs
+    for ac in acs:
+        digest, size = document_digest(ac.read_bytes())
+        assert (served / "cas" / digest).stat().st_size == size
+    for blob in (served / "cas").iterdir():
+        assert hashlib.sha256(blob.read_bytes()).hexdigest() == blob.name
     statuses, m = build(b, url, auto)
     assert statuses == ["hit"] * 3 and m.remote.down is None
     for name in ("src/util.o", "src/main.o", "app"):
