@@ -50,6 +50,7 @@ FORMAT = "sandbox_py.memo/1"
 MAX_CANDIDATES = 16
 #: Stands for the declared root in stored argv and environment values.
 ROOT_MARK = "@ROOT@"
+_TEMP_DIRS = frozenset({"/tmp", "/var/tmp", tempfile.gettempdir()})
 BLOCK = 1 << 20
 
 
@@ -685,7 +686,11 @@ class Memo:
             try:
                 st = os.lstat(path)
             except OSError:
-                outputs.append([name, "absent", None, 0])
+                # A name gone from the temp directory itself is a scratch file
+                # (gcc's /tmp/ccXXXXXX.s): deleting it again on a hit could
+                # delete another process's file of the same random name.
+                if os.path.dirname(path) not in _TEMP_DIRS:
+                    outputs.append([name, "absent", None, 0])
                 continue
             if stat.S_ISLNK(st.st_mode):
                 outputs.append([name, "symlink", os.readlink(path), 0])

@@ -448,3 +448,21 @@ def test_cli_memo_why(tmp_path, auto):
     assert (p.returncode, p.stdout) == (4, "two\n")
     assert "ran: read in.txt changed" in p.stderr
     assert (tmp_path / ".sandbox_py-memo" / "ac").is_dir()
+
+
+def test_ignored_private_cache_and_an_explicit_sandbox(tmp_path):
+    sb = sandbox_for("ptrace")
+    write(tmp_path / "in.txt", "abc\n")
+    step = sh("cat .toolcache/hits 2>/dev/null; mkdir -p .toolcache; date +%N > .toolcache/hits;"
+              "tr a-z A-Z < in.txt > out.txt")
+    m = Memo(str(tmp_path / ".cache"), root=str(tmp_path), sandbox=sb, ignore=[".toolcache"])
+    r = m.run(step, cwd=tmp_path)
+    assert r.memo.status == "miss" and r.backend == "ptrace"
+    # What the tool keeps for itself does not decide whether the step runs...
+    write(tmp_path / ".toolcache" / "hits", "edited\n")
+    assert m.run(step, cwd=tmp_path).memo.status == "hit"
+    # ... and is not restored over the tool's current one.
+    assert (tmp_path / ".toolcache" / "hits").read_text() == "edited\n"
+    write(tmp_path / "in.txt", "def\n")
+    assert m.run(step, cwd=tmp_path).memo.status == "miss"
+    assert (tmp_path / "out.txt").read_text() == "DEF\n"
