@@ -41,7 +41,6 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Optional
 
-from .fingerprint import _content_hash
 from .result import Result, is_pseudo
 
 FORMAT = "sandbox_py.memo/1"
@@ -122,7 +121,82 @@ def _kind(path: str):
     return "other", st
 
 
-def input_state(category: str, path: str, exclude=()) -> str:
+class ContentHashes:
+    """SHA-256 of files by (device, inode, size, mtime, ctime), kept in
+    memory and, when ``path`` is given, in an append-only file, so that a
+    shell build that starts one process per step does not re-read the
+    compiler and every system header each time (ccache keeps the same).
+
+    The kernel stamps mtime and ctime from a clock that ticks every few
+    milliseconds: a file rewritten twice within one tick with the same size
+    keeps its stamps.  A hash is therefore remembered only for a file whose
+    stamps are older than ``SETTLED_NS``; younger ones are hashed every time.
+    """
+
+    SETTLED_NS = 2 * 10**9
+
+    def __init__(self, path: Optional[str] = None):
+        self.path = path
+        self._known: Optional[dict] = None
+        self._lock = threading.Lock()
+
+    def _load(self) -> dict:
+        known = {}
+        if self.path:
+            try:
+                with open(self.path, "rb") as f:
+                    for line in f:
+                        parts = line.rstrip(b"\n").split(b" ", 6)
+                        if len(parts) == 7 and len(parts[0]) == 64:
+                            try:
+                                known[(os.fsdecode(parts[6]),) + tuple(
+                                    int(x) for x in parts[1:6])] = parts[0].decode()
+                            except ValueError:
+                                continue    # a torn line: ignore it
+            except OSError:
+                pass
+        return known
+
+    def digest(self, path: str, st: os.stat_result) -> str:
+        key = (path, st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+        with self._lock:
+            if self._known is None:
+                self._known = self._load()
+            cached = self._known.get(key)
+        if cached is not None:
+            return cached
+        h = hashlib.sha256()
+        try:
+            with open(path, "rb") as f:
+                for block in iter(lambda: f.read(BLOCK), b""):
+                    h.update(block)
+        except OSError as e:
+            # Exists but unreadable now: its state is the error, not stale content.
+            return "error:%d" % e.errno
+        digest = h.hexdigest()
+        if time.time_ns() - max(st.st_mtime_ns, st.st_ctime_ns) > self.SETTLED_NS:
+            with self._lock:
+                self._known[key] = digest
+            if self.path:
+                line = b"%s %d %d %d %d %d %s\n" % ((digest.encode(),) + key[1:]
+                                                   + (os.fsencode(path),))
+                try:
+                    # One write on an O_APPEND descriptor: concurrent
+                    # processes never interleave inside a line.
+                    fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+                    try:
+                        os.write(fd, line)
+                    finally:
+                        os.close(fd)
+                except OSError:
+                    pass
+        return digest
+
+
+_HASHES = ContentHashes()
+
+
+def input_state(category: str, path: str, exclude=(), hashes: ContentHashes = _HASHES) -> str:
     """The current state of one input, as stored in a manifest.
 
     read: the content's SHA-256 (or ``dir``/``other``/``absent``); probe:
@@ -131,7 +205,7 @@ def input_state(category: str, path: str, exclude=()) -> str:
     directory, so that the listing describes what was there before)."""
     kind, st = _kind(path)
     if category == "read":
-        return _content_hash(path, st) if kind == "file" else kind
+        return hashes.digest(path, st) if kind == "file" else kind
     if category == "probe":
         return kind
     if kind != "dir":
@@ -429,6 +503,7 @@ class Memo:
         self._backend = backend
         self.roots = Roots(root if root is not None else os.getcwd())
         self.local = LocalStore(store)
+        self.hashes = ContentHashes(os.path.join(self.local.dir, "hashes"))
         self.remote = HTTPStore(remote, remote_timeout) if remote else None
         self.env_keys = tuple(env_keys)
         # The store is ours, not the step's: a step that lists the root would
@@ -504,7 +579,7 @@ class Memo:
             except (TypeError, IndexError):
                 return "unreadable manifest"
             path = self.roots.from_key(name)
-            now = input_state(category, path, exclude)
+            now = input_state(category, path, exclude, self.hashes)
             if now != state:
                 return "%s %s changed: %s -> %s" % (category, name, _show(state), _show(now))
         return None
@@ -660,7 +735,8 @@ class Memo:
             # A file the step read and then rewrote (its own cache, an
             # in-place edit) is an input as the step left it: untouched since
             # -> hit; edited by someone else -> rerun.
-            records.append(["read", self.roots.to_key(path), input_state("read", path)])
+            records.append(["read", self.roots.to_key(path),
+                            input_state("read", path, (), self.hashes)])
         reads = set(result.reads)
         for path in result.probes:
             # A probe of the step's own output (ld checks the file it will
@@ -777,7 +853,7 @@ class Memo:
     def _restore_file(self, path: str, digest: str, mode: int) -> None:
         try:
             st = os.lstat(path)
-            if stat.S_ISREG(st.st_mode) and _content_hash(path, st) == digest:
+            if stat.S_ISREG(st.st_mode) and self.hashes.digest(path, st) == digest:
                 if stat.S_IMODE(st.st_mode) != mode:
                     os.chmod(path, mode)
                 return          # already right: keep its mtime, as make would
