@@ -65,6 +65,31 @@ class Outcome:
     key: str
 
 
+def _is_digest(s) -> bool:
+    # Digests name files in the store: anything else (from a broken or
+    # hostile server) must never become a path.
+    return isinstance(s, str) and len(s) == 64 and all(c in "0123456789abcdef" for c in s)
+
+
+def _valid_entry(entry: dict) -> bool:
+    """The shape ``_restore`` relies on, checked before anything is written."""
+    try:
+        for name, kind, ref, mode in entry["outputs"]:
+            if not isinstance(name, str) or not name or ".." in name.split("/") \
+                    or not isinstance(mode, int):
+                return False
+            if kind == "file" and not _is_digest(ref):
+                return False
+            if kind == "symlink" and not isinstance(ref, str):
+                return False
+            if kind not in ("file", "dir", "symlink", "absent"):
+                return False
+        return all(entry.get(k) is None or _is_digest(entry[k]) for k in ("stdout", "stderr")) \
+            and isinstance(entry["result"], dict)
+    except (KeyError, TypeError, ValueError):
+        return False
+
+
 def _sha256_bytes(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
@@ -555,8 +580,8 @@ class Memo:
         for store in stores:
             doc = self._json(store.get_ac(key1))
             for c in (doc or {}).get("candidates", ()):
-                if isinstance(c, dict) and c.get("entry") not in seen \
-                        and isinstance(c.get("inputs"), list):
+                if isinstance(c, dict) and _is_digest(c.get("entry")) \
+                        and c["entry"] not in seen and isinstance(c.get("inputs"), list):
                     seen.add(c["entry"])
                     out.append(c)
         return out
@@ -576,7 +601,9 @@ class Memo:
             try:
                 category, name, state = rec[0], rec[1], rec[2]
                 exclude = rec[3] if len(rec) > 3 else ()
-            except (TypeError, IndexError):
+                if category not in ("read", "probe", "list") or not isinstance(name, str):
+                    raise TypeError
+            except (TypeError, IndexError, KeyError):
                 return "unreadable manifest"
             path = self.roots.from_key(name)
             now = input_state(category, path, exclude, self.hashes)
@@ -602,7 +629,7 @@ class Memo:
                 entry = self._json(data)
                 if entry is not None:
                     self.local.put_ac(key2, data)
-            if entry is None:
+            if entry is None or not _valid_entry(entry):
                 why = why or "inputs match but the entry is missing from the store"
                 continue
             try:
@@ -814,6 +841,26 @@ class Memo:
 
     # -- a hit -----------------------------------------------------------------------
     def _restore(self, entry: dict) -> Result:
+        # Everything that can fail without touching the tree comes first.
+        try:
+            doc = dict(entry["result"])
+            for cat in ("reads", "writes", "probes", "enumerations"):
+                doc[cat] = [self.roots.from_key(p) for p in doc[cat]]
+            doc["args"] = [self.roots.text_from_key(a) for a in doc["args"]]
+            doc["execs"] = [dict(e, path=self.roots.text_from_key(e["path"]),
+                                 argv=[self.roots.text_from_key(a) for a in e["argv"]])
+                            for e in doc["execs"]]
+            result = Result.from_dict(doc)
+        except (KeyError, TypeError, ValueError, AttributeError) as e:
+            raise _Miss("unreadable entry (%s)" % e) from None
+        streams = []
+        for name in ("stdout", "stderr"):
+            data = self.local.read_cas(entry[name]) if entry.get(name) else b""
+            if data is None:
+                raise _Miss("%s blob is corrupt" % name)
+            streams.append(data)
+        result.stdout, result.stderr = streams
+
         outputs = entry["outputs"]
         # Deletions first, deepest first (a file before its directory), then
         # directories and files in path order (a directory before its files).
@@ -827,26 +874,12 @@ class Memo:
                     _remove(path)
                     os.makedirs(path, exist_ok=True)
             elif kind == "symlink":
-                _remove(path)
-                os.makedirs(os.path.dirname(path), exist_ok=True)
-                os.symlink(ref, path)
+                if not (os.path.islink(path) and os.readlink(path) == ref):
+                    _remove(path)
+                    os.makedirs(os.path.dirname(path), exist_ok=True)
+                    os.symlink(ref, path)
             elif kind == "file":
                 self._restore_file(path, ref, mode)
-        doc = dict(entry["result"])
-        for cat in ("reads", "writes", "probes", "enumerations"):
-            doc[cat] = [self.roots.from_key(p) for p in doc[cat]]
-        doc["args"] = [self.roots.text_from_key(a) for a in doc["args"]]
-        doc["execs"] = [dict(e, path=self.roots.text_from_key(e["path"]),
-                             argv=[self.roots.text_from_key(a) for a in e["argv"]])
-                        for e in doc["execs"]]
-        result = Result.from_dict(doc)
-        streams = []
-        for name in ("stdout", "stderr"):
-            data = self.local.read_cas(entry[name]) if entry.get(name) else b""
-            if data is None:
-                raise _Miss("%s blob is corrupt" % name)
-            streams.append(data)
-        result.stdout, result.stderr = streams
         self._count("hit")
         return result
 

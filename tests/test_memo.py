@@ -3,6 +3,7 @@ restored while nothing it read, probed or listed changed, and reruns when
 something did -- checked on the files and output a user would look at."""
 import hashlib
 import http.server
+import json
 import os
 import shutil
 import socket
@@ -15,7 +16,7 @@ from pathlib import Path
 import pytest
 
 import sandbox_py
-from sandbox_py.memo import Memo, document_digest
+from sandbox_py.memo import Memo, action_result, document_digest
 
 from conftest import sandbox_for
 
@@ -388,40 +389,80 @@ def test_a_server_that_is_down_degrades_to_running(tmp_path, auto):
     assert m.remote.down
 
 
-class Garbage(http.server.BaseHTTPRequestHandler):
-    """A server that answers 200 with nonsense to everything."""
+def hostile_handler(outputs, result):
+    """A server that answers every GET with well-formed lies: each /ac/
+    value is an ActionResult naming one document, which is both a manifest
+    whose one candidate has no inputs (so it always matches) and an entry
+    with ``outputs``; every other /cas/ blob is junk."""
+    doc = json.dumps({"format": "sandbox_py.memo/1",
+                      "candidates": [{"inputs": [], "entry": "ab" * 32}],
+                      "outputs": outputs, "result": result, "stdout": None,
+                      "stderr": None}).encode()
+    digest = hashlib.sha256(doc).hexdigest()
+    evil = b"evil\n"
 
-    def do_GET(self):
-        body = b'{"format": "sandbox_py.memo/1", "candidates": [{"inputs": [], ' \
-               b'"entry": "0000"}], "outputs": [["out.txt", "file", "ab", 420]]}'
-        self.send_response(200)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
+    class Hostile(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            if self.path.startswith("/ac/"):
+                body = action_result(digest, len(doc))
+            elif self.path == "/cas/" + digest:
+                body = doc
+            elif self.path == "/cas/" + hashlib.sha256(evil).hexdigest():
+                body = evil
+            else:
+                body = b"\x7fELF junk"
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
 
-    do_HEAD = do_GET
+        def do_HEAD(self):
+            self.send_response(200)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
 
-    def do_PUT(self):
-        self.rfile.read(int(self.headers.get("Content-Length", 0)))
-        self.send_response(201)
-        self.send_header("Content-Length", "0")
-        self.end_headers()
+        def do_PUT(self):
+            self.rfile.read(int(self.headers.get("Content-Length", 0)))
+            self.send_response(201)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
 
-    def log_message(self, *args):
-        pass
+        def log_message(self, *args):
+            pass
+    return Hostile
 
 
-def test_a_server_answering_garbage_never_gives_a_wrong_output(tmp_path, auto):
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Garbage)
+EVIL = hashlib.sha256(b"evil\n").hexdigest()
+RESULT = sandbox_py.Result(returncode=0, args=("cp",)).to_dict()
+
+
+# Each entry is wrong in one way; the rest of it is well-formed.  (A server
+# that forges a whole consistent entry is trusted, as Bazel trusts its
+# cache: see docs/memo.md.)
+@pytest.mark.parametrize("outputs, result", [
+    ([["out.txt", "file", "cd" * 32, 0o644]], RESULT),          # a blob that is junk
+    ([["out.txt", "file", EVIL, 0o644]], {}),                   # no readable Result
+    ([["../secret.txt", "file", EVIL, 0o644]], RESULT),         # a path out of the root
+    ([["out.txt", "file", "../../secret.txt", 0o644]], RESULT),  # a "digest" that is a path
+    ([["out.txt", "file"]], RESULT),                            # a malformed record
+], ids=["junk-blob", "no-result", "escape", "digest-path", "malformed"])
+def test_a_server_answering_lies_never_gives_a_wrong_output(tmp_path, auto, outputs, result):
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0),
+                                             hostile_handler(outputs, result))
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
-        write(tmp_path / "in.txt", "real\n")
-        m = memo(tmp_path, auto, remote="http://127.0.0.1:%d/" % server.server_port)
+        root = tmp_path / "root"
+        write(root / "in.txt", "real\n")
+        write(tmp_path / "secret.txt", "secret\n")
+        m = Memo(str(root / ".cache"), root=str(root), backend=auto,
+                 remote="http://127.0.0.1:%d/" % server.server_port)
         for _ in range(2):
-            (tmp_path / "out.txt").unlink(missing_ok=True)
-            r = m.run(["cp", "in.txt", "out.txt"], cwd=tmp_path)
-            assert (tmp_path / "out.txt").read_text() == "real\n"
+            (root / "out.txt").unlink(missing_ok=True)
+            r = m.run(["cp", "in.txt", "out.txt"], cwd=root)
+            assert (root / "out.txt").read_text() == "real\n"
         assert r.memo.status == "hit"       # from the local store
+        assert sorted(os.listdir(tmp_path)) == ["root", "secret.txt"]
+        assert (tmp_path / "secret.txt").read_text() == "secret\n"
     finally:
         server.shutdown()
 
