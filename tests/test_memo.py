@@ -202,6 +202,23 @@ def test_env_keys_are_part_of_the_key_and_other_variables_are_not(tmp_path, auto
     assert r.memo.status == "miss"
 
 
+def test_input_is_part_of_the_key(tmp_path, auto):
+    m = memo(tmp_path, auto)
+    step = ["tr", "a-z", "A-Z"]
+    outs = [m.run(step, cwd=tmp_path, input=i, capture_output=True, text=True)
+            for i in ("abc\n", "xyz\n", "abc\n")]
+    assert [(r.memo.status, r.stdout) for r in outs] == [
+        ("miss", "ABC\n"), ("miss", "XYZ\n"), ("hit", "ABC\n")]
+
+
+def test_a_timeout_raises_and_stores_nothing(tmp_path, auto):
+    m = memo(tmp_path, auto)
+    step = sh("echo started > out.txt; sleep 30")
+    with pytest.raises(subprocess.TimeoutExpired):
+        m.run(step, cwd=tmp_path, timeout=0.5)
+    assert m.why(step, cwd=tmp_path).startswith("first run")
+
+
 def test_incomplete_trace_is_never_cached(tmp_path, auto):
     # io_uring hides file accesses from the tracer: the Result says so.
     code = ("import ctypes\nlibc = ctypes.CDLL(None, use_errno=True)\n"
