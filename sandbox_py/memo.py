@@ -406,12 +406,13 @@ def document_digest(ac_value: bytes) -> Optional[tuple]:
 class HTTPStore:
     """A remote cache speaking the Bazel HTTP cache protocol: ``GET``/``PUT``
     of ``<url>/ac/<key>`` and ``<url>/cas/<sha256>``, as bazel-remote,
-    BuildBuddy and nginx's WebDAV module serve it.  Our documents (manifests,
-    entries) are CAS blobs; ``/ac/`` holds a minimal ActionResult naming
-    one, so servers that validate action-cache entries accept it.  Any failure (refused,
-    timeout, an error status, garbage) is a miss, never an error: the step
-    then runs.  After a connection failure the server is not asked again by
-    this store, so a server that is down costs one timeout, not one per step.
+    BuildBuddy and nginx's WebDAV module serve it.  Our documents
+    (manifests, entries) are CAS blobs; ``/ac/`` holds a minimal
+    ActionResult naming one, so servers that validate action-cache entries
+    accept it.  Any failure (refused, timeout, an error status, garbage) is
+    a miss, never an error: the step then runs.  After a connection failure
+    the server is not asked again by this store, so a server that is down
+    costs one timeout, not one per step.
     """
 
     def __init__(self, url: str, timeout: float = 10.0):
@@ -466,7 +467,7 @@ class HTTPStore:
         in the CAS, whose content is verified against its digest."""
         r = self._request("GET", "/ac/" + key)
         ref = document_digest(r[1]) if r and r[0] == 200 else None
-        if ref is None:
+        if ref is None or not _is_digest(ref[0]):
             return None
         r = self._request("GET", "/cas/" + ref[0])
         if not (r and r[0] == 200 and _sha256_bytes(r[1]) == ref[0]):
