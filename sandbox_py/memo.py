@@ -49,6 +49,7 @@ FORMAT = "sandbox_py.memo/1"
 MAX_CANDIDATES = 16
 #: Stands for the declared root in stored argv and environment values.
 ROOT_MARK = "@ROOT@"
+#: Where tools make scratch files (see ``_store``).
 _TEMP_DIRS = frozenset({"/tmp", "/var/tmp", tempfile.gettempdir()})
 BLOCK = 1 << 20
 
@@ -202,7 +203,7 @@ class ContentHashes:
         if time.time_ns() - max(st.st_mtime_ns, st.st_ctime_ns) > self.SETTLED_NS:
             with self._lock:
                 self._known[key] = digest
-            if self.path:
+            if self.path and "\n" not in path:      # one line per hash
                 line = b"%s %d %d %d %d %d %s\n" % ((digest.encode(),) + key[1:]
                                                    + (os.fsencode(path),))
                 try:
