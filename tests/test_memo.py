@@ -236,6 +236,22 @@ def test_incomplete_trace_is_never_cached(tmp_path, auto):
     assert m.stats["hit"] == 0
 
 
+def test_an_input_edited_while_the_step_runs_is_not_cached(tmp_path, auto):
+    write(tmp_path / "in.txt", "before\n")
+    m = memo(tmp_path, auto)
+    step = sh("cat in.txt > out.txt; sleep 1.5")
+    # Someone saves the file while the step is still running: what the step
+    # read is not what is on disk now, so this run must not be remembered.
+    editor = threading.Timer(0.5, write, (tmp_path / "in.txt", "after\n"))
+    editor.start()
+    r = m.run(step, cwd=tmp_path)
+    editor.join()
+    assert (tmp_path / "out.txt").read_text() == "before\n"
+    assert r.memo.status == "not cached" and "in.txt was modified" in r.memo.why
+    r = m.run(step, cwd=tmp_path)
+    assert r.memo.status == "miss" and (tmp_path / "out.txt").read_text() == "after\n"
+
+
 def test_run_many_in_parallel(tmp_path, auto):
     for i in range(6):
         write(tmp_path / ("in%d.txt" % i), "n%d\n" % i)
