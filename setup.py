@@ -21,7 +21,8 @@ BUILD_GEN = os.path.join(HERE, "build", "gen")
 CORE_SOURCES = ["csrc/core/pathset.c", "csrc/core/pathnorm.c", "csrc/core/result.c",
                 "csrc/core/keyed_table.c", "csrc/core/access.c", "csrc/core/ledger.c",
                 "csrc/python/pyresult.c"]
-LINUX_COMMON = ["csrc/linux/elfinterp.c", "csrc/linux/exec_reads.c", "csrc/linux/syscalls.c"]
+LINUX_COMMON = ["csrc/linux/elfinterp.c", "csrc/linux/exec_reads.c", "csrc/linux/syscalls.c",
+                "csrc/linux/physpath.c"]
 LINUX_SOURCES = ["csrc/python/module_ebpf.c", "csrc/linux/ebpf/ebpf.c"] + LINUX_COMMON
 INCLUDE_DIRS = ["csrc/core", "csrc/linux", "csrc/python"]
 

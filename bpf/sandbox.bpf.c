@@ -432,6 +432,8 @@ static __noinline int emit_fd(struct sbx_task *tp, long fd, __u32 kind)
         return 0;
     init_event(s, SBX_EV_FD, run_id);
     s->ev.kind = kind;
+    if (f->f_inode->__i_nlink == 0)
+        s->ev.kind |= SBX_FD_NONAME;
     s->ev.file = faddr;
     s->ev.imode = imode;
     s->ev.args[0] = fd;

@@ -48,6 +48,9 @@ enum sbx_event_type {
 #define SBX_FD_READ   1
 #define SBX_FD_WRITE  2
 #define SBX_FD_ENUM   3
+/* OR'ed into an SBX_EV_FD kind: the file has no name any more (O_TMPFILE,
+ * memfd-like, deleted): its walked path would be an invented one. */
+#define SBX_FD_NONAME 0x100
 
 /* str_flags bits */
 #define SBX_STR_TRUNCATED 0x1        /* did not fit: the path is incomplete */

@@ -29,6 +29,7 @@
 #include "exec_reads.h"
 #include "keyed_table.h"
 #include "pathnorm.h"
+#include "physpath.h"
 #include "syscalls.h"
 #include "sandbox.skel.h"
 #include "sandbox_event.h"
@@ -164,13 +165,16 @@ static const char *pair_path(struct run *r, const struct sbx_event *ev,
     }
     if (st->len[p] == 0 && dlen == 0)
         return NULL;                /* an fd-relative call on a non-file */
-    if (sbx_path_join_clean(buf, cap, dir, dlen, st->s[p], st->len[p]) < 0) {
+    /* ".." after a symlinked directory goes where the kernel went */
+    if (sbx_path_join_physical(buf, cap, dir, dlen, st->s[p], st->len[p]) < 0) {
         if (st->s[p][0] != '/' && dlen == 0)
             return NULL;            /* dirfd was not a directory we know */
         sbx_result_warn(r->res, "a path used by process %u did not fit in %zu bytes",
                         ev->pid, cap);
         return NULL;
     }
+    if (sbx_path_is_fd_alias(buf))
+        return NULL;    /* /proc/self/fd/N names a descriptor: its file is walked */
     return buf;
 }
 
@@ -227,16 +231,16 @@ static void on_path_event(struct run *r, const struct sbx_event *ev, const struc
 static void on_fd_event(struct run *r, const struct sbx_event *ev, const struct strings *st)
 {
     char buf[SBX_PATH_MAX * 2 + 2];
-    const char *path = pair_path(r, ev, st, 0, buf, sizeof buf);
-    if (!path)
-        return;
-    unsigned cat = ev->kind == SBX_FD_READ ? SBX_READ
-                 : ev->kind == SBX_FD_WRITE ? SBX_WRITE : SBX_ENUM;
-    add_path(r, path, cat);
+    /* a file without a name any more is never reported under the one its
+     * dentry shows (/tmp/#1234); the name it was opened by still counts */
+    const char *path = ev->kind & SBX_FD_NONAME ? NULL : pair_path(r, ev, st, 0, buf, sizeof buf);
+    unsigned cat = sbx_access_use((enum sbx_use)(ev->kind & 0xff));
+    if (path)
+        add_path(r, path, cat);
     struct sbx_keyed *o = sbx_keyed_get(&r->opened, ev->file, 0);
     if (o && o->path) {
         o->used = 1;
-        if (strcmp(o->path, path) != 0)
+        if (!path || strcmp(o->path, path) != 0)
             add_path(r, o->path, cat);      /* the name it was opened by */
     }
 }

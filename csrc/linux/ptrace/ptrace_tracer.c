@@ -29,6 +29,7 @@
 #include "access.h"
 #include "exec_reads.h"
 #include "pathnorm.h"
+#include "physpath.h"
 #include "syscalls.h"
 
 /* <sys/ptrace.h> and <linux/ptrace.h> clash; the few calls we need: */
@@ -212,21 +213,49 @@ static int fd_info(pid_t tid, int fd, long long *pos, int *flags)
 
 /* Resolve a tracee's path argument against its cwd or dirfd, now (at the
  * system call's entry, when that cwd is the one the kernel uses). */
-static char *resolve(pid_t tid, long dirfd, unsigned long addr)
+/* A name the tracer could not make whole (longer than PATH_MAX, or built
+ * on a directory whose path is): the access happened, its name is lost. */
+static void warn_long(struct sbx_ptrace_run *r, pid_t tid)
+{
+    locked_warn(r, "process %d%s used a path longer than the tracer can name "
+                   "(4096 bytes); that access is not in the Result", tid, "");
+}
+
+static char *resolve(struct sbx_ptrace_run *r, pid_t tid, long dirfd, unsigned long addr)
 {
     char rel[PMAX], base[PMAX], out[PMAX];
     long rl = read_str(tid, addr, rel, sizeof rel);
+    if (rl == -2) {
+        warn_long(r, tid);
+        return NULL;
+    }
     if (rl <= 0)
         return NULL;         /* "" with AT_EMPTY_PATH acts on the fd, names nothing */
     long bl = 0;
     if (rel[0] != '/') {
         bl = (int)dirfd == AT_FDCWD ? proc_link(tid, "cwd", base, sizeof base)
                                     : fd_link(tid, (int)dirfd, base, sizeof base);
+        if (bl >= (long)sizeof base - 1) {
+            warn_long(r, tid);          /* readlink filled the buffer: cut short */
+            return NULL;
+        }
         if (bl <= 0 || base[0] != '/')
             return NULL;
+    } else {
+        /* an absolute name of a chrooted process starts at its root, which
+         * /proc shows in our (the host's) terms */
+        bl = proc_link(tid, "root", base, sizeof base);
+        if (bl > 1 && base[0] == '/') {
+            memmove(rel, rel + 1, (size_t)rl);      /* now relative to the root */
+            rl--;
+        } else {
+            bl = 0;
+        }
     }
-    if (sbx_path_join_clean(out, sizeof out, base, (size_t)bl, rel, (size_t)rl) < 0)
+    if (sbx_path_join_physical(out, sizeof out, base, (size_t)bl, rel, (size_t)rl) < 0) {
+        warn_long(r, tid);
         return NULL;
+    }
     return strdup(out);
 }
 
@@ -407,8 +436,11 @@ static struct fdent *fd_learn(struct proc *p, pid_t tid, int fd)
         return e;
     char name[PMAX];
     int flags = 0;
-    if (fd_link(tid, fd, name, sizeof name) <= 0 || name[0] != '/' ||
-        fd_info(tid, fd, NULL, &flags) < 0)
+    long n = fd_link(tid, fd, name, sizeof name);
+    /* no name: a pipe or socket, or a file without one (O_TMPFILE,
+     * deleted), which is never reported under an invented name */
+    if (n <= 0 || name[0] != '/' ||
+        (n > 10 && !strcmp(name + n - 10, " (deleted)")) || fd_info(tid, fd, NULL, &flags) < 0)
         return NULL;
     int acc = flags & O_ACCMODE;
     e = fd_put(p, fd, name, (acc != O_WRONLY ? 1 : 0) | (acc != O_RDONLY ? 2 : 0));
@@ -446,8 +478,15 @@ static void fd_settle(struct sbx_ptrace_run *r, struct fdent *e, pid_t tid)
 static void fd_close(struct sbx_ptrace_run *r, struct proc *p, pid_t tid, int fd)
 {
     struct fdent *e = fd_get(p, fd);
-    if (!e)
-        return;
+    if (!e) {
+        /* an fd this process did not open where we saw it (inherited,
+         * received over a unix socket): its reads did not stop, so its
+         * offset is asked now; it was not opened here, so no probe */
+        e = fd_learn(p, tid, fd);
+        if (!e)
+            return;
+        e->noprobe = 1;
+    }
     fd_settle(r, e, tid);
     pthread_mutex_lock(&r->res_mu);
     if (e->chr && (e->acc & 1) && !(e->done & SBX_READ) && strcmp(e->path, "/dev/null") != 0)
@@ -534,10 +573,11 @@ static void *notifier_main(void *arg)
         char *p = NULL;
         struct sbx_sc_layout l;
         if (req.data.arch == NATIVE_ARCH && sbx_linux_path_call(nr, &l) == 0 && a[l.p0])
-            p = resolve((pid_t)req.pid, l.d0 < 0 ? AT_FDCWD : (long)(int)a[l.d0], a[l.p0]);
+            p = resolve(r, (pid_t)req.pid, l.d0 < 0 ? AT_FDCWD : (long)(int)a[l.d0], a[l.p0]);
         /* the memory read belongs to this very call only if it is still
          * pending (a killed caller's pid could have been reused) */
-        if (p && ioctl(r->listener, SECCOMP_IOCTL_NOTIF_ID_VALID, &req.id) == 0) {
+        if (p && !sbx_path_is_fd_alias(p) &&
+            ioctl(r->listener, SECCOMP_IOCTL_NOTIF_ID_VALID, &req.id) == 0) {
             struct sbx_access acc = sbx_access_classify(
                 l.op, l.op == SBX_OP_READLINK ? readlink_ok(p) : 1);
             add(r, p, acc.first);
@@ -579,21 +619,25 @@ static void take_listener(struct sbx_ptrace_run *r, pid_t tid, int fd, const cha
 static void path_done(struct sbx_ptrace_run *r, struct task *t, enum sbx_op op, int ok)
 {
     struct sbx_access a = sbx_access_classify(op, ok);
-    add(r, t->p1, a.first);
-    add(r, t->p2, a.second);
+    /* /proc/self/fd/N and /dev/fd/N name a descriptor, not a file */
+    if (t->p1 && !sbx_path_is_fd_alias(t->p1))
+        add(r, t->p1, a.first);
+    if (t->p2 && !sbx_path_is_fd_alias(t->p2))
+        add(r, t->p2, a.second);
 }
 
 /* The names of path call `nr` (its row in syscalls.def), resolved against
  * the tracee's cwd or dirfd now, before the call can change them. */
-static void resolve_names(struct task *t, const struct sbx_sc_layout *l)
+static void resolve_names(struct sbx_ptrace_run *r, struct task *t,
+                          const struct sbx_sc_layout *l)
 {
     const unsigned long *a = t->args;
     long d0 = l->d0 < 0 ? AT_FDCWD : (long)(int)a[l->d0];
     if (a[l->p0])
-        t->p1 = resolve(t->tid, d0, a[l->p0]);
+        t->p1 = resolve(r, t->tid, d0, a[l->p0]);
     if (l->npath > 1 && a[l->p1]) {
         long d1 = l->d1 < 0 ? AT_FDCWD : (long)(int)a[l->d1];
-        t->p2 = resolve(t->tid, d1, a[l->p1]);
+        t->p2 = resolve(r, t->tid, d1, a[l->p1]);
     }
 }
 
@@ -688,7 +732,7 @@ static int on_entry(struct sbx_ptrace_run *r, struct task *t)
     struct sbx_sc_layout l;
     if (sbx_linux_path_call(nr, &l) < 0)
         return 1;                   /* FD2 and UNSEEN rows: at the exit */
-    resolve_names(t, &l);
+    resolve_names(r, t, &l);
     switch (l.op) {
     case SBX_OP_EXEC:
         task_clear_exec(t);
@@ -712,7 +756,9 @@ static int on_entry(struct sbx_ptrace_run *r, struct task *t)
         unsigned fl = open_flags(t);
         /* compilers try many include directories: an open of an absent
          * name is a probe, known now (the exit is only needed for the fd) */
-        if (t->p1 && !(fl & O_CREAT) && access(t->p1, F_OK) < 0 &&
+        if (t->p1 && !(fl & O_CREAT) && strncmp(t->p1, "/proc/", 6) != 0 &&
+            strncmp(t->p1, "/dev/", 5) != 0 &&      /* these resolve per process */
+            access(t->p1, F_OK) < 0 &&
             (errno == ENOENT || errno == ENOTDIR)) {
             add(r, t->p1, SBX_PROBE);
             task_clear_sys(t);
@@ -732,9 +778,24 @@ static void opened(struct sbx_ptrace_run *r, struct task *t, unsigned flags, lon
 {
     if (!t->p1)
         return;
+    int alias = sbx_path_is_fd_alias(t->p1);
     if (fd < 0) {
-        add(r, t->p1, SBX_PROBE);
+        if (!alias)
+            add(r, t->p1, SBX_PROBE);
         return;
+    }
+    if (alias) {
+        /* a reopen through /proc/self/fd/N: the file behind the descriptor
+         * is what is opened (nothing, when it has no name) */
+        char behind[PMAX];
+        free(t->p1);
+        t->p1 = NULL;
+        if (fd_link(t->tid, (int)fd, behind, sizeof behind) <= 0 || behind[0] != '/' ||
+            strstr(behind, " (deleted)"))
+            return;
+        t->p1 = strdup(behind);
+        if (!t->p1)
+            return;
     }
     int used, tracked;
     unsigned now = sbx_access_open(sbx_linux_open_intent(flags),
@@ -752,7 +813,7 @@ static void opened(struct sbx_ptrace_run *r, struct task *t, unsigned flags, lon
     e->chr = stat(t->p1, &sb) == 0 && S_ISCHR(sb.st_mode);
     char real[PMAX];
     if (fd_link(t->tid, (int)fd, real, sizeof real) > 0 && real[0] == '/' &&
-        strcmp(real, t->p1) != 0)
+        strcmp(real, t->p1) != 0 && !strstr(real, " (deleted)"))
         e->real = strdup(real);
     if (used) {
         e->done |= SBX_WRITE;
