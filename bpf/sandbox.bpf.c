@@ -144,8 +144,6 @@ struct walk_ctx {
     struct scratch *s;
     struct dentry *d;
     struct mount *mnt;
-    struct dentry *root_d;
-    struct vfsmount *root_mnt;
 };
 
 static __always_inline struct mount *real_mount(struct vfsmount *m)
@@ -162,8 +160,8 @@ static long walk_step(__u64 idx, void *arg)
 
     if (!s)
         return 1;
-    if (d == c->root_d && (void *)&mnt->mnt == (void *)c->root_mnt)
-        return 1;                               /* the process's root */
+    /* Not stopped at the process's root: a chrooted process's files are
+     * named as the host sees them (the walk ends at the namespace's root). */
     struct dentry *mnt_root = BPF_CORE_READ(mnt, mnt.mnt_root);
     if (d == mnt_root) {
         struct mount *parent = BPF_CORE_READ(mnt, mnt_parent);
@@ -203,13 +201,10 @@ static __noinline int append_walk(struct scratch *s, __u64 *off, int i,
 {
     if (!s || i < 0 || i >= SBX_MAX_STR)
         return -1;
-    struct task_struct *task = bpf_get_current_task_btf();
     struct walk_ctx c = {
         .s = s,
         .d = d,
         .mnt = real_mount(vmnt),
-        .root_d = BPF_CORE_READ(task, fs, root.dentry),
-        .root_mnt = BPF_CORE_READ(task, fs, root.mnt),
     };
     s->wpos = SBX_PATH_MAX - 1;
     s->wflags = 0;
@@ -344,6 +339,9 @@ static __always_inline void count_drop(__u32 run_id)
 
 /* Set by user space before loading: an eighth of the ring buffer. */
 const volatile __u64 wake_bytes = 4 << 20;
+/* The tracer's own mount namespace (set by user space at load): a traced
+ * process in another one sees other paths than the host. */
+const volatile __u32 host_mntns = 0;
 
 /* Wake the reader only when the buffer is filling: fewer wake-ups, fewer
  * context switches; the reader also polls on a short timer. */
@@ -476,7 +474,21 @@ static __noinline int append_path_arg(struct scratch *s, __u64 *off, int i,
     if (uptr)
         bpf_probe_read_user(&c0, 1, uptr);
     if (c0 == '/' && uptr) {
-        append_empty(s, off, 2 * i);
+        /* An absolute name starts at the process root.  A chrooted process's
+         * root is not the top of the mount tree: its path, walked like any
+         * directory, makes the name a host path. */
+        struct path root = task->fs->root;
+        /* the struct mount around the vfsmount, read as any kernel memory */
+        struct mount *rm = CAST(struct mount, real_mount(root.mnt));
+        struct vfsmount *rvm = CAST(struct vfsmount, root.mnt);
+        if (!rm || !rvm || (root.dentry == rvm->mnt_root && rm->mnt_parent == rm)) {
+            append_empty(s, off, 2 * i);
+        } else {
+            if (append_dir(s, off, i, root.mnt, root.dentry) < 0)
+                append_empty(s, off, 2 * i);
+            else
+                s->ev.str_flags[2 * i] |= SBX_STR_ROOT;
+        }
     } else {
         struct vfsmount *m = NULL;
         struct dentry *d = NULL;
@@ -861,6 +873,21 @@ int BPF_PROG(on_sys_exit, struct pt_regs *regs, long ret)
     if (st && st->kill) {
         bpf_send_signal(SIGKILL);
         return 0;
+    }
+    /* 32-bit system calls (int $0x80 from a 64-bit process, a 32-bit
+     * program) have other numbers: never decoded as 64-bit ones, reported */
+    struct task_struct *cur = bpf_get_current_task_btf();
+    if (cur->thread_info.status & 0x0002 /* TS_COMPAT */) {
+        if (!(tp->flags & SBX_TASK_WARNED_COMPAT)) {
+            tp->flags |= SBX_TASK_WARNED_COMPAT;
+            emit_unseen(run_id, SBX_NR_COMPAT);
+        }
+        return 0;
+    }
+    if (host_mntns && !(tp->flags & SBX_TASK_WARNED_MNTNS) &&
+        cur->nsproxy->mnt_ns->ns.inum != host_mntns) {
+        tp->flags |= SBX_TASK_WARNED_MNTNS;
+        emit_unseen(run_id, SBX_NR_MNTNS);
     }
     if (flags & SBX_TASK_PENDING) {
         /* Between fork and exec in a spawner's child: only the search for

@@ -21,6 +21,7 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
@@ -149,6 +150,12 @@ static const char *pair_path(struct run *r, const struct sbx_event *ev,
     }
     const char *dir = st->s[d];
     size_t dlen = st->len[d];
+    const char *name = st->s[p];
+    size_t nlen = st->len[p];
+    if ((st->flags[d] & SBX_STR_ROOT) && nlen && name[0] == '/') {
+        name++;                     /* a chrooted process's absolute name */
+        nlen--;
+    }
     if (st->flags[d] & (SBX_STR_DIRDEF | SBX_STR_DIRREF)) {
         struct sbx_keyed *k = sbx_keyed_get(&r->dirs, ev->dirtok[i], st->flags[d] & SBX_STR_DIRDEF);
         if (st->flags[d] & SBX_STR_DIRDEF) {
@@ -163,11 +170,11 @@ static const char *pair_path(struct run *r, const struct sbx_event *ev,
             return NULL;
         }
     }
-    if (st->len[p] == 0 && dlen == 0)
+    if (nlen == 0 && dlen == 0)
         return NULL;                /* an fd-relative call on a non-file */
     /* ".." after a symlinked directory goes where the kernel went */
-    if (sbx_path_join_physical(buf, cap, dir, dlen, st->s[p], st->len[p]) < 0) {
-        if (st->s[p][0] != '/' && dlen == 0)
+    if (sbx_path_join_physical(buf, cap, dir, dlen, name, nlen) < 0) {
+        if (name[0] != '/' && dlen == 0)
             return NULL;            /* dirfd was not a directory we know */
         sbx_result_warn(r->res, "a path used by process %u did not fit in %zu bytes",
                         ev->pid, cap);
@@ -307,6 +314,18 @@ static int handle_event(void *ctx, void *data, size_t size)
         pthread_cond_broadcast(&r->cv);
         break;
     case SBX_EV_UNSEEN:
+        if (ev->nr == SBX_NR_COMPAT) {
+            sbx_result_warn(r->res, "process %u (%s) made 32-bit system calls, which the "
+                            "eBPF backend does not decode: its accesses through them are "
+                            "missing", ev->pid, ev->nstr ? st.s[0] : "?");
+            break;
+        }
+        if (ev->nr == SBX_NR_MNTNS) {
+            sbx_result_warn(r->res, "process %u (%s) runs in another mount namespace: its "
+                            "paths are as it sees them and may not be where the host has "
+                            "those files", ev->pid, ev->nstr ? st.s[0] : "?");
+            break;
+        }
         if (ev->nr == SBX_NR_HANDED_OVER) {
             sbx_result_warn(r->res, "process %u was started by a nested Sandbox.run() "
                             "and is reported in that run's Result, not in this one",
@@ -403,6 +422,9 @@ static int do_load(char *err, size_t errlen)
     if (rbsize >= 4096 && (rbsize & (rbsize - 1)) == 0)
         bpf_map__set_max_entries(G.skel->maps.events, (uint32_t)rbsize);
     G.skel->rodata->wake_bytes = bpf_map__max_entries(G.skel->maps.events) / 8;
+    struct stat ns;
+    if (stat("/proc/self/ns/mnt", &ns) == 0)
+        G.skel->rodata->host_mntns = (uint32_t)ns.st_ino;
     rc = sandbox_bpf__load(G.skel);
     if (rc) {
         if (rc == -EPERM || rc == -EACCES)

@@ -752,6 +752,18 @@ static int on_entry(struct sbx_ptrace_run *r, struct task *t)
         path_done(r, t, l.op, readlink_ok(t->p1));
         task_clear_sys(t);
         return 0;
+    case SBX_OP_REMOVE: case SBX_OP_RENAME: case SBX_OP_CREATE: case SBX_OP_LINK:
+    case SBX_OP_MODIFY:
+        /* Reads do not stop: what an open fd of this name read so far is
+         * settled before the name changes, so that the order the precision
+         * rules depend on ("read, then replaced") is the real one. */
+        for (size_t i = 0; i < p->n; i++) {
+            const struct fdent *e = &p->fds[i];
+            if ((t->p1 && (!strcmp(e->path, t->p1) || (e->real && !strcmp(e->real, t->p1)))) ||
+                (t->p2 && (!strcmp(e->path, t->p2) || (e->real && !strcmp(e->real, t->p2)))))
+                fd_settle(r, &p->fds[i], tid);
+        }
+        return 1;
     case SBX_OP_OPEN: {
         unsigned fl = open_flags(t);
         /* compilers try many include directories: an open of an absent
@@ -984,6 +996,21 @@ static void on_exec(struct sbx_ptrace_run *r, struct task *t)
     task_clear_exec(t);
 }
 
+/* A process that entered another mount namespace (unshare, setns) may
+ * have seen files where the host has none, or others: its names are its
+ * own.  Checked as it exits, which every traced process does. */
+static void check_mount_namespace(struct sbx_ptrace_run *r, struct task *t)
+{
+    char p[64];
+    struct stat mine, theirs;
+    snprintf(p, sizeof p, "/proc/%d/ns/mnt", t->tid);
+    if (stat("/proc/self/ns/mnt", &mine) == 0 && stat(p, &theirs) == 0 &&
+        mine.st_ino != theirs.st_ino)
+        locked_warn(r, "process %d (%s) runs in another mount namespace: its paths are as "
+                       "it sees them and may not be where the host has those files",
+                    t->pr->tgid, t->pr->name);
+}
+
 /* ---- the tracer thread --------------------------------------------------------------------*/
 static void handle_stop(struct sbx_ptrace_run *r, pid_t tid, int st)
 {
@@ -1024,6 +1051,7 @@ static void handle_stop(struct sbx_ptrace_run *r, pid_t tid, int st)
     } else if (ev == PTRACE_EVENT_EXIT) {
         if (t->pr->refs == 1)         /* the last thread: its fds close now */
             fd_close_all(r, t->pr, tid);
+        check_mount_namespace(r, t);
     } else if (ev == PTRACE_EVENT_STOP) {
         if (t->fresh || sig == SIGTRAP) {
             t->fresh = 0;
