@@ -104,7 +104,7 @@ class BuildWithBpf(build_ext):
         where = os.path.dirname(self.get_ext_fullpath("sandbox_py._unpriv"))
         cc = os.environ.get("CC") or "cc"
         flags = ["-O2", "-Wall", "-D_GNU_SOURCE"] + ["-I" + d for d in INCLUDE_DIRS +
-                                                      ["csrc/linux/ptrace", "shims/preload"]]
+                                                      ["csrc/linux/ptrace", "shims/core"]]
         for name, extra, sources in (
                 (PRELOAD_SHIM, SHIM_FLAGS, PRELOAD_SHIM_SOURCES + ["-ldl"]),
                 (LOADER_AUDIT, SHIM_FLAGS, LOADER_AUDIT_SOURCES + ["-ldl"]),
@@ -180,7 +180,7 @@ ONLY = [n for n in os.environ.get("SANDBOX_PY_ONLY", "").split(",") if n]
 
 # Every header under csrc/ and bpf/: a change to one rebuilds the extensions.
 C_HEADERS = [os.path.relpath(os.path.join(d, f), HERE)
-             for base in ("csrc", "bpf", "shims/preload")
+             for base in ("csrc", "bpf", "shims/core", "shims/linux")
              for d, _, files in os.walk(os.path.join(HERE, base))
              for f in files if f.endswith((".h", ".def"))]
 
@@ -203,20 +203,20 @@ LOADER_AUDIT = "_sbx_audit.so"
 PTRACE_LAUNCHER = "_sbx_ptrace_exec"
 SHIM_FLAGS = ["-shared", "-fPIC", "-fvisibility=hidden", "-U_FORTIFY_SOURCE",
               "-fno-delete-null-pointer-checks", "-Wno-nonnull-compare"]
+# The shim: the portable core (shims/core) with the Linux glue (shims/linux).
+SHIM_CORE_SOURCES = ["shims/core/shim_core.c", "csrc/core/pathnorm.c", "csrc/core/access.c"]
+SHIM_LINUX_SOURCES = ["shims/linux/shim_os_linux.c", "csrc/linux/syscalls.c"]
 # the loader audit module shares the shim's record writer, not its hooks
-LOADER_AUDIT_SOURCES = ["shims/preload/loader_audit.c", "shims/preload/shim_core.c",
-                        "csrc/core/pathnorm.c", "csrc/core/access.c", "csrc/linux/syscalls.c"]
-PRELOAD_SHIM_SOURCES = ["shims/preload/shim_core.c", "shims/preload/shim_hooks.c",
-                        "shims/preload/glibc_internal.c",
-                        "csrc/core/pathnorm.c", "csrc/core/access.c",
-                        "csrc/linux/syscalls.c"]
+LOADER_AUDIT_SOURCES = ["shims/linux/loader_audit.c"] + SHIM_CORE_SOURCES + SHIM_LINUX_SOURCES
+PRELOAD_SHIM_SOURCES = (SHIM_CORE_SOURCES + ["shims/core/hooks_posix.c"] + SHIM_LINUX_SOURCES
+                        + ["shims/linux/hooks_linux.c", "shims/linux/glibc_internal.c"])
 if sys.platform.startswith("linux") and (not ONLY or "_unpriv" in ONLY):
     ext_modules.append(Extension(
         "sandbox_py._unpriv",
         sources=CORE_SOURCES + ["csrc/python/module_unpriv.c",
                                 "csrc/linux/preload/preload_reader.c",
                                 "csrc/linux/ptrace/ptrace_tracer.c"] + LINUX_COMMON,
-        include_dirs=INCLUDE_DIRS + ["csrc/linux/preload", "csrc/linux/ptrace", "shims/preload"],
+        include_dirs=INCLUDE_DIRS + ["csrc/linux/preload", "csrc/linux/ptrace", "shims/core"],
         depends=C_HEADERS,
         libraries=["pthread"],
         extra_compile_args=["-std=gnu11", "-O2", "-Wall", "-Wno-missing-braces"],

@@ -1,8 +1,8 @@
 """The preload backend: an LD_PRELOAD shim in every dynamically linked process.
 
-Needs no privilege.  The shim (shims/preload, built as
+Needs no privilege.  The shim (shims/core + shims/linux, built as
 ``sandbox_py/_sbx_preload.so``) writes records into a shared-memory log
-that a reader thread in this process follows; see csrc/preload_reader.c.
+that a reader thread in this process follows; see csrc/linux/preload/preload_reader.c.
 A statically linked program started by a traced process is handed to the
 ptrace backend when it works here (the shim execs the ptrace launcher in
 its place and the reader adopts it); processes the shim cannot enter

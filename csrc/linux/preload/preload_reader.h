@@ -1,6 +1,6 @@
 /* preload_reader.h — the Python-process half of the preload backend.
  *
- * A run creates the shared log (shims/preload/sbx_log.h) the traced
+ * A run creates the shared log (shims/core/sbx_log.h) the traced
  * processes write into, follows it from a reader thread, watches every
  * process it learns about with a pidfd, and turns the records into an
  * sbx_result with the same semantics as the eBPF backend (DESIGN.md §2).

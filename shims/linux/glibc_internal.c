@@ -29,7 +29,7 @@
 #include <sys/syscall.h>
 #include <sys/types.h>
 
-#include "shim.h"
+#include "shim_linux.h"
 
 int sbx_mmap_body_patched, sbx_open_body_patched;
 

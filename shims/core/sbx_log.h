@@ -1,5 +1,5 @@
 /* sbx_log.h — the one structure the preload shim (writer) and the reader in
- * the Python process (csrc/preload_reader.c) share.
+ * the Python process (csrc/linux/preload/preload_reader.c) share.
  *
  * Transport: a file in /dev/shm, mapped MAP_SHARED by every traced process.
  * It is an append-only log, not a ring: a writer reserves space with one

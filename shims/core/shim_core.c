@@ -1,63 +1,27 @@
-/* shim_core.c — what the preload shim does with an intercepted call:
- * resolve the path, keep the per-fd state that deduplicates reads and
- * writes, and publish records into the shared log (sbx_log.h).
+/* shim_core.c — what the shim does with an intercepted call: resolve the
+ * path, keep the per-fd state that deduplicates reads and writes, and
+ * publish records into the shared log (sbx_log.h).
  *
- * Portable to the macOS interpose dylib except for the marked Linux parts
- * (raw system call numbers, /proc/self/fd, auxv); hook registration lives in
- * shim_hooks.c behind SBX_HOOK.
+ * Portable: the same file goes into the Linux LD_PRELOAD shim and the macOS
+ * interpose dylib.  What differs per system (system calls without hooks,
+ * the name behind an fd, the loaded objects, executable formats) is asked
+ * of shim_os.h; hook registration lives behind SBX_HOOK.
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
 #endif
 #include "shim.h"
 
-#include <elf.h>
 #include <fcntl.h>
-#include <link.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/auxv.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
-#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "../../csrc/core/pathnorm.h"
 
-/* ---- raw system calls (Linux) -------------------------------------------
- * The shim must not call the libc functions it intercepts (recursion) nor
- * depend on libc state that may be half-built (early start-up, vfork). */
-long sbx_sys(long n, long a, long b, long c, long d, long e, long f)
-{
-#if defined(__x86_64__)
-    long ret;
-    register long r10 __asm__("r10") = d;
-    register long r8 __asm__("r8") = e;
-    register long r9 __asm__("r9") = f;
-    __asm__ volatile("syscall"
-                     : "=a"(ret)
-                     : "a"(n), "D"(a), "S"(b), "d"(c), "r"(r10), "r"(r8), "r"(r9)
-                     : "rcx", "r11", "memory");
-    return ret;
-#elif defined(__aarch64__)
-    register long x8 __asm__("x8") = n;
-    register long x0 __asm__("x0") = a;
-    register long x1 __asm__("x1") = b;
-    register long x2 __asm__("x2") = c;
-    register long x3 __asm__("x3") = d;
-    register long x4 __asm__("x4") = e;
-    register long x5 __asm__("x5") = f;
-    __asm__ volatile("svc 0"
-                     : "+r"(x0)
-                     : "r"(x8), "r"(x1), "r"(x2), "r"(x3), "r"(x4), "r"(x5)
-                     : "memory");
-    return x0;
-#else
-#error "sbx_sys: add this architecture's system call sequence"
-#endif
-}
-
-static int raw_getpid(void) { return (int)SBX_SYS0(SYS_getpid); }
+static int raw_getpid(void) { return sbx_os_getpid(); }
 
 /* ---- state ---------------------------------------------------------------*/
 static struct sbx_log_hdr *g_log;
@@ -123,17 +87,11 @@ static int foreign_process(void) { return g_pid == 0 || raw_getpid() != g_pid; }
 /* ---- the log -------------------------------------------------------------*/
 static void map_log(const char *path)
 {
-    int fd = (int)SBX_SYS4(SYS_openat, AT_FDCWD, path, O_RDWR | O_CLOEXEC, 0);
-    if (fd < 0)
+    struct sbx_log_hdr *h = sbx_os_map_log(path, (size_t)(SBX_LOG_HDR + SBX_LOG_CAP));
+    if (!h)
         return;
-    long m = sbx_sys(SYS_mmap, 0, (long)(SBX_LOG_HDR + SBX_LOG_CAP),
-                     PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-    SBX_SYS1(SYS_close, fd);   /* the mapping outlives the fd */
-    if (m < 0 && m > -4096)
-        return;
-    struct sbx_log_hdr *h = (struct sbx_log_hdr *)m;
     if (h->magic != SBX_LOG_MAGIC) {
-        SBX_SYS2(SYS_munmap, h, SBX_LOG_HDR + SBX_LOG_CAP);
+        sbx_os_unmap(h, SBX_LOG_HDR + SBX_LOG_CAP);
         return;
     }
     g_log = h;
@@ -256,33 +214,14 @@ static uint64_t next_id(void)
     return __atomic_add_fetch(&g_log->next_id, 1, __ATOMIC_RELAXED);
 }
 
-/* ---- paths (Linux: /proc/self/fd) -----------------------------------------*/
-static long fd_name(int fd, char *out, size_t cap)
-{
-    char link[32] = "/proc/self/fd/";
-    char digits[12];
-    int nd = 0;
-    unsigned v = (unsigned)fd;
-    do {
-        digits[nd++] = (char)('0' + v % 10);
-        v /= 10;
-    } while (v);
-    size_t k = strlen(link);
-    while (nd)
-        link[k++] = digits[--nd];
-    link[k] = '\0';
-    long n = SBX_SYS4(SYS_readlinkat, AT_FDCWD, link, out, cap - 1);
-    if (n <= 0)
-        return -1;
-    out[n] = '\0';
-    return n;
-}
+/* ---- paths ---------------------------------------------------------------*/
+static long fd_name(int fd, char *out, size_t cap) { return sbx_os_fd_name(fd, out, cap); }
 
 static void dir_remember(int fd, const char *p, size_t len)
 {
     struct stat sb;
     if (fd < 0 || len >= SBX_PATH_MAX || foreign_process() ||
-        SBX_SYS2(SYS_fstat, fd, &sb) < 0 || !S_ISDIR(sb.st_mode))
+        sbx_os_fstat(fd, &sb) < 0 || !S_ISDIR(sb.st_mode))
         return;
     struct dirslot *d = &g_dirs[(unsigned)fd % DIR_SLOTS];
     __atomic_store_n(&d->fd, -1, __ATOMIC_RELEASE);
@@ -298,7 +237,7 @@ static long dir_name(int fd, char *out, size_t cap)
     struct dirslot *d = &g_dirs[(unsigned)fd % DIR_SLOTS];
     struct stat sb;
     if (__atomic_load_n(&d->fd, __ATOMIC_ACQUIRE) == fd && d->len < cap &&
-        SBX_SYS2(SYS_fstat, fd, &sb) == 0) {
+        sbx_os_fstat(fd, &sb) == 0) {
         uint32_t len = d->len;
         memcpy(out, d->path, len + 1);
         if (__atomic_load_n(&d->fd, __ATOMIC_ACQUIRE) == fd && d->dev == sb.st_dev &&
@@ -321,9 +260,7 @@ long sbx_resolve(int dirfd, const char *path, char *out, size_t cap)
     char base[SBX_PATH_MAX];
     long bl;
     if (dirfd == AT_FDCWD) {
-        bl = SBX_SYS2(SYS_getcwd, base, sizeof base);
-        if (bl > 0)
-            bl--;                      /* the kernel counts the NUL */
+        bl = sbx_os_getcwd(base, sizeof base);
     } else {
         bl = dir_name(dirfd, base, sizeof base);
     }
@@ -391,7 +328,7 @@ int sbx_exists_at(int dirfd, const char *path)
 {
     if (!sbx_on() || !path)
         return -1;
-    long r = SBX_SYS4(SYS_faccessat, dirfd, path, F_OK, 0);
+    long r = sbx_os_faccessat(dirfd, path, F_OK);
     return r == 0 ? 1 : r == -2 /* ENOENT */ ? 0 : -1;
 }
 
@@ -421,7 +358,7 @@ void sbx_opened(int dirfd, const char *path, int oflags, int fd, int existed)
         return;
     }
     int used, tracked;
-    unsigned now = sbx_access_open(sbx_linux_open_intent((unsigned)oflags),
+    unsigned now = sbx_access_open(sbx_os_open_intent(oflags),
                                    (oflags & O_CREAT) && existed == 0, &used, &tracked);
     if (!tracked) {
         /* O_PATH, or an unnamed file in directory p: only looked at */
@@ -455,12 +392,12 @@ static struct fdrec discover(int fd)
 {
     struct fdrec rec = {0, FS_KNOWN | FS_IGN | FS_DONE};
     struct stat sb;
-    if (SBX_SYS2(SYS_fstat, fd, &sb) < 0 || !(S_ISREG(sb.st_mode) || S_ISDIR(sb.st_mode)))
+    if (sbx_os_fstat(fd, &sb) < 0 || !(S_ISREG(sb.st_mode) || S_ISDIR(sb.st_mode)))
         return rec;
     char name[SBX_PATH_MAX];
     if (fd_name(fd, name, sizeof name) < 0 || name[0] != '/')
         return rec;
-    long fl = SBX_SYS2(SYS_fcntl, fd, F_GETFL);
+    long fl = sbx_os_getfl(fd);
     int acc = (int)(fl < 0 ? O_RDONLY : fl & O_ACCMODE);
     int r = acc != O_WRONLY, w = acc != O_RDONLY, d = S_ISDIR(sb.st_mode);
     rec.id = next_id();
@@ -534,7 +471,7 @@ static void settle(int fd, struct fdrec *e)
         kind = 0;
     if (!kind)
         return;
-    long pos = SBX_SYS3(SYS_lseek, fd, 0, SEEK_CUR);
+    long pos = sbx_os_lseek_cur(fd);
     if (pos <= 0)
         return;
     uint32_t bit = done_bit(kind);
@@ -586,8 +523,8 @@ void sbx_flush_fds(void)
     for (int fd = 0; fd < 3; fd++)
         if (!(g_fds[fd].st & FS_KNOWN)) {
             struct stat sb;
-            if (SBX_SYS2(SYS_fstat, fd, &sb) == 0 && S_ISREG(sb.st_mode) &&
-                SBX_SYS3(SYS_lseek, fd, 0, SEEK_CUR) > 0) {
+            if (sbx_os_fstat(fd, &sb) == 0 && S_ISREG(sb.st_mode) &&
+                sbx_os_lseek_cur(fd) > 0) {
                 struct fdrec rec = discover(fd);
                 fd_store(fd, rec.id, rec.st);
             }
@@ -608,6 +545,16 @@ void sbx_forked_child(void)
     if (g_log)
         g_pid = raw_getpid();
 }
+
+/* The loader's injection variable (shim_os.h).  Linux separates entries
+ * with spaces or colons; dyld only with colons. */
+#define PRELOAD_EQ SBX_OS_PRELOAD_VAR "="
+#define PRELOAD_EQ_LEN (sizeof PRELOAD_EQ - 1)
+#if defined(__APPLE__)
+#define PRELOAD_SEP ':'
+#else
+#define PRELOAD_SEP ' '
+#endif
 
 static int has_shim(const char *preload)
 {
@@ -638,8 +585,8 @@ char *const *sbx_exec_env(char *const envp[], char **vec, size_t nvec,
             have_handoff = 1;
         else if (strncmp(e, "LD_AUDIT=", 9) == 0)
             have_audit = 1;         /* ours, or the program's own: left as it is */
-        else if (strncmp(e, "LD_PRELOAD=", 11) == 0) {
-            old_pre = e + 11;
+        else if (strncmp(e, PRELOAD_EQ, PRELOAD_EQ_LEN) == 0) {
+            old_pre = e + PRELOAD_EQ_LEN;
             have_pre = has_shim(old_pre);
         }
     }
@@ -655,7 +602,7 @@ char *const *sbx_exec_env(char *const envp[], char **vec, size_t nvec,
         if (strncmp(e, SBX_ENV_LOG "=", sizeof SBX_ENV_LOG) == 0 ||
             strncmp(e, SBX_ENV_SHIM "=", sizeof SBX_ENV_SHIM) == 0 ||
             strncmp(e, SBX_ENV_HANDOFF "=", sizeof SBX_ENV_HANDOFF) == 0 ||
-            strncmp(e, "LD_PRELOAD=", 11) == 0)
+            strncmp(e, PRELOAD_EQ, PRELOAD_EQ_LEN) == 0)
             continue;
         vec[k++] = (char *)e;
     }
@@ -666,16 +613,16 @@ char *const *sbx_exec_env(char *const envp[], char **vec, size_t nvec,
     if (!have_audit)
         vec[k++] = g_env_audit;
     size_t sl = strlen(g_shim), ol = old_pre && !have_pre ? strlen(old_pre) : 0;
-    if (11 + sl + 1 + ol + 1 <= nstore) {
-        memcpy(store, "LD_PRELOAD=", 11);
-        memcpy(store + 11, g_shim, sl);
-        size_t at = 11 + sl;
+    if (PRELOAD_EQ_LEN + sl + 1 + ol + 1 <= nstore) {
+        memcpy(store, PRELOAD_EQ, PRELOAD_EQ_LEN);
+        memcpy(store + PRELOAD_EQ_LEN, g_shim, sl);
+        size_t at = PRELOAD_EQ_LEN + sl;
         if (have_pre) {
             store[at] = '\0';
-            vec[k++] = (char *)(old_pre - 11);  /* already lists us */
+            vec[k++] = (char *)(old_pre - PRELOAD_EQ_LEN);  /* already lists us */
         } else {
             if (ol) {
-                store[at++] = ' ';
+                store[at++] = PRELOAD_SEP;
                 memcpy(store + at, old_pre, ol);
                 at += ol;
             }
@@ -687,16 +634,17 @@ char *const *sbx_exec_env(char *const envp[], char **vec, size_t nvec,
     return vec;
 }
 
-/* What the kernel will run for `p`: an ELF without interpreter (static) or
- * a #! script's interpreter path (into interp). */
+/* What the kernel will run for `p`: a binary the shim cannot enter
+ * (shim_os.h: an ELF without interpreter) or a #! script's interpreter
+ * path (into interp). */
 static int inspect_exec(const char *p, char *interp, size_t cap)
 {
     interp[0] = '\0';
-    int fd = (int)SBX_SYS4(SYS_openat, AT_FDCWD, p, O_RDONLY | O_CLOEXEC, 0);
+    int fd = sbx_os_open(p, O_RDONLY | O_CLOEXEC);
     if (fd < 0)
         return 0;
     unsigned char buf[512];
-    long n = SBX_SYS4(SYS_pread64, fd, buf, sizeof buf, 0);
+    long n = sbx_os_pread(fd, buf, sizeof buf, 0);
     int is_static = 0;
     if (n >= 2 && buf[0] == '#' && buf[1] == '!') {
         long i = 2, j;
@@ -708,22 +656,10 @@ static int inspect_exec(const char *p, char *interp, size_t cap)
             memcpy(interp, buf + i, (size_t)(j - i));
             interp[j - i] = '\0';
         }
-    } else if (n >= (long)sizeof(Elf64_Ehdr) && memcmp(buf, ELFMAG, SELFMAG) == 0 &&
-               buf[EI_CLASS] == ELFCLASS64) {
-        Elf64_Ehdr eh;
-        memcpy(&eh, buf, sizeof eh);
-        Elf64_Phdr ph[64];
-        size_t cnt = eh.e_phnum < 64 ? eh.e_phnum : 64;
-        if (eh.e_phentsize == sizeof(Elf64_Phdr) &&
-            SBX_SYS4(SYS_pread64, fd, ph, cnt * sizeof *ph, eh.e_phoff) ==
-                (long)(cnt * sizeof *ph)) {
-            is_static = 1;
-            for (size_t i = 0; i < cnt; i++)
-                if (ph[i].p_type == PT_INTERP)
-                    is_static = 0;
-        }
+    } else {
+        is_static = sbx_os_is_static(fd, buf, n);
     }
-    SBX_SYS1(SYS_close, fd);
+    sbx_os_close(fd);
     return is_static;
 }
 
@@ -743,7 +679,8 @@ char *const *sbx_handoff_env(char *const env[], const char *target, char **vec, 
     if (tl + 16 > nstore)
         return env;
     for (size_t i = 0; env && env[i] && k + 4 < nvec; i++)
-        if (strncmp(env[i], "LD_PRELOAD=", 11) != 0 && strncmp(env[i], "LD_AUDIT=", 9) != 0)
+        if (strncmp(env[i], PRELOAD_EQ, PRELOAD_EQ_LEN) != 0 &&
+            strncmp(env[i], "LD_AUDIT=", 9) != 0)
             vec[k++] = env[i];     /* ptrace traces the static subtree alone */
     memcpy(store, "SBX_PTRACE_EXE=", 15);
     memcpy(store + 15, target, tl + 1);
@@ -765,7 +702,7 @@ void sbx_exec_before(int dirfd, const char *path, char *const argv[], int spawne
     unsigned fl = inspect_exec(p, interp, sizeof interp) ? SBX_EXEC_STATIC : 0;
     const char *s[2] = {p, interp};
     int pid = spawned_pid > 0 ? spawned_pid : 0;
-    int ppid = spawned_pid > 0 ? raw_getpid() : (int)SBX_SYS0(SYS_getppid);
+    int ppid = spawned_pid > 0 ? raw_getpid() : sbx_os_getppid();
     if (spawned_pid > 0)
         fl |= SBX_EXEC_SPAWNED;
     if (handoff)
@@ -784,23 +721,9 @@ void sbx_exec_failed(int dirfd, const char *path, int err)
 }
 
 /* ---- start-up: this image's exec record and loaded libraries ---------------*/
-static int report_object(struct dl_phdr_info *info, size_t size, void *ctx)
+static void report_object(const char *name)
 {
-    (void)size;
-    const char **interp = ctx;
-    if (!info->dlpi_name || !info->dlpi_name[0]) {
-        /* the main program: its PT_INTERP names the ELF interpreter */
-        for (int i = 0; i < info->dlpi_phnum; i++)
-            if (info->dlpi_phdr[i].p_type == PT_INTERP)
-                *interp = (const char *)(info->dlpi_addr + info->dlpi_phdr[i].p_vaddr);
-        return 0;
-    }
-    if (strncmp(info->dlpi_name, "linux-vdso", 10) == 0 ||
-        strncmp(info->dlpi_name, "linux-gate", 10) == 0 ||
-        (g_shim && strcmp(info->dlpi_name, g_shim) == 0))
-        return 0;
-    sbx_path(info->dlpi_name, SBX_OP_LOAD, 1);
-    return 0;
+    sbx_path(name, SBX_OP_LOAD, 1);
 }
 
 int sbx_is_launcher(const char *exe)
@@ -814,21 +737,19 @@ void sbx_start(int argc, char **argv)
     if (!sbx_on())
         return;
     (void)argc;
-    char fn[SBX_PATH_MAX], exe[SBX_PATH_MAX];
-    const char *execfn = (const char *)getauxval(AT_EXECFN);
-    if (!execfn || sbx_resolve(AT_FDCWD, execfn, fn, sizeof fn) < 0)
+    char fn[SBX_PATH_MAX], execfn[SBX_PATH_MAX], exe[SBX_PATH_MAX];
+    sbx_os_exe_names(execfn, exe, sizeof exe);
+    if (!execfn[0] || sbx_resolve(AT_FDCWD, execfn, fn, sizeof fn) < 0)
         fn[0] = '\0';
-    long n = SBX_SYS4(SYS_readlinkat, AT_FDCWD, "/proc/self/exe", exe, sizeof exe - 1);
-    exe[n > 0 ? n : 0] = '\0';
     if (sbx_is_launcher(exe)) {
         g_quiet = 1;       /* sandbox_py's launcher: not the user's program */
         return;
     }
     const char *interp = NULL;
-    dl_iterate_phdr(report_object, &interp);
+    sbx_os_each_loaded(g_shim, report_object, &interp);
     const char *s[3] = {fn, exe, interp ? interp : ""};
     static char *const none[] = {NULL};
-    emit_v(SBX_EV_START, 0, 0, (int)SBX_SYS0(SYS_getppid), 0, s, 3, argv ? argv : none);
+    emit_v(SBX_EV_START, 0, 0, sbx_os_getppid(), 0, s, 3, argv ? argv : none);
 }
 
 void sbx_loaded(const char *name)
@@ -841,5 +762,5 @@ void sbx_loaded_all(void)
 {
     const char *interp = NULL;
     if (sbx_on())
-        dl_iterate_phdr(report_object, &interp);
+        sbx_os_each_loaded(g_shim, report_object, &interp);
 }

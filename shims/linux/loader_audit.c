@@ -26,7 +26,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
-#include "shim.h"
+#include "shim_linux.h"
 
 static int g_cache_seen, g_caps_warned;
 

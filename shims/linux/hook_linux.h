@@ -9,9 +9,9 @@
  * the dynamic linker (which takes a lock); REAL() still binds lazily for
  * hooks that run before the constructors (other libraries' initialisers).
  *
- * The macOS interpose dylib provides the same two macros in hook_darwin.h
- * (a __DATA,__interpose tuple per hook; REAL(name) is then `name` itself)
- * and compiles shim_core.c and shim_hooks.c unchanged.
+ * The macOS interpose dylib provides the same macros in
+ * shims/macos/hook_darwin.h (REAL(name) is then `name` itself, and the
+ * __DATA,__interpose table is generated from shims/core/hooks.def).
  */
 #ifndef SBX_HOOK_LINUX_H
 #define SBX_HOOK_LINUX_H
@@ -33,5 +33,7 @@ void *sbx_next(const char *name);
     SBX_EXPORT ret name params
 
 #define REAL(name) (sbx_get_##name())
+/* Our own hook, called from inside the shim: the exported symbol. */
+#define SBX_SELF(name) name
 
 #endif

@@ -1,11 +1,11 @@
-/* shim.h — the preload shim's internal API (shim_core.c), used by the hook
- * bodies in shim_hooks.c.
+/* shim.h — the shim's internal API (shim_core.c), used by the hook bodies
+ * (shims/core/hooks_posix.c and each system's own hooks).
  *
  * Everything here is async-signal-safe and lock-free: it runs inside
  * signal handlers, vfork children, half-initialised processes and between
  * fork and exec of threaded programs.  It never calls malloc and never
- * calls a libc function that a hook intercepts: system calls go through
- * sbx_sys() directly.
+ * calls a libc function that a hook intercepts: what it needs from the
+ * system goes through shim_os.h.
  */
 #ifndef SBX_SHIM_H
 #define SBX_SHIM_H
@@ -14,19 +14,11 @@
 #include <stdint.h>
 
 #include "sbx_log.h"
+#include "shim_os.h"
 #include "../../csrc/core/access.h"      /* the access model: SBX_OP_*, SBX_READ ... */
-#include "../../csrc/linux/syscalls.h"   /* open(2) flags in the model's terms */
 
 #define SBX_EXPORT __attribute__((visibility("default")))
 #define SBX_PATH_MAX 4096
-
-/* Raw system call (no errno, returns -errno). */
-long sbx_sys(long n, long a, long b, long c, long d, long e, long f);
-#define SBX_SYS0(n) sbx_sys(n, 0, 0, 0, 0, 0, 0)
-#define SBX_SYS1(n, a) sbx_sys(n, (long)(a), 0, 0, 0, 0, 0)
-#define SBX_SYS2(n, a, b) sbx_sys(n, (long)(a), (long)(b), 0, 0, 0, 0)
-#define SBX_SYS3(n, a, b, c) sbx_sys(n, (long)(a), (long)(b), (long)(c), 0, 0, 0)
-#define SBX_SYS4(n, a, b, c, d) sbx_sys(n, (long)(a), (long)(b), (long)(c), (long)(d), 0, 0)
 
 /* True when this process reports to a run (the log is mapped). */
 int sbx_on(void);
@@ -64,9 +56,9 @@ void sbx_fd_mark_dir(int fd);
 /* mmap returned r for fd: its content was read (and written, shared+writable). */
 void sbx_mapped(void *r, int prot, int flags, int fd);
 
-/* glibc_internal.c: route glibc's own opens, reads and maps (locale, NSS,
- * time zones) through the shim; a warning when that is not possible. */
-void sbx_glibc_internal_patch(void);
+/* Linux (glibc_internal.c): glibc's own open and mmap bodies report by
+ * themselves once patched, so the outer hooks must not report again.
+ * Always 0 on macOS. */
 extern int sbx_mmap_body_patched, sbx_open_body_patched;
 
 /* exec family.  sbx_exec_env() returns envp, or a copy (in `buf`) with the

@@ -1,15 +1,13 @@
-/* shim_hooks.c — the intercepted libc entry points.
- *
- * Each hook calls the real function first, keeps errno, and tells
- * shim_core.c what happened.  Coverage follows today's glibc: the *64
- * aliases, the fortified __open_2 family, stat/fstatat/statx as real symbols
- * (2.33+) and the legacy __xstat family (older binaries), stdio and dirent
- * openers, every exec* and posix_spawn*.
+/* hooks_posix.c — the intercepted libc entry points that Linux (glibc) and
+ * macOS (libSystem) share, with one body each.  Each system adds its own
+ * in shims/linux/hooks_linux.c and shims/macos/hooks_darwin.c; the list of
+ * every hook and where it exists is shims/core/hooks.def.
  *
  * glibc calls its own internal entry points (fopen → __open, fread →
  * __read), which no preload library can see: those are covered by hooking
  * the outer call (fopen, opendir, scandir, fclose) and by the file offset
- * check in shim_core.c's settle().
+ * check in shim_core.c's settle().  libSystem's internal calls cross image
+ * boundaries (libsystem_c → libsystem_kernel) and are interposed by dyld.
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
@@ -18,61 +16,27 @@
 #include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <link.h>
 #include <spawn.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
-#include <sys/sendfile.h>
 #include <sys/stat.h>
-#include <sys/statfs.h>
 #include <sys/statvfs.h>
-#include <sys/xattr.h>
-#include <sys/syscall.h>
 #include <sys/time.h>
 #include <sys/uio.h>
 #include <unistd.h>
 #include <utime.h>
-#include <pthread.h>
-
-#include "shim.h"
-#include "hook_linux.h"
-
-#ifndef O_TMPFILE
-#define O_TMPFILE 0
+#if defined(__APPLE__)
+#include <sys/mount.h>      /* statfs */
+#else
+#include <sys/statfs.h>
 #endif
 
-void *sbx_next(const char *name)
-{
-    void *p = dlsym(RTLD_NEXT, name);
-#if defined(__x86_64__)
-    if (!p)     /* compat-only symbols (__xstat... since glibc 2.33) */
-        p = dlvsym(RTLD_NEXT, name, "GLIBC_2.2.5");
-#elif defined(__aarch64__)
-    if (!p)
-        p = dlvsym(RTLD_NEXT, name, "GLIBC_2.17");
-#endif
-    return p;
-}
-
-#define KEEP_ERRNO(stmt) do { int sbx_e_ = errno; stmt; errno = sbx_e_; } while (0)
+#include "hook_bodies.h"
 
 /* ---- open family ------------------------------------------------------------*/
-#define OPEN_BODY(dirfd, path, flags, call)                                    \
-    int ex_ = ((flags) & O_CREAT) && !((flags) & O_EXCL)                       \
-                  ? sbx_exists_at(dirfd, path) : 0;                            \
-    int fd_ = call;                                                            \
-    KEEP_ERRNO(sbx_opened(dirfd, path, flags, fd_, ex_));                      \
-    return fd_
-
-static mode_t mode_of(int flags, va_list ap)
-{
-    return (flags & O_CREAT) || (O_TMPFILE && (flags & O_TMPFILE) == O_TMPFILE)
-               ? (mode_t)va_arg(ap, int) : 0;
-}
-
 SBX_HOOK(int, open, (const char *path, int flags, ...))
 {
     va_list ap;
@@ -81,16 +45,6 @@ SBX_HOOK(int, open, (const char *path, int flags, ...))
     va_end(ap);
     OPEN_BODY(AT_FDCWD, path, flags, REAL(open)(path, flags, m));
 }
-
-SBX_HOOK(int, open64, (const char *path, int flags, ...))
-{
-    va_list ap;
-    va_start(ap, flags);
-    mode_t m = mode_of(flags, ap);
-    va_end(ap);
-    OPEN_BODY(AT_FDCWD, path, flags, REAL(open64)(path, flags, m));
-}
-
 SBX_HOOK(int, openat, (int dirfd, const char *path, int flags, ...))
 {
     va_list ap;
@@ -99,108 +53,25 @@ SBX_HOOK(int, openat, (int dirfd, const char *path, int flags, ...))
     va_end(ap);
     OPEN_BODY(dirfd, path, flags, REAL(openat)(dirfd, path, flags, m));
 }
-
-SBX_HOOK(int, openat64, (int dirfd, const char *path, int flags, ...))
-{
-    va_list ap;
-    va_start(ap, flags);
-    mode_t m = mode_of(flags, ap);
-    va_end(ap);
-    OPEN_BODY(dirfd, path, flags, REAL(openat64)(dirfd, path, flags, m));
-}
-
-/* _FORTIFY_SOURCE entry points (no mode: O_CREAT is not allowed there). */
-SBX_HOOK(int, __open_2, (const char *path, int flags))
-{
-    OPEN_BODY(AT_FDCWD, path, flags, REAL(__open_2)(path, flags));
-}
-SBX_HOOK(int, __open64_2, (const char *path, int flags))
-{
-    OPEN_BODY(AT_FDCWD, path, flags, REAL(__open64_2)(path, flags));
-}
-SBX_HOOK(int, __openat_2, (int dirfd, const char *path, int flags))
-{
-    OPEN_BODY(dirfd, path, flags, REAL(__openat_2)(dirfd, path, flags));
-}
-SBX_HOOK(int, __openat64_2, (int dirfd, const char *path, int flags))
-{
-    OPEN_BODY(dirfd, path, flags, REAL(__openat64_2)(dirfd, path, flags));
-}
-
 SBX_HOOK(int, creat, (const char *path, mode_t mode))
 {
     OPEN_BODY(AT_FDCWD, path, O_CREAT | O_WRONLY | O_TRUNC, REAL(creat)(path, mode));
 }
-SBX_HOOK(int, creat64, (const char *path, mode_t mode))
-{
-    OPEN_BODY(AT_FDCWD, path, O_CREAT | O_WRONLY | O_TRUNC, REAL(creat64)(path, mode));
-}
-
-/* openat2 has no glibc wrapper: programs reach it through syscall(). */
-SBX_HOOK(long, syscall, (long n, ...))
-{
-    va_list ap;
-    long a[6];
-    va_start(ap, n);
-    for (int i = 0; i < 6; i++)
-        a[i] = va_arg(ap, long);
-    va_end(ap);
-#ifdef SYS_openat2
-    if (n == SYS_openat2) {
-        const uint64_t *how = (const uint64_t *)a[2];   /* struct open_how: flags first */
-        int flags = how ? (int)how[0] : 0;
-        OPEN_BODY((int)a[0], (const char *)a[1], flags,
-                  (int)REAL(syscall)(n, a[0], a[1], a[2], a[3], a[4], a[5]));
-    }
-#endif
-    return REAL(syscall)(n, a[0], a[1], a[2], a[3], a[4], a[5]);
-}
 
 /* ---- stdio and dirent openers -------------------------------------------------*/
-static int fopen_flags(const char *mode)
-{
-    int fl;
-    switch (mode ? mode[0] : 'r') {
-    case 'w': fl = O_WRONLY | O_CREAT | O_TRUNC; break;
-    case 'a': fl = O_WRONLY | O_CREAT | O_APPEND; break;
-    default: fl = O_RDONLY; break;
-    }
-    for (const char *m = mode ? mode + 1 : ""; *m && *m != ','; m++) {
-        if (*m == '+')
-            fl = (fl & ~O_ACCMODE) | O_RDWR;
-        else if (*m == 'x')
-            fl |= O_EXCL;
-    }
-    return fl;
-}
-
-/* A mode with 'c' makes glibc open through __open_nocancel, which reports
- * the open itself once glibc_internal.c has patched it. */
-#define FOPEN_BODY(path, mode, call)                                           \
-    int fl_ = fopen_flags(mode);                                               \
-    int ex_ = (fl_ & O_CREAT) && !(fl_ & O_EXCL) ? sbx_exists_at(AT_FDCWD, path) : 0; \
-    FILE *f_ = call;                                                           \
-    if (!(sbx_open_body_patched && mode && strchr(mode, 'c')))                 \
-        KEEP_ERRNO(sbx_opened(AT_FDCWD, path, fl_, f_ ? fileno(f_) : -1, ex_)); \
-    return f_
-
 SBX_HOOK(FILE *, fopen, (const char *path, const char *mode))
 {
     FOPEN_BODY(path, mode, REAL(fopen)(path, mode));
 }
-SBX_HOOK(FILE *, fopen64, (const char *path, const char *mode))
-{
-    FOPEN_BODY(path, mode, REAL(fopen64)(path, mode));
-}
 
 /* Buffered output not yet flushed is a write the offset cannot show yet
- * (glibc FILE layout; the macOS build reads _p/_bf instead). */
-static void stream_closing(FILE *f)
+ * (the FILE layout is the system's: shim_os.h). */
+void sbx_stream_closing(FILE *f)
 {
     int fd = f ? fileno(f) : -1;
     if (fd < 0 || !sbx_on())
         return;
-    if (f->_IO_write_ptr > f->_IO_write_base)
+    if (sbx_os_stream_unflushed(f))
         sbx_fd_use(fd, SBX_WRITE);
     sbx_fd_closing(fd);
 }
@@ -209,23 +80,14 @@ SBX_HOOK(FILE *, freopen, (const char *path, const char *mode, FILE *stream))
 {
     if (!path)
         return REAL(freopen)(path, mode, stream);
-    KEEP_ERRNO(stream_closing(stream));
+    KEEP_ERRNO(sbx_stream_closing(stream));
     FOPEN_BODY(path, mode, REAL(freopen)(path, mode, stream));
 }
-SBX_HOOK(FILE *, freopen64, (const char *path, const char *mode, FILE *stream))
-{
-    if (!path)
-        return REAL(freopen64)(path, mode, stream);
-    KEEP_ERRNO(stream_closing(stream));
-    FOPEN_BODY(path, mode, REAL(freopen64)(path, mode, stream));
-}
-
 SBX_HOOK(int, fclose, (FILE *stream))
 {
-    KEEP_ERRNO(stream_closing(stream));
+    KEEP_ERRNO(sbx_stream_closing(stream));
     return REAL(fclose)(stream);
 }
-
 SBX_HOOK(DIR *, opendir, (const char *name))
 {
     DIR *d = REAL(opendir)(name);
@@ -233,7 +95,6 @@ SBX_HOOK(DIR *, opendir, (const char *name))
         KEEP_ERRNO(sbx_opened(AT_FDCWD, name, O_RDONLY | O_DIRECTORY, d ? dirfd(d) : -1, 0));
     return d;
 }
-
 SBX_HOOK(DIR *, fdopendir, (int fd))
 {
     DIR *d = REAL(fdopendir)(fd);
@@ -241,16 +102,9 @@ SBX_HOOK(DIR *, fdopendir, (int fd))
         KEEP_ERRNO(sbx_fd_mark_dir(fd));
     return d;
 }
-
 SBX_HOOK(struct dirent *, readdir, (DIR *d))
 {
     struct dirent *e = REAL(readdir)(d);
-    KEEP_ERRNO(sbx_fd_use(dirfd(d), SBX_ENUM));
-    return e;
-}
-SBX_HOOK(struct dirent64 *, readdir64, (DIR *d))
-{
-    struct dirent64 *e = REAL(readdir64)(d);
     KEEP_ERRNO(sbx_fd_use(dirfd(d), SBX_ENUM));
     return e;
 }
@@ -260,101 +114,34 @@ SBX_HOOK(int, readdir_r, (DIR *d, struct dirent *entry, struct dirent **result))
     KEEP_ERRNO(sbx_fd_use(dirfd(d), SBX_ENUM));
     return r;
 }
-SBX_HOOK(ssize_t, getdents64, (int fd, void *buf, size_t n))
-{
-    ssize_t r = REAL(getdents64)(fd, buf, n);
-    if (r >= 0)
-        KEEP_ERRNO(sbx_fd_use(fd, SBX_ENUM));
-    return r;
-}
 SBX_HOOK(int, closedir, (DIR *d))
 {
     if (d)
         KEEP_ERRNO(sbx_fd_closing(dirfd(d)));
     return REAL(closedir)(d);
 }
-
-typedef int (*scan_filter)(const struct dirent *);
-typedef int (*scan_cmp)(const struct dirent **, const struct dirent **);
-typedef int (*scan_filter64)(const struct dirent64 *);
-typedef int (*scan_cmp64)(const struct dirent64 **, const struct dirent64 **);
-
 SBX_HOOK(int, scandir, (const char *dir, struct dirent ***list, scan_filter f, scan_cmp c))
 {
     int r = REAL(scandir)(dir, list, f, c);
     KEEP_ERRNO(sbx_path(dir, SBX_OP_LIST, r >= 0));
     return r;
 }
-SBX_HOOK(int, scandir64, (const char *dir, struct dirent64 ***list, scan_filter64 f,
-                          scan_cmp64 c))
-{
-    int r = REAL(scandir64)(dir, list, f, c);
-    KEEP_ERRNO(sbx_path(dir, SBX_OP_LIST, r >= 0));
-    return r;
-}
-SBX_HOOK(int, scandirat, (int dirfd, const char *dir, struct dirent ***list, scan_filter f,
-                          scan_cmp c))
-{
-    int r = REAL(scandirat)(dirfd, dir, list, f, c);
-    KEEP_ERRNO(sbx_path_at(dirfd, dir, SBX_OP_LIST, r >= 0));
-    return r;
-}
 
 /* ---- metadata: probes ------------------------------------------------------------*/
-#define PROBE_BODY(dirfd, path, call)                                          \
-    int r_ = call;                                                             \
-    if ((path) && (path)[0])                                                   \
-        KEEP_ERRNO(sbx_path_at(dirfd, path, SBX_OP_PROBE, 1));                    \
-    return r_
-
 SBX_HOOK(int, stat, (const char *p, struct stat *b)) { PROBE_BODY(AT_FDCWD, p, REAL(stat)(p, b)); }
-SBX_HOOK(int, stat64, (const char *p, struct stat64 *b)) { PROBE_BODY(AT_FDCWD, p, REAL(stat64)(p, b)); }
 SBX_HOOK(int, lstat, (const char *p, struct stat *b)) { PROBE_BODY(AT_FDCWD, p, REAL(lstat)(p, b)); }
-SBX_HOOK(int, lstat64, (const char *p, struct stat64 *b)) { PROBE_BODY(AT_FDCWD, p, REAL(lstat64)(p, b)); }
 SBX_HOOK(int, fstatat, (int d, const char *p, struct stat *b, int fl))
 {
     PROBE_BODY(d, p, REAL(fstatat)(d, p, b, fl));
 }
-SBX_HOOK(int, fstatat64, (int d, const char *p, struct stat64 *b, int fl))
-{
-    PROBE_BODY(d, p, REAL(fstatat64)(d, p, b, fl));
-}
-SBX_HOOK(int, statx, (int d, const char *p, int fl, unsigned mask, struct statx *b))
-{
-    PROBE_BODY(d, p, REAL(statx)(d, p, fl, mask, b));
-}
-/* Legacy versioned entry points that binaries built before glibc 2.33 call. */
-int __xstat(int v, const char *p, struct stat *b);
-int __xstat64(int v, const char *p, struct stat64 *b);
-int __lxstat(int v, const char *p, struct stat *b);
-int __lxstat64(int v, const char *p, struct stat64 *b);
-int __fxstatat(int v, int d, const char *p, struct stat *b, int fl);
-int __fxstatat64(int v, int d, const char *p, struct stat64 *b, int fl);
-SBX_HOOK(int, __xstat, (int v, const char *p, struct stat *b)) { PROBE_BODY(AT_FDCWD, p, REAL(__xstat)(v, p, b)); }
-SBX_HOOK(int, __xstat64, (int v, const char *p, struct stat64 *b)) { PROBE_BODY(AT_FDCWD, p, REAL(__xstat64)(v, p, b)); }
-SBX_HOOK(int, __lxstat, (int v, const char *p, struct stat *b)) { PROBE_BODY(AT_FDCWD, p, REAL(__lxstat)(v, p, b)); }
-SBX_HOOK(int, __lxstat64, (int v, const char *p, struct stat64 *b)) { PROBE_BODY(AT_FDCWD, p, REAL(__lxstat64)(v, p, b)); }
-SBX_HOOK(int, __fxstatat, (int v, int d, const char *p, struct stat *b, int fl))
-{
-    PROBE_BODY(d, p, REAL(__fxstatat)(v, d, p, b, fl));
-}
-SBX_HOOK(int, __fxstatat64, (int v, int d, const char *p, struct stat64 *b, int fl))
-{
-    PROBE_BODY(d, p, REAL(__fxstatat64)(v, d, p, b, fl));
-}
-
 SBX_HOOK(int, access, (const char *p, int m)) { PROBE_BODY(AT_FDCWD, p, REAL(access)(p, m)); }
 SBX_HOOK(int, faccessat, (int d, const char *p, int m, int fl)) { PROBE_BODY(d, p, REAL(faccessat)(d, p, m, fl)); }
-SBX_HOOK(int, euidaccess, (const char *p, int m)) { PROBE_BODY(AT_FDCWD, p, REAL(euidaccess)(p, m)); }
-SBX_HOOK(int, eaccess, (const char *p, int m)) { PROBE_BODY(AT_FDCWD, p, REAL(eaccess)(p, m)); }
 SBX_HOOK(char *, realpath, (const char *p, char *out))
 {
     char *r = REAL(realpath)(p, out);
     KEEP_ERRNO(sbx_path(p, SBX_OP_PROBE, 1));
     return r;
 }
-
-/* readlink of a link reads it; a failed one probed the name. */
 SBX_HOOK(ssize_t, readlink, (const char *p, char *buf, size_t n))
 {
     ssize_t r = REAL(readlink)(p, buf, n);
@@ -367,7 +154,6 @@ SBX_HOOK(ssize_t, readlinkat, (int d, const char *p, char *buf, size_t n))
     KEEP_ERRNO(sbx_path_at(d, p, SBX_OP_READLINK, r >= 0));
     return r;
 }
-
 SBX_HOOK(int, chdir, (const char *p))
 {
     /* named against the cwd it leaves, so resolved before the call */
@@ -380,18 +166,6 @@ SBX_HOOK(int, chdir, (const char *p))
 }
 
 /* ---- names created, removed, changed: writes ---------------------------------------*/
-#define NAME_BODY(dirfd, path, op, call)                                       \
-    int r_ = call;                                                             \
-    KEEP_ERRNO(sbx_path_at(dirfd, path, op, r_ >= 0));                         \
-    return r_
-#define MODIFY_BODY(dirfd, path, call) NAME_BODY(dirfd, path, SBX_OP_MODIFY, call)
-#define REMOVE_BODY(dirfd, path, call) NAME_BODY(dirfd, path, SBX_OP_REMOVE, call)
-#define CREATE_BODY(dirfd, path, call) NAME_BODY(dirfd, path, SBX_OP_CREATE, call)
-#define TWO_BODY(od, o, nd, n, op, call)                                       \
-    int r_ = call;                                                             \
-    KEEP_ERRNO(sbx_path2_at(od, o, nd, n, op, r_ >= 0));                       \
-    return r_
-
 SBX_HOOK(int, rename, (const char *o, const char *n))
 {
     TWO_BODY(AT_FDCWD, o, AT_FDCWD, n, SBX_OP_RENAME, REAL(rename)(o, n));
@@ -399,10 +173,6 @@ SBX_HOOK(int, rename, (const char *o, const char *n))
 SBX_HOOK(int, renameat, (int od, const char *o, int nd, const char *n))
 {
     TWO_BODY(od, o, nd, n, SBX_OP_RENAME, REAL(renameat)(od, o, nd, n));
-}
-SBX_HOOK(int, renameat2, (int od, const char *o, int nd, const char *n, unsigned fl))
-{
-    TWO_BODY(od, o, nd, n, SBX_OP_RENAME, REAL(renameat2)(od, o, nd, n, fl));
 }
 SBX_HOOK(int, link, (const char *o, const char *n))
 {
@@ -420,7 +190,6 @@ SBX_HOOK(int, symlinkat, (const char *t, int d, const char *n))
 {
     CREATE_BODY(d, n, REAL(symlinkat)(t, d, n));
 }
-
 SBX_HOOK(int, unlink, (const char *p)) { REMOVE_BODY(AT_FDCWD, p, REAL(unlink)(p)); }
 SBX_HOOK(int, unlinkat, (int d, const char *p, int fl)) { REMOVE_BODY(d, p, REAL(unlinkat)(d, p, fl)); }
 SBX_HOOK(int, rmdir, (const char *p)) { REMOVE_BODY(AT_FDCWD, p, REAL(rmdir)(p)); }
@@ -429,9 +198,7 @@ SBX_HOOK(int, mkdir, (const char *p, mode_t m)) { CREATE_BODY(AT_FDCWD, p, REAL(
 SBX_HOOK(int, mkdirat, (int d, const char *p, mode_t m)) { CREATE_BODY(d, p, REAL(mkdirat)(d, p, m)); }
 SBX_HOOK(int, mkfifo, (const char *p, mode_t m)) { CREATE_BODY(AT_FDCWD, p, REAL(mkfifo)(p, m)); }
 SBX_HOOK(int, mknod, (const char *p, mode_t m, dev_t dv)) { CREATE_BODY(AT_FDCWD, p, REAL(mknod)(p, m, dv)); }
-SBX_HOOK(int, mknodat, (int d, const char *p, mode_t m, dev_t dv)) { CREATE_BODY(d, p, REAL(mknodat)(d, p, m, dv)); }
 SBX_HOOK(int, truncate, (const char *p, off_t n)) { MODIFY_BODY(AT_FDCWD, p, REAL(truncate)(p, n)); }
-SBX_HOOK(int, truncate64, (const char *p, off64_t n)) { MODIFY_BODY(AT_FDCWD, p, REAL(truncate64)(p, n)); }
 SBX_HOOK(int, chmod, (const char *p, mode_t m)) { MODIFY_BODY(AT_FDCWD, p, REAL(chmod)(p, m)); }
 SBX_HOOK(int, lchmod, (const char *p, mode_t m)) { MODIFY_BODY(AT_FDCWD, p, REAL(lchmod)(p, m)); }
 SBX_HOOK(int, fchmodat, (int d, const char *p, mode_t m, int fl)) { MODIFY_BODY(d, p, REAL(fchmodat)(d, p, m, fl)); }
@@ -444,16 +211,6 @@ SBX_HOOK(int, fchownat, (int d, const char *p, uid_t u, gid_t g, int fl))
 SBX_HOOK(int, utime, (const char *p, const struct utimbuf *t)) { MODIFY_BODY(AT_FDCWD, p, REAL(utime)(p, t)); }
 SBX_HOOK(int, utimes, (const char *p, const struct timeval t[2])) { MODIFY_BODY(AT_FDCWD, p, REAL(utimes)(p, t)); }
 SBX_HOOK(int, lutimes, (const char *p, const struct timeval t[2])) { MODIFY_BODY(AT_FDCWD, p, REAL(lutimes)(p, t)); }
-SBX_HOOK(int, futimesat, (int d, const char *p, const struct timeval t[2]))
-{
-    if (!p) {
-        int r = REAL(futimesat)(d, p, t);
-        if (r >= 0)
-            KEEP_ERRNO(sbx_fd_use(d, SBX_WRITE));
-        return r;
-    }
-    MODIFY_BODY(d, p, REAL(futimesat)(d, p, t));
-}
 SBX_HOOK(int, utimensat, (int d, const char *p, const struct timespec t[2], int fl))
 {
     if (!p) {                        /* Linux: NULL path acts on the fd */
@@ -465,101 +222,23 @@ SBX_HOOK(int, utimensat, (int d, const char *p, const struct timespec t[2], int 
     MODIFY_BODY(d, p, REAL(utimensat)(d, p, t, fl));
 }
 
-/* ---- extended attributes and file-system statistics ----------------------------------*/
-SBX_HOOK(ssize_t, getxattr, (const char *p, const char *n, void *v, size_t s))
-{
-    ssize_t r = REAL(getxattr)(p, n, v, s);
-    KEEP_ERRNO(sbx_path(p, SBX_OP_PROBE, r >= 0));
-    return r;
-}
-SBX_HOOK(ssize_t, lgetxattr, (const char *p, const char *n, void *v, size_t s))
-{
-    ssize_t r = REAL(lgetxattr)(p, n, v, s);
-    KEEP_ERRNO(sbx_path(p, SBX_OP_PROBE, r >= 0));
-    return r;
-}
-SBX_HOOK(ssize_t, listxattr, (const char *p, char *l, size_t s))
-{
-    ssize_t r = REAL(listxattr)(p, l, s);
-    KEEP_ERRNO(sbx_path(p, SBX_OP_PROBE, r >= 0));
-    return r;
-}
-SBX_HOOK(ssize_t, llistxattr, (const char *p, char *l, size_t s))
-{
-    ssize_t r = REAL(llistxattr)(p, l, s);
-    KEEP_ERRNO(sbx_path(p, SBX_OP_PROBE, r >= 0));
-    return r;
-}
-SBX_HOOK(int, setxattr, (const char *p, const char *n, const void *v, size_t s, int fl))
-{
-    MODIFY_BODY(AT_FDCWD, p, REAL(setxattr)(p, n, v, s, fl));
-}
-SBX_HOOK(int, lsetxattr, (const char *p, const char *n, const void *v, size_t s, int fl))
-{
-    MODIFY_BODY(AT_FDCWD, p, REAL(lsetxattr)(p, n, v, s, fl));
-}
-SBX_HOOK(int, removexattr, (const char *p, const char *n))
-{
-    MODIFY_BODY(AT_FDCWD, p, REAL(removexattr)(p, n));
-}
-SBX_HOOK(int, lremovexattr, (const char *p, const char *n))
-{
-    MODIFY_BODY(AT_FDCWD, p, REAL(lremovexattr)(p, n));
-}
+/* ---- file-system statistics ----------------------------------------------------------*/
 SBX_HOOK(int, statfs, (const char *p, struct statfs *b)) { PROBE_BODY(AT_FDCWD, p, REAL(statfs)(p, b)); }
-SBX_HOOK(int, statfs64, (const char *p, struct statfs64 *b)) { PROBE_BODY(AT_FDCWD, p, REAL(statfs64)(p, b)); }
 SBX_HOOK(int, statvfs, (const char *p, struct statvfs *b)) { PROBE_BODY(AT_FDCWD, p, REAL(statvfs)(p, b)); }
-SBX_HOOK(int, statvfs64, (const char *p, struct statvfs64 *b)) { PROBE_BODY(AT_FDCWD, p, REAL(statvfs64)(p, b)); }
 
 /* ---- file descriptors: content read or written ---------------------------------------*/
-#define FD_BODY(type, fd, kind, call)                                          \
-    type r_ = call;                                                            \
-    if (r_ >= 0)                                                               \
-        KEEP_ERRNO(sbx_fd_use(fd, kind));                                      \
-    return r_
-
 SBX_HOOK(ssize_t, read, (int fd, void *b, size_t n)) { FD_BODY(ssize_t, fd, SBX_READ, REAL(read)(fd, b, n)); }
 SBX_HOOK(ssize_t, pread, (int fd, void *b, size_t n, off_t o)) { FD_BODY(ssize_t, fd, SBX_READ, REAL(pread)(fd, b, n, o)); }
-SBX_HOOK(ssize_t, pread64, (int fd, void *b, size_t n, off64_t o)) { FD_BODY(ssize_t, fd, SBX_READ, REAL(pread64)(fd, b, n, o)); }
 SBX_HOOK(ssize_t, readv, (int fd, const struct iovec *v, int n)) { FD_BODY(ssize_t, fd, SBX_READ, REAL(readv)(fd, v, n)); }
 SBX_HOOK(ssize_t, preadv, (int fd, const struct iovec *v, int n, off_t o)) { FD_BODY(ssize_t, fd, SBX_READ, REAL(preadv)(fd, v, n, o)); }
-SBX_HOOK(ssize_t, preadv64, (int fd, const struct iovec *v, int n, off64_t o)) { FD_BODY(ssize_t, fd, SBX_READ, REAL(preadv64)(fd, v, n, o)); }
-SBX_HOOK(ssize_t, preadv2, (int fd, const struct iovec *v, int n, off_t o, int fl)) { FD_BODY(ssize_t, fd, SBX_READ, REAL(preadv2)(fd, v, n, o, fl)); }
 SBX_HOOK(ssize_t, write, (int fd, const void *b, size_t n)) { FD_BODY(ssize_t, fd, SBX_WRITE, REAL(write)(fd, b, n)); }
 SBX_HOOK(ssize_t, pwrite, (int fd, const void *b, size_t n, off_t o)) { FD_BODY(ssize_t, fd, SBX_WRITE, REAL(pwrite)(fd, b, n, o)); }
-SBX_HOOK(ssize_t, pwrite64, (int fd, const void *b, size_t n, off64_t o)) { FD_BODY(ssize_t, fd, SBX_WRITE, REAL(pwrite64)(fd, b, n, o)); }
 SBX_HOOK(ssize_t, writev, (int fd, const struct iovec *v, int n)) { FD_BODY(ssize_t, fd, SBX_WRITE, REAL(writev)(fd, v, n)); }
 SBX_HOOK(ssize_t, pwritev, (int fd, const struct iovec *v, int n, off_t o)) { FD_BODY(ssize_t, fd, SBX_WRITE, REAL(pwritev)(fd, v, n, o)); }
-SBX_HOOK(ssize_t, pwritev64, (int fd, const struct iovec *v, int n, off64_t o)) { FD_BODY(ssize_t, fd, SBX_WRITE, REAL(pwritev64)(fd, v, n, o)); }
-SBX_HOOK(ssize_t, pwritev2, (int fd, const struct iovec *v, int n, off_t o, int fl)) { FD_BODY(ssize_t, fd, SBX_WRITE, REAL(pwritev2)(fd, v, n, o, fl)); }
 SBX_HOOK(int, ftruncate, (int fd, off_t n)) { FD_BODY(int, fd, SBX_WRITE, REAL(ftruncate)(fd, n)); }
-SBX_HOOK(int, ftruncate64, (int fd, off64_t n)) { FD_BODY(int, fd, SBX_WRITE, REAL(ftruncate64)(fd, n)); }
 SBX_HOOK(int, fchmod, (int fd, mode_t m)) { FD_BODY(int, fd, SBX_WRITE, REAL(fchmod)(fd, m)); }
 SBX_HOOK(int, fchown, (int fd, uid_t u, gid_t g)) { FD_BODY(int, fd, SBX_WRITE, REAL(fchown)(fd, u, g)); }
 SBX_HOOK(int, futimens, (int fd, const struct timespec t[2])) { FD_BODY(int, fd, SBX_WRITE, REAL(futimens)(fd, t)); }
-SBX_HOOK(int, fallocate, (int fd, int m, off_t o, off_t n)) { FD_BODY(int, fd, SBX_WRITE, REAL(fallocate)(fd, m, o, n)); }
-SBX_HOOK(int, fallocate64, (int fd, int m, off64_t o, off64_t n)) { FD_BODY(int, fd, SBX_WRITE, REAL(fallocate64)(fd, m, o, n)); }
-/* posix_fallocate returns an error number, not -1 */
-SBX_HOOK(int, posix_fallocate, (int fd, off_t o, off_t n))
-{
-    int r = REAL(posix_fallocate)(fd, o, n);
-    if (r == 0)
-        KEEP_ERRNO(sbx_fd_use(fd, SBX_WRITE));
-    return r;
-}
-SBX_HOOK(int, posix_fallocate64, (int fd, off64_t o, off64_t n))
-{
-    int r = REAL(posix_fallocate64)(fd, o, n);
-    if (r == 0)
-        KEEP_ERRNO(sbx_fd_use(fd, SBX_WRITE));
-    return r;
-}
-SBX_HOOK(int, fsetxattr, (int fd, const char *n, const void *v, size_t s, int fl))
-{
-    FD_BODY(int, fd, SBX_WRITE, REAL(fsetxattr)(fd, n, v, s, fl));
-}
-SBX_HOOK(int, fremovexattr, (int fd, const char *n)) { FD_BODY(int, fd, SBX_WRITE, REAL(fremovexattr)(fd, n)); }
-
 SBX_HOOK(void *, mmap, (void *a, size_t n, int prot, int fl, int fd, off_t o))
 {
     void *r = REAL(mmap)(a, n, prot, fl, fd, o);
@@ -567,56 +246,12 @@ SBX_HOOK(void *, mmap, (void *a, size_t n, int prot, int fl, int fd, off_t o))
         KEEP_ERRNO(sbx_mapped(r, prot, fl, fd));
     return r;
 }
-SBX_HOOK(void *, mmap64, (void *a, size_t n, int prot, int fl, int fd, off64_t o))
-{
-    void *r = REAL(mmap64)(a, n, prot, fl, fd, o);
-    if (!sbx_mmap_body_patched)
-        KEEP_ERRNO(sbx_mapped(r, prot, fl, fd));
-    return r;
-}
-
-static ssize_t transferred(ssize_t r, int in, int out)
-{
-    if (r >= 0)
-        KEEP_ERRNO({
-            sbx_fd_use(in, SBX_READ);
-            sbx_fd_use(out, SBX_WRITE);
-        });
-    return r;
-}
-SBX_HOOK(ssize_t, sendfile, (int out, int in, off_t *o, size_t n))
-{
-    return transferred(REAL(sendfile)(out, in, o, n), in, out);
-}
-SBX_HOOK(ssize_t, sendfile64, (int out, int in, off64_t *o, size_t n))
-{
-    return transferred(REAL(sendfile64)(out, in, o, n), in, out);
-}
-SBX_HOOK(ssize_t, splice, (int in, off64_t *io, int out, off64_t *oo, size_t n, unsigned fl))
-{
-    return transferred(REAL(splice)(in, io, out, oo, n, fl), in, out);
-}
-SBX_HOOK(ssize_t, copy_file_range, (int in, off64_t *io, int out, off64_t *oo, size_t n,
-                                     unsigned fl))
-{
-    return transferred(REAL(copy_file_range)(in, io, out, oo, n, fl), in, out);
-}
 
 /* ---- fd table upkeep ------------------------------------------------------------------*/
 SBX_HOOK(int, close, (int fd))
 {
     KEEP_ERRNO(sbx_fd_closing(fd));
     return REAL(close)(fd);
-}
-SBX_HOOK(int, close_range, (unsigned lo, unsigned hi, int fl))
-{
-    KEEP_ERRNO(sbx_fd_close_range(lo, hi));
-    return REAL(close_range)(lo, hi, fl);
-}
-SBX_HOOK(void, closefrom, (int lo))
-{
-    KEEP_ERRNO(sbx_fd_close_range((unsigned)lo, ~0u));
-    REAL(closefrom)(lo);
 }
 SBX_HOOK(int, dup, (int fd))
 {
@@ -633,27 +268,7 @@ SBX_HOOK(int, dup2, (int fd, int nfd))
         KEEP_ERRNO(sbx_fd_dup(fd, r));
     return r;
 }
-SBX_HOOK(int, dup3, (int fd, int nfd, int fl))
-{
-    KEEP_ERRNO(sbx_fd_closing(nfd));
-    int r = REAL(dup3)(fd, nfd, fl);
-    if (r >= 0)
-        KEEP_ERRNO(sbx_fd_dup(fd, r));
-    return r;
-}
-
-#define FCNTL_BODY(real)                                                       \
-    va_list ap;                                                                \
-    va_start(ap, cmd);                                                         \
-    void *arg = va_arg(ap, void *);                                            \
-    va_end(ap);                                                                \
-    int r = real(fd, cmd, arg);                                                \
-    if (r >= 0 && (cmd == F_DUPFD || cmd == F_DUPFD_CLOEXEC))                  \
-        KEEP_ERRNO(sbx_fd_dup(fd, r));                                         \
-    return r
-
 SBX_HOOK(int, fcntl, (int fd, int cmd, ...)) { FCNTL_BODY(REAL(fcntl)); }
-SBX_HOOK(int, fcntl64, (int fd, int cmd, ...)) { FCNTL_BODY(REAL(fcntl64)); }
 
 /* ---- processes --------------------------------------------------------------------------*/
 SBX_HOOK(pid_t, fork, (void))
@@ -665,7 +280,6 @@ SBX_HOOK(pid_t, fork, (void))
         KEEP_ERRNO(sbx_forked_parent(r));
     return r;
 }
-
 SBX_HOOK(void, _exit, (int status))
 {
     sbx_flush_fds();
@@ -701,15 +315,13 @@ static size_t env_count(char *const envp[])
     char store_[2 * SBX_PATH_MAX + 16];                                        \
     char *const *out = sbx_exec_env(envp, vec_, ne_, store_, sizeof store_)
 
-static int exec_at(int dirfd, const char *path, char *const argv[], char *const envp[],
-                   int flags);
-
 SBX_HOOK(int, execve, (const char *path, char *const argv[], char *const envp[]))
 {
-    return exec_at(AT_FDCWD, path, argv, envp, 0);
+    return sbx_exec_at(AT_FDCWD, path, argv, envp, 0);
 }
-static int exec_at(int dirfd, const char *path, char *const argv[], char *const envp[],
-                   int flags)
+
+int sbx_exec_at(int dirfd, const char *path, char *const argv[], char *const envp[],
+                int flags)
 {
     CHILD_ENV(envp, env);
     sbx_flush_fds();
@@ -723,35 +335,26 @@ static int exec_at(int dirfd, const char *path, char *const argv[], char *const 
     }
     int r = dirfd == AT_FDCWD && flags == 0
                 ? REAL(execve)(path, argv, env)
-                : (int)REAL(syscall)(SYS_execveat, dirfd, path, argv, env, flags, 0);
+                : sbx_os_execveat(dirfd, path, argv, env, flags);
     KEEP_ERRNO(sbx_exec_failed(dirfd, path, errno));
     return r;
 }
 
-SBX_HOOK(int, execveat, (int d, const char *path, char *const argv[], char *const envp[],
-                         int fl))
-{
-    return exec_at(d, path, argv, envp, fl);
-}
-SBX_HOOK(int, fexecve, (int fd, char *const argv[], char *const envp[]))
-{
-    return exec_at(fd, "", argv, envp, AT_EMPTY_PATH);
-}
 SBX_HOOK(int, execv, (const char *path, char *const argv[]))
 {
-    return exec_at(AT_FDCWD, path, argv, environ, 0);
+    return sbx_exec_at(AT_FDCWD, path, argv, environ, 0);
 }
 
 /* execvp's $PATH search done here, so that every candidate tried is
  * reported as a probe (the kernel sees each failed execve). */
-static int exec_search(const char *file, char *const argv[], char *const envp[])
+int sbx_exec_search(const char *file, char *const argv[], char *const envp[])
 {
     if (!file || !*file) {
         errno = ENOENT;
         return -1;
     }
     if (strchr(file, '/'))
-        return exec_at(AT_FDCWD, file, argv, envp, 0);
+        return sbx_exec_at(AT_FDCWD, file, argv, envp, 0);
     const char *path = getenv("PATH");
     if (!path)
         path = "/bin:/usr/bin";
@@ -766,7 +369,7 @@ static int exec_search(const char *file, char *const argv[], char *const envp[])
             size_t at = dl ? dl : 1;
             cand[at++] = '/';
             memcpy(cand + at, file, fl + 1);
-            exec_at(AT_FDCWD, cand, argv, envp, 0);
+            sbx_exec_at(AT_FDCWD, cand, argv, envp, 0);
             switch (errno) {
             case EACCES:
                 eacces = 1;
@@ -783,7 +386,7 @@ static int exec_search(const char *file, char *const argv[], char *const envp[])
                 sh[1] = cand;
                 for (size_t i = 1; i <= argc; i++)
                     sh[i + 1] = argv[i];
-                exec_at(AT_FDCWD, "/bin/sh", sh, envp, 0);
+                sbx_exec_at(AT_FDCWD, "/bin/sh", sh, envp, 0);
                 return -1;
             }
             default:
@@ -800,11 +403,7 @@ static int exec_search(const char *file, char *const argv[], char *const envp[])
 
 SBX_HOOK(int, execvp, (const char *file, char *const argv[]))
 {
-    return exec_search(file, argv, environ);
-}
-SBX_HOOK(int, execvpe, (const char *file, char *const argv[], char *const envp[]))
-{
-    return exec_search(file, argv, envp);
+    return sbx_exec_search(file, argv, environ);
 }
 
 /* execl*: gather the variadic list on the stack. */
@@ -826,17 +425,17 @@ SBX_HOOK(int, execvpe, (const char *file, char *const argv[], char *const envp[]
 SBX_HOOK(int, execl, (const char *path, const char *arg, ...))
 {
     ARGS_FROM_VA(arg, 0, av, ev);
-    return exec_at(AT_FDCWD, path, av, ev, 0);
+    return sbx_exec_at(AT_FDCWD, path, av, ev, 0);
 }
 SBX_HOOK(int, execle, (const char *path, const char *arg, ...))
 {
     ARGS_FROM_VA(arg, 1, av, ev);
-    return exec_at(AT_FDCWD, path, av, ev, 0);
+    return sbx_exec_at(AT_FDCWD, path, av, ev, 0);
 }
 SBX_HOOK(int, execlp, (const char *file, const char *arg, ...))
 {
     ARGS_FROM_VA(arg, 0, av, ev);
-    return exec_search(file, av, ev);
+    return sbx_exec_search(file, av, ev);
 }
 
 /* posix_spawn runs its child inside libc (clone + internal exec), where no
@@ -861,7 +460,6 @@ SBX_HOOK(int, posix_spawn, (pid_t *pid, const char *path, const posix_spawn_file
                       : sbx_path(path, SBX_OP_EXEC, 0));
     return r;
 }
-
 SBX_HOOK(int, posix_spawnp, (pid_t *pid, const char *file, const posix_spawn_file_actions_t *fa,
                              const posix_spawnattr_t *at, char *const argv[], char *const envp[]))
 {
@@ -878,7 +476,7 @@ SBX_HOOK(int, posix_spawnp, (pid_t *pid, const char *file, const posix_spawn_fil
             int dl = end ? (int)(end - p) : (int)strlen(p);
             char cand[SBX_PATH_MAX];
             snprintf(cand, sizeof cand, "%.*s/%s", dl ? dl : 1, dl ? p : ".", file);
-            if (SBX_SYS4(SYS_faccessat, AT_FDCWD, cand, X_OK, 0) == 0) {
+            if (sbx_os_faccessat(AT_FDCWD, cand, X_OK) == 0) {
                 memcpy(found, cand, sizeof cand);
                 break;
             }
@@ -892,7 +490,7 @@ SBX_HOOK(int, posix_spawnp, (pid_t *pid, const char *file, const posix_spawn_fil
         char abs[SBX_PATH_MAX];
         if (sbx_resolve(AT_FDCWD, found, abs, sizeof abs) >= 0 &&
             sbx_handoff_target(AT_FDCWD, abs, static_target, sizeof static_target))
-            return posix_spawn(pid, abs, fa, at, argv, envp);   /* hands off */
+            return SBX_SELF(posix_spawn)(pid, abs, fa, at, argv, envp);   /* hands off */
     }
     pid_t child = 0;
     int r = REAL(posix_spawnp)(&child, file, fa, at, argv, env);
@@ -915,14 +513,13 @@ SBX_HOOK(int, posix_spawn_file_actions_addopen, (posix_spawn_file_actions_t *fa,
             int ex = (flags & O_CREAT) ? sbx_exists_at(AT_FDCWD, path) : 1;
             int used;               /* (one declaration each: this is a macro argument) */
             int tracked;
-            unsigned now = sbx_access_open(sbx_linux_open_intent((unsigned)flags), ex == 0,
+            unsigned now = sbx_access_open(sbx_os_open_intent(flags), ex == 0,
                                            &used, &tracked);
             /* what the child then does with the fd is its own business */
             sbx_path_cats_at(AT_FDCWD, path, now ? now : SBX_PROBE);
         });
     return r;
 }
-
 SBX_HOOK(void *, dlopen, (const char *file, int mode))
 {
     void *h = REAL(dlopen)(file, mode);
@@ -931,49 +528,15 @@ SBX_HOOK(void *, dlopen, (const char *file, int mode))
     return h;
 }
 
-/* ---- temporary files: glibc creates them with its own open() ---------------------------*/
-#define MKSTEMP_BODY(tmpl, extra, call)                                        \
-    int fd_ = call;                                                            \
-    if (fd_ >= 0)                                                              \
-        KEEP_ERRNO(sbx_opened(AT_FDCWD, tmpl, O_RDWR | O_CREAT | O_EXCL | (extra), fd_, 0)); \
-    return fd_
-
+/* ---- temporary files: libc creates them with its own open() ---------------------------*/
 SBX_HOOK(int, mkstemp, (char *t)) { MKSTEMP_BODY(t, 0, REAL(mkstemp)(t)); }
-SBX_HOOK(int, mkstemp64, (char *t)) { MKSTEMP_BODY(t, 0, REAL(mkstemp64)(t)); }
 SBX_HOOK(int, mkostemp, (char *t, int fl)) { MKSTEMP_BODY(t, fl, REAL(mkostemp)(t, fl)); }
-SBX_HOOK(int, mkostemp64, (char *t, int fl)) { MKSTEMP_BODY(t, fl, REAL(mkostemp64)(t, fl)); }
 SBX_HOOK(int, mkstemps, (char *t, int sl)) { MKSTEMP_BODY(t, 0, REAL(mkstemps)(t, sl)); }
-SBX_HOOK(int, mkstemps64, (char *t, int sl)) { MKSTEMP_BODY(t, 0, REAL(mkstemps64)(t, sl)); }
 SBX_HOOK(int, mkostemps, (char *t, int sl, int fl)) { MKSTEMP_BODY(t, fl, REAL(mkostemps)(t, sl, fl)); }
-SBX_HOOK(int, mkostemps64, (char *t, int sl, int fl))
-{
-    MKSTEMP_BODY(t, fl, REAL(mkostemps64)(t, sl, fl));
-}
 SBX_HOOK(char *, mkdtemp, (char *t))
 {
     char *r = REAL(mkdtemp)(t);
     if (r)
         KEEP_ERRNO(sbx_path(t, SBX_OP_CREATE, 1));
     return r;
-}
-
-/* ---- life cycle -------------------------------------------------------------------------*/
-__attribute__((constructor)) static void sbx_ctor(int argc, char **argv, char **envp)
-{
-    (void)envp;
-    if (!sbx_on())
-        return;
-    /* children forked inside libc (not through our fork) keep their own
-     * fd state from here on */
-    pthread_atfork(NULL, NULL, sbx_forked_child);
-    sbx_glibc_internal_patch();
-    sbx_start(argc, argv);
-}
-
-__attribute__((destructor)) static void sbx_dtor(void)
-{
-    if (!sbx_on())
-        return;
-    fflush(NULL);       /* exit() would flush after us: show those writes now */
-    sbx_flush_fds();
 }
