@@ -21,4 +21,10 @@ long sbx_path_join_clean(char *out, size_t cap,
                          const char *base, size_t base_len,
                          const char *rel, size_t rel_len);
 
+/* 1 when path names an open file descriptor rather than a file
+ * (/proc/self/fd/N, /proc/PID/fd/N, /proc/PID/task/TID/fd/N, /dev/fd/N,
+ * /dev/stdin ...): the file behind the descriptor is what was used, and the
+ * alias itself is never reported. */
+int sbx_path_is_fd_alias(const char *path);
+
 #endif

@@ -60,35 +60,3 @@ long sbx_path_join_physical(char *out, size_t cap, const char *base, size_t base
     memcpy(out, cur, l + 1);
     return (long)l;
 }
-
-static int digits(const char *s, const char **end)
-{
-    const char *p = s;
-    while (*p >= '0' && *p <= '9')
-        p++;
-    *end = p;
-    return p > s;
-}
-
-int sbx_path_is_fd_alias(const char *p)
-{
-    const char *e;
-    if (!strcmp(p, "/dev/stdin") || !strcmp(p, "/dev/stdout") || !strcmp(p, "/dev/stderr"))
-        return 1;
-    if (!strncmp(p, "/dev/fd/", 8))
-        return digits(p + 8, &e) && !*e;
-    if (strncmp(p, "/proc/", 6))
-        return 0;
-    p += 6;
-    if (!strncmp(p, "self/", 5))
-        p += 5;
-    else if (!strncmp(p, "thread-self/", 12))
-        p += 12;
-    else if (digits(p, &e) && *e == '/')
-        p = e + 1;
-    else
-        return 0;
-    if (!strncmp(p, "task/", 5) && digits(p + 5, &e) && *e == '/')
-        p = e + 1;
-    return !strncmp(p, "fd/", 3) && digits(p + 3, &e) && !*e;
-}

@@ -94,6 +94,10 @@ def child_env(env: Optional[dict], log_path: str, handoff: Optional[str] = None)
         env["LD_PRELOAD"] = SHIM + (" " + old if old else "")
     env["SBX_PRELOAD_LOG"] = log_path
     env["SBX_PRELOAD_SHIM"] = SHIM
+    try:    # the run's mount namespace: a process in another one is flagged
+        env["SBX_PRELOAD_MNTNS"] = str(os.stat("/proc/self/ns/mnt").st_ino)
+    except OSError:
+        env.pop("SBX_PRELOAD_MNTNS", None)
     if os.path.exists(AUDIT):
         old = env.get("LD_AUDIT", "")
         if AUDIT not in old.split(":"):

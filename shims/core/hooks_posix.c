@@ -165,6 +165,21 @@ SBX_HOOK(int, chdir, (const char *p))
     return r;
 }
 
+/* chroot: the directory is looked at, and absolute names start there now */
+SBX_HOOK(int, chroot, (const char *p))
+{
+    char abs[SBX_PATH_MAX];
+    int known = sbx_on() && p && sbx_resolve(AT_FDCWD, p, abs, sizeof abs) >= 0;
+    int r = REAL(chroot)(p);
+    if (known)
+        KEEP_ERRNO({
+            sbx_path(abs, SBX_OP_PROBE, r >= 0);
+            if (r == 0)
+                sbx_root_changed(abs);
+        });
+    return r;
+}
+
 /* ---- names created, removed, changed: writes ---------------------------------------*/
 SBX_HOOK(int, rename, (const char *o, const char *n))
 {

@@ -96,6 +96,11 @@ enum sbx_rec_type {
 #define SBX_FD_DIR   0x4u
 #define SBX_FD_NOPROBE 0x8u   /* already recorded as a write: no probe if unused */
 
+/* flags of an SBX_EV_USE record, beside its category: the record carries
+ * the kernel's name of the file as string 0, taken at the use ("" when the
+ * file has no name); the reader then resolves no symlink itself. */
+#define SBX_REC_KERNEL_NAME 0x1000u
+
 /* SBX_EV_EXEC flags. */
 #define SBX_EXEC_STATIC  0x1u   /* the target has no ELF interpreter */
 #define SBX_EXEC_SPAWNED 0x2u   /* posix_spawn: written by the parent after success */

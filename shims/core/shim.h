@@ -23,9 +23,14 @@
 /* True when this process reports to a run (the log is mapped). */
 int sbx_on(void);
 
-/* Resolve `path` against dirfd (AT_FDCWD: the cwd) into an absolute, clean
- * name.  Returns its length or -1 (then nothing should be reported). */
+/* Resolve `path` against dirfd (AT_FDCWD: the cwd; an absolute name: the
+ * process root) into an absolute, clean name, ".." taken physically as the
+ * kernel does.  Returns its length, -1 (then nothing should be reported) or
+ * SBX_RESOLVE_TOO_LONG (the access happened; its name does not fit). */
+#define SBX_RESOLVE_TOO_LONG (-2)
 long sbx_resolve(int dirfd, const char *path, char *out, size_t cap);
+/* chroot() made `host_root` (the host's name of it) the process root. */
+void sbx_root_changed(const char *host_root);
 
 /* Report a path-taking call: `op` says what it does to the name (access.h
  * decides what that records), `ok` whether it succeeded. */

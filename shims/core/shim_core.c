@@ -13,6 +13,7 @@
 #include "shim.h"
 
 #include <fcntl.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -215,7 +216,11 @@ static uint64_t next_id(void)
 }
 
 /* ---- paths ---------------------------------------------------------------*/
-static long fd_name(int fd, char *out, size_t cap) { return sbx_os_fd_name(fd, out, cap); }
+static long host_name(char *p, long n, size_t cap);
+static long fd_name(int fd, char *out, size_t cap)
+{
+    return host_name(out, sbx_os_fd_name(fd, out, cap), cap);
+}
 
 static void dir_remember(int fd, const char *p, size_t len)
 {
@@ -250,23 +255,116 @@ static long dir_name(int fd, char *out, size_t cap)
     return n;
 }
 
+/* The process root when it is not "/" (chroot): asked once, and again
+ * after a chroot() (sbx_root_changed). */
+static char g_root[SBX_PATH_MAX];
+static long g_root_len = -1;
+
+void sbx_root_changed(const char *host_root)
+{
+    /* Inside a chroot the kernel gives every name (getcwd, /proc/self/fd,
+     * /proc/self/root) relative to the new root: the host's name of that
+     * root is the one the caller resolved before the call. */
+    size_t n = host_root ? strlen(host_root) : 0;
+    if (!host_root || n >= sizeof g_root) {
+        __atomic_store_n(&g_root_len, -1, __ATOMIC_RELEASE);
+        return;
+    }
+    memcpy(g_root, host_root, n + 1);
+    __atomic_store_n(&g_root_len, n == 1 ? 0 : (long)n, __ATOMIC_RELEASE);
+}
+
+/* A name the kernel gave relative to a chroot made host-relative. */
+static long host_name(char *p, long n, size_t cap)
+{
+    long rl = __atomic_load_n(&g_root_len, __ATOMIC_ACQUIRE);
+    if (n <= 0 || rl <= 0 || p[0] != '/')
+        return n;
+    if ((size_t)(rl + n + 1) > cap)
+        return -1;
+    memmove(p + rl, p, (size_t)n + 1);
+    memcpy(p, g_root, (size_t)rl);
+    if (n == 1)                     /* the root itself: no trailing "/" */
+        p[--n + rl] = '\0';
+    return rl + n;
+}
+
+static int has_dotdot(const char *p)
+{
+    for (const char *c = p; (c = strstr(c, "..")) != NULL; c += 2)
+        if ((c == p || c[-1] == '/') && (c[2] == '/' || c[2] == '\0'))
+            return 1;
+    return 0;
+}
+
+/* base + rel the way the kernel walks it: ".." after a symlinked directory
+ * goes to the physical parent (the prefix is resolved by the kernel first). */
+static long join_physical(char *out, size_t cap, const char *base, size_t bl, const char *rel)
+{
+    size_t rl = strlen(rel);
+    if (!has_dotdot(rel))
+        return sbx_path_join_clean(out, cap, base, bl, rel, rl);
+    char cur[SBX_PATH_MAX], next[SBX_PATH_MAX];
+    if (sbx_path_join_clean(cur, sizeof cur, base, bl, "", 0) < 0)
+        return -1;
+    for (size_t i = 0; i < rl;) {
+        while (i < rl && rel[i] == '/')
+            i++;
+        size_t j = i;
+        while (j < rl && rel[j] != '/')
+            j++;
+        long n = 0;
+        if (j - i == 2 && rel[i] == '.' && rel[i + 1] == '.') {
+            if (host_name(next, sbx_os_real_dir(cur, next, sizeof next), sizeof next) > 0)
+                memcpy(cur, next, strlen(next) + 1);
+            n = sbx_path_join_clean(next, sizeof next, cur, strlen(cur), "..", 2);
+        } else if (j > i) {
+            n = sbx_path_join_clean(next, sizeof next, cur, strlen(cur), rel + i, j - i);
+        } else {
+            break;
+        }
+        if (n < 0)
+            return -1;
+        memcpy(cur, next, (size_t)n + 1);
+        i = j;
+    }
+    size_t l = strlen(cur);
+    if (l + 1 > cap)
+        return -1;
+    memcpy(out, cur, l + 1);
+    return (long)l;
+}
+
 long sbx_resolve(int dirfd, const char *path, char *out, size_t cap)
 {
     if (!path)
         return -1;
-    size_t plen = strlen(path);
-    if (path[0] == '/')
-        return sbx_path_join_clean(out, cap, "/", 1, path, plen);
     char base[SBX_PATH_MAX];
     long bl;
-    if (dirfd == AT_FDCWD) {
-        bl = sbx_os_getcwd(base, sizeof base);
+    const char *rel = path;
+    if (path[0] == '/') {
+        /* an absolute name of a chrooted process starts at its root */
+        if (__atomic_load_n(&g_root_len, __ATOMIC_ACQUIRE) < 0)
+            __atomic_store_n(&g_root_len, sbx_os_root(g_root, sizeof g_root),
+                             __ATOMIC_RELEASE);
+        bl = __atomic_load_n(&g_root_len, __ATOMIC_ACQUIRE);
+        if (bl > 0) {
+            memcpy(base, g_root, (size_t)bl + 1);
+            rel = path + 1;
+        } else {
+            base[0] = '/';
+            base[1] = '\0';
+            bl = 1;
+        }
+    } else if (dirfd == AT_FDCWD) {
+        bl = host_name(base, sbx_os_getcwd(base, sizeof base), sizeof base);
     } else {
         bl = dir_name(dirfd, base, sizeof base);
     }
     if (bl <= 0 || base[0] != '/')
-        return -1;
-    return sbx_path_join_clean(out, cap, base, (size_t)bl, path, plen);
+        return bl >= (long)sizeof base - 1 ? SBX_RESOLVE_TOO_LONG : -1;
+    long n = join_physical(out, cap, base, (size_t)bl, rel);
+    return n < 0 ? SBX_RESOLVE_TOO_LONG : n;
 }
 
 /* Recently reported (path, categories) pairs of this process: tools stat
@@ -290,14 +388,25 @@ static int seen_before(const char *p, size_t len, unsigned cats)
     return 0;
 }
 
+/* A name longer than the shim can carry: the access happened, its name is
+ * lost; the Result says so (once per process is enough). */
+static void lost_long_name(void)
+{
+    static int warned;
+    if (!__atomic_exchange_n(&warned, 1, __ATOMIC_ACQ_REL))
+        sbx_warn("a path longer than 4096 bytes was used; that access is not in the Result");
+}
+
 static void record_cats(int dirfd, const char *path, unsigned cats)
 {
     if (!sbx_on() || !path || !cats)
         return;
     char p[SBX_PATH_MAX];
     long n = sbx_resolve(dirfd, path, p, sizeof p);
-    if (n < 0)
-        return;
+    if (n == SBX_RESOLVE_TOO_LONG)
+        lost_long_name();
+    if (n < 0 || sbx_path_is_fd_alias(p))
+        return;             /* /proc/self/fd/N names a descriptor, not a file */
     /* only order-free categories: a write that created the name must keep
      * its place before any later read (pathset's created-then-read rule) */
     if (!(cats & (SBX_WRITE | SBX_CREATED)) && seen_before(p, (size_t)n, cats))
@@ -349,8 +458,16 @@ void sbx_opened(int dirfd, const char *path, int oflags, int fd, int existed)
         return;
     char p[SBX_PATH_MAX];
     long plen = sbx_resolve(dirfd, path, p, sizeof p);
+    if (plen == SBX_RESOLVE_TOO_LONG)
+        lost_long_name();
     if (plen < 0)
         return;
+    if (sbx_path_is_fd_alias(p)) {
+        /* a reopen through /proc/self/fd/N or /dev/fd/N opens the file
+         * behind the descriptor (nothing, when it has no name) */
+        if (fd < 0 || (plen = fd_name(fd, p, sizeof p)) <= 0 || p[0] != '/')
+            return;
+    }
     if (fd >= 0 && (oflags & O_DIRECTORY))
         dir_remember(fd, p, (size_t)plen);
     if (fd < 0) {
@@ -407,12 +524,19 @@ static struct fdrec discover(int fd)
     return rec;
 }
 
-/* A read through a symlink also reports the target: the reader resolves
- * each distinct read path once at the end (cheaper than asking the kernel
- * in the traced process on every first read). */
+/* The first read of a file carries the kernel's name for it, taken now:
+ * a read through a symlink reports the target as it was at the access, not
+ * as it is when the run ends (one readlink per file read). */
 static void emit_use(uint64_t id, unsigned kind, int fd)
 {
-    (void)fd;
+    char name[SBX_PATH_MAX];
+    if (kind == SBX_READ && fd >= 0) {
+        long n = fd_name(fd, name, sizeof name);
+        if (n <= 0 || name[0] != '/')
+            name[0] = '\0';        /* no name: nothing beyond the opened one */
+        emit(SBX_EV_USE, kind | SBX_REC_KERNEL_NAME, 0, id, name, NULL);
+        return;
+    }
     emit(SBX_EV_USE, kind, 0, id, NULL, NULL);
 }
 
@@ -514,10 +638,25 @@ void sbx_fd_mark_dir(int fd)
     __atomic_fetch_or(&g_fds[fd].st, FS_DIR, __ATOMIC_ACQ_REL);
 }
 
+/* A process in another mount namespace (unshare, setns, or started in
+ * one) names files as it sees them: the Result says so. */
+static void check_mount_ns(void)
+{
+    static int warned;
+    if (sbx_os_other_mount_ns() && !__atomic_exchange_n(&warned, 1, __ATOMIC_ACQ_REL)) {
+        char text[128];
+        snprintf(text, sizeof text, "process %d runs in another mount namespace: its paths "
+                 "are as it sees them and may not be where the host has those files",
+                 sbx_os_getpid());
+        sbx_warn(text);
+    }
+}
+
 void sbx_flush_fds(void)
 {
     if (!sbx_on() || foreign_process())
         return;
+    check_mount_ns();
     /* stdin/stdout/stderr redirected to files by a shell were opened by
      * another process: learn them now so the offsets can be checked. */
     for (int fd = 0; fd < 3; fd++)
@@ -745,6 +884,7 @@ void sbx_start(int argc, char **argv)
         g_quiet = 1;       /* sandbox_py's launcher: not the user's program */
         return;
     }
+    check_mount_ns();
     const char *interp = NULL;
     sbx_os_each_loaded(g_shim, report_object, &interp);
     const char *s[3] = {fn, exe, interp ? interp : ""};

@@ -44,8 +44,23 @@ long sbx_os_getcwd(char *buf, size_t cap);
 void *sbx_os_map_log(const char *path, size_t len);
 void sbx_os_unmap(void *p, size_t len);
 
-/* The kernel's name of the file behind fd: its length, or -1. */
+/* The kernel's name of the file behind fd: its length, or -1.  A file
+ * without a name (O_TMPFILE, deleted, memfd) gives -1, never the kernel's
+ * placeholder ("/tmp/#123 (deleted)"). */
 long sbx_os_fd_name(int fd, char *out, size_t cap);
+
+/* The directory `path` names, its symlinks followed, as the kernel
+ * resolves it now (for ".." after a symlinked directory): its length, or
+ * -1 (absent, not resolvable). */
+long sbx_os_real_dir(const char *path, char *out, size_t cap);
+
+/* The process's root directory in the host's terms when it is not "/"
+ * (chroot): its length, 0 when it is "/", -1 when unknown. */
+long sbx_os_root(char *out, size_t cap);
+
+/* 1 when this process is no longer in the mount namespace the run started
+ * in (its names are then its own), else 0. */
+int sbx_os_other_mount_ns(void);
 
 /* open(2) flags in the access model's terms (SBX_OPEN_*). */
 unsigned sbx_os_open_intent(int oflags);

@@ -9,7 +9,9 @@
 #include <elf.h>
 #include <fcntl.h>
 #include <link.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/auxv.h>
 #include <sys/mman.h>
 #include <sys/syscall.h>
@@ -97,10 +99,44 @@ long sbx_os_fd_name(int fd, char *out, size_t cap)
         link[k++] = digits[--nd];
     link[k] = '\0';
     long n = SBX_SYS4(SYS_readlinkat, AT_FDCWD, link, out, cap - 1);
-    if (n <= 0)
+    if (n <= 0 || n >= (long)cap - 1)
+        return -1;          /* nothing, or cut short: no name is better than a wrong one */
+    out[n] = '\0';
+    if (n > 10 && memcmp(out + n - 10, " (deleted)", 10) == 0)
+        return -1;          /* the file has no name any more */
+    return n;
+}
+
+long sbx_os_real_dir(const char *path, char *out, size_t cap)
+{
+    int fd = (int)SBX_SYS4(SYS_openat, AT_FDCWD, path, O_PATH | O_CLOEXEC, 0);
+    if (fd < 0)
+        return -1;
+    long n = sbx_os_fd_name(fd, out, cap);
+    sbx_os_close(fd);
+    return n > 0 && out[0] == '/' ? n : -1;
+}
+
+long sbx_os_root(char *out, size_t cap)
+{
+    long n = SBX_SYS4(SYS_readlinkat, AT_FDCWD, "/proc/self/root", out, cap - 1);
+    if (n <= 0 || n >= (long)cap - 1 || out[0] != '/')
         return -1;
     out[n] = '\0';
-    return n;
+    return n == 1 ? 0 : n;
+}
+
+int sbx_os_other_mount_ns(void)
+{
+    /* the run's namespace: passed by sandbox_py (SBX_PRELOAD_MNTNS) */
+    const char *want = getenv("SBX_PRELOAD_MNTNS");
+    struct stat sb;
+    if (!want || !*want || SBX_SYS4(SYS_newfstatat, AT_FDCWD, "/proc/self/ns/mnt", &sb, 0) < 0)
+        return 0;
+    unsigned long long ino = 0;
+    for (const char *c = want; *c >= '0' && *c <= '9'; c++)
+        ino = ino * 10 + (unsigned)(*c - '0');
+    return ino != (unsigned long long)sb.st_ino;
 }
 
 unsigned sbx_os_open_intent(int oflags) { return sbx_linux_open_intent((unsigned)oflags); }

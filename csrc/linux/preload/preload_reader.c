@@ -328,13 +328,16 @@ static void handle(struct sbx_preload_run *r, const struct sbx_rec *rec, uint32_
     case SBX_EV_USE: {
         struct sbx_keyed *o = sbx_keyed_get(&r->ids, rec->id, 0);
         unsigned kind = rec->flags & SBX_CATEGORIES;
+        /* with the kernel's name in the record the symlink on the way (if
+         * any) was resolved at the read: nothing to resolve here */
+        unsigned named = rec->flags & SBX_REC_KERNEL_NAME ? SBX_NOFOLLOW : 0;
         if (o) {
             o->used = 1;
-            add_path(r, o->path, kind);
+            add_path(r, o->path, kind | named);
         }
         /* the kernel's name differs when the opener went through a symlink */
         if (kind == SBX_READ && *s0 && (!o || !o->path || strcmp(o->path, s0) != 0))
-            add_path(r, s0, SBX_READ);
+            add_path(r, s0, SBX_READ | named);
         break;
     }
     case SBX_EV_START: {
