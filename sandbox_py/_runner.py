@@ -93,7 +93,17 @@ def run_traced(backend: str, session: TraceSession, args, *, input=None,
     except BaseException:
         session.abort()
         raise
-    session.started(proc)
+    try:
+        session.started(proc)
+    except (OSError, ValueError):
+        raise                       # the command could not start: nothing runs
+    except BaseException:
+        # Ctrl-C while the command starts: the tree must not run on unseen
+        session.kill_tree()
+        proc.kill()
+        proc.wait()
+        session.finish()
+        raise
 
     def build(stdout, stderr, extra_warning=None) -> Result:
         f = session.finish()

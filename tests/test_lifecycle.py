@@ -32,7 +32,8 @@ def python(code: str, **kw):
 
 
 def alive(marker: str) -> bool:
-    out = subprocess.run(["pgrep", "-f", marker], capture_output=True, text=True).stdout
+    # anchored: the sleep itself, not the shell or the script naming it
+    out = subprocess.run(["pgrep", "-f", "^" + marker], capture_output=True, text=True).stdout
     return bool(out.strip())
 
 
@@ -41,7 +42,8 @@ def test_ctrl_c_while_a_background_child_lingers(backend):
     KeyboardInterrupt at once and kill the tree, not wait it out."""
     marker = "31.%d" % (uuid.uuid4().int % 10**6)        # a unique sleep duration
     p = python("""
-        import sys
+        import faulthandler, sys
+        faulthandler.dump_traceback_later(12, exit=True)   # say where it hangs
         from sandbox_py import Sandbox
         print("go", flush=True)
         try:
@@ -58,11 +60,24 @@ def test_ctrl_c_while_a_background_child_lingers(backend):
         subprocess.run(["sleep", "0.05"])
     p.send_signal(signal.SIGINT)
     try:
-        out, err = p.communicate(timeout=15)      # the sleep alone would take 31 s
+        out, err = p.communicate(timeout=30)      # the sleep alone would take 31 s
     except subprocess.TimeoutExpired:
-        p.kill()
-        pytest.fail("run() did not react to Ctrl-C while waiting for the tree")
-    assert p.returncode == 3, err
+        # a survivor holds the pipes open: end it to see what happened
+        info = []
+        for pid in subprocess.run(["pgrep", "-f", "sleep " + marker], capture_output=True,
+                                  text=True).stdout.split():
+            try:
+                st = open("/proc/%s/status" % pid).read().splitlines()
+                env = open("/proc/%s/environ" % pid, "rb").read().split(b"\0")
+                info.append((pid, [x for x in st if x.startswith(("Name", "PPid", "State"))],
+                             [e for e in env if e.startswith(b"SBX_PRELOAD_LOG")]))
+            except OSError:
+                pass
+        subprocess.run(["pkill", "-f", "sleep " + marker])
+        out, err = p.communicate(timeout=30)
+        pytest.fail("the tree survived the interrupted run: rc=%s out=%r err=%s survivors=%s"
+                    % (p.returncode, out, err.decode()[-3000:], info))
+    assert p.returncode == 3, "run() did not react to Ctrl-C: %s" % err.decode()[-3000:]
     assert b"interrupted" in out
     assert not alive("sleep " + marker), "the interrupted run left its tree running"
 

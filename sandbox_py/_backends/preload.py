@@ -132,6 +132,8 @@ class RunSession(TraceSession):
         return self.fields
 
     def abort(self):
+        # Popen was interrupted: a child may have started all the same
+        self.kill_tree()
         if self.launcher:
             self.launcher.close()
         self.finish()

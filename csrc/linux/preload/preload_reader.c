@@ -4,6 +4,7 @@
 #endif
 #include "preload_reader.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <limits.h>
 #include <fcntl.h>
@@ -46,7 +47,8 @@ struct exec_info {
 
 struct proc {
     int pid;                      /* 0: empty slot */
-    int pidfd;                    /* -1 once the process is gone */
+    int pidfd;                    /* -1 once the process is gone, or when it is
+                                   * not provably part of the run */
     int seen_start;               /* the shim ran in some image of it */
     struct exec_info pending;     /* EXEC not yet confirmed by a START */
     int image_started;            /* the shim started in the current image */
@@ -75,7 +77,9 @@ struct sbx_preload_run {
     struct sbx_keyed_table ids;   /* open id -> name it was opened under */
 
     int root_pid;
+    unsigned long long root_start;  /* the root's start time (clock ticks) */
     char root_argv0[512];
+    int warned_stranger;
 
     struct linkres *links;        /* reads' symlink targets, resolved as they come */
     uint64_t *readset;            /* hashes of the read names resolved so far */
@@ -86,6 +90,73 @@ struct sbx_preload_run {
 };
 
 /* ---- small tables (open addressing, grow at 50%) -------------------------------*/
+/* The parent pid and start time (clock ticks since boot) of `pid`, from
+ * /proc/pid/stat (the kernel's word, not a record's).  0 or -1. */
+static int proc_stat(int pid, int *ppid, unsigned long long *start)
+{
+    char path[64], buf[1024];
+    snprintf(path, sizeof path, "/proc/%d/stat", pid);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return -1;
+    ssize_t n = read(fd, buf, sizeof buf - 1);
+    close(fd);
+    if (n <= 0)
+        return -1;
+    buf[n] = '\0';
+    char *p = strrchr(buf, ')');      /* the command name may hold anything */
+    if (!p)
+        return -1;
+    /* fields after ")": state ppid pgrp session tty tpgid flags minflt
+     * cminflt majflt cmajflt utime stime cutime cstime priority nice
+     * num_threads itrealvalue starttime */
+    int field = 2;
+    for (char *t = strtok(p + 1, " "); t; t = strtok(NULL, " ")) {
+        field++;
+        if (field == 4)
+            *ppid = atoi(t);
+        else if (field == 22) {
+            *start = strtoull(t, NULL, 10);
+            return 0;
+        }
+    }
+    return -1;
+}
+
+static struct proc *proc_find(struct sbx_preload_run *r, int pid);
+
+/* Records are written by the traced programs themselves, so a pid in a
+ * record is a claim.  Only a process the kernel shows to be part of the
+ * run is waited for or killed: its parent is a process of the run (or the
+ * root's parent, for the root), or it was started after the root and its
+ * parent is gone (a double-forked daemon, reparented).  A claim about any
+ * other process (an unrelated `sleep 60` of the same user) is recorded but
+ * never acted on.  pidfd first, then /proc: the pidfd pins the process, so
+ * a reused pid cannot pass the check in its place. */
+static int provably_ours(struct sbx_preload_run *r, int pid, int pidfd)
+{
+    int ppid = 0;
+    unsigned long long start = 0;
+    if (pidfd < 0 || proc_stat(pid, &ppid, &start) < 0)
+        return 0;
+    if (pid == r->root_pid)
+        return 1;
+    if (!r->root_start)
+        return 0;
+    if (start < r->root_start)
+        return 0;                   /* older than the run: not one of ours */
+    struct proc *parent = ppid > 0 ? proc_find(r, ppid) : NULL;
+    if (parent)
+        return parent->pidfd >= 0 || parent->pid == r->root_pid;
+    if (ppid == getpid())
+        return 0;                   /* another child of this process, not the run's */
+    /* Reparented: its parent exited (a daemon's double fork) and it now
+     * hangs off init or a subreaper, a process older than the run. */
+    int pppid;
+    unsigned long long pstart = 0;
+    return proc_stat(ppid, &pppid, &pstart) == 0 && pstart < r->root_start;
+}
+
 static struct proc *proc_get(struct sbx_preload_run *r, int pid, int create)
 {
     if (create && (r->nprocs + 1) * 2 > r->capprocs) {
@@ -121,10 +192,22 @@ static struct proc *proc_get(struct sbx_preload_run *r, int pid, int create)
     /* Watch it: a pidfd becomes readable when the process exits.  ESRCH:
      * it is already gone, nothing to wait for. */
     p->pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
+    if (p->pidfd >= 0 && !provably_ours(r, pid, p->pidfd)) {
+        close(p->pidfd);
+        p->pidfd = -1;
+        if (!r->warned_stranger++)
+            sbx_result_warn(r->res, "a record of the run named process %d, which is not "
+                            "part of the run: it is neither waited for nor killed", pid);
+    }
     if (p->pidfd >= 0)
         r->live++;
     r->nprocs++;
     return p;
+}
+
+static struct proc *proc_find(struct sbx_preload_run *r, int pid)
+{
+    return proc_get(r, pid, 0);
 }
 
 /* ---- exec bookkeeping ------------------------------------------------------------*/
@@ -579,6 +662,8 @@ void sbx_preload_root(struct sbx_preload_run *r, pid_t pid, const char *argv0)
 {
     pthread_mutex_lock(&r->mu);
     r->root_pid = pid;
+    int ppid;
+    proc_stat(pid, &ppid, &r->root_start);
     snprintf(r->root_argv0, sizeof r->root_argv0, "%s", argv0 ? argv0 : "?");
     proc_get(r, pid, 1);
     pthread_mutex_unlock(&r->mu);
@@ -633,11 +718,61 @@ int sbx_preload_wait(struct sbx_preload_run *r, double timeout)
     }
 }
 
+/* Processes of the run that no record has named yet (a child that exec'd
+ * before its parent's fork record was written, and whose parent was then
+ * killed) still carry the run's log in their environment: the shim puts
+ * it back at every exec, and no process outside the run can have it (the
+ * name is made for this run).  Kill those too. */
+static int kill_by_environment(struct sbx_preload_run *r)
+{
+    char want[300];
+    int killed = 0;
+    int wl = snprintf(want, sizeof want, "SBX_PRELOAD_LOG=%s", r->path);
+    if (wl <= 0 || wl >= (int)sizeof want)
+        return 0;
+    DIR *d = opendir("/proc");
+    if (!d)
+        return 0;
+    struct dirent *e;
+    static char env[1 << 16];
+    while ((e = readdir(d)) != NULL) {
+        int pid = atoi(e->d_name);
+        if (pid <= 0 || pid == getpid())
+            continue;
+        int pidfd = (int)syscall(SYS_pidfd_open, pid, 0);   /* pin it first */
+        if (pidfd < 0)
+            continue;
+        char path[64];
+        snprintf(path, sizeof path, "/proc/%d/environ", pid);
+        int fd = open(path, O_RDONLY | O_CLOEXEC);
+        ssize_t n = fd < 0 ? -1 : read(fd, env, sizeof env - 1);
+        if (fd >= 0)
+            close(fd);
+        for (ssize_t i = 0; n > wl && i + wl <= n;) {
+            if (memcmp(env + i, want, (size_t)wl) == 0 && (i + wl == n || env[i + wl] == '\0')) {
+                if (syscall(SYS_pidfd_send_signal, pidfd, SIGKILL, NULL, 0) == 0)
+                    killed++;
+                break;
+            }
+            const char *z = memchr(env + i, '\0', (size_t)(n - i));
+            if (!z)
+                break;
+            i = z - env + 1;
+        }
+        close(pidfd);
+    }
+    closedir(d);
+    return killed;
+}
+
 void sbx_preload_kill(struct sbx_preload_run *r)
 {
-    /* Processes may fork while being killed: repeat until no new live one
-     * shows up. */
-    for (int round = 0; round < 50; round++) {
+    /* Processes may fork while being killed, and a child can exec (and run)
+     * before its parent's fork record is written, or after its parent was
+     * killed: repeat until several rounds in a row find nobody new, so the
+     * records of such children (their start-up record) are caught too. */
+    int quiet = 0;
+    for (int round = 0; round < 200 && quiet < 5; round++) {
         pthread_mutex_lock(&r->mu);
         drain(r);
         reap(r);
@@ -654,9 +789,15 @@ void sbx_preload_kill(struct sbx_preload_run *r)
                 sent++;
         }
         pthread_mutex_unlock(&r->mu);
-        if (!sent)
-            return;
-        struct timespec ts = {0, 2000000L};
+        quiet = sent ? 0 : quiet + 1;
+        struct timespec ts = {0, 10000000L};
+        nanosleep(&ts, NULL);
+    }
+    /* A process in the middle of an exec shows no environment for a moment:
+     * scan until two scans in a row find nothing to kill. */
+    for (int scans = 0, idle = 0; scans < 20 && idle < 2; scans++) {
+        idle = kill_by_environment(r) ? 0 : idle + 1;
+        struct timespec ts = {0, 20000000L};
         nanosleep(&ts, NULL);
     }
 }
