@@ -540,3 +540,27 @@ def test_untraced_child_makes_the_run_incomplete(prefix, tools, tmp_path):
     assert rc == 0
     assert not res["complete"]
     assert any("ran without the hook DLL" in w for w in res["warnings"])
+
+
+def test_programs_started_by_short_name_are_reported_long(prefix, tools, tmp_path):
+    """The root and a child started through the 8.3 alias of their image:
+    execs and the image read carry the long name."""
+    files(tmp_path, "short.txt")
+    exe = winpath(tools["buildtool_ops"])
+    proc = prefix.run([tools["exe"], "-o", winpath(tmp_path / "a.json"), "--",
+                       exe, "spawnshort", winpath(tmp_path)],
+                      capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    short = proc.stdout.split("short self: ")[1].split("\n")[0].strip()
+    if "~" not in short:
+        pytest.skip("this volume has no 8.3 names (%s)" % short)
+    res = json.loads((tmp_path / "a.json").read_text(encoding="utf-8"))
+    assert res["complete"], res["warnings"]
+    assert [e["path"] for e in res["execs"]] == [exe, exe]
+    assert winpath(tmp_path / "short.txt") in res["reads"]
+    # the root itself started by its short name
+    rc, res = trace(prefix, tools, [short, "readchild_short", winpath(tmp_path)], tmp_path)
+    assert rc == 0 and res["complete"], res["warnings"]
+    assert res["args"][0] == short          # the command as given
+    assert res["execs"][0]["path"] == exe and exe in res["reads"]
+    assert not [p for p in res["reads"] if "~" in p]

@@ -684,8 +684,17 @@ struct sbx_result *sbx_win_run(const struct sbx_win_run *run, double *duration,
     DWORD n = SBX_PATH_MAX_ROOT;
     uint16_t norm[SBX_PATH_MAX_ROOT];
     long nl = -1;
-    if (QueryFullProcessImageNameW(pi.hProcess, 0, image, &n))
+    if (QueryFullProcessImageNameW(pi.hProcess, 0, image, &n)) {
+        /* the name it was started with may be an 8.3 alias: report the long
+         * one, as the hook DLL reports every path */
+        wchar_t longer[SBX_PATH_MAX_ROOT];
+        DWORD ln = GetLongPathNameW(image, longer, SBX_PATH_MAX_ROOT);
+        if (ln > 0 && ln < SBX_PATH_MAX_ROOT) {
+            memcpy(image, longer, (ln + 1) * sizeof *image);
+            n = ln;
+        }
         nl = sbx_winpath_normal(norm, SBX_PATH_MAX_ROOT, (const uint16_t *)image, n);
+    }
     char *upath = nl >= 0 ? utf8(norm, (size_t)nl) : NULL;
     if (upath)
         sbx_pathset_add(r->paths, upath, strlen(upath), SBX_READ);

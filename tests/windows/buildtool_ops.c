@@ -240,6 +240,18 @@ static void mode_shellexec(const wchar_t *self)
     }
 }
 
+/* A child started through the 8.3 alias of its image (old makefiles and
+ * response files carry C:\PROGRA~1\...): its exec and image read are
+ * reported under the long name. */
+static void mode_spawnshort(const wchar_t *self)
+{
+    wchar_t s[4096];
+    check(GetShortPathNameW(self, s, 4096) > 0, "GetShortPathNameW(self)");
+    wprintf(L"short self: %ls\n", s);
+    fflush(stdout);
+    check(spawn_self(s, L"readchild_short", 0) == 0, "child through its short name");
+}
+
 /* CreateProcessAsUserW is not hooked: the child runs without the DLL, and
  * the run must say so rather than look complete. */
 static void mode_untraced(const wchar_t *self)
@@ -279,6 +291,7 @@ int wmain(int argc, wchar_t **argv)
     else if (!wcscmp(m, L"console")) mode_console(argv[0]);
     else if (!wcscmp(m, L"shellexec")) mode_shellexec(argv[0]);
     else if (!wcscmp(m, L"untraced")) mode_untraced(argv[0]);
+    else if (!wcscmp(m, L"spawnshort")) mode_spawnshort(argv[0]);
     else if (!wcsncmp(m, L"readchild_", 10)) {
         wchar_t name[64];
         _snwprintf(name, 64, L"%ls.txt", m + 10);
