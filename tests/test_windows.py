@@ -564,3 +564,43 @@ def test_programs_started_by_short_name_are_reported_long(prefix, tools, tmp_pat
     assert res["args"][0] == short          # the command as given
     assert res["execs"][0]["path"] == exe and exe in res["reads"]
     assert not [p for p in res["reads"] if "~" in p]
+
+
+def _traced_with_stdout(prefix, tools, tmp_path, mode):
+    out = tmp_path / ("%s.json" % mode)
+    proc = prefix.run([tools["exe"], "-o", winpath(out), "--", winpath(tools["buildtool_ops"]),
+                       mode, winpath(tmp_path)], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    return proc.stdout, json.loads(out.read_text(encoding="utf-8"))
+
+
+def test_metadata_changes_through_a_handle(prefix, tools, tmp_path):
+    """FSCTL_SET_SPARSE (NtFsControlFile) and SetFileSecurityW
+    (NtSetSecurityObject) change a file opened without writing data: writes."""
+    files(tmp_path, "sparse.bin", "secured.txt")
+    out, res = _traced_with_stdout(prefix, tools, tmp_path, "fsctl")
+    assert res["complete"], res["warnings"]
+    if "set sparse: ok" in out:
+        assert winpath(tmp_path / "sparse.bin") in res["writes"]
+    out2, res = _traced_with_stdout(prefix, tools, tmp_path, "security")
+    assert res["complete"], res["warnings"]
+    if "set security: ok" in out2:
+        assert winpath(tmp_path / "secured.txt") in res["writes"]
+    if "set sparse: ok" not in out and "set security: ok" not in out2:
+        pytest.skip("neither FSCTL_SET_SPARSE nor SetFileSecurityW works here")
+
+
+def test_open_by_file_id(prefix, tools, tmp_path):
+    """OpenFileById passes a binary id where a name would be: the file is
+    reported under its real name, and an id that names nothing is a warning
+    (complete=False), never a path made of the id's bytes."""
+    files(tmp_path, "byid.txt")
+    out, res = _traced_with_stdout(prefix, tools, tmp_path, "byid")
+    if "open by id: ok" not in out:
+        pytest.skip("OpenFileById is not supported here: " + out)
+    assert winpath(tmp_path / "byid.txt") in res["reads"]
+    recorded = _under(res, tmp_path)
+    assert recorded <= {winpath(tmp_path / n) for n in ("byid.txt", "byid.json")} | {
+        winpath(tmp_path)}, recorded
+    assert not res["complete"]
+    assert any("open by file id failed" in w for w in res["warnings"])

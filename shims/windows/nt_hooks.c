@@ -26,6 +26,7 @@
 #define SBX_FILE_OVERWRITTEN 3
 /* CreateOptions */
 #define SBX_FILE_DELETE_ON_CLOSE 0x00001000
+#define SBX_FILE_OPEN_BY_FILE_ID 0x00002000
 
 /* FILE_INFORMATION_CLASS values we interpret. */
 enum {
@@ -62,6 +63,8 @@ typedef NTSTATUS(NTAPI *NtDeleteFile_t)(POBJECT_ATTRIBUTES);
 typedef NTSTATUS(NTAPI *NtReadWriteFile_t)(HANDLE, HANDLE, PVOID, PVOID, PIO_STATUS_BLOCK, PVOID,
                                            ULONG, PLARGE_INTEGER, PULONG);
 typedef NTSTATUS(NTAPI *NtClose_t)(HANDLE);
+typedef NTSTATUS(NTAPI *NtSetEaFile_t)(HANDLE, PIO_STATUS_BLOCK, PVOID, ULONG);
+typedef NTSTATUS(NTAPI *NtSetSecurityObject_t)(HANDLE, ULONG, PVOID);
 typedef NTSTATUS(NTAPI *NtQueryInformationByName_t)(POBJECT_ATTRIBUTES, PIO_STATUS_BLOCK, PVOID,
                                                     ULONG, ULONG);
 typedef NTSTATUS(NTAPI *NtFsControlFile_t)(HANDLE, HANDLE, PVOID, PVOID, PIO_STATUS_BLOCK, ULONG,
@@ -85,6 +88,8 @@ static NtReadWriteFile_t o_NtReadFile, o_NtWriteFile, o_NtReadFileScatter, o_NtW
 static NtQueryInformationByName_t o_NtQueryInformationByName;
 static NtFsControlFile_t o_NtFsControlFile;
 static NtCopyFileChunk_t o_NtCopyFileChunk;
+static NtSetEaFile_t o_NtSetEaFile;
+static NtSetSecurityObject_t o_NtSetSecurityObject;
 static NtClose_t o_NtClose;
 static NtCreateSection_t o_NtCreateSection;
 static NtTerminateProcess_t o_NtTerminateProcess;
@@ -146,9 +151,22 @@ static void after_open(NTSTATUS st, PHANDLE fh, POBJECT_ATTRIBUTES oa, PIO_STATU
                        ULONG disposition, ULONG options)
 {
     wchar_t path[SBX_PATH_MAX];
-    size_t len = oa_path(oa, path);
-    if (!len)
-        return;
+    size_t len;
+    if (options & SBX_FILE_OPEN_BY_FILE_ID) {
+        /* OpenFileById: the "name" is a binary file id, not a path; only the
+         * opened handle can say which file it is. */
+        if (!NT_OK(st) || !(len = sbx_handles_path(*fh, path, SBX_PATH_MAX))) {
+            static LONG said;       /* once per process is enough to say it */
+            if (!InterlockedExchange(&said, 1))
+                sbx_warn(L"an open by file id %ls; that access cannot be named as a path and "
+                         L"is missing", NT_OK(st) ? L"gave a file with no name" : L"failed");
+            return;
+        }
+    } else {
+        len = oa_path(oa, path);
+        if (!len)
+            return;
+    }
     if (!NT_OK(st)) {
         sbx_record(SBX_PROBE, path, len);
         return;
@@ -473,6 +491,26 @@ static NTSTATUS NTAPI h_NtFsControlFile(HANDLE h, HANDLE ev, PVOID apc, PVOID ct
     return st;
 }
 
+/* Extended attributes and the security descriptor of a file are its
+ * metadata: setting them is a write, as setxattr and chmod are on Linux.
+ * (For handles that are not files — processes, registry keys — the handle
+ * table answers "not a file" and nothing is recorded.) */
+static NTSTATUS NTAPI h_NtSetEaFile(HANDLE h, PIO_STATUS_BLOCK iosb, PVOID buf, ULONG len)
+{
+    NTSTATUS st = o_NtSetEaFile(h, iosb, buf, len);
+    if (NT_OK(st))
+        SBX_RECORD_AFTER(sbx_handles_use(h, SBX_WRITE));
+    return st;
+}
+
+static NTSTATUS NTAPI h_NtSetSecurityObject(HANDLE h, ULONG what, PVOID sd)
+{
+    NTSTATUS st = o_NtSetSecurityObject(h, what, sd);
+    if (NT_OK(st))
+        SBX_RECORD_AFTER(sbx_handles_use(h, SBX_WRITE));
+    return st;
+}
+
 /* Forget a handle before its value can be reused by another open; done
  * even inside another hook, since the table must never hold a dead handle. */
 static void forget_handle(HANDLE h)
@@ -553,6 +591,8 @@ const struct sbx_hook_def sbx_nt_hooks[] = {
     HOOK(NtQueryInformationByName),
     HOOK(NtCopyFileChunk),
     HOOK(NtFsControlFile),
+    HOOK(NtSetEaFile),
+    HOOK(NtSetSecurityObject),
     HOOK(NtCreateSection),
     HOOK(NtTerminateProcess),
     HOOK(NtDuplicateObject),

@@ -17,6 +17,7 @@
 
 static wchar_t dir[4096];
 static int failures;
+static DWORD n_dummy;
 
 static const wchar_t *in_dir(const wchar_t *name)
 {
@@ -252,6 +253,62 @@ static void mode_spawnshort(const wchar_t *self)
     check(spawn_self(s, L"readchild_short", 0) == 0, "child through its short name");
 }
 
+/* File-system controls that change a file (FSCTL_SET_SPARSE) through a
+ * handle opened with no intent to write data; prints what the system
+ * supports, so the test can tell "not supported here" from "not recorded". */
+static void mode_fsctl(void)
+{
+    HANDLE h = CreateFileW(in_dir(L"sparse.bin"), GENERIC_READ | GENERIC_WRITE, 0, NULL,
+                           OPEN_EXISTING, 0, NULL);
+    check(h != INVALID_HANDLE_VALUE, "open sparse.bin");
+    DWORD n;
+    BOOL ok = DeviceIoControl(h, FSCTL_SET_SPARSE, NULL, 0, NULL, 0, &n, NULL);
+    wprintf(L"set sparse: %ls\n", ok ? L"ok" : L"unsupported");
+    CloseHandle(h);
+}
+
+/* SetFileSecurityW: a metadata change (like chmod), through ntdll. */
+static void mode_security(void)
+{
+    SECURITY_DESCRIPTOR sd;
+    check(InitializeSecurityDescriptor(&sd, SECURITY_DESCRIPTOR_REVISION), "InitializeSD");
+    check(SetSecurityDescriptorDacl(&sd, TRUE, NULL, FALSE), "SetSecurityDescriptorDacl");
+    BOOL ok = SetFileSecurityW(in_dir(L"secured.txt"), DACL_SECURITY_INFORMATION, &sd);
+    wprintf(L"set security: %ls\n", ok ? L"ok" : L"unsupported");
+}
+
+/* OpenFileById: the "name" in OBJECT_ATTRIBUTES is a binary file id. */
+static void mode_byid(void)
+{
+    HANDLE h = CreateFileW(in_dir(L"byid.txt"), GENERIC_READ, FILE_SHARE_READ, NULL,
+                           OPEN_EXISTING, 0, NULL);
+    BY_HANDLE_FILE_INFORMATION bi;
+    check(h != INVALID_HANDLE_VALUE && GetFileInformationByHandle(h, &bi), "file id");
+    CloseHandle(h);
+    HANDLE vol = CreateFileW(dir, GENERIC_READ, FILE_SHARE_READ | FILE_SHARE_WRITE, NULL,
+                             OPEN_EXISTING, FILE_FLAG_BACKUP_SEMANTICS, NULL);
+    check(vol != INVALID_HANDLE_VALUE, "open dir for OpenFileById");
+    FILE_ID_DESCRIPTOR id;
+    memset(&id, 0, sizeof id);
+    id.dwSize = sizeof id;
+    id.Type = FileIdType;
+    id.FileId.QuadPart = ((LONGLONG)bi.nFileIndexHigh << 32) | bi.nFileIndexLow;
+    h = OpenFileById(vol, &id, GENERIC_READ, FILE_SHARE_READ, NULL, 0);
+    if (h == INVALID_HANDLE_VALUE) {
+        wprintf(L"open by id: unsupported (%lu)\n", GetLastError());
+    } else {
+        char b[16];
+        check(ReadFile(h, b, sizeof b, &n_dummy, NULL), "ReadFile(by id)");
+        wprintf(L"open by id: ok\n");
+        CloseHandle(h);
+    }
+    /* an id that names nothing */
+    id.FileId.QuadPart = 0x7fffffff12345LL;
+    h = OpenFileById(vol, &id, GENERIC_READ, FILE_SHARE_READ, NULL, 0);
+    check(h == INVALID_HANDLE_VALUE, "OpenFileById(bogus id) fails");
+    CloseHandle(vol);
+}
+
 /* CreateProcessAsUserW is not hooked: the child runs without the DLL, and
  * the run must say so rather than look complete. */
 static void mode_untraced(const wchar_t *self)
@@ -292,6 +349,9 @@ int wmain(int argc, wchar_t **argv)
     else if (!wcscmp(m, L"shellexec")) mode_shellexec(argv[0]);
     else if (!wcscmp(m, L"untraced")) mode_untraced(argv[0]);
     else if (!wcscmp(m, L"spawnshort")) mode_spawnshort(argv[0]);
+    else if (!wcscmp(m, L"fsctl")) mode_fsctl();
+    else if (!wcscmp(m, L"byid")) mode_byid();
+    else if (!wcscmp(m, L"security")) mode_security();
     else if (!wcsncmp(m, L"readchild_", 10)) {
         wchar_t name[64];
         _snwprintf(name, 64, L"%ls.txt", m + 10);
