@@ -604,3 +604,18 @@ def test_open_by_file_id(prefix, tools, tmp_path):
         winpath(tmp_path)}, recorded
     assert not res["complete"]
     assert any("open by file id failed" in w for w in res["warnings"])
+
+
+@pytest.mark.skipif(not NATIVE, reason="the Python API drives sbx-trace.exe only on Windows")
+def test_python_api_on_windows(tools, tmp_path, monkeypatch):
+    """Sandbox("detours").run() end to end on Windows: the Result a user
+    gets, with an NTSTATUS exit code as subprocess reports it (unsigned)."""
+    import sandbox_py
+    monkeypatch.setenv("SANDBOX_PY_DETOURS_DIR", os.path.dirname(tools["exe"]))
+    files(tmp_path, "nowin.txt", "newcon.txt")
+    r = sandbox_py.Sandbox("detours").run([tools["buildtool_ops"], "console", str(tmp_path)],
+                                          capture_output=True)
+    assert r.returncode == 0 and r.complete, r.warnings
+    assert winpath(tmp_path / "nowin.txt") in r.reads
+    r = sandbox_py.Sandbox("detours").run([tools["buildtool_ops"], "exitcode", str(tmp_path)])
+    assert r.returncode == 0xC0000135 == 3221225781
