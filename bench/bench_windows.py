@@ -60,7 +60,11 @@ def main() -> int:
 
             def run(cmd):
                 t0 = time.perf_counter()
-                p = w.run(cmd, capture_output=True, text=True, check=True)
+                p = w.run(cmd, capture_output=True, text=True)
+                if p.returncode:
+                    # say why: a traced run that fails is a finding, not noise
+                    raise SystemExit("%s exited with %d:\n%s%s" % (
+                        " ".join(cmd), p.returncode, p.stdout[-2000:], p.stderr[-2000:]))
                 loop_s, cpu_s = p.stdout.split()[:2]
                 return time.perf_counter() - t0, float(loop_s), float(cpu_s)
 

@@ -307,6 +307,8 @@ static void after_set_information(NTSTATUS st, HANDLE h, PVOID info, ULONG len, 
     case C_RENAME_EX:
     case C_LINK:
     case C_LINK_EX:
+        if (NT_OK(st) && (cls == C_RENAME || cls == C_RENAME_EX))
+            sbx_long_names_forget();
         tlen = target_name(h, info, len, target);
         if (!tlen)
             return;
@@ -325,12 +327,16 @@ static void after_set_information(NTSTATUS st, HANDLE h, PVOID info, ULONG len, 
         sbx_record(SBX_WRITE | SBX_CREATED, target, tlen);
         return;
     case C_DISPOSITION:
-        if (NT_OK(st) && len >= 1 && *(BOOLEAN *)info)
+        if (NT_OK(st) && len >= 1 && *(BOOLEAN *)info) {
+            sbx_long_names_forget();
             sbx_handles_use(h, SBX_WRITE);
+        }
         return;
     case C_DISPOSITION_EX:
-        if (NT_OK(st) && len >= 4 && (*(ULONG *)info & 1))
+        if (NT_OK(st) && len >= 4 && (*(ULONG *)info & 1)) {
+            sbx_long_names_forget();
             sbx_handles_use(h, SBX_WRITE);
+        }
         return;
     case C_ALLOCATION:
     case C_END_OF_FILE:
@@ -363,6 +369,8 @@ static NTSTATUS NTAPI h_NtSetInformationFile(HANDLE h, PIO_STATUS_BLOCK iosb, PV
 static NTSTATUS NTAPI h_NtDeleteFile(POBJECT_ATTRIBUTES oa)
 {
     NTSTATUS st = o_NtDeleteFile(oa);
+    if (NT_OK(st) && sbx_active)
+        sbx_long_names_forget();
     SBX_RECORD_AFTER(record_oa(NT_OK(st) ? SBX_WRITE : SBX_PROBE, oa));
     return st;
 }

@@ -160,6 +160,7 @@ static BOOL WINAPI h_MoveFileExW(LPCWSTR from, LPCWSTR to, DWORD flags)
     SBX_GUARDED_CALL(BOOL, o_MoveFileExW(from, to, flags),
                      /* a rename's old name: its content lives on under the
                       * new one (a read unless the run made it), and it is gone */
+                     if (result) sbx_long_names_forget();
                      if (result && to) sbx_record_win32(SBX_READ, from);
                      sbx_record_win32(result ? SBX_WRITE : SBX_PROBE, from);
                      if (to)
@@ -175,6 +176,7 @@ static BOOL WINAPI h_DeleteFileW(LPCWSTR name)
 static BOOL WINAPI h_RemoveDirectoryW(LPCWSTR name)
 {
     SBX_GUARDED_CALL(BOOL, o_RemoveDirectoryW(name),
+                     if (result) sbx_long_names_forget();
                      sbx_record_win32(result ? SBX_WRITE : SBX_PROBE, name));
 }
 
