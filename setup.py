@@ -16,20 +16,55 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 BUILD_GEN = os.path.join(HERE, "build", "gen")
 
 # Portable core: compiled for every target (also by the Windows launcher).
-CORE_SOURCES = ["csrc/pathset.c", "csrc/pathnorm.c", "csrc/result.c", "csrc/pyresult.c",
-                "csrc/keyed_table.c"]
-LINUX_SOURCES = ["csrc/module.c", "csrc/ebpf.c", "csrc/elfinterp.c"]
+# Layout: csrc/core (shared by every backend and system), csrc/linux/<mechanism>,
+# csrc/win, csrc/python (the CPython bindings).
+CORE_SOURCES = ["csrc/core/pathset.c", "csrc/core/pathnorm.c", "csrc/core/result.c",
+                "csrc/core/keyed_table.c", "csrc/core/access.c", "csrc/core/ledger.c",
+                "csrc/python/pyresult.c"]
+LINUX_COMMON = ["csrc/linux/elfinterp.c", "csrc/linux/exec_reads.c", "csrc/linux/syscalls.c",
+                "csrc/linux/physpath.c"]
+LINUX_SOURCES = ["csrc/python/module_ebpf.c", "csrc/linux/ebpf/ebpf.c"] + LINUX_COMMON
+INCLUDE_DIRS = ["csrc/core", "csrc/linux", "csrc/python"]
 
 APT_HINT = ("on Debian/Ubuntu: apt-get install clang llvm libbpf-dev libelf-dev "
             "zlib1g-dev bpftool linux-libc-dev")
 
 
+#: Where Debian and others put admin tools, absent from a normal user's PATH.
+SBIN = ("/usr/local/sbin", "/usr/sbin", "/sbin")
+
+
+class Missing(Exception):
+    """A piece the eBPF backend needs is not on this machine."""
+
+
 def need(tool):
-    path = shutil.which(tool)
+    """The tool's path: $SANDBOX_PY_<TOOL>, else PATH, else the sbin dirs."""
+    path = (os.environ.get("SANDBOX_PY_" + tool.upper())
+            or shutil.which(tool) or shutil.which(tool, path=os.pathsep.join(SBIN)))
     if not path:
-        sys.exit("sandbox_py build: '%s' not found; it is needed to build the eBPF "
-                 "backend (%s)" % (tool, APT_HINT))
+        raise Missing("'%s' not found (looked in PATH and %s)" % (tool, ", ".join(SBIN)))
     return path
+
+
+def multiarch():
+    """The multiarch include folder's name (x86_64-linux-gnu on Debian)."""
+    import sysconfig
+    return sysconfig.get_config_var("MULTIARCH") or "%s-linux-gnu" % os.uname().machine
+
+
+# What the BPF object is compiled from: its own folder, the access model's
+# operations and the syscall table it generates its dispatch from.
+BPF_INPUTS = ["bpf", "csrc/core/access_ops.h", "csrc/linux/syscalls.def"]
+
+
+def _newer_than_sources(path):
+    sources = []
+    for rel in BPF_INPUTS:
+        p = os.path.join(HERE, rel)
+        sources += [os.path.join(p, f) for f in os.listdir(p)] if os.path.isdir(p) else [p]
+    return os.path.exists(path) and all(os.path.getmtime(path) >= os.path.getmtime(f)
+                                        for f in sources)
 
 
 def run(cmd, **kw):
@@ -41,10 +76,25 @@ class BuildWithBpf(build_ext):
     """Compile bpf/*.bpf.c and generate the skeleton headers before the C core."""
 
     def run(self):
+        skipped = None
         if any(e.name == "sandbox_py._core" for e in self.extensions):
-            self.build_bpf()
+            try:
+                self.build_bpf()
+            except (Missing, subprocess.CalledProcessError) as e:
+                if os.environ.get("SANDBOX_PY_REQUIRE_EBPF_BUILD") == "1":
+                    sys.exit("sandbox_py build: the eBPF backend cannot be built: %s (%s)"
+                             % (e, APT_HINT))
+                # The unprivileged backends need none of this: build them,
+                # and say once what the eBPF backend lacks.
+                skipped = "%s; %s, or point SANDBOX_PY_BPF_OBJECT at a prebuilt " \
+                          "sandbox.bpf.o, then reinstall" % (e, APT_HINT)
+                print("sandbox_py build: WARNING: leaving out the eBPF backend: " + skipped,
+                      file=sys.stderr, flush=True)
+                self.extensions = [x for x in self.extensions if x.name != "sandbox_py._core"]
         super().run()
-        # --- unprivileged backends (issue 3): the LD_PRELOAD shim ---
+        self.write_build_info(skipped)
+        # the unprivileged backends' programs: the LD_PRELOAD shim, the loader
+        # audit module and the ptrace launcher
         if any(e.name == "sandbox_py._unpriv" for e in self.extensions):
             self.build_unpriv_programs()
 
@@ -53,28 +103,56 @@ class BuildWithBpf(build_ext):
         the source tree for --inplace and editable installs)."""
         where = os.path.dirname(self.get_ext_fullpath("sandbox_py._unpriv"))
         cc = os.environ.get("CC") or "cc"
-        flags = ["-O2", "-Wall", "-D_GNU_SOURCE", "-Icsrc"]
+        flags = ["-O2", "-Wall", "-D_GNU_SOURCE"] + ["-I" + d for d in INCLUDE_DIRS +
+                                                      ["csrc/linux/ptrace", "shims/core"]]
         for name, extra, sources in (
-                (PRELOAD_SHIM, ["-shared", "-fPIC", "-fvisibility=hidden", "-U_FORTIFY_SOURCE",
-                                "-fno-delete-null-pointer-checks", "-Wno-nonnull-compare"],
-                 PRELOAD_SHIM_SOURCES + ["-ldl"]),
-                (PTRACE_LAUNCHER, [], ["csrc/ptrace_launcher.c", "csrc/elfinterp.c"])):
+                (PRELOAD_SHIM, SHIM_FLAGS, PRELOAD_SHIM_SOURCES + ["-ldl"]),
+                (LOADER_AUDIT, SHIM_FLAGS, LOADER_AUDIT_SOURCES + ["-ldl"]),
+                (PTRACE_LAUNCHER, [], ["csrc/linux/ptrace/ptrace_launcher.c",
+                                       "csrc/linux/elfinterp.c"])):
             out = os.path.join(where, name)
             run([cc] + flags + extra + ["-o", out + ".tmp"] + sources, cwd=HERE)
             os.replace(out + ".tmp", out)
 
+    def write_build_info(self, ebpf_skipped):
+        """sandbox_py/_build_info.json: what this build left out and why, so
+        that the backend's "unavailable" message can say it at run time."""
+        import json
+        where = os.path.dirname(self.get_ext_fullpath("sandbox_py._unpriv"))
+        os.makedirs(where, exist_ok=True)
+        with open(os.path.join(where, "_build_info.json"), "w") as f:
+            json.dump({"ebpf_left_out": ebpf_skipped}, f)
+
     def build_bpf(self):
+        """The libbpf skeleton header (build/gen/sandbox.skel.h) that embeds
+        the BPF object: compiled with clang, or from a prebuilt object
+        ($SANDBOX_PY_BPF_OBJECT), or a skeleton already generated from the
+        current sources.  Raises Missing when none can be had."""
         if not os.path.exists("/usr/include/bpf/libbpf.h"):
-            sys.exit("sandbox_py build: libbpf headers not found (%s)" % APT_HINT)
-        clang = need("clang")
-        bpftool = need("bpftool")
+            raise Missing("libbpf headers not found (/usr/include/bpf/libbpf.h)")
+        skeleton = os.path.join(BUILD_GEN, "sandbox.skel.h")
+        prebuilt = os.environ.get("SANDBOX_PY_BPF_OBJECT")
+        try:
+            bpftool = need("bpftool")
+            clang = None if prebuilt else need("clang")
+        except Missing:
+            if not prebuilt and _newer_than_sources(skeleton):
+                print("sandbox_py build: using the existing %s" % skeleton, flush=True)
+                return
+            raise
         os.makedirs(BUILD_GEN, exist_ok=True)
+        if prebuilt:
+            obj = os.path.abspath(prebuilt)
+            if not os.path.exists(obj):
+                raise Missing("SANDBOX_PY_BPF_OBJECT=%s does not exist" % prebuilt)
+            self.skeleton(bpftool, obj)
+            return
         vmlinux = os.path.join(BUILD_GEN, "vmlinux.h")
         if not os.path.exists(vmlinux):
             btf = "/sys/kernel/btf/vmlinux"
             if not os.path.exists(btf):
-                sys.exit("sandbox_py build: %s is missing; the kernel must be built "
-                         "with CONFIG_DEBUG_INFO_BTF=y" % btf)
+                raise Missing("%s is missing; the kernel must be built with "
+                              "CONFIG_DEBUG_INFO_BTF=y" % btf)
             with open(vmlinux + ".tmp", "w") as f:
                 subprocess.check_call([bpftool, "btf", "dump", "file", btf, "format", "c"],
                                       stdout=f)
@@ -82,7 +160,13 @@ class BuildWithBpf(build_ext):
         obj = os.path.join(BUILD_GEN, "sandbox.bpf.o")
         run([clang, "-g", "-O2", "-target", "bpf", "-D__TARGET_ARCH_x86",
              "-I", BUILD_GEN, "-I", os.path.join(HERE, "bpf"),
+             "-I", os.path.join(HERE, "csrc", "core"), "-I", os.path.join(HERE, "csrc", "linux"),
+             # asm/unistd_64.h (syscall numbers) lives in the multiarch folder
+             "-idirafter", "/usr/include/%s" % multiarch(),
              "-c", os.path.join(HERE, "bpf", "sandbox.bpf.c"), "-o", obj])
+        self.skeleton(bpftool, obj)
+
+    def skeleton(self, bpftool, obj):
         with open(os.path.join(BUILD_GEN, "sandbox.skel.h.tmp"), "w") as f:
             subprocess.check_call([bpftool, "gen", "skeleton", obj, "name", "sandbox_bpf"],
                                   stdout=f)
@@ -94,31 +178,46 @@ class BuildWithBpf(build_ext):
 # lets one backend be rebuilt while another's sources are being edited).
 ONLY = [n for n in os.environ.get("SANDBOX_PY_ONLY", "").split(",") if n]
 
+# Every header under csrc/ and bpf/: a change to one rebuilds the extensions.
+C_HEADERS = [os.path.relpath(os.path.join(d, f), HERE)
+             for base in ("csrc", "bpf", "shims/core", "shims/linux")
+             for d, _, files in os.walk(os.path.join(HERE, base))
+             for f in files if f.endswith((".h", ".def"))]
+
 ext_modules = []
 if sys.platform.startswith("linux") and (not ONLY or "_core" in ONLY):
     ext_modules.append(Extension(
         "sandbox_py._core",
         sources=CORE_SOURCES + LINUX_SOURCES,
-        include_dirs=["csrc", "bpf", BUILD_GEN],
+        include_dirs=INCLUDE_DIRS + ["csrc/linux/ebpf", "bpf", BUILD_GEN],
         # the skeleton embeds the BPF object: a change there must relink
         depends=[os.path.join(BUILD_GEN, "sandbox.skel.h"), "bpf/sandbox_event.h"]
-                + [os.path.join("csrc", f) for f in os.listdir(os.path.join(HERE, "csrc"))
-                   if f.endswith(".h")],
+                + C_HEADERS,
         libraries=["bpf", "elf", "z", "pthread"],
         extra_compile_args=["-std=gnu11", "-O2", "-Wall", "-Wno-missing-braces"],
     ))
 
-# --- unprivileged backends (issue 3): preload reader + ptrace tracer ---
+# --- unprivileged backends: preload reader + ptrace tracer ---
 PRELOAD_SHIM = "_sbx_preload.so"
+LOADER_AUDIT = "_sbx_audit.so"
 PTRACE_LAUNCHER = "_sbx_ptrace_exec"
-PRELOAD_SHIM_SOURCES = ["shims/preload/shim_core.c", "shims/preload/shim_hooks.c",
-                        "csrc/pathnorm.c"]
+SHIM_FLAGS = ["-shared", "-fPIC", "-fvisibility=hidden", "-U_FORTIFY_SOURCE",
+              "-fno-delete-null-pointer-checks", "-Wno-nonnull-compare"]
+# The shim: the portable core (shims/core) with the Linux glue (shims/linux).
+SHIM_CORE_SOURCES = ["shims/core/shim_core.c", "csrc/core/pathnorm.c", "csrc/core/access.c"]
+SHIM_LINUX_SOURCES = ["shims/linux/shim_os_linux.c", "csrc/linux/syscalls.c"]
+# the loader audit module shares the shim's record writer, not its hooks
+LOADER_AUDIT_SOURCES = ["shims/linux/loader_audit.c"] + SHIM_CORE_SOURCES + SHIM_LINUX_SOURCES
+PRELOAD_SHIM_SOURCES = (SHIM_CORE_SOURCES + ["shims/core/hooks_posix.c"] + SHIM_LINUX_SOURCES
+                        + ["shims/linux/hooks_linux.c", "shims/linux/glibc_internal.c"])
 if sys.platform.startswith("linux") and (not ONLY or "_unpriv" in ONLY):
     ext_modules.append(Extension(
         "sandbox_py._unpriv",
-        sources=CORE_SOURCES + ["csrc/module_unpriv.c", "csrc/preload_reader.c",
-                                "csrc/ptrace_tracer.c", "csrc/elfinterp.c"],
-        include_dirs=["csrc", "shims/preload"],
+        sources=CORE_SOURCES + ["csrc/python/module_unpriv.c",
+                                "csrc/linux/preload/preload_reader.c",
+                                "csrc/linux/ptrace/ptrace_tracer.c"] + LINUX_COMMON,
+        include_dirs=INCLUDE_DIRS + ["csrc/linux/preload", "csrc/linux/ptrace", "shims/core"],
+        depends=C_HEADERS,
         libraries=["pthread"],
         extra_compile_args=["-std=gnu11", "-O2", "-Wall", "-Wno-missing-braces"],
     ))

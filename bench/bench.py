@@ -33,18 +33,20 @@ sys.path.insert(0, ROOT)
 
 import sandbox_py  # noqa: E402
 
-CORE_SOURCES = ["pathset.c", "pathnorm.c", "result.c", "pyresult.c", "module.c",
-                "ebpf.c", "elfinterp.c"]
-
 
 def build_tree(dst: str) -> list:
-    """Copy the C core into dst with a Makefile; returns the command."""
-    for name in os.listdir(os.path.join(ROOT, "csrc")):
-        if name.endswith((".c", ".h")):
-            shutil.copy(os.path.join(ROOT, "csrc", name), dst)
+    """Copy the C sources (core, Linux, Python bindings) into dst, flat, with
+    a Makefile that compiles each; returns the command."""
+    for sub in ("core", "linux", os.path.join("linux", "ebpf"), "python"):
+        folder = os.path.join(ROOT, "csrc", sub)
+        for name in os.listdir(folder):
+            if name.endswith((".c", ".h", ".def")):
+                shutil.copy(os.path.join(folder, name), dst)
+    # the eBPF extension's sources (module_unpriv.c belongs to the other one)
+    sources = sorted(n for n in os.listdir(dst) if n.endswith(".c") and n != "module_unpriv.c")
     incs = ["-I.", "-I" + os.path.join(ROOT, "bpf"), "-I" + os.path.join(ROOT, "build", "gen"),
             "-I" + sysconfig.get_paths()["include"]]
-    objs = " ".join(s[:-2] + ".o" for s in CORE_SOURCES)
+    objs = " ".join(s[:-2] + ".o" for s in sources)
     with open(os.path.join(dst, "Makefile"), "w") as f:
         f.write("CFLAGS=-O2 -fPIC %s\nall: %s\nclean:\n\trm -f *.o\n" % (" ".join(incs), objs))
     return ["sh", "-c", "make -s clean && make -s -j2"]

@@ -45,81 +45,11 @@ extern void *bpf_rdonly_cast(const void *obj, __u32 btf_id) __ksym;
 #define SIGKILL       9
 #define FMODE_CREATED (1u << 20)
 
-/* x86_64 syscall numbers */
-#define NR_read 0
-#define NR_write 1
-#define NR_open 2
-#define NR_stat 4
-#define NR_lstat 6
-#define NR_mmap 9
-#define NR_pread64 17
-#define NR_pwrite64 18
-#define NR_readv 19
-#define NR_writev 20
-#define NR_access 21
-#define NR_sendfile 40
-#define NR_execve 59
-#define NR_truncate 76
-#define NR_ftruncate 77
-#define NR_getdents 78
-#define NR_chdir 80
-#define NR_rename 82
-#define NR_mkdir 83
-#define NR_rmdir 84
-#define NR_creat 85
-#define NR_link 86
-#define NR_unlink 87
-#define NR_symlink 88
-#define NR_readlink 89
-#define NR_chmod 90
-#define NR_fchmod 91
-#define NR_chown 92
-#define NR_fchown 93
-#define NR_lchown 94
-#define NR_utime 132
-#define NR_mknod 133
-#define NR_statfs 137
-#define NR_setxattr 188
-#define NR_lsetxattr 189
-#define NR_fsetxattr 190
-#define NR_getxattr 191
-#define NR_lgetxattr 192
-#define NR_listxattr 194
-#define NR_llistxattr 195
-#define NR_removexattr 197
-#define NR_lremovexattr 198
-#define NR_fremovexattr 199
-#define NR_getdents64 217
-#define NR_utimes 235
-#define NR_mkdirat 258
-#define NR_mknodat 259
-#define NR_fchownat 260
-#define NR_futimesat 261
-#define NR_newfstatat 262
-#define NR_unlinkat 263
-#define NR_renameat 264
-#define NR_linkat 265
-#define NR_symlinkat 266
-#define NR_readlinkat 267
-#define NR_fchmodat 268
-#define NR_faccessat 269
-#define NR_splice 275
-#define NR_utimensat 280
-#define NR_fallocate 285
-#define NR_preadv 295
-#define NR_pwritev 296
-#define NR_open_by_handle_at 304
-#define NR_renameat2 316
-#define NR_execveat 322
-#define NR_copy_file_range 326
-#define NR_preadv2 327
-#define NR_pwritev2 328
-#define NR_statx 332
-#define NR_io_uring_setup 425
-#define NR_openat2 437
-#define NR_faccessat2 439
-#define NR_fchmodat2 452
-#define NR_openat 257
+/* Syscall numbers: the kernel's own uapi list (asm/unistd_64.h), so that
+ * the table csrc/linux/syscalls.def names calls the same way here and in
+ * user space. */
+#include <asm/unistd_64.h>
+#include "access_ops.h"
 
 struct {
     __uint(type, BPF_MAP_TYPE_RINGBUF);
@@ -147,13 +77,6 @@ struct {
     __type(value, struct sbx_run_state);
 } runs SEC(".maps");
 
-struct fd_seen_key {
-    __u64 file;
-    __u64 ino;
-    __u32 run_id;
-    __u32 kind;
-};
-
 /* LRU: an evicted entry only means one more (harmless) duplicate event. */
 struct {
     __uint(type, BPF_MAP_TYPE_LRU_HASH);
@@ -162,12 +85,6 @@ struct {
     __type(value, __u8);
 } fd_seen SEC(".maps");
 
-struct dir_key {
-    __u64 token;
-    __u32 run_id;
-    __u32 pad;
-};
-
 /* Directories whose path this run's reader already has (see DIRDEF). */
 struct {
     __uint(type, BPF_MAP_TYPE_LRU_HASH);
@@ -175,12 +92,6 @@ struct {
     __type(key, struct dir_key);
     __type(value, __u8);
 } dir_seen SEC(".maps");
-
-struct probe_key {
-    __u64 hash;         /* directory token, name and outcome */
-    __u32 run_id;
-    __u32 pad;
-};
 
 /* Probes already reported by each run (see probe_hash). */
 struct {
@@ -233,8 +144,6 @@ struct walk_ctx {
     struct scratch *s;
     struct dentry *d;
     struct mount *mnt;
-    struct dentry *root_d;
-    struct vfsmount *root_mnt;
 };
 
 static __always_inline struct mount *real_mount(struct vfsmount *m)
@@ -251,8 +160,8 @@ static long walk_step(__u64 idx, void *arg)
 
     if (!s)
         return 1;
-    if (d == c->root_d && (void *)&mnt->mnt == (void *)c->root_mnt)
-        return 1;                               /* the process's root */
+    /* Not stopped at the process's root: a chrooted process's files are
+     * named as the host sees them (the walk ends at the namespace's root). */
     struct dentry *mnt_root = BPF_CORE_READ(mnt, mnt.mnt_root);
     if (d == mnt_root) {
         struct mount *parent = BPF_CORE_READ(mnt, mnt_parent);
@@ -292,13 +201,10 @@ static __noinline int append_walk(struct scratch *s, __u64 *off, int i,
 {
     if (!s || i < 0 || i >= SBX_MAX_STR)
         return -1;
-    struct task_struct *task = bpf_get_current_task_btf();
     struct walk_ctx c = {
         .s = s,
         .d = d,
         .mnt = real_mount(vmnt),
-        .root_d = BPF_CORE_READ(task, fs, root.dentry),
-        .root_mnt = BPF_CORE_READ(task, fs, root.mnt),
     };
     s->wpos = SBX_PATH_MAX - 1;
     s->wflags = 0;
@@ -433,6 +339,9 @@ static __always_inline void count_drop(__u32 run_id)
 
 /* Set by user space before loading: an eighth of the ring buffer. */
 const volatile __u64 wake_bytes = 4 << 20;
+/* The tracer's own mount namespace (set by user space at load): a traced
+ * process in another one sees other paths than the host. */
+const volatile __u32 host_mntns = 0;
 
 /* Wake the reader only when the buffer is filling: fewer wake-ups, fewer
  * context switches; the reader also polls on a short timer. */
@@ -521,6 +430,8 @@ static __noinline int emit_fd(struct sbx_task *tp, long fd, __u32 kind)
         return 0;
     init_event(s, SBX_EV_FD, run_id);
     s->ev.kind = kind;
+    if (f->f_inode->__i_nlink == 0)
+        s->ev.kind |= SBX_FD_NONAME;
     s->ev.file = faddr;
     s->ev.imode = imode;
     s->ev.args[0] = fd;
@@ -562,8 +473,22 @@ static __noinline int append_path_arg(struct scratch *s, __u64 *off, int i,
     char c0 = 0;
     if (uptr)
         bpf_probe_read_user(&c0, 1, uptr);
-    if (c0 == '/') {
-        append_empty(s, off, 2 * i);
+    if (c0 == '/' && uptr) {
+        /* An absolute name starts at the process root.  A chrooted process's
+         * root is not the top of the mount tree: its path, walked like any
+         * directory, makes the name a host path. */
+        struct path root = task->fs->root;
+        /* the struct mount around the vfsmount, read as any kernel memory */
+        struct mount *rm = CAST(struct mount, real_mount(root.mnt));
+        struct vfsmount *rvm = CAST(struct vfsmount, root.mnt);
+        if (!rm || !rvm || (root.dentry == rvm->mnt_root && rm->mnt_parent == rm)) {
+            append_empty(s, off, 2 * i);
+        } else {
+            if (append_dir(s, off, i, root.mnt, root.dentry) < 0)
+                append_empty(s, off, 2 * i);
+            else
+                s->ev.str_flags[2 * i] |= SBX_STR_ROOT;
+        }
     } else {
         struct vfsmount *m = NULL;
         struct dentry *d = NULL;
@@ -580,7 +505,10 @@ static __noinline int append_path_arg(struct scratch *s, __u64 *off, int i,
         if (!d || append_dir(s, off, i, m, d) < 0)
             append_empty(s, off, 2 * i);
     }
-    append_user_str(s, off, 2 * i + 1, uptr);
+    if (uptr)
+        append_user_str(s, off, 2 * i + 1, uptr);
+    else
+        append_empty(s, off, 2 * i + 1);   /* the directory itself */
     return 0;
 }
 
@@ -592,17 +520,9 @@ static __always_inline long arg_at(struct scratch *s, int idx)
 }
 
 /* Only a probe: the call looked at a name and changed nothing. */
-static __always_inline int pure_probe(long nr, long ret)
+static __always_inline int pure_probe(int op, long ret)
 {
-    if (ret < 0)
-        return 1;
-    switch (nr) {
-    case NR_stat: case NR_lstat: case NR_newfstatat: case NR_statx: case NR_access:
-    case NR_faccessat: case NR_faccessat2: case NR_statfs: case NR_getxattr:
-    case NR_lgetxattr: case NR_listxattr: case NR_llistxattr: case NR_chdir:
-        return 1;
-    }
-    return 0;
+    return ret < 0 || op == SBX_OP_PROBE;
 }
 
 /* One 8-byte word of the name into the FNV-style hash (state in the
@@ -660,7 +580,8 @@ static __always_inline __u64 probe_hash(struct scratch *s, long ret)
 }
 
 /* Where a syscall's path arguments are: npath pairs, dN = argument index of
- * path N's dirfd (-1: the cwd), pN = argument index of the path. */
+ * path N's dirfd (-1: the cwd), pN = argument index of the path; emit_path()
+ * also takes the operation in bits 24-27. */
 #define LAYOUT(npath, d0, p0, d1, p1) \
     ((npath) | (((d0) + 1) << 4) | ((p0) << 8) | (((d1) + 1) << 12) | ((p1) << 16))
 
@@ -668,6 +589,7 @@ static __always_inline __u64 probe_hash(struct scratch *s, long ret)
 static __noinline int emit_path(struct pt_regs *regs, __u32 run_id, long nr, long ret,
                                 int layout)
 {
+    int op = (layout >> 24) & 0xf;      /* BPF functions take five arguments */
     int npath = layout & 0xf;
     int d0 = ((layout >> 4) & 0xf) - 1, p0 = (layout >> 8) & 0xf;
     int d1 = ((layout >> 12) & 0xf) - 1, p1 = (layout >> 16) & 0xf;
@@ -685,10 +607,15 @@ static __noinline int emit_path(struct pt_regs *regs, __u32 run_id, long nr, lon
     s->ev.args[5] = regs->r9;
     s->ev.npath = npath;
     __u64 off = 0;
-    append_path_arg(s, &off, 0, (int)arg_at(s, d0), (const char *)arg_at(s, p0));
+    /* A chdir that succeeded has already moved the cwd: its name resolved
+     * now would be relative to the new directory, which is the one it named. */
+    if (nr == __NR_chdir && ret == 0)
+        append_path_arg(s, &off, 0, AT_FDCWD, NULL);
+    else
+        append_path_arg(s, &off, 0, (int)arg_at(s, d0), (const char *)arg_at(s, p0));
     if (npath > 1)
         append_path_arg(s, &off, 1, (int)arg_at(s, d1), (const char *)arg_at(s, p1));
-    if (npath == 1 && pure_probe(nr, ret)) {
+    if (npath == 1 && pure_probe(op, ret)) {
         __u64 h = probe_hash(s, ret);
         if (h) {
             struct probe_key key = {.hash = h, .run_id = run_id};
@@ -697,15 +624,15 @@ static __noinline int emit_path(struct pt_regs *regs, __u32 run_id, long nr, lon
             s->newprobe = h;
         }
     }
-    if (ret == 0 && (nr == NR_rename || nr == NR_renameat || nr == NR_renameat2 ||
-                     nr == NR_rmdir || (nr == NR_unlinkat && (s->ev.args[2] & 0x200)))) {
+    if (ret == 0 && (nr == __NR_rename || nr == __NR_renameat || nr == __NR_renameat2 ||
+                     nr == __NR_rmdir || (nr == __NR_unlinkat && (s->ev.args[2] & 0x200)))) {
         struct sbx_run_state *st = bpf_map_lookup_elem(&runs, &run_id);
         if (st)
             __sync_fetch_and_add(&st->gen, 1);
     }
     /* A successful open: identify the file so that its later reads can be
      * tied back to the name it was opened under. */
-    if (ret >= 0 && (nr == NR_open || nr == NR_openat || nr == NR_openat2 || nr == NR_creat)) {
+    if (ret >= 0 && op == SBX_OP_OPEN) {
         struct task_struct *task = bpf_get_current_task_btf();
         __u64 faddr = 0;
         struct file *f = fd_file_addr(task, ret, &faddr);
@@ -715,7 +642,7 @@ static __noinline int emit_path(struct pt_regs *regs, __u32 run_id, long nr, lon
             s->ev.imode = f->f_inode->i_mode & S_IFMT;
         }
     }
-    if (nr == NR_openat2) {
+    if (nr == __NR_openat2) {
         /* the flags live in struct open_how, which args[2] points to */
         __u64 flags = 0;
         bpf_probe_read_user(&flags, sizeof flags, (void *)s->ev.args[2]);
@@ -739,6 +666,46 @@ static __always_inline void emit_unseen(__u32 run_id, long nr)
     s->ev.nstr = 1;
     off = 16;
     submit(s, off, BPF_RB_FORCE_WAKEUP);
+}
+
+static __always_inline long arg_reg(struct pt_regs *regs, int idx)
+{
+    switch (idx) {
+    case 0: return regs->di;
+    case 1: return regs->si;
+    case 2: return regs->dx;
+    case 3: return regs->r10;
+    case 4: return regs->r8;
+    case 5: return regs->r9;
+    }
+    return AT_FDCWD;
+}
+
+/* A path-taking call of the table returned: the special arguments of a few
+ * rows, then the common event. */
+static __always_inline int on_path_call(struct pt_regs *regs, struct sbx_task *tp,
+                                        __u32 run_id, long nr, long ret, int op, int layout)
+{
+    int p0 = (layout >> 8) & 0xf;
+    if (op == SBX_OP_EXEC && ret >= 0)
+        return 0;               /* a successful exec is the exec event */
+    if (nr == __NR_newfstatat || nr == __NR_statx || nr == __NR_utimensat ||
+        nr == __NR_futimesat) {
+        /* fstat() is newfstatat(fd, "", AT_EMPTY_PATH) in today's glibc and
+         * futimens() is utimensat(fd, NULL, ...): operations on an open
+         * file, not on a name. */
+        const char *name = (const char *)arg_reg(regs, p0);
+        char c0 = 0;
+        if (name)
+            bpf_probe_read_user(&c0, 1, name);
+        if (c0 == 0) {
+            if (ret >= 0 && op == SBX_OP_MODIFY)
+                emit_fd(tp, regs->di, SBX_FD_WRITE);
+            if (ret >= 0 || !name)
+                return 0;
+        }
+    }
+    return emit_path(regs, run_id, nr, ret, layout | (op << 24));
 }
 
 /* ---- programs ------------------------------------------------------------- */
@@ -907,35 +874,35 @@ int BPF_PROG(on_sys_exit, struct pt_regs *regs, long ret)
         bpf_send_signal(SIGKILL);
         return 0;
     }
+    /* 32-bit system calls (int $0x80 from a 64-bit process, a 32-bit
+     * program) have other numbers: never decoded as 64-bit ones, reported */
+    struct task_struct *cur = bpf_get_current_task_btf();
+    if (cur->thread_info.status & 0x0002 /* TS_COMPAT */) {
+        if (!(tp->flags & SBX_TASK_WARNED_COMPAT)) {
+            tp->flags |= SBX_TASK_WARNED_COMPAT;
+            emit_unseen(run_id, SBX_NR_COMPAT);
+        }
+        return 0;
+    }
+    if (host_mntns && !(tp->flags & SBX_TASK_WARNED_MNTNS) &&
+        cur->nsproxy->mnt_ns->ns.inum != host_mntns) {
+        tp->flags |= SBX_TASK_WARNED_MNTNS;
+        emit_unseen(run_id, SBX_NR_MNTNS);
+    }
     if (flags & SBX_TASK_PENDING) {
         /* Between fork and exec in a spawner's child: only the search for
          * the program along $PATH is the command's own doing. */
-        if ((nr == NR_execve || nr == NR_execveat) && ret < 0) {
-            if (nr == NR_execve)
-                emit_path(regs, run_id, nr, ret, LAYOUT(1, -1, 0, -1, 0));
+        if ((nr == __NR_execve || nr == __NR_execveat) && ret < 0) {
+            if (nr == __NR_execve)
+                emit_path(regs, run_id, nr, ret, LAYOUT(1, -1, 0, -1, 0) | (SBX_OP_EXEC << 24));
             else
-                emit_path(regs, run_id, nr, ret, LAYOUT(1, 0, 1, -1, 0));
+                emit_path(regs, run_id, nr, ret, LAYOUT(1, 0, 1, -1, 0) | (SBX_OP_EXEC << 24));
         }
         return 0;
     }
 
-    long a0 = regs->di;
     switch (nr) {
-    case NR_read: case NR_pread64: case NR_readv: case NR_preadv: case NR_preadv2:
-        if (ret >= 0)
-            emit_fd(tp, a0, SBX_FD_READ);
-        return 0;
-    case NR_write: case NR_pwrite64: case NR_writev: case NR_pwritev: case NR_pwritev2:
-    case NR_ftruncate: case NR_fchmod: case NR_fchown: case NR_fsetxattr:
-    case NR_fremovexattr: case NR_fallocate:
-        if (ret >= 0)
-            emit_fd(tp, a0, SBX_FD_WRITE);
-        return 0;
-    case NR_getdents: case NR_getdents64:
-        if (ret >= 0)
-            emit_fd(tp, a0, SBX_FD_ENUM);
-        return 0;
-    case NR_mmap: {
+    case __NR_mmap: {
         long mflags = regs->r10;
         long fd = regs->r8;
         long prot = regs->dx;
@@ -946,66 +913,28 @@ int BPF_PROG(on_sys_exit, struct pt_regs *regs, long ret)
             emit_fd(tp, fd, SBX_FD_WRITE);
         return 0;
     }
-    case NR_sendfile:
-        if (ret >= 0) {
-            emit_fd(tp, regs->si, SBX_FD_READ);
-            emit_fd(tp, a0, SBX_FD_WRITE);
-        }
+    /* Every other call comes from the one table (csrc/linux/syscalls.def). */
+#define SBX_SC_FD(name, use, fd, hot)                                          \
+    case __NR_##name:                                                           \
+        if (ret >= 0)                                                           \
+            emit_fd(tp, arg_reg(regs, fd), use);                                \
         return 0;
-    case NR_copy_file_range: case NR_splice:
-        if (ret >= 0) {
-            emit_fd(tp, a0, SBX_FD_READ);
-            emit_fd(tp, regs->dx, SBX_FD_WRITE);
-        }
+#define SBX_SC_FD2(name, fd_in, fd_out)                                        \
+    case __NR_##name:                                                           \
+        if (ret >= 0) {                                                         \
+            emit_fd(tp, arg_reg(regs, fd_in), SBX_FD_READ);                     \
+            emit_fd(tp, arg_reg(regs, fd_out), SBX_FD_WRITE);                   \
+        }                                                                       \
         return 0;
-    case NR_io_uring_setup:
-        if (ret >= 0)
-            emit_unseen(run_id, nr);
+#define SBX_SC_UNSEEN(name)                                                    \
+    case __NR_##name:                                                           \
+        if (ret >= 0)                                                           \
+            emit_unseen(run_id, nr);                                            \
         return 0;
-    case NR_open_by_handle_at:
-        emit_unseen(run_id, nr);
-        return 0;
-
-    /* one path, relative to the cwd */
-    case NR_open: case NR_creat: case NR_stat: case NR_lstat: case NR_access:
-    case NR_truncate: case NR_chdir: case NR_mkdir: case NR_rmdir: case NR_unlink:
-    case NR_readlink: case NR_chmod: case NR_chown: case NR_lchown: case NR_utime:
-    case NR_utimes: case NR_mknod: case NR_statfs: case NR_setxattr:
-    case NR_lsetxattr: case NR_getxattr: case NR_lgetxattr: case NR_listxattr:
-    case NR_llistxattr: case NR_removexattr: case NR_lremovexattr:
-        return emit_path(regs, run_id, nr, ret, LAYOUT(1, -1, 0, -1, 0));
-    case NR_execve:
-        if (ret < 0)
-            return emit_path(regs, run_id, nr, ret, LAYOUT(1, -1, 0, -1, 0));
-        return 0;
-    /* one path, relative to a dirfd in argument 0 */
-    case NR_newfstatat: case NR_statx: {
-        /* fstat() is newfstatat(fd, "", AT_EMPTY_PATH) in today's glibc: a
-         * metadata look at an already open file, not a path access. */
-        char c0 = 0;
-        bpf_probe_read_user(&c0, 1, (const char *)regs->si);
-        if (c0 == 0 && ret >= 0)
-            return 0;
-        return emit_path(regs, run_id, nr, ret, LAYOUT(1, 0, 1, -1, 0));
-    }
-    case NR_openat: case NR_openat2:
-    case NR_faccessat: case NR_faccessat2: case NR_readlinkat: case NR_fchmodat:
-    case NR_fchmodat2: case NR_fchownat: case NR_utimensat: case NR_futimesat:
-    case NR_mkdirat: case NR_unlinkat: case NR_mknodat:
-        return emit_path(regs, run_id, nr, ret, LAYOUT(1, 0, 1, -1, 0));
-    case NR_execveat:
-        if (ret < 0)
-            return emit_path(regs, run_id, nr, ret, LAYOUT(1, 0, 1, -1, 0));
-        return 0;
-    /* two paths */
-    case NR_rename: case NR_link:
-        return emit_path(regs, run_id, nr, ret, LAYOUT(2, -1, 0, -1, 1));
-    case NR_symlink:            /* the target string is not accessed */
-        return emit_path(regs, run_id, nr, ret, LAYOUT(1, -1, 1, -1, 0));
-    case NR_symlinkat:
-        return emit_path(regs, run_id, nr, ret, LAYOUT(1, 1, 2, -1, 0));
-    case NR_renameat: case NR_renameat2: case NR_linkat:
-        return emit_path(regs, run_id, nr, ret, LAYOUT(2, 0, 1, 2, 3));
+#define SBX_SC_PATH(name, op, np, d0, p0, d1, p1)                              \
+    case __NR_##name:                                                           \
+        return on_path_call(regs, tp, run_id, nr, ret, op, LAYOUT(np, d0, p0, d1, p1));
+#include "syscalls.def"
     }
     return 0;
 }

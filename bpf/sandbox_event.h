@@ -42,11 +42,21 @@ enum sbx_event_type {
 /* SBX_EV_UNSEEN with this `nr`: child `tid` of process `pid` was started
  * by a nested run (a spawn window) and is reported there, not here. */
 #define SBX_NR_HANDED_OVER (-1)
+/* SBX_EV_UNSEEN: process `pid` made 32-bit (ia32) system calls, which are
+ * not decoded. */
+#define SBX_NR_COMPAT      (-2)
+/* SBX_EV_UNSEEN: process `pid` runs in another mount namespace: its paths
+ * are as it sees them, which may not be where the host has the files. */
+#define SBX_NR_MNTNS       (-3)
 
-/* SBX_EV_FD kinds */
+/* SBX_EV_FD kinds: the values of enum sbx_use (csrc/core/access_ops.h), so
+ * that the table's use column can be sent as it is */
 #define SBX_FD_READ   1
 #define SBX_FD_WRITE  2
 #define SBX_FD_ENUM   3
+/* OR'ed into an SBX_EV_FD kind: the file has no name any more (O_TMPFILE,
+ * memfd-like, deleted): its walked path would be an invented one. */
+#define SBX_FD_NONAME 0x100
 
 /* str_flags bits */
 #define SBX_STR_TRUNCATED 0x1        /* did not fit: the path is incomplete */
@@ -57,6 +67,9 @@ enum sbx_event_type {
  * component; a token costs one map lookup. */
 #define SBX_STR_DIRDEF    0x4
 #define SBX_STR_DIRREF    0x8
+/* The directory string of an absolute name: the root of a chrooted process
+ * (the name is then relative to it), in the host's terms. */
+#define SBX_STR_ROOT      0x10
 
 struct sbx_event {
     __u32 size;          /* header + strings, bytes */
@@ -79,6 +92,28 @@ struct sbx_event {
     __u8  pad[3];
 };
 
+/* Keys of the kernel's per-run deduplication maps (fd_seen, dir_seen,
+ * probe_seen).  Shared so that user space can forget a run's entries when
+ * the run ends. */
+struct fd_seen_key {
+    __u64 file;
+    __u64 ino;
+    __u32 run_id;
+    __u32 kind;
+};
+
+struct dir_key {
+    __u64 token;
+    __u32 run_id;
+    __u32 pad;
+};
+
+struct probe_key {
+    __u64 hash;         /* directory token, name and outcome */
+    __u32 run_id;
+    __u32 pad;
+};
+
 /* Per-run state shared by kernel and user space (map `runs`). */
 struct sbx_run_state {
     __s64 live;          /* traced tasks not yet exited */
@@ -96,5 +131,7 @@ struct sbx_task {
 };
 #define SBX_TASK_PENDING 0x1     /* forked by a spawner, not yet exec'd */
 #define SBX_TASK_SELF    0x2     /* registered by user space, not counted */
+#define SBX_TASK_WARNED_COMPAT 0x4   /* its 32-bit system calls were reported */
+#define SBX_TASK_WARNED_MNTNS  0x8   /* its other mount namespace was reported */
 
 #endif

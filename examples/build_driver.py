@@ -1,111 +1,61 @@
-"""A small caching build driver: a step is skipped when nothing it *really*
-depended on has changed.
+"""A small caching build driver on ``sandbox_py.memo``: a step is restored,
+not rerun, when nothing it *really* depended on has changed.
 
-Each step runs under ``Sandbox()``.  Its Result (what the whole process
-tree read, probed and listed) and ``Result.fingerprint()`` are stored in a
-cache file.  Next time, the stored Result is fingerprinted again against
-the tree as it is now: same fingerprint, same inputs, skip.  Because probes
-are part of it, a header *created* in an include directory searched before
-the one that was used also reruns the step -- the case mtime-based tools
-miss.
+Every step goes through ``Memo.run``: the first time it runs under the
+tracer and its outputs are stored; afterwards, while every file it read has
+the same content, every path it probed is still there or still absent, and
+every directory it listed has the same names, its outputs are restored from
+the cache instead.  Because probes count, a header *created* in an include
+directory searched before the one that was used reruns the step -- the
+case mtime- and declared-dependency-based tools miss.  Compiles run in
+parallel (``run_many``), then the link.
 
-    python examples/build_driver.py PROJECT [-I DIR]... [-o PROGRAM]
+    python examples/build_driver.py PROJECT [-I DIR]... [-o PROGRAM] [-j N]
 
-compiles PROJECT/*.c into PROJECT/PROGRAM, printing "run" or "skip" per step.
+compiles PROJECT/*.c into PROJECT/PROGRAM, printing per step whether it
+ran (and why) or was restored.
 """
 from __future__ import annotations
 
 import argparse
 import glob
-import json
 import os
 import sys
-from dataclasses import dataclass, field
 
-from sandbox_py import Result, Sandbox
-from sandbox_py.fingerprint import input_states
+from sandbox_py.memo import Memo
 
-CACHE_NAME = ".sandbox_py-cache.json"
-
-
-@dataclass
-class Step:
-    name: str
-    argv: list
-    outputs: list = field(default_factory=list)
-
-
-class Driver:
-    def __init__(self, root: str, sandbox: Sandbox | None = None, log=print):
-        self.root = os.path.abspath(root)
-        self.sandbox = sandbox or Sandbox()
-        self.log = log
-        self.cache_path = os.path.join(self.root, CACHE_NAME)
-        try:
-            with open(self.cache_path) as f:
-                self.cache = json.load(f)
-        except (OSError, ValueError):
-            self.cache = {}
-
-    def why_stale(self, step: Step) -> str | None:
-        """None when ``step`` is up to date, else the reason it must run."""
-        entry = self.cache.get(step.name)
-        if entry is None:
-            return "never built"
-        if entry["argv"] != step.argv:
-            return "command changed"
-        missing = [o for o in step.outputs if not os.path.exists(os.path.join(self.root, o))]
-        if missing:
-            return "output missing: %s" % missing[0]
-        recorded = Result.from_json(entry["result"])
-        if recorded.fingerprint() == entry["fingerprint"]:
-            return None
-        # Say which input moved: compare with the states stored at build time.
-        before = {(c, p): s for c, p, s in entry["states"]}
-        for category, path, state in input_states(recorded):
-            if before.get((category, path)) != state:
-                return "%s input changed: %s (%s -> %s)" % (
-                    category, os.path.relpath(path, self.root),
-                    before.get((category, path), "?")[:12], state[:12])
-        return "inputs changed"
-
-    def run(self, step: Step) -> bool:
-        """Run ``step`` unless it is up to date; True when it ran."""
-        reason = self.why_stale(step)
-        if reason is None:
-            self.log("skip %s" % step.name)
-            return False
-        self.log("run  %s (%s)" % (step.name, reason))
-        result = self.sandbox.run(step.argv, cwd=self.root, check=True)
-        # Pseudo files are never inputs; dropping them keeps the cache small.
-        result = result.filtered(pseudo=False)
-        self.cache[step.name] = {
-            "argv": step.argv, "result": result.to_json(),
-            "fingerprint": result.fingerprint(),
-            "states": [list(s) for s in input_states(result)],
-        }
-        tmp = self.cache_path + ".tmp"
-        with open(tmp, "w") as f:
-            json.dump(self.cache, f)
-        os.replace(tmp, self.cache_path)
-        return True
+CACHE_NAME = ".sandbox_py-memo"
 
 
 def c_program_steps(root: str, include_dirs=(), program: str = "app", cc: str = "cc") -> list:
-    """Compile each ``root/*.c`` to an object, then link them."""
+    """``(name, argv)`` pairs: compile each ``root/*.c`` to an object, then link."""
     sources = sorted(os.path.basename(p) for p in glob.glob(os.path.join(root, "*.c")))
     flags = [f for d in include_dirs for f in ("-I", d)]
-    steps = [Step("compile " + s, [cc, *flags, "-c", s, "-o", s[:-2] + ".o"], [s[:-2] + ".o"])
-             for s in sources]
-    objects = [s[:-2] + ".o" for s in sources]
-    steps.append(Step("link " + program, [cc, *objects, "-o", program], [program]))
+    steps = [("compile " + s, [cc, *flags, "-c", s, "-o", s[:-2] + ".o"]) for s in sources]
+    steps.append(("link " + program, [cc, *[s[:-2] + ".o" for s in sources], "-o", program]))
     return steps
 
 
-def build(root: str, include_dirs=(), program: str = "app", log=print) -> list:
+def build(root: str, include_dirs=(), program: str = "app", log=print, jobs: int = 2) -> list:
     """Build ``root``; returns the names of the steps that ran."""
-    driver = Driver(root, log=log)
-    return [s.name for s in c_program_steps(root, include_dirs, program) if driver.run(s)]
+    root = os.path.abspath(root)
+    # The cache lives in the tree and paths are stored relative to it, so a
+    # copy of the tree elsewhere (with its cache) is up to date too.
+    memo = Memo(os.path.join(root, CACHE_NAME), root=root, env_keys=["CC"])
+    steps = c_program_steps(root, include_dirs, program)
+    compiles, link = steps[:-1], steps[-1]
+    # The compiles are independent of each other; the link needs them all.
+    results = memo.run_many([{"argv": argv, "cwd": root} for _, argv in compiles],
+                            jobs=jobs, check=True)
+    results.append(memo.run(link[1], cwd=root, check=True))
+    ran = []
+    for (name, _), r in zip(steps, results):
+        if r.memo.status == "hit":
+            log("hit  %s" % name)
+        else:
+            log("run  %s (%s)" % (name, r.memo.why or r.memo.status))
+            ran.append(name)
+    return ran
 
 
 def main(argv=None) -> int:
@@ -113,8 +63,9 @@ def main(argv=None) -> int:
     ap.add_argument("project")
     ap.add_argument("-I", dest="include", action="append", default=[], metavar="DIR")
     ap.add_argument("-o", dest="program", default="app")
+    ap.add_argument("-j", dest="jobs", type=int, default=2)
     opts = ap.parse_args(argv)
-    ran = build(opts.project, opts.include, opts.program)
+    ran = build(opts.project, opts.include, opts.program, jobs=opts.jobs)
     print("%d step(s) ran" % len(ran))
     return 0
 

@@ -115,7 +115,7 @@ def run_traced(backend: str, session: TraceSession, args, *, input=None,
     try:
         stdout, stderr = proc.communicate(input, timeout=timeout)
         left = None if timeout is None else max(0.0, timeout - (time.monotonic() - start))
-        if not session.wait_tree(left):
+        if not wait_interruptibly(session, left):
             raise subprocess.TimeoutExpired(args, timeout)
     except subprocess.TimeoutExpired:
         session.kill_tree()
@@ -139,6 +139,24 @@ def run_traced(backend: str, session: TraceSession, args, *, input=None,
     if check:
         result.check_returncode()
     return result
+
+
+#: Longest a C wait runs before Python gets to handle a signal (Ctrl-C).
+WAIT_SLICE = 0.1
+
+
+def wait_interruptibly(session, timeout: Optional[float]) -> bool:
+    """session.wait_tree(timeout) in short slices: the C waits release the
+    GIL but cannot run Python's signal handlers, so a KeyboardInterrupt
+    while a background child lingers is raised within WAIT_SLICE."""
+    deadline = None if timeout is None else time.monotonic() + timeout
+    while True:
+        left = None if deadline is None else max(0.0, deadline - time.monotonic())
+        step = WAIT_SLICE if left is None else min(WAIT_SLICE, left)
+        if session.wait_tree(step):
+            return True
+        if left is not None and left <= step:
+            return False
 
 
 def core_fields(d: dict) -> dict:

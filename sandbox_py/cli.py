@@ -1,5 +1,6 @@
-"""The command line: ``sandbox-py [options] -- CMD ARGS...`` and
-``sandbox-py diff OLD.json NEW.json``.  See docs/cli.md."""
+"""The command line: ``sandbox-py [options] -- CMD ARGS...``,
+``sandbox-py diff OLD.json NEW.json`` and ``sandbox-py memo -- CMD ARGS...``.
+See docs/cli.md and docs/memo.md."""
 from __future__ import annotations
 
 import argparse
@@ -23,14 +24,17 @@ LIVE_AFTER = float(os.environ.get("SANDBOX_PY_LIVE_AFTER", "1.0"))
 def _run_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="sandbox-py",
-        usage="%(prog)s [options] -- CMD [ARGS...]\n       %(prog)s diff OLD.json NEW.json",
+        usage="%(prog)s [options] -- CMD [ARGS...]\n       %(prog)s diff OLD.json NEW.json"
+              "\n       %(prog)s doctor",
         description="Run CMD, pass its exit status through, and report every file its "
                     "process tree read, wrote, probed and listed (summary on stderr).")
     p.add_argument("--json", action="store_true",
                    help="print the full Result as JSON (docs/json-schema.md) on stderr "
-                        "instead of the summary")
-    p.add_argument("-o", "--output", metavar="FILE",
-                   help="also write the Result as JSON to FILE ('-' for stdout)")
+                        "instead of the summary (mixed with the command's own stderr: "
+                        "programs should use --json-file)")
+    p.add_argument("--json-file", "-o", "--output", dest="output", metavar="FILE",
+                   help="also write the Result as JSON to FILE, apart from the "
+                        "command's output ('-' for stdout, after the command's own)")
     p.add_argument("-q", "--quiet", action="store_true", help="no summary")
     add_filter_options(p)
     p.add_argument("--top", type=int, default=5, metavar="N",
@@ -52,13 +56,16 @@ def add_filter_options(p: argparse.ArgumentParser) -> None:
                    help="drop /proc, /sys, /dev, pipes and sockets")
     p.add_argument("--under", action="append", metavar="DIR",
                    help="keep only paths below DIR (repeatable)")
+    p.add_argument("--ignore", action="append", metavar="GLOB", default=[],
+                   help="drop paths matching GLOB, matched against the whole path, "
+                        "'*' also matching '/' (repeatable; e.g. '/tmp/cc*')")
 
 
 def apply_filters(result: Result, opts) -> Result:
-    if not (opts.exclude_system or opts.exclude_pseudo or opts.under):
+    if not (opts.exclude_system or opts.exclude_pseudo or opts.under or opts.ignore):
         return result
     return result.filtered(pseudo=not opts.exclude_pseudo, system=not opts.exclude_system,
-                           under=opts.under)
+                           under=opts.under, ignore=opts.ignore)
 
 
 class LiveLine:
@@ -228,4 +235,72 @@ def main(argv: Optional[list] = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     if argv and argv[0] == "diff":
         return diff_main(argv[1:])
+    if argv and argv[0] == "doctor":
+        from .doctor import main as doctor_main
+        return doctor_main(argv[1:])
+    if argv and argv[0] == "memo":
+        return memo_main(argv[1:])
     return run_main(argv)
+
+
+# -- memo ---------------------------------------------------------------------------
+
+def memo_main(argv: list) -> int:
+    """``sandbox-py memo [--why] -- CMD``: run CMD or restore its outputs."""
+    p = argparse.ArgumentParser(
+        prog="sandbox-py memo",
+        usage="%(prog)s [options] -- CMD [ARGS...]",
+        description="Run CMD, or, when nothing it read, probed or listed has changed "
+                    "since an earlier run, restore the files it wrote and replay its "
+                    "output and exit status (docs/memo.md).")
+    p.add_argument("--why", action="store_true",
+                   help="say on stderr whether CMD is restored, and if not which input "
+                        "changed")
+    p.add_argument("--store", metavar="DIR",
+                   default=os.environ.get("SANDBOX_PY_MEMO_DIR", ".sandbox_py-memo"),
+                   help="local cache directory (default $SANDBOX_PY_MEMO_DIR or "
+                        ".sandbox_py-memo)")
+    p.add_argument("--root", metavar="DIR",
+                   help="the tree whose paths are stored relative, so that checkouts "
+                        "share entries (default: the current directory)")
+    p.add_argument("--env", action="append", default=[], metavar="NAME",
+                   help="an environment variable that is part of the key (repeatable)")
+    p.add_argument("--remote", metavar="URL", default=os.environ.get("SANDBOX_PY_MEMO_REMOTE"),
+                   help="shared Bazel HTTP cache, e.g. http://host:8080/cache (default "
+                        "$SANDBOX_PY_MEMO_REMOTE)")
+    p.add_argument("--backend", default="auto", help="tracing backend (default auto)")
+    p.add_argument("--timeout", type=float, metavar="SECONDS",
+                   help="kill the whole process tree after SECONDS")
+    p.add_argument("command", nargs=argparse.REMAINDER, help="the command, after --")
+    opts = p.parse_args(argv)
+    command = opts.command[1:] if opts.command[:1] == ["--"] else opts.command
+    if not command:
+        p.print_usage(sys.stderr)
+        sys.stderr.write("sandbox-py memo: no command given (put it after --)\n")
+        return 2
+
+    from .errors import SandboxError, TimeoutExpired
+    from .memo import Memo
+    label = command_line(command)
+    try:
+        memo = Memo(opts.store, root=opts.root, env_keys=opts.env, remote=opts.remote,
+                    backend=opts.backend)
+        result = memo.run(command, timeout=opts.timeout)
+    except FileNotFoundError as e:
+        sys.stderr.write("sandbox-py memo: %s: %s\n" % (label, e.strerror or e))
+        return EXIT_NOT_FOUND
+    except TimeoutExpired:
+        sys.stderr.write("sandbox-py memo: %s: killed after %gs\n" % (label, opts.timeout))
+        return exit_status(-9)
+    except (SandboxError, ValueError) as e:
+        sys.stderr.write("sandbox-py memo: %s\n" % e)
+        return EXIT_TOOL_FAILED
+    outcome = result.memo
+    if outcome.status == "not cached":
+        sys.stderr.write("sandbox-py memo: %s: not cached: %s\n" % (label, outcome.why))
+    elif opts.why:
+        sys.stderr.write("sandbox-py memo: %s: %s\n" % (
+            label, "restored" if outcome.status == "hit" else "ran: " + outcome.why))
+    if memo.remote and memo.remote.down:
+        sys.stderr.write("sandbox-py memo: remote cache unavailable: %s\n" % memo.remote.down)
+    return exit_status(result.returncode)

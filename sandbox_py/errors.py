@@ -19,7 +19,7 @@ class SandboxUnavailableError(SandboxError, RuntimeError):
         self.backend, self.missing, self.remedy = backend, missing, remedy
         msg = "backend %r is unavailable: %s" % (backend, missing)
         if remedy:
-            msg += " (%s)" % remedy
+            msg += ". To fix: %s" % remedy
         super().__init__(msg)
 
 

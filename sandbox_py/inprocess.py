@@ -13,9 +13,11 @@ Two mechanisms, chosen by ``backend``:
 
 ``audit``
     The fallback: a Python audit hook (sandbox_py/audit.py says exactly what
-    it sees).  It misses ``os.stat``/``os.access``/``os.path.exists``,
-    anything C code does directly and everything child processes do; its
-    results are always ``complete=False``.
+    it sees).  It misses ``os.stat``/``os.access``/``os.path.exists`` and
+    anything C code does directly; child processes are followed through the
+    preload shim (put in ``os.environ`` from the first process started in
+    the block to its end) when that backend is built.  Its results are
+    always ``complete=False``.
 
 ``auto`` (the default) uses ``ebpf`` when it can run here and ``audit``
 otherwise, saying so in ``warnings``.
@@ -67,6 +69,10 @@ class Trace:
     def start(self) -> "Trace":
         if self._impl is not None:
             raise RuntimeError("this trace is already running")
+        # sandbox_py's own one-time machinery (asking the dynamic loader for
+        # its search subdirectories) must not run inside the window
+        from ._backends.preload import loader_capdirs
+        loader_capdirs()
         impl = None
         if self.requested in ("auto", "ebpf"):
             ebpf, why = _ebpf_module()
@@ -74,14 +80,16 @@ class Trace:
                 impl = ebpf.SelfTrace() if self.wait is None else ebpf.SelfTrace(wait=self.wait)
                 self.backend = "ebpf"
             elif self.requested == "ebpf":
+                from ._backends.ebpf import PRIVILEGE
                 raise SandboxUnavailableError(
-                    "ebpf", why, "run as root, or use sandbox_py.trace(backend='audit') "
-                    "for the Python-level fallback")
+                    "ebpf", why, "%s; or use sandbox_py.trace(backend='audit'), the "
+                    "Python-level fallback" % PRIVILEGE)
             else:
                 self._notes.append("eBPF in-process tracing unavailable (%s)" % why)
         if impl is None:
             from .audit import AuditTrace
-            impl, self.backend = AuditTrace(), "audit"
+            impl = AuditTrace(wait=10.0 if self.wait is None else self.wait)
+            self.backend = "audit"
         self._result = None
         self._start = time.monotonic()
         impl.start()

@@ -25,6 +25,7 @@ from typing import Iterable, Optional
 import pytest
 
 MODES = ("fail", "warn", "off")
+BACKENDS = ("auto", "ebpf", "audit")
 #: Path categories a read-only allowance covers.
 READ_CATEGORIES = ("reads", "probes", "enumerations")
 #: Short names for the failure listing.
@@ -42,6 +43,21 @@ class SandboxAccessWarning(UserWarning):
     """A test touched paths it did not declare (``--sandbox-mode=warn``)."""
 
 
+class SandboxIncompleteWarning(UserWarning):
+    """A checked test passed, but part of what it did could not be seen
+    (e.g. a child process started without the preload shim under the audit
+    fallback, or one still running when the call ended)."""
+
+
+def _gaps(result) -> list:
+    """The result's warnings beyond the standing limits of its mechanism
+    (which every audit-traced test shares and the docs state once)."""
+    from .audit import LIMITS, LIMITS_WITH_CHILDREN
+    return [w for w in result.warnings
+            if w not in (LIMITS, LIMITS_WITH_CHILDREN)
+            and not w.startswith("eBPF in-process tracing unavailable")]
+
+
 def pytest_addoption(parser):
     group = parser.getgroup("sandbox", "file-access checking (sandbox_py)")
     group.addoption("--sandbox", action="store_true", default=None,
@@ -53,7 +69,10 @@ def pytest_addoption(parser):
     group.addoption("--sandbox-allow", action="append", default=[], metavar="PATTERN",
                     help="allow PATTERN for every checked test (repeatable; "
                          "ini: sandbox_allow)")
-    group.addoption("--sandbox-backend", choices=("auto", "ebpf", "audit"), default=None,
+    group.addoption("--sandbox-allow-read", action="append", default=[], metavar="PATTERN",
+                    help="allow every checked test to read, probe and list PATTERN "
+                         "(repeatable; ini: sandbox_allow_read)")
+    group.addoption("--sandbox-backend", choices=BACKENDS, default=None,
                     help="in-process tracing mechanism (ini: sandbox_backend; "
                          "default auto: eBPF when available, else audit hooks)")
     parser.addini("sandbox", type="bool", default=False,
@@ -66,10 +85,30 @@ def pytest_addoption(parser):
     parser.addini("sandbox_backend", default="auto", help="auto, ebpf or audit")
     parser.addini("sandbox_wait", default="1.0",
                   help="seconds to wait, after a checked test's call, for threads and "
-                       "child processes it started and left running (eBPF)")
+                       "child processes it started and left running")
+
+
+def _backend(config) -> str:
+    backend = config.getoption("sandbox_backend") or config.getini("sandbox_backend") or "auto"
+    if backend not in BACKENDS:
+        raise pytest.UsageError("sandbox_backend must be one of %s, not %r"
+                                % (", ".join(BACKENDS), backend))
+    return backend
 
 
 def pytest_configure(config):
+    # An explicit --sandbox-backend=ebpf that cannot work is one usage error
+    # now, not a traceback in every checked test.
+    if _backend(config) == "ebpf" and _mode(config) != "off":
+        from .inprocess import _ebpf_module
+        from ._backends.ebpf import PRIVILEGE
+        module, why = _ebpf_module()
+        if module is None:
+            raise pytest.UsageError(
+                "sandbox_backend=ebpf cannot run here: %s.\nTo fix: %s; or use "
+                "--sandbox-backend=auto, which falls back to audit hooks (they do not "
+                "see os.stat; child processes are followed through the preload shim)"
+                % (why, PRIVILEGE))
     config.addinivalue_line(
         "markers",
         "sandbox(allow=(), allow_read=(), mode=None): check the test's file accesses; "
@@ -212,10 +251,11 @@ class Policy:
         if is_pseudo(path) or any(_under(path, r) for r in base["full"]):
             return True
         if category not in READ_CATEGORIES:
-            # Bytecode written while importing a module for the first time.
-            return "/__pycache__/" in path and path.endswith(".pyc")
+            return False
         if is_system(path) or any(_under(path, r) for r in base["read"]):
             return True
+        if path in base["imports"]:
+            return True     # the import system stats and lists its path entries
         if any(_under(path, entry) for entry in base["imports"]):
             # The import system lists sys.path directories, stats the
             # packages and modules it finds there and reads the modules.
@@ -238,13 +278,21 @@ class Policy:
         return self.baseline_allows(category, path, base)
 
     def violations(self, result) -> dict:
-        """``{path: [operations]}`` for every access the policy does not allow."""
+        """``{path: [operations]}`` for every access the policy does not
+        allow, leaving out what the harness itself did (sandbox_py/harness.py:
+        bytecode caches, pytest's capture files, interpreter start-up,
+        package metadata, sandbox_py's own files)."""
+        from .harness import Harness, capture_paths
         out: dict = {}
         base = self._baseline()
+        harness = Harness(capture_paths(self.item.config, self.item))
         for category in OPERATION:
             for path in getattr(result, category):
-                if not self.allows(category, path, base):
-                    out.setdefault(path, []).append(OPERATION[category])
+                if self.allows(category, path, base):
+                    continue
+                if harness.allows(category, path, result, base["imports"]):
+                    continue
+                out.setdefault(path, []).append(OPERATION[category])
         return out
 
     def describe(self) -> str:
@@ -304,6 +352,7 @@ def _policy_for(item) -> Optional[Policy]:
         policy.add(config.getini("sandbox_allow"))
         policy.add(config.getoption("sandbox_allow") or ())
         policy.add(config.getini("sandbox_allow_read"), read_only=True)
+        policy.add(config.getoption("sandbox_allow_read") or (), read_only=True)
         for m in markers:
             policy.add(m.kwargs.get("allow", ()))
             policy.add(m.args)
@@ -346,7 +395,7 @@ def pytest_runtest_call(item):
     if policy is None or policy.mode == "off":
         return (yield)
     from .inprocess import trace
-    backend = item.config.getoption("sandbox_backend") or item.config.getini("sandbox_backend")
+    backend = _backend(item.config)
     wait = float(item.config.getini("sandbox_wait"))
     tracer = trace(backend, wait=wait).start()
     try:
@@ -369,4 +418,8 @@ def pytest_runtest_call(item):
             warnings.warn(SandboxAccessWarning(message))
         else:
             pytest.fail(message, pytrace=False)
+    gaps = _gaps(result)
+    if gaps:
+        warnings.warn(SandboxIncompleteWarning(
+            "sandbox_py: %s was only partly checked: %s" % (item.name, "; ".join(gaps))))
     return outcome

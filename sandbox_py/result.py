@@ -17,6 +17,13 @@ from typing import Iterable, Iterator, Optional, Sequence
 
 SCHEMA = "sandbox_py.result/1"
 
+
+def json_schema() -> dict:
+    """The JSON Schema (draft 2020-12) of ``Result.to_json()``, shipped in
+    the package as ``sandbox_py/result.schema.json``."""
+    from importlib.resources import files
+    return json.loads(files(__package__).joinpath("result.schema.json").read_text("utf-8"))
+
 #: Directories whose entries are not files a user's data lives in: kernel
 #: views, devices, and the names the kernel gives to pipes and sockets.
 PSEUDO_PREFIXES = ("/proc", "/sys", "/dev")
@@ -103,6 +110,17 @@ class Result:
     complete: bool = True
     warnings: tuple = ()
 
+    def __eq__(self, other):
+        """Two Results are equal when they record the same run: compared in
+        their JSON form, so ``Result.from_json(r.to_json()) == r`` although
+        JSON turns ``args`` into a list of str and ``stdout``/``stderr``
+        bytes into str (``os.fsdecode``)."""
+        if not isinstance(other, Result):
+            return NotImplemented
+        return self.to_dict() == other.to_dict()
+
+    __hash__ = None     # mutable, like any dataclass with eq
+
     # -- the tuple face: status, reads, writes ------------------------------
     def __iter__(self):
         return iter((self.returncode, self.reads, self.writes))
@@ -119,13 +137,21 @@ class Result:
 
     # -- filters --------------------------------------------------------------
     def filtered(self, *, pseudo: bool = False, system: bool = True,
-                 under: Optional[str | os.PathLike | Iterable] = None) -> "Result":
+                 under: Optional[str | os.PathLike | Iterable] = None,
+                 ignore: Iterable[str] = ()) -> "Result":
         """A copy keeping only some paths.
 
         ``pseudo=False`` drops /proc, /sys, /dev and anonymous objects;
         ``system=False`` drops the installed system (/usr, /lib, /etc ...);
-        ``under`` keeps only paths below the given directory (or directories).
+        ``under`` keeps only paths below the given directory (or directories);
+        ``ignore`` drops paths matching any of these shell patterns, matched
+        against the whole path (``*`` also matches ``/``: ``/tmp/cc*``,
+        ``*.pyc``).
         """
+        import fnmatch
+        if isinstance(ignore, str):
+            ignore = [ignore]
+        ignore = [os.fsdecode(g) for g in ignore]
         roots = None
         if under is not None:
             if isinstance(under, (str, bytes, os.PathLike)):
@@ -138,6 +164,8 @@ class Result:
             if not system and is_system(p):
                 return False
             if roots is not None and not any(_under(p, r) for r in roots):
+                return False
+            if any(fnmatch.fnmatchcase(p, g) for g in ignore):
                 return False
             return True
 
@@ -160,7 +188,8 @@ class Result:
                      for a in self.args],
             "returncode": self.returncode,
             "backend": self.backend,
-            "duration": round(self.duration, 6),
+            # Unrounded: a float's JSON form (repr) reads back exactly.
+            "duration": float(self.duration),
             "complete": self.complete,
             "warnings": list(self.warnings),
             "reads": list(self.reads),

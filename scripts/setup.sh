@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 
 PKGS=(build-essential make git clang llvm libbpf-dev libelf-dev zlib1g-dev bpftool
       linux-libc-dev libseccomp-dev python3 python3-venv python3-dev strace
-      gcc-mingw-w64-x86-64 wine64)
+      gcc-mingw-w64-x86-64 wine64 nginx-light)
 missing=()
 for p in "${PKGS[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -22,4 +22,13 @@ if [ ! -x .venv/bin/python ]; then
     python3 -m venv .venv
 fi
 .venv/bin/python -m pip install -q --upgrade pip setuptools wheel
-.venv/bin/python -m pip install -q -e '.[test]'
+# Here every build tool is installed: a build without the eBPF backend is a
+# mistake to stop at, not the graceful fallback a user's install gets.
+SANDBOX_PY_REQUIRE_EBPF_BUILD=1 .venv/bin/python -m pip install -q -e '.[test]'
+
+# The third-party suites tests/test_third_party.py runs the pytest plugin
+# over (sdists from PyPI; the versions are pinned there).
+mkdir -p build/sdists
+.venv/bin/python -m pip download -q --no-binary :all: --no-deps -d build/sdists \
+    six==1.17.0 idna==3.20 || echo "setup.sh: could not fetch the third-party sdists;" \
+    "tests/test_third_party.py will try again" >&2

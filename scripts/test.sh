@@ -6,7 +6,7 @@ cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 export SANDBOX_PY_REQUIRE_EBPF=${SANDBOX_PY_REQUIRE_EBPF:-$([ "$(id -u)" = 0 ] && echo 1 || echo 0)}
 .venv/bin/python -m pytest -q -p no:cacheprovider "$@" tests
-# --- unprivileged backends (issue 3): the same suites as a non-root user,
+# --- unprivileged backends: the same suites as a non-root user,
 # where BPF cannot load (preload, ptrace, auto, scenario corpus).
 if [ "$(id -u)" = 0 ]; then
     bash tests/unprivileged/run_as_user.sh

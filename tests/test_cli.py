@@ -2,6 +2,7 @@
 stdout untouched, summary or JSON on stderr, saved results diffed."""
 import json
 import os
+import shutil
 import subprocess
 import sys
 
@@ -33,10 +34,10 @@ def test_status_and_stdout_pass_through_and_summary_counts(tmp_path):
     lines = p.stderr.splitlines()
     assert lines[0].startswith("sh -c ")
     assert "exit status 3" in lines[0]
-    writes = [l for l in lines if l.split()[:1] == ["writes"]]
+    writes = [ln for ln in lines if ln.split()[:1] == ["writes"]]
     assert writes and int(writes[0].split()[1]) >= 1
     assert "%s (1)" % tmp_path in writes[0]        # top directory of the writes
-    assert any(l.split()[:1] == ["execs"] for l in lines)
+    assert any(ln.split()[:1] == ["execs"] for ln in lines)
 
 
 def test_json_on_stderr_with_filters(tmp_path):
@@ -147,3 +148,58 @@ def test_console_script_is_installed():
     p = subprocess.run([script, "-q", "--", "sh", "-c", "exit 5"], capture_output=True)
     assert p.returncode == 5
     assert p.stderr == b""
+
+
+def test_json_file_keeps_the_result_apart_from_the_commands_output(tmp_path):
+    out = tmp_path / "r.json"
+    p = cli("--json-file", str(out), "--", "sh", "-c", "echo to-stdout; echo to-stderr >&2")
+    assert p.stdout == "to-stdout\n"
+    assert "to-stderr" in p.stderr and "{" not in p.stderr
+    doc = json.loads(out.read_text())
+    assert doc["args"] == ["sh", "-c", "echo to-stdout; echo to-stderr >&2"]
+    # The JSON on stdout, after the command's own output.
+    p = cli("-q", "--json-file", "-", "--", "true")
+    assert json.loads(p.stdout)["returncode"] == 0
+
+
+def test_diff_ignores_compiler_temporaries(tmp_path):
+    if not shutil.which("cc"):
+        pytest.skip("no C compiler")
+    (tmp_path / "x.c").write_text("int f(void) { return 1; }\n")
+    runs = []
+    for n in (1, 2):
+        runs.append(tmp_path / ("run%d.json" % n))
+        p = cli("-q", "--json-file", str(runs[-1]), "--", "cc", "-c", "x.c", "-o", "x.o",
+                cwd=tmp_path)
+        assert p.returncode == 0, p.stderr
+    # cc's intermediate files get fresh names in each run (/tmp/ccXXXXXX.s).
+    p = cli("diff", "--exclude-pseudo", str(runs[0]), str(runs[1]))
+    assert p.returncode == 1 and "/tmp/cc" in p.stdout, p.stdout
+    p = cli("diff", "--exclude-pseudo", "--ignore", "/tmp/cc*", str(runs[0]), str(runs[1]))
+    assert p.returncode == 0, p.stdout
+    assert p.stdout.startswith("no difference")
+
+
+def test_json_output_validates_against_the_shipped_schema(tmp_path):
+    jsonschema = pytest.importorskip("jsonschema")
+    from sandbox_py.result import json_schema
+    schema = json_schema()
+    jsonschema.Draft202012Validator.check_schema(schema)
+    validator = jsonschema.Draft202012Validator(schema)
+    name = os.fsdecode(b"caf\xe9.txt")       # a path that is not UTF-8
+    out = tmp_path / "r.json"
+    p = cli("--json-file", str(out), "--", "sh", "-c",
+            "cat /etc/hostname > '%s'; ls /nonexistent; sh -c true" % name, cwd=tmp_path)
+    doc = json.loads(out.read_text())
+    validator.validate(doc)
+    assert str(tmp_path / name) in doc["writes"] and doc["execs"]
+    p = cli("--json", "--", "true")
+    validator.validate(json.loads(p.stderr))
+    with sandbox_py.trace() as t:
+        open(tmp_path / "r.json").close()
+    validator.validate(json.loads(t.result.to_json()))
+    # The schema is not a rubber stamp.
+    broken = dict(doc, reads="/etc/hostname")
+    assert not validator.is_valid(broken)
+    assert not validator.is_valid({k: v for k, v in doc.items() if k != "execs"})
+    assert not validator.is_valid(dict(doc, writes=["relative/path"]))

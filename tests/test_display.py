@@ -103,7 +103,8 @@ def test_mimebundle_and_pretty():
 
     p = Printer()
     r._repr_pretty_(p, False)
-    assert p.out[0].splitlines()[0] == "gcc -c x.c: exit status 0 in 0.50s (backend ebpf, INCOMPLETE)"
+    assert p.out[0].splitlines()[0] == \
+        "gcc -c x.c: exit status 0 in 0.50s (backend ebpf, INCOMPLETE)"
     assert "reads" in p.out[0] and "/ (1)" in p.out[0]
 
 

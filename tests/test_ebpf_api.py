@@ -35,7 +35,8 @@ def test_result_unpacks_and_carries_fields(sb, tmp_path):
 
 
 def test_input_and_env(sb, tmp_path):
-    r = sb.run(["sh", "-c", 'cat > "$OUT"'], env={"OUT": str(tmp_path / "o"), "PATH": "/usr/bin:/bin"},
+    r = sb.run(["sh", "-c", 'cat > "$OUT"'],
+               env={"OUT": str(tmp_path / "o"), "PATH": "/usr/bin:/bin"},
                input=b"payload", capture_output=True)
     assert r.returncode == 0
     assert (tmp_path / "o").read_bytes() == b"payload"

@@ -2,6 +2,7 @@
 subprocess (the plugin is loaded through its pytest11 entry point, exactly as
 in a user's project), outcomes and failure text checked."""
 import importlib.metadata
+import re
 import textwrap
 
 import pytest
@@ -248,3 +249,114 @@ def test_pattern_semantics():
     mid = Pattern("/p/**/cache", "/p/**/cache")
     assert mid.matches("/p/a/b/cache/f") and not mid.matches("/p/a/b/cached")
     assert deep.literal_dir == "/p/fixtures" and plain.literal_dir == "/p/data"
+
+
+def test_what_the_harness_does_is_not_the_tests_doing(pytester, monkeypatch,
+                                                      tmp_path_factory):
+    # Each test below makes the interpreter, pytest or sandbox_py touch files
+    # on the test's behalf; none of that is the test's own access.  The
+    # last test shows the check is live in the same run.
+    monkeypatch.delenv("PYTHONDONTWRITEBYTECODE", raising=False)
+    # A home outside everything the suite may touch (pytester's is its
+    # rootdir), so that the user-site probe is not allowed by accident.
+    monkeypatch.setenv("HOME", str(tmp_path_factory.mktemp("home")))
+    pytester.makepyfile(helper_mod="VALUE = 1\n")
+    pytester.mkdir("pkg")
+    pytester.path.joinpath("pkg", "__init__.py").write_text("X = 2\n")
+    pytester.path.joinpath("data.txt").write_text("d")
+    pytester.makepyfile(test_harness=textwrap.dedent("""
+        import importlib.metadata, subprocess, sys
+        import pytest
+
+        @pytest.mark.sandbox
+        def test_first_import_writes_bytecode():
+            import helper_mod, pkg
+            assert helper_mod.VALUE == 1 and pkg.X == 2
+
+        @pytest.mark.sandbox
+        def test_child_prints_into_pytests_capture():
+            subprocess.run(["echo", "to the captured stdout"], check=True)
+
+        @pytest.mark.sandbox
+        def test_child_prints_into_capfd(capfd):
+            subprocess.run(["echo", "hello"], check=True)
+            assert capfd.readouterr().out == "hello\\n"
+
+        @pytest.mark.sandbox
+        def test_python_child_looks_for_its_user_site():
+            # The base interpreter (a venv's disables the user site).
+            python = getattr(sys, "_base_executable", sys.executable)
+            subprocess.run([python, "-c", "pass"], check=True)
+
+        @pytest.mark.sandbox
+        def test_package_metadata():
+            assert importlib.metadata.version("pytest")
+
+        @pytest.mark.sandbox
+        def test_nested_sandbox_run():
+            import sandbox_py
+            assert sandbox_py.Sandbox("preload").run(["true"]).returncode == 0
+
+        @pytest.mark.sandbox
+        def test_still_caught():
+            open("data.txt").read()
+    """))
+    result = run(pytester)
+    out = result.stdout.str()
+    assert re.findall(r"sandbox_py: (\S+) touched", out) == ["test_still_caught"], out
+    result.stdout.fnmatch_lines(["*sandbox_py: test_still_caught touched 1 path*",
+                                 "*read*/data.txt"])
+    result.assert_outcomes(passed=6, failed=1)
+    assert list(pytester.path.joinpath("pkg", "__pycache__").glob("__init__.*.pyc"))
+
+
+def test_cli_allow_read_and_marker_mode_off(pytester):
+    pytester.mkdir("data")
+    pytester.path.joinpath("data", "in.txt").write_text("x")
+    pytester.makepyfile(textwrap.dedent("""
+        import pytest
+
+        def test_reads_data():
+            open("data/in.txt").read()
+
+        def test_writes_data():
+            open("data/out.txt", "w").close()
+
+        @pytest.mark.sandbox(mode="off")
+        def test_not_checked():
+            open("elsewhere.txt", "w").close()
+    """))
+    result = run(pytester, "--sandbox", "--sandbox-allow-read", "data")
+    result.assert_outcomes(passed=2, failed=1)
+    result.stdout.fnmatch_lines(["*test_writes_data touched 1 path*", "*write*/data/out.txt",
+                                 "allowed: */data (data) (read-only)"])
+
+
+def test_audit_fallback_checks_child_processes(pytester):
+    # What a non-root user gets (forced here with --sandbox-backend=audit):
+    # a child's write outside the test's allowance fails the test.
+    pytester.makepyfile(textwrap.dedent("""
+        import subprocess, pytest
+
+        @pytest.mark.sandbox(allow=["{tmp_path}"])
+        def test_child_writes_outside(tmp_path):
+            # Into the project (the rootdir, the cwd); ../ of tmp_path would
+            # be this session's basetemp, which every test may use.
+            subprocess.run(["sh", "-c", "echo x > outside.txt"], check=True)
+
+        @pytest.mark.sandbox(allow=["{tmp_path}"])
+        def test_child_writes_inside(tmp_path):
+            subprocess.run(["sh", "-c", "echo x > inside.txt"], cwd=tmp_path, check=True)
+
+        @pytest.mark.sandbox
+        def test_child_with_its_own_env():
+            subprocess.run(["true"], env={"PATH": "/usr/bin:/bin"}, check=True)
+    """))
+    result = run(pytester, "--sandbox-backend=audit")
+    result.assert_outcomes(passed=2, failed=1, warnings=1)
+    result.stdout.fnmatch_lines(["*test_child_writes_outside touched 1 path*",
+                                 "*write*/outside.txt", "traced with: audit (incomplete:*"])
+    # A child the shim cannot enter is not silently passed over.
+    result.stdout.fnmatch_lines(["*SandboxIncompleteWarning: sandbox_py: "
+                                 "test_child_with_its_own_env was only partly checked: "
+                                 "true was started with an env= without the preload shim*"])

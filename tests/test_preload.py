@@ -156,7 +156,7 @@ def test_static_root_is_handed_to_ptrace(sb, work):
 
 def test_without_ptrace_a_static_program_is_named_as_unobserved(work, monkeypatch):
     """Where ptrace is refused, the static process is named, never missing."""
-    from sandbox_py._backends import preload, ptrace
+    from sandbox_py._backends import ptrace
     monkeypatch.setattr(ptrace, "availability", lambda: (False, "refused for this test"))
     exe = build(work, "static_alone", r"""
         FILE *f = fopen("from_static.txt", "w"); fputs("x", f); fclose(f);

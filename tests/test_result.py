@@ -40,3 +40,16 @@ def test_json_round_trip_with_undecodable_bytes():
     back = Result.from_json(r.to_json())
     assert back.writes == r.writes and back.execs == r.execs
     assert back.complete is False and back.warnings == ("w",)
+
+
+def test_a_real_result_survives_json_unchanged(tmp_path):
+    # What a user does: save a run, load it later, compare.  args as given
+    # (a list), stdout as bytes, a duration with many digits.
+    import sandbox_py
+    r = sandbox_py.run(["sh", "-c", "printf 'caf\\351'; cat %s" % (tmp_path / "absent")],
+                       capture_output=True)
+    assert isinstance(r.stdout, bytes) and r.duration > 0
+    back = Result.from_json(r.to_json())
+    assert back == r
+    assert back != Result.from_json(make().to_json())
+    assert back.duration == r.duration and back.args == ("sh", "-c", r.args[2])

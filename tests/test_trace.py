@@ -146,3 +146,71 @@ def test_ebpf_does_not_wait_long_for_threads_left_running(tmp_path):
     release.set()
     assert not t.result.complete
     assert any("still running" in w for w in t.result.warnings)
+
+
+def test_audit_files_failed_calls_as_probes(tmp_path):
+    # DESIGN.md section 2: any path-taking call that failed is a probe, also
+    # one that meant to write.
+    missing_dir = tmp_path / "no-such-dir" / "x"
+    (tmp_path / "exists").mkdir()
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    locked.chmod(0o500)
+    try:
+        with sandbox_py.trace("audit") as t:
+            for attempt in (lambda: open(missing_dir, "w"),
+                            lambda: os.mkdir(tmp_path / "exists"),
+                            lambda: os.remove(tmp_path / "absent"),
+                            lambda: os.rename(tmp_path / "absent", tmp_path / "b"),
+                            lambda: open(locked / "f", "w")):
+                try:
+                    attempt().close()
+                except OSError:
+                    pass
+    finally:
+        locked.chmod(0o700)
+    r = t.result
+    failed = {str(missing_dir), str(tmp_path / "exists"), str(tmp_path / "absent")}
+    if os.geteuid() != 0:       # root may write into a 0500 directory
+        failed.add(str(locked / "f"))
+    assert failed <= r.probes
+    assert not (failed & r.writes), sorted(failed & r.writes)
+    assert not os.path.exists(tmp_path / "b")
+
+
+def test_audit_follows_child_processes_through_the_preload_shim(tmp_path):
+    # The audit fallback cannot see children by itself; it starts them with
+    # the preload shim for the duration of the block.
+    if not sandbox_py.backends().get("preload", (False,))[0]:
+        pytest.skip("the preload backend is not available here")
+    (tmp_path / "in.txt").write_text("x")
+    before = {k: os.environ.get(k) for k in ("LD_PRELOAD", "SBX_PRELOAD_LOG")}
+    with sandbox_py.trace("audit") as t:
+        subprocess.run(["sh", "-c", "cat in.txt > ../outside.txt"], cwd=tmp_path, check=True)
+        subprocess.run(["cat", "in.txt"], cwd=tmp_path, env={"PATH": os.environ["PATH"]},
+                       check=True, capture_output=True)
+    r = t.result.filtered(under=tmp_path.parent)
+    assert str(tmp_path / "in.txt") in r.reads
+    assert str(tmp_path.parent / "outside.txt") in r.writes
+    assert any(e.path.endswith("/sh") and e.pid > 0 for e in r.execs)
+    # A child whose env= drops the shim is named as unseen.
+    assert not r.complete
+    assert any("env= without the preload shim" in w for w in r.warnings), r.warnings
+    # The process's environment is as it was.
+    assert {k: os.environ.get(k) for k in before} == before
+
+
+def test_unavailable_ebpf_gives_one_remedy_that_fits_the_call():
+    module, why = _ebpf_module()
+    if module is not None:
+        pytest.skip("eBPF works here (run this as a user without CAP_BPF)")
+    with pytest.raises(sandbox_py.SandboxUnavailableError) as e:
+        sandbox_py.trace("ebpf").start()
+    msg = str(e.value)
+    # trace() takes auto/ebpf/audit: it must not advise the Sandbox backends.
+    assert "backend='audit'" in msg and "preload" not in msg, msg
+    assert msg.count("run as root") == 1 and "sandbox-py doctor" in msg, msg
+    with pytest.raises(sandbox_py.SandboxUnavailableError) as e:
+        sandbox_py.Sandbox("ebpf")
+    msg = str(e.value)
+    assert msg.count("run as root") == 1 and "backend='preload' or 'ptrace'" in msg, msg

@@ -132,8 +132,8 @@ def test_native_portable_parts(tmp_path):
     if not cc:
         pytest.skip("no host C compiler")
     srcs = ["tests/windows/unit_native.c", "csrc/win/winpath.c", "csrc/win/cmdline.c",
-            "shims/windows/x64_decode.c", "csrc/result_json.c", "csrc/pathset.c",
-            "csrc/result.c"]
+            "shims/windows/x64_decode.c", "csrc/core/result_json.c", "csrc/core/pathset.c",
+            "csrc/core/result.c"]
     subprocess.run([cc, "-std=gnu11", "-Wall", "-Wextra", "-o", str(exe)] +
                    [os.path.join(ROOT, s) for s in srcs], check=True)
     proc = subprocess.run([str(exe)], capture_output=True, text=True)

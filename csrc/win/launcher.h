@@ -10,7 +10,7 @@
 
 #include <windows.h>
 
-#include "../result.h"
+#include "result.h"
 
 struct sbx_win_run {
     const wchar_t *cmdline;   /* the command line the root is started with */

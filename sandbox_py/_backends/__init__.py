@@ -8,6 +8,8 @@ from ``_MODULES`` for that OS, as psutil does.
 from __future__ import annotations
 
 import importlib
+import importlib.machinery
+import os
 import sys
 
 from ..errors import SandboxUnavailableError
@@ -21,6 +23,48 @@ elif sys.platform == "win32":
     _MODULES = ["detours"]
 else:
     _MODULES = []
+
+
+def not_built(exc: BaseException, what: str = "the C extension") -> str:
+    """Why a compiled piece is missing, and what to do: most often the
+    package was imported from a source checkout (the current directory
+    comes first on sys.path) that shadows the built, installed copy."""
+    return "%s is not built (%s)%s" % (what, exc, shadow_hint())
+
+
+def left_out(backend: str) -> str:
+    """Why the build of this copy left ``backend`` out (setup.py records it
+    in sandbox_py/_build_info.json), or ``""``."""
+    import json
+    pkg = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    try:
+        with open(os.path.join(pkg, "_build_info.json"), encoding="utf-8") as f:
+            reason = json.load(f).get(backend + "_left_out")
+    except (OSError, ValueError, AttributeError):
+        return ""
+    return ("the %s backend was left out when this copy of sandbox_py was built: %s"
+            % (backend, reason)) if reason else ""
+
+
+def shadow_hint() -> str:
+    """``""``, or why a source checkout is in the way (see not_built)."""
+    pkg = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    tree = os.path.dirname(pkg)
+    if not os.path.exists(os.path.join(tree, "setup.py")):
+        return ""
+    others = [p for p in sys.path if isinstance(p, str) and os.path.abspath(p or ".") != tree]
+    try:
+        spec = importlib.machinery.PathFinder.find_spec("sandbox_py", others)
+    except (ImportError, ValueError):
+        spec = None
+    installed = os.path.dirname(spec.origin) if spec and spec.origin else None
+    if installed and os.path.realpath(installed) != os.path.realpath(pkg):
+        return ("; sandbox_py was imported from the source tree %s, which shadows the "
+                "installed copy in %s: run from another directory (or build the source "
+                "tree in place: pip install -e .)" % (pkg, installed))
+    return ("; sandbox_py was imported from the source tree %s, which is not built: "
+            "build it in place (pip install -e .), or install it (pip install .) and run "
+            "from another directory" % pkg)
 
 
 def _load(name: str):
@@ -37,7 +81,7 @@ def backends() -> dict:
     for name in _MODULES:
         mod = _load(name)
         if isinstance(mod, ImportError):
-            out[name] = (False, "not built in this installation (%s)" % mod)
+            out[name] = (False, not_built(mod, "the backend"))
         else:
             out[name] = mod.availability()
     return out
@@ -51,22 +95,22 @@ def resolve(name: str):
         for n in _MODULES:
             mod = _load(n)
             if isinstance(mod, ImportError):
-                reasons.append("%s: not built (%s)" % (n, mod))
+                reasons.append("%s: %s" % (n, not_built(mod, "the backend")))
                 continue
             ok, why = mod.availability()
             if ok:
                 return mod
             reasons.append("%s: %s" % (n, why))
-        raise SandboxUnavailableError("auto", "no backend works here: " + "; ".join(reasons)
-                                      or "no backend exists for %s" % sys.platform)
+        raise SandboxUnavailableError("auto", ("no backend works here: " + "; ".join(reasons))
+                                      if reasons else "no backend exists for %s" % sys.platform)
     if name not in _MODULES:
         raise SandboxUnavailableError(
             name, "no such backend on %s" % sys.platform,
             "choose one of: %s" % ", ".join(["auto"] + _MODULES))
     mod = _load(name)
     if isinstance(mod, ImportError):
-        raise SandboxUnavailableError(name, "not built in this installation (%s)" % mod,
-                                      "reinstall with the build dependencies, see docs/backends.md")
+        raise SandboxUnavailableError(name, not_built(mod, "the backend"),
+                                      "reinstall with the build dependencies, see README.md")
     ok, why = mod.availability()
     if not ok:
         raise SandboxUnavailableError(name, why, getattr(mod, "REMEDY", ""))

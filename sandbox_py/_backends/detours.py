@@ -36,7 +36,8 @@ _SEARCH = [os.path.join(_PKG, "_bin"),
 
 
 def _tools_dir():
-    dirs = [os.environ["SANDBOX_PY_DETOURS_DIR"]] if os.environ.get("SANDBOX_PY_DETOURS_DIR") else _SEARCH
+    override = os.environ.get("SANDBOX_PY_DETOURS_DIR")
+    dirs = [override] if override else _SEARCH
     for d in dirs:
         if all(os.path.isfile(os.path.join(d, f)) for f in ("sbx-trace.exe", "sbx_hook.dll")):
             return d

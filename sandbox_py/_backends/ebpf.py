@@ -9,6 +9,7 @@ works unchanged.
 from __future__ import annotations
 
 import contextlib
+import re
 
 import threading
 from typing import Optional
@@ -16,8 +17,18 @@ from typing import Optional
 from .._runner import TraceSession, core_fields
 
 NAME = "ebpf"
-REMEDY = ("run as root or grant CAP_BPF and CAP_PERFMON, "
-          "or use backend='preload' or 'ptrace', which need no privilege")
+#: How to get the privilege, for every entry point (Sandbox, trace, pytest).
+PRIVILEGE = ("run as root, or give CAP_BPF and CAP_PERFMON to a dedicated copy of "
+             "the interpreter: `sandbox-py doctor` prints the commands")
+REMEDY = PRIVILEGE + ", or use backend='preload' or 'ptrace', which need no privilege"
+
+
+def _reason(message: str) -> str:
+    """The core's message without the remedy it appends in parentheses
+    (which names Sandbox backends): each caller gives the remedy that fits
+    it, once."""
+    m = re.match(r"(.*?) \((?:run as root|grant)[^()]*\)\Z", message, re.S)
+    return m.group(1) if m else message
 
 _lock = threading.Lock()
 _state: dict = {}
@@ -36,9 +47,10 @@ def _load() -> Optional[str]:
                 _core().ebpf_load()
                 _state["error"] = None
             except ImportError as e:
-                _state["error"] = "the C extension is not built (%s)" % e
+                from . import left_out, not_built
+                _state["error"] = left_out(NAME) or not_built(e)
             except OSError as e:
-                _state["error"] = e.strerror or str(e)
+                _state["error"] = _reason(e.strerror or str(e))
         return _state["error"]
 
 

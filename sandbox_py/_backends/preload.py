@@ -1,8 +1,8 @@
 """The preload backend: an LD_PRELOAD shim in every dynamically linked process.
 
-Needs no privilege.  The shim (shims/preload, built as
+Needs no privilege.  The shim (shims/core + shims/linux, built as
 ``sandbox_py/_sbx_preload.so``) writes records into a shared-memory log
-that a reader thread in this process follows; see csrc/preload_reader.c.
+that a reader thread in this process follows; see csrc/linux/preload/preload_reader.c.
 A statically linked program started by a traced process is handed to the
 ptrace backend when it works here (the shim execs the ptrace launcher in
 its place and the reader adopts it); processes the shim cannot enter
@@ -12,6 +12,8 @@ otherwise (a static root command, setuid programs) are named in
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from typing import Optional
 
 from .._runner import TraceSession, core_fields
@@ -19,8 +21,10 @@ from .._runner import TraceSession, core_fields
 NAME = "preload"
 REMEDY = "rebuild sandbox_py on Linux with a C compiler (pip install -e .)"
 
-SHIM = os.path.join(os.path.dirname(os.path.dirname(os.path.realpath(__file__))),
-                    "_sbx_preload.so")
+_HERE = os.path.dirname(os.path.dirname(os.path.realpath(__file__)))
+SHIM = os.path.join(_HERE, "_sbx_preload.so")
+# the dynamic loader's library search, seen through glibc's rtld-audit interface
+AUDIT = os.path.join(_HERE, "_sbx_audit.so")
 
 
 def _unpriv():
@@ -32,9 +36,11 @@ def availability():
     try:
         _unpriv()
     except ImportError as e:
-        return False, "the C extension sandbox_py._unpriv is not built (%s)" % e
+        from . import not_built
+        return False, not_built(e, "the C extension sandbox_py._unpriv")
     if not os.path.exists(SHIM):
-        return False, "the preload shim %s is not built" % SHIM
+        from . import shadow_hint
+        return False, "the preload shim %s is not built%s" % (SHIM, shadow_hint())
     return True, ("LD_PRELOAD shim: sees programs that call libc; static children "
                   "go to ptrace when it works, else are reported as unobserved")
 
@@ -46,6 +52,40 @@ def _handoff() -> Optional[str]:
     return ptrace.LAUNCHER if ok else None
 
 
+_CAPDIRS = None
+
+
+def loader_capdirs() -> str:
+    """The capability subdirectories this machine's dynamic loader tries in
+    each library directory (glibc-hwcaps/x86-64-v3, tls, x86_64 ...), in
+    its order, as it prints them itself (LD_DEBUG=libs); "" if unknown.
+    Asked once per process: the loader audit module models the search in
+    them (rtld-audit reports only the directory)."""
+    global _CAPDIRS
+    if _CAPDIRS is None:
+        _CAPDIRS = ""
+        if not sys.platform.startswith("linux"):
+            return _CAPDIRS
+        probe = "/sandbox-py-nonexistent-dir"
+        try:
+            out = subprocess.run(["/bin/true"], capture_output=True, timeout=10,
+                                 env={"LD_DEBUG": "libs", "LD_LIBRARY_PATH": probe}).stderr
+        except (OSError, subprocess.SubprocessError):
+            out = b""
+        for line in out.decode(errors="replace").splitlines():
+            if "search path=" in line and "(LD_LIBRARY_PATH)" in line:
+                paths = line.split("search path=", 1)[1].split()[0].split(":")
+                subs = []
+                for p in paths:
+                    if p.startswith(probe + "/"):
+                        sub = p[len(probe) + 1:]
+                        if sub not in subs:
+                            subs.append(sub)
+                _CAPDIRS = ":".join(subs)
+                break
+    return _CAPDIRS
+
+
 def child_env(env: Optional[dict], log_path: str, handoff: Optional[str] = None) -> dict:
     """The child's environment: the caller's (or ours) plus the shim."""
     env = dict(os.environ if env is None else env)
@@ -54,6 +94,16 @@ def child_env(env: Optional[dict], log_path: str, handoff: Optional[str] = None)
         env["LD_PRELOAD"] = SHIM + (" " + old if old else "")
     env["SBX_PRELOAD_LOG"] = log_path
     env["SBX_PRELOAD_SHIM"] = SHIM
+    try:    # the run's mount namespace: a process in another one is flagged
+        env["SBX_PRELOAD_MNTNS"] = str(os.stat("/proc/self/ns/mnt").st_ino)
+    except OSError:
+        env.pop("SBX_PRELOAD_MNTNS", None)
+    if os.path.exists(AUDIT):
+        old = env.get("LD_AUDIT", "")
+        if AUDIT not in old.split(":"):
+            env["LD_AUDIT"] = AUDIT + (":" + old if old else "")
+        env["SBX_PRELOAD_AUDIT"] = env["LD_AUDIT"]
+        env["SBX_PRELOAD_CAPDIRS"] = loader_capdirs()
     if handoff:
         env["SBX_PRELOAD_HANDOFF"] = handoff
     else:

@@ -32,10 +32,27 @@ def availability():
     try:
         mod = _unpriv()
     except ImportError as e:
-        return False, "the C extension sandbox_py._unpriv is not built (%s)" % e
+        from . import not_built
+        return False, not_built(e, "the C extension sandbox_py._unpriv")
     if not os.access(LAUNCHER, os.X_OK):
-        return False, "the ptrace launcher %s is not built" % LAUNCHER
+        from . import shadow_hint
+        return False, "the ptrace launcher %s is not built%s" % (LAUNCHER, shadow_hint())
     return mod.ptrace_available()
+
+
+#: struct launch_error of csrc/linux/ptrace/ptrace_launcher.c
+_ERROR_RECORD = struct.Struct("ii240s")
+
+
+def _above_stdio(fd: int) -> int:
+    """fd moved to 3 or above: with this process's stdin closed, a pipe
+    would land on 0, where the child's own stdin then replaces it."""
+    if fd >= 3:
+        return fd
+    import fcntl  # noqa: PLC0415 - POSIX only, like this backend
+    moved = fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, 3)
+    os.close(fd)
+    return moved
 
 
 class Launcher:
@@ -50,7 +67,7 @@ class Launcher:
     def popen_kwargs(self, kwargs: dict, pass_fds=()) -> dict:
         kwargs = dict(kwargs)
         env = dict(os.environ if kwargs.get("env") is None else kwargs["env"])
-        self.err_r, self.err_w = os.pipe()
+        self.err_r, self.err_w = (_above_stdio(fd) for fd in os.pipe())
         env.update(self.mode)
         env["SBX_PTRACE_NOTIFY"] = "1"      # this build's tracer takes seccomp listeners
         env["SBX_PTRACE_ERR"] = str(self.err_w)
@@ -70,12 +87,16 @@ class Launcher:
     def exec_error(self, proc) -> Optional[OSError]:
         """Wait for the command's exec; the error subprocess would raise."""
         self.close_child_end()
-        data = os.read(self.err_r, 4)
+        data = os.read(self.err_r, _ERROR_RECORD.size)
         self.close()
-        if len(data) != 4:
-            return None
+        if len(data) != _ERROR_RECORD.size:
+            return None             # the exec happened (the pipe closed with it)
         proc.wait()
-        code = struct.unpack("i", data)[0]
+        kind, code, what = _ERROR_RECORD.unpack(data)
+        what = os.fsdecode(what.split(b"\0", 1)[0])
+        if kind == 1:               # the launcher's own set-up failed
+            return OSError(code, "sandbox_py's ptrace launcher failed before running the "
+                                 "command: %s: %s" % (what, os.strerror(code)))
         argv0 = proc.args[0] if isinstance(proc.args, (list, tuple)) else proc.args
         cls = {errno.ENOENT: FileNotFoundError, errno.EACCES: PermissionError}.get(code, OSError)
         return cls(code, os.strerror(code), os.fsdecode(argv0))

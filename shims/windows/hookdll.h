@@ -17,7 +17,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "../../csrc/pathset.h"
+#include "../../csrc/core/pathset.h"
 #include "../../csrc/win/wire.h"
 
 /* Longest path we record, in UTF-16 units.  Buffers of this size live on

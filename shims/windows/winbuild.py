@@ -33,12 +33,13 @@ DLL_SOURCES = [os.path.join(SHIM, f) for f in (
     os.path.join(CSRC, "win", "inject.c"), os.path.join(CSRC, "win", "winpath.c")]
 
 EXE_SOURCES = [os.path.join(CSRC, f) for f in (
-    "trace_cli.c", "result_json.c", "result.c", "pathset.c",
+    os.path.join("win", "trace_cli.c"), os.path.join("core", "result_json.c"),
+    os.path.join("core", "result.c"), os.path.join("core", "pathset.c"),
     os.path.join("win", "launcher.c"), os.path.join("win", "inject.c"),
     os.path.join("win", "cmdline.c"),
     os.path.join("win", "winpath.c"))]
 
-HEADERS = (glob.glob(os.path.join(SHIM, "*.h")) + glob.glob(os.path.join(CSRC, "*.h")) +
+HEADERS = (glob.glob(os.path.join(SHIM, "*.h")) + glob.glob(os.path.join(CSRC, "core", "*.h")) +
            glob.glob(os.path.join(CSRC, "win", "*.h")))
 
 
@@ -72,7 +73,8 @@ def build(outdir: str | None = None) -> dict:
         _cc(CFLAGS + ["-shared", "-o", dll + ".tmp"] + DLL_SOURCES)
         os.replace(dll + ".tmp", dll)
     if _stale(exe, EXE_SOURCES):
-        _cc(CFLAGS + ["-municode", "-I", CSRC, "-o", exe + ".tmp.exe"] + EXE_SOURCES)
+        _cc(CFLAGS + ["-municode", "-I", os.path.join(CSRC, "core"), "-o", exe + ".tmp.exe"]
+            + EXE_SOURCES)
         os.replace(exe + ".tmp.exe", exe)
     return {"dll": dll, "exe": exe}
 

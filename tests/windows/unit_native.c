@@ -8,7 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../../csrc/result_json.h"
+#include "../../csrc/core/result_json.h"
 #include "../../csrc/win/cmdline.h"
 #include "../../csrc/win/winpath.h"
 #include "../../shims/windows/x64_decode.h"

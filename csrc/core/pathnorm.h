@@ -1,0 +1,30 @@
+/* pathnorm.h — POSIX path joining and lexical cleaning.
+ *
+ * Every path in a Result is absolute and lexically clean: no ".", no "..",
+ * no repeated or trailing "/".  ".." is applied lexically (as Go's
+ * path.Clean does); the access was resolved by the kernel against the real
+ * directory, so the cleaned name is the one the user wrote, made absolute.
+ *
+ * Portable C99 (no allocation): used by every Linux backend and by the
+ * command-line front.
+ */
+#ifndef SBX_PATHNORM_H
+#define SBX_PATHNORM_H
+
+#include <stddef.h>
+
+/* Write base + "/" + rel, cleaned, into out (capacity cap, NUL-terminated).
+ * When rel is absolute, base is ignored; when rel is empty the result is
+ * base itself (AT_EMPTY_PATH).  Returns the length written, or -1 when the
+ * result does not fit or base is not absolute. */
+long sbx_path_join_clean(char *out, size_t cap,
+                         const char *base, size_t base_len,
+                         const char *rel, size_t rel_len);
+
+/* 1 when path names an open file descriptor rather than a file
+ * (/proc/self/fd/N, /proc/PID/fd/N, /proc/PID/task/TID/fd/N, /dev/fd/N,
+ * /dev/stdin ...): the file behind the descriptor is what was used, and the
+ * alias itself is never reported. */
+int sbx_path_is_fd_alias(const char *path);
+
+#endif

@@ -1,0 +1,164 @@
+/* pathset.c — open-addressing hash table of interned paths.
+ *
+ * Paths are copied once into the table; lookups hash the bytes (FNV-1a) and
+ * probe linearly.  The table doubles at 50% load, so a run that touches a
+ * million files costs a handful of reallocations, not one per path.
+ */
+#include "pathset.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+struct entry {
+    char *path;          /* NULL marks an empty slot */
+    uint32_t len;
+    uint32_t hash;
+    unsigned flags;      /* public categories + SBX_CREATED */
+};
+
+struct sbx_pathset {
+    struct entry *slots;
+    size_t cap;          /* power of two */
+    size_t count;
+};
+
+static uint32_t hash_bytes(const char *p, size_t n)
+{
+    uint32_t h = 2166136261u;
+    for (size_t i = 0; i < n; i++) {
+        h ^= (unsigned char)p[i];
+        h *= 16777619u;
+    }
+    return h;
+}
+
+sbx_pathset *sbx_pathset_new(void)
+{
+    sbx_pathset *ps = calloc(1, sizeof *ps);
+    if (!ps)
+        return NULL;
+    ps->cap = 256;
+    ps->slots = calloc(ps->cap, sizeof *ps->slots);
+    if (!ps->slots) {
+        free(ps);
+        return NULL;
+    }
+    return ps;
+}
+
+void sbx_pathset_free(sbx_pathset *ps)
+{
+    if (!ps)
+        return;
+    for (size_t i = 0; i < ps->cap; i++)
+        free(ps->slots[i].path);
+    free(ps->slots);
+    free(ps);
+}
+
+static int grow(sbx_pathset *ps)
+{
+    size_t ncap = ps->cap * 2;
+    struct entry *ns = calloc(ncap, sizeof *ns);
+    if (!ns)
+        return -1;
+    for (size_t i = 0; i < ps->cap; i++) {
+        struct entry *e = &ps->slots[i];
+        if (!e->path)
+            continue;
+        size_t j = e->hash & (ncap - 1);
+        while (ns[j].path)
+            j = (j + 1) & (ncap - 1);
+        ns[j] = *e;
+    }
+    free(ps->slots);
+    ps->slots = ns;
+    ps->cap = ncap;
+    return 0;
+}
+
+/* Apply the order-dependent precision rules to an entry's flags. */
+static unsigned merge(unsigned have, unsigned add)
+{
+    if ((add & SBX_READ) && (have & SBX_CREATED))
+        add &= ~SBX_READ;               /* reading back our own output */
+    if ((add & SBX_CREATED) && (have & SBX_READ))
+        add &= ~SBX_CREATED;            /* existed and was read first */
+    return have | add;
+}
+
+int sbx_pathset_add(sbx_pathset *ps, const char *path, size_t len, unsigned flags)
+{
+    if (len > UINT32_MAX)
+        return -1;
+    flags &= ~SBX_NOFOLLOW;
+    if ((ps->count + 1) * 2 > ps->cap && grow(ps) < 0)
+        return -1;
+    uint32_t h = hash_bytes(path, len);
+    size_t i = h & (ps->cap - 1);
+    for (;;) {
+        struct entry *e = &ps->slots[i];
+        if (!e->path) {
+            char *copy = malloc(len + 1);
+            if (!copy)
+                return -1;
+            memcpy(copy, path, len);
+            copy[len] = '\0';
+            e->path = copy;
+            e->len = (uint32_t)len;
+            e->hash = h;
+            e->flags = merge(0, flags);
+            ps->count++;
+            return 0;
+        }
+        if (e->hash == h && e->len == len && memcmp(e->path, path, len) == 0) {
+            e->flags = merge(e->flags, flags);
+            return 0;
+        }
+        i = (i + 1) & (ps->cap - 1);
+    }
+}
+
+unsigned sbx_pathset_get(const sbx_pathset *ps, const char *path, size_t len)
+{
+    uint32_t h = hash_bytes(path, len);
+    for (size_t i = h & (ps->cap - 1); ps->slots[i].path; i = (i + 1) & (ps->cap - 1)) {
+        const struct entry *e = &ps->slots[i];
+        if (e->hash == h && e->len == len && memcmp(e->path, path, len) == 0)
+            return e->flags & SBX_CATEGORIES;
+    }
+    return 0;
+}
+
+static int cmp_entry_ptr(const void *a, const void *b)
+{
+    const struct entry *x = *(const struct entry *const *)a;
+    const struct entry *y = *(const struct entry *const *)b;
+    size_t n = x->len < y->len ? x->len : y->len;
+    int c = memcmp(x->path, y->path, n);
+    if (c)
+        return c;
+    return (x->len > y->len) - (x->len < y->len);
+}
+
+int sbx_pathset_foreach_sorted(const sbx_pathset *ps, sbx_pathset_visit fn, void *ctx)
+{
+    if (ps->count == 0)
+        return 0;
+    const struct entry **order = malloc(ps->count * sizeof *order);
+    if (!order)
+        return -1;
+    size_t n = 0;
+    for (size_t i = 0; i < ps->cap; i++)
+        if (ps->slots[i].path)
+            order[n++] = &ps->slots[i];
+    qsort(order, n, sizeof *order, cmp_entry_ptr);
+    int rc = 0;
+    for (size_t i = 0; i < n && rc == 0; i++) {
+        unsigned cats = order[i]->flags & SBX_CATEGORIES;
+        if (cats)
+            rc = fn(ctx, order[i]->path, order[i]->len, cats);
+    }
+    free(order);
+    return rc;
+}

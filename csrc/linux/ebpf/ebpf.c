@@ -1,0 +1,767 @@
+/* ebpf.c — the user half of the eBPF backend (see ebpf.h).
+ *
+ * One reader thread per process drains the ring buffer and files each event
+ * under its run; every run() waits on its own condition variable.  The
+ * kernel half (bpf/sandbox.bpf.c) does the tree following and the per-file
+ * deduplication; this half turns events into paths and categories.
+ */
+#define _GNU_SOURCE
+#include "ebpf.h"
+
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "access.h"
+#include "exec_reads.h"
+#include "keyed_table.h"
+#include "pathnorm.h"
+#include "physpath.h"
+#include "syscalls.h"
+#include "sandbox.skel.h"
+#include "sandbox_event.h"
+
+#define FMODE_CREATED (1u << 20)
+#define S_IFMT_ 0170000
+#define S_IFDIR_ 0040000
+#define AT_EMPTY_PATH_ 0x1000
+#define PROC_PID_INIT_INO 4026531836UL
+
+/* ---- per-run state ---------------------------------------------------- */
+
+/* Two keyed tables per run (keyed_table.h):
+ *   opened: the name an open file was opened under, keyed by its struct
+ *           file address, so that a read through a symlink reports the link
+ *           as well as the target, and an open whose data was never used
+ *           ends up a probe;
+ *   dirs:   the paths of directories the kernel half sent once (DIRDEF)
+ *           and now refers to by token (DIRREF). */
+struct run {
+    uint32_t id;
+    int done;
+    uint64_t misses_at_start;       /* see prog_misses() */
+    pthread_cond_t cv;
+    struct sbx_result *res;
+    struct sbx_keyed_table opened, dirs;
+    struct run *next;
+};
+
+static struct {
+    pthread_mutex_t lock;
+    int loaded;
+    int load_err;
+    char load_msg[512];
+    struct sandbox_bpf *skel;
+    struct ring_buffer *rb;
+    pthread_t reader;
+    pid_t reader_tid;
+    int debug_events;               /* SANDBOX_PY_DEBUG_EVENTS: print each event */
+    int wake_fd;                    /* eventfd: "drain now" requests */
+    int epoll_fd;                   /* ring buffer + wake_fd */
+    uint64_t drain_req;             /* drain requests made (wait_drained) */
+    uint64_t drain_done;            /* requests whose drain has finished */
+    pthread_cond_t gen_cv;
+    struct run *runs;
+    uint32_t next_id;
+} G = {.lock = PTHREAD_MUTEX_INITIALIZER, .gen_cv = PTHREAD_COND_INITIALIZER};
+
+static struct run *find_run(uint32_t id)
+{
+    for (struct run *r = G.runs; r; r = r->next)
+        if (r->id == id)
+            return r;
+    return NULL;
+}
+
+/* Before this run's open replaces a stale entry for the same struct file
+ * (the kernel reuses freed file objects), settle the old one. */
+static void settle_opened(struct run *r, struct sbx_keyed *o)
+{
+    if (o->path && sbx_ledger_settle(r->res->paths, o->path, strlen(o->path), o->used) < 0)
+        sbx_result_warn(r->res, "out of memory while recording paths");
+    free(o->path);
+    o->path = NULL;
+    o->used = 0;
+}
+
+static void add_path(struct run *r, const char *p, unsigned flags)
+{
+    if (!flags)
+        return;
+    if (sbx_pathset_add(r->res->paths, p, strlen(p), flags) < 0)
+        sbx_result_warn(r->res, "out of memory while recording paths");
+}
+
+/* ---- event decoding --------------------------------------------------- */
+
+struct strings {
+    const char *s[SBX_MAX_STR];
+    uint32_t len[SBX_MAX_STR];
+    uint8_t flags[SBX_MAX_STR];
+};
+
+static int split_strings(const struct sbx_event *ev, size_t size, struct strings *out)
+{
+    const char *data = (const char *)(ev + 1);
+    size_t off = 0, avail = size - sizeof *ev;
+    memset(out, 0, sizeof *out);
+    for (int i = 0; i < ev->nstr && i < SBX_MAX_STR; i++) {
+        uint32_t n = ev->str_len[i];
+        if (n == 0 || off + n > avail)
+            return -1;
+        out->s[i] = data + off;
+        out->len[i] = n - 1;          /* without the NUL */
+        out->flags[i] = ev->str_flags[i];
+        off += n;
+    }
+    return 0;
+}
+
+/* Absolute, clean path of string pair (2i, 2i+1) into buf; NULL if unusable. */
+static const char *pair_path(struct run *r, const struct sbx_event *ev,
+                             const struct strings *st, int i, char *buf, size_t cap)
+{
+    int d = 2 * i, p = 2 * i + 1;
+    if (p >= ev->nstr)
+        return NULL;
+    if ((st->flags[d] | st->flags[p]) & SBX_STR_TRUNCATED) {
+        sbx_result_warn(r->res, "a path used by process %u was longer than %d bytes "
+                        "and could not be recorded", ev->pid, SBX_PATH_MAX);
+        return NULL;
+    }
+    if (st->flags[p] & SBX_STR_FAULT) {
+        sbx_result_warn(r->res, "process %u passed a path the tracer could not read "
+                        "(syscall %d)", ev->pid, ev->nr);
+        return NULL;
+    }
+    const char *dir = st->s[d];
+    size_t dlen = st->len[d];
+    const char *name = st->s[p];
+    size_t nlen = st->len[p];
+    if ((st->flags[d] & SBX_STR_ROOT) && nlen && name[0] == '/') {
+        name++;                     /* a chrooted process's absolute name */
+        nlen--;
+    }
+    if (st->flags[d] & (SBX_STR_DIRDEF | SBX_STR_DIRREF)) {
+        struct sbx_keyed *k = sbx_keyed_get(&r->dirs, ev->dirtok[i], st->flags[d] & SBX_STR_DIRDEF);
+        if (st->flags[d] & SBX_STR_DIRDEF) {
+            if (k && !k->path)
+                k->path = strdup(dir);
+        } else if (k && k->path) {
+            dir = k->path;
+            dlen = strlen(dir);
+        } else {
+            sbx_result_warn(r->res, "process %u used a directory whose path was lost "
+                            "with earlier events", ev->pid);
+            return NULL;
+        }
+    }
+    if (nlen == 0 && dlen == 0)
+        return NULL;                /* an fd-relative call on a non-file */
+    /* ".." after a symlinked directory goes where the kernel went */
+    if (sbx_path_join_physical(buf, cap, dir, dlen, name, nlen) < 0) {
+        if (name[0] != '/' && dlen == 0)
+            return NULL;            /* dirfd was not a directory we know */
+        sbx_result_warn(r->res, "a path used by process %u did not fit in %zu bytes",
+                        ev->pid, cap);
+        return NULL;
+    }
+    if (sbx_path_is_fd_alias(buf))
+        return NULL;    /* /proc/self/fd/N names a descriptor: its file is walked */
+    return buf;
+}
+
+static unsigned open_flags_of(const struct sbx_event *ev)
+{
+    switch (ev->nr) {
+    case SYS_open: return (unsigned)ev->args[1];
+    case SYS_openat: return (unsigned)ev->args[2];
+    case SYS_openat2: return (unsigned)ev->args[3];
+    case SYS_creat: return O_CREAT | O_WRONLY | O_TRUNC;
+    }
+    return 0;
+}
+
+/* A successful open: what the access model records now, and the open file
+ * in the ledger (keyed by its struct file) until it is used or replaced. */
+static void on_open(struct run *r, const struct sbx_event *ev, const char *path)
+{
+    int used, tracked;
+    add_path(r, path, sbx_access_open(sbx_linux_open_intent(open_flags_of(ev)),
+                                      (ev->kind & FMODE_CREATED) != 0, &used, &tracked));
+    if (!tracked || !ev->file)
+        return;
+    struct sbx_keyed *o = sbx_keyed_get(&r->opened, ev->file, 1);
+    if (!o) {
+        add_path(r, path, SBX_PROBE);
+        return;
+    }
+    settle_opened(r, o);
+    o->path = strdup(path);
+    o->used = used;
+}
+
+static void on_path_event(struct run *r, const struct sbx_event *ev, const struct strings *st)
+{
+    char a[SBX_PATH_MAX * 2 + 2], b[SBX_PATH_MAX * 2 + 2];
+    const char *p0 = pair_path(r, ev, st, 0, a, sizeof a);
+    const char *p1 = ev->npath > 1 ? pair_path(r, ev, st, 1, b, sizeof b) : NULL;
+    if (!p0 && !p1)
+        return;
+    enum sbx_op op = sbx_linux_path_op(ev->nr);
+    if (op == SBX_OP_OPEN && ev->ret >= 0) {
+        if (p0)
+            on_open(r, ev, p0);
+        return;
+    }
+    struct sbx_access acc = sbx_access_classify(op, ev->ret >= 0);
+    if (p0)
+        add_path(r, p0, acc.first);
+    if (p1)
+        add_path(r, p1, acc.second);
+}
+
+static void on_fd_event(struct run *r, const struct sbx_event *ev, const struct strings *st)
+{
+    char buf[SBX_PATH_MAX * 2 + 2];
+    /* a file without a name any more is never reported under the one its
+     * dentry shows (/tmp/#1234); the name it was opened by still counts */
+    const char *path = ev->kind & SBX_FD_NONAME ? NULL : pair_path(r, ev, st, 0, buf, sizeof buf);
+    unsigned cat = sbx_access_use((enum sbx_use)(ev->kind & 0xff));
+    if (path)
+        add_path(r, path, cat);
+    struct sbx_keyed *o = sbx_keyed_get(&r->opened, ev->file, 0);
+    if (o && o->path) {
+        o->used = 1;
+        if (!path || strcmp(o->path, path) != 0)
+            add_path(r, o->path, cat);      /* the name it was opened by */
+    }
+}
+
+static void on_exec_event(struct run *r, const struct sbx_event *ev, const struct strings *st)
+{
+    if (ev->nstr < 5)
+        return;
+    char path[SBX_PATH_MAX * 2 + 2], tmp[SBX_PATH_MAX * 2 + 2];
+    const char *exe = path, *called = path, *script = NULL;
+    if (sbx_path_join_clean(path, sizeof path, st->s[1], st->len[1], st->s[0], st->len[0]) < 0)
+        exe = st->s[3], called = NULL;
+    if (st->len[2] && sbx_path_join_clean(tmp, sizeof tmp, st->s[1], st->len[1],
+                                          st->s[2], st->len[2]) >= 0)
+        script = tmp;                   /* the #! interpreter as written */
+    int walked = st->len[3] && !(st->flags[3] & SBX_STR_TRUNCATED);
+    if (sbx_exec_reads(r->res->paths, called, walked ? st->s[3] : NULL, script) < 0)
+        sbx_result_warn(r->res, "out of memory while recording paths");
+
+    /* argv: NUL-separated */
+    const char *argv[256];
+    size_t argc = 0;
+    for (size_t i = 0; i < st->len[4] && argc < 256;) {
+        argv[argc++] = st->s[4] + i;
+        i += strlen(st->s[4] + i) + 1;
+    }
+    if (st->flags[4] & SBX_STR_TRUNCATED || argc == 256)
+        sbx_result_warn(r->res, "the argument list of process %u was cut short in execs",
+                        ev->pid);
+    sbx_result_add_exec(r->res, ev->pid, ev->ppid, exe, argv, argc);
+}
+
+static int handle_event(void *ctx, void *data, size_t size)
+{
+    (void)ctx;
+    const struct sbx_event *ev = data;
+    if (size < sizeof *ev)
+        return 0;
+    pthread_mutex_lock(&G.lock);
+    struct run *r = find_run(ev->run_id);
+    if (!r || !r->res)
+        goto out;
+    struct strings st;
+    if (G.debug_events)
+        fprintf(stderr, "event type=%u nr=%d ret=%lld pid=%u nstr=%u s0=%s\n", ev->type,
+                ev->nr, (long long)ev->ret, ev->pid, ev->nstr,
+                ev->nstr ? (const char *)(ev + 1) : "");
+    if (split_strings(ev, size, &st) < 0) {
+        sbx_result_warn(r->res, "a malformed event from process %u was ignored", ev->pid);
+        goto out;
+    }
+    switch (ev->type) {
+    case SBX_EV_PATH:
+        on_path_event(r, ev, &st);
+        break;
+    case SBX_EV_FD:
+        on_fd_event(r, ev, &st);
+        break;
+    case SBX_EV_EXEC:
+        on_exec_event(r, ev, &st);
+        break;
+    case SBX_EV_RUN_DONE:
+        r->done = 1;
+        pthread_cond_broadcast(&r->cv);
+        break;
+    case SBX_EV_UNSEEN:
+        if (ev->nr == SBX_NR_COMPAT) {
+            sbx_result_warn(r->res, "process %u (%s) made 32-bit system calls, which the "
+                            "eBPF backend does not decode: its accesses through them are "
+                            "missing", ev->pid, ev->nstr ? st.s[0] : "?");
+            break;
+        }
+        if (ev->nr == SBX_NR_MNTNS) {
+            sbx_result_warn(r->res, "process %u (%s) runs in another mount namespace: its "
+                            "paths are as it sees them and may not be where the host has "
+                            "those files", ev->pid, ev->nstr ? st.s[0] : "?");
+            break;
+        }
+        if (ev->nr == SBX_NR_HANDED_OVER) {
+            sbx_result_warn(r->res, "process %u was started by a nested Sandbox.run() "
+                            "and is reported in that run's Result, not in this one",
+                            ev->tid);
+            break;
+        }
+        sbx_result_warn(r->res, "process %u (%s) called %s: file accesses made through it "
+                        "are not seen by the eBPF backend", ev->pid,
+                        ev->nstr ? st.s[0] : "?", sbx_linux_syscall_name(ev->nr));
+        break;
+    }
+out:
+    pthread_mutex_unlock(&G.lock);
+    return 0;
+}
+
+static void *reader_main(void *arg)
+{
+    (void)arg;
+    G.reader_tid = (pid_t)syscall(SYS_gettid);
+    /* SANDBOX_PY_READER_DELAY_MS starves the reader on purpose, as a loaded
+     * machine would: the tests use it to prove that overflow is reported. */
+    const char *delay_env = getenv("SANDBOX_PY_READER_DELAY_MS");
+    long delay_ms = delay_env ? strtol(delay_env, NULL, 10) : 0;
+    for (;;) {
+        /* The kernel half wakes us only when the buffer fills or a run ends,
+         * and waiters wake us through wake_fd; the timeout bounds the
+         * latency of everything else. */
+        struct epoll_event evs[2];
+        int n = epoll_wait(G.epoll_fd, evs, 2, 20);
+        for (int i = 0; i < n; i++)
+            if (evs[i].data.fd == G.wake_fd) {
+                uint64_t v;
+                if (read(G.wake_fd, &v, sizeof v) < 0)
+                    (void)0;        /* already drained by an earlier read */
+            }
+        /* Requests made before this point are satisfied by this drain. */
+        pthread_mutex_lock(&G.lock);
+        uint64_t req = G.drain_req;
+        pthread_mutex_unlock(&G.lock);
+        ring_buffer__consume(G.rb);
+        if (delay_ms > 0)
+            usleep((useconds_t)delay_ms * 1000);
+        pthread_mutex_lock(&G.lock);
+        G.drain_done = req;
+        pthread_cond_broadcast(&G.gen_cv);
+        pthread_mutex_unlock(&G.lock);
+    }
+    return NULL;
+}
+
+/* ---- loading ---------------------------------------------------------- */
+
+static int libbpf_quiet(enum libbpf_print_level level, const char *fmt, va_list ap)
+{
+    if (level == LIBBPF_WARN && getenv("SANDBOX_PY_DEBUG_BPF"))
+        return vfprintf(stderr, fmt, ap);
+    return 0;
+}
+
+static int check_pid_namespace(char *err, size_t errlen)
+{
+    char link[64] = {0};
+    ssize_t n = readlink("/proc/self/ns/pid", link, sizeof link - 1);
+    if (n <= 0)
+        return 0;                   /* cannot tell; the kernel will say */
+    unsigned long ino = 0;
+    if (sscanf(link, "pid:[%lu]", &ino) == 1 && ino != PROC_PID_INIT_INO) {
+        snprintf(err, errlen, "this process runs in a PID namespace other than the "
+                 "initial one, where kernel task ids do not match the ones it sees "
+                 "(run on the host, or use backend='ptrace' or 'preload')");
+        return -ENOTSUP;
+    }
+    return 0;
+}
+
+static int do_load(char *err, size_t errlen)
+{
+    int rc = check_pid_namespace(err, errlen);
+    if (rc)
+        return rc;
+    libbpf_set_print(libbpf_quiet);
+    G.debug_events = getenv("SANDBOX_PY_DEBUG_EVENTS") != NULL;
+    G.skel = sandbox_bpf__open();
+    if (!G.skel) {
+        rc = -errno;
+        snprintf(err, errlen, "opening the BPF object failed: %s", strerror(errno));
+        return rc;
+    }
+    /* SANDBOX_PY_RINGBUF_BYTES: a power of two, at least a page; the tests
+     * use a tiny one to prove that overflow is reported. */
+    const char *rbenv = getenv("SANDBOX_PY_RINGBUF_BYTES");
+    unsigned long rbsize = rbenv ? strtoul(rbenv, NULL, 0) : 0;
+    if (rbsize >= 4096 && (rbsize & (rbsize - 1)) == 0)
+        bpf_map__set_max_entries(G.skel->maps.events, (uint32_t)rbsize);
+    G.skel->rodata->wake_bytes = bpf_map__max_entries(G.skel->maps.events) / 8;
+    struct stat ns;
+    if (stat("/proc/self/ns/mnt", &ns) == 0)
+        G.skel->rodata->host_mntns = (uint32_t)ns.st_ino;
+    rc = sandbox_bpf__load(G.skel);
+    if (rc) {
+        if (rc == -EPERM || rc == -EACCES)
+            snprintf(err, errlen, "loading BPF programs was refused (%s): it needs root, "
+                     "or CAP_BPF and CAP_PERFMON (run as root, grant them with "
+                     "setcap cap_bpf,cap_perfmon+ep on the Python binary, or use "
+                     "backend='preload' or 'ptrace', which need no privilege)",
+                     strerror(-rc));
+        else
+            snprintf(err, errlen, "the kernel rejected the BPF programs (%s); it needs "
+                     "BTF (/sys/kernel/btf/vmlinux), tp_btf programs, ring buffers and "
+                     "bpf_loop and bpf_rdonly_cast (Linux 6.2 or newer); set SANDBOX_PY_DEBUG_BPF=1 to see "
+                     "the verifier log", strerror(-rc));
+        goto fail;
+    }
+    rc = sandbox_bpf__attach(G.skel);
+    if (rc) {
+        snprintf(err, errlen, "attaching the BPF programs to the sched and sys_exit "
+                 "tracepoints failed (%s)", strerror(-rc));
+        goto fail;
+    }
+    G.rb = ring_buffer__new(bpf_map__fd(G.skel->maps.events), handle_event, NULL, NULL);
+    if (!G.rb) {
+        rc = -errno;
+        snprintf(err, errlen, "opening the BPF ring buffer failed: %s", strerror(errno));
+        goto fail;
+    }
+    G.wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    G.epoll_fd = epoll_create1(EPOLL_CLOEXEC);
+    struct epoll_event e1 = {.events = EPOLLIN, .data.fd = ring_buffer__epoll_fd(G.rb)};
+    struct epoll_event e2 = {.events = EPOLLIN, .data.fd = G.wake_fd};
+    if (G.wake_fd < 0 || G.epoll_fd < 0 ||
+        epoll_ctl(G.epoll_fd, EPOLL_CTL_ADD, e1.data.fd, &e1) < 0 ||
+        epoll_ctl(G.epoll_fd, EPOLL_CTL_ADD, G.wake_fd, &e2) < 0) {
+        rc = -errno;
+        snprintf(err, errlen, "setting up the event reader failed: %s", strerror(errno));
+        goto fail;
+    }
+    rc = pthread_create(&G.reader, NULL, reader_main, NULL);
+    if (rc) {
+        snprintf(err, errlen, "starting the event reader thread failed: %s", strerror(rc));
+        rc = -rc;
+        goto fail;
+    }
+    pthread_detach(G.reader);
+    return 0;
+fail:
+    if (G.rb)
+        ring_buffer__free(G.rb);
+    G.rb = NULL;
+    sandbox_bpf__destroy(G.skel);
+    G.skel = NULL;
+    return rc;
+}
+
+int sbx_ebpf_load(char *err, size_t errlen)
+{
+    pthread_mutex_lock(&G.lock);
+    if (!G.loaded) {
+        G.load_err = do_load(G.load_msg, sizeof G.load_msg);
+        G.loaded = 1;
+    }
+    int rc = G.load_err;
+    if (rc && err)
+        snprintf(err, errlen, "%s", G.load_msg);
+    pthread_mutex_unlock(&G.lock);
+    return rc;
+}
+
+/* ---- runs ------------------------------------------------------------- */
+
+/* How often the kernel skipped one of our programs because it was already
+ * running on that CPU (a preempted invocation): each skip is a lost event
+ * that no counter of ours sees, so a run during which this grows is
+ * reported incomplete. */
+static uint64_t prog_misses(void)
+{
+    uint64_t total = 0;
+    struct bpf_program *prog;
+    bpf_object__for_each_program(prog, G.skel->obj) {
+        struct bpf_prog_info info;
+        uint32_t len = sizeof info;
+        memset(&info, 0, sizeof info);
+        if (bpf_obj_get_info_by_fd(bpf_program__fd(prog), &info, &len) == 0)
+            total += info.recursion_misses;
+    }
+    return total;
+}
+
+static int runs_fd(void) { return bpf_map__fd(G.skel->maps.runs); }
+static int tracked_fd(void) { return bpf_map__fd(G.skel->maps.tracked); }
+
+uint32_t sbx_ebpf_run_begin(void)
+{
+    struct run *r = calloc(1, sizeof *r);
+    if (!r)
+        return 0;
+    r->res = sbx_result_new();
+    if (!r->res) {
+        free(r);
+        return 0;
+    }
+    pthread_cond_init(&r->cv, NULL);
+    r->misses_at_start = prog_misses();
+    pthread_mutex_lock(&G.lock);
+    do {
+        r->id = ++G.next_id;
+    } while (r->id == 0 || find_run(r->id));
+    struct sbx_run_state st = {0};
+    if (bpf_map_update_elem(runs_fd(), &r->id, &st, BPF_ANY) != 0) {
+        pthread_mutex_unlock(&G.lock);
+        sbx_result_free(r->res);
+        free(r);
+        return 0;
+    }
+    r->next = G.runs;
+    G.runs = r;
+    pthread_mutex_unlock(&G.lock);
+    return r->id;
+}
+
+int sbx_ebpf_spawner_set(uint32_t run, pid_t tid)
+{
+    uint32_t key = (uint32_t)tid;
+    return bpf_map_update_elem(bpf_map__fd(G.skel->maps.spawners), &key, &run, BPF_ANY);
+}
+
+int sbx_ebpf_spawner_clear(pid_t tid)
+{
+    uint32_t key = (uint32_t)tid;
+    return bpf_map_delete_elem(bpf_map__fd(G.skel->maps.spawners), &key);
+}
+
+int sbx_ebpf_track_task(uint32_t run, pid_t tid)
+{
+    if (tid == G.reader_tid)
+        return 0;                   /* our own reader does no file work */
+    uint32_t key = (uint32_t)tid;
+    struct sbx_task t = {.run_id = run, .flags = SBX_TASK_SELF};
+    return bpf_map_update_elem(tracked_fd(), &key, &t, BPF_ANY);
+}
+
+int sbx_ebpf_untrack_task(pid_t tid)
+{
+    uint32_t key = (uint32_t)tid;
+    return bpf_map_delete_elem(tracked_fd(), &key);
+}
+
+static int kernel_live(uint32_t run, struct sbx_run_state *out)
+{
+    return bpf_map_lookup_elem(runs_fd(), &run, out);
+}
+
+static void deadline_after(struct timespec *ts, double seconds)
+{
+    clock_gettime(CLOCK_REALTIME, ts);
+    long long ns = ts->tv_nsec + (long long)(seconds * 1e9);
+    ts->tv_sec += ns / 1000000000LL;
+    ts->tv_nsec = ns % 1000000000LL;
+}
+
+/* Wait until the reader has drained everything submitted before now.
+ * Called with G.lock held. */
+static void wait_drained(void)
+{
+    uint64_t mine = ++G.drain_req, one = 1;
+    if (write(G.wake_fd, &one, sizeof one) < 0)
+        (void)0;                    /* counter saturated: a wake-up is pending */
+    while (G.drain_done < mine) {
+        struct timespec ts;
+        deadline_after(&ts, 0.2);
+        pthread_cond_timedwait(&G.gen_cv, &G.lock, &ts);
+    }
+}
+
+int sbx_ebpf_run_wait(uint32_t run, double timeout)
+{
+    struct timespec start;
+    clock_gettime(CLOCK_MONOTONIC, &start);
+    pthread_mutex_lock(&G.lock);
+    struct run *r = find_run(run);
+    int done = 0;
+    while (r && !r->done) {
+        /* The RUN_DONE event could have been lost with a full ring buffer:
+         * the kernel's live counter is the fallback truth. */
+        struct sbx_run_state st;
+        if (kernel_live(run, &st) == 0 && st.live <= 0) {
+            wait_drained();
+            r->done = 1;
+            break;
+        }
+        if (timeout >= 0) {
+            struct timespec now;
+            clock_gettime(CLOCK_MONOTONIC, &now);
+            double el = (now.tv_sec - start.tv_sec) + (now.tv_nsec - start.tv_nsec) / 1e9;
+            if (el >= timeout)
+                break;
+        }
+        struct timespec ts;
+        deadline_after(&ts, 0.05);
+        pthread_cond_timedwait(&r->cv, &G.lock, &ts);
+    }
+    done = r ? r->done : 1;
+    pthread_mutex_unlock(&G.lock);
+    return done;
+}
+
+/* The tids the kernel traces for `run` (SELF-registered ones only with
+ * with_self), collected before anyone acts on them: deleting while walking
+ * a hash map restarts the walk.  *out is malloc'd (NULL when empty). */
+static size_t run_tasks(uint32_t run, int with_self, uint32_t **out)
+{
+    size_t n = 0, cap = 0;
+    uint32_t key, next, *prev = NULL, *tids = NULL;
+    while (bpf_map_get_next_key(tracked_fd(), prev, &next) == 0) {
+        struct sbx_task t;
+        key = next;
+        prev = &key;
+        if (bpf_map_lookup_elem(tracked_fd(), &next, &t) != 0 || t.run_id != run ||
+            (!with_self && (t.flags & SBX_TASK_SELF)))
+            continue;
+        if (n == cap) {
+            uint32_t *g = realloc(tids, (cap = cap ? cap * 2 : 64) * sizeof *g);
+            if (!g)
+                break;
+            tids = g;
+        }
+        tids[n++] = next;
+    }
+    *out = tids;
+    return n;
+}
+
+void sbx_ebpf_run_kill(uint32_t run)
+{
+    struct sbx_run_state st;
+    if (kernel_live(run, &st) == 0) {
+        st.kill = 1;
+        bpf_map_update_elem(runs_fd(), &run, &st, BPF_EXIST);
+    }
+    /* Tasks asleep in a syscall never reach the kernel-side check: signal
+     * every task of the run that the kernel knows of. */
+    uint32_t *tids;
+    size_t n = run_tasks(run, 0, &tids);
+    for (size_t i = 0; i < n; i++)
+        kill((pid_t)tids[i], SIGKILL);
+    free(tids);
+}
+
+/* Delete the entries of `run` from one of the per-run deduplication maps
+ * (keys of `key_size` bytes with the run id at `id_at`): a finished run
+ * leaves nothing behind.  Batched, so that a run that filled the map costs
+ * a few system calls per thousands of entries, not one each. */
+static void forget_run(int map_fd, size_t key_size, size_t id_at, uint32_t run)
+{
+    enum { CHUNK = 4096 };
+    unsigned char *keys = malloc(CHUNK * key_size), *doomed = malloc(CHUNK * key_size);
+    uint8_t *values = malloc(CHUNK);
+    uint64_t batch = 0;
+    int first = 1;
+    if (!keys || !doomed || !values)
+        goto out;
+    for (;;) {
+        __u32 count = CHUNK;
+        int rc = bpf_map_lookup_batch(map_fd, first ? NULL : &batch, &batch, keys, values,
+                                      &count, NULL);
+        first = 0;
+        if (rc < 0 && errno != ENOENT)
+            break;
+        __u32 n = 0;
+        for (__u32 i = 0; i < count; i++) {
+            uint32_t id;
+            memcpy(&id, keys + i * key_size + id_at, sizeof id);
+            if (id == run)
+                memcpy(doomed + n++ * key_size, keys + i * key_size, key_size);
+        }
+        if (n) {
+            __u32 del = n;
+            bpf_map_delete_batch(map_fd, doomed, &del, NULL);
+        }
+        if (rc < 0)
+            break;                  /* ENOENT: that was the last chunk */
+    }
+out:
+    free(keys);
+    free(doomed);
+    free(values);
+}
+
+struct sbx_result *sbx_ebpf_run_end(uint32_t run)
+{
+    pthread_mutex_lock(&G.lock);
+    /* Everything the run's tasks submitted before now must be filed: a
+     * RUN_DONE only says the tree was empty once (in-process tracing goes
+     * on after its children exit), and a timed-out run has none. */
+    wait_drained();
+    struct run **pp = &G.runs, *r = NULL;
+    while (*pp && (*pp)->id != run)
+        pp = &(*pp)->next;
+    if (*pp) {
+        r = *pp;
+        *pp = r->next;
+    }
+    pthread_mutex_unlock(&G.lock);
+    if (!r)
+        return NULL;
+    struct sbx_run_state st;
+    if (kernel_live(run, &st) == 0 && st.dropped)
+        sbx_result_warn(r->res, "%llu events were lost because the kernel ring buffer "
+                        "was full; accesses may be missing",
+                        (unsigned long long)st.dropped);
+    bpf_map_delete_elem(runs_fd(), &run);
+    uint64_t misses = prog_misses() - r->misses_at_start;
+    if (misses)
+        sbx_result_warn(r->res, "the kernel skipped %llu invocations of the tracing "
+                        "programs while this run was active (re-entry on a CPU); "
+                        "accesses may be missing", (unsigned long long)misses);
+    /* Tasks of the run that outlived it (a timed-out run whose kill is
+     * still landing) must not count against a later run with this id. */
+    uint32_t *tids;
+    size_t n = run_tasks(run, 1, &tids);
+    for (size_t i = 0; i < n; i++)
+        bpf_map_delete_elem(tracked_fd(), &tids[i]);
+    free(tids);
+    forget_run(bpf_map__fd(G.skel->maps.fd_seen), sizeof(struct fd_seen_key),
+               offsetof(struct fd_seen_key, run_id), run);
+    forget_run(bpf_map__fd(G.skel->maps.dir_seen), sizeof(struct dir_key),
+               offsetof(struct dir_key, run_id), run);
+    forget_run(bpf_map__fd(G.skel->maps.probe_seen), sizeof(struct probe_key),
+               offsetof(struct probe_key, run_id), run);
+    for (size_t i = 0; i < r->opened.cap; i++)
+        if (r->opened.slots[i].key)
+            settle_opened(r, &r->opened.slots[i]);
+    sbx_keyed_free(&r->opened);
+    sbx_keyed_free(&r->dirs);
+    pthread_cond_destroy(&r->cv);
+    struct sbx_result *res = r->res;
+    free(r);
+    return res;
+}

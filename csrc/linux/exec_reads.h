@@ -1,0 +1,21 @@
+/* exec_reads.h — the one place that accounts what an exec reads (the
+ * contract's "an executed binary, its interpreter (#! line, ELF interpreter
+ * and its resolved target)").  Every Linux backend calls it with what its
+ * mechanism saw of the exec. */
+#ifndef SBX_EXEC_READS_H
+#define SBX_EXEC_READS_H
+
+#include "pathset.h"
+
+/* called: the program's name as exec'd, made absolute and clean (a symlink
+ *         such as /usr/bin/cc), or NULL;
+ * exe:    the file the kernel executed (symlinks resolved), or NULL;
+ * script_interp: the #! interpreter as the script wrote it, made absolute,
+ *         or NULL.
+ * Records them as reads, plus the ELF interpreter the kernel mapped for
+ * `exe` and that interpreter's resolved target.  Returns 0, or -1 when
+ * memory ran out. */
+int sbx_exec_reads(sbx_pathset *ps, const char *called, const char *exe,
+                   const char *script_interp);
+
+#endif

@@ -1,0 +1,727 @@
+/* preload_reader.c — see preload_reader.h. */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE
+#endif
+#include "preload_reader.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "keyed_table.h"
+#include "ptrace_tracer.h"
+#include "sbx_log.h"
+
+#define PUNCH_CHUNK (4u << 20)    /* free consumed log memory in 4 MiB steps */
+
+struct linkres {
+    char dir[PATH_MAX], realdir[PATH_MAX];
+    int valid, ok;
+};
+
+static int link_target(struct linkres *lr, const char *p, char *out, size_t cap);
+
+/* One exec the log announced: strings owned by the entry. */
+struct exec_info {
+    char *path, *interp;          /* interp: #! (EXEC) or ELF PT_INTERP (START) */
+    char *exe;                    /* START only: /proc/self/exe */
+    char **argv;
+    size_t argc;
+    int ppid;
+    unsigned flags;
+    int set;
+};
+
+struct proc {
+    int pid;                      /* 0: empty slot */
+    int pidfd;                    /* -1 once the process is gone */
+    int seen_start;               /* the shim ran in some image of it */
+    struct exec_info pending;     /* EXEC not yet confirmed by a START */
+    int image_started;            /* the shim started in the current image */
+    int seen_any;                 /* some record came from this process */
+};
+
+
+struct sbx_preload_run {
+    char path[256];
+    int fd;
+    struct sbx_log_hdr *hdr;
+    char *recs;
+    uint64_t tail, punched;
+    int skipped_dead;             /* records abandoned by killed writers */
+
+    pthread_t thread;
+    int thread_started;
+    pthread_mutex_t mu;
+    pthread_cond_t wake;          /* end() -> reader thread */
+    int stop;
+
+    struct sbx_result *res;
+    struct proc *procs;
+    size_t nprocs, capprocs;
+    size_t live;
+    struct sbx_keyed_table ids;   /* open id -> name it was opened under */
+
+    int root_pid;
+    char root_argv0[512];
+
+    struct linkres *links;        /* reads' symlink targets, resolved as they come */
+    uint64_t *readset;            /* hashes of the read names resolved so far */
+    size_t nread, capread;
+    char launcher[4096];          /* "" when static programs are not handed off */
+    struct sbx_ptrace_run **adopted;
+    size_t nadopted;
+};
+
+/* ---- small tables (open addressing, grow at 50%) -------------------------------*/
+static struct proc *proc_get(struct sbx_preload_run *r, int pid, int create)
+{
+    if (create && (r->nprocs + 1) * 2 > r->capprocs) {
+        size_t ncap = r->capprocs ? r->capprocs * 2 : 256;
+        struct proc *n = calloc(ncap, sizeof *n);
+        if (!n)
+            return NULL;
+        for (size_t i = 0; i < r->capprocs; i++) {
+            if (!r->procs[i].pid)
+                continue;
+            size_t j = (size_t)r->procs[i].pid * 2654435761u & (ncap - 1);
+            while (n[j].pid)
+                j = (j + 1) & (ncap - 1);
+            n[j] = r->procs[i];
+        }
+        free(r->procs);
+        r->procs = n;
+        r->capprocs = ncap;
+    }
+    if (!r->capprocs)
+        return NULL;
+    size_t j = (size_t)pid * 2654435761u & (r->capprocs - 1);
+    while (r->procs[j].pid) {
+        if (r->procs[j].pid == pid)
+            return &r->procs[j];
+        j = (j + 1) & (r->capprocs - 1);
+    }
+    if (!create)
+        return NULL;
+    struct proc *p = &r->procs[j];
+    memset(p, 0, sizeof *p);
+    p->pid = pid;
+    /* Watch it: a pidfd becomes readable when the process exits.  ESRCH:
+     * it is already gone, nothing to wait for. */
+    p->pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
+    if (p->pidfd >= 0)
+        r->live++;
+    r->nprocs++;
+    return p;
+}
+
+/* ---- exec bookkeeping ------------------------------------------------------------*/
+static void exec_clear(struct exec_info *e)
+{
+    free(e->path);
+    free(e->interp);
+    free(e->exe);
+    for (size_t i = 0; i < e->argc; i++)
+        free(e->argv[i]);
+    free(e->argv);
+    memset(e, 0, sizeof *e);
+}
+
+static char *dup_or_null(const char *s) { return s && *s ? strdup(s) : NULL; }
+
+/* Strings of a record: s[0..nfixed) then argc argv strings. */
+static int exec_load(struct exec_info *e, const struct sbx_rec *rec, const char *end,
+                     int nfixed, int ppid)
+{
+    exec_clear(e);
+    const char *s = (const char *)(rec + 1);
+    const char *fixed[3] = {"", "", ""};
+    for (int i = 0; i < nfixed; i++) {
+        size_t l = strnlen(s, (size_t)(end - s));
+        if (s + l >= end)
+            return -1;
+        fixed[i] = s;
+        s += l + 1;
+    }
+    size_t argc = (size_t)rec->id;
+    e->argv = calloc(argc + 1, sizeof *e->argv);
+    if (!e->argv)
+        return -1;
+    for (size_t i = 0; i < argc && s < end; i++) {
+        size_t l = strnlen(s, (size_t)(end - s));
+        e->argv[e->argc++] = strndup(s, l);
+        s += l + 1;
+    }
+    e->path = dup_or_null(fixed[0]);
+    if (nfixed == 3) {
+        e->exe = dup_or_null(fixed[1]);
+        e->interp = dup_or_null(fixed[2]);
+    } else {
+        e->interp = dup_or_null(fixed[1]);
+    }
+    e->ppid = ppid;
+    e->flags = rec->flags;
+    e->set = 1;
+    return 0;
+}
+
+/* True the first time `p` is seen here (64-bit hashes; a collision only
+ * skips one symlink-target lookup). */
+static int first_read(struct sbx_preload_run *r, const char *p)
+{
+    uint64_t h = 14695981039346656037ull;
+    for (const char *c = p; *c; c++)
+        h = (h ^ (unsigned char)*c) * 1099511628211ull;
+    h |= 1;
+    if ((r->nread + 1) * 2 > r->capread) {
+        size_t nc = r->capread ? r->capread * 2 : 4096;
+        uint64_t *n = calloc(nc, sizeof *n);
+        if (!n)
+            return 1;
+        for (size_t i = 0; i < r->capread; i++)
+            if (r->readset[i]) {
+                size_t j = (r->readset[i] >> 7) & (nc - 1);
+                while (n[j])
+                    j = (j + 1) & (nc - 1);
+                n[j] = r->readset[i];
+            }
+        free(r->readset);
+        r->readset = n;
+        r->capread = nc;
+    }
+    size_t j = (h >> 7) & (r->capread - 1);
+    while (r->readset[j]) {
+        if (r->readset[j] == h)
+            return 0;
+        j = (j + 1) & (r->capread - 1);
+    }
+    r->readset[j] = h;
+    r->nread++;
+    return 1;
+}
+
+static void add_path(struct sbx_preload_run *r, const char *p, unsigned fl)
+{
+    if (!p || !*p)
+        return;
+    if (sbx_pathset_add(r->res->paths, p, strlen(p), fl) < 0)
+        sbx_result_warn(r->res, "out of memory while recording paths");
+    char real[PATH_MAX];
+    /* each read name is resolved once (every compiler reads stdio.h) */
+    if ((fl & SBX_READ) && !(fl & SBX_NOFOLLOW) && r->links && first_read(r, p) &&
+        link_target(r->links, p, real, sizeof real))
+        sbx_pathset_add(r->res->paths, real, strlen(real), SBX_READ);
+}
+
+/* An exec happened: its record, and the files the kernel read to run it. */
+static void exec_commit(struct sbx_preload_run *r, int pid, const struct exec_info *pre,
+                        const struct exec_info *start)
+{
+    const struct exec_info *main = pre && pre->set ? pre : start;
+    const char *path = main->path ? main->path : start && start->exe ? start->exe : "";
+    sbx_result_add_exec(r->res, pid, main->ppid, path, (const char *const *)main->argv,
+                        main->argc);
+    add_path(r, path, SBX_READ);
+    if (pre && pre->set)
+        add_path(r, pre->interp, SBX_READ);
+    if (start && start->set) {
+        add_path(r, start->exe, SBX_READ);
+        add_path(r, start->interp, SBX_READ);
+    }
+}
+
+static void unobserved(struct sbx_preload_run *r, int pid, const struct exec_info *e)
+{
+    const char *what = e && e->path ? e->path : r->root_argv0;
+    if (e && (e->flags & SBX_EXEC_STATIC))
+        sbx_result_warn(r->res,
+                        "process %d (%s) was not observed: it is statically linked, so "
+                        "the preload shim cannot load into it and its file accesses are "
+                        "missing; use backend='ptrace'", pid, what);
+    else
+        sbx_result_warn(r->res,
+                        "process %d (%s) was not observed: the preload shim did not start "
+                        "in it (statically linked, setuid/setcap, or not a dynamically "
+                        "linked program of this architecture); use backend='ptrace'",
+                        pid, what);
+}
+
+/* A static program the shim handed to the ptrace launcher: trace it. */
+static void adopt(struct sbx_preload_run *r, int pid, const char *what)
+{
+    char err[512] = "handoff is not configured";
+    struct sbx_ptrace_run *pt = NULL, **n;
+    if (r->launcher[0])
+        pt = sbx_ptrace_adopt(pid, r->launcher, err, sizeof err);
+    if (pt && (n = realloc(r->adopted, (r->nadopted + 1) * sizeof *n))) {
+        r->adopted = n;
+        r->adopted[r->nadopted++] = pt;
+        return;
+    }
+    if (pt)
+        sbx_result_free(sbx_ptrace_end(pt));
+    sbx_result_warn(r->res, "process %d (%s) was not observed: it is statically linked and "
+                    "could not be handed to the ptrace backend (%s)", pid, what ? what : "?",
+                    err);
+}
+
+static int merge_path(void *ctx, const char *path, size_t len, unsigned cats)
+{
+    struct sbx_preload_run *r = ctx;
+    return sbx_pathset_add(r->res->paths, path, len, cats) < 0 ? -1 : 0;
+}
+
+/* An adopted run's result joins this one. */
+static void merge(struct sbx_preload_run *r, struct sbx_result *o)
+{
+    if (!o)
+        return;
+    sbx_pathset_foreach_sorted(o->paths, merge_path, r);
+    for (size_t i = 0; i < o->nexecs; i++)
+        sbx_result_add_exec(r->res, o->execs[i].pid, o->execs[i].ppid, o->execs[i].path,
+                            (const char *const *)o->execs[i].argv, o->execs[i].argc);
+    for (size_t i = 0; i < o->nwarnings; i++)
+        sbx_result_warn(r->res, "%s", o->warnings[i]);
+    sbx_result_free(o);
+}
+
+/* ---- records ---------------------------------------------------------------------------*/
+static void handle(struct sbx_preload_run *r, const struct sbx_rec *rec, uint32_t len)
+{
+    const char *end = (const char *)rec + len;
+    const char *s0 = (const char *)(rec + 1);
+    if (s0 < end && !memchr(s0, '\0', (size_t)(end - s0)))
+        return;                           /* malformed: never trust a writer */
+    if (s0 >= end)
+        s0 = "";                          /* a record without strings: the bytes
+                                           * after it belong to the next record */
+    const char *s1 = s0 < end ? s0 + strlen(s0) + 1 : end;
+    if (s1 >= end || !memchr(s1, '\0', (size_t)(end - s1)))
+        s1 = NULL;
+    struct proc *p = proc_get(r, rec->pid, 1);
+    if (p)
+        p->seen_any = 1;
+    switch (rec->type) {
+    case SBX_EV_PATH:
+        add_path(r, s0, rec->flags & (SBX_CATEGORIES | SBX_CREATED | SBX_NOFOLLOW));
+        break;
+    case SBX_EV_OPEN: {
+        struct sbx_keyed *o = sbx_keyed_get(&r->ids, rec->id, 1);
+        if (o && !o->path) {
+            o->path = strdup(s0);
+            o->flags = rec->flags;
+        }
+        break;
+    }
+    case SBX_EV_USE: {
+        struct sbx_keyed *o = sbx_keyed_get(&r->ids, rec->id, 0);
+        unsigned kind = rec->flags & SBX_CATEGORIES;
+        /* with the kernel's name in the record the symlink on the way (if
+         * any) was resolved at the read: nothing to resolve here */
+        unsigned named = rec->flags & SBX_REC_KERNEL_NAME ? SBX_NOFOLLOW : 0;
+        if (o) {
+            o->used = 1;
+            add_path(r, o->path, kind | named);
+        }
+        /* the kernel's name differs when the opener went through a symlink */
+        if (kind == SBX_READ && *s0 && (!o || !o->path || strcmp(o->path, s0) != 0))
+            add_path(r, s0, SBX_READ | named);
+        break;
+    }
+    case SBX_EV_START: {
+        if (!p)
+            break;
+        p->seen_start = 1;
+        p->image_started = 1;
+        struct exec_info st = {0};
+        if (exec_load(&st, rec, end, 3, rec->aux) == 0)
+            exec_commit(r, rec->pid, p->pending.set ? &p->pending : NULL, &st);
+        exec_clear(&p->pending);
+        exec_clear(&st);
+        break;
+    }
+    case SBX_EV_EXEC: {
+        if (!p)
+            break;
+        if ((rec->flags & SBX_EXEC_SPAWNED) && p->image_started)
+            break;                        /* the child's own START came first */
+        if (p->pending.set)               /* announced, never confirmed, replaced */
+            unobserved(r, rec->pid, &p->pending);
+        p->image_started = 0;
+        exec_load(&p->pending, rec, end, 2, rec->aux);
+        if (rec->flags & SBX_EXEC_HANDOFF)
+            adopt(r, rec->pid, p->pending.path);
+        break;
+    }
+    case SBX_EV_EXEC_FAIL:
+        if (p)
+            exec_clear(&p->pending);
+        break;
+    case SBX_EV_FORK:
+        proc_get(r, rec->aux, 1);
+        break;
+    case SBX_EV_WARN:
+        sbx_result_warn(r->res, "%s", s0);
+        break;
+    }
+}
+
+/* Consume every published record.  Returns how many. */
+static size_t drain(struct sbx_preload_run *r)
+{
+    size_t n = 0;
+    uint64_t head = __atomic_load_n(&r->hdr->head, __ATOMIC_ACQUIRE);
+    if (head > r->hdr->cap)
+        head = r->hdr->cap;
+    while (r->tail + sizeof(struct sbx_rec) <= head) {
+        struct sbx_rec *rec = (struct sbx_rec *)(r->recs + r->tail);
+        uint32_t w = __atomic_load_n(&rec->word, __ATOMIC_ACQUIRE);
+        if ((w & ~SBX_REC_LENMASK) != SBX_REC_LIVE)
+            break;                        /* being written */
+        uint32_t len = w & SBX_REC_LENMASK;
+        if (len < sizeof *rec || r->tail + len > head || (len & 7))
+            break;
+        handle(r, rec, len);
+        r->tail += len;
+        n++;
+    }
+    if (r->tail >= r->punched + PUNCH_CHUNK) {
+        uint64_t upto = r->tail & ~(uint64_t)(PUNCH_CHUNK - 1);
+        fallocate(r->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+                  (off_t)(SBX_LOG_HDR + r->punched), (off_t)(upto - r->punched));
+        r->punched = upto;
+    }
+    return n;
+}
+
+/* A writer killed between reserving and publishing leaves a hole with no
+ * length: once nobody can finish it, find the next published record. */
+static void skip_abandoned(struct sbx_preload_run *r)
+{
+    uint64_t head = __atomic_load_n(&r->hdr->head, __ATOMIC_ACQUIRE);
+    if (head > r->hdr->cap)
+        head = r->hdr->cap;
+    while (r->tail < head) {
+        drain(r);
+        if (r->tail >= head)
+            break;
+        uint64_t t = r->tail + 8;
+        while (t + sizeof(struct sbx_rec) <= head) {
+            uint32_t w = *(uint32_t *)(r->recs + t);
+            if ((w & ~SBX_REC_LENMASK) == SBX_REC_LIVE && (w & SBX_REC_LENMASK) >= 24 &&
+                t + (w & SBX_REC_LENMASK) <= head)
+                break;
+            t += 8;
+        }
+        r->skipped_dead++;
+        r->tail = t + sizeof(struct sbx_rec) <= head ? t : head;
+    }
+}
+
+static void reap(struct sbx_preload_run *r)
+{
+    for (size_t i = 0; i < r->capprocs; i++) {
+        struct proc *p = &r->procs[i];
+        if (!p->pid || p->pidfd < 0)
+            continue;
+        struct pollfd pf = {p->pidfd, POLLIN, 0};
+        if (poll(&pf, 1, 0) > 0) {
+            close(p->pidfd);
+            p->pidfd = -1;
+            r->live--;
+        }
+    }
+}
+
+static void *reader_main(void *arg)
+{
+    struct sbx_preload_run *r = arg;
+    unsigned idle = 0;
+    pthread_mutex_lock(&r->mu);
+    while (!r->stop) {
+        size_t n = drain(r);
+        /* back off while idle: a quiet run costs a few wake-ups per
+         * second; and batch: a waking reader costs the traced tree a CPU
+         * on small machines, while records wait safely in shared memory */
+        idle = n ? 0 : idle < 20 ? idle + 1 : idle;
+        long us = 5000 + 750 * (long)idle;
+        struct timespec dl;
+        clock_gettime(CLOCK_MONOTONIC, &dl);
+        dl.tv_nsec += us * 1000L;
+        dl.tv_sec += dl.tv_nsec / 1000000000L;
+        dl.tv_nsec %= 1000000000L;
+        /* end() wakes us at once instead of waiting out the sleep */
+        pthread_cond_timedwait(&r->wake, &r->mu, &dl);
+    }
+    pthread_mutex_unlock(&r->mu);
+    return NULL;
+}
+
+/* The final target of `p` when it differs from p (a symlink on the way),
+ * into out.  Files of one directory usually come together, so the
+ * directory's resolution is kept and each file costs one lstat. */
+static int link_target(struct linkres *lr, const char *p, char *out, size_t cap)
+{
+    const char *slash = strrchr(p, '/');
+    if (!slash || !slash[1] || strncmp(p, "/proc/", 6) == 0)
+        return 0;           /* pseudo files (/proc/self/...) resolve per process */
+    size_t dl = (size_t)(slash - p);
+    if (dl >= sizeof lr->dir)
+        return 0;
+    if (!lr->valid || strlen(lr->dir) != dl || strncmp(lr->dir, p, dl) != 0) {
+        memcpy(lr->dir, p, dl);
+        lr->dir[dl] = '\0';
+        lr->ok = realpath(dl ? lr->dir : "/", lr->realdir) != NULL;
+        lr->valid = 1;
+    }
+    struct stat sb;
+    if (!lr->ok || lstat(p, &sb) < 0)
+        return 0;
+    if (S_ISLNK(sb.st_mode)) {
+        if (cap < PATH_MAX || !realpath(p, out))
+            return 0;
+    } else if ((size_t)snprintf(out, cap, "%s/%s", strcmp(lr->realdir, "/") ? lr->realdir : "",
+                                slash + 1) >= cap) {
+        return 0;
+    }
+    return strcmp(out, p) != 0;
+}
+
+/* ---- API ------------------------------------------------------------------------------*/
+struct sbx_preload_run *sbx_preload_begin(char *err, size_t errlen)
+{
+    struct sbx_preload_run *r = calloc(1, sizeof *r);
+    if (!r) {
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    r->fd = -1;
+    const char *dirs[] = {"/dev/shm", getenv("TMPDIR"), "/tmp"};
+    for (size_t i = 0; i < 3 && r->fd < 0; i++) {
+        if (!dirs[i] || !*dirs[i])
+            continue;
+        snprintf(r->path, sizeof r->path, "%s/sandbox_py-preload-XXXXXX", dirs[i]);
+        r->fd = mkostemp(r->path, O_CLOEXEC);
+    }
+    if (r->fd < 0) {
+        snprintf(err, errlen, "cannot create the preload event log in /dev/shm or $TMPDIR: %s",
+                 strerror(errno));
+        free(r);
+        return NULL;
+    }
+    /* Sparse: only pages written and not yet punched use memory. */
+    if (ftruncate(r->fd, (off_t)(SBX_LOG_HDR + SBX_LOG_CAP)) < 0) {
+        snprintf(err, errlen, "cannot size the preload event log %s: %s", r->path,
+                 strerror(errno));
+        goto fail;
+    }
+    void *m = mmap(NULL, SBX_LOG_HDR + SBX_LOG_CAP, PROT_READ | PROT_WRITE, MAP_SHARED,
+                   r->fd, 0);
+    if (m == MAP_FAILED) {
+        snprintf(err, errlen, "cannot map the preload event log: %s", strerror(errno));
+        goto fail;
+    }
+    r->hdr = m;
+    r->recs = (char *)m + SBX_LOG_HDR;
+    r->hdr->cap = SBX_LOG_CAP;
+    __atomic_store_n(&r->hdr->magic, SBX_LOG_MAGIC, __ATOMIC_RELEASE);
+    r->res = sbx_result_new();
+    r->links = calloc(1, sizeof *r->links);
+    if (!r->res || !r->links) {
+        snprintf(err, errlen, "out of memory");
+        goto fail;
+    }
+    pthread_mutex_init(&r->mu, NULL);
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&r->wake, &ca);
+    pthread_condattr_destroy(&ca);
+    if (pthread_create(&r->thread, NULL, reader_main, r) != 0) {
+        snprintf(err, errlen, "cannot start the preload reader thread");
+        goto fail;
+    }
+    r->thread_started = 1;
+    return r;
+fail:
+    if (r->hdr)
+        munmap(r->hdr, SBX_LOG_HDR + SBX_LOG_CAP);
+    sbx_result_free(r->res);
+    free(r->links);
+    unlink(r->path);
+    close(r->fd);
+    free(r);
+    return NULL;
+}
+
+const char *sbx_preload_log_path(const struct sbx_preload_run *r) { return r->path; }
+
+void sbx_preload_handoff(struct sbx_preload_run *r, const char *launcher)
+{
+    pthread_mutex_lock(&r->mu);
+    snprintf(r->launcher, sizeof r->launcher, "%s", launcher ? launcher : "");
+    pthread_mutex_unlock(&r->mu);
+}
+
+void sbx_preload_root(struct sbx_preload_run *r, pid_t pid, const char *argv0)
+{
+    pthread_mutex_lock(&r->mu);
+    r->root_pid = pid;
+    snprintf(r->root_argv0, sizeof r->root_argv0, "%s", argv0 ? argv0 : "?");
+    proc_get(r, pid, 1);
+    pthread_mutex_unlock(&r->mu);
+}
+
+static double now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+int sbx_preload_wait(struct sbx_preload_run *r, double timeout)
+{
+    double deadline = timeout < 0 ? -1 : now() + timeout;
+    double quiet_since = -1;
+    for (;;) {
+        pthread_mutex_lock(&r->mu);
+        drain(r);
+        reap(r);
+        int done = 0;
+        size_t busy = 0;
+        for (size_t i = 0; i < r->nadopted; i++)
+            busy += !sbx_ptrace_wait(r->adopted[i], 0);
+        if (r->live == 0 && !busy) {
+            drain(r);             /* a process's last records before it died */
+            uint64_t head = __atomic_load_n(&r->hdr->head, __ATOMIC_ACQUIRE);
+            if (head > r->hdr->cap)
+                head = r->hdr->cap;
+            if (r->live == 0 && r->tail >= head)
+                done = 1;
+            else if (r->live == 0) {
+                /* a reservation nobody publishes: give a writer that is
+                 * just descheduled a moment, then give up on it */
+                if (quiet_since < 0)
+                    quiet_since = now();
+                else if (now() - quiet_since > 0.5) {
+                    skip_abandoned(r);
+                    done = 1;
+                }
+            }
+        } else {
+            quiet_since = -1;
+        }
+        pthread_mutex_unlock(&r->mu);
+        if (done)
+            return 1;
+        if (deadline >= 0 && now() >= deadline)
+            return 0;
+        struct timespec ts = {0, 1000000L};
+        nanosleep(&ts, NULL);
+    }
+}
+
+void sbx_preload_kill(struct sbx_preload_run *r)
+{
+    /* Processes may fork while being killed: repeat until no new live one
+     * shows up. */
+    for (int round = 0; round < 50; round++) {
+        pthread_mutex_lock(&r->mu);
+        drain(r);
+        reap(r);
+        size_t sent = 0;
+        for (size_t i = 0; i < r->nadopted; i++)
+            if (!sbx_ptrace_wait(r->adopted[i], 0)) {
+                sbx_ptrace_kill(r->adopted[i]);
+                sent++;
+            }
+        for (size_t i = 0; i < r->capprocs; i++) {
+            struct proc *p = &r->procs[i];
+            if (p->pid && p->pidfd >= 0 &&
+                syscall(SYS_pidfd_send_signal, p->pidfd, SIGKILL, NULL, 0) == 0)
+                sent++;
+        }
+        pthread_mutex_unlock(&r->mu);
+        if (!sent)
+            return;
+        struct timespec ts = {0, 2000000L};
+        nanosleep(&ts, NULL);
+    }
+}
+
+struct sbx_result *sbx_preload_end(struct sbx_preload_run *r)
+{
+    if (r->thread_started) {
+        pthread_mutex_lock(&r->mu);
+        r->stop = 1;
+        pthread_cond_signal(&r->wake);
+        pthread_mutex_unlock(&r->mu);
+        pthread_join(r->thread, NULL);
+    }
+    drain(r);
+    reap(r);
+    if (r->live == 0)
+        skip_abandoned(r);
+    struct sbx_result *res = r->res;
+    int root_seen = 0;
+    for (size_t i = 0; i < r->capprocs; i++) {
+        struct proc *p = &r->procs[i];
+        if (!p->pid)
+            continue;
+        if (p->pid == r->root_pid && (p->seen_start || p->seen_any))
+            root_seen = 1;
+        if (p->pending.set && !(p->pending.flags & SBX_EXEC_HANDOFF)) {
+            /* the exec did not fail (no EXEC_FAIL) but the shim never
+             * started in the new image */
+            exec_commit(r, p->pid, &p->pending, NULL);
+            unobserved(r, p->pid, &p->pending);
+        }
+        exec_clear(&p->pending);
+        if (p->pidfd >= 0)
+            close(p->pidfd);
+    }
+    if (r->root_pid && !root_seen)
+        unobserved(r, r->root_pid, NULL);
+    for (size_t i = 0; i < r->nadopted; i++)
+        merge(r, sbx_ptrace_end(r->adopted[i]));
+    free(r->adopted);
+    for (size_t i = 0; i < r->ids.cap; i++) {
+        struct sbx_keyed *o = &r->ids.slots[i];
+        /* opened but never read or written: existence was checked */
+        if (o->key && o->path && !o->used && !(o->flags & SBX_FD_NOPROBE))
+            add_path(r, o->path, SBX_PROBE);
+    }
+    uint64_t dropped = __atomic_load_n(&r->hdr->dropped, __ATOMIC_ACQUIRE);
+    if (dropped)
+        sbx_result_warn(res, "%llu events were dropped: the preload event log (%llu MiB) "
+                        "was full", (unsigned long long)dropped,
+                        (unsigned long long)(SBX_LOG_CAP >> 20));
+    if (r->skipped_dead)
+        sbx_result_warn(res, "%d events were lost: a process was killed while writing one",
+                        r->skipped_dead);
+    free(r->links);
+    free(r->readset);
+    munmap(r->hdr, SBX_LOG_HDR + SBX_LOG_CAP);
+    unlink(r->path);
+    close(r->fd);
+    free(r->procs);
+    sbx_keyed_free(&r->ids);
+    if (r->thread_started) {
+        pthread_mutex_destroy(&r->mu);
+        pthread_cond_destroy(&r->wake);
+    }
+    free(r);
+    return res;
+}

@@ -1,0 +1,310 @@
+/* ptrace_launcher.c — sandbox_py/_sbx_ptrace_exec: the first program of a
+ * ptrace run.  subprocess.Popen starts it in place of the command (same
+ * argv); it
+ *   1. waits on the gate fd until the tracer thread has seized it (so the
+ *      command's first instruction is already traced),
+ *   2. installs the seccomp filter that turns the file system calls into
+ *      ptrace stops and lets every other call run at full speed,
+ *   3. execs the command with a $PATH search, like subprocess would.
+ * Failures print one line naming the cause and exit 127, as a shell does.
+ *
+ * Adopt mode (SBX_PTRACE_ADOPT=1): the preload shim execs this in place of
+ * a statically linked program it cannot enter.  The preload reader in the
+ * Python process sees the announcement and seizes this process; once
+ * traced, the filter goes in and the static program runs under ptrace.
+ */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE
+#endif
+#include <errno.h>
+#include <fcntl.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <linux/audit.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <signal.h>
+
+#include "elfinterp.h"
+#include "ptrace_syscalls.h"
+
+#if defined(__x86_64__)
+#define SBX_AUDIT_ARCH AUDIT_ARCH_X86_64
+#elif defined(__aarch64__)
+#define SBX_AUDIT_ARCH AUDIT_ARCH_AARCH64
+#endif
+
+/* The error pipe back to run() (-1: none).  A record is
+ * {int kind; int errno; char what[]}: kind 0 is the command's exec failing
+ * (run() raises what subprocess would), kind 1 the launcher's own set-up
+ * (gate, fork, seccomp: run() raises OSError with this sentence), as
+ * CPython's _posixsubprocess reports a child's failure before exec. */
+static int g_efd = -1;
+
+struct launch_error {
+    int kind, err;
+    char what[240];
+};
+
+static void report(int kind, int err, const char *what)
+{
+    struct launch_error le = {kind, err, {0}};
+    snprintf(le.what, sizeof le.what, "%s", what);
+    if (g_efd >= 0 && write(g_efd, &le, sizeof le) == (ssize_t)sizeof le)
+        return;
+    fprintf(stderr, "sandbox_py ptrace launcher: %s: %s\n", what, strerror(err));
+}
+
+static void die(const char *what)
+{
+    report(1, errno, what);
+    _exit(127);
+}
+
+static int build_and_install(unsigned notify_action, unsigned flags)
+{
+    /* One compare per traced call; mmap only stops when it maps a file. */
+    struct sock_filter f[4 + 2 * (SBX_PT_NSYSCALLS + SBX_PT_NNOTIFY) + 16];
+    size_t n = 0;
+    f[n++] = (struct sock_filter)BPF_STMT(BPF_LD | BPF_W | BPF_ABS,
+                                          offsetof(struct seccomp_data, arch));
+    /* another ABI (i386, x32) is decoded nowhere: stop so the tracer can
+     * mark the run incomplete */
+    f[n++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SBX_AUDIT_ARCH, 1, 0);
+    f[n++] = (struct sock_filter)BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_TRACE);
+    f[n++] = (struct sock_filter)BPF_STMT(BPF_LD | BPF_W | BPF_ABS,
+                                          offsetof(struct seccomp_data, nr));
+    for (size_t i = 0; i < SBX_PT_NSYSCALLS; i++) {
+        if (sbx_pt_syscalls[i] < 0)
+            continue;               /* a row that does not stop (see the list) */
+        f[n++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K,
+                                              sbx_pt_syscalls[i], 0, 1);
+        f[n++] = (struct sock_filter)BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_TRACE);
+    }
+    for (size_t i = 0; i < SBX_PT_NNOTIFY; i++) {
+        if (sbx_pt_notify_syscalls[i] < 0)
+            continue;
+        f[n++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K,
+                                              sbx_pt_notify_syscalls[i], 0, 1);
+        f[n++] = (struct sock_filter)BPF_STMT(BPF_RET | BPF_K, notify_action);
+    }
+    /* fcntl only matters when it duplicates an fd */
+    f[n++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_fcntl, 0, 5);
+    f[n++] = (struct sock_filter)BPF_STMT(BPF_LD | BPF_W | BPF_ABS,
+                                          offsetof(struct seccomp_data, args[1]));
+    f[n++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, F_DUPFD, 2, 0);
+    f[n++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, F_DUPFD_CLOEXEC, 1, 0);
+    f[n++] = (struct sock_filter)BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW);
+    f[n++] = (struct sock_filter)BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_TRACE);
+    f[n++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_mmap, 0, 4);
+    f[n++] = (struct sock_filter)BPF_STMT(BPF_LD | BPF_W | BPF_ABS,
+                                          offsetof(struct seccomp_data, args[4]));
+    f[n++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, 0xffffffffu, 0, 1);
+    f[n++] = (struct sock_filter)BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW);
+    f[n++] = (struct sock_filter)BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_TRACE);
+    /* everything else (read, write, ...) runs without a stop */
+    f[n++] = (struct sock_filter)BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW);
+    struct sock_fprog prog = {(unsigned short)n, f};
+    /* Without CAP_SYS_ADMIN a filter requires no_new_privs (setuid programs
+     * then run unprivileged); with it, leave set-uid semantics alone. */
+    long r = syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, flags, &prog);
+    if (r >= 0 || errno != EACCES)
+        return (int)r;
+    if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
+        return -1;
+    return (int)syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, flags, &prog);
+}
+
+/* The filter, preferably with a user-notification listener for the calls
+ * that need no exit stop.  The listener fd is closed right away: that
+ * close stops under ptrace, and the tracer takes its own copy of the fd
+ * then (pidfd_getfd), so the command never sees an fd it did not open. */
+static int install_filter(void)
+{
+    /* Only with a tracer that takes listeners (SBX_PTRACE_NOTIFY, set by
+     * the same build) and a kernel with pidfd_getfd: a listener nobody
+     * holds would make every stat fail with ENOSYS. */
+    const char *ok = getenv("SBX_PTRACE_NOTIFY");
+    int notify = ok && strcmp(ok, "1") == 0 &&
+                 syscall(SYS_pidfd_getfd, -1, 0, 0) < 0 && errno == EBADF;
+    unsetenv("SBX_PTRACE_NOTIFY");
+    if (notify) {
+        int fd = build_and_install(SECCOMP_RET_USER_NOTIF, SECCOMP_FILTER_FLAG_NEW_LISTENER);
+        if (fd >= 0) {
+            close(fd);
+            return 0;
+        }
+    }
+    return build_and_install(SECCOMP_RET_TRACE, 0);
+}
+
+static pid_t g_child;
+
+static void forward(int sig) { kill(g_child, sig); }
+
+/* Wait for the command and exit the way it did. */
+static int mirror(pid_t child, int efd)
+{
+    close(efd);
+    g_child = child;
+    int sigs[] = {SIGHUP, SIGINT, SIGQUIT, SIGTERM, SIGUSR1, SIGUSR2};
+    for (size_t i = 0; i < sizeof sigs / sizeof sigs[0]; i++)
+        signal(sigs[i], forward);
+    int st;
+    while (waitpid(child, &st, 0) < 0)
+        if (errno != EINTR)
+            die("waitpid");
+    if (WIFSIGNALED(st)) {
+        signal(WTERMSIG(st), SIG_DFL);
+        kill(getpid(), WTERMSIG(st));
+    }
+    return WIFEXITED(st) ? WEXITSTATUS(st) : 127;
+}
+
+static int traced(void)
+{
+    char buf[1024];
+    FILE *f = fopen("/proc/self/status", "re");
+    int pid = 0;
+    if (!f)
+        return 0;
+    while (fgets(buf, sizeof buf, f))
+        if (sscanf(buf, "TracerPid: %d", &pid) == 1)
+            break;
+    fclose(f);
+    return pid > 0;
+}
+
+static int adopt(char **argv)
+{
+    char target[4096];
+    snprintf(target, sizeof target, "%s", getenv("SBX_PTRACE_EXE") ? getenv("SBX_PTRACE_EXE") : "");
+    unsetenv("SBX_PTRACE_EXE");
+    unsetenv("SBX_PTRACE_ADOPT");
+    /* The reader polls its log every few milliseconds; give up after 10 s
+     * (the run then names this process as unobserved). */
+    for (int i = 0; i < 10000 && !traced(); i++)
+        usleep(1000);
+    if (traced() && install_filter() < 0)
+        die("cannot install the seccomp filter");
+    execv(target, argv);
+    die(target);
+    return 127;
+}
+
+/* exec with $PATH search; on failure errno goes to efd (subprocess's
+ * FileNotFoundError on the Python side) and the process exits 127. */
+static void exec_or_report(const char *target, char **argv, int efd)
+{
+    execvp(target, argv);
+    g_efd = efd;
+    report(0, errno, target);
+    _exit(127);
+}
+
+/* What execvp(target) would run is a statically linked ELF. */
+static int static_target(const char *target)
+{
+    char cand[4096], interp[8];
+    const char *path = getenv("PATH");
+    for (const char *p = strchr(target, '/') ? "" : path ? path : "/bin:/usr/bin";; p++) {
+        const char *end = strchr(p, ':');
+        int dl = end ? (int)(end - p) : (int)strlen(p);
+        if (strchr(target, '/'))
+            snprintf(cand, sizeof cand, "%s", target);
+        else
+            if (snprintf(cand, sizeof cand, "%.*s/%s", dl ? dl : 1, dl ? p : ".", target) >= (int)sizeof cand)
+                cand[0] = '\0';   /* too long to exist */
+        if (access(cand, X_OK) == 0) {
+            FILE *f = fopen(cand, "re");
+            char magic[4] = {0};
+            if (!f)
+                return 0;
+            size_t n = fread(magic, 1, 4, f);
+            fclose(f);
+            return n == 4 && memcmp(magic, "\177ELF", 4) == 0 &&
+                   sbx_elf_interp(cand, interp, sizeof interp) == 0;
+        }
+        if (!end || strchr(target, '/'))
+            return 0;
+        p = end;
+    }
+}
+
+/* Root mode (preload backend): run the command with the shim loaded (the
+ * environment carries LD_PRELOAD).  A static command cannot load it: it is
+ * started from a child, whose exec the shim hands to the ptrace backend
+ * (the child, unlike this process, is not subprocess.Popen's own). */
+static int preload_root(char **argv)
+{
+    const char *exe = getenv("SBX_PTRACE_EXE"), *errfd = getenv("SBX_PTRACE_ERR");
+    char target[4096];
+    snprintf(target, sizeof target, "%s", exe && *exe ? exe : argv[0]);
+    int efd = errfd ? atoi(errfd) : -1;
+    fcntl(efd, F_SETFD, FD_CLOEXEC);
+    unsetenv("SBX_PTRACE_ROOT");
+    unsetenv("SBX_PTRACE_EXE");
+    unsetenv("SBX_PTRACE_ERR");
+    unsetenv("SBX_PTRACE_NOTIFY");   /* the shim sets it again for a hand-off */
+    if (static_target(target)) {
+        pid_t child = fork();
+        if (child < 0)
+            die("fork");
+        if (child > 0)
+            return mirror(child, efd);
+    }
+    exec_or_report(target, argv, efd);
+    return 127;
+}
+
+int main(int argc, char **argv)
+{
+    (void)argc;
+    if (getenv("SBX_PTRACE_ADOPT"))
+        return adopt(argv);
+    if (getenv("SBX_PTRACE_ROOT"))
+        return preload_root(argv);
+    const char *gate = getenv("SBX_PTRACE_GATE");
+    const char *exe = getenv("SBX_PTRACE_EXE");
+    const char *errfd = getenv("SBX_PTRACE_ERR");
+    if (!gate || !exe || !errfd) {
+        fprintf(stderr, "sandbox_py ptrace launcher: run by sandbox_py only\n");
+        return 127;
+    }
+    g_efd = atoi(errfd);
+    int fd = atoi(gate);
+    char go = 0;
+    ssize_t r;
+    do
+        r = read(fd, &go, 1);
+    while (r < 0 && errno == EINTR);
+    if (r != 1 || go != 'g') {
+        errno = r < 0 ? errno : ECHILD;
+        die("the tracer did not attach to the launcher");
+    }
+    close(fd);
+    /* exec errors go back to the Python side (FileNotFoundError...) the way
+     * subprocess reports them; a successful exec closes this fd */
+    int efd = atoi(errfd);
+    fcntl(efd, F_SETFD, FD_CLOEXEC);
+    pid_t child = fork();
+    if (child < 0)
+        die("fork");
+    if (child > 0)
+        return mirror(child, efd);
+    char target[4096];
+    snprintf(target, sizeof target, "%s", *exe ? exe : argv[0]);
+    unsetenv("SBX_PTRACE_GATE");
+    unsetenv("SBX_PTRACE_EXE");
+    unsetenv("SBX_PTRACE_ERR");
+    if (install_filter() < 0)
+        die("cannot install the seccomp filter");
+    exec_or_report(target, argv, efd);
+    return 127;
+}

@@ -1,0 +1,1305 @@
+/* ptrace_tracer.c — see ptrace_tracer.h. */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE
+#endif
+#include "ptrace_tracer.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/ptrace.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <poll.h>
+#include <sys/ioctl.h>
+#include <linux/seccomp.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
+#include <sys/uio.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+#include <linux/audit.h>
+
+#include "access.h"
+#include "exec_reads.h"
+#include "pathnorm.h"
+#include "physpath.h"
+#include "syscalls.h"
+
+/* <sys/ptrace.h> and <linux/ptrace.h> clash; the few calls we need: */
+long ptrace(int req, ...);
+#define PT(req, tid, addr, data) ptrace((req), (pid_t)(tid), (void *)(long)(addr), (void *)(long)(data))
+
+#if defined(__x86_64__)
+#define NATIVE_ARCH AUDIT_ARCH_X86_64
+#elif defined(__aarch64__)
+#define NATIVE_ARCH AUDIT_ARCH_AARCH64
+#endif
+
+#define PMAX 4096
+
+/* ---- per-process state (shared by its threads) -------------------------------*/
+struct fdent {
+    int fd;
+    char *path;        /* as the opener named it, absolute and clean */
+    char *real;        /* the kernel's name for it when different (a symlink on
+                        * the way), taken at the open: symlink targets count as
+                        * they were at the access, not after the run */
+    unsigned acc;      /* 1 read, 2 write */
+    unsigned done;     /* categories already recorded through this fd */
+    int dir, noprobe;
+    int chr;           /* a character device: reading it moves no offset */
+};
+
+struct proc {
+    int refs;
+    int tgid;
+    struct fdent *fds;
+    size_t n, cap;
+    char name[256];
+    int warned_arch, warned_uring;
+};
+
+struct task {
+    pid_t tid;
+    struct proc *pr;
+    int fresh;                    /* auto-attached, first stop not seen yet */
+    /* the system call between its seccomp stop and its exit stop */
+    long nr;
+    unsigned long args[6];
+    char *p1, *p2;
+    int existed;
+    /* exec announced at entry */
+    char *xpath;
+    char **xargv;
+    size_t xargc;
+};
+
+struct sbx_ptrace_run {
+    int gate[2];
+    pthread_t thread;
+    int thread_started;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    int attach_state;             /* 0 waiting, 1 attached, -1 failed */
+    char attach_err[256];
+    pid_t root;
+    char root_argv0[256];
+    int adopted;                  /* sbx_ptrace_adopt: root is not Popen's child */
+    char skip_exe[PMAX];          /* the launcher's own exec is machinery */
+    int done;
+
+    struct task **tasks;
+    size_t ntasks, captasks;
+    struct sbx_result *res;
+    pthread_mutex_t res_mu;       /* res, shared with the notifier */
+
+    int listener;                 /* seccomp user-notification fd, or -1 */
+    pthread_t notifier;
+    int notifier_started, notifier_stop;
+};
+
+/* The tracer thread and the notification thread both record. */
+static void add(struct sbx_ptrace_run *r, const char *p, unsigned fl)
+{
+    if (!p || !*p || !fl)
+        return;
+    pthread_mutex_lock(&r->res_mu);
+    if (sbx_pathset_add(r->res->paths, p, strlen(p), fl) < 0)
+        sbx_result_warn(r->res, "out of memory while recording paths");
+    pthread_mutex_unlock(&r->res_mu);
+}
+
+static void locked_warn(struct sbx_ptrace_run *r, const char *fmt, int pid, const char *name)
+{
+    pthread_mutex_lock(&r->res_mu);
+    sbx_result_warn(r->res, fmt, pid, name);
+    pthread_mutex_unlock(&r->res_mu);
+}
+
+/* ---- tracee memory and /proc ------------------------------------------------------*/
+static long read_mem(pid_t tid, unsigned long addr, void *out, size_t len)
+{
+    struct iovec l = {out, len}, rm = {(void *)addr, len};
+    return process_vm_readv(tid, &l, 1, &rm, 1, 0);
+}
+
+/* A NUL-terminated string, read page by page (a string may end right
+ * before an unmapped page). */
+static long read_str(pid_t tid, unsigned long addr, char *out, size_t cap)
+{
+    size_t got = 0;
+    if (!addr)
+        return -1;
+    while (got < cap - 1) {
+        size_t chunk = 4096 - ((addr + got) & 4095);
+        if (chunk > cap - 1 - got)
+            chunk = cap - 1 - got;
+        long n = read_mem(tid, addr + got, out + got, chunk);
+        if (n <= 0)
+            return -1;
+        char *z = memchr(out + got, '\0', (size_t)n);
+        if (z)
+            return z - out;
+        got += (size_t)n;
+    }
+    out[cap - 1] = '\0';
+    return -2;       /* truncated */
+}
+
+static long proc_link(pid_t tid, const char *what, char *out, size_t cap)
+{
+    char p[64];
+    snprintf(p, sizeof p, "/proc/%d/%s", tid, what);
+    long n = readlink(p, out, cap - 1);
+    if (n < 0)
+        return -1;
+    out[n] = '\0';
+    return n;
+}
+
+static long fd_link(pid_t tid, int fd, char *out, size_t cap)
+{
+    char w[32];
+    snprintf(w, sizeof w, "fd/%d", fd);
+    return proc_link(tid, w, out, cap);
+}
+
+/* A small /proc file, NUL-terminated; -1 when unreadable or empty. */
+static int read_small(const char *path, char *buf, size_t cap)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return -1;
+    ssize_t n = read(fd, buf, cap - 1);
+    close(fd);
+    if (n <= 0)
+        return -1;
+    buf[n] = '\0';
+    return 0;
+}
+
+static int status_field(pid_t tid, const char *key)
+{
+    char p[64], buf[2048];
+    snprintf(p, sizeof p, "/proc/%d/status", tid);
+    if (read_small(p, buf, sizeof buf) < 0)
+        return -1;
+    char *s = strstr(buf, key);
+    return s ? atoi(s + strlen(key)) : -1;
+}
+
+/* fdinfo: the file offset and open flags of a tracee's fd. */
+static int fd_info(pid_t tid, int fd, long long *pos, int *flags)
+{
+    char p[64], buf[512];
+    snprintf(p, sizeof p, "/proc/%d/fdinfo/%d", tid, fd);
+    if (read_small(p, buf, sizeof buf) < 0)
+        return -1;
+    char *s = strstr(buf, "pos:");
+    char *fl = strstr(buf, "flags:");
+    if (pos)
+        *pos = s ? strtoll(s + 4, NULL, 10) : 0;
+    if (flags)
+        *flags = fl ? (int)strtol(fl + 6, NULL, 8) : 0;
+    return 0;
+}
+
+/* Resolve a tracee's path argument against its cwd or dirfd, now (at the
+ * system call's entry, when that cwd is the one the kernel uses). */
+/* A name the tracer could not make whole (longer than PATH_MAX, or built
+ * on a directory whose path is): the access happened, its name is lost. */
+static void warn_long(struct sbx_ptrace_run *r, pid_t tid)
+{
+    locked_warn(r, "process %d%s used a path longer than the tracer can name "
+                   "(4096 bytes); that access is not in the Result", tid, "");
+}
+
+static char *resolve(struct sbx_ptrace_run *r, pid_t tid, long dirfd, unsigned long addr)
+{
+    char rel[PMAX], base[PMAX], out[PMAX];
+    long rl = read_str(tid, addr, rel, sizeof rel);
+    if (rl == -2) {
+        warn_long(r, tid);
+        return NULL;
+    }
+    if (rl <= 0)
+        return NULL;         /* "" with AT_EMPTY_PATH acts on the fd, names nothing */
+    long bl = 0;
+    if (rel[0] != '/') {
+        bl = (int)dirfd == AT_FDCWD ? proc_link(tid, "cwd", base, sizeof base)
+                                    : fd_link(tid, (int)dirfd, base, sizeof base);
+        if (bl >= (long)sizeof base - 1) {
+            warn_long(r, tid);          /* readlink filled the buffer: cut short */
+            return NULL;
+        }
+        if (bl <= 0 || base[0] != '/')
+            return NULL;
+    } else {
+        /* an absolute name of a chrooted process starts at its root, which
+         * /proc shows in our (the host's) terms */
+        bl = proc_link(tid, "root", base, sizeof base);
+        if (bl > 1 && base[0] == '/') {
+            memmove(rel, rel + 1, (size_t)rl);      /* now relative to the root */
+            rl--;
+        } else {
+            bl = 0;
+        }
+    }
+    if (sbx_path_join_physical(out, sizeof out, base, (size_t)bl, rel, (size_t)rl) < 0) {
+        warn_long(r, tid);
+        return NULL;
+    }
+    return strdup(out);
+}
+
+/* ---- tasks and processes --------------------------------------------------------------*/
+static struct task *task_find(struct sbx_ptrace_run *r, pid_t tid)
+{
+    for (size_t i = 0; i < r->ntasks; i++)
+        if (r->tasks[i]->tid == tid)
+            return r->tasks[i];
+    return NULL;
+}
+
+static struct proc *proc_find(struct sbx_ptrace_run *r, int tgid)
+{
+    for (size_t i = 0; i < r->ntasks; i++)
+        if (r->tasks[i]->pr->tgid == tgid)
+            return r->tasks[i]->pr;
+    return NULL;
+}
+
+static struct proc *proc_copy(const struct proc *from, int tgid)
+{
+    struct proc *p = calloc(1, sizeof *p);
+    if (!p)
+        return NULL;
+    p->refs = 1;
+    p->tgid = tgid;
+    if (from) {
+        snprintf(p->name, sizeof p->name, "%s", from->name);
+        p->fds = calloc(from->n ? from->n : 1, sizeof *p->fds);
+        for (size_t i = 0; p->fds && i < from->n; i++) {
+            p->fds[i] = from->fds[i];
+            p->fds[i].path = strdup(from->fds[i].path);
+            p->fds[i].real = from->fds[i].real ? strdup(from->fds[i].real) : NULL;
+        }
+        p->n = p->cap = p->fds ? from->n : 0;
+    }
+    return p;
+}
+
+static void proc_unref(struct proc *p)
+{
+    if (--p->refs > 0)
+        return;
+    for (size_t i = 0; i < p->n; i++) {
+        free(p->fds[i].path);
+        free(p->fds[i].real);
+    }
+    free(p->fds);
+    free(p);
+}
+
+static void task_clear_sys(struct task *t)
+{
+    free(t->p1);
+    free(t->p2);
+    t->p1 = t->p2 = NULL;
+    t->nr = -1;
+}
+
+static void task_clear_exec(struct task *t)
+{
+    free(t->xpath);
+    for (size_t i = 0; i < t->xargc; i++)
+        free(t->xargv[i]);
+    free(t->xargv);
+    t->xpath = NULL;
+    t->xargv = NULL;
+    t->xargc = 0;
+}
+
+static struct task *task_add(struct sbx_ptrace_run *r, pid_t tid, struct proc *pr)
+{
+    struct task *t = calloc(1, sizeof *t);
+    if (!t)
+        return NULL;
+    t->tid = tid;
+    t->pr = pr;
+    t->nr = -1;
+    pthread_mutex_lock(&r->mu);
+    if (r->ntasks == r->captasks) {
+        size_t nc = r->captasks ? r->captasks * 2 : 64;
+        struct task **nt = realloc(r->tasks, nc * sizeof *nt);
+        if (!nt) {
+            pthread_mutex_unlock(&r->mu);
+            free(t);
+            return NULL;
+        }
+        r->tasks = nt;
+        r->captasks = nc;
+    }
+    r->tasks[r->ntasks++] = t;
+    pthread_mutex_unlock(&r->mu);
+    return t;
+}
+
+static void task_remove(struct sbx_ptrace_run *r, struct task *t)
+{
+    pthread_mutex_lock(&r->mu);
+    for (size_t i = 0; i < r->ntasks; i++)
+        if (r->tasks[i] == t) {
+            r->tasks[i] = r->tasks[--r->ntasks];
+            break;
+        }
+    pthread_mutex_unlock(&r->mu);
+    task_clear_sys(t);
+    task_clear_exec(t);
+    proc_unref(t->pr);
+    free(t);
+}
+
+/* A task we have not seen: a thread of a known process shares its state, a
+ * new process starts with a copy of its parent's fd table (fork). */
+static struct task *task_new(struct sbx_ptrace_run *r, pid_t tid)
+{
+    int tgid = status_field(tid, "Tgid:");
+    if (tgid <= 0)
+        tgid = tid;
+    struct proc *pr = proc_find(r, tgid);
+    if (pr) {
+        pr->refs++;
+    } else {
+        int ppid = status_field(tid, "PPid:");
+        pr = proc_copy(ppid > 0 ? proc_find(r, ppid) : NULL, tgid);
+        if (!pr)
+            return NULL;
+    }
+    struct task *t = task_add(r, tid, pr);
+    if (!t)
+        proc_unref(pr);
+    return t;
+}
+
+/* ---- fds ---------------------------------------------------------------------------*/
+static struct fdent *fd_get(struct proc *p, int fd)
+{
+    for (size_t i = 0; i < p->n; i++)
+        if (p->fds[i].fd == fd)
+            return &p->fds[i];
+    return NULL;
+}
+
+static void fd_drop(struct proc *p, int fd)
+{
+    for (size_t i = 0; i < p->n; i++)
+        if (p->fds[i].fd == fd) {
+            free(p->fds[i].path);
+            free(p->fds[i].real);
+            p->fds[i] = p->fds[--p->n];
+            return;
+        }
+}
+
+static struct fdent *fd_put(struct proc *p, int fd, const char *path, unsigned acc)
+{
+    fd_drop(p, fd);
+    if (p->n == p->cap) {
+        size_t nc = p->cap ? p->cap * 2 : 16;
+        struct fdent *nf = realloc(p->fds, nc * sizeof *nf);
+        if (!nf)
+            return NULL;
+        p->fds = nf;
+        p->cap = nc;
+    }
+    struct fdent *e = &p->fds[p->n++];
+    memset(e, 0, sizeof *e);
+    e->fd = fd;
+    e->path = strdup(path);
+    e->acc = acc;
+    return e;
+}
+
+/* An fd opened where we could not see it (inherited): ask the kernel. */
+static struct fdent *fd_learn(struct proc *p, pid_t tid, int fd)
+{
+    struct fdent *e = fd_get(p, fd);
+    if (e)
+        return e;
+    char name[PMAX];
+    int flags = 0;
+    long n = fd_link(tid, fd, name, sizeof name);
+    /* no name: a pipe or socket, or a file without one (O_TMPFILE,
+     * deleted), which is never reported under an invented name */
+    if (n <= 0 || name[0] != '/' ||
+        (n > 10 && !strcmp(name + n - 10, " (deleted)")) || fd_info(tid, fd, NULL, &flags) < 0)
+        return NULL;
+    int acc = flags & O_ACCMODE;
+    e = fd_put(p, fd, name, (acc != O_WRONLY ? 1 : 0) | (acc != O_RDONLY ? 2 : 0));
+    if (e)
+        e->dir = (flags & O_DIRECTORY) != 0;
+    return e;
+}
+
+static void fd_use(struct sbx_ptrace_run *r, struct fdent *e, pid_t tid, unsigned kind)
+{
+    if (!e || (e->done & kind))
+        return;
+    e->done |= kind;
+    add(r, e->path, kind);
+    if (kind == SBX_READ && e->real)
+        add(r, e->real, SBX_READ);      /* a read through a symlink: its target too */
+}
+
+/* read()/write() do not stop: settle from the offset what the fd did. */
+static void fd_settle(struct sbx_ptrace_run *r, struct fdent *e, pid_t tid)
+{
+    unsigned kind = 0;
+    if (e->dir || (e->done & SBX_ENUM))
+        /* a listed directory: getdents moved its offset, nothing was read */
+        kind = (e->done & SBX_ENUM) ? 0 : SBX_ENUM;
+    else if ((e->acc & 1) && !(e->done & (SBX_READ | SBX_WRITE)))
+        kind = SBX_READ;
+    else if (e->acc == 2 && !(e->done & SBX_WRITE))
+        kind = SBX_WRITE;
+    long long pos = 0;
+    if (kind && fd_info(tid, e->fd, &pos, NULL) == 0 && pos > 0)
+        fd_use(r, e, tid, kind);
+}
+
+static void fd_close(struct sbx_ptrace_run *r, struct proc *p, pid_t tid, int fd)
+{
+    struct fdent *e = fd_get(p, fd);
+    if (!e) {
+        /* an fd this process did not open where we saw it (inherited,
+         * received over a unix socket): its reads did not stop, so its
+         * offset is asked now; it was not opened here, so no probe */
+        e = fd_learn(p, tid, fd);
+        if (!e)
+            return;
+        e->noprobe = 1;
+    }
+    fd_settle(r, e, tid);
+    pthread_mutex_lock(&r->res_mu);
+    if (e->chr && (e->acc & 1) && !(e->done & SBX_READ) && strcmp(e->path, "/dev/null") != 0)
+        /* read() does not stop under this backend and a device has no
+         * offset to tell afterwards: say so rather than guess */
+        sbx_result_warn(r->res, "whether the character device %s was read is not seen "
+                        "by the ptrace backend (reads do not stop); it is recorded as a "
+                        "probe", e->path);
+    if (sbx_ledger_settle(r->res->paths, e->path, strlen(e->path), e->done || e->noprobe) < 0)
+        sbx_result_warn(r->res, "out of memory while recording paths");
+    pthread_mutex_unlock(&r->res_mu);
+    fd_drop(p, fd);
+}
+
+static void fd_close_all(struct sbx_ptrace_run *r, struct proc *p, pid_t tid)
+{
+    while (p->n)
+        fd_close(r, p, tid, p->fds[p->n - 1].fd);
+}
+
+/* ---- system calls -----------------------------------------------------------------------*/
+static int get_info(pid_t tid, struct ptrace_syscall_info *si)
+{
+    memset(si, 0, sizeof *si);
+    return PT(PTRACE_GET_SYSCALL_INFO, tid, sizeof *si, si) > 0 ? 0 : -1;
+}
+
+static int path_exists(const char *p)
+{
+    return p && faccessat(AT_FDCWD, p, F_OK, AT_SYMLINK_NOFOLLOW) == 0;
+}
+
+static void read_argv(struct task *t, unsigned long av)
+{
+    size_t cap = 0;
+    for (size_t i = 0; av && i < 65536; i++) {
+        unsigned long ptr;
+        if (read_mem(t->tid, av + i * sizeof ptr, &ptr, sizeof ptr) != sizeof ptr || !ptr)
+            break;
+        char buf[PMAX];
+        if (read_str(t->tid, ptr, buf, sizeof buf) == -1)
+            break;
+        if (t->xargc == cap) {
+            cap = cap ? cap * 2 : 8;
+            char **n = realloc(t->xargv, cap * sizeof *n);
+            if (!n)
+                break;
+            t->xargv = n;
+        }
+        t->xargv[t->xargc++] = strdup(buf);
+    }
+}
+
+/* ---- seccomp user notifications (calls that need no exit stop) ----------*/
+/* A name that is a symlink is read by readlink; anything else (absent, not
+ * a link) only probed.  One lstat in the tracer costs less than a stop at
+ * the call's exit. */
+static int readlink_ok(const char *p)
+{
+    struct stat sb;
+    return p && lstat(p, &sb) == 0 && S_ISLNK(sb.st_mode);
+}
+
+static void *notifier_main(void *arg)
+{
+    struct sbx_ptrace_run *r = arg;
+    for (;;) {
+        struct pollfd pf = {r->listener, POLLIN, 0};
+        int pr = poll(&pf, 1, 50);
+        if (__atomic_load_n(&r->notifier_stop, __ATOMIC_ACQUIRE))
+            return NULL;
+        if (pr < 0 && errno == EINTR)
+            continue;
+        if (pr < 0 || ((pf.revents & (POLLHUP | POLLERR | POLLNVAL)) && !(pf.revents & POLLIN)))
+            return NULL;              /* no process uses the filter any more */
+        if (pr == 0)
+            continue;
+        struct seccomp_notif req;
+        memset(&req, 0, sizeof req);
+        if (ioctl(r->listener, SECCOMP_IOCTL_NOTIF_RECV, &req) < 0)
+            continue;                 /* the caller died meanwhile */
+        const unsigned long *a = (const unsigned long *)req.data.args;
+        long nr = req.data.nr;
+        char *p = NULL;
+        struct sbx_sc_layout l;
+        if (req.data.arch == NATIVE_ARCH && sbx_linux_path_call(nr, &l) == 0 && a[l.p0])
+            p = resolve(r, (pid_t)req.pid, l.d0 < 0 ? AT_FDCWD : (long)(int)a[l.d0], a[l.p0]);
+        /* the memory read belongs to this very call only if it is still
+         * pending (a killed caller's pid could have been reused) */
+        if (p && !sbx_path_is_fd_alias(p) &&
+            ioctl(r->listener, SECCOMP_IOCTL_NOTIF_ID_VALID, &req.id) == 0) {
+            struct sbx_access acc = sbx_access_classify(
+                l.op, l.op == SBX_OP_READLINK ? readlink_ok(p) : 1);
+            add(r, p, acc.first);
+        }
+        free(p);
+        struct seccomp_notif_resp resp;
+        memset(&resp, 0, sizeof resp);
+        resp.id = req.id;
+        resp.flags = SECCOMP_USER_NOTIF_FLAG_CONTINUE;
+        ioctl(r->listener, SECCOMP_IOCTL_NOTIF_SEND, &resp);
+    }
+}
+
+/* The launcher closes its listener fd right after installing the filter;
+ * at that close's stop the tracer copies it (pidfd_getfd). */
+static void take_listener(struct sbx_ptrace_run *r, pid_t tid, int fd, const char *name)
+{
+    char link[64];
+    if (fd_link(tid, fd, link, sizeof link) <= 0 || strcmp(link, "anon_inode:seccomp notify") != 0)
+        return;
+    int pfd = (int)syscall(SYS_pidfd_open, tid, 0);
+    int l = pfd < 0 ? -1 : (int)syscall(SYS_pidfd_getfd, pfd, fd, 0);
+    if (pfd >= 0)
+        close(pfd);
+    if (l < 0) {
+        /* its stat calls will fail (ENOSYS): say so, never hide it */
+        locked_warn(r, "process %d (%s): the tracer could not take its seccomp listener; "
+                    "its stat/access/readlink calls fail and the run is unreliable",
+                    tid, name);
+        return;
+    }
+    fcntl(l, F_SETFD, FD_CLOEXEC);
+    r->listener = l;
+    if (pthread_create(&r->notifier, NULL, notifier_main, r) == 0)
+        r->notifier_started = 1;
+}
+
+/* Record what a path call did to its names (the access model decides). */
+static void path_done(struct sbx_ptrace_run *r, struct task *t, enum sbx_op op, int ok)
+{
+    struct sbx_access a = sbx_access_classify(op, ok);
+    /* /proc/self/fd/N and /dev/fd/N name a descriptor, not a file */
+    if (t->p1 && !sbx_path_is_fd_alias(t->p1))
+        add(r, t->p1, a.first);
+    if (t->p2 && !sbx_path_is_fd_alias(t->p2))
+        add(r, t->p2, a.second);
+}
+
+/* The names of path call `nr` (its row in syscalls.def), resolved against
+ * the tracee's cwd or dirfd now, before the call can change them. */
+static void resolve_names(struct sbx_ptrace_run *r, struct task *t,
+                          const struct sbx_sc_layout *l)
+{
+    const unsigned long *a = t->args;
+    long d0 = l->d0 < 0 ? AT_FDCWD : (long)(int)a[l->d0];
+    if (a[l->p0])
+        t->p1 = resolve(r, t->tid, d0, a[l->p0]);
+    if (l->npath > 1 && a[l->p1]) {
+        long d1 = l->d1 < 0 ? AT_FDCWD : (long)(int)a[l->d1];
+        t->p2 = resolve(r, t->tid, d1, a[l->p1]);
+    }
+}
+
+static unsigned open_flags(struct task *t)
+{
+    const unsigned long *a = t->args;
+    switch (t->nr) {
+#ifdef SYS_open
+    case SYS_open: return (unsigned)a[1];
+    case SYS_creat: return O_CREAT | O_WRONLY | O_TRUNC;
+#endif
+    case SYS_openat: return (unsigned)a[2];
+    case SYS_openat2: {
+        uint64_t how = 0;          /* struct open_how: flags first */
+        read_mem(t->tid, a[2], &how, sizeof how);
+        return (unsigned)how;
+    }
+    }
+    return 0;
+}
+
+/* The entry of a stopped call: resolve names now, settle fds that are
+ * about to go away.  Returns 1 when the exit must be seen too. */
+static int on_entry(struct sbx_ptrace_run *r, struct task *t)
+{
+    struct ptrace_syscall_info si;
+    if (get_info(t->tid, &si) < 0 || si.op != PTRACE_SYSCALL_INFO_SECCOMP)
+        return 0;
+    struct proc *p = t->pr;
+    if (si.arch != NATIVE_ARCH) {
+        if (!p->warned_arch++)
+            locked_warn(r, "process %d (%s) made system calls of another ABI "
+                            "(32-bit or x32), which the ptrace backend does not decode",
+                            p->tgid, p->name);
+        return 0;
+    }
+    task_clear_sys(t);
+    long nr = (long)si.seccomp.nr;
+    unsigned long *a = (unsigned long *)si.seccomp.args;
+    memcpy(t->args, a, sizeof t->args);
+    t->nr = nr;
+    pid_t tid = t->tid;
+
+    /* the open-file ledger's own calls */
+    switch (nr) {
+    case SYS_close:
+        if (r->listener < 0)
+            take_listener(r, tid, (int)a[0], p->name);
+        fd_close(r, p, tid, (int)a[0]);
+        return 0;
+    case SYS_close_range:
+        if (!(a[2] & 4 /* CLOSE_RANGE_CLOEXEC */))
+            for (size_t i = p->n; i-- > 0;)
+                if ((unsigned)p->fds[i].fd >= (unsigned)a[0] &&
+                    (unsigned)p->fds[i].fd <= (unsigned)a[1])
+                    fd_close(r, p, tid, p->fds[i].fd);
+        return 0;
+#ifdef SYS_dup2
+    case SYS_dup2:
+        if (a[0] != a[1])
+            fd_close(r, p, tid, (int)a[1]);
+        return 1;
+#endif
+    case SYS_dup3:
+        fd_close(r, p, tid, (int)a[1]);
+        return 1;
+    case SYS_dup: case SYS_fcntl:
+        return 1;
+    case SYS_mmap: {
+        struct fdent *e = fd_learn(p, tid, (int)a[4]);
+        if (a[2] & (PROT_READ | PROT_EXEC))
+            fd_use(r, e, tid, SBX_READ);
+        if ((a[2] & PROT_WRITE) && (a[3] & MAP_SHARED))
+            fd_use(r, e, tid, SBX_WRITE);
+        task_clear_sys(t);
+        return 0;
+    }
+    }
+
+    enum sbx_use use;
+    int fdarg, hot;
+    if (sbx_linux_fd_call(nr, &use, &fdarg, &hot)) {
+        /* reading and listing are settled here (half the stops of a tree
+         * walk); changes wait for the exit, where success is known */
+        if (use == SBX_USE_WRITE)
+            return 1;
+        fd_use(r, fd_learn(p, tid, (int)a[fdarg]), tid, sbx_access_use(use));
+        task_clear_sys(t);
+        return 0;
+    }
+
+    struct sbx_sc_layout l;
+    if (sbx_linux_path_call(nr, &l) < 0)
+        return 1;                   /* FD2 and UNSEEN rows: at the exit */
+    resolve_names(r, t, &l);
+    switch (l.op) {
+    case SBX_OP_EXEC:
+        task_clear_exec(t);
+        t->xpath = t->p1;
+        t->p1 = NULL;
+        read_argv(t, nr == SYS_execve ? a[1] : a[2]);
+        /* close-on-exec fds vanish with the exec: settle everything now */
+        for (size_t i = 0; i < p->n; i++)
+            fd_settle(r, &p->fds[i], tid);
+        return 1;
+    case SBX_OP_PROBE:
+        /* without a listener these stop here; the outcome changes nothing */
+        path_done(r, t, l.op, 1);
+        task_clear_sys(t);
+        return 0;
+    case SBX_OP_READLINK:
+        path_done(r, t, l.op, readlink_ok(t->p1));
+        task_clear_sys(t);
+        return 0;
+    case SBX_OP_REMOVE: case SBX_OP_RENAME: case SBX_OP_CREATE: case SBX_OP_LINK:
+    case SBX_OP_MODIFY:
+        /* Reads do not stop: what an open fd of this name read so far is
+         * settled before the name changes, so that the order the precision
+         * rules depend on ("read, then replaced") is the real one. */
+        for (size_t i = 0; i < p->n; i++) {
+            const struct fdent *e = &p->fds[i];
+            if ((t->p1 && (!strcmp(e->path, t->p1) || (e->real && !strcmp(e->real, t->p1)))) ||
+                (t->p2 && (!strcmp(e->path, t->p2) || (e->real && !strcmp(e->real, t->p2)))))
+                fd_settle(r, &p->fds[i], tid);
+        }
+        return 1;
+    case SBX_OP_OPEN: {
+        unsigned fl = open_flags(t);
+        /* compilers try many include directories: an open of an absent
+         * name is a probe, known now (the exit is only needed for the fd) */
+        if (t->p1 && !(fl & O_CREAT) && strncmp(t->p1, "/proc/", 6) != 0 &&
+            strncmp(t->p1, "/dev/", 5) != 0 &&      /* these resolve per process */
+            access(t->p1, F_OK) < 0 &&
+            (errno == ENOENT || errno == ENOTDIR)) {
+            add(r, t->p1, SBX_PROBE);
+            task_clear_sys(t);
+            return 0;
+        }
+        /* creation is judged against the name's existence before the call */
+        if (fl & O_CREAT)
+            t->existed = path_exists(t->p1);
+        return 1;
+    }
+    default:
+        return 1;
+    }
+}
+
+static void opened(struct sbx_ptrace_run *r, struct task *t, unsigned flags, long fd)
+{
+    if (!t->p1)
+        return;
+    int alias = sbx_path_is_fd_alias(t->p1);
+    if (fd < 0) {
+        if (!alias)
+            add(r, t->p1, SBX_PROBE);
+        return;
+    }
+    if (alias) {
+        /* a reopen through /proc/self/fd/N: the file behind the descriptor
+         * is what is opened (nothing, when it has no name) */
+        char behind[PMAX];
+        free(t->p1);
+        t->p1 = NULL;
+        if (fd_link(t->tid, (int)fd, behind, sizeof behind) <= 0 || behind[0] != '/' ||
+            strstr(behind, " (deleted)"))
+            return;
+        t->p1 = strdup(behind);
+        if (!t->p1)
+            return;
+    }
+    int used, tracked;
+    unsigned now = sbx_access_open(sbx_linux_open_intent(flags),
+                                   (flags & O_CREAT) && !t->existed, &used, &tracked);
+    add(r, t->p1, now);
+    if (!tracked)
+        return;
+    int acc = flags & O_ACCMODE;
+    unsigned ac = (acc != O_WRONLY ? 1 : 0) | (acc != O_RDONLY ? 2 : 0);
+    struct fdent *e = fd_put(t->pr, (int)fd, t->p1, ac);
+    if (!e)
+        return;
+    e->dir = (flags & O_DIRECTORY) != 0;
+    struct stat sb;
+    e->chr = stat(t->p1, &sb) == 0 && S_ISCHR(sb.st_mode);
+    char real[PMAX];
+    if (fd_link(t->tid, (int)fd, real, sizeof real) > 0 && real[0] == '/' &&
+        strcmp(real, t->p1) != 0 && !strstr(real, " (deleted)"))
+        e->real = strdup(real);
+    if (used) {
+        e->done |= SBX_WRITE;
+        e->noprobe = 1;
+    }
+}
+
+/* A copy of an fd (dup family): the original carries the probe. */
+static void fd_copied(struct proc *p, pid_t tid, int from, int to)
+{
+    struct fdent *e = fd_learn(p, tid, from);
+    if (!e || to == e->fd)
+        return;
+    struct fdent c = *e;
+    char *path = strdup(c.path);
+    struct fdent *n = path ? fd_put(p, to, path, c.acc) : NULL;
+    if (n) {
+        n->real = c.real ? strdup(c.real) : NULL;
+        n->done = c.done;
+        n->dir = c.dir;
+        n->noprobe = 1;
+    }
+    free(path);
+}
+
+static void on_exit_stop(struct sbx_ptrace_run *r, struct task *t)
+{
+    struct ptrace_syscall_info si;
+    if (t->nr < 0 || get_info(t->tid, &si) < 0 || si.op != PTRACE_SYSCALL_INFO_EXIT) {
+        task_clear_sys(t);
+        return;
+    }
+    long rv = (long)si.exit.rval;
+    int ok = !si.exit.is_error;
+    unsigned long *a = t->args;
+    struct proc *p = t->pr;
+    pid_t tid = t->tid;
+    long nr = t->nr;
+    enum sbx_use use;
+    int fdarg, hot;
+    struct sbx_sc_layout l;
+
+    switch (nr) {
+#ifdef SYS_dup2
+    case SYS_dup2:
+#endif
+    case SYS_dup: case SYS_dup3: case SYS_fcntl:
+        if (ok && (nr != SYS_fcntl || a[1] == F_DUPFD || a[1] == F_DUPFD_CLOEXEC))
+            fd_copied(p, tid, (int)a[0], (int)rv);
+        break;
+    case SYS_sendfile:
+        if (ok) {
+            fd_use(r, fd_learn(p, tid, (int)a[1]), tid, SBX_READ);
+            fd_use(r, fd_learn(p, tid, (int)a[0]), tid, SBX_WRITE);
+        }
+        break;
+    case SYS_copy_file_range: case SYS_splice:
+        if (ok) {
+            fd_use(r, fd_learn(p, tid, (int)a[0]), tid, SBX_READ);
+            fd_use(r, fd_learn(p, tid, (int)a[2]), tid, SBX_WRITE);
+        }
+        break;
+    case SYS_io_uring_setup: case SYS_open_by_handle_at:
+        if ((ok || nr == SYS_open_by_handle_at) && !p->warned_uring++)
+            locked_warn(r, nr == SYS_io_uring_setup
+                               ? "process %d (%s) uses io_uring: file accesses submitted "
+                                 "through the ring are not seen by the ptrace backend"
+                               : "process %d (%s) called open_by_handle_at: files opened "
+                                 "by handle are not named by the ptrace backend",
+                        p->tgid, p->name);
+        break;
+    default:
+        if (sbx_linux_fd_call(nr, &use, &fdarg, &hot)) {
+            if (ok)
+                fd_use(r, fd_learn(p, tid, (int)a[fdarg]), tid, sbx_access_use(use));
+            break;
+        }
+        if (sbx_linux_path_call(nr, &l) < 0)
+            break;
+        switch (l.op) {
+        case SBX_OP_OPEN:
+            opened(r, t, open_flags(t), ok ? rv : -1);
+            break;
+        case SBX_OP_EXEC:
+            if (!ok && t->xpath) {      /* success was handled at the exec event */
+                add(r, t->xpath, SBX_PROBE);
+                task_clear_exec(t);
+            }
+            break;
+        default:
+            if (!t->p1 && !t->p2 && l.op == SBX_OP_MODIFY) {
+                /* utimensat/futimesat with no name act on the fd */
+                if (ok)
+                    fd_use(r, fd_learn(p, tid, (int)a[0]), tid, SBX_WRITE);
+                break;
+            }
+            path_done(r, t, l.op, ok);
+        }
+    }
+    task_clear_sys(t);
+}
+
+/* The script's interpreter from its #! line, or "". */
+static void shebang(const char *path, char *out, size_t cap)
+{
+    out[0] = '\0';
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return;
+    char buf[512];
+    ssize_t n = read(fd, buf, sizeof buf - 1);
+    close(fd);
+    if (n < 2 || buf[0] != '#' || buf[1] != '!')
+        return;
+    buf[n] = '\0';
+    char *s = buf + 2;
+    s += strspn(s, " \t");
+    size_t l = strcspn(s, " \t\n");
+    if (l < cap) {
+        memcpy(out, s, l);
+        out[l] = '\0';
+    }
+}
+
+static void on_exec(struct sbx_ptrace_run *r, struct task *t)
+{
+    unsigned long former = 0;
+    PT(PTRACE_GETEVENTMSG, t->tid, 0, &former);
+    if ((pid_t)former != t->tid) {
+        /* a non-leader thread exec'd: it now wears the leader's tid */
+        struct task *old = task_find(r, (pid_t)former);
+        if (old) {
+            task_clear_exec(t);
+            t->xpath = old->xpath;
+            t->xargv = old->xargv;
+            t->xargc = old->xargc;
+            old->xpath = NULL;
+            old->xargv = NULL;
+            old->xargc = 0;
+            task_remove(r, old);
+        }
+    }
+    struct proc *p = t->pr;
+    /* exec closed the close-on-exec fds: keep only what is still open */
+    for (size_t i = p->n; i-- > 0;) {
+        char tmp[PMAX];
+        if (fd_link(t->tid, p->fds[i].fd, tmp, sizeof tmp) < 0)
+            fd_drop(p, p->fds[i].fd);
+    }
+    char exe[PMAX], sb[PMAX];
+    if (proc_link(t->tid, "exe", exe, sizeof exe) < 0)
+        exe[0] = '\0';
+    if (r->skip_exe[0] && strcmp(exe, r->skip_exe) == 0) {
+        task_clear_exec(t);
+        return;
+    }
+    const char *path = t->xpath ? t->xpath : exe;
+    int ppid = status_field(t->tid, "PPid:");
+    pthread_mutex_lock(&r->res_mu);
+    sbx_result_add_exec(r->res, p->tgid, ppid, path, (const char *const *)t->xargv, t->xargc);
+    pthread_mutex_unlock(&r->res_mu);
+    snprintf(p->name, sizeof p->name, "%s", path);
+    shebang(path, sb, sizeof sb);
+    pthread_mutex_lock(&r->res_mu);
+    if (sbx_exec_reads(r->res->paths, path, exe[0] ? exe : NULL, sb[0] ? sb : NULL) < 0)
+        sbx_result_warn(r->res, "out of memory while recording paths");
+    pthread_mutex_unlock(&r->res_mu);
+    task_clear_exec(t);
+}
+
+/* A process that entered another mount namespace (unshare, setns) may
+ * have seen files where the host has none, or others: its names are its
+ * own.  Checked as it exits, which every traced process does. */
+static void check_mount_namespace(struct sbx_ptrace_run *r, struct task *t)
+{
+    char p[64];
+    struct stat mine, theirs;
+    snprintf(p, sizeof p, "/proc/%d/ns/mnt", t->tid);
+    if (stat("/proc/self/ns/mnt", &mine) == 0 && stat(p, &theirs) == 0 &&
+        mine.st_ino != theirs.st_ino)
+        locked_warn(r, "process %d (%s) runs in another mount namespace: its paths are as "
+                       "it sees them and may not be where the host has those files",
+                    t->pr->tgid, t->pr->name);
+}
+
+/* ---- the tracer thread --------------------------------------------------------------------*/
+static void handle_stop(struct sbx_ptrace_run *r, pid_t tid, int st)
+{
+    struct task *t = task_find(r, tid);
+    if (WIFEXITED(st) || WIFSIGNALED(st)) {
+        if (t)
+            task_remove(r, t);
+        return;
+    }
+    if (!WIFSTOPPED(st))
+        return;
+    if (!t && !(t = task_new(r, tid))) {
+        PT(PTRACE_CONT, tid, 0, 0);
+        return;
+    }
+    int sig = WSTOPSIG(st), ev = (unsigned)st >> 16;
+    int req = PTRACE_CONT, inject = 0;
+    if (tid == r->root && ev == PTRACE_EVENT_FORK && !r->adopted) {
+        /* The launcher forked the command's process (now traced from its
+         * first instruction).  The launcher itself is subprocess.Popen's
+         * child: while this thread traces it, a waitpid() in any thread of
+         * this process would consume its ptrace stops.  Let it go. */
+        PT(PTRACE_DETACH, tid, 0, 0);
+        task_remove(r, t);
+        return;
+    }
+    if (sig == (SIGTRAP | 0x80)) {
+        on_exit_stop(r, t);
+    } else if (ev == PTRACE_EVENT_SECCOMP) {
+        if (on_entry(r, t))
+            req = PTRACE_SYSCALL;     /* see the result too */
+    } else if (ev == PTRACE_EVENT_EXEC) {
+        /* the launcher may be seized while its own exec completes */
+        if (tid != r->root || r->adopted)
+            on_exec(r, t);
+        req = PTRACE_SYSCALL;         /* the execve exit stop follows */
+        t->nr = -1;
+    } else if (ev == PTRACE_EVENT_EXIT) {
+        if (t->pr->refs == 1)         /* the last thread: its fds close now */
+            fd_close_all(r, t->pr, tid);
+        check_mount_namespace(r, t);
+    } else if (ev == PTRACE_EVENT_STOP) {
+        if (t->fresh || sig == SIGTRAP) {
+            t->fresh = 0;
+        } else {
+            /* group stop (SIGSTOP, SIGTSTP...): stay stopped, like untraced */
+            PT(PTRACE_LISTEN, tid, 0, 0);
+            return;
+        }
+    } else if (ev == PTRACE_EVENT_FORK || ev == PTRACE_EVENT_VFORK ||
+               ev == PTRACE_EVENT_CLONE || ev == PTRACE_EVENT_VFORK_DONE) {
+        /* the child reports its own first stop; it is set up then */
+    } else if (ev == 0) {
+        inject = sig;                 /* signal-delivery stop: deliver it */
+    }
+    PT(req, tid, 0, inject);
+}
+
+static void *tracer_main(void *arg)
+{
+    struct sbx_ptrace_run *r = arg;
+    long opts = PTRACE_O_TRACESYSGOOD | PTRACE_O_TRACEFORK | PTRACE_O_TRACEVFORK |
+                PTRACE_O_TRACECLONE | PTRACE_O_TRACEEXEC | PTRACE_O_TRACESECCOMP |
+                PTRACE_O_TRACEEXIT | PTRACE_O_EXITKILL;
+    int ok = PT(PTRACE_SEIZE, r->root, 0, opts) == 0;
+    int err = errno;
+    struct task *t = NULL;
+    if (ok) {
+        struct proc *pr = proc_copy(NULL, r->root);
+        if (pr) {
+            snprintf(pr->name, sizeof pr->name, "%s", r->root_argv0);
+            t = task_add(r, r->root, pr);
+        }
+    }
+    pthread_mutex_lock(&r->mu);
+    r->attach_state = ok && t ? 1 : -1;
+    if (!ok)
+        snprintf(r->attach_err, sizeof r->attach_err,
+                 "cannot trace process %d: ptrace(PTRACE_SEIZE) failed: %s", r->root,
+                 strerror(err));
+    pthread_cond_broadcast(&r->cv);
+    pthread_mutex_unlock(&r->mu);
+    if (r->attach_state > 0) {
+        for (;;) {
+            int st;
+            pid_t tid = waitpid(-1, &st, __WALL | __WNOTHREAD);
+            if (tid < 0) {
+                if (errno == EINTR)
+                    continue;
+                break;                /* ECHILD: no tracee left */
+            }
+            handle_stop(r, tid, st);
+        }
+    }
+    pthread_mutex_lock(&r->mu);
+    while (r->ntasks) {               /* vanished without an exit report */
+        struct task *x = r->tasks[0];
+        pthread_mutex_unlock(&r->mu);
+        task_remove(r, x);
+        pthread_mutex_lock(&r->mu);
+    }
+    r->done = 1;
+    pthread_cond_broadcast(&r->cv);
+    pthread_mutex_unlock(&r->mu);
+    return NULL;
+}
+
+/* ---- API ---------------------------------------------------------------------------------*/
+int sbx_ptrace_available(char *why, size_t len)
+{
+    static int cached = -1;
+    static char reason[256];
+    if (cached < 0) {
+        pid_t c = fork();
+        if (c == 0) {
+            if (ptrace(PTRACE_TRACEME, 0, 0, 0) < 0)
+                _exit(2);
+            if (prctl(PR_GET_SECCOMP, 0, 0, 0, 0) < 0)
+                _exit(3);
+            raise(SIGSTOP);
+            getpid();
+            _exit(0);
+        }
+        int st = 0;
+        cached = 0;
+        if (c < 0) {
+            snprintf(reason, sizeof reason, "cannot fork to test ptrace: %s", strerror(errno));
+        } else if (waitpid(c, &st, __WALL) == c && WIFSTOPPED(st)) {
+            struct ptrace_syscall_info si;
+            long n = PT(PTRACE_GET_SYSCALL_INFO, c, sizeof si, &si);
+            kill(c, SIGKILL);
+            waitpid(c, &st, __WALL);
+            if (n > 0) {
+                cached = 1;
+                snprintf(reason, sizeof reason,
+                         "seccomp-filtered ptrace: sees every program, static or dynamic, "
+                         "and direct system calls");
+            } else {
+                snprintf(reason, sizeof reason, "the kernel lacks PTRACE_GET_SYSCALL_INFO "
+                         "(Linux 5.3 or newer is needed)");
+            }
+        } else {
+            int code = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+            snprintf(reason, sizeof reason, "%s",
+                     code == 2 ? "ptrace is not permitted here (a container's seccomp "
+                                 "profile or kernel.yama.ptrace_scope=3)"
+                     : code == 3 ? "seccomp is not available in this kernel"
+                                 : "a traced test child did not stop");
+        }
+    }
+    snprintf(why, len, "%s", reason);
+    return cached;
+}
+
+struct sbx_ptrace_run *sbx_ptrace_begin(char *err, size_t errlen)
+{
+    struct sbx_ptrace_run *r = calloc(1, sizeof *r);
+    if (!r || !(r->res = sbx_result_new())) {
+        snprintf(err, errlen, "out of memory");
+        free(r);
+        return NULL;
+    }
+    if (pipe2(r->gate, O_CLOEXEC) < 0) {
+        snprintf(err, errlen, "cannot create the ptrace gate pipe: %s", strerror(errno));
+        sbx_result_free(r->res);
+        free(r);
+        return NULL;
+    }
+    /* Never 0, 1 or 2: a caller whose stdin is closed would get the gate
+     * there, and the child's own stdin would then replace it. */
+    for (int i = 0; i < 2; i++)
+        if (r->gate[i] < 3) {
+            int moved = fcntl(r->gate[i], F_DUPFD_CLOEXEC, 3);
+            if (moved >= 0) {
+                close(r->gate[i]);
+                r->gate[i] = moved;
+            }
+        }
+    pthread_mutex_init(&r->mu, NULL);
+    pthread_mutex_init(&r->res_mu, NULL);
+    pthread_cond_init(&r->cv, NULL);
+    r->listener = -1;
+    return r;
+}
+
+int sbx_ptrace_gate_fd(const struct sbx_ptrace_run *r) { return r->gate[0]; }
+
+int sbx_ptrace_attach(struct sbx_ptrace_run *r, pid_t pid, const char *argv0, char *err,
+                      size_t errlen)
+{
+    r->root = pid;
+    snprintf(r->root_argv0, sizeof r->root_argv0, "%s", argv0);
+    if (pthread_create(&r->thread, NULL, tracer_main, r) != 0) {
+        snprintf(err, errlen, "cannot start the tracer thread");
+        close(r->gate[1]);
+        r->gate[1] = -1;
+        return -1;
+    }
+    r->thread_started = 1;
+    pthread_mutex_lock(&r->mu);
+    while (r->attach_state == 0)
+        pthread_cond_wait(&r->cv, &r->mu);
+    int ok = r->attach_state > 0;
+    pthread_mutex_unlock(&r->mu);
+    if (ok && write(r->gate[1], "g", 1) != 1)
+        ok = 0;
+    if (!ok)
+        snprintf(err, errlen, "%s", r->attach_err[0] ? r->attach_err : "cannot open the gate");
+    close(r->gate[1]);            /* EOF tells a waiting launcher to give up */
+    close(r->gate[0]);
+    r->gate[0] = r->gate[1] = -1;
+    return ok ? 0 : -1;
+}
+
+struct sbx_ptrace_run *sbx_ptrace_adopt(pid_t pid, const char *launcher, char *err,
+                                        size_t errlen)
+{
+    struct sbx_ptrace_run *r = sbx_ptrace_begin(err, errlen);
+    if (!r)
+        return NULL;
+    r->adopted = 1;
+    if (!realpath(launcher, r->skip_exe))
+        snprintf(r->skip_exe, sizeof r->skip_exe, "%s", launcher);
+    char name[64];
+    snprintf(name, sizeof name, "static program (pid %d)", pid);
+    if (sbx_ptrace_attach(r, pid, name, err, errlen) < 0) {
+        sbx_result_free(sbx_ptrace_end(r));
+        return NULL;
+    }
+    return r;
+}
+
+int sbx_ptrace_wait(struct sbx_ptrace_run *r, double timeout)
+{
+    if (!r->thread_started)
+        return 1;
+    struct timespec dl;
+    clock_gettime(CLOCK_REALTIME, &dl);
+    if (timeout >= 0) {
+        dl.tv_sec += (time_t)timeout;
+        dl.tv_nsec += (long)((timeout - (time_t)timeout) * 1e9);
+        if (dl.tv_nsec >= 1000000000L) {
+            dl.tv_sec++;
+            dl.tv_nsec -= 1000000000L;
+        }
+    }
+    pthread_mutex_lock(&r->mu);
+    while (!r->done) {
+        if (timeout < 0)
+            pthread_cond_wait(&r->cv, &r->mu);
+        else if (pthread_cond_timedwait(&r->cv, &r->mu, &dl) == ETIMEDOUT)
+            break;
+    }
+    int done = r->done;
+    pthread_mutex_unlock(&r->mu);
+    return done;
+}
+
+void sbx_ptrace_kill(struct sbx_ptrace_run *r)
+{
+    pthread_mutex_lock(&r->mu);
+    for (size_t i = 0; i < r->ntasks; i++)
+        kill(r->tasks[i]->pr->tgid, SIGKILL);
+    pthread_mutex_unlock(&r->mu);
+}
+
+struct sbx_result *sbx_ptrace_end(struct sbx_ptrace_run *r)
+{
+    if (r->thread_started) {
+        if (!sbx_ptrace_wait(r, 5.0)) {
+            sbx_ptrace_kill(r);
+            sbx_ptrace_wait(r, -1);
+        }
+        pthread_join(r->thread, NULL);
+    }
+    for (int i = 0; i < 2; i++)
+        if (r->gate[i] >= 0)
+            close(r->gate[i]);
+    if (r->notifier_started) {
+        __atomic_store_n(&r->notifier_stop, 1, __ATOMIC_RELEASE);
+        pthread_join(r->notifier, NULL);
+    }
+    if (r->listener >= 0)
+        close(r->listener);
+    pthread_mutex_destroy(&r->res_mu);
+    struct sbx_result *res = r->res;
+    free(r->tasks);
+    pthread_mutex_destroy(&r->mu);
+    pthread_cond_destroy(&r->cv);
+    free(r);
+    return res;
+}

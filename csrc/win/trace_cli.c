@@ -1,0 +1,288 @@
+/* trace_cli.c — `sbx-trace [options] -- CMD ARGS...`: the C core as a
+ * command.  Runs CMD traced and writes the Result as JSON
+ * (docs/json-schema.md) to stdout or to the file given with -o; exits with
+ * CMD's exit status, 127 when CMD cannot be found, 125 on any other error
+ * of its own (with one sentence on stderr).
+ *
+ * Options:  -o, --output FILE   write the JSON there instead of stdout
+ *           --timeout SECONDS   kill the whole tree after that long
+ *           --cwd DIR           run CMD in DIR
+ *
+ * The option handling and the output are portable; one function per OS,
+ * trace_command(), does the run.  Only the Windows backend is built today;
+ * the Linux one is to come as an #elif over csrc/ebpf.h.
+ *
+ * When CMD cannot be started and -o was given, the file receives
+ * {"schema": "sandbox_py.start_error/1", "winerror": N, "message": "..."}
+ * so a caller that only reads the file (detours.py) can raise
+ * FileNotFoundError as subprocess does.
+ *
+ * Wrapper mode (Windows, used by sandbox_py/_backends/detours.py): with
+ * SBX_TRACE_OUTPUT set in the environment and no options, sbx-trace takes
+ * its whole command line as CMD, so Python's subprocess can start it in
+ * place of the program (Popen(executable=...)) with the program's own
+ * command line untouched.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "result.h"
+#include "result_json.h"
+
+struct cli {
+    const char *output;       /* NULL: stdout */
+    double timeout;           /* < 0: none */
+    const char *cwd;
+    char **argv;              /* CMD and its arguments (UTF-8) */
+    size_t argc;
+    char *cmdline_utf8;       /* wrapper mode: the command line as given */
+};
+
+#define EXIT_NOT_FOUND 127
+#define EXIT_OWN_ERROR 125
+
+static int usage(const char *why)
+{
+    fprintf(stderr, "sbx-trace: %s\nusage: sbx-trace [-o FILE] [--timeout SECONDS] [--cwd DIR] "
+                    "-- CMD [ARGS...]\n", why);
+    return EXIT_OWN_ERROR;
+}
+
+/* Returns 0, or an exit code after printing why. */
+static int parse(int argc, char **argv, struct cli *cli)
+{
+    cli->timeout = -1;
+    int i = 1;
+    for (; i < argc; i++) {
+        const char *a = argv[i];
+        if (strcmp(a, "--") == 0) {
+            i++;
+            break;
+        }
+        if ((strcmp(a, "-o") == 0 || strcmp(a, "--output") == 0) && i + 1 < argc) {
+            cli->output = argv[++i];
+        } else if (strcmp(a, "--timeout") == 0 && i + 1 < argc) {
+            char *end;
+            errno = 0;
+            cli->timeout = strtod(argv[++i], &end);
+            if (*end || errno || cli->timeout < 0)
+                return usage("--timeout takes a number of seconds");
+        } else if (strcmp(a, "--cwd") == 0 && i + 1 < argc) {
+            cli->cwd = argv[++i];
+        } else if (a[0] == '-') {
+            return usage("unknown option or missing value");
+        } else {
+            break;          /* CMD without "--" */
+        }
+    }
+    if (i >= argc)
+        return usage("no command given");
+    cli->argv = argv + i;
+    cli->argc = (size_t)(argc - i);
+    return 0;
+}
+
+/* Open the -o file; its name is UTF-8 (on Windows fopen would take it in
+ * the ANSI code page, so it goes through _wfopen). */
+static FILE *open_output(const char *path);
+
+static int emit(const struct cli *cli, const struct sbx_result *r, const char *backend,
+                double duration)
+{
+    struct sbx_json_run run = {(const char *const *)cli->argv, cli->argc, backend, duration,
+                               r->status, 0};
+#ifdef _WIN32
+    run.status_is_dword = 1;
+#endif
+    FILE *f = cli->output ? open_output(cli->output) : stdout;
+    if (!f) {
+        fprintf(stderr, "sbx-trace: cannot write %s: %s\n", cli->output, strerror(errno));
+        return -1;
+    }
+    int rc = sbx_result_write_json(f, r, &run);
+    if (cli->output && fclose(f) != 0)
+        rc = -1;
+    if (rc < 0)
+        fprintf(stderr, "sbx-trace: writing the JSON result failed\n");
+    return rc;
+}
+
+#ifdef _WIN32
+/* ---- Windows: csrc/win/launcher.c ---------------------------------------------- */
+#include <windows.h>
+
+#include "cmdline.h"
+#include "launcher.h"
+
+static wchar_t *wide(const char *s)
+{
+    int n = MultiByteToWideChar(CP_UTF8, 0, s, -1, NULL, 0);
+    wchar_t *w = n > 0 ? malloc((size_t)n * sizeof *w) : NULL;
+    if (w)
+        MultiByteToWideChar(CP_UTF8, 0, s, -1, w, n);
+    return w;
+}
+
+static FILE *open_output(const char *path)
+{
+    wchar_t *w = wide(path);
+    FILE *f = w ? _wfopen(w, L"wb") : NULL;
+    free(w);
+    return f;
+}
+
+static char *narrow(const wchar_t *w)
+{
+    int n = WideCharToMultiByte(CP_UTF8, 0, w, -1, NULL, 0, NULL, NULL);
+    char *s = n > 0 ? malloc((size_t)n) : NULL;
+    if (s)
+        WideCharToMultiByte(CP_UTF8, 0, w, -1, s, n, NULL, NULL);
+    return s;
+}
+
+/* Quote one argument so the C runtime's parser gives it back unchanged. */
+static void append_quoted(wchar_t *out, size_t *n, const wchar_t *a)
+{
+    int needs = !*a || wcspbrk(a, L" \t\n\v\"") != NULL;
+    if (!needs) {
+        wcscpy(out + *n, a);
+        *n += wcslen(a);
+        return;
+    }
+    out[(*n)++] = '"';
+    for (const wchar_t *p = a;; p++) {
+        size_t bs = 0;
+        while (*p == '\\') {
+            bs++;
+            p++;
+        }
+        if (!*p) {
+            for (size_t i = 0; i < bs * 2; i++)
+                out[(*n)++] = '\\';
+            break;
+        }
+        if (*p == '"') {
+            for (size_t i = 0; i < bs * 2 + 1; i++)
+                out[(*n)++] = '\\';
+        } else {
+            for (size_t i = 0; i < bs; i++)
+                out[(*n)++] = '\\';
+        }
+        out[(*n)++] = *p;
+    }
+    out[(*n)++] = '"';
+}
+
+static wchar_t *join_cmdline(const struct cli *cli)
+{
+    size_t cap = 1;
+    for (size_t i = 0; i < cli->argc; i++)
+        cap += strlen(cli->argv[i]) * 2 + 3;
+    wchar_t *out = malloc(cap * sizeof *out);
+    if (!out)
+        return NULL;
+    size_t n = 0;
+    for (size_t i = 0; i < cli->argc; i++) {
+        wchar_t *w = wide(cli->argv[i]);
+        if (!w) {
+            free(out);
+            return NULL;
+        }
+        if (i)
+            out[n++] = ' ';
+        append_quoted(out, &n, w);
+        free(w);
+    }
+    out[n] = 0;
+    return out;
+}
+
+/* The hook DLL lives next to sbx-trace.exe. */
+static wchar_t *hook_dll_path(void)
+{
+    wchar_t *p = malloc(32768 * sizeof *p);
+    if (!p)
+        return NULL;
+    DWORD n = GetModuleFileNameW(NULL, p, 32768 - 16);
+    while (n > 0 && p[n - 1] != '\\' && p[n - 1] != '/')
+        n--;
+    wcscpy(p + n, L"sbx_hook.dll");
+    return p;
+}
+
+static int trace_command(const struct cli *cli, wchar_t *cmdline)
+{
+    wchar_t *dll = hook_dll_path();
+    wchar_t *cwd = cli->cwd ? wide(cli->cwd) : NULL;
+    if (!dll || GetFileAttributesW(dll) == INVALID_FILE_ATTRIBUTES) {
+        fprintf(stderr, "sbx-trace: the hook DLL sbx_hook.dll is not next to sbx-trace.exe; "
+                        "rebuild with shims/windows/winbuild.py\n");
+        return EXIT_OWN_ERROR;
+    }
+    struct sbx_win_run run = {cmdline, cwd, dll, (const char *const *)cli->argv, cli->argc,
+                              cli->timeout};
+    double duration = 0;
+    DWORD start_error = 0;
+    char err[1024];
+    struct sbx_result *r = sbx_win_run(&run, &duration, &start_error, err, sizeof err);
+    free(dll);
+    free(cwd);
+    if (!r) {
+        fprintf(stderr, "sbx-trace: %s: %s\n", cli->argv[0], err);
+        FILE *f = cli->output ? open_output(cli->output) : NULL;
+        if (f) {
+            fprintf(f, "{\"schema\": \"sandbox_py.start_error/1\", \"winerror\": %lu, "
+                       "\"message\": ", (unsigned long)start_error);
+            sbx_json_string(f, err, strlen(err));
+            fputs("}\n", f);
+            fclose(f);
+        }
+        return (start_error == ERROR_FILE_NOT_FOUND || start_error == ERROR_PATH_NOT_FOUND)
+                   ? EXIT_NOT_FOUND : EXIT_OWN_ERROR;
+    }
+    int status = r->status;
+    if (emit(cli, r, "detours", duration) < 0)
+        status = EXIT_OWN_ERROR;
+    sbx_result_free(r);
+    return status;
+}
+
+int wmain(int argc, wchar_t **wargv)
+{
+    struct cli cli;
+    memset(&cli, 0, sizeof cli);
+    char **argv = calloc((size_t)argc + 1, sizeof *argv);
+    if (!argv)
+        return EXIT_OWN_ERROR;
+    for (int i = 0; i < argc; i++)
+        if (!(argv[i] = narrow(wargv[i])))
+            return EXIT_OWN_ERROR;
+
+    wchar_t output_env[32768];
+    if (GetEnvironmentVariableW(L"SBX_TRACE_OUTPUT", output_env, 32768)) {
+        /* Wrapper mode: our command line is the program's, untouched.  The
+         * variables are ours; the program inherits an environment without
+         * them. */
+        cli.output = narrow(output_env);
+        cli.timeout = -1;
+        SetEnvironmentVariableW(L"SBX_TRACE_OUTPUT", NULL);
+        wchar_t *cmdline = GetCommandLineW();
+        cli.argc = sbx_win_split_cmdline((const uint16_t *)cmdline, &cli.argv);
+        if (!cli.argc)
+            return usage("empty command line");
+        return trace_command(&cli, cmdline);
+    }
+    int rc = parse(argc, argv, &cli);
+    if (rc)
+        return rc;
+    wchar_t *cmdline = join_cmdline(&cli);
+    if (!cmdline)
+        return EXIT_OWN_ERROR;
+    return trace_command(&cli, cmdline);
+}
+
+#else
+#error "sbx-trace: only the Windows front is written; the Linux one goes here, over csrc/ebpf.h"
+#endif

@@ -1,0 +1,906 @@
+/* shim_core.c — what the shim does with an intercepted call: resolve the
+ * path, keep the per-fd state that deduplicates reads and writes, and
+ * publish records into the shared log (sbx_log.h).
+ *
+ * Portable: the same file goes into the Linux LD_PRELOAD shim and the macOS
+ * interpose dylib.  What differs per system (system calls without hooks,
+ * the name behind an fd, the loaded objects, executable formats) is asked
+ * of shim_os.h; hook registration lives behind SBX_HOOK.
+ */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE
+#endif
+#include "shim.h"
+
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "../../csrc/core/pathnorm.h"
+
+static int raw_getpid(void) { return sbx_os_getpid(); }
+
+/* ---- state ---------------------------------------------------------------*/
+static struct sbx_log_hdr *g_log;
+static int g_state;                        /* 0 new, 1 initialising, 2 done */
+static int g_pid;                          /* pid this state belongs to */
+static char g_env_log[SBX_PATH_MAX + 32];  /* "SBX_PRELOAD_LOG=..." */
+static char g_env_shim[SBX_PATH_MAX + 32]; /* "SBX_PRELOAD_SHIM=..." */
+static char g_env_handoff[SBX_PATH_MAX + 32]; /* "SBX_PRELOAD_HANDOFF=..." or "" */
+static char g_env_audit[SBX_PATH_MAX + 32];   /* "LD_AUDIT=..." or "" */
+static const char *g_shim;                 /* path of this library */
+static int g_quiet;                        /* this image is the launcher: execs only */
+
+/* Per-fd state.  Indexed by fd; fds beyond the table are handled without
+ * state (one report per call instead of per fd, never a missed one).
+ * It lives in .bss: untouched pages cost nothing. */
+#define FD_MAX 65536
+#define FS_KNOWN  0x01u
+#define FS_R      0x02u
+#define FS_W      0x04u
+#define FS_DIR    0x08u
+#define FS_IGN    0x10u       /* pipe, socket, tty...: not a file */
+#define FS_DONE_R 0x20u
+#define FS_DONE_W 0x40u
+#define FS_DONE_E 0x80u
+#define FS_DONE   (FS_DONE_R | FS_DONE_W | FS_DONE_E)
+struct fdrec {
+    uint64_t id;
+    uint32_t st;
+};
+static struct fdrec g_fds[FD_MAX];
+static int g_fd_hi;
+
+/* Names of open directory fds, so that openat(dirfd, ...) resolves without
+ * asking /proc (a build tool walks trees this way).  Checked against the
+ * fd's inode on every use: an fd closed behind our back (inside libc, by
+ * a direct system call) never yields a stale name. */
+#define DIR_SLOTS 64
+struct dirslot {
+    int fd;                      /* -1: empty or being written */
+    uint64_t dev, ino;
+    uint32_t len;
+    char path[SBX_PATH_MAX];
+};
+static struct dirslot g_dirs[DIR_SLOTS];
+
+static void dir_forget(int fd)
+{
+    struct dirslot *d = &g_dirs[(unsigned)fd % DIR_SLOTS];
+    if (__atomic_load_n(&d->fd, __ATOMIC_ACQUIRE) == fd)
+        __atomic_store_n(&d->fd, -1, __ATOMIC_RELEASE);
+}
+
+static uint32_t done_bit(unsigned kind)
+{
+    return kind == SBX_READ ? FS_DONE_R : kind == SBX_WRITE ? FS_DONE_W : FS_DONE_E;
+}
+
+/* A vfork child shares our memory but has its own fd table: it must not
+ * change the per-fd state the parent will keep using.  The same holds for
+ * a child made by a raw clone() that never ran our fork handler. */
+static int foreign_process(void) { return g_pid == 0 || raw_getpid() != g_pid; }
+
+/* ---- the log -------------------------------------------------------------*/
+static void map_log(const char *path)
+{
+    struct sbx_log_hdr *h = sbx_os_map_log(path, (size_t)(SBX_LOG_HDR + SBX_LOG_CAP));
+    if (!h)
+        return;
+    if (h->magic != SBX_LOG_MAGIC) {
+        sbx_os_unmap(h, SBX_LOG_HDR + SBX_LOG_CAP);
+        return;
+    }
+    g_log = h;
+}
+
+static void copy_env(char *dst, size_t cap, const char *name, const char *val)
+{
+    size_t n = strlen(name), v = strlen(val);
+    if (n + 1 + v + 1 > cap) {
+        dst[0] = '\0';
+        return;
+    }
+    memcpy(dst, name, n);
+    dst[n] = '=';
+    memcpy(dst + n + 1, val, v + 1);
+}
+
+static void init(void)
+{
+    int expect = 0;
+    if (!__atomic_compare_exchange_n(&g_state, &expect, 1, 0, __ATOMIC_ACQ_REL,
+                                     __ATOMIC_ACQUIRE))
+        return;
+    const char *log = getenv(SBX_ENV_LOG);
+    const char *shim = getenv(SBX_ENV_SHIM);
+    if (log && shim && *log && *shim) {
+        /* Keep our own copies: the program may edit its environment, and
+         * exec must be able to put the values back. */
+        copy_env(g_env_log, sizeof g_env_log, SBX_ENV_LOG, log);
+        copy_env(g_env_shim, sizeof g_env_shim, SBX_ENV_SHIM, shim);
+        const char *handoff = getenv(SBX_ENV_HANDOFF);
+        if (handoff && *handoff)
+            copy_env(g_env_handoff, sizeof g_env_handoff, SBX_ENV_HANDOFF, handoff);
+        const char *audit = getenv(SBX_ENV_AUDIT);
+        if (audit && *audit)
+            copy_env(g_env_audit, sizeof g_env_audit, "LD_AUDIT", audit);
+        if (g_env_log[0] && g_env_shim[0]) {
+            g_shim = g_env_shim + sizeof SBX_ENV_SHIM;
+            g_pid = raw_getpid();
+            map_log(log);
+        }
+    }
+    __atomic_store_n(&g_state, 2, __ATOMIC_RELEASE);
+}
+
+int sbx_on(void)
+{
+    if (__atomic_load_n(&g_state, __ATOMIC_ACQUIRE) != 2)
+        init();
+    return g_log != NULL;
+}
+
+/* Publish one record: fixed strings, then (optionally) an argv vector.
+ * An argv too large for a record is cut, with a warning record. */
+static void emit_v(int type, unsigned flags, int pid, int aux, uint64_t id,
+                   const char *const *s, int n, char *const *argv)
+{
+    struct sbx_log_hdr *h = g_log;
+    if (!h)
+        return;
+    size_t total = sizeof(struct sbx_rec);
+    for (int i = 0; i < n; i++)
+        total += (s[i] ? strlen(s[i]) : 0) + 1;
+    size_t argc = 0, limit = 1u << 20;
+    int cut = 0;
+    if (argv) {
+        for (; argv[argc]; argc++) {
+            size_t l = strlen(argv[argc]) + 1;
+            if (total + l > limit) {
+                cut = 1;
+                break;
+            }
+            total += l;
+        }
+    }
+    total = (total + 7) & ~(size_t)7;
+    uint64_t off = __atomic_fetch_add(&h->head, total, __ATOMIC_RELAXED);
+    if (off + total > h->cap) {
+        __atomic_fetch_add(&h->dropped, 1, __ATOMIC_RELAXED);
+        return;
+    }
+    struct sbx_rec *r = (struct sbx_rec *)((char *)h + SBX_LOG_HDR + off);
+    r->type = (uint16_t)type;
+    r->flags = (uint16_t)flags;
+    r->pid = pid ? pid : raw_getpid();
+    r->aux = aux;
+    r->id = argv ? argc : id;
+    char *p = (char *)(r + 1);
+    for (int i = 0; i < n; i++) {
+        size_t l = s[i] ? strlen(s[i]) : 0;
+        memcpy(p, s[i] ? s[i] : "", l);
+        p[l] = '\0';
+        p += l + 1;
+    }
+    for (size_t i = 0; i < argc; i++) {
+        size_t l = strlen(argv[i]) + 1;
+        memcpy(p, argv[i], l);
+        p += l;
+    }
+    __atomic_store_n(&r->word, SBX_REC_LIVE | (uint32_t)total, __ATOMIC_RELEASE);
+    if (cut)
+        sbx_warn("an argument vector longer than 1 MiB was cut in the exec record");
+}
+
+static void emit(int type, unsigned flags, int aux, uint64_t id,
+                 const char *s0, const char *s1)
+{
+    const char *s[2] = {s0, s1};
+    emit_v(type, flags, 0, aux, id, s, s1 ? 2 : s0 ? 1 : 0, NULL);
+}
+
+void sbx_warn(const char *text)
+{
+    if (sbx_on())
+        emit(SBX_EV_WARN, 0, 0, 0, text, NULL);
+}
+
+static uint64_t next_id(void)
+{
+    return __atomic_add_fetch(&g_log->next_id, 1, __ATOMIC_RELAXED);
+}
+
+/* ---- paths ---------------------------------------------------------------*/
+static long host_name(char *p, long n, size_t cap);
+static long fd_name(int fd, char *out, size_t cap)
+{
+    return host_name(out, sbx_os_fd_name(fd, out, cap), cap);
+}
+
+static void dir_remember(int fd, const char *p, size_t len)
+{
+    struct stat sb;
+    if (fd < 0 || len >= SBX_PATH_MAX || foreign_process() ||
+        sbx_os_fstat(fd, &sb) < 0 || !S_ISDIR(sb.st_mode))
+        return;
+    struct dirslot *d = &g_dirs[(unsigned)fd % DIR_SLOTS];
+    __atomic_store_n(&d->fd, -1, __ATOMIC_RELEASE);
+    d->dev = sb.st_dev;
+    d->ino = sb.st_ino;
+    d->len = (uint32_t)len;
+    memcpy(d->path, p, len + 1);
+    __atomic_store_n(&d->fd, fd, __ATOMIC_RELEASE);
+}
+
+static long dir_name(int fd, char *out, size_t cap)
+{
+    struct dirslot *d = &g_dirs[(unsigned)fd % DIR_SLOTS];
+    struct stat sb;
+    if (__atomic_load_n(&d->fd, __ATOMIC_ACQUIRE) == fd && d->len < cap &&
+        sbx_os_fstat(fd, &sb) == 0) {
+        uint32_t len = d->len;
+        memcpy(out, d->path, len + 1);
+        if (__atomic_load_n(&d->fd, __ATOMIC_ACQUIRE) == fd && d->dev == sb.st_dev &&
+            d->ino == sb.st_ino && out[len] == '\0')
+            return len;
+    }
+    long n = fd_name(fd, out, cap);
+    if (n > 0 && out[0] == '/')
+        dir_remember(fd, out, (size_t)n);     /* one /proc lookup per directory */
+    return n;
+}
+
+/* The process root when it is not "/" (chroot): asked once, and again
+ * after a chroot() (sbx_root_changed). */
+static char g_root[SBX_PATH_MAX];
+static long g_root_len = -1;
+
+void sbx_root_changed(const char *host_root)
+{
+    /* Inside a chroot the kernel gives every name (getcwd, /proc/self/fd,
+     * /proc/self/root) relative to the new root: the host's name of that
+     * root is the one the caller resolved before the call. */
+    size_t n = host_root ? strlen(host_root) : 0;
+    if (!host_root || n >= sizeof g_root) {
+        __atomic_store_n(&g_root_len, -1, __ATOMIC_RELEASE);
+        return;
+    }
+    memcpy(g_root, host_root, n + 1);
+    __atomic_store_n(&g_root_len, n == 1 ? 0 : (long)n, __ATOMIC_RELEASE);
+}
+
+/* A name the kernel gave relative to a chroot made host-relative. */
+static long host_name(char *p, long n, size_t cap)
+{
+    long rl = __atomic_load_n(&g_root_len, __ATOMIC_ACQUIRE);
+    if (n <= 0 || rl <= 0 || p[0] != '/')
+        return n;
+    if ((size_t)(rl + n + 1) > cap)
+        return -1;
+    memmove(p + rl, p, (size_t)n + 1);
+    memcpy(p, g_root, (size_t)rl);
+    if (n == 1)                     /* the root itself: no trailing "/" */
+        p[--n + rl] = '\0';
+    return rl + n;
+}
+
+static int has_dotdot(const char *p)
+{
+    for (const char *c = p; (c = strstr(c, "..")) != NULL; c += 2)
+        if ((c == p || c[-1] == '/') && (c[2] == '/' || c[2] == '\0'))
+            return 1;
+    return 0;
+}
+
+/* base + rel the way the kernel walks it: ".." after a symlinked directory
+ * goes to the physical parent (the prefix is resolved by the kernel first). */
+static long join_physical(char *out, size_t cap, const char *base, size_t bl, const char *rel)
+{
+    size_t rl = strlen(rel);
+    if (!has_dotdot(rel))
+        return sbx_path_join_clean(out, cap, base, bl, rel, rl);
+    char cur[SBX_PATH_MAX], next[SBX_PATH_MAX];
+    if (sbx_path_join_clean(cur, sizeof cur, base, bl, "", 0) < 0)
+        return -1;
+    for (size_t i = 0; i < rl;) {
+        while (i < rl && rel[i] == '/')
+            i++;
+        size_t j = i;
+        while (j < rl && rel[j] != '/')
+            j++;
+        long n = 0;
+        if (j - i == 2 && rel[i] == '.' && rel[i + 1] == '.') {
+            if (host_name(next, sbx_os_real_dir(cur, next, sizeof next), sizeof next) > 0)
+                memcpy(cur, next, strlen(next) + 1);
+            n = sbx_path_join_clean(next, sizeof next, cur, strlen(cur), "..", 2);
+        } else if (j > i) {
+            n = sbx_path_join_clean(next, sizeof next, cur, strlen(cur), rel + i, j - i);
+        } else {
+            break;
+        }
+        if (n < 0)
+            return -1;
+        memcpy(cur, next, (size_t)n + 1);
+        i = j;
+    }
+    size_t l = strlen(cur);
+    if (l + 1 > cap)
+        return -1;
+    memcpy(out, cur, l + 1);
+    return (long)l;
+}
+
+long sbx_resolve(int dirfd, const char *path, char *out, size_t cap)
+{
+    if (!path)
+        return -1;
+    char base[SBX_PATH_MAX];
+    long bl;
+    const char *rel = path;
+    if (path[0] == '/') {
+        /* an absolute name of a chrooted process starts at its root */
+        if (__atomic_load_n(&g_root_len, __ATOMIC_ACQUIRE) < 0)
+            __atomic_store_n(&g_root_len, sbx_os_root(g_root, sizeof g_root),
+                             __ATOMIC_RELEASE);
+        bl = __atomic_load_n(&g_root_len, __ATOMIC_ACQUIRE);
+        if (bl > 0) {
+            memcpy(base, g_root, (size_t)bl + 1);
+            rel = path + 1;
+        } else {
+            base[0] = '/';
+            base[1] = '\0';
+            bl = 1;
+        }
+    } else if (dirfd == AT_FDCWD) {
+        bl = host_name(base, sbx_os_getcwd(base, sizeof base), sizeof base);
+    } else {
+        bl = dir_name(dirfd, base, sizeof base);
+    }
+    if (bl <= 0 || base[0] != '/')
+        return bl >= (long)sizeof base - 1 ? SBX_RESOLVE_TOO_LONG : -1;
+    long n = join_physical(out, cap, base, (size_t)bl, rel);
+    return n < 0 ? SBX_RESOLVE_TOO_LONG : n;
+}
+
+/* Recently reported (path, categories) pairs of this process: tools stat
+ * the same name again and again (tar: three times per file).  Adding a
+ * pair twice changes nothing in the path set, so a repeat is dropped here
+ * instead of crossing into the log.  Direct-mapped; a collision only costs
+ * a duplicate record. */
+#define SEEN_SLOTS 4096
+static uint64_t g_seen[SEEN_SLOTS];
+
+static int seen_before(const char *p, size_t len, unsigned cats)
+{
+    uint64_t h = 14695981039346656037ull ^ cats;
+    for (size_t i = 0; i < len; i++)
+        h = (h ^ (unsigned char)p[i]) * 1099511628211ull;
+    h |= 1;                                   /* 0 marks an empty slot */
+    uint64_t *slot = &g_seen[(h >> 20) % SEEN_SLOTS];
+    if (__atomic_load_n(slot, __ATOMIC_RELAXED) == h)
+        return 1;
+    __atomic_store_n(slot, h, __ATOMIC_RELAXED);
+    return 0;
+}
+
+/* A name longer than the shim can carry: the access happened, its name is
+ * lost; the Result says so (once per process is enough). */
+static void lost_long_name(void)
+{
+    static int warned;
+    if (!__atomic_exchange_n(&warned, 1, __ATOMIC_ACQ_REL))
+        sbx_warn("a path longer than 4096 bytes was used; that access is not in the Result");
+}
+
+static void record_cats(int dirfd, const char *path, unsigned cats)
+{
+    if (!sbx_on() || !path || !cats)
+        return;
+    char p[SBX_PATH_MAX];
+    long n = sbx_resolve(dirfd, path, p, sizeof p);
+    if (n == SBX_RESOLVE_TOO_LONG)
+        lost_long_name();
+    if (n < 0 || sbx_path_is_fd_alias(p))
+        return;             /* /proc/self/fd/N names a descriptor, not a file */
+    /* only order-free categories: a write that created the name must keep
+     * its place before any later read (pathset's created-then-read rule) */
+    if (!(cats & (SBX_WRITE | SBX_CREATED)) && seen_before(p, (size_t)n, cats))
+        return;
+    emit(SBX_EV_PATH, cats, 0, 0, p, NULL);
+}
+
+void sbx_path_cats_at(int dirfd, const char *path, unsigned cats)
+{
+    if (!g_quiet)
+        record_cats(dirfd, path, cats);
+}
+
+void sbx_path_at(int dirfd, const char *path, enum sbx_op op, int ok)
+{
+    sbx_path_cats_at(dirfd, path, sbx_access_classify(op, ok).first);
+}
+
+void sbx_path2_at(int dirfd1, const char *path1, int dirfd2, const char *path2,
+                  enum sbx_op op, int ok)
+{
+    struct sbx_access a = sbx_access_classify(op, ok);
+    sbx_path_cats_at(dirfd1, path1, a.first);
+    sbx_path_cats_at(dirfd2, path2, a.second);
+}
+
+int sbx_exists_at(int dirfd, const char *path)
+{
+    if (!sbx_on() || !path)
+        return -1;
+    long r = sbx_os_faccessat(dirfd, path, F_OK);
+    return r == 0 ? 1 : r == -2 /* ENOENT */ ? 0 : -1;
+}
+
+/* ---- file descriptors ------------------------------------------------------*/
+static void fd_store(int fd, uint64_t id, uint32_t st)
+{
+    if (fd < 0 || fd >= FD_MAX || foreign_process())
+        return;
+    __atomic_store_n(&g_fds[fd].id, id, __ATOMIC_RELAXED);
+    __atomic_store_n(&g_fds[fd].st, st, __ATOMIC_RELEASE);
+    if (fd >= g_fd_hi)
+        g_fd_hi = fd + 1;
+}
+
+void sbx_opened(int dirfd, const char *path, int oflags, int fd, int existed)
+{
+    if (!sbx_on() || !path || g_quiet)
+        return;
+    char p[SBX_PATH_MAX];
+    long plen = sbx_resolve(dirfd, path, p, sizeof p);
+    if (plen == SBX_RESOLVE_TOO_LONG)
+        lost_long_name();
+    if (plen < 0)
+        return;
+    if (sbx_path_is_fd_alias(p)) {
+        /* a reopen through /proc/self/fd/N or /dev/fd/N opens the file
+         * behind the descriptor (nothing, when it has no name) */
+        if (fd < 0 || (plen = fd_name(fd, p, sizeof p)) <= 0 || p[0] != '/')
+            return;
+    }
+    if (fd >= 0 && (oflags & O_DIRECTORY))
+        dir_remember(fd, p, (size_t)plen);
+    if (fd < 0) {
+        emit(SBX_EV_PATH, SBX_PROBE, 0, 0, p, NULL);
+        return;
+    }
+    int used, tracked;
+    unsigned now = sbx_access_open(sbx_os_open_intent(oflags),
+                                   (oflags & O_CREAT) && existed == 0, &used, &tracked);
+    if (!tracked) {
+        /* O_PATH, or an unnamed file in directory p: only looked at */
+        emit(SBX_EV_PATH, now, 0, 0, p, NULL);
+        fd_store(fd, 0, FS_KNOWN | FS_IGN | FS_DONE);
+        return;
+    }
+    int acc = oflags & O_ACCMODE;
+    int r = acc == O_RDONLY || acc == O_RDWR, w = acc == O_WRONLY || acc == O_RDWR;
+    uint32_t st = FS_KNOWN | (r ? FS_R : 0) | (w ? FS_W : 0) |
+                  ((oflags & O_DIRECTORY) ? FS_DIR : 0);
+    if (now) {
+        emit(SBX_EV_PATH, now, 0, 0, p, NULL);
+        st |= FS_DONE_W;
+        if (!r) {
+            fd_store(fd, 0, st | FS_DONE);
+            return;
+        }
+    }
+    uint64_t id = next_id();
+    unsigned fl = (r ? SBX_FD_R : 0) | (w ? SBX_FD_W : 0) |
+                  ((oflags & O_DIRECTORY) ? SBX_FD_DIR : 0) |
+                  (used ? SBX_FD_NOPROBE : 0);
+    emit(SBX_EV_OPEN, fl, 0, id, p, NULL);
+    fd_store(fd, id, st);
+}
+
+/* An fd we did not see being opened (inherited, opened by a direct system
+ * call or inside libc): learn what it is from the kernel. */
+static struct fdrec discover(int fd)
+{
+    struct fdrec rec = {0, FS_KNOWN | FS_IGN | FS_DONE};
+    struct stat sb;
+    if (sbx_os_fstat(fd, &sb) < 0 || !(S_ISREG(sb.st_mode) || S_ISDIR(sb.st_mode)))
+        return rec;
+    char name[SBX_PATH_MAX];
+    if (fd_name(fd, name, sizeof name) < 0 || name[0] != '/')
+        return rec;
+    long fl = sbx_os_getfl(fd);
+    int acc = (int)(fl < 0 ? O_RDONLY : fl & O_ACCMODE);
+    int r = acc != O_WRONLY, w = acc != O_RDONLY, d = S_ISDIR(sb.st_mode);
+    rec.id = next_id();
+    rec.st = FS_KNOWN | (r ? FS_R : 0) | (w ? FS_W : 0) | (d ? FS_DIR : 0);
+    emit(SBX_EV_OPEN, (r ? SBX_FD_R : 0) | (w ? SBX_FD_W : 0) | (d ? SBX_FD_DIR : 0),
+         0, rec.id, name, NULL);
+    return rec;
+}
+
+/* The first read of a file carries the kernel's name for it, taken now:
+ * a read through a symlink reports the target as it was at the access, not
+ * as it is when the run ends (one readlink per file read). */
+static void emit_use(uint64_t id, unsigned kind, int fd)
+{
+    char name[SBX_PATH_MAX];
+    if (kind == SBX_READ && fd >= 0) {
+        long n = fd_name(fd, name, sizeof name);
+        if (n <= 0 || name[0] != '/')
+            name[0] = '\0';        /* no name: nothing beyond the opened one */
+        emit(SBX_EV_USE, kind | SBX_REC_KERNEL_NAME, 0, id, name, NULL);
+        return;
+    }
+    emit(SBX_EV_USE, kind, 0, id, NULL, NULL);
+}
+
+void sbx_fd_use(int fd, unsigned kind)
+{
+    if (fd < 0 || !sbx_on() || g_quiet)
+        return;
+    uint32_t bit = done_bit(kind);
+    if (fd < FD_MAX && (__atomic_load_n(&g_fds[fd].st, __ATOMIC_ACQUIRE) & bit))
+        return;                         /* the common case: already reported */
+    if (fd >= FD_MAX || foreign_process()) {
+        struct fdrec rec = discover(fd);
+        if (!(rec.st & bit))
+            emit_use(rec.id, kind, fd);
+        return;
+    }
+    struct fdrec *e = &g_fds[fd];
+    if (!(__atomic_load_n(&e->st, __ATOMIC_ACQUIRE) & FS_KNOWN)) {
+        struct fdrec rec = discover(fd);
+        fd_store(fd, rec.id, rec.st);
+    }
+    uint32_t old = __atomic_fetch_or(&e->st, bit, __ATOMIC_ACQ_REL);
+    if (!(old & bit))
+        emit_use(__atomic_load_n(&e->id, __ATOMIC_RELAXED), kind, fd);
+}
+
+/* A mapping of fd's file: its content read, and written when shared and
+ * writable. */
+void sbx_mapped(void *r, int prot, int flags, int fd)
+{
+    if (r == MAP_FAILED || fd < 0 || (flags & MAP_ANONYMOUS))
+        return;
+    /* callers keep errno: this only records */
+    if (prot & (PROT_READ | PROT_EXEC))
+        sbx_fd_use(fd, SBX_READ);
+    if ((prot & PROT_WRITE) && (flags & MAP_SHARED))
+        sbx_fd_use(fd, SBX_WRITE);
+}
+
+/* Data read or written by code we cannot intercept (glibc's stdio calls
+ * its internal read/write) still moves the file offset: a readable fd whose
+ * offset moved was read, a write-only one was written. */
+static void settle(int fd, struct fdrec *e)
+{
+    uint32_t st = __atomic_load_n(&e->st, __ATOMIC_ACQUIRE);
+    if (!(st & FS_KNOWN) || (st & FS_IGN))
+        return;
+    unsigned kind;
+    if (st & FS_DIR)
+        kind = (st & FS_DONE_E) ? 0 : SBX_ENUM;
+    else if ((st & FS_R) && !(st & (FS_DONE_R | FS_DONE_W)))
+        kind = SBX_READ;
+    else if ((st & FS_W) && !(st & FS_R) && !(st & FS_DONE_W))
+        kind = SBX_WRITE;
+    else
+        kind = 0;
+    if (!kind)
+        return;
+    long pos = sbx_os_lseek_cur(fd);
+    if (pos <= 0)
+        return;
+    uint32_t bit = done_bit(kind);
+    uint32_t old = __atomic_fetch_or(&e->st, bit, __ATOMIC_ACQ_REL);
+    if (!(old & bit))
+        emit_use(e->id, kind, fd);
+}
+
+void sbx_fd_closing(int fd)
+{
+    if (fd < 0 || fd >= FD_MAX || !sbx_on() || foreign_process())
+        return;
+    settle(fd, &g_fds[fd]);
+    __atomic_store_n(&g_fds[fd].st, 0, __ATOMIC_RELEASE);
+    dir_forget(fd);
+}
+
+void sbx_fd_close_range(unsigned lo, unsigned hi)
+{
+    if (!sbx_on() || foreign_process())
+        return;
+    for (unsigned fd = lo; fd < (unsigned)g_fd_hi && fd <= hi; fd++)
+        sbx_fd_closing((int)fd);
+}
+
+void sbx_fd_dup(int oldfd, int newfd)
+{
+    if (newfd < 0 || newfd >= FD_MAX || !sbx_on() || foreign_process())
+        return;
+    if (oldfd >= 0 && oldfd < FD_MAX)
+        fd_store(newfd, g_fds[oldfd].id, g_fds[oldfd].st);
+    else
+        fd_store(newfd, 0, 0);
+}
+
+void sbx_fd_mark_dir(int fd)
+{
+    if (fd < 0 || fd >= FD_MAX || !sbx_on() || foreign_process())
+        return;
+    __atomic_fetch_or(&g_fds[fd].st, FS_DIR, __ATOMIC_ACQ_REL);
+}
+
+/* A process in another mount namespace (unshare, setns, or started in
+ * one) names files as it sees them: the Result says so. */
+static void check_mount_ns(void)
+{
+    static int warned;
+    if (sbx_os_other_mount_ns() && !__atomic_exchange_n(&warned, 1, __ATOMIC_ACQ_REL)) {
+        char text[128];
+        snprintf(text, sizeof text, "process %d runs in another mount namespace: its paths "
+                 "are as it sees them and may not be where the host has those files",
+                 sbx_os_getpid());
+        sbx_warn(text);
+    }
+}
+
+void sbx_flush_fds(void)
+{
+    if (!sbx_on() || foreign_process())
+        return;
+    check_mount_ns();
+    /* stdin/stdout/stderr redirected to files by a shell were opened by
+     * another process: learn them now so the offsets can be checked. */
+    for (int fd = 0; fd < 3; fd++)
+        if (!(g_fds[fd].st & FS_KNOWN)) {
+            struct stat sb;
+            if (sbx_os_fstat(fd, &sb) == 0 && S_ISREG(sb.st_mode) &&
+                sbx_os_lseek_cur(fd) > 0) {
+                struct fdrec rec = discover(fd);
+                fd_store(fd, rec.id, rec.st);
+            }
+        }
+    for (int fd = 0; fd < g_fd_hi; fd++)
+        settle(fd, &g_fds[fd]);
+}
+
+/* ---- processes -------------------------------------------------------------*/
+void sbx_forked_parent(int child)
+{
+    if (child > 0 && sbx_on())
+        emit(SBX_EV_FORK, 0, child, 0, NULL, NULL);
+}
+
+void sbx_forked_child(void)
+{
+    if (g_log)
+        g_pid = raw_getpid();
+}
+
+/* The loader's injection variable (shim_os.h).  Linux separates entries
+ * with spaces or colons; dyld only with colons. */
+#define PRELOAD_EQ SBX_OS_PRELOAD_VAR "="
+#define PRELOAD_EQ_LEN (sizeof PRELOAD_EQ - 1)
+#if defined(__APPLE__)
+#define PRELOAD_SEP ':'
+#else
+#define PRELOAD_SEP ' '
+#endif
+
+static int has_shim(const char *preload)
+{
+    size_t n = strlen(g_shim);
+    for (const char *p = preload; (p = strstr(p, g_shim)); p += n)
+        if ((p == preload || p[-1] == ' ' || p[-1] == ':') &&
+            (p[n] == '\0' || p[n] == ' ' || p[n] == ':'))
+            return 1;
+    return 0;
+}
+
+char *const *sbx_exec_env(char *const envp[], char **vec, size_t nvec,
+                          char *store, size_t nstore)
+{
+    if (!sbx_on())
+        return envp;
+    int have_log = 0, have_shim = 0, have_pre = 0, have_handoff = !g_env_handoff[0];
+    int have_audit = !g_env_audit[0];
+    const char *old_pre = NULL;
+    size_t n = 0;
+    for (; envp && envp[n]; n++) {
+        const char *e = envp[n];
+        if (strcmp(e, g_env_log) == 0)
+            have_log = 1;
+        else if (strcmp(e, g_env_shim) == 0)
+            have_shim = 1;
+        else if (g_env_handoff[0] && strcmp(e, g_env_handoff) == 0)
+            have_handoff = 1;
+        else if (strncmp(e, "LD_AUDIT=", 9) == 0)
+            have_audit = 1;         /* ours, or the program's own: left as it is */
+        else if (strncmp(e, PRELOAD_EQ, PRELOAD_EQ_LEN) == 0) {
+            old_pre = e + PRELOAD_EQ_LEN;
+            have_pre = has_shim(old_pre);
+        }
+    }
+    if (have_log && have_shim && have_pre && have_handoff && have_audit)
+        return envp;
+    /* The program scrubbed our variables (env -i, an explicit envp):
+     * put them back so the child is still traced. */
+    if (n + 6 > nvec)
+        return envp;
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++) {
+        const char *e = envp[i];
+        if (strncmp(e, SBX_ENV_LOG "=", sizeof SBX_ENV_LOG) == 0 ||
+            strncmp(e, SBX_ENV_SHIM "=", sizeof SBX_ENV_SHIM) == 0 ||
+            strncmp(e, SBX_ENV_HANDOFF "=", sizeof SBX_ENV_HANDOFF) == 0 ||
+            strncmp(e, PRELOAD_EQ, PRELOAD_EQ_LEN) == 0)
+            continue;
+        vec[k++] = (char *)e;
+    }
+    vec[k++] = g_env_log;
+    vec[k++] = g_env_shim;
+    if (g_env_handoff[0])
+        vec[k++] = g_env_handoff;
+    if (!have_audit)
+        vec[k++] = g_env_audit;
+    size_t sl = strlen(g_shim), ol = old_pre && !have_pre ? strlen(old_pre) : 0;
+    if (PRELOAD_EQ_LEN + sl + 1 + ol + 1 <= nstore) {
+        memcpy(store, PRELOAD_EQ, PRELOAD_EQ_LEN);
+        memcpy(store + PRELOAD_EQ_LEN, g_shim, sl);
+        size_t at = PRELOAD_EQ_LEN + sl;
+        if (have_pre) {
+            store[at] = '\0';
+            vec[k++] = (char *)(old_pre - PRELOAD_EQ_LEN);  /* already lists us */
+        } else {
+            if (ol) {
+                store[at++] = PRELOAD_SEP;
+                memcpy(store + at, old_pre, ol);
+                at += ol;
+            }
+            store[at] = '\0';
+            vec[k++] = store;
+        }
+    }
+    vec[k] = NULL;
+    return vec;
+}
+
+/* What the kernel will run for `p`: a binary the shim cannot enter
+ * (shim_os.h: an ELF without interpreter) or a #! script's interpreter
+ * path (into interp). */
+static int inspect_exec(const char *p, char *interp, size_t cap)
+{
+    interp[0] = '\0';
+    int fd = sbx_os_open(p, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return 0;
+    unsigned char buf[512];
+    long n = sbx_os_pread(fd, buf, sizeof buf, 0);
+    int is_static = 0;
+    if (n >= 2 && buf[0] == '#' && buf[1] == '!') {
+        long i = 2, j;
+        while (i < n && (buf[i] == ' ' || buf[i] == '\t'))
+            i++;
+        for (j = i; j < n && buf[j] != ' ' && buf[j] != '\t' && buf[j] != '\n'; j++)
+            ;
+        if (j > i && (size_t)(j - i) < cap) {
+            memcpy(interp, buf + i, (size_t)(j - i));
+            interp[j - i] = '\0';
+        }
+    } else {
+        is_static = sbx_os_is_static(fd, buf, n);
+    }
+    sbx_os_close(fd);
+    return is_static;
+}
+
+const char *sbx_handoff_target(int dirfd, const char *path, char *target, size_t cap)
+{
+    char interp[8];
+    if (!sbx_on() || !g_env_handoff[0] || !path || sbx_resolve(dirfd, path, target, cap) < 0 ||
+        !inspect_exec(target, interp, sizeof interp))
+        return NULL;
+    return g_env_handoff + sizeof SBX_ENV_HANDOFF;
+}
+
+char *const *sbx_handoff_env(char *const env[], const char *target, char **vec, size_t nvec,
+                             char *store, size_t nstore)
+{
+    size_t k = 0, tl = strlen(target);
+    if (tl + 16 > nstore)
+        return env;
+    for (size_t i = 0; env && env[i] && k + 4 < nvec; i++)
+        if (strncmp(env[i], PRELOAD_EQ, PRELOAD_EQ_LEN) != 0 &&
+            strncmp(env[i], "LD_AUDIT=", 9) != 0)
+            vec[k++] = env[i];     /* ptrace traces the static subtree alone */
+    memcpy(store, "SBX_PTRACE_EXE=", 15);
+    memcpy(store + 15, target, tl + 1);
+    vec[k++] = store;
+    vec[k++] = (char *)"SBX_PTRACE_ADOPT=1";
+    vec[k++] = (char *)"SBX_PTRACE_NOTIFY=1";   /* the adopting tracer takes listeners */
+    vec[k] = NULL;
+    return vec;
+}
+
+void sbx_exec_before(int dirfd, const char *path, char *const argv[], int spawned_pid,
+                     int handoff)
+{
+    if (!sbx_on() || !path)
+        return;
+    char p[SBX_PATH_MAX], interp[SBX_PATH_MAX];
+    if (sbx_resolve(dirfd, path, p, sizeof p) < 0)
+        return;
+    unsigned fl = inspect_exec(p, interp, sizeof interp) ? SBX_EXEC_STATIC : 0;
+    const char *s[2] = {p, interp};
+    int pid = spawned_pid > 0 ? spawned_pid : 0;
+    int ppid = spawned_pid > 0 ? raw_getpid() : sbx_os_getppid();
+    if (spawned_pid > 0)
+        fl |= SBX_EXEC_SPAWNED;
+    if (handoff)
+        fl |= SBX_EXEC_HANDOFF;
+    static char *const none[] = {NULL};
+    emit_v(SBX_EV_EXEC, fl, pid, ppid, 0, s, 2, argv ? argv : none);
+}
+
+void sbx_exec_failed(int dirfd, const char *path, int err)
+{
+    if (!sbx_on())
+        return;
+    emit(SBX_EV_EXEC_FAIL, 0, err, 0, NULL, NULL);
+    /* also in the (quiet) launcher: its search along $PATH is the command's */
+    record_cats(dirfd, path, sbx_access_classify(SBX_OP_EXEC, 0).first);
+}
+
+/* ---- start-up: this image's exec record and loaded libraries ---------------*/
+static void report_object(const char *name)
+{
+    sbx_path(name, SBX_OP_LOAD, 1);
+}
+
+int sbx_is_launcher(const char *exe)
+{
+    return sbx_on() && g_env_handoff[0] &&
+           strcmp(exe, g_env_handoff + sizeof SBX_ENV_HANDOFF) == 0;
+}
+
+void sbx_start(int argc, char **argv)
+{
+    if (!sbx_on())
+        return;
+    (void)argc;
+    char fn[SBX_PATH_MAX], execfn[SBX_PATH_MAX], exe[SBX_PATH_MAX];
+    sbx_os_exe_names(execfn, exe, sizeof exe);
+    if (!execfn[0] || sbx_resolve(AT_FDCWD, execfn, fn, sizeof fn) < 0)
+        fn[0] = '\0';
+    if (sbx_is_launcher(exe)) {
+        g_quiet = 1;       /* sandbox_py's launcher: not the user's program */
+        return;
+    }
+    check_mount_ns();
+    const char *interp = NULL;
+    sbx_os_each_loaded(g_shim, report_object, &interp);
+    const char *s[3] = {fn, exe, interp ? interp : ""};
+    static char *const none[] = {NULL};
+    emit_v(SBX_EV_START, 0, 0, sbx_os_getppid(), 0, s, 3, argv ? argv : none);
+}
+
+void sbx_loaded(const char *name)
+{
+    if (name && name[0] && sbx_on())
+        sbx_path(name, SBX_OP_LOAD, 1);
+}
+
+void sbx_loaded_all(void)
+{
+    const char *interp = NULL;
+    if (sbx_on())
+        sbx_os_each_loaded(g_shim, report_object, &interp);
+}

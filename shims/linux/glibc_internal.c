@@ -1,0 +1,212 @@
+/* glibc_internal.c — what glibc does inside itself (glibc only).
+ *
+ * glibc opens and reads files on its own behalf: locale data, gconv
+ * modules, /etc/nsswitch.conf, /etc/passwd, /etc/localtime and zoneinfo.
+ * Those calls go straight to internal function bodies (__open_nocancel,
+ * __read_nocancel, __mmap ...) and never through the PLT, so symbol
+ * interposition cannot see them.  Here the entry of each such body is
+ * overwritten with an absolute jump to a replacement that makes the same
+ * system call itself and reports it.  The replacement never calls the
+ * original, so no instruction is relocated: the only requirement is that
+ * the body is at least as long as the jump.
+ *
+ * Done once per image, from the shim's constructor, while the process has
+ * a single thread.  A body that cannot be patched (another libc, a symbol
+ * too short) is reported as a warning: the Result is then incomplete, never
+ * silently short.
+ */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE
+#endif
+#include <dlfcn.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <link.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
+#include <sys/types.h>
+
+#include "shim_linux.h"
+
+int sbx_mmap_body_patched, sbx_open_body_patched;
+
+#define KEEP_ERRNO_DO(stmt)                                                    \
+    do {                                                                       \
+        int saved_errno_ = errno;                                              \
+        stmt;                                                                  \
+        errno = saved_errno_;                                                  \
+    } while (0)
+
+static long ret_errno(long r)
+{
+    if (r < 0 && r > -4096) {
+        errno = (int)-r;
+        return -1;
+    }
+    return r;
+}
+
+/* ---- replacements (each is exactly the system call glibc would make) ------- */
+static int body_open_nocancel(const char *file, int oflag, ...)
+{
+    mode_t mode = 0;
+    if ((oflag & O_CREAT) || (oflag & O_TMPFILE) == O_TMPFILE) {
+        va_list ap;
+        va_start(ap, oflag);
+        mode = (mode_t)va_arg(ap, int);
+        va_end(ap);
+    }
+    int ex = (oflag & O_CREAT) && !(oflag & O_EXCL) ? sbx_exists_at(AT_FDCWD, file) : 0;
+    long r = ret_errno(sbx_sys(SYS_openat, AT_FDCWD, (long)file, oflag, mode, 0, 0));
+    KEEP_ERRNO_DO(sbx_opened(AT_FDCWD, file, oflag, (int)r, ex));
+    return (int)r;
+}
+
+static ssize_t body_read_nocancel(int fd, void *buf, size_t n)
+{
+    long r = ret_errno(sbx_sys(SYS_read, fd, (long)buf, (long)n, 0, 0, 0));
+    if (r >= 0)
+        KEEP_ERRNO_DO(sbx_fd_use(fd, SBX_READ));
+    return r;
+}
+
+static ssize_t body_pread64_nocancel(int fd, void *buf, size_t n, off_t off)
+{
+    long r = ret_errno(sbx_sys(SYS_pread64, fd, (long)buf, (long)n, (long)off, 0, 0));
+    if (r >= 0)
+        KEEP_ERRNO_DO(sbx_fd_use(fd, SBX_READ));
+    return r;
+}
+
+static ssize_t body_write_nocancel(int fd, const void *buf, size_t n)
+{
+    long r = ret_errno(sbx_sys(SYS_write, fd, (long)buf, (long)n, 0, 0, 0));
+    if (r >= 0)
+        KEEP_ERRNO_DO(sbx_fd_use(fd, SBX_WRITE));
+    return r;
+}
+
+static int body_close_nocancel(int fd)
+{
+    KEEP_ERRNO_DO(sbx_fd_closing(fd));
+    return (int)ret_errno(sbx_sys(SYS_close, fd, 0, 0, 0, 0, 0));
+}
+
+/* mmap is called by glibc's locale loader (and by malloc, with no file);
+ * external callers reach it too, so the PLT hook then only passes through. */
+static void *body_mmap(void *addr, size_t len, int prot, int flags, int fd, off_t off)
+{
+    if (off & 4095) {               /* glibc's own check */
+        errno = EINVAL;
+        return MAP_FAILED;
+    }
+    long r = sbx_sys(SYS_mmap, (long)addr, (long)len, prot, flags, fd, (long)off);
+    if (r < 0 && r > -4096) {
+        errno = (int)-r;
+        return MAP_FAILED;
+    }
+    KEEP_ERRNO_DO(sbx_mapped((void *)r, prot, flags, fd));
+    return (void *)r;
+}
+
+/* readdir() and scandir() list through glibc's own getdents64 */
+static ssize_t body_getdents64(int fd, void *buf, size_t n)
+{
+    long r = ret_errno(sbx_sys(SYS_getdents64, fd, (long)buf, (long)n, 0, 0, 0));
+    if (r >= 0)
+        KEEP_ERRNO_DO(sbx_fd_use(fd, SBX_ENUM));
+    return r;
+}
+
+/* fstatat64 is also what glibc's own stat() calls reach (NSS checks whether
+ * /etc/nsswitch.conf changed); the PLT hooks of the stat family then report
+ * the same probe twice, which the shim's probe cache absorbs. */
+static int body_fstatat64(int dirfd, const char *path, void *buf, int flag)
+{
+    long r = ret_errno(sbx_sys(SYS_newfstatat, dirfd, (long)path, (long)buf, flag, 0, 0));
+    if (path && path[0])
+        KEEP_ERRNO_DO(sbx_path_at(dirfd, path, SBX_OP_PROBE, r == 0));
+    return (int)r;
+}
+
+/* realpath() resolves links with glibc's own readlink */
+static ssize_t body_readlinkat(int dirfd, const char *path, char *buf, size_t n)
+{
+    long r = ret_errno(sbx_sys(SYS_readlinkat, dirfd, (long)path, (long)buf, (long)n, 0, 0));
+    KEEP_ERRNO_DO(sbx_path_at(dirfd, path, SBX_OP_READLINK, r >= 0));
+    return r;
+}
+
+static ssize_t body_readlink(const char *path, char *buf, size_t n)
+{
+    return body_readlinkat(AT_FDCWD, path, buf, n);
+}
+
+/* ---- patching ---------------------------------------------------------------------*/
+#define JUMP_LEN 13                 /* movabs $target, %r11; jmp *%r11 */
+
+static int patch(const char *name, const char *version, void *replacement)
+{
+#if defined(__x86_64__)
+    void *target = version ? dlvsym(RTLD_NEXT, name, version) : dlsym(RTLD_NEXT, name);
+    if (!target)
+        return -1;
+    Dl_info info;
+    const ElfW(Sym) *sym = NULL;
+    if (!dladdr1(target, &info, (void **)&sym, RTLD_DL_SYMENT) || !sym ||
+        sym->st_size < JUMP_LEN)
+        return -1;
+    uintptr_t page = (uintptr_t)target & ~(uintptr_t)4095;
+    size_t span = ((uintptr_t)target + JUMP_LEN - page + 4095) & ~(size_t)4095;
+    if (SBX_SYS3(SYS_mprotect, page, span, PROT_READ | PROT_WRITE | PROT_EXEC) < 0)
+        return -1;
+    unsigned char code[JUMP_LEN] = {0x49, 0xbb};       /* movabs imm64, %r11 */
+    uint64_t to = (uint64_t)(uintptr_t)replacement;
+    memcpy(code + 2, &to, 8);
+    code[10] = 0x41;                                   /* jmp *%r11 */
+    code[11] = 0xff;
+    code[12] = 0xe3;
+    memcpy(target, code, JUMP_LEN);
+    SBX_SYS3(SYS_mprotect, page, span, PROT_READ | PROT_EXEC);
+    return 0;
+#else
+    (void)name; (void)version; (void)replacement;
+    return -1;
+#endif
+}
+
+void sbx_glibc_internal_patch(void)
+{
+    static const struct {
+        const char *name, *version;
+        void *replacement;
+    } bodies[] = {
+        /* __open64_nocancel is the same body on x86_64 */
+        {"__open_nocancel", "GLIBC_PRIVATE", (void *)body_open_nocancel},
+        {"__read_nocancel", "GLIBC_PRIVATE", (void *)body_read_nocancel},
+        {"__pread64_nocancel", "GLIBC_PRIVATE", (void *)body_pread64_nocancel},
+        {"__write_nocancel", "GLIBC_PRIVATE", (void *)body_write_nocancel},
+        {"__close_nocancel", "GLIBC_PRIVATE", (void *)body_close_nocancel},
+    };
+    int failed = 0;
+    for (size_t i = 0; i < sizeof bodies / sizeof bodies[0]; i++)
+        failed |= patch(bodies[i].name, bodies[i].version, bodies[i].replacement) < 0;
+    /* opendir() and fopen(..."c") open through __open_nocancel: their PLT
+     * hooks must then not report the same open a second time */
+    sbx_open_body_patched = !failed;
+    failed |= patch("getdents64", NULL, (void *)body_getdents64) < 0;
+    failed |= patch("fstatat64", NULL, (void *)body_fstatat64) < 0;
+    failed |= patch("readlink", NULL, (void *)body_readlink) < 0;
+    failed |= patch("readlinkat", NULL, (void *)body_readlinkat) < 0;
+    if (patch("mmap", NULL, (void *)body_mmap) == 0)
+        sbx_mmap_body_patched = 1;
+    else
+        failed = 1;
+    if (failed)
+        sbx_warn("the C library of this program could not be instrumented: files it opens "
+                 "on its own behalf (locale data, /etc/nsswitch.conf, time zones) may be "
+                 "missing");
+}
