@@ -433,8 +433,9 @@ static NTSTATUS NTAPI h_NtQueryInformationByName(POBJECT_ATTRIBUTES oa, PIO_STAT
     return st;
 }
 
-/* Copy offload between two handles (CopyFile on Windows 11 24H2+): the
- * source is read, the destination written. */
+/* A copy between two handles done by the file system (Windows 11 22H2+;
+ * newer CopyFile implementations use it): the source is read, the
+ * destination written. */
 static NTSTATUS NTAPI h_NtCopyFileChunk(HANDLE src, HANDLE dst, HANDLE ev, PIO_STATUS_BLOCK iosb,
                                         ULONG len, PLARGE_INTEGER soff, PLARGE_INTEGER doff,
                                         PULONG skey, PULONG dkey, ULONG flags)
