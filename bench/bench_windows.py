@@ -1,16 +1,19 @@
 """Overhead of the Windows backend under Wine: bare vs traced, same run.
 
-    .venv/bin/python bench/bench_windows.py [--files 5000] [--pairs 11]
+    .venv/bin/python bench/bench_windows.py [--files 5000] [--pairs 11] [--runs 5]
 
 Builds sbx-trace.exe, sbx_hook.dll and tests/windows/read_many.c with
 mingw-w64, creates COUNT files of 10 KB, and runs `read_many.exe DIR COUNT`
 (open, read to the end, close, for every file) bare and under sbx-trace, in
-pairs (which one goes first alternates) with one warm wineserver.  Prints
-the median ratio of paired runs, with its quartiles, for the whole command
-(process start, injection, result included), for the program's own timing
-of its loop, and for the CPU time of the program's process (the hooks'
-per-access cost).  Wine is not Windows: absolute times and even ratios
-differ there (docs/windows.md).
+pairs (which one goes first alternates) with one warm wineserver.  For each
+of RUNS repetitions of the PAIRS pairs it prints the median ratio of the
+paired runs for the whole command (process start, injection, result
+included), for the program's own timing of its loop, and for the CPU time of
+the program's process (the hooks' per-access cost); then, per measure, the
+median over all pairs, the quartiles of all pairs and the range of the
+per-run medians — on a shared machine one run's median alone says little.
+Wine is not Windows: absolute times and even ratios differ there
+(docs/windows.md).
 """
 from __future__ import annotations
 
@@ -30,6 +33,7 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--files", type=int, default=5000)
     ap.add_argument("--pairs", type=int, default=11)
+    ap.add_argument("--runs", type=int, default=5)
     opts = ap.parse_args()
 
     sys.path.insert(0, os.path.join(ROOT, "shims", "windows"))
@@ -56,36 +60,53 @@ def main() -> int:
 
             def run(cmd):
                 t0 = time.perf_counter()
-                p = w.run(cmd, capture_output=True, text=True, check=True)
+                p = w.run(cmd, capture_output=True, text=True)
+                if p.returncode:
+                    # say why: a traced run that fails is a finding, not noise
+                    raise SystemExit("%s exited with %d:\n%s%s" % (
+                        " ".join(cmd), p.returncode, p.stdout[-2000:], p.stderr[-2000:]))
                 loop_s, cpu_s = p.stdout.split()[:2]
                 return time.perf_counter() - t0, float(loop_s), float(cpu_s)
 
             run(bare_cmd), run(traced_cmd)         # warm the page cache and the prefix
-            rows = []
-            for k in range(opts.pairs):
-                # alternate which one goes first, so a drift in the machine's
-                # load does not always favour the same side
-                if k % 2:
-                    traced = run(traced_cmd)
-                    rows.append(run(bare_cmd) + traced)
-                else:
-                    rows.append(run(bare_cmd) + run(traced_cmd))
+            runs = []
+            for _ in range(opts.runs):
+                rows = []
+                for k in range(opts.pairs):
+                    # alternate which one goes first, so a drift in the machine's
+                    # load does not always favour the same side
+                    if k % 2:
+                        traced = run(traced_cmd)
+                        rows.append(run(bare_cmd) + traced)
+                    else:
+                        rows.append(run(bare_cmd) + run(traced_cmd))
+                runs.append(rows)
             res = json.load(open(out_json, encoding="utf-8"))
             seen = sum(1 for p in res["reads"] if p.startswith(winpath(data) + "\\"))
 
-    med = lambda xs: statistics.median(xs)
-    print("files: %d x 10 KB, pairs: %d, wine %s" % (
-        opts.files, opts.pairs,
+    med = statistics.median
+    print("files: %d x 10 KB, pairs: %d per run, runs: %d, wine %s, load average %.1f" % (
+        opts.files, opts.pairs, opts.runs,
         subprocess.run([wine.binaries()[0], "--version"], capture_output=True,
-                       text=True).stdout.strip()))
-    def quartiles(xs):
-        q = statistics.quantiles(xs, n=4) if len(xs) > 1 else [xs[0]] * 3
-        return "median ratio %.3fx (quartiles %.3f-%.3f)" % (q[1], q[0], q[2])
-    for label, i in (("whole command", 0), ("loop only    ", 1), ("process CPU  ", 2)):
-        bare = [r[i] for r in rows]
-        traced = [r[3 + i] for r in rows]
-        print("%s: bare %.3fs  traced %.3fs  %s" % (
-            label, med(bare), med(traced), quartiles([t / b for b, t in zip(bare, traced)])))
+                       text=True).stdout.strip(), os.getloadavg()[0]))
+    labels = (("whole command", 0), ("loop only    ", 1), ("process CPU  ", 2))
+
+    def ratios(rows, i):
+        # CPU time has a 15.6 ms tick: a short bare run may show 0
+        return [r[3 + i] / r[i] for r in rows if r[i] > 0] or [float("nan")]
+
+    for n, rows in enumerate(runs, 1):
+        print("run %d: " % n + "  ".join(
+            "%s %.3fx" % (label.strip(), med(ratios(rows, i))) for label, i in labels))
+    every = [r for rows in runs for r in rows]
+    for label, i in labels:
+        allr = ratios(every, i)
+        q = statistics.quantiles(allr, n=4) if len(allr) > 1 else [allr[0]] * 3
+        per_run = [med(ratios(rows, i)) for rows in runs]
+        print("%s: bare %.3fs  traced %.3fs  median ratio %.3fx  (quartiles of all pairs "
+              "%.3f-%.3f; run medians %.3f-%.3f)" % (
+                  label, med([r[i] for r in every]), med([r[3 + i] for r in every]),
+                  med(allr), q[0], q[2], min(per_run), max(per_run)))
     print("reads recorded in the last traced run: %d of %d files, complete=%s" % (
         seen, opts.files, res["complete"]))
     return 0

@@ -1,10 +1,12 @@
-"""The Windows backend (detours), run under Wine on Linux.
+"""The Windows backend (detours): under Wine on Linux, natively on Windows.
 
 The session builds sbx-trace.exe and sbx_hook.dll with mingw-w64
-(shims/windows/winbuild.py), compiles the scenario programs of tests/windows/,
-creates a private Wine prefix in a temporary directory and keeps one
-wineserver up for the whole session (killed at the end).  Each test runs a
-scenario under `wine sbx-trace.exe -o result.json -- scenario.exe ...` and
+(shims/windows/winbuild.py) and compiles the scenario programs of
+tests/windows/.  On Linux it creates a private Wine prefix in a temporary
+directory and keeps one wineserver up for the whole session (killed at the
+end); on Windows (sys.platform == "win32", the CI job of
+.github/workflows/windows.yml) the same programs run directly.  Each test
+runs a scenario under `sbx-trace.exe -o result.json -- scenario.exe ...` and
 checks what a user would: the expected paths in the right categories, and
 not in the wrong ones.
 """
@@ -22,21 +24,58 @@ import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SCENARIOS = os.path.join(ROOT, "tests", "windows")
-MINGW = "x86_64-w64-mingw32-gcc"
+NATIVE = sys.platform == "win32"
 
 sys.path.insert(0, os.path.join(ROOT, "shims", "windows"))
 import winbuild  # noqa: E402  (shims/windows/winbuild.py)
 import wineprefix  # noqa: E402  (shims/windows/wineprefix.py)
 
-winpath = wineprefix.winpath
+MINGW = winbuild.CC
+
+
+if NATIVE:
+    def winpath(path) -> str:
+        """The path as the traced programs report it: absolute, with 8.3
+        aliases (a runner's TEMP is C:\\Users\\RUNNER~1\\...) expanded to the
+        long names, as the hook DLL reports them; a part that does not exist
+        yet is kept as written."""
+        import ctypes
+        p = os.path.abspath(str(path))
+        head, tail = p, []
+        while head and not os.path.exists(head):
+            head, t = os.path.split(head)
+            if not t:
+                break
+            tail.insert(0, t)
+        buf = ctypes.create_unicode_buffer(32768)
+        if head and ctypes.windll.kernel32.GetLongPathNameW(head, buf, 32768):
+            head = buf.value
+        p = os.path.join(head, *tail)
+        return p[0].upper() + p[1:] if p[1:2] == ":" else p
+
+    class NativeRunner:
+        """Stands in for the Wine prefix: runs the programs directly."""
+        env = dict(os.environ)
+
+        def run(self, argv, **kwargs):
+            kwargs.setdefault("env", self.env)
+            return subprocess.run(list(argv), **kwargs)
+
+    HAVE_RUNTIME = True
+else:
+    winpath = wineprefix.winpath
+    HAVE_RUNTIME = all(wineprefix.binaries())
 
 pytestmark = pytest.mark.skipif(
-    not (shutil.which(MINGW) and all(wineprefix.binaries())),
+    not (shutil.which(MINGW) and HAVE_RUNTIME),
     reason="needs mingw-w64 and wine (scripts/setup.sh installs gcc-mingw-w64-x86-64 and wine64)")
 
 
 @pytest.fixture(scope="session")
 def prefix(tmp_path_factory):
+    if NATIVE:
+        yield NativeRunner()
+        return
     with wineprefix.WinePrefix(str(tmp_path_factory.mktemp("wineprefix"))) as w:
         yield w
 
@@ -46,10 +85,10 @@ def tools(tmp_path_factory):
     out = tmp_path_factory.mktemp("winbuild")
     built = winbuild.build(str(out))
     exes = {}
-    for name in ("win32_ops", "nt_ops", "popen_like"):
+    for name in ("win32_ops", "nt_ops", "popen_like", "buildtool_ops"):
         exe = str(out / (name + ".exe"))
         subprocess.run([MINGW, "-O1", "-municode", "-o", exe,
-                        os.path.join(SCENARIOS, name + ".c")], check=True)
+                        os.path.join(SCENARIOS, name + ".c"), "-lshell32"], check=True)
         exes[name] = exe
     return dict(built, **exes)
 
@@ -199,7 +238,9 @@ def test_unhooked_win32_calls_reach_the_nt_layer(prefix, tools, tmp_path):
     w = lambda n: winpath(tmp_path / n)
     # MoveFileW, SetFileAttributesW, SetFileTime: not hooked as such
     assert {w("fb_old.txt"), w("fb_new.txt"), w("fb_attr.txt"), w("fb_time.txt")} <= set(res["writes"])
-    assert not set(res["reads"]) & {w("fb_old.txt"), w("fb_attr.txt"), w("fb_time.txt")}
+    assert not set(res["reads"]) & {w("fb_attr.txt"), w("fb_time.txt")}
+    # a rename's old name is a read too: its content lives on as fb_new.txt
+    assert w("fb_old.txt") in res["reads"]
 
 
 def test_create_and_remove_directory(prefix, tools, tmp_path):
@@ -220,7 +261,10 @@ def test_relative_paths_after_set_current_directory(prefix, tools, tmp_path):
 
 def test_long_path(prefix, tools, tmp_path):
     parts = ["d" * 100, "e" * 100, "f" * 100]
-    files(tmp_path, os.path.join(*parts, "long.txt"))
+    # natively, Python itself needs the \\?\ form past 260 characters unless
+    # the system enables long paths
+    files(tmp_path if not NATIVE else type(tmp_path)("\\\\?\\" + str(tmp_path)),
+          os.path.join(*parts, "long.txt"))
     rel = "\\".join(parts + ["long.txt"])
     res = scenario(prefix, tools, tmp_path, "long", rel)
     want = winpath(tmp_path / os.path.join(*parts, "long.txt"))
@@ -284,6 +328,11 @@ def test_killed_child_makes_the_result_incomplete(prefix, tools, tmp_path):
 
 
 def _processes_mentioning(text):
+    if NATIVE:
+        # the scenario's image name: nothing else in the session runs it
+        out = subprocess.run(["tasklist", "/FI", "IMAGENAME eq win32_ops.exe", "/FO", "CSV",
+                              "/NH"], capture_output=True, text=True).stdout
+        return [line for line in out.splitlines() if "win32_ops.exe" in line]
     found = []
     for pid in os.listdir("/proc"):
         try:
@@ -356,3 +405,226 @@ def test_python_backend_wrapper_mode(prefix, tools, tmp_path, monkeypatch):
                env=env, capture_output=True, timeout=120)
     with pytest.raises(FileNotFoundError):
         session.finish()
+
+
+# --- paths and calls of build tools (issue 14) ----------------------------------
+
+
+def _under(res, base):
+    """Every recorded path (all categories) under the directory base."""
+    prefix = winpath(base) + "\\"
+    return {p for k in ("reads", "writes", "probes", "enumerations") for p in res[k]
+            if p.startswith(prefix)}
+
+
+def test_short_names_are_reported_long(prefix, tools, tmp_path):
+    """A file opened by its 8.3 alias is reported under its long name, and so
+    are probes and listings through a short directory name: a cache keyed on
+    paths sees one spelling per file."""
+    long_dir = tmp_path / "c19_long_directory_name"
+    files(long_dir, "a_rather_long_file_name.text")
+    proc = prefix.run([tools["exe"], "-o", winpath(tmp_path / "r.json"), "--",
+                       winpath(tools["buildtool_ops"]), "shortname", winpath(tmp_path)],
+                      capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    short_file = proc.stdout.split("short file: ")[1].split("\n")[0].strip()
+    if "~" not in short_file:
+        pytest.skip("this volume has no 8.3 names (%s)" % short_file)
+    res = json.loads((tmp_path / "r.json").read_text(encoding="utf-8"))
+    assert res["complete"], res["warnings"]
+    w = lambda *n: winpath(tmp_path.joinpath(*n))
+    assert w("c19_long_directory_name", "a_rather_long_file_name.text") in res["reads"]
+    assert w("c19_long_directory_name", "written_through_short.txt") in res["writes"]
+    assert w("c19_long_directory_name") in res["enumerations"]
+    # absent files under a short directory name: the existing parent is expanded
+    assert w("c19_long_directory_name", "absent_long_name.txt") in res["probes"]
+    # a short-looking name that matches nothing is kept as written
+    assert w("c19_long_directory_name", "NOPE~1.TXT") in res["probes"]
+    spelled_short = {p for p in _under(res, tmp_path) if "~" in p and not p.endswith("NOPE~1.TXT")}
+    assert not spelled_short
+
+
+def test_nt_namespace_names_in_win32_calls(prefix, tools, tmp_path):
+    """\\??\\, \\\\?\\ and \\\\.\\ names given to CreateFileW/GetFileAttributesW are
+    the files they name, not a path rooted on the current drive."""
+    files(tmp_path, "np.txt", "qp.txt", "dp.txt")
+    res = scenario(prefix, tools, tmp_path, "nsprefix", program="buildtool_ops")
+    w = lambda n: winpath(tmp_path / n)
+    assert {w("np.txt"), w("qp.txt"), w("dp.txt")} <= set(res["reads"])
+    assert w("missing.txt") in res["probes"] and w("missing.txt") not in res["reads"]
+    assert w("out.txt") in res["writes"] and w("out.txt") not in res["reads"]
+    assert (tmp_path / "out.txt").read_text() == "x"
+    assert "\\\\sbxnohost\\share\\unc_probe.txt" in res["probes"]
+    everything = [p for k in ("reads", "writes", "probes", "enumerations") for p in res[k]]
+    assert not [p for p in everything if "?" in p or "\\\\.\\" in p[:4]]
+
+
+def test_link_and_rename_sources_are_reads(prefix, tools, tmp_path):
+    """The existing name of a hard link (CreateHardLinkW, FileLinkInformation)
+    and the old name of a rename (MoveFileExW, MoveFileW) are reads: their
+    content lives on under the new name.  A file the run made and renamed is
+    not a read."""
+    files(tmp_path, "hl_src.txt", "nl_src.txt", "mv_old.txt", "mw_old.txt")
+    res = scenario(prefix, tools, tmp_path, "links", program="buildtool_ops")
+    w = lambda n: winpath(tmp_path / n)
+    reads, writes = set(res["reads"]), set(res["writes"])
+    assert {w("hl_src.txt"), w("nl_src.txt"), w("mv_old.txt"), w("mw_old.txt")} <= reads
+    assert {w("hl_new.txt"), w("nl_new.txt"), w("mv_new.txt"), w("mw_new.txt"),
+            w("mv_old.txt"), w("mw_old.txt")} <= writes
+    # a link's source is not changed by the link
+    assert w("hl_src.txt") not in writes and w("nl_src.txt") not in writes
+    # new names were created by the run: not reads
+    assert not reads & {w("hl_new.txt"), w("nl_new.txt"), w("mv_new.txt"), w("mw_new.txt")}
+    assert w("made_tmp.txt") in writes and w("made_final.txt") in writes
+    assert w("made_tmp.txt") not in reads and w("made_final.txt") not in reads
+    assert (tmp_path / "hl_new.txt").read_text() == "content\n"
+    assert (tmp_path / "nl_new.txt").read_text() == "content\n"
+
+
+def test_scatter_gather_io(prefix, tools, tmp_path):
+    """ReadFileScatter reads and WriteFileGather writes (NtReadFileScatter,
+    NtWriteFileGather are hooked, not a silent gap)."""
+    (tmp_path / "scatter_in.bin").write_bytes(b"S" * 65536)
+    (tmp_path / "gather_out.bin").write_bytes(b"x" * 65536)
+    res = scenario(prefix, tools, tmp_path, "scatter", program="buildtool_ops")
+    assert winpath(tmp_path / "scatter_in.bin") in res["reads"]
+    assert winpath(tmp_path / "gather_out.bin") in res["writes"]
+    assert winpath(tmp_path / "gather_out.bin") not in res["reads"]
+    assert (tmp_path / "gather_out.bin").read_bytes().startswith(b"G" * 4096)
+
+
+def test_exit_code_is_an_unsigned_dword(prefix, tools, tmp_path, monkeypatch):
+    """ExitProcess(0xC0000135) is 3221225781 in the JSON and for Popen (the
+    launcher exits with the same DWORD), never -1073741515."""
+    rc, res = trace(prefix, tools, [winpath(tools["buildtool_ops"]), "exitcode",
+                                    winpath(tmp_path)], tmp_path)
+    assert res["returncode"] == 0xC0000135 == 3221225781
+    assert res["complete"], res["warnings"]
+    # the wrapper mode detours.py uses, started the way Popen starts it;
+    # popen_like prints GetExitCodeProcess of sbx-trace.exe as Popen sees it
+    from sandbox_py._backends import detours
+    monkeypatch.setenv("SANDBOX_PY_DETOURS_DIR", os.path.dirname(tools["exe"]))
+    session = detours.session(None)
+    env = dict(prefix.env, SBX_TRACE_OUTPUT=winpath(session.out))
+    argv = [winpath(tools["buildtool_ops"]), "exitcode", winpath(tmp_path)]
+    proc = prefix.run([tools["popen_like"], winpath(tools["exe"]), subprocess.list2cmdline(argv)],
+                      env=env, capture_output=True, text=True, timeout=120)
+    assert "exit code 3221225781" in proc.stdout, proc.stdout + proc.stderr
+    fields = session.finish()
+    assert fields["returncode"] == 3221225781
+
+
+def test_console_children_are_traced_and_complete(prefix, tools, tmp_path):
+    """Children started with CREATE_NO_WINDOW and CREATE_NEW_CONSOLE are
+    traced; the system console host started for them (under Wine, without
+    the hook DLL) is recognised by its image and does not make the run
+    incomplete, nor does it appear as an exec."""
+    files(tmp_path, "nowin.txt", "newcon.txt")
+    res = scenario(prefix, tools, tmp_path, "console", program="buildtool_ops")
+    assert {winpath(tmp_path / "nowin.txt"), winpath(tmp_path / "newcon.txt")} <= set(res["reads"])
+    assert [e["argv"][1] for e in res["execs"]] == ["console", "readchild_nowin",
+                                                    "readchild_newcon"]
+    assert not any("conhost" in e["path"].lower() for e in res["execs"])
+
+
+def test_shell_execute_child_is_traced(prefix, tools, tmp_path):
+    files(tmp_path, "shell.txt")
+    res = scenario(prefix, tools, tmp_path, "shellexec", program="buildtool_ops")
+    assert winpath(tmp_path / "shell.txt") in res["reads"]
+    assert [e["argv"][1] for e in res["execs"]] == ["shellexec", "readchild_shell"]
+
+
+def test_untraced_child_makes_the_run_incomplete(prefix, tools, tmp_path):
+    """A child started by a call the DLL does not hook (CreateProcessAsUserW)
+    runs without it: its read is missing, and the Result says so."""
+    files(tmp_path, "asuser.txt")
+    rc, res = trace(prefix, tools, [winpath(tools["buildtool_ops"]), "untraced",
+                                    winpath(tmp_path)], tmp_path)
+    assert rc == 0
+    assert not res["complete"]
+    warning = [w for w in res["warnings"] if "ran without the hook DLL" in w]
+    assert warning, res["warnings"]
+    # the warning names the program that ran unseen
+    # (the total may include an excused console host on Windows)
+    assert warning[0].startswith("1 of "), warning[0]
+    assert winpath(tools["buildtool_ops"]) + " (pid " in warning[0]
+    assert winpath(tmp_path / "asuser.txt") not in res["reads"]
+
+
+def test_programs_started_by_short_name_are_reported_long(prefix, tools, tmp_path):
+    """The root and a child started through the 8.3 alias of their image:
+    execs and the image read carry the long name."""
+    files(tmp_path, "short.txt")
+    exe = winpath(tools["buildtool_ops"])
+    proc = prefix.run([tools["exe"], "-o", winpath(tmp_path / "a.json"), "--",
+                       exe, "spawnshort", winpath(tmp_path)],
+                      capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    short = proc.stdout.split("short self: ")[1].split("\n")[0].strip()
+    if "~" not in short:
+        pytest.skip("this volume has no 8.3 names (%s)" % short)
+    res = json.loads((tmp_path / "a.json").read_text(encoding="utf-8"))
+    assert res["complete"], res["warnings"]
+    assert [e["path"] for e in res["execs"]] == [exe, exe]
+    assert winpath(tmp_path / "short.txt") in res["reads"]
+    # the root itself started by its short name
+    rc, res = trace(prefix, tools, [short, "readchild_short", winpath(tmp_path)], tmp_path)
+    assert rc == 0 and res["complete"], res["warnings"]
+    assert res["args"][0] == short          # the command as given
+    assert res["execs"][0]["path"] == exe and exe in res["reads"]
+    assert not [p for p in res["reads"] if "~" in p]
+
+
+def _traced_with_stdout(prefix, tools, tmp_path, mode):
+    out = tmp_path / ("%s.json" % mode)
+    proc = prefix.run([tools["exe"], "-o", winpath(out), "--", winpath(tools["buildtool_ops"]),
+                       mode, winpath(tmp_path)], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    return proc.stdout, json.loads(out.read_text(encoding="utf-8"))
+
+
+def test_metadata_changes_through_a_handle(prefix, tools, tmp_path):
+    """FSCTL_SET_SPARSE (NtFsControlFile) and SetFileSecurityW
+    (NtSetSecurityObject) change a file opened without writing data: writes."""
+    files(tmp_path, "sparse.bin", "secured.txt")
+    out, res = _traced_with_stdout(prefix, tools, tmp_path, "fsctl")
+    assert res["complete"], res["warnings"]
+    if "set sparse: ok" in out:
+        assert winpath(tmp_path / "sparse.bin") in res["writes"]
+    out2, res = _traced_with_stdout(prefix, tools, tmp_path, "security")
+    assert res["complete"], res["warnings"]
+    if "set security: ok" in out2:
+        assert winpath(tmp_path / "secured.txt") in res["writes"]
+    if "set sparse: ok" not in out and "set security: ok" not in out2:
+        pytest.skip("neither FSCTL_SET_SPARSE nor SetFileSecurityW works here")
+
+
+def test_open_by_file_id(prefix, tools, tmp_path):
+    """OpenFileById passes a binary id where a name would be: the file is
+    reported under its real name, and an id that names nothing is a warning
+    (complete=False), never a path made of the id's bytes."""
+    files(tmp_path, "byid.txt")
+    out, res = _traced_with_stdout(prefix, tools, tmp_path, "byid")
+    if "open by id: ok" not in out:
+        pytest.skip("OpenFileById is not supported here: " + out)
+    assert winpath(tmp_path / "byid.txt") in res["reads"]
+    recorded = _under(res, tmp_path)
+    assert recorded <= {winpath(tmp_path / n) for n in ("byid.txt", "byid.json")} | {
+        winpath(tmp_path)}, recorded
+    assert not res["complete"]
+    assert any("open by file id failed" in w for w in res["warnings"])
+
+
+@pytest.mark.skipif(not NATIVE, reason="the Python API drives sbx-trace.exe only on Windows")
+def test_python_api_on_windows(tools, tmp_path, monkeypatch):
+    """Sandbox("detours").run() end to end on Windows: the Result a user
+    gets, with an NTSTATUS exit code as subprocess reports it (unsigned)."""
+    import sandbox_py
+    monkeypatch.setenv("SANDBOX_PY_DETOURS_DIR", os.path.dirname(tools["exe"]))
+    files(tmp_path, "nowin.txt", "newcon.txt")
+    r = sandbox_py.Sandbox("detours").run([tools["buildtool_ops"], "console", str(tmp_path)],
+                                          capture_output=True)
+    assert r.returncode == 0 and r.complete, r.warnings
+    assert winpath(tmp_path / "nowin.txt") in r.reads
+    r = sandbox_py.Sandbox("detours").run([tools["buildtool_ops"], "exitcode", str(tmp_path)])
+    assert r.returncode == 0xC0000135 == 3221225781

@@ -1,6 +1,7 @@
 /* result_json.c — see result_json.h. */
 #include "result_json.h"
 
+#include <stdint.h>
 #include <string.h>
 
 /* Length of the valid UTF-8 sequence at s (1..4) and its code point, or 0
@@ -107,8 +108,11 @@ int sbx_result_write_json(FILE *f, const struct sbx_result *r, const struct sbx_
             fputs(", ", f);
         cstr(f, run->args[i]);
     }
-    fprintf(f, "], \"returncode\": %d, \"backend\": ",
-            r->has_status ? r->status : run->returncode);
+    int status = r->has_status ? r->status : run->returncode;
+    if (run->status_is_dword)
+        fprintf(f, "], \"returncode\": %lu, \"backend\": ", (unsigned long)(uint32_t)status);
+    else
+        fprintf(f, "], \"returncode\": %d, \"backend\": ", status);
     cstr(f, run->backend);
     fprintf(f, ", \"duration\": %.6f, \"complete\": %s, \"warnings\": [",
             run->duration, r->complete ? "true" : "false");

@@ -20,6 +20,8 @@ struct sbx_json_run {
     const char *backend;      /* "detours", "ebpf", ... */
     double duration;          /* seconds, spawn to last exit */
     int returncode;           /* used when the result has no status */
+    int status_is_dword;      /* Windows: the exit code is a DWORD (0xC0000135 is
+                                 3221225781, as subprocess reports it), never negative */
 };
 
 /* Write the JSON object (one line, then a newline).  Returns 0, or -1 when

@@ -298,7 +298,174 @@ static void apply(struct sbx_result *r, const uint8_t *p)
     free(w);
 }
 
-static struct sbx_result *build(struct collector *c, HANDLE job)
+/* ---- the job's members -------------------------------------------------------
+ * The job's completion port names every process that joins the tree, also
+ * ones no hook saw created.  Two kinds of such process are recognised as
+ * the system's own helpers, not steps of the build:
+ *
+ * - the console host, <system directory>\conhost.exe: under Wine a child
+ *   started with CREATE_NEW_CONSOLE or CREATE_NO_WINDOW (and so every
+ *   ShellExecuteExW child) has its kernelbase start it while the loader
+ *   initialises, before the hook DLL is in; on Windows the console driver
+ *   starts it for the program.  It is a terminal: it reads no input of the
+ *   build.
+ * - under Wine, <system directory>\explorer.exe started by such a console
+ *   host: Wine's desktop process, started when the first console window of
+ *   a session needs a desktop.
+ *
+ * Any other process the console host started, and any process started by
+ * these two, is counted like every other, so nothing can run unseen behind
+ * them.  A process that joined and did not report in, and is not one of
+ * these, makes the run incomplete and is named in the warning. */
+struct member {
+    DWORD pid;
+    HANDLE process;     /* kept: the image name and parent are asked after it ran */
+};
+
+struct job_watch {
+    HANDLE port;
+    HANDLE thread;
+    CRITICAL_SECTION cs;
+    struct member *m;
+    size_t n, cap;
+    wchar_t conhost[MAX_PATH + 16];   /* normal paths of the system's helpers */
+    wchar_t explorer[MAX_PATH + 16];
+};
+
+/* Normal image path of a process, into out (SBX_PATH_MAX_ROOT units); 0 when
+ * unknown.  Asked after the process ran: when the job announces it, a new
+ * process has no image name yet (Wine answers ERROR_INVALID_HANDLE), and the
+ * name stays on the process object after it exited. */
+static size_t image_of(HANDLE p, uint16_t *out)
+{
+    wchar_t image[SBX_PATH_MAX_ROOT];
+    DWORD n = SBX_PATH_MAX_ROOT;
+    if (!p || !QueryFullProcessImageNameW(p, 0, image, &n))
+        return 0;
+    long l = sbx_winpath_normal(out, SBX_PATH_MAX_ROOT, (const uint16_t *)image, n);
+    return l < 0 ? 0 : (size_t)l;
+}
+
+static int same_path(const uint16_t *a, size_t alen, const wchar_t *b)
+{
+    size_t blen = wcslen(b);
+    return blen && alen == blen &&
+           CompareStringOrdinal((const wchar_t *)a, (int)alen, b, (int)blen, TRUE) == CSTR_EQUAL;
+}
+
+static DWORD parent_of(HANDLE p)
+{
+    typedef LONG(NTAPI * qip_t)(HANDLE, int, PVOID, ULONG, PULONG);
+    static qip_t qip;
+    if (!qip)
+        qip = (qip_t)(void *)GetProcAddress(GetModuleHandleW(L"ntdll.dll"),
+                                            "NtQueryInformationProcess");
+    /* PROCESS_BASIC_INFORMATION: ExitStatus, PebBaseAddress, AffinityMask,
+     * BasePriority, UniqueProcessId, InheritedFromUniqueProcessId */
+    ULONG_PTR pbi[6];
+    if (!p || !qip || qip(p, 0 /* ProcessBasicInformation */, pbi, sizeof pbi, NULL) < 0)
+        return 0;
+    return (DWORD)pbi[5];
+}
+
+static int running_on_wine(void)
+{
+    return GetProcAddress(GetModuleHandleW(L"ntdll.dll"), "wine_get_version") != NULL;
+}
+
+#define WATCH_STOP ((ULONG_PTR)1)
+
+static DWORD WINAPI watch_main(void *varg)
+{
+    struct job_watch *w = varg;
+    for (;;) {
+        DWORD msg;
+        ULONG_PTR key;
+        LPOVERLAPPED ov;
+        if (!GetQueuedCompletionStatus(w->port, &msg, &key, &ov, INFINITE))
+            break;
+        if (key == WATCH_STOP)
+            break;
+        if (msg != JOB_OBJECT_MSG_NEW_PROCESS)
+            continue;
+        DWORD pid = (DWORD)(ULONG_PTR)ov;
+        HANDLE p = OpenProcess(PROCESS_QUERY_LIMITED_INFORMATION, FALSE, pid);
+        EnterCriticalSection(&w->cs);
+        if (grow((void **)&w->m, &w->cap, w->n, sizeof *w->m) == 0) {
+            w->m[w->n].pid = pid;
+            w->m[w->n].process = p;
+            w->n++;
+        } else if (p) {
+            CloseHandle(p);
+        }
+        LeaveCriticalSection(&w->cs);
+    }
+    return 0;
+}
+
+/* Attach to the job before any process is in it. Returns 0 or -1 (then
+ * the run goes on without excusing console hosts); watch_free either way. */
+static int watch_start(struct job_watch *w, HANDLE job)
+{
+    memset(w, 0, sizeof *w);
+    InitializeCriticalSection(&w->cs);
+    wchar_t sys[MAX_PATH];
+    UINT sl = GetSystemDirectoryW(sys, MAX_PATH);
+    if (sl > 0 && sl < MAX_PATH) {
+        wchar_t raw[MAX_PATH + 16];
+        _snwprintf(raw, MAX_PATH + 16, L"%ls\\conhost.exe", sys);
+        raw[MAX_PATH + 15] = 0;
+        if (sbx_winpath_normal((uint16_t *)w->conhost, MAX_PATH + 16, (const uint16_t *)raw,
+                               wcslen(raw)) < 0)
+            w->conhost[0] = 0;
+        _snwprintf(raw, MAX_PATH + 16, L"%ls\\explorer.exe", sys);
+        raw[MAX_PATH + 15] = 0;
+        if (!running_on_wine() ||
+            sbx_winpath_normal((uint16_t *)w->explorer, MAX_PATH + 16, (const uint16_t *)raw,
+                               wcslen(raw)) < 0)
+            w->explorer[0] = 0;
+    }
+    w->port = CreateIoCompletionPort(INVALID_HANDLE_VALUE, NULL, 0, 1);
+    if (!w->port)
+        return -1;
+    JOBOBJECT_ASSOCIATE_COMPLETION_PORT acp = {job, w->port};
+    if (!SetInformationJobObject(job, JobObjectAssociateCompletionPortInformation, &acp,
+                                 sizeof acp) ||
+        !(w->thread = CreateThread(NULL, 64 * 1024, watch_main, w, 0, NULL))) {
+        CloseHandle(w->port);
+        w->port = NULL;
+        return -1;
+    }
+    return 0;
+}
+
+/* The job is empty: every NEW_PROCESS message was queued before the last
+ * process exited, so a stop message posted now comes after all of them. */
+static void watch_stop(struct job_watch *w)
+{
+    if (w->thread) {
+        PostQueuedCompletionStatus(w->port, 0, WATCH_STOP, NULL);
+        WaitForSingleObject(w->thread, INFINITE);
+        CloseHandle(w->thread);
+        w->thread = NULL;
+    }
+    if (w->port) {
+        CloseHandle(w->port);
+        w->port = NULL;
+    }
+}
+
+static void watch_free(struct job_watch *w)
+{
+    watch_stop(w);
+    for (size_t i = 0; i < w->n; i++)
+        if (w->m[i].process)
+            CloseHandle(w->m[i].process);
+    free(w->m);
+    DeleteCriticalSection(&w->cs);
+}
+
+static struct sbx_result *build(struct collector *c, HANDLE job, struct job_watch *w)
 {
     struct sbx_result *r = sbx_result_new();
     if (!r)
@@ -316,14 +483,59 @@ static struct sbx_result *build(struct collector *c, HANDLE job)
                             "(killed or crashed); some of its accesses may be missing",
                             (unsigned long)c->conns[i].pid);
     }
+    /* Processes that did not report in: the system's helpers are excused
+     * (see struct member); the others are named in the warning, so the user
+     * can tell which program ran unseen. */
+    size_t hosts = 0;
+    char names[1024];
+    size_t nl = 0, named = 0;
+    names[0] = 0;
+    DWORD *consoles = calloc(w->n + 1, sizeof *consoles);
+    size_t nconsoles = 0;
+    for (int pass = 0; pass < 2; pass++) {
+        for (size_t i = 0; i < w->n; i++) {
+            int traced = 0;
+            for (size_t j = 0; j < c->nconns && !traced; j++)
+                traced = c->conns[j].pid == w->m[i].pid;
+            if (traced)
+                continue;
+            uint16_t image[SBX_PATH_MAX_ROOT];
+            size_t il = image_of(w->m[i].process, image);
+            int console = il && same_path(image, il, w->conhost);
+            if (pass == 0) {          /* first the console hosts, so pass 1 knows them */
+                if (console && consoles)
+                    consoles[nconsoles++] = w->m[i].pid;
+                continue;
+            }
+            int helper = console;
+            if (!helper && il && same_path(image, il, w->explorer)) {
+                DWORD parent = parent_of(w->m[i].process);
+                for (size_t k = 0; k < nconsoles && !helper; k++)
+                    helper = parent && consoles[k] == parent;
+            }
+            if (helper) {
+                hosts++;
+                continue;
+            }
+            char *u = il ? utf8(image, il) : NULL;
+            if (named++ < 4 && nl < sizeof names - 1) {
+                int k = snprintf(names + nl, sizeof names - nl, "%s%s (pid %lu)",
+                                 nl ? ", " : ": ", u ? u : "image unknown",
+                                 (unsigned long)w->m[i].pid);
+                nl = k < 0 ? nl : (nl + (size_t)k >= sizeof names ? sizeof names - 1 : nl + (size_t)k);
+            }
+            free(u);
+        }
+    }
+    free(consoles);
     JOBOBJECT_BASIC_ACCOUNTING_INFORMATION acct;
     if (QueryInformationJobObject(job, JobObjectBasicAccountingInformation, &acct, sizeof acct,
                                   NULL) &&
-        acct.TotalProcesses > hellos)
+        acct.TotalProcesses > hellos + hosts)
         sbx_result_warn(r, "%lu of %lu processes in the tree ran without the hook DLL "
-                        "(created by a call that is not hooked); their accesses are missing",
-                        (unsigned long)(acct.TotalProcesses - hellos),
-                        (unsigned long)acct.TotalProcesses);
+                        "(created by a call that is not hooked); their accesses are missing%s",
+                        (unsigned long)(acct.TotalProcesses - hellos - hosts),
+                        (unsigned long)acct.TotalProcesses, names);
     if (c->out_of_memory)
         sbx_result_warn(r, "out of memory while receiving events; some are missing");
     if (c->connect_error)
@@ -383,6 +595,9 @@ struct sbx_result *sbx_win_run(const struct sbx_win_run *run, double *duration,
     struct sbx_result *r = NULL;
     HANDLE listener = NULL, job = NULL;
     PROCESS_INFORMATION pi = {0};
+    struct job_watch watch;
+    int watching = 0;
+    memset(&watch, 0, sizeof watch);
     c.next = new_instance(&c, 1);
     if (c.next == INVALID_HANDLE_VALUE) {
         set_err(err, errlen, "cannot create the event pipe", GetLastError());
@@ -405,6 +620,10 @@ struct sbx_result *sbx_win_run(const struct sbx_win_run *run, double *duration,
         set_err(err, errlen, "cannot create a job object", GetLastError());
         goto stop;
     }
+    /* If the port cannot be attached, console hosts are counted as
+     * untraced processes: incomplete, never silently so. */
+    watch_start(&watch, job);
+    watching = 1;
 
     LARGE_INTEGER freq, start, end;
     QueryPerformanceFrequency(&freq);
@@ -446,8 +665,9 @@ struct sbx_result *sbx_win_run(const struct sbx_win_run *run, double *duration,
     *duration = (double)(end.QuadPart - start.QuadPart) / freq.QuadPart;
     stop_listener(&c, listener);
     listener = NULL;
+    watch_stop(&watch);
 
-    r = build(&c, job);
+    r = build(&c, job, &watch);
     if (!r) {
         snprintf(err, errlen, "out of memory");
         goto out;
@@ -464,8 +684,17 @@ struct sbx_result *sbx_win_run(const struct sbx_win_run *run, double *duration,
     DWORD n = SBX_PATH_MAX_ROOT;
     uint16_t norm[SBX_PATH_MAX_ROOT];
     long nl = -1;
-    if (QueryFullProcessImageNameW(pi.hProcess, 0, image, &n))
+    if (QueryFullProcessImageNameW(pi.hProcess, 0, image, &n)) {
+        /* the name it was started with may be an 8.3 alias: report the long
+         * one, as the hook DLL reports every path */
+        wchar_t longer[SBX_PATH_MAX_ROOT];
+        DWORD ln = GetLongPathNameW(image, longer, SBX_PATH_MAX_ROOT);
+        if (ln > 0 && ln < SBX_PATH_MAX_ROOT) {
+            memcpy(image, longer, (ln + 1) * sizeof *image);
+            n = ln;
+        }
         nl = sbx_winpath_normal(norm, SBX_PATH_MAX_ROOT, (const uint16_t *)image, n);
+    }
     char *upath = nl >= 0 ? utf8(norm, (size_t)nl) : NULL;
     if (upath)
         sbx_pathset_add(r->paths, upath, strlen(upath), SBX_READ);
@@ -494,6 +723,8 @@ out:
         CloseHandle(pi.hProcess);
         CloseHandle(pi.hThread);
     }
+    if (watching)
+        watch_free(&watch);
     if (job)
         CloseHandle(job);
     free_collector(&c);

@@ -92,7 +92,10 @@ static int emit(const struct cli *cli, const struct sbx_result *r, const char *b
                 double duration)
 {
     struct sbx_json_run run = {(const char *const *)cli->argv, cli->argc, backend, duration,
-                               r->status};
+                               r->status, 0};
+#ifdef _WIN32
+    run.status_is_dword = 1;
+#endif
     FILE *f = cli->output ? open_output(cli->output) : stdout;
     if (!f) {
         fprintf(stderr, "sbx-trace: cannot write %s: %s\n", cli->output, strerror(errno));

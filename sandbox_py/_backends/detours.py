@@ -91,6 +91,10 @@ class DetoursSession(TraceSession):
             "execs": [exec_record(e["pid"], e["ppid"], e["path"], e["argv"])
                       for e in data["execs"]],
             "complete": data["complete"], "warnings": data["warnings"],
+            # The root's exit code as the launcher saw it: an unsigned DWORD
+            # (0xC0000135 is 3221225781), the same number Popen.returncode
+            # gives for sbx-trace.exe, which exits with it.
+            "returncode": data["returncode"],
         }
 
     def abort(self) -> None:

@@ -102,6 +102,12 @@ void sbx_bye(void);
 /* A Win32 path as the program gave it, made absolute against the current
  * directory (GetFullPathNameW) and normal; returns length or 0. */
 size_t sbx_full_path(const wchar_t *in, wchar_t *out, size_t cap);
+/* Replace 8.3 aliases among the components of a normal path (in place,
+ * cap units) with the long names; components that do not exist, and all
+ * below them, stay as written.  Returns the new length. */
+size_t sbx_long_names(wchar_t *path, size_t len, size_t cap);
+/* A name was renamed or deleted: forget the directories expanded so far. */
+void sbx_long_names_forget(void);
 /* Record a Win32 path given by the program. */
 void sbx_record_win32(unsigned flags, const wchar_t *path);
 /* An ANSI string in code page cp as UTF-16, on the process heap (free with

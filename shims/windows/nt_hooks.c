@@ -26,6 +26,7 @@
 #define SBX_FILE_OVERWRITTEN 3
 /* CreateOptions */
 #define SBX_FILE_DELETE_ON_CLOSE 0x00001000
+#define SBX_FILE_OPEN_BY_FILE_ID 0x00002000
 
 /* FILE_INFORMATION_CLASS values we interpret. */
 enum {
@@ -62,6 +63,14 @@ typedef NTSTATUS(NTAPI *NtDeleteFile_t)(POBJECT_ATTRIBUTES);
 typedef NTSTATUS(NTAPI *NtReadWriteFile_t)(HANDLE, HANDLE, PVOID, PVOID, PIO_STATUS_BLOCK, PVOID,
                                            ULONG, PLARGE_INTEGER, PULONG);
 typedef NTSTATUS(NTAPI *NtClose_t)(HANDLE);
+typedef NTSTATUS(NTAPI *NtSetEaFile_t)(HANDLE, PIO_STATUS_BLOCK, PVOID, ULONG);
+typedef NTSTATUS(NTAPI *NtSetSecurityObject_t)(HANDLE, ULONG, PVOID);
+typedef NTSTATUS(NTAPI *NtQueryInformationByName_t)(POBJECT_ATTRIBUTES, PIO_STATUS_BLOCK, PVOID,
+                                                    ULONG, ULONG);
+typedef NTSTATUS(NTAPI *NtFsControlFile_t)(HANDLE, HANDLE, PVOID, PVOID, PIO_STATUS_BLOCK, ULONG,
+                                           PVOID, ULONG, PVOID, ULONG);
+typedef NTSTATUS(NTAPI *NtCopyFileChunk_t)(HANDLE, HANDLE, HANDLE, PIO_STATUS_BLOCK, ULONG,
+                                           PLARGE_INTEGER, PLARGE_INTEGER, PULONG, PULONG, ULONG);
 typedef NTSTATUS(NTAPI *NtCreateSection_t)(PHANDLE, ACCESS_MASK, POBJECT_ATTRIBUTES, PLARGE_INTEGER,
                                            ULONG, ULONG, HANDLE);
 typedef NTSTATUS(NTAPI *NtTerminateProcess_t)(HANDLE, NTSTATUS);
@@ -75,7 +84,12 @@ static NtQueryDirectoryFile_t o_NtQueryDirectoryFile;
 static NtQueryDirectoryFileEx_t o_NtQueryDirectoryFileEx;
 static NtSetInformationFile_t o_NtSetInformationFile;
 static NtDeleteFile_t o_NtDeleteFile;
-static NtReadWriteFile_t o_NtReadFile, o_NtWriteFile;
+static NtReadWriteFile_t o_NtReadFile, o_NtWriteFile, o_NtReadFileScatter, o_NtWriteFileGather;
+static NtQueryInformationByName_t o_NtQueryInformationByName;
+static NtFsControlFile_t o_NtFsControlFile;
+static NtCopyFileChunk_t o_NtCopyFileChunk;
+static NtSetEaFile_t o_NtSetEaFile;
+static NtSetSecurityObject_t o_NtSetSecurityObject;
 static NtClose_t o_NtClose;
 static NtCreateSection_t o_NtCreateSection;
 static NtTerminateProcess_t o_NtTerminateProcess;
@@ -83,7 +97,7 @@ static NtDuplicateObject_t o_NtDuplicateObject;
 
 /* Join name (len units) onto the directory of handle root, or onto the
  * current directory when root is NULL and name is relative. */
-static size_t resolve_name(HANDLE root, const wchar_t *name, size_t len, wchar_t *out)
+static size_t join_name(HANDLE root, const wchar_t *name, size_t len, wchar_t *out)
 {
     wchar_t base[SBX_PATH_MAX];
     size_t blen;
@@ -115,6 +129,14 @@ static size_t resolve_name(HANDLE root, const wchar_t *name, size_t len, wchar_t
     return r < 0 ? 0 : (size_t)r;
 }
 
+/* The same, with 8.3 aliases among its components expanded to the long
+ * names (one spelling per file). */
+static size_t resolve_name(HANDLE root, const wchar_t *name, size_t len, wchar_t *out)
+{
+    size_t n = join_name(root, name, len, out);
+    return n ? sbx_long_names(out, n, SBX_PATH_MAX) : 0;
+}
+
 static size_t oa_path(POBJECT_ATTRIBUTES oa, wchar_t *out)
 {
     if (!oa)
@@ -129,9 +151,22 @@ static void after_open(NTSTATUS st, PHANDLE fh, POBJECT_ATTRIBUTES oa, PIO_STATU
                        ULONG disposition, ULONG options)
 {
     wchar_t path[SBX_PATH_MAX];
-    size_t len = oa_path(oa, path);
-    if (!len)
-        return;
+    size_t len;
+    if (options & SBX_FILE_OPEN_BY_FILE_ID) {
+        /* OpenFileById: the "name" is a binary file id, not a path; only the
+         * opened handle can say which file it is. */
+        if (!NT_OK(st) || !(len = sbx_handles_path(*fh, path, SBX_PATH_MAX))) {
+            static LONG said;       /* once per process is enough to say it */
+            if (!InterlockedExchange(&said, 1))
+                sbx_warn(L"an open by file id %ls; that access cannot be named as a path and "
+                         L"is missing", NT_OK(st) ? L"gave a file with no name" : L"failed");
+            return;
+        }
+    } else {
+        len = oa_path(oa, path);
+        if (!len)
+            return;
+    }
     if (!NT_OK(st)) {
         sbx_record(SBX_PROBE, path, len);
         return;
@@ -260,7 +295,7 @@ static size_t target_name(HANDLE h, const struct name_info *ni, ULONG infolen, w
         return 0;
     r = sbx_winpath_join((uint16_t *)out, SBX_PATH_MAX, (const uint16_t *)parent, (size_t)r,
                          (const uint16_t *)ni->name, n);
-    return r < 0 ? 0 : (size_t)r;
+    return r < 0 ? 0 : sbx_long_names(out, (size_t)r, SBX_PATH_MAX);
 }
 
 static void after_set_information(NTSTATUS st, HANDLE h, PVOID info, ULONG len, ULONG cls)
@@ -272,6 +307,8 @@ static void after_set_information(NTSTATUS st, HANDLE h, PVOID info, ULONG len, 
     case C_RENAME_EX:
     case C_LINK:
     case C_LINK_EX:
+        if (NT_OK(st) && (cls == C_RENAME || cls == C_RENAME_EX))
+            sbx_long_names_forget();
         tlen = target_name(h, info, len, target);
         if (!tlen)
             return;
@@ -279,6 +316,10 @@ static void after_set_information(NTSTATUS st, HANDLE h, PVOID info, ULONG len, 
             sbx_record(SBX_PROBE, target, tlen);
             return;
         }
+        /* The existing name's content lives on under the new name: a read
+         * (dropped by the pathset when the run itself created that file),
+         * as link() and rename() are on Linux. */
+        sbx_handles_use(h, SBX_READ);
         if (cls == C_RENAME || cls == C_RENAME_EX) {
             sbx_handles_use(h, SBX_WRITE);          /* the old name is gone */
             sbx_handles_rename(h, target, tlen);
@@ -286,12 +327,16 @@ static void after_set_information(NTSTATUS st, HANDLE h, PVOID info, ULONG len, 
         sbx_record(SBX_WRITE | SBX_CREATED, target, tlen);
         return;
     case C_DISPOSITION:
-        if (NT_OK(st) && len >= 1 && *(BOOLEAN *)info)
+        if (NT_OK(st) && len >= 1 && *(BOOLEAN *)info) {
+            sbx_long_names_forget();
             sbx_handles_use(h, SBX_WRITE);
+        }
         return;
     case C_DISPOSITION_EX:
-        if (NT_OK(st) && len >= 4 && (*(ULONG *)info & 1))
+        if (NT_OK(st) && len >= 4 && (*(ULONG *)info & 1)) {
+            sbx_long_names_forget();
             sbx_handles_use(h, SBX_WRITE);
+        }
         return;
     case C_ALLOCATION:
     case C_END_OF_FILE:
@@ -324,6 +369,8 @@ static NTSTATUS NTAPI h_NtSetInformationFile(HANDLE h, PIO_STATUS_BLOCK iosb, PV
 static NTSTATUS NTAPI h_NtDeleteFile(POBJECT_ATTRIBUTES oa)
 {
     NTSTATUS st = o_NtDeleteFile(oa);
+    if (NT_OK(st) && sbx_active)
+        sbx_long_names_forget();
     SBX_RECORD_AFTER(record_oa(NT_OK(st) ? SBX_WRITE : SBX_PROBE, oa));
     return st;
 }
@@ -349,6 +396,125 @@ static NTSTATUS NTAPI h_NtWriteFile(HANDLE h, HANDLE ev, PVOID apc, PVOID ctx,
                                     PULONG key)
 {
     NTSTATUS st = o_NtWriteFile(h, ev, apc, ctx, iosb, b, n, off, key);
+    if (NT_OK(st))
+        SBX_RECORD_AFTER(sbx_handles_use(h, SBX_WRITE));
+    return st;
+}
+
+/* ReadFileScatter/WriteFileGather: the same arguments as NtReadFile and
+ * NtWriteFile, with a segment array for the buffer. */
+static NTSTATUS NTAPI h_NtReadFileScatter(HANDLE h, HANDLE ev, PVOID apc, PVOID ctx,
+                                          PIO_STATUS_BLOCK iosb, PVOID segs, ULONG n,
+                                          PLARGE_INTEGER off, PULONG key)
+{
+    NTSTATUS st = o_NtReadFileScatter(h, ev, apc, ctx, iosb, segs, n, off, key);
+    if (transferred(st))
+        SBX_RECORD_AFTER(sbx_handles_use(h, SBX_READ));
+    return st;
+}
+
+static NTSTATUS NTAPI h_NtWriteFileGather(HANDLE h, HANDLE ev, PVOID apc, PVOID ctx,
+                                          PIO_STATUS_BLOCK iosb, PVOID segs, ULONG n,
+                                          PLARGE_INTEGER off, PULONG key)
+{
+    NTSTATUS st = o_NtWriteFileGather(h, ev, apc, ctx, iosb, segs, n, off, key);
+    if (NT_OK(st))
+        SBX_RECORD_AFTER(sbx_handles_use(h, SBX_WRITE));
+    return st;
+}
+
+/* Metadata by name without opening (Windows 10 1709+, GetFileInformationByName):
+ * a probe, like NtQueryAttributesFile. */
+static NTSTATUS NTAPI h_NtQueryInformationByName(POBJECT_ATTRIBUTES oa, PIO_STATUS_BLOCK iosb,
+                                                 PVOID info, ULONG len, ULONG cls)
+{
+    NTSTATUS st = o_NtQueryInformationByName(oa, iosb, info, len, cls);
+    SBX_RECORD_AFTER(record_oa(SBX_PROBE, oa));
+    return st;
+}
+
+/* A copy between two handles done by the file system (Windows 11 22H2+;
+ * newer CopyFile implementations use it): the source is read, the
+ * destination written. */
+static NTSTATUS NTAPI h_NtCopyFileChunk(HANDLE src, HANDLE dst, HANDLE ev, PIO_STATUS_BLOCK iosb,
+                                        ULONG len, PLARGE_INTEGER soff, PLARGE_INTEGER doff,
+                                        PULONG skey, PULONG dkey, ULONG flags)
+{
+    NTSTATUS st = o_NtCopyFileChunk(src, dst, ev, iosb, len, soff, doff, skey, dkey, flags);
+    if (NT_OK(st))
+        SBX_RECORD_AFTER(sbx_handles_use(src, SBX_READ); sbx_handles_use(dst, SBX_WRITE));
+    return st;
+}
+
+/* File-system controls that move content or change a file (CTL_CODE values
+ * of winioctl.h, FILE_DEVICE_FILE_SYSTEM).  Reading a reparse point is
+ * readlink(): a read of the link itself.  Block cloning
+ * (DUPLICATE_EXTENTS, how Dev Drive/ReFS copies) reads the source handle
+ * given in the input buffer.  Other controls query or tune the volume and
+ * touch no file content. */
+#define FSCTL_SET_COMPRESSION_ 0x0009C040u
+#define FSCTL_SET_REPARSE_POINT_ 0x000900A4u
+#define FSCTL_GET_REPARSE_POINT_ 0x000900A8u
+#define FSCTL_DELETE_REPARSE_POINT_ 0x000900ACu
+#define FSCTL_SET_SPARSE_ 0x000900C4u
+#define FSCTL_SET_ZERO_DATA_ 0x000980C8u
+#define FSCTL_DUPLICATE_EXTENTS_TO_FILE_ 0x00098344u
+#define FSCTL_DUPLICATE_EXTENTS_TO_FILE_EX_ 0x000983E8u
+
+static void after_fs_control(HANDLE h, ULONG code, const void *in, ULONG inlen)
+{
+    HANDLE src = NULL;
+    switch (code) {
+    case FSCTL_GET_REPARSE_POINT_:
+        sbx_handles_use(h, SBX_READ);
+        return;
+    case FSCTL_DUPLICATE_EXTENTS_TO_FILE_:        /* DUPLICATE_EXTENTS_DATA: handle first */
+        if (in && inlen >= sizeof(HANDLE))
+            memcpy(&src, in, sizeof src);
+        break;
+    case FSCTL_DUPLICATE_EXTENTS_TO_FILE_EX_:     /* _EX: SIZE_T Size, then the handle */
+        if (in && inlen >= sizeof(SIZE_T) + sizeof(HANDLE))
+            memcpy(&src, (const char *)in + sizeof(SIZE_T), sizeof src);
+        break;
+    case FSCTL_SET_COMPRESSION_:
+    case FSCTL_SET_REPARSE_POINT_:
+    case FSCTL_DELETE_REPARSE_POINT_:
+    case FSCTL_SET_SPARSE_:
+    case FSCTL_SET_ZERO_DATA_:
+        break;
+    default:
+        return;
+    }
+    if (src)
+        sbx_handles_use(src, SBX_READ);
+    sbx_handles_use(h, SBX_WRITE);
+}
+
+static NTSTATUS NTAPI h_NtFsControlFile(HANDLE h, HANDLE ev, PVOID apc, PVOID ctx,
+                                        PIO_STATUS_BLOCK iosb, ULONG code, PVOID in, ULONG inlen,
+                                        PVOID out, ULONG outlen)
+{
+    NTSTATUS st = o_NtFsControlFile(h, ev, apc, ctx, iosb, code, in, inlen, out, outlen);
+    if (NT_OK(st))
+        SBX_RECORD_AFTER(after_fs_control(h, code, in, inlen));
+    return st;
+}
+
+/* Extended attributes and the security descriptor of a file are its
+ * metadata: setting them is a write, as setxattr and chmod are on Linux.
+ * (For handles that are not files — processes, registry keys — the handle
+ * table answers "not a file" and nothing is recorded.) */
+static NTSTATUS NTAPI h_NtSetEaFile(HANDLE h, PIO_STATUS_BLOCK iosb, PVOID buf, ULONG len)
+{
+    NTSTATUS st = o_NtSetEaFile(h, iosb, buf, len);
+    if (NT_OK(st))
+        SBX_RECORD_AFTER(sbx_handles_use(h, SBX_WRITE));
+    return st;
+}
+
+static NTSTATUS NTAPI h_NtSetSecurityObject(HANDLE h, ULONG what, PVOID sd)
+{
+    NTSTATUS st = o_NtSetSecurityObject(h, what, sd);
     if (NT_OK(st))
         SBX_RECORD_AFTER(sbx_handles_use(h, SBX_WRITE));
     return st;
@@ -429,6 +595,13 @@ const struct sbx_hook_def sbx_nt_hooks[] = {
     HOOK(NtDeleteFile),
     HOOK(NtReadFile),
     HOOK(NtWriteFile),
+    HOOK(NtReadFileScatter),
+    HOOK(NtWriteFileGather),
+    HOOK(NtQueryInformationByName),
+    HOOK(NtCopyFileChunk),
+    HOOK(NtFsControlFile),
+    HOOK(NtSetEaFile),
+    HOOK(NtSetSecurityObject),
     HOOK(NtCreateSection),
     HOOK(NtTerminateProcess),
     HOOK(NtDuplicateObject),

@@ -240,25 +240,260 @@ void sbx_bye(void)
     LeaveCriticalSection(&lock);
 }
 
+/* ---- 8.3 short names -------------------------------------------------------- */
+/* A component with a '~' may be an 8.3 alias (A_RA~QOE.TEX) of a long name;
+ * a cache keyed on paths must see one spelling per file, so each such
+ * component is replaced by the name the directory itself lists for it
+ * (FindFirstFileExW on the exact name matches the long or the short name
+ * and returns the long one).  Only those components are looked up, so the
+ * letter case of the others stays as written.  A component that is not
+ * found (an absent file, a name that merely contains '~') is kept as
+ * written, and so is everything below it: what does not exist has no
+ * other spelling.  Runs with the guard set, so its own lookups are not
+ * recorded. */
+static int has_tilde(const wchar_t *p, size_t len)
+{
+    for (size_t i = 0; i < len; i++)
+        if (p[i] == '~')
+            return 1;
+    return 0;
+}
+
+/* Directories already expanded.  A build works in a few directories, and
+ * one under a short name (a CI runner's TEMP is C:\Users\RUNNER~1\...)
+ * would otherwise cost a directory query on every access below it.  Only
+ * directories that were found are kept; a short name stays bound to its
+ * long name for as long as the directory exists, and the cache is emptied
+ * whenever this process renames or deletes something (sbx_long_names_forget),
+ * since that is how an alias could come to name another directory. */
+#define LONG_CACHE 8
+static struct {
+    wchar_t *s, *l;
+    size_t sl, ll;
+} long_cache[LONG_CACHE];
+static unsigned long_cache_next;
+static SRWLOCK long_lock = SRWLOCK_INIT;
+
+/* The longest cached directory that starts path (at a component boundary):
+ * its long form goes to out; returns how much of path it covers (0: none). */
+static size_t cache_lookup(const wchar_t *path, size_t len, wchar_t *out, size_t ocap,
+                           size_t *nout)
+{
+    size_t best = 0;
+    AcquireSRWLockShared(&long_lock);
+    for (int i = 0; i < LONG_CACHE; i++) {
+        size_t sl = long_cache[i].sl;
+        if (!long_cache[i].s || sl <= best || sl > len || (sl < len && path[sl] != '\\') ||
+            long_cache[i].ll >= ocap)
+            continue;
+        if (CompareStringOrdinal(path, (int)sl, long_cache[i].s, (int)sl, TRUE) != CSTR_EQUAL)
+            continue;
+        memcpy(out, long_cache[i].l, long_cache[i].ll * sizeof *out);
+        *nout = long_cache[i].ll;
+        best = sl;
+    }
+    ReleaseSRWLockShared(&long_lock);
+    return best;
+}
+
+static void cache_store(const wchar_t *sp, size_t sl, const wchar_t *lp, size_t ll)
+{
+    wchar_t *s2 = HeapAlloc(heap, 0, sl * sizeof *s2), *l2 = HeapAlloc(heap, 0, ll * sizeof *l2);
+    if (!s2 || !l2) {
+        if (s2)
+            HeapFree(heap, 0, s2);
+        if (l2)
+            HeapFree(heap, 0, l2);
+        return;
+    }
+    memcpy(s2, sp, sl * sizeof *s2);
+    memcpy(l2, lp, ll * sizeof *l2);
+    AcquireSRWLockExclusive(&long_lock);
+    unsigned k = long_cache_next++ % LONG_CACHE;
+    if (long_cache[k].s) {
+        HeapFree(heap, 0, long_cache[k].s);
+        HeapFree(heap, 0, long_cache[k].l);
+    }
+    long_cache[k].s = s2;
+    long_cache[k].l = l2;
+    long_cache[k].sl = sl;
+    long_cache[k].ll = ll;
+    ReleaseSRWLockExclusive(&long_lock);
+}
+
+void sbx_long_names_forget(void)
+{
+    AcquireSRWLockExclusive(&long_lock);
+    for (int k = 0; k < LONG_CACHE; k++) {
+        if (long_cache[k].s) {
+            HeapFree(heap, 0, long_cache[k].s);
+            HeapFree(heap, 0, long_cache[k].l);
+        }
+        long_cache[k].s = long_cache[k].l = NULL;
+        long_cache[k].sl = long_cache[k].ll = 0;
+    }
+    ReleaseSRWLockExclusive(&long_lock);
+}
+
+size_t sbx_long_names(wchar_t *path, size_t len, size_t cap)
+{
+    if (!has_tilde(path, len))
+        return len;
+    /* The root that never changes: "C:\" or "\\server\share". */
+    size_t root;
+    int unc = 0;
+    if (len >= 3 && path[1] == ':' && path[2] == '\\') {
+        root = 3;
+    } else if (len >= 3 && path[0] == '\\' && path[1] == '\\' && path[2] != '.' &&
+               path[2] != '?') {
+        unc = 1;
+        root = 2;
+        for (int part = 0; part < 2; part++) {
+            while (root < len && path[root] != '\\')
+                root++;
+            if (part == 0 && root < len)
+                root++;
+        }
+    } else {
+        return len;         /* devices, NT object names: no short names */
+    }
+    /* FindFirstFileExW is given \\?\C:\... or \\?\UNC\server\share\...,
+     * so long paths work too. */
+    const wchar_t *prefix = unc ? L"\\\\?\\UNC\\" : L"\\\\?\\";
+    size_t skip = unc ? 2 : 0;      /* the UNC prefix replaces the "\\" of \\server */
+    size_t plen = wcslen(prefix);
+    size_t qcap = SBX_PATH_MAX + 16;
+    wchar_t *q = HeapAlloc(heap, 0, 2 * qcap * sizeof *q);
+    WIN32_FIND_DATAW *fd = HeapAlloc(heap, 0, sizeof *fd);
+    if (!q || !fd) {
+        if (q)
+            HeapFree(heap, 0, q);
+        if (fd)
+            HeapFree(heap, 0, fd);
+        return len;
+    }
+    wchar_t *out = q + qcap;        /* the long path built so far */
+    size_t n = root;
+    memcpy(out, path, root * sizeof *out);
+    size_t i = root;
+    size_t cached_n, cached = cache_lookup(path, len, out, qcap, &cached_n);
+    if (cached > root) {
+        i = cached;
+        n = cached_n;
+    }
+    size_t keep_s = 0, keep_l = 0;  /* deepest directory expanded here: cache it */
+    unsigned prev = sbx_active ? sbx_tls_get() : 0;
+    if (sbx_active)
+        sbx_tls_set(prev | SBX_GUARD);
+    int exists = 1;
+    while (i < len) {
+        while (i < len && path[i] == '\\')
+            i++;
+        size_t s = i;
+        while (i < len && path[i] != '\\')
+            i++;
+        size_t clen = i - s;
+        if (!clen)
+            break;
+        const wchar_t *comp = path + s;
+        wchar_t found[MAX_PATH];
+        int expanded = 0;
+        if (exists && has_tilde(comp, clen) && plen + n + 1 + clen + 1 <= qcap) {
+            int wild = 0;
+            for (size_t k = 0; k < clen; k++)
+                wild |= comp[k] == '*' || comp[k] == '?';
+            size_t qn = plen;
+            memcpy(q, prefix, plen * sizeof *q);
+            memcpy(q + qn, out + skip, (n - skip) * sizeof *q);
+            qn += n - skip;
+            if (q[qn - 1] != '\\')
+                q[qn++] = '\\';
+            memcpy(q + qn, comp, clen * sizeof *q);
+            q[qn + clen] = 0;
+            HANDLE f = wild ? INVALID_HANDLE_VALUE
+                            : FindFirstFileExW(q, FindExInfoBasic, fd, FindExSearchNameMatch,
+                                               NULL, 0);
+            if (f != INVALID_HANDLE_VALUE) {
+                FindClose(f);
+                size_t fl = wcslen(fd->cFileName);
+                if (fl < MAX_PATH) {
+                    memcpy(found, fd->cFileName, (fl + 1) * sizeof *found);
+                    comp = found;
+                    clen = fl;
+                    expanded = 1;
+                }
+            } else {
+                exists = 0;
+            }
+        }
+        if (n + 1 + clen + 1 > qcap) {
+            n = 0;              /* does not fit: keep the path as it was */
+            break;
+        }
+        if (out[n - 1] != '\\')
+            out[n++] = '\\';
+        memcpy(out + n, comp, clen * sizeof *out);
+        n += clen;
+        if (expanded && i < len) {  /* a directory, since more follows */
+            keep_s = i;
+            keep_l = n;
+        }
+    }
+    if (sbx_active)
+        sbx_tls_set(prev);
+    if (n && keep_s)
+        cache_store(path, keep_s, out, keep_l);
+    if (n && n < cap) {
+        memcpy(path, out, n * sizeof *path);
+        path[n] = 0;
+        len = n;
+    }
+    HeapFree(heap, 0, q);
+    HeapFree(heap, 0, fd);
+    return len;
+}
+
 /* ---- Win32 paths ------------------------------------------------------------ */
+/* Names in the NT namespace given to a Win32 call: "\??\C:\x" is passed to
+ * the system unchanged (RtlDosPathNameToNtPathName_U lets a \??\ prefix
+ * through) and "\\?\C:\x" turns off all Win32 processing.  GetFullPathNameW
+ * would take the first for a path rooted on the current drive
+ * ("Z:\??\Z:\x"), so neither goes through it; "\\.\C:\x" is processed like
+ * any Win32 name and does. */
+static int nt_namespace(const wchar_t *p)
+{
+    return p[0] == '\\' && (p[1] == '?' || p[1] == '\\') && p[2] == '?' && p[3] == '\\';
+}
+
 size_t sbx_full_path(const wchar_t *in, wchar_t *out, size_t cap)
 {
     wchar_t full[SBX_PATH_MAX];
     if (!in || !*in)
         return 0;
-    DWORD n = GetFullPathNameW(in, SBX_PATH_MAX, full, NULL);
-    if (n == 0)
-        return 0;
-    if (n >= SBX_PATH_MAX) {
-        sbx_warn(L"a path longer than %d characters was not recorded", SBX_PATH_MAX);
-        return 0;
+    DWORD n;
+    if (nt_namespace(in)) {
+        size_t l = wcslen(in);
+        if (l >= SBX_PATH_MAX) {
+            sbx_warn(L"a path longer than %d characters was not recorded", SBX_PATH_MAX);
+            return 0;
+        }
+        memcpy(full, in, (l + 1) * sizeof *full);
+        n = (DWORD)l;
+    } else {
+        n = GetFullPathNameW(in, SBX_PATH_MAX, full, NULL);
+        if (n == 0)
+            return 0;
+        if (n >= SBX_PATH_MAX) {
+            sbx_warn(L"a path longer than %d characters was not recorded", SBX_PATH_MAX);
+            return 0;
+        }
     }
     long r = sbx_winpath_normal((uint16_t *)out, cap, (const uint16_t *)full, n);
     if (r < 0) {
         sbx_warn(L"a path longer than %d characters was not recorded", SBX_PATH_MAX);
         return 0;
     }
-    return (size_t)r;
+    return sbx_long_names(out, (size_t)r, cap);
 }
 
 void sbx_record_win32(unsigned flags, const wchar_t *path)

@@ -29,7 +29,9 @@ static void after_spawn(const PROCESS_INFORMATION *pi, const wchar_t *app, const
     size_t plen = 0;
     if (QueryFullProcessImageNameW(pi->hProcess, 0, image, &n)) {
         long r = sbx_winpath_normal((uint16_t *)path, SBX_PATH_MAX, (const uint16_t *)image, n);
-        plen = r < 0 ? 0 : (size_t)r;
+        /* the image name is the one the process was created with, which
+         * may be an 8.3 alias (C:\PROGRA~1\...) */
+        plen = r < 0 ? 0 : sbx_long_names(path, (size_t)r, SBX_PATH_MAX);
     }
     if (!plen && app)
         plen = sbx_full_path(app, path, SBX_PATH_MAX);

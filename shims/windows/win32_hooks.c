@@ -158,6 +158,10 @@ static BOOL WINAPI h_MoveFileExW(LPCWSTR from, LPCWSTR to, DWORD flags)
 {
     /* to == NULL (MOVEFILE_DELAY_UNTIL_REBOOT) deletes at reboot */
     SBX_GUARDED_CALL(BOOL, o_MoveFileExW(from, to, flags),
+                     /* a rename's old name: its content lives on under the
+                      * new one (a read unless the run made it), and it is gone */
+                     if (result) sbx_long_names_forget();
+                     if (result && to) sbx_record_win32(SBX_READ, from);
                      sbx_record_win32(result ? SBX_WRITE : SBX_PROBE, from);
                      if (to)
                          sbx_record_win32(result ? SBX_WRITE | SBX_CREATED : SBX_PROBE, to));
@@ -172,6 +176,7 @@ static BOOL WINAPI h_DeleteFileW(LPCWSTR name)
 static BOOL WINAPI h_RemoveDirectoryW(LPCWSTR name)
 {
     SBX_GUARDED_CALL(BOOL, o_RemoveDirectoryW(name),
+                     if (result) sbx_long_names_forget();
                      sbx_record_win32(result ? SBX_WRITE : SBX_PROBE, name));
 }
 

@@ -16,7 +16,11 @@ import subprocess
 import sys
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-CC = "x86_64-w64-mingw32-gcc"
+# The cross compiler on Linux; on Windows (MSYS2/mingw64, as on the CI
+# runners) the native mingw-w64 gcc is plain "gcc".  SBX_MINGW_CC overrides.
+CC = os.environ.get("SBX_MINGW_CC") or (
+    "x86_64-w64-mingw32-gcc" if shutil.which("x86_64-w64-mingw32-gcc") or sys.platform != "win32"
+    else "gcc")
 CFLAGS = ["-O2", "-std=gnu11", "-Wall", "-Wextra", "-Wno-unused-parameter",
           "-Wno-cast-function-type", "-Wno-array-bounds", "-static-libgcc"]
 
@@ -59,7 +63,8 @@ def _cc(args):
 def build(outdir: str | None = None) -> dict:
     """Build (if stale) and return {"dll": path, "exe": path}."""
     if not compiler():
-        raise RuntimeError("%s not found: install gcc-mingw-w64-x86-64" % CC)
+        raise RuntimeError("%s not found: install gcc-mingw-w64-x86-64 (Linux) or mingw-w64 "
+                           "(Windows), or name it in SBX_MINGW_CC" % CC)
     outdir = outdir or os.path.join(ROOT, "build", "windows")
     os.makedirs(outdir, exist_ok=True)
     dll = os.path.join(outdir, "sbx_hook.dll")

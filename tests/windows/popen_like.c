@@ -22,5 +22,8 @@ int wmain(int argc, wchar_t **argv)
     WaitForSingleObject(pi.hProcess, INFINITE);
     DWORD code = 1;
     GetExitCodeProcess(pi.hProcess, &code);
+    /* What Popen.returncode would be: the DWORD, unsigned (under Wine the
+     * Unix exit status keeps only its low byte). */
+    printf("exit code %lu\n", (unsigned long)code);
     return (int)code;
 }

@@ -27,8 +27,11 @@ int wmain(int argc, wchar_t **argv)
         wchar_t p[4096];
         _snwprintf(p, 4096, L"%ls\\f%d.txt", argv[1], i);
         HANDLE h = CreateFileW(p, GENERIC_READ, FILE_SHARE_READ, NULL, OPEN_EXISTING, 0, NULL);
-        if (h == INVALID_HANDLE_VALUE)
+        if (h == INVALID_HANDLE_VALUE) {
+            fwprintf(stderr, L"read_many: CreateFileW(%ls) failed (error %lu)\n", p,
+                     GetLastError());
             return 1;
+        }
         DWORD n;
         while (ReadFile(h, buf, sizeof buf, &n, NULL) && n)
             total += n;
