@@ -43,6 +43,8 @@ BASE = {
     "direct_open": {"reads": [F, "sub/g.txt"]},      # opened into a fixed slot
     "async": {"reads": [F], "writes": ["out.txt"], "probes": [F]},   # IOSQE_ASYNC
     "raw_open_read_write": {"reads": [F], "writes": ["out.txt"]},
+    "xattr": {"writes": [F], "probes": ["sub/g.txt"]},   # SETXATTR, GETXATTR by name
+    "fd_writes": {"writes": [F]},                    # FALLOCATE, FTRUNCATE, FSETXATTR
 }
 # the same requests submitted by the SQPOLL thread, and completed as task
 # work in the submitter (DEFER_TASKRUN)
@@ -51,6 +53,7 @@ RINGS = {"sqpoll_" + n: BASE[n] for n in ("open_read", "write", "statx", "direct
 RINGS.update({"defer_" + n: BASE[n] for n in ("open_read", "write", "direct_open")})
 EXACT = {**BASE, **RINGS}
 NOT_IN = {"open_unused": {"reads": [F]}, "write": {"reads": ["out.txt"]},
+          "fd_writes": {"reads": [F]}, "xattr": {"reads": [F, "sub/g.txt"]},
           "direct_open": {"probes": [F, "sub/g.txt"]}}
 
 
@@ -84,6 +87,8 @@ def run(sb, exe, mode, scenario, base: Path):
     r = sb.run([exe, mode, scenario], cwd=str(work), capture_output=True, timeout=60)
     if r.returncode == 3:
         pytest.skip("io_uring is disabled on this kernel: %s" % r.stderr.decode().strip())
+    if r.returncode == 4:
+        pytest.skip(r.stderr.decode().strip())
     assert r.returncode == 0, (mode, r.stderr)
     return r, str(work)
 
