@@ -65,12 +65,9 @@ SBX_EXPORT unsigned la_objopen(struct link_map *map, Lmid_t lmid, uintptr_t *coo
     const char *name = map && map->l_name ? map->l_name : "";
     const char *base = strrchr(name, '/');
     base = base ? base + 1 : name;
-    if (!g_off && strncmp(base, "liburing.so", 11) == 0) {
-        char text[SBX_PATH_MAX + 160];
-        snprintf(text, sizeof text, "process %d loaded %s: file accesses it submits "
-                 "through io_uring are not seen by the preload backend", (int)getpid(), name);
-        sbx_warn(text);
-    }
+    if (!g_off && strncmp(base, "liburing.so", 11) == 0)
+        sbx_warn_process("loaded liburing: file accesses it submits through io_uring "
+                         "are not seen by the preload backend");
     return 0;
 }
 

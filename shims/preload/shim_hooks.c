@@ -156,11 +156,9 @@ SBX_HOOK(long, syscall, (long n, ...))
     long rc = REAL(syscall)(n, a[0], a[1], a[2], a[3], a[4], a[5]);
     if (n == SYS_io_uring_setup && rc >= 0) {
         /* requests submitted through the ring never pass through libc */
-        char text[128];
         int saved = errno;
-        snprintf(text, sizeof text, "process %d uses io_uring: file accesses submitted "
-                 "through the ring are not seen by the preload backend", (int)getpid());
-        sbx_warn(text);
+        sbx_warn_process("uses io_uring: file accesses submitted through the ring are "
+                         "not seen by the preload backend");
         errno = saved;
     }
     return rc;
