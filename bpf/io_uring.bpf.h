@@ -112,12 +112,14 @@ enum uring_class {
 };
 
 struct uring_req {
+    __u64 ring;         /* its io_ring_ctx: a stale entry (a skipped CQE) is
+                         * never matched by a request of another ring that
+                         * reuses the freed memory */
     __u32 run_id;
     __u32 tgid;         /* the submitting process */
     __u8 opcode;
     __u8 cls;
     __u16 pad;
-    __u32 pad2;
 };
 
 /* LRU: a request whose completion never comes (CQE skipped, ring torn
@@ -485,7 +487,8 @@ int BPF_PROG(on_uring_submit, struct io_kiocb *req)
     }
     int skip = (rflags & SBX_REQ_F_CQE_SKIP) != 0;
     struct uring_req ur = {
-        .run_id = run_id, .tgid = bpf_get_current_pid_tgid() >> 32, .opcode = op, .cls = cls,
+        .ring = (__u64)req->ctx, .run_id = run_id, .tgid = bpf_get_current_pid_tgid() >> 32,
+        .opcode = op, .cls = cls,
     };
     bpf_map_update_elem(&uring_reqs, &key, &ur, BPF_ANY);
     if (skip)
@@ -527,7 +530,7 @@ int BPF_PROG(on_uring_complete, struct io_ring_ctx *ring, void *req, struct io_u
         return 0;                       /* an auxiliary CQE */
     __u64 key = (__u64)req;
     struct uring_req *urp = bpf_map_lookup_elem(&uring_reqs, &key);
-    if (!urp)
+    if (!urp || urp->ring != (__u64)ring)
         return 0;
     struct uring_req ur = *urp;
     __s32 res = cqe->res;
@@ -554,10 +557,20 @@ int BPF_PROG(on_uring_complete, struct io_ring_ctx *ring, void *req, struct io_u
         struct io_open *o = CAST(struct io_open, cmd);
         __u32 slot = o->file_slot;
         __u64 faddr = 0;
-        if (slot)
+        if (slot) {
             faddr = uring_fixed_file(ring, slot == IORING_FILE_INDEX_ALLOC ? res : slot - 1);
-        else if ((bpf_get_current_pid_tgid() >> 32) == ur.tgid)
-            fd_file_addr(bpf_get_current_task_btf(), res, &faddr);  /* shares its fds */
+        } else {
+            /* the fd is the submitter's; a thread of its process shares its
+             * table, anyone else (a kworker) looks it up through the task */
+            struct task_struct *owner = bpf_get_current_task_btf();
+            if ((bpf_get_current_pid_tgid() >> 32) != ur.tgid) {
+                owner = NULL;
+                if (bpf_core_field_exists(r->tctx->task))
+                    owner = CAST(struct task_struct, BPF_CORE_READ(r, tctx, task));
+            }
+            if (owner)
+                fd_file_addr(owner, res, &faddr);
+        }
         if (faddr) {
             struct file *f = CAST(struct file, (void *)faddr);
             s->ev.file = faddr;

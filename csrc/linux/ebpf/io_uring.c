@@ -7,9 +7,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/syscall.h>
 
+#include "access.h"
 #include "io_uring_event.h"
 #include "sandbox.skel.h"
+#include "syscalls.h"
 
 static int traced;
 
@@ -132,6 +135,17 @@ static void file_request(const struct sbx_event *sub, int64_t ret, const struct 
     ev->kind = done ? done->kind : 0;
     ev->imode = done ? done->imode : 0;
     replay(host, ev, ev->size);
+    if (ev->nr == SYS_openat && ret >= 0 && !ev->file) {
+        /* Opened, but the file could not be identified (its process was
+         * gone when it completed): no later use can be tied to it, so it
+         * counts as the ledger counts an open never used, a probe. */
+        int used, tracked;
+        sbx_access_open(sbx_linux_open_intent((unsigned)ev->args[2]), 0, &used, &tracked);
+        if (tracked && !used) {
+            ev->ret = -1;
+            replay(host, ev, ev->size);
+        }
+    }
     free(ev);
 }
 
