@@ -5,7 +5,7 @@
  * A request never passes through sys_exit: it is prepared and submitted in
  * io_uring_enter() (or in the SQPOLL thread, outside any system call),
  * issued inline, in an io-wq worker or from task work, and completed
- * wherever it finished.  Four tp_btf programs follow it:
+ * wherever it finished.  Five tp_btf programs follow it:
  *   task_newtask          io threads (iou-wrk-*, iou-sqp-*) of a traced
  *                         process join its run: they are created by
  *                         create_io_thread(), which fires no
