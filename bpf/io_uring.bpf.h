@@ -368,6 +368,22 @@ static __noinline int uring_emit_file(struct scratch *s, __u32 run_id, __u32 tgi
     return 0;
 }
 
+/* Nothing to report for `kind` on file `faddr`: the run reported it
+ * already (fd_seen), or it is a pipe or a socket (no path). */
+static __always_inline int uring_file_known(__u32 run_id, __u64 faddr, __u32 kind)
+{
+    if (!faddr)
+        return 0;
+    struct file *f = CAST(struct file, (void *)faddr);
+    __u32 imode = f->f_inode->i_mode & S_IFMT;
+    if (imode != S_IFREG && imode != S_IFDIR && imode != S_IFCHR && imode != S_IFBLK)
+        return 1;
+    struct fd_seen_key key = {
+        .file = faddr, .ino = f->f_inode->i_ino, .run_id = run_id, .kind = kind,
+    };
+    return bpf_map_lookup_elem(&fd_seen, &key) != NULL;
+}
+
 /* The names of a request that takes some, into the submit event. */
 static __noinline int uring_submit_names(struct scratch *s, void *cmd, __u32 op)
 {
@@ -486,6 +502,20 @@ int BPF_PROG(on_uring_submit, struct io_kiocb *req)
         return 0;
     }
     int skip = (rflags & SBX_REQ_F_CQE_SKIP) != 0;
+    __u32 kind = cls == UC_READ ? SBX_FD_READ : SBX_FD_WRITE;
+    __u64 faddr = 0;
+    if (cls != UC_PATH) {
+        /* The file is only attached when the request is issued, but its fd
+         * (or fixed slot) names it now: a loop of reads on a file the run
+         * already reported, or on a socket, costs no map entry. */
+        __s32 fd = req->cqe.fd;
+        if (rflags & SBX_REQ_F_FIXED_FILE)
+            faddr = uring_fixed_file(req->ctx, fd);
+        else
+            fd_file_addr(bpf_get_current_task_btf(), fd, &faddr);
+        if (uring_file_known(run_id, faddr, kind))
+            return 0;
+    }
     struct uring_req ur = {
         .ring = (__u64)req->ctx, .run_id = run_id, .tgid = bpf_get_current_pid_tgid() >> 32,
         .opcode = op, .cls = cls,
@@ -509,16 +539,9 @@ int BPF_PROG(on_uring_submit, struct io_kiocb *req)
         return 0;
     }
     if (skip) {
-        /* No completion will say which file: take it from the fd now (the
-         * file is only attached to the request when it is issued). */
+        /* no completion will say which file: the one its fd names now */
         struct scratch *s = get_scratch(&scratch_uring_sub);
-        __s32 fd = req->cqe.fd;
-        __u64 faddr = 0;
-        if (rflags & SBX_REQ_F_FIXED_FILE)
-            faddr = uring_fixed_file(req->ctx, fd);
-        else
-            fd_file_addr(bpf_get_current_task_btf(), fd, &faddr);
-        uring_emit_file(s, run_id, ur.tgid, faddr, cls == UC_READ ? SBX_FD_READ : SBX_FD_WRITE);
+        uring_emit_file(s, run_id, ur.tgid, faddr, kind);
     }
     return 0;
 }
