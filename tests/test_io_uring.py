@@ -11,9 +11,11 @@ two empty sets agreeing).
 """
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -151,3 +153,23 @@ def test_other_backends_flag_io_uring(scenario, backend, linkage, uring_bins, tm
     assert not r.complete
     pid = str(r.execs[0].pid)
     assert any("io_uring" in w and pid in w for w in r.warnings), r.warnings
+
+
+def test_ebpf_without_its_io_uring_programs_flags_io_uring(uring_bins, tmp_path):
+    # What a kernel that refuses the io_uring programs gets: the backend,
+    # with io_uring use flagged.  Programs load once per process: a child.
+    sandbox_for("ebpf")
+    work = tmp_path / "work"
+    prepare(work)
+    code = ("import json, sys, sandbox_py\n"
+            "r = sandbox_py.Sandbox('ebpf').run(sys.argv[1:], cwd=%r)\n"
+            "print(json.dumps([r.returncode, r.complete, list(r.warnings), r.execs[0].pid]))\n"
+            % str(work))
+    out = subprocess.run([sys.executable, "-c", code, uring_bins["dynamic"], "uring", "open_read"],
+                         env={**os.environ, "SANDBOX_PY_NO_IO_URING": "1"},
+                         capture_output=True, text=True, check=True)
+    rc, complete, warnings, pid = json.loads(out.stdout.strip().splitlines()[-1])
+    if rc == 3:
+        pytest.skip("io_uring is disabled on this kernel")
+    assert rc == 0 and not complete
+    assert any("io_uring_setup" in w and str(pid) in w for w in warnings), warnings
