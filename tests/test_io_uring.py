@@ -110,6 +110,8 @@ def test_ebpf_reports_io_uring_like_the_system_calls(scenario, linkage, uring_bi
     rs, ws = run(sb, exe, "sys", scenario, tmp_path)
     assert ru.complete and not ru.warnings, ru.warnings
     assert rs.complete, rs.warnings
+    # the fifth set: the same program ran, once (argv differs by the mode)
+    assert [e.path for e in ru.execs] == [e.path for e in rs.execs] == [exe]
     got, want = relative(ru, wu), relative(rs, ws)
     for cat in CATS:
         assert got[cat] == want[cat], (cat, "io_uring only:", set(got[cat]) - set(want[cat]),
