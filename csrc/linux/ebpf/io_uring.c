@@ -45,9 +45,8 @@ void sbx_iouring_prepare(struct sandbox_bpf *skel, int enable)
 {
     /* The tracepoints must exist in this kernel's BTF, or the whole
      * object would be refused: without them the backend works as before
-     * and io_uring_setup is only flagged. */
-    /* SANDBOX_PY_NO_IO_URING=1 leaves them out on purpose (what a kernel
-     * that refuses them gets; the tests check that it is flagged) */
+     * and io_uring_setup is only flagged.  SANDBOX_PY_NO_IO_URING=1 leaves
+     * them out on purpose (the tests check that io_uring is then flagged). */
     if (getenv("SANDBOX_PY_NO_IO_URING"))
         enable = 0;
     if (enable) {
