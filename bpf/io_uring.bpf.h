@@ -243,7 +243,7 @@ static __always_inline void uring_blind(__u32 run_id, __u32 kind, long opcode, l
     b.comm[15] = '\0';
     b.ev.str_len[0] = sizeof b.comm;
     b.ev.nstr = 1;
-    if (bpf_ringbuf_output(&events, &b, sizeof b, BPF_RB_FORCE_WAKEUP))
+    if (bpf_ringbuf_output(&events, &b, sizeof b, wake_flags()))  /* may repeat: no forced wake-up */
         count_drop(run_id);
 }
 
