@@ -144,6 +144,10 @@ def test_ebpf_flags_what_it_cannot_report(scenario, uring_bins, tmp_path):
     if scenario == "unseen_skip":
         # what can be seen still is: the open, and the read taken at submit
         assert os.path.join(work, F) in r.reads
+    if scenario == "unseen_overflow":
+        # opens whose completion was lost: named, and their names probes
+        assert any("completion was not seen" in w for w in r.warnings), r.warnings
+        assert os.path.join(work, F) in r.probes
 
 
 @pytest.mark.parametrize("linkage", ["dynamic", "static"])
