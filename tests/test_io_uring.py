@@ -43,6 +43,7 @@ BASE = {
     "linkat": {"reads": [F], "writes": ["hard.txt"]},
     "fixed_file": {"reads": [F]},                    # registered file, IOSQE_FIXED_FILE
     "direct_open": {"reads": [F, "sub/g.txt"]},      # opened into a fixed slot
+    "fixed_fd_install": {"reads": [F]},              # then given an fd, read(2)
     "async": {"reads": [F], "writes": ["out.txt"], "probes": [F]},   # IOSQE_ASYNC
     "raw_open_read_write": {"reads": [F], "writes": ["out.txt"]},
     "xattr": {"writes": [F], "probes": ["sub/g.txt"]},   # SETXATTR, GETXATTR by name
@@ -56,7 +57,7 @@ RINGS.update({"defer_" + n: BASE[n] for n in ("open_read", "write", "direct_open
 EXACT = {**BASE, **RINGS}
 NOT_IN = {"open_unused": {"reads": [F]}, "write": {"reads": ["out.txt"]},
           "fd_writes": {"reads": [F]}, "xattr": {"reads": [F, "sub/g.txt"]},
-          "direct_open": {"probes": [F, "sub/g.txt"]}}
+          "direct_open": {"probes": [F, "sub/g.txt"]}, "fixed_fd_install": {"probes": [F]}}
 
 
 @pytest.fixture(scope="session")

@@ -372,6 +372,25 @@ static void scenario(const char *name)
         must(complete_one(), "ftruncate");
         io_uring_prep_fsetxattr(sqe_get(), fd, "user.sbx", "v", 0, 1);
         must(complete_one(), "fsetxattr");
+    } else if (!strcmp(name, "fixed_fd_install")) {
+        /* opened into a fixed slot, given an fd (FIXED_FD_INSTALL, Linux
+         * 6.8), read by a system call */
+        if (!uring_mode) {
+            open_read(0);
+            return;
+        }
+        int fds[1] = {-1};
+        must(io_uring_register_files(&ring, fds, 1), "register");
+        io_uring_prep_openat_direct(sqe_get(), AT_FDCWD, "f.txt", O_RDONLY, 0, 0);
+        must(complete_one(), "open direct");
+        struct io_uring_sqe *s = sqe_get();
+        memset(s, 0, sizeof *s);
+        s->opcode = 54;             /* IORING_OP_FIXED_FD_INSTALL */
+        s->fd = 0;
+        s->flags = IOSQE_FIXED_FILE;
+        int fd = must(complete_one(), "install");
+        if (read(fd, buf, sizeof buf) < 0)
+            die("read", errno);
     } else if (!strcmp(name, "async")) {
         open_read(IOSQE_ASYNC);
         write_new(IOSQE_ASYNC);
