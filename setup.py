@@ -23,7 +23,8 @@ CORE_SOURCES = ["csrc/core/pathset.c", "csrc/core/pathnorm.c", "csrc/core/result
                 "csrc/python/pyresult.c"]
 LINUX_COMMON = ["csrc/linux/elfinterp.c", "csrc/linux/exec_reads.c", "csrc/linux/syscalls.c",
                 "csrc/linux/physpath.c"]
-LINUX_SOURCES = ["csrc/python/module_ebpf.c", "csrc/linux/ebpf/ebpf.c"] + LINUX_COMMON
+LINUX_SOURCES = ["csrc/python/module_ebpf.c", "csrc/linux/ebpf/ebpf.c",
+                 "csrc/linux/ebpf/io_uring.c"] + LINUX_COMMON
 INCLUDE_DIRS = ["csrc/core", "csrc/linux", "csrc/python"]
 
 APT_HINT = ("on Debian/Ubuntu: apt-get install clang llvm libbpf-dev libelf-dev "

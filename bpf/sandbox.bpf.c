@@ -938,3 +938,6 @@ int BPF_PROG(on_sys_exit, struct pt_regs *regs, long ret)
     }
     return 0;
 }
+
+/* io_uring requests: their own programs, on this file's maps and helpers */
+#include "io_uring.bpf.h"

@@ -6,7 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 PKGS=(build-essential make git clang llvm libbpf-dev libelf-dev zlib1g-dev bpftool
-      linux-libc-dev libseccomp-dev python3 python3-venv python3-dev strace
+      linux-libc-dev libseccomp-dev liburing-dev python3 python3-venv python3-dev strace
       gcc-mingw-w64-x86-64 wine64 nginx-light)
 missing=()
 for p in "${PKGS[@]}"; do

@@ -214,7 +214,9 @@ def test_make_reports_what_it_builds_from(sb, tmp_path):
     assert str(tmp_path / "a.o") in r.probes
 
 
-def test_io_uring_use_is_flagged(sb):
+def test_io_uring_ring_alone_is_not_flagged(sb):
+    # Requests are traced (tests/test_io_uring.py): setting up a ring is no
+    # longer a reason to call the run incomplete.
     code = ("import ctypes, os\n"
             "libc = ctypes.CDLL(None, use_errno=True)\n"
             "params = (ctypes.c_uint32 * 30)()\n"
@@ -223,8 +225,7 @@ def test_io_uring_use_is_flagged(sb):
     r = sb.run([sys.executable, "-c", code], capture_output=True, text=True)
     if int(r.stdout.strip() or -1) < 0:
         pytest.skip("io_uring is disabled on this kernel")
-    assert not r.complete
-    assert any("io_uring" in w for w in r.warnings)
+    assert r.complete, r.warnings
 
 
 def test_repeated_probes_keep_every_distinct_path(sb, tmp_path):

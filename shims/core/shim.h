@@ -89,6 +89,8 @@ void sbx_forked_child(void);
 void sbx_flush_fds(void);
 
 void sbx_warn(const char *text);
+/* The same, naming this process: "process <pid> <what>". */
+void sbx_warn_process(const char *what);
 
 /* Start-up of a freshly exec'd image (constructor): its exec record and
  * the libraries the loader mapped; later dlopen()s go to sbx_loaded. */

@@ -210,6 +210,28 @@ void sbx_warn(const char *text)
         emit(SBX_EV_WARN, 0, 0, 0, text, NULL);
 }
 
+/* A warning about this process: "process <pid> " + what.  Formatted by
+ * hand, as every hook's work is (no stdio, no allocation). */
+void sbx_warn_process(const char *what)
+{
+    char text[256] = "process ";
+    char digits[12];
+    int nd = 0;
+    unsigned v = (unsigned)raw_getpid();
+    do {
+        digits[nd++] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    size_t k = 8;
+    while (nd)
+        text[k++] = digits[--nd];
+    text[k++] = ' ';
+    for (size_t i = 0; what[i] && k < sizeof text - 1; i++)
+        text[k++] = what[i];
+    text[k] = '\0';
+    sbx_warn(text);
+}
+
 static uint64_t next_id(void)
 {
     return __atomic_add_fetch(&g_log->next_id, 1, __ATOMIC_RELAXED);

@@ -107,7 +107,15 @@ SBX_HOOK(long, syscall, (long n, ...))
                   (int)REAL(syscall)(n, a[0], a[1], a[2], a[3], a[4], a[5]));
     }
 #endif
-    return REAL(syscall)(n, a[0], a[1], a[2], a[3], a[4], a[5]);
+    long rc = REAL(syscall)(n, a[0], a[1], a[2], a[3], a[4], a[5]);
+    if (n == SYS_io_uring_setup && rc >= 0) {
+        /* requests submitted through the ring never pass through libc */
+        int saved = errno;
+        sbx_warn_process("uses io_uring: file accesses submitted through the ring are "
+                         "not seen by the preload backend");
+        errno = saved;
+    }
+    return rc;
 }
 
 /* execveat through the real syscall() (glibc 2.34 has no wrapper on every

@@ -54,6 +54,23 @@ SBX_EXPORT unsigned la_version(unsigned version)
     return version < LAV_CURRENT ? version : LAV_CURRENT;
 }
 
+/* io_uring requests never pass through libc: a program that loads liburing
+ * (which makes its system calls itself) may read and write files this
+ * backend never hears of.  Said when the library is mapped, so that the
+ * Result is incomplete rather than silently short. */
+SBX_EXPORT unsigned la_objopen(struct link_map *map, Lmid_t lmid, uintptr_t *cookie)
+{
+    (void)lmid;
+    (void)cookie;
+    const char *name = map && map->l_name ? map->l_name : "";
+    const char *base = strrchr(name, '/');
+    base = base ? base + 1 : name;
+    if (!g_off && strncmp(base, "liburing.so", 11) == 0)
+        sbx_warn_process("loaded liburing: file accesses it submits through io_uring "
+                         "are not seen by the preload backend");
+    return 0;
+}
+
 /* The capability subdirectories the loader tries inside every directory of
  * LD_LIBRARY_PATH, RUNPATH and its defaults before the directory itself
  * (glibc-hwcaps/x86-64-v3, tls, x86_64 ...).  rtld-audit reports only the

@@ -28,6 +28,7 @@
 
 #include "access.h"
 #include "exec_reads.h"
+#include "io_uring.h"
 #include "keyed_table.h"
 #include "pathnorm.h"
 #include "physpath.h"
@@ -57,6 +58,7 @@ struct run {
     pthread_cond_t cv;
     struct sbx_result *res;
     struct sbx_keyed_table opened, dirs;
+    struct sbx_iouring uring;       /* io_uring requests in flight */
     struct run *next;
 };
 
@@ -280,6 +282,14 @@ static void on_exec_event(struct run *r, const struct sbx_event *ev, const struc
     sbx_result_add_exec(r->res, ev->pid, ev->ppid, exe, argv, argc);
 }
 
+/* An io_uring request joined to its outcome, as its system call's event. */
+static void replay_path_event(void *host, const struct sbx_event *ev, size_t size)
+{
+    struct strings st;
+    if (split_strings(ev, size, &st) == 0)
+        on_path_event(host, ev, &st);
+}
+
 static int handle_event(void *ctx, void *data, size_t size)
 {
     (void)ctx;
@@ -332,9 +342,14 @@ static int handle_event(void *ctx, void *data, size_t size)
                             ev->tid);
             break;
         }
+        if (ev->nr == SYS_io_uring_setup && sbx_iouring_traced())
+            break;                  /* its requests are traced (io_uring.c) */
         sbx_result_warn(r->res, "process %u (%s) called %s: file accesses made through it "
                         "are not seen by the eBPF backend", ev->pid,
                         ev->nstr ? st.s[0] : "?", sbx_linux_syscall_name(ev->nr));
+        break;
+    default:
+        sbx_iouring_event(&r->uring, r->res, ev, size, replay_path_event, r);
         break;
     }
 out:
@@ -425,7 +440,25 @@ static int do_load(char *err, size_t errlen)
     struct stat ns;
     if (stat("/proc/self/ns/mnt", &ns) == 0)
         G.skel->rodata->host_mntns = (uint32_t)ns.st_ino;
+    sbx_iouring_prepare(G.skel, 1);
     rc = sandbox_bpf__load(G.skel);
+    if (rc && sbx_iouring_traced()) {
+        /* The io_uring programs read the most kernel-specific structures:
+         * a kernel that refuses them still gets the backend, with io_uring
+         * use flagged as before. */
+        sandbox_bpf__destroy(G.skel);
+        G.skel = sandbox_bpf__open();
+        if (!G.skel) {
+            rc = -errno;
+            snprintf(err, errlen, "opening the BPF object failed: %s", strerror(errno));
+            return rc;
+        }
+        if (rbsize >= 4096 && (rbsize & (rbsize - 1)) == 0)
+            bpf_map__set_max_entries(G.skel->maps.events, (uint32_t)rbsize);
+        G.skel->rodata->wake_bytes = bpf_map__max_entries(G.skel->maps.events) / 8;
+        sbx_iouring_prepare(G.skel, 0);
+        rc = sandbox_bpf__load(G.skel);
+    }
     if (rc) {
         if (rc == -EPERM || rc == -EACCES)
             snprintf(err, errlen, "loading BPF programs was refused (%s): it needs root, "
@@ -755,6 +788,7 @@ struct sbx_result *sbx_ebpf_run_end(uint32_t run)
                offsetof(struct dir_key, run_id), run);
     forget_run(bpf_map__fd(G.skel->maps.probe_seen), sizeof(struct probe_key),
                offsetof(struct probe_key, run_id), run);
+    sbx_iouring_end(&r->uring, r->res, replay_path_event, r);
     for (size_t i = 0; i < r->opened.cap; i++)
         if (r->opened.slots[i].key)
             settle_opened(r, &r->opened.slots[i]);
