@@ -1,0 +1,115 @@
+"""The interpose backend (macOS): a DYLD_INSERT_LIBRARIES dylib whose
+``__DATA,__interpose`` table replaces libSystem's file, directory and exec
+entry points in every process of the run.  No root, no entitlement;
+children inherit it through the environment, which the dylib puts back
+when a program scrubs it.
+
+The dylib is built from the same shim core as Linux's preload shim
+(shims/core + shims/macos) and writes the same records (shims/core/sbx_log.h).
+
+SIP and the hardened runtime: dyld strips every ``DYLD_*`` variable from
+programs under /bin, /sbin, /usr/bin, /usr/sbin, /usr/libexec and /System
+(and hardened-runtime binaries without the allow-dyld-environment-variables
+entitlement), and so from all their children.  Such a process never says
+hello (the dylib's constructor writes a START record first); the reader
+names every exec'd process that stayed silent, and the Result is
+incomplete.  The way around is documented in docs/macos.md: run a copy of
+the tool from outside the protected folders (e.g. Homebrew's), or give the
+command through a non-protected shell.
+
+Status: the dylib, launcher and Mach-O checks are built and verified on
+Linux by cross-compilation; the macOS reader extension
+(``sandbox_py._interpose``) is not written yet, so on a Mac this backend
+reports itself unavailable and says so (docs/macos.md).
+"""
+from __future__ import annotations
+
+import os
+import sys
+from typing import Optional
+
+NAME = "interpose"
+REMEDY = "see docs/macos.md (the macOS reader is not built yet)"
+
+_HERE = os.path.dirname(os.path.dirname(os.path.realpath(__file__)))
+DYLIB = os.path.join(_HERE, "_sbx_interpose.dylib")
+LAUNCHER = os.path.join(_HERE, "_sbx_interpose_exec")
+
+#: Where SIP makes dyld ignore DYLD_* (man dyld, "System Integrity
+#: Protection"); /usr/local is the documented exception.
+SIP_DIRS = ("/bin/", "/sbin/", "/usr/bin/", "/usr/sbin/", "/usr/libexec/", "/System/")
+
+
+def sip_protected(path: str) -> bool:
+    """True when dyld strips DYLD_* from the program at `path` because of
+    its location (the hardened runtime is a property of the binary: the
+    missing hello record finds those)."""
+    p = os.path.realpath(path) if os.path.isabs(path) else path
+    if p.startswith("/usr/local/"):
+        return False
+    return p.startswith(SIP_DIRS)
+
+
+def sip_warning(program: str, pid: Optional[int] = None) -> str:
+    """The Result warning for a process that never said hello."""
+    who = "%s (pid %d)" % (program, pid) if pid else program
+    return ("%s ran without the interpose dylib: macOS strips DYLD_INSERT_LIBRARIES "
+            "from programs under /bin, /usr/bin, /usr/libexec, /System (SIP) and from "
+            "hardened-runtime binaries, and from all their children; its accesses and "
+            "its children's are missing. Run a copy from outside those folders (e.g. "
+            "Homebrew's) or see docs/macos.md" % who)
+
+
+def _reader():
+    from .. import _interpose  # noqa: PLC0415 - built on macOS only
+    return _interpose
+
+
+def availability():
+    if sys.platform != "darwin":
+        return False, "macOS only (this is %s)" % sys.platform
+    if not os.path.exists(DYLIB):
+        from . import shadow_hint
+        return False, "the interpose dylib %s is not built%s" % (DYLIB, shadow_hint())
+    try:
+        _reader()
+    except ImportError as e:
+        return False, ("the macOS reader sandbox_py._interpose is not built (%s); "
+                       "see docs/macos.md" % e)
+    return True, ("DYLD interpose dylib: sees programs outside SIP-protected folders; "
+                  "the others are named in warnings")
+
+
+def child_env(env: Optional[dict], log_path: str) -> dict:
+    """The child's environment: the caller's (or ours) plus the dylib.  The
+    launcher is named so that the dylib treats it as machinery."""
+    env = dict(os.environ if env is None else env)
+    old = env.get("DYLD_INSERT_LIBRARIES", "")
+    if DYLIB not in old.split(":"):
+        env["DYLD_INSERT_LIBRARIES"] = DYLIB + (":" + old if old else "")
+    env["SBX_PRELOAD_LOG"] = log_path
+    env["SBX_PRELOAD_SHIM"] = DYLIB
+    env["SBX_PRELOAD_HANDOFF"] = LAUNCHER
+    return env
+
+
+def session(sandbox):
+    from .preload import RunSession  # noqa: PLC0415
+
+    class InterposeSession(RunSession):
+        def __init__(self):
+            self.run = _reader().InterposeRun()
+
+        def popen_kwargs(self, kwargs):
+            kwargs = dict(kwargs)
+            kwargs["env"] = child_env(kwargs.get("env"), self.run.log_path)
+            # The launcher (never SIP-protected) runs in the command's place
+            # and records its exec, so a protected command is named, not lost.
+            kwargs["executable"] = LAUNCHER
+            return kwargs
+
+        def started(self, proc):
+            argv0 = proc.args[0] if isinstance(proc.args, (list, tuple)) else proc.args
+            self.run.set_root(proc.pid, os.fsdecode(argv0))
+
+    return InterposeSession()

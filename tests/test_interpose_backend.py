@@ -1,0 +1,48 @@
+"""The interpose backend's Python half, where it runs everywhere: the
+registry lists it on every system, the SIP rule and its warning."""
+from __future__ import annotations
+
+import sys
+
+import pytest
+
+import sandbox_py
+from sandbox_py._backends import interpose
+
+
+@pytest.mark.skipif(sys.platform == "darwin", reason="checks the listing off macOS")
+def test_listed_as_unavailable_with_the_reason_off_macos():
+    ok, why = sandbox_py.backends()["interpose"]
+    assert ok is False and "macOS only" in why
+    with pytest.raises(sandbox_py.SandboxUnavailableError) as ei:
+        sandbox_py.Sandbox("interpose")
+    assert "macOS only" in str(ei.value)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="Linux order")
+def test_auto_never_picks_interpose_on_linux():
+    assert list(sandbox_py.backends())[:3] == ["ebpf", "preload", "ptrace"]
+    assert sandbox_py.Sandbox().backend != "interpose"
+
+
+@pytest.mark.parametrize("path,protected", [
+    ("/bin/sh", True), ("/usr/bin/make", True), ("/usr/libexec/path_helper", True),
+    ("/System/Library/Frameworks/x", True), ("/sbin/mount", True),
+    ("/usr/local/bin/make", False), ("/opt/homebrew/bin/bash", False),
+    ("/Users/me/bin/tool", False), ("/usr/binx/tool", False)])
+def test_sip_protected_locations(path, protected, monkeypatch):
+    monkeypatch.setattr(interpose.os.path, "realpath", lambda p: p)
+    assert interpose.sip_protected(path) is protected
+
+
+def test_sip_warning_names_the_program_and_the_way_out():
+    text = interpose.sip_warning("/bin/sh", 42)
+    assert "/bin/sh (pid 42)" in text and "docs/macos.md" in text and "\n" not in text
+
+
+def test_child_env_injects_the_dylib_once(tmp_path):
+    env = interpose.child_env({"DYLD_INSERT_LIBRARIES": "/x/other.dylib"}, "/tmp/log")
+    assert env["DYLD_INSERT_LIBRARIES"].split(":") == [interpose.DYLIB, "/x/other.dylib"]
+    again = interpose.child_env(env, "/tmp/log")
+    assert again["DYLD_INSERT_LIBRARIES"] == env["DYLD_INSERT_LIBRARIES"]
+    assert env["SBX_PRELOAD_LOG"] == "/tmp/log" and env["SBX_PRELOAD_SHIM"] == interpose.DYLIB
