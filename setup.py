@@ -96,6 +96,16 @@ class BuildWithBpf(build_ext):
         # audit module and the ptrace launcher
         if any(e.name == "sandbox_py._unpriv" for e in self.extensions):
             self.build_unpriv_programs()
+        if sys.platform == "darwin":
+            self.build_interpose()
+
+    def build_interpose(self):
+        """macOS: the interpose dylib and its launcher, universal (arm64 and
+        x86_64), with the system clang (shims/macos/machobuild.py)."""
+        sys.path.insert(0, os.path.join(HERE, "shims", "macos"))
+        import machobuild
+        where = os.path.join(os.path.dirname(self.get_ext_fullpath("sandbox_py._x")))
+        machobuild.build(where, cc=os.environ.get("CC") or "clang")
 
     def build_unpriv_programs(self):
         """The preload shim and the ptrace launcher, next to _unpriv (inside
