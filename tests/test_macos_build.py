@@ -179,3 +179,27 @@ def test_record_layout_matches_the_linux_reader(built, tmp_path):
         subprocess.run(machobuild.zig_cc(arch) + ["-c", "-o", str(tmp_path / ("a_%s.o" % arch)),
                        "-I", os.path.join(ROOT, "shims", "core"), str(asserts)], check=True,
                        cwd=ROOT)
+
+
+@pytest.mark.parametrize("arch", machobuild.ARCHS)
+def test_reader_extension_links_for_macos(arch, tmp_path):
+    """The Python-side reader (Linux's preload reader with the kqueue
+    watcher) links as a Mach-O bundle: everything but the Python C API
+    binds to libSystem, the kqueue watcher is in, no Linux-only call is."""
+    import sysconfig
+    path = machobuild.cross_link_reader(str(tmp_path), arch, sysconfig.get_paths()["include"])
+    binds = {}
+    for line in objdump("--bind", path).splitlines() + objdump("--lazy-bind", path).splitlines():
+        f = line.split()
+        if len(f) >= 5 and f[-1].startswith("_"):
+            binds[f[-1]] = f[-2]
+    undefined = subprocess.run([tool("llvm-nm"), "-u", path], capture_output=True, text=True,
+                               check=True).stdout.split()
+    system = [s for s in undefined if not s.startswith(("_Py", "__Py"))]
+    assert {"_kqueue", "_kevent", "_pthread_cond_timedwait_relative_np"} <= set(system)
+    assert not {"_fallocate", "_syscall", "_poll", "_pthread_condattr_setclock"} & set(system)
+    heads = objdump("--private-headers", path)
+    assert re.findall(r"cmd LC_LOAD(?:_WEAK)?_DYLIB\s+cmdsize \d+\s+name (\S+)", heads) == \
+        ["/usr/lib/libSystem.B.dylib"]
+    unbound = [s for s in system if s != "dyld_stub_binder" and binds.get(s) != "libSystem"]
+    assert not unbound, unbound

@@ -17,10 +17,10 @@ incomplete.  The way around is documented in docs/macos.md: run a copy of
 the tool from outside the protected folders (e.g. Homebrew's), or give the
 command through a non-protected shell.
 
-Status: the dylib, launcher and Mach-O checks are built and verified on
-Linux by cross-compilation; the macOS reader extension
-(``sandbox_py._interpose``) is not written yet, so on a Mac this backend
-reports itself unavailable and says so (docs/macos.md).
+The reader in this process is Linux's preload reader
+(csrc/linux/preload/preload_reader.c, as ``sandbox_py._unpriv.PreloadRun``)
+with macOS process watching (csrc/macos/reader_os_darwin.c: kqueue
+EVFILT_PROC).  What is verified where: docs/macos.md.
 """
 from __future__ import annotations
 
@@ -29,7 +29,7 @@ import sys
 from typing import Optional
 
 NAME = "interpose"
-REMEDY = "see docs/macos.md (the macOS reader is not built yet)"
+REMEDY = "reinstall sandbox_py on macOS with Xcode's command line tools (pip install -e .)"
 
 _HERE = os.path.dirname(os.path.dirname(os.path.realpath(__file__)))
 DYLIB = os.path.join(_HERE, "_sbx_interpose.dylib")
@@ -61,8 +61,8 @@ def sip_warning(program: str, pid: Optional[int] = None) -> str:
 
 
 def _reader():
-    from .. import _interpose  # noqa: PLC0415 - built on macOS only
-    return _interpose
+    from .. import _unpriv  # noqa: PLC0415 - the extension is optional at import
+    return _unpriv
 
 
 def availability():
@@ -71,11 +71,14 @@ def availability():
     if not os.path.exists(DYLIB):
         from . import shadow_hint
         return False, "the interpose dylib %s is not built%s" % (DYLIB, shadow_hint())
+    if not os.path.exists(LAUNCHER):
+        from . import shadow_hint
+        return False, "the interpose launcher %s is not built%s" % (LAUNCHER, shadow_hint())
     try:
         _reader()
     except ImportError as e:
-        return False, ("the macOS reader sandbox_py._interpose is not built (%s); "
-                       "see docs/macos.md" % e)
+        from . import not_built
+        return False, not_built(e, "the C extension sandbox_py._unpriv")
     return True, ("DYLD interpose dylib: sees programs outside SIP-protected folders; "
                   "the others are named in warnings")
 
@@ -98,7 +101,7 @@ def session(sandbox):
 
     class InterposeSession(RunSession):
         def __init__(self):
-            self.run = _reader().InterposeRun()
+            self.run = _reader().PreloadRun()
 
         def popen_kwargs(self, kwargs):
             kwargs = dict(kwargs)

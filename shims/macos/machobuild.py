@@ -25,6 +25,15 @@ DYLIB_SOURCES = ["shims/core/shim_core.c", "shims/core/hooks_posix.c",
                  "shims/macos/shim_os_darwin.c", "shims/macos/hooks_darwin.c",
                  "shims/macos/interpose.c", "csrc/core/pathnorm.c", "csrc/core/access.c"]
 LAUNCHER_SOURCES = ["csrc/macos/interpose_launcher.c"]
+# The reader of the shim log in the Python process: the same reader as
+# Linux's preload backend, with the macOS process watching (kqueue).
+# setup.py builds these into sandbox_py._unpriv on macOS.
+READER_SOURCES = ["csrc/python/module_unpriv.c", "csrc/linux/preload/preload_reader.c",
+                  "csrc/macos/reader_os_darwin.c", "csrc/python/pyresult.c",
+                  "csrc/core/pathset.c", "csrc/core/pathnorm.c", "csrc/core/result.c",
+                  "csrc/core/keyed_table.c", "csrc/core/access.c", "csrc/core/ledger.c"]
+READER_INCLUDES = ["csrc/core", "csrc/python", "csrc/linux/preload", "csrc/linux/ptrace",
+                   "shims/core"]
 # deprecated entry points (readdir_r) are hooked on purpose: programs still call them
 CFLAGS = ["-O2", "-Wall", "-Wno-unused-command-line-argument", "-Wno-deprecated-declarations",
           "-fvisibility=hidden",
@@ -69,6 +78,18 @@ def build(outdir: str, archs=ARCHS, cc=None) -> dict:
         os.replace(path + ".tmp", path)
         out[name] = path
     return out
+
+
+def cross_link_reader(outdir: str, arch: str, python_include: str) -> str:
+    """The reader extension linked as a Mach-O bundle for `arch` with zig,
+    the Python C API left to the interpreter (-undefined dynamic_lookup,
+    as setuptools links extensions on macOS).  Only a check: the headers
+    are this machine's Python's, so the bundle is not shipped."""
+    path = os.path.join(outdir, "_unpriv.%s.so" % arch)
+    run(zig_cc(arch) + ["-O2", "-Wall", "-Wno-missing-braces", "-std=gnu11", "-shared",
+                        "-Wl,-undefined,dynamic_lookup", "-I" + python_include]
+        + ["-I" + d for d in READER_INCLUDES] + ["-o", path] + READER_SOURCES)
+    return path
 
 
 if __name__ == "__main__":

@@ -7,7 +7,6 @@
 #include <errno.h>
 #include <limits.h>
 #include <fcntl.h>
-#include <poll.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdint.h>
@@ -16,11 +15,11 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
-#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "keyed_table.h"
+#include "reader_os.h"
 #include "ptrace_tracer.h"
 #include "sbx_log.h"
 
@@ -46,7 +45,7 @@ struct exec_info {
 
 struct proc {
     int pid;                      /* 0: empty slot */
-    int pidfd;                    /* -1 once the process is gone */
+    int watch;                    /* reader_os.h handle; -1 once the process is gone */
     int seen_start;               /* the shim ran in some image of it */
     struct exec_info pending;     /* EXEC not yet confirmed by a START */
     int image_started;            /* the shim started in the current image */
@@ -83,6 +82,7 @@ struct sbx_preload_run {
     char launcher[4096];          /* "" when static programs are not handed off */
     struct sbx_ptrace_run **adopted;
     size_t nadopted;
+    struct sbx_watchset *watches;
 };
 
 /* ---- small tables (open addressing, grow at 50%) -------------------------------*/
@@ -118,10 +118,9 @@ static struct proc *proc_get(struct sbx_preload_run *r, int pid, int create)
     struct proc *p = &r->procs[j];
     memset(p, 0, sizeof *p);
     p->pid = pid;
-    /* Watch it: a pidfd becomes readable when the process exits.  ESRCH:
-     * it is already gone, nothing to wait for. */
-    p->pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
-    if (p->pidfd >= 0)
+    /* Watch it until it exits (-1: it is already gone). */
+    p->watch = sbx_watch_open(r->watches, pid);
+    if (p->watch >= 0)
         r->live++;
     r->nprocs++;
     return p;
@@ -245,17 +244,8 @@ static void exec_commit(struct sbx_preload_run *r, int pid, const struct exec_in
 static void unobserved(struct sbx_preload_run *r, int pid, const struct exec_info *e)
 {
     const char *what = e && e->path ? e->path : r->root_argv0;
-    if (e && (e->flags & SBX_EXEC_STATIC))
-        sbx_result_warn(r->res,
-                        "process %d (%s) was not observed: it is statically linked, so "
-                        "the preload shim cannot load into it and its file accesses are "
-                        "missing; use backend='ptrace'", pid, what);
-    else
-        sbx_result_warn(r->res,
-                        "process %d (%s) was not observed: the preload shim did not start "
-                        "in it (statically linked, setuid/setcap, or not a dynamically "
-                        "linked program of this architecture); use backend='ptrace'",
-                        pid, what);
+    sbx_result_warn(r->res, "process %d (%s) was not observed: %s", pid, what,
+                    sbx_unobserved_reason(e && (e->flags & SBX_EXEC_STATIC)));
 }
 
 /* A static program the shim handed to the ptrace launcher: trace it. */
@@ -396,8 +386,7 @@ static size_t drain(struct sbx_preload_run *r)
     }
     if (r->tail >= r->punched + PUNCH_CHUNK) {
         uint64_t upto = r->tail & ~(uint64_t)(PUNCH_CHUNK - 1);
-        fallocate(r->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
-                  (off_t)(SBX_LOG_HDR + r->punched), (off_t)(upto - r->punched));
+        sbx_log_punch(r->fd, (off_t)(SBX_LOG_HDR + r->punched), (off_t)(upto - r->punched));
         r->punched = upto;
     }
     return n;
@@ -431,12 +420,11 @@ static void reap(struct sbx_preload_run *r)
 {
     for (size_t i = 0; i < r->capprocs; i++) {
         struct proc *p = &r->procs[i];
-        if (!p->pid || p->pidfd < 0)
+        if (!p->pid || p->watch < 0)
             continue;
-        struct pollfd pf = {p->pidfd, POLLIN, 0};
-        if (poll(&pf, 1, 0) > 0) {
-            close(p->pidfd);
-            p->pidfd = -1;
+        if (sbx_watch_exited(r->watches, p->watch, p->pid)) {
+            sbx_watch_close(r->watches, p->watch);
+            p->watch = -1;
             r->live--;
         }
     }
@@ -454,13 +442,8 @@ static void *reader_main(void *arg)
          * on small machines, while records wait safely in shared memory */
         idle = n ? 0 : idle < 20 ? idle + 1 : idle;
         long us = 5000 + 750 * (long)idle;
-        struct timespec dl;
-        clock_gettime(CLOCK_MONOTONIC, &dl);
-        dl.tv_nsec += us * 1000L;
-        dl.tv_sec += dl.tv_nsec / 1000000000L;
-        dl.tv_nsec %= 1000000000L;
         /* end() wakes us at once instead of waiting out the sleep */
-        pthread_cond_timedwait(&r->wake, &r->mu, &dl);
+        sbx_cond_wait_us(&r->wake, &r->mu, us);
     }
     pthread_mutex_unlock(&r->mu);
     return NULL;
@@ -536,16 +519,13 @@ struct sbx_preload_run *sbx_preload_begin(char *err, size_t errlen)
     __atomic_store_n(&r->hdr->magic, SBX_LOG_MAGIC, __ATOMIC_RELEASE);
     r->res = sbx_result_new();
     r->links = calloc(1, sizeof *r->links);
-    if (!r->res || !r->links) {
+    r->watches = sbx_watchset_new();
+    if (!r->res || !r->links || !r->watches) {
         snprintf(err, errlen, "out of memory");
         goto fail;
     }
     pthread_mutex_init(&r->mu, NULL);
-    pthread_condattr_t ca;
-    pthread_condattr_init(&ca);
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    pthread_cond_init(&r->wake, &ca);
-    pthread_condattr_destroy(&ca);
+    sbx_cond_init_monotonic(&r->wake);
     if (pthread_create(&r->thread, NULL, reader_main, r) != 0) {
         snprintf(err, errlen, "cannot start the preload reader thread");
         goto fail;
@@ -557,6 +537,8 @@ fail:
         munmap(r->hdr, SBX_LOG_HDR + SBX_LOG_CAP);
     sbx_result_free(r->res);
     free(r->links);
+    if (r->watches)
+        sbx_watchset_free(r->watches);
     unlink(r->path);
     close(r->fd);
     free(r);
@@ -646,8 +628,7 @@ void sbx_preload_kill(struct sbx_preload_run *r)
             }
         for (size_t i = 0; i < r->capprocs; i++) {
             struct proc *p = &r->procs[i];
-            if (p->pid && p->pidfd >= 0 &&
-                syscall(SYS_pidfd_send_signal, p->pidfd, SIGKILL, NULL, 0) == 0)
+            if (p->pid && p->watch >= 0 && sbx_watch_kill(r->watches, p->watch, p->pid) == 0)
                 sent++;
         }
         pthread_mutex_unlock(&r->mu);
@@ -686,8 +667,8 @@ struct sbx_result *sbx_preload_end(struct sbx_preload_run *r)
             unobserved(r, p->pid, &p->pending);
         }
         exec_clear(&p->pending);
-        if (p->pidfd >= 0)
-            close(p->pidfd);
+        if (p->watch >= 0)
+            sbx_watch_close(r->watches, p->watch);
     }
     if (r->root_pid && !root_seen)
         unobserved(r, r->root_pid, NULL);
@@ -710,6 +691,7 @@ struct sbx_result *sbx_preload_end(struct sbx_preload_run *r)
                         r->skipped_dead);
     free(r->links);
     free(r->readset);
+    sbx_watchset_free(r->watches);
     munmap(r->hdr, SBX_LOG_HDR + SBX_LOG_CAP);
     unlink(r->path);
     close(r->fd);
