@@ -46,3 +46,12 @@ def test_child_env_injects_the_dylib_once(tmp_path):
     again = interpose.child_env(env, "/tmp/log")
     assert again["DYLD_INSERT_LIBRARIES"] == env["DYLD_INSERT_LIBRARIES"]
     assert env["SBX_PRELOAD_LOG"] == "/tmp/log" and env["SBX_PRELOAD_SHIM"] == interpose.DYLIB
+
+
+def test_findable_follows_execvp_rules(tmp_path):
+    (tmp_path / "tool").write_text("")
+    assert interpose._findable("sh", "/bin:/usr/bin", None)
+    assert not interpose._findable("no-such-tool-here", "/bin:/usr/bin", None)
+    assert interpose._findable("./tool", None, str(tmp_path))
+    assert not interpose._findable("./absent", None, str(tmp_path))
+    assert interpose._findable(str(tmp_path / "tool"), "", None)

@@ -24,7 +24,9 @@ EVFILT_PROC).  What is verified where: docs/macos.md.
 """
 from __future__ import annotations
 
+import errno
 import os
+import shutil
 import sys
 from typing import Optional
 
@@ -83,6 +85,14 @@ def availability():
                   "the others are named in warnings")
 
 
+def _findable(program: str, path: Optional[str], cwd: Optional[str]) -> bool:
+    """Would execvp find `program` (as the launcher will run it)?"""
+    if "/" in program:
+        full = program if os.path.isabs(program) else os.path.join(cwd or os.getcwd(), program)
+        return os.path.exists(full)
+    return shutil.which(program, path=path if path is not None else os.defpath) is not None
+
+
 def child_env(env: Optional[dict], log_path: str) -> dict:
     """The child's environment: the caller's (or ours) plus the dylib.  The
     launcher is named so that the dylib treats it as machinery."""
@@ -108,11 +118,18 @@ def session(sandbox):
             kwargs["env"] = child_env(kwargs.get("env"), self.run.log_path)
             # The launcher (never SIP-protected) runs in the command's place
             # and records its exec, so a protected command is named, not lost.
+            self.program = kwargs.pop("executable", None)
+            self.search = (kwargs["env"].get("PATH"), kwargs.get("cwd"))
             kwargs["executable"] = LAUNCHER
             return kwargs
 
         def started(self, proc):
             argv0 = proc.args[0] if isinstance(proc.args, (list, tuple)) else proc.args
+            # subprocess raises FileNotFoundError for a missing program; the
+            # launcher would only exit 127, so ask the same question here
+            if not _findable(os.fsdecode(self.program or argv0), *self.search):
+                self.finish()
+                raise FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT), argv0)
             self.run.set_root(proc.pid, os.fsdecode(argv0))
 
     return InterposeSession()
