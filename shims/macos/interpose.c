@@ -2,8 +2,8 @@
  * shims/core/hooks.def: one {replacement, replacee} pair per POSIX and
  * DARWIN entry.  The replacee is taken from the real libSystem headers, so
  * it is the symbol a program compiled against them binds to: on x86_64
- * _stat$INODE64, _opendir$INODE64, _realpath$DARWIN_EXTSN, _fopen$DARWIN_EXTSN
- * ...; on arm64 the plain names.  A hook listed here without a body fails
+ * _stat$INODE64, _opendir$INODE64, _realpath$DARWIN_EXTSN ...; on arm64 the
+ * plain names (realpath keeps its $DARWIN_EXTSN there too).  A hook listed here without a body fails
  * the link.
  */
 #include <copyfile.h>

@@ -1,0 +1,215 @@
+"""Run functions of an x86_64 Mach-O dylib on Linux, without dyld.
+
+The macOS interpose dylib cannot be loaded here, but its code can run: the
+segments are mapped into a unicorn CPU (the engine qiling is built on),
+rebased, and every libSystem import is bound to a one-byte `ret` stub
+whose behaviour a Python function supplies (a fake libc, backed by this
+machine's file system with Darwin's flag values and struct layouts).  The
+code that runs is the Darwin build's own: the hooks, the access model, the
+record writer, the interpose glue.
+
+Only what the tests call is served; an import without a Python body stops
+the emulation with its name (never a silent 0).
+"""
+from __future__ import annotations
+
+import ctypes
+import mmap
+import os
+import re
+import struct
+import subprocess
+
+from unicorn import UC_ARCH_X86, UC_HOOK_CODE, UC_MODE_64, UC_PROT_ALL, Uc
+from unicorn.x86_const import (UC_X86_REG_R8, UC_X86_REG_R9, UC_X86_REG_RAX, UC_X86_REG_RCX,
+                               UC_X86_REG_RDI, UC_X86_REG_RDX, UC_X86_REG_RSI, UC_X86_REG_RSP)
+
+BASE = 0x10000000          # where the image is loaded (its slide)
+STUBS = 0x20000000         # one `ret` per import
+STACK = 0x30000000
+RET = 0x38000000           # return address of a call from Python: emulation stops there
+HEAP = 0x40000000          # strings and buffers handed to the code
+LOGMAP = 0x100000000       # the shared log, mapped from the host file
+PAGE = 0x1000
+ARGS = (UC_X86_REG_RDI, UC_X86_REG_RSI, UC_X86_REG_RDX, UC_X86_REG_RCX, UC_X86_REG_R8,
+        UC_X86_REG_R9)
+
+# Darwin's values (sys/fcntl.h, sys/errno.h)
+D_O_ACCMODE, D_O_APPEND, D_O_CREAT, D_O_TRUNC, D_O_EXCL = 0x3, 0x8, 0x200, 0x400, 0x800
+D_O_DIRECTORY, D_O_CLOEXEC = 0x100000, 0x1000000
+D_AT_FDCWD = -2
+D_F_GETFL, D_F_GETPATH = 3, 50
+
+
+def _page_up(n):
+    return (n + PAGE - 1) & ~(PAGE - 1)
+
+
+def linux_flags(dflags: int) -> int:
+    fl = dflags & D_O_ACCMODE
+    for d, lx in ((D_O_APPEND, os.O_APPEND), (D_O_CREAT, os.O_CREAT), (D_O_TRUNC, os.O_TRUNC),
+                  (D_O_EXCL, os.O_EXCL), (D_O_DIRECTORY, os.O_DIRECTORY),
+                  (D_O_CLOEXEC, os.O_CLOEXEC)):
+        if dflags & d:
+            fl |= lx
+    return fl
+
+
+def darwin_stat(st: os.stat_result) -> bytes:
+    """struct stat with 64-bit inodes (x86_64 $INODE64), 144 bytes."""
+    b = bytearray(144)
+    struct.pack_into("<iHHQIIi", b, 0, st.st_dev & 0x7FFFFFFF, st.st_mode & 0xFFFF,
+                     min(st.st_nlink, 0xFFFF), st.st_ino, st.st_uid, st.st_gid, 0)
+    struct.pack_into("<q", b, 96, st.st_size)
+    return bytes(b)
+
+
+class MachO:
+    """The load commands, symbols, rebases and binds of a Mach-O file, as
+    llvm-objdump and llvm-nm print them."""
+
+    def __init__(self, path: str, objdump: str, nm: str):
+        self.path = path
+        heads = subprocess.run([objdump, "--macho", "--private-headers", path],
+                               capture_output=True, text=True, check=True).stdout
+        self.segments = [(m.group(1), int(m.group(2), 16), int(m.group(3), 16), int(m.group(4)),
+                          int(m.group(5)))
+                         for m in re.finditer(r"segname (\S+)\s+vmaddr (0x[0-9a-f]+)\s+vmsize "
+                                              r"(0x[0-9a-f]+)\s+fileoff (\d+)\s+filesize (\d+)",
+                                              heads)]
+        self.init_funcs = [(int(m.group(1), 16), int(m.group(2), 16)) for m in re.finditer(
+            r"sectname __mod_init_func\s+segname \S+\s+addr (0x[0-9a-f]+)\s+size (0x[0-9a-f]+)",
+            heads)]
+        self.symbols = {}
+        out = subprocess.run([nm, path], capture_output=True, text=True, check=True).stdout
+        for line in out.splitlines():
+            f = line.split()
+            if len(f) == 3:
+                self.symbols[f[2]] = int(f[0], 16)
+        self.rebases = []
+        out = subprocess.run([objdump, "--macho", "--rebase", path], capture_output=True,
+                             text=True, check=True).stdout
+        for line in out.splitlines():
+            f = line.split()
+            if len(f) == 4 and f[3] == "pointer":
+                self.rebases.append(int(f[2], 16))
+        self.binds = {}
+        for kind in ("--bind", "--lazy-bind"):
+            out = subprocess.run([objdump, "--macho", kind, path], capture_output=True,
+                                 text=True, check=True).stdout
+            for line in out.splitlines():
+                f = line.split()
+                if len(f) >= 5 and f[0].startswith("__") and f[2].startswith("0x"):
+                    self.binds[int(f[2], 16)] = f[-1]
+
+
+class Emulator:
+    """One x86_64 process image: call its functions, serve its imports."""
+
+    def __init__(self, image: MachO, libc: dict):
+        self.image = image
+        self.libc = libc
+        self.uc = uc = Uc(UC_ARCH_X86, UC_MODE_64)
+        with open(image.path, "rb") as f:
+            data = f.read()
+        for name, vmaddr, vmsize, fileoff, filesize in image.segments:
+            if name == "__PAGEZERO" or not vmsize:
+                continue
+            uc.mem_map(BASE + vmaddr, _page_up(vmsize), UC_PROT_ALL)
+            uc.mem_write(BASE + vmaddr, data[fileoff:fileoff + filesize])
+        for addr in image.rebases:
+            v = struct.unpack("<Q", uc.mem_read(BASE + addr, 8))[0]
+            uc.mem_write(BASE + addr, struct.pack("<Q", v + BASE))
+        self.imports = sorted(set(image.binds.values()))
+        uc.mem_map(STUBS, _page_up(16 * len(self.imports) + 16), UC_PROT_ALL)
+        uc.mem_write(STUBS, b"\xc3" * (16 * len(self.imports)))
+        slot = {name: STUBS + 16 * i for i, name in enumerate(self.imports)}
+        for addr, name in image.binds.items():
+            uc.mem_write(BASE + addr, struct.pack("<Q", slot[name]))
+        uc.mem_map(STACK, 0x100000, UC_PROT_ALL)
+        uc.mem_map(RET, PAGE, UC_PROT_ALL)
+        uc.mem_map(HEAP, 0x1000000, UC_PROT_ALL)
+        self.heap = HEAP
+        self.errno_addr = self.alloc(8)
+        self.missing = None
+        self.maps = []
+        uc.hook_add(UC_HOOK_CODE, self._import, begin=STUBS,
+                    end=STUBS + 16 * len(self.imports))
+
+    # ---- memory ------------------------------------------------------------
+    def alloc(self, n: int) -> int:
+        p = self.heap
+        self.heap += (n + 15) & ~15
+        return p
+
+    def cstr(self, s) -> int:
+        b = os.fsencode(s) + b"\0"
+        p = self.alloc(len(b))
+        self.uc.mem_write(p, b)
+        return p
+
+    def read_cstr(self, p: int) -> bytes:
+        out = bytearray()
+        while True:
+            chunk = bytes(self.uc.mem_read(p + len(out), 64))
+            i = chunk.find(b"\0")
+            if i >= 0:
+                return bytes(out + chunk[:i])
+            out += chunk
+
+    def arg(self, i: int) -> int:
+        return self.uc.reg_read(ARGS[i])
+
+    def set_errno(self, e: int) -> int:
+        self.uc.mem_write(self.errno_addr, struct.pack("<i", e))
+        return -1
+
+    def map_host_file(self, fd: int, length: int) -> int:
+        """mmap(MAP_SHARED) of a host file: the code's stores land in it."""
+        m = mmap.mmap(fd, length, mmap.MAP_SHARED, mmap.PROT_READ | mmap.PROT_WRITE)
+        self.maps.append(m)
+        host = ctypes.addressof(ctypes.c_char.from_buffer(m))
+        at = LOGMAP + 0x100000000 * (len(self.maps) - 1)
+        self.uc.mem_map_ptr(at, _page_up(length), UC_PROT_ALL, host)
+        return at
+
+    # ---- calls ---------------------------------------------------------------
+    def _import(self, uc, address, size, user):
+        name = self.imports[(address - STUBS) // 16]
+        body = self.libc.get(name)
+        if body is None:
+            self.missing = name
+            uc.emu_stop()
+            return
+        r = body(self)
+        uc.reg_write(UC_X86_REG_RAX, (r or 0) & 0xFFFFFFFFFFFFFFFF)
+
+    def call_addr(self, addr: int, *args, wide: bool = False) -> int:
+        """Call the function at addr; its result as a C int (eax), or as a
+        64-bit value (ssize_t, pointers) when `wide`."""
+        uc = self.uc
+        for reg, a in zip(ARGS, args):
+            uc.reg_write(reg, a & 0xFFFFFFFFFFFFFFFF)
+        sp = STACK + 0x100000 - 0x1000
+        uc.reg_write(UC_X86_REG_RSP, sp)
+        uc.mem_write(sp, struct.pack("<Q", RET))
+        uc.reg_write(UC_X86_REG_RAX, 0)      # no vector registers in a variadic call
+        self.missing = None
+        uc.emu_start(addr, RET)
+        if self.missing:
+            raise NotImplementedError("the fake libc has no %s" % self.missing)
+        rax = uc.reg_read(UC_X86_REG_RAX)
+        return ctypes.c_int64(rax).value if wide else ctypes.c_int32(rax & 0xFFFFFFFF).value
+
+    def call(self, symbol: str, *args, wide: bool = False) -> int:
+        return self.call_addr(BASE + self.image.symbols[symbol], *args, wide=wide)
+
+    def run_constructors(self, argv: list) -> None:
+        argvp = self.alloc(8 * (len(argv) + 1))
+        for i, a in enumerate(argv):
+            self.uc.mem_write(argvp + 8 * i, struct.pack("<Q", self.cstr(a)))
+        self.uc.mem_write(argvp + 8 * len(argv), b"\0" * 8)
+        for addr, size in self.image.init_funcs:
+            for i in range(size // 8):
+                fn = struct.unpack("<Q", self.uc.mem_read(BASE + addr + 8 * i, 8))[0]
+                self.call_addr(fn, len(argv), argvp, 0)

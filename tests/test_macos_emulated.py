@@ -1,0 +1,195 @@
+"""The Darwin build's own code, run on Linux: the x86_64 interpose dylib's
+constructor and hooks execute under unicorn (tests/macho_emulator.py) over
+a fake libc backed by this file system, and write into a real log that the
+Linux reader (sandbox_py._unpriv.PreloadRun, the reader the macOS backend
+uses too) turns into a Result.  What this proves: hook bodies, the access
+model, path resolution, the record writer and the hello record, as
+compiled for macOS, produce the sets the reader is meant to report.  What
+it cannot: dyld applying the interpose table (tests/test_macos.py, on a
+Mac)."""
+from __future__ import annotations
+
+import ctypes
+import os
+import shutil
+import struct
+import sys
+
+import pytest
+
+from test_macos_build import built, machobuild, tool  # noqa: F401 - fixture
+
+pytest.importorskip("unicorn")
+pytest.importorskip("ziglang")
+pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"),
+                                reason="the reader under test is the Linux build's")
+
+import macho_emulator as me  # noqa: E402
+
+
+def fake_libc(work: str, env: dict, exe: str) -> dict:
+    """libSystem as the dylib imports it, each call done on this machine."""
+
+    def path(e, i):
+        return os.fsdecode(e.read_cstr(e.arg(i)))
+
+    def at(e, dirfd, p):
+        d = ctypes.c_int32(dirfd).value
+        if p.startswith("/"):
+            return p
+        base = work if d == me.D_AT_FDCWD else os.readlink("/proc/self/fd/%d" % d)
+        return os.path.join(base, p)
+
+    def sys_(fn):
+        def call(e):
+            try:
+                r = fn(e)
+                return 0 if r is None else r
+            except OSError as x:       # errno numbers used here agree on both systems
+                return e.set_errno(x.errno)
+        return call
+
+    def put(e, addr, data):
+        e.uc.mem_write(addr, data)
+        return len(data)
+
+    def fcntl(e):
+        fd, cmd = ctypes.c_int32(e.arg(0)).value, e.arg(1)
+        if cmd == me.D_F_GETFL:
+            return os.O_ACCMODE & __import__("fcntl").fcntl(fd, __import__("fcntl").F_GETFL)
+        if cmd == me.D_F_GETPATH:
+            put(e, e.arg(2), os.fsencode(os.readlink("/proc/self/fd/%d" % fd)) + b"\0")
+            return 0
+        raise OSError(22, "fcntl %d" % cmd)
+
+    def getenv(e):
+        v = env.get(path(e, 0))
+        return e.cstr(v) if v is not None else 0
+
+    def stat_into(e, st, i):
+        put(e, e.arg(i), me.darwin_stat(st))
+
+    def mem(e, a, n):
+        return bytes(e.uc.mem_read(a, n))
+
+    def strcmp(e, n=None):
+        a, b = e.read_cstr(e.arg(0)), e.read_cstr(e.arg(1))
+        if n is not None:
+            a, b = a[:n], b[:n]
+        return (a > b) - (a < b)
+
+    def strchr(e):
+        s, c = e.read_cstr(e.arg(0)), e.arg(1) & 0xFF
+        i = (s + b"\0").find(bytes([c]))
+        return e.arg(0) + i if i >= 0 else 0
+
+    def strstr(e):
+        i = e.read_cstr(e.arg(0)).find(e.read_cstr(e.arg(1)))
+        return e.arg(0) + i if i >= 0 else 0
+
+    def copy(e):
+        put(e, e.arg(0), mem(e, e.arg(1), e.arg(2)))
+        return e.arg(0)
+
+    return {
+        "___error": lambda e: e.errno_addr,
+        "_getenv": getenv,
+        "_getpid": lambda e: os.getpid(),
+        "_getppid": lambda e: os.getppid(),
+        "_pthread_atfork": lambda e: 0,
+        "___cxa_atexit": lambda e: 0,
+        "__NSGetExecutablePath": lambda e: put(e, e.arg(0), os.fsencode(exe) + b"\0") and 0,
+        "_proc_pidpath": lambda e: put(e, e.arg(1), os.fsencode(exe) + b"\0") - 1,
+        "__dyld_image_count": lambda e: 1,
+        "__dyld_get_image_name": lambda e: 0,
+        "_strlen": lambda e: len(e.read_cstr(e.arg(0))),
+        "_strcmp": strcmp,
+        "_strncmp": lambda e: strcmp(e, e.arg(2)),
+        "_strchr": strchr,
+        "_strstr": strstr,
+        "_memcpy": copy,
+        "___memcpy_chk": copy,
+        "_getcwd": lambda e: (put(e, e.arg(0), os.fsencode(work) + b"\0"), e.arg(0))[1],
+        "_open": sys_(lambda e: os.open(at(e, me.D_AT_FDCWD, path(e, 0)),
+                                        me.linux_flags(e.arg(1)), e.arg(2) & 0o7777)),
+        "_close": sys_(lambda e: os.close(e.arg(0))),
+        "_read": sys_(lambda e: put(e, e.arg(1), os.read(e.arg(0), e.arg(2)))),
+        "_write": sys_(lambda e: os.write(e.arg(0), mem(e, e.arg(1), e.arg(2)))),
+        "_pread": sys_(lambda e: put(e, e.arg(1), os.pread(e.arg(0), e.arg(2), e.arg(3)))),
+        "_lseek": sys_(lambda e: os.lseek(e.arg(0), ctypes.c_int64(e.arg(1)).value, e.arg(2))),
+        "_fcntl": sys_(fcntl),
+        "_fstat$INODE64": sys_(lambda e: stat_into(e, os.fstat(e.arg(0)), 1)),
+        "_stat$INODE64": sys_(lambda e: stat_into(e, os.stat(at(e, -2, path(e, 0))), 1)),
+        "_faccessat": sys_(lambda e: None if os.path.exists(at(e, e.arg(0), path(e, 1)))
+                           else e.set_errno(2)),
+        "_mmap": lambda e: e.map_host_file(ctypes.c_int32(e.arg(4)).value, e.arg(1)),
+        "_munmap": lambda e: 0,
+        "_rename": sys_(lambda e: os.rename(at(e, -2, path(e, 0)), at(e, -2, path(e, 1)))),
+        "_mkdir": sys_(lambda e: os.mkdir(at(e, -2, path(e, 0)), e.arg(1) & 0o7777)),
+        "_unlink": sys_(lambda e: os.unlink(at(e, -2, path(e, 0)))),
+        "_getattrlist": sys_(lambda e: os.stat(at(e, -2, path(e, 0))) and 0),
+        "_clonefile": sys_(lambda e: shutil.copyfile(at(e, -2, path(e, 0)),
+                                                     at(e, -2, path(e, 1))) and 0),
+    }
+
+
+@pytest.fixture
+def emulated(built, tmp_path):  # noqa: F811 - the fixture from test_macos_build
+    from sandbox_py import _unpriv
+    work = os.path.realpath(str(tmp_path))
+    with open(os.path.join(work, "in.txt"), "w") as f:
+        f.write("data\n")
+    exe = os.path.join(work, "prog")
+    open(exe, "w").close()
+    run = _unpriv.PreloadRun()
+    env = {"SBX_PRELOAD_LOG": run.log_path, "SBX_PRELOAD_SHIM": "/opt/sbx/_sbx_interpose.dylib"}
+    image = me.MachO(built[machobuild.DYLIB + ".x86_64"], tool("llvm-objdump"), tool("llvm-nm"))
+    emu = me.Emulator(image, fake_libc(work, env, exe))
+    yield emu, run, work, exe
+    try:
+        run.finish()
+    except ValueError:
+        pass
+
+
+def test_darwin_hooks_and_writer_feed_the_reader(emulated):
+    emu, run, work, exe = emulated
+    w = lambda name: os.path.join(work, name)  # noqa: E731
+    emu.run_constructors([exe, "--flag"])                     # the hello record
+    buf = emu.alloc(256)
+    fd = emu.call("_sbx_hook_open", emu.cstr("in.txt"), 0)
+    assert fd >= 0
+    assert emu.call("_sbx_hook_read", fd, buf, 64, wide=True) == 5
+    assert emu.call("_sbx_hook_close", fd) == 0
+    assert emu.call("_sbx_hook_stat", emu.cstr("absent.txt"), emu.alloc(144)) == -1
+    fd = emu.call("_sbx_hook_open", emu.cstr("out.txt"), 0x1 | me.D_O_CREAT | me.D_O_TRUNC,
+                  0o644)
+    assert emu.call("_sbx_hook_write", fd, emu.cstr("x"), 1, wide=True) == 1
+    emu.call("_sbx_hook_close", fd)
+    fd = emu.call("_sbx_hook_open", emu.cstr("in.txt"), 0x2)  # O_RDWR, only read
+    emu.call("_sbx_hook_read", fd, buf, 8)
+    emu.call("_sbx_hook_close", fd)
+    assert emu.call("_sbx_hook_getattrlist", emu.cstr("absent2.txt"), 0, 0, 0, 0) == -1
+    assert emu.call("_sbx_hook_clonefile", emu.cstr("in.txt"), emu.cstr("clone.txt"), 0) == 0
+    assert emu.call("_sbx_hook_rename", emu.cstr("out.txt"), emu.cstr("moved.txt")) == 0
+    assert emu.call("_sbx_hook_mkdir", emu.cstr("newdir"), 0o755) == 0
+    assert struct.unpack("<i", emu.uc.mem_read(emu.errno_addr, 4))[0] in (0, 2)
+    res = run.finish()
+    reads, writes, probes = set(res["reads"]), set(res["writes"]), set(res["probes"])
+    assert w("in.txt") in reads and w("in.txt") not in writes
+    assert exe in reads                                           # from the hello record
+    assert [(e[2], list(e[3])) for e in res["execs"]] == [(exe, [exe, "--flag"])]
+    assert "/usr/lib/dyld" in reads                               # the hello's interpreter
+    assert {w("out.txt"), w("moved.txt"), w("clone.txt"), w("newdir")} <= writes
+    assert w("out.txt") not in reads
+    assert {w("absent.txt"), w("absent2.txt")} <= probes
+    assert not res["warnings"], res["warnings"]
+
+
+def test_relative_names_resolve_against_the_cwd(emulated):
+    """The Darwin AT_FDCWD (-2, not Linux's -100) reaches the resolver:
+    a by-name probe of a relative path is reported absolute."""
+    emu, run, work, exe = emulated
+    emu.call("_sbx_hook_stat", emu.cstr("sub/../absent3.txt"), emu.alloc(144))
+    res = run.finish()
+    assert os.path.join(work, "absent3.txt") in res["probes"], res
