@@ -27,8 +27,10 @@ pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"),
 import macho_emulator as me  # noqa: E402
 
 
-def fake_libc(work: str, env: dict, exe: str) -> dict:
-    """libSystem as the dylib imports it, each call done on this machine."""
+def fake_libc(work: str, env: dict, exe: str, execs: list = None) -> dict:
+    """libSystem as the dylib imports it, each call done on this machine.
+    execve of an existing file "succeeds": the emulation stops there (the
+    image is replaced) and (path, argv, envp) goes to `execs`."""
 
     def path(e, i):
         return os.fsdecode(e.read_cstr(e.arg(i)))
@@ -91,8 +93,41 @@ def fake_libc(work: str, env: dict, exe: str) -> dict:
         put(e, e.arg(0), mem(e, e.arg(1), e.arg(2)))
         return e.arg(0)
 
+    def vector(e, p):
+        out = []
+        while p:
+            q = struct.unpack("<Q", e.uc.mem_read(p + 8 * len(out), 8))[0]
+            if not q:
+                return out
+            out.append(os.fsdecode(e.read_cstr(q)))
+        return out
+
+    def execve(e):
+        target = at(e, me.D_AT_FDCWD, path(e, 0))
+        if not os.path.isfile(target):
+            return e.set_errno(2)
+        if execs is not None:
+            execs.append((target, vector(e, e.arg(1)), vector(e, e.arg(2))))
+        e.uc.emu_stop()                    # the process image is gone
+        return 0
+
+    environ = [None]
+
+    def ns_get_environ(e):
+        if environ[0] is None:
+            strings = ["%s=%s" % kv for kv in env.items()]
+            vec = e.alloc(8 * (len(strings) + 1))
+            for i, t in enumerate(strings):
+                e.uc.mem_write(vec + 8 * i, struct.pack("<Q", e.cstr(t)))
+            e.uc.mem_write(vec + 8 * len(strings), b"\0" * 8)
+            environ[0] = e.alloc(8)
+            e.uc.mem_write(environ[0], struct.pack("<Q", vec))
+        return environ[0]
+
     return {
         "___error": lambda e: e.errno_addr,
+        "_execve": execve,
+        "__NSGetEnviron": ns_get_environ,
         "_getenv": getenv,
         "_getpid": lambda e: os.getpid(),
         "_getppid": lambda e: os.getppid(),
@@ -193,3 +228,73 @@ def test_relative_names_resolve_against_the_cwd(emulated):
     emu.call("_sbx_hook_stat", emu.cstr("sub/../absent3.txt"), emu.alloc(144))
     res = run.finish()
     assert os.path.join(work, "absent3.txt") in res["probes"], res
+
+
+def argv_of(emu, *args):
+    vec = emu.alloc(8 * (len(args) + 1))
+    for i, a in enumerate(args):
+        emu.uc.mem_write(vec + 8 * i, struct.pack("<Q", emu.cstr(a)))
+    emu.uc.mem_write(vec + 8 * len(args), b"\0" * 8)
+    return vec
+
+
+@pytest.fixture
+def exec_setup(built, tmp_path):  # noqa: F811
+    """A work dir with bin/tool, the env a run gives its root, and the
+    execs the emulated process makes."""
+    from sandbox_py import _unpriv
+    work = os.path.realpath(str(tmp_path))
+    os.mkdir(os.path.join(work, "bin"))
+    tool_path = os.path.join(work, "bin", "tool")
+    with open(tool_path, "wb") as f:
+        f.write(b"\xcf\xfa\xed\xfe")         # a Mach-O magic: not a #! script
+    run = _unpriv.PreloadRun()
+    launcher = os.path.join(work, "_sbx_interpose_exec")
+    open(launcher, "w").close()
+    env = {"SBX_PRELOAD_LOG": run.log_path, "SBX_PRELOAD_SHIM": "/opt/sbx/_sbx_interpose.dylib",
+           "SBX_PRELOAD_HANDOFF": launcher, "DYLD_INSERT_LIBRARIES": "/opt/sbx/_sbx_interpose.dylib",
+           "PATH": os.path.join(work, "nowhere") + ":" + os.path.join(work, "bin")}
+    image = me.MachO(built[machobuild.DYLIB + ".x86_64"], tool("llvm-objdump"), tool("llvm-nm"))
+    yield image, run, work, env, launcher, tool_path
+    try:
+        run.finish()
+    except ValueError:
+        pass
+
+
+def test_scrubbed_environment_gets_dyld_insert_libraries_back(exec_setup):
+    """execve with an empty environment (env -i): the child still gets the
+    dylib, in dyld's variable, with the run's log."""
+    image, run, work, env, launcher, tool_path = exec_setup
+    execs = []
+    emu = me.Emulator(image, fake_libc(work, env, os.path.join(work, "prog"), execs))
+    emu.run_constructors([os.path.join(work, "prog")])
+    emu.call("_sbx_hook_execve", emu.cstr(tool_path), argv_of(emu, "tool", "-x"), argv_of(emu))
+    assert len(execs) == 1
+    path, argv, envp = execs[0]
+    assert (path, argv) == (tool_path, ["tool", "-x"])
+    assert "DYLD_INSERT_LIBRARIES=/opt/sbx/_sbx_interpose.dylib" in envp
+    assert "SBX_PRELOAD_LOG=%s" % run.log_path in envp
+    assert "SBX_PRELOAD_SHIM=/opt/sbx/_sbx_interpose.dylib" in envp
+    assert not any(e.startswith("LD_PRELOAD=") for e in envp)
+
+
+def test_program_that_never_says_hello_is_named(exec_setup):
+    """The SIP path, with the Darwin code: the launcher (quiet) execs the
+    command through $PATH; the command never writes its hello record (dyld
+    stripped DYLD_*); the reader reports the exec, the candidate it
+    probed, and a warning naming the program; the Result is incomplete."""
+    image, run, work, env, launcher, tool_path = exec_setup
+    execs = []
+    emu = me.Emulator(image, fake_libc(work, env, launcher, execs))
+    run.set_root(os.getpid(), "tool")
+    emu.run_constructors([launcher])                 # quiet: this is the launcher
+    emu.call("_sbx_hook_execvp", emu.cstr("tool"), argv_of(emu, "tool"))
+    assert [e[0] for e in execs] == [tool_path]
+    res = run.finish()
+    assert [(e[2], list(e[3])) for e in res["execs"]] == [(tool_path, ["tool"])]
+    assert os.path.join(work, "nowhere", "tool") in res["probes"]   # the $PATH search
+    assert launcher not in res["reads"]              # the launcher is machinery
+    assert res["complete"] is False
+    assert any("was not observed" in w and tool_path in w for w in res["warnings"]), \
+        res["warnings"]

@@ -31,7 +31,9 @@ import sys
 from typing import Optional
 
 NAME = "interpose"
-REMEDY = "reinstall sandbox_py on macOS with Xcode's command line tools (pip install -e .)"
+# Off macOS the reason ("macOS only") is the whole story: no fix to offer.
+REMEDY = ("reinstall sandbox_py with Xcode's command line tools (pip install -e .)"
+          if sys.platform == "darwin" else "")
 
 _HERE = os.path.dirname(os.path.dirname(os.path.realpath(__file__)))
 DYLIB = os.path.join(_HERE, "_sbx_interpose.dylib")
