@@ -251,8 +251,9 @@ def exec_setup(built, tmp_path):  # noqa: F811
     run = _unpriv.PreloadRun()
     launcher = os.path.join(work, "_sbx_interpose_exec")
     open(launcher, "w").close()
-    env = {"SBX_PRELOAD_LOG": run.log_path, "SBX_PRELOAD_SHIM": "/opt/sbx/_sbx_interpose.dylib",
-           "SBX_PRELOAD_HANDOFF": launcher, "DYLD_INSERT_LIBRARIES": "/opt/sbx/_sbx_interpose.dylib",
+    dylib = "/opt/sbx/_sbx_interpose.dylib"
+    env = {"SBX_PRELOAD_LOG": run.log_path, "SBX_PRELOAD_SHIM": dylib,
+           "SBX_PRELOAD_HANDOFF": launcher, "DYLD_INSERT_LIBRARIES": dylib,
            "PATH": os.path.join(work, "nowhere") + ":" + os.path.join(work, "bin")}
     image = me.MachO(built[machobuild.DYLIB + ".x86_64"], tool("llvm-objdump"), tool("llvm-nm"))
     yield image, run, work, env, launcher, tool_path
