@@ -94,7 +94,8 @@ class BuildWithBpf(build_ext):
         self.write_build_info(skipped)
         # the unprivileged backends' programs: the LD_PRELOAD shim, the loader
         # audit module and the ptrace launcher
-        if any(e.name == "sandbox_py._unpriv" for e in self.extensions):
+        if sys.platform.startswith("linux") and any(e.name == "sandbox_py._unpriv"
+                                                    for e in self.extensions):
             self.build_unpriv_programs()
         if sys.platform == "darwin" and any(e.name == "sandbox_py._unpriv"
                                             for e in self.extensions):
