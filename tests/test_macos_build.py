@@ -79,7 +79,7 @@ def client_symbols(arch, tmp_path, names):
     src = tmp_path / ("client_%s.c" % arch)
     with open(os.path.join(ROOT, "shims", "macos", "interpose.c")) as f:
         includes = "".join(line for line in f if line.startswith("#include <"))
-    src.write_text(includes + '#include "xattr_decls.h"\nvoid *sbx_client[] = {\n'
+    src.write_text(includes + '#include "darwin_decls.h"\nvoid *sbx_client[] = {\n'
                    + "".join("    (void *)&%s,\n" % n for n in sorted(names)) + "};\n")
     obj = str(tmp_path / ("client_%s.o" % arch))
     subprocess.run(machobuild.zig_cc(arch) + ["-Wno-deprecated-declarations", "-I",

@@ -1,8 +1,9 @@
 /* hooks_darwin.c — the libSystem entry points only macOS has (the shared
  * ones are in shims/core/hooks_posix.c): extended attributes (with
- * position and options), getattrlist (how Foundation, Xcode's tools and
- * many build tools stat), clonefile and copyfile (APFS copies, cp -c,
- * Finder), renamex_np; and the constructor that says hello.
+ * position and options), __getdirentries64 (the listing call under
+ * readdir), getattrlist (how Foundation, Xcode's tools and many build
+ * tools stat), clonefile and copyfile (APFS copies, cp -c, Finder),
+ * renamex_np; and the constructor that says hello.
  */
 #include <copyfile.h>
 #include <errno.h>
@@ -11,7 +12,7 @@
 #include <stdio.h>
 #include <sys/attr.h>
 #include <sys/clonefile.h>
-#include "xattr_decls.h"
+#include "darwin_decls.h"
 #include <unistd.h>
 
 #include "../core/hook_bodies.h"
@@ -47,6 +48,15 @@ SBX_HOOK(int, fsetxattr, (int fd, const char *n, const void *v, size_t s, u_int3
 SBX_HOOK(int, fremovexattr, (int fd, const char *n, int opt))
 {
     FD_BODY(int, fd, SBX_WRITE, REAL(fremovexattr)(fd, n, opt));
+}
+
+/* ---- directory listings below readdir ------------------------------------------*/
+SBX_HOOK(ssize_t, __getdirentries64, (int fd, void *buf, size_t n, off_t *basep))
+{
+    ssize_t r = REAL(__getdirentries64)(fd, buf, n, basep);
+    if (r >= 0)
+        KEEP_ERRNO(sbx_fd_use(fd, SBX_ENUM));
+    return r;
 }
 
 /* ---- attribute lists: metadata by name ------------------------------------------*/

@@ -21,7 +21,7 @@
 #include <sys/statvfs.h>
 #include <sys/time.h>
 #include <sys/uio.h>
-#include "xattr_decls.h"
+#include "darwin_decls.h"
 #include <unistd.h>
 #include <utime.h>
 
