@@ -152,6 +152,24 @@ LAYOUT = ["sizeof(struct sbx_log_hdr)", "offsetof(struct sbx_log_hdr, head)",
           "offsetof(struct sbx_rec, aux)", "offsetof(struct sbx_rec, id)",
           "SBX_LOG_HDR", "SBX_LOG_CAP", "SBX_EV_START", "SBX_EV_WARN", "SBX_REC_LIVE",
           "SBX_EXEC_SPAWNED"]
+@pytest.mark.parametrize("arch", machobuild.ARCHS)
+def test_core_never_calls_libc_that_reenters_hooks(built, arch):
+    """The core resolves every relative path with the cwd; libsystem_c's
+    getcwd reaches libsystem_kernel's open and fcntl across an image
+    boundary, i.e. through our own hooks, which resolve paths again: calling
+    it from the dylib would recurse.  (realpath is imported, by its own
+    hook only, which passes the result through.)"""
+    path = built["%s.%s" % (machobuild.DYLIB, arch)]
+    imports = set()
+    for kind in ("--bind", "--lazy-bind"):
+        for line in objdump(kind, path).splitlines():
+            f = line.split()
+            if len(f) >= 5 and f[0].startswith("__") and "__interpose" not in f[1]:
+                imports.add(f[-1].split("$")[0])
+    assert imports, "no imports read"
+    assert "_getcwd" not in imports, sorted(imports)
+
+
 LAYOUT_HEAD = "#include <stddef.h>\n#include <stdio.h>\n#include \"sbx_log.h\"\n"
 
 

@@ -144,7 +144,6 @@ def fake_libc(work: str, env: dict, exe: str, execs: list = None) -> dict:
         "_strstr": strstr,
         "_memcpy": copy,
         "___memcpy_chk": copy,
-        "_getcwd": lambda e: (put(e, e.arg(0), os.fsencode(work) + b"\0"), e.arg(0))[1],
         "_open": sys_(lambda e: os.open(at(e, me.D_AT_FDCWD, path(e, 0)),
                                         me.linux_flags(e.arg(1)), e.arg(2) & 0o7777)),
         "_close": sys_(lambda e: os.close(e.arg(0))),

@@ -64,10 +64,25 @@ long sbx_os_faccessat(int dirfd, const char *path, int mode)
     KEEP(r = faccessat(dirfd, path, mode, 0); r = NEG(r));
     return r;
 }
+/* Not getcwd(3): libsystem_c implements it with calls into
+ * libsystem_kernel (open, fcntl) that cross an image boundary and so reach
+ * our own hooks, which resolve paths with this very function.  The same
+ * steps made from this image are never rebound.  O_EVTONLY needs no read
+ * permission on the directory, as the cwd itself does not. */
 long sbx_os_getcwd(char *buf, size_t cap)
 {
-    long r;
-    KEEP(r = getcwd(buf, cap) ? (long)strlen(buf) : -1);
+    char tmp[MAXPATHLEN];
+    long r = -1;
+    KEEP({
+        int fd = open(".", O_EVTONLY | O_CLOEXEC);
+        if (fd >= 0) {
+            if (fcntl(fd, F_GETPATH, tmp) != -1 && strlen(tmp) < cap) {
+                r = (long)strlen(tmp);
+                memcpy(buf, tmp, (size_t)r + 1);
+            }
+            close(fd);
+        }
+    });
     return r;
 }
 
