@@ -48,10 +48,15 @@ def test_child_env_injects_the_dylib_once(tmp_path):
     assert env["SBX_PRELOAD_LOG"] == "/tmp/log" and env["SBX_PRELOAD_SHIM"] == interpose.DYLIB
 
 
-def test_findable_follows_execvp_rules(tmp_path):
-    (tmp_path / "tool").write_text("")
-    assert interpose._findable("sh", "/bin:/usr/bin", None)
-    assert not interpose._findable("no-such-tool-here", "/bin:/usr/bin", None)
-    assert interpose._findable("./tool", None, str(tmp_path))
-    assert not interpose._findable("./absent", None, str(tmp_path))
-    assert interpose._findable(str(tmp_path / "tool"), "", None)
+def test_exec_errors_follow_execvp_rules(tmp_path):
+    import errno
+    tool = tmp_path / "tool"
+    tool.write_text("")
+    tool.chmod(0o755)
+    (tmp_path / "data").write_text("")
+    assert interpose._exec_error("sh", "/bin:/usr/bin", None) == 0
+    assert interpose._exec_error("no-such-tool-here", "/bin:/usr/bin", None) == errno.ENOENT
+    assert interpose._exec_error("./tool", None, str(tmp_path)) == 0
+    assert interpose._exec_error("./absent", None, str(tmp_path)) == errno.ENOENT
+    assert interpose._exec_error(str(tmp_path / "data"), "", None) == errno.EACCES
+    assert interpose._exec_error(str(tmp_path), "", None) == errno.EACCES

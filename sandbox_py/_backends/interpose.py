@@ -87,12 +87,16 @@ def availability():
                   "the others are named in warnings")
 
 
-def _findable(program: str, path: Optional[str], cwd: Optional[str]) -> bool:
-    """Would execvp find `program` (as the launcher will run it)?"""
+def _exec_error(program: str, path: Optional[str], cwd: Optional[str]) -> int:
+    """The errno execvp will fail `program` with (as the launcher runs it),
+    or 0: subprocess raises these before the child runs, and so do we."""
     if "/" in program:
         full = program if os.path.isabs(program) else os.path.join(cwd or os.getcwd(), program)
-        return os.path.exists(full)
-    return shutil.which(program, path=path if path is not None else os.defpath) is not None
+        if not os.path.exists(full):
+            return errno.ENOENT
+        return 0 if os.access(full, os.X_OK) and not os.path.isdir(full) else errno.EACCES
+    found = shutil.which(program, path=path if path is not None else os.defpath)
+    return 0 if found else errno.ENOENT
 
 
 def child_env(env: Optional[dict], log_path: str) -> dict:
@@ -129,9 +133,11 @@ def session(sandbox):
             argv0 = proc.args[0] if isinstance(proc.args, (list, tuple)) else proc.args
             # subprocess raises FileNotFoundError for a missing program; the
             # launcher would only exit 127, so ask the same question here
-            if not _findable(os.fsdecode(self.program or argv0), *self.search):
+            err = _exec_error(os.fsdecode(self.program or argv0), *self.search)
+            if err:
                 self.finish()
-                raise FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT), argv0)
+                raise (FileNotFoundError if err == errno.ENOENT else PermissionError)(
+                    err, os.strerror(err), argv0)
             self.run.set_root(proc.pid, os.fsdecode(argv0))
 
     return InterposeSession()
