@@ -1,12 +1,13 @@
-"""Run functions of an x86_64 Mach-O dylib on Linux, without dyld.
+"""Run functions of a Mach-O dylib (x86_64 or arm64) on Linux, without dyld.
 
 The macOS interpose dylib cannot be loaded here, but its code can run: the
 segments are mapped into a unicorn CPU (the engine qiling is built on),
-rebased, and every libSystem import is bound to a one-byte `ret` stub
-whose behaviour a Python function supplies (a fake libc, backed by this
-machine's file system with Darwin's flag values and struct layouts).  The
-code that runs is the Darwin build's own: the hooks, the access model, the
-record writer, the interpose glue.
+rebased, and every libSystem import is bound to a `ret` stub whose
+behaviour a Python function supplies (a fake libc, backed by this machine's
+file system with Darwin's flag values and struct layouts).  The code that
+runs is the Darwin build's own: the hooks, the access model, the record
+writer, the interpose glue.  Calls follow each architecture's Apple ABI
+(on arm64 the variadic arguments go on the stack).
 
 Only what the tests call is served; an import without a Python body stops
 the emulation with its name (never a silent 0).
@@ -20,9 +21,10 @@ import re
 import struct
 import subprocess
 
-from unicorn import UC_ARCH_X86, UC_HOOK_CODE, UC_MODE_64, UC_PROT_ALL, Uc
-from unicorn.x86_const import (UC_X86_REG_R8, UC_X86_REG_R9, UC_X86_REG_RAX, UC_X86_REG_RCX,
-                               UC_X86_REG_RDI, UC_X86_REG_RDX, UC_X86_REG_RSI, UC_X86_REG_RSP)
+from unicorn import (UC_ARCH_ARM64, UC_ARCH_X86, UC_HOOK_CODE, UC_MODE_64, UC_MODE_ARM,
+                     UC_PROT_ALL, Uc)
+from unicorn import arm64_const as a64
+from unicorn import x86_const as x86
 
 BASE = 0x10000000          # where the image is loaded (its slide)
 STUBS = 0x20000000         # one `ret` per import
@@ -31,8 +33,18 @@ RET = 0x38000000           # return address of a call from Python: emulation sto
 HEAP = 0x40000000          # strings and buffers handed to the code
 LOGMAP = 0x100000000       # the shared log, mapped from the host file
 PAGE = 0x1000
-ARGS = (UC_X86_REG_RDI, UC_X86_REG_RSI, UC_X86_REG_RDX, UC_X86_REG_RCX, UC_X86_REG_R8,
-        UC_X86_REG_R9)
+# per architecture: unicorn's CPU, the argument registers, the result, the
+# stack pointer, the `ret` instruction
+ARCH = {
+    "X86_64": dict(uc=(UC_ARCH_X86, UC_MODE_64),
+                   args=(x86.UC_X86_REG_RDI, x86.UC_X86_REG_RSI, x86.UC_X86_REG_RDX,
+                         x86.UC_X86_REG_RCX, x86.UC_X86_REG_R8, x86.UC_X86_REG_R9),
+                   ret=x86.UC_X86_REG_RAX, sp=x86.UC_X86_REG_RSP, insn=b"\xc3"),
+    "ARM64": dict(uc=(UC_ARCH_ARM64, UC_MODE_ARM),
+                  args=tuple(getattr(a64, "UC_ARM64_REG_X%d" % i) for i in range(8)),
+                  ret=a64.UC_ARM64_REG_X0, sp=a64.UC_ARM64_REG_SP,
+                  insn=struct.pack("<I", 0xD65F03C0)),
+}
 
 # Darwin's values (sys/fcntl.h, sys/errno.h)
 D_O_ACCMODE, D_O_APPEND, D_O_CREAT, D_O_TRUNC, D_O_EXCL = 0x3, 0x8, 0x200, 0x400, 0x800
@@ -72,6 +84,7 @@ class MachO:
         self.path = path
         heads = subprocess.run([objdump, "--macho", "--private-headers", path],
                                capture_output=True, text=True, check=True).stdout
+        self.cpu = re.search(r"MH_MAGIC_64\s+(\S+)", heads).group(1)
         self.segments = [(m.group(1), int(m.group(2), 16), int(m.group(3), 16), int(m.group(4)),
                           int(m.group(5)))
                          for m in re.finditer(r"segname (\S+)\s+vmaddr (0x[0-9a-f]+)\s+vmsize "
@@ -109,7 +122,14 @@ class Emulator:
     def __init__(self, image: MachO, libc: dict):
         self.image = image
         self.libc = libc
-        self.uc = uc = Uc(UC_ARCH_X86, UC_MODE_64)
+        self.arch = ARCH[image.cpu]
+        self.arm64 = image.cpu == "ARM64"
+        self.uc = uc = Uc(*self.arch["uc"])
+        if self.arm64:
+            # code built for Apple silicon uses ARMv8.3+ instructions (LDAPR)
+            # and the SIMD registers
+            uc.ctl_set_cpu_model(a64.UC_CPU_ARM64_MAX)
+            uc.reg_write(a64.UC_ARM64_REG_CPACR_EL1, 0x300000)
         with open(image.path, "rb") as f:
             data = f.read()
         for name, vmaddr, vmsize, fileoff, filesize in image.segments:
@@ -122,7 +142,8 @@ class Emulator:
             uc.mem_write(BASE + addr, struct.pack("<Q", v + BASE))
         self.imports = sorted(set(image.binds.values()))
         uc.mem_map(STUBS, _page_up(16 * len(self.imports) + 16), UC_PROT_ALL)
-        uc.mem_write(STUBS, b"\xc3" * (16 * len(self.imports)))
+        for i in range(len(self.imports)):
+            uc.mem_write(STUBS + 16 * i, self.arch["insn"])
         slot = {name: STUBS + 16 * i for i, name in enumerate(self.imports)}
         for addr, name in image.binds.items():
             uc.mem_write(BASE + addr, struct.pack("<Q", slot[name]))
@@ -158,7 +179,15 @@ class Emulator:
             out += chunk
 
     def arg(self, i: int) -> int:
-        return self.uc.reg_read(ARGS[i])
+        return self.uc.reg_read(self.arch["args"][i])
+
+    def vararg(self, i: int, nfixed: int) -> int:
+        """The i-th variadic argument of an import with nfixed named ones:
+        in the next register on x86_64, on the stack on Apple arm64."""
+        if not self.arm64:
+            return self.arg(nfixed + i)
+        sp = self.uc.reg_read(self.arch["sp"])
+        return struct.unpack("<Q", self.uc.mem_read(sp + 8 * i, 8))[0]
 
     def set_errno(self, e: int) -> int:
         self.uc.mem_write(self.errno_addr, struct.pack("<i", e))
@@ -182,27 +211,38 @@ class Emulator:
             uc.emu_stop()
             return
         r = body(self)
-        uc.reg_write(UC_X86_REG_RAX, (r or 0) & 0xFFFFFFFFFFFFFFFF)
+        uc.reg_write(self.arch["ret"], (r or 0) & 0xFFFFFFFFFFFFFFFF)
 
-    def call_addr(self, addr: int, *args, wide: bool = False) -> int:
-        """Call the function at addr; its result as a C int (eax), or as a
-        64-bit value (ssize_t, pointers) when `wide`."""
+    def call_addr(self, addr: int, *args, wide: bool = False, nfixed: int = None) -> int:
+        """Call the function at addr; its result as a C int, or as a 64-bit
+        value (ssize_t, pointers) when `wide`.  With `nfixed`, the
+        arguments after the first nfixed are variadic."""
         uc = self.uc
-        for reg, a in zip(ARGS, args):
+        regs = self.arch["args"]
+        named = args if nfixed is None or not self.arm64 else args[:nfixed]
+        stacked = [] if nfixed is None or not self.arm64 else list(args[nfixed:])
+        for reg, a in zip(regs, named):
             uc.reg_write(reg, a & 0xFFFFFFFFFFFFFFFF)
         sp = STACK + 0x100000 - 0x1000
-        uc.reg_write(UC_X86_REG_RSP, sp)
-        uc.mem_write(sp, struct.pack("<Q", RET))
-        uc.reg_write(UC_X86_REG_RAX, 0)      # no vector registers in a variadic call
+        if self.arm64:
+            for i, a in enumerate(stacked):
+                uc.mem_write(sp + 8 * i, struct.pack("<Q", a & 0xFFFFFFFFFFFFFFFF))
+            uc.reg_write(a64.UC_ARM64_REG_LR, RET)
+        else:
+            sp -= 8
+            uc.mem_write(sp, struct.pack("<Q", RET))
+            uc.reg_write(x86.UC_X86_REG_RAX, 0)  # no vector registers in a variadic call
+        uc.reg_write(self.arch["sp"], sp)
         self.missing = None
         uc.emu_start(addr, RET)
         if self.missing:
             raise NotImplementedError("the fake libc has no %s" % self.missing)
-        rax = uc.reg_read(UC_X86_REG_RAX)
-        return ctypes.c_int64(rax).value if wide else ctypes.c_int32(rax & 0xFFFFFFFF).value
+        r = uc.reg_read(self.arch["ret"])
+        return ctypes.c_int64(r).value if wide else ctypes.c_int32(r & 0xFFFFFFFF).value
 
-    def call(self, symbol: str, *args, wide: bool = False) -> int:
-        return self.call_addr(BASE + self.image.symbols[symbol], *args, wide=wide)
+    def call(self, symbol: str, *args, wide: bool = False, nfixed: int = None) -> int:
+        return self.call_addr(BASE + self.image.symbols[symbol], *args, wide=wide,
+                              nfixed=nfixed)
 
     def run_constructors(self, argv: list) -> None:
         argvp = self.alloc(8 * (len(argv) + 1))

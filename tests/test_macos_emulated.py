@@ -60,7 +60,7 @@ def fake_libc(work: str, env: dict, exe: str, execs: list = None) -> dict:
         if cmd == me.D_F_GETFL:
             return os.O_ACCMODE & __import__("fcntl").fcntl(fd, __import__("fcntl").F_GETFL)
         if cmd == me.D_F_GETPATH:
-            put(e, e.arg(2), os.fsencode(os.readlink("/proc/self/fd/%d" % fd)) + b"\0")
+            put(e, e.vararg(0, 2), os.fsencode(os.readlink("/proc/self/fd/%d" % fd)) + b"\0")
             return 0
         raise OSError(22, "fcntl %d" % cmd)
 
@@ -145,7 +145,8 @@ def fake_libc(work: str, env: dict, exe: str, execs: list = None) -> dict:
         "_memcpy": copy,
         "___memcpy_chk": copy,
         "_open": sys_(lambda e: os.open(at(e, me.D_AT_FDCWD, path(e, 0)),
-                                        me.linux_flags(e.arg(1)), e.arg(2) & 0o7777)),
+                                        me.linux_flags(e.arg(1)),
+                                        e.vararg(0, 2) & 0o7777)),
         "_close": sys_(lambda e: os.close(e.arg(0))),
         "_read": sys_(lambda e: put(e, e.arg(1), os.read(e.arg(0), e.arg(2)))),
         "_write": sys_(lambda e: os.write(e.arg(0), mem(e, e.arg(1), e.arg(2)))),
@@ -156,6 +157,9 @@ def fake_libc(work: str, env: dict, exe: str, execs: list = None) -> dict:
         "_stat$INODE64": sys_(lambda e: stat_into(e, os.stat(at(e, -2, path(e, 0))), 1)),
         "_faccessat": sys_(lambda e: None if os.path.exists(at(e, e.arg(0), path(e, 1)))
                            else e.set_errno(2)),
+        # arm64 binds the plain names (64-bit inodes are the only kind there)
+        "_fstat": sys_(lambda e: stat_into(e, os.fstat(e.arg(0)), 1)),
+        "_stat": sys_(lambda e: stat_into(e, os.stat(at(e, -2, path(e, 0))), 1)),
         "_mmap": lambda e: e.map_host_file(ctypes.c_int32(e.arg(4)).value, e.arg(1)),
         "_munmap": lambda e: 0,
         "_rename": sys_(lambda e: os.rename(at(e, -2, path(e, 0)), at(e, -2, path(e, 1)))),
@@ -167,8 +171,13 @@ def fake_libc(work: str, env: dict, exe: str, execs: list = None) -> dict:
     }
 
 
+@pytest.fixture(params=machobuild.ARCHS)
+def arch(request):
+    return request.param
+
+
 @pytest.fixture
-def emulated(built, tmp_path):  # noqa: F811 - the fixture from test_macos_build
+def emulated(built, tmp_path, arch):  # noqa: F811 - the fixture from test_macos_build
     from sandbox_py import _unpriv
     work = os.path.realpath(str(tmp_path))
     with open(os.path.join(work, "in.txt"), "w") as f:
@@ -177,7 +186,7 @@ def emulated(built, tmp_path):  # noqa: F811 - the fixture from test_macos_build
     open(exe, "w").close()
     run = _unpriv.PreloadRun()
     env = {"SBX_PRELOAD_LOG": run.log_path, "SBX_PRELOAD_SHIM": "/opt/sbx/_sbx_interpose.dylib"}
-    image = me.MachO(built[machobuild.DYLIB + ".x86_64"], tool("llvm-objdump"), tool("llvm-nm"))
+    image = me.MachO(built[machobuild.DYLIB + "." + arch], tool("llvm-objdump"), tool("llvm-nm"))
     emu = me.Emulator(image, fake_libc(work, env, exe))
     yield emu, run, work, exe
     try:
@@ -197,7 +206,7 @@ def test_darwin_hooks_and_writer_feed_the_reader(emulated):
     assert emu.call("_sbx_hook_close", fd) == 0
     assert emu.call("_sbx_hook_stat", emu.cstr("absent.txt"), emu.alloc(144)) == -1
     fd = emu.call("_sbx_hook_open", emu.cstr("out.txt"), 0x1 | me.D_O_CREAT | me.D_O_TRUNC,
-                  0o644)
+                  0o644, nfixed=2)
     assert emu.call("_sbx_hook_write", fd, emu.cstr("x"), 1, wide=True) == 1
     emu.call("_sbx_hook_close", fd)
     fd = emu.call("_sbx_hook_open", emu.cstr("in.txt"), 0x2)  # O_RDWR, only read
@@ -238,7 +247,7 @@ def argv_of(emu, *args):
 
 
 @pytest.fixture
-def exec_setup(built, tmp_path):  # noqa: F811
+def exec_setup(built, tmp_path, arch):  # noqa: F811
     """A work dir with bin/tool, the env a run gives its root, and the
     execs the emulated process makes."""
     from sandbox_py import _unpriv
@@ -254,7 +263,7 @@ def exec_setup(built, tmp_path):  # noqa: F811
     env = {"SBX_PRELOAD_LOG": run.log_path, "SBX_PRELOAD_SHIM": dylib,
            "SBX_PRELOAD_HANDOFF": launcher, "DYLD_INSERT_LIBRARIES": dylib,
            "PATH": os.path.join(work, "nowhere") + ":" + os.path.join(work, "bin")}
-    image = me.MachO(built[machobuild.DYLIB + ".x86_64"], tool("llvm-objdump"), tool("llvm-nm"))
+    image = me.MachO(built[machobuild.DYLIB + "." + arch], tool("llvm-objdump"), tool("llvm-nm"))
     yield image, run, work, env, launcher, tool_path
     try:
         run.finish()
