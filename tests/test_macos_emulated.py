@@ -27,6 +27,9 @@ pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"),
 import macho_emulator as me  # noqa: E402
 
 
+SPAWNED_PID = 4194000      # the child a fake posix_spawn reports
+
+
 def fake_libc(work: str, env: dict, exe: str, execs: list = None) -> dict:
     """libSystem as the dylib imports it, each call done on this machine.
     execve of an existing file "succeeds": the emulation stops there (the
@@ -111,6 +114,28 @@ def fake_libc(work: str, env: dict, exe: str, execs: list = None) -> dict:
         e.uc.emu_stop()                    # the process image is gone
         return 0
 
+    dirs = {}
+
+    def opendir(e):
+        fd = os.open(at(e, me.D_AT_FDCWD, path(e, 0)), os.O_RDONLY | os.O_DIRECTORY)
+        d = e.alloc(16)
+        dirs[d] = fd
+        return d
+
+    def closedir(e):
+        os.close(dirs.pop(e.arg(0)))
+        return 0
+
+    def posix_spawn(e):
+        target = at(e, me.D_AT_FDCWD, path(e, 1))
+        if not os.path.isfile(target):
+            return 2                       # an error number, not -1
+        if execs is not None:
+            execs.append((target, vector(e, e.arg(4)), vector(e, e.arg(5))))
+        if e.arg(0):
+            e.uc.mem_write(e.arg(0), struct.pack("<i", SPAWNED_PID))
+        return 0
+
     environ = [None]
 
     def ns_get_environ(e):
@@ -127,6 +152,11 @@ def fake_libc(work: str, env: dict, exe: str, execs: list = None) -> dict:
     return {
         "___error": lambda e: e.errno_addr,
         "_execve": execve,
+        "_posix_spawn": posix_spawn,
+        "_opendir$INODE64": sys_(opendir), "_opendir": sys_(opendir),
+        "_readdir$INODE64": lambda e: 0, "_readdir": lambda e: 0,    # the end at once
+        "_closedir": sys_(closedir),
+        "_dirfd": lambda e: dirs[e.arg(0)],
         "__NSGetEnviron": ns_get_environ,
         "_getenv": getenv,
         "_getpid": lambda e: os.getpid(),
@@ -307,3 +337,40 @@ def test_program_that_never_says_hello_is_named(exec_setup):
     assert res["complete"] is False
     assert any("was not observed" in w and tool_path in w for w in res["warnings"]), \
         res["warnings"]
+
+
+def test_listing_is_an_enumeration(emulated):
+    emu, run, work, exe = emulated
+    os.mkdir(os.path.join(work, "dir"))
+    d = emu.call("_sbx_hook_opendir", emu.cstr("dir"), wide=True)
+    assert d
+    emu.call("_sbx_hook_readdir", d, wide=True)
+    assert emu.call("_sbx_hook_closedir", d) == 0
+    res = run.finish()
+    assert os.path.join(work, "dir") in res["enumerations"]
+    assert os.path.join(work, "dir") not in res["reads"]
+
+
+def test_posix_spawn_child_keeps_the_dylib_and_is_accounted(exec_setup):
+    """posix_spawn with an empty environment: libSystem gets one with
+    DYLD_INSERT_LIBRARIES back; the parent records the spawned exec; a
+    child that then never says hello is named."""
+    image, run, work, env, launcher, tool_path = exec_setup
+    execs = []
+    prog = os.path.join(work, "prog")
+    emu = me.Emulator(image, fake_libc(work, env, prog, execs))
+    emu.run_constructors([prog])
+    pid = emu.alloc(8)
+    r = emu.call("_sbx_hook_posix_spawn", pid, emu.cstr(tool_path), 0, 0,
+                 argv_of(emu, "tool", "a"), argv_of(emu))
+    assert r == 0
+    assert struct.unpack("<i", emu.uc.mem_read(pid, 4))[0] == SPAWNED_PID
+    (path, argv, envp), = execs
+    assert (path, argv) == (tool_path, ["tool", "a"])
+    assert "DYLD_INSERT_LIBRARIES=/opt/sbx/_sbx_interpose.dylib" in envp
+    res = run.finish()
+    spawned = [e for e in res["execs"] if e[0] == SPAWNED_PID]
+    assert [(e[2], list(e[3])) for e in spawned] == [(tool_path, ["tool", "a"])]
+    assert spawned[0][1] == os.getpid()                 # its parent: the emulated process
+    assert any("%d" % SPAWNED_PID in w and tool_path in w for w in res["warnings"])
+    assert res["complete"] is False
