@@ -134,6 +134,16 @@ def test_links_nothing_beyond_libsystem(built, arch, name):
     assert filetype == ("DYLIB" if name == machobuild.DYLIB else "EXECUTE")
 
 
+@pytest.mark.parametrize("name", [machobuild.DYLIB, machobuild.LAUNCHER])
+def test_universal_files_carry_both_slices(built, name):
+    """llvm-lipo joins the slices as a Mac build ships them."""
+    if name not in built:
+        pytest.skip("needs llvm-lipo (Debian package llvm)")
+    out = subprocess.run([machobuild._lipo(), "-archs", built[name]], capture_output=True,
+                         text=True, check=True).stdout.split()
+    assert sorted(out) == sorted(machobuild.ARCHS)
+
+
 @pytest.mark.parametrize("arch", machobuild.ARCHS)
 def test_dylib_exports_no_hook(built, arch):
     """A hook exported under its libc name would interpose by two-level

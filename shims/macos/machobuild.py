@@ -48,6 +48,15 @@ def zig_cc(arch: str) -> list:
     return [sys.executable, "-m", "ziglang", "cc", "-target", "%s-macos.%s" % (zarch, MIN_MACOS)]
 
 
+def _lipo():
+    """LLVM's lipo (Debian: llvm-lipo-NN), or None."""
+    import shutil
+    for name in ("llvm-lipo", "llvm-lipo-19", "llvm-lipo-16", "llvm-lipo-15", "llvm-lipo-14"):
+        if shutil.which(name):
+            return shutil.which(name)
+    return None
+
+
 def run(cmd: list) -> None:
     print(" ".join(cmd), flush=True)
     subprocess.check_call(cmd, cwd=ROOT)
@@ -66,6 +75,14 @@ def build(outdir: str, archs=ARCHS, cc=None) -> dict:
                 path = os.path.join(outdir, "%s.%s" % (name, arch))
                 run(zig_cc(arch) + CFLAGS + extra + ["-o", path] + sources)
                 out["%s.%s" % (name, arch)] = path
+        lipo = _lipo()
+        if lipo and len(archs) > 1:
+            # the universal files a Mac build ships, from the same slices
+            for name in (DYLIB, LAUNCHER):
+                path = os.path.join(outdir, name)
+                run([lipo, "-create", "-output", path]
+                    + [out["%s.%s" % (name, a)] for a in archs])
+                out[name] = path
         return out
     arch_flags = []
     for arch in archs:
