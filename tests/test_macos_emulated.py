@@ -28,6 +28,7 @@ import macho_emulator as me  # noqa: E402
 
 
 SPAWNED_PID = 4194000      # the child a fake posix_spawn reports
+SETEXEC = 0x40             # POSIX_SPAWN_SETEXEC (sys/spawn.h)
 
 
 def fake_libc(work: str, env: dict, exe: str, execs: list = None) -> dict:
@@ -132,8 +133,15 @@ def fake_libc(work: str, env: dict, exe: str, execs: list = None) -> dict:
             return 2                       # an error number, not -1
         if execs is not None:
             execs.append((target, vector(e, e.arg(4)), vector(e, e.arg(5))))
+        if e.arg(3) and struct.unpack("<h", e.uc.mem_read(e.arg(3), 2))[0] & SETEXEC:
+            e.uc.emu_stop()                # POSIX_SPAWN_SETEXEC: the image is gone
+            return 0
         if e.arg(0):
             e.uc.mem_write(e.arg(0), struct.pack("<i", SPAWNED_PID))
+        return 0
+
+    def getflags(e):                       # the fake attr object holds the flags
+        e.uc.mem_write(e.arg(1), bytes(e.uc.mem_read(e.arg(0), 2)))
         return 0
 
     environ = [None]
@@ -153,6 +161,7 @@ def fake_libc(work: str, env: dict, exe: str, execs: list = None) -> dict:
         "___error": lambda e: e.errno_addr,
         "_execve": execve,
         "_posix_spawn": posix_spawn,
+        "_posix_spawnattr_getflags": getflags,
         "_opendir$INODE64": sys_(opendir), "_opendir": sys_(opendir),
         "_readdir$INODE64": lambda e: 0, "_readdir": lambda e: 0,    # the end at once
         "_closedir": sys_(closedir),
@@ -374,3 +383,22 @@ def test_posix_spawn_child_keeps_the_dylib_and_is_accounted(exec_setup):
     assert spawned[0][1] == os.getpid()                 # its parent: the emulated process
     assert any("%d" % SPAWNED_PID in w and tool_path in w for w in res["warnings"])
     assert res["complete"] is False
+
+
+def test_posix_spawn_setexec_is_an_exec_of_this_process(exec_setup):
+    """POSIX_SPAWN_SETEXEC replaces the calling image: recorded as this
+    process's exec (its pid), and named when the new image stays silent."""
+    image, run, work, env, launcher, tool_path = exec_setup
+    execs = []
+    prog = os.path.join(work, "prog")
+    emu = me.Emulator(image, fake_libc(work, env, prog, execs))
+    emu.run_constructors([prog])
+    attr = emu.alloc(8)
+    emu.uc.mem_write(attr, struct.pack("<h", SETEXEC))
+    emu.call("_sbx_hook_posix_spawn", 0, emu.cstr(tool_path), 0, attr,
+             argv_of(emu, "tool"), argv_of(emu))
+    assert [x[0] for x in execs] == [tool_path]
+    res = run.finish()
+    assert [(e[0], e[2]) for e in res["execs"]] == [(os.getpid(), prog),
+                                                     (os.getpid(), tool_path)]
+    assert any(tool_path in w and "not observed" in w for w in res["warnings"])
