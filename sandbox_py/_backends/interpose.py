@@ -39,31 +39,6 @@ _HERE = os.path.dirname(os.path.dirname(os.path.realpath(__file__)))
 DYLIB = os.path.join(_HERE, "_sbx_interpose.dylib")
 LAUNCHER = os.path.join(_HERE, "_sbx_interpose_exec")
 
-#: Where SIP makes dyld ignore DYLD_* (man dyld, "System Integrity
-#: Protection"); /usr/local is the documented exception.
-SIP_DIRS = ("/bin/", "/sbin/", "/usr/bin/", "/usr/sbin/", "/usr/libexec/", "/System/")
-
-
-def sip_protected(path: str) -> bool:
-    """True when dyld strips DYLD_* from the program at `path` because of
-    its location (the hardened runtime is a property of the binary: the
-    missing hello record finds those)."""
-    p = os.path.realpath(path) if os.path.isabs(path) else path
-    if p.startswith("/usr/local/"):
-        return False
-    return p.startswith(SIP_DIRS)
-
-
-def sip_warning(program: str, pid: Optional[int] = None) -> str:
-    """The Result warning for a process that never said hello."""
-    who = "%s (pid %d)" % (program, pid) if pid else program
-    return ("%s ran without the interpose dylib: macOS strips DYLD_INSERT_LIBRARIES "
-            "from programs under /bin, /usr/bin, /usr/libexec, /System (SIP) and from "
-            "hardened-runtime binaries, and from all their children; its accesses and "
-            "its children's are missing. Run a copy from outside those folders (e.g. "
-            "Homebrew's) or see docs/macos.md" % who)
-
-
 def _reader():
     from .. import _unpriv  # noqa: PLC0415 - the extension is optional at import
     return _unpriv
