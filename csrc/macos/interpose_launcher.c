@@ -13,6 +13,7 @@
  */
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -22,8 +23,13 @@ int main(int argc, char **argv)
         fprintf(stderr, "sandbox_py interpose launcher: no program given\n");
         return 127;
     }
-    execvp(argv[0], argv);
+    /* Popen's executable= (a program other than argv[0]) comes this way */
+    const char *exe = getenv("SBX_INTERPOSE_EXE");
+    char program[4096];
+    snprintf(program, sizeof program, "%s", exe && *exe ? exe : argv[0]);
+    unsetenv("SBX_INTERPOSE_EXE");
+    execvp(program, argv);
     /* the parent learns the failure from this exit status and message */
-    fprintf(stderr, "sandbox_py: cannot run %s: %s\n", argv[0], strerror(errno));
+    fprintf(stderr, "sandbox_py: cannot run %s: %s\n", program, strerror(errno));
     return errno == ENOENT ? 127 : 126;
 }

@@ -101,6 +101,7 @@ def session(sandbox):
             # and records its exec, so a protected command is named, not lost.
             self.program = kwargs.pop("executable", None)
             self.search = (kwargs["env"].get("PATH"), kwargs.get("cwd"))
+            kwargs["env"]["SBX_INTERPOSE_EXE"] = os.fsdecode(self.program or "")
             kwargs["executable"] = LAUNCHER
             return kwargs
 
