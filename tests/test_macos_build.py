@@ -230,3 +230,15 @@ def test_reader_extension_links_for_macos(arch, tmp_path):
         ["/usr/lib/libSystem.B.dylib"]
     unbound = [s for s in system if s != "dyld_stub_binder" and binds.get(s) != "libSystem"]
     assert not unbound, unbound
+
+
+@pytest.mark.parametrize("arch", machobuild.ARCHS)
+def test_mac_scenario_program_builds(arch, tmp_path):
+    """The scenario program tests/test_macos.py runs on a Mac compiles
+    against the real macOS headers here, so that job fails only on what it
+    observes."""
+    import test_macos
+    src = tmp_path / "scenario.c"
+    src.write_text(test_macos.SCENARIO)
+    subprocess.run(machobuild.zig_cc(arch) + ["-Wall", "-Werror", "-o",
+                   str(tmp_path / "scenario"), str(src)], check=True, cwd=ROOT)
