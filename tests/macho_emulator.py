@@ -31,7 +31,8 @@ STUBS = 0x20000000         # one `ret` per import
 STACK = 0x30000000
 RET = 0x38000000           # return address of a call from Python: emulation stops there
 HEAP = 0x40000000          # strings and buffers handed to the code
-LOGMAP = 0x100000000       # the shared log, mapped from the host file
+LOGMAP = 0x7000000000      # the shared log, mapped from the host file
+PROGRAM_SLIDE = 0          # a program keeps its link address (0x100000000 up)
 PAGE = 0x1000
 # per architecture: unicorn's CPU, the argument registers, the result, the
 # stack pointer, the `ret` instruction
@@ -90,6 +91,9 @@ class MachO:
                          for m in re.finditer(r"segname (\S+)\s+vmaddr (0x[0-9a-f]+)\s+vmsize "
                                               r"(0x[0-9a-f]+)\s+fileoff (\d+)\s+filesize (\d+)",
                                               heads)]
+        self.sections = {m.group(1): (int(m.group(2), 16), int(m.group(3), 16))
+                         for m in re.finditer(r"sectname (\S+)\s+segname \S+\s+addr "
+                                              r"(0x[0-9a-f]+)\s+size (0x[0-9a-f]+)", heads)}
         self.init_funcs = [(int(m.group(1), 16), int(m.group(2), 16)) for m in re.finditer(
             r"sectname __mod_init_func\s+segname \S+\s+addr (0x[0-9a-f]+)\s+size (0x[0-9a-f]+)",
             heads)]
@@ -117,10 +121,18 @@ class MachO:
 
 
 class Emulator:
-    """One x86_64 process image: call its functions, serve its imports."""
+    """One process: the dylib (and optionally a program) loaded, their
+    functions callable, their imports served.
 
-    def __init__(self, image: MachO, libc: dict):
+    With a `program`, this plays dyld's part in interposition: each of the
+    program's imports that the dylib's __DATA,__interpose table replaces is
+    bound to the dylib's replacement, read from the table itself; the
+    dylib's own imports go to libSystem (here: the fake libc), as dyld never
+    rebinds the interposing image."""
+
+    def __init__(self, image: MachO, libc: dict, program: MachO = None):
         self.image = image
+        self.program = program
         self.libc = libc
         self.arch = ARCH[image.cpu]
         self.arm64 = image.cpu == "ARM64"
@@ -130,23 +142,24 @@ class Emulator:
             # and the SIMD registers
             uc.ctl_set_cpu_model(a64.UC_CPU_ARM64_MAX)
             uc.reg_write(a64.UC_ARM64_REG_CPACR_EL1, 0x300000)
-        with open(image.path, "rb") as f:
-            data = f.read()
-        for name, vmaddr, vmsize, fileoff, filesize in image.segments:
-            if name == "__PAGEZERO" or not vmsize:
-                continue
-            uc.mem_map(BASE + vmaddr, _page_up(vmsize), UC_PROT_ALL)
-            uc.mem_write(BASE + vmaddr, data[fileoff:fileoff + filesize])
-        for addr in image.rebases:
-            v = struct.unpack("<Q", uc.mem_read(BASE + addr, 8))[0]
-            uc.mem_write(BASE + addr, struct.pack("<Q", v + BASE))
-        self.imports = sorted(set(image.binds.values()))
+        self._map(image, BASE)
+        if program:
+            self._map(program, PROGRAM_SLIDE)
+        names = set(image.binds.values())
+        self.interposed = self._interpose_table() if program else {}
+        if program:
+            names |= {n for n in program.binds.values() if n not in self.interposed}
+        self.imports = sorted(names)
         uc.mem_map(STUBS, _page_up(16 * len(self.imports) + 16), UC_PROT_ALL)
         for i in range(len(self.imports)):
             uc.mem_write(STUBS + 16 * i, self.arch["insn"])
         slot = {name: STUBS + 16 * i for i, name in enumerate(self.imports)}
         for addr, name in image.binds.items():
             uc.mem_write(BASE + addr, struct.pack("<Q", slot[name]))
+        if program:
+            for addr, name in program.binds.items():
+                target = self.interposed.get(name, slot.get(name))
+                uc.mem_write(PROGRAM_SLIDE + addr, struct.pack("<Q", target))
         uc.mem_map(STACK, 0x100000, UC_PROT_ALL)
         uc.mem_map(RET, PAGE, UC_PROT_ALL)
         uc.mem_map(HEAP, 0x1000000, UC_PROT_ALL)
@@ -156,6 +169,32 @@ class Emulator:
         self.maps = []
         uc.hook_add(UC_HOOK_CODE, self._import, begin=STUBS,
                     end=STUBS + 16 * len(self.imports))
+
+    def _map(self, image: MachO, slide: int) -> None:
+        uc = self.uc
+        with open(image.path, "rb") as f:
+            data = f.read()
+        for name, vmaddr, vmsize, fileoff, filesize in image.segments:
+            if name in ("__PAGEZERO", "__LINKEDIT") or not vmsize:
+                continue
+            uc.mem_map(slide + vmaddr, _page_up(vmsize), UC_PROT_ALL)
+            uc.mem_write(slide + vmaddr, data[fileoff:fileoff + filesize])
+        for addr in image.rebases:
+            v = struct.unpack("<Q", uc.mem_read(slide + addr, 8))[0]
+            uc.mem_write(slide + addr, struct.pack("<Q", v + slide))
+
+    def _interpose_table(self) -> dict:
+        """{replacee symbol: replacement address} from the dylib's
+        __DATA,__interpose section (after rebasing), as dyld reads it."""
+        img = self.image
+        sect = img.sections.get("__interpose")
+        assert sect, "the dylib has no __interpose section"
+        addr, size = sect
+        table = {}
+        for i in range(size // 16):
+            repl = struct.unpack("<Q", self.uc.mem_read(BASE + addr + 16 * i, 8))[0]
+            table[img.binds[addr + 16 * i + 8]] = repl
+        return table
 
     # ---- memory ------------------------------------------------------------
     def alloc(self, n: int) -> int:
@@ -244,11 +283,20 @@ class Emulator:
         return self.call_addr(BASE + self.image.symbols[symbol], *args, wide=wide,
                               nfixed=nfixed)
 
-    def run_constructors(self, argv: list) -> None:
+    def run_main(self, argv: list) -> int:
+        """The program's main(argc, argv) (its own constructors: none)."""
+        argvp = self._argv(argv)
+        return self.call_addr(PROGRAM_SLIDE + self.program.symbols["_main"], len(argv), argvp)
+
+    def _argv(self, argv: list) -> int:
         argvp = self.alloc(8 * (len(argv) + 1))
         for i, a in enumerate(argv):
             self.uc.mem_write(argvp + 8 * i, struct.pack("<Q", self.cstr(a)))
         self.uc.mem_write(argvp + 8 * len(argv), b"\0" * 8)
+        return argvp
+
+    def run_constructors(self, argv: list) -> None:
+        argvp = self._argv(argv)
         for addr, size in self.image.init_funcs:
             for i in range(size // 8):
                 fn = struct.unpack("<Q", self.uc.mem_read(BASE + addr + 8 * i, 8))[0]

@@ -201,6 +201,10 @@ def fake_libc(work: str, env: dict, exe: str, execs: list = None) -> dict:
         "_stat": sys_(lambda e: stat_into(e, os.stat(at(e, -2, path(e, 0))), 1)),
         "_mmap": lambda e: e.map_host_file(ctypes.c_int32(e.arg(4)).value, e.arg(1)),
         "_munmap": lambda e: 0,
+        "_access": sys_(lambda e: None if os.path.exists(at(e, -2, path(e, 0)))
+                        else e.set_errno(2)),
+        "_copyfile": sys_(lambda e: shutil.copyfile(at(e, -2, path(e, 0)),
+                                                    at(e, -2, path(e, 1))) and 0),
         "_rename": sys_(lambda e: os.rename(at(e, -2, path(e, 0)), at(e, -2, path(e, 1)))),
         "_mkdir": sys_(lambda e: os.mkdir(at(e, -2, path(e, 0)), e.arg(1) & 0o7777)),
         "_unlink": sys_(lambda e: os.unlink(at(e, -2, path(e, 0)))),
@@ -402,3 +406,62 @@ def test_posix_spawn_setexec_is_an_exec_of_this_process(exec_setup):
     assert [(e[0], e[2]) for e in res["execs"]] == [(os.getpid(), prog),
                                                      (os.getpid(), tool_path)]
     assert any(tool_path in w and "not observed" in w for w in res["warnings"])
+
+
+# The Mac scenario corpus (tests/test_macos.py), the program compiled for
+# macOS and run here with the dylib interposed the way dyld does it: each
+# case and what a user checks in its Result (w: a name in the work dir).
+SCENARIOS = {
+    "read": lambda r, w: w("in.txt") in r["reads"] and w("in.txt") not in r["writes"],
+    "rdwr-only-read": lambda r, w: w("in.txt") in r["reads"] and w("in.txt") not in r["writes"],
+    "probe-absent": lambda r, w: {w("absent.txt"), w("absent2.txt")} <= set(r["probes"]),
+    "list": lambda r, w: w("dir") in r["enumerations"] and w("dir") not in r["reads"],
+    "rename": lambda r, w: {w("in.txt"), w("moved.txt")} <= set(r["writes"]),
+    "unlink-mkdir": lambda r, w: {w("in.txt"), w("newdir")} <= set(r["writes"]),
+    "clonefile": lambda r, w: w("in.txt") in r["reads"] and w("clone.txt") in r["writes"],
+    "copyfile": lambda r, w: w("in.txt") in r["reads"] and w("copy.txt") in r["writes"],
+    "getattrlist": lambda r, w: w("absent3.txt") in r["probes"],
+}
+
+
+@pytest.fixture(scope="module")
+def scenario_programs(tmp_path_factory):
+    import test_macos
+    d = tmp_path_factory.mktemp("macscenario")
+    src = d / "scenario.c"
+    src.write_text(test_macos.SCENARIO)
+    out = {}
+    for arch in machobuild.ARCHS:
+        out[arch] = str(d / ("scenario." + arch))
+        import subprocess
+        subprocess.run(machobuild.zig_cc(arch) + ["-O1", "-o", out[arch], str(src)], check=True,
+                       cwd=machobuild.ROOT)
+    return out
+
+
+@pytest.mark.parametrize("what", sorted(SCENARIOS))
+def test_mac_scenario_program_with_the_dylib_interposed(built, scenario_programs, arch, what,  # noqa: F811
+                                                        tmp_path):
+    """A real macOS program (not a direct call of a hook): its calls reach
+    the hooks only through the interpose table, applied from the dylib's
+    own section; the Result must be what tests/test_macos.py expects on a
+    Mac."""
+    from sandbox_py import _unpriv
+    work = os.path.realpath(str(tmp_path))
+    with open(os.path.join(work, "in.txt"), "w") as f:
+        f.write("data\n")
+    os.mkdir(os.path.join(work, "dir"))
+    open(os.path.join(work, "dir", "a"), "w").close()
+    prog = scenario_programs[arch]
+    run = _unpriv.PreloadRun()
+    env = {"SBX_PRELOAD_LOG": run.log_path, "SBX_PRELOAD_SHIM": "/opt/sbx/_sbx_interpose.dylib"}
+    objdump, nm = tool("llvm-objdump"), tool("llvm-nm")
+    emu = me.Emulator(me.MachO(built[machobuild.DYLIB + "." + arch], objdump, nm),
+                      fake_libc(work, env, prog), program=me.MachO(prog, objdump, nm))
+    assert "_open" in emu.interposed and "_strcmp" not in emu.interposed
+    emu.run_constructors([prog, what])
+    assert emu.run_main([prog, what]) == 0
+    res = run.finish()
+    assert SCENARIOS[what](res, lambda n: os.path.join(work, n)), res
+    assert [(e[2], list(e[3])) for e in res["execs"]] == [(prog, [prog, what])]
+    assert res["complete"], res["warnings"]
