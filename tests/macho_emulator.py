@@ -167,6 +167,7 @@ class Emulator:
         self.errno_addr = self.alloc(8)
         self.missing = None
         self.maps = []
+        self.atexit = []           # (function, argument) as __cxa_atexit got them
         uc.hook_add(UC_HOOK_CODE, self._import, begin=STUBS,
                     end=STUBS + 16 * len(self.imports))
 
@@ -294,6 +295,13 @@ class Emulator:
             self.uc.mem_write(argvp + 8 * i, struct.pack("<Q", self.cstr(a)))
         self.uc.mem_write(argvp + 8 * len(argv), b"\0" * 8)
         return argvp
+
+    def run_exit(self) -> None:
+        """What exit() does before the process goes: the handlers
+        registered with __cxa_atexit (the dylib's destructor), last first."""
+        while self.atexit:
+            fn, arg = self.atexit.pop()
+            self.call_addr(fn, arg)
 
     def run_constructors(self, argv: list) -> None:
         argvp = self._argv(argv)

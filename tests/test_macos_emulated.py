@@ -28,6 +28,10 @@ import macho_emulator as me  # noqa: E402
 
 
 SPAWNED_PID = 4194000      # the child a fake posix_spawn reports
+# Darwin's FILE (struct __sFILE, 64-bit): the fields the dylib reads, at the
+# offsets test_file_layout_is_darwins checks against the real headers
+FILE_P, FILE_FLAGS, FILE_FILE, FILE_BF_BASE, FILE_SIZE = 0, 16, 18, 24, 152
+S_RD, S_WR = 0x4, 0x8      # __SRD, __SWR
 SETEXEC = 0x40             # POSIX_SPAWN_SETEXEC (sys/spawn.h)
 
 
@@ -144,6 +148,50 @@ def fake_libc(work: str, env: dict, exe: str, execs: list = None) -> dict:
         e.uc.mem_write(e.arg(1), bytes(e.uc.mem_read(e.arg(0), 2)))
         return 0
 
+    streams = {}
+
+    def fopen(e):
+        mode = e.read_cstr(e.arg(1)).decode()
+        flags = {"r": os.O_RDONLY, "w": os.O_WRONLY | os.O_CREAT | os.O_TRUNC,
+                 "a": os.O_WRONLY | os.O_CREAT | os.O_APPEND}[mode[0]]
+        if "+" in mode:
+            flags = (flags & ~os.O_ACCMODE) | os.O_RDWR
+        fd = os.open(at(e, me.D_AT_FDCWD, path(e, 0)), flags, 0o666)
+        f = e.alloc(FILE_SIZE)
+        buf = e.alloc(4096)
+        e.uc.mem_write(f + FILE_P, struct.pack("<Q", buf))
+        e.uc.mem_write(f + FILE_FLAGS, struct.pack("<hh", S_WR if mode[0] in "wa" else S_RD, fd))
+        e.uc.mem_write(f + FILE_BF_BASE, struct.pack("<Q", buf))
+        streams[f] = fd
+        return f
+
+    def file_field(e, f, off, fmt):
+        return struct.unpack(fmt, e.uc.mem_read(f + off, struct.calcsize(fmt)))[0]
+
+    def fputs(e):                          # buffered, as stdio does: no write(2) yet
+        data = e.read_cstr(e.arg(0))
+        f = e.arg(1)
+        p = file_field(e, f, FILE_P, "<Q")
+        e.uc.mem_write(p, data)
+        e.uc.mem_write(f + FILE_P, struct.pack("<Q", p + len(data)))
+        return len(data)
+
+    def fgets(e):                          # stdio's own read, not through a hook
+        data = os.read(streams[e.arg(2)], e.arg(1) - 1)
+        if not data:
+            return 0
+        e.uc.mem_write(e.arg(0), data + b"\0")
+        return e.arg(0)
+
+    def fclose(e):
+        f = e.arg(0)
+        base, p = file_field(e, f, FILE_BF_BASE, "<Q"), file_field(e, f, FILE_P, "<Q")
+        fd = streams.pop(f)
+        if p > base:
+            os.write(fd, mem(e, base, p - base))
+        os.close(fd)
+        return 0
+
     environ = [None]
 
     def ns_get_environ(e):
@@ -160,6 +208,12 @@ def fake_libc(work: str, env: dict, exe: str, execs: list = None) -> dict:
     return {
         "___error": lambda e: e.errno_addr,
         "_execve": execve,
+        "_fopen": sys_(fopen),
+        "_fputs": fputs,
+        "_fgets": fgets,
+        "_fclose": fclose,
+        "_fileno": lambda e: file_field(e, e.arg(0), FILE_FILE, "<h"),
+        "_fflush": lambda e: 0,            # fclose and exit write the buffers here
         "_posix_spawn": posix_spawn,
         "_posix_spawnattr_getflags": getflags,
         "_opendir$INODE64": sys_(opendir), "_opendir": sys_(opendir),
@@ -171,7 +225,7 @@ def fake_libc(work: str, env: dict, exe: str, execs: list = None) -> dict:
         "_getpid": lambda e: os.getpid(),
         "_getppid": lambda e: os.getppid(),
         "_pthread_atfork": lambda e: 0,
-        "___cxa_atexit": lambda e: 0,
+        "___cxa_atexit": lambda e: e.atexit.append((e.arg(0), e.arg(1))) or 0,
         "__NSGetExecutablePath": lambda e: put(e, e.arg(0), os.fsencode(exe) + b"\0") and 0,
         "_proc_pidpath": lambda e: put(e, e.arg(1), os.fsencode(exe) + b"\0") - 1,
         "__dyld_image_count": lambda e: 1,
@@ -412,6 +466,8 @@ def test_posix_spawn_setexec_is_an_exec_of_this_process(exec_setup):
 # macOS and run here with the dylib interposed the way dyld does it: each
 # case and what a user checks in its Result (w: a name in the work dir).
 SCENARIOS = {
+    "fopen-read": lambda r, w: w("in.txt") in r["reads"] and w("in.txt") not in r["writes"],
+    "write": lambda r, w: w("out.txt") in r["writes"] and w("out.txt") not in r["reads"],
     "read": lambda r, w: w("in.txt") in r["reads"] and w("in.txt") not in r["writes"],
     "rdwr-only-read": lambda r, w: w("in.txt") in r["reads"] and w("in.txt") not in r["writes"],
     "probe-absent": lambda r, w: {w("absent.txt"), w("absent2.txt")} <= set(r["probes"]),
@@ -461,7 +517,22 @@ def test_mac_scenario_program_with_the_dylib_interposed(built, scenario_programs
     assert "_open" in emu.interposed and "_strcmp" not in emu.interposed
     emu.run_constructors([prog, what])
     assert emu.run_main([prog, what]) == 0
+    emu.run_exit()                          # the dylib's destructor, as exit() runs it
     res = run.finish()
     assert SCENARIOS[what](res, lambda n: os.path.join(work, n)), res
     assert [(e[2], list(e[3])) for e in res["execs"]] == [(prog, [prog, what])]
     assert res["complete"], res["warnings"]
+
+
+@pytest.mark.parametrize("arch_name", machobuild.ARCHS)
+def test_file_layout_is_darwins(arch_name, tmp_path):
+    """The fake stdio above lays FILE out as the real macOS headers do."""
+    import subprocess
+    src = tmp_path / "file.c"
+    src.write_text("#include <stddef.h>\n#include <stdio.h>\n" + "".join(
+        '_Static_assert(%s == %d, "%s");\n' % (e, v, e) for e, v in (
+            ("offsetof(FILE, _p)", FILE_P), ("offsetof(FILE, _flags)", FILE_FLAGS),
+            ("offsetof(FILE, _file)", FILE_FILE), ("offsetof(FILE, _bf._base)", FILE_BF_BASE),
+            ("sizeof(FILE)", FILE_SIZE), ("__SRD", S_RD), ("__SWR", S_WR))))
+    subprocess.run(machobuild.zig_cc(arch_name) + ["-c", "-o", str(tmp_path / "file.o"),
+                                                   str(src)], check=True, cwd=machobuild.ROOT)
