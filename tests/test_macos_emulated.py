@@ -536,3 +536,56 @@ def test_file_layout_is_darwins(arch_name, tmp_path):
             ("sizeof(FILE)", FILE_SIZE), ("__SRD", S_RD), ("__SWR", S_WR))))
     subprocess.run(machobuild.zig_cc(arch_name) + ["-c", "-o", str(tmp_path / "file.o"),
                                                    str(src)], check=True, cwd=machobuild.ROOT)
+
+
+PORTABLE = ["read", "fopen-read", "write", "rdwr-only-read", "probe-absent", "list", "rename",
+            "unlink-mkdir"]
+
+
+@pytest.mark.parametrize("what", PORTABLE)
+def test_same_sets_as_the_linux_build_under_preload(built, scenario_programs, what,  # noqa: F811
+                                                    tmp_path):
+    """One truth, two systems: the same scenario source built for Linux
+    and run under the preload backend, and built for macOS and run
+    emulated with the interpose dylib, report the same four path sets for
+    the files it touches."""
+    import subprocess
+    import test_macos
+    import sandbox_py
+    ok, why = sandbox_py.backends()["preload"]
+    if not ok:
+        pytest.skip(why)
+    results = {}
+    for system in ("linux", "darwin"):
+        work = os.path.realpath(str(tmp_path / system))
+        os.mkdir(work)
+        with open(os.path.join(work, "in.txt"), "w") as f:
+            f.write("data\n")
+        os.mkdir(os.path.join(work, "dir"))
+        open(os.path.join(work, "dir", "a"), "w").close()
+        if system == "linux":
+            src = tmp_path / "scenario.c"
+            src.write_text(test_macos.SCENARIO)
+            exe = str(tmp_path / "scenario-linux")
+            subprocess.run(["cc", "-O1", "-o", exe, str(src)], check=True)
+            r = sandbox_py.Sandbox("preload").run([exe, what], cwd=work)
+            assert r.returncode == 0
+            sets = {k: set(getattr(r, k)) for k in ("reads", "writes", "probes", "enumerations")}
+        else:
+            from sandbox_py import _unpriv
+            prog = scenario_programs["x86_64"]
+            run = _unpriv.PreloadRun()
+            env = {"SBX_PRELOAD_LOG": run.log_path, "SBX_PRELOAD_SHIM": "/opt/sbx/x.dylib"}
+            objdump, nm = tool("llvm-objdump"), tool("llvm-nm")
+            emu = me.Emulator(me.MachO(built[machobuild.DYLIB + ".x86_64"], objdump, nm),
+                              fake_libc(work, env, prog), program=me.MachO(prog, objdump, nm))
+            emu.run_constructors([prog, what])
+            assert emu.run_main([prog, what]) == 0
+            emu.run_exit()
+            res = run.finish()
+            sets = {k: set(res[k]) for k in ("reads", "writes", "probes", "enumerations")}
+        results[system] = {k: sorted(os.path.relpath(p, work) for p in v
+                                     if p == work or p.startswith(work + "/"))
+                           for k, v in sets.items()}
+    assert any(results["linux"].values()), results     # the case touched something
+    assert results["darwin"] == results["linux"]
