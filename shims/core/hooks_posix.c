@@ -41,7 +41,7 @@ SBX_HOOK(int, open, (const char *path, int flags, ...))
 {
     va_list ap;
     va_start(ap, flags);
-    mode_t m = mode_of(flags, ap);
+    mode_t m = sbx_mode_of(flags, ap);
     va_end(ap);
     OPEN_BODY(AT_FDCWD, path, flags, REAL(open)(path, flags, m));
 }
@@ -49,7 +49,7 @@ SBX_HOOK(int, openat, (int dirfd, const char *path, int flags, ...))
 {
     va_list ap;
     va_start(ap, flags);
-    mode_t m = mode_of(flags, ap);
+    mode_t m = sbx_mode_of(flags, ap);
     va_end(ap);
     OPEN_BODY(dirfd, path, flags, REAL(openat)(dirfd, path, flags, m));
 }
