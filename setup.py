@@ -96,8 +96,20 @@ class BuildWithBpf(build_ext):
         self.write_build_info(skipped)
         # the unprivileged backends' programs: the LD_PRELOAD shim, the loader
         # audit module and the ptrace launcher
-        if any(e.name == "sandbox_py._unpriv" for e in self.extensions):
+        if sys.platform.startswith("linux") and any(e.name == "sandbox_py._unpriv"
+                                                    for e in self.extensions):
             self.build_unpriv_programs()
+        if sys.platform == "darwin" and any(e.name == "sandbox_py._unpriv"
+                                            for e in self.extensions):
+            self.build_interpose()
+
+    def build_interpose(self):
+        """macOS: the interpose dylib and its launcher, universal (arm64 and
+        x86_64), with the system clang (shims/macos/machobuild.py)."""
+        sys.path.insert(0, os.path.join(HERE, "shims", "macos"))
+        import machobuild
+        where = os.path.dirname(self.get_ext_fullpath("sandbox_py._unpriv"))
+        machobuild.build(where, cc=os.environ.get("CC") or "clang")
 
     def build_unpriv_programs(self):
         """The preload shim and the ptrace launcher, next to _unpriv (inside
@@ -181,7 +193,7 @@ ONLY = [n for n in os.environ.get("SANDBOX_PY_ONLY", "").split(",") if n]
 
 # Every header under csrc/ and bpf/: a change to one rebuilds the extensions.
 C_HEADERS = [os.path.relpath(os.path.join(d, f), HERE)
-             for base in ("csrc", "bpf", "shims/core", "shims/linux")
+             for base in ("csrc", "bpf", "shims/core", "shims/linux", "shims/macos")
              for d, _, files in os.walk(os.path.join(HERE, base))
              for f in files if f.endswith((".h", ".def"))]
 
@@ -216,10 +228,25 @@ if sys.platform.startswith("linux") and (not ONLY or "_unpriv" in ONLY):
         "sandbox_py._unpriv",
         sources=CORE_SOURCES + ["csrc/python/module_unpriv.c",
                                 "csrc/linux/preload/preload_reader.c",
+                                "csrc/linux/preload/reader_os_linux.c",
                                 "csrc/linux/ptrace/ptrace_tracer.c"] + LINUX_COMMON,
         include_dirs=INCLUDE_DIRS + ["csrc/linux/preload", "csrc/linux/ptrace", "shims/core"],
         depends=C_HEADERS,
         libraries=["pthread"],
+        extra_compile_args=["-std=gnu11", "-O2", "-Wall", "-Wno-missing-braces"],
+    ))
+
+# --- macOS: the interpose backend's reader (the same shim-log reader as
+# Linux's preload backend, with kqueue process watching); the dylib and its
+# launcher are built next to it by BuildWithBpf.build_interpose ---
+if sys.platform == "darwin" and (not ONLY or "_unpriv" in ONLY):
+    sys.path.insert(0, os.path.join(HERE, "shims", "macos"))
+    import machobuild
+    ext_modules.append(Extension(
+        "sandbox_py._unpriv",
+        sources=machobuild.READER_SOURCES,
+        include_dirs=machobuild.READER_INCLUDES,
+        depends=C_HEADERS,
         extra_compile_args=["-std=gnu11", "-O2", "-Wall", "-Wno-missing-braces"],
     ))
 

@@ -4,6 +4,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
+# The macOS interpose dylib and launcher, cross-built for both architectures
+# with zig (the ziglang test dependency): a build failure stops here, named.
+.venv/bin/python shims/macos/machobuild.py build/macho arm64 x86_64
 export SANDBOX_PY_REQUIRE_EBPF=${SANDBOX_PY_REQUIRE_EBPF:-$([ "$(id -u)" = 0 ] && echo 1 || echo 0)}
 .venv/bin/python -m pytest -q -p no:cacheprovider "$@" tests
 # --- unprivileged backends: the same suites as a non-root user,

@@ -2,13 +2,20 @@
  * (preload, ptrace) as Python objects.  Kept apart from sandbox_py._core
  * so that it builds without libbpf and loads where BPF never will.
  *
+ * On macOS the same module carries only PreloadRun, the reader of the shim
+ * log that the interpose dylib writes (same records, same reader; no
+ * ptrace there).
+ *
  * Each run object wraps one C run; blocking calls release the GIL.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 
 #include "preload_reader.h"
+#if defined(__linux__)
+#define SBX_HAVE_PTRACE 1
 #include "ptrace_tracer.h"
+#endif
 #include "pyresult.h"
 
 /* ---- PreloadRun ---------------------------------------------------------------*/
@@ -153,6 +160,7 @@ static PyTypeObject PreloadRunType = {
     .tp_getset = preload_getset,
 };
 
+#ifdef SBX_HAVE_PTRACE
 /* ---- PtraceRun --------------------------------------------------------------------*/
 typedef struct {
     PyObject_HEAD
@@ -296,9 +304,13 @@ static PyObject *ptrace_probe(PyObject *mod, PyObject *unused)
     return Py_BuildValue("(Os)", ok ? Py_True : Py_False, why);
 }
 
+#endif
+
 static PyMethodDef module_methods[] = {
+#ifdef SBX_HAVE_PTRACE
     {"ptrace_available", ptrace_probe, METH_NOARGS,
      "ptrace_available() -> (bool, reason): can this process trace its children"},
+#endif
     {NULL}};
 
 static struct PyModuleDef moddef = {
@@ -307,17 +319,26 @@ static struct PyModuleDef moddef = {
 
 PyMODINIT_FUNC PyInit__unpriv(void)
 {
-    if (PyType_Ready(&PreloadRunType) < 0 || PyType_Ready(&PtraceRunType) < 0)
+    if (PyType_Ready(&PreloadRunType) < 0)
         return NULL;
+#ifdef SBX_HAVE_PTRACE
+    if (PyType_Ready(&PtraceRunType) < 0)
+        return NULL;
+#endif
     PyObject *m = PyModule_Create(&moddef);
     if (!m)
         return NULL;
     Py_INCREF(&PreloadRunType);
-    Py_INCREF(&PtraceRunType);
-    if (PyModule_AddObject(m, "PreloadRun", (PyObject *)&PreloadRunType) < 0 ||
-        PyModule_AddObject(m, "PtraceRun", (PyObject *)&PtraceRunType) < 0) {
+    if (PyModule_AddObject(m, "PreloadRun", (PyObject *)&PreloadRunType) < 0) {
         Py_DECREF(m);
         return NULL;
     }
+#ifdef SBX_HAVE_PTRACE
+    Py_INCREF(&PtraceRunType);
+    if (PyModule_AddObject(m, "PtraceRun", (PyObject *)&PtraceRunType) < 0) {
+        Py_DECREF(m);
+        return NULL;
+    }
+#endif
     return m;
 }

@@ -24,6 +24,10 @@ elif sys.platform == "win32":
 else:
     _MODULES = []
 
+#: Backends of other systems, listed by backends() as unavailable with the
+#: reason (a user asking "can I trace on my Mac?" finds the answer here).
+_ELSEWHERE = {"interpose": "macOS only"} if sys.platform != "darwin" else {}
+
 
 def not_built(exc: BaseException, what: str = "the C extension") -> str:
     """Why a compiled piece is missing, and what to do: most often the
@@ -84,6 +88,8 @@ def backends() -> dict:
             out[name] = (False, not_built(mod, "the backend"))
         else:
             out[name] = mod.availability()
+    for name, why in _ELSEWHERE.items():
+        out[name] = (False, "%s (this is %s)" % (why, sys.platform))
     return out
 
 
@@ -103,6 +109,11 @@ def resolve(name: str):
             reasons.append("%s: %s" % (n, why))
         raise SandboxUnavailableError("auto", ("no backend works here: " + "; ".join(reasons))
                                       if reasons else "no backend exists for %s" % sys.platform)
+    if name in _ELSEWHERE:
+        raise SandboxUnavailableError(
+            name, "%s (this is %s)" % (_ELSEWHERE[name], sys.platform),
+            "on Linux choose one of: %s" % ", ".join(["auto"] + _MODULES)
+            if sys.platform.startswith("linux") else "")
     if name not in _MODULES:
         raise SandboxUnavailableError(
             name, "no such backend on %s" % sys.platform,

@@ -40,12 +40,12 @@
     KEEP_ERRNO(sbx_opened(dirfd, path, flags, fd_, ex_));                      \
     return fd_
 
+/* open's third argument exists only with O_CREAT or O_TMPFILE */
 static inline mode_t sbx_mode_of(int flags, va_list ap)
 {
     return (flags & O_CREAT) || (O_TMPFILE && (flags & O_TMPFILE) == O_TMPFILE)
                ? (mode_t)va_arg(ap, int) : 0;
 }
-#define mode_of sbx_mode_of
 
 static inline int sbx_fopen_flags(const char *mode)
 {

@@ -41,7 +41,7 @@ SBX_HOOK(int, open, (const char *path, int flags, ...))
 {
     va_list ap;
     va_start(ap, flags);
-    mode_t m = mode_of(flags, ap);
+    mode_t m = sbx_mode_of(flags, ap);
     va_end(ap);
     OPEN_BODY(AT_FDCWD, path, flags, REAL(open)(path, flags, m));
 }
@@ -49,7 +49,7 @@ SBX_HOOK(int, openat, (int dirfd, const char *path, int flags, ...))
 {
     va_list ap;
     va_start(ap, flags);
-    mode_t m = mode_of(flags, ap);
+    mode_t m = sbx_mode_of(flags, ap);
     va_end(ap);
     OPEN_BODY(dirfd, path, flags, REAL(openat)(dirfd, path, flags, m));
 }
@@ -455,10 +455,29 @@ SBX_HOOK(int, execlp, (const char *file, const char *arg, ...))
 
 /* posix_spawn runs its child inside libc (clone + internal exec), where no
  * hook runs: restore the environment before, report the exec after. */
+#ifdef POSIX_SPAWN_SETEXEC
+/* macOS: POSIX_SPAWN_SETEXEC makes posix_spawn an exec of this process
+ * that returns only on failure: account it as one, before the image goes. */
+static int spawn_is_exec(const posix_spawnattr_t *at)
+{
+    short fl = 0;
+    return at && posix_spawnattr_getflags(at, &fl) == 0 && (fl & POSIX_SPAWN_SETEXEC);
+}
+#endif
+
 SBX_HOOK(int, posix_spawn, (pid_t *pid, const char *path, const posix_spawn_file_actions_t *fa,
                             const posix_spawnattr_t *at, char *const argv[], char *const envp[]))
 {
     CHILD_ENV(envp, env);
+#ifdef POSIX_SPAWN_SETEXEC
+    if (spawn_is_exec(at)) {
+        sbx_flush_fds();
+        sbx_exec_before(AT_FDCWD, path, argv, 0, 0);
+        int e = REAL(posix_spawn)(pid, path, fa, at, argv, env);
+        KEEP_ERRNO(sbx_exec_failed(AT_FDCWD, path, e));
+        return e;
+    }
+#endif
     pid_t child = 0;
     char target[SBX_PATH_MAX];
     const char *launcher = sbx_handoff_target(AT_FDCWD, path, target, sizeof target);
@@ -507,6 +526,17 @@ SBX_HOOK(int, posix_spawnp, (pid_t *pid, const char *file, const posix_spawn_fil
             sbx_handoff_target(AT_FDCWD, abs, static_target, sizeof static_target))
             return SBX_SELF(posix_spawn)(pid, abs, fa, at, argv, envp);   /* hands off */
     }
+#ifdef POSIX_SPAWN_SETEXEC
+    if (spawn_is_exec(at)) {
+        sbx_flush_fds();
+        if (found[0])
+            sbx_exec_before(AT_FDCWD, found, argv, 0, 0);
+        int e = REAL(posix_spawnp)(pid, file, fa, at, argv, env);
+        if (found[0])
+            KEEP_ERRNO(sbx_exec_failed(AT_FDCWD, found, e));
+        return e;
+    }
+#endif
     pid_t child = 0;
     int r = REAL(posix_spawnp)(&child, file, fa, at, argv, env);
     if (pid)

@@ -10,6 +10,7 @@
 #ifndef SBX_SHIM_H
 #define SBX_SHIM_H
 
+#include <fcntl.h>      /* AT_FDCWD: -100 on Linux, -2 on macOS */
 #include <stddef.h>
 #include <stdint.h>
 
@@ -35,7 +36,7 @@ void sbx_root_changed(const char *host_root);
 /* Report a path-taking call: `op` says what it does to the name (access.h
  * decides what that records), `ok` whether it succeeded. */
 void sbx_path_at(int dirfd, const char *path, enum sbx_op op, int ok);
-#define sbx_path(path, op, ok) sbx_path_at(-100 /* AT_FDCWD */, path, op, ok)
+#define sbx_path(path, op, ok) sbx_path_at(AT_FDCWD, path, op, ok)
 /* Record categories the access model already decided (sbx_access_open). */
 void sbx_path_cats_at(int dirfd, const char *path, unsigned cats);
 /* The same for a call that takes two names (rename, link). */

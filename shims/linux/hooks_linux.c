@@ -53,7 +53,7 @@ SBX_HOOK(int, open64, (const char *path, int flags, ...))
 {
     va_list ap;
     va_start(ap, flags);
-    mode_t m = mode_of(flags, ap);
+    mode_t m = sbx_mode_of(flags, ap);
     va_end(ap);
     OPEN_BODY(AT_FDCWD, path, flags, REAL(open64)(path, flags, m));
 }
@@ -62,7 +62,7 @@ SBX_HOOK(int, openat64, (int dirfd, const char *path, int flags, ...))
 {
     va_list ap;
     va_start(ap, flags);
-    mode_t m = mode_of(flags, ap);
+    mode_t m = sbx_mode_of(flags, ap);
     va_end(ap);
     OPEN_BODY(dirfd, path, flags, REAL(openat64)(dirfd, path, flags, m));
 }

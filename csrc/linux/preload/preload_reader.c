@@ -8,7 +8,6 @@
 #include <errno.h>
 #include <limits.h>
 #include <fcntl.h>
-#include <poll.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdint.h>
@@ -17,11 +16,11 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
-#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "keyed_table.h"
+#include "reader_os.h"
 #include "ptrace_tracer.h"
 #include "sbx_log.h"
 
@@ -47,8 +46,7 @@ struct exec_info {
 
 struct proc {
     int pid;                      /* 0: empty slot */
-    int pidfd;                    /* -1 once the process is gone, or when it is
-                                   * not provably part of the run */
+    int watch;                    /* reader_os.h handle; -1 once the process is gone */
     int seen_start;               /* the shim ran in some image of it */
     struct exec_info pending;     /* EXEC not yet confirmed by a START */
     int image_started;            /* the shim started in the current image */
@@ -87,42 +85,10 @@ struct sbx_preload_run {
     char launcher[4096];          /* "" when static programs are not handed off */
     struct sbx_ptrace_run **adopted;
     size_t nadopted;
+    struct sbx_watchset *watches;
 };
 
 /* ---- small tables (open addressing, grow at 50%) -------------------------------*/
-/* The parent pid and start time (clock ticks since boot) of `pid`, from
- * /proc/pid/stat (the kernel's word, not a record's).  0 or -1. */
-static int proc_stat(int pid, int *ppid, unsigned long long *start)
-{
-    char path[64], buf[1024];
-    snprintf(path, sizeof path, "/proc/%d/stat", pid);
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return -1;
-    ssize_t n = read(fd, buf, sizeof buf - 1);
-    close(fd);
-    if (n <= 0)
-        return -1;
-    buf[n] = '\0';
-    char *p = strrchr(buf, ')');      /* the command name may hold anything */
-    if (!p)
-        return -1;
-    /* fields after ")": state ppid pgrp session tty tpgid flags minflt
-     * cminflt majflt cmajflt utime stime cutime cstime priority nice
-     * num_threads itrealvalue starttime */
-    int field = 2;
-    for (char *t = strtok(p + 1, " "); t; t = strtok(NULL, " ")) {
-        field++;
-        if (field == 4)
-            *ppid = atoi(t);
-        else if (field == 22) {
-            *start = strtoull(t, NULL, 10);
-            return 0;
-        }
-    }
-    return -1;
-}
-
 static struct proc *proc_find(struct sbx_preload_run *r, int pid);
 
 /* Records are written by the traced programs themselves, so a pid in a
@@ -131,13 +97,13 @@ static struct proc *proc_find(struct sbx_preload_run *r, int pid);
  * root's parent, for the root), or it was started after the root and its
  * parent is gone (a double-forked daemon, reparented).  A claim about any
  * other process (an unrelated `sleep 60` of the same user) is recorded but
- * never acted on.  pidfd first, then /proc: the pidfd pins the process, so
- * a reused pid cannot pass the check in its place. */
-static int provably_ours(struct sbx_preload_run *r, int pid, int pidfd)
+ * never acted on.  The watch handle first, then the lineage: the handle
+ * pins the process, so a reused pid cannot pass the check in its place. */
+static int provably_ours(struct sbx_preload_run *r, int pid)
 {
     int ppid = 0;
     unsigned long long start = 0;
-    if (pidfd < 0 || proc_stat(pid, &ppid, &start) < 0)
+    if (sbx_proc_lineage(pid, &ppid, &start) < 0)
         return 0;
     if (pid == r->root_pid)
         return 1;
@@ -147,14 +113,14 @@ static int provably_ours(struct sbx_preload_run *r, int pid, int pidfd)
         return 0;                   /* older than the run: not one of ours */
     struct proc *parent = ppid > 0 ? proc_find(r, ppid) : NULL;
     if (parent)
-        return parent->pidfd >= 0 || parent->pid == r->root_pid;
+        return parent->watch >= 0 || parent->pid == r->root_pid;
     if (ppid == getpid())
         return 0;                   /* another child of this process, not the run's */
     /* Reparented: its parent exited (a daemon's double fork) and it now
      * hangs off init or a subreaper, a process older than the run. */
     int pppid;
     unsigned long long pstart = 0;
-    return proc_stat(ppid, &pppid, &pstart) == 0 && pstart < r->root_start;
+    return sbx_proc_lineage(ppid, &pppid, &pstart) == 0 && pstart < r->root_start;
 }
 
 static struct proc *proc_get(struct sbx_preload_run *r, int pid, int create)
@@ -189,17 +155,17 @@ static struct proc *proc_get(struct sbx_preload_run *r, int pid, int create)
     struct proc *p = &r->procs[j];
     memset(p, 0, sizeof *p);
     p->pid = pid;
-    /* Watch it: a pidfd becomes readable when the process exits.  ESRCH:
-     * it is already gone, nothing to wait for. */
-    p->pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
-    if (p->pidfd >= 0 && !provably_ours(r, pid, p->pidfd)) {
-        close(p->pidfd);
-        p->pidfd = -1;
+    /* Watch it until it exits (-1: it is already gone).  The handle pins
+     * the process (a pidfd on Linux): its lineage is checked after. */
+    p->watch = sbx_watch_open(r->watches, pid);
+    if (p->watch >= 0 && !provably_ours(r, pid)) {
+        sbx_watch_close(r->watches, p->watch);
+        p->watch = -1;
         if (!r->warned_stranger++)
             sbx_result_warn(r->res, "a record of the run named process %d, which is not "
                             "part of the run: it is neither waited for nor killed", pid);
     }
-    if (p->pidfd >= 0)
+    if (p->watch >= 0)
         r->live++;
     r->nprocs++;
     return p;
@@ -328,17 +294,8 @@ static void exec_commit(struct sbx_preload_run *r, int pid, const struct exec_in
 static void unobserved(struct sbx_preload_run *r, int pid, const struct exec_info *e)
 {
     const char *what = e && e->path ? e->path : r->root_argv0;
-    if (e && (e->flags & SBX_EXEC_STATIC))
-        sbx_result_warn(r->res,
-                        "process %d (%s) was not observed: it is statically linked, so "
-                        "the preload shim cannot load into it and its file accesses are "
-                        "missing; use backend='ptrace'", pid, what);
-    else
-        sbx_result_warn(r->res,
-                        "process %d (%s) was not observed: the preload shim did not start "
-                        "in it (statically linked, setuid/setcap, or not a dynamically "
-                        "linked program of this architecture); use backend='ptrace'",
-                        pid, what);
+    sbx_result_warn(r->res, "process %d (%s) was not observed: %s", pid, what,
+                    sbx_unobserved_reason(e && (e->flags & SBX_EXEC_STATIC)));
 }
 
 /* A static program the shim handed to the ptrace launcher: trace it. */
@@ -482,8 +439,7 @@ static size_t drain(struct sbx_preload_run *r)
     }
     if (r->tail >= r->punched + PUNCH_CHUNK) {
         uint64_t upto = r->tail & ~(uint64_t)(PUNCH_CHUNK - 1);
-        fallocate(r->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
-                  (off_t)(SBX_LOG_HDR + r->punched), (off_t)(upto - r->punched));
+        sbx_log_punch(r->fd, (off_t)(SBX_LOG_HDR + r->punched), (off_t)(upto - r->punched));
         r->punched = upto;
     }
     return n;
@@ -517,12 +473,11 @@ static void reap(struct sbx_preload_run *r)
 {
     for (size_t i = 0; i < r->capprocs; i++) {
         struct proc *p = &r->procs[i];
-        if (!p->pid || p->pidfd < 0)
+        if (!p->pid || p->watch < 0)
             continue;
-        struct pollfd pf = {p->pidfd, POLLIN, 0};
-        if (poll(&pf, 1, 0) > 0) {
-            close(p->pidfd);
-            p->pidfd = -1;
+        if (sbx_watch_exited(r->watches, p->watch, p->pid)) {
+            sbx_watch_close(r->watches, p->watch);
+            p->watch = -1;
             r->live--;
         }
     }
@@ -540,13 +495,8 @@ static void *reader_main(void *arg)
          * on small machines, while records wait safely in shared memory */
         idle = n ? 0 : idle < 20 ? idle + 1 : idle;
         long us = 5000 + 750 * (long)idle;
-        struct timespec dl;
-        clock_gettime(CLOCK_MONOTONIC, &dl);
-        dl.tv_nsec += us * 1000L;
-        dl.tv_sec += dl.tv_nsec / 1000000000L;
-        dl.tv_nsec %= 1000000000L;
         /* end() wakes us at once instead of waiting out the sleep */
-        pthread_cond_timedwait(&r->wake, &r->mu, &dl);
+        sbx_cond_wait_us(&r->wake, &r->mu, us);
     }
     pthread_mutex_unlock(&r->mu);
     return NULL;
@@ -622,16 +572,13 @@ struct sbx_preload_run *sbx_preload_begin(char *err, size_t errlen)
     __atomic_store_n(&r->hdr->magic, SBX_LOG_MAGIC, __ATOMIC_RELEASE);
     r->res = sbx_result_new();
     r->links = calloc(1, sizeof *r->links);
-    if (!r->res || !r->links) {
+    r->watches = sbx_watchset_new();
+    if (!r->res || !r->links || !r->watches) {
         snprintf(err, errlen, "out of memory");
         goto fail;
     }
     pthread_mutex_init(&r->mu, NULL);
-    pthread_condattr_t ca;
-    pthread_condattr_init(&ca);
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    pthread_cond_init(&r->wake, &ca);
-    pthread_condattr_destroy(&ca);
+    sbx_cond_init_monotonic(&r->wake);
     if (pthread_create(&r->thread, NULL, reader_main, r) != 0) {
         snprintf(err, errlen, "cannot start the preload reader thread");
         goto fail;
@@ -643,6 +590,8 @@ fail:
         munmap(r->hdr, SBX_LOG_HDR + SBX_LOG_CAP);
     sbx_result_free(r->res);
     free(r->links);
+    if (r->watches)
+        sbx_watchset_free(r->watches);
     unlink(r->path);
     close(r->fd);
     free(r);
@@ -663,7 +612,7 @@ void sbx_preload_root(struct sbx_preload_run *r, pid_t pid, const char *argv0)
     pthread_mutex_lock(&r->mu);
     r->root_pid = pid;
     int ppid;
-    proc_stat(pid, &ppid, &r->root_start);
+    sbx_proc_lineage(pid, &ppid, &r->root_start);
     snprintf(r->root_argv0, sizeof r->root_argv0, "%s", argv0 ? argv0 : "?");
     proc_get(r, pid, 1);
     pthread_mutex_unlock(&r->mu);
@@ -718,53 +667,6 @@ int sbx_preload_wait(struct sbx_preload_run *r, double timeout)
     }
 }
 
-/* Processes of the run that no record has named yet (a child that exec'd
- * before its parent's fork record was written, and whose parent was then
- * killed) still carry the run's log in their environment: the shim puts
- * it back at every exec, and no process outside the run can have it (the
- * name is made for this run).  Kill those too. */
-static int kill_by_environment(struct sbx_preload_run *r)
-{
-    char want[300];
-    int killed = 0;
-    int wl = snprintf(want, sizeof want, "SBX_PRELOAD_LOG=%s", r->path);
-    if (wl <= 0 || wl >= (int)sizeof want)
-        return 0;
-    DIR *d = opendir("/proc");
-    if (!d)
-        return 0;
-    struct dirent *e;
-    static char env[1 << 16];
-    while ((e = readdir(d)) != NULL) {
-        int pid = atoi(e->d_name);
-        if (pid <= 0 || pid == getpid())
-            continue;
-        int pidfd = (int)syscall(SYS_pidfd_open, pid, 0);   /* pin it first */
-        if (pidfd < 0)
-            continue;
-        char path[64];
-        snprintf(path, sizeof path, "/proc/%d/environ", pid);
-        int fd = open(path, O_RDONLY | O_CLOEXEC);
-        ssize_t n = fd < 0 ? -1 : read(fd, env, sizeof env - 1);
-        if (fd >= 0)
-            close(fd);
-        for (ssize_t i = 0; n > wl && i + wl <= n;) {
-            if (memcmp(env + i, want, (size_t)wl) == 0 && (i + wl == n || env[i + wl] == '\0')) {
-                if (syscall(SYS_pidfd_send_signal, pidfd, SIGKILL, NULL, 0) == 0)
-                    killed++;
-                break;
-            }
-            const char *z = memchr(env + i, '\0', (size_t)(n - i));
-            if (!z)
-                break;
-            i = z - env + 1;
-        }
-        close(pidfd);
-    }
-    closedir(d);
-    return killed;
-}
-
 void sbx_preload_kill(struct sbx_preload_run *r)
 {
     /* Processes may fork while being killed, and a child can exec (and run)
@@ -784,8 +686,7 @@ void sbx_preload_kill(struct sbx_preload_run *r)
             }
         for (size_t i = 0; i < r->capprocs; i++) {
             struct proc *p = &r->procs[i];
-            if (p->pid && p->pidfd >= 0 &&
-                syscall(SYS_pidfd_send_signal, p->pidfd, SIGKILL, NULL, 0) == 0)
+            if (p->pid && p->watch >= 0 && sbx_watch_kill(r->watches, p->watch, p->pid) == 0)
                 sent++;
         }
         pthread_mutex_unlock(&r->mu);
@@ -793,10 +694,16 @@ void sbx_preload_kill(struct sbx_preload_run *r)
         struct timespec ts = {0, 10000000L};
         nanosleep(&ts, NULL);
     }
-    /* A process in the middle of an exec shows no environment for a moment:
-     * scan until two scans in a row find nothing to kill. */
+    /* Processes of the run that no record has named yet (a child that exec'd
+     * before its parent's fork record was written, and whose parent was then
+     * killed) still carry the run's log in their environment: the shim puts
+     * it back at every exec, and no process outside the run can have it (the
+     * name is made for this run).  A process in the middle of an exec shows
+     * no environment for a moment: scan until two scans find nothing. */
+    char env_mark[300];
+    snprintf(env_mark, sizeof env_mark, "SBX_PRELOAD_LOG=%s", r->path);
     for (int scans = 0, idle = 0; scans < 20 && idle < 2; scans++) {
-        idle = kill_by_environment(r) ? 0 : idle + 1;
+        idle = sbx_kill_by_env(env_mark) ? 0 : idle + 1;
         struct timespec ts = {0, 20000000L};
         nanosleep(&ts, NULL);
     }
@@ -830,8 +737,8 @@ struct sbx_result *sbx_preload_end(struct sbx_preload_run *r)
             unobserved(r, p->pid, &p->pending);
         }
         exec_clear(&p->pending);
-        if (p->pidfd >= 0)
-            close(p->pidfd);
+        if (p->watch >= 0)
+            sbx_watch_close(r->watches, p->watch);
     }
     if (r->root_pid && !root_seen)
         unobserved(r, r->root_pid, NULL);
@@ -854,6 +761,7 @@ struct sbx_result *sbx_preload_end(struct sbx_preload_run *r)
                         r->skipped_dead);
     free(r->links);
     free(r->readset);
+    sbx_watchset_free(r->watches);
     munmap(r->hdr, SBX_LOG_HDR + SBX_LOG_CAP);
     unlink(r->path);
     close(r->fd);

@@ -1,0 +1,49 @@
+/* reader_os.h — what the shim-log reader (preload_reader.c) asks of the
+ * system it runs on.  The reader itself (record decoding, exec
+ * bookkeeping, the result) is the same on Linux (preload backend) and
+ * macOS (interpose backend); these are the parts that differ:
+ *
+ *   Linux  reader_os_linux.c         pidfd per process, fallocate(PUNCH_HOLE),
+ *                                    a CLOCK_MONOTONIC condition variable
+ *   macOS  csrc/macos/reader_os_darwin.c   kqueue EVFILT_PROC/NOTE_EXIT,
+ *                                    F_PUNCHHOLE, pthread_cond_timedwait_relative_np
+ */
+#ifndef SBX_READER_OS_H
+#define SBX_READER_OS_H
+
+#include <pthread.h>
+#include <sys/types.h>
+
+/* Watching processes exit.  A handle is >= 0 while the process is
+ * watched; -1 means it is already gone (nothing to wait for). */
+struct sbx_watchset;
+struct sbx_watchset *sbx_watchset_new(void);
+void sbx_watchset_free(struct sbx_watchset *ws);
+int sbx_watch_open(struct sbx_watchset *ws, int pid);
+/* 1 once the watched process has exited (then close the handle). */
+int sbx_watch_exited(struct sbx_watchset *ws, int handle, int pid);
+/* SIGKILL it; 0 when a signal was sent. */
+int sbx_watch_kill(struct sbx_watchset *ws, int handle, int pid);
+void sbx_watch_close(struct sbx_watchset *ws, int handle);
+
+/* The parent pid and start time of `pid`, from the kernel (not from a
+ * record): 0, or -1 when it is gone.  Start times only need to compare. */
+int sbx_proc_lineage(int pid, int *ppid, unsigned long long *start);
+
+/* SIGKILL every process of this user whose environment holds the entry
+ * `entry` ("NAME=value"); the number killed. */
+int sbx_kill_by_env(const char *entry);
+
+/* Give back the memory of consumed log pages (the file stays its size). */
+void sbx_log_punch(int fd, off_t off, off_t len);
+
+/* A condition variable the reader thread sleeps on for `us` microseconds
+ * at most, immune to wall-clock changes. */
+void sbx_cond_init_monotonic(pthread_cond_t *c);
+void sbx_cond_wait_us(pthread_cond_t *c, pthread_mutex_t *mu, long us);
+
+/* Why a process that was exec'd never said hello (the shim's START
+ * record), and what to do, for the Result's warning. */
+const char *sbx_unobserved_reason(int is_static);
+
+#endif

@@ -1,0 +1,157 @@
+/* reader_os_linux.c — reader_os.h on Linux: a pidfd per process (exit is
+ * readability; signals cannot reach a recycled pid). */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE
+#endif
+#include "reader_os.h"
+
+#include <dirent.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+struct sbx_watchset {
+    int unused;
+};
+
+struct sbx_watchset *sbx_watchset_new(void) { return calloc(1, sizeof(struct sbx_watchset)); }
+void sbx_watchset_free(struct sbx_watchset *ws) { free(ws); }
+
+int sbx_watch_open(struct sbx_watchset *ws, int pid)
+{
+    (void)ws;
+    /* ESRCH: it is already gone, nothing to wait for */
+    return (int)syscall(SYS_pidfd_open, pid, 0);
+}
+
+int sbx_watch_exited(struct sbx_watchset *ws, int handle, int pid)
+{
+    (void)ws;
+    (void)pid;
+    struct pollfd pf = {handle, POLLIN, 0};
+    return poll(&pf, 1, 0) > 0;
+}
+
+int sbx_watch_kill(struct sbx_watchset *ws, int handle, int pid)
+{
+    (void)ws;
+    (void)pid;
+    return syscall(SYS_pidfd_send_signal, handle, SIGKILL, NULL, 0) == 0 ? 0 : -1;
+}
+
+void sbx_watch_close(struct sbx_watchset *ws, int handle)
+{
+    (void)ws;
+    close(handle);
+}
+
+void sbx_log_punch(int fd, off_t off, off_t len)
+{
+    fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, off, len);
+}
+
+void sbx_cond_init_monotonic(pthread_cond_t *c)
+{
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(c, &ca);
+    pthread_condattr_destroy(&ca);
+}
+
+void sbx_cond_wait_us(pthread_cond_t *c, pthread_mutex_t *mu, long us)
+{
+    struct timespec dl;
+    clock_gettime(CLOCK_MONOTONIC, &dl);
+    dl.tv_nsec += us * 1000L;
+    dl.tv_sec += dl.tv_nsec / 1000000000L;
+    dl.tv_nsec %= 1000000000L;
+    pthread_cond_timedwait(c, mu, &dl);
+}
+
+const char *sbx_unobserved_reason(int is_static)
+{
+    return is_static
+        ? "it is statically linked, so the preload shim cannot load into it and its file "
+          "accesses are missing; use backend='ptrace'"
+        : "the preload shim did not start in it (statically linked, setuid/setcap, or not "
+          "a dynamically linked program of this architecture); use backend='ptrace'";
+}
+
+int sbx_proc_lineage(int pid, int *ppid, unsigned long long *start)
+{
+    char path[64], buf[1024];
+    snprintf(path, sizeof path, "/proc/%d/stat", pid);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return -1;
+    ssize_t n = read(fd, buf, sizeof buf - 1);
+    close(fd);
+    if (n <= 0)
+        return -1;
+    buf[n] = '\0';
+    char *p = strrchr(buf, ')');      /* the command name may hold anything */
+    if (!p)
+        return -1;
+    /* after ")": state ppid pgrp session tty_nr tpgid flags minflt cminflt
+     * majflt cmajflt utime stime cutime cstime priority nice num_threads
+     * itrealvalue starttime (field 22 of the line) */
+    char *save = NULL;
+    int field = 2;
+    for (char *t = strtok_r(p + 1, " ", &save); t; t = strtok_r(NULL, " ", &save)) {
+        field++;
+        if (field == 4)
+            *ppid = atoi(t);
+        else if (field == 22) {
+            *start = strtoull(t, NULL, 10);
+            return 0;
+        }
+    }
+    return -1;
+}
+
+int sbx_kill_by_env(const char *entry)
+{
+    size_t wl = strlen(entry);
+    int killed = 0;
+    DIR *d = opendir("/proc");
+    if (!d)
+        return 0;
+    static char env[1 << 16];         /* one scanner at a time: the run's kill */
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        int pid = atoi(e->d_name);
+        if (pid <= 0 || pid == getpid())
+            continue;
+        int pidfd = (int)syscall(SYS_pidfd_open, pid, 0);   /* pin it first */
+        if (pidfd < 0)
+            continue;
+        char path[64];
+        snprintf(path, sizeof path, "/proc/%d/environ", pid);
+        int fd = open(path, O_RDONLY | O_CLOEXEC);
+        ssize_t n = fd < 0 ? -1 : read(fd, env, sizeof env - 1);
+        if (fd >= 0)
+            close(fd);
+        for (ssize_t i = 0; n > (ssize_t)wl && i + (ssize_t)wl <= n;) {
+            if (memcmp(env + i, entry, wl) == 0 && (i + (ssize_t)wl == n || env[i + wl] == '\0')) {
+                if (syscall(SYS_pidfd_send_signal, pidfd, SIGKILL, NULL, 0) == 0)
+                    killed++;
+                break;
+            }
+            const char *z = memchr(env + i, '\0', (size_t)(n - i));
+            if (!z)
+                break;
+            i = z - env + 1;
+        }
+        close(pidfd);
+    }
+    closedir(d);
+    return killed;
+}
