@@ -86,16 +86,25 @@ static uint32_t done_bit(unsigned kind)
 static int foreign_process(void) { return g_pid == 0 || raw_getpid() != g_pid; }
 
 /* ---- the log -------------------------------------------------------------*/
+/* How much of the record area this process mapped: all of it, or less
+ * under an address-space limit (ulimit -v), when the records that would
+ * fall past it are dropped and counted rather than the shim not starting. */
+static uint64_t g_log_span;
+
 static void map_log(const char *path)
 {
-    struct sbx_log_hdr *h = sbx_os_map_log(path, (size_t)(SBX_LOG_HDR + SBX_LOG_CAP));
-    if (!h)
-        return;
-    if (h->magic != SBX_LOG_MAGIC) {
-        sbx_os_unmap(h, SBX_LOG_HDR + SBX_LOG_CAP);
+    for (uint64_t span = SBX_LOG_CAP; span >= (16u << 20); span /= 4) {
+        struct sbx_log_hdr *h = sbx_os_map_log(path, (size_t)(SBX_LOG_HDR + span));
+        if (!h)
+            continue;
+        if (h->magic != SBX_LOG_MAGIC) {
+            sbx_os_unmap(h, SBX_LOG_HDR + span);
+            return;
+        }
+        g_log_span = span < h->cap ? span : h->cap;
+        g_log = h;
         return;
     }
-    g_log = h;
 }
 
 static void copy_env(char *dst, size_t cap, const char *name, const char *val)
@@ -169,10 +178,24 @@ static void emit_v(int type, unsigned flags, int pid, int aux, uint64_t id,
         }
     }
     total = (total + 7) & ~(size_t)7;
-    uint64_t off = __atomic_fetch_add(&h->head, total, __ATOMIC_RELAXED);
-    if (off + total > h->cap) {
-        __atomic_fetch_add(&h->dropped, 1, __ATOMIC_RELAXED);
-        return;
+    uint64_t off;
+    if (g_log_span >= h->cap) {
+        off = __atomic_fetch_add(&h->head, total, __ATOMIC_RELAXED);
+        if (off + total > h->cap) {
+            __atomic_fetch_add(&h->dropped, 1, __ATOMIC_RELAXED);
+            return;
+        }
+    } else {
+        /* a partial mapping: reserve only inside it (a slot reserved but
+         * never written would hold the reader up) */
+        off = __atomic_load_n(&h->head, __ATOMIC_RELAXED);
+        do {
+            if (off + total > g_log_span) {
+                __atomic_fetch_add(&h->dropped, 1, __ATOMIC_RELAXED);
+                return;
+            }
+        } while (!__atomic_compare_exchange_n(&h->head, &off, off + total, 1,
+                                              __ATOMIC_RELAXED, __ATOMIC_RELAXED));
     }
     struct sbx_rec *r = (struct sbx_rec *)((char *)h + SBX_LOG_HDR + off);
     r->type = (uint16_t)type;

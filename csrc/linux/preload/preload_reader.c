@@ -532,6 +532,31 @@ static int link_target(struct linkres *lr, const char *p, char *out, size_t cap)
     return strcmp(out, p) != 0;
 }
 
+/* Logs left by a process that was killed before it could remove its own
+ * (its pid is in the name and it no longer exists).  A pid reused since
+ * keeps its log until that process is gone too. */
+static void sweep_orphan_logs(const char *dir)
+{
+    DIR *d = opendir(dir);
+    if (!d)
+        return;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        int pid = 0;
+        char rest[16];
+        if (sscanf(e->d_name, "sandbox_py-preload-%d-%15s", &pid, rest) != 2 || pid <= 0)
+            continue;
+        char path[512];
+        snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+        struct stat log;
+        if (stat(path, &log) < 0 || log.st_uid != getuid())
+            continue;
+        if (kill(pid, 0) < 0 && errno == ESRCH)
+            unlink(path);           /* its owner is gone */
+    }
+    closedir(d);
+}
+
 /* ---- API ------------------------------------------------------------------------------*/
 struct sbx_preload_run *sbx_preload_begin(char *err, size_t errlen)
 {
@@ -545,7 +570,11 @@ struct sbx_preload_run *sbx_preload_begin(char *err, size_t errlen)
     for (size_t i = 0; i < 3 && r->fd < 0; i++) {
         if (!dirs[i] || !*dirs[i])
             continue;
-        snprintf(r->path, sizeof r->path, "%s/sandbox_py-preload-XXXXXX", dirs[i]);
+        sweep_orphan_logs(dirs[i]);
+        /* the owner's pid in the name: a log whose owner died (SIGKILL)
+         * is removed by the next run of any process */
+        snprintf(r->path, sizeof r->path, "%s/sandbox_py-preload-%d-XXXXXX", dirs[i],
+                 (int)getpid());
         r->fd = mkostemp(r->path, O_CLOEXEC);
     }
     if (r->fd < 0) {

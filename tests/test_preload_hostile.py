@@ -1,0 +1,89 @@
+"""The preload backend against a traced program that works against it, and
+under tight resource limits: nothing a record says reaches outside the
+run, the shim starts under an address-space limit, no log is left behind
+by an owner that was killed."""
+from __future__ import annotations
+
+import glob
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+
+import pytest
+
+from conftest import sandbox_for
+
+# A traced program that writes a forged FORK record into the run's shared
+# log (the format of shims/core/sbx_log.h) naming an unrelated process, then
+# sleeps so that run() times out and kills "the tree".
+FORGER = textwrap.dedent("""
+    import mmap, os, struct, sys, time
+    victim = int(sys.argv[1])
+    fd = os.open(os.environ["SBX_PRELOAD_LOG"], os.O_RDWR)
+    m = mmap.mmap(fd, 4096 + (1 << 20))
+    magic, cap, head = struct.unpack_from("QQQ", m, 0)
+    size = 24 + 8                                  # record + one empty string
+    size = (size + 7) & ~7
+    off = head
+    struct.pack_into("Q", m, 16, head + size)      # reserve (no one else writes now)
+    base = 4096 + off
+    struct.pack_into("HHiiQ", m, base + 4, 7, 0, os.getpid(), victim, 0)   # SBX_EV_FORK
+    struct.pack_into("I", m, base, 0xA5000000 | size)                     # publish
+    time.sleep(30)
+""")
+
+
+def test_forged_record_cannot_make_run_kill_an_unrelated_process(tmp_path):
+    sb = sandbox_for("preload")
+    victim = subprocess.Popen(["sleep", "60"])
+    try:
+        script = tmp_path / "forger.py"
+        script.write_text(FORGER)
+        t0 = time.monotonic()
+        with pytest.raises(Exception) as ei:         # TimeoutExpired subclass
+            sb.run([sys.executable, str(script), str(victim.pid)], timeout=3)
+        assert time.monotonic() - t0 < 30, "run() waited for the unrelated process"
+        result = getattr(ei.value, "result", None)
+        assert result is not None
+        assert victim.poll() is None, "the unrelated process was killed"
+        assert any("not part of the run" in w for w in result.warnings), result.warnings
+    finally:
+        victim.kill()
+        victim.wait()
+
+
+def test_shim_starts_under_an_address_space_limit(tmp_path):
+    """ulimit -v 400000: the shim maps less of the log instead of not
+    starting (and the Result does not blame static linking)."""
+    sb = sandbox_for("preload")
+    data = tmp_path / "data.txt"
+    data.write_text("x")
+    r = sb.run(["sh", "-c", "ulimit -v 400000; cat %s" % data], capture_output=True)
+    assert r.returncode == 0, r.stderr
+    assert str(data) in r.reads
+    assert not any("statically linked" in w or "not observed" in w for w in r.warnings), \
+        r.warnings
+
+
+def test_no_log_is_left_behind_by_a_killed_owner(tmp_path):
+    sandbox_for("preload")
+    code = textwrap.dedent("""
+        import sys
+        from sandbox_py import Sandbox
+        print("go", flush=True)
+        Sandbox("preload").run(["sleep", "29.71"])
+    """)
+    p = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE)
+    assert p.stdout.readline().strip() == b"go"
+    time.sleep(1.0)
+    mine = glob.glob("/dev/shm/sandbox_py-preload-%d-*" % p.pid)
+    p.send_signal(signal.SIGKILL)
+    p.wait()
+    subprocess.run(["pkill", "-f", "^sleep 29.71$"])
+    assert mine, "the log was not where expected"
+    # the next run of any process removes it
+    sandbox_for("preload").run(["true"])
+    assert not [f for f in mine if os.path.exists(f)]
