@@ -198,6 +198,13 @@ int sbx_proc_lineage(int pid, int *ppid, unsigned long long *start)
     return 0;
 }
 
+unsigned long long sbx_proc_now(void)
+{
+    struct timeval tv;
+    gettimeofday(&tv, NULL);
+    return (unsigned long long)tv.tv_sec * 1000000ULL + (unsigned long long)tv.tv_usec;
+}
+
 int sbx_kill_by_env(const char *entry)
 {
     /* Reading another process's environment needs KERN_PROCARGS2, which

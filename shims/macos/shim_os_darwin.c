@@ -193,3 +193,36 @@ int sbx_os_execveat(int dirfd, const char *path, char *const argv[], char *const
     errno = ENOSYS;            /* no execveat on macOS: never reached */
     return -1;
 }
+
+long sbx_os_real_dir(const char *path, char *out, size_t cap)
+{
+    /* calls from the interposing image are not rebound: libSystem's own */
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return -1;
+    char buf[MAXPATHLEN];
+    long n = -1;
+    if (fcntl(fd, F_GETPATH, buf) == 0) {
+        size_t l = strlen(buf);
+        if (l + 1 <= cap && buf[0] == '/') {
+            memcpy(out, buf, l + 1);
+            n = (long)l;
+        }
+    }
+    close(fd);
+    return n;
+}
+
+long sbx_os_root(char *out, size_t cap)
+{
+    /* macOS has no /proc to ask: a chroot() in this image is learnt by the
+     * chroot hook (sbx_root_changed); one inherited from a parent is not */
+    (void)out;
+    (void)cap;
+    return 0;
+}
+
+int sbx_os_other_mount_ns(void)
+{
+    return 0;   /* no mount namespaces on macOS */
+}

@@ -75,7 +75,8 @@ struct sbx_preload_run {
     struct sbx_keyed_table ids;   /* open id -> name it was opened under */
 
     int root_pid;
-    unsigned long long root_start;  /* the root's start time (clock ticks) */
+    unsigned long long root_start;  /* the root's start time (sbx_proc_lineage units) */
+    unsigned long long began;       /* when the run began, in the same units */
     char root_argv0[512];
     int warned_stranger;
 
@@ -107,15 +108,16 @@ static int provably_ours(struct sbx_preload_run *r, int pid)
         return 0;
     if (pid == r->root_pid)
         return 1;
-    if (!r->root_start)
-        return 0;
-    if (start < r->root_start)
+    /* Without a root (an in-process trace follows this process's own
+     * children), the run's processes are the ones started since it began. */
+    unsigned long long since = r->root_pid ? r->root_start : r->began;
+    if (!since || start < since)
         return 0;                   /* older than the run: not one of ours */
     struct proc *parent = ppid > 0 ? proc_find(r, ppid) : NULL;
     if (parent)
         return parent->watch >= 0 || parent->pid == r->root_pid;
     if (ppid == getpid())
-        return 0;                   /* another child of this process, not the run's */
+        return !r->root_pid;        /* our child: the run's only when it has no root */
     /* Reparented: its parent exited (a daemon's double fork) and it now
      * hangs off init or a subreaper, a process older than the run. */
     int pppid;
@@ -156,8 +158,9 @@ static struct proc *proc_get(struct sbx_preload_run *r, int pid, int create)
     memset(p, 0, sizeof *p);
     p->pid = pid;
     /* Watch it until it exits (-1: it is already gone).  The handle pins
-     * the process (a pidfd on Linux): its lineage is checked after. */
-    p->watch = sbx_watch_open(r->watches, pid);
+     * the process (a pidfd on Linux): its lineage is checked after.  This
+     * process itself (its own records, in-process) is never waited for. */
+    p->watch = pid == getpid() ? -1 : sbx_watch_open(r->watches, pid);
     if (p->watch >= 0 && !provably_ours(r, pid)) {
         sbx_watch_close(r->watches, p->watch);
         p->watch = -1;
@@ -565,6 +568,7 @@ struct sbx_preload_run *sbx_preload_begin(char *err, size_t errlen)
         snprintf(err, errlen, "out of memory");
         return NULL;
     }
+    r->began = sbx_proc_now();
     r->fd = -1;
     const char *dirs[] = {"/dev/shm", getenv("TMPDIR"), "/tmp"};
     for (size_t i = 0; i < 3 && r->fd < 0; i++) {

@@ -29,6 +29,8 @@ void sbx_watch_close(struct sbx_watchset *ws, int handle);
 /* The parent pid and start time of `pid`, from the kernel (not from a
  * record): 0, or -1 when it is gone.  Start times only need to compare. */
 int sbx_proc_lineage(int pid, int *ppid, unsigned long long *start);
+/* Now, in the units of sbx_proc_lineage's start times. */
+unsigned long long sbx_proc_now(void);
 
 /* SIGKILL every process of this user whose environment holds the entry
  * `entry` ("NAME=value"); the number killed. */

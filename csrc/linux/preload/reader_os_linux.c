@@ -117,6 +117,16 @@ int sbx_proc_lineage(int pid, int *ppid, unsigned long long *start)
     return -1;
 }
 
+unsigned long long sbx_proc_now(void)
+{
+    /* /proc's start times are clock ticks since boot (CLOCK_BOOTTIME) */
+    struct timespec ts;
+    clock_gettime(CLOCK_BOOTTIME, &ts);
+    long hz = sysconf(_SC_CLK_TCK);
+    return (unsigned long long)ts.tv_sec * (unsigned long long)hz +
+           (unsigned long long)ts.tv_nsec * (unsigned long long)hz / 1000000000ULL;
+}
+
 int sbx_kill_by_env(const char *entry)
 {
     size_t wl = strlen(entry);
