@@ -303,7 +303,7 @@ def test_what_the_harness_does_is_not_the_tests_doing(pytester, monkeypatch,
     """))
     result = run(pytester)
     out = result.stdout.str()
-    assert re.findall(r"sandbox_py: (\S+) touched", out) == ["test_still_caught"], out
+    assert re.findall(r"^sandbox_py: (\S+) touched", out, re.M) == ["test_still_caught"], out
     result.stdout.fnmatch_lines(["*sandbox_py: test_still_caught touched 1 path*",
                                  "*read*/data.txt"])
     result.assert_outcomes(passed=6, failed=1)

@@ -87,3 +87,32 @@ def test_no_log_is_left_behind_by_a_killed_owner(tmp_path):
     # the next run of any process removes it
     sandbox_for("preload").run(["true"])
     assert not [f for f in mine if os.path.exists(f)]
+
+
+# A traced program that writes records whose names are not paths: they are
+# malformed records (a warning), never entries in the Result.
+JUNK = textwrap.dedent("""
+    import mmap, os, struct
+    fd = os.open(os.environ["SBX_PRELOAD_LOG"], os.O_RDWR)
+    m = mmap.mmap(fd, 4096 + (1 << 20))
+    for name in (b"0", b"relative/x", b"/a/../b", b"/a//b", b"/x/"):
+        head = struct.unpack_from("Q", m, 16)[0]
+        size = (24 + len(name) + 1 + 7) & ~7
+        struct.pack_into("Q", m, 16, head + size)
+        base = 4096 + head
+        struct.pack_into("HHiiQ", m, base + 4, 1, 1, os.getpid(), 0, 0)    # SBX_EV_PATH, read
+        m[base + 24:base + 24 + len(name) + 1] = name + b"\\0"
+        struct.pack_into("I", m, base, 0xA5000000 | size)
+""")
+
+
+def test_junk_records_are_never_paths(tmp_path):
+    sb = sandbox_for("preload")
+    script = tmp_path / "junk.py"
+    script.write_text(JUNK)
+    r = sb.run([sys.executable, str(script)], capture_output=True)
+    assert r.returncode == 0, r.stderr
+    for p in r.reads | r.writes | r.probes | r.enumerations:
+        assert p.startswith("/") and os.path.normpath(p) == p, p
+    assert not r.complete
+    assert any("malformed record" in w for w in r.warnings), r.warnings

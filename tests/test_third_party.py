@@ -123,7 +123,7 @@ def check(name, proc, directory):
     output = proc.stdout + proc.stderr
     counts = _counts(proc.stdout)
     assert counts.get("passed", 0) >= MIN_PASSED[name], output[-3000:]
-    failures = re.findall(r"sandbox_py: (\S+) touched", output)
+    failures = re.findall(r"^sandbox_py: (\S+) touched", output, re.M)
     if name == "six":
         # Exactly the planted test, with exactly what it did.
         assert failures == ["test_planted_violation"], output[-5000:]

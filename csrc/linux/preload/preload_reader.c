@@ -47,6 +47,7 @@ struct exec_info {
 struct proc {
     int pid;                      /* 0: empty slot */
     int watch;                    /* reader_os.h handle; -1 once the process is gone */
+    int ours;                     /* the kernel showed it part of the run */
     int seen_start;               /* the shim ran in some image of it */
     struct exec_info pending;     /* EXEC not yet confirmed by a START */
     int image_started;            /* the shim started in the current image */
@@ -114,8 +115,8 @@ static int provably_ours(struct sbx_preload_run *r, int pid)
     if (!since || start < since)
         return 0;                   /* older than the run: not one of ours */
     struct proc *parent = ppid > 0 ? proc_find(r, ppid) : NULL;
-    if (parent)
-        return parent->watch >= 0 || parent->pid == r->root_pid;
+    if (parent)      /* (it may have exited since: a zombie is still the parent) */
+        return parent->ours || parent->pid == r->root_pid;
     if (ppid == getpid())
         return !r->root_pid;        /* our child: the run's only when it has no root */
     /* Reparented: its parent exited (a daemon's double fork) and it now
@@ -161,7 +162,9 @@ static struct proc *proc_get(struct sbx_preload_run *r, int pid, int create)
      * the process (a pidfd on Linux): its lineage is checked after.  This
      * process itself (its own records, in-process) is never waited for. */
     p->watch = pid == getpid() ? -1 : sbx_watch_open(r->watches, pid);
-    if (p->watch >= 0 && !provably_ours(r, pid)) {
+    if (p->watch >= 0)
+        p->ours = provably_ours(r, pid);
+    if (p->watch >= 0 && !p->ours) {
         sbx_watch_close(r->watches, p->watch);
         p->watch = -1;
         if (!r->warned_stranger++)
@@ -264,10 +267,32 @@ static int first_read(struct sbx_preload_run *r, const char *p)
     return 1;
 }
 
+/* Every name a record carries must be absolute and clean: records come
+ * from inside the traced programs, so anything else is a malformed record
+ * (a warning), never a path. */
+static int well_formed(const char *p)
+{
+    if (p[0] != '/')
+        return 0;
+    for (const char *c = p; *c; c++) {
+        if (c[0] == '/' && (c[1] == '/' ||
+                            (c[1] == '.' && (c[2] == '/' || c[2] == '\0' ||
+                                             (c[2] == '.' && (c[3] == '/' || c[3] == '\0'))))))
+            return 0;
+    }
+    size_t n = strlen(p);
+    return n == 1 || p[n - 1] != '/';
+}
+
 static void add_path(struct sbx_preload_run *r, const char *p, unsigned fl)
 {
     if (!p || !*p)
         return;
+    if (!well_formed(p)) {
+        sbx_result_warn(r->res, "a malformed record from a traced process was ignored "
+                        "(a name that is not an absolute, clean path)");
+        return;
+    }
     if (sbx_pathset_add(r->res->paths, p, strlen(p), fl) < 0)
         sbx_result_warn(r->res, "out of memory while recording paths");
     char real[PATH_MAX];
