@@ -237,7 +237,8 @@ def test_unhooked_win32_calls_reach_the_nt_layer(prefix, tools, tmp_path):
     res = scenario(prefix, tools, tmp_path, "ntfallback")
     w = lambda n: winpath(tmp_path / n)
     # MoveFileW, SetFileAttributesW, SetFileTime: not hooked as such
-    assert {w("fb_old.txt"), w("fb_new.txt"), w("fb_attr.txt"), w("fb_time.txt")} <= set(res["writes"])
+    assert {w("fb_old.txt"), w("fb_new.txt"), w("fb_attr.txt"),
+            w("fb_time.txt")} <= set(res["writes"])
     assert not set(res["reads"]) & {w("fb_attr.txt"), w("fb_time.txt")}
     # a rename's old name is a read too: its content lives on as fb_new.txt
     assert w("fb_old.txt") in res["reads"]

@@ -88,7 +88,7 @@ def child_env(env: Optional[dict], log_path: str) -> dict:
 
 
 def session(sandbox):
-    from .preload import RunSession  # noqa: PLC0415
+    from .unpriv_session import RunSession  # noqa: PLC0415
 
     class InterposeSession(RunSession):
         def __init__(self):

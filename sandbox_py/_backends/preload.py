@@ -16,7 +16,7 @@ import subprocess
 import sys
 from typing import Optional
 
-from .._runner import TraceSession, core_fields
+from .unpriv_session import Launcher, RunSession
 
 NAME = "preload"
 REMEDY = "rebuild sandbox_py on Linux with a C compiler (pip install -e .)"
@@ -111,34 +111,6 @@ def child_env(env: Optional[dict], log_path: str, handoff: Optional[str] = None)
     return env
 
 
-class RunSession(TraceSession):
-    """A session around one C run object of sandbox_py._unpriv (PreloadRun,
-    PtraceRun): they share wait/kill/finish."""
-
-    run = None
-    launcher = None
-    fields = None
-
-    def wait_tree(self, timeout):
-        return self.run.wait(-1.0 if timeout is None else timeout)
-
-    def kill_tree(self):
-        if self.fields is None:
-            self.run.kill()
-
-    def finish(self):
-        if self.fields is None:
-            self.fields = core_fields(self.run.finish())
-        return self.fields
-
-    def abort(self):
-        # Popen was interrupted: a child may have started all the same
-        self.kill_tree()
-        if self.launcher:
-            self.launcher.close()
-        self.finish()
-
-
 class PreloadSession(RunSession):
     def __init__(self):
         self.run = _unpriv().PreloadRun()
@@ -147,7 +119,6 @@ class PreloadSession(RunSession):
         if self.handoff:
             # The root goes through the launcher too, so that a statically
             # linked command is handed to ptrace like any static child.
-            from .ptrace import Launcher  # noqa: PLC0415
             self.run.set_handoff(self.handoff)
             self.launcher = Launcher({"SBX_PTRACE_ROOT": "1"})
 
