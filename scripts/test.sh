@@ -8,6 +8,8 @@ bash scripts/setup.sh
 # with zig (the ziglang test dependency): a build failure stops here, named.
 .venv/bin/python shims/macos/machobuild.py build/macho arm64 x86_64
 export SANDBOX_PY_REQUIRE_EBPF=${SANDBOX_PY_REQUIRE_EBPF:-$([ "$(id -u)" = 0 ] && echo 1 || echo 0)}
+# the Python tree is kept clean under the project's ruff configuration
+.venv/bin/ruff check .
 .venv/bin/python -m pytest -q -p no:cacheprovider "$@" tests
 # --- unprivileged backends: the same suites as a non-root user,
 # where BPF cannot load (preload, ptrace, auto, scenario corpus).
