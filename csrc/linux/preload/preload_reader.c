@@ -114,16 +114,30 @@ static int provably_ours(struct sbx_preload_run *r, int pid)
     unsigned long long since = r->root_pid ? r->root_start : r->began;
     if (!since || start < since)
         return 0;                   /* older than the run: not one of ours */
-    struct proc *parent = ppid > 0 ? proc_find(r, ppid) : NULL;
-    if (parent)      /* (it may have exited since: a zombie is still the parent) */
-        return parent->ours || parent->pid == r->root_pid;
-    if (ppid == getpid())
-        return !r->root_pid;        /* our child: the run's only when it has no root */
-    /* Reparented: its parent exited (a daemon's double fork) and it now
-     * hangs off init or a subreaper, a process older than the run. */
-    int pppid;
-    unsigned long long pstart = 0;
-    return sbx_proc_lineage(ppid, &pppid, &pstart) == 0 && pstart < r->root_start;
+    /* Up its ancestry, through processes no record has named yet (a child's
+     * records can come before its parent's), to one the run knows. */
+    int cur = ppid;
+    for (int depth = 0; depth < 32 && cur > 0; depth++) {
+        if (cur == r->root_pid)
+            return 1;
+        struct proc *known = proc_find(r, cur);
+        if (known)   /* (it may have exited since: a zombie is still the parent) */
+            return known->ours;
+        if (cur == getpid())
+            return !r->root_pid;    /* our child: the run's only when it has no root */
+        int up = 0;
+        unsigned long long cstart = 0;
+        if (sbx_proc_lineage(cur, &up, &cstart) < 0)
+            return 0;
+        if (cstart < since)
+            /* An older process: the direct parent of a process reparented
+             * when its own parent exited (a daemon's double fork leaves it
+             * under init or a subreaper).  Further up, it is a process the
+             * run did not start. */
+            return depth == 0;
+        cur = up;
+    }
+    return 0;
 }
 
 static struct proc *proc_get(struct sbx_preload_run *r, int pid, int create)
