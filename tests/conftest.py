@@ -27,18 +27,24 @@ def sandbox_for(name: str) -> sandbox_py.Sandbox:
     return sandbox_py.Sandbox(name)
 
 
-@pytest.fixture(scope="session")
-def scenario_bins(tmp_path_factory) -> dict:
-    """tests/scenarios/scenario.c built dynamically and statically."""
+def build_scenario(tmp_path_factory, source: str, libs=()) -> dict:
+    """tests/scenarios/<source> built dynamically and statically:
+    {"dynamic": path, "static": path}."""
     cc = shutil.which("cc") or shutil.which("gcc")
     if not cc:
         pytest.fail("a C compiler is needed to build the scenario programs")
     out = tmp_path_factory.mktemp("bin")
-    src = HERE / "scenarios" / "scenario.c"
+    src = HERE / "scenarios" / source
     bins = {}
     for kind, extra in (("dynamic", []), ("static", ["-static"])):
-        exe = out / ("scenario-" + kind)
-        subprocess.run([cc, "-O1", "-o", str(exe), str(src), "-lpthread"] + extra,
+        exe = out / ("%s-%s" % (src.stem, kind))
+        subprocess.run([cc, "-O1", "-o", str(exe), str(src)] + list(libs) + extra,
                        check=True, capture_output=True)
         bins[kind] = str(exe)
     return bins
+
+
+@pytest.fixture(scope="session")
+def scenario_bins(tmp_path_factory) -> dict:
+    """tests/scenarios/scenario.c built dynamically and statically."""
+    return build_scenario(tmp_path_factory, "scenario.c", ["-lpthread"])

@@ -9,13 +9,11 @@ answer with complete=False and a warning naming what it did not see.
 from __future__ import annotations
 
 import os
-import shutil
-import subprocess
 from pathlib import Path
 
 import pytest
 
-from conftest import sandbox_for
+from conftest import build_scenario, sandbox_for
 
 HERE = Path(__file__).resolve().parent
 IS_ROOT = os.geteuid() == 0
@@ -23,15 +21,7 @@ IS_ROOT = os.geteuid() == 0
 
 @pytest.fixture(scope="session")
 def truth_bins(tmp_path_factory) -> dict:
-    cc = shutil.which("cc") or shutil.which("gcc")
-    out = tmp_path_factory.mktemp("truth")
-    bins = {}
-    for kind, extra in (("dynamic", []), ("static", ["-static"])):
-        exe = out / ("truth-" + kind)
-        subprocess.run([cc, "-O1", "-o", str(exe), str(HERE / "scenarios" / "path_truth.c")]
-                       + extra, check=True, capture_output=True)
-        bins[kind] = str(exe)
-    return bins
+    return build_scenario(tmp_path_factory, "path_truth.c")
 
 
 def prepare(w: Path) -> None:

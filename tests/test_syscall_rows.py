@@ -12,13 +12,11 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
-import subprocess
 from pathlib import Path
 
 import pytest
 
-from conftest import sandbox_for
+from conftest import build_scenario, sandbox_for
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -146,15 +144,7 @@ def test_every_table_row_has_a_case():
 
 @pytest.fixture(scope="session")
 def row_bins(tmp_path_factory) -> dict:
-    cc = shutil.which("cc") or shutil.which("gcc")
-    out = tmp_path_factory.mktemp("rows")
-    bins = {}
-    for kind, extra in (("dynamic", []), ("static", ["-static"])):
-        exe = out / ("rows-" + kind)
-        subprocess.run([cc, "-O1", "-o", str(exe), str(HERE / "scenarios" / "syscall_rows.c")]
-                       + extra, check=True, capture_output=True)
-        bins[kind] = str(exe)
-    return bins
+    return build_scenario(tmp_path_factory, "syscall_rows.c")
 
 
 def prepare(work: Path, row: str) -> None:

@@ -88,3 +88,55 @@ int sbx_path_is_fd_alias(const char *p)
         p = e + 1;
     return !strncmp(p, "fd/", 3) && digits(p + 3, &e) && !*e;
 }
+
+static int has_dotdot(const char *rel, size_t n)
+{
+    for (size_t i = 0; i + 1 < n; i++)
+        if (rel[i] == '.' && rel[i + 1] == '.' && (i == 0 || rel[i - 1] == '/') &&
+            (i + 2 == n || rel[i + 2] == '/'))
+            return 1;
+    return 0;
+}
+
+long sbx_path_join_resolving(char *out, size_t cap, const char *base, size_t base_len,
+                             const char *rel, size_t rel_len, sbx_dir_resolver resolve,
+                             void *ctx)
+{
+    if (!has_dotdot(rel, rel_len))
+        return sbx_path_join_clean(out, cap, base, base_len, rel, rel_len);
+    /* start from the directory (absolute names start from "/"), then walk
+     * the name a component at a time as the kernel does */
+    char cur[SBX_PATHNORM_MAX], real[SBX_PATHNORM_MAX], next[SBX_PATHNORM_MAX];
+    long n = rel_len && rel[0] == '/'
+                 ? sbx_path_join_clean(cur, sizeof cur, "/", 1, "", 0)
+                 : sbx_path_join_clean(cur, sizeof cur, base, base_len, "", 0);
+    if (n < 0)
+        return -1;
+    for (size_t i = 0; i < rel_len;) {
+        while (i < rel_len && rel[i] == '/')
+            i++;
+        size_t j = i;
+        while (j < rel_len && rel[j] != '/')
+            j++;
+        if (j == i)
+            break;
+        if (j - i == 2 && rel[i] == '.' && rel[i + 1] == '.') {
+            /* the prefix's symlinks are followed first, then ".." taken */
+            long rl = resolve(ctx, cur, real, sizeof real);
+            if (rl > 0 && (size_t)rl < sizeof cur)
+                memcpy(cur, real, (size_t)rl + 1);
+            n = sbx_path_join_clean(next, sizeof next, cur, strlen(cur), "..", 2);
+        } else {
+            n = sbx_path_join_clean(next, sizeof next, cur, strlen(cur), rel + i, j - i);
+        }
+        if (n < 0)
+            return -1;
+        memcpy(cur, next, (size_t)n + 1);
+        i = j;
+    }
+    size_t l = strlen(cur);
+    if (l + 1 > cap)
+        return -1;
+    memcpy(out, cur, l + 1);
+    return (long)l;
+}

@@ -21,6 +21,23 @@ long sbx_path_join_clean(char *out, size_t cap,
                          const char *base, size_t base_len,
                          const char *rel, size_t rel_len);
 
+/* The longest path the joins below work on. */
+#define SBX_PATHNORM_MAX 4096
+
+/* `dir`'s symlinks followed (the directory the kernel reaches by that
+ * name) into out: its length, or <= 0 when it does not resolve. */
+typedef long (*sbx_dir_resolver)(void *ctx, const char *dir, char *out, size_t cap);
+
+/* Like sbx_path_join_clean(), but each ".." of rel is applied the way the
+ * kernel walks it: to the physical directory the prefix leads to (asked of
+ * `resolve`), not lexically: /a/lnk/../x with lnk -> real/sub is /a/real/x.
+ * A prefix that does not resolve is left lexical (the kernel's lookup
+ * failed there).  Names without ".." cost nothing more.  Returns the length
+ * written or -1. */
+long sbx_path_join_resolving(char *out, size_t cap, const char *base, size_t base_len,
+                             const char *rel, size_t rel_len, sbx_dir_resolver resolve,
+                             void *ctx);
+
 /* 1 when path names an open file descriptor rather than a file
  * (/proc/self/fd/N, /proc/PID/fd/N, /proc/PID/task/TID/fd/N, /dev/fd/N,
  * /dev/stdin ...): the file behind the descriptor is what was used, and the

@@ -334,50 +334,12 @@ static long host_name(char *p, long n, size_t cap)
     return rl + n;
 }
 
-static int has_dotdot(const char *p)
+/* ".." after a symlinked directory: the kernel's own answer for the
+ * prefix (no realpath(): it is libc, hooked). */
+static long real_dir(void *ctx, const char *dir, char *out, size_t cap)
 {
-    for (const char *c = p; (c = strstr(c, "..")) != NULL; c += 2)
-        if ((c == p || c[-1] == '/') && (c[2] == '/' || c[2] == '\0'))
-            return 1;
-    return 0;
-}
-
-/* base + rel the way the kernel walks it: ".." after a symlinked directory
- * goes to the physical parent (the prefix is resolved by the kernel first). */
-static long join_physical(char *out, size_t cap, const char *base, size_t bl, const char *rel)
-{
-    size_t rl = strlen(rel);
-    if (!has_dotdot(rel))
-        return sbx_path_join_clean(out, cap, base, bl, rel, rl);
-    char cur[SBX_PATH_MAX], next[SBX_PATH_MAX];
-    if (sbx_path_join_clean(cur, sizeof cur, base, bl, "", 0) < 0)
-        return -1;
-    for (size_t i = 0; i < rl;) {
-        while (i < rl && rel[i] == '/')
-            i++;
-        size_t j = i;
-        while (j < rl && rel[j] != '/')
-            j++;
-        long n = 0;
-        if (j - i == 2 && rel[i] == '.' && rel[i + 1] == '.') {
-            if (host_name(next, sbx_os_real_dir(cur, next, sizeof next), sizeof next) > 0)
-                memcpy(cur, next, strlen(next) + 1);
-            n = sbx_path_join_clean(next, sizeof next, cur, strlen(cur), "..", 2);
-        } else if (j > i) {
-            n = sbx_path_join_clean(next, sizeof next, cur, strlen(cur), rel + i, j - i);
-        } else {
-            break;
-        }
-        if (n < 0)
-            return -1;
-        memcpy(cur, next, (size_t)n + 1);
-        i = j;
-    }
-    size_t l = strlen(cur);
-    if (l + 1 > cap)
-        return -1;
-    memcpy(out, cur, l + 1);
-    return (long)l;
+    (void)ctx;
+    return host_name(out, sbx_os_real_dir(dir, out, cap), cap);
 }
 
 long sbx_resolve(int dirfd, const char *path, char *out, size_t cap)
@@ -408,7 +370,8 @@ long sbx_resolve(int dirfd, const char *path, char *out, size_t cap)
     }
     if (bl <= 0 || base[0] != '/')
         return bl >= (long)sizeof base - 1 ? SBX_RESOLVE_TOO_LONG : -1;
-    long n = join_physical(out, cap, base, (size_t)bl, rel);
+    long n = sbx_path_join_resolving(out, cap, base, (size_t)bl, rel, strlen(rel), real_dir,
+                                     NULL);
     return n < 0 ? SBX_RESOLVE_TOO_LONG : n;
 }
 
