@@ -1,6 +1,6 @@
 """The detours backend (Windows): inline hooks in a suspended child.
 
-The run goes through the C launcher ``sbx-trace.exe`` (csrc/trace_cli.c,
+The run goes through the C launcher ``sbx-trace.exe`` (csrc/win/trace_cli.c,
 csrc/win/launcher.c) with the hook DLL ``sbx_hook.dll`` next to it
 (shims/windows/).  Popen starts sbx-trace.exe in place of the program
 (``executable=``) with the program's own command line, so the command line

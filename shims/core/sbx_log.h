@@ -32,7 +32,7 @@
 #define SBX_ENV_LOG      "SBX_PRELOAD_LOG"
 #define SBX_ENV_SHIM     "SBX_PRELOAD_SHIM"
 /* Optional: the ptrace launcher that statically linked programs are handed
- * to (the shim cannot enter them); see csrc/ptrace_launcher.c. */
+ * to (the shim cannot enter them); see csrc/linux/ptrace/ptrace_launcher.c. */
 #define SBX_ENV_HANDOFF  "SBX_PRELOAD_HANDOFF"
 /* LD_AUDIT value naming the loader audit module (loader_audit.c), kept to
  * put it back when a program scrubs its children's environment */
