@@ -79,6 +79,9 @@ static struct {
     pthread_cond_t gen_cv;
     struct run *runs;
     uint32_t next_id;
+    uint32_t *ended;                /* runs whose kernel entries are still to forget */
+    size_t nended, capended;
+    double ended_at;                /* when the last of them ended (monotonic) */
 } G = {.lock = PTHREAD_MUTEX_INITIALIZER, .gen_cv = PTHREAD_COND_INITIALIZER};
 
 static struct run *find_run(uint32_t id)
@@ -357,6 +360,50 @@ out:
     return 0;
 }
 
+/* Delete the entries of the `runs` from one of the per-run deduplication maps
+ * (keys of `key_size` bytes with the run id at `id_at`): a finished run
+ * leaves nothing behind.  Batched, so that a run that filled the map costs
+ * a few system calls per thousands of entries, not one each. */
+static void forget_runs(int map_fd, size_t key_size, size_t id_at, const uint32_t *runs,
+                        size_t nruns)
+{
+    enum { CHUNK = 4096 };
+    unsigned char *keys = malloc(CHUNK * key_size), *doomed = malloc(CHUNK * key_size);
+    uint8_t *values = malloc(CHUNK);
+    uint64_t batch = 0;
+    int first = 1;
+    if (!keys || !doomed || !values)
+        goto out;
+    for (;;) {
+        __u32 count = CHUNK;
+        int rc = bpf_map_lookup_batch(map_fd, first ? NULL : &batch, &batch, keys, values,
+                                      &count, NULL);
+        first = 0;
+        if (rc < 0 && errno != ENOENT)
+            break;
+        __u32 n = 0;
+        for (__u32 i = 0; i < count; i++) {
+            uint32_t id;
+            memcpy(&id, keys + i * key_size + id_at, sizeof id);
+            for (size_t k = 0; k < nruns; k++)
+                if (id == runs[k]) {
+                    memcpy(doomed + n++ * key_size, keys + i * key_size, key_size);
+                    break;
+                }
+        }
+        if (n) {
+            __u32 del = n;
+            bpf_map_delete_batch(map_fd, doomed, &del, NULL);
+        }
+        if (rc < 0)
+            break;                  /* ENOENT: that was the last chunk */
+    }
+out:
+    free(keys);
+    free(doomed);
+    free(values);
+}
+
 static void *reader_main(void *arg)
 {
     (void)arg;
@@ -387,7 +434,31 @@ static void *reader_main(void *arg)
         pthread_mutex_lock(&G.lock);
         G.drain_done = req;
         pthread_cond_broadcast(&G.gen_cv);
+        /* Forgetting is batched: one walk of each map per 32 ended runs, or
+         * once things have been quiet for a moment. */
+        uint32_t *ended = NULL;
+        size_t nended = 0;
+        struct timespec now;
+        clock_gettime(CLOCK_MONOTONIC, &now);
+        double t = now.tv_sec + now.tv_nsec / 1e9;
+        if (G.nended && (G.nended >= 32 || t - G.ended_at >= 0.2)) {
+            ended = G.ended;
+            nended = G.nended;
+            G.ended = NULL;
+            G.nended = G.capended = 0;
+        }
         pthread_mutex_unlock(&G.lock);
+        if (nended) {
+            /* Runs that ended leave nothing in the kernel's per-run maps:
+             * one walk of each map forgets all of them. */
+            forget_runs(bpf_map__fd(G.skel->maps.fd_seen), sizeof(struct fd_seen_key),
+                        offsetof(struct fd_seen_key, run_id), ended, nended);
+            forget_runs(bpf_map__fd(G.skel->maps.dir_seen), sizeof(struct dir_key),
+                        offsetof(struct dir_key, run_id), ended, nended);
+            forget_runs(bpf_map__fd(G.skel->maps.probe_seen), sizeof(struct probe_key),
+                        offsetof(struct probe_key, run_id), ended, nended);
+            free(ended);
+        }
     }
     return NULL;
 }
@@ -707,46 +778,6 @@ void sbx_ebpf_run_kill(uint32_t run)
     free(tids);
 }
 
-/* Delete the entries of `run` from one of the per-run deduplication maps
- * (keys of `key_size` bytes with the run id at `id_at`): a finished run
- * leaves nothing behind.  Batched, so that a run that filled the map costs
- * a few system calls per thousands of entries, not one each. */
-static void forget_run(int map_fd, size_t key_size, size_t id_at, uint32_t run)
-{
-    enum { CHUNK = 4096 };
-    unsigned char *keys = malloc(CHUNK * key_size), *doomed = malloc(CHUNK * key_size);
-    uint8_t *values = malloc(CHUNK);
-    uint64_t batch = 0;
-    int first = 1;
-    if (!keys || !doomed || !values)
-        goto out;
-    for (;;) {
-        __u32 count = CHUNK;
-        int rc = bpf_map_lookup_batch(map_fd, first ? NULL : &batch, &batch, keys, values,
-                                      &count, NULL);
-        first = 0;
-        if (rc < 0 && errno != ENOENT)
-            break;
-        __u32 n = 0;
-        for (__u32 i = 0; i < count; i++) {
-            uint32_t id;
-            memcpy(&id, keys + i * key_size + id_at, sizeof id);
-            if (id == run)
-                memcpy(doomed + n++ * key_size, keys + i * key_size, key_size);
-        }
-        if (n) {
-            __u32 del = n;
-            bpf_map_delete_batch(map_fd, doomed, &del, NULL);
-        }
-        if (rc < 0)
-            break;                  /* ENOENT: that was the last chunk */
-    }
-out:
-    free(keys);
-    free(doomed);
-    free(values);
-}
-
 struct sbx_result *sbx_ebpf_run_end(uint32_t run)
 {
     pthread_mutex_lock(&G.lock);
@@ -782,12 +813,23 @@ struct sbx_result *sbx_ebpf_run_end(uint32_t run)
     for (size_t i = 0; i < n; i++)
         bpf_map_delete_elem(tracked_fd(), &tids[i]);
     free(tids);
-    forget_run(bpf_map__fd(G.skel->maps.fd_seen), sizeof(struct fd_seen_key),
-               offsetof(struct fd_seen_key, run_id), run);
-    forget_run(bpf_map__fd(G.skel->maps.dir_seen), sizeof(struct dir_key),
-               offsetof(struct dir_key, run_id), run);
-    forget_run(bpf_map__fd(G.skel->maps.probe_seen), sizeof(struct probe_key),
-               offsetof(struct probe_key, run_id), run);
+    /* the run's deduplication entries are forgotten by the reader thread,
+     * off this caller's path (a walk of each map costs ~0.4 ms) */
+    pthread_mutex_lock(&G.lock);
+    if (G.nended == G.capended) {
+        size_t nc = G.capended ? G.capended * 2 : 64;
+        uint32_t *n = realloc(G.ended, nc * sizeof *n);
+        if (n) {
+            G.ended = n;
+            G.capended = nc;
+        }
+    }
+    if (G.nended < G.capended)
+        G.ended[G.nended++] = run;
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    G.ended_at = now.tv_sec + now.tv_nsec / 1e9;
+    pthread_mutex_unlock(&G.lock);
     sbx_iouring_end(&r->uring, r->res, replay_path_event, r);
     for (size_t i = 0; i < r->opened.cap; i++)
         if (r->opened.slots[i].key)
