@@ -116,3 +116,18 @@ def test_junk_records_are_never_paths(tmp_path):
         assert p.startswith("/") and os.path.normpath(p) == p, p
     assert not r.complete
     assert any("malformed record" in w for w in r.warnings), r.warnings
+
+
+def test_system_after_the_environment_was_cleared_is_traced(tmp_path):
+    """glibc's system() spawns the shell with its own internal posix_spawn:
+    after os.environ.clear() the shell would run untraced and unflagged."""
+    sb = sandbox_for("preload")
+    data = tmp_path / "data.txt"
+    data.write_text("x")
+    code = ("import os\nos.environ.clear()\n"
+            "print(os.system('cat %s > /dev/null; exit 3') >> 8)\n" % data)
+    r = sb.run([sys.executable, "-c", code], capture_output=True)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.split() == [b"3"]           # system()'s status, as without tracing
+    assert str(data) in r.reads
+    assert any(e.argv[:2] == ("sh", "-c") for e in r.execs), r.execs

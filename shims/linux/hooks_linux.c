@@ -14,6 +14,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <link.h>
+#include <signal.h>
 #include <spawn.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -28,6 +29,7 @@
 #include <sys/syscall.h>
 #include <sys/time.h>
 #include <sys/uio.h>
+#include <sys/wait.h>
 #include <unistd.h>
 #include <utime.h>
 #include <pthread.h>
@@ -404,4 +406,62 @@ __attribute__((destructor)) static void sbx_dtor(void)
         return;
     fflush(NULL);       /* exit() would flush after us: show those writes now */
     sbx_flush_fds();
+}
+
+/* ---- system(): glibc spawns the shell with its own internal posix_spawn -----------*/
+/* With the shim's variables still in the environment the child is traced
+ * as it is; when the program scrubbed them (os.environ.clear(), then
+ * system()), glibc would start an untraced shell.  Then the shell is
+ * started the way glibc's system() does it (SIGINT and SIGQUIT ignored and
+ * SIGCHLD blocked in the caller, defaults restored in the child), through
+ * the posix_spawn hook, which puts the variables back. */
+extern char **environ;
+
+static int env_has_shim(void)
+{
+    for (char **e = environ; e && *e; e++)
+        if (strncmp(*e, "LD_PRELOAD=", 11) == 0 && strstr(*e, "_sbx_preload.so"))
+            return 1;
+    return 0;
+}
+
+SBX_HOOK(int, system, (const char *cmd))
+{
+    if (!cmd || !sbx_on() || env_has_shim())
+        return REAL(system)(cmd);
+    struct sigaction ign = {0}, old_int, old_quit;
+    ign.sa_handler = SIG_IGN;
+    sigemptyset(&ign.sa_mask);
+    sigaction(SIGINT, &ign, &old_int);
+    sigaction(SIGQUIT, &ign, &old_quit);
+    sigset_t chld, old_mask;
+    sigemptyset(&chld);
+    sigaddset(&chld, SIGCHLD);
+    sigprocmask(SIG_BLOCK, &chld, &old_mask);
+    posix_spawnattr_t attr;
+    posix_spawnattr_init(&attr);
+    sigset_t deflt;
+    sigemptyset(&deflt);
+    if (old_int.sa_handler != SIG_IGN)
+        sigaddset(&deflt, SIGINT);
+    if (old_quit.sa_handler != SIG_IGN)
+        sigaddset(&deflt, SIGQUIT);
+    posix_spawnattr_setsigdefault(&attr, &deflt);
+    posix_spawnattr_setsigmask(&attr, &old_mask);
+    posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK);
+    char *argv[] = {(char *)"sh", (char *)"-c", (char *)cmd, NULL};
+    pid_t pid;
+    int status = -1;
+    int err = posix_spawn(&pid, "/bin/sh", NULL, &attr, argv, environ);  /* our hook */
+    posix_spawnattr_destroy(&attr);
+    if (err == 0) {
+        while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+            ;
+    } else {
+        status = 127 << 8;          /* as glibc: the shell could not run */
+    }
+    sigaction(SIGINT, &old_int, NULL);
+    sigaction(SIGQUIT, &old_quit, NULL);
+    sigprocmask(SIG_SETMASK, &old_mask, NULL);
+    return status;
 }
