@@ -115,8 +115,10 @@ static int provably_ours(struct sbx_preload_run *r, int pid)
     if (!since || start < since)
         return 0;                   /* older than the run: not one of ours */
     /* Up its ancestry, through processes no record has named yet (a child's
-     * records can come before its parent's), to one the run knows. */
-    int cur = ppid;
+     * records can come before its parent's), to one the run knows.  An
+     * ancestor that vanishes during the walk has reparented its children:
+     * the walk starts again from the process itself (a few times). */
+    int cur = ppid, restarts = 0;
     for (int depth = 0; depth < 32 && cur > 0; depth++) {
         if (cur == r->root_pid)
             return 1;
@@ -127,8 +129,13 @@ static int provably_ours(struct sbx_preload_run *r, int pid)
             return !r->root_pid;    /* our child: the run's only when it has no root */
         int up = 0;
         unsigned long long cstart = 0;
-        if (sbx_proc_lineage(cur, &up, &cstart) < 0)
-            return 0;
+        if (sbx_proc_lineage(cur, &up, &cstart) < 0) {
+            if (restarts++ >= 3 || sbx_proc_lineage(pid, &ppid, &start) < 0)
+                return 0;
+            cur = ppid;
+            depth = -1;
+            continue;
+        }
         if (cstart < since)
             /* An older process: the direct parent of a process reparented
              * when its own parent exited (a daemon's double fork leaves it
