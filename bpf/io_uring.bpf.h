@@ -318,56 +318,6 @@ static __noinline int uring_append_name(struct scratch *s, __u64 *off, int i, lo
     return 0;
 }
 
-/* The first read or write of file `faddr` by the run, as emit_fd() reports
- * one for an fd (same event, same per-run deduplication map). */
-static __noinline int uring_emit_file(struct scratch *s, __u32 run_id, __u32 tgid,
-                                      __u64 faddr, __u32 kind)
-{
-    if (!s || !faddr)
-        return 0;
-    struct file *f = CAST(struct file, (void *)faddr);
-    __u32 imode = f->f_inode->i_mode & S_IFMT;
-    if (imode != S_IFREG && imode != S_IFDIR && imode != S_IFCHR && imode != S_IFBLK)
-        return 0;                       /* pipes, sockets: no path */
-    struct fd_seen_key key = {
-        .file = faddr, .ino = f->f_inode->i_ino, .run_id = run_id, .kind = kind,
-    };
-    __u8 one = 1;
-    if (bpf_map_lookup_elem(&fd_seen, &key) ||
-        bpf_map_update_elem(&fd_seen, &key, &one, BPF_NOEXIST) != 0)
-        return 0;
-    init_event(s, SBX_EV_FD, run_id);
-    s->ev.pid = tgid;
-    s->ev.kind = kind;
-    s->ev.file = faddr;
-    s->ev.imode = imode;
-    s->ev.args[0] = -1;
-    s->ev.npath = 1;
-    __u64 off = 0;
-    struct dentry *d = f->f_path.dentry;
-    struct vfsmount *m = f->f_path.mnt;
-    struct dentry *parent = d->d_parent;
-    if (d == m->mnt_root || parent == d) {
-        append_walk(s, &off, 0, m, d);
-        append_empty(s, &off, 1);
-    } else {
-        append_dir(s, &off, 0, m, parent);
-        __u64 o = off;
-        if (o > SBX_DATA_MAX - SBX_PATH_MAX)
-            return 0;
-        __u32 len = d->d_name.len;
-        long n = bpf_probe_read_kernel_str(&s->data[o], (len & 255) + 1, d->d_name.name);
-        if (n <= 0)
-            return 0;
-        s->ev.str_len[1] = n;
-        s->ev.str_flags[1] = 0;
-        s->ev.nstr = 2;
-        off = o + n;
-    }
-    submit(s, off, wake_flags());
-    return 0;
-}
-
 /* Nothing to report for `kind` on file `faddr`: the run reported it
  * already (fd_seen), or it is a pipe or a socket (no path). */
 static __always_inline int uring_file_known(__u32 run_id, __u64 faddr, __u32 kind)
@@ -541,7 +491,7 @@ int BPF_PROG(on_uring_submit, struct io_kiocb *req)
     if (skip) {
         /* no completion will say which file: the one its fd names now */
         struct scratch *s = get_scratch(&scratch_uring_sub);
-        uring_emit_file(s, run_id, ur.tgid, faddr, kind);
+        emit_file(s, run_id, faddr, kind, ur.tgid);
     }
     return 0;
 }
@@ -565,8 +515,8 @@ int BPF_PROG(on_uring_complete, struct io_ring_ctx *ring, void *req, struct io_u
         return 0;
     if (ur.cls == UC_READ || ur.cls == UC_WRITE) {
         if (res >= 0)
-            uring_emit_file(s, ur.run_id, ur.tgid, (__u64)r->file,
-                            ur.cls == UC_READ ? SBX_FD_READ : SBX_FD_WRITE);
+            emit_file(s, ur.run_id, (__u64)r->file,
+                      ur.cls == UC_READ ? SBX_FD_READ : SBX_FD_WRITE, ur.tgid);
         return 0;
     }
     void *cmd = (void *)req + bpf_core_field_offset(struct io_kiocb, cmd);

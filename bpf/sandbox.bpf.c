@@ -390,34 +390,29 @@ static __always_inline void init_event(struct scratch *s, __u16 type, __u32 run_
 }
 
 /* The first read/write/listing of `fd` by this run. */
-static __noinline int emit_fd(struct sbx_task *tp, long fd, __u32 kind)
+/* Pipes, sockets and anonymous inodes are not files of the file system;
+ * their traffic is not an access to any path. */
+static __always_inline int has_path(struct file *f)
 {
-    if (!tp)
-        return 0;
-    __u32 run_id = tp->run_id;
-    struct task_struct *task = bpf_get_current_task_btf();
-    __u64 faddr = 0;
-    struct file *f = fd_file_addr(task, fd, &faddr);
-    if (!f)
-        return 0;
-    /* A loop of read() calls on one file: the task remembers the last file
-     * it reported per kind, so only the first call reaches the map. */
-    __u64 *last = kind == SBX_FD_READ ? &tp->last_read : kind == SBX_FD_WRITE
-                  ? &tp->last_write : &tp->last_enum;
-    struct dentry *d = f->f_path.dentry;
-    /* file objects are recycled: the inode number makes a reused one differ */
-    __u64 ino = f->f_inode->i_ino;
-    __u64 ident = faddr ^ (ino << 20);
-    if (*last == ident)
-        return 0;
     __u32 imode = f->f_inode->i_mode & S_IFMT;
-    /* Pipes, sockets and anonymous inodes are not files of the file
-     * system; their traffic is not an access to any path. */
-    if (imode != S_IFREG && imode != S_IFDIR && imode != S_IFCHR && imode != S_IFBLK)
+    return imode == S_IFREG || imode == S_IFDIR || imode == S_IFCHR || imode == S_IFBLK;
+}
+
+/* The first use of `kind` of open file `faddr` by the run: one SBX_EV_FD
+ * event with the file's directory and name (walked now), once per (run,
+ * file, kind) thanks to fd_seen.  `tgid`: the acting process when it is not
+ * the current task (an io_uring worker); 0 for the current one.  Shared by
+ * the syscall path (emit_fd) and io_uring completions. */
+static __noinline int emit_file(struct scratch *s, __u32 run_id, __u64 faddr, __u32 kind,
+                                __u32 tgid)
+{
+    if (!s || !faddr)
         return 0;
-    *last = ident;
+    struct file *f = CAST(struct file, (void *)faddr);
+    if (!f || !has_path(f))
+        return 0;
     struct fd_seen_key key = {
-        .file = faddr, .ino = ino, .run_id = run_id, .kind = kind,
+        .file = faddr, .ino = f->f_inode->i_ino, .run_id = run_id, .kind = kind,
     };
     __u8 one = 1;
     /* Look up before inserting: an LRU insert allocates a node even when
@@ -425,22 +420,20 @@ static __noinline int emit_fd(struct sbx_task *tp, long fd, __u32 kind)
     if (bpf_map_lookup_elem(&fd_seen, &key) ||
         bpf_map_update_elem(&fd_seen, &key, &one, BPF_NOEXIST) != 0)
         return 0;                               /* already reported */
-    struct scratch *s = get_scratch(&scratch_sys);
-    if (!s)
-        return 0;
     init_event(s, SBX_EV_FD, run_id);
+    if (tgid)
+        s->ev.pid = tgid;
     s->ev.kind = kind;
     if (f->f_inode->__i_nlink == 0)
-        s->ev.kind |= SBX_FD_NONAME;
+        s->ev.kind |= SBX_FD_NONAME;            /* no name any more: none invented */
     s->ev.file = faddr;
-    s->ev.imode = imode;
-    s->ev.args[0] = fd;
+    s->ev.imode = f->f_inode->i_mode & S_IFMT;
     s->ev.npath = 1;
     __u64 off = 0;
+    struct dentry *d = f->f_path.dentry;
     struct vfsmount *m = f->f_path.mnt;
     struct dentry *parent = d->d_parent;
-    struct dentry *mnt_root = m->mnt_root;
-    if (d == mnt_root || parent == d) {
+    if (d == m->mnt_root || parent == d) {
         /* the root of a mount: no parent on this mount, walk it whole */
         append_walk(s, &off, 0, m, d);
         append_empty(s, &off, 1);
@@ -460,6 +453,27 @@ static __noinline int emit_fd(struct sbx_task *tp, long fd, __u32 kind)
     }
     submit(s, off, wake_flags());
     return 0;
+}
+
+static __noinline int emit_fd(struct sbx_task *tp, long fd, __u32 kind)
+{
+    if (!tp)
+        return 0;
+    struct task_struct *task = bpf_get_current_task_btf();
+    __u64 faddr = 0;
+    struct file *f = fd_file_addr(task, fd, &faddr);
+    if (!f || !has_path(f))
+        return 0;
+    /* A loop of read() calls on one file: the task remembers the last file
+     * it reported per kind, so only the first call reaches the map.  File
+     * objects are recycled: the inode number makes a reused one differ. */
+    __u64 *last = kind == SBX_FD_READ ? &tp->last_read : kind == SBX_FD_WRITE
+                  ? &tp->last_write : &tp->last_enum;
+    __u64 ident = faddr ^ (f->f_inode->i_ino << 20);
+    if (*last == ident)
+        return 0;
+    *last = ident;
+    return emit_file(get_scratch(&scratch_sys), tp->run_id, faddr, kind, 0);
 }
 
 /* Append the (dir, path) pair for path argument i: strings 2i and 2i+1. */
