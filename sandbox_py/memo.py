@@ -41,6 +41,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Optional
 
+from .fingerprint import _kind  # absent / file / dir / other, as fingerprints see it
 from .result import Result, is_pseudo
 
 FORMAT = "sandbox_py.memo/1"
@@ -134,18 +135,6 @@ class Roots:
 
 
 # -- the state of an input ----------------------------------------------------------
-
-def _kind(path: str):
-    try:
-        st = os.stat(path)
-    except OSError:
-        return "absent", None
-    if stat.S_ISREG(st.st_mode):
-        return "file", st
-    if stat.S_ISDIR(st.st_mode):
-        return "dir", st
-    return "other", st
-
 
 class ContentHashes:
     """SHA-256 of files by (device, inode, size, mtime, ctime), kept in

@@ -19,6 +19,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "access.h"
 #include "keyed_table.h"
 #include "reader_os.h"
 #include "ptrace_tracer.h"
@@ -826,9 +827,11 @@ struct sbx_result *sbx_preload_end(struct sbx_preload_run *r)
     free(r->adopted);
     for (size_t i = 0; i < r->ids.cap; i++) {
         struct sbx_keyed *o = &r->ids.slots[i];
-        /* opened but never read or written: existence was checked */
-        if (o->key && o->path && !o->used && !(o->flags & SBX_FD_NOPROBE))
-            add_path(r, o->path, SBX_PROBE);
+        /* the ledger's rule: opened but never used, existence was checked */
+        if (o->key && o->path &&
+            sbx_ledger_settle(res->paths, o->path, strlen(o->path),
+                              o->used || (o->flags & SBX_FD_NOPROBE)) < 0)
+            sbx_result_warn(res, "out of memory while recording paths");
     }
     uint64_t dropped = __atomic_load_n(&r->hdr->dropped, __ATOMIC_ACQUIRE);
     if (dropped)
