@@ -88,12 +88,17 @@ def pytest_addoption(parser):
                        "child processes it started and left running")
 
 
+def _choice(config, name: str, default: str, choices) -> str:
+    """The command-line option, else the ini value, checked against choices."""
+    value = config.getoption(name) or config.getini(name) or default
+    if value not in choices:
+        raise pytest.UsageError("%s must be one of %s, not %r"
+                                % (name, ", ".join(choices), value))
+    return value
+
+
 def _backend(config) -> str:
-    backend = config.getoption("sandbox_backend") or config.getini("sandbox_backend") or "auto"
-    if backend not in BACKENDS:
-        raise pytest.UsageError("sandbox_backend must be one of %s, not %r"
-                                % (", ".join(BACKENDS), backend))
-    return backend
+    return _choice(config, "sandbox_backend", "auto", BACKENDS)
 
 
 def pytest_configure(config):
@@ -118,11 +123,7 @@ def pytest_configure(config):
 
 
 def _mode(config) -> str:
-    mode = config.getoption("sandbox_mode") or config.getini("sandbox_mode") or "fail"
-    if mode not in MODES:
-        raise pytest.UsageError("sandbox_mode must be one of %s, not %r"
-                                % (", ".join(MODES), mode))
-    return mode
+    return _choice(config, "sandbox_mode", "fail", MODES)
 
 
 # -- what a test may touch -------------------------------------------------------

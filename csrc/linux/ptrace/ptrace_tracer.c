@@ -217,8 +217,10 @@ static int fd_info(pid_t tid, int fd, long long *pos, int *flags)
  * on a directory whose path is): the access happened, its name is lost. */
 static void warn_long(struct sbx_ptrace_run *r, pid_t tid)
 {
-    locked_warn(r, "process %d%s used a path longer than the tracer can name "
-                   "(4096 bytes); that access is not in the Result", tid, "");
+    pthread_mutex_lock(&r->res_mu);
+    sbx_result_warn(r->res, "process %d used a path longer than the tracer can name "
+                    "(4096 bytes); that access is not in the Result", tid);
+    pthread_mutex_unlock(&r->res_mu);
 }
 
 static char *resolve(struct sbx_ptrace_run *r, pid_t tid, long dirfd, unsigned long addr)
