@@ -110,9 +110,10 @@ static int provably_ours(struct sbx_preload_run *r, int pid)
         return 0;
     if (pid == r->root_pid)
         return 1;
-    /* Without a root (an in-process trace follows this process's own
-     * children), the run's processes are the ones started since it began. */
-    unsigned long long since = r->root_pid ? r->root_start : r->began;
+    /* The run's processes were started since it began (since its root
+     * started, when that is known: a root that already exited cannot be
+     * asked, and an in-process trace has no root). */
+    unsigned long long since = r->root_pid && r->root_start ? r->root_start : r->began;
     if (!since || start < since)
         return 0;                   /* older than the run: not one of ours */
     /* Up its ancestry, through processes no record has named yet (a child's
