@@ -185,8 +185,15 @@ static struct proc *proc_get(struct sbx_preload_run *r, int pid, int create)
      * the process (a pidfd on Linux): its lineage is checked after.  This
      * process itself (its own records, in-process) is never waited for. */
     p->watch = pid == getpid() ? -1 : sbx_watch_open(r->watches, pid);
-    if (p->watch >= 0)
-        p->ours = provably_ours(r, pid);
+    if (p->watch >= 0) {
+        /* its lineage, or else the run's own log in its environment, which
+         * no process outside the run can carry (the shim restores it at
+         * every exec): a parent that exited at the wrong moment must not
+         * make a process of the run a stranger */
+        char mark[300];
+        snprintf(mark, sizeof mark, "SBX_PRELOAD_LOG=%s", r->path);
+        p->ours = provably_ours(r, pid) || sbx_proc_has_env(pid, mark);
+    }
     if (p->watch >= 0 && !p->ours) {
         sbx_watch_close(r->watches, p->watch);
         p->watch = -1;

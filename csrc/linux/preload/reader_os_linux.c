@@ -127,6 +127,38 @@ unsigned long long sbx_proc_now(void)
            (unsigned long long)ts.tv_nsec * (unsigned long long)hz / 1000000000ULL;
 }
 
+/* 1 when the environment of pid holds `entry` exactly. */
+static int env_holds(int pid, const char *entry, size_t wl)
+{
+    enum { CAP = 1 << 16 };
+    char path[64];
+    snprintf(path, sizeof path, "/proc/%d/environ", pid);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return 0;
+    char *env = malloc(CAP);
+    ssize_t n = env ? read(fd, env, CAP - 1) : -1;
+    close(fd);
+    int found = 0;
+    for (ssize_t i = 0; n > (ssize_t)wl && i + (ssize_t)wl <= n;) {
+        if (memcmp(env + i, entry, wl) == 0 && (i + (ssize_t)wl == n || env[i + wl] == '\0')) {
+            found = 1;
+            break;
+        }
+        const char *z = memchr(env + i, '\0', (size_t)(n - i));
+        if (!z)
+            break;
+        i = z - env + 1;
+    }
+    free(env);
+    return found;
+}
+
+int sbx_proc_has_env(int pid, const char *entry)
+{
+    return env_holds(pid, entry, strlen(entry));
+}
+
 int sbx_kill_by_env(const char *entry)
 {
     size_t wl = strlen(entry);
@@ -134,7 +166,6 @@ int sbx_kill_by_env(const char *entry)
     DIR *d = opendir("/proc");
     if (!d)
         return 0;
-    static char env[1 << 16];         /* one scanner at a time: the run's kill */
     struct dirent *e;
     while ((e = readdir(d)) != NULL) {
         int pid = atoi(e->d_name);
@@ -143,23 +174,9 @@ int sbx_kill_by_env(const char *entry)
         int pidfd = (int)syscall(SYS_pidfd_open, pid, 0);   /* pin it first */
         if (pidfd < 0)
             continue;
-        char path[64];
-        snprintf(path, sizeof path, "/proc/%d/environ", pid);
-        int fd = open(path, O_RDONLY | O_CLOEXEC);
-        ssize_t n = fd < 0 ? -1 : read(fd, env, sizeof env - 1);
-        if (fd >= 0)
-            close(fd);
-        for (ssize_t i = 0; n > (ssize_t)wl && i + (ssize_t)wl <= n;) {
-            if (memcmp(env + i, entry, wl) == 0 && (i + (ssize_t)wl == n || env[i + wl] == '\0')) {
-                if (syscall(SYS_pidfd_send_signal, pidfd, SIGKILL, NULL, 0) == 0)
-                    killed++;
-                break;
-            }
-            const char *z = memchr(env + i, '\0', (size_t)(n - i));
-            if (!z)
-                break;
-            i = z - env + 1;
-        }
+        if (env_holds(pid, entry, wl) &&
+            syscall(SYS_pidfd_send_signal, pidfd, SIGKILL, NULL, 0) == 0)
+            killed++;
         close(pidfd);
     }
     closedir(d);
