@@ -156,7 +156,7 @@ def test_tool_that_reads_and_rewrites_its_own_cache(tmp_path, backend):
     # Someone else edits the tool's cache: the step depends on it, so it runs.
     write(tmp_path / "tool.cache", "41\n")
     r = m.run(step, cwd=tmp_path)
-    assert r.memo.status == "miss" and "tool.cache" in r.memo.why
+    assert r.memo.status == "miss" and "tool.cache" in r.memo.why, (r.memo, r.warnings)
     assert (tmp_path / "tool.cache").read_text() == "42\n"
 
 
