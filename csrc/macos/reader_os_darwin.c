@@ -205,13 +205,6 @@ unsigned long long sbx_proc_now(void)
     return (unsigned long long)tv.tv_sec * 1000000ULL + (unsigned long long)tv.tv_usec;
 }
 
-int sbx_proc_has_env(int pid, const char *entry)
-{
-    (void)pid;
-    (void)entry;
-    return 0;   /* see sbx_kill_by_env */
-}
-
 int sbx_kill_by_env(const char *entry)
 {
     /* Reading another process's environment needs KERN_PROCARGS2, which

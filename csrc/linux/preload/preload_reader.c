@@ -48,7 +48,6 @@ struct exec_info {
 struct proc {
     int pid;                      /* 0: empty slot */
     int watch;                    /* reader_os.h handle; -1 once the process is gone */
-    int ours;                     /* the kernel showed it part of the run */
     int seen_start;               /* the shim ran in some image of it */
     struct exec_info pending;     /* EXEC not yet confirmed by a START */
     int image_started;            /* the shim started in the current image */
@@ -92,7 +91,6 @@ struct sbx_preload_run {
 };
 
 /* ---- small tables (open addressing, grow at 50%) -------------------------------*/
-static struct proc *proc_find(struct sbx_preload_run *r, int pid);
 
 /* Records are written by the traced programs themselves, so a pid in a
  * record is a claim.  Only a process the kernel shows to be part of the
@@ -112,41 +110,12 @@ static int provably_ours(struct sbx_preload_run *r, int pid)
         return 1;
     /* The run's processes were started since it began (since its root
      * started, when that is known: a root that already exited cannot be
-     * asked, and an in-process trace has no root). */
+     * asked, and an in-process trace has no root).  A process older than
+     * that was not started by the run, whatever a record says.  (Following
+     * the parent chain instead proved fragile: parents exit and children
+     * are reparented while records are in flight.) */
     unsigned long long since = r->root_pid && r->root_start ? r->root_start : r->began;
-    if (!since || start < since)
-        return 0;                   /* older than the run: not one of ours */
-    /* Up its ancestry, through processes no record has named yet (a child's
-     * records can come before its parent's), to one the run knows.  An
-     * ancestor that vanishes during the walk has reparented its children:
-     * the walk starts again from the process itself (a few times). */
-    int cur = ppid, restarts = 0;
-    for (int depth = 0; depth < 32 && cur > 0; depth++) {
-        if (cur == r->root_pid)
-            return 1;
-        struct proc *known = proc_find(r, cur);
-        if (known)   /* (it may have exited since: a zombie is still the parent) */
-            return known->ours;
-        if (cur == getpid())
-            return !r->root_pid;    /* our child: the run's only when it has no root */
-        int up = 0;
-        unsigned long long cstart = 0;
-        if (sbx_proc_lineage(cur, &up, &cstart) < 0) {
-            if (restarts++ >= 3 || sbx_proc_lineage(pid, &ppid, &start) < 0)
-                return 0;
-            cur = ppid;
-            depth = -1;
-            continue;
-        }
-        if (cstart < since)
-            /* An older process: the direct parent of a process reparented
-             * when its own parent exited (a daemon's double fork leaves it
-             * under init or a subreaper).  Further up, it is a process the
-             * run did not start. */
-            return depth == 0;
-        cur = up;
-    }
-    return 0;
+    return since && start >= since;
 }
 
 static struct proc *proc_get(struct sbx_preload_run *r, int pid, int create)
@@ -185,16 +154,7 @@ static struct proc *proc_get(struct sbx_preload_run *r, int pid, int create)
      * the process (a pidfd on Linux): its lineage is checked after.  This
      * process itself (its own records, in-process) is never waited for. */
     p->watch = pid == getpid() ? -1 : sbx_watch_open(r->watches, pid);
-    if (p->watch >= 0) {
-        /* its lineage, or else the run's own log in its environment, which
-         * no process outside the run can carry (the shim restores it at
-         * every exec): a parent that exited at the wrong moment must not
-         * make a process of the run a stranger */
-        char mark[300];
-        snprintf(mark, sizeof mark, "SBX_PRELOAD_LOG=%s", r->path);
-        p->ours = provably_ours(r, pid) || sbx_proc_has_env(pid, mark);
-    }
-    if (p->watch >= 0 && !p->ours) {
+    if (p->watch >= 0 && !provably_ours(r, pid)) {
         sbx_watch_close(r->watches, p->watch);
         p->watch = -1;
         if (!r->warned_stranger++)
@@ -207,10 +167,6 @@ static struct proc *proc_get(struct sbx_preload_run *r, int pid, int create)
     return p;
 }
 
-static struct proc *proc_find(struct sbx_preload_run *r, int pid)
-{
-    return proc_get(r, pid, 0);
-}
 
 /* ---- exec bookkeeping ------------------------------------------------------------*/
 static void exec_clear(struct exec_info *e)
