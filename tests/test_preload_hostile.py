@@ -39,6 +39,9 @@ FORGER = textwrap.dedent("""
 def test_forged_record_cannot_make_run_kill_an_unrelated_process(tmp_path):
     sb = sandbox_for("preload")
     victim = subprocess.Popen(["sleep", "60"])
+    # older than the run by more than the kernel's start-time tick (10 ms):
+    # a process started in the run's own tick counts as the run's
+    time.sleep(0.2)
     try:
         script = tmp_path / "forger.py"
         script.write_text(FORGER)

@@ -111,10 +111,11 @@ static int provably_ours(struct sbx_preload_run *r, int pid)
     /* The run's processes were started since it began (since its root
      * started, when that is known: a root that already exited cannot be
      * asked, and an in-process trace has no root).  A process older than
-     * that was not started by the run, whatever a record says.  (Following
-     * the parent chain instead proved fragile: parents exit and children
-     * are reparented while records are in flight.) */
+     * that was not started by the run, whatever a record says. */
     unsigned long long since = r->root_pid && r->root_start ? r->root_start : r->began;
+    /* (Same clock tick as the run: counted as the run's.  Following the
+     * parent chain instead proved fragile: parents exit and children are
+     * reparented while records are in flight.) */
     return since && start >= since;
 }
 
