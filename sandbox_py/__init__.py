@@ -6,11 +6,14 @@
 from ._backends import backends
 from .errors import (CalledProcessError, SandboxError, SandboxUnavailableError,
                      TimeoutExpired)
+from .breakaway import Breakaway
+from .policy import Denied, Policy
 from .result import Exec, PathSet, Result
 from .sandbox import Sandbox, run
 from .inprocess import trace
 
 __all__ = ["Sandbox", "run", "trace", "Result", "PathSet", "Exec", "backends",
+           "Policy", "Denied", "Breakaway",
            "SandboxError", "SandboxUnavailableError", "TimeoutExpired",
            "CalledProcessError"]
 __version__ = "0.1.0"

@@ -14,7 +14,9 @@ import subprocess
 import time
 from typing import Optional
 
-from .errors import TimeoutExpired
+from .breakaway import compile_rule
+from .errors import SandboxUnavailableError, TimeoutExpired
+from .policy import Policy
 from .result import Exec, PathSet, Result
 
 #: How long to wait for the tree to die after it was killed.
@@ -23,6 +25,16 @@ KILL_GRACE = 5.0
 
 class TraceSession:
     """What a backend does around one run.  Subclasses override the hooks."""
+
+    #: The run's resolved Policy (sandbox_py/policy.py) or None; set by
+    #: run_traced() before spawning.  A session that can make the system
+    #: refuse accesses sets ENFORCES and applies it when on_violation="deny".
+    policy = None
+    ENFORCES = False
+    #: The run's BreakawayRule (sandbox_py/breakaway.py) or None; set by
+    #: run_traced() before spawning, honoured by sessions with BREAKAWAY.
+    breakaway = None
+    BREAKAWAY = False
 
     def popen_kwargs(self, kwargs: dict) -> dict:
         """Adjust Popen's keyword arguments (e.g. inject LD_PRELOAD)."""
@@ -46,7 +58,9 @@ class TraceSession:
     def finish(self) -> dict:
         """Stop tracing and return the Result's path fields: reads, writes,
         probes, enumerations (iterables of str), execs (iterable of Exec),
-        complete (bool), warnings (list of str)."""
+        complete (bool), warnings (list of str); optionally denied (Denied
+        records the mechanism itself saw refused, with their pids) and
+        breakaways (Breakaway records)."""
         raise NotImplementedError
 
     def abort(self) -> None:
@@ -71,10 +85,44 @@ def check_args(args) -> list:
     return args
 
 
+def prepare_session(backend: str, session: TraceSession, policy, breakaway,
+                    cwd) -> None:
+    """Hand the run's Policy (resolved against its cwd) and breakaway rule
+    to the session, or say clearly that this backend cannot honour them."""
+    if policy is not None:
+        if not isinstance(policy, Policy):
+            raise TypeError("policy must be a sandbox_py.Policy, not %s"
+                            % type(policy).__name__)
+        if policy.on_violation == "deny" and not session.ENFORCES:
+            raise SandboxUnavailableError(
+                backend, "it cannot make the system refuse accesses (policy with "
+                "on_violation='deny')", "use on_violation='report', or another backend "
+                "(docs/enforcement.md)")
+        session.policy = policy.resolved(cwd)
+    rule = compile_rule(breakaway)
+    if rule is not None:
+        if not session.BREAKAWAY:
+            raise SandboxUnavailableError(backend, "it cannot let processes leave the run "
+                                          "(breakaway=)", "use another backend")
+        session.breakaway = rule
+
+
+def merge_denied(policy, mechanism, traced) -> tuple:
+    """The run's denied accesses: what the mechanism reported (with pids)
+    and every traced access outside the policy, each (path, category) once."""
+    seen = {}
+    for d in list(mechanism) + list(traced):
+        key = (d.path, d.category)
+        if key not in seen or (seen[key].pid is None and d.pid is not None):
+            seen[key] = d
+    return tuple(sorted(seen.values(), key=lambda d: (d.path, d.category)))
+
+
 def run_traced(backend: str, session: TraceSession, args, *, input=None,
                capture_output: bool = False, timeout: Optional[float] = None,
-               check: bool = False, **popen_kwargs) -> Result:
+               check: bool = False, policy=None, breakaway=None, **popen_kwargs) -> Result:
     args = check_args(args)
+    prepare_session(backend, session, policy, breakaway, popen_kwargs.get("cwd"))
     if input is not None:
         if popen_kwargs.get("stdin") is not None:
             raise ValueError("stdin and input arguments may not both be used.")
@@ -112,15 +160,20 @@ def run_traced(backend: str, session: TraceSession, args, *, input=None,
         if extra_warning:
             warnings.append(extra_warning)
             complete = False
+        sets = {k: PathSet(f.get(k, ())) for k in ("reads", "writes", "probes",
+                                                   "enumerations")}
+        execs = tuple(f.get("execs", ()))
+        denied = ()
+        if session.policy is not None:
+            traced = session.policy.violations(Result(0, args, execs=execs, **sets))
+            denied = merge_denied(session.policy, f.get("denied", ()), traced)
         return Result(
             returncode=proc.returncode if proc.returncode is not None else -9,
             args=args,
-            reads=PathSet(f.get("reads", ())), writes=PathSet(f.get("writes", ())),
-            probes=PathSet(f.get("probes", ())),
-            enumerations=PathSet(f.get("enumerations", ())),
-            execs=tuple(f.get("execs", ())), stdout=stdout, stderr=stderr,
+            execs=execs, stdout=stdout, stderr=stderr,
             backend=backend, duration=time.monotonic() - start,
-            complete=complete, warnings=tuple(warnings))
+            complete=complete, warnings=tuple(warnings), policy=session.policy,
+            denied=denied, breakaways=tuple(f.get("breakaways", ())), **sets)
 
     try:
         stdout, stderr = proc.communicate(input, timeout=timeout)

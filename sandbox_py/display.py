@@ -78,7 +78,26 @@ def summary_text(result, *, top: int = 5) -> str:
         if result.execs else "")))
     for w in result.warnings:
         lines.append("  warning: %s" % printable_path(w))
+    lines.extend(_policy_lines(result, top))
     return "\n".join(lines)
+
+
+def _policy_lines(result, top: int) -> list:
+    """Denied accesses and breakaway processes, for the text summary."""
+    lines = []
+    if result.denied:
+        verb = ("refused" if result.policy is None or result.policy.on_violation == "deny"
+                else "outside the policy")
+        lines.append("  denied: %d %s" % (len(result.denied), verb))
+        for d in result.denied[:top]:
+            lines.append("    %s %s%s" % (d.category, printable_path(d.path),
+                                          "" if d.pid is None else " (pid %d)" % d.pid))
+        if len(result.denied) > top:
+            lines.append("    ... %d more" % (len(result.denied) - top))
+    for b in result.breakaways:
+        lines.append("  breakaway: pid %d %s (left the run; its accesses are not listed)"
+                     % (b.pid, command_line(b.argv) if b.argv else printable_path(b.path)))
+    return lines
 
 
 def repr_pretty(result, p, cycle: bool) -> None:
@@ -180,6 +199,20 @@ def to_html(result, *, shown: int = HTML_SHOWN, maximum: int = HTML_MAX) -> str:
         paths = list(getattr(result, cat))
         if paths:
             out.append(_render_category(cat, paths, shown, maximum))
+    if result.denied:
+        rows = "".join("<tr><td>%s</td><td><code>%s</code></td><td>%s</td></tr>" % (
+            e(d.category), e(printable_path(d.path)), "" if d.pid is None else d.pid)
+            for d in result.denied[:maximum])
+        out.append("<details open><summary><b style=\"color:#b00\">denied</b> (%d)</summary>"
+                   "<table><tr><th>category</th><th>path</th><th>pid</th></tr>%s</table>"
+                   "</details>" % (len(result.denied), rows))
+    if result.breakaways:
+        rows = "".join("<tr><td>%d</td><td><code>%s</code></td></tr>" % (
+            b.pid, e(command_line(b.argv) if b.argv else printable_path(b.path)))
+            for b in result.breakaways[:maximum])
+        out.append("<details><summary><b>breakaways</b> (%d, not traced)</summary><table>"
+                   "<tr><th>pid</th><th>argv</th></tr>%s</table></details>"
+                   % (len(result.breakaways), rows))
     if result.execs:
         rows = "".join("<tr><td>%d</td><td>%d</td><td><code>%s</code></td></tr>" % (
             x.pid, x.ppid, e(command_line(x.argv) if x.argv else printable_path(x.path)))

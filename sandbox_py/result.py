@@ -15,6 +15,9 @@ import os
 from dataclasses import dataclass, field
 from typing import Iterable, Iterator, Optional, Sequence
 
+from .breakaway import Breakaway
+from .policy import Denied, Policy
+
 SCHEMA = "sandbox_py.result/1"
 
 
@@ -109,6 +112,13 @@ class Result:
     duration: float = 0.0
     complete: bool = True
     warnings: tuple = ()
+    #: Accesses outside the run's Policy (sandbox_py/policy.py): refused by
+    #: the system with on_violation="deny", only listed with "report".
+    denied: tuple = ()
+    #: Processes that left the run by declaration (sandbox_py/breakaway.py).
+    breakaways: tuple = ()
+    #: The Policy the run had (resolved), or None.
+    policy: Optional[object] = None
 
     def __eq__(self, other):
         """Two Results are equal when they record the same run: compared in
@@ -197,6 +207,9 @@ class Result:
             "probes": list(self.probes),
             "enumerations": list(self.enumerations),
             "execs": [e.to_dict() for e in self.execs],
+            "policy": None if self.policy is None else self.policy.to_dict(),
+            "denied": [d.to_dict() for d in self.denied],
+            "breakaways": [b.to_dict() for b in self.breakaways],
             "stdout": out(self.stdout),
             "stderr": out(self.stderr),
         }
@@ -221,6 +234,11 @@ class Result:
             stdout=d.get("stdout"), stderr=d.get("stderr"),
             backend=d.get("backend", ""), duration=d.get("duration", 0.0),
             complete=d.get("complete", True), warnings=tuple(d.get("warnings", ())),
+            policy=None if d.get("policy") is None else Policy.from_dict(d["policy"]),
+            denied=tuple(Denied(x["path"], x["category"], x.get("pid"))
+                         for x in d.get("denied", ())),
+            breakaways=tuple(Breakaway(x["pid"], x["path"], tuple(x["argv"]))
+                             for x in d.get("breakaways", ())),
         )
 
     @classmethod
@@ -262,7 +280,9 @@ class Result:
 
     def __repr__(self) -> str:
         return ("Result(returncode=%r, backend=%r, reads=%d, writes=%d, probes=%d, "
-                "enumerations=%d, execs=%d, complete=%r)" % (
+                "enumerations=%d, execs=%d, complete=%r%s)" % (
                     self.returncode, self.backend, len(self.reads), len(self.writes),
                     len(self.probes), len(self.enumerations), len(self.execs),
-                    self.complete))
+                    self.complete,
+                    "".join(", %s=%d" % (n, len(getattr(self, n)))
+                            for n in ("denied", "breakaways") if getattr(self, n))))

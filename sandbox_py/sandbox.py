@@ -5,6 +5,7 @@ from typing import Optional
 
 from . import _backends
 from ._runner import run_traced
+from .policy import Policy
 from .result import Result
 
 
@@ -23,17 +24,22 @@ class Sandbox:
 
     def run(self, args, *, cwd=None, env=None, input=None, stdin=None, stdout=None,
             stderr=None, capture_output: bool = False, text: Optional[bool] = None,
-            timeout: Optional[float] = None, check: bool = False, **popen_kwargs) -> Result:
+            timeout: Optional[float] = None, check: bool = False,
+            policy: Optional[Policy] = None, breakaway=None, **popen_kwargs) -> Result:
         """Run ``args`` like ``subprocess.run`` and return a :class:`Result`.
 
         Keyword arguments mean what they mean for ``subprocess.run``; other
         ``subprocess.Popen`` arguments (``encoding``, ``start_new_session`` ...)
-        are passed through."""
+        are passed through.  ``policy`` (a :class:`sandbox_py.Policy`) limits
+        what the run may touch and fills ``Result.denied``; ``breakaway``
+        (program names, absolute paths or callables) lets matching processes
+        leave the run at their exec (``Result.breakaways``)."""
         session = self._module.session(self)
         return run_traced(self.backend, session, args, cwd=cwd, env=env, input=input,
                           stdin=stdin, stdout=stdout, stderr=stderr,
                           capture_output=capture_output, text=text, timeout=timeout,
-                          check=check, **popen_kwargs)
+                          check=check, policy=policy, breakaway=breakaway,
+                          **popen_kwargs)
 
 
 def run(args, *, backend: str = "auto", **kwargs) -> Result:
