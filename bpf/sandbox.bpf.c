@@ -599,6 +599,28 @@ static __always_inline __u64 probe_hash(struct scratch *s, long ret)
 #define LAYOUT(npath, d0, p0, d1, p1) \
     ((npath) | (((d0) + 1) << 4) | ((p0) << 8) | (((d1) + 1) << 12) | ((p1) << 16))
 
+/* Append the opened file's own final component as string i (SBX_STR_FILENAME),
+ * unless the file is the root of a mount (its dentry name is then the
+ * mounted source's, not a name in the directory it was opened from) or has
+ * no name (O_TMPFILE: the dentry shows an invented "#ino"). */
+static __always_inline void append_file_name(struct scratch *s, __u64 *off, int i,
+                                             struct file *f)
+{
+    struct dentry *d = f->f_path.dentry;
+    __u64 o = *off;
+    if (d == f->f_path.mnt->mnt_root || f->f_inode->__i_nlink == 0 || i < 0 ||
+        i >= SBX_MAX_STR || o > SBX_DATA_MAX - 256)
+        return;
+    __u32 len = d->d_name.len;
+    long n = bpf_probe_read_kernel_str(&s->data[o], (len & 255) + 1, d->d_name.name);
+    if (n <= 0)
+        return;
+    s->ev.str_len[i] = n;
+    s->ev.str_flags[i] = SBX_STR_FILENAME;
+    s->ev.nstr = i + 1;
+    *off = o + n;
+}
+
 /* A path syscall returned. */
 static __noinline int emit_path(struct pt_regs *regs, __u32 run_id, long nr, long ret,
                                 int layout)
@@ -654,6 +676,7 @@ static __noinline int emit_path(struct pt_regs *regs, __u32 run_id, long nr, lon
             s->ev.file = faddr;
             s->ev.kind = f->f_mode;
             s->ev.imode = f->f_inode->i_mode & S_IFMT;
+            append_file_name(s, &off, 2 * npath, f);
         }
     }
     if (nr == __NR_openat2) {

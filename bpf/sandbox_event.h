@@ -70,6 +70,12 @@ enum sbx_event_type {
 /* The directory string of an absolute name: the root of a chrooted process
  * (the name is then relative to it), in the host's terms. */
 #define SBX_STR_ROOT      0x10
+/* The name the opened file's dentry has, after the (dir, name) pair of a
+ * successful open: the name string is read from user memory after the
+ * call, so another thread may have rewritten it since the kernel used it;
+ * a final component that differs from this one is either a symlink or
+ * such a rewrite, and the reader tells them apart. */
+#define SBX_STR_FILENAME  0x20
 
 struct sbx_event {
     __u32 size;          /* header + strings, bytes */

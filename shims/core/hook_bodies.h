@@ -32,8 +32,33 @@
 
 #define KEEP_ERRNO(stmt) do { int sbx_e_ = errno; stmt; errno = sbx_e_; } while (0)
 
+/* The one name both the kernel and the record see.  The kernel copies a
+ * path string at some instant during the call and the shim reads it at
+ * another; another thread rewriting the string in between would make the
+ * record name a file that was never opened.  So a hook copies the string
+ * first and hands its private copy to the real call and to the record.
+ * A string of PATH_MAX bytes or more goes as it is: the kernel refuses it
+ * (ENAMETOOLONG) without opening anything.  `p' must be a variable. */
+#define SBX_STABLE_MAX 4096
+#define SBX_STABLE(p)                                                          \
+    char p##_stable_[SBX_STABLE_MAX];                                          \
+    p = sbx_stable_copy(p, p##_stable_)
+
+static inline const char *sbx_stable_copy(const char *p, char *buf)
+{
+    if (!p)
+        return p;
+    size_t n = strnlen(p, SBX_STABLE_MAX);
+    if (n >= SBX_STABLE_MAX)
+        return p;
+    memcpy(buf, p, n + 1);
+    buf[n] = 0;     /* the terminator we measured, not one written since */
+    return buf;
+}
+
 /* ---- opens ------------------------------------------------------------------*/
 #define OPEN_BODY(dirfd, path, flags, call)                                    \
+    SBX_STABLE(path);                                                          \
     int ex_ = ((flags) & O_CREAT) && !((flags) & O_EXCL)                       \
                   ? sbx_exists_at(dirfd, path) : 0;                            \
     int fd_ = call;                                                            \
@@ -67,6 +92,7 @@ static inline int sbx_fopen_flags(const char *mode)
 /* A mode with 'c' makes glibc open through __open_nocancel, which reports
  * the open itself once glibc_internal.c has patched it. */
 #define FOPEN_BODY(path, mode, call)                                           \
+    SBX_STABLE(path);                                                          \
     int fl_ = sbx_fopen_flags(mode);                                           \
     int ex_ = (fl_ & O_CREAT) && !(fl_ & O_EXCL) ? sbx_exists_at(AT_FDCWD, path) : 0; \
     FILE *f_ = call;                                                           \
@@ -82,12 +108,14 @@ typedef int (*scan_cmp)(const struct dirent **, const struct dirent **);
 
 /* ---- path-taking calls --------------------------------------------------------*/
 #define PROBE_BODY(dirfd, path, call)                                          \
+    SBX_STABLE(path);                                                          \
     int r_ = call;                                                             \
     if ((path) && (path)[0])                                                   \
         KEEP_ERRNO(sbx_path_at(dirfd, path, SBX_OP_PROBE, 1));                    \
     return r_
 
 #define NAME_BODY(dirfd, path, op, call)                                       \
+    SBX_STABLE(path);                                                          \
     int r_ = call;                                                             \
     KEEP_ERRNO(sbx_path_at(dirfd, path, op, r_ >= 0));                         \
     return r_
@@ -95,6 +123,8 @@ typedef int (*scan_cmp)(const struct dirent **, const struct dirent **);
 #define REMOVE_BODY(dirfd, path, call) NAME_BODY(dirfd, path, SBX_OP_REMOVE, call)
 #define CREATE_BODY(dirfd, path, call) NAME_BODY(dirfd, path, SBX_OP_CREATE, call)
 #define TWO_BODY(od, o, nd, n, op, call)                                       \
+    SBX_STABLE(o);                                                             \
+    SBX_STABLE(n);                                                             \
     int r_ = call;                                                             \
     KEEP_ERRNO(sbx_path2_at(od, o, nd, n, op, r_ >= 0));                       \
     return r_

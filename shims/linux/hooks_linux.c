@@ -105,8 +105,9 @@ SBX_HOOK(long, syscall, (long n, ...))
     if (n == SYS_openat2) {
         const uint64_t *how = (const uint64_t *)a[2];   /* struct open_how: flags first */
         int flags = how ? (int)how[0] : 0;
-        OPEN_BODY((int)a[0], (const char *)a[1], flags,
-                  (int)REAL(syscall)(n, a[0], a[1], a[2], a[3], a[4], a[5]));
+        const char *path = (const char *)a[1];
+        OPEN_BODY((int)a[0], path, flags,
+                  (int)REAL(syscall)(n, a[0], (long)path, a[2], a[3], a[4], a[5]));
     }
 #endif
     long rc = REAL(syscall)(n, a[0], a[1], a[2], a[3], a[4], a[5]);

@@ -19,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/stat.h>
@@ -59,6 +60,7 @@ struct run {
     struct sbx_result *res;
     struct sbx_keyed_table opened, dirs;
     struct sbx_iouring uring;       /* io_uring requests in flight */
+    unsigned rewritten_names;       /* opens whose name string was rewritten */
     struct run *next;
 };
 
@@ -220,6 +222,33 @@ static void on_open(struct run *r, const struct sbx_event *ev, const char *path)
     o->used = used;
 }
 
+/* Whether `path', read from the process's memory after its open returned,
+ * is a name of the file the kernel opened.  Its final component is the
+ * file's own (SBX_STR_FILENAME), or a symlink to it; otherwise another
+ * thread rewrote the string while the call ran, and the file is reported
+ * under its own name by its uses (on_fd_event), never under this one. */
+static int opened_by_this_name(struct run *r, const struct sbx_event *ev,
+                               const struct strings *st, const char *path)
+{
+    int i = 2 * ev->npath;
+    if (i >= ev->nstr || !(st->flags[i] & SBX_STR_FILENAME))
+        return 1;                   /* a mount root, or an io_uring replay */
+    const char *base = strrchr(path, '/');
+    base = base ? base + 1 : path;
+    if (!*base || strcmp(base, st->s[i]) == 0 || strcasecmp(base, st->s[i]) == 0)
+        return 1;                   /* "/", the same name, a case-folding file system */
+    struct stat lst;
+    if (lstat(path, &lst) == 0 && S_ISLNK(lst.st_mode))
+        return 1;                   /* opened through a symlink */
+    if (r->rewritten_names++)
+        return 0;                   /* said once per run */
+    sbx_result_warn(r->res, "process %u opened %s under the name %s, which does not name "
+                    "it: another thread rewrote the name during the call (or it was a "
+                    "symlink, removed since); the file is reported under its own name",
+                    ev->pid, st->s[i], path);
+    return 0;
+}
+
 static void on_path_event(struct run *r, const struct sbx_event *ev, const struct strings *st)
 {
     char a[SBX_PATH_MAX * 2 + 2], b[SBX_PATH_MAX * 2 + 2];
@@ -229,7 +258,7 @@ static void on_path_event(struct run *r, const struct sbx_event *ev, const struc
         return;
     enum sbx_op op = sbx_linux_path_op(ev->nr);
     if (op == SBX_OP_OPEN && ev->ret >= 0) {
-        if (p0)
+        if (p0 && opened_by_this_name(r, ev, st, p0))
             on_open(r, ev, p0);
         return;
     }
