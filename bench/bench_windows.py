@@ -12,6 +12,8 @@ included), for the program's own timing of its loop, and for the CPU time of
 the program's process (the hooks' per-access cost); then, per measure, the
 median over all pairs, the quartiles of all pairs and the range of the
 per-run medians — on a shared machine one run's median alone says little.
+Last, the fixed cost of a traced run (the program opening no file, in as
+many pairs) and the per-file cost that remains once it is taken away.
 Wine is not Windows: absolute times and even ratios differ there
 (docs/windows.md).
 """
@@ -69,6 +71,16 @@ def main() -> int:
                 return time.perf_counter() - t0, float(loop_s), float(cpu_s)
 
             run(bare_cmd), run(traced_cmd)         # warm the page cache and the prefix
+            # The fixed cost of a traced run (injection, the hook DLL's start,
+            # writing the result), apart from the per-file cost: the same
+            # program told to open no file, in pairs like the rest.
+            empty_bare = [prog, winpath(data), "0"]
+            empty_traced = traced_cmd[:-1] + ["0"]
+            fixed = []
+            for k in range(opts.pairs * opts.runs):
+                b, t = ((run(empty_bare), run(empty_traced)) if k % 2 == 0 else
+                        tuple(reversed((run(empty_traced), run(empty_bare)))))
+                fixed.append((b[0], t[0]))
             runs = []
             for _ in range(opts.runs):
                 rows = []
@@ -107,6 +119,14 @@ def main() -> int:
               "%.3f-%.3f; run medians %.3f-%.3f)" % (
                   label, med([r[i] for r in every]), med([r[3 + i] for r in every]),
                   med(allr), q[0], q[2], min(per_run), max(per_run)))
+    fixed_s = med([t - b for b, t in fixed])
+    whole = med([r[3] - r[0] for r in every])
+    print("fixed cost per traced run (no file opened, %d pairs): %.1f ms (bare %.1f ms, "
+          "traced %.1f ms); per file: %.1f us (median whole-command difference %.1f ms "
+          "minus the fixed cost, over %d files)" % (
+              len(fixed), 1000 * fixed_s, 1000 * med([b for b, _ in fixed]),
+              1000 * med([t for _, t in fixed]), 1e6 * (whole - fixed_s) / max(1, opts.files),
+              1000 * whole, opts.files))
     print("reads recorded in the last traced run: %d of %d files, complete=%s" % (
         seen, opts.files, res["complete"]))
     return 0
