@@ -398,6 +398,9 @@ __attribute__((constructor)) static void sbx_ctor(int argc, char **argv, char **
     pthread_atfork(NULL, NULL, sbx_forked_child);
     sbx_glibc_internal_patch();
     sbx_start(argc, argv);
+    /* last: the libraries the program started with are all mapped now */
+    sbx_raw_watch_arm();
+    pthread_atfork(NULL, NULL, sbx_raw_watch_arm);
 }
 
 __attribute__((destructor)) static void sbx_dtor(void)

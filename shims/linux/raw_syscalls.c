@@ -1,0 +1,242 @@
+/* raw_syscalls.c — a trip-wire for system calls made without libc.
+ *
+ * The shim sees what goes through libc.  A `syscall` instruction in the
+ * program's own code (hand-written assembly, Go's runtime, an inlined
+ * syscall), or a 32-bit `int $0x80`, goes straight to the kernel.  Such a
+ * call cannot be traced from here, but it can be noticed: Syscall User
+ * Dispatch (prctl PR_SET_SYSCALL_USER_DISPATCH, Linux 5.11) makes the
+ * kernel turn every system call that does not come from one address range
+ * into a SIGSYS for the thread.  The range given is everything from the
+ * lowest library mapped at start-up to the top of user space: libc, the
+ * loader, the vDSO and this shim sit there, the program's executable sits
+ * below (a PIE at 0x55..., a fixed one at 0x400000).
+ *
+ * The first such call makes the process's Result incomplete, with a warning
+ * naming the call; then the trip-wire steps aside (the selector byte says
+ * "allow" from then on) and the call runs as if nothing happened.  One
+ * warning per process is what the Result needs: once one call went past
+ * the shim, the process's record is known to be partial.
+ *
+ * Why not a seccomp filter from the launcher: without CAP_SYS_ADMIN it
+ * needs no_new_privs for the whole tree (set-uid programs would lose their
+ * privilege), and its user-notification action outranks the ptrace
+ * backend's own filter in the static programs handed to ptrace.  Why not
+ * scanning the loaded code for `0f 05`: every large binary has such bytes
+ * inside other instructions (python3.11: 8, cc1: 62, none a real syscall),
+ * so a scan needs a full instruction decoder, and costs ~1 ms per MB of
+ * code at every exec.
+ *
+ * What is not covered (docs/unprivileged.md): calls made from a library
+ * loaded at start-up other than libc (they sit inside the range), threads
+ * the program starts (the kernel does not pass the setting on to a new
+ * thread), and a program that installs its own SIGSYS handler (the wire is
+ * then removed, and that is a warning too).
+ *
+ * The setting is per thread and not inherited by fork or exec: it is armed
+ * in the constructor of every image and again in every child forked
+ * through libc.
+ */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE
+#endif
+#include <link.h>
+#include <linux/audit.h>
+#include <sys/auxv.h>
+#include <signal.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
+#include <ucontext.h>
+#include <unistd.h>
+
+#include "hook_linux.h"
+#include "shim.h"
+#include "shim_linux.h"
+
+#ifndef PR_SET_SYSCALL_USER_DISPATCH
+#define PR_SET_SYSCALL_USER_DISPATCH 59
+#endif
+#ifndef PR_SYS_DISPATCH_OFF
+#define PR_SYS_DISPATCH_OFF 0
+#define PR_SYS_DISPATCH_ON 1
+#endif
+#ifndef SYSCALL_DISPATCH_FILTER_ALLOW
+#define SYSCALL_DISPATCH_FILTER_ALLOW 0
+#define SYSCALL_DISPATCH_FILTER_BLOCK 1
+#endif
+#ifndef SYS_USER_DISPATCH
+#define SYS_USER_DISPATCH 2     /* si_code of a dispatched call */
+#endif
+
+#define USER_TOP 0x800000000000UL   /* end of the 47-bit user address space */
+
+#if defined(__x86_64__)
+static volatile char g_selector = SYSCALL_DISPATCH_FILTER_ALLOW;
+static unsigned long g_lo;          /* lowest library address at start-up */
+static int g_armed;                 /* this process set the wire at least once */
+static int g_off;                   /* removed for good (a SIGSYS handler of the program) */
+
+static void warn_call(int arch_ia32, int nr)
+{
+    /* no stdio here: this runs in a signal handler */
+    char text[224];
+    const char *what;
+    if (arch_ia32)
+        what = "made a 32-bit system call (int $0x80 or sysenter, number ";
+    else if (nr == SYS_io_uring_setup)
+        what = "set up io_uring without libc (file accesses submitted through the ring are "
+               "not seen by the preload backend; system call ";
+    else if (nr == SYS_execve || nr == SYS_execveat)
+        what = "started a program without libc (system call ";
+    else
+        what = "made a system call without libc (number ";
+    size_t k = 0;
+    for (; what[k] && k < 160; k++)
+        text[k] = what[k];
+    char digits[12];
+    int nd = 0;
+    unsigned v = (unsigned)nr;
+    do {
+        digits[nd++] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    while (nd)
+        text[k++] = digits[--nd];
+    const char *tail = "): the preload backend does not see system calls made without libc; "
+                       "use ptrace or ebpf for this program";
+    for (size_t i = 0; tail[i] && k < sizeof text - 1; i++)
+        text[k++] = tail[i];
+    text[k] = '\0';
+    sbx_warn_process(text);
+}
+
+static void on_sigsys(int sig, siginfo_t *si, void *ctx)
+{
+    (void)sig;
+    if (si->si_code != SYS_USER_DISPATCH)
+        return;     /* not ours (a seccomp trap would need the program's handler, which removed us) */
+    g_selector = SYSCALL_DISPATCH_FILTER_ALLOW;
+    warn_call(si->si_arch != AUDIT_ARCH_X86_64, si->si_syscall);
+    /* The kernel left the call unexecuted with its number back in rax and
+     * the instruction pointer after it; every system call instruction
+     * (syscall, int $0x80, sysenter) is two bytes: run it again, now allowed. */
+    ucontext_t *uc = ctx;
+    uc->uc_mcontext.gregs[REG_RIP] = (greg_t)((unsigned long)si->si_call_addr - 2);
+}
+
+static int lowest_library(struct dl_phdr_info *info, size_t size, void *data)
+{
+    (void)size;
+    unsigned long *lo = data;
+    if (!info->dlpi_name || !info->dlpi_name[0])
+        return 0;       /* the executable (listed first, with an empty name) */
+    for (int i = 0; i < info->dlpi_phnum; i++)
+        if (info->dlpi_phdr[i].p_type == PT_LOAD) {
+            unsigned long a = info->dlpi_addr + info->dlpi_phdr[i].p_vaddr;
+            if (a < *lo)
+                *lo = a;
+        }
+    return 0;
+}
+
+/* The executable's program headers lie below every library. */
+static int executable_below(unsigned long lo)
+{
+    unsigned long exe = (unsigned long)getauxval(AT_PHDR);
+    return exe && exe < lo;
+}
+
+/* The program takes SIGSYS for itself (seccomp sandboxes do): remove the
+ * wire first, so that its handler never sees our dispatches, and say that
+ * its later calls are not watched. */
+static void give_up_sigsys(void)
+{
+    if (!g_armed || g_off)
+        return;
+    g_off = 1;
+    g_selector = SYSCALL_DISPATCH_FILTER_ALLOW;
+    prctl(PR_SET_SYSCALL_USER_DISPATCH, PR_SYS_DISPATCH_OFF, 0, 0, 0);
+    sbx_warn_process("installed its own SIGSYS handler: system calls it makes without libc "
+                     "from then on are not watched by the preload backend");
+}
+
+/* A SIGSYS blocked by the program would turn a dispatched call into a
+ * kill: it stays deliverable while the wire is set. */
+static const sigset_t *keep_sigsys(int how, const sigset_t *set, sigset_t *copy)
+{
+    if (!set || how == SIG_UNBLOCK || !g_armed || g_off ||
+        g_selector != SYSCALL_DISPATCH_FILTER_BLOCK || !sigismember(set, SIGSYS))
+        return set;
+    *copy = *set;
+    sigdelset(copy, SIGSYS);
+    return copy;
+}
+
+SBX_HOOK(int, sigaction, (int sig, const struct sigaction *act, struct sigaction *old))
+{
+    if (sig == SIGSYS && act && g_armed && !g_off)
+        give_up_sigsys();
+    return REAL(sigaction)(sig, act, old);
+}
+
+SBX_HOOK(sighandler_t, signal, (int sig, sighandler_t h))
+{
+    if (sig == SIGSYS && g_armed && !g_off)
+        give_up_sigsys();
+    return REAL(signal)(sig, h);
+}
+
+SBX_HOOK(int, sigprocmask, (int how, const sigset_t *set, sigset_t *old))
+{
+    sigset_t copy;
+    return REAL(sigprocmask)(how, keep_sigsys(how, set, &copy), old);
+}
+
+SBX_HOOK(int, pthread_sigmask, (int how, const sigset_t *set, sigset_t *old))
+{
+    sigset_t copy;
+    return REAL(pthread_sigmask)(how, keep_sigsys(how, set, &copy), old);
+}
+void sbx_raw_watch_arm(void)
+{
+    if (g_off)
+        return;
+    if (!g_lo) {
+        unsigned long lo = USER_TOP;
+        dl_iterate_phdr(lowest_library, &lo);
+        if (lo == USER_TOP || !executable_below(lo)) {
+            /* run as `ld.so prog`, or an unusual layout: the executable is
+             * not below the libraries, so its calls cannot be told apart */
+            g_off = 1;
+            sbx_warn_process("could not be watched for system calls made without libc "
+                             "(its executable is mapped among its libraries)");
+            return;
+        }
+        g_lo = lo;
+    }
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_sigaction = on_sigsys;
+    sa.sa_flags = SA_SIGINFO | SA_NODEFER | SA_RESTART;
+    if (REAL(sigaction)(SIGSYS, &sa, NULL) != 0)
+        return;
+    /* a SIGSYS blocked when a call is dispatched would kill the process */
+    sigset_t sys;
+    sigemptyset(&sys);
+    sigaddset(&sys, SIGSYS);
+    syscall(SYS_rt_sigprocmask, SIG_UNBLOCK, &sys, NULL, 8);
+    g_selector = SYSCALL_DISPATCH_FILTER_BLOCK;
+    if (prctl(PR_SET_SYSCALL_USER_DISPATCH, PR_SYS_DISPATCH_ON, g_lo, USER_TOP - g_lo,
+              &g_selector) != 0) {
+        g_selector = SYSCALL_DISPATCH_FILTER_ALLOW;
+        g_off = 1;
+        sbx_warn_process("could not be watched for system calls made without libc "
+                         "(Syscall User Dispatch is not available: Linux 5.11 or newer)");
+        return;
+    }
+    g_armed = 1;
+}
+
+#else
+void sbx_raw_watch_arm(void) {}
+#endif
