@@ -52,6 +52,7 @@
 #include "hook_linux.h"
 #include "shim.h"
 #include "shim_linux.h"
+#include "syscalls.h"
 
 #ifndef PR_SET_SYSCALL_USER_DISPATCH
 #define PR_SET_SYSCALL_USER_DISPATCH 59
@@ -76,36 +77,53 @@ static unsigned long g_lo;          /* lowest library address at start-up */
 static int g_armed;                 /* this process set the wire at least once */
 static int g_off;                   /* removed for good (a SIGSYS handler of the program) */
 
-static void warn_call(int arch_ia32, int nr)
+static size_t put(char *text, size_t k, size_t cap, const char *s)
 {
-    /* no stdio here: this runs in a signal handler */
-    char text[224];
-    const char *what;
-    if (arch_ia32)
-        what = "made a 32-bit system call (int $0x80 or sysenter, number ";
-    else if (nr == SYS_io_uring_setup)
-        what = "set up io_uring without libc (file accesses submitted through the ring are "
-               "not seen by the preload backend; system call ";
-    else if (nr == SYS_execve || nr == SYS_execveat)
-        what = "started a program without libc (system call ";
-    else
-        what = "made a system call without libc (number ";
-    size_t k = 0;
-    for (; what[k] && k < 160; k++)
-        text[k] = what[k];
+    while (*s && k < cap - 1)
+        text[k++] = *s++;
+    return k;
+}
+
+static size_t put_number(char *text, size_t k, size_t cap, unsigned v)
+{
     char digits[12];
     int nd = 0;
-    unsigned v = (unsigned)nr;
     do {
         digits[nd++] = (char)('0' + v % 10);
         v /= 10;
     } while (v);
-    while (nd)
+    while (nd && k < cap - 1)
         text[k++] = digits[--nd];
-    const char *tail = "): the preload backend does not see system calls made without libc; "
-                       "use ptrace or ebpf for this program";
-    for (size_t i = 0; tail[i] && k < sizeof text - 1; i++)
-        text[k++] = tail[i];
+    return k;
+}
+
+/* "process N made system call openat (257) without libc: ..." — formatted
+ * by hand: this runs in a signal handler. */
+static void warn_call(int arch_ia32, int nr)
+{
+    char text[256];
+    size_t k = 0, cap = sizeof text;
+    if (arch_ia32) {
+        k = put(text, k, cap, "made a 32-bit system call (int $0x80 or sysenter, number ");
+        k = put_number(text, k, cap, (unsigned)nr);
+        k = put(text, k, cap, "), which the preload backend does not see");
+    } else {
+        const char *name = sbx_linux_syscall_name(nr);
+        k = put(text, k, cap, "made system call ");
+        if (strcmp(name, "syscall") != 0) {
+            k = put(text, k, cap, name);
+            k = put(text, k, cap, " (");
+            k = put_number(text, k, cap, (unsigned)nr);
+            k = put(text, k, cap, ")");
+        } else {
+            k = put_number(text, k, cap, (unsigned)nr);
+        }
+        k = put(text, k, cap, " without libc");
+        if (nr == SYS_io_uring_setup)
+            k = put(text, k, cap, " (io_uring: the requests it submits are not seen either)");
+        k = put(text, k, cap, ", which the preload backend does not see");
+    }
+    k = put(text, k, cap, "; later ones in this process are not checked: use ptrace or ebpf");
     text[k] = '\0';
     sbx_warn_process(text);
 }

@@ -120,6 +120,28 @@ int main(int argc, char **argv)
             die("openat");
         char buf[64];
         syscall(SYS_read, fd, buf, sizeof buf);
+#if defined(__x86_64__)
+    } else if (!strcmp(s, "inline_syscall")) { /* a syscall instruction in the program */
+        static const char name[] = "data.txt";
+        static char buf[64];
+        long fd, r;
+        __asm__ volatile("syscall" : "=a"(fd)
+                         : "a"((long)SYS_openat), "D"((long)AT_FDCWD), "S"(name), "d"(0L)
+                         : "rcx", "r11", "memory");
+        if (fd < 0)
+            die("inline openat");
+        __asm__ volatile("syscall" : "=a"(r)
+                         : "a"((long)SYS_read), "D"(fd), "S"(buf), "d"((long)sizeof buf)
+                         : "rcx", "r11", "memory");
+    } else if (!strcmp(s, "inline_execve")) {  /* exec without libc's execve */
+        static char cat[] = "/bin/cat", arg[] = "data.txt";
+        char *argv[] = {cat, arg, NULL};
+        long r;
+        __asm__ volatile("syscall" : "=a"(r)
+                         : "a"((long)SYS_execve), "D"(cat), "S"(argv), "d"(environ)
+                         : "rcx", "r11", "memory");
+        die("inline execve");
+#endif
     } else if (!strcmp(s, "thread")) {
         pthread_t t;
         if (pthread_create(&t, NULL, thread_main, "data.txt") != 0)
