@@ -128,11 +128,36 @@ static void warn_call(int arch_ia32, int nr)
     sbx_warn_process(text);
 }
 
+/* What the program believes SIGSYS does while our handler stands in: the
+ * disposition it had at start-up, or SIG_DFL / SIG_IGN set since (a child
+ * resetting every signal before exec, as CPython's subprocess does, must not
+ * cost the wire).  A handler of its own replaces ours: give_up_sigsys(). */
+static struct sigaction g_prog;
+
+/* SIG_DFL back in place from the handler, without libc (the kernel's
+ * struct: handler, flags, restorer, mask) */
+static void default_sigsys(void)
+{
+    struct {
+        void *handler;
+        unsigned long flags;
+        void *restorer;
+        unsigned long mask;
+    } k = {(void *)SIG_DFL, 0, NULL, 0};
+    SBX_SYS4(SYS_rt_sigaction, SIGSYS, &k, NULL, 8);
+}
+
 static void on_sigsys(int sig, siginfo_t *si, void *ctx)
 {
-    (void)sig;
-    if (si->si_code != SYS_USER_DISPATCH)
-        return;     /* not ours (a seccomp trap would need the program's handler, which removed us) */
+    if (si->si_code != SYS_USER_DISPATCH) {
+        /* a SIGSYS that is not ours (a seccomp trap, a kill): what the
+         * program asked for, ignore or the default action */
+        if (g_prog.sa_handler == SIG_IGN)
+            return;
+        default_sigsys();
+        SBX_SYS2(SYS_kill, SBX_SYS0(SYS_getpid), sig);
+        return;
+    }
     g_selector = SYSCALL_DISPATCH_FILTER_ALLOW;
     warn_call(si->si_arch != AUDIT_ARCH_X86_64, si->si_syscall);
     /* The kernel left the call unexecuted with its number back in rax and
@@ -190,18 +215,40 @@ static const sigset_t *keep_sigsys(int how, const sigset_t *set, sigset_t *copy)
     return copy;
 }
 
+static int no_handler(const struct sigaction *act)
+{
+    return !(act->sa_flags & SA_SIGINFO) &&
+           (act->sa_handler == SIG_DFL || act->sa_handler == SIG_IGN);
+}
+
 SBX_HOOK(int, sigaction, (int sig, const struct sigaction *act, struct sigaction *old))
 {
-    if (sig == SIGSYS && act && g_armed && !g_off)
+    if (sig != SIGSYS || !g_armed || g_off)
+        return REAL(sigaction)(sig, act, old);
+    if (act && !no_handler(act)) {
         give_up_sigsys();
-    return REAL(sigaction)(sig, act, old);
+        return REAL(sigaction)(sig, act, old);
+    }
+    struct sigaction was = g_prog;
+    if (act)
+        g_prog = *act;
+    if (old)
+        *old = was;
+    return 0;
 }
 
 SBX_HOOK(sighandler_t, signal, (int sig, sighandler_t h))
 {
-    if (sig == SIGSYS && g_armed && !g_off)
+    if (sig != SIGSYS || !g_armed || g_off)
+        return REAL(signal)(sig, h);
+    if (h != SIG_DFL && h != SIG_IGN) {
         give_up_sigsys();
-    return REAL(signal)(sig, h);
+        return REAL(signal)(sig, h);
+    }
+    sighandler_t was = g_prog.sa_handler;
+    g_prog.sa_handler = h;
+    g_prog.sa_flags = 0;
+    return was;
 }
 
 SBX_HOOK(int, sigprocmask, (int how, const sigset_t *set, sigset_t *old))
@@ -236,8 +283,11 @@ void sbx_raw_watch_arm(void)
     memset(&sa, 0, sizeof sa);
     sa.sa_sigaction = on_sigsys;
     sa.sa_flags = SA_SIGINFO | SA_NODEFER | SA_RESTART;
-    if (REAL(sigaction)(SIGSYS, &sa, NULL) != 0)
+    struct sigaction was;
+    if (REAL(sigaction)(SIGSYS, &sa, &was) != 0)
         return;
+    if (was.sa_sigaction != on_sigsys)
+        g_prog = was;       /* not a forked child, which inherited ours */
     /* a SIGSYS blocked when a call is dispatched would kill the process */
     sigset_t sys;
     sigemptyset(&sys);
