@@ -1,0 +1,140 @@
+"""Ways a process could slip past a backend: each is traced or named.
+
+The scenario programs cover system calls made without libc (an inline
+`syscall` instruction, `int $0x80`, io_uring set up that way: test_scenarios,
+test_path_truth, test_io_uring).  Here: 32-bit programs under every backend,
+children started after the environment was cleared, and a program that
+takes SIGSYS for itself under preload (the signal its trip-wire for
+system calls made without libc rides on, shims/linux/raw_syscalls.c).
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+from conftest import HERE, sandbox_for
+
+BACKENDS = ["ebpf", "preload", "ptrace"]
+
+
+@pytest.fixture(scope="module")
+def bins32(tmp_path_factory):
+    """tests/scenarios/scenario.c built with gcc -m32 (gcc-multilib)."""
+    cc = shutil.which("gcc")
+    out = tmp_path_factory.mktemp("bin32")
+    bins = {}
+    for kind, extra in (("dynamic", []), ("static", ["-static"])):
+        exe = out / ("scenario32-%s" % kind)
+        p = subprocess.run([cc or "gcc", "-m32", "-O1", "-o", str(exe),
+                            str(HERE / "scenarios" / "scenario.c"), "-lpthread"] + extra,
+                           capture_output=True, text=True)
+        if p.returncode != 0:
+            pytest.skip("no 32-bit toolchain (gcc-multilib): %s" % p.stderr[-200:])
+        bins[kind] = str(exe)
+    return bins
+
+
+@pytest.mark.parametrize("linkage", ["dynamic", "static"])
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_32bit_program_is_named(backend, linkage, bins32, tmp_path):
+    sb = sandbox_for(backend)
+    tmp_path = type(tmp_path)(os.path.realpath(tmp_path))
+    (tmp_path / "data.txt").write_text("data\n")
+    r = sb.run([bins32[linkage], "rdwr_read"], cwd=str(tmp_path), capture_output=True,
+               timeout=60)
+    assert r.returncode == 0, r.stderr
+    # the loader of a 32-bit program must not be asked to load 64-bit objects
+    assert b"wrong ELF class" not in r.stderr, r.stderr
+    assert not r.complete
+    pid = str(r.execs[0].pid)
+    named = [w for w in r.warnings if "32-bit" in w and pid in w]
+    assert named, r.warnings
+    # named as what it is, not as a stray system call number
+    assert not any("syscall 1" in w for w in r.warnings), r.warnings
+
+
+CLEARED = {
+    "system": "os.environ.clear(); os.system('cat data.txt > /dev/null')",
+    "popen": "os.environ.clear(); os.popen('cat data.txt').read()",
+    "subprocess_env": "subprocess.run(['/bin/cat', 'data.txt'], env={}, "
+                      "stdout=subprocess.DEVNULL)",
+    "cleared_subprocess": "os.environ.clear(); subprocess.run(['/bin/cat', 'data.txt'], "
+                          "stdout=subprocess.DEVNULL)",
+    "execve_empty": "os.execve('/bin/cat', ['cat', 'data.txt'], {})",
+    "posix_spawn": "os.environ.clear(); "
+                   "os.waitpid(os.posix_spawn('/bin/cat', ['cat', 'data.txt'], {}), 0)",
+}
+
+
+@pytest.mark.parametrize("how", sorted(CLEARED))
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_child_started_after_environment_cleared(backend, how, tmp_path):
+    sb = sandbox_for(backend)
+    tmp_path = type(tmp_path)(os.path.realpath(tmp_path))
+    (tmp_path / "data.txt").write_text("data\n")
+    code = "import os, subprocess\n" + CLEARED[how]
+    r = sb.run([sys.executable, "-c", code], cwd=str(tmp_path), capture_output=True,
+               timeout=60)
+    assert r.returncode == 0, r.stderr
+    assert str(tmp_path / "data.txt") in r.reads
+    assert any(e.path == "/bin/cat" or e.path.endswith("/cat") for e in r.execs), r.execs
+    assert r.complete, r.warnings
+
+
+def test_program_taking_sigsys_is_flagged_under_preload(tmp_path):
+    # a program with its own SIGSYS handler (seccomp sandboxes have one)
+    # keeps it; the trip-wire steps aside and the Result says so
+    sb = sandbox_for("preload")
+    code = ("import signal\n"
+            "seen = []\n"
+            "signal.signal(signal.SIGSYS, lambda *a: seen.append(1))\n"
+            "assert callable(signal.getsignal(signal.SIGSYS))\n")
+    r = sb.run([sys.executable, "-c", code], cwd=str(tmp_path), capture_output=True,
+               timeout=60)
+    assert r.returncode == 0, r.stderr
+    assert not r.complete
+    assert any("installed its own SIGSYS handler" in w for w in r.warnings), r.warnings
+
+
+def test_sigsys_reset_to_default_keeps_the_watch(tmp_path):
+    # SIG_DFL / SIG_IGN asked for SIGSYS are what the program sees, and the
+    # watch stays on: a later system call made without libc is still named
+    sb = sandbox_for("preload")
+    code = ("import signal, ctypes, os\n"
+            "assert signal.getsignal(signal.SIGSYS) == signal.SIG_DFL\n"
+            "signal.signal(signal.SIGSYS, signal.SIG_IGN)\n"
+            "assert signal.getsignal(signal.SIGSYS) == signal.SIG_IGN\n"
+            "signal.signal(signal.SIGSYS, signal.SIG_DFL)\n"
+            # getppid by a syscall instruction on a page of its own, low in
+            # the address space like an executable's code
+            "libc = ctypes.CDLL(None, use_errno=True)\n"
+            "libc.mmap.restype = ctypes.c_void_p\n"
+            "libc.mmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int,"
+            " ctypes.c_int, ctypes.c_int, ctypes.c_long]\n"
+            "page = libc.mmap(0x20000000, 4096, 7, 0x22, -1, 0)\n"
+            "code = bytes([0xb8, 110, 0, 0, 0, 0x0f, 0x05, 0xc3])\n"
+            "ctypes.memmove(page, code, len(code))\n"
+            "f = ctypes.CFUNCTYPE(ctypes.c_long)(page)\n"
+            "assert f() == os.getppid()\n")
+    r = sb.run([sys.executable, "-c", code], cwd=str(tmp_path), capture_output=True,
+               timeout=60)
+    assert r.returncode == 0, r.stderr
+    assert not r.complete
+    assert any("made system call 110 without libc" in w for w in r.warnings), r.warnings
+    assert not any("SIGSYS handler" in w for w in r.warnings), r.warnings
+
+
+def test_nothing_flagged_for_ordinary_programs(tmp_path):
+    # the trip-wire costs nothing in programs that only use libc
+    sb = sandbox_for("preload")
+    tmp_path = type(tmp_path)(os.path.realpath(tmp_path))
+    (tmp_path / "data.txt").write_text("data\n")
+    r = sb.run(["sh", "-c", "cat data.txt | wc -c; ls >/dev/null; %s -c 'import json'"
+                % sys.executable], cwd=str(tmp_path), capture_output=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    assert r.complete, r.warnings
+    assert os.path.join(str(tmp_path), "data.txt") in r.reads
