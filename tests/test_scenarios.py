@@ -139,10 +139,12 @@ def test_direct_syscall(backend, scenario_bins, linkage, work):
     assert r.complete, r.warnings
 
 
-def test_inline_syscall_instruction(backend, scenario_bins, linkage, work):
-    # openat and read by `syscall` instructions in the program itself
+@pytest.mark.parametrize("where", ["inline_syscall", "inline_thread"])
+def test_inline_syscall_instruction(backend, scenario_bins, linkage, work, where):
+    # openat and read by `syscall` instructions in the program itself, in its
+    # main thread or in one it started
     touch(os.path.join(work, "data.txt"))
-    r = run(backend, scenario_bins, linkage, work, "inline_syscall")
+    r = run(backend, scenario_bins, linkage, work, where)
     assert r.returncode == 0, r.stderr
     if backend == "preload" and linkage == "dynamic":
         # not seen by a shim in libc, but never silently: the first such call

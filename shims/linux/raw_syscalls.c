@@ -27,14 +27,15 @@
  * code at every exec.
  *
  * What is not covered (docs/unprivileged.md): calls made from a library
- * loaded at start-up other than libc (they sit inside the range), threads
- * the program starts (the kernel does not pass the setting on to a new
- * thread), and a program that installs its own SIGSYS handler (the wire is
- * then removed, and that is a warning too).
+ * loaded at start-up other than libc, or from code mapped later into a gap
+ * between those libraries (both sit inside the range); threads started
+ * without pthread_create (a raw clone: the kernel does not pass the setting
+ * on to a new thread); and a program that installs its own SIGSYS handler
+ * (the wire is then removed, and that is a warning too).
  *
- * The setting is per thread and not inherited by fork or exec: it is armed
- * in the constructor of every image and again in every child forked
- * through libc.
+ * The setting is per thread and not inherited by fork, clone or exec: it is
+ * armed in the constructor of every image, in every child forked through
+ * libc and at the start of every thread started through pthread_create.
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
@@ -42,7 +43,9 @@
 #include <link.h>
 #include <linux/audit.h>
 #include <sys/auxv.h>
+#include <pthread.h>
 #include <signal.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/syscall.h>
@@ -262,6 +265,45 @@ SBX_HOOK(int, pthread_sigmask, (int how, const sigset_t *set, sigset_t *old))
     sigset_t copy;
     return REAL(pthread_sigmask)(how, keep_sigsys(how, set, &copy), old);
 }
+/* The calling thread (the kernel keeps the setting per thread).  One
+ * selector byte for the whole process: the first call that trips it lets
+ * every thread through from then on, as the warning says. */
+static int arm_thread(void)
+{
+    return prctl(PR_SET_SYSCALL_USER_DISPATCH, PR_SYS_DISPATCH_ON, g_lo, USER_TOP - g_lo,
+                 &g_selector);
+}
+
+/* A thread the program starts does not inherit the setting: its start
+ * routine is wrapped to arm it first. */
+struct thread_start {
+    void *(*fn)(void *);
+    void *arg;
+};
+
+static void *armed_start(void *p)
+{
+    struct thread_start ts = *(struct thread_start *)p;
+    free(p);
+    if (g_armed && !g_off)
+        arm_thread();
+    return ts.fn(ts.arg);
+}
+
+SBX_HOOK(int, pthread_create,
+         (pthread_t *t, const pthread_attr_t *attr, void *(*fn)(void *), void *arg))
+{
+    struct thread_start *ts;
+    if (!g_armed || g_off || !(ts = malloc(sizeof *ts)))
+        return REAL(pthread_create)(t, attr, fn, arg);
+    ts->fn = fn;
+    ts->arg = arg;
+    int rc = REAL(pthread_create)(t, attr, armed_start, ts);
+    if (rc != 0)
+        free(ts);
+    return rc;
+}
+
 void sbx_raw_watch_arm(void)
 {
     if (g_off)
@@ -292,10 +334,9 @@ void sbx_raw_watch_arm(void)
     sigset_t sys;
     sigemptyset(&sys);
     sigaddset(&sys, SIGSYS);
-    syscall(SYS_rt_sigprocmask, SIG_UNBLOCK, &sys, NULL, 8);
+    SBX_SYS4(SYS_rt_sigprocmask, SIG_UNBLOCK, &sys, NULL, 8);
     g_selector = SYSCALL_DISPATCH_FILTER_BLOCK;
-    if (prctl(PR_SET_SYSCALL_USER_DISPATCH, PR_SYS_DISPATCH_ON, g_lo, USER_TOP - g_lo,
-              &g_selector) != 0) {
+    if (arm_thread() != 0) {
         g_selector = SYSCALL_DISPATCH_FILTER_ALLOW;
         g_off = 1;
         sbx_warn_process("could not be watched for system calls made without libc "
