@@ -9,6 +9,7 @@ system calls made without libc rides on, shims/linux/raw_syscalls.c).
 """
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -138,3 +139,27 @@ def test_nothing_flagged_for_ordinary_programs(tmp_path):
     assert r.returncode == 0, r.stderr
     assert r.complete, r.warnings
     assert os.path.join(str(tmp_path), "data.txt") in r.reads
+
+
+@pytest.mark.parametrize("stack", ["8192", "unlimited"])
+def test_inline_syscall_named_in_either_memory_layout(stack, tmp_path):
+    # `ulimit -s unlimited` maps libraries bottom-up, below the executable:
+    # the watched span still excludes it, and ordinary programs stay complete
+    sandbox_for("preload")
+    tmp_path = type(tmp_path)(os.path.realpath(tmp_path))
+    (tmp_path / "data.txt").write_text("data\n")
+    exe = tmp_path / "scenario"
+    subprocess.run(["gcc", "-O1", "-o", str(exe), str(HERE / "scenarios" / "scenario.c"),
+                    "-lpthread"], check=True, capture_output=True)
+    code = ("import json, sys, sandbox_py\n"
+            "sb = sandbox_py.Sandbox('preload')\n"
+            "a = sb.run([sys.argv[1], 'inline_syscall'], capture_output=True)\n"
+            "b = sb.run(['cat', 'data.txt'], capture_output=True)\n"
+            "print(json.dumps([a.returncode, list(a.warnings), b.complete, list(b.warnings)]))\n")
+    out = subprocess.run(["sh", "-c", 'ulimit -s %s && exec "$@"' % stack, "sh",
+                          sys.executable, "-c", code, str(exe)],
+                         cwd=str(tmp_path), capture_output=True, text=True, check=True)
+    rc, warned, complete, other = json.loads(out.stdout.strip().splitlines()[-1])
+    assert rc == 0
+    assert any("made system call openat (257) without libc" in w for w in warned), warned
+    assert complete, other

@@ -6,10 +6,11 @@
  * call cannot be traced from here, but it can be noticed: Syscall User
  * Dispatch (prctl PR_SET_SYSCALL_USER_DISPATCH, Linux 5.11) makes the
  * kernel turn every system call that does not come from one address range
- * into a SIGSYS for the thread.  The range given is everything from the
- * lowest library mapped at start-up to the top of user space: libc, the
- * loader, the vDSO and this shim sit there, the program's executable sits
- * below (a PIE at 0x55..., a fixed one at 0x400000).
+ * into a SIGSYS for the thread.  The range given is the span of the objects
+ * mapped at start-up other than the executable: libc, the loader, the vDSO
+ * and this shim sit there; the executable lies outside it (below the
+ * libraries as a PIE at 0x55... or fixed at 0x400000; above them when
+ * `ulimit -s unlimited` maps libraries bottom-up).
  *
  * The first such call makes the process's Result incomplete, with a warning
  * naming the call; then the trip-wire steps aside (the selector byte says
@@ -76,7 +77,7 @@
 
 #if defined(__x86_64__)
 static volatile char g_selector = SYSCALL_DISPATCH_FILTER_ALLOW;
-static unsigned long g_lo;          /* lowest library address at start-up */
+static unsigned long g_lo, g_hi;    /* the libraries' span at start-up */
 static int g_armed;                 /* this process set the wire at least once */
 static int g_off;                   /* removed for good (a SIGSYS handler of the program) */
 
@@ -170,26 +171,24 @@ static void on_sigsys(int sig, siginfo_t *si, void *ctx)
     uc->uc_mcontext.gregs[REG_RIP] = (greg_t)((unsigned long)si->si_call_addr - 2);
 }
 
-static int lowest_library(struct dl_phdr_info *info, size_t size, void *data)
+/* The span of every object mapped at start-up but the executable: the
+ * libraries, the loader and the vDSO. */
+static int library_span(struct dl_phdr_info *info, size_t size, void *data)
 {
     (void)size;
-    unsigned long *lo = data;
+    unsigned long *span = data;
     if (!info->dlpi_name || !info->dlpi_name[0])
         return 0;       /* the executable (listed first, with an empty name) */
     for (int i = 0; i < info->dlpi_phnum; i++)
         if (info->dlpi_phdr[i].p_type == PT_LOAD) {
             unsigned long a = info->dlpi_addr + info->dlpi_phdr[i].p_vaddr;
-            if (a < *lo)
-                *lo = a;
+            unsigned long e = a + info->dlpi_phdr[i].p_memsz;
+            if (a < span[0])
+                span[0] = a;
+            if (e > span[1])
+                span[1] = e;
         }
     return 0;
-}
-
-/* The executable's program headers lie below every library. */
-static int executable_below(unsigned long lo)
-{
-    unsigned long exe = (unsigned long)getauxval(AT_PHDR);
-    return exe && exe < lo;
 }
 
 /* The program takes SIGSYS for itself (seccomp sandboxes do): remove the
@@ -270,7 +269,7 @@ SBX_HOOK(int, pthread_sigmask, (int how, const sigset_t *set, sigset_t *old))
  * every thread through from then on, as the warning says. */
 static int arm_thread(void)
 {
-    return prctl(PR_SET_SYSCALL_USER_DISPATCH, PR_SYS_DISPATCH_ON, g_lo, USER_TOP - g_lo,
+    return prctl(PR_SET_SYSCALL_USER_DISPATCH, PR_SYS_DISPATCH_ON, g_lo, g_hi - g_lo,
                  &g_selector);
 }
 
@@ -309,17 +308,19 @@ void sbx_raw_watch_arm(void)
     if (g_off)
         return;
     if (!g_lo) {
-        unsigned long lo = USER_TOP;
-        dl_iterate_phdr(lowest_library, &lo);
-        if (lo == USER_TOP || !executable_below(lo)) {
-            /* run as `ld.so prog`, or an unusual layout: the executable is
-             * not below the libraries, so its calls cannot be told apart */
+        unsigned long span[2] = {USER_TOP, 0};
+        unsigned long exe = (unsigned long)getauxval(AT_PHDR);
+        dl_iterate_phdr(library_span, span);
+        if (span[1] <= span[0] || !exe || (exe >= span[0] && exe < span[1])) {
+            /* run as `ld.so prog`: the executable is mapped among the
+             * libraries, so its calls cannot be told apart */
             g_off = 1;
             sbx_warn_process("could not be watched for system calls made without libc "
                              "(its executable is mapped among its libraries)");
             return;
         }
-        g_lo = lo;
+        g_lo = span[0];
+        g_hi = span[1];
     }
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
