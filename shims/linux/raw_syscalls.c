@@ -159,7 +159,7 @@ static void on_sigsys(int sig, siginfo_t *si, void *ctx)
         if (g_prog.sa_handler == SIG_IGN)
             return;
         default_sigsys();
-        SBX_SYS2(SYS_kill, SBX_SYS0(SYS_getpid), sig);
+        SBX_SYS3(SYS_tgkill, SBX_SYS0(SYS_getpid), SBX_SYS0(SYS_gettid), sig);
         return;
     }
     g_selector = SYSCALL_DISPATCH_FILTER_ALLOW;
