@@ -327,10 +327,20 @@ void sbx_raw_watch_arm(void)
     sa.sa_sigaction = on_sigsys;
     sa.sa_flags = SA_SIGINFO | SA_NODEFER | SA_RESTART;
     struct sigaction was;
-    if (REAL(sigaction)(SIGSYS, &sa, &was) != 0)
+    if (REAL(sigaction)(SIGSYS, NULL, &was) != 0)
         return;
-    if (was.sa_sigaction != on_sigsys)
-        g_prog = was;       /* not a forked child, which inherited ours */
+    if (was.sa_sigaction != on_sigsys) {     /* not a forked child, which inherited ours */
+        if (!no_handler(&was)) {
+            /* a library's constructor took SIGSYS before ours ran */
+            g_off = 1;
+            sbx_warn_process("has its own SIGSYS handler: system calls it makes without libc "
+                             "are not watched by the preload backend");
+            return;
+        }
+        g_prog = was;
+    }
+    if (REAL(sigaction)(SIGSYS, &sa, NULL) != 0)
+        return;
     /* a SIGSYS blocked when a call is dispatched would kill the process */
     sigset_t sys;
     sigemptyset(&sys);
