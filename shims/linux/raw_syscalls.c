@@ -253,6 +253,28 @@ SBX_HOOK(sighandler_t, signal, (int sig, sighandler_t h))
     return was;
 }
 
+/* The older ways to set a disposition: rare enough to simply step aside. */
+SBX_HOOK(sighandler_t, sigset, (int sig, sighandler_t h))
+{
+    if (sig == SIGSYS && g_armed && !g_off)
+        give_up_sigsys();
+    return REAL(sigset)(sig, h);
+}
+
+SBX_HOOK(sighandler_t, bsd_signal, (int sig, sighandler_t h))
+{
+    if (sig == SIGSYS && g_armed && !g_off)
+        give_up_sigsys();
+    return REAL(bsd_signal)(sig, h);
+}
+
+SBX_HOOK(sighandler_t, sysv_signal, (int sig, sighandler_t h))
+{
+    if (sig == SIGSYS && g_armed && !g_off)
+        give_up_sigsys();
+    return REAL(sysv_signal)(sig, h);
+}
+
 SBX_HOOK(int, sigprocmask, (int how, const sigset_t *set, sigset_t *old))
 {
     sigset_t copy;
