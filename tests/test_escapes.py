@@ -163,3 +163,42 @@ def test_inline_syscall_named_in_either_memory_layout(stack, tmp_path):
     assert rc == 0
     assert any("made system call openat (257) without libc" in w for w in warned), warned
     assert complete, other
+
+
+def test_library_taking_sigsys_before_the_shim_keeps_it(tmp_path):
+    # a library the program links installs a SIGSYS handler in its
+    # constructor, which runs before the shim's: the handler stays the
+    # program's, and the Result says system calls without libc are unwatched
+    sb = sandbox_for("preload")
+    tmp_path = type(tmp_path)(os.path.realpath(tmp_path))
+    (tmp_path / "lib.c").write_text(
+        "#include <signal.h>\n"
+        "#include <string.h>\n"
+        "volatile int got;\n"
+        "static void h(int s) { (void)s; got = 1; }\n"
+        "__attribute__((constructor)) static void take(void) {\n"
+        "    struct sigaction sa; memset(&sa, 0, sizeof sa); sa.sa_handler = h;\n"
+        "    sigaction(SIGSYS, &sa, 0);\n"
+        "}\n")
+    (tmp_path / "main.c").write_text(
+        "#include <signal.h>\n"
+        "#include <stdio.h>\n"
+        "#include <unistd.h>\n"
+        "extern volatile int got;\n"
+        "int main(void) {\n"
+        "    struct sigaction sa; sigaction(SIGSYS, 0, &sa);\n"
+        "    long r; __asm__ volatile(\"syscall\" : \"=a\"(r) : \"a\"(110L) : \"rcx\", \"r11\", \"memory\");\n"
+        "    raise(SIGSYS);\n"
+        "    printf(\"%d %d\\n\", r == getppid(), got);\n"
+        "    return 0;\n"
+        "}\n")
+    subprocess.run(["gcc", "-shared", "-fPIC", "-o", str(tmp_path / "libtake.so"),
+                    str(tmp_path / "lib.c")], check=True, capture_output=True)
+    subprocess.run(["gcc", "-o", str(tmp_path / "main"), str(tmp_path / "main.c"),
+                    "-L" + str(tmp_path), "-ltake", "-Wl,-rpath," + str(tmp_path)],
+                   check=True, capture_output=True)
+    r = sb.run([str(tmp_path / "main")], cwd=str(tmp_path), capture_output=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.split() == [b"1", b"1"]     # the call ran, the handler is the program's
+    assert not r.complete
+    assert any("has its own SIGSYS handler" in w for w in r.warnings), r.warnings
