@@ -204,3 +204,17 @@ def test_library_taking_sigsys_before_the_shim_keeps_it(tmp_path):
     assert r.stdout.split() == [b"1", b"1"]     # the call ran, the handler is the program's
     assert not r.complete
     assert any("has its own SIGSYS handler" in w for w in r.warnings), r.warnings
+
+
+def test_program_setting_up_syscall_user_dispatch_is_flagged(tmp_path):
+    # Wine sets up Syscall User Dispatch for itself: that replaces the
+    # shim's in the thread, which the Result says
+    sb = sandbox_for("preload")
+    code = ("import ctypes\n"
+            "libc = ctypes.CDLL(None, use_errno=True)\n"
+            "libc.prctl(59, 0, 0, 0, 0)\n")    # PR_SET_SYSCALL_USER_DISPATCH, OFF
+    r = sb.run([sys.executable, "-c", code], cwd=str(tmp_path), capture_output=True,
+               timeout=60)
+    assert r.returncode == 0, r.stderr
+    assert not r.complete
+    assert any("set up Syscall User Dispatch itself" in w for w in r.warnings), r.warnings

@@ -46,6 +46,7 @@
 #include <sys/auxv.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
@@ -191,6 +192,25 @@ static int library_span(struct dl_phdr_info *info, size_t size, void *data)
     return 0;
 }
 
+/* A program (Wine does) that sets up Syscall User Dispatch for itself
+ * replaces ours in that thread: say so rather than lose the wire quietly. */
+SBX_HOOK(int, prctl, (int op, ...))
+{
+    va_list ap;
+    unsigned long a[4];
+    va_start(ap, op);
+    for (int i = 0; i < 4; i++)
+        a[i] = va_arg(ap, unsigned long);
+    va_end(ap);
+    if (op == PR_SET_SYSCALL_USER_DISPATCH && g_armed && !g_off) {
+        g_off = 1;
+        g_selector = SYSCALL_DISPATCH_FILTER_ALLOW;
+        sbx_warn_process("set up Syscall User Dispatch itself: system calls it makes without "
+                         "libc are not watched by the preload backend");
+    }
+    return REAL(prctl)(op, a[0], a[1], a[2], a[3]);
+}
+
 /* The program takes SIGSYS for itself (seccomp sandboxes do): remove the
  * wire first, so that its handler never sees our dispatches, and say that
  * its later calls are not watched. */
@@ -200,7 +220,7 @@ static void give_up_sigsys(void)
         return;
     g_off = 1;
     g_selector = SYSCALL_DISPATCH_FILTER_ALLOW;
-    prctl(PR_SET_SYSCALL_USER_DISPATCH, PR_SYS_DISPATCH_OFF, 0, 0, 0);
+    REAL(prctl)(PR_SET_SYSCALL_USER_DISPATCH, PR_SYS_DISPATCH_OFF, 0, 0, 0);
     sbx_warn_process("installed its own SIGSYS handler: system calls it makes without libc "
                      "from then on are not watched by the preload backend");
 }
@@ -291,8 +311,8 @@ SBX_HOOK(int, pthread_sigmask, (int how, const sigset_t *set, sigset_t *old))
  * every thread through from then on, as the warning says. */
 static int arm_thread(void)
 {
-    return prctl(PR_SET_SYSCALL_USER_DISPATCH, PR_SYS_DISPATCH_ON, g_lo, g_hi - g_lo,
-                 &g_selector);
+    return REAL(prctl)(PR_SET_SYSCALL_USER_DISPATCH, PR_SYS_DISPATCH_ON, g_lo, g_hi - g_lo,
+                       (unsigned long)&g_selector);
 }
 
 /* A thread the program starts does not inherit the setting: its start
