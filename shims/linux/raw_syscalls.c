@@ -31,8 +31,10 @@
  * loaded at start-up other than libc, or from code mapped later into a gap
  * between those libraries (both sit inside the range); threads started
  * without pthread_create (a raw clone: the kernel does not pass the setting
- * on to a new thread); and a program that installs its own SIGSYS handler
- * (the wire is then removed, and that is a warning too).
+ * on to a new thread); a program that has its own SIGSYS handler or sets
+ * up Syscall User Dispatch itself (the wire is then removed, and that is a
+ * warning too); and a kernel without Syscall User Dispatch (every process
+ * is then named as not watched).
  *
  * The setting is per thread and not inherited by fork, clone or exec: it is
  * armed in the constructor of every image, in every child forked through
@@ -306,6 +308,7 @@ SBX_HOOK(int, pthread_sigmask, (int how, const sigset_t *set, sigset_t *old))
     sigset_t copy;
     return REAL(pthread_sigmask)(how, keep_sigsys(how, set, &copy), old);
 }
+
 /* The calling thread (the kernel keeps the setting per thread).  One
  * selector byte for the whole process: the first call that trips it lets
  * every thread through from then on, as the warning says. */
