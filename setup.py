@@ -222,7 +222,8 @@ SHIM_LINUX_SOURCES = ["shims/linux/shim_os_linux.c", "csrc/linux/syscalls.c"]
 # the loader audit module shares the shim's record writer, not its hooks
 LOADER_AUDIT_SOURCES = ["shims/linux/loader_audit.c"] + SHIM_CORE_SOURCES + SHIM_LINUX_SOURCES
 PRELOAD_SHIM_SOURCES = (SHIM_CORE_SOURCES + ["shims/core/hooks_posix.c"] + SHIM_LINUX_SOURCES
-                        + ["shims/linux/hooks_linux.c", "shims/linux/glibc_internal.c"])
+                        + ["shims/linux/hooks_linux.c", "shims/linux/glibc_internal.c",
+                           "shims/linux/raw_syscalls.c"])
 if sys.platform.startswith("linux") and (not ONLY or "_unpriv" in ONLY):
     ext_modules.append(Extension(
         "sandbox_py._unpriv",

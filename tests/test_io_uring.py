@@ -153,7 +153,8 @@ def test_ebpf_flags_what_it_cannot_report(scenario, uring_bins, tmp_path):
 
 @pytest.mark.parametrize("linkage", ["dynamic", "static"])
 @pytest.mark.parametrize("backend", ["preload", "ptrace"])
-@pytest.mark.parametrize("scenario", ["open_read", "raw_open_read_write", "sqpoll_open_read"])
+@pytest.mark.parametrize("scenario", ["open_read", "raw_open_read_write", "sqpoll_open_read",
+                                      "inline_open_read_write"])
 def test_other_backends_flag_io_uring(scenario, backend, linkage, uring_bins, tmp_path):
     sb = sandbox_for(backend)
     r, _ = run(sb, uring_bins[linkage], "uring", scenario, tmp_path)

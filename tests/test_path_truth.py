@@ -107,11 +107,7 @@ CASES = {
 
 # Known gaps, each a bug being fixed: the test fails loudly when one is
 # fixed (strict), so this list only ever shrinks.
-KNOWN = {
-    ("int80", "preload", "dynamic"):
-        "the preload shim does not see system calls made without libc (int $0x80), "
-        "and nothing flags them yet",
-}
+KNOWN: dict = {}
 
 
 @pytest.mark.parametrize("linkage", ["dynamic", "static"])

@@ -102,7 +102,7 @@ enum sbx_rec_type {
 #define SBX_REC_KERNEL_NAME 0x1000u
 
 /* SBX_EV_EXEC flags. */
-#define SBX_EXEC_STATIC  0x1u   /* the target has no ELF interpreter */
+#define SBX_EXEC_STATIC  0x1u   /* the shim cannot enter the target: no ELF interpreter, or 32-bit */
 #define SBX_EXEC_SPAWNED 0x2u   /* posix_spawn: written by the parent after success */
 #define SBX_EXEC_HANDOFF 0x4u   /* static: the ptrace launcher runs it, to be adopted */
 

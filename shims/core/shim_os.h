@@ -67,7 +67,8 @@ unsigned sbx_os_open_intent(int oflags);
 
 /* The first bytes of an executable (`n` of them, not a #! script):
  * 1 when it is a binary the shim cannot enter (Linux: an ELF without
- * PT_INTERP); fd is open on it for further reads. */
+ * PT_INTERP, or of another class or machine: a 32-bit program); fd is open
+ * on it for further reads. */
 int sbx_os_is_static(int fd, const unsigned char *head, long n);
 
 /* This image at start-up: the name it was executed as (made absolute by

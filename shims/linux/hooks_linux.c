@@ -35,6 +35,7 @@
 #include <pthread.h>
 
 #include "shim_linux.h"
+#include "syscalls.h"
 #include "../core/hook_bodies.h"
 
 void *sbx_next(const char *name)
@@ -92,7 +93,36 @@ SBX_HOOK(int, creat64, (const char *path, mode_t mode))
     OPEN_BODY(AT_FDCWD, path, O_CREAT | O_WRONLY | O_TRUNC, REAL(creat64)(path, mode));
 }
 
-/* openat2 has no glibc wrapper: programs reach it through syscall(). */
+/* A file system call made through syscall() that the code below does not
+ * route through a hook: said once per call and process (the table in
+ * csrc/linux/syscalls.def says which calls touch files).  Plain
+ * read/write/readv/writev need nothing: their fd is settled from its file
+ * offset like stdio's. */
+static void syscall_unseen(long n)
+{
+    static unsigned char said[512];
+    enum sbx_use use;
+    int fd, hot;
+    int file = sbx_linux_path_op(n) != SBX_OP_NONE || n == SYS_sendfile ||
+               n == SYS_copy_file_range || n == SYS_splice || n == SYS_open_by_handle_at ||
+               (sbx_linux_fd_call(n, &use, &fd, &hot) && !hot);
+    if (!file || n < 0 || n >= (long)sizeof said || said[n] || !sbx_on())
+        return;
+    said[n] = 1;
+    char text[160] = "called ";
+    size_t k = 7;
+    for (const char *c = sbx_linux_syscall_name(n); *c && k < 60; c++)
+        text[k++] = *c;
+    const char *tail = " through syscall(), which the preload backend does not decode";
+    for (size_t i = 0; tail[i] && k < sizeof text - 1; i++)
+        text[k++] = tail[i];
+    text[k] = '\0';
+    sbx_warn_process(text);
+}
+
+/* openat2 has no glibc wrapper: programs reach it through syscall(), as
+ * they may reach any other call; the opens and exec are routed through
+ * their hooks, the rest of the file calls are named (syscall_unseen). */
 SBX_HOOK(long, syscall, (long n, ...))
 {
     va_list ap;
@@ -110,6 +140,25 @@ SBX_HOOK(long, syscall, (long n, ...))
                   (int)REAL(syscall)(n, a[0], (long)path, a[2], a[3], a[4], a[5]));
     }
 #endif
+    if (n == SYS_openat) {
+        OPEN_BODY((int)a[0], (const char *)a[1], (int)a[2],
+                  (int)REAL(syscall)(n, a[0], a[1], a[2], a[3], a[4], a[5]));
+    }
+    if (n == SYS_open) {
+        OPEN_BODY(AT_FDCWD, (const char *)a[0], (int)a[1],
+                  (int)REAL(syscall)(n, a[0], a[1], a[2], a[3], a[4], a[5]));
+    }
+    if (n == SYS_creat) {
+        OPEN_BODY(AT_FDCWD, (const char *)a[0], O_CREAT | O_WRONLY | O_TRUNC,
+                  (int)REAL(syscall)(n, a[0], a[1], a[2], a[3], a[4], a[5]));
+    }
+    if (n == SYS_execve)
+        return SBX_SELF(execve)((const char *)a[0], (char *const *)a[1], (char *const *)a[2]);
+    if (n != SYS_io_uring_setup) {
+        int saved = errno;
+        syscall_unseen(n);
+        errno = saved;
+    }
     long rc = REAL(syscall)(n, a[0], a[1], a[2], a[3], a[4], a[5]);
     if (n == SYS_io_uring_setup && rc >= 0) {
         /* requests submitted through the ring never pass through libc */
@@ -399,6 +448,9 @@ __attribute__((constructor)) static void sbx_ctor(int argc, char **argv, char **
     pthread_atfork(NULL, NULL, sbx_forked_child);
     sbx_glibc_internal_patch();
     sbx_start(argc, argv);
+    /* last: the libraries the program started with are all mapped now */
+    sbx_raw_watch_arm();
+    pthread_atfork(NULL, NULL, sbx_raw_watch_arm);
 }
 
 __attribute__((destructor)) static void sbx_dtor(void)

@@ -1,5 +1,6 @@
 /* shim_linux.h — Linux-only pieces shared by the Linux glue files
- * (shim_os_linux.c, hooks_linux.c, glibc_internal.c, loader_audit.c). */
+ * (shim_os_linux.c, hooks_linux.c, glibc_internal.c, raw_syscalls.c,
+ * loader_audit.c). */
 #ifndef SBX_SHIM_LINUX_H
 #define SBX_SHIM_LINUX_H
 
@@ -18,5 +19,9 @@ long sbx_sys(long n, long a, long b, long c, long d, long e, long f);
 /* glibc_internal.c: route glibc's own opens, reads and maps (locale, NSS,
  * time zones) through the shim; a warning when that is not possible. */
 void sbx_glibc_internal_patch(void);
+
+/* raw_syscalls.c: make a system call that bypasses libc a warning (Syscall
+ * User Dispatch); armed in each image's constructor and each forked child. */
+void sbx_raw_watch_arm(void);
 
 #endif

@@ -142,13 +142,26 @@ int sbx_os_other_mount_ns(void)
 unsigned sbx_os_open_intent(int oflags) { return sbx_linux_open_intent((unsigned)oflags); }
 
 /* A static ELF (no PT_INTERP) cannot load an LD_PRELOAD library. */
+#if defined(__x86_64__)
+#define SBX_ELF_MACHINE EM_X86_64
+#elif defined(__aarch64__)
+#define SBX_ELF_MACHINE EM_AARCH64
+#endif
+
 int sbx_os_is_static(int fd, const unsigned char *buf, long n)
 {
-    if (n < (long)sizeof(Elf64_Ehdr) || memcmp(buf, ELFMAG, SELFMAG) != 0 ||
-        buf[EI_CLASS] != ELFCLASS64)
+    if (n < SELFMAG + 1 || memcmp(buf, ELFMAG, SELFMAG) != 0)
         return 0;
     Elf64_Ehdr eh;
+    /* An ELF of another class or machine (a gcc -m32 program, x32) cannot
+     * load this shim either: ptrace takes it and names its 32-bit system
+     * calls, instead of the loader printing "wrong ELF class" into the
+     * program's stderr and the process going unobserved. */
+    if (buf[EI_CLASS] != ELFCLASS64 || n < (long)sizeof eh)
+        return 1;
     memcpy(&eh, buf, sizeof eh);
+    if (eh.e_machine != SBX_ELF_MACHINE)
+        return 1;
     Elf64_Phdr ph[64];
     size_t cnt = eh.e_phnum < 64 ? eh.e_phnum : 64;
     int is_static = 0;

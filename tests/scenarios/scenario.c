@@ -61,6 +61,26 @@ static void *thread_main(void *arg)
     return NULL;
 }
 
+#if defined(__x86_64__)
+/* openat and read of data.txt by syscall instructions of the program */
+static void *inline_open_read(void *unused)
+{
+    static const char name[] = "data.txt";
+    static char buf[64];
+    long fd, r;
+    (void)unused;
+    __asm__ volatile("syscall" : "=a"(fd)
+                     : "a"((long)SYS_openat), "D"((long)AT_FDCWD), "S"(name), "d"(0L)
+                     : "rcx", "r11", "memory");
+    if (fd < 0)
+        die("inline openat");
+    __asm__ volatile("syscall" : "=a"(r)
+                     : "a"((long)SYS_read), "D"(fd), "S"(buf), "d"((long)sizeof buf)
+                     : "rcx", "r11", "memory");
+    return NULL;
+}
+#endif
+
 static int wait_child(pid_t pid)
 {
     int st;
@@ -120,6 +140,23 @@ int main(int argc, char **argv)
             die("openat");
         char buf[64];
         syscall(SYS_read, fd, buf, sizeof buf);
+#if defined(__x86_64__)
+    } else if (!strcmp(s, "inline_syscall")) { /* a syscall instruction in the program */
+        inline_open_read(NULL);
+    } else if (!strcmp(s, "inline_thread")) {  /* the same, in a thread */
+        pthread_t t;
+        if (pthread_create(&t, NULL, inline_open_read, NULL) != 0)
+            die("pthread_create");
+        pthread_join(t, NULL);
+    } else if (!strcmp(s, "inline_execve")) {  /* exec without libc's execve */
+        static char cat[] = "/bin/cat", arg[] = "data.txt";
+        char *argv[] = {cat, arg, NULL};
+        long r;
+        __asm__ volatile("syscall" : "=a"(r)
+                         : "a"((long)SYS_execve), "D"(cat), "S"(argv), "d"(environ)
+                         : "rcx", "r11", "memory");
+        die("inline execve");
+#endif
     } else if (!strcmp(s, "thread")) {
         pthread_t t;
         if (pthread_create(&t, NULL, thread_main, "data.txt") != 0)

@@ -79,8 +79,8 @@ void sbx_cond_wait_us(pthread_cond_t *c, pthread_mutex_t *mu, long us)
 const char *sbx_unobserved_reason(int is_static)
 {
     return is_static
-        ? "it is statically linked, so the preload shim cannot load into it and its file "
-          "accesses are missing; use backend='ptrace'"
+        ? "it is statically linked or 32-bit, so the preload shim cannot load into it and "
+          "its file accesses are missing; use backend='ptrace'"
         : "the preload shim did not start in it (statically linked, setuid/setcap, or not "
           "a dynamically linked program of this architecture); use backend='ptrace'";
 }
