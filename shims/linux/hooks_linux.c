@@ -131,6 +131,7 @@ SBX_HOOK(long, syscall, (long n, ...))
     for (int i = 0; i < 6; i++)
         a[i] = va_arg(ap, long);
     va_end(ap);
+    /* the name argument as a variable: OPEN_BODY hands the kernel a copy */
 #ifdef SYS_openat2
     if (n == SYS_openat2) {
         const uint64_t *how = (const uint64_t *)a[2];   /* struct open_how: flags first */
@@ -141,16 +142,19 @@ SBX_HOOK(long, syscall, (long n, ...))
     }
 #endif
     if (n == SYS_openat) {
-        OPEN_BODY((int)a[0], (const char *)a[1], (int)a[2],
-                  (int)REAL(syscall)(n, a[0], a[1], a[2], a[3], a[4], a[5]));
+        const char *path = (const char *)a[1];
+        OPEN_BODY((int)a[0], path, (int)a[2],
+                  (int)REAL(syscall)(n, a[0], (long)path, a[2], a[3], a[4], a[5]));
     }
     if (n == SYS_open) {
-        OPEN_BODY(AT_FDCWD, (const char *)a[0], (int)a[1],
-                  (int)REAL(syscall)(n, a[0], a[1], a[2], a[3], a[4], a[5]));
+        const char *path = (const char *)a[0];
+        OPEN_BODY(AT_FDCWD, path, (int)a[1],
+                  (int)REAL(syscall)(n, (long)path, a[1], a[2], a[3], a[4], a[5]));
     }
     if (n == SYS_creat) {
-        OPEN_BODY(AT_FDCWD, (const char *)a[0], O_CREAT | O_WRONLY | O_TRUNC,
-                  (int)REAL(syscall)(n, a[0], a[1], a[2], a[3], a[4], a[5]));
+        const char *path = (const char *)a[0];
+        OPEN_BODY(AT_FDCWD, path, O_CREAT | O_WRONLY | O_TRUNC,
+                  (int)REAL(syscall)(n, (long)path, a[1], a[2], a[3], a[4], a[5]));
     }
     if (n == SYS_execve)
         return SBX_SELF(execve)((const char *)a[0], (char *const *)a[1], (char *const *)a[2]);
