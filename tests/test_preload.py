@@ -139,6 +139,23 @@ def test_static_child_is_handed_to_ptrace(sb, work):
     assert not any("_sbx_ptrace_exec" in e.path for e in r.execs)
 
 
+def test_the_loader_run_as_a_program_keeps_its_variables(sb, work):
+    """ldd runs the loader itself (static-pie, so handed to ptrace) with
+    LD_TRACE_LOADED_OBJECTS=1: the variable is for the loader, not for the
+    dynamic launcher in between, which would list its own libraries and
+    exit without running the loader."""
+    import sandbox_py
+    if not sandbox_py.backends()["ptrace"][0]:
+        pytest.skip("ptrace is not available here")
+    loader = os.path.realpath("/lib64/ld-linux-x86-64.so.2")
+    r = sb.run(["sh", "-c", "LD_TRACE_LOADED_OBJECTS=1 %s /bin/ls" % loader], cwd=work,
+               capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    assert "libselinux.so.1 =>" in r.stdout       # /bin/ls's, not the launcher's
+    assert any(e.path == loader for e in r.execs)
+    assert r.complete, r.warnings
+
+
 def test_static_root_is_handed_to_ptrace(sb, work):
     import sandbox_py
     if not sandbox_py.backends()["ptrace"][0]:

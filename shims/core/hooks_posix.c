@@ -321,7 +321,7 @@ static size_t env_count(char *const envp[])
 #define HANDOFF_ENV(env, target, out)                                          \
     size_t nh_ = env_count(env) + 4;                                           \
     char *hvec_[nh_];                                                          \
-    char hstore_[SBX_PATH_MAX + 32];                                           \
+    char hstore_[SBX_PATH_MAX + 32 + sbx_loader_env_bytes(env)];               \
     char *const *out = sbx_handoff_env(env, target, hvec_, nh_, hstore_, sizeof hstore_)
 
 #define CHILD_ENV(envp, out)                                                   \

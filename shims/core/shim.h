@@ -77,6 +77,9 @@ void sbx_exec_before(int dirfd, const char *path, char *const argv[], int spawne
  * instead (the ptrace backend adopts it), with the target's resolved path
  * in `target`; NULL to exec normally. */
 const char *sbx_handoff_target(int dirfd, const char *path, char *target, size_t cap);
+/* Bytes sbx_handoff_env needs beyond the target's name for the loader's
+ * variables it renames (see shim_core.c). */
+size_t sbx_loader_env_bytes(char *const env[]);
 /* The launcher's environment: env without LD_PRELOAD, plus the target. */
 char *const *sbx_handoff_env(char *const env[], const char *target, char **vec, size_t nvec,
                              char *store, size_t nstore);

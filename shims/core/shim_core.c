@@ -819,16 +819,48 @@ const char *sbx_handoff_target(int dirfd, const char *path, char *target, size_t
     return g_env_handoff + sizeof SBX_ENV_HANDOFF;
 }
 
+/* The dynamic loader's own variables (LD_TRACE_LOADED_OBJECTS, LD_DEBUG,
+ * LD_LIBRARY_PATH ...) are meant for the program handed off, which may be
+ * the loader itself (ldd runs `ld.so --list'); the launcher in between is
+ * dynamically linked and would obey them (list its own libraries and exit,
+ * print debug lines).  So they travel as SBX_LOADER_<name>, and the
+ * launcher puts them back just before its exec. */
+#define LOADER_SAVED "SBX_LOADER_"
+
+static int loader_var(const char *e)
+{
+    return strncmp(e, "LD_", 3) == 0 && strncmp(e, PRELOAD_EQ, PRELOAD_EQ_LEN) != 0 &&
+           strncmp(e, "LD_AUDIT=", 9) != 0;
+}
+
+size_t sbx_loader_env_bytes(char *const env[])
+{
+    size_t n = 0;
+    for (size_t i = 0; env && env[i]; i++)
+        if (loader_var(env[i]))
+            n += sizeof LOADER_SAVED + strlen(env[i]);
+    return n;
+}
+
 char *const *sbx_handoff_env(char *const env[], const char *target, char **vec, size_t nvec,
                              char *store, size_t nstore)
 {
     size_t k = 0, tl = strlen(target);
-    if (tl + 16 > nstore)
+    if (tl + 16 + sbx_loader_env_bytes(env) > nstore)
         return env;
-    for (size_t i = 0; env && env[i] && k + 4 < nvec; i++)
-        if (strncmp(env[i], PRELOAD_EQ, PRELOAD_EQ_LEN) != 0 &&
-            strncmp(env[i], "LD_AUDIT=", 9) != 0)
+    char *at = store + 15 + tl + 1;
+    for (size_t i = 0; env && env[i] && k + 4 < nvec; i++) {
+        if (loader_var(env[i])) {
+            size_t l = strlen(env[i]);
+            memcpy(at, LOADER_SAVED, sizeof LOADER_SAVED - 1);
+            memcpy(at + sizeof LOADER_SAVED - 1, env[i], l + 1);
+            vec[k++] = at;
+            at += sizeof LOADER_SAVED + l;
+        } else if (strncmp(env[i], PRELOAD_EQ, PRELOAD_EQ_LEN) != 0 &&
+                   strncmp(env[i], "LD_AUDIT=", 9) != 0) {
             vec[k++] = env[i];     /* ptrace traces the static subtree alone */
+        }
+    }
     memcpy(store, "SBX_PTRACE_EXE=", 15);
     memcpy(store + 15, target, tl + 1);
     vec[k++] = store;

@@ -181,6 +181,18 @@ static int traced(void)
     return pid > 0;
 }
 
+/* The dynamic loader's variables, renamed by the shim so that they reach
+ * the handed-off program and not this (dynamic) launcher: back in place
+ * for the exec (shims/core/shim_core.c, sbx_handoff_env). */
+static void restore_loader_env(void)
+{
+    static const char saved[] = "SBX_LOADER_";
+    extern char **environ;
+    for (char **e = environ; e && *e; e++)
+        if (strncmp(*e, saved, sizeof saved - 1) == 0)
+            *e += sizeof saved - 1;     /* the same string, from "LD_" on */
+}
+
 static int adopt(char **argv)
 {
     char target[4096];
@@ -193,6 +205,7 @@ static int adopt(char **argv)
         usleep(1000);
     if (traced() && install_filter() < 0)
         die("cannot install the seccomp filter");
+    restore_loader_env();
     execv(target, argv);
     die(target);
     return 127;
