@@ -42,9 +42,11 @@ class PtraceSession(RunSession):
         self.launcher = Launcher({"SBX_PTRACE_GATE": str(self.run.gate_fd)})
 
     def popen_kwargs(self, kwargs):
-        return self.launcher.popen_kwargs(kwargs, pass_fds=(self.run.gate_fd,))
+        return self.launcher_kwargs(
+            self.launcher.popen_kwargs(kwargs, pass_fds=(self.run.gate_fd,)))
 
     def started(self, proc):
+        self.close_ruleset()
         self.launcher.close_child_end()
         argv0 = proc.args[0] if isinstance(proc.args, (list, tuple)) else proc.args
         try:

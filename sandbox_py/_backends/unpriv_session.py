@@ -10,13 +10,14 @@ import os
 import struct
 from typing import Optional
 
+from .._landlock import LandlockSession
 from .._runner import TraceSession, core_fields
 
 LAUNCHER = os.path.join(os.path.dirname(os.path.dirname(os.path.realpath(__file__))),
                         "_sbx_ptrace_exec")
 
 
-class RunSession(TraceSession):
+class RunSession(LandlockSession, TraceSession):
     """A session around one C run object of sandbox_py._unpriv (PreloadRun,
     PtraceRun): they share wait/kill/finish."""
 
@@ -39,6 +40,7 @@ class RunSession(TraceSession):
     def abort(self):
         # Popen was interrupted: a child may have started all the same
         self.kill_tree()
+        self.close_ruleset()
         if self.launcher:
             self.launcher.close()
         self.finish()
