@@ -117,12 +117,37 @@ class LandlockSession:
             self.ruleset = Ruleset(self.policy, self.own_files())
         return self.ruleset
 
+    def check_passed_fds(self, kwargs: dict) -> None:
+        """Landlock checks a file when it is opened: an fd handed to the run
+        (pass_fds) stays usable whatever the policy says.  Name each one that
+        reaches outside it, so that the gap is never silent (the tracers list
+        what the run actually did through it in Result.denied)."""
+        out = []
+        for fd in kwargs.get("pass_fds", ()):
+            try:
+                path = os.readlink("/proc/self/fd/%d" % fd)
+                import fcntl  # noqa: PLC0415 - Linux only, like this module
+                mode = fcntl.fcntl(fd, fcntl.F_GETFL) & os.O_ACCMODE
+            except OSError:
+                continue
+            if not path.startswith("/"):
+                continue            # a pipe, a socket: no path to police
+            wants = ["read"] if mode == os.O_RDONLY else ["write"] if mode == os.O_WRONLY \
+                else ["read", "write"]
+            refused = [w for w in wants if not self.policy.allows(w, path)]
+            if refused:
+                out.append("fd %d (%s, open for %s) was passed to the run: the policy "
+                           "cannot refuse accesses through an fd opened before it "
+                           "(docs/enforcement.md)" % (fd, path, " and ".join(wants)))
+        self.policy_warnings = tuple(out)
+
     def launcher_kwargs(self, kwargs: dict) -> dict:
         """Popen kwargs of a run started through the ptrace launcher, which
         restricts itself before exec (csrc/linux/ptrace/ptrace_launcher.c)."""
         rs = self.enforcing()
         if rs is None:
             return kwargs
+        self.check_passed_fds(kwargs)
         kwargs = dict(kwargs)
         kwargs["env"] = dict(kwargs["env"], SBX_LANDLOCK_FD=str(rs.fd))
         kwargs["pass_fds"] = tuple(kwargs.get("pass_fds", ())) + (rs.fd,)
@@ -134,6 +159,7 @@ class LandlockSession:
         rs = self.enforcing()
         if rs is None:
             return kwargs
+        self.check_passed_fds(kwargs)
         kwargs = dict(kwargs)
         theirs = kwargs.get("preexec_fn")
 

@@ -37,6 +37,9 @@ class TraceSession:
     #: run_traced() before spawning, honoured by sessions with BREAKAWAY.
     breakaway = None
     BREAKAWAY = False
+    #: Warnings about the policy a session found before the run (e.g. fds
+    #: handed to the run that it cannot refuse accesses through).
+    policy_warnings = ()
 
     def popen_kwargs(self, kwargs: dict) -> dict:
         """Adjust Popen's keyword arguments (e.g. inject LD_PRELOAD)."""
@@ -159,7 +162,7 @@ def run_traced(backend: str, session: TraceSession, args, *, input=None,
 
     def build(stdout, stderr, extra_warning=None) -> Result:
         f = session.finish()
-        warnings = list(f.get("warnings", ()))
+        warnings = list(session.policy_warnings) + list(f.get("warnings", ()))
         complete = bool(f.get("complete", True))
         if extra_warning:
             warnings.append(extra_warning)
