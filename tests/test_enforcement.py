@@ -121,6 +121,21 @@ def test_inherited_fd_is_reported_not_refused(backend, escape_bins, tmp_path):
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
+def test_metadata_changes_are_reported_not_refused(backend, escape_bins, tmp_path):
+    """Landlock does not govern chmod, chown, utimes or xattrs: they go
+    through, and the run lists them in Result.denied as writes."""
+    sb = sandbox_for(backend)
+    root = make_tree(tmp_path)
+    exe = escape_bins["dynamic"]
+    r = sb.run([exe, "metadata", root], policy=policy_for(root, exe), capture_output=True,
+               text=True, timeout=120)
+    assert r.stdout.count("done (cannot be refused)") == 2, r.stdout + r.stderr
+    denied = {(d.path, d.category) for d in r.denied}
+    assert (os.path.join(root, "secret", "s.txt"), "write") in denied, r.denied
+    assert (os.path.join(root, "ro", "victim.txt"), "write") in denied, r.denied
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
 def test_report_mode_blocks_nothing_and_lists_the_same(backend, escape_bins, tmp_path):
     sb = sandbox_for(backend)
     root = make_tree(tmp_path)

@@ -7,7 +7,7 @@
  * (the test also checks the disk: a try that claims refusal but changed
  * something is caught there).  "inherited" writes through an fd the parent
  * opened before the policy existed: that one cannot be refused, and the
- * run must report it instead.
+ * run must report it instead, and so must "metadata" (chmod, utimes).
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -163,6 +163,16 @@ static void inherited(int fd)
     printf("inherited fd: %s\n", r == 24 ? "written (cannot be refused)" : strerror(errno));
 }
 
+static void metadata(void)
+{
+    /* Landlock does not govern a file's metadata: these succeed */
+    long r = chmod(at("secret/s.txt"), 0600);
+    printf("chmod secret: %s\n", r == 0 ? "done (cannot be refused)" : strerror(errno));
+    struct timespec ts[2] = {{0, 0}, {0, 0}};
+    r = utimensat(AT_FDCWD, at("ro/victim.txt"), ts, 0);
+    printf("utimes read-only: %s\n", r == 0 ? "done (cannot be refused)" : strerror(errno));
+}
+
 static void uring_try(struct io_uring *ring, const char *name, const char *path, int flags)
 {
     struct io_uring_sqe *sqe = io_uring_get_sqe(ring);
@@ -225,6 +235,8 @@ int main(int argc, char **argv)
         procroot();
     else if (!strcmp(a, "inherited") && argc > 3)
         inherited(atoi(argv[3]));
+    else if (!strcmp(a, "metadata"))
+        metadata();
     else if (!strcmp(a, "io_uring"))
         uring();
     else {
