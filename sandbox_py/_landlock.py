@@ -16,7 +16,7 @@ import os
 from typing import Optional
 
 #: kinds of csrc/linux/landlock.h
-READ, WRITE, EXECUTE = 1, 2, 4
+READ, WRITE, EXECUTE, LIST = 1, 2, 4, 8
 
 
 def _unpriv():
@@ -77,6 +77,10 @@ class Ruleset:
             self.close()
             raise OSError(bad[0][1], "cannot add the policy rule for %s to the Landlock "
                           "ruleset: %s" % (bad[0][0], os.strerror(bad[0][1])))
+
+    def allow(self, path: str, kind: int) -> None:
+        """One more rule, before any process restricts itself to it."""
+        _unpriv().landlock_allow(self.fd, self.abi, path, kind)
 
     def preexec(self):
         """For subprocess.Popen(preexec_fn=...): restrict the child."""

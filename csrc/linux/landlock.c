@@ -100,6 +100,8 @@ int sbx_landlock_allow(int ruleset, int abi, const char *path, unsigned kind)
         want |= all & ~(LL_EXECUTE | LL_READ_FILE | LL_READ_DIR);
     if (kind & SBX_LL_EXECUTE)
         want |= LL_EXECUTE;
+    if (kind & SBX_LL_LIST)
+        want |= LL_READ_DIR;
     int fd = open(path, O_PATH | O_CLOEXEC);
     if (fd < 0)
         return -1;

@@ -9,10 +9,11 @@
 #define SBX_LANDLOCK_H
 
 /* What a tree may be used for (a rule's `kind`): read files and list
- * directories; create, write, rename and remove; execute. */
+ * directories; create, write, rename and remove; execute; list only. */
 #define SBX_LL_READ    1u
 #define SBX_LL_WRITE   2u
 #define SBX_LL_EXECUTE 4u
+#define SBX_LL_LIST    8u   /* list directories only (not read their files) */
 
 /* The newest Landlock ABI this kernel offers and this build knows (1..7),
  * or 0 with errno set (ENOSYS: not built in; EOPNOTSUPP: disabled at boot). */

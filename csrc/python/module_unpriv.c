@@ -358,6 +358,24 @@ fail:
     return NULL;
 }
 
+/* landlock_allow(fd, abi, path, kind): one more rule. */
+static PyObject *landlock_allow(PyObject *mod, PyObject *args)
+{
+    int fd, abi;
+    unsigned kind;
+    PyObject *path;
+    if (!PyArg_ParseTuple(args, "iiO&I", &fd, &abi, PyUnicode_FSConverter, &path, &kind))
+        return NULL;
+    int r = sbx_landlock_allow(fd, abi, PyBytes_AS_STRING(path), kind);
+    if (r < 0) {
+        PyErr_SetFromErrnoWithFilenameObject(PyExc_OSError, path);
+        Py_DECREF(path);
+        return NULL;
+    }
+    Py_DECREF(path);
+    Py_RETURN_NONE;
+}
+
 /* landlock_restrict(fd): for a preexec_fn, between fork and exec. */
 static PyObject *landlock_restrict(PyObject *mod, PyObject *args)
 {
@@ -376,6 +394,8 @@ static PyMethodDef module_methods[] = {
      "landlock_abi() -> (abi, errno): the Landlock ABI in use here (0: none)"},
     {"landlock_ruleset", landlock_ruleset, METH_VARARGS,
      "landlock_ruleset(abi, [(path, kind)]) -> (fd, [(path, errno)])"},
+    {"landlock_allow", landlock_allow, METH_VARARGS,
+     "landlock_allow(fd, abi, path, kind): add one rule to a ruleset"},
     {"landlock_restrict", landlock_restrict, METH_VARARGS,
      "landlock_restrict(fd): restrict this process to the ruleset"},
     {"ptrace_available", ptrace_probe, METH_NOARGS,
