@@ -11,9 +11,10 @@ A Policy names trees (a path and everything below it):
 reading and executing the installed system (/usr, /lib*, /bin, /sbin, /etc),
 reading /proc and /sys, and the harmless devices (/dev/null, /dev/zero,
 /dev/full, /dev/random, /dev/urandom, /dev/tty) in both directions.
-It also allows probing names directly in the run's ``$PATH`` directories:
-that is how a shell or ``execvp`` looks for a program, and a stat cannot be
-refused anyway.  ``system=False`` gives exactly the trees listed.
+It also allows probing names directly in the run's ``$PATH`` directories
+(how a shell or ``execvp`` looks for a program) and in ``/`` (libselinux
+looks for ``/selinux`` in nearly every tool): a stat cannot be refused
+anyway, and these reveal nothing.  ``system=False`` gives exactly the trees listed.
 
 ``on_violation="deny"`` makes the operating system refuse what the policy
 does not allow (Landlock on Linux, a seatbelt profile on macOS, the hook DLL
@@ -159,7 +160,7 @@ class Policy:
                      on_violation=self.on_violation, system=False)
         if self.system:
             path = (os.environ if env is None else env).get("PATH", os.defpath)
-            out.search = fix(d for d in path.split(os.pathsep) if d)
+            out.search = fix(d for d in path.split(os.pathsep) if d) + ("/",)
         return out
 
     # -- the rule -------------------------------------------------------------
