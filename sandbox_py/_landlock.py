@@ -6,8 +6,9 @@ before exec (the ptrace launcher for preload and ptrace, a preexec_fn for
 ebpf), so every process of the run inherits it and none can undo it.  The
 rules travel as a Landlock ruleset fd: nothing the command could rewrite.
 
-Every Linux session mixes in :class:`LandlockSession`; the kernel's
-Landlock ABI decides what can be refused (:func:`abi`).
+Every Linux session mixes in :class:`LandlockSession` (before its
+TraceSession base); the kernel's Landlock ABI decides what can be refused
+(:func:`abi`).
 """
 from __future__ import annotations
 
@@ -36,7 +37,8 @@ def abi() -> tuple:
     if version:
         return version, ""
     if err == errno.EOPNOTSUPP:
-        return 0, "Landlock is built into this kernel but not enabled (add landlock to lsm= at boot)"
+        return 0, ("Landlock is built into this kernel but not enabled (add landlock to "
+                   "lsm= at boot)")
     return 0, "this kernel has no Landlock (Linux 5.13+ with CONFIG_SECURITY_LANDLOCK)"
 
 
@@ -177,3 +179,7 @@ class LandlockSession:
     def close_ruleset(self):
         if self.ruleset is not None:
             self.ruleset.close()
+
+    def abort(self):
+        self.close_ruleset()
+        super().abort()

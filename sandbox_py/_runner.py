@@ -99,11 +99,11 @@ def prepare_session(backend: str, session: TraceSession, policy, breakaway,
             raise TypeError("policy must be a sandbox_py.Policy, not %s"
                             % type(policy).__name__)
         if policy.on_violation == "deny" and not session.ENFORCES:
+            why = session.ENFORCE_MISSING
             raise SandboxUnavailableError(
                 backend, "it cannot make the system refuse accesses (policy with "
-                "on_violation='deny')%s" % (session.ENFORCE_MISSING and
-                                            ": " + session.ENFORCE_MISSING), "use on_violation='report', or another backend "
-                "(docs/enforcement.md)")
+                "on_violation='deny')%s" % (": " + why if why else ""),
+                "use on_violation='report', or another backend (docs/enforcement.md)")
         session.policy = policy.resolved(cwd, env)
     rule = compile_rule(breakaway)
     if rule is not None:

@@ -16,6 +16,7 @@ import subprocess
 import sys
 from typing import Optional
 
+from .._landlock import LandlockSession
 from .unpriv_session import Launcher, RunSession
 
 NAME = "preload"
@@ -111,7 +112,7 @@ def child_env(env: Optional[dict], log_path: str, handoff: Optional[str] = None)
     return env
 
 
-class PreloadSession(RunSession):
+class PreloadSession(LandlockSession, RunSession):
     def __init__(self):
         self.run = _unpriv().PreloadRun()
         self.handoff = _handoff()

@@ -12,6 +12,7 @@ import os
 
 # LAUNCHER and Launcher are also this backend's public names (preload and
 # the tests use them through here)
+from .._landlock import LandlockSession
 from .unpriv_session import LAUNCHER, Launcher, RunSession  # noqa: F401
 
 NAME = "ptrace"
@@ -36,7 +37,7 @@ def availability():
     return mod.ptrace_available()
 
 
-class PtraceSession(RunSession):
+class PtraceSession(LandlockSession, RunSession):
     def __init__(self):
         self.run = _unpriv().PtraceRun()
         self.launcher = Launcher({"SBX_PTRACE_GATE": str(self.run.gate_fd)})

@@ -10,14 +10,13 @@ import os
 import struct
 from typing import Optional
 
-from .._landlock import LandlockSession
 from .._runner import TraceSession, core_fields
 
 LAUNCHER = os.path.join(os.path.dirname(os.path.dirname(os.path.realpath(__file__))),
                         "_sbx_ptrace_exec")
 
 
-class RunSession(LandlockSession, TraceSession):
+class RunSession(TraceSession):
     """A session around one C run object of sandbox_py._unpriv (PreloadRun,
     PtraceRun): they share wait/kill/finish."""
 
@@ -40,7 +39,6 @@ class RunSession(LandlockSession, TraceSession):
     def abort(self):
         # Popen was interrupted: a child may have started all the same
         self.kill_tree()
-        self.close_ruleset()
         if self.launcher:
             self.launcher.close()
         self.finish()
