@@ -162,3 +162,14 @@ def test_a_backend_that_cannot_enforce_says_so(monkeypatch):
     monkeypatch.setattr(_landlock, "abi", lambda: (0, "this kernel has no Landlock"))
     with pytest.raises(SandboxUnavailableError, match="no Landlock"):
         Sandbox("ptrace").run(["true"], policy=Policy(read=["/tmp"]))
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_the_command_never_holds_the_rules(backend, tmp_path):
+    """The ruleset travels as an fd the launcher (or preexec) closes before
+    exec: the command can neither see nor extend it."""
+    sb = sandbox_for(backend)
+    r = sb.run(["sh", "-c", "ls -l /proc/$$/fd; env"], policy=Policy(write=[tmp_path]),
+               capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    assert "landlock" not in r.stdout and "SBX_LANDLOCK" not in r.stdout, r.stdout
