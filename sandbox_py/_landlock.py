@@ -72,9 +72,11 @@ class Ruleset:
             raise SandboxUnavailableError("landlock", why, "use on_violation='report'")
         self.abi = version
         self.fd, skipped = _unpriv().landlock_ruleset(version, rules(policy, own))
-        # Left out: trees that vanished or never existed (ENOENT); anything
-        # else means a rule the run would silently lack, so say it.
-        bad = [(os.fsdecode(p), e) for p, e in skipped if e not in (errno.ENOENT, errno.ENOTDIR)]
+        # Left out: trees that do not exist, and trees this user cannot
+        # reach (EACCES: the run could not either, with or without a rule);
+        # anything else means a rule the run would silently lack: say it.
+        quiet = (errno.ENOENT, errno.ENOTDIR, errno.EACCES, errno.ELOOP)
+        bad = [(os.fsdecode(p), e) for p, e in skipped if e not in quiet]
         if bad:
             self.close()
             raise OSError(bad[0][1], "cannot add the policy rule for %s to the Landlock "
