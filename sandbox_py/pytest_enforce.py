@@ -18,6 +18,7 @@ from __future__ import annotations
 import os
 import pickle
 import sys
+import warnings
 
 import pytest
 
@@ -109,14 +110,27 @@ def _send(fd: int, payload: dict) -> None:
         view = view[n:]
 
 
+def _portable(w) -> tuple:
+    """A caught warning as (category, message, filename, lineno), its
+    category replaced by UserWarning when it cannot be pickled."""
+    category = w.category
+    try:
+        pickle.loads(pickle.dumps(category))
+    except Exception:              # noqa: BLE001
+        category = UserWarning
+    return category, str(w.message), w.filename, w.lineno
+
+
 def _child(pyfuncitem, ruleset, tracer, w: int) -> None:
     """In the forked child: restrict, run the test function, report."""
     global IN_CHILD
     IN_CHILD = True
     payload = {}
+    caught: list = []
     try:
         ruleset.preexec()
-        pyfuncitem.ihook.pytest_pyfunc_call(pyfuncitem=pyfuncitem)
+        with warnings.catch_warnings(record=True) as caught:
+            pyfuncitem.ihook.pytest_pyfunc_call(pyfuncitem=pyfuncitem)
     except BaseException as e:     # noqa: BLE001 - everything goes to the parent
         excinfo = pytest.ExceptionInfo.from_exception(e)
         try:
@@ -130,6 +144,7 @@ def _child(pyfuncitem, ruleset, tracer, w: int) -> None:
             if isinstance(e, cls):
                 payload["outcome"] = (kind, getattr(e, "msg", None) or str(e))
                 break
+    payload["warnings"] = [_portable(w) for w in caught]
     impl = getattr(tracer, "_impl", None)
     if hasattr(impl, "_sets"):     # audit hooks: what they recorded here
         payload["audit"] = ({c: set(s) for c, s in impl._sets.items()},
@@ -208,6 +223,9 @@ def run_forked(pyfuncitem, ruleset, tracer) -> None:
     if payload is None:
         raise ChildFailed("the test's enforced process ended without a report (%s)"
                           % _status(status))
+    for category, message, filename, lineno in payload.get("warnings", ()):
+        # raised again here, where pytest's warning capture sees them
+        warnings.warn_explicit(message, category, filename, lineno)
     if "audit" in payload and hasattr(impl, "_sets"):
         sets, execs, unseen = payload["audit"]
         for c, s in sets.items():

@@ -434,8 +434,14 @@ def test_enforce_mode_from_the_command_line(pytester):
         @pytest.mark.sandbox
         def test_marked():
             open("stray.txt", "w").close()
+
+        @pytest.mark.sandbox
+        def test_warns():
+            import warnings
+            warnings.warn("raised in the enforced child")
     """))
     result = run(pytester, "--sandbox-mode=enforce")
-    result.assert_outcomes(failed=1)
-    result.stdout.fnmatch_lines(["*PermissionError*stray.txt*"])
+    result.assert_outcomes(failed=1, passed=1, warnings=1)
+    result.stdout.fnmatch_lines(["*PermissionError*stray.txt*",
+                                 "*UserWarning: raised in the enforced child*"])
     assert not pytester.path.joinpath("stray.txt").exists()
