@@ -18,7 +18,9 @@ anyway, and these reveal nothing.  ``system=False`` gives exactly the trees list
 
 ``on_violation="deny"`` makes the operating system refuse what the policy
 does not allow (Landlock on Linux, a seatbelt profile on macOS, the hook DLL
-on Windows) and still traces; ``"report"`` blocks nothing.  Either way
+on Windows) and still traces; ``"report"`` blocks nothing.  (Landlock grants
+rights on existing files only: a write tree that does not exist yet is
+created, as a directory, before a denying run.)  Either way
 ``Result.denied`` lists every traced access outside the policy as
 ``Denied(path, category, pid)``; what each system can and cannot refuse is
 in docs/enforcement.md.
