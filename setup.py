@@ -22,7 +22,7 @@ CORE_SOURCES = ["csrc/core/pathset.c", "csrc/core/pathnorm.c", "csrc/core/result
                 "csrc/core/keyed_table.c", "csrc/core/access.c", "csrc/core/ledger.c",
                 "csrc/python/pyresult.c"]
 LINUX_COMMON = ["csrc/linux/elfinterp.c", "csrc/linux/exec_reads.c", "csrc/linux/syscalls.c",
-                "csrc/linux/physpath.c"]
+                "csrc/linux/physpath.c", "csrc/linux/landlock.c"]
 LINUX_SOURCES = ["csrc/python/module_ebpf.c", "csrc/linux/ebpf/ebpf.c",
                  "csrc/linux/ebpf/io_uring.c"] + LINUX_COMMON
 INCLUDE_DIRS = ["csrc/core", "csrc/linux", "csrc/python"]
@@ -122,7 +122,7 @@ class BuildWithBpf(build_ext):
                 (PRELOAD_SHIM, SHIM_FLAGS, PRELOAD_SHIM_SOURCES + ["-ldl"]),
                 (LOADER_AUDIT, SHIM_FLAGS, LOADER_AUDIT_SOURCES + ["-ldl"]),
                 (PTRACE_LAUNCHER, [], ["csrc/linux/ptrace/ptrace_launcher.c",
-                                       "csrc/linux/elfinterp.c"])):
+                                       "csrc/linux/elfinterp.c", "csrc/linux/landlock.c"])):
             out = os.path.join(where, name)
             run([cc] + flags + extra + ["-o", out + ".tmp"] + sources, cwd=HERE)
             os.replace(out + ".tmp", out)

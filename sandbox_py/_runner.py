@@ -31,10 +31,15 @@ class TraceSession:
     #: refuse accesses sets ENFORCES and applies it when on_violation="deny".
     policy = None
     ENFORCES = False
+    #: Why it cannot, when ENFORCES is false only on this machine.
+    ENFORCE_MISSING = ""
     #: The run's BreakawayRule (sandbox_py/breakaway.py) or None; set by
     #: run_traced() before spawning, honoured by sessions with BREAKAWAY.
     breakaway = None
     BREAKAWAY = False
+    #: Warnings about the policy a session found before the run (e.g. fds
+    #: handed to the run that it cannot refuse accesses through).
+    policy_warnings = ()
 
     def popen_kwargs(self, kwargs: dict) -> dict:
         """Adjust Popen's keyword arguments (e.g. inject LD_PRELOAD)."""
@@ -86,7 +91,7 @@ def check_args(args) -> list:
 
 
 def prepare_session(backend: str, session: TraceSession, policy, breakaway,
-                    cwd) -> None:
+                    cwd, env=None) -> None:
     """Hand the run's Policy (resolved against its cwd) and breakaway rule
     to the session, or say clearly that this backend cannot honour them."""
     if policy is not None:
@@ -94,11 +99,12 @@ def prepare_session(backend: str, session: TraceSession, policy, breakaway,
             raise TypeError("policy must be a sandbox_py.Policy, not %s"
                             % type(policy).__name__)
         if policy.on_violation == "deny" and not session.ENFORCES:
+            why = session.ENFORCE_MISSING
             raise SandboxUnavailableError(
                 backend, "it cannot make the system refuse accesses (policy with "
-                "on_violation='deny')", "use on_violation='report', or another backend "
-                "(docs/enforcement.md)")
-        session.policy = policy.resolved(cwd)
+                "on_violation='deny')%s" % (": " + why if why else ""),
+                "use on_violation='report', or another backend (docs/enforcement.md)")
+        session.policy = policy.resolved(cwd, env)
     rule = compile_rule(breakaway)
     if rule is not None:
         if not session.BREAKAWAY:
@@ -122,7 +128,8 @@ def run_traced(backend: str, session: TraceSession, args, *, input=None,
                capture_output: bool = False, timeout: Optional[float] = None,
                check: bool = False, policy=None, breakaway=None, **popen_kwargs) -> Result:
     args = check_args(args)
-    prepare_session(backend, session, policy, breakaway, popen_kwargs.get("cwd"))
+    prepare_session(backend, session, policy, breakaway, popen_kwargs.get("cwd"),
+                    popen_kwargs.get("env"))
     if input is not None:
         if popen_kwargs.get("stdin") is not None:
             raise ValueError("stdin and input arguments may not both be used.")
@@ -155,7 +162,7 @@ def run_traced(backend: str, session: TraceSession, args, *, input=None,
 
     def build(stdout, stderr, extra_warning=None) -> Result:
         f = session.finish()
-        warnings = list(f.get("warnings", ()))
+        warnings = list(session.policy_warnings) + list(f.get("warnings", ()))
         complete = bool(f.get("complete", True))
         if extra_warning:
             warnings.append(extra_warning)

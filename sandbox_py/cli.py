@@ -17,6 +17,9 @@ from .result import Result
 #: Exit statuses of our own failures, as env(1) and timeout(1) use them.
 EXIT_TOOL_FAILED = 125
 EXIT_NOT_FOUND = 127
+#: The command succeeded but touched what the policy (--read/--write/--exec)
+#: does not allow: a CI step must not pass silently.
+EXIT_DENIED = 3
 #: Seconds before the live line appears: short runs would just flicker.
 LIVE_AFTER = float(os.environ.get("SANDBOX_PY_LIVE_AFTER", "1.0"))
 
@@ -45,6 +48,20 @@ def _run_parser() -> argparse.ArgumentParser:
                    help="kill the whole process tree after SECONDS")
     p.add_argument("--live", choices=("auto", "always", "never"), default="auto",
                    help="live progress line on stderr (auto: when stderr is a terminal)")
+    pol = p.add_argument_group(
+        "policy", "limit what the command may touch (docs/enforcement.md); any of "
+        "these turns the policy on, with the installed system readable")
+    pol.add_argument("--read", action="append", default=[], metavar="PATH",
+                     help="a tree the command may read, probe and list (repeatable)")
+    pol.add_argument("--write", action="append", default=[], metavar="PATH",
+                     help="a tree the command may also create, change and remove in "
+                          "(repeatable)")
+    pol.add_argument("--exec", action="append", dest="execute", metavar="PATH",
+                     help="a tree of programs the command may run (repeatable; default: "
+                          "the --read and --write trees and the system)")
+    pol.add_argument("--on-violation", choices=("deny", "report"), default="deny",
+                     help="deny (default): the system refuses what the policy does not "
+                          "allow; report: nothing is refused, violations are listed")
     p.add_argument("command", nargs=argparse.REMAINDER, help="the command, after --")
     return p
 
@@ -140,18 +157,22 @@ def run_main(argv: list) -> int:
         sys.stderr.write("sandbox-py: no command given (put it after --)\n")
         return 2
 
-    from . import Sandbox
+    from . import Policy, Sandbox
     from .errors import SandboxError, TimeoutExpired
     label = command_line(command)
+    policy = None
+    if opts.read or opts.write or opts.execute:
+        policy = Policy(read=opts.read, write=opts.write, execute=opts.execute,
+                        on_violation=opts.on_violation)
     live = opts.live == "always" or (opts.live == "auto" and sys.stderr.isatty()
                                      and not opts.json)
     try:
         sandbox = Sandbox(opts.backend)
         if live:
             with LiveLine(sys.stderr, label):
-                result = sandbox.run(command, timeout=opts.timeout)
+                result = sandbox.run(command, timeout=opts.timeout, policy=policy)
         else:
-            result = sandbox.run(command, timeout=opts.timeout)
+            result = sandbox.run(command, timeout=opts.timeout, policy=policy)
     except FileNotFoundError as e:
         sys.stderr.write("sandbox-py: %s: %s\n" % (label, e.strerror or e))
         return EXIT_NOT_FOUND
@@ -169,6 +190,8 @@ def run_main(argv: list) -> int:
         sys.stderr.write(result.to_json(indent=2) + "\n")
     elif not opts.quiet:
         sys.stderr.write(summary_text(result, top=opts.top) + "\n")
+    if result.returncode == 0 and result.denied:
+        return EXIT_DENIED
     return exit_status(result.returncode)
 
 

@@ -86,8 +86,11 @@ def _policy_lines(result, top: int) -> list:
     """Denied accesses and breakaway processes, for the text summary."""
     lines = []
     if result.denied:
-        verb = ("refused" if result.policy is None or result.policy.on_violation == "deny"
-                else "outside the policy")
+        # Not every listed access was refused: a stat, or a write through an
+        # fd opened before the policy, cannot be (docs/enforcement.md).
+        verb = ("outside the policy (refused where the system can)"
+                if result.policy is None or result.policy.on_violation == "deny"
+                else "outside the policy (not refused: report mode)")
         lines.append("  denied: %d %s" % (len(result.denied), verb))
         for d in result.denied[:top]:
             lines.append("    %s %s%s" % (d.category, printable_path(d.path),

@@ -11,11 +11,16 @@ A Policy names trees (a path and everything below it):
 reading and executing the installed system (/usr, /lib*, /bin, /sbin, /etc),
 reading /proc and /sys, and the harmless devices (/dev/null, /dev/zero,
 /dev/full, /dev/random, /dev/urandom, /dev/tty) in both directions.
-``system=False`` gives exactly the trees listed.
+It also allows probing names directly in the run's ``$PATH`` directories
+(how a shell or ``execvp`` looks for a program) and in ``/`` (libselinux
+looks for ``/selinux`` in nearly every tool): a stat cannot be refused
+anyway, and these reveal nothing.  ``system=False`` gives exactly the trees listed.
 
 ``on_violation="deny"`` makes the operating system refuse what the policy
 does not allow (Landlock on Linux, a seatbelt profile on macOS, the hook DLL
-on Windows) and still traces; ``"report"`` blocks nothing.  Either way
+on Windows) and still traces; ``"report"`` blocks nothing.  (Landlock grants
+rights on existing files only: a write tree that does not exist yet is
+created, as a directory, before a denying run.)  Either way
 ``Result.denied`` lists every traced access outside the policy as
 ``Denied(path, category, pid)``; what each system can and cannot refuse is
 in docs/enforcement.md.
@@ -98,6 +103,8 @@ class Policy:
         self.execute = None if execute is None else _trees(execute, "execute")
         self.on_violation = on_violation
         self.system = bool(system)
+        #: $PATH directories whose entries may be probed (set by resolved())
+        self.search = ()
 
     def __repr__(self) -> str:
         return ("Policy(read=%r, write=%r, execute=%r, on_violation=%r, system=%r)"
@@ -122,11 +129,13 @@ class Policy:
                    system=d.get("system", True))
 
     # -- resolution: once per run -------------------------------------------
-    def resolved(self, cwd: Optional[str | os.PathLike] = None) -> "Policy":
+    def resolved(self, cwd: Optional[str | os.PathLike] = None,
+                 env: Optional[dict] = None) -> "Policy":
         """This policy with every tree absolute, relative paths taken from
         ``cwd``, each tree both as written and resolved (symlinks followed as
         the kernel would), and the system baseline spelled out
-        (``system=False`` on the copy)."""
+        (``system=False`` on the copy; the ``$PATH`` of ``env``, or of this
+        process, in ``search``)."""
         base = os.path.abspath(os.fsdecode(cwd) if cwd is not None else os.getcwd())
 
         def fix(trees) -> tuple:
@@ -149,8 +158,12 @@ class Policy:
             if execute is not None:
                 execute += SYSTEM_EXECUTE
         execute = read + write if execute is None else execute
-        return Policy(fix(read), fix(write), fix(execute),
-                      on_violation=self.on_violation, system=False)
+        out = Policy(fix(read), fix(write), fix(execute),
+                     on_violation=self.on_violation, system=False)
+        if self.system:
+            path = (os.environ if env is None else env).get("PATH", os.defpath)
+            out.search = fix(d for d in path.split(os.pathsep) if d) + ("/",)
+        return out
 
     # -- the rule -------------------------------------------------------------
     def allows(self, category: str, path: str) -> bool:
@@ -167,7 +180,8 @@ class Policy:
         trees = self.read + self.write + (self.execute or ())
         if any(_under(path, t) for t in trees):
             return True
-        return category == "probe" and any(_under(t, path) for t in trees)
+        return category == "probe" and (any(_under(t, path) for t in trees)
+                                        or os.path.dirname(path) in self.search)
 
     def violations(self, result) -> tuple:
         """Every traced access of ``result`` outside this *resolved* policy,

@@ -24,7 +24,7 @@ from typing import Iterable, Optional
 
 import pytest
 
-MODES = ("fail", "warn", "off")
+MODES = ("fail", "warn", "off", "enforce")
 BACKENDS = ("auto", "ebpf", "audit")
 #: Path categories a read-only allowance covers.
 READ_CATEGORIES = ("reads", "probes", "enumerations")
@@ -65,7 +65,9 @@ def pytest_addoption(parser):
                          "marked @pytest.mark.sandbox (ini: sandbox = true)")
     group.addoption("--sandbox-mode", choices=MODES, default=None,
                     help="what an undeclared access does: fail the test (default), "
-                         "warn, or off to disable all checks (ini: sandbox_mode)")
+                         "warn, enforce (the system refuses it and the test fails; "
+                         "Linux, Landlock), or off to disable all checks "
+                         "(ini: sandbox_mode)")
     group.addoption("--sandbox-allow", action="append", default=[], metavar="PATTERN",
                     help="allow PATTERN for every checked test (repeatable; "
                          "ini: sandbox_allow)")
@@ -77,7 +79,7 @@ def pytest_addoption(parser):
                          "default auto: eBPF when available, else audit hooks)")
     parser.addini("sandbox", type="bool", default=False,
                   help="check the file accesses of every test")
-    parser.addini("sandbox_mode", default="fail", help="fail, warn or off")
+    parser.addini("sandbox_mode", default="fail", help="fail, warn, enforce or off")
     parser.addini("sandbox_allow", type="linelist", default=[],
                   help="patterns every checked test may touch")
     parser.addini("sandbox_allow_read", type="linelist", default=[],
@@ -116,7 +118,8 @@ def pytest_configure(config):
                 % (why, PRIVILEGE))
     config.addinivalue_line(
         "markers",
-        "sandbox(allow=(), allow_read=(), mode=None): check the test's file accesses; "
+        "sandbox(allow=(), allow_read=(), mode=None): check the test's file accesses "
+        "(mode: fail, warn, enforce or off); "
         "allow: patterns it may touch in any way, allow_read: patterns it may only "
         "read/probe/list; {tmp_path}, {basetemp}, {rootdir}, {testdir} are expanded, "
         "relative patterns are below rootdir, ** spans directories")
@@ -169,11 +172,15 @@ class Pattern:
         return self.text if self.text == self.absolute else "%s (%s)" % (self.absolute, self.text)
 
 
-class Policy:
+class TestPolicy:
     """Everything one test may touch: its declared patterns plus the
     baseline every test gets (the Python installation, imports, the system,
-    pseudo files, this worker's temporary directory)."""
+    pseudo files, this worker's temporary directory).  (Not
+    sandbox_py.Policy, the trees of a Sandbox run: patterns and a baseline
+    are what a test suite needs; mode="enforce" derives Landlock trees from
+    this, see sandbox_py/pytest_enforce.py.)"""
 
+    __test__ = False            # a Test* class, not a test
     def __init__(self, item, mode: str):
         self.item = item
         self.mode = mode
@@ -304,7 +311,7 @@ class Policy:
 class SandboxCheck:
     """The ``sandbox_check`` fixture: extends the running test's policy."""
 
-    def __init__(self, policy: Policy):
+    def __init__(self, policy: TestPolicy):
         self._policy = policy
 
     def allow(self, *patterns) -> None:
@@ -326,12 +333,12 @@ class SandboxCheck:
         self._policy.mode = value
 
 
-_POLICY = pytest.StashKey[Optional[Policy]]()
+_POLICY = pytest.StashKey[Optional[TestPolicy]]()
 #: The traced Result of a checked test's call, for other plugins and hooks.
 RESULT = pytest.StashKey[object]()
 
 
-def _policy_for(item) -> Optional[Policy]:
+def _policy_for(item) -> Optional[TestPolicy]:
     """The test's policy, or None when it is not checked (built once)."""
     if _POLICY in item.stash:
         return item.stash[_POLICY]
@@ -349,7 +356,7 @@ def _policy_for(item) -> Optional[Policy]:
                     raise pytest.UsageError("%s: sandbox marker mode must be one of %s, "
                                             "not %r" % (item.nodeid, ", ".join(MODES), mode))
                 break
-        policy = Policy(item, mode)
+        policy = TestPolicy(item, mode)
         policy.add(config.getini("sandbox_allow"))
         policy.add(config.getoption("sandbox_allow") or ())
         policy.add(config.getini("sandbox_allow_read"), read_only=True)
@@ -368,14 +375,16 @@ def sandbox_check(request) -> SandboxCheck:
     ``sandbox_check.allow_read(...)`` declare more at run time."""
     policy = _policy_for(request.node)
     if policy is None:       # --sandbox-mode=off
-        policy = Policy(request.node, "off")
+        policy = TestPolicy(request.node, "off")
     return SandboxCheck(policy)
 
 
-def _format(item, policy: Policy, result, violations: dict) -> str:
+def _format(item, policy: TestPolicy, result, violations: dict) -> str:
     from .display import printable_path
-    lines = ["sandbox_py: %s touched %d path%s it does not declare:" % (
-        item.name, len(violations), "" if len(violations) == 1 else "s")]
+    lines = ["sandbox_py: %s touched %d path%s it does not declare%s:" % (
+        item.name, len(violations), "" if len(violations) == 1 else "s",
+        " (mode=enforce: refused by the system where it can; a probe is a refused "
+        "call or a stat, which cannot be refused)" if policy.mode == "enforce" else "")]
     for path in sorted(violations)[:LISTED]:
         lines.append("  %-12s %s" % ("+".join(violations[path]), printable_path(path)))
     if len(violations) > LISTED:
@@ -388,6 +397,25 @@ def _format(item, policy: Policy, result, violations: dict) -> str:
     return "\n".join(lines)
 
 
+#: (Landlock ruleset, running trace) of an enforced test's call.
+_TRACER = pytest.StashKey[object]()
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_pyfunc_call(pyfuncitem):
+    """mode="enforce": run the test function in a forked child restricted
+    to what the test declares (sandbox_py/pytest_enforce.py)."""
+    policy = pyfuncitem.stash.get(_POLICY, None)
+    if policy is None or policy.mode != "enforce" or _TRACER not in pyfuncitem.stash:
+        return None
+    from . import pytest_enforce
+    if pytest_enforce.IN_CHILD:
+        return None             # in the child: pytest runs the function itself
+    ruleset, tracer = pyfuncitem.stash[_TRACER]
+    pytest_enforce.run_forked(pyfuncitem, ruleset, tracer)
+    return True
+
+
 @pytest.hookimpl(wrapper=True, trylast=True)
 def pytest_runtest_call(item):
     # trylast: innermost wrapper, so pytest's own machinery around the call
@@ -398,17 +426,38 @@ def pytest_runtest_call(item):
     from .inprocess import trace
     backend = _backend(item.config)
     wait = float(item.config.getini("sandbox_wait"))
+    ruleset = None
+    if policy.mode == "enforce":
+        from . import pytest_enforce
+        ruleset = pytest_enforce.prepare(item, policy)
     tracer = trace(backend, wait=wait).start()
+    if ruleset is not None:
+        item.stash[_TRACER] = (ruleset, tracer)
     try:
         outcome = yield
-    except BaseException:
+    except BaseException as e:
+        if _TRACER in item.stash:
+            del item.stash[_TRACER]
+        if ruleset is not None:
+            ruleset.close()
         result = tracer.stop(1)
         item.stash[RESULT] = result
         violations = policy.violations(result)
+        if policy.mode == "enforce" and type(e).__name__ == "ChildFailed":
+            # The refusal is usually why the test failed: name it with the
+            # failure, not apart from it.
+            text = e.text + ("\n\n" + _format(item, policy, result, violations)
+                             if violations else "")
+            # from None: the child's failure is in the text already
+            raise pytest.fail.Exception(text, pytrace=False) from None
         if violations:
             # The test failed on its own; the accesses are context, not the cause.
             item.add_report_section("call", "sandbox", _format(item, policy, result, violations))
         raise
+    if _TRACER in item.stash:
+        del item.stash[_TRACER]
+    if ruleset is not None:
+        ruleset.close()
     result = tracer.stop(0)
     item.stash[RESULT] = result
     violations = policy.violations(result)

@@ -203,3 +203,25 @@ def test_json_output_validates_against_the_shipped_schema(tmp_path):
     assert not validator.is_valid(broken)
     assert not validator.is_valid({k: v for k, v in doc.items() if k != "execs"})
     assert not validator.is_valid(dict(doc, writes=["relative/path"]))
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="enforced here with Landlock")
+def test_policy_options_refuse_and_report(tmp_path):
+    src, out, secret = tmp_path / "src", tmp_path / "out", tmp_path / "secret.txt"
+    src.mkdir()
+    (src / "a.c").write_text("int x;\n")
+    secret.write_text("s\n")
+    script = 'cat src/a.c; cat secret.txt; echo o > out/o; echo nope > src/a.c; exit 0'
+    p = cli("--read", "src", "--write", "out/", "--", "sh", "-c", script, cwd=tmp_path)
+    # the command succeeded but reached outside the policy
+    assert p.returncode == 3, p.stderr
+    assert p.stdout == "int x;\n"
+    assert (out / "o").read_text() == "o\n"                  # out/ was created for it
+    assert (src / "a.c").read_text() == "int x;\n" and secret.read_text() == "s\n"
+    assert "denied: " in p.stderr and str(secret) in p.stderr
+    # report mode blocks nothing and lists the same
+    p = cli("--read", "src", "--write", "out", "--on-violation", "report", "-q", "--",
+            "sh", "-c", "cat secret.txt", cwd=tmp_path)
+    assert p.returncode == 3 and p.stdout == "s\n"
+    p = cli("--read", "src", "--", "cat", "src/a.c", cwd=tmp_path)
+    assert p.returncode == 0, p.stderr

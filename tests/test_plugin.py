@@ -3,6 +3,7 @@ subprocess (the plugin is loaded through its pytest11 entry point, exactly as
 in a user's project), outcomes and failure text checked."""
 import importlib.metadata
 import re
+import sys
 import textwrap
 
 import pytest
@@ -360,3 +361,87 @@ def test_audit_fallback_checks_child_processes(pytester):
     result.stdout.fnmatch_lines(["*SandboxIncompleteWarning: sandbox_py: "
                                  "test_child_with_its_own_env was only partly checked: "
                                  "true was started with an env= without the preload shim*"])
+
+
+ENFORCED_SUITE = """
+    import os, subprocess, sys, pytest
+
+    @pytest.mark.sandbox(allow=["{tmp_path}"], allow_read=["data"], mode="enforce")
+    def test_declared(tmp_path):
+        (tmp_path / "out.txt").write_text(open("data/in.txt").read())
+        subprocess.run(["cp", str(tmp_path / "out.txt"), str(tmp_path / "copy.txt")], check=True)
+        assert (tmp_path / "copy.txt").read_text() == "in"
+
+    @pytest.mark.sandbox(allow=["{tmp_path}"], mode="enforce")
+    def test_reads_secret(tmp_path):
+        open("secret.txt").read()
+
+    @pytest.mark.sandbox(allow=["{tmp_path}"], mode="enforce")
+    def test_child_overwrites_data():
+        subprocess.run(["sh", "-c", "echo pwned > data/in.txt"], check=True)
+
+    @pytest.mark.sandbox(allow=["{tmp_path}"], mode="enforce")
+    def test_catches_the_refusal_and_passes(tmp_path):
+        with pytest.raises(PermissionError):
+            open("data/new.txt", "w")
+
+    @pytest.mark.sandbox(mode="enforce")
+    def test_skips():
+        pytest.skip("not here")
+
+    def test_unmarked_is_not_enforced():
+        open("unmarked.txt", "w").close()
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="enforced with Landlock")
+@pytest.mark.parametrize("backend", ["auto", "audit"])
+def test_enforce_mode_refuses_and_names_the_refused_access(pytester, backend):
+    from sandbox_py import _landlock
+    if not _landlock.abi()[0]:
+        pytest.skip("no Landlock here: %s" % _landlock.abi()[1])
+    pytester.mkdir("data")
+    pytester.path.joinpath("data", "in.txt").write_text("in")
+    pytester.path.joinpath("secret.txt").write_text("s")
+    pytester.makepyfile(textwrap.dedent(ENFORCED_SUITE))
+    result = run(pytester, "--sandbox-backend=%s" % backend, "-rs")
+    root = str(pytester.path)
+    result.assert_outcomes(passed=2, failed=3, skipped=1)
+    out = result.stdout.str()
+    # refused by the kernel: the test sees EACCES, the failure names the path
+    result.stdout.fnmatch_lines([
+        "*PermissionError*secret.txt*",
+        "*sandbox_py: test_reads_secret touched 1 path it does not declare (mode=enforce*",
+        "*%s/secret.txt" % root,
+    ])
+    assert "cannot create data/in.txt: Permission denied" in out
+    assert pytester.path.joinpath("data", "in.txt").read_text() == "in"
+    assert not pytester.path.joinpath("data", "new.txt").exists()
+    # a refusal the test survived is still an undeclared access
+    result.stdout.fnmatch_lines(["*test_catches_the_refusal_and_passes touched 1 path*"])
+    result.stdout.fnmatch_lines(["*SKIPPED*test_*.py:*not here*"])
+    assert pytester.path.joinpath("unmarked.txt").exists()
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="enforced with Landlock")
+def test_enforce_mode_from_the_command_line(pytester):
+    from sandbox_py import _landlock
+    if not _landlock.abi()[0]:
+        pytest.skip("no Landlock here: %s" % _landlock.abi()[1])
+    pytester.makepyfile(textwrap.dedent("""
+        import pytest
+
+        @pytest.mark.sandbox
+        def test_marked():
+            open("stray.txt", "w").close()
+
+        @pytest.mark.sandbox
+        def test_warns():
+            import warnings
+            warnings.warn("raised in the enforced child")
+    """))
+    result = run(pytester, "--sandbox-mode=enforce")
+    result.assert_outcomes(failed=1, passed=1, warnings=1)
+    result.stdout.fnmatch_lines(["*PermissionError*stray.txt*",
+                                 "*UserWarning: raised in the enforced child*"])
+    assert not pytester.path.joinpath("stray.txt").exists()

@@ -83,3 +83,14 @@ def test_result_fields_round_trip_through_the_schema():
     assert back.denied[0].pid == 12 and back.breakaways[0].argv[0] == "sccache"
     path, category, pid = back.denied[0]
     assert (path, category, pid) == ("/etc/shadow", "read", 12)
+
+
+def test_program_search_and_top_level_probes_are_not_violations():
+    env = {"PATH": "/opt/tools/bin:/usr/bin"}
+    p = Policy(read=["/src"]).resolved("/", env)
+    assert p.allows("probe", "/opt/tools/bin/cc")          # execvp looking for cc
+    assert not p.allows("read", "/opt/tools/bin/cc")
+    assert not p.allows("probe", "/opt/tools/lib/x")
+    assert p.allows("probe", "/selinux")                   # libselinux's look
+    strict = Policy(read=["/src"], system=False).resolved("/", env)
+    assert not strict.allows("probe", "/opt/tools/bin/cc")

@@ -15,6 +15,9 @@
 #if defined(__linux__)
 #define SBX_HAVE_PTRACE 1
 #include "ptrace_tracer.h"
+#include "landlock.h"
+#include <errno.h>
+#include <unistd.h>
 #endif
 #include "pyresult.h"
 
@@ -306,8 +309,95 @@ static PyObject *ptrace_probe(PyObject *mod, PyObject *unused)
 
 #endif
 
+#ifdef SBX_HAVE_PTRACE
+/* ---- Landlock (sandbox_py/_landlock.py) ---------------------------------------*/
+static PyObject *landlock_abi(PyObject *mod, PyObject *unused)
+{
+    int abi = sbx_landlock_abi();
+    return Py_BuildValue("(ii)", abi, abi ? 0 : errno);
+}
+
+/* landlock_ruleset(abi, [(path: bytes, kind: int)]) -> (fd, [(path, errno)]):
+ * the ruleset, and the rules that could not be added (a path that does not
+ * exist).  The caller owns the fd. */
+static PyObject *landlock_ruleset(PyObject *mod, PyObject *args)
+{
+    int abi;
+    PyObject *rules;
+    if (!PyArg_ParseTuple(args, "iO!", &abi, &PyList_Type, &rules))
+        return NULL;
+    int fd = sbx_landlock_ruleset(abi);
+    if (fd < 0)
+        return PyErr_SetFromErrno(PyExc_OSError);
+    PyObject *skipped = PyList_New(0);
+    if (!skipped) {
+        close(fd);
+        return NULL;
+    }
+    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(rules); i++) {
+        PyObject *path;
+        unsigned kind;
+        if (!PyArg_ParseTuple(PyList_GET_ITEM(rules, i), "O&I", PyUnicode_FSConverter,
+                              &path, &kind))
+            goto fail;
+        if (sbx_landlock_allow(fd, abi, PyBytes_AS_STRING(path), kind) < 0) {
+            PyObject *t = Py_BuildValue("(Oi)", path, errno);
+            if (!t || PyList_Append(skipped, t) < 0) {
+                Py_XDECREF(t);
+                Py_DECREF(path);
+                goto fail;
+            }
+            Py_DECREF(t);
+        }
+        Py_DECREF(path);
+    }
+    return Py_BuildValue("(iN)", fd, skipped);
+fail:
+    close(fd);
+    Py_DECREF(skipped);
+    return NULL;
+}
+
+/* landlock_allow(fd, abi, path, kind): one more rule. */
+static PyObject *landlock_allow(PyObject *mod, PyObject *args)
+{
+    int fd, abi;
+    unsigned kind;
+    PyObject *path;
+    if (!PyArg_ParseTuple(args, "iiO&I", &fd, &abi, PyUnicode_FSConverter, &path, &kind))
+        return NULL;
+    int r = sbx_landlock_allow(fd, abi, PyBytes_AS_STRING(path), kind);
+    if (r < 0) {
+        PyErr_SetFromErrnoWithFilenameObject(PyExc_OSError, path);
+        Py_DECREF(path);
+        return NULL;
+    }
+    Py_DECREF(path);
+    Py_RETURN_NONE;
+}
+
+/* landlock_restrict(fd): for a preexec_fn, between fork and exec. */
+static PyObject *landlock_restrict(PyObject *mod, PyObject *args)
+{
+    int fd;
+    if (!PyArg_ParseTuple(args, "i", &fd))
+        return NULL;
+    if (sbx_landlock_restrict(fd) < 0)
+        return PyErr_SetFromErrno(PyExc_OSError);
+    Py_RETURN_NONE;
+}
+#endif
+
 static PyMethodDef module_methods[] = {
 #ifdef SBX_HAVE_PTRACE
+    {"landlock_abi", landlock_abi, METH_NOARGS,
+     "landlock_abi() -> (abi, errno): the Landlock ABI in use here (0: none)"},
+    {"landlock_ruleset", landlock_ruleset, METH_VARARGS,
+     "landlock_ruleset(abi, [(path, kind)]) -> (fd, [(path, errno)])"},
+    {"landlock_allow", landlock_allow, METH_VARARGS,
+     "landlock_allow(fd, abi, path, kind): add one rule to a ruleset"},
+    {"landlock_restrict", landlock_restrict, METH_VARARGS,
+     "landlock_restrict(fd): restrict this process to the ruleset"},
     {"ptrace_available", ptrace_probe, METH_NOARGS,
      "ptrace_available() -> (bool, reason): can this process trace its children"},
 #endif

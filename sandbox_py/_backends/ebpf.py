@@ -14,6 +14,7 @@ import re
 import threading
 from typing import Optional
 
+from .._landlock import LandlockSession
 from .._runner import TraceSession, core_fields
 
 NAME = "ebpf"
@@ -61,11 +62,19 @@ def availability():
     return True, "BPF programs loaded (tracepoints sched_process_* and sys_exit)"
 
 
-class EbpfSession(TraceSession):
+class EbpfSession(LandlockSession, TraceSession):
     def __init__(self):
         self.core = _core()
         self.run_id = self.core.ebpf_run_begin()
         self.fields = None
+
+    def popen_kwargs(self, kwargs):
+        # The child restricts itself between fork and exec: inside the spawn
+        # window, before its first exec, so that is not reported.
+        return self.preexec_kwargs(kwargs)
+
+    def started(self, proc):
+        self.close_ruleset()
 
     @contextlib.contextmanager
     def spawning(self):
@@ -87,6 +96,7 @@ class EbpfSession(TraceSession):
         return self.fields
 
     def abort(self):
+        self.close_ruleset()
         self.core.ebpf_run_kill(self.run_id)
         self.core.ebpf_run_wait(self.run_id, 5.0)
         self.finish()

@@ -16,6 +16,7 @@ import subprocess
 import sys
 from typing import Optional
 
+from .._landlock import LandlockSession
 from .unpriv_session import Launcher, RunSession
 
 NAME = "preload"
@@ -111,7 +112,7 @@ def child_env(env: Optional[dict], log_path: str, handoff: Optional[str] = None)
     return env
 
 
-class PreloadSession(RunSession):
+class PreloadSession(LandlockSession, RunSession):
     def __init__(self):
         self.run = _unpriv().PreloadRun()
         self.handoff = _handoff()
@@ -122,14 +123,22 @@ class PreloadSession(RunSession):
             self.run.set_handoff(self.handoff)
             self.launcher = Launcher({"SBX_PTRACE_ROOT": "1"})
 
+    def own_files(self):
+        from .._landlock import EXECUTE, READ, WRITE  # noqa: PLC0415
+        own = [(SHIM, READ), (AUDIT, READ), (self.run.log_path, READ | WRITE)]
+        if self.handoff:    # a static child execs the launcher to be adopted
+            own.append((self.handoff, READ | EXECUTE))
+        return own
+
     def popen_kwargs(self, kwargs):
         kwargs = dict(kwargs)
         kwargs["env"] = child_env(kwargs.get("env"), self.run.log_path, self.handoff)
         if self.launcher:
-            kwargs = self.launcher.popen_kwargs(kwargs)
-        return kwargs
+            return self.launcher_kwargs(self.launcher.popen_kwargs(kwargs))
+        return self.preexec_kwargs(kwargs)
 
     def started(self, proc):
+        self.close_ruleset()
         argv0 = proc.args[0] if isinstance(proc.args, (list, tuple)) else proc.args
         self.run.set_root(proc.pid, os.fsdecode(argv0))
         if self.launcher:

@@ -12,6 +12,7 @@ import os
 
 # LAUNCHER and Launcher are also this backend's public names (preload and
 # the tests use them through here)
+from .._landlock import LandlockSession
 from .unpriv_session import LAUNCHER, Launcher, RunSession  # noqa: F401
 
 NAME = "ptrace"
@@ -36,15 +37,17 @@ def availability():
     return mod.ptrace_available()
 
 
-class PtraceSession(RunSession):
+class PtraceSession(LandlockSession, RunSession):
     def __init__(self):
         self.run = _unpriv().PtraceRun()
         self.launcher = Launcher({"SBX_PTRACE_GATE": str(self.run.gate_fd)})
 
     def popen_kwargs(self, kwargs):
-        return self.launcher.popen_kwargs(kwargs, pass_fds=(self.run.gate_fd,))
+        return self.launcher_kwargs(
+            self.launcher.popen_kwargs(kwargs, pass_fds=(self.run.gate_fd,)))
 
     def started(self, proc):
+        self.close_ruleset()
         self.launcher.close_child_end()
         argv0 = proc.args[0] if isinstance(proc.args, (list, tuple)) else proc.args
         try:

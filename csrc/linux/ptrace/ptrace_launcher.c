@@ -32,6 +32,7 @@
 #include <signal.h>
 
 #include "elfinterp.h"
+#include "landlock.h"
 #include "ptrace_syscalls.h"
 
 #if defined(__x86_64__)
@@ -142,6 +143,23 @@ static int install_filter(void)
         }
     }
     return build_and_install(SECCOMP_RET_TRACE, 0);
+}
+
+/* The run's Policy, when it is enforced: SBX_LANDLOCK_FD names a Landlock
+ * ruleset fd the Python side built from the policy's trees and passed
+ * down (pass_fds).  Rules held by an fd cannot be rewritten by the command,
+ * as a file or a variable could; restricting here, before exec, puts the
+ * whole tree under it.  The fd is closed: the command never sees it. */
+static void enforce_policy(void)
+{
+    const char *v = getenv("SBX_LANDLOCK_FD");
+    if (!v)
+        return;
+    int fd = atoi(v);
+    unsetenv("SBX_LANDLOCK_FD");
+    if (sbx_landlock_restrict(fd) < 0)
+        die("cannot apply the policy (Landlock)");
+    close(fd);
 }
 
 static pid_t g_child;
@@ -265,6 +283,9 @@ static int preload_root(char **argv)
     unsetenv("SBX_PTRACE_EXE");
     unsetenv("SBX_PTRACE_ERR");
     unsetenv("SBX_PTRACE_NOTIFY");   /* the shim sets it again for a hand-off */
+    g_efd = efd;
+    enforce_policy();
+    g_efd = -1;
     if (static_target(target)) {
         pid_t child = fork();
         if (child < 0)
@@ -302,6 +323,7 @@ int main(int argc, char **argv)
         die("the tracer did not attach to the launcher");
     }
     close(fd);
+    enforce_policy();
     /* exec errors go back to the Python side (FileNotFoundError...) the way
      * subprocess reports them; a successful exec closes this fd */
     int efd = atoi(errfd);
