@@ -115,13 +115,18 @@ def prepare_session(backend: str, session: TraceSession, policy, breakaway,
 
 def merge_denied(policy, mechanism, traced) -> tuple:
     """The run's denied accesses: what the mechanism reported (with pids)
-    and every traced access outside the policy, each (path, category) once."""
+    and every traced access outside the policy, each (path, category) once.
+    A refused call is traced as a probe of its name; when the mechanism
+    says what it asked for (a read, a write), that stands instead."""
     seen = {}
     for d in list(mechanism) + list(traced):
         key = (d.path, d.category)
         if key not in seen or (seen[key].pid is None and d.pid is not None):
             seen[key] = d
-    return tuple(sorted(seen.values(), key=lambda d: (d.path, d.category)))
+    asked = {d.path for d in seen.values() if d.category in ("read", "write")}
+    return tuple(sorted((d for d in seen.values()
+                         if not (d.category == "probe" and d.path in asked)),
+                        key=lambda d: (d.path, d.category)))
 
 
 def run_traced(backend: str, session: TraceSession, args, *, input=None,
@@ -173,7 +178,9 @@ def run_traced(backend: str, session: TraceSession, args, *, input=None,
         denied = ()
         if session.policy is not None:
             traced = session.policy.violations(Result(0, args, execs=execs, **sets))
-            denied = merge_denied(session.policy, f.get("denied", ()), traced)
+            mechanism = list(f.get("denied", ()))
+            mechanism += session.policy.refusals(f.get("refused", ()))
+            denied = merge_denied(session.policy, mechanism, traced)
         return Result(
             returncode=proc.returncode if proc.returncode is not None else -9,
             args=args,

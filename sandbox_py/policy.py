@@ -183,6 +183,15 @@ class Policy:
         return category == "probe" and (any(_under(t, path) for t in trees)
                                         or os.path.dirname(path) in self.search)
 
+    def refusals(self, refused) -> list:
+        """The refused calls a tracer saw -- ``(path, "read" | "write")``,
+        a call the system failed with EACCES or EPERM, traced as a probe of
+        its name -- that this policy explains: what it asked for is outside
+        the policy.  (A refusal inside the policy came from elsewhere, e.g.
+        file permissions, and is not the policy's.)"""
+        return [Denied(path, category) for path, category in refused
+                if path.startswith("/") and not self.allows(category, path)]
+
     def violations(self, result) -> tuple:
         """Every traced access of ``result`` outside this *resolved* policy,
         as :class:`Denied` records sorted by path (pid unknown: a Result's

@@ -173,3 +173,34 @@ def test_the_command_never_holds_the_rules(backend, tmp_path):
                capture_output=True, text=True, timeout=60)
     assert r.returncode == 0, r.stderr
     assert "landlock" not in r.stdout and "SBX_LANDLOCK" not in r.stdout, r.stdout
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_refused_calls_are_listed_with_what_they_asked_for(backend, tmp_path):
+    """A write refused inside a read-only tree is traced as a probe of a
+    readable name; Result.denied still says it was a write that was refused,
+    the same under every backend, and the file is unchanged."""
+    sb = sandbox_for(backend)
+    root = os.path.realpath(tmp_path)
+    src, build = os.path.join(root, "src"), os.path.join(root, "build")
+    os.makedirs(src)
+    with open(os.path.join(src, "a.c"), "w") as f:
+        f.write("orig\n")
+    script = ("echo x > src/a.c; rm -f src/a.c; mkdir src/new; touch src/b.c; "
+              "echo y > build/o; cat src/a.c > build/copy")
+    r = sb.run(["sh", "-c", script], cwd=root, capture_output=True, text=True,
+               policy=Policy(read=["src"], write=["build"]), timeout=60)
+    with open(os.path.join(src, "a.c")) as f:
+        assert f.read() == "orig\n"
+    assert not os.path.exists(os.path.join(src, "new"))
+    listed = {(d.path, d.category) for d in r.denied}
+    for name in ("a.c", "new", "b.c"):
+        assert (os.path.join(src, name), "write") in listed, (name, r.denied)
+    assert not any(d.path.startswith(build) for d in r.denied), r.denied
+    assert os.path.join(src, "a.c") in r.probes | r.reads      # the trace is unchanged
+    # the same refusals under report mode are not refusals: nothing is asked
+    # of the system, the writes happen and are listed as writes
+    r2 = sb.run(["sh", "-c", "echo x > src/a.c"], cwd=root, timeout=60,
+                policy=Policy(read=["src"], write=["build"], on_violation="report"))
+    assert (os.path.join(src, "a.c"), "write") in {(d.path, d.category) for d in r2.denied}
+    assert os.path.join(src, "a.c") in r2.writes

@@ -51,6 +51,27 @@ struct sbx_access sbx_access_classify(enum sbx_op op, int ok)
     return a;
 }
 
+static unsigned refused(unsigned wanted)
+{
+    wanted &= SBX_READ | SBX_WRITE | SBX_ENUM;
+    return wanted ? wanted | SBX_REFUSED : SBX_PROBE;
+}
+
+struct sbx_access sbx_access_refused(enum sbx_op op, unsigned open_intent)
+{
+    struct sbx_access a = sbx_access_classify(op, 1);
+    if (op == SBX_OP_OPEN) {
+        if (open_intent & (SBX_OPEN_NODATA | SBX_OPEN_NONAME))
+            a.first = 0;        /* asked for no content: only a look */
+        else
+            a.first = ((open_intent & SBX_OPEN_READ) ? SBX_READ : 0) |
+                      ((open_intent & (SBX_OPEN_WRITE | SBX_OPEN_TRUNC)) ? SBX_WRITE : 0);
+    }
+    a.first = refused(a.first);
+    a.second = a.second ? refused(a.second) : 0;
+    return a;
+}
+
 unsigned sbx_access_open(unsigned intent, int created, int *used, int *tracked)
 {
     *used = 0;

@@ -24,6 +24,12 @@ struct sbx_access {
 };
 struct sbx_access sbx_access_classify(enum sbx_op op, int ok);
 
+/* A call the system refused (EACCES or EPERM on POSIX, ACCESS_DENIED on
+ * Windows): what each of its names asked for, with SBX_REFUSED, so that
+ * the pathset records them as probes and keeps the request for
+ * Result.denied.  `open_intent' (SBX_OPEN_*) is used for SBX_OP_OPEN. */
+struct sbx_access sbx_access_refused(enum sbx_op op, unsigned open_intent);
+
 /* What an open asked for, in platform-free bits (each system's glue turns
  * its own flags into these: csrc/linux/syscalls.h for open(2) flags). */
 #define SBX_OPEN_READ    0x1u   /* content may be read */

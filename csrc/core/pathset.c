@@ -87,11 +87,18 @@ static unsigned merge(unsigned have, unsigned add)
     return have | add;
 }
 
+/* Stored, not public: what a refused access asked for (SBX_REFUSED). */
+#define REFUSED_READ  0x1000u
+#define REFUSED_WRITE 0x2000u
+
 int sbx_pathset_add(sbx_pathset *ps, const char *path, size_t len, unsigned flags)
 {
     if (len > UINT32_MAX)
         return -1;
     flags &= ~SBX_NOFOLLOW;
+    if (flags & SBX_REFUSED)
+        flags = SBX_PROBE | ((flags & (SBX_READ | SBX_ENUM)) ? REFUSED_READ : 0) |
+                ((flags & SBX_WRITE) ? REFUSED_WRITE : 0);
     if ((ps->count + 1) * 2 > ps->cap && grow(ps) < 0)
         return -1;
     uint32_t h = hash_bytes(path, len);
@@ -141,7 +148,21 @@ static int cmp_entry_ptr(const void *a, const void *b)
     return (x->len > y->len) - (x->len < y->len);
 }
 
+static int foreach_sorted(const sbx_pathset *ps, sbx_pathset_visit fn, void *ctx,
+                          int refused);
+
 int sbx_pathset_foreach_sorted(const sbx_pathset *ps, sbx_pathset_visit fn, void *ctx)
+{
+    return foreach_sorted(ps, fn, ctx, 0);
+}
+
+int sbx_pathset_foreach_refused(const sbx_pathset *ps, sbx_pathset_visit fn, void *ctx)
+{
+    return foreach_sorted(ps, fn, ctx, 1);
+}
+
+static int foreach_sorted(const sbx_pathset *ps, sbx_pathset_visit fn, void *ctx,
+                          int refused)
 {
     if (ps->count == 0)
         return 0;
@@ -155,7 +176,10 @@ int sbx_pathset_foreach_sorted(const sbx_pathset *ps, sbx_pathset_visit fn, void
     qsort(order, n, sizeof *order, cmp_entry_ptr);
     int rc = 0;
     for (size_t i = 0; i < n && rc == 0; i++) {
-        unsigned cats = order[i]->flags & SBX_CATEGORIES;
+        unsigned f = order[i]->flags;
+        unsigned cats = !refused ? f & SBX_CATEGORIES
+                                 : ((f & REFUSED_READ) ? SBX_READ : 0) |
+                                   ((f & REFUSED_WRITE) ? SBX_WRITE : 0);
         if (cats)
             rc = fn(ctx, order[i]->path, order[i]->len, cats);
     }

@@ -36,6 +36,13 @@
  * is a property of one access, not stored. */
 #define SBX_NOFOLLOW  0x200u
 
+/* Qualifier: the system refused the access (a policy or permissions:
+ * EACCES, EPERM).  The other bits say what was asked for.  A refused call
+ * only looked at its name, so the path is recorded as a probe; what it
+ * asked for is kept apart for Result.denied (sbx_pathset_foreach_refused).
+ * Build it with sbx_access_refused() (access.h). */
+#define SBX_REFUSED   0x400u
+
 typedef struct sbx_pathset sbx_pathset;
 
 sbx_pathset *sbx_pathset_new(void);
@@ -54,5 +61,10 @@ unsigned sbx_pathset_get(const sbx_pathset *ps, const char *path, size_t len);
 typedef int (*sbx_pathset_visit)(void *ctx, const char *path, size_t len,
                                  unsigned categories);
 int sbx_pathset_foreach_sorted(const sbx_pathset *ps, sbx_pathset_visit fn, void *ctx);
+
+/* Visit, in the same order, every path an access to which was refused,
+ * with what was asked for (SBX_READ and/or SBX_WRITE; a refused listing
+ * counts as a read). */
+int sbx_pathset_foreach_refused(const sbx_pathset *ps, sbx_pathset_visit fn, void *ctx);
 
 #endif

@@ -42,11 +42,31 @@ static PyObject *exec_to_py(const struct sbx_exec *e)
     return Py_BuildValue("(LLNN)", (long long)e->pid, (long long)e->ppid, path, argv);
 }
 
+/* A refused access: (path, "read" | "write") for Result.denied. */
+static int visit_refused(void *ctx, const char *path, size_t len, unsigned cats)
+{
+    PyObject *list = ctx;
+    static const unsigned bits[2] = {SBX_READ, SBX_WRITE};
+    static const char *names[2] = {"read", "write"};
+    for (int i = 0; i < 2; i++) {
+        if (!(cats & bits[i]))
+            continue;
+        PyObject *t = Py_BuildValue("(Ns)", PyUnicode_DecodeFSDefaultAndSize(
+                                                path, (Py_ssize_t)len), names[i]);
+        if (!t || PyList_Append(list, t) < 0) {
+            Py_XDECREF(t);
+            return -1;
+        }
+        Py_DECREF(t);
+    }
+    return 0;
+}
+
 PyObject *sbx_result_to_py(const struct sbx_result *r)
 {
     static const char *names[4] = {"reads", "writes", "probes", "enumerations"};
     struct split s = {{NULL}};
-    PyObject *d = PyDict_New(), *execs = NULL, *warnings = NULL;
+    PyObject *d = PyDict_New(), *execs = NULL, *warnings = NULL, *refused = NULL;
     if (!d)
         return NULL;
     for (int i = 0; i < 4; i++)
@@ -90,16 +110,25 @@ PyObject *sbx_result_to_py(const struct sbx_result *r)
         goto fail;
     }
     Py_DECREF(status);
+    if (!(refused = PyList_New(0)) ||
+        sbx_pathset_foreach_refused(r->paths, visit_refused, refused) != 0 ||
+        PyDict_SetItemString(d, "refused", refused) < 0) {
+        if (!PyErr_Occurred())
+            PyErr_NoMemory();
+        goto fail;
+    }
     for (int i = 0; i < 4; i++)
         Py_DECREF(s.lists[i]);
     Py_DECREF(execs);
     Py_DECREF(warnings);
+    Py_DECREF(refused);
     return d;
 fail:
     for (int i = 0; i < 4; i++)
         Py_XDECREF(s.lists[i]);
     Py_XDECREF(execs);
     Py_XDECREF(warnings);
+    Py_XDECREF(refused);
     Py_DECREF(d);
     return NULL;
 }

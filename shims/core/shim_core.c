@@ -12,6 +12,7 @@
 #endif
 #include "shim.h"
 
+#include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -428,15 +429,29 @@ void sbx_path_cats_at(int dirfd, const char *path, unsigned cats)
         record_cats(dirfd, path, cats);
 }
 
+/* A failed call's errno (read first thing, before anything can change
+ * it): refused by the system (a policy, permissions), or just failed. */
+static int refusal(int err)
+{
+    return err == EACCES || err == EPERM;
+}
+
+static struct sbx_access classify_call(enum sbx_op op, int ok, int err)
+{
+    return !ok && refusal(err) ? sbx_access_refused(op, 0) : sbx_access_classify(op, ok);
+}
+
 void sbx_path_at(int dirfd, const char *path, enum sbx_op op, int ok)
 {
-    sbx_path_cats_at(dirfd, path, sbx_access_classify(op, ok).first);
+    int err = errno;
+    sbx_path_cats_at(dirfd, path, classify_call(op, ok, err).first);
 }
 
 void sbx_path2_at(int dirfd1, const char *path1, int dirfd2, const char *path2,
                   enum sbx_op op, int ok)
 {
-    struct sbx_access a = sbx_access_classify(op, ok);
+    int err = errno;
+    struct sbx_access a = classify_call(op, ok, err);
     sbx_path_cats_at(dirfd1, path1, a.first);
     sbx_path_cats_at(dirfd2, path2, a.second);
 }
@@ -462,6 +477,7 @@ static void fd_store(int fd, uint64_t id, uint32_t st)
 
 void sbx_opened(int dirfd, const char *path, int oflags, int fd, int existed)
 {
+    int err = errno;
     if (!sbx_on() || !path || g_quiet)
         return;
     char p[SBX_PATH_MAX];
@@ -479,7 +495,9 @@ void sbx_opened(int dirfd, const char *path, int oflags, int fd, int existed)
     if (fd >= 0 && (oflags & O_DIRECTORY))
         dir_remember(fd, p, (size_t)plen);
     if (fd < 0) {
-        emit(SBX_EV_PATH, SBX_PROBE, 0, 0, p, NULL);
+        emit(SBX_EV_PATH, refusal(err) ? sbx_access_refused(SBX_OP_OPEN,
+                                                    sbx_os_open_intent(oflags)).first
+                                       : SBX_PROBE, 0, 0, p, NULL);
         return;
     }
     int used, tracked;

@@ -262,7 +262,9 @@ static void on_path_event(struct run *r, const struct sbx_event *ev, const struc
             on_open(r, ev, p0);
         return;
     }
-    struct sbx_access acc = sbx_access_classify(op, ev->ret >= 0);
+    struct sbx_access acc = ev->ret == -EACCES || ev->ret == -EPERM
+        ? sbx_access_refused(op, sbx_linux_open_intent(open_flags_of(ev)))
+        : sbx_access_classify(op, ev->ret >= 0);
     if (p0)
         add_path(r, p0, acc.first);
     if (p1)

@@ -284,7 +284,8 @@ static void add_path(struct sbx_preload_run *r, const char *p, unsigned fl)
         sbx_result_warn(r->res, "out of memory while recording paths");
     char real[PATH_MAX];
     /* each read name is resolved once (every compiler reads stdio.h) */
-    if ((fl & SBX_READ) && !(fl & SBX_NOFOLLOW) && r->links && first_read(r, p) &&
+    if ((fl & SBX_READ) && !(fl & (SBX_NOFOLLOW | SBX_REFUSED)) && r->links &&
+        first_read(r, p) &&
         link_target(r->links, p, real, sizeof real))
         sbx_pathset_add(r->res->paths, real, strlen(real), SBX_READ);
 }
@@ -338,12 +339,18 @@ static int merge_path(void *ctx, const char *path, size_t len, unsigned cats)
     return sbx_pathset_add(r->res->paths, path, len, cats) < 0 ? -1 : 0;
 }
 
+static int merge_refused(void *ctx, const char *path, size_t len, unsigned cats)
+{
+    return merge_path(ctx, path, len, cats | SBX_REFUSED);
+}
+
 /* An adopted run's result joins this one. */
 static void merge(struct sbx_preload_run *r, struct sbx_result *o)
 {
     if (!o)
         return;
     sbx_pathset_foreach_sorted(o->paths, merge_path, r);
+    sbx_pathset_foreach_refused(o->paths, merge_refused, r);
     for (size_t i = 0; i < o->nexecs; i++)
         sbx_result_add_exec(r->res, o->execs[i].pid, o->execs[i].ppid, o->execs[i].path,
                             (const char *const *)o->execs[i].argv, o->execs[i].argc);

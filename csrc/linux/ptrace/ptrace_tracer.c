@@ -617,10 +617,11 @@ static void take_listener(struct sbx_ptrace_run *r, pid_t tid, int fd, const cha
         r->notifier_started = 1;
 }
 
-/* Record what a path call did to its names (the access model decides). */
+/* Record what a path call did to its names (the access model decides):
+ * ok 1 succeeded, 0 failed, -1 refused by the system (EACCES, EPERM). */
 static void path_done(struct sbx_ptrace_run *r, struct task *t, enum sbx_op op, int ok)
 {
-    struct sbx_access a = sbx_access_classify(op, ok);
+    struct sbx_access a = ok < 0 ? sbx_access_refused(op, 0) : sbx_access_classify(op, ok);
     /* /proc/self/fd/N and /dev/fd/N name a descriptor, not a file */
     if (t->p1 && !sbx_path_is_fd_alias(t->p1))
         add(r, t->p1, a.first);
@@ -794,8 +795,12 @@ static void opened(struct sbx_ptrace_run *r, struct task *t, unsigned flags, lon
         return;
     int alias = sbx_path_is_fd_alias(t->p1);
     if (fd < 0) {
+        /* -EACCES/-EPERM: refused, and what it asked for is kept */
         if (!alias)
-            add(r, t->p1, SBX_PROBE);
+            add(r, t->p1, fd == -EACCES || fd == -EPERM
+                              ? sbx_access_refused(SBX_OP_OPEN,
+                                                   sbx_linux_open_intent(flags)).first
+                              : SBX_PROBE);
         return;
     }
     if (alias) {
@@ -909,7 +914,7 @@ static void on_exit_stop(struct sbx_ptrace_run *r, struct task *t)
             break;
         switch (l.op) {
         case SBX_OP_OPEN:
-            opened(r, t, open_flags(t), ok ? rv : -1);
+            opened(r, t, open_flags(t), ok ? rv : rv == -EACCES || rv == -EPERM ? rv : -1);
             break;
         case SBX_OP_EXEC:
             if (!ok && t->xpath) {      /* success was handled at the exec event */
@@ -924,7 +929,7 @@ static void on_exit_stop(struct sbx_ptrace_run *r, struct task *t)
                     fd_use(r, fd_learn(p, tid, (int)a[0]), tid, SBX_WRITE);
                 break;
             }
-            path_done(r, t, l.op, ok);
+            path_done(r, t, l.op, ok ? 1 : rv == -EACCES || rv == -EPERM ? -1 : 0);
         }
     }
     task_clear_sys(t);
