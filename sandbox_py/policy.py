@@ -8,9 +8,11 @@ A Policy names trees (a path and everything below it):
   trees, so ``Policy(read=["/usr"])`` can run ``/usr/bin/cc``).
 
 ``system=True`` (the default) adds what almost every program needs to start:
-reading and executing the installed system (/usr, /lib*, /bin, /sbin, /etc),
-reading /proc and /sys, and the harmless devices (/dev/null, /dev/zero,
-/dev/full, /dev/random, /dev/urandom, /dev/tty) in both directions.
+reading and executing the installed system (/usr, /lib*, /bin, /sbin),
+reading /etc except its secrets (SYSTEM_SECRETS: shadow and gshadow,
+sudoers, /etc/ssl/private, the ssh host keys), reading /proc and /sys, and
+the harmless devices (/dev/null, /dev/zero, /dev/full, /dev/random,
+/dev/urandom, /dev/tty) in both directions.
 It also allows probing names directly in the run's ``$PATH`` directories
 (how a shell or ``execvp`` looks for a program) and in ``/`` (libselinux
 looks for ``/selinux`` in nearly every tool): a stat cannot be refused
@@ -46,6 +48,41 @@ WRITE_CATEGORIES = READ_CATEGORIES + ("write",)
 SYSTEM_READ = ("/usr", "/lib", "/lib32", "/lib64", "/libx32", "/bin", "/sbin",
                "/etc", "/proc", "/sys")
 SYSTEM_EXECUTE = ("/usr", "/lib", "/lib32", "/lib64", "/libx32", "/bin", "/sbin")
+#: Secrets under /etc that the system baseline leaves out: a tree rule
+#: cannot carve a hole, so /etc is granted entry by entry without them
+#: (and /etc/ssl, /etc/ssh one level further).
+SYSTEM_SECRETS = ("/etc/shadow", "/etc/shadow-", "/etc/gshadow", "/etc/gshadow-",
+                  "/etc/sudoers", "/etc/sudoers.d", "/etc/ssl/private",
+                  "/etc/security/opasswd")
+_SECRET_SUFFIXES = {"/etc/ssh": "_key"}      # private host keys (ssh_host_*_key)
+
+
+def _system_read() -> list:
+    """SYSTEM_READ with /etc spelled out entry by entry, secrets left out."""
+    out = []
+    for tree in SYSTEM_READ:
+        out.extend(_without_secrets(tree) if tree == "/etc" else [tree])
+    return out
+
+
+def _without_secrets(directory: str) -> list:
+    try:
+        names = sorted(os.listdir(directory))
+    except OSError:
+        return [directory]
+    out = []
+    for name in names:
+        p = os.path.join(directory, name)
+        suffix = _SECRET_SUFFIXES.get(directory)
+        if p in SYSTEM_SECRETS or (suffix and name.endswith(suffix)):
+            continue
+        if any(s.startswith(p + "/") for s in SYSTEM_SECRETS) or p in _SECRET_SUFFIXES:
+            out.extend(_without_secrets(p))     # a secret lies below: one level further
+        else:
+            out.append(p)
+    return out
+
+
 #: Devices every program may use both ways.
 SYSTEM_DEVICES = ("/dev/null", "/dev/zero", "/dev/full", "/dev/random",
                   "/dev/urandom", "/dev/tty")
@@ -153,7 +190,7 @@ class Policy:
         read, write = list(self.read), list(self.write)
         execute = None if self.execute is None else list(self.execute)
         if self.system:
-            read += SYSTEM_READ
+            read += _system_read()
             write += SYSTEM_DEVICES
             if execute is not None:
                 execute += SYSTEM_EXECUTE
@@ -162,7 +199,10 @@ class Policy:
                      on_violation=self.on_violation, system=False)
         if self.system:
             path = (os.environ if env is None else env).get("PATH", os.defpath)
-            out.search = fix(d for d in path.split(os.pathsep) if d) + ("/",)
+            # "/": top-level names (/selinux ...); "/etc": names the loader
+            # and libc look for there (/etc/ld.so.preload is absent on most
+            # systems) now that /etc is granted entry by entry
+            out.search = fix(d for d in path.split(os.pathsep) if d) + ("/", "/etc")
         return out
 
     # -- the rule -------------------------------------------------------------

@@ -94,3 +94,14 @@ def test_program_search_and_top_level_probes_are_not_violations():
     assert p.allows("probe", "/selinux")                   # libselinux's look
     strict = Policy(read=["/src"], system=False).resolved("/", env)
     assert not strict.allows("probe", "/opt/tools/bin/cc")
+
+
+def test_system_baseline_leaves_out_the_secrets_of_etc():
+    p = Policy(read=["/nonexistent-src"]).resolved("/")
+    for secret in ("/etc/shadow", "/etc/gshadow", "/etc/sudoers", "/etc/ssl/private/k.pem",
+                   "/etc/ssh/ssh_host_ed25519_key"):
+        assert not p.allows("read", secret), secret
+    assert p.allows("probe", "/etc/shadow")       # a look at a name in /etc: no content
+    if os.path.exists("/etc/ssh/ssh_config"):
+        assert p.allows("read", "/etc/ssh/ssh_config")
+    assert p.allows("read", "/etc/passwd") and p.allows("probe", "/etc/ld.so.preload")
