@@ -62,6 +62,10 @@ def availability():
 
 
 class EbpfSession(TraceSession):
+    #: breakaway: the declared names and paths are matched in the kernel at
+    #: sched_process_exec, which untracks the process there (docs/backends.md)
+    BREAKAWAY = True
+
     def __init__(self):
         self.core = _core()
         self.run_id = self.core.ebpf_run_begin()
@@ -69,6 +73,14 @@ class EbpfSession(TraceSession):
 
     @contextlib.contextmanager
     def spawning(self):
+        if self.breakaway:
+            try:
+                self.core.ebpf_run_breakaway(self.run_id, self.breakaway.entries())
+            except ValueError as e:
+                from ..errors import SandboxUnavailableError
+                self.finish()
+                raise SandboxUnavailableError(NAME, str(e), "declare the program by its "
+                                              "name") from None
         self.core.ebpf_spawner_set(self.run_id)
         try:
             yield
