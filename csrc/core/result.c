@@ -111,3 +111,14 @@ int sbx_result_add_breakaway(struct sbx_result *r, int64_t pid, int64_t ppid,
     r->execs[r->nexecs - 1].breakaway = 1;
     return 0;
 }
+
+void sbx_result_drop_last_exec(struct sbx_result *r)
+{
+    if (!r->nexecs)
+        return;
+    struct sbx_exec *e = &r->execs[--r->nexecs];
+    free(e->path);
+    for (size_t j = 0; j < e->argc; j++)
+        free(e->argv[j]);
+    free(e->argv);
+}

@@ -45,6 +45,8 @@ int sbx_result_add_exec(struct sbx_result *r, int64_t pid, int64_t ppid,
 
 /* Record that process `pid` left the run at its exec of `path` (breakaway
  * declaration): an exec record marked breakaway, listed apart. */
+/* Forget the last exec record (an announced breakaway whose exec failed). */
+void sbx_result_drop_last_exec(struct sbx_result *r);
 int sbx_result_add_breakaway(struct sbx_result *r, int64_t pid, int64_t ppid,
                              const char *path, const char *const *argv, size_t argc);
 

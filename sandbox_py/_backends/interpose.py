@@ -91,12 +91,17 @@ def session(sandbox):
     from .unpriv_session import RunSession  # noqa: PLC0415
 
     class InterposeSession(RunSession):
+        #: breakaway: the shared shim core runs a declared program without
+        #: DYLD_INSERT_LIBRARIES (shims/core/shim_core.c: sbx_breakaway)
+        BREAKAWAY = True
+
         def __init__(self):
             self.run = _reader().PreloadRun()
 
         def popen_kwargs(self, kwargs):
             kwargs = dict(kwargs)
-            kwargs["env"] = child_env(kwargs.get("env"), self.run.log_path)
+            kwargs["env"] = child_env(kwargs.get("env"), self.run.log_path,
+                                      breakaway=self.breakaway)
             # The launcher (never SIP-protected) runs in the command's place
             # and records its exec, so a protected command is named, not lost.
             self.program = kwargs.pop("executable", None)

@@ -335,9 +335,24 @@ SBX_HOOK(int, execve, (const char *path, char *const argv[], char *const envp[])
     return sbx_exec_at(AT_FDCWD, path, argv, envp, 0);
 }
 
+/* A declared breakaway's environment: without the shim (see shim.h). */
+#define BREAKAWAY_ENV(envp, out)                                               \
+    size_t nb_ = env_count(envp) + 1;                                          \
+    char *bvec_[nb_];                                                          \
+    char bstore_[2 * SBX_PATH_MAX + 64];                                       \
+    char *const *out = sbx_breakaway_env(envp, bvec_, nb_, bstore_, sizeof bstore_)
+
 int sbx_exec_at(int dirfd, const char *path, char *const argv[], char *const envp[],
                 int flags)
 {
+    if (sbx_breakaway(dirfd, path, argv)) {
+        BREAKAWAY_ENV(envp, benv);
+        int r = dirfd == AT_FDCWD && flags == 0
+                    ? REAL(execve)(path, argv, benv)
+                    : sbx_os_execveat(dirfd, path, argv, benv, flags);
+        KEEP_ERRNO(sbx_exec_failed(dirfd, path, errno));
+        return r;
+    }
     CHILD_ENV(envp, env);
     sbx_flush_fds();
     char target[SBX_PATH_MAX];
