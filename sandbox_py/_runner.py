@@ -102,8 +102,9 @@ def prepare_session(backend: str, session: TraceSession, policy, breakaway,
     rule = compile_rule(breakaway)
     if rule is not None:
         if not session.BREAKAWAY:
-            raise SandboxUnavailableError(backend, "it cannot let processes leave the run "
-                                          "(breakaway=)", "use another backend")
+            raise SandboxUnavailableError(
+                backend, getattr(session, "BREAKAWAY_WHY", None) or
+                "it cannot let processes leave the run (breakaway=)", "use another backend")
         if rule.needs_python and not getattr(session, "BREAKAWAY_CALLABLES", False):
             raise SandboxUnavailableError(
                 backend, "it decides breakaway at the exec itself, where Python cannot be "

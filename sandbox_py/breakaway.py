@@ -80,6 +80,14 @@ class BreakawayRule:
         matches() does."""
         return sorted(os.fsencode(e) for e in self.names | self.paths)
 
+    def shim_env(self) -> dict:
+        """The variable the preload/interpose shim reads the declaration
+        from (shims/core/sbx_log.h: one entry per line)."""
+        entries = self.entries()
+        if any(b"\n" in e for e in entries):
+            raise ValueError("a breakaway entry contains a newline")
+        return {"SBX_PRELOAD_BREAKAWAY": os.fsdecode(b"\n".join(entries))}
+
     def matches(self, path: str, argv=(), resolved=None) -> bool:
         """``path``: the file as exec'd; ``resolved``: the same with
         symlinks resolved, when the mechanism knows it."""

@@ -45,6 +45,9 @@ def _run_parser() -> argparse.ArgumentParser:
                    help="kill the whole process tree after SECONDS")
     p.add_argument("--live", choices=("auto", "always", "never"), default="auto",
                    help="live progress line on stderr (auto: when stderr is a terminal)")
+    p.add_argument("--breakaway", action="append", default=[], metavar="NAME",
+                   help="a program (name or absolute path) that leaves the run at its exec: "
+                        "a build daemon, neither traced nor waited for; repeatable")
     p.add_argument("command", nargs=argparse.REMAINDER, help="the command, after --")
     return p
 
@@ -149,9 +152,11 @@ def run_main(argv: list) -> int:
         sandbox = Sandbox(opts.backend)
         if live:
             with LiveLine(sys.stderr, label):
-                result = sandbox.run(command, timeout=opts.timeout)
+                result = sandbox.run(command, timeout=opts.timeout,
+                                     breakaway=opts.breakaway or None)
         else:
-            result = sandbox.run(command, timeout=opts.timeout)
+            result = sandbox.run(command, timeout=opts.timeout,
+                                 breakaway=opts.breakaway or None)
     except FileNotFoundError as e:
         sys.stderr.write("sandbox-py: %s: %s\n" % (label, e.strerror or e))
         return EXIT_NOT_FOUND

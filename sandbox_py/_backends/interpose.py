@@ -74,10 +74,13 @@ def _exec_error(program: str, path: Optional[str], cwd: Optional[str]) -> int:
     return 0 if found else errno.ENOENT
 
 
-def child_env(env: Optional[dict], log_path: str) -> dict:
+def child_env(env: Optional[dict], log_path: str, breakaway=None) -> dict:
     """The child's environment: the caller's (or ours) plus the dylib.  The
     launcher is named so that the dylib treats it as machinery."""
     env = dict(os.environ if env is None else env)
+    env.pop("SBX_PRELOAD_BREAKAWAY", None)
+    if breakaway:
+        env.update(breakaway.shim_env())
     old = env.get("DYLD_INSERT_LIBRARIES", "")
     if DYLIB not in old.split(":"):
         env["DYLD_INSERT_LIBRARIES"] = DYLIB + (":" + old if old else "")

@@ -93,12 +93,7 @@ def child_env(env: Optional[dict], log_path: str, handoff: Optional[str] = None,
     # the shim matches the declaration at each exec (shims/core/shim_core.c)
     env.pop("SBX_PRELOAD_BREAKAWAY", None)
     if breakaway:
-        entries = breakaway.entries()
-        if any(b"\n" in e for e in entries):
-            from ..errors import SandboxUnavailableError
-            raise SandboxUnavailableError(NAME, "a breakaway entry contains a newline",
-                                          "declare it by its program name")
-        env["SBX_PRELOAD_BREAKAWAY"] = os.fsdecode(b"\n".join(entries))
+        env.update(breakaway.shim_env())
     old = env.get("LD_PRELOAD", "")
     if SHIM not in old.replace(":", " ").split():
         env["LD_PRELOAD"] = SHIM + (" " + old if old else "")

@@ -37,6 +37,13 @@ def availability():
 
 
 class PtraceSession(RunSession):
+    #: Not yet (docs/backends.md, "Breakaway"): a detached process keeps the
+    #: run's seccomp filter, which cannot be removed, and without a tracer
+    #: its file system calls would fail with ENOSYS.
+    BREAKAWAY_WHY = ("a process detached from it keeps the run's seccomp filter, whose file "
+                     "system calls then fail (ENOSYS) without a tracer, so it cannot let "
+                     "processes leave the run (breakaway=)")
+
     def __init__(self):
         self.run = _unpriv().PtraceRun()
         self.launcher = Launcher({"SBX_PTRACE_GATE": str(self.run.gate_fd)})
