@@ -80,13 +80,18 @@ class BreakawayRule:
         matches() does."""
         return sorted(os.fsencode(e) for e in self.names | self.paths)
 
-    def shim_env(self) -> dict:
-        """The variable the preload/interpose shim reads the declaration
-        from (shims/core/sbx_log.h: one entry per line)."""
+    def lines(self) -> str:
+        """The names and paths one per line: the form the C matcher takes
+        (csrc/core/breakaway.h; the shim, the ptrace tracer)."""
         entries = self.entries()
         if any(b"\n" in e for e in entries):
             raise ValueError("a breakaway entry contains a newline")
-        return {"SBX_PRELOAD_BREAKAWAY": os.fsdecode(b"\n".join(entries))}
+        return os.fsdecode(b"\n".join(entries))
+
+    def shim_env(self) -> dict:
+        """The variable the preload/interpose shim reads the declaration
+        from (shims/core/sbx_log.h)."""
+        return {"SBX_PRELOAD_BREAKAWAY": self.lines()}
 
     def matches(self, path: str, argv=(), resolved=None) -> bool:
         """``path``: the file as exec'd; ``resolved``: the same with

@@ -37,18 +37,18 @@ def availability():
 
 
 class PtraceSession(RunSession):
-    #: Not yet (docs/backends.md, "Breakaway"): a detached process keeps the
-    #: run's seccomp filter, which cannot be removed, and without a tracer
-    #: its file system calls would fail with ENOSYS.
-    BREAKAWAY_WHY = ("a process detached from it keeps the run's seccomp filter, whose file "
-                     "system calls then fail (ENOSYS) without a tracer, so it cannot let "
-                     "processes leave the run (breakaway=)")
+    #: breakaway: the tracer detaches a matching process at its exec and a
+    #: keeper outside the run lets its seccomp-filtered calls through
+    #: (csrc/linux/ptrace/ptrace_launcher.c: keep())
+    BREAKAWAY = True
 
     def __init__(self):
         self.run = _unpriv().PtraceRun()
         self.launcher = Launcher({"SBX_PTRACE_GATE": str(self.run.gate_fd)})
 
     def popen_kwargs(self, kwargs):
+        if self.breakaway:
+            self.run.set_breakaway(self.breakaway.lines(), LAUNCHER)
         return self.launcher.popen_kwargs(kwargs, pass_fds=(self.run.gate_fd,))
 
     def started(self, proc):

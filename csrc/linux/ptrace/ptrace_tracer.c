@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <poll.h>
+#include <spawn.h>
 #include <sys/ioctl.h>
 #include <linux/seccomp.h>
 #include <sys/mman.h>
@@ -27,6 +28,7 @@
 #include <linux/audit.h>
 
 #include "access.h"
+#include "breakaway.h"
 #include "exec_reads.h"
 #include "pathnorm.h"
 #include "physpath.h"
@@ -103,7 +105,24 @@ struct sbx_ptrace_run {
     int listener;                 /* seccomp user-notification fd, or -1 */
     pthread_t notifier;
     int notifier_started, notifier_stop;
+
+    /* breakaway (sbx_ptrace_set_breakaway) */
+    char *breakaway;              /* the declaration, one entry per line, or NULL */
+    char keeper[PMAX];            /* the launcher, run in keeper mode */
+    int keep_go[2];               /* keepers hold the read end: EOF = the run is over */
 };
+
+/* `tid` is traced by this run (a process that left it shares the filter,
+ * and so the listener, but is not recorded). */
+static int is_task(struct sbx_ptrace_run *r, pid_t tid)
+{
+    pthread_mutex_lock(&r->mu);
+    int found = 0;
+    for (size_t i = 0; i < r->ntasks && !found; i++)
+        found = r->tasks[i]->tid == tid;
+    pthread_mutex_unlock(&r->mu);
+    return found;
+}
 
 /* The tracer thread and the notification thread both record. */
 static void add(struct sbx_ptrace_run *r, const char *p, unsigned fl)
@@ -578,7 +597,7 @@ static void *notifier_main(void *arg)
             p = resolve(r, (pid_t)req.pid, l.d0 < 0 ? AT_FDCWD : (long)(int)a[l.d0], a[l.p0]);
         /* the memory read belongs to this very call only if it is still
          * pending (a killed caller's pid could have been reused) */
-        if (p && !sbx_path_is_fd_alias(p) &&
+        if (p && !sbx_path_is_fd_alias(p) && (!r->breakaway || is_task(r, (pid_t)req.pid)) &&
             ioctl(r->listener, SECCOMP_IOCTL_NOTIF_ID_VALID, &req.id) == 0) {
             struct sbx_access acc = sbx_access_classify(
                 l.op, l.op == SBX_OP_READLINK ? readlink_ok(p) : 1);
@@ -952,7 +971,90 @@ static void shebang(const char *path, char *out, size_t cap)
     }
 }
 
-static void on_exec(struct sbx_ptrace_run *r, struct task *t)
+/* An fd at 10 or above (close-on-exec): posix_spawn's dup2 onto 3..5 must
+ * never meet a source fd that is itself one of the targets. */
+static int high_fd(int fd)
+{
+    if (fd < 0 || fd >= 10)
+        return fd;
+    int h = fcntl(fd, F_DUPFD_CLOEXEC, 10);
+    close(fd);
+    return h;
+}
+
+/* A keeper for process `pid`, which left the run (the launcher in keeper
+ * mode, see ptrace_launcher.c).  0 once it traces `pid`. */
+static int start_keeper(struct sbx_ptrace_run *r, pid_t pid)
+{
+    int ready[2] = {-1, -1}, l = -1, ok = -1;
+    if (!r->keeper[0] || pipe2(ready, O_CLOEXEC) < 0)
+        return -1;
+    ready[0] = high_fd(ready[0]);
+    ready[1] = high_fd(ready[1]);
+    if (r->keep_go[0] < 0 && pipe2(r->keep_go, O_CLOEXEC) == 0) {
+        r->keep_go[0] = high_fd(r->keep_go[0]);
+        r->keep_go[1] = high_fd(r->keep_go[1]);
+    }
+    if (r->listener >= 0)
+        l = fcntl(r->listener, F_DUPFD_CLOEXEC, 10);
+    posix_spawn_file_actions_t fa;
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_adddup2(&fa, ready[1], 3);
+    if (r->keep_go[0] >= 0)
+        posix_spawn_file_actions_adddup2(&fa, r->keep_go[0], 4);
+    if (l >= 0)
+        posix_spawn_file_actions_adddup2(&fa, l, 5);
+    char keep[32];
+    snprintf(keep, sizeof keep, "SBX_PTRACE_KEEP=%d", (int)pid);
+    char *env[] = {keep, l >= 0 && r->keep_go[0] >= 0 ? "SBX_PTRACE_KEEP_LISTENER=1" : NULL,
+                   NULL};
+    char *argv[] = {"sandbox_py-breakaway-keeper", NULL};
+    pid_t k;
+    if (ready[0] >= 0 && ready[1] >= 0 &&
+        posix_spawn(&k, r->keeper, &fa, NULL, argv, env) == 0) {
+        close(ready[1]);
+        ready[1] = -1;
+        waitpid(k, NULL, __WALL);     /* it forks the keeper and exits at once */
+        struct pollfd pf = {ready[0], POLLIN, 0};
+        char c = 0;
+        if (poll(&pf, 1, 5000) == 1 && read(ready[0], &c, 1) == 1 && c == 'k')
+            ok = 0;
+    }
+    posix_spawn_file_actions_destroy(&fa);
+    for (int i = 0; i < 2; i++)
+        if (ready[i] >= 0)
+            close(ready[i]);
+    if (l >= 0)
+        close(l);
+    return ok;
+}
+
+/* Process `t` exec'd a declared breakaway: it leaves the run here.  The
+ * seccomp filter cannot be taken from it, and without a tracer its traced
+ * calls would fail (ENOSYS): it is stopped, detached, and a keeper outside
+ * the run traces it (and its children) from then on without recording,
+ * letting every call through. */
+static void leave(struct sbx_ptrace_run *r, struct task *t, const char *path, int ppid)
+{
+    pid_t pid = t->pr->tgid;
+    pthread_mutex_lock(&r->res_mu);
+    sbx_result_add_breakaway(r->res, pid, ppid, path, (const char *const *)t->xargv, t->xargc);
+    pthread_mutex_unlock(&r->res_mu);
+    kill(pid, SIGSTOP);               /* held until the keeper traces it */
+    PT(PTRACE_DETACH, t->tid, 0, 0);
+    task_remove(r, t);
+    if (start_keeper(r, pid) < 0) {
+        char name[PMAX];
+        snprintf(name, sizeof name, "%s", path);
+        locked_warn(r, "process %d (%s) left the run (breakaway), but no keeper could trace "
+                       "it: under the run's seccomp filter its file system calls fail "
+                       "(ENOSYS)", pid, name);
+    }
+    kill(pid, SIGCONT);
+}
+
+/* Returns 1 when the task left the run (breakaway) and is gone. */
+static int on_exec(struct sbx_ptrace_run *r, struct task *t)
 {
     unsigned long former = 0;
     PT(PTRACE_GETEVENTMSG, t->tid, 0, &former);
@@ -982,10 +1084,16 @@ static void on_exec(struct sbx_ptrace_run *r, struct task *t)
         exe[0] = '\0';
     if (r->skip_exe[0] && strcmp(exe, r->skip_exe) == 0) {
         task_clear_exec(t);
-        return;
+        return 0;
     }
     const char *path = t->xpath ? t->xpath : exe;
     int ppid = status_field(t->tid, "PPid:");
+    if (r->breakaway &&
+        sbx_breakaway_matches(r->breakaway, path, exe[0] ? exe : NULL,
+                              t->xargc ? t->xargv[0] : NULL)) {
+        leave(r, t, path, ppid);
+        return 1;
+    }
     pthread_mutex_lock(&r->res_mu);
     sbx_result_add_exec(r->res, p->tgid, ppid, path, (const char *const *)t->xargv, t->xargc);
     pthread_mutex_unlock(&r->res_mu);
@@ -996,6 +1104,7 @@ static void on_exec(struct sbx_ptrace_run *r, struct task *t)
         sbx_result_warn(r->res, "out of memory while recording paths");
     pthread_mutex_unlock(&r->res_mu);
     task_clear_exec(t);
+    return 0;
 }
 
 /* A process that entered another mount namespace (unshare, setns) may
@@ -1046,8 +1155,8 @@ static void handle_stop(struct sbx_ptrace_run *r, pid_t tid, int st)
             req = PTRACE_SYSCALL;     /* see the result too */
     } else if (ev == PTRACE_EVENT_EXEC) {
         /* the launcher may be seized while its own exec completes */
-        if (tid != r->root || r->adopted)
-            on_exec(r, t);
+        if ((tid != r->root || r->adopted) && on_exec(r, t))
+            return;                   /* left the run (breakaway) */
         req = PTRACE_SYSCALL;         /* the execve exit stop follows */
         t->nr = -1;
     } else if (ev == PTRACE_EVENT_EXIT) {
@@ -1195,7 +1304,16 @@ struct sbx_ptrace_run *sbx_ptrace_begin(char *err, size_t errlen)
     pthread_mutex_init(&r->res_mu, NULL);
     pthread_cond_init(&r->cv, NULL);
     r->listener = -1;
+    r->keep_go[0] = r->keep_go[1] = -1;
     return r;
+}
+
+int sbx_ptrace_set_breakaway(struct sbx_ptrace_run *r, const char *decl, const char *keeper)
+{
+    free(r->breakaway);
+    r->breakaway = decl && *decl ? strdup(decl) : NULL;
+    snprintf(r->keeper, sizeof r->keeper, "%s", keeper ? keeper : "");
+    return decl && *decl && !r->breakaway ? -1 : 0;
 }
 
 int sbx_ptrace_gate_fd(const struct sbx_ptrace_run *r) { return r->gate[0]; }
@@ -1295,6 +1413,11 @@ struct sbx_result *sbx_ptrace_end(struct sbx_ptrace_run *r)
         __atomic_store_n(&r->notifier_stop, 1, __ATOMIC_RELEASE);
         pthread_join(r->notifier, NULL);
     }
+    /* keepers of processes that left the run answer the listener now */
+    for (int i = 0; i < 2; i++)
+        if (r->keep_go[i] >= 0)
+            close(r->keep_go[i]);
+    free(r->breakaway);
     if (r->listener >= 0)
         close(r->listener);
     pthread_mutex_destroy(&r->res_mu);
