@@ -15,6 +15,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import time
 
 import pytest
@@ -76,6 +77,11 @@ class Daemon:
             os.unlink(self.sock)
 
 
+def tracer_of(pid: int) -> int:
+    with open("/proc/%d/status" % pid) as f:
+        return int(next(l for l in f if l.startswith("TracerPid:")).split()[1])
+
+
 def alive(pid: int) -> bool:
     try:
         with open("/proc/%d/stat" % pid) as f:
@@ -128,11 +134,76 @@ def test_declared_daemon_leaves_the_run(sandbox, daemon):
         env = f.read().split(b"\0")
     assert not [e for e in env if e.startswith((b"SBX_", b"LD_AUDIT=", b"LD_PRELOAD="))]
 
+    # nothing of this process traces it any more (ptrace: a keeper of its
+    # own lets its filtered calls through, and goes with it)
+    tracer = tracer_of(pid)
+    assert tracer != os.getpid()
+    if tracer:
+        assert "sandbox_py-breakaway-keeper" in open("/proc/%d/cmdline" % tracer).read()
+
     # a second build reaches the same daemon
     r2 = sandbox.run(daemon.build(), breakaway=["sbx-test-daemon"], timeout=60)
     assert r2.returncode == 0 and not r2.breakaways
     assert daemon.ask() == (pid, 4)
     assert (daemon.dir / "out.txt").read_text().split()[0] == str(pid)
+
+
+def test_daemon_outlives_the_tracing_process(sandbox, daemon):
+    """The daemon keeps working after the Python process that traced the
+    build has exited (ptrace: nothing of that process keeps it going)."""
+    code = ("import sys; from sandbox_py import Sandbox; "
+            "r = Sandbox(sys.argv[1]).run(sys.argv[2:], breakaway=['sbx-test-daemon'], "
+            "timeout=60); sys.exit(r.returncode if r.breakaways else 99)")
+    proc = subprocess.run([sys.executable, "-c", code, sandbox.backend] + daemon.build(),
+                          capture_output=True, text=True, timeout=90)
+    if proc.returncode and "SandboxUnavailableError" in proc.stderr:
+        pytest.skip(proc.stderr.strip().splitlines()[-1])
+    assert proc.returncode == 0, proc.stderr
+    time.sleep(0.2)
+    pid, count = daemon.ask()
+    assert alive(pid) and count == 2
+    assert "started %d" % pid in open(daemon.state).read()
+    keeper = tracer_of(pid)
+    daemon.stop()
+    if keeper:          # the keeper went with the daemon
+        for _ in range(100):
+            if not alive(keeper):
+                break
+            time.sleep(0.05)
+        assert not alive(keeper)
+
+
+@pytest.fixture(scope="module")
+def static_daemon(tmp_path_factory):
+    cc = shutil.which("cc") or shutil.which("gcc")
+    exe = tmp_path_factory.mktemp("bin") / "sbx-static-daemon"
+    subprocess.run([cc, "-O1", "-static", "-o", str(exe), str(HERE / "breakaway" /
+                    "static_daemon.c")], check=True, capture_output=True)
+    return str(exe)
+
+
+def test_static_daemon_leaves_the_run(sandbox, static_daemon, tmp_path):
+    """A statically linked breakaway: under preload it is not handed to
+    the ptrace launcher; nothing of this process traces it."""
+    state = tmp_path / "static-state"
+    start = time.monotonic()
+    r = unsupported(sandbox, lambda: sandbox.run(
+        ["sh", "-c", "%s %s 30 && echo done > %s" % (static_daemon, state, tmp_path / "out")],
+        breakaway=["sbx-static-daemon"], timeout=60))
+    assert r.returncode == 0 and time.monotonic() - start < 20
+    for _ in range(100):
+        if state.exists() and state.read_text().strip():
+            break
+        time.sleep(0.05)
+    pid = int(state.read_text())
+    try:
+        assert alive(pid) and tracer_of(pid) != os.getpid()
+        assert [os.path.basename(b.path) for b in r.breakaways] == ["sbx-static-daemon"]
+        assert str(state) not in all_paths(r)
+        assert str(tmp_path / "out") in r.writes
+        assert not any("handed" in w or "not observed" in w for w in r.warnings), r.warnings
+    finally:
+        os.kill(pid, signal.SIGKILL)
 
 
 def test_daemon_survives_the_runs_timeout(sandbox, daemon):

@@ -43,4 +43,4 @@ runuser -u "$USER_NAME" -- env -i PATH=/usr/local/bin:/usr/bin:/bin HOME="$stage
     "$PY" -m pytest -q -p no:cacheprovider -p no:sandbox_py \
     tests/test_auto.py tests/test_preload.py tests/test_ptrace.py tests/test_scenarios.py \
     tests/test_differential.py tests/test_syscall_rows.py tests/test_lifecycle.py \
-    tests/test_path_truth.py tests/test_preload_hostile.py "$@"
+    tests/test_path_truth.py tests/test_preload_hostile.py tests/test_breakaway.py "$@"
