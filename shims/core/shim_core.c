@@ -20,6 +20,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "../../csrc/core/breakaway.h"
 #include "../../csrc/core/pathnorm.h"
 
 static int raw_getpid(void) { return sbx_os_getpid(); }
@@ -862,40 +863,16 @@ void sbx_exec_before(int dirfd, const char *path, char *const argv[], int spawne
     emit_v(SBX_EV_EXEC, fl, pid, ppid, 0, s, 2, argv ? argv : none);
 }
 
-/* `s` (length n) is one line of the declaration. */
-static int declared(const char *s, size_t n)
-{
-    for (const char *p = g_breakaway; *p;) {
-        const char *e = strchr(p, '\n');
-        size_t l = e ? (size_t)(e - p) : strlen(p);
-        if (l == n && memcmp(p, s, n) == 0)
-            return 1;
-        if (!e)
-            break;
-        p = e + 1;
-    }
-    return 0;
-}
-
-static int declared_base(const char *s)
-{
-    const char *b = strrchr(s, '/');
-    b = b ? b + 1 : s;
-    return *b && declared(b, strlen(b));
-}
-
 int sbx_breakaway(int dirfd, const char *path, char *const argv[])
 {
     if (!sbx_on() || !g_breakaway[0] || !path)
         return 0;
     char p[SBX_PATH_MAX];
-    int hit = declared_base(path) || (argv && argv[0] && declared_base(argv[0])) ||
-              (sbx_resolve(dirfd, path, p, sizeof p) >= 0 && declared(p, strlen(p)));
-    if (!hit)
-        return 0;
-    sbx_flush_fds();
     if (sbx_resolve(dirfd, path, p, sizeof p) < 0)
         snprintf(p, sizeof p, "%s", path);
+    if (!sbx_breakaway_matches(g_breakaway, p, NULL, argv ? argv[0] : NULL))
+        return 0;
+    sbx_flush_fds();
     const char *s[2] = {p, ""};
     static char *const none[] = {NULL};
     emit_v(SBX_EV_EXEC, SBX_EXEC_BREAKAWAY, 0, sbx_os_getppid(), 0, s, 2, argv ? argv : none);
