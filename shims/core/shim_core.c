@@ -905,7 +905,8 @@ char *const *sbx_breakaway_env(char *const env[], char **vec, size_t nvec, char 
 {
     size_t k = 0, used = 0;
     /* the audit module is the first entry of the LD_AUDIT value we set */
-    char audit[SBX_PATH_MAX] = "";
+    char audit[SBX_PATH_MAX];
+    audit[0] = '\0';
     if (g_env_audit[0]) {
         const char *a = g_env_audit + sizeof "LD_AUDIT";
         size_t l = strcspn(a, ":");

@@ -276,8 +276,9 @@ static int preload_root(char **argv)
  * listener).  This process, outside the run (its own session), traces the
  * breakaway and its descendants and lets every call run unchanged; once the
  * run is over (fd 4 reaches EOF) it also answers the listener (fd 5, with
- * SBX_PTRACE_KEEP_LISTENER) with "continue".  fd 3 gets one byte: 'k' once
- * the breakaway is traced.  It exits with the last of them. */
+ * SBX_PTRACE_KEEP_LISTENER) with "continue".  fd 3 gets its pid (an int),
+ * then one byte: 'k' once the breakaway is traced.  It exits with the last
+ * of them. */
 static int keep(const char *pid_s)
 {
     pid_t pid = (pid_t)atoi(pid_s);
@@ -299,7 +300,20 @@ static int keep(const char *pid_s)
     int sfd = signalfd(-1, &chld, SFD_CLOEXEC | SFD_NONBLOCK);
     long opts = PTRACE_O_TRACEFORK | PTRACE_O_TRACEVFORK | PTRACE_O_TRACECLONE |
                 PTRACE_O_TRACEEXEC | PTRACE_O_TRACESECCOMP;
-    char ok = ptrace(PTRACE_SEIZE, pid, 0, (void *)opts) == 0 ? 'k' : 'f';
+    /* the run's tracer names this process as the tracee's tracer (Yama),
+     * then lets it go: until then the attach fails (EPERM) */
+    int me = (int)getpid();
+    if (write(3, &me, sizeof me) != (ssize_t)sizeof me)
+        return 1;
+    char ok = 'f';
+    for (int i = 0; i < 10000 && ok != 'k'; i++) {
+        if (ptrace(PTRACE_SEIZE, pid, 0, (void *)opts) == 0)
+            ok = 'k';
+        else if (errno == ESRCH && kill(pid, 0) < 0)
+            break;                  /* it is gone */
+        else
+            usleep(1000);
+    }
     if (write(3, &ok, 1) != 1)
         (void)0;
     close(3);

@@ -23,6 +23,7 @@
 #include <sys/syscall.h>
 #include <sys/uio.h>
 #include <sys/wait.h>
+#include <sys/user.h>
 #include <time.h>
 #include <unistd.h>
 #include <linux/audit.h>
@@ -77,6 +78,7 @@ struct task {
     unsigned long args[6];
     char *p1, *p2;
     int existed;
+    int leaving;                  /* exec'd a declared breakaway: leaves at the exit stop */
     /* exec announced at entry */
     char *xpath;
     char **xargv;
@@ -983,8 +985,9 @@ static int high_fd(int fd)
 }
 
 /* A keeper for process `pid`, which left the run (the launcher in keeper
- * mode, see ptrace_launcher.c).  0 once it traces `pid`. */
-static int start_keeper(struct sbx_ptrace_run *r, pid_t pid)
+ * mode, see ptrace_launcher.c).  0 once it runs: its pid in *keeper_pid,
+ * and *ready_fd, which delivers 'k' once it traces `pid`. */
+static int start_keeper(struct sbx_ptrace_run *r, pid_t pid, pid_t *keeper_pid, int *ready_fd)
 {
     int ready[2] = {-1, -1}, l = -1, ok = -1;
     if (!r->keeper[0] || pipe2(ready, O_CLOEXEC) < 0)
@@ -1016,9 +1019,14 @@ static int start_keeper(struct sbx_ptrace_run *r, pid_t pid)
         ready[1] = -1;
         waitpid(k, NULL, __WALL);     /* it forks the keeper and exits at once */
         struct pollfd pf = {ready[0], POLLIN, 0};
-        char c = 0;
-        if (poll(&pf, 1, 5000) == 1 && read(ready[0], &c, 1) == 1 && c == 'k')
+        int kp = 0;
+        if (poll(&pf, 1, 5000) == 1 && read(ready[0], &kp, sizeof kp) == (ssize_t)sizeof kp &&
+            kp > 0) {
+            *keeper_pid = kp;
+            *ready_fd = ready[0];     /* 'k' comes once it traces `pid` */
+            ready[0] = -1;
             ok = 0;
+        }
     }
     posix_spawn_file_actions_destroy(&fa);
     for (int i = 0; i < 2; i++)
@@ -1029,31 +1037,73 @@ static int start_keeper(struct sbx_ptrace_run *r, pid_t pid)
     return ok;
 }
 
-/* Process `t` exec'd a declared breakaway: it leaves the run here.  The
- * seccomp filter cannot be taken from it, and without a tracer its traced
- * calls would fail (ENOSYS): it is stopped, detached, and a keeper outside
- * the run traces it (and its children) from then on without recording,
- * letting every call through. */
-static void leave(struct sbx_ptrace_run *r, struct task *t, const char *path, int ppid)
+/* Yama (ptrace_scope 1, Ubuntu's default) lets a process trace only its
+ * descendants, unless the tracee names its tracer: make the stopped tracee
+ * call prctl(PR_SET_PTRACER, keeper).  At its execve exit stop a `syscall`
+ * instruction is put where it stands, the call is made, and its code and
+ * registers are put back.  Without Yama the call fails (EINVAL), harmlessly. */
+static void name_the_keeper(pid_t tid, pid_t keeper)
+{
+#if defined(__x86_64__)
+    struct user_regs_struct saved, regs;
+    if (PT(PTRACE_GETREGS, tid, 0, &saved) < 0)
+        return;
+    errno = 0;
+    long word = PT(PTRACE_PEEKTEXT, tid, saved.rip, 0);
+    if (errno)
+        return;
+    if (PT(PTRACE_POKETEXT, tid, saved.rip, (word & ~0xffffL) | 0x050f) < 0)
+        return;
+    regs = saved;
+    regs.rax = SYS_prctl;
+    regs.rdi = PR_SET_PTRACER;
+    regs.rsi = (unsigned long)keeper;
+    int st, stops = 0;
+    if (PT(PTRACE_SETREGS, tid, 0, &regs) == 0) {
+        /* its entry stop, then its exit stop */
+        while (stops < 2 && PT(PTRACE_SYSCALL, tid, 0, 0) == 0 &&
+               waitpid(tid, &st, __WALL) == tid && WIFSTOPPED(st) &&
+               WSTOPSIG(st) == (SIGTRAP | 0x80))
+            stops++;
+    }
+    PT(PTRACE_POKETEXT, tid, saved.rip, word);
+    PT(PTRACE_SETREGS, tid, 0, &saved);
+#else
+    (void)tid;
+    (void)keeper;
+#endif
+}
+
+/* Process `t` exec'd a declared breakaway and is at that execve's exit
+ * stop: it leaves the run here.  The seccomp filter cannot be taken from
+ * it, and without a tracer its traced calls would fail (ENOSYS): a keeper
+ * outside the run takes it over (and its children) and lets every call
+ * through without recording.  Held stopped in between. */
+static void leave(struct sbx_ptrace_run *r, struct task *t)
 {
     pid_t pid = t->pr->tgid;
-    pthread_mutex_lock(&r->res_mu);
-    sbx_result_add_breakaway(r->res, pid, ppid, path, (const char *const *)t->xargv, t->xargc);
-    pthread_mutex_unlock(&r->res_mu);
+    char name[256];
+    snprintf(name, sizeof name, "%s", t->pr->name);
+    pid_t keeper = 0;
+    int ready = -1;
+    int started = start_keeper(r, pid, &keeper, &ready) == 0;
+    if (started)
+        name_the_keeper(t->tid, keeper);
     kill(pid, SIGSTOP);               /* held until the keeper traces it */
     PT(PTRACE_DETACH, t->tid, 0, 0);
     task_remove(r, t);
-    if (start_keeper(r, pid) < 0) {
-        char name[PMAX];
-        snprintf(name, sizeof name, "%s", path);
+    char c = 0;
+    struct pollfd pf = {ready, POLLIN, 0};
+    int kept = started && poll(&pf, 1, 10000) == 1 && read(ready, &c, 1) == 1 && c == 'k';
+    if (ready >= 0)
+        close(ready);
+    if (!kept)
         locked_warn(r, "process %d (%s) left the run (breakaway), but no keeper could trace "
                        "it: under the run's seccomp filter its file system calls fail "
                        "(ENOSYS)", pid, name);
-    }
     kill(pid, SIGCONT);
 }
 
-/* Returns 1 when the task left the run (breakaway) and is gone. */
 static int on_exec(struct sbx_ptrace_run *r, struct task *t)
 {
     unsigned long former = 0;
@@ -1091,8 +1141,15 @@ static int on_exec(struct sbx_ptrace_run *r, struct task *t)
     if (r->breakaway &&
         sbx_breakaway_matches(r->breakaway, path, exe[0] ? exe : NULL,
                               t->xargc ? t->xargv[0] : NULL)) {
-        leave(r, t, path, ppid);
-        return 1;
+        /* it leaves at this execve's exit stop (leave()), recording nothing */
+        pthread_mutex_lock(&r->res_mu);
+        sbx_result_add_breakaway(r->res, p->tgid, ppid, path, (const char *const *)t->xargv,
+                                 t->xargc);
+        pthread_mutex_unlock(&r->res_mu);
+        snprintf(p->name, sizeof p->name, "%s", path);
+        task_clear_exec(t);
+        t->leaving = 1;
+        return 0;
     }
     pthread_mutex_lock(&r->res_mu);
     sbx_result_add_exec(r->res, p->tgid, ppid, path, (const char *const *)t->xargv, t->xargc);
@@ -1148,15 +1205,18 @@ static void handle_stop(struct sbx_ptrace_run *r, pid_t tid, int st)
         task_remove(r, t);
         return;
     }
-    if (sig == (SIGTRAP | 0x80)) {
+    if (sig == (SIGTRAP | 0x80) && t->leaving) {
+        leave(r, t);                  /* a declared breakaway: gone from the run */
+        return;
+    } else if (sig == (SIGTRAP | 0x80)) {
         on_exit_stop(r, t);
     } else if (ev == PTRACE_EVENT_SECCOMP) {
         if (on_entry(r, t))
             req = PTRACE_SYSCALL;     /* see the result too */
     } else if (ev == PTRACE_EVENT_EXEC) {
         /* the launcher may be seized while its own exec completes */
-        if ((tid != r->root || r->adopted) && on_exec(r, t))
-            return;                   /* left the run (breakaway) */
+        if (tid != r->root || r->adopted)
+            on_exec(r, t);
         req = PTRACE_SYSCALL;         /* the execve exit stop follows */
         t->nr = -1;
     } else if (ev == PTRACE_EVENT_EXIT) {
