@@ -35,6 +35,8 @@ class TraceSession:
     #: run_traced() before spawning, honoured by sessions with BREAKAWAY.
     breakaway = None
     BREAKAWAY = False
+    #: ...and can ask Python (a callable in the declaration) at the exec
+    BREAKAWAY_CALLABLES = False
 
     def popen_kwargs(self, kwargs: dict) -> dict:
         """Adjust Popen's keyword arguments (e.g. inject LD_PRELOAD)."""
@@ -102,10 +104,9 @@ def prepare_session(backend: str, session: TraceSession, policy, breakaway,
     rule = compile_rule(breakaway)
     if rule is not None:
         if not session.BREAKAWAY:
-            raise SandboxUnavailableError(
-                backend, getattr(session, "BREAKAWAY_WHY", None) or
-                "it cannot let processes leave the run (breakaway=)", "use another backend")
-        if rule.needs_python and not getattr(session, "BREAKAWAY_CALLABLES", False):
+            raise SandboxUnavailableError(backend, "it cannot let processes leave the run "
+                                          "(breakaway=)", "use another backend")
+        if rule.needs_python and not session.BREAKAWAY_CALLABLES:
             raise SandboxUnavailableError(
                 backend, "it decides breakaway at the exec itself, where Python cannot be "
                 "asked (a callable in breakaway=)", "declare program names or absolute paths")

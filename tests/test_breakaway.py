@@ -79,7 +79,7 @@ class Daemon:
 
 def tracer_of(pid: int) -> int:
     with open("/proc/%d/status" % pid) as f:
-        return int(next(l for l in f if l.startswith("TracerPid:")).split()[1])
+        return int(next(line for line in f if line.startswith("TracerPid:")).split()[1])
 
 
 def alive(pid: int) -> bool:
@@ -280,3 +280,22 @@ def test_sccache_server_leaves_the_run(sandbox, tmp_path):
         assert str(tmp_path / "cache").encode() in r2.stdout
     finally:
         subprocess.run(["sccache", "--stop-server"], env=env, capture_output=True, timeout=60)
+
+
+@pytest.mark.parametrize("backend", ["ebpf", "audit"])
+def test_in_process_trace_lets_a_declared_daemon_go(backend, daemon):
+    """sandbox_py.trace(breakaway=...): the daemon started inside the block
+    leaves it (eBPF: in the kernel; audit: the shim in the children)."""
+    from sandbox_py import trace
+    if backend == "ebpf":
+        sandbox_for("ebpf")
+    with trace(backend, breakaway=["sbx-test-daemon"], wait=20) as t:
+        subprocess.run(daemon.build(), check=True, timeout=60)
+    r = t.result
+    assert r.backend == backend
+    assert [os.path.basename(b.path) for b in r.breakaways] == ["sbx-test-daemon"]
+    assert not any("daemon-state" in p for p in all_paths(r))
+    assert str(daemon.dir / "out.txt") in r.writes
+    pid, count = daemon.ask()
+    assert alive(pid) and count == 2
+    assert not any("still running" in w for w in r.warnings), r.warnings

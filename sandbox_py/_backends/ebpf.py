@@ -114,18 +114,21 @@ class SelfTrace:
     for up to ``wait`` seconds, then reported as they are (with a warning).
     """
 
-    def __init__(self, wait: float = 10.0):
+    def __init__(self, wait: float = 10.0, breakaway=None):
         err = _load()
         if err:
             from ..errors import SandboxUnavailableError
             raise SandboxUnavailableError(NAME, err, REMEDY)
         self.core = _core()
         self.wait = wait
+        self.breakaway = breakaway      # a BreakawayRule: matched in the kernel at exec
         self.run_id = None
         self.tids = []
 
     def start(self) -> "SelfTrace":
         self.run_id = self.core.ebpf_run_begin()
+        if self.breakaway:
+            self.core.ebpf_run_breakaway(self.run_id, self.breakaway.entries())
         self.tids = self.core.ebpf_track_self(self.run_id)
         return self
 
