@@ -42,14 +42,20 @@ class Daemon:
         self.sock = "/tmp/sbx-ba-%d-%d.sock" % (os.getpid(), time.monotonic_ns() % 10**9)
         self.state = str(tmp_path / "daemon-state")
 
-    def build(self, then: str = "") -> list:
+    def build(self, then: str = "", spawn: bool = False) -> list:
         """A build that starts the daemon (if it is not running), asks it
-        something, writes its own output and reads its own input."""
+        something, writes its own output and reads its own input.  spawn:
+        the daemon is started with posix_spawn, not fork and exec."""
         inp = self.dir / "input.txt"
         inp.write_text("source\n")
-        script = ("[ -S {s} ] || {d} {s} {st} || exit 1; {c} {s} build > {o}; cat {i} >> {o}; {t}"
-                  .format(d=DAEMON, c=CLIENT, s=self.sock, st=self.state,
-                          o=self.dir / "out.txt", i=inp, t=then))
+        start = "{d} {s} {st}"
+        if spawn:
+            start = ("python3 -c 'import os, sys; a = sys.argv[1:]; "
+                     "sys.exit(os.waitstatus_to_exitcode(os.waitpid("
+                     "os.posix_spawn(a[0], a, os.environ), 0)[1]))' {d} {s} {st}")
+        script = ("[ -S {s} ] || " + start + " || exit 1; {c} {s} build > {o}; "
+                  "cat {i} >> {o}; {t}").format(d=DAEMON, c=CLIENT, s=self.sock, st=self.state,
+                                               o=self.dir / "out.txt", i=inp, t=then)
         return ["sh", "-c", script]
 
     def ask(self, what="ping") -> tuple:
@@ -111,10 +117,11 @@ def unsupported(sandbox, fn):
         pytest.skip("%s: %s" % (sandbox.backend, e))
 
 
-def test_declared_daemon_leaves_the_run(sandbox, daemon):
+@pytest.mark.parametrize("spawn", [False, True], ids=["fork-exec", "posix_spawn"])
+def test_declared_daemon_leaves_the_run(sandbox, daemon, spawn):
     start = time.monotonic()
-    r = unsupported(sandbox, lambda: sandbox.run(daemon.build(), breakaway=["sbx-test-daemon"],
-                                                 timeout=60))
+    r = unsupported(sandbox, lambda: sandbox.run(daemon.build(spawn=spawn),
+                                                 breakaway=["sbx-test-daemon"], timeout=60))
     took = time.monotonic() - start
     assert r.returncode == 0, r
     pid, count = daemon.ask()

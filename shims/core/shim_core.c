@@ -870,13 +870,21 @@ int sbx_breakaway(int dirfd, const char *path, char *const argv[])
     char p[SBX_PATH_MAX];
     if (sbx_resolve(dirfd, path, p, sizeof p) < 0)
         snprintf(p, sizeof p, "%s", path);
-    if (!sbx_breakaway_matches(g_breakaway, p, NULL, argv ? argv[0] : NULL))
-        return 0;
-    sbx_flush_fds();
+    return sbx_breakaway_matches(g_breakaway, p, NULL, argv ? argv[0] : NULL);
+}
+
+void sbx_breakaway_left(int dirfd, const char *path, char *const argv[], int spawned_pid)
+{
+    if (!sbx_on() || !path)
+        return;
+    char p[SBX_PATH_MAX];
+    if (sbx_resolve(dirfd, path, p, sizeof p) < 0)
+        snprintf(p, sizeof p, "%s", path);
     const char *s[2] = {p, ""};
     static char *const none[] = {NULL};
-    emit_v(SBX_EV_EXEC, SBX_EXEC_BREAKAWAY, 0, sbx_os_getppid(), 0, s, 2, argv ? argv : none);
-    return 1;
+    unsigned fl = SBX_EXEC_BREAKAWAY | (spawned_pid > 0 ? SBX_EXEC_SPAWNED : 0);
+    emit_v(SBX_EV_EXEC, fl, spawned_pid > 0 ? spawned_pid : 0,
+           spawned_pid > 0 ? raw_getpid() : sbx_os_getppid(), 0, s, 2, argv ? argv : none);
 }
 
 /* `value` without the entry `token` (entries separated by ' ' or ':'),
