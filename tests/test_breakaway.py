@@ -306,3 +306,29 @@ def test_in_process_trace_lets_a_declared_daemon_go(backend, daemon):
     pid, count = daemon.ask()
     assert alive(pid) and count == 2
     assert not any("still running" in w for w in r.warnings), r.warnings
+
+
+def test_ebpf_declaration_is_forgotten_after_the_run(tmp_path):
+    """The kernel's breakaway map (shared by every run of the process)
+    holds nothing of a run that ended."""
+    import re
+    sb = sandbox_for("ebpf")
+    bpftool = shutil.which("bpftool") or shutil.which("bpftool", path="/usr/sbin:/sbin")
+    if not bpftool:
+        pytest.skip("bpftool is needed to look into the maps")
+    r = sb.run(["true"], breakaway=["sbx-test-daemon", "/usr/bin/sccache"])
+    assert r.returncode == 0 and not r.breakaways
+    counts = []
+    for fd in os.listdir("/proc/self/fd"):
+        try:
+            info = open("/proc/self/fdinfo/%s" % fd).read()
+        except OSError:
+            continue
+        m = re.search(r"map_id:\s+(\d+)", info)
+        show = m and subprocess.run([bpftool, "map", "show", "id", m.group(1)],
+                                    capture_output=True, text=True).stdout
+        if show and re.search(r"name breakaway\b", show):
+            dump = subprocess.run([bpftool, "map", "dump", "id", m.group(1)],
+                                  capture_output=True, text=True).stdout
+            counts.append(dump.count("key:"))
+    assert counts and set(counts) == {0}, counts
