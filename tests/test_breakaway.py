@@ -332,3 +332,18 @@ def test_ebpf_declaration_is_forgotten_after_the_run(tmp_path):
                                   capture_output=True, text=True).stdout
             counts.append(dump.count("key:"))
     assert counts and set(counts) == {0}, counts
+
+
+def test_cli_breakaway_option(daemon):
+    """sandbox-py --breakaway NAME: the summary names the process that left."""
+    backend = next((b for b in ("ebpf", "preload", "ptrace")
+                    if __import__("sandbox_py").backends().get(b, (False,))[0]), None)
+    if backend is None:
+        pytest.skip("no Linux backend here")
+    proc = subprocess.run([sys.executable, "-m", "sandbox_py", "--backend", backend,
+                           "--breakaway", "sbx-test-daemon", "--"] + daemon.build(),
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    pid = daemon.pid()
+    assert "breakaway: pid" in proc.stderr and "sbx-test-daemon" in proc.stderr, proc.stderr
+    assert alive(pid)
