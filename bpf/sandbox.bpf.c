@@ -77,6 +77,21 @@ struct {
     __type(value, struct sbx_run_state);
 } runs SEC(".maps");
 
+/* Breakaway declarations of the runs (see on_exec); value unused. */
+struct {
+    __uint(type, BPF_MAP_TYPE_HASH);
+    __uint(max_entries, 4096);
+    __type(key, struct sbx_ba_key);
+    __type(value, __u8);
+} breakaway SEC(".maps");
+
+struct {
+    __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+    __uint(max_entries, 1);
+    __type(key, __u32);
+    __type(value, struct sbx_ba_key);
+} ba_scratch SEC(".maps");
+
 /* LRU: an evicted entry only means one more (harmless) duplicate event. */
 struct {
     __uint(type, BPF_MAP_TYPE_LRU_HASH);
@@ -745,6 +760,51 @@ static __always_inline int on_path_call(struct pt_regs *regs, struct sbx_task *t
     return emit_path(regs, run_id, nr, ret, layout | (op << 24));
 }
 
+/* ---- breakaway ------------------------------------------------------------ */
+
+/* Is the string at `src` (its basename when `base`) one of the run's
+ * declared entries?  The rule itself is sandbox_py/breakaway.py: names are
+ * matched against the basename of the file as exec'd and of argv[0],
+ * absolute paths against the file as exec'd and as resolved. */
+struct slash_ctx {
+    const char *str;
+    __u32 len;
+    __u32 after;        /* index just past the last '/' */
+};
+
+static long slash_step(__u64 i, void *arg)
+{
+    struct slash_ctx *c = arg;
+    if (i >= c->len)
+        return 1;
+    char ch = 0;
+    bpf_probe_read_kernel(&ch, 1, c->str + i);
+    if (ch == '\0')
+        return 1;
+    if (ch == '/')
+        c->after = i + 1;
+    return 0;
+}
+
+static __always_inline int ba_declared(__u32 run_id, const char *src, __u32 len, int base)
+{
+    __u32 zero = 0;
+    struct sbx_ba_key *k = bpf_map_lookup_elem(&ba_scratch, &zero);
+    if (!k)
+        return 0;
+    if (base) {
+        struct slash_ctx c = {.str = src, .len = len, .after = 0};
+        bpf_loop(SBX_PATH_MAX, slash_step, &c, 0);
+        src += c.after & (SBX_PATH_MAX - 1);
+    }
+    __builtin_memset(k, 0, sizeof *k);
+    k->run_id = run_id;
+    long n = bpf_probe_read_kernel_str(k->name, sizeof k->name, src);
+    if (n <= 1 || n >= (long)sizeof k->name)
+        return 0;           /* empty, or too long to be a declared entry */
+    return bpf_map_lookup_elem(&breakaway, k) != NULL;
+}
+
 /* ---- programs ------------------------------------------------------------- */
 
 SEC("tp_btf/sched_process_fork")
@@ -867,7 +927,32 @@ int BPF_PROG(on_exec, struct task_struct *p, pid_t old_pid, struct linux_binprm 
     s->ev.str_flags[4] = aflags;
     s->ev.nstr = 5;
     off = o + alen + 1;
+
+    /* A declared breakaway leaves the run here, before it runs an
+     * instruction of the new program: untracked, its future children are
+     * never tracked, it is not waited for or killed.  The event tells the
+     * reader so (Result.breakaways). */
+    struct sbx_run_state *st = bpf_map_lookup_elem(&runs, &t.run_id);
+    int leaves = 0;
+    if (st && st->breakaway) {
+        __u32 s3 = s->ev.str_len[0] + s->ev.str_len[1] + s->ev.str_len[2];
+        leaves = (s->data[0] == '/' && ba_declared(t.run_id, &s->data[0], SBX_PATH_MAX, 0)) ||
+                 ba_declared(t.run_id, &s->data[0], SBX_PATH_MAX, 1);
+        if (!leaves && s->ev.str_len[3] > 1 && s3 < SBX_DATA_MAX)
+            leaves = ba_declared(t.run_id, &s->data[s3], SBX_PATH_MAX, 0);
+        if (!leaves && alen && o < SBX_DATA_MAX)
+            leaves = ba_declared(t.run_id, &s->data[o], SBX_PATH_MAX, 1);
+    }
+    if (leaves)
+        s->ev.kind = SBX_EXEC_BREAKAWAY;
     submit(s, off, BPF_RB_FORCE_WAKEUP);
+    if (!leaves || !st)
+        return 0;
+    bpf_map_delete_elem(&tracked, &ntid);
+    if (__sync_fetch_and_add(&st->live, -1) != 1)
+        return 0;
+    init_event(s, SBX_EV_RUN_DONE, t.run_id);
+    submit(s, 0, BPF_RB_FORCE_WAKEUP);
     return 0;
 }
 

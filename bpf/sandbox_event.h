@@ -127,7 +127,22 @@ struct sbx_run_state {
     __u32 kill;          /* set by user space: SIGKILL every task of the run */
     __u32 gen;           /* bumped by renames and rmdirs: directory tokens of
                           * an older generation are never reused */
+    __u32 breakaway;     /* set by user space: the run declared breakaway
+                          * entries (map `breakaway`) */
+    __u32 pad;
 };
+
+/* Key of map `breakaway`: one entry of a run's breakaway declaration
+ * (sandbox_py/breakaway.py), a program name or an absolute path,
+ * NUL-padded.  Longer entries are not pushed; user space matches them. */
+#define SBX_BA_NAME 252
+struct sbx_ba_key {
+    __u32 run_id;
+    char name[SBX_BA_NAME];
+};
+/* SBX_EV_EXEC `kind`: the exec matched the run's breakaway declaration and
+ * the process (with its future children) was dropped from `tracked`. */
+#define SBX_EXEC_BREAKAWAY 1
 
 /* Value of map `tracked` (key: tid in the initial pid namespace). */
 struct sbx_task {

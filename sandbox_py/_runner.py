@@ -14,7 +14,7 @@ import subprocess
 import time
 from typing import Optional
 
-from .breakaway import compile_rule
+from .breakaway import Breakaway, compile_rule
 from .errors import SandboxUnavailableError, TimeoutExpired
 from .policy import Policy
 from .result import Exec, PathSet, Result
@@ -37,6 +37,8 @@ class TraceSession:
     #: run_traced() before spawning, honoured by sessions with BREAKAWAY.
     breakaway = None
     BREAKAWAY = False
+    #: ...and can ask Python (a callable in the declaration) at the exec
+    BREAKAWAY_CALLABLES = False
     #: Warnings about the policy a session found before the run (e.g. fds
     #: handed to the run that it cannot refuse accesses through).
     policy_warnings = ()
@@ -110,6 +112,10 @@ def prepare_session(backend: str, session: TraceSession, policy, breakaway,
         if not session.BREAKAWAY:
             raise SandboxUnavailableError(backend, "it cannot let processes leave the run "
                                           "(breakaway=)", "use another backend")
+        if rule.needs_python and not session.BREAKAWAY_CALLABLES:
+            raise SandboxUnavailableError(
+                backend, "it decides breakaway at the exec itself, where Python cannot be "
+                "asked (a callable in breakaway=)", "declare program names or absolute paths")
         session.breakaway = rule
 
 
@@ -241,6 +247,8 @@ def core_fields(d: dict) -> dict:
     returns it: execs become Exec records."""
     d = dict(d)
     d["execs"] = [Exec(pid, ppid, path, tuple(argv)) for pid, ppid, path, argv in d["execs"]]
+    d["breakaways"] = [Breakaway(pid, path, tuple(argv))
+                       for pid, _ppid, path, argv in d.get("breakaways", ())]
     return d
 
 

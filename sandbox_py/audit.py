@@ -34,7 +34,8 @@ LIMITS_WITH_CHILDREN = (
     "are followed through the LD_PRELOAD shim (not statically linked ones, nor "
     "ones started with an env= that drops LD_PRELOAD)")
 #: Environment variables of the preload shim a child inherits from os.environ.
-SHIM_ENV = ("LD_PRELOAD", "SBX_PRELOAD_LOG", "SBX_PRELOAD_SHIM", "SBX_PRELOAD_HANDOFF")
+SHIM_ENV = ("LD_PRELOAD", "SBX_PRELOAD_LOG", "SBX_PRELOAD_SHIM", "SBX_PRELOAD_HANDOFF",
+            "SBX_PRELOAD_BREAKAWAY")
 
 
 def _fd_path(fd: int) -> Optional[str]:
@@ -333,7 +334,7 @@ class _Children:
                 os.environ.pop(k, None)
 
     @classmethod
-    def start(cls, wait: float):
+    def start(cls, wait: float, breakaway=None):
         """A window, or the reason children cannot be followed."""
         if cls.active is not None:
             return None, "another trace already follows child processes"
@@ -345,7 +346,7 @@ class _Children:
         if not ok:
             return None, why
         run = preload._unpriv().PreloadRun()
-        cls.active = cls(run, preload.child_env(None, run.log_path, None), wait)
+        cls.active = cls(run, preload.child_env(None, run.log_path, None, breakaway), wait)
         return cls.active, None
 
     def stop(self) -> dict:
@@ -373,7 +374,8 @@ class AuditTrace:
     (see _Children) when it is built here; ``wait`` is how long stop()
     waits for children still running."""
 
-    def __init__(self, children: bool = True, wait: float = 10.0):
+    def __init__(self, children: bool = True, wait: float = 10.0, breakaway=None):
+        self._breakaway = breakaway     # a BreakawayRule, honoured by the shim in children
         self._sets = {c: set() for c in ("reads", "writes", "probes", "enumerations")}
         self._execs: list = []
         self._unseen: list = []
@@ -397,7 +399,8 @@ class AuditTrace:
         if self._want_children and self._children is None and not self._no_children:
             with _hook_lock:
                 if self._children is None and not self._no_children:
-                    self._children, self._no_children = _Children.start(self._wait)
+                    self._children, self._no_children = _Children.start(self._wait,
+                                                                        self._breakaway)
 
     def start(self) -> None:
         global _hook_added, _running
@@ -424,8 +427,11 @@ class AuditTrace:
         fields = {c: sorted(self._sets[c] | set(kids.get(c, ()))) for c in self._sets}
         # The shim's exec records carry real pids; the audit hook's (pid 0,
         # fired before the fork) stay for programs the shim did not see start.
-        seen = {e.path for e in kids.get("execs", ())}
+        # a declared breakaway's exec is the shim's breakaway record, not an exec
+        seen = ({e.path for e in kids.get("execs", ())} |
+                {b.path for b in kids.get("breakaways", ())})
         execs = list(kids.get("execs", ())) + [e for e in self._execs if e.path not in seen]
         warnings = [LIMITS_WITH_CHILDREN] + list(kids.get("warnings", ())) + self._unseen
-        fields.update(execs=execs, complete=False, warnings=warnings)
+        fields.update(execs=execs, complete=False, warnings=warnings,
+                      breakaways=list(kids.get("breakaways", ())))
         return fields

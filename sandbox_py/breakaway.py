@@ -74,10 +74,31 @@ class BreakawayRule:
         the kernel or in the shim can only match names and paths)."""
         return bool(self.callables)
 
-    def matches(self, path: str, argv=()) -> bool:
+    def entries(self) -> list:
+        """The names and paths as bytes, for a mechanism that matches them
+        itself at the exec (the kernel, the shim, the tracer) the way
+        matches() does."""
+        return sorted(os.fsencode(e) for e in self.names | self.paths)
+
+    def lines(self) -> str:
+        """The names and paths one per line: the form the C matcher takes
+        (csrc/core/breakaway.h; the shim, the ptrace tracer)."""
+        entries = self.entries()
+        if any(b"\n" in e for e in entries):
+            raise ValueError("a breakaway entry contains a newline")
+        return os.fsdecode(b"\n".join(entries))
+
+    def shim_env(self) -> dict:
+        """The variable the preload/interpose shim reads the declaration
+        from (shims/core/sbx_log.h)."""
+        return {"SBX_PRELOAD_BREAKAWAY": self.lines()}
+
+    def matches(self, path: str, argv=(), resolved=None) -> bool:
+        """``path``: the file as exec'd; ``resolved``: the same with
+        symlinks resolved, when the mechanism knows it."""
         path = os.fsdecode(path)
         argv = tuple(os.fsdecode(a) for a in argv)
-        if path in self.paths:
+        if path in self.paths or (resolved is not None and os.fsdecode(resolved) in self.paths):
             return True
         if os.path.basename(path) in self.names:
             return True

@@ -48,6 +48,9 @@ def _run_parser() -> argparse.ArgumentParser:
                    help="kill the whole process tree after SECONDS")
     p.add_argument("--live", choices=("auto", "always", "never"), default="auto",
                    help="live progress line on stderr (auto: when stderr is a terminal)")
+    p.add_argument("--breakaway", action="append", default=[], metavar="NAME",
+                   help="a program (name or absolute path) that leaves the run at its exec: "
+                        "a build daemon, neither traced nor waited for; repeatable")
     pol = p.add_argument_group(
         "policy", "limit what the command may touch (docs/enforcement.md); any of "
         "these turns the policy on, with the installed system readable")
@@ -170,9 +173,11 @@ def run_main(argv: list) -> int:
         sandbox = Sandbox(opts.backend)
         if live:
             with LiveLine(sys.stderr, label):
-                result = sandbox.run(command, timeout=opts.timeout, policy=policy)
+                result = sandbox.run(command, timeout=opts.timeout, policy=policy,
+                                     breakaway=opts.breakaway or None)
         else:
-            result = sandbox.run(command, timeout=opts.timeout, policy=policy)
+            result = sandbox.run(command, timeout=opts.timeout, policy=policy,
+                                 breakaway=opts.breakaway or None)
     except FileNotFoundError as e:
         sys.stderr.write("sandbox-py: %s: %s\n" % (label, e.strerror or e))
         return EXIT_NOT_FOUND

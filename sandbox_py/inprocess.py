@@ -53,9 +53,18 @@ class Trace:
     are empty, its ``returncode`` is 0, or 1 when the block raised.
     """
 
-    def __init__(self, backend: str = "auto", *, wait: Optional[float] = None):
+    def __init__(self, backend: str = "auto", *, wait: Optional[float] = None,
+                 breakaway=None):
         if backend not in BACKENDS:
             raise ValueError("backend must be one of %s, not %r" % (", ".join(BACKENDS), backend))
+        from .breakaway import compile_rule
+        #: Programs whose exec leaves the trace (sandbox_py/breakaway.py):
+        #: matched in the kernel (ebpf) or by the shim in children (audit).
+        self.breakaway = compile_rule(breakaway)
+        if self.breakaway is not None and self.breakaway.needs_python:
+            raise SandboxUnavailableError(
+                backend, "it decides breakaway at the exec itself, where Python cannot be "
+                "asked (a callable in breakaway=)", "declare program names or absolute paths")
         self.requested = backend
         #: Seconds stop() waits for threads and children started in the block
         #: that are still running (eBPF; None: the backend's default).
@@ -77,7 +86,8 @@ class Trace:
         if self.requested in ("auto", "ebpf"):
             ebpf, why = _ebpf_module()
             if ebpf is not None:
-                impl = ebpf.SelfTrace() if self.wait is None else ebpf.SelfTrace(wait=self.wait)
+                impl = (ebpf.SelfTrace(breakaway=self.breakaway) if self.wait is None
+                        else ebpf.SelfTrace(wait=self.wait, breakaway=self.breakaway))
                 self.backend = "ebpf"
             elif self.requested == "ebpf":
                 from ._backends.ebpf import PRIVILEGE
@@ -88,7 +98,8 @@ class Trace:
                 self._notes.append("eBPF in-process tracing unavailable (%s)" % why)
         if impl is None:
             from .audit import AuditTrace
-            impl = AuditTrace(wait=10.0 if self.wait is None else self.wait)
+            impl = AuditTrace(wait=10.0 if self.wait is None else self.wait,
+                              breakaway=self.breakaway)
             self.backend = "audit"
         self._result = None
         self._start = time.monotonic()
@@ -108,6 +119,7 @@ class Trace:
             probes=PathSet(fields.get("probes", ())),
             enumerations=PathSet(fields.get("enumerations", ())),
             execs=tuple(fields.get("execs", ())), backend=self.backend,
+            breakaways=tuple(fields.get("breakaways", ())),
             duration=time.monotonic() - self._start,
             complete=bool(fields.get("complete", True)) and not self._notes,
             warnings=tuple(warnings))
@@ -128,11 +140,15 @@ class Trace:
         return False
 
 
-def trace(backend: str = "auto", *, wait: Optional[float] = None) -> Trace:
+def trace(backend: str = "auto", *, wait: Optional[float] = None, breakaway=None) -> Trace:
     """``with trace() as t: ...`` then ``t.result``: what the current process
     (all threads) and the children it starts touched inside the block.
 
     With eBPF, threads and child processes started in the block and still
     running when it ends are waited for up to ``wait`` seconds (default: the
-    backend's), then the result is marked incomplete."""
-    return Trace(backend, wait=wait)
+    backend's), then the result is marked incomplete.
+
+    ``breakaway``: programs (names, absolute paths) that leave the trace at
+    their exec, like ``Sandbox.run(breakaway=...)``: not followed, not
+    waited for, listed in ``result.breakaways``."""
+    return Trace(backend, wait=wait, breakaway=breakaway)

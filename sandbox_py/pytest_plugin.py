@@ -118,11 +118,12 @@ def pytest_configure(config):
                 % (why, PRIVILEGE))
     config.addinivalue_line(
         "markers",
-        "sandbox(allow=(), allow_read=(), mode=None): check the test's file accesses "
-        "(mode: fail, warn, enforce or off); "
+        "sandbox(allow=(), allow_read=(), mode=None, breakaway=()): check the test's file "
+        "accesses (mode: fail, warn, enforce or off); "
         "allow: patterns it may touch in any way, allow_read: patterns it may only "
         "read/probe/list; {tmp_path}, {basetemp}, {rootdir}, {testdir} are expanded, "
-        "relative patterns are below rootdir, ** spans directories")
+        "relative patterns are below rootdir, ** spans directories; breakaway: programs "
+        "(daemons) the test starts whose own accesses are not checked")
 
 
 def _mode(config) -> str:
@@ -430,7 +431,9 @@ def pytest_runtest_call(item):
     if policy.mode == "enforce":
         from . import pytest_enforce
         ruleset = pytest_enforce.prepare(item, policy)
-    tracer = trace(backend, wait=wait).start()
+    # daemons a test starts and leaves running (sandbox(breakaway=[...]))
+    breakaway = [b for m in item.iter_markers("sandbox") for b in m.kwargs.get("breakaway", ())]
+    tracer = trace(backend, wait=wait, breakaway=breakaway or None).start()
     if ruleset is not None:
         item.stash[_TRACER] = (ruleset, tracer)
     try:

@@ -103,6 +103,37 @@ int main(int argc, char **argv)
         waitpid(pid, &st, 0);
         return WEXITSTATUS(st);
     }
+    if (!strcmp(what, "start-daemon")) {
+        /* a build starting a daemon (./sbx-mac-daemon, a copy of this
+         * program): double fork, the grandchild execs it, then out.txt */
+        pid_t pid = fork();
+        if (pid == 0) {
+            setsid();
+            if (fork() == 0) {
+                char *args[] = {"sbx-mac-daemon", "serve", NULL};
+                execv("./sbx-mac-daemon", args);
+                _exit(127);
+            }
+            _exit(0);
+        }
+        int st;
+        waitpid(pid, &st, 0);
+        FILE *f = fopen("out.txt", "w");
+        fputs("built\n", f);
+        return fclose(f);
+    }
+    if (!strcmp(what, "serve")) {
+        /* the daemon: a file of its own, whether dyld gave it the dylib,
+         * then it outlives the build */
+        const char *dyld = getenv("DYLD_INSERT_LIBRARIES");
+        FILE *f = fopen("daemon_state.txt", "w");
+        fprintf(f, "started %d dyld=%s\n", (int)getpid(), dyld && *dyld ? dyld : "none");
+        fclose(f);
+        sleep(8);
+        f = fopen("daemon_state.txt", "a");
+        fputs("done\n", f);
+        return fclose(f);
+    }
     return 2;
 }
 """
@@ -238,3 +269,27 @@ def test_dylib_is_universal():
 def test_missing_program_raises_file_not_found(work):
     with pytest.raises(FileNotFoundError):
         sandbox_py.Sandbox("interpose").run(["/nonexistent/prog"], cwd=work)
+
+
+def test_breakaway_daemon_runs_without_the_dylib(scenario, work):
+    """run(breakaway=[...]) on a Mac: the declared daemon is exec'd without
+    DYLD_INSERT_LIBRARIES, the build returns while it lives, its own file is
+    not in the Result, and it finishes after the run."""
+    import time
+    shutil.copy2(scenario, os.path.join(work, "sbx-mac-daemon"))
+    start = time.monotonic()
+    r = sandbox_py.Sandbox("interpose").run([scenario, "start-daemon"], cwd=work,
+                                            breakaway=["sbx-mac-daemon"], timeout=60)
+    assert r.returncode == 0, r.warnings
+    assert time.monotonic() - start < 8
+    assert [os.path.basename(b.path) for b in r.breakaways] == ["sbx-mac-daemon"]
+    assert os.path.join(work, "out.txt") in r.writes
+    paths = set(r.reads) | set(r.writes) | set(r.probes) | set(r.enumerations)
+    assert not [p for p in paths if "daemon_state" in p]
+    state = os.path.join(work, "daemon_state.txt")
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and not (
+            os.path.exists(state) and "done" in open(state).read()):
+        time.sleep(0.2)
+    text = open(state).read()
+    assert "dyld=none" in text and "done" in text, text

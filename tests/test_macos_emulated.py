@@ -93,6 +93,10 @@ def fake_libc(work: str, env: dict, exe: str, execs: list = None) -> dict:
         i = (s + b"\0").find(bytes([c]))
         return e.arg(0) + i if i >= 0 else 0
 
+    def strcspn(e):
+        s, reject = e.read_cstr(e.arg(0)), e.read_cstr(e.arg(1))
+        return next((i for i, c in enumerate(s) if c in reject), len(s))
+
     def strstr(e):
         i = e.read_cstr(e.arg(0)).find(e.read_cstr(e.arg(1)))
         return e.arg(0) + i if i >= 0 else 0
@@ -235,6 +239,9 @@ def fake_libc(work: str, env: dict, exe: str, execs: list = None) -> dict:
         "_strncmp": lambda e: strcmp(e, e.arg(2)),
         "_strchr": strchr,
         "_strstr": strstr,
+        "_strcspn": strcspn,
+        "_memcmp": lambda e: (lambda a, b: (a > b) - (a < b))(mem(e, e.arg(0), e.arg(2)),
+                                                             mem(e, e.arg(1), e.arg(2))),
         "_memcpy": copy,
         "___memcpy_chk": copy,
         "_open": sys_(lambda e: os.open(at(e, me.D_AT_FDCWD, path(e, 0)),
@@ -383,6 +390,29 @@ def test_scrubbed_environment_gets_dyld_insert_libraries_back(exec_setup):
     assert "SBX_PRELOAD_LOG=%s" % run.log_path in envp
     assert "SBX_PRELOAD_SHIM=/opt/sbx/_sbx_interpose.dylib" in envp
     assert not any(e.startswith("LD_PRELOAD=") for e in envp)
+
+
+def test_breakaway_exec_runs_without_the_dylib(exec_setup):
+    """A declared breakaway (run(breakaway=["tool"])): the Darwin build's
+    execve hook execs it with DYLD_INSERT_LIBRARIES and every SBX_ variable
+    left out (the program's own variables kept), and the reader lists it in
+    breakaways, not execs."""
+    image, run, work, env, launcher, tool_path = exec_setup
+    env = dict(env, SBX_PRELOAD_BREAKAWAY="other\ntool")
+    execs = []
+    emu = me.Emulator(image, fake_libc(work, env, os.path.join(work, "prog"), execs))
+    emu.run_constructors([os.path.join(work, "prog")])
+    child_env = ["KEEP=1", "DYLD_INSERT_LIBRARIES=/opt/sbx/_sbx_interpose.dylib:/opt/own.dylib",
+                 "SBX_PRELOAD_LOG=" + run.log_path, "SBX_PRELOAD_BREAKAWAY=other\ntool"]
+    emu.call("_sbx_hook_execve", emu.cstr(tool_path), argv_of(emu, "tool", "-x"),
+             argv_of(emu, *child_env))
+    assert len(execs) == 1
+    path, argv, envp = execs[0]
+    assert (path, argv) == (tool_path, ["tool", "-x"])
+    assert sorted(envp) == ["DYLD_INSERT_LIBRARIES=/opt/own.dylib", "KEEP=1"]
+    res = run.finish()
+    assert [(e[2], list(e[3])) for e in res["breakaways"]] == [(tool_path, ["tool", "-x"])]
+    assert tool_path not in [e[2] for e in res["execs"]]      # only the emulated program
 
 
 def test_program_that_never_says_hello_is_named(exec_setup):

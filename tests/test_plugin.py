@@ -445,3 +445,46 @@ def test_enforce_mode_from_the_command_line(pytester):
     result.stdout.fnmatch_lines(["*PermissionError*stray.txt*",
                                  "*UserWarning: raised in the enforced child*"])
     assert not pytester.path.joinpath("stray.txt").exists()
+
+
+@pytest.mark.parametrize("declared", [True, False])
+def test_breakaway_marker_lets_a_test_daemon_go(pytester, declared):
+    """@pytest.mark.sandbox(breakaway=[...]): a daemon the test starts is not
+    held against it (its own file lies outside what the test may touch);
+    without the declaration the same test fails on the daemon's accesses."""
+    import os
+    import socket
+    import time
+    daemon = os.path.join(os.path.dirname(__file__), "breakaway", "sbx-test-daemon")
+    outside = pytester.mkdir("daemon-home")
+    sock = "/tmp/sbx-plugin-%d-%d.sock" % (os.getpid(), declared)
+    pytester.makepyfile(textwrap.dedent("""
+        import os, subprocess, pytest
+
+        @pytest.mark.sandbox(allow=["{tmp_path}"]%s)
+        def test_starts_a_daemon(tmp_path):
+            subprocess.run([%r, %r, %r], check=True)
+            (tmp_path / "out.txt").write_text("x")
+    """ % (', breakaway=["sbx-test-daemon"]' if declared else "", daemon, sock,
+           str(outside / "state"))))
+    try:
+        result = run(pytester, "-o", "sandbox_wait=1")
+        if declared:
+            result.assert_outcomes(passed=1)
+        else:
+            result.assert_outcomes(failed=1)
+            result.stdout.fnmatch_lines(
+                ["*test_starts_a_daemon touched * paths it does not declare*"])
+        assert "started" in (outside / "state").read_text()     # it did run
+    finally:
+        for _ in range(50):
+            try:
+                s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+                s.connect(sock)
+                s.sendall(b"stop\n")
+                s.recv(64)
+                break
+            except OSError:
+                time.sleep(0.1)
+        if os.path.exists(sock):
+            os.unlink(sock)

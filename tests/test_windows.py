@@ -85,7 +85,7 @@ def tools(tmp_path_factory):
     out = tmp_path_factory.mktemp("winbuild")
     built = winbuild.build(str(out))
     exes = {}
-    for name in ("win32_ops", "nt_ops", "popen_like", "buildtool_ops"):
+    for name in ("win32_ops", "nt_ops", "popen_like", "buildtool_ops", "ba_daemon", "ba_build"):
         exe = str(out / (name + ".exe"))
         subprocess.run([MINGW, "-O1", "-municode", "-o", exe,
                         os.path.join(SCENARIOS, name + ".c"), "-lshell32"], check=True)
@@ -629,3 +629,100 @@ def test_python_api_on_windows(tools, tmp_path, monkeypatch):
     assert winpath(tmp_path / "nowin.txt") in r.reads
     r = sandbox_py.Sandbox("detours").run([tools["buildtool_ops"], "exitcode", str(tmp_path)])
     assert r.returncode == 0xC0000135 == 3221225781
+
+
+def _trace_to_files(prefix, tools, argv, tmp_path, *options):
+    """Like trace(), with the output in files, not pipes: a daemon that
+    outlives the run must not hold run()'s pipes (Wine hands the Unix
+    standard descriptors down).  Returns (exit code, Result, seconds)."""
+    out = tmp_path / ("result-%d.json" % next(_counter))
+    log = tmp_path / ("sbx-trace-%d.log" % next(_counter))
+    start = time.monotonic()
+    with open(log, "wb") as f:
+        proc = prefix.run([tools["exe"], "-o", winpath(out), *options, "--", *argv],
+                          stdout=f, stderr=f, stdin=subprocess.DEVNULL, timeout=120)
+    took = time.monotonic() - start
+    assert out.exists(), "sbx-trace wrote no result: %s" % log.read_text(errors="replace")
+    return proc.returncode, json.loads(out.read_text(encoding="utf-8")), took
+
+
+def _daemon_finished(tmp_path, within=60.0) -> str:
+    state = tmp_path / "daemon_state.txt"
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        if state.exists() and "done" in state.read_text():
+            break
+        time.sleep(0.2)
+    return state.read_text() if state.exists() else ""
+
+
+def test_breakaway_daemon_leaves_the_job(prefix, tools, tmp_path):
+    """A declared daemon (tests/windows/ba_daemon.c) is created outside the
+    job without the hook DLL: the build returns while it lives, its own file
+    is not in the Result, and it finishes its work after the run."""
+    files(tmp_path, "input.txt")
+    rc, res, took = _trace_to_files(
+        prefix, tools, [winpath(tools["ba_build"]), winpath(tools["ba_daemon"]),
+                        winpath(tmp_path), "10"], tmp_path, "--breakaway", "ba_daemon")
+    assert rc == 0, res.get("warnings")
+    assert took < 10                      # not held until the daemon ends
+    assert [e["argv"][1] for e in res["breakaways"]] == ["start"]
+    assert res["breakaways"][0]["path"] == winpath(tools["ba_daemon"])
+    assert [e["path"] for e in res["execs"]] == [winpath(tools["ba_build"])]
+    assert winpath(tmp_path / "input.txt") in res["reads"]
+    assert winpath(tmp_path / "out.txt") in res["writes"]
+    everything = res["reads"] + res["writes"] + res["probes"] + res["enumerations"]
+    assert not [p for p in everything if "daemon_state" in p]
+    assert res["complete"], res["warnings"]
+    state = _daemon_finished(tmp_path)
+    assert "started" in state and "done" in state
+
+
+def test_breakaway_daemon_survives_the_timeout(prefix, tools, tmp_path):
+    files(tmp_path, "input.txt")
+    rc, res, took = _trace_to_files(
+        prefix, tools, [winpath(tools["ba_build"]), winpath(tools["ba_daemon"]),
+                        winpath(tmp_path), "12", "60"], tmp_path, "--timeout", "4",
+        "--breakaway", "ba_daemon.exe")
+    assert rc != 0 and any("timeout" in w for w in res["warnings"])
+    assert len(res["breakaways"]) == 1
+    assert "done" in _daemon_finished(tmp_path)
+
+
+def test_undeclared_daemon_is_in_the_job(prefix, tools, tmp_path):
+    """Without the declaration the daemon is traced and waited for, as ever."""
+    files(tmp_path, "input.txt")
+    rc, res, took = _trace_to_files(
+        prefix, tools, [winpath(tools["ba_build"]), winpath(tools["ba_daemon"]),
+                        winpath(tmp_path), "3"], tmp_path)
+    assert rc == 0 and took >= 3
+    assert res["breakaways"] == []
+    assert winpath(tmp_path / "daemon_state.txt") in res["writes"]
+    assert [e["argv"][1] for e in res["execs"][1:]] == ["start", "serve"]
+
+
+def test_python_backend_passes_the_breakaway_declaration(prefix, tools, tmp_path, monkeypatch):
+    """detours.py hands run(breakaway=...) to sbx-trace.exe (replayed as
+    Popen would start it) and reads Result.breakaways back."""
+    from sandbox_py._backends import detours
+    from sandbox_py.breakaway import compile_rule
+
+    files(tmp_path, "input.txt")
+    monkeypatch.setenv("SANDBOX_PY_DETOURS_DIR", os.path.dirname(tools["exe"]))
+    session = detours.session(None)
+    session.breakaway = compile_rule(["ba_daemon"])
+    kw = session.popen_kwargs({"env": {}})
+    assert kw["env"]["SBX_TRACE_BREAKAWAY"] == "ba_daemon"
+    argv = [winpath(tools["ba_build"]), winpath(tools["ba_daemon"]), winpath(tmp_path), "5"]
+    env = dict(prefix.env, SBX_TRACE_OUTPUT=winpath(session.out),
+               SBX_TRACE_BREAKAWAY=kw["env"]["SBX_TRACE_BREAKAWAY"])
+    with open(tmp_path / "log", "wb") as f:
+        proc = prefix.run([tools["popen_like"], winpath(kw["executable"]),
+                           subprocess.list2cmdline(argv)], env=env, stdout=f, stderr=f,
+                          stdin=subprocess.DEVNULL, timeout=120)
+    assert proc.returncode == 0
+    fields = session.finish()
+    assert [b.path for b in fields["breakaways"]] == [winpath(tools["ba_daemon"])]
+    assert fields["breakaways"][0].argv[1] == "start"
+    assert fields["complete"], fields["warnings"]
+    assert "done" in _daemon_finished(tmp_path)

@@ -102,3 +102,23 @@ int sbx_result_add_exec(struct sbx_result *r, int64_t pid, int64_t ppid,
     r->nexecs++;
     return 0;
 }
+
+int sbx_result_add_breakaway(struct sbx_result *r, int64_t pid, int64_t ppid,
+                             const char *path, const char *const *argv, size_t argc)
+{
+    if (sbx_result_add_exec(r, pid, ppid, path, argv, argc) < 0)
+        return -1;
+    r->execs[r->nexecs - 1].breakaway = 1;
+    return 0;
+}
+
+void sbx_result_drop_last_exec(struct sbx_result *r)
+{
+    if (!r->nexecs)
+        return;
+    struct sbx_exec *e = &r->execs[--r->nexecs];
+    free(e->path);
+    for (size_t j = 0; j < e->argc; j++)
+        free(e->argv[j]);
+    free(e->argv);
+}

@@ -17,6 +17,8 @@ struct sbx_exec {
     char *path;              /* absolute, clean; UTF-8 on Windows */
     char **argv;             /* argc strings */
     size_t argc;
+    int breakaway;           /* left the run at this exec, by declaration:
+                              * Result.breakaways, not Result.execs */
 };
 
 struct sbx_result {
@@ -40,5 +42,12 @@ void sbx_result_warn(struct sbx_result *r, const char *fmt, ...);
 /* Append an exec record (strings are copied).  Returns 0 or -1. */
 int sbx_result_add_exec(struct sbx_result *r, int64_t pid, int64_t ppid,
                         const char *path, const char *const *argv, size_t argc);
+
+/* Record that process `pid` left the run at its exec of `path` (breakaway
+ * declaration): an exec record marked breakaway, listed apart. */
+/* Forget the last exec record (an announced breakaway whose exec failed). */
+void sbx_result_drop_last_exec(struct sbx_result *r);
+int sbx_result_add_breakaway(struct sbx_result *r, int64_t pid, int64_t ppid,
+                             const char *path, const char *const *argv, size_t argc);
 
 #endif

@@ -129,19 +129,30 @@ int sbx_result_write_json(FILE *f, const struct sbx_result *r, const struct sbx_
             rc = -1;
         fputs("]", f);
     }
-    fputs(", \"execs\": [", f);
-    for (size_t i = 0; i < r->nexecs; i++) {
-        const struct sbx_exec *e = &r->execs[i];
-        fprintf(f, "%s{\"pid\": %lld, \"ppid\": %lld, \"path\": ", i ? ", " : "",
-                (long long)e->pid, (long long)e->ppid);
-        cstr(f, e->path);
-        fputs(", \"argv\": [", f);
-        for (size_t j = 0; j < e->argc; j++) {
-            if (j)
-                fputs(", ", f);
-            cstr(f, e->argv[j]);
+    /* execs, then the processes that left the run (breakaway) apart */
+    static const char *const lists[2] = {"execs", "breakaways"};
+    for (int b = 0; b < 2; b++) {
+        fprintf(f, "%s\"%s\": [", b ? "], " : ", ", lists[b]);
+        int n = 0;
+        for (size_t i = 0; i < r->nexecs; i++) {
+            const struct sbx_exec *e = &r->execs[i];
+            if (!e->breakaway != !b)
+                continue;
+            if (b)
+                fprintf(f, "%s{\"pid\": %lld, \"path\": ", n++ ? ", " : "",
+                        (long long)e->pid);
+            else
+                fprintf(f, "%s{\"pid\": %lld, \"ppid\": %lld, \"path\": ", n++ ? ", " : "",
+                        (long long)e->pid, (long long)e->ppid);
+            cstr(f, e->path);
+            fputs(", \"argv\": [", f);
+            for (size_t j = 0; j < e->argc; j++) {
+                if (j)
+                    fputs(", ", f);
+                cstr(f, e->argv[j]);
+            }
+            fputs("]}", f);
         }
-        fputs("]}", f);
     }
     fputs("], \"stdout\": null, \"stderr\": null}\n", f);
     if (fflush(f) != 0 || ferror(f))

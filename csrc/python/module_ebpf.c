@@ -110,6 +110,39 @@ static PyObject *py_untrack(PyObject *self, PyObject *arg)
     Py_RETURN_NONE;
 }
 
+/* ebpf_run_breakaway(run, [bytes, ...]): the run's declared names and paths. */
+static PyObject *py_run_breakaway(PyObject *self, PyObject *args)
+{
+    unsigned int run;
+    PyObject *seq;
+    if (!PyArg_ParseTuple(args, "IO", &run, &seq))
+        return NULL;
+    PyObject *fast = PySequence_Fast(seq, "breakaway entries must be a sequence");
+    if (!fast)
+        return NULL;
+    Py_ssize_t n = PySequence_Fast_GET_SIZE(fast);
+    const char **entries = PyMem_Calloc(n ? (size_t)n : 1, sizeof *entries);
+    if (!entries) {
+        Py_DECREF(fast);
+        return PyErr_NoMemory();
+    }
+    for (Py_ssize_t i = 0; i < n; i++)
+        if (!(entries[i] = PyBytes_AsString(PySequence_Fast_GET_ITEM(fast, i)))) {
+            PyMem_Free(entries);
+            Py_DECREF(fast);
+            return NULL;
+        }
+    char err[256];
+    int rc = sbx_ebpf_run_breakaway(run, entries, (size_t)n, err, sizeof err);
+    PyMem_Free(entries);
+    Py_DECREF(fast);
+    if (rc < 0) {
+        PyErr_SetString(PyExc_ValueError, err);
+        return NULL;
+    }
+    Py_RETURN_NONE;
+}
+
 static PyObject *py_run_wait(PyObject *self, PyObject *args)
 {
     unsigned int run;
@@ -163,6 +196,8 @@ static PyMethodDef methods[] = {
     {"ebpf_track_self", py_track_self, METH_VARARGS,
      "Trace every thread of this process for run; returns their tids."},
     {"ebpf_untrack", py_untrack, METH_O, "Stop tracing the given tids."},
+    {"ebpf_run_breakaway", py_run_breakaway, METH_VARARGS,
+     "Declare the run's breakaway names and paths (bytes), matched at exec."},
     {"ebpf_run_wait", py_run_wait, METH_VARARGS,
      "Wait (timeout seconds, <0 forever) until every task of the run exited."},
     {"ebpf_run_kill", py_run_kill, METH_VARARGS, "SIGKILL every task of the run."},

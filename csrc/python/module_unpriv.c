@@ -272,7 +272,26 @@ static PyObject *ptrace_finish(PtraceRun *self, PyObject *unused)
     return d;
 }
 
+static PyObject *ptrace_set_breakaway(PtraceRun *self, PyObject *args)
+{
+    PyObject *decl, *keeper;
+    if (!PyArg_ParseTuple(args, "O&O&", PyUnicode_FSConverter, &decl, PyUnicode_FSConverter,
+                          &keeper))
+        return NULL;
+    int rc = ptrace_live(self) ? sbx_ptrace_set_breakaway(self->run, PyBytes_AS_STRING(decl),
+                                                          PyBytes_AS_STRING(keeper)) : -2;
+    Py_DECREF(decl);
+    Py_DECREF(keeper);
+    if (rc == -2)
+        return NULL;
+    if (rc < 0)
+        return PyErr_NoMemory();
+    Py_RETURN_NONE;
+}
+
 static PyMethodDef ptrace_methods[] = {
+    {"set_breakaway", (PyCFunction)ptrace_set_breakaway, METH_VARARGS,
+     "set_breakaway(declaration, keeper): processes whose exec matches leave the run"},
     {"attach", (PyCFunction)ptrace_attach, METH_VARARGS,
      "attach(pid, argv0): trace the root, which waits on the gate"},
     {"wait", (PyCFunction)ptrace_wait, METH_VARARGS,

@@ -66,7 +66,8 @@ PyObject *sbx_result_to_py(const struct sbx_result *r)
 {
     static const char *names[4] = {"reads", "writes", "probes", "enumerations"};
     struct split s = {{NULL}};
-    PyObject *d = PyDict_New(), *execs = NULL, *warnings = NULL, *refused = NULL;
+    PyObject *d = PyDict_New(), *execs = NULL, *breakaways = NULL, *warnings = NULL,
+             *refused = NULL;
     if (!d)
         return NULL;
     for (int i = 0; i < 4; i++)
@@ -80,11 +81,11 @@ PyObject *sbx_result_to_py(const struct sbx_result *r)
     for (int i = 0; i < 4; i++)
         if (PyDict_SetItemString(d, names[i], s.lists[i]) < 0)
             goto fail;
-    if (!(execs = PyList_New(0)))
+    if (!(execs = PyList_New(0)) || !(breakaways = PyList_New(0)))
         goto fail;
     for (size_t i = 0; i < r->nexecs; i++) {
         PyObject *e = exec_to_py(&r->execs[i]);
-        if (!e || PyList_Append(execs, e) < 0) {
+        if (!e || PyList_Append(r->execs[i].breakaway ? breakaways : execs, e) < 0) {
             Py_XDECREF(e);
             goto fail;
         }
@@ -101,6 +102,7 @@ PyObject *sbx_result_to_py(const struct sbx_result *r)
         Py_DECREF(w);
     }
     if (PyDict_SetItemString(d, "execs", execs) < 0 ||
+        PyDict_SetItemString(d, "breakaways", breakaways) < 0 ||
         PyDict_SetItemString(d, "warnings", warnings) < 0 ||
         PyDict_SetItemString(d, "complete", r->complete ? Py_True : Py_False) < 0)
         goto fail;
@@ -120,6 +122,7 @@ PyObject *sbx_result_to_py(const struct sbx_result *r)
     for (int i = 0; i < 4; i++)
         Py_DECREF(s.lists[i]);
     Py_DECREF(execs);
+    Py_DECREF(breakaways);
     Py_DECREF(warnings);
     Py_DECREF(refused);
     return d;
@@ -127,6 +130,7 @@ fail:
     for (int i = 0; i < 4; i++)
         Py_XDECREF(s.lists[i]);
     Py_XDECREF(execs);
+    Py_XDECREF(breakaways);
     Py_XDECREF(warnings);
     Py_XDECREF(refused);
     Py_DECREF(d);

@@ -30,15 +30,17 @@ static DWORD fail(wchar_t *err, size_t errlen, const wchar_t *what)
 }
 
 DWORD sbx_inject(HANDLE process, DWORD pid, DWORD ppid, const wchar_t *dll,
-                 const wchar_t *pipe, wchar_t *err, size_t errlen)
+                 const wchar_t *pipe, const wchar_t *breakaway, wchar_t *err, size_t errlen)
 {
     wchar_t name[64];
     _snwprintf(name, 64, SBX_CFG_PREFIX L"%lu", (unsigned long)pid);
     name[63] = 0;
     size_t dll_len = wcslen(dll), pipe_len = wcslen(pipe);
-    if (dll_len >= SBX_CFG_MAX_PATH || pipe_len >= SBX_CFG_MAX_PATH) {
+    size_t ba_len = breakaway ? wcslen(breakaway) : 0;
+    if (dll_len >= SBX_CFG_MAX_PATH || pipe_len >= SBX_CFG_MAX_PATH ||
+        ba_len >= SBX_CFG_MAX_PATH) {
         SetLastError(ERROR_FILENAME_EXCED_RANGE);
-        return fail(err, errlen, L"hook DLL or pipe name too long:");
+        return fail(err, errlen, L"hook DLL, pipe name or breakaway declaration too long:");
     }
 
     HANDLE map = CreateFileMappingW(INVALID_HANDLE_VALUE, NULL, PAGE_READWRITE, 0,
@@ -56,6 +58,8 @@ DWORD sbx_inject(HANDLE process, DWORD pid, DWORD ppid, const wchar_t *dll,
     cfg->ppid = ppid;
     memcpy(cfg->pipe, pipe, pipe_len * sizeof(wchar_t));
     memcpy(cfg->dll, dll, dll_len * sizeof(wchar_t));
+    if (ba_len)
+        memcpy(cfg->breakaway, breakaway, ba_len * sizeof(wchar_t));
 
     DWORD rc = 0;
     HANDLE thread = NULL;

@@ -9,12 +9,13 @@
 
 #include <windows.h>
 
-/* Leave the configuration for process `pid` (pipe name, DLL path, parent)
+/* Leave the configuration for process `pid` (pipe name, DLL path, parent,
+ * breakaway declaration or NULL)
  * and load `dll` into it with a remote LoadLibraryW thread; waits until the
  * DLL reports its hooks installed.  The process must be suspended (its main
  * thread not yet run).  Returns 0, or a Win32 error code with a sentence in
  * err. */
 DWORD sbx_inject(HANDLE process, DWORD pid, DWORD ppid, const wchar_t *dll,
-                 const wchar_t *pipe, wchar_t *err, size_t errlen);
+                 const wchar_t *pipe, const wchar_t *breakaway, wchar_t *err, size_t errlen);
 
 #endif

@@ -288,7 +288,11 @@ static void apply(struct sbx_result *r, const uint8_t *p)
                 cmd[clen] = 0;
                 char **argv = NULL;
                 size_t argc = sbx_win_split_cmdline((const uint16_t *)cmd, &argv);
-                add_exec(r, x.pid, x.ppid, upath, (const char *const *)argv, argc);
+                if (h.flags & SBX_WIRE_BREAKAWAY)
+                    sbx_result_add_breakaway(r, x.pid, x.ppid, upath, (const char *const *)argv,
+                                             argc);
+                else
+                    add_exec(r, x.pid, x.ppid, upath, (const char *const *)argv, argc);
                 free(argv);
             }
             free(cmd);
@@ -616,6 +620,10 @@ struct sbx_result *sbx_win_run(const struct sbx_win_run *run, double *duration,
     JOBOBJECT_EXTENDED_LIMIT_INFORMATION lim;
     memset(&lim, 0, sizeof lim);
     lim.BasicLimitInformation.LimitFlags = JOB_OBJECT_LIMIT_KILL_ON_JOB_CLOSE;
+    /* a declared breakaway is created outside the job (the hook DLL asks for
+     * CREATE_BREAKAWAY_FROM_JOB): not waited for, not killed with it */
+    if (run->breakaway && *run->breakaway)
+        lim.BasicLimitInformation.LimitFlags |= JOB_OBJECT_LIMIT_BREAKAWAY_OK;
     if (!job || !SetInformationJobObject(job, JobObjectExtendedLimitInformation, &lim, sizeof lim)) {
         set_err(err, errlen, "cannot create a job object", GetLastError());
         goto stop;
@@ -649,7 +657,7 @@ struct sbx_result *sbx_win_run(const struct sbx_win_run *run, double *duration,
     }
     wchar_t werr[256];
     DWORD rc = sbx_inject(pi.hProcess, pi.dwProcessId, GetCurrentProcessId(), run->dll, c.pipe,
-                          werr, 256);
+                          run->breakaway, werr, 256);
     if (rc) {
         snprintf(err, errlen, "cannot load the hook DLL %ls into the command: %ls", run->dll, werr);
         TerminateJobObject(job, 1);
@@ -704,8 +712,11 @@ struct sbx_result *sbx_win_run(const struct sbx_win_run *run, double *duration,
     r->nexecs = r->cap_execs = 0;
     add_exec(r, pi.dwProcessId, GetCurrentProcessId(), upath ? upath : "", run->argv, run->argc);
     for (size_t i = 0; i < nold; i++) {   /* root first, then its descendants in order */
+        size_t before = r->nexecs;
         add_exec(r, old[i].pid, old[i].ppid, old[i].path, (const char *const *)old[i].argv,
                  old[i].argc);
+        if (r->nexecs > before)
+            r->execs[before].breakaway = old[i].breakaway;
         free(old[i].path);
         for (size_t j = 0; j < old[i].argc; j++)
             free(old[i].argv[j]);

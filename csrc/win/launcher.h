@@ -19,6 +19,7 @@ struct sbx_win_run {
     const char *const *argv;  /* UTF-8 argv for the root's exec record */
     size_t argc;
     double timeout;           /* seconds; < 0: none */
+    const wchar_t *breakaway; /* programs that leave the run, one per line, or NULL */
 };
 
 /* Returns the result (status set), or NULL with a sentence in err when the

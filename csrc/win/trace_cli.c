@@ -38,6 +38,7 @@ struct cli {
     char **argv;              /* CMD and its arguments (UTF-8) */
     size_t argc;
     char *cmdline_utf8;       /* wrapper mode: the command line as given */
+    wchar_t breakaway[1024];  /* --breakaway / SBX_TRACE_BREAKAWAY, one per line */
 };
 
 #define EXIT_NOT_FOUND 127
@@ -46,9 +47,11 @@ struct cli {
 static int usage(const char *why)
 {
     fprintf(stderr, "sbx-trace: %s\nusage: sbx-trace [-o FILE] [--timeout SECONDS] [--cwd DIR] "
-                    "-- CMD [ARGS...]\n", why);
+                    "[--breakaway PROGRAM]... -- CMD [ARGS...]\n", why);
     return EXIT_OWN_ERROR;
 }
+
+static wchar_t *wide(const char *s);
 
 /* Returns 0, or an exit code after printing why. */
 static int parse(int argc, char **argv, struct cli *cli)
@@ -71,6 +74,18 @@ static int parse(int argc, char **argv, struct cli *cli)
                 return usage("--timeout takes a number of seconds");
         } else if (strcmp(a, "--cwd") == 0 && i + 1 < argc) {
             cli->cwd = argv[++i];
+        } else if (strcmp(a, "--breakaway") == 0 && i + 1 < argc) {
+            /* a program (name or full path) that leaves the run when started */
+            size_t have = wcslen(cli->breakaway);
+            wchar_t *w = wide(argv[++i]);
+            if (!w || have + wcslen(w) + 2 > sizeof cli->breakaway / sizeof(wchar_t)) {
+                free(w);
+                return usage("--breakaway: the declaration is too long");
+            }
+            if (have)
+                cli->breakaway[have++] = L'\n';
+            wcscpy(cli->breakaway + have, w);
+            free(w);
         } else if (a[0] == '-') {
             return usage("unknown option or missing value");
         } else {
@@ -222,7 +237,7 @@ static int trace_command(const struct cli *cli, wchar_t *cmdline)
         return EXIT_OWN_ERROR;
     }
     struct sbx_win_run run = {cmdline, cwd, dll, (const char *const *)cli->argv, cli->argc,
-                              cli->timeout};
+                              cli->timeout, cli->breakaway};
     double duration = 0;
     DWORD start_error = 0;
     char err[1024];
@@ -260,6 +275,15 @@ int wmain(int argc, wchar_t **wargv)
         if (!(argv[i] = narrow(wargv[i])))
             return EXIT_OWN_ERROR;
 
+    /* the breakaway declaration of sandbox_py's detours session; the
+     * program inherits an environment without it */
+    if (GetEnvironmentVariableW(L"SBX_TRACE_BREAKAWAY", cli.breakaway,
+                                sizeof cli.breakaway / sizeof(wchar_t)) >=
+        sizeof cli.breakaway / sizeof(wchar_t)) {
+        fprintf(stderr, "sbx-trace: SBX_TRACE_BREAKAWAY is too long\n");
+        return EXIT_OWN_ERROR;
+    }
+    SetEnvironmentVariableW(L"SBX_TRACE_BREAKAWAY", NULL);
     wchar_t output_env[32768];
     if (GetEnvironmentVariableW(L"SBX_TRACE_OUTPUT", output_env, 32768)) {
         /* Wrapper mode: our command line is the program's, untouched.  The

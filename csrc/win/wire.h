@@ -19,7 +19,8 @@
 enum sbx_wire_type {
     SBX_MSG_HELLO = 1,  /* payload: struct sbx_wire_hello */
     SBX_MSG_PATH = 2,   /* flags: SBX_READ/WRITE/PROBE/ENUM|SBX_CREATED; payload: UTF-16 path */
-    SBX_MSG_EXEC = 3,   /* payload: struct sbx_wire_exec, path, command line (UTF-16) */
+    SBX_MSG_EXEC = 3,   /* payload: struct sbx_wire_exec, path, command line (UTF-16);
+                         * flags: SBX_WIRE_BREAKAWAY when the process left the run */
     SBX_MSG_WARN = 4,   /* payload: UTF-16 sentence */
     SBX_MSG_BYE = 5,    /* the process flushed everything at exit */
     SBX_MSG_STOP = 6,   /* launcher-internal: wakes its own listener at the end */
@@ -32,6 +33,8 @@ struct sbx_wire_hdr {
     uint32_t len;       /* whole record in bytes, header included */
     uint64_t time;      /* QueryPerformanceCounter: orders events across processes */
 };
+
+#define SBX_WIRE_BREAKAWAY 1
 
 struct sbx_wire_hello {
     uint32_t pid, ppid;
@@ -50,6 +53,8 @@ struct sbx_wire_config {
     volatile uint32_t attached;        /* set by the DLL once its hooks are in */
     uint16_t pipe[SBX_CFG_MAX_PATH];   /* \\.\pipe\... */
     uint16_t dll[SBX_CFG_MAX_PATH];    /* full path of the hook DLL */
+    uint16_t breakaway[SBX_CFG_MAX_PATH]; /* the run's breakaway declaration, one
+                                           * entry per line (csrc/core/breakaway.h) */
 };
 #pragma pack(pop)
 

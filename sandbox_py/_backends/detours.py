@@ -24,6 +24,7 @@ import sys
 import tempfile
 
 from .._runner import TraceSession, exec_record
+from ..breakaway import Breakaway
 
 NAME = "detours"
 REMEDY = ("build the Windows binaries with shims/windows/winbuild.py (mingw-w64) and put "
@@ -54,6 +55,10 @@ def availability():
 
 
 class DetoursSession(TraceSession):
+    #: breakaway: the hook DLL creates a matching process outside the job
+    #: (CREATE_BREAKAWAY_FROM_JOB) and without itself (process_hooks.c)
+    BREAKAWAY = True
+
     def __init__(self):
         self.exe = os.path.join(_tools_dir(), "sbx-trace.exe")
         fd, self.out = tempfile.mkstemp(prefix="sbx-", suffix=".json")
@@ -68,9 +73,16 @@ class DetoursSession(TraceSession):
         kwargs = dict(kwargs)
         env = dict(os.environ if kwargs.get("env") is None else kwargs["env"])
         env["SBX_TRACE_OUTPUT"] = self.out
+        env.pop("SBX_TRACE_BREAKAWAY", None)
+        if self.breakaway:
+            env["SBX_TRACE_BREAKAWAY"] = self.breakaway.lines()
         kwargs["env"] = env
         kwargs["executable"] = self.exe
         return kwargs
+
+    def started(self, proc) -> None:
+        argv0 = os.fsdecode(proc.args[0] if isinstance(proc.args, (list, tuple)) else proc.args)
+        self.args0 = argv0
 
     def finish(self) -> dict:
         try:
@@ -85,12 +97,22 @@ class DetoursSession(TraceSession):
         if data.get("schema") == "sandbox_py.start_error/1":
             code = errno.ENOENT if data.get("winerror") in (2, 3) else errno.EINVAL
             raise OSError(code, data.get("message", "cannot start the command"))
+        warnings = list(data["warnings"])
+        if self.breakaway and self.args0 and self.breakaway.matches(self.args0, (self.args0,)):
+            # sbx-trace.exe starts the command itself inside the job: only
+            # the processes it starts can leave
+            warnings.append("the command itself matches the breakaway declaration, but the "
+                            "detours backend traces the command it starts; only its "
+                            "children can break away")
         return {
             "reads": data["reads"], "writes": data["writes"], "probes": data["probes"],
             "enumerations": data["enumerations"],
             "execs": [exec_record(e["pid"], e["ppid"], e["path"], e["argv"])
                       for e in data["execs"]],
-            "complete": data["complete"], "warnings": data["warnings"],
+            "breakaways": [Breakaway(e["pid"], e["path"], tuple(e["argv"]))
+                           for e in data.get("breakaways", ())],
+            "complete": data["complete"] and len(warnings) == len(data["warnings"]),
+            "warnings": warnings,
             # The root's exit code as the launcher saw it: an unsigned DWORD
             # (0xC0000135 is 3221225781), the same number Popen.returncode
             # gives for sbx-trace.exe, which exits with it.

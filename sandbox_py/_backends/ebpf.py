@@ -63,6 +63,10 @@ def availability():
 
 
 class EbpfSession(LandlockSession, TraceSession):
+    #: breakaway: the declared names and paths are matched in the kernel at
+    #: sched_process_exec, which untracks the process there (docs/backends.md)
+    BREAKAWAY = True
+
     def __init__(self):
         self.core = _core()
         self.run_id = self.core.ebpf_run_begin()
@@ -78,6 +82,14 @@ class EbpfSession(LandlockSession, TraceSession):
 
     @contextlib.contextmanager
     def spawning(self):
+        if self.breakaway:
+            try:
+                self.core.ebpf_run_breakaway(self.run_id, self.breakaway.entries())
+            except ValueError as e:
+                from ..errors import SandboxUnavailableError
+                self.finish()
+                raise SandboxUnavailableError(NAME, str(e), "declare the program by its "
+                                              "name") from None
         self.core.ebpf_spawner_set(self.run_id)
         try:
             yield
@@ -112,18 +124,21 @@ class SelfTrace:
     for up to ``wait`` seconds, then reported as they are (with a warning).
     """
 
-    def __init__(self, wait: float = 10.0):
+    def __init__(self, wait: float = 10.0, breakaway=None):
         err = _load()
         if err:
             from ..errors import SandboxUnavailableError
             raise SandboxUnavailableError(NAME, err, REMEDY)
         self.core = _core()
         self.wait = wait
+        self.breakaway = breakaway      # a BreakawayRule: matched in the kernel at exec
         self.run_id = None
         self.tids = []
 
     def start(self) -> "SelfTrace":
         self.run_id = self.core.ebpf_run_begin()
+        if self.breakaway:
+            self.core.ebpf_run_breakaway(self.run_id, self.breakaway.entries())
         self.tids = self.core.ebpf_track_self(self.run_id)
         return self
 

@@ -74,10 +74,13 @@ def _exec_error(program: str, path: Optional[str], cwd: Optional[str]) -> int:
     return 0 if found else errno.ENOENT
 
 
-def child_env(env: Optional[dict], log_path: str) -> dict:
+def child_env(env: Optional[dict], log_path: str, breakaway=None) -> dict:
     """The child's environment: the caller's (or ours) plus the dylib.  The
     launcher is named so that the dylib treats it as machinery."""
     env = dict(os.environ if env is None else env)
+    env.pop("SBX_PRELOAD_BREAKAWAY", None)
+    if breakaway:
+        env.update(breakaway.shim_env())
     old = env.get("DYLD_INSERT_LIBRARIES", "")
     if DYLIB not in old.split(":"):
         env["DYLD_INSERT_LIBRARIES"] = DYLIB + (":" + old if old else "")
@@ -91,12 +94,17 @@ def session(sandbox):
     from .unpriv_session import RunSession  # noqa: PLC0415
 
     class InterposeSession(RunSession):
+        #: breakaway: the shared shim core runs a declared program without
+        #: DYLD_INSERT_LIBRARIES (shims/core/shim_core.c: sbx_breakaway)
+        BREAKAWAY = True
+
         def __init__(self):
             self.run = _reader().PreloadRun()
 
         def popen_kwargs(self, kwargs):
             kwargs = dict(kwargs)
-            kwargs["env"] = child_env(kwargs.get("env"), self.run.log_path)
+            kwargs["env"] = child_env(kwargs.get("env"), self.run.log_path,
+                                      breakaway=self.breakaway)
             # The launcher (never SIP-protected) runs in the command's place
             # and records its exec, so a protected command is named, not lost.
             self.program = kwargs.pop("executable", None)

@@ -87,9 +87,14 @@ def loader_capdirs() -> str:
     return _CAPDIRS
 
 
-def child_env(env: Optional[dict], log_path: str, handoff: Optional[str] = None) -> dict:
+def child_env(env: Optional[dict], log_path: str, handoff: Optional[str] = None,
+              breakaway=None) -> dict:
     """The child's environment: the caller's (or ours) plus the shim."""
     env = dict(os.environ if env is None else env)
+    # the shim matches the declaration at each exec (shims/core/shim_core.c)
+    env.pop("SBX_PRELOAD_BREAKAWAY", None)
+    if breakaway:
+        env.update(breakaway.shim_env())
     old = env.get("LD_PRELOAD", "")
     if SHIM not in old.replace(":", " ").split():
         env["LD_PRELOAD"] = SHIM + (" " + old if old else "")
@@ -113,6 +118,10 @@ def child_env(env: Optional[dict], log_path: str, handoff: Optional[str] = None)
 
 
 class PreloadSession(LandlockSession, RunSession):
+    #: breakaway: the shim matches each exec and runs a declared program
+    #: without itself; the reader stops watching that process
+    BREAKAWAY = True
+
     def __init__(self):
         self.run = _unpriv().PreloadRun()
         self.handoff = _handoff()
@@ -132,7 +141,8 @@ class PreloadSession(LandlockSession, RunSession):
 
     def popen_kwargs(self, kwargs):
         kwargs = dict(kwargs)
-        kwargs["env"] = child_env(kwargs.get("env"), self.run.log_path, self.handoff)
+        kwargs["env"] = child_env(kwargs.get("env"), self.run.log_path, self.handoff,
+                                  self.breakaway)
         if self.launcher:
             return self.launcher_kwargs(self.launcher.popen_kwargs(kwargs))
         return self.preexec_kwargs(kwargs)

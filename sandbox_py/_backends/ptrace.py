@@ -38,11 +38,18 @@ def availability():
 
 
 class PtraceSession(LandlockSession, RunSession):
+    #: breakaway: the tracer detaches a matching process at its exec and a
+    #: keeper outside the run lets its seccomp-filtered calls through
+    #: (csrc/linux/ptrace/ptrace_launcher.c: keep())
+    BREAKAWAY = True
+
     def __init__(self):
         self.run = _unpriv().PtraceRun()
         self.launcher = Launcher({"SBX_PTRACE_GATE": str(self.run.gate_fd)})
 
     def popen_kwargs(self, kwargs):
+        if self.breakaway:
+            self.run.set_breakaway(self.breakaway.lines(), LAUNCHER)
         return self.launcher_kwargs(
             self.launcher.popen_kwargs(kwargs, pass_fds=(self.run.gate_fd,)))
 

@@ -335,9 +335,26 @@ SBX_HOOK(int, execve, (const char *path, char *const argv[], char *const envp[])
     return sbx_exec_at(AT_FDCWD, path, argv, envp, 0);
 }
 
+/* A declared breakaway's environment: without the shim (see shim.h). */
+#define BREAKAWAY_ENV(envp, out)                                               \
+    size_t nb_ = env_count(envp) + 1;                                          \
+    char *bvec_[nb_];                                                          \
+    char bstore_[2 * SBX_PATH_MAX + 64];                                       \
+    char *const *out = sbx_breakaway_env(envp, bvec_, nb_, bstore_, sizeof bstore_)
+
 int sbx_exec_at(int dirfd, const char *path, char *const argv[], char *const envp[],
                 int flags)
 {
+    if (sbx_breakaway(dirfd, path, argv)) {
+        BREAKAWAY_ENV(envp, benv);
+        sbx_flush_fds();
+        sbx_breakaway_left(dirfd, path, argv, 0);
+        int r = dirfd == AT_FDCWD && flags == 0
+                    ? REAL(execve)(path, argv, benv)
+                    : sbx_os_execveat(dirfd, path, argv, benv, flags);
+        KEEP_ERRNO(sbx_exec_failed(dirfd, path, errno));
+        return r;
+    }
     CHILD_ENV(envp, env);
     sbx_flush_fds();
     char target[SBX_PATH_MAX];
@@ -465,9 +482,15 @@ static int spawn_is_exec(const posix_spawnattr_t *at)
 }
 #endif
 
+static int spawn_breakaway(pid_t *pid, const char *path, const char *file,
+                           const posix_spawn_file_actions_t *fa, const posix_spawnattr_t *at,
+                           char *const argv[], char *const envp[]);
+
 SBX_HOOK(int, posix_spawn, (pid_t *pid, const char *path, const posix_spawn_file_actions_t *fa,
                             const posix_spawnattr_t *at, char *const argv[], char *const envp[]))
 {
+    if (sbx_breakaway(AT_FDCWD, path, argv))
+        return spawn_breakaway(pid, path, NULL, fa, at, argv, envp);
     CHILD_ENV(envp, env);
 #ifdef POSIX_SPAWN_SETEXEC
     if (spawn_is_exec(at)) {
@@ -520,6 +543,8 @@ SBX_HOOK(int, posix_spawnp, (pid_t *pid, const char *file, const posix_spawn_fil
             p = end;
         }
     }
+    if (sbx_breakaway(AT_FDCWD, found[0] ? found : file, argv))
+        return spawn_breakaway(pid, found[0] ? found : file, file, fa, at, argv, envp);
     if (found[0] && sbx_on()) {
         char abs[SBX_PATH_MAX];
         if (sbx_resolve(AT_FDCWD, found, abs, sizeof abs) >= 0 &&
@@ -544,6 +569,33 @@ SBX_HOOK(int, posix_spawnp, (pid_t *pid, const char *file, const posix_spawn_fil
     if (found[0])
         KEEP_ERRNO(r == 0 ? sbx_exec_before(AT_FDCWD, found, argv, child, 0)
                           : sbx_path(found, SBX_OP_EXEC, 0));
+    return r;
+}
+
+/* A declared breakaway started by posix_spawn(p): without the shim, and
+ * reported with the child's pid (SETEXEC: as an exec of this process). */
+static int spawn_breakaway(pid_t *pid, const char *path, const char *file,
+                           const posix_spawn_file_actions_t *fa, const posix_spawnattr_t *at,
+                           char *const argv[], char *const envp[])
+{
+    BREAKAWAY_ENV(envp, benv);
+    pid_t child = 0;
+#ifdef POSIX_SPAWN_SETEXEC
+    if (spawn_is_exec(at)) {
+        sbx_flush_fds();
+        sbx_breakaway_left(AT_FDCWD, path, argv, 0);
+        int e = file ? REAL(posix_spawnp)(pid, file, fa, at, argv, benv)
+                     : REAL(posix_spawn)(pid, path, fa, at, argv, benv);
+        KEEP_ERRNO(sbx_exec_failed(AT_FDCWD, path, e));
+        return e;
+    }
+#endif
+    int r = file ? REAL(posix_spawnp)(&child, file, fa, at, argv, benv)
+                 : REAL(posix_spawn)(&child, path, fa, at, argv, benv);
+    if (pid)
+        *pid = child;
+    KEEP_ERRNO(r == 0 ? sbx_breakaway_left(AT_FDCWD, path, argv, child)
+                      : sbx_path(path, SBX_OP_EXEC, 0));
     return r;
 }
 

@@ -37,6 +37,10 @@
 /* LD_AUDIT value naming the loader audit module (loader_audit.c), kept to
  * put it back when a program scrubs its children's environment */
 #define SBX_ENV_AUDIT    "SBX_PRELOAD_AUDIT"
+/* The run's breakaway declaration (sandbox_py/breakaway.py): program names
+ * and absolute paths, one per line.  An exec that matches runs without the
+ * shim and without any of these variables (shim_core.c: sbx_breakaway). */
+#define SBX_ENV_BREAKAWAY "SBX_PRELOAD_BREAKAWAY"
 
 struct sbx_log_hdr {
     uint64_t magic;
@@ -105,5 +109,6 @@ enum sbx_rec_type {
 #define SBX_EXEC_STATIC  0x1u   /* the shim cannot enter the target: no ELF interpreter, or 32-bit */
 #define SBX_EXEC_SPAWNED 0x2u   /* posix_spawn: written by the parent after success */
 #define SBX_EXEC_HANDOFF 0x4u   /* static: the ptrace launcher runs it, to be adopted */
+#define SBX_EXEC_BREAKAWAY 0x8u /* declared breakaway: runs without the shim, leaves the run */
 
 #endif

@@ -84,6 +84,17 @@ size_t sbx_loader_env_bytes(char *const env[]);
 char *const *sbx_handoff_env(char *const env[], const char *target, char **vec, size_t nvec,
                              char *store, size_t nstore);
 void sbx_exec_failed(int dirfd, const char *path, int err);
+/* The run's breakaway declaration matches this exec (csrc/core/breakaway.h:
+ * names against the basename of the file as called or of argv[0]; paths
+ * against the file as called, made absolute).  Such a program runs with
+ * sbx_breakaway_env(): the caller's environment without the shim
+ * (LD_PRELOAD, LD_AUDIT entries) and without any SBX_ variable, so neither
+ * it nor its children are traced; sbx_breakaway_left() tells the reader
+ * (before an exec of this process, or with the pid a spawn returned). */
+int sbx_breakaway(int dirfd, const char *path, char *const argv[]);
+void sbx_breakaway_left(int dirfd, const char *path, char *const argv[], int spawned_pid);
+char *const *sbx_breakaway_env(char *const env[], char **vec, size_t nvec, char *store,
+                               size_t nstore);
 
 /* fork() returned in the parent / child. */
 void sbx_forked_parent(int child);

@@ -21,6 +21,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "../../csrc/core/breakaway.h"
 #include "../../csrc/core/pathnorm.h"
 
 static int raw_getpid(void) { return sbx_os_getpid(); }
@@ -34,6 +35,7 @@ static char g_env_shim[SBX_PATH_MAX + 32]; /* "SBX_PRELOAD_SHIM=..." */
 static char g_env_handoff[SBX_PATH_MAX + 32]; /* "SBX_PRELOAD_HANDOFF=..." or "" */
 static char g_env_audit[SBX_PATH_MAX + 32];   /* "LD_AUDIT=..." or "" */
 static const char *g_shim;                 /* path of this library */
+static char g_breakaway[4096];             /* SBX_ENV_BREAKAWAY's value, or "" */
 static int g_quiet;                        /* this image is the launcher: execs only */
 
 /* Per-fd state.  Indexed by fd; fds beyond the table are handled without
@@ -136,6 +138,9 @@ static void init(void)
         const char *handoff = getenv(SBX_ENV_HANDOFF);
         if (handoff && *handoff)
             copy_env(g_env_handoff, sizeof g_env_handoff, SBX_ENV_HANDOFF, handoff);
+        const char *ba = getenv(SBX_ENV_BREAKAWAY);
+        if (ba && strlen(ba) < sizeof g_breakaway)
+            memcpy(g_breakaway, ba, strlen(ba) + 1);
         const char *audit = getenv(SBX_ENV_AUDIT);
         if (audit && *audit)
             copy_env(g_env_audit, sizeof g_env_audit, "LD_AUDIT", audit);
@@ -906,6 +911,91 @@ void sbx_exec_before(int dirfd, const char *path, char *const argv[], int spawne
         fl |= SBX_EXEC_HANDOFF;
     static char *const none[] = {NULL};
     emit_v(SBX_EV_EXEC, fl, pid, ppid, 0, s, 2, argv ? argv : none);
+}
+
+int sbx_breakaway(int dirfd, const char *path, char *const argv[])
+{
+    if (!sbx_on() || !g_breakaway[0] || !path)
+        return 0;
+    char p[SBX_PATH_MAX];
+    if (sbx_resolve(dirfd, path, p, sizeof p) < 0)
+        snprintf(p, sizeof p, "%s", path);
+    return sbx_breakaway_matches(g_breakaway, p, NULL, argv ? argv[0] : NULL);
+}
+
+void sbx_breakaway_left(int dirfd, const char *path, char *const argv[], int spawned_pid)
+{
+    if (!sbx_on() || !path)
+        return;
+    char p[SBX_PATH_MAX];
+    if (sbx_resolve(dirfd, path, p, sizeof p) < 0)
+        snprintf(p, sizeof p, "%s", path);
+    const char *s[2] = {p, ""};
+    static char *const none[] = {NULL};
+    unsigned fl = SBX_EXEC_BREAKAWAY | (spawned_pid > 0 ? SBX_EXEC_SPAWNED : 0);
+    emit_v(SBX_EV_EXEC, fl, spawned_pid > 0 ? spawned_pid : 0,
+           spawned_pid > 0 ? raw_getpid() : sbx_os_getppid(), 0, s, 2, argv ? argv : none);
+}
+
+/* `value` without the entry `token` (entries separated by ' ' or ':'),
+ * into out; 0 when nothing is left. */
+static size_t without(const char *value, const char *token, char *out, size_t cap)
+{
+    size_t k = 0, tl = strlen(token);
+    for (const char *p = value; *p;) {
+        size_t l = strcspn(p, " :");
+        if (l && !(l == tl && memcmp(p, token, tl) == 0) && k + l + 2 < cap) {
+            if (k)
+                out[k++] = p[-1] == ' ' || p[-1] == ':' ? p[-1] : ':';
+            memcpy(out + k, p, l);
+            k += l;
+        }
+        p += l;
+        if (*p)
+            p++;
+    }
+    out[k] = '\0';
+    return k;
+}
+
+char *const *sbx_breakaway_env(char *const env[], char **vec, size_t nvec, char *store,
+                               size_t nstore)
+{
+    size_t k = 0, used = 0;
+    /* the audit module is the first entry of the LD_AUDIT value we set */
+    char audit[SBX_PATH_MAX];
+    audit[0] = '\0';
+    if (g_env_audit[0]) {
+        const char *a = g_env_audit + sizeof "LD_AUDIT";
+        size_t l = strcspn(a, ":");
+        if (l < sizeof audit) {
+            memcpy(audit, a, l);
+            audit[l] = '\0';
+        }
+    }
+    for (size_t i = 0; env && env[i] && k + 1 < nvec; i++) {
+        const char *e = env[i];
+        if (strncmp(e, "SBX_", 4) == 0)
+            continue;
+        int pre = strncmp(e, PRELOAD_EQ, PRELOAD_EQ_LEN) == 0;
+        int aud = strncmp(e, "LD_AUDIT=", 9) == 0;
+        if (pre || aud) {
+            size_t nl = pre ? PRELOAD_EQ_LEN : 9;
+            char *o = store + used;
+            if (used + nl + 1 >= nstore)
+                continue;
+            memcpy(o, e, nl);
+            size_t v = without(e + nl, pre ? g_shim : audit, o + nl, nstore - used - nl);
+            if (!v)
+                continue;           /* only ours: dropped */
+            used += nl + v + 1;
+            vec[k++] = o;
+            continue;
+        }
+        vec[k++] = (char *)e;
+    }
+    vec[k] = NULL;
+    return vec;
 }
 
 void sbx_exec_failed(int dirfd, const char *path, int err)

@@ -93,6 +93,8 @@ int sbx_pipe_connect(void);
 /* Record an already normal path (see csrc/win/winpath.h). */
 void sbx_record(unsigned flags, const wchar_t *path, size_t len);
 void sbx_record_exec(DWORD pid, DWORD ppid, const wchar_t *path, const wchar_t *cmdline);
+/* Process `pid` left the run at its creation (breakaway declaration). */
+void sbx_record_breakaway(DWORD pid, DWORD ppid, const wchar_t *path, const wchar_t *cmdline);
 void sbx_warn(const wchar_t *fmt, ...);
 void sbx_flush(void);
 /* Process exit: flush and say so (idempotent). */

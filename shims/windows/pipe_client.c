@@ -175,7 +175,21 @@ void sbx_record(unsigned flags, const wchar_t *path, size_t len)
     LeaveCriticalSection(&lock);
 }
 
+static void record_exec(uint16_t flags, DWORD pid, DWORD ppid, const wchar_t *path,
+                        const wchar_t *cmdline);
+
 void sbx_record_exec(DWORD pid, DWORD ppid, const wchar_t *path, const wchar_t *cmdline)
+{
+    record_exec(0, pid, ppid, path, cmdline);
+}
+
+void sbx_record_breakaway(DWORD pid, DWORD ppid, const wchar_t *path, const wchar_t *cmdline)
+{
+    record_exec(SBX_WIRE_BREAKAWAY, pid, ppid, path, cmdline);
+}
+
+static void record_exec(uint16_t flags, DWORD pid, DWORD ppid, const wchar_t *path,
+                        const wchar_t *cmdline)
 {
     struct sbx_wire_exec x = {pid, ppid, (uint32_t)wcslen(path)};
     size_t plen = x.path_chars * sizeof(wchar_t);
@@ -186,7 +200,7 @@ void sbx_record_exec(DWORD pid, DWORD ppid, const wchar_t *path, const wchar_t *
     memcpy(tmp, &x, sizeof x);
     memcpy(tmp + sizeof x, path, plen);
     EnterCriticalSection(&lock);
-    emit(SBX_MSG_EXEC, 0, tmp, sizeof x + plen, cmdline, clen);
+    emit(SBX_MSG_EXEC, flags, tmp, sizeof x + plen, cmdline, clen);
     LeaveCriticalSection(&lock);
     HeapFree(heap, 0, tmp);
 }

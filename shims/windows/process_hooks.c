@@ -1,5 +1,11 @@
 /* process_hooks.c — children get the DLL before they run.
  *
+ * Except a declared breakaway (csrc/core/breakaway.h, the run's declaration
+ * in the injector's configuration): it is created with
+ * CREATE_BREAKAWAY_FROM_JOB (the launcher's job allows it) and without the
+ * DLL, so it and its children are neither traced nor waited for nor killed
+ * with the job; its creation is reported as a breakaway.
+ *
  * CreateProcessW/A are called with CREATE_SUSPENDED added; the new process
  * is reported as an exec, its image as a read, the DLL is injected with the
  * same code the launcher uses (csrc/win/inject.c), and only then is the
@@ -10,6 +16,7 @@
 #include "hookdll.h"
 #include "../../csrc/win/inject.h"
 #include "../../csrc/win/winpath.h"
+#include "../../csrc/core/breakaway.h"
 
 typedef BOOL(WINAPI *CreateProcessW_t)(LPCWSTR, LPWSTR, LPSECURITY_ATTRIBUTES,
                                        LPSECURITY_ATTRIBUTES, BOOL, DWORD, LPVOID, LPCWSTR,
@@ -46,12 +53,70 @@ static void after_spawn(const PROCESS_INFORMATION *pi, const wchar_t *app, const
         sbx_warn(L"process %lu is 32-bit; the 64-bit hook DLL cannot enter it, so its "
                  L"accesses are missing", (unsigned long)pi->dwProcessId);
     else if (sbx_inject(pi->hProcess, pi->dwProcessId, self, (const wchar_t *)sbx_cfg.dll,
-                        (const wchar_t *)sbx_cfg.pipe, err, 256))
+                        (const wchar_t *)sbx_cfg.pipe, (const wchar_t *)sbx_cfg.breakaway,
+                        err, 256))
         sbx_warn(L"could not trace child process %lu (%ls); its accesses are missing",
                  (unsigned long)pi->dwProcessId, err);
     sbx_flush();
     if (!(flags & CREATE_SUSPENDED))
         ResumeThread(pi->hThread);
+}
+
+/* UTF-8 of w (at most cap bytes, NUL included); "" when it does not fit. */
+static const char *narrow_to(const wchar_t *w, size_t wn, char *out, int cap)
+{
+    int n = w ? WideCharToMultiByte(CP_UTF8, 0, w, (int)wn, out, cap - 1, NULL, NULL) : 0;
+    out[n > 0 ? n : 0] = 0;
+    return out;
+}
+
+/* Does this CreateProcess start a declared breakaway?  The program is the
+ * application name, else the command line's first token; found along the
+ * search path for its full name. */
+static int is_breakaway(const wchar_t *app, const wchar_t *cmd)
+{
+    const wchar_t *decl_w = (const wchar_t *)sbx_cfg.breakaway;
+    if (!decl_w[0] || (!app && !cmd))
+        return 0;
+    wchar_t first[SBX_PATH_MAX];
+    size_t n = 0;
+    const wchar_t *c = cmd ? cmd : L"";
+    while (*c == L' ' || *c == L'\t')
+        c++;
+    if (*c == L'"') {
+        for (c++; *c && *c != L'"' && n + 1 < SBX_PATH_MAX; c++)
+            first[n++] = *c;
+    } else {
+        for (; *c && *c != L' ' && *c != L'\t' && n + 1 < SBX_PATH_MAX; c++)
+            first[n++] = *c;
+    }
+    first[n] = 0;
+    const wchar_t *called = app ? app : first;
+    wchar_t full[SBX_PATH_MAX];
+    DWORD fl = SearchPathW(NULL, called, L".exe", SBX_PATH_MAX, full, NULL);
+    if (!fl || fl >= SBX_PATH_MAX)
+        full[0] = 0;
+    char decl[4 * SBX_CFG_MAX_PATH], u_called[4 * SBX_PATH_MAX], u_full[4 * SBX_PATH_MAX],
+        u_first[4 * SBX_PATH_MAX];
+    narrow_to(decl_w, wcslen(decl_w), decl, sizeof decl);
+    narrow_to(called, wcslen(called), u_called, sizeof u_called);
+    narrow_to(full, wcslen(full), u_full, sizeof u_full);
+    narrow_to(first, n, u_first, sizeof u_first);
+    return sbx_breakaway_match(decl, u_called, u_full[0] ? u_full : NULL,
+                               u_first[0] ? u_first : NULL, 1);
+}
+
+/* The declared breakaway was created (outside the job, without the DLL). */
+static void broke_away(const PROCESS_INFORMATION *pi, const wchar_t *app, const wchar_t *cmd)
+{
+    wchar_t image[SBX_PATH_MAX];
+    DWORD n = SBX_PATH_MAX;
+    if (!QueryFullProcessImageNameW(pi->hProcess, 0, image, &n))
+        n = 0;
+    image[n] = 0;
+    sbx_record_breakaway(pi->dwProcessId, GetCurrentProcessId(), n ? image : (app ? app : L""),
+                         cmd ? cmd : (app ? app : L""));
+    sbx_flush();
 }
 
 /* 0 when this thread is already inside a spawn (CreateProcessA calling
@@ -86,6 +151,16 @@ static BOOL WINAPI h_CreateProcessW(LPCWSTR app, LPWSTR cmd, LPSECURITY_ATTRIBUT
     unsigned prev;
     if (!spawn_enter(&prev))
         return o_CreateProcessW(app, cmd, pa, ta, inherit, flags, env, cwd, si, pi);
+    if (is_breakaway(app, cmd)) {
+        BOOL ok = o_CreateProcessW(app, cmd, pa, ta, inherit, flags | CREATE_BREAKAWAY_FROM_JOB,
+                                   env, cwd, si, pi);
+        DWORD err = GetLastError();
+        if (ok)
+            broke_away(pi, app, cmd);
+        sbx_tls_set(prev);
+        SetLastError(err);
+        return ok;
+    }
     BOOL ok = o_CreateProcessW(app, cmd, pa, ta, inherit, flags | CREATE_SUSPENDED, env, cwd,
                                si, pi);
     return spawn_leave(prev, ok, pi, app, cmd, flags);
@@ -99,6 +174,27 @@ static BOOL WINAPI h_CreateProcessA(LPCSTR app, LPSTR cmd, LPSECURITY_ATTRIBUTES
     unsigned prev;
     if (!spawn_enter(&prev))
         return o_CreateProcessA(app, cmd, pa, ta, inherit, flags, env, cwd, si, pi);
+    if (sbx_cfg.breakaway[0]) {
+        wchar_t *bapp = sbx_widen(app, CP_ACP), *bcmd = sbx_widen(cmd, CP_ACP);
+        BOOL ok = FALSE, leaves = is_breakaway(bapp, bcmd);
+        DWORD err = 0;
+        if (leaves) {
+            ok = o_CreateProcessA(app, cmd, pa, ta, inherit, flags | CREATE_BREAKAWAY_FROM_JOB,
+                                  env, cwd, si, pi);
+            err = GetLastError();
+            if (ok)
+                broke_away(pi, bapp, bcmd);
+        }
+        if (bapp)
+            HeapFree(GetProcessHeap(), 0, bapp);
+        if (bcmd)
+            HeapFree(GetProcessHeap(), 0, bcmd);
+        if (leaves) {
+            sbx_tls_set(prev);
+            SetLastError(err);
+            return ok;
+        }
+    }
     BOOL ok = o_CreateProcessA(app, cmd, pa, ta, inherit, flags | CREATE_SUSPENDED, env, cwd,
                                si, pi);
     DWORD err = GetLastError();

@@ -292,6 +292,9 @@ static void on_exec_event(struct run *r, const struct sbx_event *ev, const struc
 {
     if (ev->nstr < 5)
         return;
+    /* a declared breakaway: the kernel untracked it at this exec; what the
+     * new program reads is its own, not the run's */
+    int leaves = ev->kind == SBX_EXEC_BREAKAWAY;
     char path[SBX_PATH_MAX * 2 + 2], tmp[SBX_PATH_MAX * 2 + 2];
     const char *exe = path, *called = path, *script = NULL;
     if (sbx_path_join_clean(path, sizeof path, st->s[1], st->len[1], st->s[0], st->len[0]) < 0)
@@ -300,7 +303,7 @@ static void on_exec_event(struct run *r, const struct sbx_event *ev, const struc
                                           st->s[2], st->len[2]) >= 0)
         script = tmp;                   /* the #! interpreter as written */
     int walked = st->len[3] && !(st->flags[3] & SBX_STR_TRUNCATED);
-    if (sbx_exec_reads(r->res->paths, called, walked ? st->s[3] : NULL, script) < 0)
+    if (!leaves && sbx_exec_reads(r->res->paths, called, walked ? st->s[3] : NULL, script) < 0)
         sbx_result_warn(r->res, "out of memory while recording paths");
 
     /* argv: NUL-separated */
@@ -313,7 +316,10 @@ static void on_exec_event(struct run *r, const struct sbx_event *ev, const struc
     if (st->flags[4] & SBX_STR_TRUNCATED || argc == 256)
         sbx_result_warn(r->res, "the argument list of process %u was cut short in execs",
                         ev->pid);
-    sbx_result_add_exec(r->res, ev->pid, ev->ppid, exe, argv, argc);
+    if (leaves)
+        sbx_result_add_breakaway(r->res, ev->pid, ev->ppid, exe, argv, argc);
+    else
+        sbx_result_add_exec(r->res, ev->pid, ev->ppid, exe, argv, argc);
 }
 
 /* An io_uring request joined to its outcome, as its system call's event. */
@@ -713,6 +719,62 @@ static int kernel_live(uint32_t run, struct sbx_run_state *out)
     return bpf_map_lookup_elem(runs_fd(), &run, out);
 }
 
+static int breakaway_fd(void) { return bpf_map__fd(G.skel->maps.breakaway); }
+
+int sbx_ebpf_run_breakaway(uint32_t run, const char *const *entries, size_t n,
+                           char *err, size_t errlen)
+{
+    __u8 one = 1;
+    for (size_t i = 0; i < n; i++) {
+        struct sbx_ba_key k;
+        memset(&k, 0, sizeof k);
+        k.run_id = run;
+        size_t len = strlen(entries[i]);
+        if (len == 0 || len >= sizeof k.name) {
+            snprintf(err, errlen, "the breakaway entry %.80s... is longer than the %zu bytes "
+                     "the kernel compares", entries[i], sizeof k.name - 1);
+            return -1;
+        }
+        memcpy(k.name, entries[i], len);
+        if (bpf_map_update_elem(breakaway_fd(), &k, &one, BPF_ANY) != 0) {
+            snprintf(err, errlen, "cannot store the breakaway declaration in the kernel: %s",
+                     strerror(errno));
+            return -1;
+        }
+    }
+    struct sbx_run_state st;
+    if (n && kernel_live(run, &st) == 0) {
+        /* before the first task exists: no concurrent update of the entry */
+        st.breakaway = 1;
+        bpf_map_update_elem(runs_fd(), &run, &st, BPF_EXIST);
+    }
+    return 0;
+}
+
+/* A run's breakaway entries, forgotten when it ends. */
+static void forget_breakaway(uint32_t run)
+{
+    struct sbx_ba_key key, next, *prev = NULL;
+    struct sbx_ba_key *gone = NULL;
+    size_t n = 0, cap = 0;
+    while (bpf_map_get_next_key(breakaway_fd(), prev, &next) == 0) {
+        key = next;
+        prev = &key;
+        if (next.run_id != run)
+            continue;
+        if (n == cap) {
+            struct sbx_ba_key *g = realloc(gone, (cap = cap ? cap * 2 : 8) * sizeof *g);
+            if (!g)
+                break;
+            gone = g;
+        }
+        gone[n++] = next;
+    }
+    for (size_t i = 0; i < n; i++)
+        bpf_map_delete_elem(breakaway_fd(), &gone[i]);
+    free(gone);
+}
+
 static void deadline_after(struct timespec *ts, double seconds)
 {
     clock_gettime(CLOCK_REALTIME, ts);
@@ -832,6 +894,7 @@ struct sbx_result *sbx_ebpf_run_end(uint32_t run)
                         "was full; accesses may be missing",
                         (unsigned long long)st.dropped);
     bpf_map_delete_elem(runs_fd(), &run);
+    forget_breakaway(run);
     uint64_t misses = prog_misses() - r->misses_at_start;
     if (misses)
         sbx_result_warn(r->res, "the kernel skipped %llu invocations of the tracing "

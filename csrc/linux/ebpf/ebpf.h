@@ -37,6 +37,12 @@ int sbx_ebpf_spawner_clear(pid_t tid);
 int sbx_ebpf_track_task(uint32_t run, pid_t tid);
 int sbx_ebpf_untrack_task(pid_t tid);
 
+/* The run's breakaway declaration (sandbox_py/breakaway.py: program names
+ * and absolute paths), matched in the kernel at each exec.  0, or -1 with a
+ * sentence in err (an entry too long for the kernel's key). */
+int sbx_ebpf_run_breakaway(uint32_t run, const char *const *entries, size_t n,
+                           char *err, size_t errlen);
+
 /* Wait until every traced task of the run has exited.  timeout < 0 waits
  * forever.  Returns 1 when the tree is gone, 0 on timeout. */
 int sbx_ebpf_run_wait(uint32_t run, double timeout);

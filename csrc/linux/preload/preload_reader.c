@@ -52,6 +52,7 @@ struct proc {
     struct exec_info pending;     /* EXEC not yet confirmed by a START */
     int image_started;            /* the shim started in the current image */
     int seen_any;                 /* some record came from this process */
+    int left;                     /* exec'd a declared breakaway: no longer watched */
 };
 
 
@@ -417,6 +418,23 @@ static void handle(struct sbx_preload_run *r, const struct sbx_rec *rec, uint32_
     case SBX_EV_EXEC: {
         if (!p)
             break;
+        if (rec->flags & SBX_EXEC_BREAKAWAY) {
+            /* The shim is gone from the new image and its children: the
+             * process is no longer waited for or killed (a failed exec
+             * brings it back, below). */
+            struct exec_info ba = {0};
+            if (exec_load(&ba, rec, end, 2, rec->aux) == 0)
+                sbx_result_add_breakaway(r->res, rec->pid, ba.ppid, ba.path ? ba.path : "",
+                                         (const char *const *)ba.argv, ba.argc);
+            exec_clear(&ba);
+            if (p->watch >= 0) {
+                sbx_watch_close(r->watches, p->watch);
+                p->watch = -1;
+                r->live--;
+            }
+            p->left = 1;
+            break;
+        }
         if ((rec->flags & SBX_EXEC_SPAWNED) && p->image_started)
             break;                        /* the child's own START came first */
         if (p->pending.set)               /* announced, never confirmed, replaced */
@@ -430,6 +448,16 @@ static void handle(struct sbx_preload_run *r, const struct sbx_rec *rec, uint32_
     case SBX_EV_EXEC_FAIL:
         if (p)
             exec_clear(&p->pending);
+        if (p && p->left) {
+            /* the breakaway's exec failed: the process is still the run's */
+            p->left = 0;
+            if (r->res->nexecs && r->res->execs[r->res->nexecs - 1].breakaway &&
+                r->res->execs[r->res->nexecs - 1].pid == rec->pid)
+                sbx_result_drop_last_exec(r->res);
+            p->watch = sbx_watch_open(r->watches, rec->pid);
+            if (p->watch >= 0)
+                r->live++;
+        }
         break;
     case SBX_EV_FORK:
         proc_get(r, rec->aux, 1);

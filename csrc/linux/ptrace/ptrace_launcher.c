@@ -8,6 +8,8 @@
  *   3. execs the command with a $PATH search, like subprocess would.
  * Failures print one line naming the cause and exit 127, as a shell does.
  *
+ * Keeper mode (SBX_PTRACE_KEEP=pid): see keep().
+ *
  * Adopt mode (SBX_PTRACE_ADOPT=1): the preload shim execs this in place of
  * a statically linked program it cannot enter.  The preload reader in the
  * Python process sees the announcement and seizes this process; once
@@ -27,6 +29,10 @@
 #include <linux/filter.h>
 #include <linux/seccomp.h>
 #include <sys/prctl.h>
+#include <sys/ioctl.h>
+#include <sys/ptrace.h>
+#include <poll.h>
+#include <sys/signalfd.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <signal.h>
@@ -297,9 +303,118 @@ static int preload_root(char **argv)
     return 127;
 }
 
+/* Keeper mode: process `pid_s` left a ptrace run at its exec (a declared
+ * breakaway, ptrace_tracer.c: leave()).  No process can drop a seccomp
+ * filter, and the run's one turns file system calls into ptrace stops
+ * (ENOSYS without a tracer) and user notifications (ENOSYS without a
+ * listener).  This process, outside the run (its own session), traces the
+ * breakaway and its descendants and lets every call run unchanged; once the
+ * run is over (fd 4 reaches EOF) it also answers the listener (fd 5, with
+ * SBX_PTRACE_KEEP_LISTENER) with "continue".  fd 3 gets its pid (an int),
+ * then one byte: 'k' once the breakaway is traced.  It exits with the last
+ * of them. */
+static int keep(const char *pid_s)
+{
+    pid_t pid = (pid_t)atoi(pid_s);
+    int listener = getenv("SBX_PTRACE_KEEP_LISTENER") ? 5 : -1, go = listener >= 0 ? 4 : -1;
+    pid_t c = fork();
+    if (c < 0)
+        return 1;
+    if (c > 0)
+        _exit(0);                   /* not the run's child: reparented, never waited for */
+    setsid();
+    int null = open("/dev/null", O_RDWR | O_CLOEXEC);
+    for (int fd = 0; fd < 3 && null >= 0; fd++)
+        dup2(null, fd);
+    /* every tracee stop sends SIGCHLD: one poll waits for stops and the fds */
+    sigset_t chld;
+    sigemptyset(&chld);
+    sigaddset(&chld, SIGCHLD);
+    sigprocmask(SIG_BLOCK, &chld, NULL);
+    int sfd = signalfd(-1, &chld, SFD_CLOEXEC | SFD_NONBLOCK);
+    long opts = PTRACE_O_TRACEFORK | PTRACE_O_TRACEVFORK | PTRACE_O_TRACECLONE |
+                PTRACE_O_TRACEEXEC | PTRACE_O_TRACESECCOMP;
+    /* the run's tracer names this process as the tracee's tracer (Yama),
+     * then lets it go: until then the attach fails (EPERM) */
+    int me = (int)getpid();
+    if (write(3, &me, sizeof me) != (ssize_t)sizeof me)
+        return 1;
+    char ok = 'f';
+    for (int i = 0; i < 10000 && ok != 'k'; i++) {
+        if (ptrace(PTRACE_SEIZE, pid, 0, (void *)opts) == 0)
+            ok = 'k';
+        else if (errno == ESRCH && kill(pid, 0) < 0)
+            break;                  /* it is gone */
+        else
+            usleep(1000);
+    }
+    if (write(3, &ok, 1) != 1)
+        (void)0;
+    close(3);
+    if (ok != 'k')
+        return 1;
+    int taking = 0;
+    for (;;) {
+        int st, busy = 0;
+        pid_t t;
+        while ((t = waitpid(-1, &st, __WALL | WNOHANG)) > 0) {
+            busy = 1;
+            if (!WIFSTOPPED(st))
+                continue;
+            int sig = WSTOPSIG(st), ev = (unsigned)st >> 16;
+            if (ev == PTRACE_EVENT_STOP) {
+                if (sig == SIGSTOP || sig == SIGTSTP || sig == SIGTTIN || sig == SIGTTOU) {
+                    ptrace(PTRACE_LISTEN, t, 0, 0);     /* a group stop: stay stopped */
+                    continue;
+                }
+                sig = 0;
+            } else if (ev) {
+                sig = 0;                /* fork, exec, seccomp: just go on */
+            }
+            ptrace(PTRACE_CONT, t, 0, (void *)(long)sig);
+        }
+        if (t < 0 && errno == ECHILD)
+            return 0;                   /* the breakaway's tree is gone */
+        struct pollfd pfs[2] = {{sfd, POLLIN, 0}, {taking ? listener : go, POLLIN, 0}};
+        /* (a signalfd that could not be made: look again every 10 ms) */
+        if (poll(pfs, pfs[1].fd < 0 ? 1 : 2, busy ? 0 : sfd < 0 ? 10 : -1) <= 0)
+            continue;
+        if (pfs[0].revents) {
+            struct signalfd_siginfo si;
+            while (read(sfd, &si, sizeof si) > 0)
+                ;
+        }
+        struct pollfd pf = pfs[1];
+        if (pf.fd < 0 || !pf.revents)
+            continue;
+        if (!taking) {
+            char b;
+            if (read(go, &b, 1) <= 0)
+                taking = 1;             /* the run is over: its notifier is gone */
+            continue;
+        }
+        if (!(pf.revents & POLLIN)) {
+            close(listener);            /* nobody uses the filter any more */
+            listener = -1;
+            continue;
+        }
+        struct seccomp_notif req;
+        memset(&req, 0, sizeof req);
+        if (ioctl(listener, SECCOMP_IOCTL_NOTIF_RECV, &req) < 0)
+            continue;
+        struct seccomp_notif_resp resp;
+        memset(&resp, 0, sizeof resp);
+        resp.id = req.id;
+        resp.flags = SECCOMP_USER_NOTIF_FLAG_CONTINUE;
+        ioctl(listener, SECCOMP_IOCTL_NOTIF_SEND, &resp);
+    }
+}
+
 int main(int argc, char **argv)
 {
     (void)argc;
+    if (getenv("SBX_PTRACE_KEEP"))
+        return keep(getenv("SBX_PTRACE_KEEP"));
     if (getenv("SBX_PTRACE_ADOPT"))
         return adopt(argv);
     if (getenv("SBX_PTRACE_ROOT"))

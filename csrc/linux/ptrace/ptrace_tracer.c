@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <poll.h>
+#include <spawn.h>
 #include <sys/ioctl.h>
 #include <linux/seccomp.h>
 #include <sys/mman.h>
@@ -22,11 +23,13 @@
 #include <sys/syscall.h>
 #include <sys/uio.h>
 #include <sys/wait.h>
+#include <sys/user.h>
 #include <time.h>
 #include <unistd.h>
 #include <linux/audit.h>
 
 #include "access.h"
+#include "breakaway.h"
 #include "exec_reads.h"
 #include "pathnorm.h"
 #include "physpath.h"
@@ -75,6 +78,7 @@ struct task {
     unsigned long args[6];
     char *p1, *p2;
     int existed;
+    int leaving;                  /* exec'd a declared breakaway: leaves at the exit stop */
     /* exec announced at entry */
     char *xpath;
     char **xargv;
@@ -103,7 +107,24 @@ struct sbx_ptrace_run {
     int listener;                 /* seccomp user-notification fd, or -1 */
     pthread_t notifier;
     int notifier_started, notifier_stop;
+
+    /* breakaway (sbx_ptrace_set_breakaway) */
+    char *breakaway;              /* the declaration, one entry per line, or NULL */
+    char keeper[PMAX];            /* the launcher, run in keeper mode */
+    int keep_go[2];               /* keepers hold the read end: EOF = the run is over */
 };
+
+/* `tid` is traced by this run (a process that left it shares the filter,
+ * and so the listener, but is not recorded). */
+static int is_task(struct sbx_ptrace_run *r, pid_t tid)
+{
+    pthread_mutex_lock(&r->mu);
+    int found = 0;
+    for (size_t i = 0; i < r->ntasks && !found; i++)
+        found = r->tasks[i]->tid == tid;
+    pthread_mutex_unlock(&r->mu);
+    return found;
+}
 
 /* The tracer thread and the notification thread both record. */
 static void add(struct sbx_ptrace_run *r, const char *p, unsigned fl)
@@ -578,7 +599,7 @@ static void *notifier_main(void *arg)
             p = resolve(r, (pid_t)req.pid, l.d0 < 0 ? AT_FDCWD : (long)(int)a[l.d0], a[l.p0]);
         /* the memory read belongs to this very call only if it is still
          * pending (a killed caller's pid could have been reused) */
-        if (p && !sbx_path_is_fd_alias(p) &&
+        if (p && !sbx_path_is_fd_alias(p) && (!r->breakaway || is_task(r, (pid_t)req.pid)) &&
             ioctl(r->listener, SECCOMP_IOCTL_NOTIF_ID_VALID, &req.id) == 0) {
             struct sbx_access acc = sbx_access_classify(
                 l.op, l.op == SBX_OP_READLINK ? readlink_ok(p) : 1);
@@ -957,7 +978,138 @@ static void shebang(const char *path, char *out, size_t cap)
     }
 }
 
-static void on_exec(struct sbx_ptrace_run *r, struct task *t)
+/* An fd at 10 or above (close-on-exec): posix_spawn's dup2 onto 3..5 must
+ * never meet a source fd that is itself one of the targets. */
+static int high_fd(int fd)
+{
+    if (fd < 0 || fd >= 10)
+        return fd;
+    int h = fcntl(fd, F_DUPFD_CLOEXEC, 10);
+    close(fd);
+    return h;
+}
+
+/* A keeper for process `pid`, which left the run (the launcher in keeper
+ * mode, see ptrace_launcher.c).  0 once it runs: its pid in *keeper_pid,
+ * and *ready_fd, which delivers 'k' once it traces `pid`. */
+static int start_keeper(struct sbx_ptrace_run *r, pid_t pid, pid_t *keeper_pid, int *ready_fd)
+{
+    int ready[2] = {-1, -1}, l = -1, ok = -1;
+    if (!r->keeper[0] || pipe2(ready, O_CLOEXEC) < 0)
+        return -1;
+    ready[0] = high_fd(ready[0]);
+    ready[1] = high_fd(ready[1]);
+    if (r->keep_go[0] < 0 && pipe2(r->keep_go, O_CLOEXEC) == 0) {
+        r->keep_go[0] = high_fd(r->keep_go[0]);
+        r->keep_go[1] = high_fd(r->keep_go[1]);
+    }
+    if (r->listener >= 0)
+        l = fcntl(r->listener, F_DUPFD_CLOEXEC, 10);
+    posix_spawn_file_actions_t fa;
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_adddup2(&fa, ready[1], 3);
+    if (r->keep_go[0] >= 0)
+        posix_spawn_file_actions_adddup2(&fa, r->keep_go[0], 4);
+    if (l >= 0)
+        posix_spawn_file_actions_adddup2(&fa, l, 5);
+    char keep[32];
+    snprintf(keep, sizeof keep, "SBX_PTRACE_KEEP=%d", (int)pid);
+    char *env[] = {keep, l >= 0 && r->keep_go[0] >= 0 ? "SBX_PTRACE_KEEP_LISTENER=1" : NULL,
+                   NULL};
+    char *argv[] = {"sandbox_py-breakaway-keeper", NULL};
+    pid_t k;
+    if (ready[0] >= 0 && ready[1] >= 0 &&
+        posix_spawn(&k, r->keeper, &fa, NULL, argv, env) == 0) {
+        close(ready[1]);
+        ready[1] = -1;
+        waitpid(k, NULL, __WALL);     /* it forks the keeper and exits at once */
+        struct pollfd pf = {ready[0], POLLIN, 0};
+        int kp = 0;
+        if (poll(&pf, 1, 5000) == 1 && read(ready[0], &kp, sizeof kp) == (ssize_t)sizeof kp &&
+            kp > 0) {
+            *keeper_pid = kp;
+            *ready_fd = ready[0];     /* 'k' comes once it traces `pid` */
+            ready[0] = -1;
+            ok = 0;
+        }
+    }
+    posix_spawn_file_actions_destroy(&fa);
+    for (int i = 0; i < 2; i++)
+        if (ready[i] >= 0)
+            close(ready[i]);
+    if (l >= 0)
+        close(l);
+    return ok;
+}
+
+/* Yama (ptrace_scope 1, Ubuntu's default) lets a process trace only its
+ * descendants, unless the tracee names its tracer: make the stopped tracee
+ * call prctl(PR_SET_PTRACER, keeper).  At its execve exit stop a `syscall`
+ * instruction is put where it stands, the call is made, and its code and
+ * registers are put back.  Without Yama the call fails (EINVAL), harmlessly. */
+static void name_the_keeper(pid_t tid, pid_t keeper)
+{
+#if defined(__x86_64__)
+    struct user_regs_struct saved, regs;
+    if (PT(PTRACE_GETREGS, tid, 0, &saved) < 0)
+        return;
+    errno = 0;
+    long word = PT(PTRACE_PEEKTEXT, tid, saved.rip, 0);
+    if (errno)
+        return;
+    if (PT(PTRACE_POKETEXT, tid, saved.rip, (word & ~0xffffL) | 0x050f) < 0)
+        return;
+    regs = saved;
+    regs.rax = SYS_prctl;
+    regs.rdi = PR_SET_PTRACER;
+    regs.rsi = (unsigned long)keeper;
+    int st, stops = 0;
+    if (PT(PTRACE_SETREGS, tid, 0, &regs) == 0) {
+        /* its entry stop, then its exit stop */
+        while (stops < 2 && PT(PTRACE_SYSCALL, tid, 0, 0) == 0 &&
+               waitpid(tid, &st, __WALL) == tid && WIFSTOPPED(st) &&
+               WSTOPSIG(st) == (SIGTRAP | 0x80))
+            stops++;
+    }
+    PT(PTRACE_POKETEXT, tid, saved.rip, word);
+    PT(PTRACE_SETREGS, tid, 0, &saved);
+#else
+    (void)tid;
+    (void)keeper;
+#endif
+}
+
+/* Process `t` exec'd a declared breakaway and is at that execve's exit
+ * stop: it leaves the run here.  The seccomp filter cannot be taken from
+ * it, and without a tracer its traced calls would fail (ENOSYS): a keeper
+ * outside the run takes it over (and its children) and lets every call
+ * through without recording.  Held stopped in between. */
+static void leave(struct sbx_ptrace_run *r, struct task *t)
+{
+    pid_t pid = t->pr->tgid;
+    char name[256];
+    snprintf(name, sizeof name, "%s", t->pr->name);
+    pid_t keeper = 0;
+    int ready = -1;
+    int started = start_keeper(r, pid, &keeper, &ready) == 0;
+    if (started)
+        name_the_keeper(t->tid, keeper);
+    kill(pid, SIGSTOP);               /* held until the keeper traces it */
+    PT(PTRACE_DETACH, t->tid, 0, 0);
+    task_remove(r, t);
+    char c = 0;
+    struct pollfd pf = {ready, POLLIN, 0};
+    int kept = started && poll(&pf, 1, 10000) == 1 && read(ready, &c, 1) == 1 && c == 'k';
+    if (ready >= 0)
+        close(ready);
+    if (!kept)
+        locked_warn(r, "process %d (%s) left the run (breakaway), but no keeper could trace "
+                       "it: under the run's seccomp filter its file system calls fail "
+                       "(ENOSYS)", pid, name);
+    kill(pid, SIGCONT);
+}
+
+static int on_exec(struct sbx_ptrace_run *r, struct task *t)
 {
     unsigned long former = 0;
     PT(PTRACE_GETEVENTMSG, t->tid, 0, &former);
@@ -987,10 +1139,23 @@ static void on_exec(struct sbx_ptrace_run *r, struct task *t)
         exe[0] = '\0';
     if (r->skip_exe[0] && strcmp(exe, r->skip_exe) == 0) {
         task_clear_exec(t);
-        return;
+        return 0;
     }
     const char *path = t->xpath ? t->xpath : exe;
     int ppid = status_field(t->tid, "PPid:");
+    if (r->breakaway &&
+        sbx_breakaway_matches(r->breakaway, path, exe[0] ? exe : NULL,
+                              t->xargc ? t->xargv[0] : NULL)) {
+        /* it leaves at this execve's exit stop (leave()), recording nothing */
+        pthread_mutex_lock(&r->res_mu);
+        sbx_result_add_breakaway(r->res, p->tgid, ppid, path, (const char *const *)t->xargv,
+                                 t->xargc);
+        pthread_mutex_unlock(&r->res_mu);
+        snprintf(p->name, sizeof p->name, "%s", path);
+        task_clear_exec(t);
+        t->leaving = 1;
+        return 0;
+    }
     pthread_mutex_lock(&r->res_mu);
     sbx_result_add_exec(r->res, p->tgid, ppid, path, (const char *const *)t->xargv, t->xargc);
     pthread_mutex_unlock(&r->res_mu);
@@ -1001,6 +1166,7 @@ static void on_exec(struct sbx_ptrace_run *r, struct task *t)
         sbx_result_warn(r->res, "out of memory while recording paths");
     pthread_mutex_unlock(&r->res_mu);
     task_clear_exec(t);
+    return 0;
 }
 
 /* A process that entered another mount namespace (unshare, setns) may
@@ -1044,7 +1210,10 @@ static void handle_stop(struct sbx_ptrace_run *r, pid_t tid, int st)
         task_remove(r, t);
         return;
     }
-    if (sig == (SIGTRAP | 0x80)) {
+    if (sig == (SIGTRAP | 0x80) && t->leaving) {
+        leave(r, t);                  /* a declared breakaway: gone from the run */
+        return;
+    } else if (sig == (SIGTRAP | 0x80)) {
         on_exit_stop(r, t);
     } else if (ev == PTRACE_EVENT_SECCOMP) {
         if (on_entry(r, t))
@@ -1200,7 +1369,16 @@ struct sbx_ptrace_run *sbx_ptrace_begin(char *err, size_t errlen)
     pthread_mutex_init(&r->res_mu, NULL);
     pthread_cond_init(&r->cv, NULL);
     r->listener = -1;
+    r->keep_go[0] = r->keep_go[1] = -1;
     return r;
+}
+
+int sbx_ptrace_set_breakaway(struct sbx_ptrace_run *r, const char *decl, const char *keeper)
+{
+    free(r->breakaway);
+    r->breakaway = decl && *decl ? strdup(decl) : NULL;
+    snprintf(r->keeper, sizeof r->keeper, "%s", keeper ? keeper : "");
+    return decl && *decl && !r->breakaway ? -1 : 0;
 }
 
 int sbx_ptrace_gate_fd(const struct sbx_ptrace_run *r) { return r->gate[0]; }
@@ -1300,6 +1478,11 @@ struct sbx_result *sbx_ptrace_end(struct sbx_ptrace_run *r)
         __atomic_store_n(&r->notifier_stop, 1, __ATOMIC_RELEASE);
         pthread_join(r->notifier, NULL);
     }
+    /* keepers of processes that left the run answer the listener now */
+    for (int i = 0; i < 2; i++)
+        if (r->keep_go[i] >= 0)
+            close(r->keep_go[i]);
+    free(r->breakaway);
     if (r->listener >= 0)
         close(r->listener);
     pthread_mutex_destroy(&r->res_mu);

@@ -43,6 +43,10 @@ int sbx_ptrace_attach(struct sbx_ptrace_run *run, pid_t pid, const char *argv0,
 struct sbx_ptrace_run *sbx_ptrace_adopt(pid_t pid, const char *launcher, char *err,
                                         size_t errlen);
 
+/* The run's breakaway declaration (csrc/core/breakaway.h; one entry per
+ * line), and the launcher that keeps a process which left the run. */
+int sbx_ptrace_set_breakaway(struct sbx_ptrace_run *run, const char *decl, const char *keeper);
+
 /* Wait until every traced task has exited (timeout < 0: forever). */
 int sbx_ptrace_wait(struct sbx_ptrace_run *run, double timeout);
 
