@@ -10,7 +10,9 @@
  * (NtDeleteFile), rename PATH PATH2 (MoveFileExW), ntrename PATH PATH2
  * (NtSetInformationFile FileRenameInformation), stat (GetFileAttributesW),
  * list (FindFirstFileW DIR\*), mkdir (CreateDirectoryW), exec
- * (CreateProcessW, waits; "ok" when it started).
+ * (CreateProcessW, waits; "ok" when it started), spawn PROGRAM ARGS...
+ * (CreateProcessW with the rest of the command line, which this program
+ * then does not run itself).
  */
 #include <stdio.h>
 #include <string.h>
@@ -162,6 +164,23 @@ int wmain(int argc, wchar_t **argv)
             say_w32(op, h != INVALID_HANDLE_VALUE);
         } else if (!strcmp(op, "mkdir")) {
             say_w32(op, CreateDirectoryW(p, NULL));
+        } else if (!strcmp(op, "spawn")) {
+            static wchar_t cmd[32768];
+            size_t n = 0;
+            for (int k = i + 1; k < argc && n + wcslen(argv[k]) + 4 < 32768; k++)
+                n += (size_t)_snwprintf(cmd + n, 32768 - n, L"%ls\"%ls\"", n ? L" " : L"", argv[k]);
+            STARTUPINFOW si = {sizeof si};
+            PROCESS_INFORMATION pi;
+            BOOL ok = CreateProcessW(p, cmd, NULL, NULL, TRUE, 0, NULL, NULL, &si, &pi);
+            DWORD e = GetLastError();
+            if (ok) {
+                WaitForSingleObject(pi.hProcess, INFINITE);
+                CloseHandle(pi.hProcess);
+                CloseHandle(pi.hThread);
+            }
+            SetLastError(e);
+            say_w32(op, ok);
+            break;
         } else if (!strcmp(op, "exec")) {
             STARTUPINFOW si = {sizeof si};
             PROCESS_INFORMATION pi;
