@@ -280,3 +280,18 @@ def test_command_line_trees(prefix, tools, programs, tmp_path):
     bad = prefix.run([tools["exe"], "--read", "relative\\dir", "--", "x.exe"],
                      capture_output=True, timeout=120)
     assert bad.returncode == 125 and b"not an absolute Windows path" in bad.stderr
+
+
+@pytest.mark.skipif(sys.platform != "win32", reason="Sandbox('detours') runs on Windows only")
+def test_sandbox_run_with_a_policy(programs, tmp_path):
+    """The whole path a user takes on Windows: Sandbox("detours").run(...,
+    policy=...) refuses the read and names it, with the pid, in Result.denied."""
+    import sandbox_py
+    layout(tmp_path)
+    secret = winpath(tmp_path / "secret" / "s.txt")
+    r = sandbox_py.Sandbox("detours").run(
+        [programs["enforce_ops"], "w32read", secret, "w32read", winpath(tmp_path / "src/in.txt")],
+        policy=standard_policy(tmp_path, programs), capture_output=True, text=True)
+    assert r.stdout.splitlines() == ["w32read error 5", "w32read ok"]
+    assert [(d.path, d.category) for d in r.denied] == [(secret, "read")]
+    assert r.denied[0].pid == r.execs[0].pid
