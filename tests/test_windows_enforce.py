@@ -295,3 +295,16 @@ def test_sandbox_run_with_a_policy(programs, tmp_path):
     assert r.stdout.splitlines() == ["w32read error 5", "w32read ok"]
     assert [(d.path, d.category) for d in r.denied] == [(secret, "read")]
     assert r.denied[0].pid == r.execs[0].pid
+
+
+def test_a_traced_program_cannot_make_its_policy_writable(prefix, tools, programs, tmp_path):
+    """The program looks through its own handles for the policy section (the
+    one its DLL maps) and tries to write it: a writable view, a duplicate
+    handle with every right, a writable protection on the mapped page.
+    Each is refused; so a process cannot change what its children will be
+    held to."""
+    layout(tmp_path)
+    policy_file = write_policy(tmp_path, standard_policy(tmp_path, programs))
+    _, lines, res = run_ops(prefix, tools, programs, tmp_path, policy_file,
+                            ["policyhack", "-"])
+    assert lines == ["policyhack found 1 writable 0"], lines

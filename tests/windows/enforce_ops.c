@@ -12,8 +12,12 @@
  * list (FindFirstFileW DIR\*), mkdir (CreateDirectoryW), exec
  * (CreateProcessW, waits; "ok" when it started), spawn PROGRAM ARGS...
  * (CreateProcessW with the rest of the command line, which this program
- * then does not run itself).
+ * then does not run itself), policyhack - (looks through its own handles for
+ * the policy section and tries to get it writable: mapping it for writing,
+ * duplicating the handle with more rights, making the read-only view
+ * writable; prints "policyhack found N writable M", N 0 or 1).
  */
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 #include <wchar.h>
@@ -164,6 +168,37 @@ int wmain(int argc, wchar_t **argv)
             say_w32(op, h != INVALID_HANDLE_VALUE);
         } else if (!strcmp(op, "mkdir")) {
             say_w32(op, CreateDirectoryW(p, NULL));
+        } else if (!strcmp(op, "policyhack")) {
+            int found = 0, writable = 0;
+            for (uintptr_t v = 4; v < 0x4000 && !found; v += 4) {
+                HANDLE s = (HANDLE)v;
+                const uint32_t *view = MapViewOfFile(s, FILE_MAP_READ, 0, 0, 0);
+                if (!view)
+                    continue;
+                if (view[0] == 0x50584253u) {     /* "SBXP": csrc/win/winpolicy.h */
+                    found++;
+                    void *w = MapViewOfFile(s, FILE_MAP_WRITE, 0, 0, 0);
+                    if (w) {
+                        writable++;
+                        UnmapViewOfFile(w);
+                    }
+                    HANDLE more;
+                    if (DuplicateHandle(GetCurrentProcess(), s, GetCurrentProcess(), &more,
+                                        SECTION_ALL_ACCESS, FALSE, 0)) {
+                        w = MapViewOfFile(more, FILE_MAP_WRITE, 0, 0, 0);
+                        if (w) {
+                            writable++;
+                            UnmapViewOfFile(w);
+                        }
+                        CloseHandle(more);
+                    }
+                    DWORD old;
+                    if (VirtualProtect((void *)view, 4096, PAGE_READWRITE, &old))
+                        writable++;
+                }
+                UnmapViewOfFile(view);
+            }
+            printf("policyhack found %d writable %d\n", found, writable);
         } else if (!strcmp(op, "spawn")) {
             static wchar_t cmd[32768];
             size_t n = 0;
