@@ -125,10 +125,19 @@ def windows_normal(path: str, cwd: Optional[str] = None) -> str:
         p = "\\\\" + p[8:]
     elif p.startswith("\\\\?\\") or p.startswith("\\??\\"):
         p = p[4:]
-    if not ntpath.isabs(p) or (len(p) > 1 and p[1] == ":" and p[2:3] != "\\"):
-        if cwd is None:
+    drive_relative = len(p) > 1 and p[1] == ":" and p[2:3] != "\\"      # D:x
+    rooted = p.startswith("\\") and not p.startswith("\\\\")          # \x
+    if drive_relative or rooted or not ntpath.isabs(p):
+        base = windows_normal(cwd) if cwd is not None else None
+        if drive_relative and (base is None or base[:2].upper() != p[:2].upper()):
+            # another drive's current directory is not known here: its root
+            p = p[:2] + "\\" + p[2:]
+        elif base is None:
             raise ValueError("a relative Windows path needs the run's cwd: %r" % (path,))
-        p = ntpath.join(windows_normal(cwd), p)
+        elif rooted:
+            p = base[:2] + p if base[1:2] == ":" else ntpath.join(base, p)
+        else:
+            p = ntpath.join(base, p[2:] if drive_relative else p)
     device = p.startswith("\\\\.\\")
     p = p if device else ntpath.normpath(p)
     if len(p) > 1 and p[1] == ":":
