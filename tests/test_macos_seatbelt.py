@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import re
 import stat
+import struct
 import subprocess
 import sys
 
@@ -268,3 +269,141 @@ def test_launcher_imports_the_sandbox_api(tmp_path):
         main = dis[dis.index("_main:"):]
         calls = re.findall(r"_sbx_seatbelt_apply_from_env|_execvp", main)
         assert calls[:2] == ["_sbx_seatbelt_apply_from_env", "_execvp"], (arch, calls[:5])
+
+
+# ---- the launcher's own code, emulated ---------------------------------------
+class LauncherLibc:
+    """libSystem as the launcher imports it, served on this machine, with a
+    record of the calls that matter: the sandbox API and the exec."""
+
+    def __init__(self, env: dict, init_result: int = 0):
+        self.env = dict(env)
+        self.init_result = init_result
+        self.calls = []               # ("sandbox_init", text, flags) / ("execvp", file, argv)
+        self.stderr = []
+
+    def table(self, me) -> dict:
+        def s(e, i):
+            return os.fsdecode(e.read_cstr(e.arg(i)))
+
+        def getenv(e):
+            v = self.env.get(s(e, 0))
+            return e.cstr(v) if v is not None else 0
+
+        def unsetenv(e):
+            self.env.pop(s(e, 0), None)
+            return 0
+
+        def snprintf(e):
+            assert e.read_cstr(e.arg(2)) == b"%s"
+            data = e.read_cstr(e.vararg(0, 3))[:e.arg(1) - 1] + b"\0"
+            e.uc.mem_write(e.arg(0), data)
+            return len(data) - 1
+
+        def open_(e):
+            flags = me.linux_flags(e.arg(1)) | (os.O_NOFOLLOW if e.arg(1) & 0x100 else 0)
+            try:
+                return os.open(s(e, 0), flags)
+            except OSError as x:
+                return e.set_errno(x.errno)
+
+        def fstat(e):
+            e.uc.mem_write(e.arg(1), me.darwin_stat(os.fstat(e.arg(0))))
+            return 0
+
+        def read(e):
+            data = os.read(e.arg(0), e.arg(2))
+            e.uc.mem_write(e.arg(1), data)
+            return len(data)
+
+        def sandbox_init(e):
+            self.calls.append(("sandbox_init", s(e, 0), e.arg(1)))
+            if self.init_result:
+                e.uc.mem_write(e.arg(3), struct.pack("<Q", e.cstr("syntax error")))
+            return self.init_result
+
+        def execvp(e):
+            argv, p = [], e.arg(1)
+            while True:
+                q = struct.unpack("<Q", e.uc.mem_read(p + 8 * len(argv), 8))[0]
+                if not q:
+                    break
+                argv.append(os.fsdecode(e.read_cstr(q)))
+            self.calls.append(("execvp", s(e, 0), argv))
+            e.uc.emu_stop()                 # the image is replaced
+            return 0
+
+        def message(e):
+            self.stderr.append(e.read_cstr(e.arg(1)).decode(errors="replace"))
+            return 0
+
+        fns = {"___error": lambda e: e.errno_addr, "_getenv": getenv, "_unsetenv": unsetenv,
+               "_snprintf": snprintf, "_open": open_, "_fstat": fstat, "_fstat$INODE64": fstat,
+               "_getuid": lambda e: os.getuid(), "_malloc": lambda e: e.alloc(e.arg(0) + 16),
+               "_free": lambda e: 0, "_read": read, "_close": lambda e: os.close(e.arg(0)) or 0,
+               "_sandbox_init_with_parameters": sandbox_init,
+               "_sandbox_free_error": lambda e: self.calls.append(("free_error",)) or 0,
+               "_execvp": execvp, "_fprintf": message, "_fwrite": lambda e: 0,
+               "_strerror": lambda e: e.cstr("error")}
+        return fns
+
+
+@pytest.fixture(scope="module")
+def launchers(tmp_path_factory):
+    pytest.importorskip("ziglang")
+    pytest.importorskip("unicorn")
+    sys.path.insert(0, os.path.join(ROOT, "shims", "macos"))
+    import machobuild
+    return machobuild.build(str(tmp_path_factory.mktemp("launcher")), archs=("arm64", "x86_64"))
+
+
+def run_launcher(launchers, arch, env, init_result=0):
+    import macho_emulator as me
+    from test_macos_build import tool
+    image = me.MachO(launchers["_sbx_interpose_exec.%s" % arch], tool("llvm-objdump"),
+                     tool("llvm-nm"))
+    libc = LauncherLibc(env, init_result)
+    emu = me.Emulator(image, libc.table(me))
+    argv = ["tool", "a b"]
+    argvp = emu._argv(argv)
+    rc = emu.call("_main", len(argv), argvp)
+    return rc, libc
+
+
+@pytest.mark.parametrize("arch", ["arm64", "x86_64"])
+def test_launcher_applies_the_profile_then_execs(launchers, arch, tmp_path):
+    """The launcher's own code (emulated, both architectures): it reads the
+    profile file, hands its text unchanged to sandbox_init_with_parameters
+    (flags 0: SBPL text), drops the variable, and only then execs."""
+    text = seatbelt.profile(Policy(read=["/usr"], system=False).resolved("/"))
+    os.chmod(tmp_path, 0o700)
+    path = seatbelt.write_profile(text, str(tmp_path))
+    rc, libc = run_launcher(launchers, arch, {"SBX_SEATBELT_PROFILE": path})
+    assert libc.calls == [("sandbox_init", text, 0), ("execvp", "tool", ["tool", "a b"])]
+    assert "SBX_SEATBELT_PROFILE" not in libc.env
+    # without a profile: straight to the exec
+    rc, libc = run_launcher(launchers, arch, {})
+    assert libc.calls == [("execvp", "tool", ["tool", "a b"])]
+
+
+@pytest.mark.parametrize("arch", ["arm64", "x86_64"])
+def test_launcher_never_runs_the_command_unconfined(launchers, arch, tmp_path):
+    """A profile others could write, a symlink to one, a missing file, or
+    a profile the kernel refuses: the launcher says why and exits 126
+    without exec'ing."""
+    text = "(version 1)\n(deny default)\n"
+    good = seatbelt.write_profile(text, str(tmp_path))
+    shared = str(tmp_path / "shared.sb")
+    with open(shared, "w") as f:
+        f.write(text)
+    os.chmod(shared, 0o644)
+    link = str(tmp_path / "link.sb")
+    os.symlink(good, link)
+    for path in (shared, link, str(tmp_path / "absent.sb")):
+        rc, libc = run_launcher(launchers, arch, {"SBX_SEATBELT_PROFILE": path})
+        assert rc == 126 and libc.calls == [], (path, libc.calls)
+        assert any("cannot apply the seatbelt profile" in m for m in libc.stderr), libc.stderr
+    rc, libc = run_launcher(launchers, arch, {"SBX_SEATBELT_PROFILE": good}, init_result=-1)
+    assert rc == 126
+    assert libc.calls == [("sandbox_init", text, 0), ("free_error",)]
+    assert any("was refused" in m for m in libc.stderr)
