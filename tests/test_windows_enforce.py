@@ -171,6 +171,10 @@ def test_deny_refuses_reads_writes_deletes_and_renames(prefix, tools, programs, 
         assert not [p for p in res[key] if p.startswith(w("secret"))], key
     assert w("src/in.txt") in res["reads"] and w("out/new.txt") in res["writes"]
     assert res["complete"], res["warnings"]
+    # sbx-trace's JSON, "denied" included, is a Result of the shipped schema
+    import jsonschema
+    from sandbox_py.result import json_schema
+    jsonschema.validate(res, json_schema())
 
 
 def test_detours_session_reads_denied_into_the_result(prefix, tools, programs, tmp_path,
