@@ -312,3 +312,47 @@ def test_a_traced_program_cannot_make_its_policy_writable(prefix, tools, program
     _, lines, res = run_ops(prefix, tools, programs, tmp_path, policy_file,
                             ["policyhack", "-"])
     assert lines == ["policyhack found 1 writable 0"], lines
+
+
+def test_wrapper_mode_takes_the_policy_from_the_environment(prefix, tools, programs, tmp_path,
+                                                           monkeypatch):
+    """detours.py's own Popen arguments for a run with a policy, replayed
+    under Wine as Popen would start them (CreateProcessW with sbx-trace as
+    the application and the program's command line): the policy file it
+    wrote is applied, the refusal comes back as a Denied record with its
+    pid, and the file is gone afterwards.  A policy that cannot be used
+    starts nothing and says so in the output file; detours.py raises it."""
+    layout(tmp_path)
+    monkeypatch.setenv("SANDBOX_PY_DETOURS_DIR", os.path.dirname(tools["exe"]))
+    session = detours.session(None)
+    session.policy = standard_policy(tmp_path, programs).resolved(winpath(tmp_path),
+                                                                  platform="win32")
+    kw = session.popen_kwargs({"env": {}})
+    policy_file = kw["env"]["SBX_TRACE_POLICY"]
+    assert oct(os.stat(policy_file).st_mode & 0o777) == "0o600"
+    secret = winpath(tmp_path / "secret" / "s.txt")
+    argv = [winpath(programs["enforce_ops"]), "w32read", secret]
+    env = dict(prefix.env, SBX_TRACE_OUTPUT=winpath(session.out),
+               SBX_TRACE_POLICY=winpath(policy_file))
+    proc = prefix.run([tools["popen_like"], winpath(kw["executable"]),
+                       subprocess.list2cmdline(argv)], env=env, capture_output=True, timeout=120)
+    assert proc.stdout.decode().replace("\r", "").splitlines()[0] == "w32read error 5"
+    fields = session.finish()
+    assert [(d.path, d.category) for d in fields["denied"]] == [(secret, "read")]
+    assert fields["denied"][0].pid == fields["execs"][0].pid
+    assert not os.path.exists(policy_file)
+
+    bad = tmp_path / "bad-policy.txt"
+    bad.write_text("sandbox_py.winpolicy/1\nread relative\\dir\n")
+    session = detours.session(None)
+    env = dict(prefix.env, SBX_TRACE_OUTPUT=winpath(session.out), SBX_TRACE_POLICY=winpath(bad))
+    never = winpath(tmp_path / "out" / "never.txt")
+    proc = prefix.run([tools["popen_like"], winpath(tools["exe"]),
+                       subprocess.list2cmdline([winpath(programs["enforce_ops"]), "w32write",
+                                                never])],
+                      env=env, capture_output=True, timeout=120)
+    assert not (tmp_path / "out" / "never.txt").exists()
+    start = json.loads(open(session.out).read())
+    assert start["schema"] == "sandbox_py.start_error/1" and start["winerror"] == 87
+    with pytest.raises(OSError, match="policy could not be used"):
+        session.finish()

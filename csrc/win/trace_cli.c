@@ -337,6 +337,18 @@ static wchar_t *hook_dll_path(void)
     return p;
 }
 
+static void write_start_error(const struct cli *cli, DWORD code, const char *err)
+{
+    FILE *f = cli->output ? open_output(cli->output) : NULL;
+    if (f) {
+        fprintf(f, "{\"schema\": \"sandbox_py.start_error/1\", \"winerror\": %lu, "
+                   "\"message\": ", (unsigned long)code);
+        sbx_json_string(f, err, strlen(err));
+        fputs("}\n", f);
+        fclose(f);
+    }
+}
+
 static int trace_command(const struct cli *cli, wchar_t *cmdline)
 {
     wchar_t *dll = hook_dll_path();
@@ -358,14 +370,7 @@ static int trace_command(const struct cli *cli, wchar_t *cmdline)
     if (!r) {
         sbx_win_denials_free(&denied);
         fprintf(stderr, "sbx-trace: %s: %s\n", cli->argv[0], err);
-        FILE *f = cli->output ? open_output(cli->output) : NULL;
-        if (f) {
-            fprintf(f, "{\"schema\": \"sandbox_py.start_error/1\", \"winerror\": %lu, "
-                       "\"message\": ", (unsigned long)start_error);
-            sbx_json_string(f, err, strlen(err));
-            fputs("}\n", f);
-            fclose(f);
-        }
+        write_start_error(cli, start_error, err);
         return (start_error == ERROR_FILE_NOT_FOUND || start_error == ERROR_PATH_NOT_FOUND)
                    ? EXIT_NOT_FOUND : EXIT_OWN_ERROR;
     }
@@ -401,8 +406,13 @@ int wmain(int argc, wchar_t **wargv)
             SetEnvironmentVariableW(L"SBX_TRACE_POLICY", NULL);
             int prc = policy ? load_policy(&cli, policy) : EXIT_OWN_ERROR;
             free(policy);
-            if (prc)
+            if (prc) {
+                /* the caller reads only the file: say there why nothing ran */
+                write_start_error(&cli, ERROR_INVALID_PARAMETER,
+                                  "the policy could not be used (sbx-trace's stderr says why); "
+                                  "the command was not started");
                 return prc;
+            }
         }
         wchar_t *cmdline = GetCommandLineW();
         cli.argc = sbx_win_split_cmdline((const uint16_t *)cmdline, &cli.argv);
