@@ -356,3 +356,36 @@ def test_wrapper_mode_takes_the_policy_from_the_environment(prefix, tools, progr
     assert start["schema"] == "sandbox_py.start_error/1" and start["winerror"] == 87
     with pytest.raises(OSError, match="policy could not be used"):
         session.finish()
+
+
+def test_search_directories_allow_probes_of_their_entries(prefix, programs, tmp_path):
+    """A policy's search directories (its $PATH, where a program is looked
+    for): a name directly in one may be probed, nothing more."""
+    f = tmp_path / "policy.txt"
+    f.write_text("sandbox_py.winpolicy/1\non_violation deny\nsearch C:\\Bin\nsearch D:\\\n",
+                 encoding="utf-8")
+    cases = [("probe", "C:\\Bin\\cl.exe", "1"), ("probe", "c:\\bin\\CL.EXE", "1"),
+             ("probe", "C:\\Bin\\sub\\x", "0"), ("read", "C:\\Bin\\cl.exe", "0"),
+             ("exec", "C:\\Bin\\cl.exe", "0"), ("probe", "C:\\Binx\\a", "0"),
+             ("probe", "D:\\x", "1"), ("probe", "D:\\x\\y", "0")]
+    proc = prefix.run([winpath(programs["policy_match"]), winpath(f),
+                       *[a for c in cases for a in c[:2]]], capture_output=True, timeout=120)
+    assert proc.stdout.decode().split() == [c[2] for c in cases]
+
+
+def test_a_search_by_name_goes_past_a_refused_candidate(prefix, tools, programs, tmp_path):
+    """CreateProcessW with a bare name looks in the current directory before
+    the system's: there the probe is refused (and reported), and the search
+    goes on to the system's copy, which runs (under Wine; see the doc's
+    limits for Windows)."""
+    layout(tmp_path)
+    policy_file = write_policy(tmp_path, standard_policy(tmp_path, programs))
+    out = tmp_path / "search.json"
+    proc = prefix.run([tools["exe"], "-o", winpath(out), "--cwd", winpath(tmp_path / "secret"),
+                       "--policy", policy_file, "--", winpath(programs["enforce_ops"]),
+                       "run", "hostname.exe"], capture_output=True, timeout=120)
+    assert proc.stdout.decode().replace("\r", "").splitlines()[-1] == "run ok"
+    res = json.loads(out.read_text())
+    assert (winpath(tmp_path / "secret" / "hostname.exe"), "probe") in {
+        (d["path"], d["category"]) for d in res["denied"]}
+    assert res["execs"][1]["path"].lower().endswith("\\system32\\hostname.exe")

@@ -162,8 +162,8 @@ int sbx_policy_parse(const char *text, size_t len, void **out, size_t *outlen, c
                 rc = -1;
             }
         } else if (strcmp(line, "read") == 0 || strcmp(line, "write") == 0 ||
-                   strcmp(line, "execute") == 0) {
-            char kind = line[0] == 'r' ? 'R' : line[0] == 'w' ? 'W' : 'X';
+                   strcmp(line, "execute") == 0 || strcmp(line, "search") == 0) {
+            char kind = line[0] == 'r' ? 'R' : line[0] == 'w' ? 'W' : line[0] == 'e' ? 'X' : 'S';
             rc = sbx_policy_add(&blob, outlen, kind, value, err, errlen);
         } else {
             snprintf(err, errlen, "policy line %d: unknown item %s", lineno, line);
@@ -223,6 +223,19 @@ static int under(const uint16_t *path, size_t plen, const uint16_t *tree, size_t
     return 1;
 }
 
+/* Whether `path` names an entry directly in directory `dir`. */
+static int entry_of(const uint16_t *path, size_t plen, const uint16_t *dir, size_t dlen,
+                    uint16_t (*fold)(uint16_t))
+{
+    size_t start = dlen && dir[dlen - 1] == '\\' ? dlen : dlen + 1;   /* C:\ or C:\d\ */
+    if (plen <= start || !under(path, plen, dir, dlen, fold))
+        return 0;
+    for (size_t i = start; i < plen; i++)
+        if (path[i] == '\\')
+            return 0;
+    return 1;
+}
+
 int sbx_policy_allows(const void *blob, enum sbx_policy_need need, const uint16_t *path,
                       size_t len, uint16_t (*fold)(uint16_t))
 {
@@ -235,6 +248,11 @@ int sbx_policy_allows(const void *blob, enum sbx_policy_need need, const uint16_
         const uint16_t *tree = (const uint16_t *)(const void *)(p + 4);
         size_t tlen = e[1];
         p += 4 + tlen * 2;
+        if (e[0] == 'S') {      /* a search directory: probes of its entries */
+            if (need == SBX_NEED_PROBE && entry_of(path, len, tree, tlen, fold))
+                return 1;
+            continue;
+        }
         int relevant = need == SBX_NEED_EXEC ? e[0] == 'X'
                        : need == SBX_NEED_WRITE ? e[0] == 'W'
                        : 1;   /* read, probe, listing: any tree */

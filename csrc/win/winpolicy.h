@@ -14,10 +14,13 @@
  *     read C:\src                  (a tree: the path and everything below)
  *     write C:\build
  *     execute C:\Windows
+ *     search C:\Tools              (a directory whose entries may be probed:
+ *                                   a $PATH directory, policy.Policy.search)
  *
  * The rule, as policy.py states it: a write needs a write tree; an exec an
  * execute tree; a read, probe or listing any tree; a probe of a directory
- * on the way to a tree (an ancestor of one) is allowed too.  Names compare
+ * on the way to a tree (an ancestor of one) is allowed too, and so is a
+ * probe of a name directly in a search directory.  Names compare
  * one UTF-16 unit at a time through `fold` (the DLL passes
  * RtlUpcaseUnicodeChar; policy.windows_fold is the same mapping), and a
  * tree C:\a holds C:\a and C:\a\..., never C:\ab.
@@ -41,7 +44,7 @@ enum sbx_policy_need {
 };
 
 /* The blob: this header, then `count` entries, each a uint16_t kind ('R',
- * 'W', 'X'), a uint16_t length in units, and that many UTF-16 units. */
+ * 'W', 'X', 'S'), a uint16_t length in units, and that many UTF-16 units. */
 struct sbx_policy_hdr {
     uint32_t magic;
     uint32_t mode;      /* SBX_POLICY_DENY or SBX_POLICY_REPORT */
@@ -55,7 +58,7 @@ struct sbx_policy_hdr {
 int sbx_policy_parse(const char *text, size_t len, void **out, size_t *outlen, char *err,
                      size_t errlen);
 
-/* Add one tree ('R', 'W' or 'X'; UTF-8) to a blob made by sbx_policy_parse
+/* Add one tree ('R', 'W', 'X' or 'S'; UTF-8) to a blob made by sbx_policy_parse
  * or sbx_policy_new (realloc'd).  Returns 0 or -1 (err says why). */
 int sbx_policy_add(void **blob, size_t *len, char kind, const char *path, char *err,
                    size_t errlen);

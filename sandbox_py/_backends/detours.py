@@ -67,8 +67,11 @@ def policy_text(policy) -> str:
     file and is left out."""
     from ..policy import is_windows_path  # noqa: PLC0415
     lines = ["sandbox_py.winpolicy/1", "on_violation " + policy.on_violation]
+    # "search": directories whose entries may be probed (a $PATH search),
+    # when the Policy has them
     for word, trees in (("read", policy.read), ("write", policy.write),
-                        ("execute", policy.execute or ())):
+                        ("execute", policy.execute or ()),
+                        ("search", getattr(policy, "search", ()))):
         for t in trees:
             if "\n" in t or "\r" in t:
                 raise ValueError("a policy tree cannot contain a line break: %r" % (t,))

@@ -10,7 +10,8 @@
  * (NtDeleteFile), rename PATH PATH2 (MoveFileExW), ntrename PATH PATH2
  * (NtSetInformationFile FileRenameInformation), stat (GetFileAttributesW),
  * list (FindFirstFileW DIR\*), mkdir (CreateDirectoryW), exec
- * (CreateProcessW, waits; "ok" when it started), spawn PROGRAM ARGS...
+ * (CreateProcessW, waits; "ok" when it started), run NAME (CreateProcessW
+ * with a bare name, searched for as Windows does), spawn PROGRAM ARGS...
  * (CreateProcessW with the rest of the command line, which this program
  * then does not run itself), policyhack - (looks through its own handles for
  * the policy section and tries to get it writable: mapping it for writing,
@@ -216,6 +217,22 @@ int wmain(int argc, wchar_t **argv)
             SetLastError(e);
             say_w32(op, ok);
             break;
+        } else if (!strcmp(op, "run")) {
+            /* a bare name: CreateProcessW searches for it (the program's
+             * directory, the current one, the system's, PATH) */
+            STARTUPINFOW si = {sizeof si};
+            PROCESS_INFORMATION pi;
+            static wchar_t cmd[32768];
+            _snwprintf(cmd, 32768, L"%ls", p);
+            BOOL ok = CreateProcessW(NULL, cmd, NULL, NULL, FALSE, 0, NULL, NULL, &si, &pi);
+            DWORD e = GetLastError();
+            if (ok) {
+                WaitForSingleObject(pi.hProcess, INFINITE);
+                CloseHandle(pi.hProcess);
+                CloseHandle(pi.hThread);
+            }
+            SetLastError(e);
+            say_w32(op, ok);
         } else if (!strcmp(op, "exec")) {
             STARTUPINFOW si = {sizeof si};
             PROCESS_INFORMATION pi;
