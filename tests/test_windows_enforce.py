@@ -198,6 +198,30 @@ def test_detours_session_reads_denied_into_the_result(prefix, tools, programs, t
     assert merged == tuple(fields["denied"])       # the pid is kept
 
 
+def test_a_hard_link_cannot_bring_a_protected_file_into_a_write_tree(prefix, tools, programs,
+                                                                    tmp_path):
+    """A hard link of a file outside the write trees, made inside one, would
+    let it be changed through the new name: refused, and so is a link of a
+    file of the write tree made outside it.  A link inside the write tree
+    works."""
+    layout(tmp_path)
+    policy_file = write_policy(tmp_path, standard_policy(tmp_path, programs))
+    w = lambda n: winpath(tmp_path / n)  # noqa: E731
+    _, lines, res = run_ops(prefix, tools, programs, tmp_path, policy_file,
+                            ["link", w("src/in.txt"), w("out/in-link.txt"),
+                             "link", w("out/mv.txt"), w("secret/mv-link.txt"),
+                             "link", w("out/mv.txt"), w("out/mv-link.txt"),
+                             "w32write", w("out/in-link.txt")])
+    assert lines == ["link error 5", "link error 5", "link ok", "w32write ok"], lines
+    # the write went to a new file of its own, not through a link
+    assert (tmp_path / "src" / "in.txt").read_text() == "input\n"
+    assert not os.path.samefile(tmp_path / "src" / "in.txt", tmp_path / "out" / "in-link.txt")
+    assert not (tmp_path / "secret" / "mv-link.txt").exists()
+    assert os.path.samefile(tmp_path / "out" / "mv.txt", tmp_path / "out" / "mv-link.txt")
+    denied = {(d["path"], d["category"]) for d in res["denied"]}
+    assert {(w("src/in.txt"), "write"), (w("secret/mv-link.txt"), "write")} <= denied
+
+
 def test_report_mode_blocks_nothing_and_lists_everything(prefix, tools, programs, tmp_path):
     layout(tmp_path)
     policy_file = write_policy(tmp_path, standard_policy(tmp_path, programs, "report"))

@@ -381,16 +381,23 @@ static void after_set_information(NTSTATUS st, HANDLE h, PVOID info, ULONG len, 
     }
 }
 
-/* A rename or link brings a new name into existence: a write of it.  (The
- * old name of a rename, and a delete on close, need DELETE access, which
- * the handle's open was checked for.) */
+/* A rename or link brings a new name into existence: a write of it.  A
+ * hard link is also a write of the file linked: through the new name,
+ * inside a write tree, its content could be changed.  (The old name of a
+ * rename, and a delete on close, need DELETE access, which the handle's
+ * open was checked for.) */
 static int refuse_set_information(HANDLE h, PVOID info, ULONG len, ULONG cls)
 {
     if (cls != C_RENAME && cls != C_RENAME_EX && cls != C_LINK && cls != C_LINK_EX)
         return 0;
     wchar_t target[SBX_PATH_MAX];
     size_t tlen = target_name(h, info, len, target);
-    return tlen && sbx_enforce(SBX_NEED_WRITE, target, tlen);
+    int refuse = tlen && sbx_enforce(SBX_NEED_WRITE, target, tlen);
+    if (cls == C_LINK || cls == C_LINK_EX) {
+        size_t slen = sbx_handles_path(h, target, SBX_PATH_MAX);
+        refuse |= slen && sbx_enforce(SBX_NEED_WRITE, target, slen);
+    }
+    return refuse;
 }
 
 static NTSTATUS NTAPI h_NtSetInformationFile(HANDLE h, PIO_STATUS_BLOCK iosb, PVOID info,

@@ -8,7 +8,8 @@
  * + WriteFile), w32append (OPEN_EXISTING for writing), ntread / ntwrite
  * (NtCreateFile, \??\ names), delete (DeleteFileW), ntdelete
  * (NtDeleteFile), rename PATH PATH2 (MoveFileExW), ntrename PATH PATH2
- * (NtSetInformationFile FileRenameInformation), stat (GetFileAttributesW),
+ * (NtSetInformationFile FileRenameInformation), link EXISTING NEW
+ * (CreateHardLinkW), stat (GetFileAttributesW),
  * list (FindFirstFileW DIR\*), mkdir (CreateDirectoryW), exec
  * (CreateProcessW, waits; "ok" when it started), run NAME (CreateProcessW
  * with a bare name, searched for as Windows does), spawn PROGRAM ARGS...
@@ -156,6 +157,10 @@ int wmain(int argc, wchar_t **argv)
                 pNtClose(h);
             }
             say_nt(op, st);
+            i++;
+        } else if (!strcmp(op, "link") && i + 2 < argc) {
+            /* link EXISTING NEW */
+            say_w32(op, CreateHardLinkW(argv[i + 2], p, NULL));
             i++;
         } else if (!strcmp(op, "stat")) {
             say_w32(op, GetFileAttributesW(p) != INVALID_FILE_ATTRIBUTES);
