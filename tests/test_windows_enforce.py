@@ -222,6 +222,28 @@ def test_a_hard_link_cannot_bring_a_protected_file_into_a_write_tree(prefix, too
     assert {(w("src/in.txt"), "write"), (w("secret/mv-link.txt"), "write")} <= denied
 
 
+def test_an_open_by_file_id_is_checked_once_it_names_its_file(prefix, tools, programs,
+                                                              tmp_path):
+    """OpenFileById gives no name to check beforehand: the handle is named
+    once opened and, outside the policy, closed before the program sees it;
+    nothing was written."""
+    layout(tmp_path)
+    policy = Policy(read=[winpath(tmp_path / "secret"),
+                          winpath(os.path.dirname(programs["enforce_ops"]))],
+                    write=[winpath(tmp_path / "out")])
+    policy_file = write_policy(tmp_path, policy)
+    _, lines, res = run_ops(prefix, tools, programs, tmp_path, policy_file,
+                            ["byidwrite", winpath(tmp_path / "secret" / "s.txt"),
+                             "byidwrite", winpath(tmp_path / "out" / "mv.txt")])
+    if lines[1] != "byidwrite ok":
+        pytest.skip("OpenFileById is not supported here: %s" % lines)
+    assert lines[0] == "byidwrite error 5"
+    assert (tmp_path / "secret" / "s.txt").read_text() == "secret s\n"
+    assert (tmp_path / "out" / "mv.txt").read_text().startswith("changed")
+    assert (winpath(tmp_path / "secret" / "s.txt"), "write") in {
+        (d["path"], d["category"]) for d in res["denied"]}
+
+
 def test_report_mode_blocks_nothing_and_lists_everything(prefix, tools, programs, tmp_path):
     layout(tmp_path)
     policy_file = write_policy(tmp_path, standard_policy(tmp_path, programs, "report"))

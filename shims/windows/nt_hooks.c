@@ -194,15 +194,37 @@ static int refuse_oa(enum sbx_policy_need need, POBJECT_ATTRIBUTES oa)
     return len && sbx_enforce(need, path, len);
 }
 
-/* An open by file id names no path before it is made; it is not checked
- * (docs/enforcement-macos-windows.md). */
+/* An open by file id names no path before it is made: it is checked once
+ * made (refuse_by_id).  One that deletes the file when its handle closes
+ * cannot be undone that way, so a denying policy refuses it outright. */
 static int refuse_open(POBJECT_ATTRIBUTES oa, ACCESS_MASK access, ULONG disposition,
                        ULONG options)
 {
     if (options & SBX_FILE_OPEN_BY_FILE_ID)
-        return 0;
+        return (options & SBX_FILE_DELETE_ON_CLOSE) && sbx_enforce_denies();
     return refuse_oa(sbx_enforce_open_need(access, disposition, options), oa);
 }
+
+/* The file an open by id reached, named from its handle: outside the
+ * policy, the handle is closed before the caller sees it (an open by id
+ * creates and truncates nothing, so nothing happened to the file). */
+static int refuse_by_id(HANDLE h, ACCESS_MASK access, ULONG disposition, ULONG options)
+{
+    wchar_t path[SBX_PATH_MAX];
+    size_t len = sbx_handles_path(h, path, SBX_PATH_MAX);
+    if (!len || !sbx_enforce(sbx_enforce_open_need(access, disposition, options), path, len))
+        return 0;
+    sbx_handles_close(h);
+    o_NtClose(h);
+    return 1;
+}
+
+#define SBX_CHECK_BY_ID(st, fh, iosb, access, disposition, options)                 \
+    do {                                                                         \
+        if (NT_OK(st) && ((options) & SBX_FILE_OPEN_BY_FILE_ID))                 \
+            SBX_ENFORCE(refuse_by_id(*(fh), access, disposition, options),       \
+                        { *(fh) = NULL; SBX_NT_REFUSED(iosb) });                 \
+    } while (0)
 
 static NTSTATUS NTAPI h_NtCreateFile(PHANDLE fh, ACCESS_MASK access, POBJECT_ATTRIBUTES oa,
                                      PIO_STATUS_BLOCK iosb, PLARGE_INTEGER alloc, ULONG attrs,
@@ -212,6 +234,7 @@ static NTSTATUS NTAPI h_NtCreateFile(PHANDLE fh, ACCESS_MASK access, POBJECT_ATT
     SBX_ENFORCE(refuse_open(oa, access, disposition, options), SBX_NT_REFUSED(iosb));
     NTSTATUS st = o_NtCreateFile(fh, access, oa, iosb, alloc, attrs, share, disposition, options,
                                  ea, ealen);
+    SBX_CHECK_BY_ID(st, fh, iosb, access, disposition, options);
     SBX_RECORD_AFTER(after_open(st, fh, oa, iosb, disposition, options));
     return st;
 }
@@ -221,6 +244,7 @@ static NTSTATUS NTAPI h_NtOpenFile(PHANDLE fh, ACCESS_MASK access, POBJECT_ATTRI
 {
     SBX_ENFORCE(refuse_open(oa, access, SBX_FILE_OPEN, options), SBX_NT_REFUSED(iosb));
     NTSTATUS st = o_NtOpenFile(fh, access, oa, iosb, share, options);
+    SBX_CHECK_BY_ID(st, fh, iosb, access, SBX_FILE_OPEN, options);
     SBX_RECORD_AFTER(after_open(st, fh, oa, iosb, SBX_FILE_OPEN, options));
     return st;
 }

@@ -9,7 +9,8 @@
  * (NtCreateFile, \??\ names), delete (DeleteFileW), ntdelete
  * (NtDeleteFile), rename PATH PATH2 (MoveFileExW), ntrename PATH PATH2
  * (NtSetInformationFile FileRenameInformation), link EXISTING NEW
- * (CreateHardLinkW), stat (GetFileAttributesW),
+ * (CreateHardLinkW), byidwrite (OpenFileById for writing), stat
+ * (GetFileAttributesW),
  * list (FindFirstFileW DIR\*), mkdir (CreateDirectoryW), exec
  * (CreateProcessW, waits; "ok" when it started), run NAME (CreateProcessW
  * with a bare name, searched for as Windows does), spawn PROGRAM ARGS...
@@ -158,6 +159,39 @@ int wmain(int argc, wchar_t **argv)
             }
             say_nt(op, st);
             i++;
+        } else if (!strcmp(op, "byidwrite")) {
+            /* OpenFileById(GENERIC_WRITE) of PATH, its id asked with an
+             * attributes-only open, its directory as the volume hint */
+            BOOL ok = FALSE;
+            h = CreateFileW(p, FILE_READ_ATTRIBUTES, FILE_SHARE_READ | FILE_SHARE_WRITE, NULL,
+                            OPEN_EXISTING, 0, NULL);
+            BY_HANDLE_FILE_INFORMATION bi;
+            if (h != INVALID_HANDLE_VALUE && GetFileInformationByHandle(h, &bi)) {
+                CloseHandle(h);
+                wchar_t dir[MAX_PATH * 4];
+                wcsncpy(dir, p, MAX_PATH * 4 - 1);
+                dir[MAX_PATH * 4 - 1] = 0;
+                wchar_t *slash = wcsrchr(dir, L'\\');
+                if (slash)
+                    *slash = 0;
+                HANDLE vol = CreateFileW(dir, GENERIC_READ, FILE_SHARE_READ | FILE_SHARE_WRITE,
+                                         NULL, OPEN_EXISTING, FILE_FLAG_BACKUP_SEMANTICS, NULL);
+                FILE_ID_DESCRIPTOR id;
+                memset(&id, 0, sizeof id);
+                id.dwSize = sizeof id;
+                id.Type = FileIdType;
+                id.FileId.QuadPart = ((LONGLONG)bi.nFileIndexHigh << 32) | bi.nFileIndexLow;
+                h = OpenFileById(vol, &id, GENERIC_WRITE, FILE_SHARE_READ, NULL, 0);
+                ok = h != INVALID_HANDLE_VALUE;
+                if (ok) {
+                    ok = WriteFile(h, "changed\n", 8, &n, NULL);
+                    CloseHandle(h);
+                }
+                DWORD e = GetLastError();
+                CloseHandle(vol);
+                SetLastError(e);
+            }
+            say_w32(op, ok);
         } else if (!strcmp(op, "link") && i + 2 < argc) {
             /* link EXISTING NEW */
             say_w32(op, CreateHardLinkW(argv[i + 2], p, NULL));
