@@ -1,6 +1,6 @@
 """Overhead of the Windows backend under Wine: bare vs traced, same run.
 
-    .venv/bin/python bench/bench_windows.py [--files 5000] [--pairs 11] [--runs 5]
+    .venv/bin/python bench/bench_windows.py [--files 5000] [--pairs 11] [--runs 5] [--enforce]
 
 Builds sbx-trace.exe, sbx_hook.dll and tests/windows/read_many.c with
 mingw-w64, creates COUNT files of 10 KB, and runs `read_many.exe DIR COUNT`
@@ -16,6 +16,11 @@ Last, the fixed cost of a traced run (the program opening no file, in as
 many pairs) and the per-file cost that remains once it is taken away.
 Wine is not Windows: absolute times and even ratios differ there
 (docs/windows.md).
+
+With --enforce the pair is "traced" (the first column) against "traced and
+enforced": the same sbx-trace run with a deny Policy allowing the data, the
+program and the system baseline (sandbox_py/policy.py), so every open is
+also checked against the policy (docs/enforcement-macos-windows.md).
 """
 from __future__ import annotations
 
@@ -36,6 +41,8 @@ def main() -> int:
     ap.add_argument("--files", type=int, default=5000)
     ap.add_argument("--pairs", type=int, default=11)
     ap.add_argument("--runs", type=int, default=5)
+    ap.add_argument("--enforce", action="store_true",
+                    help="compare traced with traced under a deny policy")
     opts = ap.parse_args()
 
     sys.path.insert(0, os.path.join(ROOT, "shims", "windows"))
@@ -59,6 +66,16 @@ def main() -> int:
             bare_cmd = [prog, winpath(data), str(opts.files)]
             traced_cmd = [tools["exe"], "-o", winpath(out_json), "--",
                           winpath(prog), winpath(data), str(opts.files)]
+            if opts.enforce:
+                sys.path.insert(0, ROOT)
+                from sandbox_py import Policy  # noqa: PLC0415
+                from sandbox_py._backends.detours import policy_text  # noqa: PLC0415
+                policy = Policy(read=[winpath(data), winpath(os.path.dirname(prog))])
+                policy_file = os.path.join(tmp, "policy.txt")
+                with open(policy_file, "w", encoding="utf-8") as f:
+                    f.write(policy_text(policy.resolved("C:\\", platform="win32")))
+                bare_cmd = traced_cmd
+                traced_cmd = traced_cmd[:3] + ["--policy", winpath(policy_file)] + traced_cmd[3:]
 
             def run(cmd):
                 t0 = time.perf_counter()
@@ -97,8 +114,9 @@ def main() -> int:
             seen = sum(1 for p in res["reads"] if p.startswith(winpath(data) + "\\"))
 
     med = statistics.median
-    print("files: %d x 10 KB, pairs: %d per run, runs: %d, wine %s, load average %.1f" % (
-        opts.files, opts.pairs, opts.runs,
+    print("%sfiles: %d x 10 KB, pairs: %d per run, runs: %d, wine %s, load average %.1f" % (
+        "traced vs traced and enforced (read as: bare = traced, traced = enforced); "
+        if opts.enforce else "", opts.files, opts.pairs, opts.runs,
         subprocess.run([wine.binaries()[0], "--version"], capture_output=True,
                        text=True).stdout.strip(), os.getloadavg()[0]))
     labels = (("whole command", 0), ("loop only    ", 1), ("process CPU  ", 2))

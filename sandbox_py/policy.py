@@ -32,10 +32,24 @@ and every tree is resolved with ``os.path.realpath`` when the run starts,
 because the kernel -- and so both the tracer and the enforcer -- sees
 resolved paths.  This module is the one place that decides what a policy
 allows; every backend and surface asks it.
+
+The system baseline depends on the system the run happens on
+(``resolved(platform=...)``, default ``sys.platform``): Linux's above;
+macOS's (:data:`DARWIN_SYSTEM`) adds /System, /Library, /private/etc and
+the devices dyld opens; Windows's (:data:`WINDOWS_SYSTEM`) is
+``%SystemRoot%`` and the console and null devices.  Windows paths (the
+normal form of docs/json-schema.md, ``C:\\dir\\file``) are compared
+without regard to letter case, one UTF-16 unit at a time with Unicode's
+simple upper-case mapping (:func:`windows_fold`), the comparison the hook
+DLL makes (csrc/win/winpolicy.c mirrors :meth:`Policy.allows`;
+tests/test_windows_enforce.py checks that both answer a table of cases
+alike).
 """
 from __future__ import annotations
 
+import ntpath
 import os
+import sys
 from typing import Iterable, NamedTuple, Optional
 
 ON_VIOLATION = ("deny", "report")
@@ -87,6 +101,100 @@ def _without_secrets(directory: str) -> list:
 SYSTEM_DEVICES = ("/dev/null", "/dev/zero", "/dev/full", "/dev/random",
                   "/dev/urandom", "/dev/tty")
 
+#: macOS: what dyld, libSystem and the frameworks read when any program
+#: starts (the shared cache lives under /System, and under
+#: /System/Volumes/Preboot/Cryptexes since macOS 13; /etc is /private/etc;
+#: time zones and the dyld closure cache under /private/var/db).  /Library
+#: holds the system-wide frameworks and preferences, readable by every user.
+DARWIN_SYSTEM = {
+    "read": ("/usr", "/bin", "/sbin", "/System", "/Library", "/private/etc",
+             "/private/var/db/timezone", "/private/var/db/dyld"),
+    "execute": ("/usr", "/bin", "/sbin", "/System", "/Library/Developer"),
+    # /dev/dtracehelper: dyld opens it read-write in every process
+    "devices": ("/dev/null", "/dev/zero", "/dev/random", "/dev/urandom", "/dev/tty",
+                "/dev/dtracehelper", "/dev/fd"),
+}
+
+
+def _windows_system() -> dict:
+    """Windows: the system directory tree (%SystemRoot%, where the loader
+    finds kernel32 and every system DLL), the null and console devices,
+    and named pipes (channels between processes, not files; compilers and
+    build servers talk through them)."""
+    root = os.environ.get("SystemRoot") or os.environ.get("windir") or "C:\\Windows"
+    return {"read": (root,), "execute": (root,),
+            "devices": ("\\\\.\\NUL", "\\\\.\\CON", "\\\\.\\CONIN$",
+                        "\\\\.\\CONOUT$", "\\\\.\\pipe")}
+
+
+def system_baseline(platform: Optional[str] = None) -> dict:
+    """``{"read", "execute", "devices"}`` trees of ``system=True`` on
+    ``platform`` (a ``sys.platform`` value; default this one)."""
+    platform = platform or sys.platform
+    if platform == "win32":
+        return _windows_system()
+    if platform == "darwin":
+        return dict(DARWIN_SYSTEM)
+    return {"read": _system_read(), "execute": SYSTEM_EXECUTE, "devices": SYSTEM_DEVICES}
+
+
+# ---- Windows paths ------------------------------------------------------------
+def is_windows_path(path: str) -> bool:
+    """A path in the Windows normal form: ``C:\\...``, ``\\\\server\\...``,
+    ``\\\\.\\device``, or an NT object name (``\\Device\\...``)."""
+    return (len(path) > 2 and path[1] == ":" and path[2] == "\\") or path.startswith("\\")
+
+
+def windows_fold(path: str) -> str:
+    """The form two Windows names are compared in: each UTF-16 unit mapped
+    to its simple (one-to-one) upper case, as RtlUpcaseUnicodeChar does;
+    characters whose upper case is several characters (``ß``) or outside
+    the 16-bit range stay as they are."""
+    out = []
+    for c in path:
+        u = c.upper()
+        out.append(u if len(u) == 1 and ord(c) <= 0xFFFF and ord(u) <= 0xFFFF else c)
+    return "".join(out)
+
+
+def windows_normal(path: str, cwd: Optional[str] = None) -> str:
+    """A Windows tree as the hook DLL spells paths (docs/json-schema.md):
+    absolute (relative ones taken from ``cwd``), backslashes, ``.``/``..``
+    applied, no ``\\\\?\\`` prefix, drive letter upper case, no
+    trailing backslash but on a drive's root."""
+    p = path.replace("/", "\\")
+    if p.startswith("\\\\?\\UNC\\"):
+        p = "\\\\" + p[8:]
+    elif p.startswith("\\\\?\\") or p.startswith("\\??\\"):
+        p = p[4:]
+    drive_relative = len(p) > 1 and p[1] == ":" and p[2:3] != "\\"      # D:x
+    rooted = p.startswith("\\") and not p.startswith("\\\\")          # \x
+    if drive_relative or rooted or not ntpath.isabs(p):
+        base = windows_normal(cwd) if cwd is not None else None
+        if drive_relative and (base is None or base[:2].upper() != p[:2].upper()):
+            # another drive's current directory is not known here: its root
+            p = p[:2] + "\\" + p[2:]
+        elif base is None:
+            raise ValueError("a relative Windows path needs the run's cwd: %r" % (path,))
+        elif rooted:
+            p = base[:2] + p if base[1:2] == ":" else ntpath.join(base, p)
+        else:
+            p = ntpath.join(base, p[2:] if drive_relative else p)
+    device = p.startswith("\\\\.\\")
+    p = p if device else ntpath.normpath(p)
+    if len(p) > 1 and p[1] == ":":
+        p = p[0].upper() + p[1:]
+    if len(p) > 3 and p.endswith("\\"):
+        p = p.rstrip("\\")
+    return p
+
+
+def _under_windows(path: str, tree: str) -> bool:
+    p, t = windows_fold(path), windows_fold(tree)
+    if t.endswith("\\"):          # a drive's root, C:\\
+        return p.startswith(t) or p == t[:-1]
+    return p == t or p.startswith(t + "\\")
+
 
 class Denied(NamedTuple):
     """One access outside the policy: the resolved path, its category
@@ -101,6 +209,10 @@ class Denied(NamedTuple):
 
 
 def _under(path: str, tree: str) -> bool:
+    """Whether ``path`` is ``tree`` or below it; Windows trees compare by
+    the Windows rule, and a POSIX path is never under a Windows tree."""
+    if is_windows_path(tree) or is_windows_path(path):
+        return is_windows_path(tree) and is_windows_path(path) and _under_windows(path, tree)
     return path == tree or tree == "/" or path.startswith(tree + "/")
 
 
@@ -124,6 +236,12 @@ def _trees(value, name: str) -> tuple:
             raise ValueError("Policy(%s=...): %r is not a path" % (name, s))
         out.append(s)
     return tuple(out)
+
+
+def _checkable(path: str) -> bool:
+    """A path a policy speaks about: absolute, on either system (pipes and
+    sockets named ``pipe:[..]`` are not files)."""
+    return path.startswith("/") or is_windows_path(path)
 
 
 class Policy:
@@ -167,15 +285,37 @@ class Policy:
 
     # -- resolution: once per run -------------------------------------------
     def resolved(self, cwd: Optional[str | os.PathLike] = None,
-                 env: Optional[dict] = None) -> "Policy":
+                 env: Optional[dict] = None, platform: Optional[str] = None) -> "Policy":
         """This policy with every tree absolute, relative paths taken from
         ``cwd``, each tree both as written and resolved (symlinks followed as
-        the kernel would), and the system baseline spelled out
+        the kernel would), and the system baseline of ``platform`` (a
+        ``sys.platform`` value, default this one) spelled out
         (``system=False`` on the copy; the ``$PATH`` of ``env``, or of this
-        process, in ``search``)."""
-        base = os.path.abspath(os.fsdecode(cwd) if cwd is not None else os.getcwd())
+        process, in ``search``).  On Windows trees are put in the normal
+        form the hook DLL reports paths in; they are also resolved
+        (junctions, symbolic links) when resolving on Windows itself."""
+        platform = platform or sys.platform
+        if platform == "win32":
+            base = os.fsdecode(cwd) if cwd is not None else (
+                os.getcwd() if sys.platform == "win32" else None)
+        else:
+            base = os.path.abspath(os.fsdecode(cwd) if cwd is not None else os.getcwd())
+
+        def fix_windows(trees) -> tuple:
+            out = []
+            for t in trees:
+                p = windows_normal(t, base)
+                spellings = [p]
+                if sys.platform == "win32":     # only Windows can follow its links
+                    spellings.append(windows_normal(os.path.realpath(p)))
+                for q in spellings:
+                    if q not in out:
+                        out.append(q)
+            return tuple(out)
 
         def fix(trees) -> tuple:
+            if platform == "win32":
+                return fix_windows(trees)
             out = []
             for t in trees:
                 t = os.path.join(base, os.path.expanduser(t))
@@ -190,19 +330,20 @@ class Policy:
         read, write = list(self.read), list(self.write)
         execute = None if self.execute is None else list(self.execute)
         if self.system:
-            read += _system_read()
-            write += SYSTEM_DEVICES
+            baseline = system_baseline(platform)
+            read += baseline["read"]
+            write += baseline["devices"]
             if execute is not None:
-                execute += SYSTEM_EXECUTE
+                execute += baseline["execute"]
         execute = read + write if execute is None else execute
         out = Policy(fix(read), fix(write), fix(execute),
                      on_violation=self.on_violation, system=False)
-        if self.system:
+        if self.system and platform != "win32":
             path = (os.environ if env is None else env).get("PATH", os.defpath)
             # "/": top-level names (/selinux ...); "/etc": names the loader
             # and libc look for there (/etc/ld.so.preload is absent on most
             # systems) now that /etc is granted entry by entry
-            out.search = fix(d for d in path.split(os.pathsep) if d) + ("/", "/etc")
+            out.search = fix(d for d in path.split(":") if d) + ("/", "/etc")
         return out
 
     # -- the rule -------------------------------------------------------------
@@ -240,9 +381,9 @@ class Policy:
         for field, category in (("reads", "read"), ("writes", "write"),
                                 ("probes", "probe"), ("enumerations", "enumeration")):
             for path in getattr(result, field):
-                if path.startswith("/") and not self.allows(category, path):
+                if _checkable(path) and not self.allows(category, path):
                     out.add(Denied(path, category))
         for e in result.execs:
-            if e.path.startswith("/") and not self.allows("exec", e.path):
+            if _checkable(e.path) and not self.allows("exec", e.path):
                 out.add(Denied(e.path, "exec", e.pid))
         return tuple(sorted(out, key=lambda d: (d.path, d.category, d.pid or 0)))

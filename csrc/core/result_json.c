@@ -154,7 +154,10 @@ int sbx_result_write_json(FILE *f, const struct sbx_result *r, const struct sbx_
             fputs("]}", f);
         }
     }
-    fputs("], \"stdout\": null, \"stderr\": null}\n", f);
+    fputs("]", f);
+    if (run->extra)
+        run->extra(f, run->extra_arg);
+    fputs(", \"stdout\": null, \"stderr\": null}\n", f);
     if (fflush(f) != 0 || ferror(f))
         rc = -1;
     return rc;

@@ -22,6 +22,11 @@ struct sbx_json_run {
     int returncode;           /* used when the result has no status */
     int status_is_dword;      /* Windows: the exit code is a DWORD (0xC0000135 is
                                  3221225781, as subprocess reports it), never negative */
+    /* More members of the object, written after "execs" (each as ", \"name\":
+     * value"): what one launcher knows beyond the sbx_result (the Windows
+     * launcher's "denied").  NULL: none. */
+    void (*extra)(FILE *f, void *arg);
+    void *extra_arg;
 };
 
 /* Write the JSON object (one line, then a newline).  Returns 0, or -1 when

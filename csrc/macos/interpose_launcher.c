@@ -17,6 +17,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "seatbelt_apply.h"
+
 int main(int argc, char **argv)
 {
     if (argc < 1 || !argv[0]) {
@@ -28,6 +30,10 @@ int main(int argc, char **argv)
     char program[4096];
     snprintf(program, sizeof program, "%s", exe && *exe ? exe : argv[0]);
     unsetenv("SBX_INTERPOSE_EXE");
+    /* a policy that cannot be applied must not run unenforced (126: the
+     * code a shell gives a command it found but could not run) */
+    if (sbx_seatbelt_apply_from_env() < 0)
+        return 126;
     execvp(program, argv);
     /* the parent learns the failure from this exit status and message */
     fprintf(stderr, "sandbox_py: cannot run %s: %s\n", program, strerror(errno));

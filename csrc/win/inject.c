@@ -29,6 +29,13 @@ static DWORD fail(wchar_t *err, size_t errlen, const wchar_t *what)
     return e;
 }
 
+static HANDLE policy_section;
+
+void sbx_inject_set_policy(HANDLE section)
+{
+    policy_section = section;
+}
+
 DWORD sbx_inject(HANDLE process, DWORD pid, DWORD ppid, const wchar_t *dll,
                  const wchar_t *pipe, const wchar_t *breakaway, wchar_t *err, size_t errlen)
 {
@@ -63,8 +70,18 @@ DWORD sbx_inject(HANDLE process, DWORD pid, DWORD ppid, const wchar_t *dll,
 
     DWORD rc = 0;
     HANDLE thread = NULL;
+    void *remote = NULL;
+    if (policy_section) {
+        HANDLE child_section = NULL;
+        if (!DuplicateHandle(GetCurrentProcess(), policy_section, process, &child_section,
+                             SECTION_MAP_READ | SECTION_QUERY, FALSE, 0)) {
+            rc = fail(err, errlen, L"DuplicateHandle(policy section)");
+            goto out;
+        }
+        cfg->policy = (uint64_t)(uintptr_t)child_section;
+    }
     size_t bytes = (dll_len + 1) * sizeof(wchar_t);
-    void *remote = VirtualAllocEx(process, NULL, bytes, MEM_COMMIT | MEM_RESERVE, PAGE_READWRITE);
+    remote = VirtualAllocEx(process, NULL, bytes, MEM_COMMIT | MEM_RESERVE, PAGE_READWRITE);
     if (!remote) {
         rc = fail(err, errlen, L"VirtualAllocEx");
         goto out;

@@ -18,6 +18,7 @@
 #include "cmdline.h"
 #include "inject.h"
 #include "winpath.h"
+#include "winpolicy.h"
 #include "wire.h"
 
 #define PIPE_BUF_SIZE 65536
@@ -257,7 +258,93 @@ static void add_exec(struct sbx_result *r, int64_t pid, int64_t ppid, const char
         sbx_result_warn(r, "out of memory while collecting execs; some are missing");
 }
 
-static void apply(struct sbx_result *r, const uint8_t *p)
+/* ---- the policy ------------------------------------------------------------------ */
+static void add_denial(struct sbx_win_denials *d, const char *path, enum sbx_policy_need need,
+                       uint32_t pid)
+{
+    char *copy = path ? _strdup(path) : NULL;
+    if (!d || !copy || grow((void **)&d->v, &d->cap, d->n, sizeof *d->v) < 0) {
+        free(copy);
+        return;
+    }
+    d->v[d->n].path = copy;
+    d->v[d->n].category = sbx_policy_need_name(need);
+    d->v[d->n].pid = pid;
+    d->n++;
+}
+
+void sbx_win_denials_free(struct sbx_win_denials *d)
+{
+    for (size_t i = 0; i < d->n; i++)
+        free(d->v[i].path);
+    free(d->v);
+    d->v = NULL;
+    d->n = d->cap = 0;
+}
+
+typedef WCHAR(NTAPI *upcase_t)(WCHAR);
+static upcase_t upcase;
+
+/* The hook DLL's comparison (shims/windows/enforce.c): ntdll's simple
+ * upper-case mapping. */
+static uint16_t fold(uint16_t c)
+{
+    return upcase(c);
+}
+
+/* The policy in a section every process of the tree can only read: its
+ * security descriptor grants read access and nothing else to everyone,
+ * the owner included (OWNER RIGHTS), so a handle to it cannot be
+ * duplicated into a writable one either.  We, its creator, get the access
+ * we ask for and write the policy once. */
+static HANDLE policy_section(const void *blob, size_t len, char *err, size_t errlen)
+{
+    PSECURITY_DESCRIPTOR sd = NULL;
+    HANDLE s = NULL;
+    void *view = NULL;
+    typedef BOOL(WINAPI * conv_t)(LPCWSTR, DWORD, PSECURITY_DESCRIPTOR *, PULONG);
+    conv_t conv = (conv_t)(void *)GetProcAddress(LoadLibraryW(L"advapi32.dll"),
+                                                 "ConvertStringSecurityDescriptorToSecurityDescriptorW");
+    if (conv && conv(L"D:P(A;;GR;;;WD)(A;;GR;;;OW)", 1 /* SDDL_REVISION_1 */, &sd, NULL)) {
+        SECURITY_ATTRIBUTES sa = {sizeof sa, sd, FALSE};
+        s = CreateFileMappingW(INVALID_HANDLE_VALUE, &sa, PAGE_READWRITE, 0, (DWORD)len, NULL);
+        view = s ? MapViewOfFile(s, FILE_MAP_WRITE, 0, 0, 0) : NULL;
+    }
+    if (!view) {
+        snprintf(err, errlen, "cannot create the policy section (Win32 error %lu)",
+                 (unsigned long)GetLastError());
+        if (s)
+            CloseHandle(s);
+        s = NULL;
+    } else {
+        memcpy(view, blob, len);
+        UnmapViewOfFile(view);
+    }
+    if (sd)
+        LocalFree(sd);
+    return s;
+}
+
+static void apply_denied(struct sbx_win_denials *d, const struct sbx_wire_hdr *h,
+                         const uint8_t *pay, size_t plen)
+{
+    uint32_t pid;
+    if (plen < sizeof pid)
+        return;
+    memcpy(&pid, pay, sizeof pid);
+    size_t units = (plen - sizeof pid) / 2;
+    uint16_t *w = malloc(units * 2 + 2);
+    if (!w)
+        return;
+    memcpy(w, pay + sizeof pid, units * 2);
+    char *s = utf8(w, units);
+    if (s)
+        add_denial(d, s, (enum sbx_policy_need)h->flags, pid);
+    free(s);
+    free(w);
+}
+
+static void apply(struct sbx_result *r, const uint8_t *p, struct sbx_win_denials *denied)
 {
     struct sbx_wire_hdr h;
     memcpy(&h, p, sizeof h);
@@ -267,7 +354,9 @@ static void apply(struct sbx_result *r, const uint8_t *p)
     if (!w)
         return;
     memcpy(w, pay, plen);
-    if (h.type == SBX_MSG_PATH) {
+    if (h.type == SBX_MSG_DENIED) {
+        apply_denied(denied, &h, pay, plen);
+    } else if (h.type == SBX_MSG_PATH) {
         add_path(r, h.flags, w, plen / 2);
     } else if (h.type == SBX_MSG_WARN) {
         char *s = utf8(w, plen / 2);
@@ -469,14 +558,15 @@ static void watch_free(struct job_watch *w)
     DeleteCriticalSection(&w->cs);
 }
 
-static struct sbx_result *build(struct collector *c, HANDLE job, struct job_watch *w)
+static struct sbx_result *build(struct collector *c, HANDLE job, struct job_watch *w,
+                                struct sbx_win_denials *denied)
 {
     struct sbx_result *r = sbx_result_new();
     if (!r)
         return NULL;
     qsort(c->recs, c->nrecs, sizeof *c->recs, cmp_rec);
     for (size_t i = 0; i < c->nrecs; i++)
-        apply(r, c->recs[i].data);
+        apply(r, c->recs[i].data, denied);
     size_t hellos = 0;
     for (size_t i = 0; i < c->nconns; i++) {
         if (!c->conns[i].pid)
@@ -563,6 +653,33 @@ static void set_err(char *err, size_t errlen, const char *what, DWORD code)
     snprintf(err, errlen, "%s (Win32 error %lu)", what, (unsigned long)code);
 }
 
+/* The root's image is an exec like any other: outside the execute trees,
+ * it is reported and, when the policy denies, never resumed (1). */
+static int refuse_root(const struct sbx_win_run *run, HANDLE process, char *err, size_t errlen)
+{
+    wchar_t image[SBX_PATH_MAX_ROOT], longer[SBX_PATH_MAX_ROOT];
+    DWORD n = SBX_PATH_MAX_ROOT;
+    uint16_t norm[SBX_PATH_MAX_ROOT];
+    if (!QueryFullProcessImageNameW(process, 0, image, &n))
+        return 0;
+    DWORD ln = GetLongPathNameW(image, longer, SBX_PATH_MAX_ROOT);
+    if (ln > 0 && ln < SBX_PATH_MAX_ROOT) {
+        memcpy(image, longer, (ln + 1) * sizeof *image);
+        n = ln;
+    }
+    long nl = sbx_winpath_normal(norm, SBX_PATH_MAX_ROOT, (const uint16_t *)image, n);
+    if (nl < 0 || sbx_policy_allows(run->policy, SBX_NEED_EXEC, norm, (size_t)nl, fold))
+        return 0;
+    char *u = utf8(norm, (size_t)nl);
+    add_denial(run->denied, u, SBX_NEED_EXEC, GetProcessId(process));
+    struct sbx_policy_hdr h;
+    memcpy(&h, run->policy, sizeof h);
+    if (h.mode == SBX_POLICY_DENY)
+        snprintf(err, errlen, "%s is outside the policy's execute trees", u ? u : "the program");
+    free(u);
+    return h.mode == SBX_POLICY_DENY;
+}
+
 /* Wait for the root, then for every other process of the job. */
 static int wait_tree(HANDLE root, HANDLE job, double timeout, LARGE_INTEGER start,
                      LARGE_INTEGER freq)
@@ -595,13 +712,27 @@ struct sbx_result *sbx_win_run(const struct sbx_win_run *run, double *duration,
                (long)InterlockedIncrement(&counter), (unsigned long)GetTickCount());
     c.pipe[95] = 0;
     *start_error = 0;
+    if (errlen)
+        err[0] = 0;
 
     struct sbx_result *r = NULL;
-    HANDLE listener = NULL, job = NULL;
+    HANDLE listener = NULL, job = NULL, policy = NULL;
     PROCESS_INFORMATION pi = {0};
     struct job_watch watch;
     int watching = 0;
     memset(&watch, 0, sizeof watch);
+    if (run->policy) {
+        upcase = (upcase_t)(void *)GetProcAddress(GetModuleHandleW(L"ntdll.dll"),
+                                                  "RtlUpcaseUnicodeChar");
+        if (!upcase || !sbx_policy_valid(run->policy, run->policy_len) ||
+            !(policy = policy_section(run->policy, run->policy_len, err, errlen))) {
+            if (!policy && err[0] == 0)
+                snprintf(err, errlen, "the policy is not well formed");
+            *start_error = ERROR_INVALID_PARAMETER;
+            goto out;
+        }
+    }
+    sbx_inject_set_policy(policy);
     c.next = new_instance(&c, 1);
     if (c.next == INVALID_HANDLE_VALUE) {
         set_err(err, errlen, "cannot create the event pipe", GetLastError());
@@ -650,6 +781,11 @@ struct sbx_result *sbx_win_run(const struct sbx_win_run *run, double *duration,
         set_err(err, errlen, "cannot start the command", *start_error);
         goto stop;
     }
+    if (policy && refuse_root(run, pi.hProcess, err, errlen)) {
+        *start_error = ERROR_ACCESS_DENIED;
+        TerminateProcess(pi.hProcess, ERROR_ACCESS_DENIED);
+        goto stop;
+    }
     if (!AssignProcessToJobObject(job, pi.hProcess)) {
         set_err(err, errlen, "cannot put the command in a job object", GetLastError());
         TerminateProcess(pi.hProcess, 1);
@@ -675,7 +811,7 @@ struct sbx_result *sbx_win_run(const struct sbx_win_run *run, double *duration,
     listener = NULL;
     watch_stop(&watch);
 
-    r = build(&c, job, &watch);
+    r = build(&c, job, &watch, run->denied);
     if (!r) {
         snprintf(err, errlen, "out of memory");
         goto out;
@@ -738,6 +874,9 @@ out:
         watch_free(&watch);
     if (job)
         CloseHandle(job);
+    if (policy)
+        CloseHandle(policy);
+    sbx_inject_set_policy(NULL);
     free_collector(&c);
     return r;
 }

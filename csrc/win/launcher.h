@@ -20,7 +20,24 @@ struct sbx_win_run {
     size_t argc;
     double timeout;           /* seconds; < 0: none */
     const wchar_t *breakaway; /* programs that leave the run, one per line, or NULL */
+    /* The policy blob (csrc/win/winpolicy.h) or NULL; accesses outside it
+     * are appended to *denied (which must then be given). */
+    const void *policy;
+    size_t policy_len;
+    struct sbx_win_denials *denied;
 };
+
+/* Accesses outside the policy, as the hook DLLs reported them. */
+struct sbx_win_denial {
+    char *path;               /* UTF-8, normal form */
+    const char *category;     /* "read", "write", "probe", "enumeration", "exec" */
+    uint32_t pid;
+};
+struct sbx_win_denials {
+    struct sbx_win_denial *v;
+    size_t n, cap;
+};
+void sbx_win_denials_free(struct sbx_win_denials *d);
 
 /* Returns the result (status set), or NULL with a sentence in err when the
  * command could not be started; *start_error is then the Win32 error. */

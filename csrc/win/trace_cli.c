@@ -7,6 +7,17 @@
  * Options:  -o, --output FILE   write the JSON there instead of stdout
  *           --timeout SECONDS   kill the whole tree after that long
  *           --cwd DIR           run CMD in DIR
+ *           --policy FILE       enforce a policy (csrc/win/winpolicy.h's text
+ *                               form, what sandbox_py writes)
+ *           --read/--write/--execute TREE   enforce these trees (repeatable;
+ *                               added to --policy's); exactly these: the
+ *                               system baseline and "execute defaults to the
+ *                               read and write trees" are sandbox_py.Policy's
+ *                               rules, and its resolved form spells them out
+ *           --on-violation deny|report   default deny
+ *
+ * With a policy, accesses outside it are refused (deny) or only listed
+ * (report), and the JSON gains "denied": [{"path", "category", "pid"}].
  *
  * The option handling and the output are portable; one function per OS,
  * trace_command(), does the run.  Only the Windows backend is built today;
@@ -21,7 +32,8 @@
  * SBX_TRACE_OUTPUT set in the environment and no options, sbx-trace takes
  * its whole command line as CMD, so Python's subprocess can start it in
  * place of the program (Popen(executable=...)) with the program's own
- * command line untouched.
+ * command line untouched.  SBX_TRACE_POLICY, when set, names the policy
+ * file (as --policy); both variables are removed before CMD starts.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -30,8 +42,12 @@
 
 #include "result.h"
 #include "result_json.h"
+#include "winpolicy.h"
 
 struct cli {
+    void *policy;             /* blob (winpolicy.h) or NULL */
+    size_t policy_len;
+    const char *on_violation; /* from --on-violation, applied after parsing */
     const char *output;       /* NULL: stdout */
     double timeout;           /* < 0: none */
     const char *cwd;
@@ -47,11 +63,65 @@ struct cli {
 static int usage(const char *why)
 {
     fprintf(stderr, "sbx-trace: %s\nusage: sbx-trace [-o FILE] [--timeout SECONDS] [--cwd DIR] "
-                    "[--breakaway PROGRAM]... -- CMD [ARGS...]\n", why);
+                    "[--breakaway PROGRAM]... [--policy FILE] [--read|--write|--execute TREE]... "
+                    "[--on-violation deny|report] -- CMD [ARGS...]\n", why);
     return EXIT_OWN_ERROR;
 }
 
 static wchar_t *wide(const char *s);
+
+static char *read_file(const char *path, size_t *len);
+
+/* --policy FILE: the text form, parsed into the blob. */
+static int load_policy(struct cli *cli, const char *path)
+{
+    size_t len = 0;
+    char *text = read_file(path, &len);
+    char err[512];
+    if (!text) {
+        fprintf(stderr, "sbx-trace: cannot read the policy %s: %s\n", path, strerror(errno));
+        return EXIT_OWN_ERROR;
+    }
+    free(cli->policy);
+    int rc = sbx_policy_parse(text, len, &cli->policy, &cli->policy_len, err, sizeof err);
+    free(text);
+    if (rc < 0) {
+        fprintf(stderr, "sbx-trace: %s: %s\n", path, err);
+        return EXIT_OWN_ERROR;
+    }
+    return 0;
+}
+
+static int add_tree(struct cli *cli, char kind, const char *tree)
+{
+    char err[512];
+    if (!cli->policy && !(cli->policy = sbx_policy_new(SBX_POLICY_DENY, &cli->policy_len)))
+        return EXIT_OWN_ERROR;
+    if (sbx_policy_add(&cli->policy, &cli->policy_len, kind, tree, err, sizeof err) < 0) {
+        fprintf(stderr, "sbx-trace: %s\n", err);
+        return EXIT_OWN_ERROR;
+    }
+    return 0;
+}
+
+/* --on-violation applies to the policy however it was given. */
+static int finish_policy(struct cli *cli)
+{
+    if (!cli->on_violation)
+        return 0;
+    if (!cli->policy && !(cli->policy = sbx_policy_new(SBX_POLICY_DENY, &cli->policy_len)))
+        return EXIT_OWN_ERROR;
+    struct sbx_policy_hdr h;
+    memcpy(&h, cli->policy, sizeof h);
+    if (strcmp(cli->on_violation, "deny") == 0)
+        h.mode = SBX_POLICY_DENY;
+    else if (strcmp(cli->on_violation, "report") == 0)
+        h.mode = SBX_POLICY_REPORT;
+    else
+        return usage("--on-violation is deny or report");
+    memcpy(cli->policy, &h, sizeof h);
+    return 0;
+}
 
 /* Returns 0, or an exit code after printing why. */
 static int parse(int argc, char **argv, struct cli *cli)
@@ -86,6 +156,17 @@ static int parse(int argc, char **argv, struct cli *cli)
                 cli->breakaway[have++] = L'\n';
             wcscpy(cli->breakaway + have, w);
             free(w);
+        } else if (strcmp(a, "--policy") == 0 && i + 1 < argc) {
+            int rc = load_policy(cli, argv[++i]);
+            if (rc)
+                return rc;
+        } else if ((strcmp(a, "--read") == 0 || strcmp(a, "--write") == 0 ||
+                    strcmp(a, "--execute") == 0) && i + 1 < argc) {
+            int rc = add_tree(cli, a[2] == 'r' ? 'R' : a[2] == 'w' ? 'W' : 'X', argv[++i]);
+            if (rc)
+                return rc;
+        } else if (strcmp(a, "--on-violation") == 0 && i + 1 < argc) {
+            cli->on_violation = argv[++i];
         } else if (a[0] == '-') {
             return usage("unknown option or missing value");
         } else {
@@ -94,6 +175,9 @@ static int parse(int argc, char **argv, struct cli *cli)
     }
     if (i >= argc)
         return usage("no command given");
+    int prc = finish_policy(cli);
+    if (prc)
+        return prc;
     cli->argv = argv + i;
     cli->argc = (size_t)(argc - i);
     return 0;
@@ -104,10 +188,10 @@ static int parse(int argc, char **argv, struct cli *cli)
 static FILE *open_output(const char *path);
 
 static int emit(const struct cli *cli, const struct sbx_result *r, const char *backend,
-                double duration)
+                double duration, void (*extra)(FILE *, void *), void *extra_arg)
 {
     struct sbx_json_run run = {(const char *const *)cli->argv, cli->argc, backend, duration,
-                               r->status, 0};
+                               r->status, 0, extra, extra_arg};
 #ifdef _WIN32
     run.status_is_dword = 1;
 #endif
@@ -146,6 +230,47 @@ static FILE *open_output(const char *path)
     FILE *f = w ? _wfopen(w, L"wb") : NULL;
     free(w);
     return f;
+}
+
+static char *read_file(const char *path, size_t *len)
+{
+    wchar_t *w = wide(path);
+    FILE *f = w ? _wfopen(w, L"rb") : NULL;
+    free(w);
+    if (!f)
+        return NULL;
+    size_t cap = 4096, n = 0;
+    char *buf = malloc(cap);
+    for (size_t got; buf && (got = fread(buf + n, 1, cap - n, f)) > 0;) {
+        n += got;
+        if (n == cap) {
+            char *nb = realloc(buf, cap * 2);
+            if (!nb) {
+                free(buf);
+                buf = NULL;
+                break;
+            }
+            buf = nb;
+            cap *= 2;
+        }
+    }
+    fclose(f);
+    *len = n;
+    return buf;
+}
+
+/* "denied": the accesses outside the policy, as the DLLs reported them. */
+static void write_denied(FILE *f, void *arg)
+{
+    const struct sbx_win_denials *d = arg;
+    fputs(", \"denied\": [", f);
+    for (size_t i = 0; i < d->n; i++) {
+        fputs(i ? ", {\"path\": " : "{\"path\": ", f);
+        sbx_json_string(f, d->v[i].path, strlen(d->v[i].path));
+        fprintf(f, ", \"category\": \"%s\", \"pid\": %lu}", d->v[i].category,
+                (unsigned long)d->v[i].pid);
+    }
+    fputs("]", f);
 }
 
 static char *narrow(const wchar_t *w)
@@ -227,6 +352,18 @@ static wchar_t *hook_dll_path(void)
     return p;
 }
 
+static void write_start_error(const struct cli *cli, DWORD code, const char *err)
+{
+    FILE *f = cli->output ? open_output(cli->output) : NULL;
+    if (f) {
+        fprintf(f, "{\"schema\": \"sandbox_py.start_error/1\", \"winerror\": %lu, "
+                   "\"message\": ", (unsigned long)code);
+        sbx_json_string(f, err, strlen(err));
+        fputs("}\n", f);
+        fclose(f);
+    }
+}
+
 static int trace_command(const struct cli *cli, wchar_t *cmdline)
 {
     wchar_t *dll = hook_dll_path();
@@ -236,8 +373,10 @@ static int trace_command(const struct cli *cli, wchar_t *cmdline)
                         "rebuild with shims/windows/winbuild.py\n");
         return EXIT_OWN_ERROR;
     }
+    struct sbx_win_denials denied = {0};
     struct sbx_win_run run = {cmdline, cwd, dll, (const char *const *)cli->argv, cli->argc,
-                              cli->timeout, cli->breakaway};
+                              cli->timeout, cli->breakaway, cli->policy, cli->policy_len,
+                              &denied};
     double duration = 0;
     DWORD start_error = 0;
     char err[1024];
@@ -245,21 +384,16 @@ static int trace_command(const struct cli *cli, wchar_t *cmdline)
     free(dll);
     free(cwd);
     if (!r) {
+        sbx_win_denials_free(&denied);
         fprintf(stderr, "sbx-trace: %s: %s\n", cli->argv[0], err);
-        FILE *f = cli->output ? open_output(cli->output) : NULL;
-        if (f) {
-            fprintf(f, "{\"schema\": \"sandbox_py.start_error/1\", \"winerror\": %lu, "
-                       "\"message\": ", (unsigned long)start_error);
-            sbx_json_string(f, err, strlen(err));
-            fputs("}\n", f);
-            fclose(f);
-        }
+        write_start_error(cli, start_error, err);
         return (start_error == ERROR_FILE_NOT_FOUND || start_error == ERROR_PATH_NOT_FOUND)
                    ? EXIT_NOT_FOUND : EXIT_OWN_ERROR;
     }
     int status = r->status;
-    if (emit(cli, r, "detours", duration) < 0)
+    if (emit(cli, r, "detours", duration, cli->policy ? write_denied : NULL, &denied) < 0)
         status = EXIT_OWN_ERROR;
+    sbx_win_denials_free(&denied);
     sbx_result_free(r);
     return status;
 }
@@ -292,6 +426,19 @@ int wmain(int argc, wchar_t **wargv)
         cli.output = narrow(output_env);
         cli.timeout = -1;
         SetEnvironmentVariableW(L"SBX_TRACE_OUTPUT", NULL);
+        if (GetEnvironmentVariableW(L"SBX_TRACE_POLICY", output_env, 32768)) {
+            char *policy = narrow(output_env);
+            SetEnvironmentVariableW(L"SBX_TRACE_POLICY", NULL);
+            int prc = policy ? load_policy(&cli, policy) : EXIT_OWN_ERROR;
+            free(policy);
+            if (prc) {
+                /* the caller reads only the file: say there why nothing ran */
+                write_start_error(&cli, ERROR_INVALID_PARAMETER,
+                                  "the policy could not be used (sbx-trace's stderr says why); "
+                                  "the command was not started");
+                return prc;
+            }
+        }
         wchar_t *cmdline = GetCommandLineW();
         cli.argc = sbx_win_split_cmdline((const uint16_t *)cmdline, &cli.argv);
         if (!cli.argc)

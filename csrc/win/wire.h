@@ -24,6 +24,10 @@ enum sbx_wire_type {
     SBX_MSG_WARN = 4,   /* payload: UTF-16 sentence */
     SBX_MSG_BYE = 5,    /* the process flushed everything at exit */
     SBX_MSG_STOP = 6,   /* launcher-internal: wakes its own listener at the end */
+    /* An access outside the run's policy (csrc/win/winpolicy.h): refused
+     * when the policy says deny, only reported when it says report.
+     * flags: enum sbx_policy_need; payload: uint32_t pid, UTF-16 path. */
+    SBX_MSG_DENIED = 16,
 };
 
 #pragma pack(push, 1)
@@ -55,6 +59,9 @@ struct sbx_wire_config {
     uint16_t dll[SBX_CFG_MAX_PATH];    /* full path of the hook DLL */
     uint16_t breakaway[SBX_CFG_MAX_PATH]; /* the run's breakaway declaration, one
                                            * entry per line (csrc/core/breakaway.h) */
+    /* The policy section (csrc/win/winpolicy.h) as a handle valid in the
+     * child, which may only map it for reading; 0: no policy. */
+    uint64_t policy;
 };
 #pragma pack(pop)
 

@@ -12,6 +12,12 @@ The launcher waits for the whole tree (a job object), so when Popen's
 process has exited so has the tree; killing it kills the tree, because the
 job is created with KILL_ON_JOB_CLOSE.
 
+A Policy (sandbox_py/policy.py) is enforced by the hook DLL itself: this
+module writes the resolved policy in the launcher's text form
+(:func:`policy_text`, csrc/win/winpolicy.h) to a private file named by
+``SBX_TRACE_POLICY``; the launcher reads it before the program starts and
+hands it to every process of the tree in a section they can only read.
+
 Only exercised under Wine by tests/test_windows.py, through sbx-trace.exe
 directly: this module is the thin part that cannot be run on Linux.
 """
@@ -25,6 +31,7 @@ import tempfile
 
 from .._runner import TraceSession, exec_record
 from ..breakaway import Breakaway
+from ..policy import Denied
 
 NAME = "detours"
 REMEDY = ("build the Windows binaries with shims/windows/winbuild.py (mingw-w64) and put "
@@ -54,10 +61,32 @@ def availability():
     return True, "inline hooks on the NT and Win32 file APIs (%s)" % d
 
 
+def policy_text(policy) -> str:
+    """A *resolved* Windows Policy (``Policy.resolved(platform="win32")``) in
+    the text form sbx-trace reads (csrc/win/winpolicy.h).  Only the normal
+    form's absolute trees reach the DLL; a POSIX tree cannot name a Windows
+    file and is left out."""
+    from ..policy import is_windows_path  # noqa: PLC0415
+    lines = ["sandbox_py.winpolicy/1", "on_violation " + policy.on_violation]
+    # "search": directories whose entries may be probed (a $PATH search),
+    # when the Policy has them
+    for word, trees in (("read", policy.read), ("write", policy.write),
+                        ("execute", policy.execute or ()),
+                        ("search", getattr(policy, "search", ()))):
+        for t in trees:
+            if "\n" in t or "\r" in t:
+                raise ValueError("a policy tree cannot contain a line break: %r" % (t,))
+            if is_windows_path(t):
+                lines.append("%s %s" % (word, t))
+    return "\n".join(lines) + "\n"
+
+
 class DetoursSession(TraceSession):
     #: breakaway: the hook DLL creates a matching process outside the job
     #: (CREATE_BREAKAWAY_FROM_JOB) and without itself (process_hooks.c)
     BREAKAWAY = True
+    #: The hook DLL refuses what the policy does not allow (shims/windows/enforce.c).
+    ENFORCES = True
 
     def __init__(self):
         self.exe = os.path.join(_tools_dir(), "sbx-trace.exe")
@@ -65,6 +94,7 @@ class DetoursSession(TraceSession):
         os.close(fd)
         os.unlink(self.out)       # absent until the launcher writes it
         self.args0 = None
+        self.policy_file = None
 
     def popen_kwargs(self, kwargs: dict) -> dict:
         if kwargs.get("executable") or kwargs.get("shell"):
@@ -76,6 +106,13 @@ class DetoursSession(TraceSession):
         env.pop("SBX_TRACE_BREAKAWAY", None)
         if self.breakaway:
             env["SBX_TRACE_BREAKAWAY"] = self.breakaway.lines()
+        if self.policy is not None:
+            # Private (mkstemp: only we may open it) and read by the launcher
+            # before the program exists, so the program cannot change it.
+            fd, self.policy_file = tempfile.mkstemp(prefix="sbx-policy-", suffix=".txt")
+            with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as f:
+                f.write(policy_text(self.policy))
+            env["SBX_TRACE_POLICY"] = self.policy_file
         kwargs["env"] = env
         kwargs["executable"] = self.exe
         return kwargs
@@ -95,7 +132,9 @@ class DetoursSession(TraceSession):
         finally:
             self.abort()
         if data.get("schema") == "sandbox_py.start_error/1":
-            code = errno.ENOENT if data.get("winerror") in (2, 3) else errno.EINVAL
+            # 5: the program is outside the policy's execute trees
+            code = {2: errno.ENOENT, 3: errno.ENOENT, 5: errno.EACCES}.get(
+                data.get("winerror"), errno.EINVAL)
             raise OSError(code, data.get("message", "cannot start the command"))
         warnings = list(data["warnings"])
         if self.breakaway and self.args0 and self.breakaway.matches(self.args0, (self.args0,)):
@@ -117,13 +156,17 @@ class DetoursSession(TraceSession):
             # (0xC0000135 is 3221225781), the same number Popen.returncode
             # gives for sbx-trace.exe, which exits with it.
             "returncode": data["returncode"],
+            "denied": [Denied(d["path"], d["category"], d.get("pid"))
+                       for d in data.get("denied", ())],
         }
 
     def abort(self) -> None:
-        try:
-            os.unlink(self.out)
-        except OSError:
-            pass
+        for path in (self.out, self.policy_file):
+            try:
+                if path:
+                    os.unlink(path)
+            except OSError:
+                pass
 
 
 def session(sandbox) -> TraceSession:

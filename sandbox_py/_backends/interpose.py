@@ -21,6 +21,10 @@ The reader in this process is Linux's preload reader
 (csrc/linux/preload/preload_reader.c, as ``sandbox_py._unpriv.PreloadRun``)
 with macOS process watching (csrc/macos/reader_os_darwin.c: kqueue
 EVFILT_PROC).  What is verified where: docs/macos.md.
+
+A Policy with ``on_violation="deny"`` is enforced by the kernel: a seatbelt
+profile generated from it (seatbelt.py) that the launcher applies to itself
+before it execs the command (csrc/macos/seatbelt_apply.c).
 """
 from __future__ import annotations
 
@@ -97,9 +101,32 @@ def session(sandbox):
         #: breakaway: the shared shim core runs a declared program without
         #: DYLD_INSERT_LIBRARIES (shims/core/shim_core.c: sbx_breakaway)
         BREAKAWAY = True
+        #: seatbelt, applied by the launcher (seatbelt.py)
+        ENFORCES = True
+        profile_path = None
 
         def __init__(self):
             self.run = _reader().PreloadRun()
+
+        def _seatbelt(self, env: dict) -> None:
+            """The run's profile, written privately and named to the launcher."""
+            from . import seatbelt  # noqa: PLC0415
+            directory = seatbelt.profile_dir()
+            text = seatbelt.profile(self.policy, log_path=os.path.realpath(self.run.log_path),
+                                    dylib=DYLIB, profile_dir=directory)
+            self.profile_path = seatbelt.write_profile(text, directory)
+            env["SBX_SEATBELT_PROFILE"] = self.profile_path
+
+        def finish(self):
+            try:
+                return super().finish()
+            finally:
+                if self.profile_path:
+                    try:
+                        os.unlink(self.profile_path)
+                    except OSError:
+                        pass
+                    self.profile_path = None
 
         def popen_kwargs(self, kwargs):
             kwargs = dict(kwargs)
@@ -111,6 +138,8 @@ def session(sandbox):
             self.search = (kwargs["env"].get("PATH"), kwargs.get("cwd"))
             kwargs["env"]["SBX_INTERPOSE_EXE"] = os.fsdecode(self.program or "")
             kwargs["executable"] = LAUNCHER
+            if self.policy is not None and self.policy.on_violation == "deny":
+                self._seatbelt(kwargs["env"])
             return kwargs
 
         def started(self, proc):

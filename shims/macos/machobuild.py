@@ -24,7 +24,7 @@ MIN_MACOS = "11.0"
 DYLIB_SOURCES = ["shims/core/shim_core.c", "shims/core/hooks_posix.c",
                  "shims/macos/shim_os_darwin.c", "shims/macos/hooks_darwin.c",
                  "shims/macos/interpose.c", "csrc/core/pathnorm.c", "csrc/core/access.c"]
-LAUNCHER_SOURCES = ["csrc/macos/interpose_launcher.c"]
+LAUNCHER_SOURCES = ["csrc/macos/interpose_launcher.c", "csrc/macos/seatbelt_apply.c"]
 # The reader of the shim log in the Python process: the same reader as
 # Linux's preload backend, with the macOS process watching (kqueue).
 # setup.py builds these into sandbox_py._unpriv on macOS.

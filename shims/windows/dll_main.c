@@ -11,7 +11,9 @@
 #include <wchar.h>
 
 #include "hookdll.h"
+#include "enforce.h"
 #include "hook_engine.h"
+#include "../../csrc/win/inject.h"
 
 int sbx_active;
 struct sbx_wire_config sbx_cfg;
@@ -113,7 +115,11 @@ static void attach(HMODULE module)
         return;
     sbx_cfg = *cfg;
     tls_index = TlsAlloc();
-    if (tls_index != TLS_OUT_OF_INDEXES) {
+    /* A policy that cannot be mapped cannot be enforced: stay out (attached
+     * stays 0), so the injector refuses to run this process. */
+    HANDLE policy = (HANDLE)(uintptr_t)sbx_cfg.policy;
+    if (tls_index != TLS_OUT_OF_INDEXES && sbx_enforce_attach(policy) == 0) {
+        sbx_inject_set_policy(policy);   /* our children get it the same way */
         sbx_handles_init();
         /* Without the pipe we stay inert: the injector then reports that
          * the DLL did not start (attached stays 0). */

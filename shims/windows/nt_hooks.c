@@ -7,6 +7,7 @@
  * own meaning and these only pass through.
  */
 #include "hookdll.h"
+#include "enforce.h"
 #include "../../csrc/win/winpath.h"
 
 #ifndef STATUS_END_OF_FILE
@@ -185,13 +186,55 @@ static void after_open(NTSTATUS st, PHANDLE fh, POBJECT_ATTRIBUTES oa, PIO_STATU
     sbx_handles_put(*fh, path, len, flags & SBX_CATEGORIES);
 }
 
+/* ---- the policy (enforce.h): asked before the original runs ---------------- */
+static int refuse_oa(enum sbx_policy_need need, POBJECT_ATTRIBUTES oa)
+{
+    wchar_t path[SBX_PATH_MAX];
+    size_t len = oa_path(oa, path);
+    return len && sbx_enforce(need, path, len);
+}
+
+/* An open by file id names no path before it is made: it is checked once
+ * made (refuse_by_id).  One that deletes the file when its handle closes
+ * cannot be undone that way, so a denying policy refuses it outright. */
+static int refuse_open(POBJECT_ATTRIBUTES oa, ACCESS_MASK access, ULONG disposition,
+                       ULONG options)
+{
+    if (options & SBX_FILE_OPEN_BY_FILE_ID)
+        return (options & SBX_FILE_DELETE_ON_CLOSE) && sbx_enforce_denies();
+    return refuse_oa(sbx_enforce_open_need(access, disposition, options), oa);
+}
+
+/* The file an open by id reached, named from its handle: outside the
+ * policy, the handle is closed before the caller sees it (an open by id
+ * creates and truncates nothing, so nothing happened to the file). */
+static int refuse_by_id(HANDLE h, ACCESS_MASK access, ULONG disposition, ULONG options)
+{
+    wchar_t path[SBX_PATH_MAX];
+    size_t len = sbx_handles_path(h, path, SBX_PATH_MAX);
+    if (!len || !sbx_enforce(sbx_enforce_open_need(access, disposition, options), path, len))
+        return 0;
+    sbx_handles_close(h);
+    o_NtClose(h);
+    return 1;
+}
+
+#define SBX_CHECK_BY_ID(st, fh, iosb, access, disposition, options)                 \
+    do {                                                                         \
+        if (NT_OK(st) && ((options) & SBX_FILE_OPEN_BY_FILE_ID))                 \
+            SBX_ENFORCE(refuse_by_id(*(fh), access, disposition, options),       \
+                        { *(fh) = NULL; SBX_NT_REFUSED(iosb) });                 \
+    } while (0)
+
 static NTSTATUS NTAPI h_NtCreateFile(PHANDLE fh, ACCESS_MASK access, POBJECT_ATTRIBUTES oa,
                                      PIO_STATUS_BLOCK iosb, PLARGE_INTEGER alloc, ULONG attrs,
                                      ULONG share, ULONG disposition, ULONG options, PVOID ea,
                                      ULONG ealen)
 {
+    SBX_ENFORCE(refuse_open(oa, access, disposition, options), SBX_NT_REFUSED(iosb));
     NTSTATUS st = o_NtCreateFile(fh, access, oa, iosb, alloc, attrs, share, disposition, options,
                                  ea, ealen);
+    SBX_CHECK_BY_ID(st, fh, iosb, access, disposition, options);
     SBX_RECORD_AFTER(after_open(st, fh, oa, iosb, disposition, options));
     return st;
 }
@@ -199,7 +242,9 @@ static NTSTATUS NTAPI h_NtCreateFile(PHANDLE fh, ACCESS_MASK access, POBJECT_ATT
 static NTSTATUS NTAPI h_NtOpenFile(PHANDLE fh, ACCESS_MASK access, POBJECT_ATTRIBUTES oa,
                                    PIO_STATUS_BLOCK iosb, ULONG share, ULONG options)
 {
+    SBX_ENFORCE(refuse_open(oa, access, SBX_FILE_OPEN, options), SBX_NT_REFUSED(iosb));
     NTSTATUS st = o_NtOpenFile(fh, access, oa, iosb, share, options);
+    SBX_CHECK_BY_ID(st, fh, iosb, access, SBX_FILE_OPEN, options);
     SBX_RECORD_AFTER(after_open(st, fh, oa, iosb, SBX_FILE_OPEN, options));
     return st;
 }
@@ -216,6 +261,7 @@ static void record_oa(unsigned cats, POBJECT_ATTRIBUTES oa)
 
 static NTSTATUS NTAPI h_NtQueryAttributesFile(POBJECT_ATTRIBUTES oa, PVOID info)
 {
+    SBX_ENFORCE(refuse_oa(SBX_NEED_PROBE, oa), { return STATUS_ACCESS_DENIED; });
     NTSTATUS st = o_NtQueryAttributesFile(oa, info);
     SBX_RECORD_AFTER(record_oa(SBX_PROBE, oa));
     return st;
@@ -223,6 +269,7 @@ static NTSTATUS NTAPI h_NtQueryAttributesFile(POBJECT_ATTRIBUTES oa, PVOID info)
 
 static NTSTATUS NTAPI h_NtQueryFullAttributesFile(POBJECT_ATTRIBUTES oa, PVOID info)
 {
+    SBX_ENFORCE(refuse_oa(SBX_NEED_PROBE, oa), { return STATUS_ACCESS_DENIED; });
     NTSTATUS st = o_NtQueryFullAttributesFile(oa, info);
     SBX_RECORD_AFTER(record_oa(SBX_PROBE, oa));
     return st;
@@ -358,9 +405,29 @@ static void after_set_information(NTSTATUS st, HANDLE h, PVOID info, ULONG len, 
     }
 }
 
+/* A rename or link brings a new name into existence: a write of it.  A
+ * hard link is also a write of the file linked: through the new name,
+ * inside a write tree, its content could be changed.  (The old name of a
+ * rename, and a delete on close, need DELETE access, which the handle's
+ * open was checked for.) */
+static int refuse_set_information(HANDLE h, PVOID info, ULONG len, ULONG cls)
+{
+    if (cls != C_RENAME && cls != C_RENAME_EX && cls != C_LINK && cls != C_LINK_EX)
+        return 0;
+    wchar_t target[SBX_PATH_MAX];
+    size_t tlen = target_name(h, info, len, target);
+    int refuse = tlen && sbx_enforce(SBX_NEED_WRITE, target, tlen);
+    if (cls == C_LINK || cls == C_LINK_EX) {
+        size_t slen = sbx_handles_path(h, target, SBX_PATH_MAX);
+        refuse |= slen && sbx_enforce(SBX_NEED_WRITE, target, slen);
+    }
+    return refuse;
+}
+
 static NTSTATUS NTAPI h_NtSetInformationFile(HANDLE h, PIO_STATUS_BLOCK iosb, PVOID info,
                                              ULONG len, ULONG cls)
 {
+    SBX_ENFORCE(refuse_set_information(h, info, len, cls), SBX_NT_REFUSED(iosb));
     NTSTATUS st = o_NtSetInformationFile(h, iosb, info, len, cls);
     SBX_RECORD_AFTER(after_set_information(st, h, info, len, cls));
     return st;
@@ -368,6 +435,7 @@ static NTSTATUS NTAPI h_NtSetInformationFile(HANDLE h, PIO_STATUS_BLOCK iosb, PV
 
 static NTSTATUS NTAPI h_NtDeleteFile(POBJECT_ATTRIBUTES oa)
 {
+    SBX_ENFORCE(refuse_oa(SBX_NEED_WRITE, oa), { return STATUS_ACCESS_DENIED; });
     NTSTATUS st = o_NtDeleteFile(oa);
     if (NT_OK(st) && sbx_active)
         sbx_long_names_forget();
@@ -428,6 +496,7 @@ static NTSTATUS NTAPI h_NtWriteFileGather(HANDLE h, HANDLE ev, PVOID apc, PVOID 
 static NTSTATUS NTAPI h_NtQueryInformationByName(POBJECT_ATTRIBUTES oa, PIO_STATUS_BLOCK iosb,
                                                  PVOID info, ULONG len, ULONG cls)
 {
+    SBX_ENFORCE(refuse_oa(SBX_NEED_PROBE, oa), SBX_NT_REFUSED(iosb));
     NTSTATUS st = o_NtQueryInformationByName(oa, iosb, info, len, cls);
     SBX_RECORD_AFTER(record_oa(SBX_PROBE, oa));
     return st;

@@ -528,3 +528,21 @@ wchar_t *sbx_widen(const char *s, UINT cp)
         MultiByteToWideChar(cp, 0, s, -1, w, n);
     return w;
 }
+
+/* ---- policy violations (enforce.h) ------------------------------------------- */
+#include "enforce.h"
+
+/* Kept apart from the path records' de-duplication keys by a bit no path
+ * category uses. */
+#define SBX_DENIED_KEY 0x10000u
+
+void sbx_record_denied(unsigned need, const wchar_t *path, size_t len)
+{
+    if (!sbx_active || !len)
+        return;
+    uint32_t pid = GetCurrentProcessId();
+    EnterCriticalSection(&lock);
+    if (seen_insert(SBX_DENIED_KEY | need, path, len))
+        emit(SBX_MSG_DENIED, (uint16_t)need, &pid, sizeof pid, path, len * sizeof *path);
+    LeaveCriticalSection(&lock);
+}

@@ -14,6 +14,7 @@
  * PATH reaches the NT hooks as probes, as failed execs do on Linux.
  */
 #include "hookdll.h"
+#include "enforce.h"
 #include "../../csrc/win/inject.h"
 #include "../../csrc/win/winpath.h"
 #include "../../csrc/core/breakaway.h"
@@ -27,8 +28,21 @@ typedef BOOL(WINAPI *CreateProcessA_t)(LPCSTR, LPSTR, LPSECURITY_ATTRIBUTES,
 static CreateProcessW_t o_CreateProcessW;
 static CreateProcessA_t o_CreateProcessA;
 
-static void after_spawn(const PROCESS_INFORMATION *pi, const wchar_t *app, const wchar_t *cmd,
-                        DWORD flags)
+/* Under a policy that denies: 1 when the new process must not run (its
+ * image is outside the execute trees, or it cannot be policed), after
+ * terminating it; it never ran an instruction. */
+static int refuse_spawn(const PROCESS_INFORMATION *pi, const wchar_t *path, size_t plen,
+                        int policed)
+{
+    if (!sbx_policy || ((!plen || !sbx_enforce_exec(path, plen)) &&
+                        (policed || !sbx_enforce_denies())))
+        return 0;
+    TerminateProcess(pi->hProcess, ERROR_ACCESS_DENIED);
+    return 1;
+}
+
+static int after_spawn(const PROCESS_INFORMATION *pi, const wchar_t *app, const wchar_t *cmd,
+                       DWORD flags)
 {
     DWORD self = GetCurrentProcessId();
     wchar_t image[SBX_PATH_MAX], path[SBX_PATH_MAX];
@@ -43,23 +57,35 @@ static void after_spawn(const PROCESS_INFORMATION *pi, const wchar_t *app, const
     if (!plen && app)
         plen = sbx_full_path(app, path, SBX_PATH_MAX);
     path[plen] = 0;
+    if (refuse_spawn(pi, path, plen, 1))
+        return -1;
     if (plen)
         sbx_record(SBX_READ, path, plen);   /* the executed binary */
     sbx_record_exec(pi->dwProcessId, self, path, cmd ? cmd : (app ? app : L""));
 
     BOOL wow64 = FALSE;
     wchar_t err[256];
+    int policed = 0;
     if (IsWow64Process(pi->hProcess, &wow64) && wow64)
         sbx_warn(L"process %lu is 32-bit; the 64-bit hook DLL cannot enter it, so its "
-                 L"accesses are missing", (unsigned long)pi->dwProcessId);
+                 L"accesses are missing%ls", (unsigned long)pi->dwProcessId,
+                 sbx_enforce_denies() ? L" (refused: the policy could not be enforced in it)"
+                                      : L"");
     else if (sbx_inject(pi->hProcess, pi->dwProcessId, self, (const wchar_t *)sbx_cfg.dll,
                         (const wchar_t *)sbx_cfg.pipe, (const wchar_t *)sbx_cfg.breakaway,
                         err, 256))
-        sbx_warn(L"could not trace child process %lu (%ls); its accesses are missing",
-                 (unsigned long)pi->dwProcessId, err);
+        sbx_warn(L"could not trace child process %lu (%ls); its accesses are missing%ls",
+                 (unsigned long)pi->dwProcessId, err,
+                 sbx_enforce_denies() ? L" (refused: the policy could not be enforced in it)"
+                                      : L"");
+    else
+        policed = 1;
     sbx_flush();
+    if (refuse_spawn(pi, NULL, 0, policed))
+        return -1;
     if (!(flags & CREATE_SUSPENDED))
         ResumeThread(pi->hThread);
+    return 0;
 }
 
 /* UTF-8 of w (at most cap bytes, NUL included); "" when it does not fit. */
@@ -130,13 +156,19 @@ static int spawn_enter(unsigned *prev)
     return 1;
 }
 
-static BOOL spawn_leave(unsigned prev, BOOL ok, const PROCESS_INFORMATION *pi,
+static BOOL spawn_leave(unsigned prev, BOOL ok, PROCESS_INFORMATION *pi,
                         const wchar_t *app, const wchar_t *cmd, DWORD flags)
 {
     DWORD err = GetLastError();
     if (ok) {
         sbx_tls_set(prev | SBX_IN_SPAWN | SBX_GUARD);
-        after_spawn(pi, app, cmd, flags);
+        if (after_spawn(pi, app, cmd, flags) < 0) {   /* refused by the policy */
+            CloseHandle(pi->hThread);
+            CloseHandle(pi->hProcess);
+            memset(pi, 0, sizeof *pi);
+            ok = FALSE;
+            err = ERROR_ACCESS_DENIED;
+        }
     }
     sbx_tls_set(prev);
     SetLastError(err);

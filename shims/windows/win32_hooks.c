@@ -8,6 +8,7 @@
  * GetFullPathNameW, the rule Win32 itself applies.
  */
 #include "hookdll.h"
+#include "enforce.h"
 #include "../../csrc/win/winpath.h"
 
 typedef HANDLE(WINAPI *CreateFileW_t)(LPCWSTR, DWORD, DWORD, LPSECURITY_ATTRIBUTES, DWORD, DWORD,
@@ -62,10 +63,57 @@ static void after_create_file(HANDLE h, DWORD err, const wchar_t *name, DWORD di
     sbx_handles_put(h, path, len, cats & SBX_CATEGORIES);
 }
 
+/* ---- the policy (enforce.h): asked before the original runs ---------------- */
+/* What CreateFile needs: OPEN_EXISTING only opens (NT's FILE_OPEN); every
+ * other disposition may create or truncate. */
+static int refuse_create_file(const wchar_t *name, DWORD access, DWORD disposition,
+                              DWORD flags)
+{
+    enum sbx_policy_need need = sbx_enforce_open_need(
+        access, disposition == OPEN_EXISTING ? 1 : 0,
+        (flags & FILE_FLAG_DELETE_ON_CLOSE) ? 0x00001000 : 0);
+    return sbx_enforce_win32(need, name);
+}
+
+static int refuse_create_file_a(const char *name, DWORD access, DWORD disposition, DWORD flags)
+{
+    wchar_t *wname = sbx_widen(name, AreFileApisANSI() ? CP_ACP : CP_OEMCP);
+    if (!wname)
+        return 0;
+    int r = refuse_create_file(wname, access, disposition, flags);
+    HeapFree(GetProcessHeap(), 0, wname);
+    return r;
+}
+
+/* FindFirstFile lists the pattern's directory, or probes one exact name. */
+static int refuse_find_first(const wchar_t *pattern)
+{
+    wchar_t path[SBX_PATH_MAX];
+    size_t len = sbx_full_path(pattern, path, SBX_PATH_MAX);
+    if (!len)
+        return 0;
+    size_t base = len;
+    while (base > 0 && path[base - 1] != '\\')
+        base--;
+    int wild = 0;
+    for (size_t i = base; i < len; i++)
+        if (path[i] == '*' || path[i] == '?')
+            wild = 1;
+    if (!wild)
+        return sbx_enforce(SBX_NEED_PROBE, path, len);
+    wchar_t dir[SBX_PATH_MAX];
+    static const wchar_t up[] = L"..";
+    long dlen = sbx_winpath_join((uint16_t *)dir, SBX_PATH_MAX, (const uint16_t *)path, len,
+                                 (const uint16_t *)up, 2);
+    return dlen > 0 && sbx_enforce(SBX_NEED_ENUM, dir, (size_t)dlen);
+}
+
 static HANDLE WINAPI h_CreateFileW(LPCWSTR name, DWORD access, DWORD share,
                                    LPSECURITY_ATTRIBUTES sa, DWORD disposition, DWORD flags,
                                    HANDLE tmpl)
 {
+    SBX_ENFORCE(refuse_create_file(name, access, disposition, flags),
+                SBX_WIN32_REFUSED(INVALID_HANDLE_VALUE));
     SBX_GUARDED_CALL(HANDLE, o_CreateFileW(name, access, share, sa, disposition, flags, tmpl),
                      after_create_file(result, error, name, disposition, flags));
 }
@@ -85,6 +133,8 @@ static HANDLE WINAPI h_CreateFileA(LPCSTR name, DWORD access, DWORD share,
                                    LPSECURITY_ATTRIBUTES sa, DWORD disposition, DWORD flags,
                                    HANDLE tmpl)
 {
+    SBX_ENFORCE(refuse_create_file_a(name, access, disposition, flags),
+                SBX_WIN32_REFUSED(INVALID_HANDLE_VALUE));
     SBX_GUARDED_CALL(HANDLE, o_CreateFileA(name, access, share, sa, disposition, flags, tmpl),
                      after_create_file_a(result, error, name, disposition, flags));
 }
@@ -92,11 +142,14 @@ static HANDLE WINAPI h_CreateFileA(LPCSTR name, DWORD access, DWORD share,
 /* ---- metadata --------------------------------------------------------------- */
 static DWORD WINAPI h_GetFileAttributesW(LPCWSTR name)
 {
+    SBX_ENFORCE(sbx_enforce_win32(SBX_NEED_PROBE, name),
+                SBX_WIN32_REFUSED(INVALID_FILE_ATTRIBUTES));
     SBX_GUARDED_CALL(DWORD, o_GetFileAttributesW(name), sbx_record_win32(SBX_PROBE, name));
 }
 
 static BOOL WINAPI h_GetFileAttributesExW(LPCWSTR name, GET_FILEEX_INFO_LEVELS level, LPVOID out)
 {
+    SBX_ENFORCE(sbx_enforce_win32(SBX_NEED_PROBE, name), SBX_WIN32_REFUSED(FALSE));
     SBX_GUARDED_CALL(BOOL, o_GetFileAttributesExW(name, level, out),
                      sbx_record_win32(SBX_PROBE, name));
 }
@@ -136,12 +189,14 @@ static void after_find_first(HANDLE h, DWORD err, const wchar_t *pattern)
 static HANDLE WINAPI h_FindFirstFileExW(LPCWSTR pattern, FINDEX_INFO_LEVELS level, LPVOID data,
                                         FINDEX_SEARCH_OPS op, LPVOID filter, DWORD flags)
 {
+    SBX_ENFORCE(refuse_find_first(pattern), SBX_WIN32_REFUSED(INVALID_HANDLE_VALUE));
     SBX_GUARDED_CALL(HANDLE, o_FindFirstFileExW(pattern, level, data, op, filter, flags),
                      after_find_first(result, error, pattern));
 }
 
 static HANDLE WINAPI h_FindFirstFileW(LPCWSTR pattern, LPWIN32_FIND_DATAW data)
 {
+    SBX_ENFORCE(refuse_find_first(pattern), SBX_WIN32_REFUSED(INVALID_HANDLE_VALUE));
     SBX_GUARDED_CALL(HANDLE, o_FindFirstFileW(pattern, data),
                      after_find_first(result, error, pattern));
 }
@@ -156,6 +211,10 @@ static BOOL WINAPI h_FindNextFileW(HANDLE h, LPWIN32_FIND_DATAW data)
 /* ---- changes to names -------------------------------------------------------------- */
 static BOOL WINAPI h_MoveFileExW(LPCWSTR from, LPCWSTR to, DWORD flags)
 {
+    /* both names change: the old one goes, the new one comes */
+    SBX_ENFORCE(sbx_enforce_win32(SBX_NEED_WRITE, from) |
+                (to ? sbx_enforce_win32(SBX_NEED_WRITE, to) : 0),
+                SBX_WIN32_REFUSED(FALSE));
     /* to == NULL (MOVEFILE_DELAY_UNTIL_REBOOT) deletes at reboot */
     SBX_GUARDED_CALL(BOOL, o_MoveFileExW(from, to, flags),
                      /* a rename's old name: its content lives on under the
@@ -169,12 +228,14 @@ static BOOL WINAPI h_MoveFileExW(LPCWSTR from, LPCWSTR to, DWORD flags)
 
 static BOOL WINAPI h_DeleteFileW(LPCWSTR name)
 {
+    SBX_ENFORCE(sbx_enforce_win32(SBX_NEED_WRITE, name), SBX_WIN32_REFUSED(FALSE));
     SBX_GUARDED_CALL(BOOL, o_DeleteFileW(name),
                      sbx_record_win32(result ? SBX_WRITE : SBX_PROBE, name));
 }
 
 static BOOL WINAPI h_RemoveDirectoryW(LPCWSTR name)
 {
+    SBX_ENFORCE(sbx_enforce_win32(SBX_NEED_WRITE, name), SBX_WIN32_REFUSED(FALSE));
     SBX_GUARDED_CALL(BOOL, o_RemoveDirectoryW(name),
                      if (result) sbx_long_names_forget();
                      sbx_record_win32(result ? SBX_WRITE : SBX_PROBE, name));
@@ -182,6 +243,7 @@ static BOOL WINAPI h_RemoveDirectoryW(LPCWSTR name)
 
 static BOOL WINAPI h_CreateDirectoryW(LPCWSTR name, LPSECURITY_ATTRIBUTES sa)
 {
+    SBX_ENFORCE(sbx_enforce_win32(SBX_NEED_WRITE, name), SBX_WIN32_REFUSED(FALSE));
     SBX_GUARDED_CALL(BOOL, o_CreateDirectoryW(name, sa),
                      sbx_record_win32(result ? SBX_WRITE | SBX_CREATED : SBX_PROBE, name));
 }
@@ -199,6 +261,8 @@ static void after_copy(BOOL ok, const wchar_t *from, const wchar_t *to, int exis
 
 static BOOL WINAPI h_CopyFileW(LPCWSTR from, LPCWSTR to, BOOL fail_if_exists)
 {
+    SBX_ENFORCE(sbx_enforce_win32(SBX_NEED_READ, from) | sbx_enforce_win32(SBX_NEED_WRITE, to),
+                SBX_WIN32_REFUSED(FALSE));
     /* Whether the copy brings a new name into existence decides "created";
      * asked before the guarded call, so this query is not a probe. */
     unsigned prev = sbx_active ? sbx_tls_get() : 0;

@@ -29,15 +29,16 @@ CSRC = os.path.join(ROOT, "csrc")
 
 DLL_SOURCES = [os.path.join(SHIM, f) for f in (
     "dll_main.c", "pipe_client.c", "handle_table.c", "nt_hooks.c", "win32_hooks.c",
-    "process_hooks.c", "hook_engine.c", "x64_decode.c")] + [
-    os.path.join(CSRC, "win", "inject.c"), os.path.join(CSRC, "win", "winpath.c")]
+    "process_hooks.c", "enforce.c", "hook_engine.c", "x64_decode.c")] + [
+    os.path.join(CSRC, "win", "inject.c"), os.path.join(CSRC, "win", "winpath.c"),
+    os.path.join(CSRC, "win", "winpolicy.c")]
 
 EXE_SOURCES = [os.path.join(CSRC, f) for f in (
     os.path.join("win", "trace_cli.c"), os.path.join("core", "result_json.c"),
     os.path.join("core", "result.c"), os.path.join("core", "pathset.c"),
     os.path.join("win", "launcher.c"), os.path.join("win", "inject.c"),
     os.path.join("win", "cmdline.c"),
-    os.path.join("win", "winpath.c"))]
+    os.path.join("win", "winpath.c"), os.path.join("win", "winpolicy.c"))]
 
 HEADERS = (glob.glob(os.path.join(SHIM, "*.h")) + glob.glob(os.path.join(CSRC, "core", "*.h")) +
            glob.glob(os.path.join(CSRC, "win", "*.h")))
