@@ -235,6 +235,7 @@ def fake_libc(work: str, env: dict, exe: str, execs: list = None) -> dict:
         "__dyld_image_count": lambda e: 1,
         "__dyld_get_image_name": lambda e: 0,
         "_strlen": lambda e: len(e.read_cstr(e.arg(0))),
+        "_strnlen": lambda e: min(len(e.read_cstr(e.arg(0))), e.arg(1)),
         "_strcmp": strcmp,
         "_strncmp": lambda e: strcmp(e, e.arg(2)),
         "_strchr": strchr,
