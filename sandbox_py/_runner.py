@@ -24,6 +24,11 @@ KILL_GRACE = 5.0
 class TraceSession:
     """What a backend does around one run.  Subclasses override the hooks."""
 
+    def prepare(self, args: list, kwargs: dict) -> None:
+        """The command is known, before popen_kwargs(): a backend may choose
+        how to start it (preload starts a dynamically linked command
+        directly, a static one through its launcher)."""
+
     def popen_kwargs(self, kwargs: dict) -> dict:
         """Adjust Popen's keyword arguments (e.g. inject LD_PRELOAD)."""
         return kwargs
@@ -88,6 +93,7 @@ def run_traced(backend: str, session: TraceSession, args, *, input=None,
 
     start = time.monotonic()
     try:
+        session.prepare(args, popen_kwargs)
         with session.spawning():
             proc = subprocess.Popen(args, **session.popen_kwargs(popen_kwargs))
     except BaseException:

@@ -211,7 +211,9 @@ static void exec_or_report(const char *target, char **argv, int efd)
 /* What execvp(target) would run is a statically linked ELF. */
 static int static_target(const char *target)
 {
-    char cand[4096], interp[8];
+    /* interp must hold a loader's name: sbx_elf_interp answers 0 (as for
+     * a static file) when the name does not fit */
+    char cand[4096], interp[4096];
     const char *path = getenv("PATH");
     for (const char *p = strchr(target, '/') ? "" : path ? path : "/bin:/usr/bin";; p++) {
         const char *end = strchr(p, ':');
