@@ -107,7 +107,8 @@ static int build_and_install(unsigned notify_action, unsigned flags)
                                           offsetof(struct seccomp_data, args[4]));
     f[n++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, 0xffffffffu, 0, 1);
     f[n++] = (struct sock_filter)BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW);
-    f[n++] = (struct sock_filter)BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_TRACE);
+    /* settled at its entry: no exit stop needed */
+    f[n++] = (struct sock_filter)BPF_STMT(BPF_RET | BPF_K, notify_action);
     /* everything else (read, write, ...) runs without a stop */
     f[n++] = (struct sock_filter)BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW);
     struct sock_fprog prog = {(unsigned short)n, f};
@@ -122,9 +123,10 @@ static int build_and_install(unsigned notify_action, unsigned flags)
 }
 
 /* The filter, preferably with a user-notification listener for the calls
- * that need no exit stop.  The listener fd is closed right away: that
- * close stops under ptrace, and the tracer takes its own copy of the fd
- * then (pidfd_getfd), so the command never sees an fd it did not open. */
+ * that need no exit stop.  The listener fd is closed right away with
+ * close_range, which stops under ptrace (close itself goes to the listener,
+ * which nobody holds yet): the tracer takes its own copy of the fd then
+ * (pidfd_getfd), so the command never sees an fd it did not open. */
 static int install_filter(void)
 {
     /* Only with a tracer that takes listeners (SBX_PTRACE_NOTIFY, set by
@@ -137,7 +139,10 @@ static int install_filter(void)
     if (notify) {
         int fd = build_and_install(SECCOMP_RET_USER_NOTIF, SECCOMP_FILTER_FLAG_NEW_LISTENER);
         if (fd >= 0) {
-            close(fd);
+            /* a kernel without close_range (before 5.9) still stops at it
+             * and fails it: the tracer holds the listener by then */
+            if (syscall(SYS_close_range, fd, fd, 0) < 0)
+                close(fd);
             return 0;
         }
     }
