@@ -144,21 +144,26 @@ def needs_launcher(path: str) -> bool:
     return True
 
 
-def _exec_target(args: list, kwargs: dict) -> Optional[str]:
-    """The file Popen would exec for args (its $PATH search), or None."""
+def _exec_target(args: list, kwargs: dict) -> tuple:
+    """The file Popen would exec for args and the candidates of its $PATH
+    search it would try and miss before it (absolute, as the child's cwd
+    makes them): (target or None, [missed ...])."""
     if kwargs.get("shell"):
         prog = kwargs.get("executable") or "/bin/sh"
     else:
         prog = kwargs.get("executable") or args[0]
     prog = os.fsdecode(prog)
+    cwd = kwargs.get("cwd")
+    base = os.path.abspath(os.fsdecode(cwd)) if cwd is not None else os.getcwd()
     if os.path.dirname(prog):
-        return prog
-    env = kwargs.get("env")
-    for d in os.get_exec_path(env):
-        cand = os.path.join(os.fsdecode(d), prog)
+        return os.path.normpath(os.path.join(base, prog)), []
+    missed = []
+    for d in os.get_exec_path(kwargs.get("env")):
+        cand = os.path.normpath(os.path.join(base, os.fsdecode(d), prog))
         if os.access(cand, os.X_OK) and not os.path.isdir(cand):
-            return cand
-    return None
+            return cand, missed
+        missed.append(cand)
+    return None, missed
 
 
 class PreloadSession(RunSession):
@@ -166,6 +171,7 @@ class PreloadSession(RunSession):
         self.run = _unpriv().PreloadRun()
         self.handoff = _handoff()
         self.launcher = None
+        self.path_misses = ()
         if self.handoff:
             self.run.set_handoff(self.handoff)
 
@@ -176,9 +182,23 @@ class PreloadSession(RunSession):
         # starting it directly saves the launcher's own start (with the shim
         # and the audit module), about a millisecond per run.
         if self.handoff:
-            target = _exec_target(args, kwargs)
+            target, missed = _exec_target(args, kwargs)
             if target and needs_launcher(target):
                 self.launcher = Launcher({"SBX_PTRACE_ROOT": "1"})
+            elif target:
+                # Popen's own $PATH search happens before any traced code
+                # runs (under the launcher the shim saw it as failed execs):
+                # its misses are probes, as under the other backends.
+                self.path_misses = missed
+
+    def finish(self):
+        if self.fields is None:
+            fields = super().finish()
+            if self.path_misses:
+                probes = list(fields.get("probes", ()))
+                seen = set(probes)
+                fields["probes"] = probes + [p for p in self.path_misses if p not in seen]
+        return self.fields
 
     def popen_kwargs(self, kwargs):
         kwargs = dict(kwargs)

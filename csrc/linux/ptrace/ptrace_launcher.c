@@ -70,7 +70,7 @@ static void die(const char *what)
 static int build_and_install(unsigned notify_action, unsigned flags)
 {
     /* One compare per traced call; mmap only stops when it maps a file. */
-    struct sock_filter f[4 + 2 * (SBX_PT_NSYSCALLS + SBX_PT_NNOTIFY) + 16];
+    struct sock_filter f[4 + 2 * (SBX_PT_NSYSCALLS + SBX_PT_NNOTIFY) + 32];
     size_t n = 0;
     f[n++] = (struct sock_filter)BPF_STMT(BPF_LD | BPF_W | BPF_ABS,
                                           offsetof(struct seccomp_data, arch));
@@ -80,6 +80,25 @@ static int build_and_install(unsigned notify_action, unsigned flags)
     f[n++] = (struct sock_filter)BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_TRACE);
     f[n++] = (struct sock_filter)BPF_STMT(BPF_LD | BPF_W | BPF_ABS,
                                           offsetof(struct seccomp_data, nr));
+    /* A plain read-only open (the bulk of a build's or an archiver's opens)
+     * needs no exit stop: the tracer settles it at its entry and learns its
+     * fd when the fd is used or closed.  Opens that create, truncate, write
+     * or open directories stop at the exit, where their outcome is known. */
+    const unsigned plain_mask = O_ACCMODE | O_CREAT | O_TRUNC | O_DIRECTORY | O_TMPFILE | O_PATH;
+    const struct { int nr; unsigned arg; } opens[] = {
+        {SYS_openat, 2},
+#ifdef SYS_open
+        {SYS_open, 1},
+#endif
+    };
+    for (size_t i = 0; i < sizeof opens / sizeof opens[0]; i++) {
+        f[n++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, opens[i].nr, 0, 4);
+        f[n++] = (struct sock_filter)BPF_STMT(BPF_LD | BPF_W | BPF_ABS,
+                                              offsetof(struct seccomp_data, args[opens[i].arg]));
+        f[n++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JSET | BPF_K, plain_mask, 1, 0);
+        f[n++] = (struct sock_filter)BPF_STMT(BPF_RET | BPF_K, notify_action);
+        f[n++] = (struct sock_filter)BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_TRACE);
+    }
     for (size_t i = 0; i < SBX_PT_NSYSCALLS; i++) {
         if (sbx_pt_syscalls[i] < 0)
             continue;               /* a row that does not stop (see the list) */

@@ -57,11 +57,26 @@ struct fdent {
     int chr;           /* a character device: reading it moves no offset */
 };
 
+/* An open settled at its entry (through the listener, without an exit
+ * stop): its fd is not known yet.  It is matched to an fd when the fd is
+ * first met (its use, its close, the process's exit); an open that no fd
+ * ever matches failed. */
+struct pending {
+    char *path;        /* the name to record, as for an open seen at its exit */
+    char *key;         /* the kernel's name of the fd it would give */
+    dev_t dev;
+    ino_t ino;
+    int has_ino;       /* dev/ino of the file at the open's entry */
+    pid_t tid;         /* the task whose open it is */
+};
+
 struct proc {
     int refs;
     int tgid;
     struct fdent *fds;
     size_t n, cap;
+    struct pending *pend;
+    size_t npend, cappend;
     char name[256];
     int warned_arch, warned_uring;
 };
@@ -299,6 +314,11 @@ static struct proc *proc_copy(const struct proc *from, int tgid)
             p->fds[i].real = from->fds[i].real ? strdup(from->fds[i].real) : NULL;
         }
         p->n = p->cap = p->fds ? from->n : 0;
+        /* Opens settled at entry and not matched yet stay the parent's:
+         * the child is copied at its first stop, when the parent may have
+         * made more opens since the fork.  An fd the child inherited from
+         * one of them is learnt as inherited when the child uses it, and
+         * the parent still matches its own copy (same offset). */
     }
     return p;
 }
@@ -312,6 +332,11 @@ static void proc_unref(struct proc *p)
         free(p->fds[i].real);
     }
     free(p->fds);
+    for (size_t i = 0; i < p->npend; i++) {
+        free(p->pend[i].path);
+        free(p->pend[i].key);
+    }
+    free(p->pend);
     free(p);
 }
 
@@ -361,6 +386,11 @@ static struct task *task_add(struct sbx_ptrace_run *r, pid_t tid, struct proc *p
 
 static void task_remove(struct sbx_ptrace_run *r, struct task *t)
 {
+    /* the process is gone without its exit stop (killed): its opens
+     * settled at entry and never matched are probes, as unused ones are */
+    if (t->pr->refs == 1)
+        for (size_t i = 0; i < t->pr->npend; i++)
+            add(r, t->pr->pend[i].path, SBX_PROBE);
     pthread_mutex_lock(&r->mu);
     for (size_t i = 0; i < r->ntasks; i++)
         if (r->tasks[i] == t) {
@@ -435,15 +465,66 @@ static struct fdent *fd_put(struct proc *p, int fd, const char *path, unsigned a
     return e;
 }
 
-/* An fd opened where we could not see it (inherited): ask the kernel. */
-static struct fdent *fd_learn(struct proc *p, pid_t tid, int fd)
+static void pending_drop(struct proc *p, size_t i)
+{
+    free(p->pend[i].path);
+    free(p->pend[i].key);
+    p->pend[i] = p->pend[--p->npend];
+}
+
+/* The open settled at its entry that gave fd (kernel name `name`, or none
+ * when the file has no name any more): the same name first, else the same
+ * file.  Returns its index or -1. */
+static long pending_match(struct proc *p, pid_t tid, int fd, const char *name, int named)
+{
+    if (!p->npend)
+        return -1;
+    for (size_t i = 0; named && i < p->npend; i++)
+        if (p->pend[i].key && !strcmp(p->pend[i].key, name))
+            return (long)i;
+    char link[64];
+    struct stat sb;
+    snprintf(link, sizeof link, "/proc/%d/fd/%d", tid, fd);
+    if (stat(link, &sb) < 0)
+        return -1;
+    for (size_t i = 0; i < p->npend; i++)
+        if (p->pend[i].has_ino && p->pend[i].dev == sb.st_dev && p->pend[i].ino == sb.st_ino)
+            return (long)i;
+    return -1;
+}
+
+/* An fd opened where we could not see it (inherited, or opened by a call
+ * settled at its entry): ask the kernel.  *matched says whether it came
+ * from an open of this process settled at its entry. */
+static struct fdent *fd_learn_m(struct proc *p, pid_t tid, int fd, int *matched)
 {
     struct fdent *e = fd_get(p, fd);
+    *matched = 0;
     if (e)
         return e;
     char name[PMAX];
     int flags = 0;
     long n = fd_link(tid, fd, name, sizeof name);
+    if (p->npend) {
+        int named = n > 0 && name[0] == '/' &&
+                    !(n > 10 && !strcmp(name + n - 10, " (deleted)"));
+        long i = pending_match(p, tid, fd, name, named);
+        if (i >= 0 && fd_info(tid, fd, NULL, &flags) == 0) {
+            struct pending *pd = &p->pend[i];
+            int acc = flags & O_ACCMODE;
+            e = fd_put(p, fd, pd->path, (acc != O_WRONLY ? 1 : 0) | (acc != O_RDONLY ? 2 : 0));
+            if (e) {
+                struct stat sb;
+                e->dir = (flags & O_DIRECTORY) != 0;
+                e->chr = stat(pd->path, &sb) == 0 && S_ISCHR(sb.st_mode);
+                if (named && strcmp(name, pd->path) != 0)
+                    e->real = strdup(name);
+                *matched = 1;
+            }
+            pending_drop(p, (size_t)i);
+            return e;
+        }
+    }
     /* no name: a pipe or socket, or a file without one (O_TMPFILE,
      * deleted), which is never reported under an invented name */
     if (n <= 0 || name[0] != '/' ||
@@ -454,6 +535,12 @@ static struct fdent *fd_learn(struct proc *p, pid_t tid, int fd)
     if (e)
         e->dir = (flags & O_DIRECTORY) != 0;
     return e;
+}
+
+static struct fdent *fd_learn(struct proc *p, pid_t tid, int fd)
+{
+    int matched;
+    return fd_learn_m(p, tid, fd, &matched);
 }
 
 static void fd_use(struct sbx_ptrace_run *r, struct fdent *e, pid_t tid, unsigned kind)
@@ -488,11 +575,14 @@ static void fd_close(struct sbx_ptrace_run *r, struct proc *p, pid_t tid, int fd
     if (!e) {
         /* an fd this process did not open where we saw it (inherited,
          * received over a unix socket): its reads did not stop, so its
-         * offset is asked now; it was not opened here, so no probe */
-        e = fd_learn(p, tid, fd);
+         * offset is asked now; it was not opened here, so no probe.  Or
+         * one of its opens settled at entry: that one is ledgered. */
+        int matched;
+        e = fd_learn_m(p, tid, fd, &matched);
         if (!e)
             return;
-        e->noprobe = 1;
+        if (!matched)
+            e->noprobe = 1;
     }
     fd_settle(r, e, tid);
     pthread_mutex_lock(&r->res_mu);
@@ -506,6 +596,55 @@ static void fd_close(struct sbx_ptrace_run *r, struct proc *p, pid_t tid, int fd
         sbx_result_warn(r->res, "out of memory while recording paths");
     pthread_mutex_unlock(&r->res_mu);
     fd_drop(p, fd);
+}
+
+/* Every fd the process holds now that came from an open settled at entry:
+ * matched to that open. */
+static void learn_all(struct proc *p, pid_t tid)
+{
+    char dir[64];
+    snprintf(dir, sizeof dir, "/proc/%d/fd", tid);
+    int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dfd < 0)
+        return;
+    char buf[4096];
+    for (;;) {
+        long n = syscall(SYS_getdents64, dfd, buf, sizeof buf);
+        if (n <= 0)
+            break;
+        for (long off = 0; off < n;) {
+            struct { uint64_t ino; int64_t off; unsigned short reclen; unsigned char type;
+                     char name[]; } *d = (void *)(buf + off);
+            off += d->reclen;
+            if (d->name[0] < '0' || d->name[0] > '9')
+                continue;
+            int fd = atoi(d->name);
+            if (fd_get(p, fd))
+                continue;
+            int matched;
+            struct fdent *e = fd_learn_m(p, tid, fd, &matched);
+            if (e && !matched)
+                /* inherited: left to its use or close, as before (its
+                 * offset may come from before the run) */
+                fd_drop(p, fd);
+        }
+    }
+    close(dfd);
+}
+
+/* The opens settled at entry that no fd of the process matches failed (a
+ * failed open is a probe).  Only those of `tid` (0: all), whose opens have
+ * returned: another thread may be inside its open right now. */
+static void pending_settle(struct sbx_ptrace_run *r, struct proc *p, pid_t lister, pid_t tid)
+{
+    if (!p->npend)
+        return;
+    learn_all(p, lister);
+    for (size_t i = p->npend; i-- > 0;)
+        if (!tid || p->pend[i].tid == tid) {
+            add(r, p->pend[i].path, SBX_PROBE);
+            pending_drop(p, i);
+        }
 }
 
 static void fd_close_all(struct sbx_ptrace_run *r, struct proc *p, pid_t tid)
@@ -568,6 +707,94 @@ static int readlink_ok(const char *p)
 static int settle_fd_call(struct sbx_ptrace_run *r, struct proc *p, pid_t tid, long nr,
                           const unsigned long *a);
 
+#define PENDING_MAX 128
+
+/* A plain read-only open (no O_CREAT, O_TRUNC, O_DIRECTORY, O_PATH: the
+ * launcher's filter sends only those here) at its entry.  Its outcome
+ * changes what is recorded only when it succeeds and the fd is then used,
+ * and the fd tells that when it is met: the open is remembered, not
+ * stopped at its exit.  The caller holds state_mu. */
+static void open_at_entry(struct sbx_ptrace_run *r, struct task *t, char *p, unsigned flags)
+{
+    struct proc *pr = t->pr;
+    struct pending pd = {0};
+    pd.tid = t->tid;
+    if (sbx_path_is_fd_alias(p)) {
+        /* a reopen through /proc/self/fd/N or /dev/stdin: the file behind
+         * the descriptor is what is opened, named as the kernel names it */
+        char canon[PMAX], behind[PMAX];
+        const char *rest = NULL;
+        int n = -1;
+        if (!strcmp(p, "/dev/stdin") || !strcmp(p, "/dev/stdout") || !strcmp(p, "/dev/stderr"))
+            n = p[5] == 'i' ? 0 : p[8] == 'o' ? 1 : 2;
+        else if (!strncmp(p, "/dev/fd/", 8))
+            n = atoi(p + 8);
+        if (n >= 0)
+            snprintf(canon, sizeof canon, "/proc/%d/fd/%d", t->tid, n);
+        else if (!strncmp(p, "/proc/self/", 11) && (rest = p + 10))
+            snprintf(canon, sizeof canon, "/proc/%d%s", pr->tgid, rest);
+        else if (!strncmp(p, "/proc/thread-self/", 18) && (rest = p + 17))
+            snprintf(canon, sizeof canon, "/proc/%d/task/%d%s", pr->tgid, t->tid, rest);
+        else
+            snprintf(canon, sizeof canon, "%s", p);
+        long bl = readlink(canon, behind, sizeof behind - 1);
+        if (bl <= 0)
+            return;
+        behind[bl] = '\0';
+        if (behind[0] != '/' || strstr(behind, " (deleted)"))
+            return;                 /* no name: nothing is recorded either way */
+        pd.path = strdup(behind);
+        pd.key = strdup(behind);
+    } else if (!strncmp(p, "/proc/", 6)) {
+        /* /proc/self names this process: the kernel names the fd by pid */
+        char canon[PMAX];
+        if (!strncmp(p, "/proc/self/", 11))
+            snprintf(canon, sizeof canon, "/proc/%d%s", pr->tgid, p + 10);
+        else if (!strncmp(p, "/proc/thread-self/", 18))
+            snprintf(canon, sizeof canon, "/proc/%d/task/%d%s", pr->tgid, t->tid, p + 17);
+        else
+            snprintf(canon, sizeof canon, "%s", p);
+        pd.path = strdup(p);
+        pd.key = strdup(canon);
+    } else {
+        struct stat sb;
+        int rc = (flags & O_NOFOLLOW) ? lstat(p, &sb) : stat(p, &sb);
+        if (rc < 0 && (errno == ENOENT || errno == ENOTDIR) && strncmp(p, "/dev/", 5) != 0) {
+            /* compilers try many include directories: an open of an absent
+             * name is a probe */
+            add(r, p, SBX_PROBE);
+            return;
+        }
+        pd.path = strdup(p);
+        pd.key = strdup(p);
+        if (rc == 0) {
+            pd.dev = sb.st_dev;
+            pd.ino = sb.st_ino;
+            pd.has_ino = 1;
+        }
+    }
+    if (!pd.path || !pd.key) {
+        free(pd.path);
+        free(pd.key);
+        return;
+    }
+    if (pr->npend >= PENDING_MAX)
+        /* many opens not matched yet: most failed; list the fds once */
+        pending_settle(r, pr, t->tid, pr->refs == 1 ? 0 : t->tid);
+    if (pr->npend == pr->cappend) {
+        size_t nc = pr->cappend ? pr->cappend * 2 : 8;
+        struct pending *np = realloc(pr->pend, nc * sizeof *np);
+        if (!np) {
+            free(pd.path);
+            free(pd.key);
+            return;
+        }
+        pr->pend = np;
+        pr->cappend = nc;
+    }
+    pr->pend[pr->npend++] = pd;
+}
+
 static void *notifier_main(void *arg)
 {
     struct sbx_ptrace_run *r = arg;
@@ -590,7 +817,18 @@ static void *notifier_main(void *arg)
         long nr = req.data.nr;
         char *p = NULL;
         struct sbx_sc_layout l;
-        if (req.data.arch == NATIVE_ARCH && sbx_linux_path_call(nr, &l) < 0) {
+        int is_path = req.data.arch == NATIVE_ARCH ? sbx_linux_path_call(nr, &l) : -2;
+        if (is_path == 0 && l.op == SBX_OP_OPEN) {
+            pthread_mutex_lock(&r->state_mu);
+            struct task *t = task_find(r, (pid_t)req.pid);
+            p = t && a[l.p0] ? resolve(r, t->tid, l.d0 < 0 ? AT_FDCWD : (long)(int)a[l.d0],
+                                       a[l.p0]) : NULL;
+            if (p && ioctl(r->listener, SECCOMP_IOCTL_NOTIF_ID_VALID, &req.id) == 0)
+                open_at_entry(r, t, p, (unsigned)a[l.d0 < 0 ? 1 : 2]);
+            pthread_mutex_unlock(&r->state_mu);
+            free(p);
+            p = NULL;
+        } else if (is_path == -1) {
             /* an fd call settled at entry: the caller waits in it, so its
              * fd is still open and its offset is the one before the call */
             pthread_mutex_lock(&r->state_mu);
@@ -598,7 +836,7 @@ static void *notifier_main(void *arg)
             if (t && ioctl(r->listener, SECCOMP_IOCTL_NOTIF_ID_VALID, &req.id) == 0)
                 settle_fd_call(r, t->pr, t->tid, nr, a);
             pthread_mutex_unlock(&r->state_mu);
-        } else if (req.data.arch == NATIVE_ARCH && sbx_linux_path_call(nr, &l) == 0 && a[l.p0])
+        } else if (is_path == 0 && a[l.p0])
             p = resolve(r, (pid_t)req.pid, l.d0 < 0 ? AT_FDCWD : (long)(int)a[l.d0], a[l.p0]);
         /* the memory read belongs to this very call only if it is still
          * pending (a killed caller's pid could have been reused) */
@@ -757,6 +995,8 @@ static int on_entry(struct sbx_ptrace_run *r, struct task *t)
          * only when there is no listener */
         if (r->listener < 0 && a[0] == a[1])
             take_listener(r, tid, (int)a[0], p->name);
+        if (p->npend)
+            learn_all(p, tid);      /* fds of opens settled at entry among them */
         if (!(a[2] & 4 /* CLOSE_RANGE_CLOEXEC */))
             for (size_t i = p->n; i-- > 0;)
                 if ((unsigned)p->fds[i].fd >= (unsigned)a[0] &&
@@ -795,6 +1035,7 @@ static int on_entry(struct sbx_ptrace_run *r, struct task *t)
         t->p1 = NULL;
         read_argv(t, nr == SYS_execve ? a[1] : a[2]);
         /* close-on-exec fds vanish with the exec: settle everything now */
+        pending_settle(r, p, tid, p->refs == 1 ? 0 : tid);
         for (size_t i = 0; i < p->n; i++)
             fd_settle(r, &p->fds[i], tid);
         return 1;
@@ -812,6 +1053,8 @@ static int on_entry(struct sbx_ptrace_run *r, struct task *t)
         /* Reads do not stop: what an open fd of this name read so far is
          * settled before the name changes, so that the order the precision
          * rules depend on ("read, then replaced") is the real one. */
+        if (p->npend)
+            learn_all(p, tid);
         for (size_t i = 0; i < p->n; i++) {
             const struct fdent *e = &p->fds[i];
             if ((t->p1 && (!strcmp(e->path, t->p1) || (e->real && !strcmp(e->real, t->p1)))) ||
@@ -1104,8 +1347,10 @@ static void handle_stop(struct sbx_ptrace_run *r, pid_t tid, int st)
         req = PTRACE_SYSCALL;         /* the execve exit stop follows */
         t->nr = -1;
     } else if (ev == PTRACE_EVENT_EXIT) {
-        if (t->pr->refs == 1)         /* the last thread: its fds close now */
+        if (t->pr->refs == 1) {       /* the last thread: its fds close now */
+            pending_settle(r, t->pr, tid, 0);
             fd_close_all(r, t->pr, tid);
+        }
         check_mount_namespace(r, t);
     } else if (ev == PTRACE_EVENT_STOP) {
         if (t->fresh || sig == SIGTRAP) {
