@@ -45,6 +45,7 @@ TAR = "tar -cf - /usr/include /usr/share/perl 2>/dev/null | cksum >/dev/null"
 
 _EMPTY_PRELOAD = "int sbx_bench_floor_marker;\n"
 _EMPTY_AUDIT = r"""
+#define _GNU_SOURCE
 #include <link.h>
 #include <stdint.h>
 unsigned la_version(unsigned v) { return v; }
