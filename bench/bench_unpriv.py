@@ -12,8 +12,11 @@ Workloads:
 
 Modes: ``bare``; ``ld-floor``, the bare command with an empty LD_PRELOAD
 library and an LD_AUDIT module whose hooks return at once (what the dynamic
-loader's two mechanisms cost by themselves, compiled here with cc: the floor
-under the preload shim); ``preload``; ``ptrace``.  Each pair of runs
+loader's two mechanisms cost by themselves, compiled here with cc);
+``shim-floor``, the bare command with sandbox_py's own shim and audit module
+in LD_PRELOAD/LD_AUDIT but no run (no log: every hook calls straight
+through, nothing is patched or recorded), the floor under ``preload``;
+``preload``; ``ptrace``.  Each pair of runs
 rotates the order of the modes so that no mode always goes first.
 
 Reported per workload and mode: median wall time, first and third
@@ -75,6 +78,19 @@ def build_ld_floor(tmp: str) -> dict | None:
     return env
 
 
+def shim_floor_env() -> dict | None:
+    """The environment of the shim floor: the real shim and audit module,
+    inert because no run's log is named."""
+    from sandbox_py._backends import preload  # noqa: PLC0415
+    if not os.path.exists(preload.SHIM):
+        return None
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SBX_")}
+    env["LD_PRELOAD"] = preload.SHIM
+    if os.path.exists(preload.AUDIT):
+        env["LD_AUDIT"] = preload.AUDIT
+    return env
+
+
 def timed(fn) -> float:
     t = time.perf_counter()
     fn()
@@ -119,10 +135,10 @@ def show(name: str, row: dict, per_run_ms: bool) -> None:
     for m, v in row.items():
         if per_run_ms:
             fig = "" if m == "bare" else "  +%.2f ms per run" % v["added_ms"]
-            print("%-6s %-9s median %7.2f ms  q1 %7.2f  q3 %7.2f%s" % (
+            print("%-6s %-10s median %7.2f ms  q1 %7.2f  q3 %7.2f%s" % (
                 name, m, v["median_s"] * 1e3, v["q1_s"] * 1e3, v["q3_s"] * 1e3, fig))
         else:
-            print("%-6s %-9s median %7.3f s  q1 %7.3f  q3 %7.3f  %6.2fx" % (
+            print("%-6s %-10s median %7.3f s  q1 %7.3f  q3 %7.3f  %6.2fx" % (
                 name, m, v["median_s"], v["q1_s"], v["q3_s"], v["ratio"]))
     sys.stdout.flush()
 
@@ -143,6 +159,7 @@ def main(argv=None) -> int:
                        "python": sys.version.split()[0]}, "workloads": {}}
     with tempfile.TemporaryDirectory() as tmp:
         floor_env = build_ld_floor(tmp)
+        shim_env = shim_floor_env() if "preload" in sandboxes else None
         src = os.path.join(tmp, "src")
         os.makedirs(src)
         cmds = {"tar": (["sh", "-c", TAR], tmp), "build": (build_tree(src), src),
@@ -154,6 +171,9 @@ def main(argv=None) -> int:
             if floor_env:
                 modes["ld-floor"] = lambda c=cmd, d=cwd: subprocess.run(
                     c, cwd=d, check=check, env=floor_env)
+            if shim_env:
+                modes["shim-floor"] = lambda c=cmd, d=cwd: subprocess.run(
+                    c, cwd=d, check=check, env=shim_env)
             for n, sb in sandboxes.items():
                 modes[n] = lambda c=cmd, d=cwd, sb=sb: sb.run(c, cwd=d, check=check)
             per_run = wname == "true"
