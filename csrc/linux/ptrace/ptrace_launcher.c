@@ -80,11 +80,13 @@ static int build_and_install(unsigned notify_action, unsigned flags)
     f[n++] = (struct sock_filter)BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_TRACE);
     f[n++] = (struct sock_filter)BPF_STMT(BPF_LD | BPF_W | BPF_ABS,
                                           offsetof(struct seccomp_data, nr));
-    /* A plain read-only open (the bulk of a build's or an archiver's opens)
-     * needs no exit stop: the tracer settles it at its entry and learns its
-     * fd when the fd is used or closed.  Opens that create, truncate, write
-     * or open directories stop at the exit, where their outcome is known. */
-    const unsigned plain_mask = O_ACCMODE | O_CREAT | O_TRUNC | O_DIRECTORY | O_TMPFILE | O_PATH;
+    /* A plain read-only open (the bulk of a build's or an archiver's opens,
+     * opendir's included) needs no exit stop: the tracer settles it at its
+     * entry and learns its fd when the fd is used or closed.  Opens that
+     * create, truncate or write stop at the exit, where their outcome is
+     * known.  O_TMPFILE carries O_DIRECTORY's bit: only its own is tested. */
+    const unsigned plain_mask = O_ACCMODE | O_CREAT | O_TRUNC | (O_TMPFILE & ~O_DIRECTORY) |
+                                O_PATH;
     const struct { int nr; unsigned arg; } opens[] = {
         {SYS_openat, 2},
 #ifdef SYS_open

@@ -709,7 +709,7 @@ static int settle_fd_call(struct sbx_ptrace_run *r, struct proc *p, pid_t tid, l
 
 #define PENDING_MAX 128
 
-/* A plain read-only open (no O_CREAT, O_TRUNC, O_DIRECTORY, O_PATH: the
+/* A plain read-only open (no O_CREAT, O_TRUNC, O_TMPFILE, O_PATH: the
  * launcher's filter sends only those here) at its entry.  Its outcome
  * changes what is recorded only when it succeeds and the fd is then used,
  * and the fd tells that when it is met: the open is remembered, not
