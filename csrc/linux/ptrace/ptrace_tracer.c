@@ -67,6 +67,8 @@ struct pending {
     dev_t dev;
     ino_t ino;
     int has_ino;       /* dev/ino of the file at the open's entry */
+    int alias;         /* a reopen of an fd: a failure records nothing, as
+                        * at an exit stop */
     pid_t tid;         /* the task whose open it is */
 };
 
@@ -390,7 +392,8 @@ static void task_remove(struct sbx_ptrace_run *r, struct task *t)
      * settled at entry and never matched are probes, as unused ones are */
     if (t->pr->refs == 1)
         for (size_t i = 0; i < t->pr->npend; i++)
-            add(r, t->pr->pend[i].path, SBX_PROBE);
+            if (!t->pr->pend[i].alias)
+                add(r, t->pr->pend[i].path, SBX_PROBE);
     pthread_mutex_lock(&r->mu);
     for (size_t i = 0; i < r->ntasks; i++)
         if (r->tasks[i] == t) {
@@ -642,7 +645,8 @@ static void pending_settle(struct sbx_ptrace_run *r, struct proc *p, pid_t liste
     learn_all(p, lister);
     for (size_t i = p->npend; i-- > 0;)
         if (!tid || p->pend[i].tid == tid) {
-            add(r, p->pend[i].path, SBX_PROBE);
+            if (!p->pend[i].alias)
+                add(r, p->pend[i].path, SBX_PROBE);
             pending_drop(p, i);
         }
 }
@@ -745,6 +749,7 @@ static void open_at_entry(struct sbx_ptrace_run *r, struct task *t, char *p, uns
             return;                 /* no name: nothing is recorded either way */
         pd.path = strdup(behind);
         pd.key = strdup(behind);
+        pd.alias = 1;
     } else if (!strncmp(p, "/proc/", 6)) {
         /* /proc/self names this process: the kernel names the fd by pid */
         char canon[PMAX];
@@ -876,9 +881,9 @@ static void take_listener(struct sbx_ptrace_run *r, pid_t tid, int fd, const cha
     fcntl(l, F_SETFD, FD_CLOEXEC);
     /* Each notification is a round trip between two tasks that wait for
      * each other: with synchronous wake-ups (Linux 6.6) the kernel switches
-     * straight to the woken side on the same CPU instead of waking it
-     * elsewhere, which halves the cost of a round trip on a busy machine.
-     * An older kernel refuses the flag and keeps ordinary wake-ups. */
+     * straight to the woken side on the same CPU instead of waking it on
+     * another one.  An older kernel refuses the flag and keeps ordinary
+     * wake-ups. */
     ioctl(l, SBX_IOCTL_NOTIF_SET_FLAGS, SBX_NOTIF_SYNC_WAKE_UP);   /* by value */
     r->listener = l;
     if (pthread_create(&r->notifier, NULL, notifier_main, r) == 0)
