@@ -118,9 +118,17 @@ class BuildWithBpf(build_ext):
         cc = os.environ.get("CC") or "cc"
         flags = ["-O2", "-Wall", "-D_GNU_SOURCE"] + ["-I" + d for d in INCLUDE_DIRS +
                                                       ["csrc/linux/ptrace", "shims/core"]]
+        loader = dynamic_loader()
+        if loader:
+            # linked against nothing but the dynamic loader: no second libc
+            # in the audit module's namespace (shims/linux/audit_nolibc.c)
+            audit = (LOADER_AUDIT, SHIM_FLAGS + AUDIT_NOLIBC_FLAGS,
+                     LOADER_AUDIT_SOURCES + ["shims/linux/audit_nolibc.c", loader])
+        else:
+            audit = (LOADER_AUDIT, SHIM_FLAGS, LOADER_AUDIT_SOURCES + ["-ldl"])
         for name, extra, sources in (
                 (PRELOAD_SHIM, SHIM_FLAGS, PRELOAD_SHIM_SOURCES + ["-ldl"]),
-                (LOADER_AUDIT, SHIM_FLAGS, LOADER_AUDIT_SOURCES + ["-ldl"]),
+                audit,
                 (PTRACE_LAUNCHER, [], ["csrc/linux/ptrace/ptrace_launcher.c",
                                        "csrc/linux/elfinterp.c", "csrc/linux/landlock.c"])):
             out = os.path.join(where, name)
@@ -221,6 +229,35 @@ SHIM_CORE_SOURCES = ["shims/core/shim_core.c", "csrc/core/pathnorm.c", "csrc/cor
 SHIM_LINUX_SOURCES = ["shims/linux/shim_os_linux.c", "csrc/linux/syscalls.c"]
 # the loader audit module shares the shim's record writer, not its hooks
 LOADER_AUDIT_SOURCES = ["shims/linux/loader_audit.c"] + SHIM_CORE_SOURCES + SHIM_LINUX_SOURCES
+# ... and links no C library: -z defs makes a libc call that slips in a
+# build error, not a module the loader refuses at run time
+AUDIT_NOLIBC_FLAGS = ["-nostdlib", "-fno-stack-protector", "-fno-tree-loop-distribute-patterns",
+                      "-ffunction-sections", "-fdata-sections", "-Wl,--gc-sections",
+                      "-Wl,-z,defs"]
+
+
+def dynamic_loader():
+    """The dynamic loader this interpreter was linked for (its PT_INTERP),
+    or None: the audit module links against it alone."""
+    import struct
+    try:
+        with open(os.path.realpath(sys.executable), "rb") as f:
+            eh = f.read(64)
+            if eh[:4] != b"\x7fELF" or eh[4] != 2 or eh[5] != 1:
+                return None
+            phoff, = struct.unpack_from("<Q", eh, 32)
+            phentsize, phnum = struct.unpack_from("<HH", eh, 54)
+            f.seek(phoff)
+            ph = f.read(phentsize * phnum)
+            for i in range(phnum):
+                p_type, _, p_offset, _, _, p_filesz = struct.unpack_from("<IIQQQQ", ph, i * phentsize)
+                if p_type == 3:
+                    f.seek(p_offset)
+                    path = f.read(p_filesz).rstrip(b"\0").decode()
+                    return path if os.path.exists(path) else None
+    except (OSError, struct.error, UnicodeDecodeError):
+        return None
+    return None
 PRELOAD_SHIM_SOURCES = (SHIM_CORE_SOURCES + ["shims/core/hooks_posix.c"] + SHIM_LINUX_SOURCES
                         + ["shims/linux/hooks_linux.c", "shims/linux/glibc_internal.c",
                            "shims/linux/raw_syscalls.c"])

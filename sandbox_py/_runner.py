@@ -43,6 +43,11 @@ class TraceSession:
     #: handed to the run that it cannot refuse accesses through).
     policy_warnings = ()
 
+    def prepare(self, args: list, kwargs: dict) -> None:
+        """The command is known, before popen_kwargs(): a backend may choose
+        how to start it (preload starts a dynamically linked command
+        directly, a static one through its launcher)."""
+
     def popen_kwargs(self, kwargs: dict) -> dict:
         """Adjust Popen's keyword arguments (e.g. inject LD_PRELOAD)."""
         return kwargs
@@ -154,6 +159,7 @@ def run_traced(backend: str, session: TraceSession, args, *, input=None,
 
     start = time.monotonic()
     try:
+        session.prepare(args, popen_kwargs)
         with session.spawning():
             proc = subprocess.Popen(args, **session.popen_kwargs(popen_kwargs))
     except BaseException:

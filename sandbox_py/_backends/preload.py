@@ -117,6 +117,61 @@ def child_env(env: Optional[dict], log_path: str, handoff: Optional[str] = None,
     return env
 
 
+_PT_INTERP = 3
+
+
+def needs_launcher(path: str) -> bool:
+    """True when the shim cannot enter what exec(path) runs: an ELF file
+    that names no dynamic loader (static, static-pie), or one of another
+    class than the shim's (32-bit).  Scripts and dynamically linked
+    programs load the shim themselves.  Unreadable or malformed files are
+    left to exec, which reports them as it would without sandbox_py."""
+    import struct  # noqa: PLC0415
+    try:
+        with open(path, "rb") as f:
+            eh = f.read(64)
+            if len(eh) < 64 or eh[:4] != b"\x7fELF":
+                return False
+            if eh[4] != 2:                  # not ELFCLASS64
+                return True
+            end = "<" if eh[5] == 1 else ">"
+            phoff, = struct.unpack_from(end + "Q", eh, 32)
+            phentsize, phnum = struct.unpack_from(end + "HH", eh, 54)
+            if phentsize < 8 or phnum > 256:
+                return True
+            f.seek(phoff)
+            ph = f.read(phentsize * phnum)
+    except OSError:
+        return False
+    for i in range(len(ph) // phentsize):
+        p_type, = struct.unpack_from(end + "I", ph, i * phentsize)
+        if p_type == _PT_INTERP:
+            return False
+    return True
+
+
+def _exec_target(args: list, kwargs: dict) -> tuple:
+    """The file Popen would exec for args and the candidates of its $PATH
+    search it would try and miss before it (absolute, as the child's cwd
+    makes them): (target or None, [missed ...])."""
+    if kwargs.get("shell"):
+        prog = kwargs.get("executable") or "/bin/sh"
+    else:
+        prog = kwargs.get("executable") or args[0]
+    prog = os.fsdecode(prog)
+    cwd = kwargs.get("cwd")
+    base = os.path.abspath(os.fsdecode(cwd)) if cwd is not None else os.getcwd()
+    if os.path.dirname(prog):
+        return os.path.normpath(os.path.join(base, prog)), []
+    missed = []
+    for d in os.get_exec_path(kwargs.get("env")):
+        cand = os.path.normpath(os.path.join(base, os.fsdecode(d), prog))
+        if os.access(cand, os.X_OK) and not os.path.isdir(cand):
+            return cand, missed
+        missed.append(cand)
+    return None, missed
+
+
 class PreloadSession(LandlockSession, RunSession):
     #: breakaway: the shim matches each exec and runs a declared program
     #: without itself; the reader stops watching that process
@@ -126,11 +181,34 @@ class PreloadSession(LandlockSession, RunSession):
         self.run = _unpriv().PreloadRun()
         self.handoff = _handoff()
         self.launcher = None
+        self.path_misses = ()
         if self.handoff:
-            # The root goes through the launcher too, so that a statically
-            # linked command is handed to ptrace like any static child.
             self.run.set_handoff(self.handoff)
-            self.launcher = Launcher({"SBX_PTRACE_ROOT": "1"})
+
+    def prepare(self, args, kwargs):
+        # A statically linked command goes through the launcher, which
+        # starts it from a child whose exec the shim hands to ptrace like
+        # any static child.  A dynamically linked one loads the shim itself:
+        # starting it directly saves the launcher's own start (with the shim
+        # and the audit module), about a millisecond per run.
+        if self.handoff:
+            target, missed = _exec_target(args, kwargs)
+            if target and needs_launcher(target):
+                self.launcher = Launcher({"SBX_PTRACE_ROOT": "1"})
+            elif target:
+                # Popen's own $PATH search happens before any traced code
+                # runs (under the launcher the shim saw it as failed execs):
+                # its misses are probes, as under the other backends.
+                self.path_misses = missed
+
+    def finish(self):
+        if self.fields is None:
+            fields = super().finish()
+            if self.path_misses:
+                probes = list(fields.get("probes", ()))
+                seen = set(probes)
+                fields["probes"] = probes + [p for p in self.path_misses if p not in seen]
+        return self.fields
 
     def own_files(self):
         from .._landlock import EXECUTE, READ, WRITE  # noqa: PLC0415

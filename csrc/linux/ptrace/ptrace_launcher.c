@@ -77,7 +77,7 @@ static void die(const char *what)
 static int build_and_install(unsigned notify_action, unsigned flags)
 {
     /* One compare per traced call; mmap only stops when it maps a file. */
-    struct sock_filter f[4 + 2 * (SBX_PT_NSYSCALLS + SBX_PT_NNOTIFY) + 16];
+    struct sock_filter f[4 + 2 * (SBX_PT_NSYSCALLS + SBX_PT_NNOTIFY) + 32];
     size_t n = 0;
     f[n++] = (struct sock_filter)BPF_STMT(BPF_LD | BPF_W | BPF_ABS,
                                           offsetof(struct seccomp_data, arch));
@@ -87,6 +87,27 @@ static int build_and_install(unsigned notify_action, unsigned flags)
     f[n++] = (struct sock_filter)BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_TRACE);
     f[n++] = (struct sock_filter)BPF_STMT(BPF_LD | BPF_W | BPF_ABS,
                                           offsetof(struct seccomp_data, nr));
+    /* A plain read-only open (the bulk of a build's or an archiver's opens,
+     * opendir's included) needs no exit stop: the tracer settles it at its
+     * entry and learns its fd when the fd is used or closed.  Opens that
+     * create, truncate or write stop at the exit, where their outcome is
+     * known.  O_TMPFILE carries O_DIRECTORY's bit: only its own is tested. */
+    const unsigned plain_mask = O_ACCMODE | O_CREAT | O_TRUNC | (O_TMPFILE & ~O_DIRECTORY) |
+                                O_PATH;
+    const struct { int nr; unsigned arg; } opens[] = {
+        {SYS_openat, 2},
+#ifdef SYS_open
+        {SYS_open, 1},
+#endif
+    };
+    for (size_t i = 0; i < sizeof opens / sizeof opens[0]; i++) {
+        f[n++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, opens[i].nr, 0, 4);
+        f[n++] = (struct sock_filter)BPF_STMT(BPF_LD | BPF_W | BPF_ABS,
+                                              offsetof(struct seccomp_data, args[opens[i].arg]));
+        f[n++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JSET | BPF_K, plain_mask, 1, 0);
+        f[n++] = (struct sock_filter)BPF_STMT(BPF_RET | BPF_K, notify_action);
+        f[n++] = (struct sock_filter)BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_TRACE);
+    }
     for (size_t i = 0; i < SBX_PT_NSYSCALLS; i++) {
         if (sbx_pt_syscalls[i] < 0)
             continue;               /* a row that does not stop (see the list) */
@@ -114,7 +135,8 @@ static int build_and_install(unsigned notify_action, unsigned flags)
                                           offsetof(struct seccomp_data, args[4]));
     f[n++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, 0xffffffffu, 0, 1);
     f[n++] = (struct sock_filter)BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW);
-    f[n++] = (struct sock_filter)BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_TRACE);
+    /* settled at its entry: no exit stop needed */
+    f[n++] = (struct sock_filter)BPF_STMT(BPF_RET | BPF_K, notify_action);
     /* everything else (read, write, ...) runs without a stop */
     f[n++] = (struct sock_filter)BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW);
     struct sock_fprog prog = {(unsigned short)n, f};
@@ -129,9 +151,10 @@ static int build_and_install(unsigned notify_action, unsigned flags)
 }
 
 /* The filter, preferably with a user-notification listener for the calls
- * that need no exit stop.  The listener fd is closed right away: that
- * close stops under ptrace, and the tracer takes its own copy of the fd
- * then (pidfd_getfd), so the command never sees an fd it did not open. */
+ * that need no exit stop.  The listener fd is closed right away with
+ * close_range, which stops under ptrace (close itself goes to the listener,
+ * which nobody holds yet): the tracer takes its own copy of the fd then
+ * (pidfd_getfd), so the command never sees an fd it did not open. */
 static int install_filter(void)
 {
     /* Only with a tracer that takes listeners (SBX_PTRACE_NOTIFY, set by
@@ -144,7 +167,10 @@ static int install_filter(void)
     if (notify) {
         int fd = build_and_install(SECCOMP_RET_USER_NOTIF, SECCOMP_FILTER_FLAG_NEW_LISTENER);
         if (fd >= 0) {
-            close(fd);
+            /* a kernel without close_range (before 5.9) still stops at it
+             * and fails it: the tracer holds the listener by then */
+            if (syscall(SYS_close_range, fd, fd, 0) < 0)
+                close(fd);
             return 0;
         }
     }
@@ -248,7 +274,9 @@ static void exec_or_report(const char *target, char **argv, int efd)
 /* What execvp(target) would run is a statically linked ELF. */
 static int static_target(const char *target)
 {
-    char cand[4096], interp[8];
+    /* interp must hold a loader's name: sbx_elf_interp answers 0 (as for
+     * a static file) when the name does not fit */
+    char cand[4096], interp[4096];
     const char *path = getenv("PATH");
     for (const char *p = strchr(target, '/') ? "" : path ? path : "/bin:/usr/bin";; p++) {
         const char *end = strchr(p, ':');

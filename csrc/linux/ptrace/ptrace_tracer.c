@@ -60,11 +60,28 @@ struct fdent {
     int chr;           /* a character device: reading it moves no offset */
 };
 
+/* An open settled at its entry (through the listener, without an exit
+ * stop): its fd is not known yet.  It is matched to an fd when the fd is
+ * first met (its use, its close, the process's exit); an open that no fd
+ * ever matches failed. */
+struct pending {
+    char *path;        /* the name to record, as for an open seen at its exit */
+    char *key;         /* the kernel's name of the fd it would give */
+    dev_t dev;
+    ino_t ino;
+    int has_ino;       /* dev/ino of the file at the open's entry */
+    int alias;         /* a reopen of an fd: a failure records nothing, as
+                        * at an exit stop */
+    pid_t tid;         /* the task whose open it is */
+};
+
 struct proc {
     int refs;
     int tgid;
     struct fdent *fds;
     size_t n, cap;
+    struct pending *pend;
+    size_t npend, cappend;
     char name[256];
     int warned_arch, warned_uring;
 };
@@ -103,6 +120,11 @@ struct sbx_ptrace_run {
     size_t ntasks, captasks;
     struct sbx_result *res;
     pthread_mutex_t res_mu;       /* res, shared with the notifier */
+
+    /* The tasks, their processes and fd tables: the tracer thread holds it
+     * while it handles a stop, the notifier while it settles an fd call
+     * (close, mmap, pread, getdents) that reached it instead of a stop. */
+    pthread_mutex_t state_mu;
 
     int listener;                 /* seccomp user-notification fd, or -1 */
     pthread_t notifier;
@@ -315,6 +337,11 @@ static struct proc *proc_copy(const struct proc *from, int tgid)
             p->fds[i].real = from->fds[i].real ? strdup(from->fds[i].real) : NULL;
         }
         p->n = p->cap = p->fds ? from->n : 0;
+        /* Opens settled at entry and not matched yet stay the parent's:
+         * the child is copied at its first stop, when the parent may have
+         * made more opens since the fork.  An fd the child inherited from
+         * one of them is learnt as inherited when the child uses it, and
+         * the parent still matches its own copy (same offset). */
     }
     return p;
 }
@@ -328,6 +355,11 @@ static void proc_unref(struct proc *p)
         free(p->fds[i].real);
     }
     free(p->fds);
+    for (size_t i = 0; i < p->npend; i++) {
+        free(p->pend[i].path);
+        free(p->pend[i].key);
+    }
+    free(p->pend);
     free(p);
 }
 
@@ -377,6 +409,12 @@ static struct task *task_add(struct sbx_ptrace_run *r, pid_t tid, struct proc *p
 
 static void task_remove(struct sbx_ptrace_run *r, struct task *t)
 {
+    /* the process is gone without its exit stop (killed): its opens
+     * settled at entry and never matched are probes, as unused ones are */
+    if (t->pr->refs == 1)
+        for (size_t i = 0; i < t->pr->npend; i++)
+            if (!t->pr->pend[i].alias)
+                add(r, t->pr->pend[i].path, SBX_PROBE);
     pthread_mutex_lock(&r->mu);
     for (size_t i = 0; i < r->ntasks; i++)
         if (r->tasks[i] == t) {
@@ -451,15 +489,66 @@ static struct fdent *fd_put(struct proc *p, int fd, const char *path, unsigned a
     return e;
 }
 
-/* An fd opened where we could not see it (inherited): ask the kernel. */
-static struct fdent *fd_learn(struct proc *p, pid_t tid, int fd)
+static void pending_drop(struct proc *p, size_t i)
+{
+    free(p->pend[i].path);
+    free(p->pend[i].key);
+    p->pend[i] = p->pend[--p->npend];
+}
+
+/* The open settled at its entry that gave fd (kernel name `name`, or none
+ * when the file has no name any more): the same name first, else the same
+ * file.  Returns its index or -1. */
+static long pending_match(struct proc *p, pid_t tid, int fd, const char *name, int named)
+{
+    if (!p->npend)
+        return -1;
+    for (size_t i = 0; named && i < p->npend; i++)
+        if (p->pend[i].key && !strcmp(p->pend[i].key, name))
+            return (long)i;
+    char link[64];
+    struct stat sb;
+    snprintf(link, sizeof link, "/proc/%d/fd/%d", tid, fd);
+    if (stat(link, &sb) < 0)
+        return -1;
+    for (size_t i = 0; i < p->npend; i++)
+        if (p->pend[i].has_ino && p->pend[i].dev == sb.st_dev && p->pend[i].ino == sb.st_ino)
+            return (long)i;
+    return -1;
+}
+
+/* An fd opened where we could not see it (inherited, or opened by a call
+ * settled at its entry): ask the kernel.  *matched says whether it came
+ * from an open of this process settled at its entry. */
+static struct fdent *fd_learn_m(struct proc *p, pid_t tid, int fd, int *matched)
 {
     struct fdent *e = fd_get(p, fd);
+    *matched = 0;
     if (e)
         return e;
     char name[PMAX];
     int flags = 0;
     long n = fd_link(tid, fd, name, sizeof name);
+    if (p->npend) {
+        int named = n > 0 && name[0] == '/' &&
+                    !(n > 10 && !strcmp(name + n - 10, " (deleted)"));
+        long i = pending_match(p, tid, fd, name, named);
+        if (i >= 0 && fd_info(tid, fd, NULL, &flags) == 0) {
+            struct pending *pd = &p->pend[i];
+            int acc = flags & O_ACCMODE;
+            e = fd_put(p, fd, pd->path, (acc != O_WRONLY ? 1 : 0) | (acc != O_RDONLY ? 2 : 0));
+            if (e) {
+                struct stat sb;
+                e->dir = (flags & O_DIRECTORY) != 0;
+                e->chr = stat(pd->path, &sb) == 0 && S_ISCHR(sb.st_mode);
+                if (named && strcmp(name, pd->path) != 0)
+                    e->real = strdup(name);
+                *matched = 1;
+            }
+            pending_drop(p, (size_t)i);
+            return e;
+        }
+    }
     /* no name: a pipe or socket, or a file without one (O_TMPFILE,
      * deleted), which is never reported under an invented name */
     if (n <= 0 || name[0] != '/' ||
@@ -470,6 +559,12 @@ static struct fdent *fd_learn(struct proc *p, pid_t tid, int fd)
     if (e)
         e->dir = (flags & O_DIRECTORY) != 0;
     return e;
+}
+
+static struct fdent *fd_learn(struct proc *p, pid_t tid, int fd)
+{
+    int matched;
+    return fd_learn_m(p, tid, fd, &matched);
 }
 
 static void fd_use(struct sbx_ptrace_run *r, struct fdent *e, pid_t tid, unsigned kind)
@@ -504,11 +599,14 @@ static void fd_close(struct sbx_ptrace_run *r, struct proc *p, pid_t tid, int fd
     if (!e) {
         /* an fd this process did not open where we saw it (inherited,
          * received over a unix socket): its reads did not stop, so its
-         * offset is asked now; it was not opened here, so no probe */
-        e = fd_learn(p, tid, fd);
+         * offset is asked now; it was not opened here, so no probe.  Or
+         * one of its opens settled at entry: that one is ledgered. */
+        int matched;
+        e = fd_learn_m(p, tid, fd, &matched);
         if (!e)
             return;
-        e->noprobe = 1;
+        if (!matched)
+            e->noprobe = 1;
     }
     fd_settle(r, e, tid);
     pthread_mutex_lock(&r->res_mu);
@@ -522,6 +620,56 @@ static void fd_close(struct sbx_ptrace_run *r, struct proc *p, pid_t tid, int fd
         sbx_result_warn(r->res, "out of memory while recording paths");
     pthread_mutex_unlock(&r->res_mu);
     fd_drop(p, fd);
+}
+
+/* Every fd the process holds now that came from an open settled at entry:
+ * matched to that open. */
+static void learn_all(struct proc *p, pid_t tid)
+{
+    char dir[64];
+    snprintf(dir, sizeof dir, "/proc/%d/fd", tid);
+    int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dfd < 0)
+        return;
+    char buf[4096];
+    for (;;) {
+        long n = syscall(SYS_getdents64, dfd, buf, sizeof buf);
+        if (n <= 0)
+            break;
+        for (long off = 0; off < n;) {
+            struct { uint64_t ino; int64_t off; unsigned short reclen; unsigned char type;
+                     char name[]; } *d = (void *)(buf + off);
+            off += d->reclen;
+            if (d->name[0] < '0' || d->name[0] > '9')
+                continue;
+            int fd = atoi(d->name);
+            if (fd_get(p, fd))
+                continue;
+            int matched;
+            struct fdent *e = fd_learn_m(p, tid, fd, &matched);
+            if (e && !matched)
+                /* inherited: left to its use or close, as before (its
+                 * offset may come from before the run) */
+                fd_drop(p, fd);
+        }
+    }
+    close(dfd);
+}
+
+/* The opens settled at entry that no fd of the process matches failed (a
+ * failed open is a probe).  Only those of `tid` (0: all), whose opens have
+ * returned: another thread may be inside its open right now. */
+static void pending_settle(struct sbx_ptrace_run *r, struct proc *p, pid_t lister, pid_t tid)
+{
+    if (!p->npend)
+        return;
+    learn_all(p, lister);
+    for (size_t i = p->npend; i-- > 0;)
+        if (!tid || p->pend[i].tid == tid) {
+            if (!p->pend[i].alias)
+                add(r, p->pend[i].path, SBX_PROBE);
+            pending_drop(p, i);
+        }
 }
 
 static void fd_close_all(struct sbx_ptrace_run *r, struct proc *p, pid_t tid)
@@ -564,6 +712,14 @@ static void read_argv(struct task *t, unsigned long av)
 }
 
 /* ---- seccomp user notifications (calls that need no exit stop) ----------*/
+/* <linux/seccomp.h> of older distributions lacks these (Linux 6.6) */
+#ifdef SECCOMP_IOCTL_NOTIF_SET_FLAGS
+#define SBX_IOCTL_NOTIF_SET_FLAGS SECCOMP_IOCTL_NOTIF_SET_FLAGS
+#else
+#define SBX_IOCTL_NOTIF_SET_FLAGS SECCOMP_IOW(4, unsigned long long)
+#endif
+#define SBX_NOTIF_SYNC_WAKE_UP 1UL
+
 /* A name that is a symlink is read by readlink; anything else (absent, not
  * a link) only probed.  One lstat in the tracer costs less than a stop at
  * the call's exit. */
@@ -571,6 +727,98 @@ static int readlink_ok(const char *p)
 {
     struct stat sb;
     return p && lstat(p, &sb) == 0 && S_ISLNK(sb.st_mode);
+}
+
+static int settle_fd_call(struct sbx_ptrace_run *r, struct proc *p, pid_t tid, long nr,
+                          const unsigned long *a);
+
+#define PENDING_MAX 128
+
+/* A plain read-only open (no O_CREAT, O_TRUNC, O_TMPFILE, O_PATH: the
+ * launcher's filter sends only those here) at its entry.  Its outcome
+ * changes what is recorded only when it succeeds and the fd is then used,
+ * and the fd tells that when it is met: the open is remembered, not
+ * stopped at its exit.  The caller holds state_mu. */
+static void open_at_entry(struct sbx_ptrace_run *r, struct task *t, char *p, unsigned flags)
+{
+    struct proc *pr = t->pr;
+    struct pending pd = {0};
+    pd.tid = t->tid;
+    if (sbx_path_is_fd_alias(p)) {
+        /* a reopen through /proc/self/fd/N or /dev/stdin: the file behind
+         * the descriptor is what is opened, named as the kernel names it */
+        char canon[PMAX], behind[PMAX];
+        const char *rest = NULL;
+        int n = -1;
+        if (!strcmp(p, "/dev/stdin") || !strcmp(p, "/dev/stdout") || !strcmp(p, "/dev/stderr"))
+            n = p[5] == 'i' ? 0 : p[8] == 'o' ? 1 : 2;
+        else if (!strncmp(p, "/dev/fd/", 8))
+            n = atoi(p + 8);
+        if (n >= 0)
+            snprintf(canon, sizeof canon, "/proc/%d/fd/%d", t->tid, n);
+        else if (!strncmp(p, "/proc/self/", 11) && (rest = p + 10))
+            snprintf(canon, sizeof canon, "/proc/%d%s", pr->tgid, rest);
+        else if (!strncmp(p, "/proc/thread-self/", 18) && (rest = p + 17))
+            snprintf(canon, sizeof canon, "/proc/%d/task/%d%s", pr->tgid, t->tid, rest);
+        else
+            snprintf(canon, sizeof canon, "%s", p);
+        long bl = readlink(canon, behind, sizeof behind - 1);
+        if (bl <= 0)
+            return;
+        behind[bl] = '\0';
+        if (behind[0] != '/' || strstr(behind, " (deleted)"))
+            return;                 /* no name: nothing is recorded either way */
+        pd.path = strdup(behind);
+        pd.key = strdup(behind);
+        pd.alias = 1;
+    } else if (!strncmp(p, "/proc/", 6)) {
+        /* /proc/self names this process: the kernel names the fd by pid */
+        char canon[PMAX];
+        if (!strncmp(p, "/proc/self/", 11))
+            snprintf(canon, sizeof canon, "/proc/%d%s", pr->tgid, p + 10);
+        else if (!strncmp(p, "/proc/thread-self/", 18))
+            snprintf(canon, sizeof canon, "/proc/%d/task/%d%s", pr->tgid, t->tid, p + 17);
+        else
+            snprintf(canon, sizeof canon, "%s", p);
+        pd.path = strdup(p);
+        pd.key = strdup(canon);
+    } else {
+        struct stat sb;
+        int rc = (flags & O_NOFOLLOW) ? lstat(p, &sb) : stat(p, &sb);
+        if (rc < 0 && (errno == ENOENT || errno == ENOTDIR) && strncmp(p, "/dev/", 5) != 0) {
+            /* compilers try many include directories: an open of an absent
+             * name is a probe */
+            add(r, p, SBX_PROBE);
+            return;
+        }
+        pd.path = strdup(p);
+        pd.key = strdup(p);
+        if (rc == 0) {
+            pd.dev = sb.st_dev;
+            pd.ino = sb.st_ino;
+            pd.has_ino = 1;
+        }
+    }
+    if (!pd.path || !pd.key) {
+        free(pd.path);
+        free(pd.key);
+        return;
+    }
+    if (pr->npend >= PENDING_MAX)
+        /* many opens not matched yet: most failed; list the fds once */
+        pending_settle(r, pr, t->tid, pr->refs == 1 ? 0 : t->tid);
+    if (pr->npend == pr->cappend) {
+        size_t nc = pr->cappend ? pr->cappend * 2 : 8;
+        struct pending *np = realloc(pr->pend, nc * sizeof *np);
+        if (!np) {
+            free(pd.path);
+            free(pd.key);
+            return;
+        }
+        pr->pend = np;
+        pr->cappend = nc;
+    }
+    pr->pend[pr->npend++] = pd;
 }
 
 static void *notifier_main(void *arg)
@@ -595,7 +843,26 @@ static void *notifier_main(void *arg)
         long nr = req.data.nr;
         char *p = NULL;
         struct sbx_sc_layout l;
-        if (req.data.arch == NATIVE_ARCH && sbx_linux_path_call(nr, &l) == 0 && a[l.p0])
+        int is_path = req.data.arch == NATIVE_ARCH ? sbx_linux_path_call(nr, &l) : -2;
+        if (is_path == 0 && l.op == SBX_OP_OPEN) {
+            pthread_mutex_lock(&r->state_mu);
+            struct task *t = task_find(r, (pid_t)req.pid);
+            p = t && a[l.p0] ? resolve(r, t->tid, l.d0 < 0 ? AT_FDCWD : (long)(int)a[l.d0],
+                                       a[l.p0]) : NULL;
+            if (p && ioctl(r->listener, SECCOMP_IOCTL_NOTIF_ID_VALID, &req.id) == 0)
+                open_at_entry(r, t, p, (unsigned)a[l.d0 < 0 ? 1 : 2]);
+            pthread_mutex_unlock(&r->state_mu);
+            free(p);
+            p = NULL;
+        } else if (is_path == -1) {
+            /* an fd call settled at entry: the caller waits in it, so its
+             * fd is still open and its offset is the one before the call */
+            pthread_mutex_lock(&r->state_mu);
+            struct task *t = task_find(r, (pid_t)req.pid);
+            if (t && ioctl(r->listener, SECCOMP_IOCTL_NOTIF_ID_VALID, &req.id) == 0)
+                settle_fd_call(r, t->pr, t->tid, nr, a);
+            pthread_mutex_unlock(&r->state_mu);
+        } else if (is_path == 0 && a[l.p0])
             p = resolve(r, (pid_t)req.pid, l.d0 < 0 ? AT_FDCWD : (long)(int)a[l.d0], a[l.p0]);
         /* the memory read belongs to this very call only if it is still
          * pending (a killed caller's pid could have been reused) */
@@ -633,6 +900,12 @@ static void take_listener(struct sbx_ptrace_run *r, pid_t tid, int fd, const cha
         return;
     }
     fcntl(l, F_SETFD, FD_CLOEXEC);
+    /* Each notification is a round trip between two tasks that wait for
+     * each other: with synchronous wake-ups (Linux 6.6) the kernel switches
+     * straight to the woken side on the same CPU instead of waking it on
+     * another one.  An older kernel refuses the flag and keeps ordinary
+     * wake-ups. */
+    ioctl(l, SBX_IOCTL_NOTIF_SET_FLAGS, SBX_NOTIF_SYNC_WAKE_UP);   /* by value */
     r->listener = l;
     if (pthread_create(&r->notifier, NULL, notifier_main, r) == 0)
         r->notifier_started = 1;
@@ -683,6 +956,39 @@ static unsigned open_flags(struct task *t)
     return 0;
 }
 
+/* The fd calls settled at their entry, without an exit: close (the ledger
+ * settles the fd while it is still open), mmap of a file, and the fd calls
+ * that read or list.  They reach the tracer as a ptrace stop without a
+ * listener, else as a user notification (a cheaper round trip: the caller
+ * continues without the tracer touching its registers).  Returns 1 when
+ * `nr` is one of them.  The caller holds state_mu. */
+static int settle_fd_call(struct sbx_ptrace_run *r, struct proc *p, pid_t tid, long nr,
+                          const unsigned long *a)
+{
+    enum sbx_use use;
+    int fdarg, hot;
+    switch (nr) {
+    case SYS_close:
+        fd_close(r, p, tid, (int)a[0]);
+        return 1;
+    case SYS_mmap: {
+        struct fdent *e = fd_learn(p, tid, (int)a[4]);
+        if (a[2] & (PROT_READ | PROT_EXEC))
+            fd_use(r, e, tid, SBX_READ);
+        if ((a[2] & PROT_WRITE) && (a[3] & MAP_SHARED))
+            fd_use(r, e, tid, SBX_WRITE);
+        return 1;
+    }
+    }
+    /* reading and listing are settled here (half the stops of a tree
+     * walk); changes wait for the exit, where success is known */
+    if (sbx_linux_fd_call(nr, &use, &fdarg, &hot) && use != SBX_USE_WRITE) {
+        fd_use(r, fd_learn(p, tid, (int)a[fdarg]), tid, sbx_access_use(use));
+        return 1;
+    }
+    return 0;
+}
+
 /* The entry of a stopped call: resolve names now, settle fds that are
  * about to go away.  Returns 1 when the exit must be seen too. */
 static int on_entry(struct sbx_ptrace_run *r, struct task *t)
@@ -710,9 +1016,14 @@ static int on_entry(struct sbx_ptrace_run *r, struct task *t)
     case SYS_close:
         if (r->listener < 0)
             take_listener(r, tid, (int)a[0], p->name);
-        fd_close(r, p, tid, (int)a[0]);
-        return 0;
+        break;
     case SYS_close_range:
+        /* the launcher closes its listener with close_range: a close stops
+         * only when there is no listener */
+        if (r->listener < 0 && a[0] == a[1])
+            take_listener(r, tid, (int)a[0], p->name);
+        if (p->npend)
+            learn_all(p, tid);      /* fds of opens settled at entry among them */
         if (!(a[2] & 4 /* CLOSE_RANGE_CLOEXEC */))
             for (size_t i = p->n; i-- > 0;)
                 if ((unsigned)p->fds[i].fd >= (unsigned)a[0] &&
@@ -730,28 +1041,15 @@ static int on_entry(struct sbx_ptrace_run *r, struct task *t)
         return 1;
     case SYS_dup: case SYS_fcntl:
         return 1;
-    case SYS_mmap: {
-        struct fdent *e = fd_learn(p, tid, (int)a[4]);
-        if (a[2] & (PROT_READ | PROT_EXEC))
-            fd_use(r, e, tid, SBX_READ);
-        if ((a[2] & PROT_WRITE) && (a[3] & MAP_SHARED))
-            fd_use(r, e, tid, SBX_WRITE);
+    }
+    if (settle_fd_call(r, p, tid, nr, a)) {
         task_clear_sys(t);
         return 0;
     }
-    }
-
     enum sbx_use use;
     int fdarg, hot;
-    if (sbx_linux_fd_call(nr, &use, &fdarg, &hot)) {
-        /* reading and listing are settled here (half the stops of a tree
-         * walk); changes wait for the exit, where success is known */
-        if (use == SBX_USE_WRITE)
-            return 1;
-        fd_use(r, fd_learn(p, tid, (int)a[fdarg]), tid, sbx_access_use(use));
-        task_clear_sys(t);
-        return 0;
-    }
+    if (sbx_linux_fd_call(nr, &use, &fdarg, &hot))
+        return 1;                   /* a change: at the exit, where success is known */
 
     struct sbx_sc_layout l;
     if (sbx_linux_path_call(nr, &l) < 0)
@@ -764,6 +1062,7 @@ static int on_entry(struct sbx_ptrace_run *r, struct task *t)
         t->p1 = NULL;
         read_argv(t, nr == SYS_execve ? a[1] : a[2]);
         /* close-on-exec fds vanish with the exec: settle everything now */
+        pending_settle(r, p, tid, p->refs == 1 ? 0 : tid);
         for (size_t i = 0; i < p->n; i++)
             fd_settle(r, &p->fds[i], tid);
         return 1;
@@ -781,6 +1080,8 @@ static int on_entry(struct sbx_ptrace_run *r, struct task *t)
         /* Reads do not stop: what an open fd of this name read so far is
          * settled before the name changes, so that the order the precision
          * rules depend on ("read, then replaced") is the real one. */
+        if (p->npend)
+            learn_all(p, tid);
         for (size_t i = 0; i < p->n; i++) {
             const struct fdent *e = &p->fds[i];
             if ((t->p1 && (!strcmp(e->path, t->p1) || (e->real && !strcmp(e->real, t->p1)))) ||
@@ -1225,8 +1526,10 @@ static void handle_stop(struct sbx_ptrace_run *r, pid_t tid, int st)
         req = PTRACE_SYSCALL;         /* the execve exit stop follows */
         t->nr = -1;
     } else if (ev == PTRACE_EVENT_EXIT) {
-        if (t->pr->refs == 1)         /* the last thread: its fds close now */
+        if (t->pr->refs == 1) {       /* the last thread: its fds close now */
+            pending_settle(r, t->pr, tid, 0);
             fd_close_all(r, t->pr, tid);
+        }
         check_mount_namespace(r, t);
     } else if (ev == PTRACE_EVENT_STOP) {
         if (t->fresh || sig == SIGTRAP) {
@@ -1278,9 +1581,12 @@ static void *tracer_main(void *arg)
                     continue;
                 break;                /* ECHILD: no tracee left */
             }
+            pthread_mutex_lock(&r->state_mu);
             handle_stop(r, tid, st);
+            pthread_mutex_unlock(&r->state_mu);
         }
     }
+    pthread_mutex_lock(&r->state_mu);
     pthread_mutex_lock(&r->mu);
     while (r->ntasks) {               /* vanished without an exit report */
         struct task *x = r->tasks[0];
@@ -1288,6 +1594,7 @@ static void *tracer_main(void *arg)
         task_remove(r, x);
         pthread_mutex_lock(&r->mu);
     }
+    pthread_mutex_unlock(&r->state_mu);
     r->done = 1;
     pthread_cond_broadcast(&r->cv);
     pthread_mutex_unlock(&r->mu);
@@ -1367,6 +1674,7 @@ struct sbx_ptrace_run *sbx_ptrace_begin(char *err, size_t errlen)
         }
     pthread_mutex_init(&r->mu, NULL);
     pthread_mutex_init(&r->res_mu, NULL);
+    pthread_mutex_init(&r->state_mu, NULL);
     pthread_cond_init(&r->cv, NULL);
     r->listener = -1;
     r->keep_go[0] = r->keep_go[1] = -1;
@@ -1486,6 +1794,7 @@ struct sbx_result *sbx_ptrace_end(struct sbx_ptrace_run *r)
     if (r->listener >= 0)
         close(r->listener);
     pthread_mutex_destroy(&r->res_mu);
+    pthread_mutex_destroy(&r->state_mu);
     struct sbx_result *res = r->res;
     free(r->tasks);
     pthread_mutex_destroy(&r->mu);
