@@ -250,7 +250,8 @@ def dynamic_loader():
             f.seek(phoff)
             ph = f.read(phentsize * phnum)
             for i in range(phnum):
-                p_type, _, p_offset, _, _, p_filesz = struct.unpack_from("<IIQQQQ", ph, i * phentsize)
+                p_type, _, p_offset, _, _, p_filesz = struct.unpack_from(
+                    "<IIQQQQ", ph, i * phentsize)
                 if p_type == 3:
                     f.seek(p_offset)
                     path = f.read(p_filesz).rstrip(b"\0").decode()
