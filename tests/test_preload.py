@@ -3,6 +3,7 @@
 kills, static binaries) checked the way a user would check them."""
 from __future__ import annotations
 
+import errno
 import os
 import shutil
 import subprocess
@@ -154,6 +155,24 @@ def test_the_loader_run_as_a_program_keeps_its_variables(sb, work):
     assert "libselinux.so.1 =>" in r.stdout       # /bin/ls's, not the launcher's
     assert any(e.path == loader for e in r.execs)
     assert r.complete, r.warnings
+
+
+def test_null_path_reaches_libc_untouched(sb, work):
+    """Rust's standard library probes statx with a NULL path and expects
+    EFAULT: the hook must pass NULL on, although libc declares the
+    parameter nonnull (the compiler would drop the shim's NULL test)."""
+    exe = build(work, "null_statx", r"""
+        #include <errno.h>
+        struct statx sx;
+        errno = 0;
+        int r = statx(0, NULL, 0, STATX_ALL, NULL);
+        int e1 = errno;
+        r += stat(NULL, (struct stat *)&sx);
+        printf("%d %d %d\n", r, e1, errno);
+    """)
+    r = sb.run([exe], cwd=work, capture_output=True, text=True)
+    assert r.returncode == 0, r
+    assert r.stdout.split() == ["-2", str(errno.EFAULT), str(errno.EFAULT)]
 
 
 def test_static_root_is_handed_to_ptrace(sb, work):

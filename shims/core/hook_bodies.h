@@ -46,6 +46,10 @@
 
 static inline const char *sbx_stable_copy(const char *p, char *buf)
 {
+    /* libc declares most path parameters nonnull, so the compiler would
+     * drop this test; programs pass NULL all the same (Rust probes statx
+     * with one and expects EFAULT): hide where p came from */
+    __asm__("" : "+r"(p));
     if (!p)
         return p;
     size_t n = strnlen(p, SBX_STABLE_MAX);
