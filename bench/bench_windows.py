@@ -20,7 +20,7 @@ Wine is not Windows: absolute times and even ratios differ there
 With --enforce the pair is "traced" (the first column) against "traced and
 enforced": the same sbx-trace run with a deny Policy allowing the data, the
 program and the system baseline (sandbox_py/policy.py), so every open is
-also checked against the policy (docs/enforcement-macos-windows.md).
+also checked against the policy (docs/enforcement.md).
 """
 from __future__ import annotations
 

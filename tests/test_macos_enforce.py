@@ -113,7 +113,7 @@ def test_deny_refuses_outside_and_keeps_tracing(ops, work):
     assert r.complete, r.warnings
     assert j("src/in.txt") in r.reads and j("out/new.txt") in r.writes
     # denied comes from tracing: the refused calls are failed calls, probes,
-    # of paths outside every tree (docs/enforcement-macos-windows.md: the
+    # of paths outside every tree (docs/enforcement.md: the
     # refused write to src/in.txt, a probe inside a read tree, is not listed)
     denied = {d.path for d in r.denied}
     assert {j("secret/s.txt"), j("secret/mv.txt")} <= denied, r.denied
