@@ -112,12 +112,14 @@ def test_deny_refuses_outside_and_keeps_tracing(ops, work):
     # still traced: the dylib is in the sandboxed program
     assert r.complete, r.warnings
     assert j("src/in.txt") in r.reads and j("out/new.txt") in r.writes
-    # denied comes from tracing: the refused calls are failed calls, probes,
-    # of paths outside every tree (docs/enforcement.md: the
-    # refused write to src/in.txt, a probe inside a read tree, is not listed)
-    denied = {d.path for d in r.denied}
-    assert {j("secret/s.txt"), j("secret/mv.txt")} <= denied, r.denied
-    assert j("out/new.txt") not in denied
+    # denied comes from tracing: a refused call is traced as a probe of its
+    # name, with what it asked for kept (docs/enforcement.md), so the
+    # refused write to src/in.txt, inside a read tree, is listed as a write
+    denied = {(d.path, d.category) for d in r.denied}
+    assert {(j("secret/s.txt"), "read"), (j("secret/s.txt"), "write"),
+            (j("src/in.txt"), "write")} <= denied, r.denied
+    assert j("secret/mv.txt") in {p for p, _ in denied}, r.denied
+    assert j("out/new.txt") not in {p for p, _ in denied}
 
 
 def test_report_blocks_nothing_and_lists_the_same(ops, work):
