@@ -118,6 +118,7 @@ struct scratch {
     __u64 newprobe;     /* likewise, a probe this event reports */
     __u64 hstate;       /* probe_hash's running state */
     __u32 hstart, hlen;
+    __u64 regs[6];      /* the syscall's arguments, for emit_path() */
 };
 
 #define SCRATCH_MAP(name)                                   \
@@ -195,16 +196,28 @@ static long walk_step(__u64 idx, void *arg)
     return 0;
 }
 
-/* Append the absolute path of (vfsmount, dentry) to the event as string i. */
-static __noinline int append_walk(struct scratch *s, __u64 *off, int i,
-                                  struct vfsmount *vmnt, struct dentry *d)
+/* A kernel pointer as a plain number.  The path helpers below are global
+ * functions (verified once, see emit_path()), and a global function takes
+ * no kernel pointers: a copy through bpf_probe_read_kernel() is a number to
+ * the verifier. */
+static __always_inline __u64 kaddr(const void *p)
 {
-    if (!s || i < 0 || i >= SBX_MAX_STR)
+    __u64 v = 0;
+    bpf_probe_read_kernel(&v, sizeof v, &p);
+    return v;
+}
+
+/* Append the absolute path of (vfsmount, dentry) — their addresses — to the
+ * event as string i. */
+__noinline int append_walk(struct scratch *s, __u64 *off, __u64 i, __u64 vmnt, __u64 d)
+{
+    /* 64-bit index: an int's sign extension loses the verifier's bound */
+    if (!s || !off || i >= SBX_MAX_STR)
         return -1;
     struct walk_ctx c = {
         .s = s,
-        .d = d,
-        .mnt = real_mount(vmnt),
+        .d = (struct dentry *)d,
+        .mnt = real_mount((struct vfsmount *)vmnt),
     };
     s->wpos = SBX_PATH_MAX - 1;
     s->wflags = 0;
@@ -255,12 +268,11 @@ static __always_inline __u32 run_gen(__u32 run_id)
  * token is the directory's (device, inode number) and the run's rename
  * generation, so a directory renamed or removed by the run never matches an
  * old token. */
-static __noinline int append_dir(struct scratch *s, __u64 *off, int pair,
-                                 struct vfsmount *m, struct dentry *d)
+__noinline int append_dir(struct scratch *s, __u64 *off, __u64 pair, __u64 m, __u64 d)
 {
-    if (!s || pair < 0 || pair > 1)
+    if (!s || !off || pair > 1)
         return -1;
-    struct dentry *dd = CAST(struct dentry, d);
+    struct dentry *dd = CAST(struct dentry, (void *)d);
     __u64 ino = dd->d_inode->i_ino;
     __u64 dev = dd->d_sb->s_dev;
     struct dir_key key = {
@@ -403,8 +415,8 @@ static __always_inline int has_path(struct file *f)
  * file, kind) thanks to fd_seen.  `tgid`: the acting process when it is not
  * the current task (an io_uring worker); 0 for the current one.  Shared by
  * the syscall path (emit_fd) and io_uring completions. */
-static __noinline int emit_file(struct scratch *s, __u32 run_id, __u64 faddr, __u32 kind,
-                                __u32 tgid)
+__noinline int emit_file(struct scratch *s, __u32 run_id, __u64 faddr, __u32 kind,
+                         __u32 tgid)
 {
     if (!s || !faddr)
         return 0;
@@ -435,10 +447,10 @@ static __noinline int emit_file(struct scratch *s, __u32 run_id, __u64 faddr, __
     struct dentry *parent = d->d_parent;
     if (d == m->mnt_root || parent == d) {
         /* the root of a mount: no parent on this mount, walk it whole */
-        append_walk(s, &off, 0, m, d);
+        append_walk(s, &off, 0, kaddr(m), kaddr(d));
         append_empty(s, &off, 1);
     } else {
-        append_dir(s, &off, 0, m, parent);
+        append_dir(s, &off, 0, kaddr(m), kaddr(parent));
         __u64 o = off;
         if (o > SBX_DATA_MAX - SBX_PATH_MAX)
             return 0;
@@ -455,7 +467,7 @@ static __noinline int emit_file(struct scratch *s, __u32 run_id, __u64 faddr, __
     return 0;
 }
 
-static __noinline int emit_fd(struct sbx_task *tp, long fd, __u32 kind)
+__noinline int emit_fd(struct sbx_task *tp, long fd, __u32 kind)
 {
     if (!tp)
         return 0;
@@ -477,10 +489,11 @@ static __noinline int emit_fd(struct sbx_task *tp, long fd, __u32 kind)
 }
 
 /* Append the (dir, path) pair for path argument i: strings 2i and 2i+1. */
-static __noinline int append_path_arg(struct scratch *s, __u64 *off, int i,
-                                      long dirfd, const char *uptr)
+__noinline int append_path_arg(struct scratch *s, __u64 *off, __u64 i, long dirfd,
+                               __u64 uaddr)
 {
-    if (!s || i < 0 || i > 1)
+    const char *uptr = (const char *)uaddr;
+    if (!s || !off || i > 1)
         return -1;
     struct task_struct *task = bpf_get_current_task_btf();
     /* Peek at the first byte: an absolute argument needs no directory. */
@@ -498,7 +511,7 @@ static __noinline int append_path_arg(struct scratch *s, __u64 *off, int i,
         if (!rm || !rvm || (root.dentry == rvm->mnt_root && rm->mnt_parent == rm)) {
             append_empty(s, off, 2 * i);
         } else {
-            if (append_dir(s, off, i, root.mnt, root.dentry) < 0)
+            if (append_dir(s, off, i, kaddr(root.mnt), kaddr(root.dentry)) < 0)
                 append_empty(s, off, 2 * i);
             else
                 s->ev.str_flags[2 * i] |= SBX_STR_ROOT;
@@ -516,7 +529,7 @@ static __noinline int append_path_arg(struct scratch *s, __u64 *off, int i,
                 d = f->f_path.dentry;
             }
         }
-        if (!d || append_dir(s, off, i, m, d) < 0)
+        if (!d || append_dir(s, off, i, kaddr(m), kaddr(d)) < 0)
             append_empty(s, off, 2 * i);
     }
     if (uptr)
@@ -599,36 +612,40 @@ static __always_inline __u64 probe_hash(struct scratch *s, long ret)
 #define LAYOUT(npath, d0, p0, d1, p1) \
     ((npath) | (((d0) + 1) << 4) | ((p0) << 8) | (((d1) + 1) << 12) | ((p1) << 16))
 
-/* A path syscall returned. */
-static __noinline int emit_path(struct pt_regs *regs, __u32 run_id, long nr, long ret,
-                                int layout)
+/* A path syscall returned.
+ *
+ * emit_path(), emit_fd() and emit_file() are global functions (not static):
+ * the verifier checks a global function once, on its own, with unknown
+ * arguments, whereas a static one is verified again at each of its call
+ * sites — and the generated switch of on_sys_exit has one per row of the
+ * syscall table, each with other constants.  Verifying them per call site
+ * made on_sys_exit ~390k processed instructions and over a second of
+ * loading; once each, it is a few tens of milliseconds.  The price: a
+ * global function takes scalars and pointers to plain memory only, so the
+ * registers travel in the scratch map (path_call()). */
+__noinline int emit_path(struct scratch *s, __u32 run_id, long nr, long ret, int layout)
 {
     int op = (layout >> 24) & 0xf;      /* BPF functions take five arguments */
     int npath = layout & 0xf;
     int d0 = ((layout >> 4) & 0xf) - 1, p0 = (layout >> 8) & 0xf;
     int d1 = ((layout >> 12) & 0xf) - 1, p1 = (layout >> 16) & 0xf;
-    struct scratch *s = get_scratch(&scratch_sys);
     if (!s)
         return 0;
     init_event(s, SBX_EV_PATH, run_id);
     s->ev.nr = nr;
     s->ev.ret = ret;
-    s->ev.args[0] = regs->di;
-    s->ev.args[1] = regs->si;
-    s->ev.args[2] = regs->dx;
-    s->ev.args[3] = regs->r10;
-    s->ev.args[4] = regs->r8;
-    s->ev.args[5] = regs->r9;
+    for (int i = 0; i < 6; i++)
+        s->ev.args[i] = s->regs[i];
     s->ev.npath = npath;
     __u64 off = 0;
     /* A chdir that succeeded has already moved the cwd: its name resolved
      * now would be relative to the new directory, which is the one it named. */
     if (nr == __NR_chdir && ret == 0)
-        append_path_arg(s, &off, 0, AT_FDCWD, NULL);
+        append_path_arg(s, &off, 0, AT_FDCWD, 0);
     else
-        append_path_arg(s, &off, 0, (int)arg_at(s, d0), (const char *)arg_at(s, p0));
+        append_path_arg(s, &off, 0, (int)arg_at(s, d0), arg_at(s, p0));
     if (npath > 1)
-        append_path_arg(s, &off, 1, (int)arg_at(s, d1), (const char *)arg_at(s, p1));
+        append_path_arg(s, &off, 1, (int)arg_at(s, d1), arg_at(s, p1));
     if (npath == 1 && pure_probe(op, ret)) {
         __u64 h = probe_hash(s, ret);
         if (h) {
@@ -664,6 +681,21 @@ static __noinline int emit_path(struct pt_regs *regs, __u32 run_id, long nr, lon
     }
     submit(s, off, wake_flags());
     return 0;
+}
+
+static __always_inline int path_call(struct pt_regs *regs, __u32 run_id, long nr, long ret,
+                                     int layout)
+{
+    struct scratch *s = get_scratch(&scratch_sys);
+    if (!s)
+        return 0;
+    s->regs[0] = regs->di;
+    s->regs[1] = regs->si;
+    s->regs[2] = regs->dx;
+    s->regs[3] = regs->r10;
+    s->regs[4] = regs->r8;
+    s->regs[5] = regs->r9;
+    return emit_path(s, run_id, nr, ret, layout);
 }
 
 static __always_inline void emit_unseen(__u32 run_id, long nr)
@@ -719,7 +751,7 @@ static __always_inline int on_path_call(struct pt_regs *regs, struct sbx_task *t
                 return 0;
         }
     }
-    return emit_path(regs, run_id, nr, ret, layout | (op << 24));
+    return path_call(regs, run_id, nr, ret, layout | (op << 24));
 }
 
 /* ---- programs ------------------------------------------------------------- */
@@ -797,8 +829,8 @@ int BPF_PROG(on_exec, struct task_struct *p, pid_t old_pid, struct linux_binprm 
     off = n;
     if (s->data[0] != '/') {
         struct task_struct *task = bpf_get_current_task_btf();
-        if (append_walk(s, &off, 1, BPF_CORE_READ(task, fs, pwd.mnt),
-                        BPF_CORE_READ(task, fs, pwd.dentry)) < 0)
+        if (append_walk(s, &off, 1, (__u64)BPF_CORE_READ(task, fs, pwd.mnt),
+                        (__u64)BPF_CORE_READ(task, fs, pwd.dentry)) < 0)
             append_empty(s, &off, 1);
     } else {
         append_empty(s, &off, 1);
@@ -819,8 +851,8 @@ int BPF_PROG(on_exec, struct task_struct *p, pid_t old_pid, struct linux_binprm 
         append_empty(s, &off, 2);
     }
     struct file *f = BPF_CORE_READ(bprm, file);
-    if (append_walk(s, &off, 3, BPF_CORE_READ(f, f_path.mnt),
-                    BPF_CORE_READ(f, f_path.dentry)) < 0)
+    if (append_walk(s, &off, 3, (__u64)BPF_CORE_READ(f, f_path.mnt),
+                    (__u64)BPF_CORE_READ(f, f_path.dentry)) < 0)
         append_empty(s, &off, 3);
     /* argv: the new image's argument block, as the kernel just wrote it */
     unsigned long as = BPF_CORE_READ(p, mm, arg_start);
@@ -908,9 +940,9 @@ int BPF_PROG(on_sys_exit, struct pt_regs *regs, long ret)
          * the program along $PATH is the command's own doing. */
         if ((nr == __NR_execve || nr == __NR_execveat) && ret < 0) {
             if (nr == __NR_execve)
-                emit_path(regs, run_id, nr, ret, LAYOUT(1, -1, 0, -1, 0) | (SBX_OP_EXEC << 24));
+                path_call(regs, run_id, nr, ret, LAYOUT(1, -1, 0, -1, 0) | (SBX_OP_EXEC << 24));
             else
-                emit_path(regs, run_id, nr, ret, LAYOUT(1, 0, 1, -1, 0) | (SBX_OP_EXEC << 24));
+                path_call(regs, run_id, nr, ret, LAYOUT(1, 0, 1, -1, 0) | (SBX_OP_EXEC << 24));
         }
         return 0;
     }

@@ -488,16 +488,14 @@ static int check_pid_namespace(char *err, size_t errlen)
     return 0;
 }
 
-static int do_load(char *err, size_t errlen)
+/* Open the skeleton, configure it (ring-buffer size, wake threshold, the
+ * host's mount namespace; with or without the io_uring programs) and load
+ * it.  G.skel is NULL only when opening failed. */
+static int open_and_load(int with_uring, char *err, size_t errlen)
 {
-    int rc = check_pid_namespace(err, errlen);
-    if (rc)
-        return rc;
-    libbpf_set_print(libbpf_quiet);
-    G.debug_events = getenv("SANDBOX_PY_DEBUG_EVENTS") != NULL;
     G.skel = sandbox_bpf__open();
     if (!G.skel) {
-        rc = -errno;
+        int rc = -errno;
         snprintf(err, errlen, "opening the BPF object failed: %s", strerror(errno));
         return rc;
     }
@@ -511,25 +509,28 @@ static int do_load(char *err, size_t errlen)
     struct stat ns;
     if (stat("/proc/self/ns/mnt", &ns) == 0)
         G.skel->rodata->host_mntns = (uint32_t)ns.st_ino;
-    sbx_iouring_prepare(G.skel, 1);
-    rc = sandbox_bpf__load(G.skel);
+    sbx_iouring_prepare(G.skel, with_uring);
+    return sandbox_bpf__load(G.skel);
+}
+
+static int do_load(char *err, size_t errlen)
+{
+    int rc = check_pid_namespace(err, errlen);
+    if (rc)
+        return rc;
+    libbpf_set_print(libbpf_quiet);
+    G.debug_events = getenv("SANDBOX_PY_DEBUG_EVENTS") != NULL;
+    rc = open_and_load(1, err, errlen);
     if (rc && sbx_iouring_traced()) {
-        /* The io_uring programs read the most kernel-specific structures:
-         * a kernel that refuses them still gets the backend, with io_uring
-         * use flagged as before. */
+        /* The io_uring programs read the most kernel-specific structures
+         * and need tracepoints older kernels lack: a kernel that refuses
+         * them still gets the backend, with io_uring use flagged as before. */
         sandbox_bpf__destroy(G.skel);
-        G.skel = sandbox_bpf__open();
-        if (!G.skel) {
-            rc = -errno;
-            snprintf(err, errlen, "opening the BPF object failed: %s", strerror(errno));
-            return rc;
-        }
-        if (rbsize >= 4096 && (rbsize & (rbsize - 1)) == 0)
-            bpf_map__set_max_entries(G.skel->maps.events, (uint32_t)rbsize);
-        G.skel->rodata->wake_bytes = bpf_map__max_entries(G.skel->maps.events) / 8;
-        sbx_iouring_prepare(G.skel, 0);
-        rc = sandbox_bpf__load(G.skel);
+        G.skel = NULL;
+        rc = open_and_load(0, err, errlen);
     }
+    if (!G.skel)
+        return rc;
     if (rc) {
         if (rc == -EPERM || rc == -EACCES)
             snprintf(err, errlen, "loading BPF programs was refused (%s): it needs root, "
