@@ -599,6 +599,27 @@ int sbx_ebpf_load(char *err, size_t errlen)
     return rc;
 }
 
+/* Benchmarks only (bench/bench.py): detach the programs so that a bare
+ * command pays nothing for them — not even the syscall-exit tracepoint,
+ * which once enabled sends every task of the machine through the slow
+ * syscall-exit path — and attach them again.  The maps and the reader stay.
+ * Refused while a run is under way. */
+int sbx_ebpf_set_attached(int on)
+{
+    pthread_mutex_lock(&G.lock);
+    int rc = 0;
+    if (!G.loaded || !G.skel)
+        rc = -ENODEV;
+    else if (G.runs)
+        rc = -EBUSY;
+    else if (on)
+        rc = sandbox_bpf__attach(G.skel);
+    else
+        sandbox_bpf__detach(G.skel);
+    pthread_mutex_unlock(&G.lock);
+    return rc;
+}
+
 /* ---- runs ------------------------------------------------------------- */
 
 /* How often the kernel skipped one of our programs because it was already
