@@ -354,6 +354,10 @@ const volatile __u64 wake_bytes = 4 << 20;
 /* The tracer's own mount namespace (set by user space at load): a traced
  * process in another one sees other paths than the host. */
 const volatile __u32 host_mntns = 0;
+/* Runs being killed, counted up and down by user space (sbx_ebpf_run_kill,
+ * sbx_ebpf_run_end): while none is, on_sys_exit need not look its run up
+ * in the `runs` hash map at every system call of every traced task. */
+volatile __u32 kills_pending = 0;
 
 /* Wake the reader only when the buffer is filling: fewer wake-ups, fewer
  * context switches; the reader also polls on a short timer. */
@@ -564,11 +568,16 @@ static long hash_step(__u64 i, void *arg)
     if (!s)
         return 1;
     __u32 at = (__u32)i * 8;
-    __u32 idx = s->hstart + at;
-    if (idx > SBX_DATA_MAX || at >= s->hlen)
+    if (at >= s->hlen)
         return 1;
-    __u64 w = 0;
-    bpf_probe_read_kernel(&w, 8, &s->data[idx]);
+    /* a plain load from the map value: no helper call per 8 bytes (64-bit
+     * index, checked right before the load, so that the verifier keeps the
+     * bound) */
+    __u64 idx = (__u64)s->hstart + at;
+    barrier_var(idx);
+    if (idx > SBX_DATA_MAX)
+        return 1;
+    __u64 w = *(__u64 *)&s->data[idx];
     __u32 rem = s->hlen - at;
     if (rem < 8)
         w &= (1ULL << ((rem & 7) * 8)) - 1;  /* bytes past the NUL are stale */
@@ -915,10 +924,12 @@ int BPF_PROG(on_sys_exit, struct pt_regs *regs, long ret)
     __u32 flags = tp->flags;
     long nr = regs->orig_ax;
 
-    struct sbx_run_state *st = bpf_map_lookup_elem(&runs, &run_id);
-    if (st && st->kill) {
-        bpf_send_signal(SIGKILL);
-        return 0;
+    if (kills_pending) {
+        struct sbx_run_state *st = bpf_map_lookup_elem(&runs, &run_id);
+        if (st && st->kill) {
+            bpf_send_signal(SIGKILL);
+            return 0;
+        }
     }
     /* 32-bit system calls (int $0x80 from a 64-bit process, a 32-bit
      * program) have other numbers: never decoded as 64-bit ones, reported */

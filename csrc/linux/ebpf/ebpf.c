@@ -55,6 +55,7 @@ struct run {
     uint32_t id;
     int done;
     uint64_t misses_at_start;       /* see prog_misses() */
+    int killed;                     /* counted in the kernel's kills_pending */
     pthread_cond_t cv;
     struct sbx_result *res;
     struct sbx_keyed_table opened, dirs;
@@ -786,6 +787,15 @@ static size_t run_tasks(uint32_t run, int with_self, uint32_t **out)
 
 void sbx_ebpf_run_kill(uint32_t run)
 {
+    /* First make the programs look at the kill flags (they skip the lookup
+     * while no run is being killed), then raise this run's. */
+    pthread_mutex_lock(&G.lock);
+    struct run *r = find_run(run);
+    if (r && !r->killed) {
+        r->killed = 1;
+        __atomic_fetch_add(&G.skel->bss->kills_pending, 1, __ATOMIC_SEQ_CST);
+    }
+    pthread_mutex_unlock(&G.lock);
     struct sbx_run_state st;
     if (kernel_live(run, &st) == 0) {
         st.kill = 1;
@@ -813,6 +823,8 @@ struct sbx_result *sbx_ebpf_run_end(uint32_t run)
     if (*pp) {
         r = *pp;
         *pp = r->next;
+        if (r->killed)
+            __atomic_fetch_sub(&G.skel->bss->kills_pending, 1, __ATOMIC_SEQ_CST);
     }
     pthread_mutex_unlock(&G.lock);
     if (!r)
