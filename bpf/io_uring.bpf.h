@@ -330,10 +330,7 @@ static __always_inline int uring_file_known(__u32 run_id, __u64 faddr, __u32 kin
     __u32 imode = f->f_inode->i_mode & S_IFMT;
     if (imode != S_IFREG && imode != S_IFDIR && imode != S_IFCHR && imode != S_IFBLK)
         return 1;
-    struct fd_seen_key key = {
-        .file = faddr, .ino = f->f_inode->i_ino, .run_id = run_id, .kind = kind,
-    };
-    return bpf_map_lookup_elem(&fd_seen, &key) != NULL;
+    return seen_has(&fd_seen, SBX_FD_SEEN_BITS, fd_tag(faddr, f->f_inode->i_ino, kind, run_id));
 }
 
 /* The names of a request that takes some, into the submit event. */

@@ -77,29 +77,64 @@ struct {
     __type(value, struct sbx_run_state);
 } runs SEC(".maps");
 
-/* LRU: an evicted entry only means one more (harmless) duplicate event. */
-struct {
-    __uint(type, BPF_MAP_TYPE_LRU_HASH);
-    __uint(max_entries, 262144);
-    __type(key, struct fd_seen_key);
-    __type(value, __u8);
-} fd_seen SEC(".maps");
+/* What each run already reported, kept in three direct-mapped caches: a
+ * slot per tag (a 64-bit mix of the identity and the run id), the slot
+ * chosen by the tag's low bits.  A lookup is one array access and a compare,
+ * an insert one store: no hashing of a key, no allocation, no LRU lists to
+ * shrink when full (an LRU hash cost ~0.5 us per new probe in a storm of
+ * distinct names, most of it evicting).  A collision overwrites a slot,
+ * which only means one more (harmless) duplicate event later; a false
+ * "seen" needs two identities with the same 64-bit tag.  The run id in the
+ * slot is not compared (the tag holds it): it lets user space clear an
+ * ended run's slots (the arrays are mmapable). */
+#define SEEN_MAP(name, bits)                                \
+    struct {                                                \
+        __uint(type, BPF_MAP_TYPE_ARRAY);                   \
+        __uint(map_flags, BPF_F_MMAPABLE);                  \
+        __uint(max_entries, 1u << (bits));                  \
+        __type(key, __u32);                                 \
+        __type(value, struct sbx_seen_slot);                \
+    } name SEC(".maps")
 
-/* Directories whose path this run's reader already has (see DIRDEF). */
-struct {
-    __uint(type, BPF_MAP_TYPE_LRU_HASH);
-    __uint(max_entries, 65536);
-    __type(key, struct dir_key);
-    __type(value, __u8);
-} dir_seen SEC(".maps");
+SEEN_MAP(fd_seen, SBX_FD_SEEN_BITS);        /* (file, inode, kind): used */
+SEEN_MAP(dir_seen, SBX_DIR_SEEN_BITS);      /* directory tokens the reader has */
+SEEN_MAP(probe_seen, SBX_PROBE_SEEN_BITS);  /* probes reported (see probe_hash) */
 
-/* Probes already reported by each run (see probe_hash). */
-struct {
-    __uint(type, BPF_MAP_TYPE_LRU_HASH);
-    __uint(max_entries, 131072);
-    __type(key, struct probe_key);
-    __type(value, __u8);
-} probe_seen SEC(".maps");
+static __always_inline __u64 seen_tag(__u64 a, __u64 b, __u32 run_id)
+{
+    /* a 64-bit finaliser (splitmix64's) over the identity and the run */
+    __u64 x = a ^ (b * 0x9e3779b97f4a7c15ULL) ^ ((__u64)run_id << 32 | run_id);
+    x ^= x >> 30;
+    x *= 0xbf58476d1ce4e5b9ULL;
+    x ^= x >> 27;
+    x *= 0x94d049bb133111ebULL;
+    x ^= x >> 31;
+    return x ? x : 1;                           /* 0 marks an empty slot */
+}
+
+static __always_inline int seen_has(void *map, __u32 bits, __u64 tag)
+{
+    __u32 idx = (__u32)tag & ((1u << bits) - 1);
+    struct sbx_seen_slot *slot = bpf_map_lookup_elem(map, &idx);
+    return slot && slot->tag == tag;
+}
+
+static __always_inline void seen_put(void *map, __u32 bits, __u64 tag, __u32 run_id)
+{
+    __u32 idx = (__u32)tag & ((1u << bits) - 1);
+    struct sbx_seen_slot *slot = bpf_map_lookup_elem(map, &idx);
+    if (slot) {
+        slot->run_id = run_id;
+        slot->tag = tag;
+    }
+}
+
+/* Tag of (open file, its inode number, kind of use) for fd_seen: file
+ * objects are recycled, the inode number makes a reused one differ. */
+static __always_inline __u64 fd_tag(__u64 faddr, __u64 ino, __u32 kind, __u32 run_id)
+{
+    return seen_tag(faddr, ino ^ ((__u64)kind << 56), run_id);
+}
 
 /* Scratch space: an event is assembled here, then copied into the ring
  * buffer with its exact size.  One map per program so that a program
@@ -275,12 +310,9 @@ __noinline int append_dir(struct scratch *s, __u64 *off, __u64 pair, __u64 m, __
     struct dentry *dd = CAST(struct dentry, (void *)d);
     __u64 ino = dd->d_inode->i_ino;
     __u64 dev = dd->d_sb->s_dev;
-    struct dir_key key = {
-        .token = (ino ^ (dev << 32) ^ ((__u64)run_gen(s->ev.run_id) << 52)) + 1,
-        .run_id = s->ev.run_id,
-    };
-    s->ev.dirtok[pair] = key.token;
-    if (bpf_map_lookup_elem(&dir_seen, &key)) {
+    __u64 token = (ino ^ (dev << 32) ^ ((__u64)run_gen(s->ev.run_id) << 52)) + 1;
+    s->ev.dirtok[pair] = token;
+    if (seen_has(&dir_seen, SBX_DIR_SEEN_BITS, seen_tag(token, 0, s->ev.run_id))) {
         append_empty(s, off, 2 * pair);
         s->ev.str_flags[2 * pair] = SBX_STR_DIRREF;
         return 0;
@@ -289,7 +321,7 @@ __noinline int append_dir(struct scratch *s, __u64 *off, __u64 pair, __u64 m, __
         return -1;
     if (!(s->ev.str_flags[2 * pair] & SBX_STR_TRUNCATED)) {
         s->ev.str_flags[2 * pair] |= SBX_STR_DIRDEF;
-        s->newtok[pair] = key.token;
+        s->newtok[pair] = token;
     }
     return 0;
 }
@@ -379,17 +411,15 @@ static __always_inline void submit(struct scratch *s, __u64 off, __u64 flags)
     }
     /* Only now that the definition precedes them in the buffer may later
      * events refer to these directories. */
-    __u8 one = 1;
     for (int i = 0; i < 2; i++) {
         if (!s->newtok[i])
             continue;
-        struct dir_key key = {.token = s->newtok[i], .run_id = s->ev.run_id};
-        bpf_map_update_elem(&dir_seen, &key, &one, BPF_ANY);
+        seen_put(&dir_seen, SBX_DIR_SEEN_BITS, seen_tag(s->newtok[i], 0, s->ev.run_id),
+                 s->ev.run_id);
     }
-    if (s->newprobe) {
-        struct probe_key key = {.hash = s->newprobe, .run_id = s->ev.run_id};
-        bpf_map_update_elem(&probe_seen, &key, &one, BPF_ANY);
-    }
+    if (s->newprobe)
+        seen_put(&probe_seen, SBX_PROBE_SEEN_BITS, seen_tag(s->newprobe, 1, s->ev.run_id),
+                 s->ev.run_id);
 }
 
 static __always_inline void init_event(struct scratch *s, __u16 type, __u32 run_id)
@@ -427,15 +457,12 @@ __noinline int emit_file(struct scratch *s, __u32 run_id, __u64 faddr, __u32 kin
     struct file *f = CAST(struct file, (void *)faddr);
     if (!f || !has_path(f))
         return 0;
-    struct fd_seen_key key = {
-        .file = faddr, .ino = f->f_inode->i_ino, .run_id = run_id, .kind = kind,
-    };
-    __u8 one = 1;
-    /* Look up before inserting: an LRU insert allocates a node even when
-     * the key exists. */
-    if (bpf_map_lookup_elem(&fd_seen, &key) ||
-        bpf_map_update_elem(&fd_seen, &key, &one, BPF_NOEXIST) != 0)
+    __u64 tag = fd_tag(faddr, f->f_inode->i_ino, kind, run_id);
+    if (seen_has(&fd_seen, SBX_FD_SEEN_BITS, tag))
         return 0;                               /* already reported */
+    /* marked before the event is out: two threads racing here may both
+     * report, never neither */
+    seen_put(&fd_seen, SBX_FD_SEEN_BITS, tag, run_id);
     init_event(s, SBX_EV_FD, run_id);
     if (tgid)
         s->ev.pid = tgid;
@@ -658,8 +685,7 @@ __noinline int emit_path(struct scratch *s, __u32 run_id, long nr, long ret, int
     if (npath == 1 && pure_probe(op, ret)) {
         __u64 h = probe_hash(s, ret);
         if (h) {
-            struct probe_key key = {.hash = h, .run_id = run_id};
-            if (bpf_map_lookup_elem(&probe_seen, &key))
+            if (seen_has(&probe_seen, SBX_PROBE_SEEN_BITS, seen_tag(h, 1, run_id)))
                 return 0;               /* this run reported it already */
             s->newprobe = h;
         }

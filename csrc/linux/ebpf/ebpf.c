@@ -21,6 +21,7 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <time.h>
@@ -361,48 +362,49 @@ out:
     return 0;
 }
 
-/* Delete the entries of the `runs` from one of the per-run deduplication maps
- * (keys of `key_size` bytes with the run id at `id_at`): a finished run
- * leaves nothing behind.  Batched, so that a run that filled the map costs
- * a few system calls per thousands of entries, not one each. */
-static void forget_runs(int map_fd, size_t key_size, size_t id_at, const uint32_t *runs,
-                        size_t nruns)
+/* The kernel's per-run deduplication caches (fd_seen, dir_seen,
+ * probe_seen), mapped into this process: clearing an ended run's slots is a
+ * scan of memory, not a system call per entry. */
+static struct {
+    struct sbx_seen_slot *slots;
+    size_t n;
+} seen_caches[3];
+
+static int map_seen_caches(void)
 {
-    enum { CHUNK = 4096 };
-    unsigned char *keys = malloc(CHUNK * key_size), *doomed = malloc(CHUNK * key_size);
-    uint8_t *values = malloc(CHUNK);
-    uint64_t batch = 0;
-    int first = 1;
-    if (!keys || !doomed || !values)
-        goto out;
-    for (;;) {
-        __u32 count = CHUNK;
-        int rc = bpf_map_lookup_batch(map_fd, first ? NULL : &batch, &batch, keys, values,
-                                      &count, NULL);
-        first = 0;
-        if (rc < 0 && errno != ENOENT)
-            break;
-        __u32 n = 0;
-        for (__u32 i = 0; i < count; i++) {
-            uint32_t id;
-            memcpy(&id, keys + i * key_size + id_at, sizeof id);
+    struct bpf_map *maps[3] = {G.skel->maps.fd_seen, G.skel->maps.dir_seen,
+                               G.skel->maps.probe_seen};
+    for (int i = 0; i < 3; i++) {
+        size_t n = bpf_map__max_entries(maps[i]);
+        void *p = mmap(NULL, n * sizeof(struct sbx_seen_slot), PROT_READ | PROT_WRITE,
+                       MAP_SHARED, bpf_map__fd(maps[i]), 0);
+        if (p == MAP_FAILED)
+            return -errno;
+        seen_caches[i].slots = p;
+        seen_caches[i].n = n;
+    }
+    return 0;
+}
+
+/* Clear the slots of the ended `runs`: a finished run leaves nothing behind.
+ * (Its slots could never match a later run, whose id differs, but they
+ * would hold memory of it.)  A slot the kernel rewrites meanwhile for a live
+ * run may be cleared too: that only costs one duplicate event. */
+static void forget_runs(const uint32_t *runs, size_t nruns)
+{
+    for (int c = 0; c < 3; c++) {
+        struct sbx_seen_slot *slots = seen_caches[c].slots;
+        for (size_t i = 0; slots && i < seen_caches[c].n; i++) {
+            if (!__atomic_load_n(&slots[i].tag, __ATOMIC_RELAXED))
+                continue;
+            uint32_t id = __atomic_load_n(&slots[i].run_id, __ATOMIC_RELAXED);
             for (size_t k = 0; k < nruns; k++)
                 if (id == runs[k]) {
-                    memcpy(doomed + n++ * key_size, keys + i * key_size, key_size);
+                    __atomic_store_n(&slots[i].tag, 0, __ATOMIC_RELAXED);
                     break;
                 }
         }
-        if (n) {
-            __u32 del = n;
-            bpf_map_delete_batch(map_fd, doomed, &del, NULL);
-        }
-        if (rc < 0)
-            break;                  /* ENOENT: that was the last chunk */
     }
-out:
-    free(keys);
-    free(doomed);
-    free(values);
 }
 
 static void *reader_main(void *arg)
@@ -450,14 +452,9 @@ static void *reader_main(void *arg)
         }
         pthread_mutex_unlock(&G.lock);
         if (nended) {
-            /* Runs that ended leave nothing in the kernel's per-run maps:
-             * one walk of each map forgets all of them. */
-            forget_runs(bpf_map__fd(G.skel->maps.fd_seen), sizeof(struct fd_seen_key),
-                        offsetof(struct fd_seen_key, run_id), ended, nended);
-            forget_runs(bpf_map__fd(G.skel->maps.dir_seen), sizeof(struct dir_key),
-                        offsetof(struct dir_key, run_id), ended, nended);
-            forget_runs(bpf_map__fd(G.skel->maps.probe_seen), sizeof(struct probe_key),
-                        offsetof(struct probe_key, run_id), ended, nended);
+            /* Runs that ended leave nothing in the kernel's per-run caches:
+             * one scan of each forgets all of them. */
+            forget_runs(ended, nended);
             free(ended);
         }
     }
@@ -546,6 +543,11 @@ static int do_load(char *err, size_t errlen)
                      "the verifier log", strerror(-rc));
         goto fail;
     }
+    rc = map_seen_caches();
+    if (rc) {
+        snprintf(err, errlen, "mapping the deduplication caches failed: %s", strerror(-rc));
+        goto fail;
+    }
     rc = sandbox_bpf__attach(G.skel);
     if (rc) {
         snprintf(err, errlen, "attaching the BPF programs to the sched and sys_exit "
@@ -578,6 +580,10 @@ static int do_load(char *err, size_t errlen)
     pthread_detach(G.reader);
     return 0;
 fail:
+    for (int i = 0; i < 3; i++)
+        if (seen_caches[i].slots)
+            munmap(seen_caches[i].slots, seen_caches[i].n * sizeof(struct sbx_seen_slot));
+    memset(seen_caches, 0, sizeof seen_caches);
     if (G.rb)
         ring_buffer__free(G.rb);
     G.rb = NULL;
