@@ -12,8 +12,13 @@ Workloads (each run bare, under every available backend, and under
   true     ``/bin/true`` repeated in one warm Sandbox: the fixed cost per run
 
 Reported per workload: the median wall time of each mode, and the median of
-the per-pair ratios mode/bare.  For ``true`` the figure is milliseconds added
-per run.  Times vary with the machine; ratios measured in one run do not.
+the per-pair ratios mode/bare with their quartiles; then the same for CPU
+time (the command, its tracer and the BPF programs, which the kernel charges
+to the traced tasks), which competing jobs on a shared machine move far
+less than wall time.  For ``true`` the figure is milliseconds added per run.
+Times vary with the machine; ratios measured in one run much less.
+eBPF-specific modes and sections (floor, opensnoop, external build,
+profile, first run, path storm): bench/ebpf_bench.py.
 """
 from __future__ import annotations
 
@@ -77,6 +82,15 @@ def timed(fn) -> float:
     return time.perf_counter() - t
 
 
+def cpu_now() -> float:
+    """CPU seconds of this process and its reaped children: the command, its
+    tracer (strace, our reader thread) and the BPF programs, which run in the
+    traced tasks' system time.  Unlike wall time, other jobs competing for
+    the CPUs barely move it."""
+    t = os.times()
+    return t.user + t.system + t.children_user + t.children_system
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--repeat", type=int, default=7, help="paired runs per workload")
@@ -114,23 +128,34 @@ def main(argv=None) -> int:
                 with hooks.get(m, contextlib.nullcontext)():
                     fn()
             times = {m: [] for m in modes}
+            cpus = {m: [] for m in modes}
             order = list(modes)
             for i in range(args.repeat):
                 order = order[1:] + order[:1]   # rotate: no mode always goes first
                 for m in order:
                     with hooks.get(m, contextlib.nullcontext)():
+                        c = cpu_now()
                         times[m].append(timed(modes[m]))
+                        cpus[m].append(cpu_now() - c)
             row = {}
             for m, ts in times.items():
                 ratios = [t / b for t, b in zip(ts, times["bare"])]
                 q1, _, q3 = ebpf_bench.quartiles(ratios)
+                cr = [c / b for c, b in zip(cpus[m], cpus["bare"])]
+                c1, cmed, c3 = ebpf_bench.quartiles(cr)
                 row[m] = {"median_s": statistics.median(ts),
-                          "ratio": statistics.median(ratios), "ratio_q1": q1, "ratio_q3": q3}
+                          "ratio": statistics.median(ratios), "ratio_q1": q1, "ratio_q3": q3,
+                          "cpu_s": statistics.median(cpus[m]), "cpu_ratio": cmed,
+                          "cpu_ratio_q1": c1, "cpu_ratio_q3": c3}
             out["workloads"][wname] = row
             print("%-8s " % wname + "  ".join(
                 "%s %.3fs (%.3fx [%.3f-%.3f])" % (m, v["median_s"], v["ratio"], v["ratio_q1"],
                                                   v["ratio_q3"]) for m, v in row.items()),
                 flush=True)
+            print("%-8s " % "  cpu" + "  ".join(
+                "%s %.3fs (%.3fx [%.3f-%.3f])" % (m, v["cpu_s"], v["cpu_ratio"],
+                                                  v["cpu_ratio_q1"], v["cpu_ratio_q3"])
+                for m, v in row.items()), flush=True)
             if args.profile:
                 row["profile"] = ebpf_bench.profile(wname, cmd, cwd, sandboxes)
 

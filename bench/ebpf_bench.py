@@ -307,7 +307,7 @@ def _make_storm_tree(root: str, n: int) -> None:
 # the run's wall time, the peak resident memory the run added (the reader's
 # tables and the Result) and the distinct paths.
 STORM_EBPF = r"""
-import json, sys, time
+import json, os, sys, time
 import sandbox_py
 def kib(field):
     with open("/proc/self/status") as f:
@@ -319,12 +319,22 @@ sb.run(["/bin/true"])
 with open("/proc/self/clear_refs", "w") as f:
     f.write("5")                    # the high-water mark starts again from here
 rss0 = kib("VmRSS")
+def cpu():
+    t = os.times()
+    return t.user + t.system + t.children_user + t.children_system
+c = cpu()
 t = time.perf_counter()
 r = sb.run(sys.argv[1:], check=True)
 t = time.perf_counter() - t
-print(json.dumps({"wall": t, "peak_kib": kib("VmHWM") - rss0,
+c = cpu() - c
+print(json.dumps({"wall": t, "cpu": c, "peak_kib": kib("VmHWM") - rss0,
                   "paths": len(r.reads | r.writes | r.probes | r.enumerations)}))
 """
+
+
+def _cpu_children() -> float:
+    t = os.times()
+    return t.children_user + t.children_system
 
 
 def storm(sizes, sandboxes: dict, state: dict, repeat: int) -> dict:
@@ -341,43 +351,46 @@ def storm(sizes, sandboxes: dict, state: dict, repeat: int) -> dict:
     out = {}
     print("path storm: one process opening N paths (2 % existing); ratios are medians of "
           "paired runs against bare", flush=True)
-    print("  %9s %9s %13s %13s %10s %9s %11s" % ("N", "bare s", "floor", "ebpf", "paths",
+    print("  (floor and ebpf: wall ratio / CPU ratio)")
+    print("  %9s %9s %15s %15s %10s %9s %11s" % ("N", "bare s", "floor", "ebpf", "paths",
                                                    "peak MiB", "bytes/path"), flush=True)
     for n in sizes:
         cmd = [sys.executable, script, root, str(n)]
         t = {"bare": [], "floor": [], "ebpf": []}
+        cpu = {"bare": [], "floor": [], "ebpf": []}
         peak = 0
         npaths = 0
         for i in range(repeat):
             order = ["bare", "floor", "ebpf"]
             order = order[i % 3:] + order[:i % 3]
             for m in order:
-                if m == "bare":
-                    with detached():
+                if m in ("bare", "floor"):
+                    with (detached() if m == "bare" else floor.attached()):
+                        c0 = _cpu_children()
                         t0 = time.perf_counter()
                         subprocess.run(cmd, check=True)
-                        t["bare"].append(time.perf_counter() - t0)
-                elif m == "floor":
-                    with floor.attached():
-                        t0 = time.perf_counter()
-                        subprocess.run(cmd, check=True)
-                        t["floor"].append(time.perf_counter() - t0)
+                        t[m].append(time.perf_counter() - t0)
+                        cpu[m].append(_cpu_children() - c0)
                 else:
                     with detached():        # only the child's programs
                         p = subprocess.run([sys.executable, "-c", STORM_EBPF] + cmd, cwd=ROOT,
                                            check=True, capture_output=True, text=True)
                     r = json.loads(p.stdout.splitlines()[-1])
                     t["ebpf"].append(r["wall"])
+                    cpu["ebpf"].append(r["cpu"])
                     peak = max(peak, r["peak_kib"])
                     npaths = r["paths"]
         ratio = {m: statistics.median(a / b for a, b in zip(t[m], t["bare"]))
                  for m in ("floor", "ebpf")}
+        cratio = {m: statistics.median(a / b for a, b in zip(cpu[m], cpu["bare"]))
+                  for m in ("floor", "ebpf")}
         out[n] = {"bare_s": statistics.median(t["bare"]), "floor": ratio["floor"],
-                  "ebpf": ratio["ebpf"], "paths": npaths, "peak_mib": peak / 1024,
+                  "ebpf": ratio["ebpf"], "floor_cpu": cratio["floor"],
+                  "ebpf_cpu": cratio["ebpf"], "paths": npaths, "peak_mib": peak / 1024,
                   "bytes_per_path": peak * 1024 / max(npaths, 1)}
-        print("  %9d %9.3f %12.3fx %12.3fx %10d %9.1f %11.0f" % (
-            n, out[n]["bare_s"], ratio["floor"], ratio["ebpf"], npaths, peak / 1024,
-            out[n]["bytes_per_path"]), flush=True)
+        print("  %9d %9.3f %6.3fx/%.3fx %6.3fx/%.3fx %10d %9.1f %11.0f" % (
+            n, out[n]["bare_s"], ratio["floor"], cratio["floor"], ratio["ebpf"],
+            cratio["ebpf"], npaths, peak / 1024, out[n]["bytes_per_path"]), flush=True)
     return out
 
 
