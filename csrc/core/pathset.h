@@ -55,4 +55,8 @@ typedef int (*sbx_pathset_visit)(void *ctx, const char *path, size_t len,
                                  unsigned categories);
 int sbx_pathset_foreach_sorted(const sbx_pathset *ps, sbx_pathset_visit fn, void *ctx);
 
+/* The same in no particular order: for consumers that build sets anyway
+ * (the Python Result), a million paths need no sort. */
+int sbx_pathset_foreach(const sbx_pathset *ps, sbx_pathset_visit fn, void *ctx);
+
 #endif
