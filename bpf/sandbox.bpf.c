@@ -100,15 +100,25 @@ SEEN_MAP(fd_seen, SBX_FD_SEEN_BITS);        /* (file, inode, kind): used */
 SEEN_MAP(dir_seen, SBX_DIR_SEEN_BITS);      /* directory tokens the reader has */
 SEEN_MAP(probe_seen, SBX_PROBE_SEEN_BITS);  /* probes reported (see probe_hash) */
 
-static __always_inline __u64 seen_tag(__u64 a, __u64 b, __u32 run_id)
+/* splitmix64's finaliser: a bijection that spreads every input bit */
+static __always_inline __u64 fmix64(__u64 x)
 {
-    /* a 64-bit finaliser (splitmix64's) over the identity and the run */
-    __u64 x = a ^ (b * 0x9e3779b97f4a7c15ULL) ^ ((__u64)run_id << 32 | run_id);
     x ^= x >> 30;
     x *= 0xbf58476d1ce4e5b9ULL;
     x ^= x >> 27;
     x *= 0x94d049bb133111ebULL;
     x ^= x >> 31;
+    return x;
+}
+
+/* The identity (a, b) of run run_id as a tag.  Mixed in two rounds, not
+ * XOR-ed together: identities are structured (directory tokens are inode ^
+ * device bits, runs count up), and with a plain XOR a directory of run 1 and
+ * a neighbouring one of run 2 could share a tag, which would make run 2
+ * refer to a directory its reader was never sent. */
+static __always_inline __u64 seen_tag(__u64 a, __u64 b, __u32 run_id)
+{
+    __u64 x = fmix64(a ^ fmix64(b ^ ((__u64)run_id * 0x9e3779b97f4a7c15ULL)));
     return x ? x : 1;                           /* 0 marks an empty slot */
 }
 
