@@ -272,10 +272,12 @@ static __always_inline __u64 uring_fixed_file(struct io_ring_ctx *ctx, __u32 slo
 
 /* Append the (directory, name) pair `i` of a name the kernel copied: the
  * directory walked whole (see SBX_EV_URING_SUBMIT), the name as given. */
-static __noinline int uring_append_name(struct scratch *s, __u64 *off, int i, long dfd,
-                                        struct filename *fn)
+__noinline int uring_append_name(struct scratch *s, __u64 *off, __u64 i, long dfd,
+                                 __u64 fnaddr)
 {
-    if (!s || i < 0 || i > 1)
+    /* global: verified once, not at each of its nine call sites */
+    struct filename *fn = (struct filename *)fnaddr;
+    if (!s || !off || i > 1)
         return -1;
     const char *name = NULL;
     if (fn)
@@ -298,7 +300,7 @@ static __noinline int uring_append_name(struct scratch *s, __u64 *off, int i, lo
             }
         }
     }
-    if (!d || append_walk(s, off, 2 * i, m, d) < 0)
+    if (!d || append_walk(s, off, 2 * i, kaddr(m), kaddr(d)) < 0)
         append_empty(s, off, 2 * i);
     __u64 o = *off;
     int j = 2 * i + 1;
@@ -328,10 +330,7 @@ static __always_inline int uring_file_known(__u32 run_id, __u64 faddr, __u32 kin
     __u32 imode = f->f_inode->i_mode & S_IFMT;
     if (imode != S_IFREG && imode != S_IFDIR && imode != S_IFCHR && imode != S_IFBLK)
         return 1;
-    struct fd_seen_key key = {
-        .file = faddr, .ino = f->f_inode->i_ino, .run_id = run_id, .kind = kind,
-    };
-    return bpf_map_lookup_elem(&fd_seen, &key) != NULL;
+    return seen_has(&fd_seen, SBX_FD_SEEN_BITS, fd_tag(faddr, f->f_inode->i_ino, kind, run_id));
 }
 
 /* The names of a request that takes some, into the submit event. */
@@ -345,7 +344,7 @@ static __noinline int uring_submit_names(struct scratch *s, void *cmd, __u32 op)
     case UOP_OPENAT2: {
         struct io_open *o = CAST(struct io_open, cmd);
         s->ev.args[2] = o->how.flags;
-        uring_append_name(s, &off, 0, o->dfd, URING_NAME(io_open, cmd, filename));
+        uring_append_name(s, &off, 0, o->dfd, (__u64)URING_NAME(io_open, cmd, filename));
         break;
     }
     case UOP_STATX: {
@@ -357,46 +356,46 @@ static __noinline int uring_submit_names(struct scratch *s, void *cmd, __u32 op)
         if (!c0)
             return -1;          /* fstat by another name: no name to report */
         s->ev.args[2] = x->flags;
-        uring_append_name(s, &off, 0, x->dfd, fn);
+        uring_append_name(s, &off, 0, x->dfd, (__u64)fn);
         break;
     }
     case UOP_UNLINKAT: {
         struct io_unlink *u = CAST(struct io_unlink, cmd);
         s->ev.args[2] = u->flags;
-        uring_append_name(s, &off, 0, u->dfd, URING_NAME(io_unlink, cmd, filename));
+        uring_append_name(s, &off, 0, u->dfd, (__u64)URING_NAME(io_unlink, cmd, filename));
         break;
     }
     case UOP_MKDIRAT: {
         struct io_mkdir *mk = CAST(struct io_mkdir, cmd);
-        uring_append_name(s, &off, 0, mk->dfd, URING_NAME(io_mkdir, cmd, filename));
+        uring_append_name(s, &off, 0, mk->dfd, (__u64)URING_NAME(io_mkdir, cmd, filename));
         break;
     }
     case UOP_SYMLINKAT: {
         /* oldpath is the link's target, a string that is not looked up */
         struct io_link *l = CAST(struct io_link, cmd);
-        uring_append_name(s, &off, 0, l->new_dfd, URING_NAME(io_link, cmd, newpath));
+        uring_append_name(s, &off, 0, l->new_dfd, (__u64)URING_NAME(io_link, cmd, newpath));
         break;
     }
     case UOP_RENAMEAT: {
         struct io_rename *r = CAST(struct io_rename, cmd);
         s->ev.args[2] = r->flags;
         s->ev.npath = 2;
-        uring_append_name(s, &off, 0, r->old_dfd, URING_NAME(io_rename, cmd, oldpath));
-        uring_append_name(s, &off, 1, r->new_dfd, URING_NAME(io_rename, cmd, newpath));
+        uring_append_name(s, &off, 0, r->old_dfd, (__u64)URING_NAME(io_rename, cmd, oldpath));
+        uring_append_name(s, &off, 1, r->new_dfd, (__u64)URING_NAME(io_rename, cmd, newpath));
         break;
     }
     case UOP_LINKAT: {
         struct io_link *l = CAST(struct io_link, cmd);
         s->ev.args[2] = l->flags;
         s->ev.npath = 2;
-        uring_append_name(s, &off, 0, l->old_dfd, URING_NAME(io_link, cmd, oldpath));
-        uring_append_name(s, &off, 1, l->new_dfd, URING_NAME(io_link, cmd, newpath));
+        uring_append_name(s, &off, 0, l->old_dfd, (__u64)URING_NAME(io_link, cmd, oldpath));
+        uring_append_name(s, &off, 1, l->new_dfd, (__u64)URING_NAME(io_link, cmd, newpath));
         break;
     }
     case UOP_SETXATTR:
     case UOP_GETXATTR:
         /* by path, relative to the cwd like setxattr(2) */
-        uring_append_name(s, &off, 0, AT_FDCWD, URING_NAME(io_xattr, cmd, filename));
+        uring_append_name(s, &off, 0, AT_FDCWD, (__u64)URING_NAME(io_xattr, cmd, filename));
         break;
     default:
         return -1;
@@ -514,8 +513,12 @@ int BPF_PROG(on_uring_complete, struct io_ring_ctx *ring, void *req, struct io_u
     if (!s)
         return 0;
     if (ur.cls == UC_READ || ur.cls == UC_WRITE) {
+        /* emit_file() is a global function: it takes the address as a
+         * plain number, which a read gives (a pointer register would not do) */
+        __u64 faddr = 0;
+        bpf_probe_read_kernel(&faddr, sizeof faddr, &r->file);
         if (res >= 0)
-            emit_file(s, ur.run_id, (__u64)r->file,
+            emit_file(s, ur.run_id, faddr,
                       ur.cls == UC_READ ? SBX_FD_READ : SBX_FD_WRITE, ur.tgid);
         return 0;
     }

@@ -92,29 +92,74 @@ struct {
     __type(value, struct sbx_ba_key);
 } ba_scratch SEC(".maps");
 
-/* LRU: an evicted entry only means one more (harmless) duplicate event. */
-struct {
-    __uint(type, BPF_MAP_TYPE_LRU_HASH);
-    __uint(max_entries, 262144);
-    __type(key, struct fd_seen_key);
-    __type(value, __u8);
-} fd_seen SEC(".maps");
+/* What each run already reported, kept in three direct-mapped caches: a
+ * slot per tag (a 64-bit mix of the identity and the run id), the slot
+ * chosen by the tag's low bits.  A lookup is one array access and a compare,
+ * an insert one store: no hashing of a key, no allocation, no LRU lists to
+ * shrink when full (an LRU hash cost ~0.5 us per new probe in a storm of
+ * distinct names, most of it evicting).  A collision overwrites a slot,
+ * which only means one more (harmless) duplicate event later; a false
+ * "seen" needs two identities with the same 64-bit tag.  The run id in the
+ * slot is not compared (the tag holds it): it lets user space clear an
+ * ended run's slots (the arrays are mmapable). */
+#define SEEN_MAP(name, bits)                                \
+    struct {                                                \
+        __uint(type, BPF_MAP_TYPE_ARRAY);                   \
+        __uint(map_flags, BPF_F_MMAPABLE);                  \
+        __uint(max_entries, 1u << (bits));                  \
+        __type(key, __u32);                                 \
+        __type(value, struct sbx_seen_slot);                \
+    } name SEC(".maps")
 
-/* Directories whose path this run's reader already has (see DIRDEF). */
-struct {
-    __uint(type, BPF_MAP_TYPE_LRU_HASH);
-    __uint(max_entries, 65536);
-    __type(key, struct dir_key);
-    __type(value, __u8);
-} dir_seen SEC(".maps");
+SEEN_MAP(fd_seen, SBX_FD_SEEN_BITS);        /* (file, inode, kind): used */
+SEEN_MAP(dir_seen, SBX_DIR_SEEN_BITS);      /* directory tokens the reader has */
+SEEN_MAP(probe_seen, SBX_PROBE_SEEN_BITS);  /* probes reported (see probe_hash) */
 
-/* Probes already reported by each run (see probe_hash). */
-struct {
-    __uint(type, BPF_MAP_TYPE_LRU_HASH);
-    __uint(max_entries, 131072);
-    __type(key, struct probe_key);
-    __type(value, __u8);
-} probe_seen SEC(".maps");
+/* splitmix64's finaliser: a bijection that spreads every input bit */
+static __always_inline __u64 fmix64(__u64 x)
+{
+    x ^= x >> 30;
+    x *= 0xbf58476d1ce4e5b9ULL;
+    x ^= x >> 27;
+    x *= 0x94d049bb133111ebULL;
+    x ^= x >> 31;
+    return x;
+}
+
+/* The identity (a, b) of run run_id as a tag.  Mixed in two rounds, not
+ * XOR-ed together: identities are structured (directory tokens are inode ^
+ * device bits, runs count up), and with a plain XOR a directory of run 1 and
+ * a neighbouring one of run 2 could share a tag, which would make run 2
+ * refer to a directory its reader was never sent. */
+static __always_inline __u64 seen_tag(__u64 a, __u64 b, __u32 run_id)
+{
+    __u64 x = fmix64(a ^ fmix64(b ^ ((__u64)run_id * 0x9e3779b97f4a7c15ULL)));
+    return x ? x : 1;                           /* 0 marks an empty slot */
+}
+
+static __always_inline int seen_has(void *map, __u32 bits, __u64 tag)
+{
+    __u32 idx = (__u32)tag & ((1u << bits) - 1);
+    struct sbx_seen_slot *slot = bpf_map_lookup_elem(map, &idx);
+    return slot && slot->tag == tag;
+}
+
+static __always_inline void seen_put(void *map, __u32 bits, __u64 tag, __u32 run_id)
+{
+    __u32 idx = (__u32)tag & ((1u << bits) - 1);
+    struct sbx_seen_slot *slot = bpf_map_lookup_elem(map, &idx);
+    if (slot) {
+        slot->run_id = run_id;
+        slot->tag = tag;
+    }
+}
+
+/* Tag of (open file, its inode number, kind of use) for fd_seen: file
+ * objects are recycled, the inode number makes a reused one differ. */
+static __always_inline __u64 fd_tag(__u64 faddr, __u64 ino, __u32 kind, __u32 run_id)
+{
+    return seen_tag(faddr, ino ^ ((__u64)kind << 56), run_id);
+}
 
 /* Scratch space: an event is assembled here, then copied into the ring
  * buffer with its exact size.  One map per program so that a program
@@ -133,6 +178,7 @@ struct scratch {
     __u64 newprobe;     /* likewise, a probe this event reports */
     __u64 hstate;       /* probe_hash's running state */
     __u32 hstart, hlen;
+    __u64 regs[6];      /* the syscall's arguments, for emit_path() */
 };
 
 #define SCRATCH_MAP(name)                                   \
@@ -210,16 +256,28 @@ static long walk_step(__u64 idx, void *arg)
     return 0;
 }
 
-/* Append the absolute path of (vfsmount, dentry) to the event as string i. */
-static __noinline int append_walk(struct scratch *s, __u64 *off, int i,
-                                  struct vfsmount *vmnt, struct dentry *d)
+/* A kernel pointer as a plain number.  The path helpers below are global
+ * functions (verified once, see emit_path()), and a global function takes
+ * no kernel pointers: a copy through bpf_probe_read_kernel() is a number to
+ * the verifier. */
+static __always_inline __u64 kaddr(const void *p)
 {
-    if (!s || i < 0 || i >= SBX_MAX_STR)
+    __u64 v = 0;
+    bpf_probe_read_kernel(&v, sizeof v, &p);
+    return v;
+}
+
+/* Append the absolute path of (vfsmount, dentry) — their addresses — to the
+ * event as string i. */
+__noinline int append_walk(struct scratch *s, __u64 *off, __u64 i, __u64 vmnt, __u64 d)
+{
+    /* 64-bit index: an int's sign extension loses the verifier's bound */
+    if (!s || !off || i >= SBX_MAX_STR)
         return -1;
     struct walk_ctx c = {
         .s = s,
-        .d = d,
-        .mnt = real_mount(vmnt),
+        .d = (struct dentry *)d,
+        .mnt = real_mount((struct vfsmount *)vmnt),
     };
     s->wpos = SBX_PATH_MAX - 1;
     s->wflags = 0;
@@ -270,20 +328,16 @@ static __always_inline __u32 run_gen(__u32 run_id)
  * token is the directory's (device, inode number) and the run's rename
  * generation, so a directory renamed or removed by the run never matches an
  * old token. */
-static __noinline int append_dir(struct scratch *s, __u64 *off, int pair,
-                                 struct vfsmount *m, struct dentry *d)
+__noinline int append_dir(struct scratch *s, __u64 *off, __u64 pair, __u64 m, __u64 d)
 {
-    if (!s || pair < 0 || pair > 1)
+    if (!s || !off || pair > 1)
         return -1;
-    struct dentry *dd = CAST(struct dentry, d);
+    struct dentry *dd = CAST(struct dentry, (void *)d);
     __u64 ino = dd->d_inode->i_ino;
     __u64 dev = dd->d_sb->s_dev;
-    struct dir_key key = {
-        .token = (ino ^ (dev << 32) ^ ((__u64)run_gen(s->ev.run_id) << 52)) + 1,
-        .run_id = s->ev.run_id,
-    };
-    s->ev.dirtok[pair] = key.token;
-    if (bpf_map_lookup_elem(&dir_seen, &key)) {
+    __u64 token = (ino ^ (dev << 32) ^ ((__u64)run_gen(s->ev.run_id) << 52)) + 1;
+    s->ev.dirtok[pair] = token;
+    if (seen_has(&dir_seen, SBX_DIR_SEEN_BITS, seen_tag(token, 0, s->ev.run_id))) {
         append_empty(s, off, 2 * pair);
         s->ev.str_flags[2 * pair] = SBX_STR_DIRREF;
         return 0;
@@ -292,7 +346,7 @@ static __noinline int append_dir(struct scratch *s, __u64 *off, int pair,
         return -1;
     if (!(s->ev.str_flags[2 * pair] & SBX_STR_TRUNCATED)) {
         s->ev.str_flags[2 * pair] |= SBX_STR_DIRDEF;
-        s->newtok[pair] = key.token;
+        s->newtok[pair] = token;
     }
     return 0;
 }
@@ -357,6 +411,10 @@ const volatile __u64 wake_bytes = 4 << 20;
 /* The tracer's own mount namespace (set by user space at load): a traced
  * process in another one sees other paths than the host. */
 const volatile __u32 host_mntns = 0;
+/* Runs being killed, counted up and down by user space (sbx_ebpf_run_kill,
+ * sbx_ebpf_run_end): while none is, on_sys_exit need not look its run up
+ * in the `runs` hash map at every system call of every traced task. */
+volatile __u32 kills_pending = 0;
 
 /* Wake the reader only when the buffer is filling: fewer wake-ups, fewer
  * context switches; the reader also polls on a short timer. */
@@ -378,17 +436,15 @@ static __always_inline void submit(struct scratch *s, __u64 off, __u64 flags)
     }
     /* Only now that the definition precedes them in the buffer may later
      * events refer to these directories. */
-    __u8 one = 1;
     for (int i = 0; i < 2; i++) {
         if (!s->newtok[i])
             continue;
-        struct dir_key key = {.token = s->newtok[i], .run_id = s->ev.run_id};
-        bpf_map_update_elem(&dir_seen, &key, &one, BPF_ANY);
+        seen_put(&dir_seen, SBX_DIR_SEEN_BITS, seen_tag(s->newtok[i], 0, s->ev.run_id),
+                 s->ev.run_id);
     }
-    if (s->newprobe) {
-        struct probe_key key = {.hash = s->newprobe, .run_id = s->ev.run_id};
-        bpf_map_update_elem(&probe_seen, &key, &one, BPF_ANY);
-    }
+    if (s->newprobe)
+        seen_put(&probe_seen, SBX_PROBE_SEEN_BITS, seen_tag(s->newprobe, 1, s->ev.run_id),
+                 s->ev.run_id);
 }
 
 static __always_inline void init_event(struct scratch *s, __u16 type, __u32 run_id)
@@ -418,23 +474,20 @@ static __always_inline int has_path(struct file *f)
  * file, kind) thanks to fd_seen.  `tgid`: the acting process when it is not
  * the current task (an io_uring worker); 0 for the current one.  Shared by
  * the syscall path (emit_fd) and io_uring completions. */
-static __noinline int emit_file(struct scratch *s, __u32 run_id, __u64 faddr, __u32 kind,
-                                __u32 tgid)
+__noinline int emit_file(struct scratch *s, __u32 run_id, __u64 faddr, __u32 kind,
+                         __u32 tgid)
 {
     if (!s || !faddr)
         return 0;
     struct file *f = CAST(struct file, (void *)faddr);
     if (!f || !has_path(f))
         return 0;
-    struct fd_seen_key key = {
-        .file = faddr, .ino = f->f_inode->i_ino, .run_id = run_id, .kind = kind,
-    };
-    __u8 one = 1;
-    /* Look up before inserting: an LRU insert allocates a node even when
-     * the key exists. */
-    if (bpf_map_lookup_elem(&fd_seen, &key) ||
-        bpf_map_update_elem(&fd_seen, &key, &one, BPF_NOEXIST) != 0)
+    __u64 tag = fd_tag(faddr, f->f_inode->i_ino, kind, run_id);
+    if (seen_has(&fd_seen, SBX_FD_SEEN_BITS, tag))
         return 0;                               /* already reported */
+    /* marked before the event is out: two threads racing here may both
+     * report, never neither */
+    seen_put(&fd_seen, SBX_FD_SEEN_BITS, tag, run_id);
     init_event(s, SBX_EV_FD, run_id);
     if (tgid)
         s->ev.pid = tgid;
@@ -450,10 +503,10 @@ static __noinline int emit_file(struct scratch *s, __u32 run_id, __u64 faddr, __
     struct dentry *parent = d->d_parent;
     if (d == m->mnt_root || parent == d) {
         /* the root of a mount: no parent on this mount, walk it whole */
-        append_walk(s, &off, 0, m, d);
+        append_walk(s, &off, 0, kaddr(m), kaddr(d));
         append_empty(s, &off, 1);
     } else {
-        append_dir(s, &off, 0, m, parent);
+        append_dir(s, &off, 0, kaddr(m), kaddr(parent));
         __u64 o = off;
         if (o > SBX_DATA_MAX - SBX_PATH_MAX)
             return 0;
@@ -470,7 +523,7 @@ static __noinline int emit_file(struct scratch *s, __u32 run_id, __u64 faddr, __
     return 0;
 }
 
-static __noinline int emit_fd(struct sbx_task *tp, long fd, __u32 kind)
+__noinline int emit_fd(struct sbx_task *tp, long fd, __u32 kind)
 {
     if (!tp)
         return 0;
@@ -492,10 +545,11 @@ static __noinline int emit_fd(struct sbx_task *tp, long fd, __u32 kind)
 }
 
 /* Append the (dir, path) pair for path argument i: strings 2i and 2i+1. */
-static __noinline int append_path_arg(struct scratch *s, __u64 *off, int i,
-                                      long dirfd, const char *uptr)
+__noinline int append_path_arg(struct scratch *s, __u64 *off, __u64 i, long dirfd,
+                               __u64 uaddr)
 {
-    if (!s || i < 0 || i > 1)
+    const char *uptr = (const char *)uaddr;
+    if (!s || !off || i > 1)
         return -1;
     struct task_struct *task = bpf_get_current_task_btf();
     /* Peek at the first byte: an absolute argument needs no directory. */
@@ -513,7 +567,7 @@ static __noinline int append_path_arg(struct scratch *s, __u64 *off, int i,
         if (!rm || !rvm || (root.dentry == rvm->mnt_root && rm->mnt_parent == rm)) {
             append_empty(s, off, 2 * i);
         } else {
-            if (append_dir(s, off, i, root.mnt, root.dentry) < 0)
+            if (append_dir(s, off, i, kaddr(root.mnt), kaddr(root.dentry)) < 0)
                 append_empty(s, off, 2 * i);
             else
                 s->ev.str_flags[2 * i] |= SBX_STR_ROOT;
@@ -531,7 +585,7 @@ static __noinline int append_path_arg(struct scratch *s, __u64 *off, int i,
                 d = f->f_path.dentry;
             }
         }
-        if (!d || append_dir(s, off, i, m, d) < 0)
+        if (!d || append_dir(s, off, i, kaddr(m), kaddr(d)) < 0)
             append_empty(s, off, 2 * i);
     }
     if (uptr)
@@ -566,11 +620,16 @@ static long hash_step(__u64 i, void *arg)
     if (!s)
         return 1;
     __u32 at = (__u32)i * 8;
-    __u32 idx = s->hstart + at;
-    if (idx > SBX_DATA_MAX || at >= s->hlen)
+    if (at >= s->hlen)
         return 1;
-    __u64 w = 0;
-    bpf_probe_read_kernel(&w, 8, &s->data[idx]);
+    /* a plain load from the map value: no helper call per 8 bytes (64-bit
+     * index, checked right before the load, so that the verifier keeps the
+     * bound) */
+    __u64 idx = (__u64)s->hstart + at;
+    barrier_var(idx);
+    if (idx > SBX_DATA_MAX)
+        return 1;
+    __u64 w = *(__u64 *)&s->data[idx];
     __u32 rem = s->hlen - at;
     if (rem < 8)
         w &= (1ULL << ((rem & 7) * 8)) - 1;  /* bytes past the NUL are stale */
@@ -636,41 +695,44 @@ static __always_inline void append_file_name(struct scratch *s, __u64 *off, int 
     *off = o + n;
 }
 
-/* A path syscall returned. */
-static __noinline int emit_path(struct pt_regs *regs, __u32 run_id, long nr, long ret,
-                                int layout)
+/* A path syscall returned.
+ *
+ * emit_path(), emit_fd() and emit_file() are global functions (not static):
+ * the verifier checks a global function once, on its own, with unknown
+ * arguments, whereas a static one is verified again at each of its call
+ * sites — and the generated switch of on_sys_exit has one per row of the
+ * syscall table, each with other constants.  Verifying them per call site
+ * made on_sys_exit ~390k processed instructions and over a second of
+ * loading; once each, it is a few tens of milliseconds.  The price: a
+ * global function takes scalars and pointers to plain memory only, so the
+ * registers travel in the scratch map (path_call()). */
+__noinline int emit_path(struct scratch *s, __u32 run_id, long nr, long ret, int layout)
 {
     int op = (layout >> 24) & 0xf;      /* BPF functions take five arguments */
     int npath = layout & 0xf;
     int d0 = ((layout >> 4) & 0xf) - 1, p0 = (layout >> 8) & 0xf;
     int d1 = ((layout >> 12) & 0xf) - 1, p1 = (layout >> 16) & 0xf;
-    struct scratch *s = get_scratch(&scratch_sys);
     if (!s)
         return 0;
     init_event(s, SBX_EV_PATH, run_id);
     s->ev.nr = nr;
     s->ev.ret = ret;
-    s->ev.args[0] = regs->di;
-    s->ev.args[1] = regs->si;
-    s->ev.args[2] = regs->dx;
-    s->ev.args[3] = regs->r10;
-    s->ev.args[4] = regs->r8;
-    s->ev.args[5] = regs->r9;
+    for (int i = 0; i < 6; i++)
+        s->ev.args[i] = s->regs[i];
     s->ev.npath = npath;
     __u64 off = 0;
     /* A chdir that succeeded has already moved the cwd: its name resolved
      * now would be relative to the new directory, which is the one it named. */
     if (nr == __NR_chdir && ret == 0)
-        append_path_arg(s, &off, 0, AT_FDCWD, NULL);
+        append_path_arg(s, &off, 0, AT_FDCWD, 0);
     else
-        append_path_arg(s, &off, 0, (int)arg_at(s, d0), (const char *)arg_at(s, p0));
+        append_path_arg(s, &off, 0, (int)arg_at(s, d0), arg_at(s, p0));
     if (npath > 1)
-        append_path_arg(s, &off, 1, (int)arg_at(s, d1), (const char *)arg_at(s, p1));
+        append_path_arg(s, &off, 1, (int)arg_at(s, d1), arg_at(s, p1));
     if (npath == 1 && pure_probe(op, ret)) {
         __u64 h = probe_hash(s, ret);
         if (h) {
-            struct probe_key key = {.hash = h, .run_id = run_id};
-            if (bpf_map_lookup_elem(&probe_seen, &key))
+            if (seen_has(&probe_seen, SBX_PROBE_SEEN_BITS, seen_tag(h, 1, run_id)))
                 return 0;               /* this run reported it already */
             s->newprobe = h;
         }
@@ -702,6 +764,21 @@ static __noinline int emit_path(struct pt_regs *regs, __u32 run_id, long nr, lon
     }
     submit(s, off, wake_flags());
     return 0;
+}
+
+static __always_inline int path_call(struct pt_regs *regs, __u32 run_id, long nr, long ret,
+                                     int layout)
+{
+    struct scratch *s = get_scratch(&scratch_sys);
+    if (!s)
+        return 0;
+    s->regs[0] = regs->di;
+    s->regs[1] = regs->si;
+    s->regs[2] = regs->dx;
+    s->regs[3] = regs->r10;
+    s->regs[4] = regs->r8;
+    s->regs[5] = regs->r9;
+    return emit_path(s, run_id, nr, ret, layout);
 }
 
 static __always_inline void emit_unseen(__u32 run_id, long nr)
@@ -757,7 +834,7 @@ static __always_inline int on_path_call(struct pt_regs *regs, struct sbx_task *t
                 return 0;
         }
     }
-    return emit_path(regs, run_id, nr, ret, layout | (op << 24));
+    return path_call(regs, run_id, nr, ret, layout | (op << 24));
 }
 
 /* ---- breakaway ------------------------------------------------------------ */
@@ -880,8 +957,8 @@ int BPF_PROG(on_exec, struct task_struct *p, pid_t old_pid, struct linux_binprm 
     off = n;
     if (s->data[0] != '/') {
         struct task_struct *task = bpf_get_current_task_btf();
-        if (append_walk(s, &off, 1, BPF_CORE_READ(task, fs, pwd.mnt),
-                        BPF_CORE_READ(task, fs, pwd.dentry)) < 0)
+        if (append_walk(s, &off, 1, (__u64)BPF_CORE_READ(task, fs, pwd.mnt),
+                        (__u64)BPF_CORE_READ(task, fs, pwd.dentry)) < 0)
             append_empty(s, &off, 1);
     } else {
         append_empty(s, &off, 1);
@@ -902,8 +979,8 @@ int BPF_PROG(on_exec, struct task_struct *p, pid_t old_pid, struct linux_binprm 
         append_empty(s, &off, 2);
     }
     struct file *f = BPF_CORE_READ(bprm, file);
-    if (append_walk(s, &off, 3, BPF_CORE_READ(f, f_path.mnt),
-                    BPF_CORE_READ(f, f_path.dentry)) < 0)
+    if (append_walk(s, &off, 3, (__u64)BPF_CORE_READ(f, f_path.mnt),
+                    (__u64)BPF_CORE_READ(f, f_path.dentry)) < 0)
         append_empty(s, &off, 3);
     /* argv: the new image's argument block, as the kernel just wrote it */
     unsigned long as = BPF_CORE_READ(p, mm, arg_start);
@@ -991,10 +1068,12 @@ int BPF_PROG(on_sys_exit, struct pt_regs *regs, long ret)
     __u32 flags = tp->flags;
     long nr = regs->orig_ax;
 
-    struct sbx_run_state *st = bpf_map_lookup_elem(&runs, &run_id);
-    if (st && st->kill) {
-        bpf_send_signal(SIGKILL);
-        return 0;
+    if (kills_pending) {
+        struct sbx_run_state *st = bpf_map_lookup_elem(&runs, &run_id);
+        if (st && st->kill) {
+            bpf_send_signal(SIGKILL);
+            return 0;
+        }
     }
     /* 32-bit system calls (int $0x80 from a 64-bit process, a 32-bit
      * program) have other numbers: never decoded as 64-bit ones, reported */
@@ -1016,9 +1095,9 @@ int BPF_PROG(on_sys_exit, struct pt_regs *regs, long ret)
          * the program along $PATH is the command's own doing. */
         if ((nr == __NR_execve || nr == __NR_execveat) && ret < 0) {
             if (nr == __NR_execve)
-                emit_path(regs, run_id, nr, ret, LAYOUT(1, -1, 0, -1, 0) | (SBX_OP_EXEC << 24));
+                path_call(regs, run_id, nr, ret, LAYOUT(1, -1, 0, -1, 0) | (SBX_OP_EXEC << 24));
             else
-                emit_path(regs, run_id, nr, ret, LAYOUT(1, 0, 1, -1, 0) | (SBX_OP_EXEC << 24));
+                path_call(regs, run_id, nr, ret, LAYOUT(1, 0, 1, -1, 0) | (SBX_OP_EXEC << 24));
         }
         return 0;
     }

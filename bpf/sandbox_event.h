@@ -98,27 +98,19 @@ struct sbx_event {
     __u8  pad[3];
 };
 
-/* Keys of the kernel's per-run deduplication maps (fd_seen, dir_seen,
- * probe_seen).  Shared so that user space can forget a run's entries when
- * the run ends. */
-struct fd_seen_key {
-    __u64 file;
-    __u64 ino;
-    __u32 run_id;
-    __u32 kind;
-};
-
-struct dir_key {
-    __u64 token;
+/* A slot of the kernel's per-run deduplication caches (fd_seen, dir_seen,
+ * probe_seen: direct-mapped arrays, see sandbox.bpf.c).  `tag` mixes the
+ * identity and the run id (0: empty); `run_id` lets user space clear an
+ * ended run's slots. */
+struct sbx_seen_slot {
+    __u64 tag;
     __u32 run_id;
     __u32 pad;
 };
-
-struct probe_key {
-    __u64 hash;         /* directory token, name and outcome */
-    __u32 run_id;
-    __u32 pad;
-};
+/* log2 of their sizes (16 bytes a slot: 4 MiB, 1 MiB, 2 MiB) */
+#define SBX_FD_SEEN_BITS    18
+#define SBX_DIR_SEEN_BITS   16
+#define SBX_PROBE_SEEN_BITS 17
 
 /* Per-run state shared by kernel and user space (map `runs`). */
 struct sbx_run_state {

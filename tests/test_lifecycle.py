@@ -125,7 +125,7 @@ def test_launcher_failure_before_exec_is_an_error_not_exit_127(tmp_path):
 
 
 def test_ebpf_run_leaves_no_kernel_state(tmp_path):
-    """After a run, the kernel's per-run deduplication maps hold nothing of
+    """After a run, the kernel's per-run deduplication caches hold nothing of
     it (they are shared by every run of the process)."""
     sb = sandbox_for("ebpf")
     bpftool = shutil.which("bpftool") or shutil.which("bpftool", path="/usr/sbin:/sbin")
@@ -145,7 +145,10 @@ def test_ebpf_run_leaves_no_kernel_state(tmp_path):
 
 
 def map_entries(bpftool) -> dict:
-    """Entries in this process's per-run deduplication maps."""
+    """Occupied slots in this process's per-run deduplication caches (mmapable
+    arrays of 16-byte slots, a nonzero 64-bit tag marking one in use)."""
+    import json
+    import mmap
     seen = {}
     for fd in os.listdir("/proc/self/fd"):
         try:
@@ -155,11 +158,11 @@ def map_entries(bpftool) -> dict:
         m = re.search(r"map_id:\s+(\d+)", info)
         if not m:
             continue
-        show = subprocess.run([bpftool, "map", "show", "id", m.group(1)],
-                              capture_output=True, text=True).stdout
-        name = re.search(r"name (\w+)", show)
-        if name and name.group(1) in ("fd_seen", "dir_seen", "probe_seen"):
-            dump = subprocess.run([bpftool, "map", "dump", "id", m.group(1)],
-                                  capture_output=True, text=True).stdout
-            seen[name.group(1)] = dump.count("key:")
+        show = json.loads(subprocess.run([bpftool, "-j", "map", "show", "id", m.group(1)],
+                                         capture_output=True, text=True).stdout)
+        if show.get("name") in ("fd_seen", "dir_seen", "probe_seen"):
+            size = show["max_entries"] * show["bytes_value"]
+            with mmap.mmap(int(fd), size, mmap.MAP_SHARED, mmap.PROT_READ) as mem:
+                tags = struct.unpack_from("<%dQ" % (size // 8), mem)[0::2]
+            seen[show["name"]] = sum(1 for t in tags if t)
     return seen

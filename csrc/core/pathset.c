@@ -148,6 +148,18 @@ static int cmp_entry_ptr(const void *a, const void *b)
     return (x->len > y->len) - (x->len < y->len);
 }
 
+int sbx_pathset_foreach(const sbx_pathset *ps, sbx_pathset_visit fn, void *ctx)
+{
+    int rc = 0;
+    for (size_t i = 0; i < ps->cap && rc == 0; i++) {
+        const struct entry *e = &ps->slots[i];
+        unsigned cats = e->path ? e->flags & SBX_CATEGORIES : 0;
+        if (cats)
+            rc = fn(ctx, e->path, e->len, cats);
+    }
+    return rc;
+}
+
 static int foreach_sorted(const sbx_pathset *ps, sbx_pathset_visit fn, void *ctx,
                           int refused);
 

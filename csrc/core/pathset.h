@@ -67,4 +67,8 @@ int sbx_pathset_foreach_sorted(const sbx_pathset *ps, sbx_pathset_visit fn, void
  * counts as a read). */
 int sbx_pathset_foreach_refused(const sbx_pathset *ps, sbx_pathset_visit fn, void *ctx);
 
+/* The same in no particular order: for consumers that build sets anyway
+ * (the Python Result), a million paths need no sort. */
+int sbx_pathset_foreach(const sbx_pathset *ps, sbx_pathset_visit fn, void *ctx);
+
 #endif

@@ -185,10 +185,28 @@ static PyObject *py_run_end(PyObject *self, PyObject *args)
     return d;
 }
 
+static PyObject *py_set_attached(PyObject *self, PyObject *arg)
+{
+    int on = PyObject_IsTrue(arg);
+    if (on < 0)
+        return NULL;
+    int rc;
+    Py_BEGIN_ALLOW_THREADS
+    rc = sbx_ebpf_set_attached(on);
+    Py_END_ALLOW_THREADS
+    if (rc) {
+        errno = -rc;
+        return PyErr_SetFromErrno(PyExc_OSError);
+    }
+    Py_RETURN_NONE;
+}
+
 static PyMethodDef methods[] = {
     {"ebpf_load", py_ebpf_load, METH_NOARGS,
      "Load the BPF programs once per process; OSError(errno, reason) on failure."},
     {"ebpf_run_begin", py_run_begin, METH_NOARGS, "Start a run; returns its id."},
+    {"ebpf_set_attached", py_set_attached, METH_O,
+     "Benchmarks only: detach (False) or re-attach (True) the loaded programs."},
     {"ebpf_spawner_set", py_spawner_set, METH_VARARGS,
      "Children the calling thread forks from now on belong to run."},
     {"ebpf_spawner_clear", py_spawner_clear, METH_NOARGS,

@@ -22,6 +22,7 @@
 #include <strings.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <time.h>
@@ -56,6 +57,7 @@ struct run {
     uint32_t id;
     int done;
     uint64_t misses_at_start;       /* see prog_misses() */
+    int killed;                     /* counted in the kernel's kills_pending */
     pthread_cond_t cv;
     struct sbx_result *res;
     struct sbx_keyed_table opened, dirs;
@@ -397,48 +399,49 @@ out:
     return 0;
 }
 
-/* Delete the entries of the `runs` from one of the per-run deduplication maps
- * (keys of `key_size` bytes with the run id at `id_at`): a finished run
- * leaves nothing behind.  Batched, so that a run that filled the map costs
- * a few system calls per thousands of entries, not one each. */
-static void forget_runs(int map_fd, size_t key_size, size_t id_at, const uint32_t *runs,
-                        size_t nruns)
+/* The kernel's per-run deduplication caches (fd_seen, dir_seen,
+ * probe_seen), mapped into this process: clearing an ended run's slots is a
+ * scan of memory, not a system call per entry. */
+static struct {
+    struct sbx_seen_slot *slots;
+    size_t n;
+} seen_caches[3];
+
+static int map_seen_caches(void)
 {
-    enum { CHUNK = 4096 };
-    unsigned char *keys = malloc(CHUNK * key_size), *doomed = malloc(CHUNK * key_size);
-    uint8_t *values = malloc(CHUNK);
-    uint64_t batch = 0;
-    int first = 1;
-    if (!keys || !doomed || !values)
-        goto out;
-    for (;;) {
-        __u32 count = CHUNK;
-        int rc = bpf_map_lookup_batch(map_fd, first ? NULL : &batch, &batch, keys, values,
-                                      &count, NULL);
-        first = 0;
-        if (rc < 0 && errno != ENOENT)
-            break;
-        __u32 n = 0;
-        for (__u32 i = 0; i < count; i++) {
-            uint32_t id;
-            memcpy(&id, keys + i * key_size + id_at, sizeof id);
+    struct bpf_map *maps[3] = {G.skel->maps.fd_seen, G.skel->maps.dir_seen,
+                               G.skel->maps.probe_seen};
+    for (int i = 0; i < 3; i++) {
+        size_t n = bpf_map__max_entries(maps[i]);
+        void *p = mmap(NULL, n * sizeof(struct sbx_seen_slot), PROT_READ | PROT_WRITE,
+                       MAP_SHARED, bpf_map__fd(maps[i]), 0);
+        if (p == MAP_FAILED)
+            return -errno;
+        seen_caches[i].slots = p;
+        seen_caches[i].n = n;
+    }
+    return 0;
+}
+
+/* Clear the slots of the ended `runs`: a finished run leaves nothing behind.
+ * (Its slots could never match a later run, whose id differs, but they
+ * would hold memory of it.)  A slot the kernel rewrites meanwhile for a live
+ * run may be cleared too: that only costs one duplicate event. */
+static void forget_runs(const uint32_t *runs, size_t nruns)
+{
+    for (int c = 0; c < 3; c++) {
+        struct sbx_seen_slot *slots = seen_caches[c].slots;
+        for (size_t i = 0; slots && i < seen_caches[c].n; i++) {
+            if (!__atomic_load_n(&slots[i].tag, __ATOMIC_RELAXED))
+                continue;
+            uint32_t id = __atomic_load_n(&slots[i].run_id, __ATOMIC_RELAXED);
             for (size_t k = 0; k < nruns; k++)
                 if (id == runs[k]) {
-                    memcpy(doomed + n++ * key_size, keys + i * key_size, key_size);
+                    __atomic_store_n(&slots[i].tag, 0, __ATOMIC_RELAXED);
                     break;
                 }
         }
-        if (n) {
-            __u32 del = n;
-            bpf_map_delete_batch(map_fd, doomed, &del, NULL);
-        }
-        if (rc < 0)
-            break;                  /* ENOENT: that was the last chunk */
     }
-out:
-    free(keys);
-    free(doomed);
-    free(values);
 }
 
 static void *reader_main(void *arg)
@@ -486,14 +489,9 @@ static void *reader_main(void *arg)
         }
         pthread_mutex_unlock(&G.lock);
         if (nended) {
-            /* Runs that ended leave nothing in the kernel's per-run maps:
-             * one walk of each map forgets all of them. */
-            forget_runs(bpf_map__fd(G.skel->maps.fd_seen), sizeof(struct fd_seen_key),
-                        offsetof(struct fd_seen_key, run_id), ended, nended);
-            forget_runs(bpf_map__fd(G.skel->maps.dir_seen), sizeof(struct dir_key),
-                        offsetof(struct dir_key, run_id), ended, nended);
-            forget_runs(bpf_map__fd(G.skel->maps.probe_seen), sizeof(struct probe_key),
-                        offsetof(struct probe_key, run_id), ended, nended);
+            /* Runs that ended leave nothing in the kernel's per-run caches:
+             * one scan of each forgets all of them. */
+            forget_runs(ended, nended);
             free(ended);
         }
     }
@@ -525,16 +523,14 @@ static int check_pid_namespace(char *err, size_t errlen)
     return 0;
 }
 
-static int do_load(char *err, size_t errlen)
+/* Open the skeleton, configure it (ring-buffer size, wake threshold, the
+ * host's mount namespace; with or without the io_uring programs) and load
+ * it.  G.skel is NULL only when opening failed. */
+static int open_and_load(int with_uring, char *err, size_t errlen)
 {
-    int rc = check_pid_namespace(err, errlen);
-    if (rc)
-        return rc;
-    libbpf_set_print(libbpf_quiet);
-    G.debug_events = getenv("SANDBOX_PY_DEBUG_EVENTS") != NULL;
     G.skel = sandbox_bpf__open();
     if (!G.skel) {
-        rc = -errno;
+        int rc = -errno;
         snprintf(err, errlen, "opening the BPF object failed: %s", strerror(errno));
         return rc;
     }
@@ -548,25 +544,28 @@ static int do_load(char *err, size_t errlen)
     struct stat ns;
     if (stat("/proc/self/ns/mnt", &ns) == 0)
         G.skel->rodata->host_mntns = (uint32_t)ns.st_ino;
-    sbx_iouring_prepare(G.skel, 1);
-    rc = sandbox_bpf__load(G.skel);
+    sbx_iouring_prepare(G.skel, with_uring);
+    return sandbox_bpf__load(G.skel);
+}
+
+static int do_load(char *err, size_t errlen)
+{
+    int rc = check_pid_namespace(err, errlen);
+    if (rc)
+        return rc;
+    libbpf_set_print(libbpf_quiet);
+    G.debug_events = getenv("SANDBOX_PY_DEBUG_EVENTS") != NULL;
+    rc = open_and_load(1, err, errlen);
     if (rc && sbx_iouring_traced()) {
-        /* The io_uring programs read the most kernel-specific structures:
-         * a kernel that refuses them still gets the backend, with io_uring
-         * use flagged as before. */
+        /* The io_uring programs read the most kernel-specific structures
+         * and need tracepoints older kernels lack: a kernel that refuses
+         * them still gets the backend, with io_uring use flagged as before. */
         sandbox_bpf__destroy(G.skel);
-        G.skel = sandbox_bpf__open();
-        if (!G.skel) {
-            rc = -errno;
-            snprintf(err, errlen, "opening the BPF object failed: %s", strerror(errno));
-            return rc;
-        }
-        if (rbsize >= 4096 && (rbsize & (rbsize - 1)) == 0)
-            bpf_map__set_max_entries(G.skel->maps.events, (uint32_t)rbsize);
-        G.skel->rodata->wake_bytes = bpf_map__max_entries(G.skel->maps.events) / 8;
-        sbx_iouring_prepare(G.skel, 0);
-        rc = sandbox_bpf__load(G.skel);
+        G.skel = NULL;
+        rc = open_and_load(0, err, errlen);
     }
+    if (!G.skel)
+        return rc;
     if (rc) {
         if (rc == -EPERM || rc == -EACCES)
             snprintf(err, errlen, "loading BPF programs was refused (%s): it needs root, "
@@ -579,6 +578,11 @@ static int do_load(char *err, size_t errlen)
                      "BTF (/sys/kernel/btf/vmlinux), tp_btf programs, ring buffers and "
                      "bpf_loop and bpf_rdonly_cast (Linux 6.2 or newer); set SANDBOX_PY_DEBUG_BPF=1 to see "
                      "the verifier log", strerror(-rc));
+        goto fail;
+    }
+    rc = map_seen_caches();
+    if (rc) {
+        snprintf(err, errlen, "mapping the deduplication caches failed: %s", strerror(-rc));
         goto fail;
     }
     rc = sandbox_bpf__attach(G.skel);
@@ -613,6 +617,10 @@ static int do_load(char *err, size_t errlen)
     pthread_detach(G.reader);
     return 0;
 fail:
+    for (int i = 0; i < 3; i++)
+        if (seen_caches[i].slots)
+            munmap(seen_caches[i].slots, seen_caches[i].n * sizeof(struct sbx_seen_slot));
+    memset(seen_caches, 0, sizeof seen_caches);
     if (G.rb)
         ring_buffer__free(G.rb);
     G.rb = NULL;
@@ -631,6 +639,27 @@ int sbx_ebpf_load(char *err, size_t errlen)
     int rc = G.load_err;
     if (rc && err)
         snprintf(err, errlen, "%s", G.load_msg);
+    pthread_mutex_unlock(&G.lock);
+    return rc;
+}
+
+/* Benchmarks only (bench/bench.py): detach the programs so that a bare
+ * command pays nothing for them — not even the syscall-exit tracepoint,
+ * which once enabled sends every task of the machine through the slow
+ * syscall-exit path — and attach them again.  The maps and the reader stay.
+ * Refused while a run is under way. */
+int sbx_ebpf_set_attached(int on)
+{
+    pthread_mutex_lock(&G.lock);
+    int rc = 0;
+    if (!G.loaded || !G.skel)
+        rc = -ENODEV;
+    else if (G.runs)
+        rc = -EBUSY;
+    else if (on)
+        rc = sandbox_bpf__attach(G.skel);
+    else
+        sandbox_bpf__detach(G.skel);
     pthread_mutex_unlock(&G.lock);
     return rc;
 }
@@ -857,6 +886,15 @@ static size_t run_tasks(uint32_t run, int with_self, uint32_t **out)
 
 void sbx_ebpf_run_kill(uint32_t run)
 {
+    /* First make the programs look at the kill flags (they skip the lookup
+     * while no run is being killed), then raise this run's. */
+    pthread_mutex_lock(&G.lock);
+    struct run *r = find_run(run);
+    if (r && !r->killed) {
+        r->killed = 1;
+        __atomic_fetch_add(&G.skel->bss->kills_pending, 1, __ATOMIC_SEQ_CST);
+    }
+    pthread_mutex_unlock(&G.lock);
     struct sbx_run_state st;
     if (kernel_live(run, &st) == 0) {
         st.kill = 1;
@@ -884,6 +922,8 @@ struct sbx_result *sbx_ebpf_run_end(uint32_t run)
     if (*pp) {
         r = *pp;
         *pp = r->next;
+        if (r->killed)
+            __atomic_fetch_sub(&G.skel->bss->kills_pending, 1, __ATOMIC_SEQ_CST);
     }
     pthread_mutex_unlock(&G.lock);
     if (!r)

@@ -25,6 +25,10 @@ int sbx_ebpf_load(char *err, size_t errlen);
 /* Start a run; returns its id (> 0) or 0 on failure. */
 uint32_t sbx_ebpf_run_begin(void);
 
+/* Benchmarks only: detach (0) or attach again (1) the loaded programs;
+ * -EBUSY while a run is under way. */
+int sbx_ebpf_set_attached(int on);
+
 /* Children forked by thread `tid` from now on belong to `run` (the thread
  * itself is not traced; its children are, and they stay quiet until their
  * first successful exec, so the spawner's pre-exec set-up is not reported,
