@@ -1,4 +1,4 @@
-"""Breakaway (issue 17): a declared build daemon leaves the run at its exec.
+"""Breakaway: a declared build daemon leaves the run at its exec.
 
 Two daemons: tests/breakaway/sbx-test-daemon, a small server that
 double-forks, detaches and keeps serving on a unix socket, writing a state

@@ -408,7 +408,7 @@ def test_python_backend_wrapper_mode(prefix, tools, tmp_path, monkeypatch):
         session.finish()
 
 
-# --- paths and calls of build tools (issue 14) ----------------------------------
+# --- paths and calls of build tools ---------------------------------------------
 
 
 def _under(res, base):
