@@ -82,7 +82,22 @@ def report() -> tuple:
                 "preload shim" + ("" if found.get("preload", (False,))[0]
                                   else " -- which is unavailable, so they are not seen"))
     out.extend(textwrap.wrap(line, 79, subsequent_indent="  "))
+    out.extend(textwrap.wrap(_enforcement_line(), 79, subsequent_indent="  "))
     return "\n".join(out), bool(working)
+
+
+def _enforcement_line() -> str:
+    """How Policy(on_violation="deny") is enforced here (docs/enforcement.md)."""
+    head = 'enforcement (policy=Policy(..., on_violation="deny")): '
+    if sys.platform.startswith("linux"):
+        from . import _landlock
+        version, why = _landlock.abi()
+        return head + ("Landlock ABI %d, no privilege needed" % version if version else
+                       "UNAVAILABLE: %s; on_violation=\"report\" still lists what a run "
+                       "does outside a policy" % why)
+    if sys.platform == "darwin":
+        return head + "a seatbelt profile applied by the interpose launcher"
+    return head + "the Windows hook DLL (sbx-trace)"
 
 
 def main(argv: list) -> int:

@@ -8,6 +8,7 @@ build requirements (setuptools, wheel), as `pip install` itself does.
 """
 import json
 import os
+import re
 import shutil
 import subprocess
 import tempfile
@@ -91,6 +92,9 @@ def test_pip_install_works_without_clang_or_bpftool(installed):
     assert "'clang' not found" in why and "apt-get install clang" in why, why
     doctor = as_user([os.path.join(base, "venv", "bin", "sandbox-py"), "doctor"], base)
     assert "preload  works" in doctor.stdout and "'clang' not found" in doctor.stdout
+    # a user's pip install can enforce a policy too, and says how
+    assert re.search(r"enforcement .*: (Landlock ABI \d+|UNAVAILABLE)", doctor.stdout), \
+        doctor.stdout
 
 
 def test_a_source_tree_that_shadows_the_install_is_named(installed):
