@@ -85,13 +85,18 @@ static int refuse_create_file_a(const char *name, DWORD access, DWORD dispositio
     return r;
 }
 
-/* FindFirstFile lists the pattern's directory, or probes one exact name. */
-static int refuse_find_first(const wchar_t *pattern)
+/* What a FindFirstFile pattern names: FindFirstFile("d\*.c") lists d (the
+ * directory goes to `dir', its length returned); FindFirstFile("d\x.c")
+ * (no wildcard) only asks whether d\x.c exists (the name goes to `path',
+ * 0 returned).  -1: no usable name.  Both the policy check and the record
+ * read the pattern this one way. */
+static long find_first_target(const wchar_t *pattern, wchar_t *path, size_t *plen,
+                              wchar_t *dir)
 {
-    wchar_t path[SBX_PATH_MAX];
     size_t len = sbx_full_path(pattern, path, SBX_PATH_MAX);
     if (!len)
-        return 0;
+        return -1;
+    *plen = len;
     size_t base = len;
     while (base > 0 && path[base - 1] != '\\')
         base--;
@@ -100,11 +105,21 @@ static int refuse_find_first(const wchar_t *pattern)
         if (path[i] == '*' || path[i] == '?')
             wild = 1;
     if (!wild)
-        return sbx_enforce(SBX_NEED_PROBE, path, len);
-    wchar_t dir[SBX_PATH_MAX];
+        return 0;
     static const wchar_t up[] = L"..";
     long dlen = sbx_winpath_join((uint16_t *)dir, SBX_PATH_MAX, (const uint16_t *)path, len,
                                  (const uint16_t *)up, 2);
+    return dlen > 0 ? dlen : -1;
+}
+
+/* FindFirstFile lists the pattern's directory, or probes one exact name. */
+static int refuse_find_first(const wchar_t *pattern)
+{
+    wchar_t path[SBX_PATH_MAX], dir[SBX_PATH_MAX];
+    size_t len = 0;
+    long dlen = find_first_target(pattern, path, &len, dir);
+    if (dlen == 0)
+        return sbx_enforce(SBX_NEED_PROBE, path, len);
     return dlen > 0 && sbx_enforce(SBX_NEED_ENUM, dir, (size_t)dlen);
 }
 
@@ -159,26 +174,14 @@ static BOOL WINAPI h_GetFileAttributesExW(LPCWSTR name, GET_FILEEX_INFO_LEVELS l
  * only asks whether d\x.c exists. A missing directory is a probe of it. */
 static void after_find_first(HANDLE h, DWORD err, const wchar_t *pattern)
 {
-    wchar_t path[SBX_PATH_MAX];
-    size_t len = sbx_full_path(pattern, path, SBX_PATH_MAX);
-    if (!len)
-        return;
-    size_t base = len;
-    while (base > 0 && path[base - 1] != '\\')
-        base--;
-    int wild = 0;
-    for (size_t i = base; i < len; i++)
-        if (path[i] == '*' || path[i] == '?')
-            wild = 1;
-    if (!wild) {
+    wchar_t path[SBX_PATH_MAX], dir[SBX_PATH_MAX];
+    size_t len = 0;
+    long dlen = find_first_target(pattern, path, &len, dir);
+    if (dlen == 0) {
         sbx_record(SBX_PROBE, path, len);
         return;
     }
-    wchar_t dir[SBX_PATH_MAX];
-    static const wchar_t up[] = L"..";
-    long dlen = sbx_winpath_join((uint16_t *)dir, SBX_PATH_MAX, (const uint16_t *)path, len,
-                                 (const uint16_t *)up, 2);
-    if (dlen <= 0)
+    if (dlen < 0)
         return;
     if (h != INVALID_HANDLE_VALUE || err == ERROR_FILE_NOT_FOUND || err == ERROR_NO_MORE_FILES)
         sbx_record(SBX_ENUM, dir, (size_t)dlen);
