@@ -198,6 +198,10 @@ def test_refused_calls_are_listed_with_what_they_asked_for(backend, tmp_path):
         assert (os.path.join(src, name), "write") in listed, (name, r.denied)
     assert not any(d.path.startswith(build) for d in r.denied), r.denied
     assert os.path.join(src, "a.c") in r.probes | r.reads      # the trace is unchanged
+    # a refused call did not happen: its name is a probe, never a write
+    for name in ("a.c", "new", "b.c"):
+        assert os.path.join(src, name) not in r.writes, (name, r.writes)
+    assert os.path.join(src, "b.c") in r.probes
     # the same refusals under report mode are not refusals: nothing is asked
     # of the system, the writes happen and are listed as writes
     r2 = sb.run(["sh", "-c", "echo x > src/a.c"], cwd=root, timeout=60,

@@ -378,7 +378,7 @@ static void handle(struct sbx_preload_run *r, const struct sbx_rec *rec, uint32_
         p->seen_any = 1;
     switch (rec->type) {
     case SBX_EV_PATH:
-        add_path(r, s0, rec->flags & (SBX_CATEGORIES | SBX_CREATED | SBX_NOFOLLOW));
+        add_path(r, s0, rec->flags & (SBX_CATEGORIES | SBX_CREATED | SBX_NOFOLLOW | SBX_REFUSED));
         break;
     case SBX_EV_OPEN: {
         struct sbx_keyed *o = sbx_keyed_get(&r->ids, rec->id, 1);
