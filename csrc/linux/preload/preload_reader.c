@@ -157,9 +157,12 @@ static struct proc *proc_get(struct sbx_preload_run *r, int pid, int create)
      * process itself (its own records, in-process) is never waited for. */
     p->watch = pid == getpid() ? -1 : sbx_watch_open(r->watches, pid);
     if (p->watch >= 0 && !provably_ours(r, pid)) {
+        /* a process that exited between the two (its /proc entry gone,
+         * the handle still open) is no stranger: nothing to wait or kill */
+        int gone = sbx_watch_exited(r->watches, p->watch, pid) == 1;
         sbx_watch_close(r->watches, p->watch);
         p->watch = -1;
-        if (!r->warned_stranger++)
+        if (!gone && !r->warned_stranger++)
             sbx_result_warn(r->res, "a record of the run named process %d, which is not "
                             "part of the run: it is neither waited for nor killed", pid);
     }
