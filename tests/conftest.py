@@ -44,6 +44,27 @@ def build_scenario(tmp_path_factory, source: str, libs=()) -> dict:
     return bins
 
 
+def own_bpf_maps():
+    """(fd, description) of every BPF map this process holds, the
+    description as `bpftool -j map show` gives it (name, max_entries,
+    bytes_value ...).  Skips the test when bpftool is missing."""
+    import json
+    import re
+    bpftool = shutil.which("bpftool") or shutil.which("bpftool", path="/usr/sbin:/sbin")
+    if not bpftool:
+        pytest.skip("bpftool is needed to look into the maps")
+    for fd in os.listdir("/proc/self/fd"):
+        try:
+            with open("/proc/self/fdinfo/%s" % fd) as f:
+                m = re.search(r"map_id:\s+(\d+)", f.read())
+        except OSError:
+            continue
+        if m:
+            out = subprocess.run([bpftool, "-j", "map", "show", "id", m.group(1)],
+                                 capture_output=True, text=True).stdout
+            yield int(fd), json.loads(out or "{}")
+
+
 @pytest.fixture(scope="session")
 def scenario_bins(tmp_path_factory) -> dict:
     """tests/scenarios/scenario.c built dynamically and statically."""

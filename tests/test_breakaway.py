@@ -10,6 +10,7 @@ an undeclared daemon is still waited for and killed as before.
 """
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -20,7 +21,7 @@ import time
 
 import pytest
 
-from conftest import HERE, sandbox_for
+from conftest import HERE, own_bpf_maps, sandbox_for
 from sandbox_py import SandboxUnavailableError, TimeoutExpired
 
 BACKENDS = ["ebpf", "preload", "ptrace"]
@@ -305,26 +306,16 @@ def test_in_process_trace_lets_a_declared_daemon_go(backend, daemon):
 def test_ebpf_declaration_is_forgotten_after_the_run(tmp_path):
     """The kernel's breakaway map (shared by every run of the process)
     holds nothing of a run that ended."""
-    import re
     sb = sandbox_for("ebpf")
-    bpftool = shutil.which("bpftool") or shutil.which("bpftool", path="/usr/sbin:/sbin")
-    if not bpftool:
-        pytest.skip("bpftool is needed to look into the maps")
     r = sb.run(["true"], breakaway=["sbx-test-daemon", "/usr/bin/sccache"])
     assert r.returncode == 0 and not r.breakaways
+    bpftool = shutil.which("bpftool") or shutil.which("bpftool", path="/usr/sbin:/sbin")
     counts = []
-    for fd in os.listdir("/proc/self/fd"):
-        try:
-            info = open("/proc/self/fdinfo/%s" % fd).read()
-        except OSError:
-            continue
-        m = re.search(r"map_id:\s+(\d+)", info)
-        show = m and subprocess.run([bpftool, "map", "show", "id", m.group(1)],
-                                    capture_output=True, text=True).stdout
-        if show and re.search(r"name breakaway\b", show):
-            dump = subprocess.run([bpftool, "map", "dump", "id", m.group(1)],
+    for _, show in own_bpf_maps():
+        if show.get("name") == "breakaway":
+            dump = subprocess.run([bpftool, "-j", "map", "dump", "id", str(show["id"])],
                                   capture_output=True, text=True).stdout
-            counts.append(dump.count("key:"))
+            counts.append(len(json.loads(dump or "[]")))
     assert counts and set(counts) == {0}, counts
 
 

@@ -4,8 +4,6 @@ behind after a run."""
 from __future__ import annotations
 
 import os
-import re
-import shutil
 import signal
 import struct
 import subprocess
@@ -16,7 +14,7 @@ import uuid
 
 import pytest
 
-from conftest import sandbox_for
+from conftest import own_bpf_maps, sandbox_for
 
 BACKENDS = ["ebpf", "preload", "ptrace"]
 
@@ -128,15 +126,13 @@ def test_ebpf_run_leaves_no_kernel_state(tmp_path):
     """After a run, the kernel's per-run deduplication caches hold nothing of
     it (they are shared by every run of the process)."""
     sb = sandbox_for("ebpf")
-    bpftool = shutil.which("bpftool") or shutil.which("bpftool", path="/usr/sbin:/sbin")
-    if not bpftool:
-        pytest.skip("bpftool is needed to look into the maps")
+    map_entries()       # skips here when bpftool is missing
     for _ in range(20):
         sb.run(["cat", "/etc/hostname", str(tmp_path / "absent")], capture_output=True)
     sb.run(["tar", "-cf", "/dev/null", "-C", "/usr", "include/linux"], capture_output=True)
     # the reader thread forgets ended runs' entries shortly after run() returns
     for _ in range(50):
-        seen = map_entries(bpftool)
+        seen = map_entries()
         if seen == {"fd_seen": 0, "dir_seen": 0, "probe_seen": 0}:
             break
         time.sleep(0.1)
@@ -144,25 +140,15 @@ def test_ebpf_run_leaves_no_kernel_state(tmp_path):
     assert seen == {"fd_seen": 0, "dir_seen": 0, "probe_seen": 0}
 
 
-def map_entries(bpftool) -> dict:
+def map_entries() -> dict:
     """Occupied slots in this process's per-run deduplication caches (mmapable
     arrays of 16-byte slots, a nonzero 64-bit tag marking one in use)."""
-    import json
     import mmap
     seen = {}
-    for fd in os.listdir("/proc/self/fd"):
-        try:
-            info = open("/proc/self/fdinfo/%s" % fd).read()
-        except OSError:
-            continue
-        m = re.search(r"map_id:\s+(\d+)", info)
-        if not m:
-            continue
-        show = json.loads(subprocess.run([bpftool, "-j", "map", "show", "id", m.group(1)],
-                                         capture_output=True, text=True).stdout)
+    for fd, show in own_bpf_maps():
         if show.get("name") in ("fd_seen", "dir_seen", "probe_seen"):
             size = show["max_entries"] * show["bytes_value"]
-            with mmap.mmap(int(fd), size, mmap.MAP_SHARED, mmap.PROT_READ) as mem:
+            with mmap.mmap(fd, size, mmap.MAP_SHARED, mmap.PROT_READ) as mem:
                 tags = struct.unpack_from("<%dQ" % (size // 8), mem)[0::2]
             seen[show["name"]] = sum(1 for t in tags if t)
     return seen
