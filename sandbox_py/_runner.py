@@ -37,8 +37,6 @@ class TraceSession:
     #: run_traced() before spawning, honoured by sessions with BREAKAWAY.
     breakaway = None
     BREAKAWAY = False
-    #: ...and can ask Python (a callable in the declaration) at the exec
-    BREAKAWAY_CALLABLES = False
     #: Warnings about the policy a session found before the run (e.g. fds
     #: handed to the run that it cannot refuse accesses through).
     policy_warnings = ()
@@ -117,14 +115,11 @@ def prepare_session(backend: str, session: TraceSession, policy, breakaway,
         if not session.BREAKAWAY:
             raise SandboxUnavailableError(backend, "it cannot let processes leave the run "
                                           "(breakaway=)", "use another backend")
-        if rule.needs_python and not session.BREAKAWAY_CALLABLES:
-            raise SandboxUnavailableError(
-                backend, "it decides breakaway at the exec itself, where Python cannot be "
-                "asked (a callable in breakaway=)", "declare program names or absolute paths")
+        rule.check_decidable(backend)
         session.breakaway = rule
 
 
-def merge_denied(policy, mechanism, traced) -> tuple:
+def merge_denied(mechanism, traced) -> tuple:
     """The run's denied accesses: what the mechanism reported (with pids)
     and every traced access outside the policy, each (path, category) once.
     A refused call is traced as a probe of its name; when the mechanism
@@ -192,7 +187,7 @@ def run_traced(backend: str, session: TraceSession, args, *, input=None,
             traced = session.policy.violations(Result(0, args, execs=execs, **sets))
             mechanism = list(f.get("denied", ()))
             mechanism += session.policy.refusals(f.get("refused", ()))
-            denied = merge_denied(session.policy, mechanism, traced)
+            denied = merge_denied(mechanism, traced)
         return Result(
             returncode=proc.returncode if proc.returncode is not None else -9,
             args=args,

@@ -68,11 +68,15 @@ class BreakawayRule:
     def __bool__(self) -> bool:
         return bool(self.names or self.paths or self.callables)
 
-    @property
-    def needs_python(self) -> bool:
-        """True when a callable must be asked (a backend that decides in
-        the kernel or in the shim can only match names and paths)."""
-        return bool(self.callables)
+    def check_decidable(self, backend: str) -> None:
+        """Every backend decides at the exec itself (in the kernel, the
+        shim, the tracer or the DLL), where Python cannot be asked: a
+        declaration with a callable is refused, saying so."""
+        if self.callables:
+            from .errors import SandboxUnavailableError  # noqa: PLC0415
+            raise SandboxUnavailableError(
+                backend, "it decides breakaway at the exec itself, where Python cannot be "
+                "asked (a callable in breakaway=)", "declare program names or absolute paths")
 
     def entries(self) -> list:
         """The names and paths as bytes, for a mechanism that matches them

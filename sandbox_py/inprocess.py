@@ -61,10 +61,8 @@ class Trace:
         #: Programs whose exec leaves the trace (sandbox_py/breakaway.py):
         #: matched in the kernel (ebpf) or by the shim in children (audit).
         self.breakaway = compile_rule(breakaway)
-        if self.breakaway is not None and self.breakaway.needs_python:
-            raise SandboxUnavailableError(
-                backend, "it decides breakaway at the exec itself, where Python cannot be "
-                "asked (a callable in breakaway=)", "declare program names or absolute paths")
+        if self.breakaway is not None:
+            self.breakaway.check_decidable(backend)
         self.requested = backend
         #: Seconds stop() waits for threads and children started in the block
         #: that are still running (eBPF; None: the backend's default).

@@ -54,9 +54,8 @@ from typing import Iterable, NamedTuple, Optional
 
 ON_VIOLATION = ("deny", "report")
 
-#: Result categories (singular, as in ``Denied.category``) each tree allows.
+#: Categories (singular, as in ``Denied.category``) a read tree allows.
 READ_CATEGORIES = ("read", "probe", "enumeration")
-WRITE_CATEGORIES = READ_CATEGORIES + ("write",)
 
 #: The installed system: read and executed by nearly every program.
 SYSTEM_READ = ("/usr", "/lib", "/lib32", "/lib64", "/libx32", "/bin", "/sbin",

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Iterable, Iterator, Optional, Sequence
 
 from .breakaway import Breakaway
-from .policy import Denied, Policy
+from .policy import Denied, Policy, _under_windows, is_windows_path
 
 SCHEMA = "sandbox_py.result/1"
 
@@ -44,19 +44,10 @@ WINDOWS_PSEUDO_PREFIXES = ("\\\\.\\", "\\Device\\", "\\??\\")
 WINDOWS_SYSTEM_PREFIXES = ("C:\\Windows", "C:\\Program Files", "C:\\ProgramData")
 
 
-def _is_windows_path(path: str) -> bool:
-    return (len(path) > 2 and path[1] == ":" and path[2] == "\\") or path.startswith("\\")
-
-
-def _under_windows(path: str, prefix: str) -> bool:
-    p, q = path.lower(), prefix.lower().rstrip("\\")
-    return p == q or p.startswith(q + "\\")
-
-
 def is_pseudo(path: str) -> bool:
     """True for /proc, /sys, /dev and anonymous objects (``pipe:[..]`` ...);
     on Windows, device namespaces (``\\\\.\\``, ``\\Device\\``)."""
-    if _is_windows_path(path):
+    if is_windows_path(path):
         return any(path.startswith(p) for p in WINDOWS_PSEUDO_PREFIXES)
     return not path.startswith("/") or any(_under(path, p) for p in PSEUDO_PREFIXES)
 
@@ -64,7 +55,7 @@ def is_pseudo(path: str) -> bool:
 def is_system(path: str) -> bool:
     """True for paths of the installed system (/usr, /lib, /etc, ...;
     C:\\Windows and C:\\Program Files on Windows)."""
-    if _is_windows_path(path):
+    if is_windows_path(path):
         return any(_under_windows(path, p) for p in WINDOWS_SYSTEM_PREFIXES)
     return any(_under(path, p) for p in SYSTEM_PREFIXES)
 

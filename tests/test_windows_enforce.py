@@ -194,7 +194,7 @@ def test_detours_session_reads_denied_into_the_result(prefix, tools, programs, t
     assert fields["denied"] == [Denied(winpath(tmp_path / "secret/s.txt"), "read",
                                        res["execs"][0]["pid"])]
     from sandbox_py._runner import merge_denied
-    merged = merge_denied(None, fields["denied"], [Denied(fields["denied"][0].path, "read")])
+    merged = merge_denied(fields["denied"], [Denied(fields["denied"][0].path, "read")])
     assert merged == tuple(fields["denied"])       # the pid is kept
 
 
