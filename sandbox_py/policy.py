@@ -300,30 +300,26 @@ class Policy:
         else:
             base = os.path.abspath(os.fsdecode(cwd) if cwd is not None else os.getcwd())
 
-        def fix_windows(trees) -> tuple:
-            out = []
-            for t in trees:
+        def spellings(t: str) -> tuple:
+            if platform == "win32":
                 p = windows_normal(t, base)
-                spellings = [p]
-                if sys.platform == "win32":     # only Windows can follow its links
-                    spellings.append(windows_normal(os.path.realpath(p)))
-                for q in spellings:
-                    if q not in out:
-                        out.append(q)
-            return tuple(out)
+                # only Windows can follow its links (junctions, symlinks)
+                return (p, windows_normal(os.path.realpath(p))) if sys.platform == "win32" \
+                    else (p,)
+            t = os.path.join(base, os.path.expanduser(t))
+            # Both spellings: the resolved one is what an enforcer sees; the
+            # lexical one is what a path names when it goes through a
+            # symlinked directory (/lib -> usr/lib on merged systems).
+            return os.path.realpath(t), os.path.normpath(t)
+
+        known: dict = {}        # each tree resolved once, however many lists hold it
 
         def fix(trees) -> tuple:
-            if platform == "win32":
-                return fix_windows(trees)
-            out = []
+            out: dict = {}
             for t in trees:
-                t = os.path.join(base, os.path.expanduser(t))
-                # Both spellings: the resolved one is what an enforcer sees;
-                # the lexical one is what a path names when it goes through
-                # a symlinked directory (/lib -> usr/lib on merged systems).
-                for p in (os.path.realpath(t), os.path.normpath(t)):
-                    if p not in out:
-                        out.append(p)
+                if t not in known:
+                    known[t] = spellings(t)
+                out.update(dict.fromkeys(known[t]))
             return tuple(out)
 
         read, write = list(self.read), list(self.write)
