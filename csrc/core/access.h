@@ -29,6 +29,9 @@ struct sbx_access sbx_access_classify(enum sbx_op op, int ok);
  * the pathset records them as probes and keeps the request for
  * Result.denied.  `open_intent' (SBX_OPEN_*) is used for SBX_OP_OPEN. */
 struct sbx_access sbx_access_refused(enum sbx_op op, unsigned open_intent);
+/* Whether a call that failed with errno `err' was refused by the system
+ * (EACCES, EPERM: a policy or permissions) rather than failing otherwise. */
+int sbx_access_refusal(int err);
 
 /* What an open asked for, in platform-free bits (each system's glue turns
  * its own flags into these: csrc/linux/syscalls.h for open(2) flags). */

@@ -434,16 +434,12 @@ void sbx_path_cats_at(int dirfd, const char *path, unsigned cats)
         record_cats(dirfd, path, cats);
 }
 
-/* A failed call's errno (read first thing, before anything can change
- * it): refused by the system (a policy, permissions), or just failed. */
-static int refusal(int err)
-{
-    return err == EACCES || err == EPERM;
-}
-
+/* What a call recorded, given its errno (read first thing by the caller,
+ * before anything can change it): refused by the system, or just failed. */
 static struct sbx_access classify_call(enum sbx_op op, int ok, int err)
 {
-    return !ok && refusal(err) ? sbx_access_refused(op, 0) : sbx_access_classify(op, ok);
+    return !ok && sbx_access_refusal(err) ? sbx_access_refused(op, 0)
+                                          : sbx_access_classify(op, ok);
 }
 
 void sbx_path_at(int dirfd, const char *path, enum sbx_op op, int ok)
@@ -500,9 +496,10 @@ void sbx_opened(int dirfd, const char *path, int oflags, int fd, int existed)
     if (fd >= 0 && (oflags & O_DIRECTORY))
         dir_remember(fd, p, (size_t)plen);
     if (fd < 0) {
-        emit(SBX_EV_PATH, refusal(err) ? sbx_access_refused(SBX_OP_OPEN,
-                                                    sbx_os_open_intent(oflags)).first
-                                       : SBX_PROBE, 0, 0, p, NULL);
+        unsigned cats = sbx_access_refusal(err)
+            ? sbx_access_refused(SBX_OP_OPEN, sbx_os_open_intent(oflags)).first
+            : SBX_PROBE;
+        emit(SBX_EV_PATH, cats, 0, 0, p, NULL);
         return;
     }
     int used, tracked;

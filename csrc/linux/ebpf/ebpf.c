@@ -264,7 +264,7 @@ static void on_path_event(struct run *r, const struct sbx_event *ev, const struc
             on_open(r, ev, p0);
         return;
     }
-    struct sbx_access acc = ev->ret == -EACCES || ev->ret == -EPERM
+    struct sbx_access acc = ev->ret < 0 && sbx_access_refusal((int)-ev->ret)
         ? sbx_access_refused(op, sbx_linux_open_intent(open_flags_of(ev)))
         : sbx_access_classify(op, ev->ret >= 0);
     if (p0)

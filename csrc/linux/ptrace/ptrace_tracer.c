@@ -1117,9 +1117,9 @@ static void opened(struct sbx_ptrace_run *r, struct task *t, unsigned flags, lon
         return;
     int alias = sbx_path_is_fd_alias(t->p1);
     if (fd < 0) {
-        /* -EACCES/-EPERM: refused, and what it asked for is kept */
+        /* refused (fd is -errno): what it asked for is kept */
         if (!alias)
-            add(r, t->p1, fd == -EACCES || fd == -EPERM
+            add(r, t->p1, sbx_access_refusal((int)-fd)
                               ? sbx_access_refused(SBX_OP_OPEN,
                                                    sbx_linux_open_intent(flags)).first
                               : SBX_PROBE);
@@ -1236,7 +1236,7 @@ static void on_exit_stop(struct sbx_ptrace_run *r, struct task *t)
             break;
         switch (l.op) {
         case SBX_OP_OPEN:
-            opened(r, t, open_flags(t), ok ? rv : rv == -EACCES || rv == -EPERM ? rv : -1);
+            opened(r, t, open_flags(t), rv);   /* on failure: -errno */
             break;
         case SBX_OP_EXEC:
             if (!ok && t->xpath) {      /* success was handled at the exec event */
@@ -1251,7 +1251,7 @@ static void on_exit_stop(struct sbx_ptrace_run *r, struct task *t)
                     fd_use(r, fd_learn(p, tid, (int)a[0]), tid, SBX_WRITE);
                 break;
             }
-            path_done(r, t, l.op, ok ? 1 : rv == -EACCES || rv == -EPERM ? -1 : 0);
+            path_done(r, t, l.op, ok ? 1 : sbx_access_refusal((int)-rv) ? -1 : 0);
         }
     }
     task_clear_sys(t);
