@@ -16,6 +16,7 @@
 #define SBX_HAVE_PTRACE 1
 #include "ptrace_tracer.h"
 #include "landlock.h"
+#include "elfinterp.h"
 #include <errno.h>
 #include <unistd.h>
 #endif
@@ -395,6 +396,21 @@ static PyObject *landlock_allow(PyObject *mod, PyObject *args)
     Py_RETURN_NONE;
 }
 
+/* elf_interp(path) -> str | None: the PT_INTERP an ELF file names ("" for
+ * none: static, or not ELF), None when it cannot be read. */
+static PyObject *elf_interp(PyObject *mod, PyObject *args)
+{
+    PyObject *path;
+    if (!PyArg_ParseTuple(args, "O&", PyUnicode_FSConverter, &path))
+        return NULL;
+    char out[4096];
+    long n = sbx_elf_interp(PyBytes_AS_STRING(path), out, sizeof out);
+    Py_DECREF(path);
+    if (n < 0)
+        Py_RETURN_NONE;
+    return PyUnicode_DecodeFSDefaultAndSize(out, n);
+}
+
 /* landlock_restrict(fd): for a preexec_fn, between fork and exec. */
 static PyObject *landlock_restrict(PyObject *mod, PyObject *args)
 {
@@ -417,6 +433,8 @@ static PyMethodDef module_methods[] = {
      "landlock_allow(fd, abi, path, kind): add one rule to a ruleset"},
     {"landlock_restrict", landlock_restrict, METH_VARARGS,
      "landlock_restrict(fd): restrict this process to the ruleset"},
+    {"elf_interp", elf_interp, METH_VARARGS,
+     "elf_interp(path) -> str | None: the ELF file's PT_INTERP ('' for none)"},
     {"ptrace_available", ptrace_probe, METH_NOARGS,
      "ptrace_available() -> (bool, reason): can this process trace its children"},
 #endif

@@ -117,37 +117,22 @@ def child_env(env: Optional[dict], log_path: str, handoff: Optional[str] = None,
     return env
 
 
-_PT_INTERP = 3
-
-
 def needs_launcher(path: str) -> bool:
     """True when the shim cannot enter what exec(path) runs: an ELF file
     that names no dynamic loader (static, static-pie), or one of another
     class than the shim's (32-bit).  Scripts and dynamically linked
-    programs load the shim themselves.  Unreadable or malformed files are
-    left to exec, which reports them as it would without sandbox_py."""
-    import struct  # noqa: PLC0415
+    programs load the shim themselves.  Unreadable files are left to exec,
+    which reports them as it would without sandbox_py."""
     try:
         with open(path, "rb") as f:
-            eh = f.read(64)
-            if len(eh) < 64 or eh[:4] != b"\x7fELF":
-                return False
-            if eh[4] != 2:                  # not ELFCLASS64
-                return True
-            end = "<" if eh[5] == 1 else ">"
-            phoff, = struct.unpack_from(end + "Q", eh, 32)
-            phentsize, phnum = struct.unpack_from(end + "HH", eh, 54)
-            if phentsize < 8 or phnum > 256:
-                return True
-            f.seek(phoff)
-            ph = f.read(phentsize * phnum)
+            ident = f.read(5)
     except OSError:
         return False
-    for i in range(len(ph) // phentsize):
-        p_type, = struct.unpack_from(end + "I", ph, i * phentsize)
-        if p_type == _PT_INTERP:
-            return False
-    return True
+    if ident[:4] != b"\x7fELF":
+        return False
+    if ident[4:5] != b"\x02":                # not ELFCLASS64
+        return True
+    return _unpriv().elf_interp(path) == ""  # the PT_INTERP the exec tracers read
 
 
 def _exec_target(args: list, kwargs: dict) -> tuple:
