@@ -34,16 +34,28 @@ static uint32_t hash_bytes(const char *p, size_t n)
 
 sbx_pathset *sbx_pathset_new(void)
 {
+    return sbx_pathset_new_sized(128);
+}
+
+sbx_pathset *sbx_pathset_new_sized(size_t n)
+{
     sbx_pathset *ps = calloc(1, sizeof *ps);
     if (!ps)
         return NULL;
-    ps->cap = 256;
+    ps->cap = 8;
+    while (ps->cap < n * 2)
+        ps->cap *= 2;
     ps->slots = calloc(ps->cap, sizeof *ps->slots);
     if (!ps->slots) {
         free(ps);
         return NULL;
     }
     return ps;
+}
+
+size_t sbx_pathset_count(const sbx_pathset *ps)
+{
+    return ps->count;
 }
 
 void sbx_pathset_free(sbx_pathset *ps)

@@ -46,6 +46,11 @@
 typedef struct sbx_pathset sbx_pathset;
 
 sbx_pathset *sbx_pathset_new(void);
+/* The same with room for about `n` paths before it first grows (a
+ * process's own set starts small: most processes touch few files). */
+sbx_pathset *sbx_pathset_new_sized(size_t n);
+/* How many paths it holds. */
+size_t sbx_pathset_count(const sbx_pathset *ps);
 void sbx_pathset_free(sbx_pathset *ps);
 
 /* Record `path` (len bytes, need not be NUL-terminated) in `flags`

@@ -21,8 +21,30 @@ struct sbx_exec {
                               * Result.breakaways, not Result.execs */
 };
 
+/* One program image of one process (docs/semantics.md, "Who did what"):
+ * a process that execs twice has two records with the same pid; a forked
+ * child's accesses before its exec are a record of their own, with the
+ * parent's image.  Threads are their process. */
+struct sbx_process {
+    int64_t pid, ppid;
+    int64_t parent;          /* index of the record this pid was forked from,
+                              * -1 for the root (or an unknown parent) */
+    char *path;              /* the image executed; NULL while unknown */
+    char **argv;             /* argc strings */
+    size_t argc;
+    char *cwd;               /* at its exec; NULL where the mechanism did not say */
+    int exec;                /* 1: the record of an exec; 0: of a fork */
+    int has_status, status;  /* exit status (subprocess convention) if known */
+    int current;             /* still the pid's current image */
+    sbx_pathset *paths;      /* this record's own accesses */
+};
+
 struct sbx_result {
-    sbx_pathset *paths;
+    sbx_pathset *paths;      /* the run's sets (the precision rules across the run) */
+    struct sbx_process *procs;   /* in start order */
+    size_t nprocs, cap_procs;
+    struct sbx_pid_slot *pid_index;  /* pid -> index of its current record */
+    size_t pid_cap, pid_count;
     struct sbx_exec *execs;
     size_t nexecs, cap_execs;
     char **warnings;         /* human-readable, one reason each */
@@ -43,11 +65,51 @@ void sbx_result_warn(struct sbx_result *r, const char *fmt, ...);
 int sbx_result_add_exec(struct sbx_result *r, int64_t pid, int64_t ppid,
                         const char *path, const char *const *argv, size_t argc);
 
-/* Record that process `pid` left the run at its exec of `path` (breakaway
- * declaration): an exec record marked breakaway, listed apart. */
 /* Forget the last exec record (an announced breakaway whose exec failed). */
 void sbx_result_drop_last_exec(struct sbx_result *r);
+/* Record that process `pid` left the run at its exec of `path` (breakaway
+ * declaration): an exec record marked breakaway, listed apart. */
 int sbx_result_add_breakaway(struct sbx_result *r, int64_t pid, int64_t ppid,
                              const char *path, const char *const *argv, size_t argc);
+
+/* ---- who did what: per-process records ----------------------------------
+ *
+ * Every backend tells the result when a process of the run is forked and
+ * when it execs, and records each access with the pid (thread-group id) that
+ * made it.  sbx_result_add_exec() opens the exec record itself, so a backend
+ * only adds sbx_result_proc_fork() at fork/clone of a new process (never a
+ * thread), sbx_result_proc_exit() where it learns a status, and calls
+ * sbx_result_record()/sbx_result_settle() instead of the pathset functions. */
+
+/* `pid` was forked by `ppid`: a new record with the parent's current image
+ * (path, argv, cwd), parent = ppid's current record.  A pid already known
+ * is left alone (a backend that sees the fork twice).  Returns 0 or -1. */
+int sbx_result_proc_fork(struct sbx_result *r, int64_t pid, int64_t ppid);
+
+/* The cwd of pid's current record (at its exec).  Copies; 0 or -1. */
+int sbx_result_proc_cwd(struct sbx_result *r, int64_t pid, const char *cwd);
+
+/* `pid` exited with `status` (subprocess convention: <0 = signal). */
+void sbx_result_proc_exit(struct sbx_result *r, int64_t pid, int status);
+
+/* Record an access by `pid`: into the run's sets and the process's own.
+ * An unknown pid gets a record of its own (no image, parent unknown).
+ * Returns 0 or -1 (out of memory: the caller marks the run incomplete). */
+int sbx_result_record(struct sbx_result *r, int64_t pid, const char *path, size_t len,
+                      unsigned flags);
+
+/* The ledger's rule (access.h, sbx_ledger_settle) for an open file of
+ * `pid` closed or dropped: for the run and for that process.  0 or -1. */
+int sbx_result_settle(struct sbx_result *r, int64_t pid, const char *path, size_t len,
+                      int used);
+
+/* Index of pid's current record, or -1. */
+int64_t sbx_result_proc_index(const struct sbx_result *r, int64_t pid);
+
+/* Before the records are handed out (Python, JSON): drop fork records that
+ * did nothing (no access, no child, no status of their own worth keeping
+ * apart from the exec that replaced them) and renumber the parents.  Call
+ * once, when the run is over. */
+void sbx_result_settle_processes(struct sbx_result *r);
 
 #endif

@@ -62,6 +62,65 @@ static int visit_refused(void *ctx, const char *path, size_t len, unsigned cats)
     return 0;
 }
 
+static PyObject *str_or_none(const char *s)
+{
+    return s ? PyUnicode_DecodeFSDefault(s) : Py_NewRef(Py_None);
+}
+
+/* (pid, ppid, parent, path, argv, cwd, returncode, reads, writes, probes,
+ * enumerations): parent, path, cwd and returncode may be None. */
+static PyObject *process_to_py(const struct sbx_process *p)
+{
+    struct split s = {{NULL}};
+    PyObject *argv = NULL, *t = NULL;
+    for (int i = 0; i < 4; i++)
+        if (!(s.lists[i] = PyList_New(0)))
+            goto done;
+    if (sbx_pathset_foreach(p->paths, visit, &s) != 0) {
+        if (!PyErr_Occurred())
+            PyErr_NoMemory();
+        goto done;
+    }
+    if (!(argv = PyList_New((Py_ssize_t)p->argc)))
+        goto done;
+    for (size_t i = 0; i < p->argc; i++) {
+        PyObject *a = PyUnicode_DecodeFSDefault(p->argv[i]);
+        if (!a)
+            goto done;
+        PyList_SET_ITEM(argv, (Py_ssize_t)i, a);
+    }
+    t = Py_BuildValue("(LLNNONNOOOO)", (long long)p->pid, (long long)p->ppid,
+                      p->parent >= 0 ? PyLong_FromLongLong(p->parent) : Py_NewRef(Py_None),
+                      str_or_none(p->path), argv, str_or_none(p->cwd),
+                      p->has_status ? PyLong_FromLong(p->status) : Py_NewRef(Py_None),
+                      s.lists[0], s.lists[1], s.lists[2], s.lists[3]);
+done:
+    Py_XDECREF(argv);
+    for (int i = 0; i < 4; i++)
+        Py_XDECREF(s.lists[i]);
+    return t;
+}
+
+static int add_processes(PyObject *d, struct sbx_result *r)
+{
+    sbx_result_settle_processes(r);
+    PyObject *list = PyList_New(0);
+    if (!list)
+        return -1;
+    for (size_t i = 0; i < r->nprocs; i++) {
+        PyObject *p = process_to_py(&r->procs[i]);
+        if (!p || PyList_Append(list, p) < 0) {
+            Py_XDECREF(p);
+            Py_DECREF(list);
+            return -1;
+        }
+        Py_DECREF(p);
+    }
+    int rc = PyDict_SetItemString(d, "processes", list);
+    Py_DECREF(list);
+    return rc;
+}
+
 PyObject *sbx_result_to_py(const struct sbx_result *r)
 {
     static const char *names[4] = {"reads", "writes", "probes", "enumerations"};
@@ -121,6 +180,9 @@ PyObject *sbx_result_to_py(const struct sbx_result *r)
             PyErr_NoMemory();
         goto fail;
     }
+    /* the records are settled (do-nothing forks dropped) when handed out */
+    if (add_processes(d, (struct sbx_result *)r) < 0)
+        goto fail;
     for (int i = 0; i < 4; i++)
         Py_DECREF(s.lists[i]);
     Py_DECREF(execs);

@@ -36,6 +36,7 @@ DLL_SOURCES = [os.path.join(SHIM, f) for f in (
 EXE_SOURCES = [os.path.join(CSRC, f) for f in (
     os.path.join("win", "trace_cli.c"), os.path.join("core", "result_json.c"),
     os.path.join("core", "result.c"), os.path.join("core", "pathset.c"),
+    os.path.join("core", "access.c"), os.path.join("core", "ledger.c"),
     os.path.join("win", "launcher.c"), os.path.join("win", "inject.c"),
     os.path.join("win", "cmdline.c"),
     os.path.join("win", "winpath.c"), os.path.join("win", "winpolicy.c"))]
