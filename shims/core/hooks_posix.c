@@ -158,10 +158,14 @@ SBX_HOOK(int, chdir, (const char *p))
 {
     /* named against the cwd it leaves, so resolved before the call */
     char abs[SBX_PATH_MAX];
-    int known = sbx_on() && p && sbx_resolve(AT_FDCWD, p, abs, sizeof abs) >= 0;
+    long n = sbx_on() && p ? sbx_resolve(AT_FDCWD, p, abs, sizeof abs) : -1;
     int r = REAL(chdir)(p);
-    if (known)
+    if (n >= 0)
         KEEP_ERRNO(sbx_path(abs, SBX_OP_PROBE, r >= 0));
+    else if (n == SBX_RESOLVE_TOO_LONG)
+        /* deeper than a name fits here: the new cwd is the directory (on
+         * failure the old one is still the base) */
+        KEEP_ERRNO(sbx_path(r >= 0 ? "." : p, SBX_OP_PROBE, r >= 0));
     return r;
 }
 
@@ -622,6 +626,9 @@ SBX_HOOK(void *, dlopen, (const char *file, int mode))
     void *h = REAL(dlopen)(file, mode);
     if (h && file)
         KEEP_ERRNO(sbx_loaded_all());
+    else if (file && strchr(file, '/') && sbx_exists_at(AT_FDCWD, file) == 0)
+        /* a name with a slash is opened as it is, no search: absent, a probe */
+        KEEP_ERRNO(sbx_path_cats_at(AT_FDCWD, file, SBX_PROBE));
     return h;
 }
 

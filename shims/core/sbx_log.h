@@ -48,6 +48,9 @@ struct sbx_log_hdr {
     uint64_t head;                 /* atomic: next free offset */
     uint64_t dropped;              /* atomic: records that did not fit */
     uint64_t next_id;              /* atomic: open-file ids, unique per run */
+    uint64_t renames;              /* atomic: names moved or removed by the run (rename,
+                                    * rmdir): a directory name the shim remembered for
+                                    * an open dirfd is asked again after one */
 };
 
 /* First word of a record: 0 while it is being written, then

@@ -49,6 +49,11 @@ void sbx_os_unmap(void *p, size_t len);
  * placeholder ("/tmp/#123 (deleted)"). */
 long sbx_os_fd_name(int fd, char *out, size_t cap);
 
+/* The name of directory `dirfd` (AT_FDCWD: the cwd) when the kernel will
+ * not give it: nested deeper than a page of name (ENAMETOOLONG).  Found
+ * by walking up through ".."; its length, or -1. */
+long sbx_os_long_dir_name(int dirfd, char *out, size_t cap);
+
 /* The directory `path` names, its symlinks followed, as the kernel
  * resolves it now (for ".." after a symlinked directory): its length, or
  * -1 (absent, not resolvable). */

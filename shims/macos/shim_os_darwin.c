@@ -194,6 +194,16 @@ int sbx_os_execveat(int dirfd, const char *path, char *const argv[], char *const
     return -1;
 }
 
+long sbx_os_long_dir_name(int dirfd, char *out, size_t cap)
+{
+    /* macOS names a directory through F_GETPATH up to MAXPATHLEN only; a
+     * deeper one is lost (the shim warns that an access lost its name) */
+    (void)dirfd;
+    (void)out;
+    (void)cap;
+    return -1;
+}
+
 long sbx_os_real_dir(const char *path, char *out, size_t cap)
 {
     /* calls from the interposing image are not rebound: libSystem's own */
