@@ -71,25 +71,53 @@ def test_shim_starts_under_an_address_space_limit(tmp_path):
         r.warnings
 
 
-def test_no_log_is_left_behind_by_a_killed_owner(tmp_path):
+def log_files(pid):
+    """Files a preload run of process `pid` could leave behind."""
+    dirs = {"/dev/shm", os.environ.get("TMPDIR") or "/tmp", "/tmp"}
+    return [f for d in dirs for f in glob.glob("%s/sandbox_py-preload-%d-*" % (d, pid))]
+
+
+@pytest.mark.parametrize("first", ["owner", "traced"])
+def test_no_log_is_left_behind_whoever_is_killed(tmp_path, first):
+    """SIGKILL of the Python process in the middle of a run (after or
+    before its traced process): no log file is left anywhere, without
+    waiting for a later run to sweep it.  The log has no name in any
+    directory: the traced processes reach it through the owner's /proc
+    entry while the run lasts."""
     sandbox_for("preload")
+    info = tmp_path / "info"
     code = textwrap.dedent("""
         import sys
         from sandbox_py import Sandbox
-        print("go", flush=True)
-        Sandbox("preload").run(["sleep", "29.71"])
-    """)
-    p = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE)
-    assert p.stdout.readline().strip() == b"go"
-    time.sleep(1.0)
-    mine = glob.glob("/dev/shm/sandbox_py-preload-%d-*" % p.pid)
-    p.send_signal(signal.SIGKILL)
-    p.wait()
-    subprocess.run(["pkill", "-f", "^sleep 29.71$"])
-    assert mine, "the log was not where expected"
-    # the next run of any process removes it
-    sandbox_for("preload").run(["true"])
-    assert not [f for f in mine if os.path.exists(f)]
+        Sandbox("preload").run(["sh", "-c",
+            'echo $$ "$SBX_PRELOAD_LOG" > %s.tmp; mv %s.tmp %s; exec sleep 30'])
+    """ % (info, info, info))
+    p = subprocess.Popen([sys.executable, "-c", code])
+    sleeper = None
+    try:
+        deadline = time.monotonic() + 30
+        while not info.exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        pid, log = info.read_text().split(None, 1)
+        sleeper = int(pid)
+        log = log.strip()
+        assert log, "the traced process had no log"
+        assert not log_files(p.pid), log_files(p.pid)
+        if first == "traced":
+            os.kill(sleeper, signal.SIGKILL)
+        p.send_signal(signal.SIGKILL)
+        p.wait()
+        assert not log_files(p.pid)
+        assert not os.path.exists(log), log
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+        if sleeper:
+            try:
+                os.kill(sleeper, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
 
 
 # A traced program that writes records whose names are not paths: they are

@@ -128,6 +128,19 @@ void sbx_watch_close(struct sbx_watchset *ws, int handle)
 }
 
 /* F_PUNCHHOLE frees whole file-system blocks: round inwards to 64 KiB. */
+int sbx_log_anonymous(void)
+{
+    return -1;      /* no memfd: a file in $TMPDIR, removed at the end */
+}
+
+int sbx_log_anonymous_name(int fd, char *name, size_t cap)
+{
+    (void)fd;
+    (void)name;
+    (void)cap;
+    return -1;
+}
+
 void sbx_log_punch(int fd, off_t off, off_t len)
 {
     off_t a = (off + 65535) & ~(off_t)65535, b = (off + len) & ~(off_t)65535;

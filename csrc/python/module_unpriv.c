@@ -31,9 +31,11 @@ typedef struct {
 static int preload_init(PreloadRun *self, PyObject *args, PyObject *kw)
 {
     char err[512];
-    if (!PyArg_ParseTuple(args, ""))
+    static char *kwlist[] = {"named", NULL};
+    int named = 0;
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "|p", kwlist, &named))
         return -1;
-    self->run = sbx_preload_begin(err, sizeof err);
+    self->run = sbx_preload_begin(named, err, sizeof err);
     if (!self->run) {
         PyErr_SetString(PyExc_OSError, err);
         return -1;

@@ -163,14 +163,19 @@ class PreloadSession(LandlockSession, RunSession):
     BREAKAWAY = True
 
     def __init__(self):
-        self.run = _unpriv().PreloadRun()
+        self.run = None
         self.handoff = _handoff()
         self.launcher = None
         self.path_misses = ()
-        if self.handoff:
-            self.run.set_handoff(self.handoff)
 
     def prepare(self, args, kwargs):
+        # The log has no name (nothing is left behind if this process is
+        # killed), except under an enforced policy: the processes of a
+        # Landlock domain cannot reach it through this process's /proc entry.
+        enforced = self.policy is not None and self.policy.on_violation == "deny"
+        self.run = _unpriv().PreloadRun(named=enforced)
+        if self.handoff:
+            self.run.set_handoff(self.handoff)
         # A statically linked command goes through the launcher, which
         # starts it from a child whose exec the shim hands to ptrace like
         # any static child.  A dynamically linked one loads the shim itself:

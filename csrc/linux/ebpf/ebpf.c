@@ -256,14 +256,22 @@ static void on_path_event(struct run *r, const struct sbx_event *ev, const struc
     char a[SBX_PATH_MAX * 2 + 2], b[SBX_PATH_MAX * 2 + 2];
     const char *p0 = pair_path(r, ev, st, 0, a, sizeof a);
     const char *p1 = ev->npath > 1 ? pair_path(r, ev, st, 1, b, sizeof b) : NULL;
-    if (!p0 && !p1)
-        return;
     enum sbx_op op = sbx_linux_path_op(ev->nr);
     if (op == SBX_OP_OPEN && ev->ret >= 0) {
-        if (p0 && opened_by_this_name(r, ev, st, p0))
+        if (p0 && opened_by_this_name(r, ev, st, p0)) {
             on_open(r, ev, p0);
+        } else if (ev->file) {
+            /* opened under no name of ours (/proc/PID/fd/N of a memfd, the
+             * preload log): the struct file may sit where a closed file's
+             * did, whose name must not be given to this one's uses */
+            struct sbx_keyed *o = sbx_keyed_get(&r->opened, ev->file, 0);
+            if (o && o->path)
+                settle_opened(r, o);
+        }
         return;
     }
+    if (!p0 && !p1)
+        return;
     struct sbx_access acc = ev->ret < 0 && sbx_access_refusal((int)-ev->ret)
         ? sbx_access_refused(op, sbx_linux_open_intent(open_flags_of(ev)))
         : sbx_access_classify(op, ev->ret >= 0);

@@ -59,6 +59,8 @@ struct proc {
 struct sbx_preload_run {
     char path[256];
     int fd;
+    int anonymous;                /* the log has no name to remove (sbx_log_anonymous) */
+    int named;                    /* atomic: the reader thread wrote path (anonymous log) */
     struct sbx_log_hdr *hdr;
     char *recs;
     uint64_t tail, punched;
@@ -540,6 +542,12 @@ static void *reader_main(void *arg)
 {
     struct sbx_preload_run *r = arg;
     unsigned idle = 0;
+    if (r->anonymous) {
+        /* the name lives as long as this thread: the run's */
+        if (sbx_log_anonymous_name(r->fd, r->path, sizeof r->path) < 0)
+            r->path[0] = '\0';
+        __atomic_store_n(&r->named, 1, __ATOMIC_RELEASE);
+    }
     pthread_mutex_lock(&r->mu);
     while (!r->stop) {
         size_t n = drain(r);
@@ -611,7 +619,7 @@ static void sweep_orphan_logs(const char *dir)
 }
 
 /* ---- API ------------------------------------------------------------------------------*/
-struct sbx_preload_run *sbx_preload_begin(char *err, size_t errlen)
+struct sbx_preload_run *sbx_preload_begin(int named, char *err, size_t errlen)
 {
     struct sbx_preload_run *r = calloc(1, sizeof *r);
     if (!r) {
@@ -619,7 +627,10 @@ struct sbx_preload_run *sbx_preload_begin(char *err, size_t errlen)
         return NULL;
     }
     r->began = sbx_proc_now();
-    r->fd = -1;
+    /* Anonymous where the system allows: nothing to remove, whoever dies
+     * (this process SIGKILLed mid-run included). */
+    r->fd = named ? -1 : sbx_log_anonymous();
+    r->anonymous = r->fd >= 0;
     const char *dirs[] = {"/dev/shm", getenv("TMPDIR"), "/tmp"};
     for (size_t i = 0; i < 3 && r->fd < 0; i++) {
         if (!dirs[i] || !*dirs[i])
@@ -639,8 +650,8 @@ struct sbx_preload_run *sbx_preload_begin(char *err, size_t errlen)
     }
     /* Sparse: only pages written and not yet punched use memory. */
     if (ftruncate(r->fd, (off_t)(SBX_LOG_HDR + SBX_LOG_CAP)) < 0) {
-        snprintf(err, errlen, "cannot size the preload event log %s: %s", r->path,
-                 strerror(errno));
+        snprintf(err, errlen, "cannot size the preload event log %s: %s",
+                 r->anonymous ? "(memfd)" : r->path, strerror(errno));
         goto fail;
     }
     void *m = mmap(NULL, SBX_LOG_HDR + SBX_LOG_CAP, PROT_READ | PROT_WRITE, MAP_SHARED,
@@ -667,6 +678,17 @@ struct sbx_preload_run *sbx_preload_begin(char *err, size_t errlen)
         goto fail;
     }
     r->thread_started = 1;
+    if (r->anonymous) {
+        while (!__atomic_load_n(&r->named, __ATOMIC_ACQUIRE)) {
+            struct timespec ts = {0, 50000L};
+            nanosleep(&ts, NULL);
+        }
+        if (!r->path[0]) {
+            snprintf(err, errlen, "cannot name the preload event log");
+            sbx_result_free(sbx_preload_end(r));
+            return NULL;
+        }
+    }
     return r;
 fail:
     if (r->hdr)
@@ -675,7 +697,8 @@ fail:
     free(r->links);
     if (r->watches)
         sbx_watchset_free(r->watches);
-    unlink(r->path);
+    if (!r->anonymous)
+        unlink(r->path);
     close(r->fd);
     free(r);
     return NULL;
@@ -848,7 +871,8 @@ struct sbx_result *sbx_preload_end(struct sbx_preload_run *r)
     free(r->readset);
     sbx_watchset_free(r->watches);
     munmap(r->hdr, SBX_LOG_HDR + SBX_LOG_CAP);
-    unlink(r->path);
+    if (!r->anonymous)
+        unlink(r->path);
     close(r->fd);
     free(r->procs);
     sbx_keyed_free(&r->ids);

@@ -36,6 +36,17 @@ unsigned long long sbx_proc_now(void);
  * `entry` ("NAME=value"); the number killed. */
 int sbx_kill_by_env(const char *entry);
 
+/* The run's log without a name in any directory, so that nothing is left
+ * behind whoever is killed (Linux: a memfd): its fd, or -1 where there is
+ * none (then a file in /dev/shm or $TMPDIR is used and removed at the end,
+ * or by the next run when its owner was killed). */
+int sbx_log_anonymous(void);
+/* The name the traced processes open the anonymous log `fd` by, valid
+ * while the calling thread lives (Linux: /proc/PID/task/TID/fd/FD, which
+ * no later run of this process will name the same way while the thread's
+ * id is not reused).  0, or -1. */
+int sbx_log_anonymous_name(int fd, char *name, size_t cap);
+
 /* Give back the memory of consumed log pages (the file stays its size). */
 void sbx_log_punch(int fd, off_t off, off_t len);
 

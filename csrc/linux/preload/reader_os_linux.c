@@ -13,6 +13,8 @@
 #include <poll.h>
 #include <signal.h>
 #include <stdlib.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
@@ -50,6 +52,23 @@ void sbx_watch_close(struct sbx_watchset *ws, int handle)
 {
     (void)ws;
     close(handle);
+}
+
+int sbx_log_anonymous(void)
+{
+    /* Reopened by the traced processes through /proc: the kernel allows
+     * that to processes of the same user while this one is dumpable (a
+     * set-id or setcap interpreter is not: then a named file it is). */
+    if (prctl(PR_GET_DUMPABLE) != 1)
+        return -1;
+    return (int)syscall(SYS_memfd_create, "sandbox_py-preload", MFD_CLOEXEC);
+}
+
+int sbx_log_anonymous_name(int fd, char *name, size_t cap)
+{
+    int n = snprintf(name, cap, "/proc/%d/task/%d/fd/%d", (int)getpid(),
+                     (int)syscall(SYS_gettid), fd);
+    return n > 0 && (size_t)n < cap ? 0 : -1;
 }
 
 void sbx_log_punch(int fd, off_t off, off_t len)
