@@ -1,4 +1,4 @@
-"""The Result of a traced run, the same on every backend (DESIGN.md §4).
+"""The Result of a traced run, the same on every backend.
 
 A Result unpacks as ``(status, reads, writes)``; everything else is an
 attribute.  Path sets are :class:`PathSet` objects: frozensets of absolute,
