@@ -213,7 +213,7 @@ def wait_interruptibly(session, timeout: Optional[float]) -> bool:
 
 
 def core_fields(d: dict) -> dict:
-    """A C core's result dict (csrc/pyresult.c) as TraceSession.finish()
+    """A C core's result dict (csrc/python/pyresult.c) as TraceSession.finish()
     returns it: execs become Exec records."""
     d = dict(d)
     d["execs"] = [Exec(pid, ppid, path, tuple(argv)) for pid, ppid, path, argv in d["execs"]]
