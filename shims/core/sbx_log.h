@@ -82,7 +82,7 @@ enum sbx_rec_type {
     SBX_EV_USE,
     /* The shim started in a freshly exec'd image.  aux = ppid.  id = argc.
      * Strings: AT_EXECFN made absolute, /proc/self/exe, the ELF
-     * interpreter (or ""), then argv. */
+     * interpreter (or ""), the cwd (or ""), then argv. */
     SBX_EV_START,
     /* This process is about to exec (or, for posix_spawn, the parent
      * spawned pid `pid`).  aux = ppid, id = argc, flags: SBX_EXEC_*.
@@ -90,8 +90,10 @@ enum sbx_rec_type {
     SBX_EV_EXEC,
     /* The exec announced by the last EXEC of this pid failed: aux = errno. */
     SBX_EV_EXEC_FAIL,
-    /* fork(): aux = the child's pid (written by the parent before fork
-     * returns, so the child is known before the parent can exit). */
+    /* fork(): pid = the parent, aux = the child.  Written twice: by the
+     * child first thing (before any record of its own) and by the parent
+     * before fork returns there (so the child is known before the parent
+     * can exit). */
     SBX_EV_FORK,
     /* A reason the result may be incomplete.  Strings: the text. */
     SBX_EV_WARN,

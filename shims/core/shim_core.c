@@ -796,8 +796,16 @@ void sbx_forked_parent(int child)
 
 void sbx_forked_child(void)
 {
-    if (g_log)
-        g_pid = raw_getpid();
+    if (!g_log)
+        return;
+    /* g_pid is still the parent's (this memory is its copy): the child
+     * says who forked it before any record of its own, so that its first
+     * accesses are already its own process's (the parent's FORK record
+     * comes when fork returns there, maybe after them) */
+    int parent = g_pid;
+    g_pid = raw_getpid();
+    if (parent > 0 && parent != g_pid)
+        emit_v(SBX_EV_FORK, 0, parent, g_pid, 0, NULL, 0, NULL);
 }
 
 /* The loader's injection variable (shim_os.h).  Linux separates entries
@@ -1119,9 +1127,12 @@ void sbx_start(int argc, char **argv)
     check_mount_ns();
     const char *interp = NULL;
     sbx_os_each_loaded(g_shim, report_object, &interp);
-    const char *s[3] = {fn, exe, interp ? interp : ""};
+    char cwd[SBX_PATH_MAX];
+    if (host_name(cwd, sbx_os_getcwd(cwd, sizeof cwd), sizeof cwd) <= 0 || cwd[0] != '/')
+        cwd[0] = '\0';             /* unknown (or deeper than a name fits) */
+    const char *s[4] = {fn, exe, interp ? interp : "", cwd};
     static char *const none[] = {NULL};
-    emit_v(SBX_EV_START, 0, 0, sbx_os_getppid(), 0, s, 3, argv ? argv : none);
+    emit_v(SBX_EV_START, 0, 0, sbx_os_getppid(), 0, s, 4, argv ? argv : none);
 }
 
 void sbx_loaded(const char *name)

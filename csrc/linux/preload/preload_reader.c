@@ -38,6 +38,7 @@ static int link_target(struct linkres *lr, const char *p, char *out, size_t cap)
 struct exec_info {
     char *path, *interp;          /* interp: #! (EXEC) or ELF PT_INTERP (START) */
     char *exe;                    /* START only: /proc/self/exe */
+    char *cwd;                    /* START only: the cwd the image started in */
     char **argv;
     size_t argc;
     int ppid;
@@ -53,6 +54,13 @@ struct proc {
     int image_started;            /* the shim started in the current image */
     int seen_any;                 /* some record came from this process */
     int left;                     /* exec'd a declared breakaway: no longer watched */
+    /* Its next image's record is not open yet: an exec announced and not
+     * started, or a process not yet known to the result (the root, a
+     * spawned child) that has not started.  What it does meanwhile (the
+     * loader's search, reported by the audit module before the START
+     * record) goes into `pre`, for that image's record. */
+    int awaiting;
+    sbx_pathset *pre;
 };
 
 
@@ -154,6 +162,7 @@ static struct proc *proc_get(struct sbx_preload_run *r, int pid, int create)
     struct proc *p = &r->procs[j];
     memset(p, 0, sizeof *p);
     p->pid = pid;
+    p->awaiting = sbx_result_proc_index(r->res, pid) < 0;
     /* Watch it until it exits (-1: it is already gone).  The handle pins
      * the process (a pidfd on Linux): its lineage is checked after.  This
      * process itself (its own records, in-process) is never waited for. */
@@ -181,6 +190,7 @@ static void exec_clear(struct exec_info *e)
     free(e->path);
     free(e->interp);
     free(e->exe);
+    free(e->cwd);
     for (size_t i = 0; i < e->argc; i++)
         free(e->argv[i]);
     free(e->argv);
@@ -195,7 +205,7 @@ static int exec_load(struct exec_info *e, const struct sbx_rec *rec, const char 
 {
     exec_clear(e);
     const char *s = (const char *)(rec + 1);
-    const char *fixed[3] = {"", "", ""};
+    const char *fixed[4] = {"", "", "", ""};
     for (int i = 0; i < nfixed; i++) {
         size_t l = strnlen(s, (size_t)(end - s));
         if (s + l >= end)
@@ -213,9 +223,10 @@ static int exec_load(struct exec_info *e, const struct sbx_rec *rec, const char 
         s += l + 1;
     }
     e->path = dup_or_null(fixed[0]);
-    if (nfixed == 3) {
+    if (nfixed == 4) {
         e->exe = dup_or_null(fixed[1]);
         e->interp = dup_or_null(fixed[2]);
+        e->cwd = dup_or_null(fixed[3]);
     } else {
         e->interp = dup_or_null(fixed[1]);
     }
@@ -277,7 +288,42 @@ static int well_formed(const char *p)
     return n == 1 || p[n - 1] != '/';
 }
 
-static void add_path(struct sbx_preload_run *r, const char *p, unsigned fl)
+static int merge_set(sbx_pathset *into, const sbx_pathset *from);
+
+/* An access of process `pid`: into the run's sets at once (their rules
+ * depend on the order), and into the pid's current record, or into the
+ * set kept for its next image while that is on the way. */
+static int record_access(struct sbx_preload_run *r, int pid, const char *p, unsigned fl)
+{
+    struct proc *pr = proc_get(r, pid, 0);
+    if (!pr || !pr->awaiting)
+        return sbx_result_record(r->res, pid, p, strlen(p), fl);
+    if (!pr->pre && !(pr->pre = sbx_pathset_new_sized(8)))
+        return -1;
+    if (sbx_pathset_add(r->res->paths, p, strlen(p), fl) < 0)
+        return -1;
+    return sbx_pathset_add(pr->pre, p, strlen(p), fl) < 0 ? -1 : 0;
+}
+
+/* What `pr` did while its image was on the way joins its current record
+ * (the exec's just opened, or the one it has when the exec failed; a
+ * record of its own, parent unknown, when it has none). */
+static void image_arrived(struct sbx_preload_run *r, struct proc *pr)
+{
+    pr->awaiting = 0;
+    if (!pr->pre)
+        return;
+    int64_t i = sbx_result_proc_index(r->res, pr->pid);
+    if (i < 0 && sbx_result_proc_fork(r->res, pr->pid, 0) == 0)
+        i = sbx_result_proc_index(r->res, pr->pid);
+    if (i < 0 || merge_set(r->res->procs[i].paths, pr->pre) < 0)
+        sbx_result_warn(r->res, "out of memory while recording paths");
+    sbx_pathset_free(pr->pre);
+    pr->pre = NULL;
+}
+
+/* An access of process `pid` (the record's: the thread-group id). */
+static void add_path(struct sbx_preload_run *r, int pid, const char *p, unsigned fl)
 {
     if (!p || !*p)
         return;
@@ -286,14 +332,14 @@ static void add_path(struct sbx_preload_run *r, const char *p, unsigned fl)
                         "(a name that is not an absolute, clean path)");
         return;
     }
-    if (sbx_pathset_add(r->res->paths, p, strlen(p), fl) < 0)
+    if (record_access(r, pid, p, fl) < 0)
         sbx_result_warn(r->res, "out of memory while recording paths");
     char real[PATH_MAX];
     /* each read name is resolved once (every compiler reads stdio.h) */
     if ((fl & SBX_READ) && !(fl & (SBX_NOFOLLOW | SBX_REFUSED)) && r->links &&
         first_read(r, p) &&
         link_target(r->links, p, real, sizeof real))
-        sbx_pathset_add(r->res->paths, real, strlen(real), SBX_READ);
+        record_access(r, pid, real, SBX_READ);
 }
 
 /* An exec happened: its record, and the files the kernel read to run it. */
@@ -304,12 +350,18 @@ static void exec_commit(struct sbx_preload_run *r, int pid, const struct exec_in
     const char *path = main->path ? main->path : start && start->exe ? start->exe : "";
     sbx_result_add_exec(r->res, pid, main->ppid, path, (const char *const *)main->argv,
                         main->argc);
-    add_path(r, path, SBX_READ);
+    /* the shim knows the new image's cwd (its start record) */
+    if (start && start->set && start->cwd && sbx_result_proc_cwd(r->res, pid, start->cwd) < 0)
+        sbx_result_warn(r->res, "out of memory while recording processes");
+    struct proc *pr = proc_get(r, pid, 0);
+    if (pr)
+        image_arrived(r, pr);
+    add_path(r, pid, path, SBX_READ);
     if (pre && pre->set)
-        add_path(r, pre->interp, SBX_READ);
+        add_path(r, pid, pre->interp, SBX_READ);
     if (start && start->set) {
-        add_path(r, start->exe, SBX_READ);
-        add_path(r, start->interp, SBX_READ);
+        add_path(r, pid, start->exe, SBX_READ);
+        add_path(r, pid, start->interp, SBX_READ);
     }
 }
 
@@ -341,8 +393,8 @@ static void adopt(struct sbx_preload_run *r, int pid, const char *what)
 
 static int merge_path(void *ctx, const char *path, size_t len, unsigned cats)
 {
-    struct sbx_preload_run *r = ctx;
-    return sbx_pathset_add(r->res->paths, path, len, cats) < 0 ? -1 : 0;
+    sbx_pathset *into = ctx;
+    return sbx_pathset_add(into, path, len, cats) < 0 ? -1 : 0;
 }
 
 static int merge_refused(void *ctx, const char *path, size_t len, unsigned cats)
@@ -350,16 +402,50 @@ static int merge_refused(void *ctx, const char *path, size_t len, unsigned cats)
     return merge_path(ctx, path, len, cats | SBX_REFUSED);
 }
 
-/* An adopted run's result joins this one. */
+static int merge_set(sbx_pathset *into, const sbx_pathset *from)
+{
+    return sbx_pathset_foreach_sorted(from, merge_path, into) < 0 ||
+                   sbx_pathset_foreach_refused(from, merge_refused, into) < 0
+               ? -1
+               : 0;
+}
+
+/* An adopted run's result joins this one: its sets (the precision rules
+ * applied across that subtree) into the run's, and its processes, in their
+ * order, each record with its own sets, hung under the records of this
+ * run they were forked from. */
 static void merge(struct sbx_preload_run *r, struct sbx_result *o)
 {
     if (!o)
         return;
-    sbx_pathset_foreach_sorted(o->paths, merge_path, r);
-    sbx_pathset_foreach_refused(o->paths, merge_refused, r);
-    for (size_t i = 0; i < o->nexecs; i++)
-        sbx_result_add_exec(r->res, o->execs[i].pid, o->execs[i].ppid, o->execs[i].path,
-                            (const char *const *)o->execs[i].argv, o->execs[i].argc);
+    int oom = merge_set(r->res->paths, o->paths) < 0;
+    for (size_t k = 0; k < o->nprocs; k++) {
+        const struct sbx_process *p = &o->procs[k];
+        if (p->exec)
+            oom |= sbx_result_add_exec(r->res, p->pid, p->ppid, p->path ? p->path : "",
+                                       (const char *const *)p->argv, p->argc) < 0;
+        else
+            oom |= sbx_result_proc_fork(r->res, p->pid, p->ppid) < 0;
+        int64_t i = sbx_result_proc_index(r->res, p->pid);
+        if (i < 0)
+            continue;
+        if (p->cwd)
+            oom |= sbx_result_proc_cwd(r->res, p->pid, p->cwd) < 0;
+        if (p->has_status)
+            sbx_result_proc_exit(r->res, p->pid, p->status);
+        oom |= merge_set(r->res->procs[i].paths, p->paths) < 0;
+    }
+    for (size_t i = 0; i < o->nexecs; i++) {
+        const struct sbx_exec *e = &o->execs[i];
+        if (e->breakaway)
+            oom |= sbx_result_add_breakaway(r->res, e->pid, e->ppid, e->path,
+                                            (const char *const *)e->argv, e->argc) < 0;
+        else if (!o->nprocs)     /* (each exec opened a record: replayed above) */
+            oom |= sbx_result_add_exec(r->res, e->pid, e->ppid, e->path,
+                                       (const char *const *)e->argv, e->argc) < 0;
+    }
+    if (oom)
+        sbx_result_warn(r->res, "out of memory while recording paths");
     for (size_t i = 0; i < o->nwarnings; i++)
         sbx_result_warn(r->res, "%s", o->warnings[i]);
     sbx_result_free(o);
@@ -383,13 +469,15 @@ static void handle(struct sbx_preload_run *r, const struct sbx_rec *rec, uint32_
         p->seen_any = 1;
     switch (rec->type) {
     case SBX_EV_PATH:
-        add_path(r, s0, rec->flags & (SBX_CATEGORIES | SBX_CREATED | SBX_NOFOLLOW | SBX_REFUSED));
+        add_path(r, rec->pid, s0,
+                 rec->flags & (SBX_CATEGORIES | SBX_CREATED | SBX_NOFOLLOW | SBX_REFUSED));
         break;
     case SBX_EV_OPEN: {
         struct sbx_keyed *o = sbx_keyed_get(&r->ids, rec->id, 1);
         if (o && !o->path) {
             o->path = strdup(s0);
             o->flags = rec->flags;
+            o->pid = rec->pid;        /* its ledger entry is settled for the opener */
         }
         break;
     }
@@ -401,11 +489,11 @@ static void handle(struct sbx_preload_run *r, const struct sbx_rec *rec, uint32_
         unsigned named = rec->flags & SBX_REC_KERNEL_NAME ? SBX_NOFOLLOW : 0;
         if (o) {
             o->used = 1;
-            add_path(r, o->path, kind | named);
+            add_path(r, rec->pid, o->path, kind | named);
         }
         /* the kernel's name differs when the opener went through a symlink */
         if (kind == SBX_READ && *s0 && (!o || !o->path || strcmp(o->path, s0) != 0))
-            add_path(r, s0, SBX_READ | named);
+            add_path(r, rec->pid, s0, SBX_READ | named);
         break;
     }
     case SBX_EV_START: {
@@ -414,7 +502,7 @@ static void handle(struct sbx_preload_run *r, const struct sbx_rec *rec, uint32_
         p->seen_start = 1;
         p->image_started = 1;
         struct exec_info st = {0};
-        if (exec_load(&st, rec, end, 3, rec->aux) == 0)
+        if (exec_load(&st, rec, end, 4, rec->aux) == 0)
             exec_commit(r, rec->pid, p->pending.set ? &p->pending : NULL, &st);
         exec_clear(&p->pending);
         exec_clear(&st);
@@ -446,13 +534,16 @@ static void handle(struct sbx_preload_run *r, const struct sbx_rec *rec, uint32_
             unobserved(r, rec->pid, &p->pending);
         p->image_started = 0;
         exec_load(&p->pending, rec, end, 2, rec->aux);
+        p->awaiting = 1;
         if (rec->flags & SBX_EXEC_HANDOFF)
             adopt(r, rec->pid, p->pending.path);
         break;
     }
     case SBX_EV_EXEC_FAIL:
-        if (p)
+        if (p) {
             exec_clear(&p->pending);
+            image_arrived(r, p);      /* it stays in the image it had */
+        }
         if (p && p->left) {
             /* the breakaway's exec failed: the process is still the run's */
             p->left = 0;
@@ -465,8 +556,18 @@ static void handle(struct sbx_preload_run *r, const struct sbx_rec *rec, uint32_
         }
         break;
     case SBX_EV_FORK:
-        proc_get(r, rec->aux, 1);
+        /* written by the child first (before any record of its own) and
+         * by the parent when fork returns (before the parent can exit):
+         * the first one opens the child's record */
+    {
+        struct proc *child = proc_get(r, rec->aux, 1);
+        if (sbx_result_proc_index(r->res, rec->aux) < 0 &&
+            sbx_result_proc_fork(r->res, rec->aux, rec->pid) < 0)
+            sbx_result_warn(r->res, "out of memory while recording processes");
+        if (child && !child->pending.set)
+            image_arrived(r, child);  /* forked: the parent's image */
         break;
+    }
     case SBX_EV_WARN:
         sbx_result_warn(r->res, "%s", s0);
         break;
@@ -851,11 +952,16 @@ struct sbx_result *sbx_preload_end(struct sbx_preload_run *r)
     for (size_t i = 0; i < r->nadopted; i++)
         merge(r, sbx_ptrace_end(r->adopted[i]));
     free(r->adopted);
+    /* what a process did while an image never confirmed was on the way
+     * (a handed-off exec: its record came with the adopted run) */
+    for (size_t i = 0; i < r->capprocs; i++)
+        if (r->procs[i].pid)
+            image_arrived(r, &r->procs[i]);
     for (size_t i = 0; i < r->ids.cap; i++) {
         struct sbx_keyed *o = &r->ids.slots[i];
         /* the ledger's rule: opened but never used, existence was checked */
         if (o->key && o->path &&
-            sbx_ledger_settle(res->paths, o->path, strlen(o->path),
+            sbx_result_settle(res, o->pid, o->path, strlen(o->path),
                               o->used || (o->flags & SBX_FD_NOPROBE)) < 0)
             sbx_result_warn(res, "out of memory while recording paths");
     }
