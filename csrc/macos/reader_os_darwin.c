@@ -218,6 +218,45 @@ unsigned long long sbx_proc_now(void)
     return (unsigned long long)tv.tv_sec * 1000000ULL + (unsigned long long)tv.tv_usec;
 }
 
+int sbx_proc_has_env(int pid, const char *entry)
+{
+    /* KERN_PROCARGS2: argc, the executable path, NUL padding, argv, then
+     * the environment, as the process was started.  A hardened process
+     * refuses it: then 0 (not shown to be the run's). */
+    int argmax = 0;
+    size_t sz = sizeof argmax;
+    int mib_max[2] = {CTL_KERN, KERN_ARGMAX};
+    if (sysctl(mib_max, 2, &argmax, &sz, NULL, 0) < 0 || argmax <= 0)
+        return 0;
+    char *buf = malloc((size_t)argmax);
+    if (!buf)
+        return 0;
+    size_t len = (size_t)argmax;
+    int mib[3] = {CTL_KERN, KERN_PROCARGS2, pid};
+    int found = 0;
+    if (sysctl(mib, 3, buf, &len, NULL, 0) == 0 && len > sizeof(int)) {
+        int argc;
+        memcpy(&argc, buf, sizeof argc);
+        char *p = buf + sizeof argc, *end = buf + len;
+        p += strnlen(p, (size_t)(end - p));           /* the executable path */
+        while (p < end && *p == '\0')
+            p++;
+        for (int i = 0; i < argc && p < end; i++)
+            p += strnlen(p, (size_t)(end - p)) + 1;
+        size_t wl = strlen(entry);
+        while (p < end && *p) {
+            size_t l = strnlen(p, (size_t)(end - p));
+            if (l == wl && memcmp(p, entry, wl) == 0) {
+                found = 1;
+                break;
+            }
+            p += l + 1;
+        }
+    }
+    free(buf);
+    return found;
+}
+
 int sbx_kill_by_env(const char *entry)
 {
     /* Reading another process's environment needs KERN_PROCARGS2, which

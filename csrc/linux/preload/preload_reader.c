@@ -86,6 +86,7 @@ struct sbx_preload_run {
     size_t live;
     struct sbx_keyed_table ids;   /* open id -> name it was opened under */
 
+    char env_mark[300];           /* "SBX_PRELOAD_LOG=<path>": the run's own */
     int root_pid;
     unsigned long long root_start;  /* the root's start time (sbx_proc_lineage units) */
     unsigned long long began;       /* when the run began, in the same units */
@@ -103,14 +104,25 @@ struct sbx_preload_run {
 
 /* ---- small tables (open addressing, grow at 50%) -------------------------------*/
 
+static struct proc *proc_get(struct sbx_preload_run *r, int pid, int create);
+
 /* Records are written by the traced programs themselves, so a pid in a
- * record is a claim.  Only a process the kernel shows to be part of the
- * run is waited for or killed: its parent is a process of the run (or the
- * root's parent, for the root), or it was started after the root and its
- * parent is gone (a double-forked daemon, reparented).  A claim about any
- * other process (an unrelated `sleep 60` of the same user) is recorded but
- * never acted on.  The watch handle first, then the lineage: the handle
- * pins the process, so a reused pid cannot pass the check in its place. */
+ * record is a claim.  Only a process the kernel shows to be a descendant
+ * of the run is waited for or killed:
+ *   - the root (Popen's child: the kernel's word);
+ *   - a process whose parent, as the kernel gives it, is a live process of
+ *     the run already shown to be one (its watch handle pins it, and it is
+ *     asked after the child's parent was read: a reused pid cannot pass);
+ *   - a process whose parent is gone (a double-forked daemon, reparented to
+ *     init or a subreaper) that carries the run's log name in the
+ *     environment it was started with: every exec of the run has it (the
+ *     shim puts it back), and the name is this run's own (the reader
+ *     thread's id is in it), so no process outside the run has it unless
+ *     the run had one started with it (a service it asked).
+ * And whatever the claim, nothing older than the run.  A claim about any
+ * other process (a parallel job of the same user) is recorded but never
+ * acted on.  The watch handle first, then the lineage: the handle pins the
+ * process, so a reused pid cannot pass the check in its place. */
 static int provably_ours(struct sbx_preload_run *r, int pid)
 {
     int ppid = 0;
@@ -119,15 +131,14 @@ static int provably_ours(struct sbx_preload_run *r, int pid)
         return 0;
     if (pid == r->root_pid)
         return 1;
-    /* The run's processes were started since it began (since its root
-     * started, when that is known: a root that already exited cannot be
-     * asked, and an in-process trace has no root).  A process older than
-     * that was not started by the run, whatever a record says. */
     unsigned long long since = r->root_pid && r->root_start ? r->root_start : r->began;
-    /* (Same clock tick as the run: counted as the run's.  Following the
-     * parent chain instead proved fragile: parents exit and children are
-     * reparented while records are in flight.) */
-    return since && start >= since;
+    if (!since || start < since)
+        return 0;
+    struct proc *parent = ppid > 0 && ppid != pid ? proc_get(r, ppid, 0) : NULL;
+    if (parent && parent->watch >= 0 && !parent->left &&
+        sbx_watch_exited(r->watches, parent->watch, parent->pid) == 0)
+        return 1;
+    return sbx_proc_has_env(pid, r->env_mark);
 }
 
 static struct proc *proc_get(struct sbx_preload_run *r, int pid, int create)
@@ -790,6 +801,9 @@ struct sbx_preload_run *sbx_preload_begin(int named, char *err, size_t errlen)
             return NULL;
         }
     }
+    pthread_mutex_lock(&r->mu);
+    snprintf(r->env_mark, sizeof r->env_mark, "%s=%s", SBX_ENV_LOG, r->path);
+    pthread_mutex_unlock(&r->mu);
     return r;
 fail:
     if (r->hdr)
@@ -907,10 +921,8 @@ void sbx_preload_kill(struct sbx_preload_run *r)
      * it back at every exec, and no process outside the run can have it (the
      * name is made for this run).  A process in the middle of an exec shows
      * no environment for a moment: scan until two scans find nothing. */
-    char env_mark[300];
-    snprintf(env_mark, sizeof env_mark, "SBX_PRELOAD_LOG=%s", r->path);
     for (int scans = 0, idle = 0; scans < 20 && idle < 2; scans++) {
-        idle = sbx_kill_by_env(env_mark) ? 0 : idle + 1;
+        idle = sbx_kill_by_env(r->env_mark) ? 0 : idle + 1;
         struct timespec ts = {0, 20000000L};
         nanosleep(&ts, NULL);
     }

@@ -32,6 +32,11 @@ int sbx_proc_lineage(int pid, int *ppid, unsigned long long *start);
 /* Now, in the units of sbx_proc_lineage's start times. */
 unsigned long long sbx_proc_now(void);
 
+/* 1 when the environment `pid` was started with (its current image's)
+ * holds the entry `entry` ("NAME=value") exactly, else 0 (also when it
+ * cannot be read). */
+int sbx_proc_has_env(int pid, const char *entry);
+
 /* SIGKILL every process of this user whose environment holds the entry
  * `entry` ("NAME=value"); the number killed. */
 int sbx_kill_by_env(const char *entry);

@@ -173,6 +173,11 @@ static int env_holds(int pid, const char *entry, size_t wl)
     return found;
 }
 
+int sbx_proc_has_env(int pid, const char *entry)
+{
+    return env_holds(pid, entry, strlen(entry));
+}
+
 int sbx_kill_by_env(const char *entry)
 {
     size_t wl = strlen(entry);
