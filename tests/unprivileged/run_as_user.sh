@@ -45,4 +45,4 @@ runuser -u "$USER_NAME" -- env -i PATH=/usr/local/bin:/usr/bin:/bin HOME="$stage
     tests/test_differential.py tests/test_syscall_rows.py tests/test_lifecycle.py \
     tests/test_path_truth.py tests/test_path_race.py tests/test_preload_hostile.py \
     tests/test_escapes.py tests/test_enforcement.py tests/test_breakaway.py tests/test_trace.py \
-    tests/test_preload_fidelity.py "$@"
+    tests/test_preload_fidelity.py tests/test_preload_processes.py "$@"
