@@ -55,6 +55,7 @@ def test_scripted_tree_under_preload(tmp_path):
     root = procs[0]
     assert root.parent is None and root.pid == r.execs[0].pid
     assert root.cwd == os.getcwd()
+    assert root.returncode == 0
 
     kids = []
     for n in "abc":
@@ -63,7 +64,7 @@ def test_scripted_tree_under_preload(tmp_path):
         i, p = hits[0]
         kids.append(p.pid)
         assert os.path.basename(p.path) == "cat" and p.argv[1] == os.path.join(d, n)
-        assert p.ppid == root.pid and procs[p.parent] is root
+        assert p.ppid == root.pid and procs[p.parent] is root and p.returncode == 0
         # the loader's work for cat is cat's: its own image and libc
         assert p.path in p.reads and any("libc.so" in x for x in p.reads), sorted(p.reads)
     assert len(set(kids)) == 3
@@ -146,3 +147,16 @@ def test_forked_child_before_exec_has_its_own_record(tmp_path):
     assert j > i and cat.parent == 0
     assert "/etc/ld.so.cache" in cat.reads and "/etc/ld.so.cache" not in fork.reads
     assert not any("libc.so" in x for x in fork.reads)
+
+
+def test_exit_statuses(tmp_path):
+    """The status each process gave exit() or _exit(); None when killed."""
+    r = sandbox_for("preload").run(
+        ["/bin/sh", "-c", "sh -c 'exit 3'; sh -c 'kill -9 $$'; \"$PY\" -c 'import os; os._exit(5)'; "
+         "exit 0"], env=dict(os.environ, PY=sys.executable))
+    assert r.returncode == 0
+    by = {p.argv[2]: p.returncode for p in r.processes[1:] if len(p.argv) > 2}
+    assert by["exit 3"] == 3
+    assert by["kill -9 $$"] is None
+    assert by["import os; os._exit(5)"] == 5
+    assert r.processes[0].returncode == 0

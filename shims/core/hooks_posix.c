@@ -302,12 +302,14 @@ SBX_HOOK(pid_t, fork, (void))
 SBX_HOOK(void, _exit, (int status))
 {
     sbx_flush_fds();
+    sbx_exiting(status);
     REAL(_exit)(status);
     __builtin_unreachable();
 }
 SBX_HOOK(void, _Exit, (int status))
 {
     sbx_flush_fds();
+    sbx_exiting(status);
     REAL(_Exit)(status);
     __builtin_unreachable();
 }

@@ -97,6 +97,9 @@ enum sbx_rec_type {
     SBX_EV_FORK,
     /* A reason the result may be incomplete.  Strings: the text. */
     SBX_EV_WARN,
+    /* The process exits (exit(), _exit()): aux = its status (0-255).  A
+     * process killed by a signal writes none. */
+    SBX_EV_EXIT,
 };
 
 /* SBX_EV_OPEN access bits. */

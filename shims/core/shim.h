@@ -105,6 +105,8 @@ void sbx_forked_child(void);
 
 /* Settle every fd still open (exit paths). */
 void sbx_flush_fds(void);
+/* The process exits with `status` (the exit paths that know it). */
+void sbx_exiting(int status);
 
 void sbx_warn(const char *text);
 /* The same, naming this process: "process <pid> <what>". */

@@ -787,6 +787,12 @@ void sbx_flush_fds(void)
         settle(fd, &g_fds[fd]);
 }
 
+void sbx_exiting(int status)
+{
+    if (sbx_on() && !g_quiet)
+        emit(SBX_EV_EXIT, 0, status & 0xff, 0, NULL, NULL);
+}
+
 /* ---- processes -------------------------------------------------------------*/
 void sbx_forked_parent(int child)
 {

@@ -442,6 +442,14 @@ SBX_HOOK(int, mkostemps64, (char *t, int sl, int fl))
 }
 
 /* ---- life cycle -------------------------------------------------------------------------*/
+/* exit() hands its status to on_exit handlers (glibc): the process's record
+ * gets it (a process killed by a signal has none) */
+static void sbx_on_exit(int status, void *arg)
+{
+    (void)arg;
+    sbx_exiting(status);
+}
+
 __attribute__((constructor)) static void sbx_ctor(int argc, char **argv, char **envp)
 {
     (void)envp;
@@ -452,6 +460,7 @@ __attribute__((constructor)) static void sbx_ctor(int argc, char **argv, char **
     pthread_atfork(NULL, NULL, sbx_forked_child);
     sbx_glibc_internal_patch();
     sbx_start(argc, argv);
+    on_exit(sbx_on_exit, NULL);
     /* last: the libraries the program started with are all mapped now */
     sbx_raw_watch_arm();
     pthread_atfork(NULL, NULL, sbx_raw_watch_arm);

@@ -582,6 +582,12 @@ static void handle(struct sbx_preload_run *r, const struct sbx_rec *rec, uint32_
     case SBX_EV_WARN:
         sbx_result_warn(r->res, "%s", s0);
         break;
+    case SBX_EV_EXIT:
+        /* the status exit() or _exit() was given (a claim of the process
+         * about itself, like every record) */
+        if (sbx_result_proc_index(r->res, rec->pid) >= 0)
+            sbx_result_proc_exit(r->res, rec->pid, rec->aux & 0xff);
+        break;
     }
 }
 
