@@ -152,8 +152,8 @@ def test_forked_child_before_exec_has_its_own_record(tmp_path):
 def test_exit_statuses(tmp_path):
     """The status each process gave exit() or _exit(); None when killed."""
     r = sandbox_for("preload").run(
-        ["/bin/sh", "-c", "sh -c 'exit 3'; sh -c 'kill -9 $$'; \"$PY\" -c 'import os; os._exit(5)'; "
-         "exit 0"], env=dict(os.environ, PY=sys.executable))
+        ["/bin/sh", "-c", "sh -c 'exit 3'; sh -c 'kill -9 $$'; "
+         "\"$PY\" -c 'import os; os._exit(5)'; exit 0"], env=dict(os.environ, PY=sys.executable))
     assert r.returncode == 0
     by = {p.argv[2]: p.returncode for p in r.processes[1:] if len(p.argv) > 2}
     assert by["exit 3"] == 3
