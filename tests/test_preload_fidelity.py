@@ -57,6 +57,16 @@ def test_popen_after_clearenv_is_traced(cases, work, kind):
     assert r.stdout.split()[1] == b"0"             # pclose: cat's exit status
 
 
+@pytest.mark.parametrize("kind", KINDS)
+def test_popen_for_writing_after_clearenv_is_traced(cases, work, kind):
+    out = os.path.join(work, "popen-output.txt")
+    r = run("preload", [cases[kind], "popen-write-after-clearenv", out])
+    assert out in r.writes, sorted(r.writes)
+    assert r.complete, r.warnings
+    with open(out) as f:
+        assert f.read() == "piped\n"
+
+
 def deep_tree(base, depth):
     """base/NAME/NAME/.../f.txt, `depth` levels of a 200-byte name: deeper
     than PATH_MAX (built through dirfds: no name that long is ever used)."""

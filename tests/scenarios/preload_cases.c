@@ -37,6 +37,17 @@ int main(int argc, char **argv)
         printf("%zu %d\n", n, st);
         return st == 0 && n > 0 ? 0 : 4;
     }
+    if (strcmp(mode, "popen-write-after-clearenv") == 0) {
+        /* the same, the other way: the shell writes what we give it */
+        clearenv();
+        char cmd[4200];
+        snprintf(cmd, sizeof cmd, "cat > '%s'", argv[2]);
+        FILE *f = popen(cmd, "we");
+        if (!f || fputs("piped\n", f) < 0)
+            return 3;
+        int st = pclose(f);
+        return st == 0 ? 0 : 4;
+    }
     if (strcmp(mode, "deep-cwd") == 0 && argc == 5) {
         /* chdir and fchdir, by turns, DEPTH times into NAME below BASE,
          * then a relative open of f.txt */
