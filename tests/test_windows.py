@@ -133,7 +133,7 @@ def test_native_portable_parts(tmp_path):
         pytest.skip("no host C compiler")
     srcs = ["tests/windows/unit_native.c", "csrc/win/winpath.c", "csrc/win/cmdline.c",
             "shims/windows/x64_decode.c", "csrc/core/result_json.c", "csrc/core/pathset.c",
-            "csrc/core/result.c"]
+            "csrc/core/result.c", "csrc/core/access.c", "csrc/core/ledger.c"]
     subprocess.run([cc, "-std=gnu11", "-Wall", "-Wextra", "-o", str(exe)] +
                    [os.path.join(ROOT, s) for s in srcs], check=True)
     proc = subprocess.run([str(exe)], capture_output=True, text=True)
