@@ -308,6 +308,53 @@ def test_child_and_grandchild(prefix, tools, tmp_path):
     assert all(e["path"] == winpath(tools["win32_ops"]) for e in execs)
 
 
+def test_processes_who_did_what(prefix, tools, tmp_path):
+    """Each access is attributed to the process that made it: a root that
+    starts two children at once, each reading a file of its own, gives
+    three records with their own sets, argv, starting directory and exit
+    code, the children hung under the root."""
+    files(tmp_path, "parent_input.txt", "one.txt", "two.txt", "only_opened_by_one.txt",
+          "only_opened_by_two.txt")
+    (tmp_path / "sub").mkdir()
+    res = scenario(prefix, tools, tmp_path, "fanout")
+    w = lambda n: winpath(tmp_path / n)
+    exe = winpath(tools["win32_ops"])
+    procs = res["processes"]
+    assert [p["argv"][1:] for p in procs] == [
+        ["fanout", winpath(tmp_path)],
+        ["readone", winpath(tmp_path), "one.txt", "0"],
+        ["readone", winpath(tmp_path), "two.txt", "7"]], procs
+    root, one, two = procs
+    for p in procs:
+        assert set(p) == {"pid", "ppid", "parent", "path", "argv", "cwd", "returncode",
+                          "reads", "writes", "probes", "enumerations"}
+        assert p["path"] == exe and exe in p["reads"]
+        for key in ("reads", "writes", "probes", "enumerations"):
+            assert p[key] == sorted(p[key])
+    assert root["parent"] is None and root["pid"] == res["execs"][0]["pid"]
+    assert one["parent"] == two["parent"] == 0
+    assert one["ppid"] == two["ppid"] == root["pid"] != one["pid"] != two["pid"]
+    assert [p["returncode"] for p in procs] == [0, 0, 7]
+    # the root started where sbx-trace was; CreateProcess's directory is the child's
+    assert one["cwd"] == root["cwd"] and two["cwd"] == w("sub")
+
+    assert w("parent_input.txt") in root["reads"] and w("parent_output.txt") in root["writes"]
+    assert w("one.txt") in one["reads"] and w("two.txt") in two["reads"]
+    for mine, other in ((root, None), (one, "two.txt"), (two, "one.txt")):
+        touched = {x for k in ("reads", "writes", "probes", "enumerations") for x in mine[k]}
+        assert (other is None and not {w("one.txt"), w("two.txt")} & touched) or \
+            w(other) not in touched
+    assert not ({w("parent_input.txt"), w("parent_output.txt")} &
+                set(one["reads"] + one["writes"] + two["reads"] + two["writes"]))
+    # the open-file ledger per process: opened, closed unread, a probe of that child
+    assert w("only_opened_by_one.txt") in one["probes"]
+    assert w("only_opened_by_one.txt") not in one["reads"] + two["probes"]
+    assert w("only_opened_by_two.txt") in two["probes"]
+    # the run's reads and writes are the processes' together
+    for key in ("reads", "writes"):
+        assert set(res[key]) == {x for p in procs for x in p[key]}, key
+
+
 def test_many_threads(prefix, tools, tmp_path):
     names = ["t%d_%d.txt" % (t, i) for t in range(8) for i in range(40)]
     files(tmp_path, *names)
@@ -406,6 +453,40 @@ def test_python_backend_wrapper_mode(prefix, tools, tmp_path, monkeypatch):
                env=env, capture_output=True, timeout=120)
     with pytest.raises(FileNotFoundError):
         session.finish()
+
+
+def test_python_backend_hands_on_processes(prefix, tools, tmp_path, monkeypatch):
+    """detours.py passes the launcher's processes on: the Result made from
+    its fields has one Process per program, with its own sets, and steps
+    roll them up."""
+    from sandbox_py import Result
+    from sandbox_py._backends import detours
+
+    files(tmp_path, "parent_input.txt", "one.txt", "two.txt", "only_opened_by_one.txt",
+          "only_opened_by_two.txt")
+    (tmp_path / "sub").mkdir()
+    monkeypatch.setenv("SANDBOX_PY_DETOURS_DIR", os.path.dirname(tools["exe"]))
+    session = detours.session(None)
+    kw = session.popen_kwargs({})
+    argv = [winpath(tools["win32_ops"]), "fanout", winpath(tmp_path)]
+    env = dict(prefix.env, SBX_TRACE_OUTPUT=winpath(session.out))
+    proc = prefix.run([tools["popen_like"], winpath(kw["executable"]),
+                       subprocess.list2cmdline(argv)],
+                      env=env, capture_output=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    r = Result.from_fields(session.finish(), args=argv, returncode=0, backend="detours")
+    assert r.complete, r.warnings
+    root, one, two = r.processes
+    assert root.argv == tuple(argv) and root.parent is None and root.returncode == 0
+    assert (one.argv[1], one.argv[3], one.parent, one.returncode) == ("readone", "one.txt", 0, 0)
+    assert (two.argv[1], two.argv[3], two.parent, two.returncode) == ("readone", "two.txt", 0, 7)
+    w = lambda n: winpath(tmp_path / n)
+    assert w("one.txt") in one.reads and w("one.txt") not in two.reads | root.reads
+    assert w("two.txt") in two.reads and w("two.txt") not in one.reads | root.reads
+    assert two.cwd == w("sub")
+    steps = r.steps(lambda p: p.argv[1:2] == ("readone",))
+    assert [s.process for s in steps] == [one, two]
+    assert [w("one.txt") in s.reads for s in steps] == [True, False]
 
 
 # --- paths and calls of build tools ---------------------------------------------

@@ -369,6 +369,15 @@ static void apply_denied(struct sbx_win_denials *d, const struct sbx_wire_hdr *h
     free(w);
 }
 
+/* An exec's image is read by the process that runs it (the model's
+ * exec), in that process's record. */
+static void add_image_read(struct sbx_result *r, DWORD pid, const char *path)
+{
+    if (path[0] && sbx_result_record(r, pid, path, strlen(path),
+                                     sbx_access_classify(SBX_OP_EXEC, 1).first) < 0)
+        sbx_result_warn(r, "out of memory while collecting paths; some are missing");
+}
+
 /* A process created by a traced one (a fork and an exec at once on
  * Windows): its exec record hangs under its creator's record. */
 static void apply_exec(struct sbx_result *r, const struct sbx_wire_hdr *h, const uint8_t *w,
@@ -398,6 +407,7 @@ static void apply_exec(struct sbx_result *r, const struct sbx_wire_hdr *h, const
             add_exec(r, x.pid, x.ppid, upath, (const char *const *)argv, argc);
             if (ucwd && sbx_result_proc_cwd(r, x.pid, ucwd) < 0)
                 sbx_result_warn(r, "out of memory while collecting execs; some are missing");
+            add_image_read(r, x.pid, upath);
         }
         free(argv);
     }
@@ -615,13 +625,11 @@ static struct sbx_result *build(struct collector *c, HANDLE job, struct job_watc
     struct sbx_result *r = sbx_result_new();
     if (!r)
         return NULL;
-    /* The root first: every other record hangs below it.  Its image is
-     * read, like every executed binary. */
+    /* The root first: every other record hangs below it. */
     add_exec(r, root->pid, GetCurrentProcessId(), root->path, root->argv, root->argc);
-    if ((root->cwd && sbx_result_proc_cwd(r, root->pid, root->cwd) < 0) ||
-        (root->path[0] && sbx_result_record(r, root->pid, root->path, strlen(root->path),
-                                            sbx_access_classify(SBX_OP_EXEC, 1).first) < 0))
-        sbx_result_warn(r, "out of memory while collecting paths; some are missing");
+    if (root->cwd && sbx_result_proc_cwd(r, root->pid, root->cwd) < 0)
+        sbx_result_warn(r, "out of memory while collecting execs; some are missing");
+    add_image_read(r, root->pid, root->path);
     qsort(c->recs, c->nrecs, sizeof *c->recs, cmp_rec);
     for (size_t i = 0; i < c->nrecs; i++)
         apply(r, &c->recs[i], denied);

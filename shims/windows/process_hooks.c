@@ -8,9 +8,10 @@
  *
  * CreateProcessW/A are called with CREATE_SUSPENDED added; the new process
  * is reported as an exec (a fork and an exec at once: the launcher hangs
- * its record under its creator's) with its starting directory, its image
- * as the model's exec of it; the DLL is injected with the same code the
- * launcher uses (csrc/win/inject.c), and only then is the child resumed —
+ * its record under its creator's, and records the image as the child's
+ * exec of it) with its starting directory; the DLL is injected with the
+ * same code the launcher uses (csrc/win/inject.c), and only then is the
+ * child resumed —
  * unless the caller itself asked for it suspended.  The
  * original call runs unguarded: the executable search it performs along
  * PATH reaches the NT hooks as probes, as failed execs do on Linux.
@@ -61,8 +62,6 @@ static int after_spawn(const PROCESS_INFORMATION *pi, const wchar_t *app, const 
     path[plen] = 0;
     if (refuse_spawn(pi, path, plen, 1))
         return -1;
-    if (plen)                               /* the executed binary */
-        sbx_record(sbx_access_classify(SBX_OP_EXEC, 1).first, path, plen);
     /* The child starts in the directory asked for, made absolute against
      * ours as CreateProcess does, or in ours. */
     wchar_t dir[SBX_PATH_MAX];
