@@ -103,6 +103,18 @@ static void cstr_or_null(FILE *f, const char *s)
         fputs("null", f);
 }
 
+/* A JSON list of n strings. */
+static void strings_json(FILE *f, const char *const *v, size_t n)
+{
+    fputc('[', f);
+    for (size_t i = 0; i < n; i++) {
+        if (i)
+            fputs(", ", f);
+        cstr(f, v[i]);
+    }
+    fputc(']', f);
+}
+
 static void status_json(FILE *f, int status, int is_dword)
 {
     if (is_dword)
@@ -148,13 +160,9 @@ static int write_processes(FILE *f, const struct sbx_result *r, int is_dword)
             fputs("null", f);
         fputs(", \"path\": ", f);
         cstr_or_null(f, p->path);
-        fputs(", \"argv\": [", f);
-        for (size_t j = 0; j < p->argc; j++) {
-            if (j)
-                fputs(", ", f);
-            cstr(f, p->argv[j]);
-        }
-        fputs("], \"cwd\": ", f);
+        fputs(", \"argv\": ", f);
+        strings_json(f, (const char *const *)p->argv, p->argc);
+        fputs(", \"cwd\": ", f);
         cstr_or_null(f, p->cwd);
         fputs(", \"returncode\": ", f);
         if (p->has_status)
@@ -172,13 +180,9 @@ static int write_processes(FILE *f, const struct sbx_result *r, int is_dword)
 int sbx_result_write_json(FILE *f, const struct sbx_result *r, const struct sbx_json_run *run)
 {
     int rc = 0;
-    fputs("{\"schema\": \"sandbox_py.result/1\", \"args\": [", f);
-    for (size_t i = 0; i < run->nargs; i++) {
-        if (i)
-            fputs(", ", f);
-        cstr(f, run->args[i]);
-    }
-    fputs("], \"returncode\": ", f);
+    fputs("{\"schema\": \"sandbox_py.result/1\", \"args\": ", f);
+    strings_json(f, run->args, run->nargs);
+    fputs(", \"returncode\": ", f);
     status_json(f, r->has_status ? r->status : run->returncode, run->status_is_dword);
     fputs(", \"backend\": ", f);
     cstr(f, run->backend);
@@ -208,13 +212,9 @@ int sbx_result_write_json(FILE *f, const struct sbx_result *r, const struct sbx_
                 fprintf(f, "%s{\"pid\": %lld, \"ppid\": %lld, \"path\": ", n++ ? ", " : "",
                         (long long)e->pid, (long long)e->ppid);
             cstr(f, e->path);
-            fputs(", \"argv\": [", f);
-            for (size_t j = 0; j < e->argc; j++) {
-                if (j)
-                    fputs(", ", f);
-                cstr(f, e->argv[j]);
-            }
-            fputs("]}", f);
+            fputs(", \"argv\": ", f);
+            strings_json(f, (const char *const *)e->argv, e->argc);
+            fputs("}", f);
         }
     }
     fputs("]", f);
