@@ -317,6 +317,9 @@ def test_processes_who_did_what(prefix, tools, tmp_path):
           "only_opened_by_two.txt")
     (tmp_path / "sub").mkdir()
     res = scenario(prefix, tools, tmp_path, "fanout")
+    jsonschema = pytest.importorskip("jsonschema")
+    from sandbox_py.result import json_schema
+    jsonschema.validate(res, json_schema())
     w = lambda n: winpath(tmp_path / n)
     exe = winpath(tools["win32_ops"])
     procs = res["processes"]
