@@ -353,6 +353,10 @@ def test_processes_who_did_what(prefix, tools, tmp_path):
     assert w("only_opened_by_one.txt") in one["probes"]
     assert w("only_opened_by_one.txt") not in one["reads"] + two["probes"]
     assert w("only_opened_by_two.txt") in two["probes"]
+    # ... and for the run: what the root read before the children only opened
+    # it is a read of the run, not a probe; a probe of each child
+    assert w("parent_input.txt") in one["probes"] and w("parent_input.txt") in two["probes"]
+    assert w("parent_input.txt") in res["reads"] and w("parent_input.txt") not in res["probes"]
     # the run's sets from the records' (docs/semantics.md): writes and listings
     # their union; reads too here, where no process reads what another made
     for key in ("reads", "writes", "enumerations"):

@@ -194,8 +194,8 @@ static void mode_child(const wchar_t *self)
 
 /* Who did what: the root reads its own input, starts two children at once
  * (one in its own directory through CreateProcessW, one in DIR\sub through
- * CreateProcessA), each reading a file of its own and only opening
- * another, waits for both, then writes.  The second child exits 7. */
+ * CreateProcessA), each reading a file of its own and only opening others
+ * (mode_readone), waits for both, then writes.  The second child exits 7. */
 static void mode_fanout(const wchar_t *self)
 {
     read_file(in_dir(L"parent_input.txt"), GENERIC_READ);
@@ -222,15 +222,22 @@ static void mode_fanout(const wchar_t *self)
     write_file(in_dir(L"parent_output.txt"));
 }
 
+static void open_only(const wchar_t *path)
+{
+    HANDLE h = CreateFileW(path, GENERIC_READ, FILE_SHARE_READ, NULL, OPEN_EXISTING, 0, NULL);
+    check(h != INVALID_HANDLE_VALUE, "CreateFileW(open only)");
+    CloseHandle(h);
+}
+
+/* Read NAME; open, and close unread, a file of its own and the one the
+ * root read before it started us. */
 static int mode_readone(const wchar_t *name, int code)
 {
     read_file(in_dir(name), GENERIC_READ);
     wchar_t other[256];
     _snwprintf(other, 256, L"only_opened_by_%ls", name);
-    HANDLE h = CreateFileW(in_dir(other), GENERIC_READ, FILE_SHARE_READ, NULL, OPEN_EXISTING, 0,
-                           NULL);
-    check(h != INVALID_HANDLE_VALUE, "CreateFileW(open only)");
-    CloseHandle(h);
+    open_only(in_dir(other));
+    open_only(in_dir(L"parent_input.txt"));
     return failures ? 1 : code;
 }
 
