@@ -364,6 +364,28 @@ def test_processes_who_did_what(prefix, tools, tmp_path):
     assert set(res["probes"]) <= {x for p in procs for x in p["probes"]}
 
 
+def test_processes_of_a_grandchild_and_a_killed_child(prefix, tools, tmp_path):
+    """A grandchild's record hangs under its parent's, not the root's; a
+    child killed from outside has the exit code it was killed with."""
+    files(tmp_path, "child_input.txt", "grandchild_input.txt")
+    res = scenario(prefix, tools, tmp_path, "spawn")
+    procs = res["processes"]
+    assert [(p["argv"][1], p["parent"]) for p in procs] == [
+        ("spawn", None), ("child", 0), ("grandchild", 1)]
+    assert [p["pid"] for p in procs] == [e["pid"] for e in res["execs"]]
+    assert procs[2]["ppid"] == procs[1]["pid"] and procs[1]["ppid"] == procs[0]["pid"]
+    assert winpath(tmp_path / "child_input.txt") in procs[1]["reads"]
+    assert winpath(tmp_path / "grandchild_input.txt") in procs[2]["reads"]
+    assert winpath(tmp_path / "grandchild_input.txt") not in procs[1]["reads"]
+
+    rc, res = trace(prefix, tools, [winpath(tools["win32_ops"]), "killchild", winpath(tmp_path)],
+                    tmp_path)
+    assert rc == 0
+    killed = [p for p in res["processes"] if p["argv"][1:2] == ["sleep"]]
+    assert len(killed) == 1 and killed[0]["returncode"] == 9     # TerminateProcess(.., 9)
+    assert res["processes"][0]["returncode"] == 0
+
+
 def test_many_threads(prefix, tools, tmp_path):
     names = ["t%d_%d.txt" % (t, i) for t in range(8) for i in range(40)]
     files(tmp_path, *names)
