@@ -115,7 +115,7 @@ class MachO:
             out = subprocess.run([objdump, "--macho", kind, path], capture_output=True,
                                  text=True, check=True).stdout
             for line in out.splitlines():
-                f = line.split()
+                f = [t for t in line.split() if t != "(weak_import)"]
                 if len(f) >= 5 and f[0].startswith("__") and f[2].startswith("0x"):
                     self.binds[int(f[2], 16)] = f[-1]
 

@@ -96,4 +96,16 @@ int removefile(const char *path, removefile_state_t state, removefile_flags_t fl
 int removefileat(int fd, const char *path, removefile_state_t state, removefile_flags_t flags);
 #endif
 
+/* Entry points younger than the oldest macOS the dylib loads on
+ * (machobuild.MIN_MACOS): imported weakly, so that dyld, finding none,
+ * skips their interpose pair instead of refusing the dylib. */
+#include <fcntl.h>
+#include <spawn.h>
+int removefileat(int fd, const char *path, removefile_state_t state, removefile_flags_t flags)
+    __attribute__((weak_import));
+int openat_dprotected_np(int, const char *, int, int, int, ...) __attribute__((weak_import));
+int openat_authenticated_np(int, const char *, int, int) __attribute__((weak_import));
+int posix_spawn_file_actions_addchdir(posix_spawn_file_actions_t *, const char *__restrict)
+    __attribute__((weak_import));
+
 #endif

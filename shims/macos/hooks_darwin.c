@@ -14,6 +14,7 @@
 #include <stdarg.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <spawn.h>
 #include <stdio.h>
 #include <sys/attr.h>
 #include <sys/clonefile.h>
@@ -281,6 +282,31 @@ SBX_HOOK(int, exchangedata, (const char *a, const char *b, unsigned int opt))
     });
     return r;
 }
+
+/* ---- a spawned child's working directory: the child looks at it inside
+ * the kernel, before its image runs; named against this process's cwd,
+ * as the child inherits it ---------------------------------------------*/
+SBX_HOOK(int, posix_spawn_file_actions_addchdir_np, (posix_spawn_file_actions_t *fa,
+                                                     const char *p))
+{
+    int r = REAL(posix_spawn_file_actions_addchdir_np)(fa, p);
+    if (r == 0 && p)
+        KEEP_ERRNO(sbx_path(p, SBX_OP_PROBE, 1));
+    return r;
+}
+/* only reached where libSystem has it: dyld skips the pair of a weak
+ * import it does not find */
+#pragma clang diagnostic push
+#pragma clang diagnostic ignored "-Wunguarded-availability-new"
+SBX_HOOK(int, posix_spawn_file_actions_addchdir, (posix_spawn_file_actions_t *fa,
+                                                  const char *p))
+{
+    int r = REAL(posix_spawn_file_actions_addchdir)(fa, p);
+    if (r == 0 && p)
+        KEEP_ERRNO(sbx_path(p, SBX_OP_PROBE, 1));
+    return r;
+}
+#pragma clang diagnostic pop
 
 /* ---- the other symbols of shared entry points (darwin_decls.h): the same
  * bodies as shims/core/hooks_posix.c, each calling its own symbol ------*/

@@ -27,6 +27,10 @@
 #include <unistd.h>
 #include <utime.h>
 
+/* a weak import younger than the oldest macOS supported (darwin_decls.h)
+ * is only its address here: dyld skips the pair where it is missing */
+#pragma clang diagnostic ignored "-Wunguarded-availability-new"
+
 #define SBX_IP_POSIX(name) SBX_IP(name)
 #define SBX_IP_DARWIN(name) SBX_IP(name)
 #define SBX_IP_LINUX(name)
