@@ -16,6 +16,7 @@
 #include <pthread.h>
 #include <spawn.h>
 #include <stdio.h>
+#include <string.h>
 #include <sys/attr.h>
 #include <sys/clonefile.h>
 #include "darwin_decls.h"
@@ -162,10 +163,16 @@ SBX_HOOK(int, searchfs, (const char *p, struct fssearchblock *sb, unsigned long 
     int r = REAL(searchfs)(p, sb, nmatches, script, opt, state);
     KEEP_ERRNO({
         sbx_path(p, SBX_OP_PROBE, 1);
-        if ((r == 0 || errno == EAGAIN) && nmatches && *nmatches) {
-            char what[SBX_PATH_MAX + 128];
-            snprintf(what, sizeof what, "searched the catalog of the volume at %s with "
-                     "searchfs(2): the names it matched are not in the Result", p ? p : "?");
+        char abs[SBX_PATH_MAX];
+        long n = p ? sbx_resolve(AT_FDCWD, p, abs, sizeof abs) : -1;
+        if ((r == 0 || errno == EAGAIN) && nmatches && *nmatches && n >= 0) {
+            static const char head[] = "searched the catalog of the volume at ";
+            static const char tail[] = " with searchfs(2): the names it matched are not "
+                                       "in the Result";
+            char what[sizeof head + SBX_PATH_MAX + sizeof tail];
+            memcpy(what, head, sizeof head - 1);
+            memcpy(what + sizeof head - 1, abs, (size_t)n);
+            memcpy(what + sizeof head - 1 + n, tail, sizeof tail);
             sbx_warn_process(what);
         }
     });
