@@ -1107,3 +1107,79 @@ def test_new_entry_reports_what_it_does(emulated, entry):
     assert callable(check), entry
     res = run.finish()
     assert check(res, lambda n: os.path.join(work, n)), res
+
+
+# ---- the walkers: removefile, copyfile with COPYFILE_RECURSIVE, fts/nftw.
+# libremovefile, libcopyfile and libsystem_c walk trees with their own
+# code and reach each file through libsystem_kernel symbols, which dyld
+# rebinds to the dylib's replacements.  The fake libc stands in for those
+# libraries: it makes the calls through the dylib's own __interpose table
+# (Emulator.interposed_by), listing each directory the way recent
+# libsystem_c's fts does (open, getattrlistbulk, close).  Which calls the
+# real libraries make is only shown on a Mac (docs/macos.md).
+def _tree(work):
+    os.makedirs(os.path.join(work, "tree", "sub"))
+    for n in ("tree/a.txt", "tree/sub/b.txt"):
+        with open(os.path.join(work, n), "w") as f:
+            f.write(n)
+    return ["tree", "tree/sub"], ["tree/a.txt", "tree/sub/b.txt"]
+
+
+def test_removefile_recursive_reports_every_name_removed_and_each_listing(emulated):
+    emu, run, work, exe = emulated
+    dirs, files = _tree(work)
+    assert emu.call("_sbx_hook_removefile", emu.cstr("tree"), 0, REMOVEFILE_RECURSIVE) == 0
+    assert not os.path.exists(os.path.join(work, "tree"))
+    res = run.finish()
+    w = lambda n: os.path.join(work, n)  # noqa: E731
+    assert {w(n) for n in dirs + files} <= set(res["writes"]), res
+    assert {w(n) for n in dirs} <= set(res["enumerations"])
+    assert not {w(n) for n in dirs + files} & set(res["reads"])
+    assert res["complete"], res["warnings"]
+
+
+def test_copyfile_recursive_reads_the_source_tree_and_writes_the_copy(emulated):
+    emu, run, work, exe = emulated
+    dirs, files = _tree(work)
+    assert emu.call("_sbx_hook_copyfile", emu.cstr("tree"), emu.cstr("copy"), 0,
+                    COPYFILE_RECURSIVE) == 0
+    assert open(os.path.join(work, "copy", "sub", "b.txt")).read() == "tree/sub/b.txt"
+    res = run.finish()
+    w = lambda n: os.path.join(work, n)  # noqa: E731
+    copies = [n.replace("tree", "copy", 1) for n in dirs + files]
+    assert {w(n) for n in files} <= set(res["reads"]), res
+    assert {w(n) for n in dirs} <= set(res["enumerations"])
+    assert not {w(n) for n in dirs} & set(res["reads"])          # a listing, not a read
+    assert not {w(n) for n in dirs + files} & set(res["writes"])
+    assert {w(n) for n in copies} <= set(res["writes"])
+    assert not {w(n) for n in copies} & set(res["reads"])
+
+
+@pytest.mark.parametrize("stat_entries", [True, False], ids=["nftw", "fts-nostat"])
+def test_tree_walk_through_getattrlistbulk(emulated, stat_entries):
+    """What nftw (and fts without FTS_NOSTAT) does through libsystem_kernel:
+    each directory opened, listed with getattrlistbulk, closed, and each
+    entry stat'ed; fts with FTS_NOSTAT skips the stats.  The directories
+    are enumerations, the entries probes (or covered by their directory's
+    listing), nothing is a read."""
+    emu, run, work, exe = emulated
+    dirs, files = _tree(work)
+    kernel = lambda sym, *a, **k: emu.call_addr(emu.interposed_by(sym), *a, **k)  # noqa: E731
+    stat = "_fstatat$INODE64" if emu.image.cpu == "X86_64" else "_fstatat"
+    for d in dirs:
+        fd = kernel("_openat$NOCANCEL", me.D_AT_FDCWD, emu.cstr(d),
+                    me.D_O_DIRECTORY | me.D_O_CLOEXEC, nfixed=3)
+        assert fd >= 0
+        assert kernel("_getattrlistbulk", fd, emu.alloc(24), emu.alloc(512), 512, 0) >= 0
+        if stat_entries:
+            for n in sorted(os.listdir(os.path.join(work, d))):
+                assert kernel(stat, fd, emu.cstr(n), emu.alloc(144), 0x20) == 0
+        kernel("_close$NOCANCEL", fd)
+    res = run.finish()
+    w = lambda n: os.path.join(work, n)  # noqa: E731
+    assert {w(n) for n in dirs} <= set(res["enumerations"]), res
+    assert not {w(n) for n in dirs + files} & (set(res["reads"]) | set(res["writes"]))
+    if stat_entries:
+        assert {w(n) for n in files} <= set(res["probes"])
+    else:
+        assert not {w(n) for n in files} & set(res["probes"])
