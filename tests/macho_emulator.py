@@ -280,7 +280,7 @@ class Emulator:
         r = uc.reg_read(self.arch["ret"])
         return ctypes.c_int64(r).value if wide else ctypes.c_int32(r & 0xFFFFFFFF).value
 
-    def call_nested(self, addr: int, *args, wide: bool = False) -> int:
+    def call_nested(self, addr: int, *args, wide: bool = False, nfixed: int = None) -> int:
         """Call code of the image from inside a fake libc function: what
         libSystem does when one of its libraries calls a symbol the dylib
         interposes (libremovefile's unlink, libcopyfile's open ...), which
@@ -290,9 +290,12 @@ class Emulator:
         keep = [self.arch["sp"]] + ([a64.UC_ARM64_REG_LR] if self.arm64 else [])
         saved = [(r, uc.reg_read(r)) for r in keep]
         sp = (uc.reg_read(self.arch["sp"]) - 0x800) & ~0xF
-        for reg, a in zip(self.arch["args"], args):
+        named = args if nfixed is None or not self.arm64 else args[:nfixed]
+        for reg, a in zip(self.arch["args"], named):
             uc.reg_write(reg, a & 0xFFFFFFFFFFFFFFFF)
         if self.arm64:
+            for i, a in enumerate(args[len(named):]):     # Apple arm64: variadic on the stack
+                uc.mem_write(sp + 8 * i, struct.pack("<Q", a & 0xFFFFFFFFFFFFFFFF))
             uc.reg_write(a64.UC_ARM64_REG_LR, RET)
         else:
             sp -= 8

@@ -396,8 +396,11 @@ SBX_HOOK(int, fstatat_ino32, (int d, const char *p, void *b, int fl))
 SBX_HOOK(int, statfs_ino32, (const char *p, void *b)) { PROBE_BODY(AT_FDCWD, p, REAL(statfs_ino32)(p, b)); }
 SBX_HOOK(void *, opendir_ino32, (const char *name))
 {
+    unsigned long seq = sbx_os_open_seq();
     void *d = REAL(opendir_ino32)(name);
-    KEEP_ERRNO(sbx_opened(AT_FDCWD, name, O_RDONLY | O_DIRECTORY, d ? dirfd((DIR *)d) : -1, 0));
+    if (!(d && sbx_os_open_marked_since(dirfd((DIR *)d), seq)))  /* see shim_os.h */
+        KEEP_ERRNO(sbx_opened(AT_FDCWD, name, O_RDONLY | O_DIRECTORY,
+                              d ? dirfd((DIR *)d) : -1, 0));
     return d;
 }
 SBX_HOOK(void *, fdopendir_ino32, (int fd))
