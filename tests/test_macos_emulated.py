@@ -460,6 +460,23 @@ def more_libc(e_path, at, sys_, put, mem, stat_into, dirs, fcntl, fopen, opendir
         "_close$NOCANCEL": sys_(lambda e: os.close(e.arg(0))),
         "_fcntl$NOCANCEL": sys_(fcntl),
         "_fopen$DARWIN_EXTSN": sys_(fopen),
+        # the system call stubs: register arguments only
+        "___open_nocancel": sys_(lambda e: open_at(e, me.D_AT_FDCWD, 0, 1, e.arg(2))),
+        "___openat_nocancel": sys_(lambda e: open_at(e, i32(e.arg(0)), 1, 2, e.arg(3))),
+        "___read_nocancel": sys_(lambda e: put(e, e.arg(1), os.read(e.arg(0), e.arg(2)))),
+        "___pread_nocancel": sys_(lambda e: put(e, e.arg(1), os.pread(e.arg(0), e.arg(2),
+                                                                      e.arg(3)))),
+        "___readv_nocancel": sys_(readv),
+        "___preadv_nocancel": sys_(lambda e: readv(e, e.arg(3))),
+        "___write_nocancel": sys_(lambda e: os.write(e.arg(0), mem(e, e.arg(1), e.arg(2)))),
+        "___pwrite_nocancel": sys_(lambda e: os.pwrite(e.arg(0), mem(e, e.arg(1), e.arg(2)),
+                                                       e.arg(3))),
+        "___writev_nocancel": sys_(writev),
+        "___pwritev_nocancel": sys_(lambda e: writev(e, e.arg(3))),
+        "___close_nocancel": sys_(lambda e: os.close(e.arg(0))),
+        "___fcntl_nocancel": sys_(lambda e: __import__("fcntl").fcntl(
+            i32(e.arg(0)), __import__("fcntl").F_DUPFD, e.arg(2)) if e.arg(1) == D_F_DUPFD
+            else fcntl(e)),
         "_realpath": realpath,
         "_getdirentries": sys_(lambda e: os.fstat(e.arg(0)) and 0),     # the end at once
         # x86_64's 32-bit-inode names (the buffers are not looked at)
@@ -1007,6 +1024,22 @@ def _case_close_nocancel(emu, work):
     return lambda res, w: w("in.txt") in res["probes"] and w("in.txt") not in res["reads"]
 
 
+def _case_close_nocancel_stub(emu, work):
+    fd = _open_in(emu, "in.txt")
+    assert emu.call("_sbx_hook___close_nocancel", fd) == 0
+    return lambda res, w: w("in.txt") in res["probes"] and w("in.txt") not in res["reads"]
+
+
+def _case_fcntl_nocancel_stub(emu, work):
+    fd = _open_in(emu, "in.txt", 0x2)
+    dup = emu.call("_sbx_hook___fcntl_nocancel", fd, D_F_DUPFD, 20)   # no variadic part
+    assert dup >= 20
+    emu.call("_sbx_hook_close", fd)
+    emu.call("_sbx_hook_read", dup, emu.alloc(16), 16, wide=True)
+    emu.call("_sbx_hook_close", dup)
+    return lambda res, w: w("in.txt") in res["reads"] and w("in.txt") not in res["writes"]
+
+
 def _case_fopen_extsn(emu, work):
     f = emu.call("_sbx_hook_fopen_extsn", emu.cstr("new.txt"), emu.cstr("w"), wide=True)
     assert f
@@ -1018,10 +1051,6 @@ def _case_addchdir(hook):
         assert emu.call(hook, emu.alloc(8), emu.cstr("dir")) == 0
         return lambda res, w: w("dir") in res["probes"] and w("dir") not in res["reads"]
     return run
-
-
-def _mode_arg(fn):
-    return fn
 
 
 NEW_ENTRY_CASES = {
@@ -1055,6 +1084,24 @@ NEW_ENTRY_CASES = {
     "fsetattrlist": _fd_case("_sbx_hook_fsetattrlist", "w",
                              lambda e, b: (e.alloc(24), b, 0, 0), wide=False),
     "close_nocancel": _case_close_nocancel,
+    "__open_nocancel": _case_open_like(
+        "_sbx_hook___open_nocancel", lambda e, n, f: (e.cstr(n), f, 0o644)),
+    "__openat_nocancel": _case_open_like(
+        "_sbx_hook___openat_nocancel", lambda e, n, f: (me.D_AT_FDCWD, e.cstr(n), f, 0o644)),
+    "__read_nocancel": _fd_case("_sbx_hook___read_nocancel", "r", lambda e, b: (b, 16)),
+    "__pread_nocancel": _fd_case("_sbx_hook___pread_nocancel", "r", lambda e, b: (b, 16, 0)),
+    "__readv_nocancel": _fd_case("_sbx_hook___readv_nocancel", "r",
+                                 lambda e, b: (_iovec(e, b, 16), 1)),
+    "__preadv_nocancel": _fd_case("_sbx_hook___preadv_nocancel", "r",
+                                  lambda e, b: (_iovec(e, b, 16), 1, 0)),
+    "__write_nocancel": _fd_case("_sbx_hook___write_nocancel", "w", lambda e, b: (b, 1)),
+    "__pwrite_nocancel": _fd_case("_sbx_hook___pwrite_nocancel", "w", lambda e, b: (b, 1, 0)),
+    "__writev_nocancel": _fd_case("_sbx_hook___writev_nocancel", "w",
+                                  lambda e, b: (_iovec(e, b, 1), 1)),
+    "__pwritev_nocancel": _fd_case("_sbx_hook___pwritev_nocancel", "w",
+                                   lambda e, b: (_iovec(e, b, 1), 1, 0)),
+    "__close_nocancel": _case_close_nocancel_stub,
+    "__fcntl_nocancel": _case_fcntl_nocancel_stub,
     "fcntl_nocancel": _case_fcntl_nocancel,
     "fopen_extsn": _case_fopen_extsn,
     "realpath_compat": _case_probe("_sbx_hook_realpath_compat",

@@ -8,6 +8,8 @@ all its `$` variants (`$NOCANCEL`, `$INODE64`, `$DARWIN_EXTSN`, `$NFTS`
 
   - an entry point of the shared hook list (shims/core/hooks.def, as the
     cross-built dylib interposes it), or
+  - the system call stub under one of them (`___open_nocancel`, which
+    `_open$NOCANCEL` calls, exported to libSystem's other libraries), or
   - a file or directory entry of the declared set: the names issue 27 lists
     and every function Apple's public headers for these calls declare
     (sys/attr.h with the attribute-list calls of unistd.h, sys/clonefile.h,
@@ -157,7 +159,10 @@ def check(interposed: dict, exports: dict) -> dict:
     bases_hooked = {base(s) for a in interposed for s in interposed[a]}
     exported_bases = {base(s) for a in exports for s in exports[a]}
     headers = header_functions(exported_bases)
-    considered = bases_hooked | ISSUE_NAMES | set().union(*headers.values())
+    # libsystem_kernel's system call stubs under the hooked entry points
+    # (`___open_nocancel` ...: what `open$NOCANCEL` calls; exported)
+    stubs = {"__%s_nocancel" % b for b in bases_hooked} & exported_bases
+    considered = bases_hooked | stubs | ISSUE_NAMES | set().union(*headers.values())
     rows = declared_in_doc()
     out = {}
     for arch in exports:
@@ -241,7 +246,8 @@ def test_every_file_entry_is_interposed_or_declared(listing, arch):
     for s in ("_open$NOCANCEL", "_openat$NOCANCEL", "_creat$NOCANCEL", "_read$NOCANCEL",
               "_pread$NOCANCEL", "_write$NOCANCEL", "_close$NOCANCEL", "_fcntl$NOCANCEL",
               "_fopen$DARWIN_EXTSN", "_getdirentries", "_getattrlistbulk", "_openbyid_np",
-              "_open_dprotected_np", "_openx_np", "_exchangedata", "_fsgetpath", "_searchfs"):
+              "_open_dprotected_np", "_openx_np", "_exchangedata", "_fsgetpath", "_searchfs",
+              "___open_nocancel", "___read_nocancel", "___close_nocancel"):
         assert s in li["interposed"], s
     if arch == "x86_64":
         for s in ("_stat", "_stat$INODE64", "_lstat", "_opendir", "_readdir$INODE64"):

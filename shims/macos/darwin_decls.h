@@ -82,6 +82,23 @@ int readdir_r_ino32(void *dir, void *entry, void **result) SBX_SYM("readdir_r");
 int scandir_ino32(const char *dir, void *list, void *filter, void *compar) SBX_SYM("scandir");
 #endif
 
+/* libsystem_kernel's non-cancellable system call stubs, which its
+ * `$NOCANCEL` wrappers call inside the image and which it exports to
+ * libSystem's other libraries: plain register arguments (no variadic
+ * mode: these are the system calls' own entry points). */
+int __open_nocancel(const char *path, int flags, int mode);
+int __openat_nocancel(int dirfd, const char *path, int flags, int mode);
+ssize_t __read_nocancel(int fd, void *buf, size_t n);
+ssize_t __pread_nocancel(int fd, void *buf, size_t n, off_t off);
+ssize_t __readv_nocancel(int fd, const struct iovec *v, int n);
+ssize_t __preadv_nocancel(int fd, const struct iovec *v, int n, off_t off);
+ssize_t __write_nocancel(int fd, const void *buf, size_t n);
+ssize_t __pwrite_nocancel(int fd, const void *buf, size_t n, off_t off);
+ssize_t __writev_nocancel(int fd, const struct iovec *v, int n);
+ssize_t __pwritev_nocancel(int fd, const struct iovec *v, int n, off_t off);
+int __close_nocancel(int fd);
+int __fcntl_nocancel(int fd, int cmd, long arg);
+
 /* <sys/fcntl.h> keeps openbyid_np private; <sys/fsgetpath.h> and
  * <removefile.h> are the SDK's, not in zig's headers (Apple's prototypes) */
 int openbyid_np(fsid_t *fsid, fsobj_id_t *objid, int flags);

@@ -375,6 +375,59 @@ SBX_HOOK(int, close_nocancel, (int fd))
     return REAL(close_nocancel)(fd);
 }
 SBX_HOOK(int, fcntl_nocancel, (int fd, int cmd, ...)) { FCNTL_BODY(REAL(fcntl_nocancel)); }
+/* the system call stubs under them (darwin_decls.h) */
+SBX_HOOK(int, __open_nocancel, (const char *path, int flags, int mode))
+{
+    OPEN_BODY(AT_FDCWD, path, flags, REAL(__open_nocancel)(path, flags, mode));
+}
+SBX_HOOK(int, __openat_nocancel, (int dirfd, const char *path, int flags, int mode))
+{
+    OPEN_BODY(dirfd, path, flags, REAL(__openat_nocancel)(dirfd, path, flags, mode));
+}
+SBX_HOOK(ssize_t, __read_nocancel, (int fd, void *b, size_t n))
+{
+    FD_BODY(ssize_t, fd, SBX_READ, REAL(__read_nocancel)(fd, b, n));
+}
+SBX_HOOK(ssize_t, __pread_nocancel, (int fd, void *b, size_t n, off_t o))
+{
+    FD_BODY(ssize_t, fd, SBX_READ, REAL(__pread_nocancel)(fd, b, n, o));
+}
+SBX_HOOK(ssize_t, __readv_nocancel, (int fd, const struct iovec *v, int n))
+{
+    FD_BODY(ssize_t, fd, SBX_READ, REAL(__readv_nocancel)(fd, v, n));
+}
+SBX_HOOK(ssize_t, __preadv_nocancel, (int fd, const struct iovec *v, int n, off_t o))
+{
+    FD_BODY(ssize_t, fd, SBX_READ, REAL(__preadv_nocancel)(fd, v, n, o));
+}
+SBX_HOOK(ssize_t, __write_nocancel, (int fd, const void *b, size_t n))
+{
+    FD_BODY(ssize_t, fd, SBX_WRITE, REAL(__write_nocancel)(fd, b, n));
+}
+SBX_HOOK(ssize_t, __pwrite_nocancel, (int fd, const void *b, size_t n, off_t o))
+{
+    FD_BODY(ssize_t, fd, SBX_WRITE, REAL(__pwrite_nocancel)(fd, b, n, o));
+}
+SBX_HOOK(ssize_t, __writev_nocancel, (int fd, const struct iovec *v, int n))
+{
+    FD_BODY(ssize_t, fd, SBX_WRITE, REAL(__writev_nocancel)(fd, v, n));
+}
+SBX_HOOK(ssize_t, __pwritev_nocancel, (int fd, const struct iovec *v, int n, off_t o))
+{
+    FD_BODY(ssize_t, fd, SBX_WRITE, REAL(__pwritev_nocancel)(fd, v, n, o));
+}
+SBX_HOOK(int, __close_nocancel, (int fd))
+{
+    KEEP_ERRNO(sbx_fd_closing(fd));
+    return REAL(__close_nocancel)(fd);
+}
+SBX_HOOK(int, __fcntl_nocancel, (int fd, int cmd, long arg))
+{
+    int r = REAL(__fcntl_nocancel)(fd, cmd, arg);
+    if (r >= 0 && (cmd == F_DUPFD || cmd == F_DUPFD_CLOEXEC))
+        KEEP_ERRNO(sbx_fd_dup(fd, r));
+    return r;
+}
 SBX_HOOK(FILE *, fopen_extsn, (const char *path, const char *mode))
 {
     FOPEN_BODY(path, mode, REAL(fopen_extsn)(path, mode));
