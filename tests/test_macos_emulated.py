@@ -441,7 +441,33 @@ def more_libc(e_path, at, sys_, put, mem, stat_into, dirs, fcntl, fopen, opendir
         else:
             shutil.copyfile(src, dst)
 
+    def nftw(e):
+        """libsystem_c's nftw (over fts): each directory opened, listed with
+        getattrlistbulk and closed, each entry stat'ed, all through the
+        interposed kernel symbols; the program's callback called for each
+        (pre-order, FTW_PHYS), with a struct stat and a struct FTW."""
+        root, callback = path(e, 0), e.arg(1)
+        stat_sym = "_fstatat$INODE64" if e.image.cpu == "X86_64" else "_fstatat"
+        sb, ftw = e.alloc(144), e.alloc(8)
+
+        def visit(p, level):
+            if lib_call(e, stat_sym, me.D_AT_FDCWD, e.cstr(p), sb, 0x20) != 0:
+                return -1
+            isdir = os.path.isdir(at(e, me.D_AT_FDCWD, p))
+            e.uc.mem_write(ftw, struct.pack("<ii", len(p) - len(os.path.basename(p)), level))
+            r = e.call_nested(callback, e.cstr(p), sb, 1 if isdir else 0, ftw)   # FTW_D, FTW_F
+            if r or not isdir:
+                return r
+            for n in list_dir(e, at(e, me.D_AT_FDCWD, p)):
+                r = visit(os.path.join(p, n), level + 1)
+                if r:
+                    return r
+            return 0
+        return visit(root, 0)
+
     return {
+        "_nftw": nftw,
+        "_nftw$INODE64": nftw,
         "_open$NOCANCEL": sys_(lambda e: open_at(e, me.D_AT_FDCWD, 0, 1, e.vararg(0, 2))),
         "_openat$NOCANCEL": sys_(lambda e: open_at(e, i32(e.arg(0)), 1, 2, e.vararg(0, 3))),
         "_creat$NOCANCEL": sys_(lambda e: os.open(at(e, -2, path(e, 0)),
@@ -748,7 +774,21 @@ SCENARIOS = {
     "clonefile": lambda r, w: w("in.txt") in r["reads"] and w("clone.txt") in r["writes"],
     "copyfile": lambda r, w: w("in.txt") in r["reads"] and w("copy.txt") in r["writes"],
     "getattrlist": lambda r, w: w("absent3.txt") in r["probes"],
+    "getattrlistbulk": lambda r, w: w("dir") in r["enumerations"] and w("dir") not in r["reads"],
 }
+
+
+def _walker_case(name):
+    """A tree walker (docs/macos.md, What the walkers report), judged by
+    the same rule tests/test_macos.py applies on a Mac."""
+    def check(r, w):
+        import test_macos
+        return test_macos.WALKERS[name](test_macos.tree_results(r, os.path.dirname(w("x"))))
+    return check
+
+
+for _walker in ("removefile-tree", "copyfile-tree", "nftw-tree"):
+    SCENARIOS[_walker] = _walker_case(_walker)
 
 
 @pytest.fixture(scope="module")
@@ -779,6 +819,8 @@ def test_mac_scenario_program_with_the_dylib_interposed(built, scenario_programs
         f.write("data\n")
     os.mkdir(os.path.join(work, "dir"))
     open(os.path.join(work, "dir", "a"), "w").close()
+    import test_macos
+    test_macos.make_tree(work)
     prog = scenario_programs[arch]
     run = _unpriv.PreloadRun()
     env = {"SBX_PRELOAD_LOG": run.log_path, "SBX_PRELOAD_SHIM": "/opt/sbx/_sbx_interpose.dylib"}
