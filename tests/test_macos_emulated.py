@@ -1287,3 +1287,29 @@ def test_tree_walk_through_getattrlistbulk(emulated, stat_entries):
         assert {w(n) for n in files} <= set(res["probes"])
     else:
         assert not {w(n) for n in files} & set(res["probes"])
+
+
+def test_an_open_reported_inside_another_is_one_record(emulated):
+    """open$NOCANCEL's body reaching __open_nocancel through the interpose
+    table (were dyld to rebind it) reports the open once: a directory
+    opened and listed is an enumeration, not also a probe of a second,
+    unused open record."""
+    emu, run, work, exe = emulated
+    os.mkdir(os.path.join(work, "dir"))
+    libc = emu.libc
+    real = libc["_open$NOCANCEL"]
+
+    def through_the_stub(e):              # libsystem_kernel's wrapper -> stub
+        return e.call_nested(e.interposed_by("___open_nocancel"), e.arg(0), e.arg(1),
+                             e.vararg(0, 2))
+    libc["_open$NOCANCEL"] = through_the_stub
+    try:
+        fd = emu.call("_sbx_hook_open_nocancel", emu.cstr("dir"), OPENDIR_FLAGS, 0, nfixed=2)
+    finally:
+        libc["_open$NOCANCEL"] = real
+    assert fd >= 0
+    assert emu.call("_sbx_hook_getattrlistbulk", fd, emu.alloc(24), emu.alloc(64), 64, 0) == 0
+    emu.call("_sbx_hook_close", fd)
+    res = run.finish()
+    d = os.path.join(work, "dir")
+    assert d in res["enumerations"] and d not in res["probes"] and d not in res["reads"], res

@@ -61,13 +61,19 @@ static inline const char *sbx_stable_copy(const char *p, char *buf)
 }
 
 /* ---- opens ------------------------------------------------------------------*/
+/* One open, one record: an open already reported from inside `call` (a
+ * libSystem body opening through another interposed symbol: shim_os.h)
+ * is not reported again. */
 #define OPEN_BODY(dirfd, path, flags, call)                                    \
     SBX_STABLE(path);                                                          \
     int ex_ = ((flags) & O_CREAT) && !((flags) & O_EXCL)                       \
                   ? sbx_exists_at(dirfd, path) : 0;                            \
+    unsigned long seq_ = sbx_os_open_seq();                                    \
     int fd_ = call;                                                            \
-    KEEP_ERRNO(sbx_opened(dirfd, path, flags, fd_, ex_));                      \
-    sbx_os_open_mark(fd_);                                                     \
+    if (!(fd_ >= 0 && sbx_os_open_marked_since(fd_, seq_))) {                  \
+        KEEP_ERRNO(sbx_opened(dirfd, path, flags, fd_, ex_));                  \
+        sbx_os_open_mark(fd_);                                                 \
+    }                                                                          \
     return fd_
 
 /* open's third argument exists only with O_CREAT or O_TMPFILE */
