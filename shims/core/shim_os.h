@@ -94,9 +94,10 @@ int sbx_os_execveat(int dirfd, const char *path, char *const argv[], char *const
  * own bodies open through symbols the dylib interposes (libsystem_c's
  * fopen and opendir through open$NOCANCEL ...), so a hook that reports
  * the open its real call made (fopen, opendir, mkstemp) may find it
- * reported already: the open family marks each fd it reports with a
- * sequence number; such a hook takes sbx_os_open_seq() before its real
- * call and reports only an fd not marked since.  Linux: glibc's internal
+ * reported already (and an open wrapper may reach an interposed stub:
+ * open$NOCANCEL, __open_nocancel): the open family marks each fd it
+ * reports with a sequence number; a hook takes sbx_os_open_seq() before
+ * its real call and reports only an fd not marked since.  Linux: glibc's internal
  * opens never reach a hook (the patched ones: sbx_open_body_patched). */
 #if defined(__APPLE__)
 unsigned long sbx_os_open_seq(void);
