@@ -140,3 +140,35 @@ long sbx_path_join_resolving(char *out, size_t cap, const char *base, size_t bas
     memcpy(out, cur, l + 1);
     return (long)l;
 }
+
+long sbx_path_reached(const char *name, int follow_last, sbx_dir_resolver resolve, void *ctx,
+                      char *out, size_t cap)
+{
+    size_t len = strlen(name);
+    if (name[0] != '/' || len >= SBX_PATHNORM_MAX || cap < 2)
+        return -1;
+    long n = follow_last ? resolve(ctx, name, out, cap) : -1;
+    if (n <= 0 || out[0] != '/') {
+        /* not followed, or absent (a create): the directory it is in */
+        const char *slash = strrchr(name, '/');
+        if (!slash[1])
+            return -1;                      /* "/" itself */
+        char dir[SBX_PATHNORM_MAX];
+        size_t dl = slash == name ? 1 : (size_t)(slash - name);
+        memcpy(dir, name, dl);
+        dir[dl] = '\0';
+        n = resolve(ctx, dir, out, cap);
+        if (n <= 0 || out[0] != '/')
+            return -1;
+        size_t bl = len - (size_t)(slash + 1 - name);
+        if ((size_t)n + 1 + bl + 1 > cap)
+            return -1;
+        if (n > 1)
+            out[n++] = '/';
+        memcpy(out + n, slash + 1, bl + 1);
+        n += (long)bl;
+    }
+    if (sbx_path_is_fd_alias(out))
+        return -1;
+    return (size_t)n == len && memcmp(out, name, len) == 0 ? 0 : n;
+}

@@ -44,4 +44,18 @@ long sbx_path_join_resolving(char *out, size_t cap, const char *base, size_t bas
  * alias itself is never reported. */
 int sbx_path_is_fd_alias(const char *path);
 
+/* The name the kernel reached when it refused a call on `name` (absolute,
+ * clean, as traced): the file a symlink on the way, /proc/self/root, or a
+ * descriptor alias (/proc/self/fd/N) led to -- what the system's policy
+ * judged, and so what Result.denied must name.  The last component is
+ * followed when `follow_last` (an open without O_NOFOLLOW); a name that
+ * does not exist (a create) is its directory reached, plus that component.
+ * `resolve` answers for an existing name, in the view of the process that
+ * made the call (its /proc/self, its descriptors), the name the kernel
+ * gives it.  Returns the length written to out when the reached name
+ * differs from `name`, 0 when it is `name` itself, -1 when it cannot be
+ * told (the process is gone, the name is not a file's). */
+long sbx_path_reached(const char *name, int follow_last, sbx_dir_resolver resolve, void *ctx,
+                      char *out, size_t cap);
+
 #endif

@@ -121,6 +121,38 @@ static void renames(void)
             renameat2(AT_FDCWD, at("rw/dir"), AT_FDCWD, at("ro/sub"), RENAME_EXCHANGE));
 }
 
+/* Swap a file of the writable tree with a protected one: both names change */
+static void exchange(void)
+{
+    int fd = open(at("rw/swap.txt"), O_WRONLY | O_CREAT, 0644);
+    if (fd < 0 || mkdir(at("rw/swapdir"), 0755) < 0) {
+        perror("rw/swap");
+        exit(100);
+    }
+    close(fd);
+    verdict("exchange rw file with secret file",
+            renameat2(AT_FDCWD, at("rw/swap.txt"), AT_FDCWD, at("secret/s.txt"),
+                      RENAME_EXCHANGE));
+    verdict("exchange rw file with read-only file",
+            renameat2(AT_FDCWD, at("rw/swap.txt"), AT_FDCWD, at("ro/victim.txt"),
+                      RENAME_EXCHANGE));
+    verdict("exchange rw dir with secret dir",
+            renameat2(AT_FDCWD, at("rw/swapdir"), AT_FDCWD, at("secret"), RENAME_EXCHANGE));
+}
+
+/* Reopen, through its /proc/self/fd alias, a descriptor of a protected file
+ * that the parent opened before the policy (Landlock checks every open,
+ * a reopen included) */
+static void reopen_inherited(int fd)
+{
+    char p[64];
+    snprintf(p, sizeof p, "/proc/self/fd/%d", fd);
+    try_read("reopen inherited fd for reading", p);
+    try_write("reopen inherited fd for writing", p, 0);
+    snprintf(p, sizeof p, "/dev/fd/%d", fd);
+    try_read("reopen inherited fd through /dev/fd", p);
+}
+
 static void procfd(void)
 {
     char p[64];
@@ -233,6 +265,10 @@ int main(int argc, char **argv)
         procfd();
     else if (!strcmp(a, "procroot"))
         procroot();
+    else if (!strcmp(a, "exchange"))
+        exchange();
+    else if (!strcmp(a, "reopen_inherited") && argc > 3)
+        reopen_inherited(atoi(argv[3]));
     else if (!strcmp(a, "inherited") && argc > 3)
         inherited(atoi(argv[3]));
     else if (!strcmp(a, "metadata"))

@@ -140,8 +140,21 @@ static int split_strings(const struct sbx_event *ev, size_t size, struct strings
     return 0;
 }
 
+static const char *pair_name(struct run *r, const struct sbx_event *ev,
+                             const struct strings *st, int i, char *buf, size_t cap);
+
 /* Absolute, clean path of string pair (2i, 2i+1) into buf; NULL if unusable. */
 static const char *pair_path(struct run *r, const struct sbx_event *ev,
+                             const struct strings *st, int i, char *buf, size_t cap)
+{
+    const char *p = pair_name(r, ev, st, i, buf, cap);
+    if (p && sbx_path_is_fd_alias(p))
+        return NULL;    /* /proc/self/fd/N names a descriptor: its file is walked */
+    return p;
+}
+
+/* The same, a descriptor's alias (/proc/self/fd/N) included. */
+static const char *pair_name(struct run *r, const struct sbx_event *ev,
                              const struct strings *st, int i, char *buf, size_t cap)
 {
     int d = 2 * i, p = 2 * i + 1;
@@ -189,8 +202,6 @@ static const char *pair_path(struct run *r, const struct sbx_event *ev,
                         ev->pid, cap);
         return NULL;
     }
-    if (sbx_path_is_fd_alias(buf))
-        return NULL;    /* /proc/self/fd/N names a descriptor: its file is walked */
     return buf;
 }
 
@@ -251,6 +262,20 @@ static int opened_by_this_name(struct run *r, const struct sbx_event *ev,
     return 0;
 }
 
+static void add_reached(struct run *r, const struct sbx_event *ev, const char *name,
+                        int follow, unsigned flags)
+{
+    char reached[SBX_PATH_MAX * 2 + 2];
+    if (!name)
+        return;
+    long n = sbx_refused_reached((int)ev->pid, (int)ev->tid, name, follow, reached,
+                                 sizeof reached);
+    if (n > 0)
+        add_path(r, reached, flags);
+    else if (n == -2)
+        sbx_result_warn(r->res, SBX_REFUSED_UNNAMED, (int)ev->pid, name);
+}
+
 static void on_path_event(struct run *r, const struct sbx_event *ev, const struct strings *st)
 {
     char a[SBX_PATH_MAX * 2 + 2], b[SBX_PATH_MAX * 2 + 2];
@@ -264,13 +289,23 @@ static void on_path_event(struct run *r, const struct sbx_event *ev, const struc
             on_open(r, ev, p0);
         return;
     }
-    struct sbx_access acc = ev->ret < 0 && sbx_access_refusal((int)-ev->ret)
+    int refused = ev->ret < 0 && sbx_access_refusal((int)-ev->ret);
+    struct sbx_access acc = refused
         ? sbx_access_refused(op, sbx_linux_open_intent(open_flags_of(ev)))
         : sbx_access_classify(op, ev->ret >= 0);
     if (p0)
         add_path(r, p0, acc.first);
     if (p1)
         add_path(r, p1, acc.second);
+    if (refused) {
+        /* The refusal is the reached file's (a symlink's target, through
+         * /proc/self/root, a descriptor's file). */
+        int follow = sbx_access_follows(op) && !(open_flags_of(ev) & O_NOFOLLOW);
+        const char *n0 = p0 ? p0 : pair_name(r, ev, st, 0, a, sizeof a);
+        const char *n1 = p1 || ev->npath < 2 ? p1 : pair_name(r, ev, st, 1, b, sizeof b);
+        add_reached(r, ev, n0, follow, acc.first);
+        add_reached(r, ev, n1, follow, acc.second);
+    }
 }
 
 static void on_fd_event(struct run *r, const struct sbx_event *ev, const struct strings *st)
