@@ -119,6 +119,12 @@ def prepare_session(backend: str, session: TraceSession, policy, breakaway,
         session.breakaway = rule
 
 
+#: Said by an incomplete Result of a run under a deny policy.
+UNSEEN_REFUSALS = ("Result.denied lists the accesses this run traced: what the backend "
+                   "did not see (named in the warnings above) was held to the policy all "
+                   "the same, but a refusal among it is not listed")
+
+
 def merge_denied(mechanism, traced) -> tuple:
     """The run's denied accesses: what the mechanism reported (with pids)
     and every traced access outside the policy, each (path, category) once.
@@ -188,6 +194,9 @@ def run_traced(backend: str, session: TraceSession, args, *, input=None,
             mechanism = list(f.get("denied", ()))
             mechanism += session.policy.refusals(f.get("refused", ()))
             denied = merge_denied(mechanism, traced)
+            if not complete and session.policy.on_violation == "deny":
+                # the system refused what it refused; the list is the trace's
+                warnings.append(UNSEEN_REFUSALS)
         return Result(
             returncode=proc.returncode if proc.returncode is not None else -9,
             args=args,

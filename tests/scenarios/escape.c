@@ -1,6 +1,6 @@
 /* escape.c — a hostile child for tests/test_enforcement.py: it tries to get
  * out of a policy that lets it read ROOT/ro and write ROOT/rw, and never
- * touch ROOT/secret.  Usage: escape ATTEMPT ROOT [FD]
+ * touch ROOT/secret (s.txt, t.txt).  Usage: escape ATTEMPT ROOT [FD]
  *
  * Each attempt prints one line per try, "NAME: refused (errno)" or
  * "NAME: ESCAPED", and the program exits with the number that escaped
@@ -138,6 +138,14 @@ static void exchange(void)
                       RENAME_EXCHANGE));
     verdict("exchange rw dir with secret dir",
             renameat2(AT_FDCWD, at("rw/swapdir"), AT_FDCWD, at("secret"), RENAME_EXCHANGE));
+    /* the protected name reached through a symlinked directory of rw */
+    if (symlink(at("secret"), at("rw/to-secret")) < 0) {
+        perror("symlink");
+        exit(100);
+    }
+    verdict("exchange through a symlinked dir",
+            renameat2(AT_FDCWD, at("rw/swap.txt"), AT_FDCWD, at("rw/to-secret/t.txt"),
+                      RENAME_EXCHANGE));
 }
 
 /* Reopen, through its /proc/self/fd alias, a descriptor of a protected file

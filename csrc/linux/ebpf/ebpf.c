@@ -10,6 +10,7 @@
 
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
@@ -262,16 +263,74 @@ static int opened_by_this_name(struct run *r, const struct sbx_event *ev,
     return 0;
 }
 
-static void add_reached(struct run *r, const struct sbx_event *ev, const char *name,
-                        int follow, unsigned flags)
+/* Length of the prefix of `name` that is one of its process's own magic
+ * links -- the forms append_magic() in bpf/sandbox.bpf.c walks -- or 0. */
+static size_t magic_prefix(const char *name)
 {
-    char reached[SBX_PATH_MAX * 2 + 2];
+    const char *p;
+    if (!strncmp(name, "/proc/self/", 11))
+        p = name + 11;
+    else if (!strncmp(name, "/proc/thread-self/", 18))
+        p = name + 18;
+    else if (!strncmp(name, "/dev/fd/", 8))
+        p = name + 5;
+    else if (!strncmp(name, "/proc/", 6) && isdigit((unsigned char)name[6])) {
+        for (p = name + 6; isdigit((unsigned char)*p); p++)
+            ;
+        if (*p++ != '/')
+            return 0;
+    } else {
+        return 0;
+    }
+    if (!strncmp(p, "fd/", 3) && isdigit((unsigned char)p[3]))
+        for (p += 3; isdigit((unsigned char)*p); p++)
+            ;
+    else if (!strncmp(p, "root", 4))
+        p += 4;
+    else if (!strncmp(p, "cwd", 3))
+        p += 3;
+    else
+        return 0;
+    return *p == '/' || !*p ? (size_t)(p - name) : 0;
+}
+
+/* Name i of a refused call as the kernel walked it when it starts with a
+ * magic link of the process, walked at the call (string SBX_STR_MAGIC):
+ * the rest of the name as written joined to it ("..": physically), into
+ * out; NULL when there is no such string. */
+static const char *magic_join(const struct sbx_event *ev, const struct strings *st, int i,
+                              char *out, size_t cap)
+{
+    int m = 2 * ev->npath, raw = 2 * i + 1;
+    size_t k;
+    if (m >= ev->nstr || !(st->flags[m] & SBX_STR_MAGIC) ||
+        !(st->flags[m] & SBX_STR_MAGIC2) != (i == 0) || raw >= m ||
+        (k = magic_prefix(st->s[raw])) == 0)
+        return NULL;
+    const char *rest = st->s[raw] + k;
+    while (*rest == '/')
+        rest++;
+    return sbx_path_join_physical(out, cap, st->s[m], st->len[m], rest, strlen(rest)) > 0
+           ? out : NULL;
+}
+
+/* Name i of a refused call: the refusal is also the file it reached (a
+ * symlink's target, through /proc/self/root, a descriptor's file); the
+ * symlinks after a magic link are followed here. */
+static void add_reached(struct run *r, const struct sbx_event *ev, const struct strings *st,
+                        int i, const char *name, int follow, unsigned flags)
+{
+    char joined[SBX_PATH_MAX * 2 + 2], reached[SBX_PATH_MAX * 2 + 2];
     if (!name)
         return;
-    long n = sbx_refused_reached((int)ev->pid, (int)ev->tid, name, follow, reached,
+    const char *from = magic_join(ev, st, i, joined, sizeof joined);
+    if (!from)
+        from = name;
+    long n = sbx_refused_reached((int)ev->pid, (int)ev->tid, from, follow, reached,
                                  sizeof reached);
-    if (n > 0)
-        add_path(r, reached, flags);
+    const char *target = n > 0 ? reached : from != name ? from : NULL;
+    if (target && strcmp(target, name) != 0)
+        add_path(r, target, flags);
     else if (n == -2)
         sbx_result_warn(r->res, SBX_REFUSED_UNNAMED, (int)ev->pid, name);
 }
@@ -281,7 +340,8 @@ static void on_path_event(struct run *r, const struct sbx_event *ev, const struc
     char a[SBX_PATH_MAX * 2 + 2], b[SBX_PATH_MAX * 2 + 2];
     const char *p0 = pair_path(r, ev, st, 0, a, sizeof a);
     const char *p1 = ev->npath > 1 ? pair_path(r, ev, st, 1, b, sizeof b) : NULL;
-    if (!p0 && !p1)
+    int refused = ev->ret < 0 && sbx_access_refusal((int)-ev->ret);
+    if (!p0 && !p1 && !refused)
         return;
     enum sbx_op op = sbx_linux_path_op(ev->nr);
     if (op == SBX_OP_OPEN && ev->ret >= 0) {
@@ -289,7 +349,15 @@ static void on_path_event(struct run *r, const struct sbx_event *ev, const struc
             on_open(r, ev, p0);
         return;
     }
-    int refused = ev->ret < 0 && sbx_access_refusal((int)-ev->ret);
+    /* "/proc/PID/cwd/../x": ".." was taken from what the link pointed to
+     * at the call, which the kernel walked then */
+    char ja[SBX_PATH_MAX * 2 + 2], jb[SBX_PATH_MAX * 2 + 2];
+    const char *m0 = refused && p0 && ev->nstr > 1 &&
+                     strstr(st->s[1], "/..") ? magic_join(ev, st, 0, ja, sizeof ja) : NULL;
+    const char *m1 = refused && p1 && ev->nstr > 3 && strstr(st->s[3], "/..")
+                     ? magic_join(ev, st, 1, jb, sizeof jb) : NULL;
+    p0 = m0 ? m0 : p0;
+    p1 = m1 ? m1 : p1;
     struct sbx_access acc = refused
         ? sbx_access_refused(op, sbx_linux_open_intent(open_flags_of(ev)))
         : sbx_access_classify(op, ev->ret >= 0);
@@ -303,8 +371,8 @@ static void on_path_event(struct run *r, const struct sbx_event *ev, const struc
         int follow = sbx_access_follows(op) && !(open_flags_of(ev) & O_NOFOLLOW);
         const char *n0 = p0 ? p0 : pair_name(r, ev, st, 0, a, sizeof a);
         const char *n1 = p1 || ev->npath < 2 ? p1 : pair_name(r, ev, st, 1, b, sizeof b);
-        add_reached(r, ev, n0, follow, acc.first);
-        add_reached(r, ev, n1, follow, acc.second);
+        add_reached(r, ev, st, 0, n0, follow, acc.first);
+        add_reached(r, ev, st, 1, n1, follow, acc.second);
     }
 }
 
