@@ -140,15 +140,37 @@ def test_inherited_fd_is_reported_not_refused(backend, escape_bins, tmp_path):
         assert Denied(target, "write") in [d._replace(pid=None) for d in r.denied], r.denied
 
 
+@pytest.mark.parametrize("attempt", ["symlink", "procroot", "procfd", "exchange"])
 @pytest.mark.parametrize("backend", BACKENDS)
-def test_reopening_an_inherited_fd_is_refused_and_listed(backend, escape_bins, tmp_path):
+def test_refusals_of_a_static_program_are_listed(backend, attempt, escape_bins, tmp_path):
+    """The same refusals, made by a statically linked program (which the
+    preload backend hands to the ptrace launcher): listed alike."""
+    sb = sandbox_for(backend)
+    root = make_tree(tmp_path)
+    before = snapshot(root)
+    exe = escape_bins["static"]
+    r = sb.run([exe, attempt, root], policy=policy_for(root, exe), capture_output=True,
+               text=True, timeout=120, cwd=os.path.join(root, "rw"))
+    out = r.stdout + r.stderr
+    assert r.returncode == 0 and "ESCAPED" not in out and "refused" in out, out
+    assert snapshot(root) == before, out
+    listed = {(d.path, d.category) for d in r.denied}
+    missing = {(rel, cat) for rel, cat in MUST_LIST[attempt]
+               if (os.path.join(root, rel), cat) not in listed}
+    assert not missing, (missing, out, r.denied)
+
+
+@pytest.mark.parametrize("linkage", ["dynamic", "static"])
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_reopening_an_inherited_fd_is_refused_and_listed(backend, linkage, escape_bins,
+                                                         tmp_path):
     """An fd of a protected file opened before the policy is usable as it
     is, but reopening it through /proc/self/fd/N or /dev/fd/N is a new open
     that Landlock refuses: listed under the file behind the descriptor."""
     sb = sandbox_for(backend)
     root = make_tree(tmp_path)
     before = snapshot(root)
-    exe = escape_bins["dynamic"]
+    exe = escape_bins[linkage]
     target = os.path.join(root, "secret", "s.txt")
     fd = os.open(target, os.O_RDONLY)
     try:

@@ -197,6 +197,10 @@ static void enforce_policy(void)
     if (sbx_landlock_restrict(fd) < 0)
         die("cannot apply the policy (Landlock)");
     g_enforced = 1;
+    /* a preload run hands its static programs to this launcher in adopt
+     * mode, which must know (it cannot ask Landlock) */
+    if (getenv("SBX_PRELOAD_HANDOFF"))
+        setenv("SBX_PTRACE_ENFORCED", "1", 1);
     close(fd);
 }
 
@@ -259,6 +263,8 @@ static int adopt(char **argv)
      * (the run then names this process as unobserved). */
     for (int i = 0; i < 10000 && !traced(); i++)
         usleep(1000);
+    /* under an enforced policy (set by the launcher that applied it) */
+    g_enforced = getenv("SBX_PTRACE_ENFORCED") != NULL;
     if (traced() && install_filter() < 0)
         die("cannot install the seccomp filter");
     restore_loader_env();
