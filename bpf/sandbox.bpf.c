@@ -704,7 +704,7 @@ static __always_inline long number_at(const char *b, int *len)
 /* If the name at s->data[start] starts with a magic link of the current
  * process, append what it points to as string i (SBX_STR_MAGIC | flag) and
  * return 1; else 0 and nothing appended.  The forms are the ones
- * magic_prefix() in csrc/linux/ebpf/ebpf.c parses. */
+ * sbx_path_magic_prefix() in csrc/core/pathnorm.c parses. */
 __noinline int append_magic(struct scratch *s, __u64 *off, __u64 i, __u64 start, __u64 flag)
 {
     char b[24] = {}, c[16] = {};

@@ -170,5 +170,41 @@ long sbx_path_reached(const char *name, int follow_last, sbx_dir_resolver resolv
     }
     if (sbx_path_is_fd_alias(out))
         return -1;
+    if (!strncmp(out, "/proc/", 6))
+        return 0;
     return (size_t)n == len && memcmp(out, name, len) == 0 ? 0 : n;
+}
+
+static int is_digit(char c)
+{
+    return c >= '0' && c <= '9';
+}
+
+size_t sbx_path_magic_prefix(const char *path)
+{
+    const char *p;
+    if (!strncmp(path, "/proc/self/", 11))
+        p = path + 11;
+    else if (!strncmp(path, "/proc/thread-self/", 18))
+        p = path + 18;
+    else if (!strncmp(path, "/dev/fd/", 8))
+        p = path + 5;
+    else if (!strncmp(path, "/proc/", 6) && is_digit(path[6])) {
+        for (p = path + 6; is_digit(*p); p++)
+            ;
+        if (*p++ != '/')
+            return 0;
+    } else {
+        return 0;
+    }
+    if (!strncmp(p, "fd/", 3) && is_digit(p[3]))
+        for (p += 3; is_digit(*p); p++)
+            ;
+    else if (!strncmp(p, "root", 4))
+        p += 4;
+    else if (!strncmp(p, "cwd", 3))
+        p += 3;
+    else
+        return 0;
+    return *p == '/' || !*p ? (size_t)(p - path) : 0;
 }

@@ -77,7 +77,6 @@ long sbx_refused_reached(int pid, int tid, const char *name, int follow_last, ch
     long n = sbx_path_reached(name, follow_last, sbx_proc_view_resolve, &v, out, cap);
     if (n >= 0)
         return n;
-    /* names that mean something only in that process */
-    return !strncmp(name, "/proc/", 6) || !strncmp(name, "/dev/fd", 7) ||
-           !strncmp(name, "/dev/std", 8) ? -2 : -1;
+    /* a link that means something only in that process */
+    return sbx_path_magic_prefix(name) || !strncmp(name, "/dev/std", 8) ? -2 : -1;
 }

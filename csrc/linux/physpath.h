@@ -33,7 +33,7 @@ long sbx_proc_view_resolve(void *ctx, const char *name, char *out, size_t cap);
  * outside it (the ptrace and eBPF backends): > 0 the reached name is in
  * out, 0 it is `name` itself, -1 it could not be told and `name` already
  * says what was refused, -2 it could not be told and `name` says nothing
- * (a /proc or descriptor name of a process that has exited): the backend
+ * (a magic link of a process that has exited, sbx_path_magic_prefix): the backend
  * warns with SBX_REFUSED_UNNAMED (pid, name). */
 long sbx_refused_reached(int pid, int tid, const char *name, int follow_last, char *out,
                          size_t cap);

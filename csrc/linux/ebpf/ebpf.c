@@ -10,7 +10,6 @@
 
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
-#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
@@ -263,37 +262,6 @@ static int opened_by_this_name(struct run *r, const struct sbx_event *ev,
     return 0;
 }
 
-/* Length of the prefix of `name` that is one of its process's own magic
- * links -- the forms append_magic() in bpf/sandbox.bpf.c walks -- or 0. */
-static size_t magic_prefix(const char *name)
-{
-    const char *p;
-    if (!strncmp(name, "/proc/self/", 11))
-        p = name + 11;
-    else if (!strncmp(name, "/proc/thread-self/", 18))
-        p = name + 18;
-    else if (!strncmp(name, "/dev/fd/", 8))
-        p = name + 5;
-    else if (!strncmp(name, "/proc/", 6) && isdigit((unsigned char)name[6])) {
-        for (p = name + 6; isdigit((unsigned char)*p); p++)
-            ;
-        if (*p++ != '/')
-            return 0;
-    } else {
-        return 0;
-    }
-    if (!strncmp(p, "fd/", 3) && isdigit((unsigned char)p[3]))
-        for (p += 3; isdigit((unsigned char)*p); p++)
-            ;
-    else if (!strncmp(p, "root", 4))
-        p += 4;
-    else if (!strncmp(p, "cwd", 3))
-        p += 3;
-    else
-        return 0;
-    return *p == '/' || !*p ? (size_t)(p - name) : 0;
-}
-
 /* Name i of a refused call as the kernel walked it when it starts with a
  * magic link of the process, walked at the call (string SBX_STR_MAGIC):
  * the rest of the name as written joined to it ("..": physically), into
@@ -305,7 +273,7 @@ static const char *magic_join(const struct sbx_event *ev, const struct strings *
     size_t k;
     if (m >= ev->nstr || !(st->flags[m] & SBX_STR_MAGIC) ||
         !(st->flags[m] & SBX_STR_MAGIC2) != (i == 0) || raw >= m ||
-        (k = magic_prefix(st->s[raw])) == 0)
+        (k = sbx_path_magic_prefix(st->s[raw])) == 0)
         return NULL;
     const char *rest = st->s[raw] + k;
     while (*rest == '/')
