@@ -35,7 +35,7 @@ MUST_LIST = {
     "plain": {("secret/s.txt", "read"), ("ro/victim.txt", "write"),
               ("secret/new.txt", "write"), ("ro/newdir", "write")},
     "symlink": {("secret/s.txt", "read"), ("ro/victim.txt", "write"),
-                ("secret/new.txt", "write")},
+                ("secret/new.txt", "write"), ("secret/t.txt", "write")},
     "exchange": {("secret/s.txt", "write"), ("ro/victim.txt", "write"), ("secret", "write"),
                  ("secret/t.txt", "write")},
     "procfd": {("ro/victim.txt", "write"), ("secret/s.txt", "read"),

@@ -93,6 +93,7 @@ static void symlinks(void)
     try_write("symlink to read-only", at("rw/to-ro"), O_TRUNC);
     try_read("symlink to secret dir", at("rw/to-secret/s.txt"));
     try_write("create through symlink", at("rw/to-secret/new.txt"), O_CREAT);
+    verdict("unlink through symlinked dir", unlink(at("rw/to-secret/t.txt")));
 }
 
 static void hardlink(void)
