@@ -289,8 +289,8 @@ static void add_reached(struct run *r, const struct sbx_event *ev, const struct 
                         int i, const char *name, int follow, unsigned flags)
 {
     char joined[SBX_PATH_MAX * 2 + 2], reached[SBX_PATH_MAX * 2 + 2];
-    if (!name)
-        return;
+    if (!name || !(flags & SBX_REFUSED))
+        return;                     /* asked for nothing: a look, not a refusal */
     const char *from = magic_join(ev, st, i, joined, sizeof joined);
     if (!from)
         from = name;

@@ -911,8 +911,6 @@ static void take_listener(struct sbx_ptrace_run *r, pid_t tid, int fd, const cha
         r->notifier_started = 1;
 }
 
-/* Record what a path call did to its names (the access model decides):
- * ok 1 succeeded, 0 failed, -1 refused by the system (EACCES, EPERM). */
 /* A refused call's name: the refusal is also the file the name reached (a
  * symlink's target, /proc/self/root's, a descriptor's file), asked now,
  * while the caller is stopped in the call. */
@@ -920,6 +918,8 @@ static void add_reached(struct sbx_ptrace_run *r, struct task *t, const char *p,
                         unsigned fl)
 {
     char reached[PMAX];
+    if (!(fl & SBX_REFUSED))
+        return;                     /* asked for nothing: a look, not a refusal */
     long n = sbx_refused_reached(t->pr->tgid, t->tid, p, follow, reached, sizeof reached);
     if (n > 0)
         add(r, reached, fl);
@@ -927,6 +927,8 @@ static void add_reached(struct sbx_ptrace_run *r, struct task *t, const char *p,
         locked_warn(r, SBX_REFUSED_UNNAMED, t->pr->tgid, p);
 }
 
+/* Record what a path call did to its names (the access model decides):
+ * ok 1 succeeded, 0 failed, -1 refused by the system (EACCES, EPERM). */
 static void path_done(struct sbx_ptrace_run *r, struct task *t, enum sbx_op op, int ok)
 {
     struct sbx_access a = ok < 0 ? sbx_access_refused(op, 0) : sbx_access_classify(op, ok);
