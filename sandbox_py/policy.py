@@ -362,9 +362,11 @@ class Policy:
     def refusals(self, refused) -> list:
         """The refused calls a tracer saw -- ``(path, "read" | "write")``,
         a call the system failed with EACCES or EPERM, traced as a probe of
-        its name -- that this policy explains: what it asked for is outside
-        the policy.  (A refusal inside the policy came from elsewhere, e.g.
-        file permissions, and is not the policy's.)"""
+        its name and of the file that name reached (a symlink's target, what
+        /proc/self/root or /proc/self/fd/N led to: what the system judged)
+        -- that this policy explains: what it asked for is outside the
+        policy.  (A refusal inside the policy came from elsewhere, e.g. file
+        permissions, and is not the policy's.)"""
         return [Denied(path, category) for path, category in refused
                 if path.startswith("/") and not self.allows(category, path)]
 
