@@ -9,7 +9,9 @@ policy existed), the access is reported instead (docs/enforcement.md).
 from __future__ import annotations
 
 import os
+import subprocess
 import sys
+import textwrap
 
 import pytest
 
@@ -186,6 +188,32 @@ def test_reopening_an_inherited_fd_is_refused_and_listed(backend, linkage, escap
     assert {(target, "read"), (target, "write")} <= listed, r.denied
     # the alias itself names no file
     assert not any("/fd/" in d.path for d in r.denied), r.denied
+
+
+def test_ebpf_link_gone_before_its_event_is_read_is_not_a_silent_gap(tmp_path):
+    """The eBPF reader follows a refused name's symlinks when it reads the
+    event.  A link removed before that (a starved reader, here on purpose)
+    cannot be followed: the Result says so and is incomplete, never silent."""
+    sandbox_for("ebpf")
+    root = make_tree(tmp_path)
+    code = textwrap.dedent("""
+        import os, sys
+        from sandbox_py import Policy, Sandbox
+        root = sys.argv[1]
+        r = Sandbox("ebpf").run(["sh", "-c", "ln -s ../secret/s.txt l; cat l; rm l"],
+                                cwd=os.path.join(root, "rw"),
+                                policy=Policy(write=[os.path.join(root, "rw")]))
+        listed = (os.path.join(root, "secret", "s.txt"), "read") in {
+            (d.path, d.category) for d in r.denied}
+        print(listed, r.complete, "|".join(r.warnings))
+    """)
+    env = dict(os.environ, SANDBOX_PY_READER_DELAY_MS="300")
+    out = subprocess.run([sys.executable, "-c", code, root], env=env, capture_output=True,
+                         text=True, check=True).stdout
+    listed, complete, warnings = out.strip().split(" ", 2)
+    assert listed == "True" or (complete == "False" and "which was gone when its event was "
+                                "read" in warnings), out
+    assert not os.path.exists(os.path.join(root, "rw", "l"))
 
 
 @pytest.mark.parametrize("backend", BACKENDS)

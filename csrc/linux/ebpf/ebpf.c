@@ -284,9 +284,10 @@ static const char *magic_join(const struct sbx_event *ev, const struct strings *
 
 /* Name i of a refused call: the refusal is also the file it reached (a
  * symlink's target, through /proc/self/root, a descriptor's file); the
- * symlinks after a magic link are followed here. */
+ * symlinks after a magic link are followed here, when the event is read.
+ * `existed`: the call needed the name to exist (an open without O_CREAT). */
 static void add_reached(struct run *r, const struct sbx_event *ev, const struct strings *st,
-                        int i, const char *name, int follow, unsigned flags)
+                        int i, const char *name, int follow, int existed, unsigned flags)
 {
     char joined[SBX_PATH_MAX * 2 + 2], reached[SBX_PATH_MAX * 2 + 2];
     if (!name || !(flags & SBX_REFUSED))
@@ -297,10 +298,18 @@ static void add_reached(struct run *r, const struct sbx_event *ev, const struct 
     long n = sbx_refused_reached((int)ev->pid, (int)ev->tid, from, follow, reached,
                                  sizeof reached);
     const char *target = n > 0 ? reached : from != name ? from : NULL;
+    struct stat sb;
     if (target && strcmp(target, name) != 0)
         add_path(r, target, flags);
     else if (n == -2)
         sbx_result_warn(r->res, SBX_REFUSED_UNNAMED, (int)ev->pid, name);
+    else if (from == name && (n < 0 || (existed && lstat(name, &sb) < 0)))
+        /* changed since the call (milliseconds ago): a symlink on the way
+         * may have led elsewhere, and nothing says where */
+        sbx_result_warn(r->res, "process %d was refused %s, which was gone when its event "
+                        "was read: whether a symlink on the way led to a file outside the "
+                        "policy cannot be told (Result.denied lists the name as given)",
+                        (int)ev->pid, name);
 }
 
 static void on_path_event(struct run *r, const struct sbx_event *ev, const struct strings *st)
@@ -339,8 +348,9 @@ static void on_path_event(struct run *r, const struct sbx_event *ev, const struc
         int follow = sbx_access_follows(op) && !(open_flags_of(ev) & O_NOFOLLOW);
         const char *n0 = p0 ? p0 : pair_name(r, ev, st, 0, a, sizeof a);
         const char *n1 = p1 || ev->npath < 2 ? p1 : pair_name(r, ev, st, 1, b, sizeof b);
-        add_reached(r, ev, st, 0, n0, follow, acc.first);
-        add_reached(r, ev, st, 1, n1, follow, acc.second);
+        int existed = op == SBX_OP_OPEN && !(open_flags_of(ev) & O_CREAT);
+        add_reached(r, ev, st, 0, n0, follow, existed, acc.first);
+        add_reached(r, ev, st, 1, n1, follow, 0, acc.second);
     }
 }
 
