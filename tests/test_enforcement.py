@@ -42,7 +42,8 @@ MUST_LIST = {
                  ("secret/t.txt", "write")},
     "procfd": {("ro/victim.txt", "write"), ("secret/s.txt", "read"),
                ("secret/s.txt", "write")},
-    "procroot": {("secret/s.txt", "read"), ("ro/victim.txt", "write")},
+    "procroot": {("secret/s.txt", "read"), ("ro/victim.txt", "write"),
+                 ("secret/new2.txt", "write")},
     "io_uring": {("secret/s.txt", "read"), ("ro/victim.txt", "write"),
                  ("secret/new.txt", "write")},
 }

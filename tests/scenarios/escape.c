@@ -193,6 +193,8 @@ static void procroot(void)
     try_read("/proc/self/root to secret", p);
     snprintf(p, sizeof p, "/proc/self/root%s", at("ro/victim.txt"));
     try_write("/proc/self/root to read-only", p, O_TRUNC);
+    snprintf(p, sizeof p, "/proc/self/root%s", at("secret/new2.txt"));
+    try_write("/proc/self/root create in secret", p, O_CREAT | O_EXCL);
     snprintf(p, sizeof p, "/proc/%d/cwd/../secret/s.txt", getpid());
     try_read("/proc/PID/cwd to secret", p);
 }
