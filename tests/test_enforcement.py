@@ -3,8 +3,10 @@ tries every known way out (tests/scenarios/escape.c) under every Linux
 backend, as root and -- through tests/unprivileged/run_as_user.sh -- as an
 unprivileged user.  Every attempt must be refused, nothing outside the
 policy may change on disk, and what the run touched outside the policy is
-in Result.denied; where Landlock cannot refuse (an fd opened before the
-policy existed), the access is reported instead (docs/enforcement.md).
+in Result.denied -- a refusal under the file the kernel refused, wherever
+the name led (a symlink, /proc/self/root, /proc/self/fd/N); where Landlock
+cannot refuse (an fd opened before the policy existed), the access is
+reported instead (docs/enforcement.md).
 """
 from __future__ import annotations
 

@@ -8,6 +8,8 @@
  * something is caught there).  "inherited" writes through an fd the parent
  * opened before the policy existed: that one cannot be refused, and the
  * run must report it instead, and so must "metadata" (chmod, utimes).
+ * "reopen_inherited" reopens such an fd through /proc/self/fd/N and
+ * /dev/fd/N: a new open, which is refused.
  */
 #define _GNU_SOURCE
 #include <errno.h>
