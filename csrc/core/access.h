@@ -29,6 +29,10 @@ struct sbx_access sbx_access_classify(enum sbx_op op, int ok);
  * the pathset records them as probes and keeps the request for
  * Result.denied.  `open_intent' (SBX_OPEN_*) is used for SBX_OP_OPEN. */
 struct sbx_access sbx_access_refused(enum sbx_op op, unsigned open_intent);
+/* Whether a call taking `op' follows a symlink that is its name's last
+ * component (an open does unless O_NOFOLLOW, which the caller checks): a
+ * refusal is then the target's, not the link's (sbx_path_reached). */
+int sbx_access_follows(enum sbx_op op);
 /* Whether a call that failed with errno `err' was refused by the system
  * (EACCES, EPERM: a policy or permissions) rather than failing otherwise. */
 int sbx_access_refusal(int err);

@@ -442,10 +442,27 @@ static struct sbx_access classify_call(enum sbx_op op, int ok, int err)
                                           : sbx_access_classify(op, ok);
 }
 
+/* A refused name (p resolved, or path against dirfd): the refusal is also
+ * the file the name reached -- a symlink's target, through /proc/self/root,
+ * a descriptor's file -- asked of the kernel now, in this process. */
+static void record_reached(int dirfd, const char *path, const char *p, int follow,
+                           unsigned cats)
+{
+    char buf[SBX_PATH_MAX], reached[SBX_PATH_MAX];
+    if (!sbx_on() || g_quiet || !(cats & SBX_REFUSED) || (!p && !path))
+        return;
+    if (!p && sbx_resolve(dirfd, path, buf, sizeof buf) < 0)
+        return;
+    if (sbx_path_reached(p ? p : buf, follow, real_dir, NULL, reached, sizeof reached) > 0)
+        emit(SBX_EV_PATH, cats, 0, 0, reached, NULL);
+}
+
 void sbx_path_at(int dirfd, const char *path, enum sbx_op op, int ok)
 {
     int err = errno;
-    sbx_path_cats_at(dirfd, path, classify_call(op, ok, err).first);
+    unsigned cats = classify_call(op, ok, err).first;
+    sbx_path_cats_at(dirfd, path, cats);
+    record_reached(dirfd, path, NULL, sbx_access_follows(op), cats);
 }
 
 void sbx_path2_at(int dirfd1, const char *path1, int dirfd2, const char *path2,
@@ -455,6 +472,8 @@ void sbx_path2_at(int dirfd1, const char *path1, int dirfd2, const char *path2,
     struct sbx_access a = classify_call(op, ok, err);
     sbx_path_cats_at(dirfd1, path1, a.first);
     sbx_path_cats_at(dirfd2, path2, a.second);
+    record_reached(dirfd1, path1, NULL, sbx_access_follows(op), a.first);
+    record_reached(dirfd2, path2, NULL, sbx_access_follows(op), a.second);
 }
 
 int sbx_exists_at(int dirfd, const char *path)
@@ -487,21 +506,24 @@ void sbx_opened(int dirfd, const char *path, int oflags, int fd, int existed)
         lost_long_name();
     if (plen < 0)
         return;
-    if (sbx_path_is_fd_alias(p)) {
-        /* a reopen through /proc/self/fd/N or /dev/fd/N opens the file
-         * behind the descriptor (nothing, when it has no name) */
-        if (fd < 0 || (plen = fd_name(fd, p, sizeof p)) <= 0 || p[0] != '/')
-            return;
-    }
-    if (fd >= 0 && (oflags & O_DIRECTORY))
-        dir_remember(fd, p, (size_t)plen);
+    int alias = sbx_path_is_fd_alias(p);
     if (fd < 0) {
         unsigned cats = sbx_access_refusal(err)
             ? sbx_access_refused(SBX_OP_OPEN, sbx_os_open_intent(oflags)).first
             : SBX_PROBE;
-        emit(SBX_EV_PATH, cats, 0, 0, p, NULL);
+        if (!alias)
+            emit(SBX_EV_PATH, cats, 0, 0, p, NULL);
+        record_reached(dirfd, path, p, !(oflags & O_NOFOLLOW), cats);
         return;
     }
+    if (alias) {
+        /* a reopen through /proc/self/fd/N or /dev/fd/N opens the file
+         * behind the descriptor (nothing, when it has no name) */
+        if ((plen = fd_name(fd, p, sizeof p)) <= 0 || p[0] != '/')
+            return;
+    }
+    if (oflags & O_DIRECTORY)
+        dir_remember(fd, p, (size_t)plen);
     int used, tracked;
     unsigned now = sbx_access_open(sbx_os_open_intent(oflags),
                                    (oflags & O_CREAT) && existed == 0, &used, &tracked);
