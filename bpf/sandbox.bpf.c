@@ -667,6 +667,97 @@ static __always_inline __u64 probe_hash(struct scratch *s, long ret)
     return h ? h : 1;
 }
 
+/* ---- refused names through the process's own magic links ------------------ */
+
+#define EACCES 13
+#define EPERM  1
+
+/* b starts with the NUL-less literal `lit` (unrolled: constant indexes) */
+#define STARTS(b, lit) starts_with(b, lit, sizeof(lit) - 1)
+static __always_inline int starts_with(const char *b, const char *lit, int n)
+{
+#pragma unroll
+    for (int i = 0; i < 20; i++)
+        if (i < n && b[i] != lit[i])
+            return 0;
+    return 1;
+}
+
+/* The decimal number at b (up to 10 digits): its value, *len its digits */
+static __always_inline long number_at(const char *b, int *len)
+{
+    long v = 0;
+    int n = 0, done = 0;
+#pragma unroll
+    for (int i = 0; i < 10; i++) {
+        if (!done && b[i] >= '0' && b[i] <= '9') {
+            v = v * 10 + (b[i] - '0');
+            n++;
+        } else {
+            done = 1;
+        }
+    }
+    *len = n;
+    return v;
+}
+
+/* If the name at s->data[start] starts with a magic link of the current
+ * process, append what it points to as string i (SBX_STR_MAGIC | flag) and
+ * return 1; else 0 and nothing appended.  The forms are the ones
+ * sbx_path_magic_prefix() in csrc/core/pathnorm.c parses. */
+__noinline int append_magic(struct scratch *s, __u64 *off, __u64 i, __u64 start, __u64 flag)
+{
+    char b[24] = {}, c[16] = {};
+    if (!s || !off || i >= SBX_MAX_STR || start > SBX_DATA_MAX)
+        return 0;
+    bpf_probe_read_kernel(b, sizeof b, &s->data[start]);
+    struct task_struct *task = bpf_get_current_task_btf();
+    __u32 p = 0;
+    int n = 0;
+    if (STARTS(b, "/proc/self/"))
+        p = 11;
+    else if (STARTS(b, "/proc/thread-self/"))
+        p = 18;
+    else if (STARTS(b, "/dev/fd/"))
+        p = 5;                          /* "fd/N" follows */
+    else if (STARTS(b, "/proc/") && number_at(&b[6], &n) == (long)task->tgid && n > 0 &&
+             n < 11)
+        p = 6 + n + 1;                  /* checked below: '/' after the pid */
+    else
+        return 0;
+    if (p > 17)
+        return 0;
+    if (p == (__u32)(6 + n + 1) && n > 0)
+        bpf_probe_read_kernel(c, 1, &s->data[start + p - 1]);
+    if (n > 0 && c[0] != '/')
+        return 0;
+    bpf_probe_read_kernel(c, sizeof c, &s->data[start + p]);
+    struct vfsmount *m = NULL;
+    struct dentry *d = NULL;
+    if (STARTS(c, "fd/")) {
+        long fd = number_at(&c[3], &n);
+        char after = 0;
+        if (n > 0 && n < 10)
+            bpf_probe_read_kernel(&after, 1, &s->data[start + p + 3 + n]);
+        struct file *f = n > 0 && n < 10 && (after == '/' || after == 0) ? fd_file(task, fd)
+                                                                         : NULL;
+        if (f) {
+            m = f->f_path.mnt;
+            d = f->f_path.dentry;
+        }
+    } else if (STARTS(c, "root") && (c[4] == '/' || c[4] == 0)) {
+        m = task->fs->root.mnt;
+        d = task->fs->root.dentry;
+    } else if (STARTS(c, "cwd") && (c[3] == '/' || c[3] == 0)) {
+        m = task->fs->pwd.mnt;
+        d = task->fs->pwd.dentry;
+    }
+    if (!d || append_walk(s, off, i, kaddr(m), kaddr(d)) < 0)
+        return 0;
+    s->ev.str_flags[i] |= SBX_STR_MAGIC | flag;
+    return 1;
+}
+
 /* Where a syscall's path arguments are: npath pairs, dN = argument index of
  * path N's dirfd (-1: the cwd), pN = argument index of the path; emit_path()
  * also takes the operation in bits 24-27. */
@@ -729,7 +820,18 @@ __noinline int emit_path(struct scratch *s, __u32 run_id, long nr, long ret, int
         append_path_arg(s, &off, 0, (int)arg_at(s, d0), arg_at(s, p0));
     if (npath > 1)
         append_path_arg(s, &off, 1, (int)arg_at(s, d1), arg_at(s, p1));
-    if (npath == 1 && pure_probe(op, ret)) {
+    /* a refused name through the process's own /proc links: their target
+     * now (never deduplicated: /proc/self/fd/3 differs between processes) */
+    int magic = 0;
+    if ((ret == -EACCES || ret == -EPERM) && s->ev.nstr == 2 * npath) {
+        __u64 at0 = s->ev.str_len[0] & (SBX_PATH_MAX * 2 - 1);
+        magic = append_magic(s, &off, 2 * npath, at0, 0);
+        if (!magic && npath > 1)
+            magic = append_magic(s, &off, 2 * npath,
+                                 at0 + (s->ev.str_len[1] & (SBX_PATH_MAX - 1)) +
+                                 (s->ev.str_len[2] & (SBX_PATH_MAX - 1)), SBX_STR_MAGIC2);
+    }
+    if (npath == 1 && pure_probe(op, ret) && !magic) {
         __u64 h = probe_hash(s, ret);
         if (h) {
             if (seen_has(&probe_seen, SBX_PROBE_SEEN_BITS, seen_tag(h, 1, run_id)))

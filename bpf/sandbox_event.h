@@ -76,6 +76,15 @@ enum sbx_event_type {
  * a final component that differs from this one is either a symlink or
  * such a rewrite, and the reader tells them apart. */
 #define SBX_STR_FILENAME  0x20
+/* After the pairs of a refused call (EACCES, EPERM) whose name starts with
+ * one of the process's own magic links (/proc/self/fd/N, /proc/self/root,
+ * /proc/self/cwd; the same under /proc/thread-self, /proc/<its pid> and
+ * /dev/fd/N): the kernel's path of what that link points to, walked at the
+ * call -- the process may be gone when the reader sees the event.  The
+ * reader joins the rest of the name to it.  With SBX_STR_MAGIC2 it is the
+ * second pair's name (one such string per event). */
+#define SBX_STR_MAGIC     0x40
+#define SBX_STR_MAGIC2    0x80
 
 struct sbx_event {
     __u32 size;          /* header + strings, bytes */

@@ -501,12 +501,29 @@ static struct sbx_access classify_call(enum sbx_op op, int ok, int err)
                                           : sbx_access_classify(op, ok);
 }
 
+/* A refused name (p resolved, or path against dirfd): the refusal is also
+ * the file the name reached -- a symlink's target, through /proc/self/root,
+ * a descriptor's file -- asked of the kernel now, in this process. */
+static void record_reached(int dirfd, const char *path, const char *p, int follow,
+                           unsigned cats)
+{
+    char buf[SBX_PATH_MAX], reached[SBX_PATH_MAX];
+    if (!sbx_on() || g_quiet || !(cats & SBX_REFUSED) || (!p && !path))
+        return;
+    if (!p && sbx_resolve(dirfd, path, buf, sizeof buf) < 0)
+        return;
+    if (sbx_path_reached(p ? p : buf, follow, real_dir, NULL, reached, sizeof reached) > 0)
+        emit(SBX_EV_PATH, cats, 0, 0, reached, NULL);
+}
+
 void sbx_path_at(int dirfd, const char *path, enum sbx_op op, int ok)
 {
     int err = errno;
     if (op == SBX_OP_REMOVE && ok && sbx_on())
         names_moved();
-    sbx_path_cats_at(dirfd, path, classify_call(op, ok, err).first);
+    unsigned cats = classify_call(op, ok, err).first;
+    sbx_path_cats_at(dirfd, path, cats);
+    record_reached(dirfd, path, NULL, sbx_access_follows(op), cats);
 }
 
 void sbx_path2_at(int dirfd1, const char *path1, int dirfd2, const char *path2,
@@ -518,6 +535,8 @@ void sbx_path2_at(int dirfd1, const char *path1, int dirfd2, const char *path2,
     struct sbx_access a = classify_call(op, ok, err);
     sbx_path_cats_at(dirfd1, path1, a.first);
     sbx_path_cats_at(dirfd2, path2, a.second);
+    record_reached(dirfd1, path1, NULL, sbx_access_follows(op), a.first);
+    record_reached(dirfd2, path2, NULL, sbx_access_follows(op), a.second);
 }
 
 int sbx_exists_at(int dirfd, const char *path)
@@ -539,8 +558,8 @@ static void fd_store(int fd, uint64_t id, uint32_t st)
         g_fd_hi = fd + 1;
 }
 
-static void opened_named(char *p, long plen, size_t cap, int oflags, int fd, int existed,
-                         int err, uint64_t renames);
+static void opened_named(int dirfd, const char *path, char *p, long plen, size_t cap,
+                         int oflags, int fd, int existed, int err, uint64_t renames);
 
 /* sbx_opened for a name longer than SBX_PATH_MAX. */
 __attribute__((noinline)) static void opened_long(int dirfd, const char *path, int oflags,
@@ -551,7 +570,7 @@ __attribute__((noinline)) static void opened_long(int dirfd, const char *path, i
     if (plen < 0)
         lost_long_name();
     else
-        opened_named(p, plen, sizeof p, oflags, fd, existed, err, 0);
+        opened_named(dirfd, path, p, plen, sizeof p, oflags, fd, existed, err, 0);
 }
 
 void sbx_opened(int dirfd, const char *path, int oflags, int fd, int existed)
@@ -568,27 +587,32 @@ void sbx_opened(int dirfd, const char *path, int oflags, int fd, int existed)
     }
     if (plen < 0)
         return;
-    opened_named(p, plen, sizeof p, oflags, fd, existed, err, renames);
+    opened_named(dirfd, path, p, plen, sizeof p, oflags, fd, existed, err, renames);
 }
 
-static void opened_named(char *p, long plen, size_t cap, int oflags, int fd, int existed,
-                         int err, uint64_t renames)
+/* The open of `path` (dirfd) resolved to p (plen bytes of a cap-byte buffer). */
+static void opened_named(int dirfd, const char *path, char *p, long plen, size_t cap,
+                         int oflags, int fd, int existed, int err, uint64_t renames)
 {
-    if (sbx_path_is_fd_alias(p)) {
-        /* a reopen through /proc/self/fd/N or /dev/fd/N opens the file
-         * behind the descriptor (nothing, when it has no name) */
-        if (fd < 0 || (plen = fd_name(fd, p, cap)) <= 0 || p[0] != '/')
-            return;
-    }
-    if (fd >= 0 && (oflags & O_DIRECTORY) && (size_t)plen < SBX_PATH_MAX)
-        dir_remember(fd, p, (size_t)plen, renames);
+    int alias = sbx_path_is_fd_alias(p);
     if (fd < 0) {
         unsigned cats = sbx_access_refusal(err)
             ? sbx_access_refused(SBX_OP_OPEN, sbx_os_open_intent(oflags)).first
             : SBX_PROBE;
-        emit(SBX_EV_PATH, cats, 0, 0, p, NULL);
+        if (!alias)
+            emit(SBX_EV_PATH, cats, 0, 0, p, NULL);
+        if ((size_t)plen < SBX_PATH_MAX)
+            record_reached(dirfd, path, p, !(oflags & O_NOFOLLOW), cats);
         return;
     }
+    if (alias) {
+        /* a reopen through /proc/self/fd/N or /dev/fd/N opens the file
+         * behind the descriptor (nothing, when it has no name) */
+        if ((plen = fd_name(fd, p, cap)) <= 0 || p[0] != '/')
+            return;
+    }
+    if ((oflags & O_DIRECTORY) && (size_t)plen < SBX_PATH_MAX)
+        dir_remember(fd, p, (size_t)plen, renames);
     int used, tracked;
     unsigned now = sbx_access_open(sbx_os_open_intent(oflags),
                                    (oflags & O_CREAT) && existed == 0, &used, &tracked);

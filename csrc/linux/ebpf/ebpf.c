@@ -140,8 +140,21 @@ static int split_strings(const struct sbx_event *ev, size_t size, struct strings
     return 0;
 }
 
+static const char *pair_name(struct run *r, const struct sbx_event *ev,
+                             const struct strings *st, int i, char *buf, size_t cap);
+
 /* Absolute, clean path of string pair (2i, 2i+1) into buf; NULL if unusable. */
 static const char *pair_path(struct run *r, const struct sbx_event *ev,
+                             const struct strings *st, int i, char *buf, size_t cap)
+{
+    const char *p = pair_name(r, ev, st, i, buf, cap);
+    if (p && sbx_path_is_fd_alias(p))
+        return NULL;    /* /proc/self/fd/N names a descriptor: its file is walked */
+    return p;
+}
+
+/* The same, a descriptor's alias (/proc/self/fd/N) included. */
+static const char *pair_name(struct run *r, const struct sbx_event *ev,
                              const struct strings *st, int i, char *buf, size_t cap)
 {
     int d = 2 * i, p = 2 * i + 1;
@@ -189,8 +202,6 @@ static const char *pair_path(struct run *r, const struct sbx_event *ev,
                         ev->pid, cap);
         return NULL;
     }
-    if (sbx_path_is_fd_alias(buf))
-        return NULL;    /* /proc/self/fd/N names a descriptor: its file is walked */
     return buf;
 }
 
@@ -251,11 +262,67 @@ static int opened_by_this_name(struct run *r, const struct sbx_event *ev,
     return 0;
 }
 
+/* Name i of a refused call as the kernel walked it when it starts with a
+ * magic link of the process, walked at the call (string SBX_STR_MAGIC):
+ * the rest of the name as written joined to it ("..": physically), into
+ * out; NULL when there is no such string. */
+static const char *magic_join(const struct sbx_event *ev, const struct strings *st, int i,
+                              char *out, size_t cap)
+{
+    int m = 2 * ev->npath, raw = 2 * i + 1;
+    size_t k;
+    if (m >= ev->nstr || !(st->flags[m] & SBX_STR_MAGIC) ||
+        !(st->flags[m] & SBX_STR_MAGIC2) != (i == 0) || raw >= m ||
+        (k = sbx_path_magic_prefix(st->s[raw])) == 0)
+        return NULL;
+    const char *rest = st->s[raw] + k;
+    while (*rest == '/')
+        rest++;
+    return sbx_path_join_physical(out, cap, st->s[m], st->len[m], rest, strlen(rest)) > 0
+           ? out : NULL;
+}
+
+/* Name i of a refused call: the refusal is also the file it reached (a
+ * symlink's target, through /proc/self/root, a descriptor's file); the
+ * symlinks after a magic link are followed here, when the event is read.
+ * `existed`: the call needed the name to exist (an open without O_CREAT). */
+static void add_reached(struct run *r, const struct sbx_event *ev, const struct strings *st,
+                        int i, const char *name, int follow, int existed, unsigned flags)
+{
+    char joined[SBX_PATH_MAX * 2 + 2], reached[SBX_PATH_MAX * 2 + 2];
+    if (!name || !(flags & SBX_REFUSED))
+        return;                     /* asked for nothing: a look, not a refusal */
+    const char *from = magic_join(ev, st, i, joined, sizeof joined);
+    if (!from)
+        from = name;
+    long n = sbx_refused_reached((int)ev->pid, (int)ev->tid, from, follow, reached,
+                                 sizeof reached);
+    const char *target = n > 0 ? reached : from != name ? from : NULL;
+    struct stat sb;
+    if (target && strcmp(target, name) != 0)
+        add_path(r, target, flags);
+    else if (n == -2)
+        sbx_result_warn(r->res, SBX_REFUSED_UNNAMED, (int)ev->pid, name);
+    else if (from == name && (n < 0 || (existed && lstat(name, &sb) < 0)))
+        /* changed since the call (milliseconds ago): a symlink on the way
+         * may have led elsewhere, and nothing says where */
+        sbx_result_warn(r->res, "process %d was refused %s, which was gone when its event "
+                        "was read: whether a symlink on the way led to a file outside the "
+                        "policy cannot be told (Result.denied lists the name as given)",
+                        (int)ev->pid, name);
+}
+
 static void on_path_event(struct run *r, const struct sbx_event *ev, const struct strings *st)
 {
     char a[SBX_PATH_MAX * 2 + 2], b[SBX_PATH_MAX * 2 + 2];
     const char *p0 = pair_path(r, ev, st, 0, a, sizeof a);
     const char *p1 = ev->npath > 1 ? pair_path(r, ev, st, 1, b, sizeof b) : NULL;
+<<<<<<< HEAD
+=======
+    int refused = ev->ret < 0 && sbx_access_refusal((int)-ev->ret);
+    if (!p0 && !p1 && !refused)
+        return;
+>>>>>>> main
     enum sbx_op op = sbx_linux_path_op(ev->nr);
     if (op == SBX_OP_OPEN && ev->ret >= 0) {
         if (p0 && opened_by_this_name(r, ev, st, p0)) {
@@ -270,15 +337,38 @@ static void on_path_event(struct run *r, const struct sbx_event *ev, const struc
         }
         return;
     }
+<<<<<<< HEAD
     if (!p0 && !p1)
         return;
     struct sbx_access acc = ev->ret < 0 && sbx_access_refusal((int)-ev->ret)
+=======
+    /* "/proc/PID/cwd/../x": ".." was taken from what the link pointed to
+     * at the call, which the kernel walked then */
+    char ja[SBX_PATH_MAX * 2 + 2], jb[SBX_PATH_MAX * 2 + 2];
+    const char *m0 = refused && p0 && ev->nstr > 1 &&
+                     strstr(st->s[1], "/..") ? magic_join(ev, st, 0, ja, sizeof ja) : NULL;
+    const char *m1 = refused && p1 && ev->nstr > 3 && strstr(st->s[3], "/..")
+                     ? magic_join(ev, st, 1, jb, sizeof jb) : NULL;
+    p0 = m0 ? m0 : p0;
+    p1 = m1 ? m1 : p1;
+    struct sbx_access acc = refused
+>>>>>>> main
         ? sbx_access_refused(op, sbx_linux_open_intent(open_flags_of(ev)))
         : sbx_access_classify(op, ev->ret >= 0);
     if (p0)
         add_path(r, p0, acc.first);
     if (p1)
         add_path(r, p1, acc.second);
+    if (refused) {
+        /* The refusal is the reached file's (a symlink's target, through
+         * /proc/self/root, a descriptor's file). */
+        int follow = sbx_access_follows(op) && !(open_flags_of(ev) & O_NOFOLLOW);
+        const char *n0 = p0 ? p0 : pair_name(r, ev, st, 0, a, sizeof a);
+        const char *n1 = p1 || ev->npath < 2 ? p1 : pair_name(r, ev, st, 1, b, sizeof b);
+        int existed = op == SBX_OP_OPEN && !(open_flags_of(ev) & O_CREAT);
+        add_reached(r, ev, st, 0, n0, follow, existed, acc.first);
+        add_reached(r, ev, st, 1, n1, follow, 0, acc.second);
+    }
 }
 
 static void on_fd_event(struct run *r, const struct sbx_event *ev, const struct strings *st)

@@ -74,6 +74,9 @@ static void die(const char *what)
     _exit(127);
 }
 
+/* 1 once the launcher restricted itself to the run's Policy (Landlock) */
+static int g_enforced;
+
 static int build_and_install(unsigned notify_action, unsigned flags)
 {
     /* One compare per traced call; mmap only stops when it maps a file. */
@@ -91,7 +94,9 @@ static int build_and_install(unsigned notify_action, unsigned flags)
      * opendir's included) needs no exit stop: the tracer settles it at its
      * entry and learns its fd when the fd is used or closed.  Opens that
      * create, truncate or write stop at the exit, where their outcome is
-     * known.  O_TMPFILE carries O_DIRECTORY's bit: only its own is tested. */
+     * known.  O_TMPFILE carries O_DIRECTORY's bit: only its own is tested.
+     * Under an enforced policy every open stops at its exit: a refused
+     * read must be told from an absent name (Result.denied lists it). */
     const unsigned plain_mask = O_ACCMODE | O_CREAT | O_TRUNC | (O_TMPFILE & ~O_DIRECTORY) |
                                 O_PATH;
     const struct { int nr; unsigned arg; } opens[] = {
@@ -100,7 +105,7 @@ static int build_and_install(unsigned notify_action, unsigned flags)
         {SYS_open, 1},
 #endif
     };
-    for (size_t i = 0; i < sizeof opens / sizeof opens[0]; i++) {
+    for (size_t i = 0; !g_enforced && i < sizeof opens / sizeof opens[0]; i++) {
         f[n++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, opens[i].nr, 0, 4);
         f[n++] = (struct sock_filter)BPF_STMT(BPF_LD | BPF_W | BPF_ABS,
                                               offsetof(struct seccomp_data, args[opens[i].arg]));
@@ -191,6 +196,11 @@ static void enforce_policy(void)
     unsetenv("SBX_LANDLOCK_FD");
     if (sbx_landlock_restrict(fd) < 0)
         die("cannot apply the policy (Landlock)");
+    g_enforced = 1;
+    /* a preload run hands its static programs to this launcher in adopt
+     * mode, which must know (it cannot ask Landlock) */
+    if (getenv("SBX_PRELOAD_HANDOFF"))
+        setenv("SBX_PTRACE_ENFORCED", "1", 1);
     close(fd);
 }
 
@@ -253,6 +263,8 @@ static int adopt(char **argv)
      * (the run then names this process as unobserved). */
     for (int i = 0; i < 10000 && !traced(); i++)
         usleep(1000);
+    /* under an enforced policy (set by the launcher that applied it) */
+    g_enforced = getenv("SBX_PTRACE_ENFORCED") != NULL;
     if (traced() && install_filter() < 0)
         die("cannot install the seccomp filter");
     restore_loader_env();

@@ -911,6 +911,22 @@ static void take_listener(struct sbx_ptrace_run *r, pid_t tid, int fd, const cha
         r->notifier_started = 1;
 }
 
+/* A refused call's name: the refusal is also the file the name reached (a
+ * symlink's target, /proc/self/root's, a descriptor's file), asked now,
+ * while the caller is stopped in the call. */
+static void add_reached(struct sbx_ptrace_run *r, struct task *t, const char *p, int follow,
+                        unsigned fl)
+{
+    char reached[PMAX];
+    if (!(fl & SBX_REFUSED))
+        return;                     /* asked for nothing: a look, not a refusal */
+    long n = sbx_refused_reached(t->pr->tgid, t->tid, p, follow, reached, sizeof reached);
+    if (n > 0)
+        add(r, reached, fl);
+    else if (n == -2)
+        locked_warn(r, SBX_REFUSED_UNNAMED, t->pr->tgid, p);
+}
+
 /* Record what a path call did to its names (the access model decides):
  * ok 1 succeeded, 0 failed, -1 refused by the system (EACCES, EPERM). */
 static void path_done(struct sbx_ptrace_run *r, struct task *t, enum sbx_op op, int ok)
@@ -921,6 +937,10 @@ static void path_done(struct sbx_ptrace_run *r, struct task *t, enum sbx_op op, 
         add(r, t->p1, a.first);
     if (t->p2 && !sbx_path_is_fd_alias(t->p2))
         add(r, t->p2, a.second);
+    if (ok < 0 && t->p1)
+        add_reached(r, t, t->p1, sbx_access_follows(op), a.first);
+    if (ok < 0 && t->p2)
+        add_reached(r, t, t->p2, sbx_access_follows(op), a.second);
 }
 
 /* The names of path call `nr` (its row in syscalls.def), resolved against
@@ -1117,12 +1137,16 @@ static void opened(struct sbx_ptrace_run *r, struct task *t, unsigned flags, lon
         return;
     int alias = sbx_path_is_fd_alias(t->p1);
     if (fd < 0) {
-        /* refused (fd is -errno): what it asked for is kept */
-        if (!alias)
-            add(r, t->p1, sbx_access_refusal((int)-fd)
-                              ? sbx_access_refused(SBX_OP_OPEN,
+        /* refused (fd is -errno): what it asked for is kept, for the
+         * name and for the file it reached */
+        int refused = sbx_access_refusal((int)-fd);
+        unsigned fl = refused ? sbx_access_refused(SBX_OP_OPEN,
                                                    sbx_linux_open_intent(flags)).first
-                              : SBX_PROBE);
+                              : SBX_PROBE;
+        if (!alias)
+            add(r, t->p1, fl);
+        if (refused)
+            add_reached(r, t, t->p1, !(flags & O_NOFOLLOW), fl);
         return;
     }
     if (alias) {
