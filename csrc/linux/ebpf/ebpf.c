@@ -317,12 +317,7 @@ static void on_path_event(struct run *r, const struct sbx_event *ev, const struc
     char a[SBX_PATH_MAX * 2 + 2], b[SBX_PATH_MAX * 2 + 2];
     const char *p0 = pair_path(r, ev, st, 0, a, sizeof a);
     const char *p1 = ev->npath > 1 ? pair_path(r, ev, st, 1, b, sizeof b) : NULL;
-<<<<<<< HEAD
-=======
     int refused = ev->ret < 0 && sbx_access_refusal((int)-ev->ret);
-    if (!p0 && !p1 && !refused)
-        return;
->>>>>>> main
     enum sbx_op op = sbx_linux_path_op(ev->nr);
     if (op == SBX_OP_OPEN && ev->ret >= 0) {
         if (p0 && opened_by_this_name(r, ev, st, p0)) {
@@ -337,11 +332,8 @@ static void on_path_event(struct run *r, const struct sbx_event *ev, const struc
         }
         return;
     }
-<<<<<<< HEAD
-    if (!p0 && !p1)
+    if (!p0 && !p1 && !refused)
         return;
-    struct sbx_access acc = ev->ret < 0 && sbx_access_refusal((int)-ev->ret)
-=======
     /* "/proc/PID/cwd/../x": ".." was taken from what the link pointed to
      * at the call, which the kernel walked then */
     char ja[SBX_PATH_MAX * 2 + 2], jb[SBX_PATH_MAX * 2 + 2];
@@ -352,7 +344,6 @@ static void on_path_event(struct run *r, const struct sbx_event *ev, const struc
     p0 = m0 ? m0 : p0;
     p1 = m1 ? m1 : p1;
     struct sbx_access acc = refused
->>>>>>> main
         ? sbx_access_refused(op, sbx_linux_open_intent(open_flags_of(ev)))
         : sbx_access_classify(op, ev->ret >= 0);
     if (p0)
