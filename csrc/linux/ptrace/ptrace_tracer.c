@@ -33,6 +33,7 @@
 #include "exec_reads.h"
 #include "pathnorm.h"
 #include "physpath.h"
+#include "ptrace_clone.h"
 #include "syscalls.h"
 
 /* <sys/ptrace.h> and <linux/ptrace.h> clash; the few calls we need: */
@@ -1013,6 +1014,15 @@ static int on_entry(struct sbx_ptrace_run *r, struct task *t)
 
     /* the open-file ledger's own calls */
     switch (nr) {
+    case SYS_clone:
+        /* the filter stops only a clone(CLONE_UNTRACED): its child would
+         * run unfollowed (ptrace_clone.h) */
+        if ((a[0] & CLONE_UNTRACED) && sbx_pt_strip_untraced(tid, a[0]) < 0)
+            locked_warn(r, "process %d (%s) started a process with CLONE_UNTRACED that the "
+                           "tracer could not follow: its file accesses are not in the Result",
+                        p->tgid, p->name);
+        task_clear_sys(t);
+        return 0;
     case SYS_close:
         if (r->listener < 0)
             take_listener(r, tid, (int)a[0], p->name);
