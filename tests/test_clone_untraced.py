@@ -36,14 +36,16 @@ def test_untraced_children_are_followed(bins, kind, tmp_path):
     assert r.complete, r.warnings
     for n in names:
         assert str(tmp_path / n) in r.reads, (n, sorted(r.reads))
-    # the two processes are the program's children, each with its own read
-    procs = getattr(r, "processes", None)
-    if procs is not None:
-        exe = os.path.realpath(bins[kind])
-        main = [i for i, p in enumerate(procs) if p.path == exe]
-        assert len(main) == 1, procs
-        kids = [p for p in procs if p.parent == main[0] and p.pid != procs[main[0]].pid]
-        assert sorted(set().union(*(p.reads for p in kids)) & {str(tmp_path / n) for n in names}) \
-            == sorted(str(tmp_path / n) for n in names[:2]), kids
-        threads = {str(tmp_path / n) for n in names[2:]}
-        assert threads <= set(procs[main[0]].reads), procs[main[0]]
+    # the two processes are the program's children, each with its read;
+    # the threads' reads are the program's own
+    main = r.processes[0]
+    assert main.path == os.path.realpath(bins[kind]) and main.returncode == 0
+    kids = [p for p in r.processes if p.parent == 0 and p.pid != main.pid]
+    assert len({p.pid for p in kids}) == 2, r.processes
+    for n in names[:2]:
+        owners = [p for p in r.processes if str(tmp_path / n) in p.reads]
+        assert len(owners) == 1 and owners[0] in kids, (n, r.processes)
+        assert owners[0].returncode == 0
+    for n in names[2:]:
+        owners = [p for p in r.processes if str(tmp_path / n) in p.reads]
+        assert owners == [main], (n, r.processes)

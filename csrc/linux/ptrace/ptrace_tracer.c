@@ -56,9 +56,16 @@ struct fdent {
                         * the way), taken at the open: symlink targets count as
                         * they were at the access, not after the run */
     unsigned acc;      /* 1 read, 2 write */
-    unsigned done;     /* categories already recorded through this fd */
+    unsigned done;     /* categories used through this fd (the ledger: an open
+                        * never used is a probe) */
+    unsigned mine;     /* of those, recorded for the current image of this
+                        * process (a forked child or a new exec records its
+                        * own use again) */
     int dir, noprobe;
     int chr;           /* a character device: reading it moves no offset */
+    long long pos0;    /* its offset when this image got it (fork, exec): what
+                        * the offset says was read or written before is not
+                        * this image's doing */
 };
 
 /* An open settled at its entry (through the listener, without an exit
@@ -137,25 +144,27 @@ struct sbx_ptrace_run {
     int keep_go[2];               /* keepers hold the read end: EOF = the run is over */
 };
 
-/* `tid` is traced by this run (a process that left it shares the filter,
- * and so the listener, but is not recorded). */
-static int is_task(struct sbx_ptrace_run *r, pid_t tid)
+/* The tgid of task `tid` of this run, or -1 (a process that left the run
+ * shares the filter, and so the listener, but is not recorded). */
+static int tgid_of(struct sbx_ptrace_run *r, pid_t tid)
 {
     pthread_mutex_lock(&r->mu);
-    int found = 0;
-    for (size_t i = 0; i < r->ntasks && !found; i++)
-        found = r->tasks[i]->tid == tid;
+    int tgid = -1;
+    for (size_t i = 0; i < r->ntasks && tgid < 0; i++)
+        if (r->tasks[i]->tid == tid)
+            tgid = r->tasks[i]->pr->tgid;
     pthread_mutex_unlock(&r->mu);
-    return found;
+    return tgid;
 }
 
-/* The tracer thread and the notification thread both record. */
-static void add(struct sbx_ptrace_run *r, const char *p, unsigned fl)
+/* Record an access of process `pid` (its tgid).  The tracer thread and the
+ * notification thread both record. */
+static void add(struct sbx_ptrace_run *r, int pid, const char *p, unsigned fl)
 {
     if (!p || !*p || !fl)
         return;
     pthread_mutex_lock(&r->res_mu);
-    if (sbx_pathset_add(r->res->paths, p, strlen(p), fl) < 0)
+    if (sbx_result_record(r->res, pid, p, strlen(p), fl) < 0)
         sbx_result_warn(r->res, "out of memory while recording paths");
     pthread_mutex_unlock(&r->res_mu);
 }
@@ -322,7 +331,11 @@ static struct proc *proc_find(struct sbx_ptrace_run *r, int tgid)
     return NULL;
 }
 
-static struct proc *proc_copy(const struct proc *from, int tgid)
+/* A new process `tgid` (its first task `tid`, stopped before its first
+ * instruction), with a copy of the fd table of `from` (its parent, or
+ * NULL).  The fds it inherited are not its opens (no probe of its own) and
+ * what their offsets say was done before it had them is its parent's. */
+static struct proc *proc_copy(const struct proc *from, int tgid, pid_t tid)
 {
     struct proc *p = calloc(1, sizeof *p);
     if (!p)
@@ -332,12 +345,26 @@ static struct proc *proc_copy(const struct proc *from, int tgid)
     if (from) {
         snprintf(p->name, sizeof p->name, "%s", from->name);
         p->fds = calloc(from->n ? from->n : 1, sizeof *p->fds);
+        size_t n = 0;
         for (size_t i = 0; p->fds && i < from->n; i++) {
-            p->fds[i] = from->fds[i];
-            p->fds[i].path = strdup(from->fds[i].path);
-            p->fds[i].real = from->fds[i].real ? strdup(from->fds[i].real) : NULL;
+            long long pos = 0;
+            if (fd_info(tid, from->fds[i].fd, &pos, NULL) < 0)
+                continue;       /* closed by the parent before the fork */
+            struct fdent *e = &p->fds[n];
+            *e = from->fds[i];
+            e->path = strdup(from->fds[i].path);
+            e->real = from->fds[i].real ? strdup(from->fds[i].real) : NULL;
+            if (!e->path) {
+                free(e->real);
+                continue;
+            }
+            e->mine = 0;
+            e->noprobe = 1;
+            e->pos0 = pos;
+            n++;
         }
-        p->n = p->cap = p->fds ? from->n : 0;
+        p->n = n;
+        p->cap = p->fds ? from->n : 0;
         /* Opens settled at entry and not matched yet stay the parent's:
          * the child is copied at its first stop, when the parent may have
          * made more opens since the fork.  An fd the child inherited from
@@ -415,7 +442,7 @@ static void task_remove(struct sbx_ptrace_run *r, struct task *t)
     if (t->pr->refs == 1)
         for (size_t i = 0; i < t->pr->npend; i++)
             if (!t->pr->pend[i].alias)
-                add(r, t->pr->pend[i].path, SBX_PROBE);
+                add(r, t->pr->tgid, t->pr->pend[i].path, SBX_PROBE);
     pthread_mutex_lock(&r->mu);
     for (size_t i = 0; i < r->ntasks; i++)
         if (r->tasks[i] == t) {
@@ -441,9 +468,14 @@ static struct task *task_new(struct sbx_ptrace_run *r, pid_t tid)
         pr->refs++;
     } else {
         int ppid = status_field(tid, "PPid:");
-        pr = proc_copy(ppid > 0 ? proc_find(r, ppid) : NULL, tgid);
+        pr = proc_copy(ppid > 0 ? proc_find(r, ppid) : NULL, tgid, tid);
         if (!pr)
             return NULL;
+        /* a new process, before its first access */
+        pthread_mutex_lock(&r->res_mu);
+        if (sbx_result_proc_fork(r->res, tgid, ppid) < 0)
+            sbx_result_warn(r->res, "out of memory while recording processes");
+        pthread_mutex_unlock(&r->res_mu);
     }
     struct task *t = task_add(r, tid, pr);
     if (!t)
@@ -568,30 +600,37 @@ static struct fdent *fd_learn(struct proc *p, pid_t tid, int fd)
     return fd_learn_m(p, tid, fd, &matched);
 }
 
-static void fd_use(struct sbx_ptrace_run *r, struct fdent *e, pid_t tid, unsigned kind)
+/* Process `p` used fd entry `e` this way. */
+static void fd_use(struct sbx_ptrace_run *r, struct proc *p, struct fdent *e, unsigned kind)
 {
-    if (!e || (e->done & kind))
+    if (!e || (e->mine & kind))
         return;
     e->done |= kind;
-    add(r, e->path, kind);
+    e->mine |= kind;
+    add(r, p->tgid, e->path, kind);
     if (kind == SBX_READ && e->real)
-        add(r, e->real, SBX_READ);      /* a read through a symlink: its target too */
+        add(r, p->tgid, e->real, SBX_READ);   /* a read through a symlink: its target too */
 }
 
-/* read()/write() do not stop: settle from the offset what the fd did. */
-static void fd_settle(struct sbx_ptrace_run *r, struct fdent *e, pid_t tid)
+/* read()/write() do not stop: settle from the offset what the fd did (what
+ * it did before this image had it is not counted).  Returns the offset,
+ * or -1 when it could not be read. */
+static long long fd_settle(struct sbx_ptrace_run *r, struct proc *p, struct fdent *e, pid_t tid)
 {
     unsigned kind = 0;
     if (e->dir || (e->done & SBX_ENUM))
         /* a listed directory: getdents moved its offset, nothing was read */
-        kind = (e->done & SBX_ENUM) ? 0 : SBX_ENUM;
-    else if ((e->acc & 1) && !(e->done & (SBX_READ | SBX_WRITE)))
+        kind = (e->mine & SBX_ENUM) ? 0 : SBX_ENUM;
+    else if ((e->acc & 1) && !(e->mine & (SBX_READ | SBX_WRITE)))
         kind = SBX_READ;
-    else if (e->acc == 2 && !(e->done & SBX_WRITE))
+    else if (e->acc == 2 && !(e->mine & SBX_WRITE))
         kind = SBX_WRITE;
     long long pos = 0;
-    if (kind && fd_info(tid, e->fd, &pos, NULL) == 0 && pos > 0)
-        fd_use(r, e, tid, kind);
+    if (fd_info(tid, e->fd, &pos, NULL) < 0)
+        return -1;
+    if (kind && pos > e->pos0)
+        fd_use(r, p, e, kind);
+    return pos;
 }
 
 static void fd_close(struct sbx_ptrace_run *r, struct proc *p, pid_t tid, int fd)
@@ -609,7 +648,7 @@ static void fd_close(struct sbx_ptrace_run *r, struct proc *p, pid_t tid, int fd
         if (!matched)
             e->noprobe = 1;
     }
-    fd_settle(r, e, tid);
+    fd_settle(r, p, e, tid);
     pthread_mutex_lock(&r->res_mu);
     if (e->chr && (e->acc & 1) && !(e->done & SBX_READ) && strcmp(e->path, "/dev/null") != 0)
         /* read() does not stop under this backend and a device has no
@@ -617,7 +656,7 @@ static void fd_close(struct sbx_ptrace_run *r, struct proc *p, pid_t tid, int fd
         sbx_result_warn(r->res, "whether the character device %s was read is not seen "
                         "by the ptrace backend (reads do not stop); it is recorded as a "
                         "probe", e->path);
-    if (sbx_ledger_settle(r->res->paths, e->path, strlen(e->path), e->done || e->noprobe) < 0)
+    if (sbx_result_settle(r->res, p->tgid, e->path, strlen(e->path), e->done || e->noprobe) < 0)
         sbx_result_warn(r->res, "out of memory while recording paths");
     pthread_mutex_unlock(&r->res_mu);
     fd_drop(p, fd);
@@ -668,7 +707,7 @@ static void pending_settle(struct sbx_ptrace_run *r, struct proc *p, pid_t liste
     for (size_t i = p->npend; i-- > 0;)
         if (!tid || p->pend[i].tid == tid) {
             if (!p->pend[i].alias)
-                add(r, p->pend[i].path, SBX_PROBE);
+                add(r, p->tgid, p->pend[i].path, SBX_PROBE);
             pending_drop(p, i);
         }
 }
@@ -789,7 +828,7 @@ static void open_at_entry(struct sbx_ptrace_run *r, struct task *t, char *p, uns
         if (rc < 0 && (errno == ENOENT || errno == ENOTDIR) && strncmp(p, "/dev/", 5) != 0) {
             /* compilers try many include directories: an open of an absent
              * name is a probe */
-            add(r, p, SBX_PROBE);
+            add(r, pr->tgid, p, SBX_PROBE);
             return;
         }
         pd.path = strdup(p);
@@ -867,11 +906,15 @@ static void *notifier_main(void *arg)
             p = resolve(r, (pid_t)req.pid, l.d0 < 0 ? AT_FDCWD : (long)(int)a[l.d0], a[l.p0]);
         /* the memory read belongs to this very call only if it is still
          * pending (a killed caller's pid could have been reused) */
-        if (p && !sbx_path_is_fd_alias(p) && (!r->breakaway || is_task(r, (pid_t)req.pid)) &&
+        int pid = p ? tgid_of(r, (pid_t)req.pid) : -1;
+        if (pid < 0 && p && !r->breakaway)
+            /* not met yet (the tracer thread has not seen its first stop) */
+            pid = status_field((pid_t)req.pid, "Tgid:");
+        if (p && pid > 0 && !sbx_path_is_fd_alias(p) &&
             ioctl(r->listener, SECCOMP_IOCTL_NOTIF_ID_VALID, &req.id) == 0) {
             struct sbx_access acc = sbx_access_classify(
                 l.op, l.op == SBX_OP_READLINK ? readlink_ok(p) : 1);
-            add(r, p, acc.first);
+            add(r, pid, p, acc.first);
         }
         free(p);
         struct seccomp_notif_resp resp;
@@ -919,9 +962,9 @@ static void path_done(struct sbx_ptrace_run *r, struct task *t, enum sbx_op op, 
     struct sbx_access a = ok < 0 ? sbx_access_refused(op, 0) : sbx_access_classify(op, ok);
     /* /proc/self/fd/N and /dev/fd/N name a descriptor, not a file */
     if (t->p1 && !sbx_path_is_fd_alias(t->p1))
-        add(r, t->p1, a.first);
+        add(r, t->pr->tgid, t->p1, a.first);
     if (t->p2 && !sbx_path_is_fd_alias(t->p2))
-        add(r, t->p2, a.second);
+        add(r, t->pr->tgid, t->p2, a.second);
 }
 
 /* The names of path call `nr` (its row in syscalls.def), resolved against
@@ -975,16 +1018,16 @@ static int settle_fd_call(struct sbx_ptrace_run *r, struct proc *p, pid_t tid, l
     case SYS_mmap: {
         struct fdent *e = fd_learn(p, tid, (int)a[4]);
         if (a[2] & (PROT_READ | PROT_EXEC))
-            fd_use(r, e, tid, SBX_READ);
+            fd_use(r, p, e, SBX_READ);
         if ((a[2] & PROT_WRITE) && (a[3] & MAP_SHARED))
-            fd_use(r, e, tid, SBX_WRITE);
+            fd_use(r, p, e, SBX_WRITE);
         return 1;
     }
     }
     /* reading and listing are settled here (half the stops of a tree
      * walk); changes wait for the exit, where success is known */
     if (sbx_linux_fd_call(nr, &use, &fdarg, &hot) && use != SBX_USE_WRITE) {
-        fd_use(r, fd_learn(p, tid, (int)a[fdarg]), tid, sbx_access_use(use));
+        fd_use(r, p, fd_learn(p, tid, (int)a[fdarg]), sbx_access_use(use));
         return 1;
     }
     return 0;
@@ -1074,7 +1117,7 @@ static int on_entry(struct sbx_ptrace_run *r, struct task *t)
         /* close-on-exec fds vanish with the exec: settle everything now */
         pending_settle(r, p, tid, p->refs == 1 ? 0 : tid);
         for (size_t i = 0; i < p->n; i++)
-            fd_settle(r, &p->fds[i], tid);
+            fd_settle(r, p, &p->fds[i], tid);
         return 1;
     case SBX_OP_PROBE:
         /* without a listener these stop here; the outcome changes nothing */
@@ -1096,7 +1139,7 @@ static int on_entry(struct sbx_ptrace_run *r, struct task *t)
             const struct fdent *e = &p->fds[i];
             if ((t->p1 && (!strcmp(e->path, t->p1) || (e->real && !strcmp(e->real, t->p1)))) ||
                 (t->p2 && (!strcmp(e->path, t->p2) || (e->real && !strcmp(e->real, t->p2)))))
-                fd_settle(r, &p->fds[i], tid);
+                fd_settle(r, p, &p->fds[i], tid);
         }
         return 1;
     case SBX_OP_OPEN: {
@@ -1107,7 +1150,7 @@ static int on_entry(struct sbx_ptrace_run *r, struct task *t)
             strncmp(t->p1, "/dev/", 5) != 0 &&      /* these resolve per process */
             access(t->p1, F_OK) < 0 &&
             (errno == ENOENT || errno == ENOTDIR)) {
-            add(r, t->p1, SBX_PROBE);
+            add(r, p->tgid, t->p1, SBX_PROBE);
             task_clear_sys(t);
             return 0;
         }
@@ -1129,7 +1172,7 @@ static void opened(struct sbx_ptrace_run *r, struct task *t, unsigned flags, lon
     if (fd < 0) {
         /* refused (fd is -errno): what it asked for is kept */
         if (!alias)
-            add(r, t->p1, sbx_access_refusal((int)-fd)
+            add(r, t->pr->tgid, t->p1, sbx_access_refusal((int)-fd)
                               ? sbx_access_refused(SBX_OP_OPEN,
                                                    sbx_linux_open_intent(flags)).first
                               : SBX_PROBE);
@@ -1151,7 +1194,7 @@ static void opened(struct sbx_ptrace_run *r, struct task *t, unsigned flags, lon
     int used, tracked;
     unsigned now = sbx_access_open(sbx_linux_open_intent(flags),
                                    (flags & O_CREAT) && !t->existed, &used, &tracked);
-    add(r, t->p1, now);
+    add(r, t->pr->tgid, t->p1, now);
     if (!tracked)
         return;
     int acc = flags & O_ACCMODE;
@@ -1168,6 +1211,7 @@ static void opened(struct sbx_ptrace_run *r, struct task *t, unsigned flags, lon
         e->real = strdup(real);
     if (used) {
         e->done |= SBX_WRITE;
+        e->mine |= SBX_WRITE;
         e->noprobe = 1;
     }
 }
@@ -1184,6 +1228,7 @@ static void fd_copied(struct proc *p, pid_t tid, int from, int to)
     if (n) {
         n->real = c.real ? strdup(c.real) : NULL;
         n->done = c.done;
+        n->mine = c.mine;
         n->dir = c.dir;
         n->noprobe = 1;
     }
@@ -1217,14 +1262,14 @@ static void on_exit_stop(struct sbx_ptrace_run *r, struct task *t)
         break;
     case SYS_sendfile:
         if (ok) {
-            fd_use(r, fd_learn(p, tid, (int)a[1]), tid, SBX_READ);
-            fd_use(r, fd_learn(p, tid, (int)a[0]), tid, SBX_WRITE);
+            fd_use(r, p, fd_learn(p, tid, (int)a[1]), SBX_READ);
+            fd_use(r, p, fd_learn(p, tid, (int)a[0]), SBX_WRITE);
         }
         break;
     case SYS_copy_file_range: case SYS_splice:
         if (ok) {
-            fd_use(r, fd_learn(p, tid, (int)a[0]), tid, SBX_READ);
-            fd_use(r, fd_learn(p, tid, (int)a[2]), tid, SBX_WRITE);
+            fd_use(r, p, fd_learn(p, tid, (int)a[0]), SBX_READ);
+            fd_use(r, p, fd_learn(p, tid, (int)a[2]), SBX_WRITE);
         }
         break;
     case SYS_io_uring_setup: case SYS_open_by_handle_at:
@@ -1239,7 +1284,7 @@ static void on_exit_stop(struct sbx_ptrace_run *r, struct task *t)
     default:
         if (sbx_linux_fd_call(nr, &use, &fdarg, &hot)) {
             if (ok)
-                fd_use(r, fd_learn(p, tid, (int)a[fdarg]), tid, sbx_access_use(use));
+                fd_use(r, p, fd_learn(p, tid, (int)a[fdarg]), sbx_access_use(use));
             break;
         }
         if (sbx_linux_path_call(nr, &l) < 0)
@@ -1250,7 +1295,7 @@ static void on_exit_stop(struct sbx_ptrace_run *r, struct task *t)
             break;
         case SBX_OP_EXEC:
             if (!ok && t->xpath) {      /* success was handled at the exec event */
-                add(r, t->xpath, SBX_PROBE);
+                add(r, p->tgid, t->xpath, SBX_PROBE);
                 task_clear_exec(t);
             }
             break;
@@ -1258,7 +1303,7 @@ static void on_exit_stop(struct sbx_ptrace_run *r, struct task *t)
             if (!t->p1 && !t->p2 && l.op == SBX_OP_MODIFY) {
                 /* utimensat/futimesat with no name act on the fd */
                 if (ok)
-                    fd_use(r, fd_learn(p, tid, (int)a[0]), tid, SBX_WRITE);
+                    fd_use(r, p, fd_learn(p, tid, (int)a[0]), SBX_WRITE);
                 break;
             }
             path_done(r, t, l.op, ok ? 1 : sbx_access_refusal((int)-rv) ? -1 : 0);
@@ -1439,11 +1484,17 @@ static int on_exec(struct sbx_ptrace_run *r, struct task *t)
         }
     }
     struct proc *p = t->pr;
-    /* exec closed the close-on-exec fds: keep only what is still open */
+    /* exec closed the close-on-exec fds: keep only what is still open.
+     * The new image records its own use of the others (its reads from
+     * the offset they have now on). */
     for (size_t i = p->n; i-- > 0;) {
-        char tmp[PMAX];
-        if (fd_link(t->tid, p->fds[i].fd, tmp, sizeof tmp) < 0)
+        long long pos = 0;
+        if (fd_info(t->tid, p->fds[i].fd, &pos, NULL) < 0) {
             fd_drop(p, p->fds[i].fd);
+        } else {
+            p->fds[i].mine = 0;
+            p->fds[i].pos0 = pos;
+        }
     }
     char exe[PMAX], sb[PMAX];
     if (proc_link(t->tid, "exe", exe, sizeof exe) < 0)
@@ -1467,15 +1518,19 @@ static int on_exec(struct sbx_ptrace_run *r, struct task *t)
         t->leaving = 1;
         return 0;
     }
-    pthread_mutex_lock(&r->res_mu);
-    sbx_result_add_exec(r->res, p->tgid, ppid, path, (const char *const *)t->xargv, t->xargc);
-    pthread_mutex_unlock(&r->res_mu);
-    snprintf(p->name, sizeof p->name, "%s", path);
+    char cwd[PMAX];
+    if (proc_link(t->tid, "cwd", cwd, sizeof cwd) < 0 || cwd[0] != '/')
+        cwd[0] = '\0';
     shebang(path, sb, sizeof sb);
     pthread_mutex_lock(&r->res_mu);
-    if (sbx_exec_reads(r->res->paths, path, exe[0] ? exe : NULL, sb[0] ? sb : NULL) < 0)
+    /* the exec opens the process's new record: what the image reads is its */
+    if (sbx_result_add_exec(r->res, p->tgid, ppid, path, (const char *const *)t->xargv,
+                            t->xargc) < 0 ||
+        (cwd[0] && sbx_result_proc_cwd(r->res, p->tgid, cwd) < 0) ||
+        sbx_exec_reads_record(r->res, p->tgid, path, exe[0] ? exe : NULL, sb[0] ? sb : NULL) < 0)
         sbx_result_warn(r->res, "out of memory while recording paths");
     pthread_mutex_unlock(&r->res_mu);
+    snprintf(p->name, sizeof p->name, "%s", path);
     task_clear_exec(t);
     return 0;
 }
@@ -1500,6 +1555,12 @@ static void handle_stop(struct sbx_ptrace_run *r, pid_t tid, int st)
 {
     struct task *t = task_find(r, tid);
     if (WIFEXITED(st) || WIFSIGNALED(st)) {
+        /* the leader is reported last, with the process's status */
+        if (t && t->pr->tgid == tid) {
+            pthread_mutex_lock(&r->res_mu);
+            sbx_result_proc_exit(r->res, tid, WIFEXITED(st) ? WEXITSTATUS(st) : -WTERMSIG(st));
+            pthread_mutex_unlock(&r->res_mu);
+        }
         if (t)
             task_remove(r, t);
         return;
@@ -1568,7 +1629,7 @@ static void *tracer_main(void *arg)
     int err = errno;
     struct task *t = NULL;
     if (ok) {
-        struct proc *pr = proc_copy(NULL, r->root);
+        struct proc *pr = proc_copy(NULL, r->root, r->root);
         if (pr) {
             snprintf(pr->name, sizeof pr->name, "%s", r->root_argv0);
             t = task_add(r, r->root, pr);
