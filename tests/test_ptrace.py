@@ -90,3 +90,16 @@ def test_redirected_stdin_read_by_the_child_is_a_read(sb, work):
     assert r.returncode == 0 and r.complete, r.warnings
     assert os.path.join(work, "in.txt") in r.reads
     assert os.path.join(work, "out.txt") in r.writes
+
+
+def test_a_script_moved_to_another_fd_is_read_not_probed(sb, work):
+    """dash opens a script, moves the fd to 10 and closes the first one
+    unused: the open lives on in the copy, which is read (eBPF and preload
+    report a read only)."""
+    script = os.path.join(work, "s.sh")
+    with open(script, "w") as f:
+        f.write("exit 0\n")
+    r = sb.run(["/bin/sh", script], cwd=work)
+    assert r.returncode == 0 and r.complete, r.warnings
+    assert script in r.reads and script not in r.probes
+    assert [p for p in r.processes if script in p.probes] == []

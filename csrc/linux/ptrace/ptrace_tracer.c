@@ -633,6 +633,21 @@ static long long fd_settle(struct sbx_ptrace_run *r, struct proc *p, struct fden
     return pos;
 }
 
+/* Another fd of `p` that is a copy (dup) of entry `e`'s open, or NULL.
+ * Both fds are still open (a close is settled at its entry). */
+static struct fdent *fd_twin(struct proc *p, pid_t tid, const struct fdent *e)
+{
+    for (size_t i = 0; i < p->n; i++) {
+        struct fdent *o = &p->fds[i];
+        if (o == e || strcmp(o->path, e->path) != 0)
+            continue;
+        long same = syscall(SYS_kcmp, tid, tid, 0 /* KCMP_FILE */, e->fd, o->fd);
+        if (same == 0 || (same < 0 && errno == ENOSYS))
+            return o;
+    }
+    return NULL;
+}
+
 static void fd_close(struct sbx_ptrace_run *r, struct proc *p, pid_t tid, int fd)
 {
     struct fdent *e = fd_get(p, fd);
@@ -656,7 +671,13 @@ static void fd_close(struct sbx_ptrace_run *r, struct proc *p, pid_t tid, int fd
         sbx_result_warn(r->res, "whether the character device %s was read is not seen "
                         "by the ptrace backend (reads do not stop); it is recorded as a "
                         "probe", e->path);
-    if (sbx_result_settle(r->res, p->tgid, e->path, strlen(e->path), e->done || e->noprobe) < 0)
+    struct fdent *twin = e->done || e->noprobe ? NULL : fd_twin(p, tid, e);
+    if (twin)
+        /* the open lives on in a copy (a shell moves a script's fd to 10
+         * and closes the first): it is settled when the copy goes */
+        twin->noprobe = 0;
+    else if (sbx_result_settle(r->res, p->tgid, e->path, strlen(e->path),
+                               e->done || e->noprobe) < 0)
         sbx_result_warn(r->res, "out of memory while recording paths");
     pthread_mutex_unlock(&r->res_mu);
     fd_drop(p, fd);
