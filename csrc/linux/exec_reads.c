@@ -4,11 +4,14 @@
 #endif
 #include "exec_reads.h"
 
+#include <fcntl.h>
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "elfinterp.h"
+#include "shebang.h"
 
 /* Where the names go: the run's sets, or the run's and a process's. */
 struct sink {
@@ -57,4 +60,17 @@ int sbx_exec_reads_record(struct sbx_result *res, int64_t pid, const char *calle
 {
     struct sink s = {NULL, res, pid};
     return exec_reads(&s, called, exe, script_interp);
+}
+
+size_t sbx_exec_script_interp(const char *path, char *out, size_t cap)
+{
+    char buf[256];
+    if (cap)
+        out[0] = '\0';
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return 0;
+    ssize_t n = read(fd, buf, sizeof buf);
+    close(fd);
+    return n > 0 ? sbx_shebang_interp(buf, (size_t)n, out, cap) : 0;
 }

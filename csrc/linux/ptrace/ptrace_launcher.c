@@ -345,7 +345,7 @@ static int preload_root(char **argv)
 }
 
 /* Keeper mode: process `pid_s` left a ptrace run at its exec (a declared
- * breakaway, ptrace_tracer.c: leave()).  No process can drop a seccomp
+ * breakaway, ptrace_breakaway.c: sbx_pt_leave()).  No process can drop a seccomp
  * filter, and the run's one turns file system calls into ptrace stops
  * (ENOSYS without a tracer) and user notifications (ENOSYS without a
  * listener).  This process, outside the run (its own session), traces the
