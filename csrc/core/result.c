@@ -253,7 +253,10 @@ static int64_t proc_new(struct sbx_result *r, int64_t pid, int64_t ppid, int64_t
 
 int sbx_result_proc_fork(struct sbx_result *r, int64_t pid, int64_t ppid)
 {
-    if (sbx_result_proc_index(r, pid) >= 0)
+    /* a pid that exited and is given again (pid_max is 32768 on many
+     * machines: a large build wraps) is a new process */
+    int64_t known = sbx_result_proc_index(r, pid);
+    if (known >= 0 && !r->procs[known].has_status)
         return 0;
     int64_t parent = sbx_result_proc_index(r, ppid);
     int64_t i = proc_new(r, pid, ppid, parent);
