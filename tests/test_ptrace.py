@@ -145,3 +145,20 @@ def test_a_reused_pid_is_a_new_process(sb, work):
     # both hang under the script, which forked them
     assert r.processes[owners[b][0].parent].pid == r.processes[0].pid != pid
     assert r.processes[owners[a][0].parent].pid == r.processes[0].pid
+
+
+def test_the_path_search_before_the_first_exec_is_the_commands(sb, work):
+    """The launcher's $PATH search (as subprocess's) happens in the
+    command's process before its exec: one record, the command's, holds
+    the names it tried; no record without an image."""
+    write(os.path.join(work, "a.txt"))
+    empty = os.path.join(work, "nothing-here")
+    os.mkdir(empty)
+    env = dict(os.environ, PATH=empty + os.pathsep + os.environ.get("PATH", "/usr/bin:/bin"))
+    r = sb.run(["cat", "a.txt"], cwd=work, env=env, capture_output=True)
+    assert r.returncode == 0 and r.complete, r.warnings
+    assert len(r.processes) == 1, r.processes
+    cat = r.processes[0]
+    assert os.path.basename(cat.path) == "cat" and cat.argv == ("cat", "a.txt")
+    assert cat.parent is None and cat.returncode == 0 and cat.cwd == work
+    assert os.path.join(empty, "cat") in cat.probes and os.path.join(work, "a.txt") in cat.reads

@@ -280,6 +280,18 @@ static int proc_exec(struct sbx_result *r, int64_t pid, int64_t ppid, const char
 {
     /* the new image hangs where the pid was forked from */
     int64_t old = sbx_result_proc_index(r, pid), parent;
+    if (old >= 0 && !r->procs[old].exec && !r->procs[old].path && r->procs[old].parent < 0) {
+        /* a process whose image and parent nobody knew (the run's root
+         * between its fork and its exec: the launcher's or subprocess's
+         * $PATH search): what it did leads up to this exec, which is its
+         * record */
+        struct sbx_process *p = &r->procs[old];
+        p->exec = 1;
+        p->ppid = ppid;
+        if (!(p->path = dup_str(path)) || !(p->argv = dup_argv(argv, argc, &p->argc)))
+            return -1;
+        return 0;
+    }
     if (old >= 0)
         parent = r->procs[old].parent;
     else
