@@ -15,6 +15,7 @@ import os
 import pytest
 
 from conftest import build_scenario, sandbox_for
+from test_preload import build
 
 
 @pytest.fixture(scope="module")
@@ -49,3 +50,26 @@ def test_untraced_children_are_followed(bins, kind, tmp_path):
     for n in names[2:]:
         owners = [p for p in r.processes if str(tmp_path / n) in p.reads]
         assert owners == [main], (n, r.processes)
+
+
+def test_a_breakaway_keeps_following_its_untraced_children(tmp_path):
+    """A process that left the run (breakaway) is followed by a keeper,
+    which must also take CLONE_UNTRACED off: a child it lost would find
+    every stopping call of the run's filter failing (ENOSYS)."""
+    sb = sandbox_for("ptrace")
+    exe = build(str(tmp_path), "sbx-untraced-daemon", r"""
+        long pid = syscall(SYS_clone, CLONE_UNTRACED | SIGCHLD, 0, 0, 0, 0);
+        if (pid == 0)
+            _exit(open(argv[1], O_WRONLY | O_CREAT | O_TRUNC, 0644) < 0);
+        int st;
+        if (pid < 0 || waitpid(pid, &st, 0) != pid)
+            return 2;
+        return WIFEXITED(st) ? WEXITSTATUS(st) : 3;
+    """, top="#include <sched.h>\n#include <sys/syscall.h>\n"
+             "#ifndef CLONE_UNTRACED\n#define CLONE_UNTRACED 0x00800000\n#endif\n")
+    made = tmp_path / "made.txt"
+    r = sb.run(["/bin/sh", "-c", '"$0" "$1"', exe, str(made)],
+               breakaway=["sbx-untraced-daemon"], timeout=60)
+    assert r.returncode == 0 and made.exists()
+    assert [b.path for b in r.breakaways] == [exe]
+    assert str(made) not in r.writes      # the breakaway's doing is its own
