@@ -259,6 +259,10 @@ def dynamic_loader():
     except (OSError, struct.error, UnicodeDecodeError):
         return None
     return None
+# the ptrace backend's tracer, by concern (csrc/linux/ptrace/ptrace_run.h)
+PTRACE_TRACER_SOURCES = ["csrc/linux/ptrace/" + f for f in (
+    "ptrace_tracer.c", "ptrace_state.c", "ptrace_tracee.c", "ptrace_decode.c",
+    "ptrace_notify.c", "ptrace_breakaway.c")]
 PRELOAD_SHIM_SOURCES = (SHIM_CORE_SOURCES + ["shims/core/hooks_posix.c"] + SHIM_LINUX_SOURCES
                         + ["shims/linux/hooks_linux.c", "shims/linux/glibc_internal.c",
                            "shims/linux/raw_syscalls.c"])
@@ -267,8 +271,8 @@ if sys.platform.startswith("linux") and (not ONLY or "_unpriv" in ONLY):
         "sandbox_py._unpriv",
         sources=CORE_SOURCES + ["csrc/python/module_unpriv.c",
                                 "csrc/linux/preload/preload_reader.c",
-                                "csrc/linux/preload/reader_os_linux.c",
-                                "csrc/linux/ptrace/ptrace_tracer.c"] + LINUX_COMMON,
+                                "csrc/linux/preload/reader_os_linux.c"]
+        + PTRACE_TRACER_SOURCES + LINUX_COMMON,
         include_dirs=INCLUDE_DIRS + ["csrc/linux/preload", "csrc/linux/ptrace", "shims/core"],
         depends=C_HEADERS,
         libraries=["pthread"],
