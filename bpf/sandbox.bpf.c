@@ -920,6 +920,20 @@ int BPF_PROG(on_fork, struct task_struct *parent, struct task_struct *child)
         __sync_fetch_and_add(&st->live, 1);
     else
         __sync_fetch_and_add(&st->dropped, 1);  /* tracked map full */
+    if (child->tgid == ctid) {
+        /* a new process, not a thread: its record of who did what opens
+         * here, before it runs (sent by the parent, so it precedes every
+         * event of the child) */
+        struct sbx_event ev = {};
+        ev.size = sizeof ev;
+        ev.type = SBX_EV_FORK;
+        ev.run_id = t.run_id;
+        ev.pid = ctid;
+        ev.tid = ctid;
+        ev.ppid = parent->tgid;
+        if (bpf_ringbuf_output(&events, &ev, sizeof ev, 0))
+            __sync_fetch_and_add(&st->dropped, 1);
+    }
     return 0;
 }
 
@@ -955,14 +969,12 @@ int BPF_PROG(on_exec, struct task_struct *p, pid_t old_pid, struct linux_binprm 
     s->ev.str_len[0] = n;
     s->ev.nstr = 1;
     off = n;
-    if (s->data[0] != '/') {
-        struct task_struct *task = bpf_get_current_task_btf();
-        if (append_walk(s, &off, 1, (__u64)BPF_CORE_READ(task, fs, pwd.mnt),
-                        (__u64)BPF_CORE_READ(task, fs, pwd.dentry)) < 0)
-            append_empty(s, &off, 1);
-    } else {
+    /* the cwd, always: a relative filename is resolved against it, and
+     * the process's record says where it ran (a compile's directory) */
+    struct task_struct *task = bpf_get_current_task_btf();
+    if (append_walk(s, &off, 1, (__u64)BPF_CORE_READ(task, fs, pwd.mnt),
+                    (__u64)BPF_CORE_READ(task, fs, pwd.dentry)) < 0)
         append_empty(s, &off, 1);
-    }
     if (interp != filename) {
         __u64 o = off;
         if (o > SBX_DATA_MAX - SBX_PATH_MAX)
@@ -1047,6 +1059,20 @@ int BPF_PROG(on_exit, struct task_struct *p)
     struct sbx_run_state *st = bpf_map_lookup_elem(&runs, &t.run_id);
     if (!st)
         return 0;
+    if (p->signal->live.counter == 0) {
+        /* the process is gone with this thread (do_exit() counted it out
+         * before this tracepoint; two threads exiting at once may both
+         * see 0 and both report the same group status) */
+        struct sbx_event ev = {};
+        ev.size = sizeof ev;
+        ev.type = SBX_EV_EXIT;
+        ev.run_id = t.run_id;
+        ev.pid = p->tgid;
+        ev.tid = tid;
+        ev.ret = p->exit_code;
+        if (bpf_ringbuf_output(&events, &ev, sizeof ev, 0))
+            __sync_fetch_and_add(&st->dropped, 1);
+    }
     if (__sync_fetch_and_add(&st->live, -1) != 1)
         return 0;
     struct scratch *s = get_scratch(&scratch_exit);

@@ -28,8 +28,8 @@ enum sbx_event_type {
     /* First read/write/listing of an open file by this run: one pair,
      * (the file's directory, its name), as for SBX_EV_PATH. */
     SBX_EV_FD = 2,
-    /* A successful exec.  Strings: filename as passed, cwd (when filename
-     * is relative, else empty), #! interpreter as written (or empty), the
+    /* A successful exec.  Strings: filename as passed, the cwd (walked;
+     * filename is relative to it when it is relative), #! interpreter as written (or empty), the
      * executed file's absolute path, argv (NUL-separated, as one blob). */
     SBX_EV_EXEC = 3,
     /* The last traced task of the run exited.  No strings. */
@@ -37,6 +37,13 @@ enum sbx_event_type {
     /* The task did something this backend cannot follow (io_uring set-up,
      * open_by_handle_at); `nr` says which.  One string: the task's comm. */
     SBX_EV_UNSEEN = 5,
+    /* A traced process forked a new process (not a thread): `pid` is the
+     * child's tgid, `ppid` the parent's.  Sent from the parent's fork, so
+     * it precedes every event of the child.  No strings. */
+    SBX_EV_FORK = 6,
+    /* The last thread of traced process `pid` exited; `ret` is its wait
+     * status (as waitpid() would report it).  No strings. */
+    SBX_EV_EXIT = 7,
 };
 
 /* SBX_EV_UNSEEN with this `nr`: child `tid` of process `pid` was started

@@ -5,7 +5,10 @@
 #ifndef SBX_EXEC_READS_H
 #define SBX_EXEC_READS_H
 
+#include <stdint.h>
+
 #include "pathset.h"
+#include "result.h"
 
 /* called: the program's name as exec'd, made absolute and clean (a symlink
  *         such as /usr/bin/cc), or NULL;
@@ -17,5 +20,8 @@
  * memory ran out. */
 int sbx_exec_reads(sbx_pathset *ps, const char *called, const char *exe,
                    const char *script_interp);
+/* The same, recorded as process `pid`'s reads (and the run's). */
+int sbx_exec_reads_of(struct sbx_result *res, int64_t pid, const char *called,
+                      const char *exe, const char *script_interp);
 
 #endif

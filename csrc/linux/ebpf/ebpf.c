@@ -97,21 +97,23 @@ static struct run *find_run(uint32_t id)
 }
 
 /* Before this run's open replaces a stale entry for the same struct file
- * (the kernel reuses freed file objects), settle the old one. */
+ * (the kernel reuses freed file objects), settle the old one, for the
+ * process that opened it (its tgid is the entry's flags). */
 static void settle_opened(struct run *r, struct sbx_keyed *o)
 {
-    if (o->path && sbx_ledger_settle(r->res->paths, o->path, strlen(o->path), o->used) < 0)
+    if (o->path && sbx_result_settle(r->res, o->flags, o->path, strlen(o->path), o->used) < 0)
         sbx_result_warn(r->res, "out of memory while recording paths");
     free(o->path);
     o->path = NULL;
     o->used = 0;
 }
 
-static void add_path(struct run *r, const char *p, unsigned flags)
+/* An access by process `pid` (a tgid): the run's sets and its own. */
+static void add_path(struct run *r, uint32_t pid, const char *p, unsigned flags)
 {
     if (!flags)
         return;
-    if (sbx_pathset_add(r->res->paths, p, strlen(p), flags) < 0)
+    if (sbx_result_record(r->res, pid, p, strlen(p), flags) < 0)
         sbx_result_warn(r->res, "out of memory while recording paths");
 }
 
@@ -210,18 +212,19 @@ static unsigned open_flags_of(const struct sbx_event *ev)
 static void on_open(struct run *r, const struct sbx_event *ev, const char *path)
 {
     int used, tracked;
-    add_path(r, path, sbx_access_open(sbx_linux_open_intent(open_flags_of(ev)),
+    add_path(r, ev->pid, path, sbx_access_open(sbx_linux_open_intent(open_flags_of(ev)),
                                       (ev->kind & FMODE_CREATED) != 0, &used, &tracked));
     if (!tracked || !ev->file)
         return;
     struct sbx_keyed *o = sbx_keyed_get(&r->opened, ev->file, 1);
     if (!o) {
-        add_path(r, path, SBX_PROBE);
+        add_path(r, ev->pid, path, SBX_PROBE);
         return;
     }
     settle_opened(r, o);
     o->path = strdup(path);
     o->used = used;
+    o->flags = ev->pid;
 }
 
 /* Whether `path', read from the process's memory after its open returned,
@@ -268,9 +271,9 @@ static void on_path_event(struct run *r, const struct sbx_event *ev, const struc
         ? sbx_access_refused(op, sbx_linux_open_intent(open_flags_of(ev)))
         : sbx_access_classify(op, ev->ret >= 0);
     if (p0)
-        add_path(r, p0, acc.first);
+        add_path(r, ev->pid, p0, acc.first);
     if (p1)
-        add_path(r, p1, acc.second);
+        add_path(r, ev->pid, p1, acc.second);
 }
 
 static void on_fd_event(struct run *r, const struct sbx_event *ev, const struct strings *st)
@@ -281,12 +284,12 @@ static void on_fd_event(struct run *r, const struct sbx_event *ev, const struct 
     const char *path = ev->kind & SBX_FD_NONAME ? NULL : pair_path(r, ev, st, 0, buf, sizeof buf);
     unsigned cat = sbx_access_use((enum sbx_use)(ev->kind & 0xff));
     if (path)
-        add_path(r, path, cat);
+        add_path(r, ev->pid, path, cat);
     struct sbx_keyed *o = sbx_keyed_get(&r->opened, ev->file, 0);
     if (o && o->path) {
         o->used = 1;
         if (!path || strcmp(o->path, path) != 0)
-            add_path(r, o->path, cat);      /* the name it was opened by */
+            add_path(r, ev->pid, o->path, cat);     /* the name it was opened by */
     }
 }
 
@@ -305,8 +308,9 @@ static void on_exec_event(struct run *r, const struct sbx_event *ev, const struc
                                           st->s[2], st->len[2]) >= 0)
         script = tmp;                   /* the #! interpreter as written */
     int walked = st->len[3] && !(st->flags[3] & SBX_STR_TRUNCATED);
-    if (!leaves && sbx_exec_reads(r->res->paths, called, walked ? st->s[3] : NULL, script) < 0)
-        sbx_result_warn(r->res, "out of memory while recording paths");
+    /* a truncated cwd is no cwd: the record says it does not know */
+    const char *cwd = st->len[1] && st->s[1][0] == '/' && !(st->flags[1] & SBX_STR_TRUNCATED)
+                      ? st->s[1] : NULL;
 
     /* argv: NUL-separated */
     const char *argv[256];
@@ -318,10 +322,23 @@ static void on_exec_event(struct run *r, const struct sbx_event *ev, const struc
     if (st->flags[4] & SBX_STR_TRUNCATED || argc == 256)
         sbx_result_warn(r->res, "the argument list of process %u was cut short in execs",
                         ev->pid);
-    if (leaves)
+    if (leaves) {
         sbx_result_add_breakaway(r->res, ev->pid, ev->ppid, exe, argv, argc);
-    else
-        sbx_result_add_exec(r->res, ev->pid, ev->ppid, exe, argv, argc);
+        return;
+    }
+    /* the exec's record first, so that what the exec read is its own */
+    if (sbx_result_add_exec(r->res, ev->pid, ev->ppid, exe, argv, argc) < 0 ||
+        (cwd && sbx_result_proc_cwd(r->res, ev->pid, cwd) < 0) ||
+        sbx_exec_reads_of(r->res, ev->pid, called, walked ? st->s[3] : NULL, script) < 0)
+        sbx_result_warn(r->res, "out of memory while recording paths");
+}
+
+/* Exit status as the subprocess module gives it: the code, or minus the
+ * signal that killed it. */
+static int returncode_of(int64_t wstatus)
+{
+    int sig = (int)(wstatus & 0x7f);
+    return sig ? -sig : (int)((wstatus >> 8) & 0xff);
 }
 
 /* An io_uring request joined to its outcome, as its system call's event. */
@@ -360,6 +377,13 @@ static int handle_event(void *ctx, void *data, size_t size)
         break;
     case SBX_EV_EXEC:
         on_exec_event(r, ev, &st);
+        break;
+    case SBX_EV_FORK:
+        if (sbx_result_proc_fork(r->res, ev->pid, ev->ppid) < 0)
+            sbx_result_warn(r->res, "out of memory while recording processes");
+        break;
+    case SBX_EV_EXIT:
+        sbx_result_proc_exit(r->res, ev->pid, returncode_of(ev->ret));
         break;
     case SBX_EV_RUN_DONE:
         r->done = 1;
