@@ -469,6 +469,20 @@ static __always_inline int has_path(struct file *f)
     return imode == S_IFREG || imode == S_IFDIR || imode == S_IFCHR || imode == S_IFBLK;
 }
 
+/* Whether the open file has no name a path could reach: its link count
+ * is 0 (deleted, memfd), or its dentry is not in the dcache's hash — an
+ * O_TMPFILE file keeps its "#<inode>" dentry even after linkat() gave the
+ * inode a name, and a file unlinked while another link remains keeps the
+ * dentry of the name that is gone.  Walking such a dentry would invent a
+ * path.  A mount's root is unhashed by nature and has its mount's name. */
+static __always_inline int nameless(struct file *f)
+{
+    struct dentry *d = f->f_path.dentry;
+    if (f->f_inode->__i_nlink == 0)
+        return 1;
+    return !d->d_hash.pprev && d != f->f_path.mnt->mnt_root;
+}
+
 /* The first use of `kind` of open file `faddr` by the run: one SBX_EV_FD
  * event with the file's directory and name (walked now), once per (run,
  * file, kind) thanks to fd_seen.  `tgid`: the acting process when it is not
@@ -492,8 +506,8 @@ __noinline int emit_file(struct scratch *s, __u32 run_id, __u64 faddr, __u32 kin
     if (tgid)
         s->ev.pid = tgid;
     s->ev.kind = kind;
-    if (f->f_inode->__i_nlink == 0)
-        s->ev.kind |= SBX_FD_NONAME;            /* no name any more: none invented */
+    if (nameless(f))
+        s->ev.kind |= SBX_FD_NONAME;            /* no name (any more): none invented */
     s->ev.file = faddr;
     s->ev.imode = f->f_inode->i_mode & S_IFMT;
     s->ev.npath = 1;
@@ -580,7 +594,9 @@ __noinline int append_path_arg(struct scratch *s, __u64 *off, __u64 i, long dirf
             d = task->fs->pwd.dentry;
         } else {
             struct file *f = fd_file(task, dirfd);
-            if (f) {
+            /* AT_EMPTY_PATH on a file without a name (O_TMPFILE given to
+             * linkat): no directory, so no path for this argument */
+            if (f && !((f->f_inode->i_mode & S_IFMT) != S_IFDIR && nameless(f))) {
                 m = f->f_path.mnt;
                 d = f->f_path.dentry;
             }
@@ -682,7 +698,7 @@ static __always_inline void append_file_name(struct scratch *s, __u64 *off, int 
 {
     struct dentry *d = f->f_path.dentry;
     __u64 o = *off;
-    if (d == f->f_path.mnt->mnt_root || f->f_inode->__i_nlink == 0 || i < 0 ||
+    if (d == f->f_path.mnt->mnt_root || nameless(f) || i < 0 ||
         i >= SBX_MAX_STR || o > SBX_DATA_MAX - 256)
         return;
     __u32 len = d->d_name.len;

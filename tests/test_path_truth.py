@@ -73,6 +73,12 @@ def c_tmpfile(w, r):
     assert str(w / "named.txt") in r.writes
 
 
+def c_tmpfile_emptypath(w, r):
+    # the only name the file ever had is the one linkat gave it: a write
+    assert str(w / "named2.txt") in r.writes
+    assert not any(p.startswith(str(w) + "/#") for p in r.reads | r.writes | r.probes)
+
+
 def c_deleted(w, r):
     assert str(w / "f.txt") in r.reads
 
@@ -101,6 +107,7 @@ CASES = {
     "relink": (c_relink, False), "devfd": (c_behind_fd, False),
     "procfd": (c_behind_fd, False), "scm_rights": (c_behind_fd, False),
     "longpath": (c_longpath, False), "tmpfile": (c_tmpfile, False),
+    "tmpfile_emptypath": (c_tmpfile_emptypath, False),
     "deleted": (c_deleted, False), "chroot": (c_chroot, True), "mntns": (c_mntns, True),
     "int80": (c_int80, False),
 }
