@@ -179,6 +179,7 @@ struct scratch {
     __u64 hstate;       /* probe_hash's running state */
     __u32 hstart, hlen;
     __u64 regs[6];      /* the syscall's arguments, for emit_path() */
+    __u64 name_hash;    /* sbx_task.name_hash of the open, for emit_path() */
 };
 
 #define SCRATCH_MAP(name)                                   \
@@ -192,6 +193,7 @@ struct scratch {
 SCRATCH_MAP(scratch_sys);
 SCRATCH_MAP(scratch_exec);
 SCRATCH_MAP(scratch_exit);
+SCRATCH_MAP(scratch_enter);
 
 static __always_inline struct scratch *get_scratch(void *map)
 {
@@ -653,6 +655,29 @@ static long hash_step(__u64 i, void *arg)
     return 0;
 }
 
+/* FNV-style hash of s->data[start, start + len), from state h. */
+static __always_inline __u64 string_hash(struct scratch *s, __u64 h, __u32 start, __u32 len)
+{
+    s->hstate = h;
+    s->hstart = start;
+    s->hlen = len;
+    struct hash_ctx hc = {.s = s};
+    bpf_loop((len + 7) / 8, hash_step, &hc, 0);
+    return s->hstate;
+}
+
+#define FNV_OFFSET 14695981039346656037ULL
+
+/* Hash of the name string of the open under way, as user memory has it
+ * now (string 1 of the event for the exit, s->data[0..] for the entry). */
+static __always_inline __u64 name_hash_of(struct scratch *s, __u32 start, __u32 len)
+{
+    if (start > SBX_PATH_MAX || len > SBX_PATH_MAX || len == 0)
+        return 0;
+    __u64 h = string_hash(s, FNV_OFFSET, start, len);
+    return h ? h : 1;
+}
+
 /* Identity of a one-path probe: the directory's token (0 for an absolute
  * name), the name as written (up to 512 bytes; longer ones are not
  * deduplicated) and the outcome.  Probes repeat a lot: every compiler of a
@@ -674,12 +699,8 @@ static __always_inline __u64 probe_hash(struct scratch *s, long ret)
     __u32 len = s->ev.str_len[1];       /* NUL included */
     if (start > SBX_PATH_MAX || len > 512)
         return 0;
-    s->hstate = h;
-    s->hstart = start;
-    s->hlen = len;
-    struct hash_ctx hc = {.s = s};
-    bpf_loop((len + 7) / 8, hash_step, &hc, 0);
-    h = (s->hstate ^ (__u64)(ret < 0 ? -ret : 0)) * 1099511628211ULL;
+    h = string_hash(s, h, start, len);
+    h = (h ^ (__u64)(ret < 0 ? -ret : 0)) * 1099511628211ULL;
     return h ? h : 1;
 }
 
@@ -770,6 +791,13 @@ __noinline int emit_path(struct scratch *s, __u32 run_id, long nr, long ret, int
             s->ev.kind = f->f_mode;
             s->ev.imode = f->f_inode->i_mode & S_IFMT;
             append_file_name(s, &off, 2 * npath, f);
+            int fi = 2 * npath;
+            if (s->name_hash && s->ev.nstr == fi + 1 && fi < SBX_MAX_STR) {
+                /* was the name the kernel resolved the one we read now? */
+                __u64 h = name_hash_of(s, s->ev.str_len[0], s->ev.str_len[1]);
+                s->ev.str_flags[fi] |= h == s->name_hash ? SBX_STR_NAME_SAME
+                                                         : SBX_STR_NAME_CHANGED;
+            }
         }
     }
     if (nr == __NR_openat2) {
@@ -783,11 +811,12 @@ __noinline int emit_path(struct scratch *s, __u32 run_id, long nr, long ret, int
 }
 
 static __always_inline int path_call(struct pt_regs *regs, __u32 run_id, long nr, long ret,
-                                     int layout)
+                                     int layout, __u64 name_hash)
 {
     struct scratch *s = get_scratch(&scratch_sys);
     if (!s)
         return 0;
+    s->name_hash = name_hash;
     s->regs[0] = regs->di;
     s->regs[1] = regs->si;
     s->regs[2] = regs->dx;
@@ -850,7 +879,12 @@ static __always_inline int on_path_call(struct pt_regs *regs, struct sbx_task *t
                 return 0;
         }
     }
-    return path_call(regs, run_id, nr, ret, layout | (op << 24));
+    __u64 name_hash = 0;
+    if (op == SBX_OP_OPEN) {
+        name_hash = tp->name_hash;
+        tp->name_hash = 0;
+    }
+    return path_call(regs, run_id, nr, ret, layout | (op << 24), name_hash);
 }
 
 /* ---- breakaway ------------------------------------------------------------ */
@@ -1099,6 +1133,31 @@ int BPF_PROG(on_exit, struct task_struct *p)
     return 0;
 }
 
+/* An open by a traced task begins: hash its name as user memory has it
+ * now, before the kernel resolves it.  At the exit the name is read again
+ * for the event; the same hash says that the name the event carries is
+ * the one the kernel used, so a final component other than the file's
+ * own was a symlink at the access (even if it is retargeted or removed
+ * later); another hash, that another thread rewrote it meanwhile.  Runs
+ * at every system call of every task: a compare for all but opens. */
+SEC("tp_btf/sys_enter")
+int BPF_PROG(on_sys_enter, struct pt_regs *regs, long id)
+{
+    if (id != __NR_openat && id != __NR_open && id != __NR_openat2 && id != __NR_creat)
+        return 0;
+    __u32 tid = (__u32)bpf_get_current_pid_tgid();
+    struct sbx_task *tp = bpf_map_lookup_elem(&tracked, &tid);
+    if (!tp || (tp->flags & SBX_TASK_PENDING))
+        return 0;
+    struct scratch *s = get_scratch(&scratch_enter);
+    if (!s)
+        return 0;
+    const char *name = (const char *)(id == __NR_open || id == __NR_creat ? regs->di : regs->si);
+    long n = bpf_probe_read_user_str(&s->data[0], SBX_PATH_MAX, name);
+    tp->name_hash = n > 0 ? name_hash_of(s, 0, n) : 0;
+    return 0;
+}
+
 SEC("tp_btf/sys_exit")
 int BPF_PROG(on_sys_exit, struct pt_regs *regs, long ret)
 {
@@ -1137,9 +1196,9 @@ int BPF_PROG(on_sys_exit, struct pt_regs *regs, long ret)
          * the program along $PATH is the command's own doing. */
         if ((nr == __NR_execve || nr == __NR_execveat) && ret < 0) {
             if (nr == __NR_execve)
-                path_call(regs, run_id, nr, ret, LAYOUT(1, -1, 0, -1, 0) | (SBX_OP_EXEC << 24));
+                path_call(regs, run_id, nr, ret, LAYOUT(1, -1, 0, -1, 0) | (SBX_OP_EXEC << 24), 0);
             else
-                path_call(regs, run_id, nr, ret, LAYOUT(1, 0, 1, -1, 0) | (SBX_OP_EXEC << 24));
+                path_call(regs, run_id, nr, ret, LAYOUT(1, 0, 1, -1, 0) | (SBX_OP_EXEC << 24), 0);
         }
         return 0;
     }

@@ -78,11 +78,16 @@ enum sbx_event_type {
  * (the name is then relative to it), in the host's terms. */
 #define SBX_STR_ROOT      0x10
 /* The name the opened file's dentry has, after the (dir, name) pair of a
- * successful open: the name string is read from user memory after the
- * call, so another thread may have rewritten it since the kernel used it;
- * a final component that differs from this one is either a symlink or
- * such a rewrite, and the reader tells them apart. */
+ * successful open.  The name string is read from user memory after the
+ * call, so another thread may have rewritten it since the kernel used it:
+ * a final component that differs from the file's own is either a symlink
+ * or such a rewrite.  The kernel half read the name at the call's entry
+ * too and says which it was, with one of these on the FILENAME string: */
 #define SBX_STR_FILENAME  0x20
+#define SBX_STR_NAME_SAME 0x40       /* the same name at entry and exit: what
+                                      * the kernel resolved (a symlink, if
+                                      * the file's name differs) */
+#define SBX_STR_NAME_CHANGED 0x80    /* rewritten during the call */
 
 struct sbx_event {
     __u32 size;          /* header + strings, bytes */
@@ -148,6 +153,8 @@ struct sbx_task {
     __u32 run_id;
     __u32 flags;
     __u64 last_read, last_write, last_enum;  /* struct file * last reported */
+    __u64 name_hash;     /* hash of the name of the open under way, read at
+                          * its entry (0: none) */
 };
 #define SBX_TASK_PENDING 0x1     /* forked by a spawner, not yet exec'd */
 #define SBX_TASK_SELF    0x2     /* registered by user space, not counted */

@@ -32,6 +32,7 @@ def prepare(w: Path) -> None:
     (w / "a.txt").write_text("a")
     (w / "other.txt").write_text("o")
     os.symlink("a.txt", w / "ln")
+    os.symlink("ln", w / "ln2")
     (w / "root").mkdir()
     (w / "root" / "f.txt").write_text("r")
     (w / "src").mkdir()
@@ -55,6 +56,13 @@ def c_dotdot(w, r):
 def c_relink(w, r):
     assert {str(w / "ln"), str(w / "a.txt")} <= r.reads
     assert str(w / "other.txt") not in r.reads
+
+
+def c_link_gone(w, r):
+    # the link as read and the target as it was at the access, though all
+    # three names are gone when the run ends
+    assert {str(w / "ln2"), str(w / "a.txt")} <= r.reads
+    assert {str(w / "ln2"), str(w / "ln"), str(w / "a.txt")} <= r.writes
 
 
 def c_behind_fd(w, r):
@@ -104,7 +112,8 @@ def c_int80(w, r):
 
 CASES = {
     "dotdot": (c_dotdot, False), "dotdot_dirfd": (c_dotdot, False),
-    "relink": (c_relink, False), "devfd": (c_behind_fd, False),
+    "relink": (c_relink, False), "link_gone": (c_link_gone, False),
+    "devfd": (c_behind_fd, False),
     "procfd": (c_behind_fd, False), "scm_rights": (c_behind_fd, False),
     "longpath": (c_longpath, False), "tmpfile": (c_tmpfile, False),
     "tmpfile_emptypath": (c_tmpfile_emptypath, False),

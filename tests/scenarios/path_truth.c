@@ -81,6 +81,10 @@ int main(int argc, char **argv)
         read_fd(open("ln", O_RDONLY));
         if (unlink("ln") < 0 || symlink("other.txt", "ln") < 0)
             die("relink");
+    } else if (!strcmp(s, "link_gone")) {       /* ln2 -> ln -> a.txt, all removed after */
+        read_fd(open("ln2", O_RDONLY));
+        if (unlink("ln2") < 0 || unlink("ln") < 0 || unlink("a.txt") < 0)
+            die("unlink");
     } else if (!strcmp(s, "devfd")) {
         int fd = open("f.txt", O_RDONLY);
         char name[64];

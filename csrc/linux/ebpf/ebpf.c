@@ -229,9 +229,12 @@ static void on_open(struct run *r, const struct sbx_event *ev, const char *path)
 
 /* Whether `path', read from the process's memory after its open returned,
  * is a name of the file the kernel opened.  Its final component is the
- * file's own (SBX_STR_FILENAME), or a symlink to it; otherwise another
- * thread rewrote the string while the call ran, and the file is reported
- * under its own name by its uses (on_fd_event), never under this one. */
+ * file's own (SBX_STR_FILENAME), or the kernel half saw the same name at
+ * the call's entry (SBX_STR_NAME_SAME): the kernel resolved this name, so
+ * its final component was a symlink at the access, even if it has been
+ * retargeted or removed since.  Otherwise another thread rewrote the string
+ * while the call ran (SBX_STR_NAME_CHANGED), and the file is reported under
+ * its own name by its uses (on_fd_event), never under this one. */
 static int opened_by_this_name(struct run *r, const struct sbx_event *ev,
                                const struct strings *st, const char *path)
 {
@@ -242,15 +245,20 @@ static int opened_by_this_name(struct run *r, const struct sbx_event *ev,
     base = base ? base + 1 : path;
     if (!*base || strcmp(base, st->s[i]) == 0 || strcasecmp(base, st->s[i]) == 0)
         return 1;                   /* "/", the same name, a case-folding file system */
-    struct stat lst;
-    if (lstat(path, &lst) == 0 && S_ISLNK(lst.st_mode))
+    if (st->flags[i] & SBX_STR_NAME_SAME)
         return 1;                   /* opened through a symlink */
+    if (!(st->flags[i] & SBX_STR_NAME_CHANGED)) {
+        /* the entry was not seen (a task traced from within the call):
+         * the name as it is now is all there is to go by */
+        struct stat lst;
+        if (lstat(path, &lst) == 0 && S_ISLNK(lst.st_mode))
+            return 1;
+    }
     if (r->rewritten_names++)
         return 0;                   /* said once per run */
     sbx_result_warn(r->res, "process %u opened %s under the name %s, which does not name "
-                    "it: another thread rewrote the name during the call (or it was a "
-                    "symlink, removed since); the file is reported under its own name",
-                    ev->pid, st->s[i], path);
+                    "it: another thread rewrote the name during the call; the file is "
+                    "reported under its own name", ev->pid, st->s[i], path);
     return 0;
 }
 
