@@ -329,7 +329,8 @@ static __always_inline __u32 run_gen(__u32 run_id)
  * directory the reader knows, or its walked path with a new token.  The
  * token is the directory's (device, inode number) and the run's rename
  * generation, so a directory renamed or removed by the run never matches an
- * old token. */
+ * old token.  Mixed, not XOR-ed together: an inode number's high bits (64-bit
+ * inode numbers, overlayfs's layer bits) must not cancel a device's. */
 __noinline int append_dir(struct scratch *s, __u64 *off, __u64 pair, __u64 m, __u64 d)
 {
     if (!s || !off || pair > 1)
@@ -337,7 +338,9 @@ __noinline int append_dir(struct scratch *s, __u64 *off, __u64 pair, __u64 m, __
     struct dentry *dd = CAST(struct dentry, (void *)d);
     __u64 ino = dd->d_inode->i_ino;
     __u64 dev = dd->d_sb->s_dev;
-    __u64 token = (ino ^ (dev << 32) ^ ((__u64)run_gen(s->ev.run_id) << 52)) + 1;
+    __u64 token = fmix64(ino ^ fmix64(dev | ((__u64)run_gen(s->ev.run_id) << 32)));
+    if (!token)
+        token = 1;
     s->ev.dirtok[pair] = token;
     if (seen_has(&dir_seen, SBX_DIR_SEEN_BITS, seen_tag(token, 0, s->ev.run_id))) {
         append_empty(s, off, 2 * pair);
@@ -651,11 +654,16 @@ static long hash_step(__u64 i, void *arg)
     __u32 rem = s->hlen - at;
     if (rem < 8)
         w &= (1ULL << ((rem & 7) * 8)) - 1;  /* bytes past the NUL are stale */
-    s->hstate = (s->hstate ^ w) * 1099511628211ULL;
+    /* each word through the full mixer, not FNV's multiply: with
+     * h = (h ^ w) * p, two directories whose tokens differ in a few low
+     * bits (sibling inode numbers) and two names that differ in the same
+     * bits ("cms.h" and "ess.h" in sibling directories) gave the same hash,
+     * and one probe of each pair was taken for the other's duplicate */
+    s->hstate = fmix64(s->hstate ^ w);
     return 0;
 }
 
-/* FNV-style hash of s->data[start, start + len), from state h. */
+/* Hash of s->data[start, start + len), from state h. */
 static __always_inline __u64 string_hash(struct scratch *s, __u64 h, __u32 start, __u32 len)
 {
     s->hstate = h;
@@ -690,9 +698,9 @@ static __always_inline __u64 probe_hash(struct scratch *s, long ret)
     if (s->ev.nstr < 2 || (s->ev.str_flags[1] & (SBX_STR_TRUNCATED | SBX_STR_FAULT)) ||
         (df & SBX_STR_TRUNCATED))
         return 0;
-    __u64 h = 14695981039346656037ULL;
+    __u64 h = FNV_OFFSET;
     if (df & (SBX_STR_DIRREF | SBX_STR_DIRDEF))
-        h ^= s->ev.dirtok[0];
+        h = fmix64(h ^ s->ev.dirtok[0]);
     else if (s->ev.str_len[0] > 1)
         return 0;                       /* a directory without a token */
     __u32 start = s->ev.str_len[0];
@@ -700,7 +708,7 @@ static __always_inline __u64 probe_hash(struct scratch *s, long ret)
     if (start > SBX_PATH_MAX || len > 512)
         return 0;
     h = string_hash(s, h, start, len);
-    h = (h ^ (__u64)(ret < 0 ? -ret : 0)) * 1099511628211ULL;
+    h = fmix64(h ^ (__u64)(ret < 0 ? -ret : 0) ^ ((__u64)len << 48));
     return h ? h : 1;
 }
 
