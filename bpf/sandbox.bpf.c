@@ -180,6 +180,8 @@ struct scratch {
     __u32 hstart, hlen;
     __u64 regs[6];      /* the syscall's arguments, for emit_path() */
     __u64 name_hash;    /* sbx_task.name_hash of the open, for emit_path() */
+    __u32 mntns;        /* the acting task's mount namespace, 0: the tracer's */
+    __u32 pad2;
 };
 
 #define SCRATCH_MAP(name)                                   \
@@ -339,6 +341,10 @@ __noinline int append_dir(struct scratch *s, __u64 *off, __u64 pair, __u64 m, __
     __u64 ino = dd->d_inode->i_ino;
     __u64 dev = dd->d_sb->s_dev;
     __u64 token = fmix64(ino ^ fmix64(dev | ((__u64)run_gen(s->ev.run_id) << 32)));
+    /* a directory's path as another mount namespace shows it is another
+     * string than the host's: a token of its own */
+    if (s->mntns)
+        token = fmix64(token ^ s->mntns);
     if (!token)
         token = 1;
     s->ev.dirtok[pair] = token;
@@ -463,6 +469,9 @@ static __always_inline void init_event(struct scratch *s, __u16 type, __u32 run_
     s->ev.run_id = run_id;
     s->ev.pid = pt >> 32;
     s->ev.tid = (__u32)pt;
+    struct task_struct *t = bpf_get_current_task_btf();
+    __u32 ns = t->nsproxy->mnt_ns->ns.inum;
+    s->mntns = ns == host_mntns ? 0 : ns;
 }
 
 /* The first read/write/listing of `fd` by this run. */
@@ -698,7 +707,7 @@ static __always_inline __u64 probe_hash(struct scratch *s, long ret)
     if (s->ev.nstr < 2 || (s->ev.str_flags[1] & (SBX_STR_TRUNCATED | SBX_STR_FAULT)) ||
         (df & SBX_STR_TRUNCATED))
         return 0;
-    __u64 h = FNV_OFFSET;
+    __u64 h = FNV_OFFSET ^ s->mntns;     /* "/x" differs between namespaces */
     if (df & (SBX_STR_DIRREF | SBX_STR_DIRDEF))
         h = fmix64(h ^ s->ev.dirtok[0]);
     else if (s->ev.str_len[0] > 1)
@@ -967,6 +976,7 @@ int BPF_PROG(on_fork, struct task_struct *parent, struct task_struct *child)
     } else if (pt) {
         t.run_id = pt->run_id;
         t.flags = pt->flags & SBX_TASK_PENDING;
+        t.mntns = pt->mntns;
     } else {
         return 0;
     }
@@ -1194,10 +1204,26 @@ int BPF_PROG(on_sys_exit, struct pt_regs *regs, long ret)
         }
         return 0;
     }
-    if (host_mntns && !(tp->flags & SBX_TASK_WARNED_MNTNS) &&
-        cur->nsproxy->mnt_ns->ns.inum != host_mntns) {
-        tp->flags |= SBX_TASK_WARNED_MNTNS;
-        emit_unseen(run_id, SBX_NR_MNTNS);
+    /* A move to another mount namespace (unshare, setns; a child cloned
+     * into a new one sees it at the exit of its clone) is reported before
+     * the call's own event: the reader names its paths from then on. */
+    __u32 ns = cur->nsproxy->mnt_ns->ns.inum;
+    if (ns == host_mntns)
+        ns = 0;
+    if (ns != tp->mntns && host_mntns) {
+        struct sbx_event ev = {};
+        ev.size = sizeof ev;
+        ev.type = SBX_EV_MNTNS;
+        ev.run_id = run_id;
+        __u64 pt = bpf_get_current_pid_tgid();
+        ev.pid = pt >> 32;
+        ev.tid = (__u32)pt;
+        ev.nr = nr;
+        ev.args[0] = tp->mntns;
+        ev.args[1] = ns;
+        tp->mntns = ns;
+        if (bpf_ringbuf_output(&events, &ev, sizeof ev, 0))
+            count_drop(run_id);
     }
     if (flags & SBX_TASK_PENDING) {
         /* Between fork and exec in a spawner's child: only the search for
@@ -1212,6 +1238,23 @@ int BPF_PROG(on_sys_exit, struct pt_regs *regs, long ret)
     }
 
     switch (nr) {
+    /* Mounts change which file a name means in the namespace that made
+     * them: the reader keeps each namespace's changes (mount: source and
+     * target, as the namespace names them; umount2: the target).  Calls of
+     * the new mount API are only named: what they attach is not followed. */
+    case __NR_mount:
+        if (ret == 0)
+            path_call(regs, run_id, nr, ret, LAYOUT(2, -1, 0, -1, 1) | (SBX_OP_MODIFY << 24), 0);
+        return 0;
+    case __NR_umount2:
+        if (ret == 0)
+            path_call(regs, run_id, nr, ret, LAYOUT(1, -1, 0, -1, 0) | (SBX_OP_MODIFY << 24), 0);
+        return 0;
+    case __NR_move_mount:
+    case __NR_pivot_root:
+        if (ret == 0)
+            emit_unseen(run_id, nr);
+        return 0;
     case __NR_mmap: {
         long mflags = regs->r10;
         long fd = regs->r8;

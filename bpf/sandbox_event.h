@@ -44,6 +44,13 @@ enum sbx_event_type {
     /* The last thread of traced process `pid` exited; `ret` is its wait
      * status (as waitpid() would report it).  No strings. */
     SBX_EV_EXIT = 7,
+    /* Process `pid` is now in mount namespace args[1] (it was in args[0];
+     * 0 is the tracer's own), seen at the exit of system call `nr`: unshare
+     * or clone made the new namespace a copy of the old one, setns joined
+     * another.  The paths of its later events are as that namespace shows
+     * them; the reader turns them into the host's (docs/backends.md).
+     * No strings. */
+    SBX_EV_MNTNS = 8,
 };
 
 /* SBX_EV_UNSEEN with this `nr`: child `tid` of process `pid` was started
@@ -52,9 +59,6 @@ enum sbx_event_type {
 /* SBX_EV_UNSEEN: process `pid` made 32-bit (ia32) system calls, which are
  * not decoded. */
 #define SBX_NR_COMPAT      (-2)
-/* SBX_EV_UNSEEN: process `pid` runs in another mount namespace: its paths
- * are as it sees them, which may not be where the host has the files. */
-#define SBX_NR_MNTNS       (-3)
 
 /* SBX_EV_FD kinds: the values of enum sbx_use (csrc/core/access_ops.h), so
  * that the table's use column can be sent as it is */
@@ -155,10 +159,12 @@ struct sbx_task {
     __u64 last_read, last_write, last_enum;  /* struct file * last reported */
     __u64 name_hash;     /* hash of the name of the open under way, read at
                           * its entry (0: none) */
+    __u32 mntns;         /* its mount namespace when last seen (0: the
+                          * tracer's) */
+    __u32 pad;
 };
 #define SBX_TASK_PENDING 0x1     /* forked by a spawner, not yet exec'd */
 #define SBX_TASK_SELF    0x2     /* registered by user space, not counted */
 #define SBX_TASK_WARNED_COMPAT 0x4   /* its 32-bit system calls were reported */
-#define SBX_TASK_WARNED_MNTNS  0x8   /* its other mount namespace was reported */
 
 #endif
