@@ -724,6 +724,7 @@ static __always_inline __u64 probe_hash(struct scratch *s, long ret)
 /* Where a syscall's path arguments are: npath pairs, dN = argument index of
  * path N's dirfd (-1: the cwd), pN = argument index of the path; emit_path()
  * also takes the operation in bits 24-27. */
+#define LAYOUT_PRE_EXEC (1 << 28)     /* see SBX_PATH_PRE_EXEC */
 #define LAYOUT(npath, d0, p0, d1, p1) \
     ((npath) | (((d0) + 1) << 4) | ((p0) << 8) | (((d1) + 1) << 12) | ((p1) << 16))
 
@@ -774,6 +775,8 @@ __noinline int emit_path(struct scratch *s, __u32 run_id, long nr, long ret, int
     for (int i = 0; i < 6; i++)
         s->ev.args[i] = s->regs[i];
     s->ev.npath = npath;
+    if (layout & LAYOUT_PRE_EXEC)
+        s->ev.kind = SBX_PATH_PRE_EXEC;
     __u64 off = 0;
     /* A chdir that succeeded has already moved the cwd: its name resolved
      * now would be relative to the new directory, which is the one it named. */
@@ -1230,9 +1233,11 @@ int BPF_PROG(on_sys_exit, struct pt_regs *regs, long ret)
          * the program along $PATH is the command's own doing. */
         if ((nr == __NR_execve || nr == __NR_execveat) && ret < 0) {
             if (nr == __NR_execve)
-                path_call(regs, run_id, nr, ret, LAYOUT(1, -1, 0, -1, 0) | (SBX_OP_EXEC << 24), 0);
+                path_call(regs, run_id, nr, ret,
+                          LAYOUT(1, -1, 0, -1, 0) | (SBX_OP_EXEC << 24) | LAYOUT_PRE_EXEC, 0);
             else
-                path_call(regs, run_id, nr, ret, LAYOUT(1, 0, 1, -1, 0) | (SBX_OP_EXEC << 24), 0);
+                path_call(regs, run_id, nr, ret,
+                          LAYOUT(1, 0, 1, -1, 0) | (SBX_OP_EXEC << 24) | LAYOUT_PRE_EXEC, 0);
         }
         return 0;
     }

@@ -151,6 +151,10 @@ struct sbx_ba_key {
 /* SBX_EV_EXEC `kind`: the exec matched the run's breakaway declaration and
  * the process (with its future children) was dropped from `tracked`. */
 #define SBX_EXEC_BREAKAWAY 1
+/* SBX_EV_PATH `kind` of a failed exec by a spawner's child before its
+ * first successful exec (its search along $PATH): the command's doing, so
+ * the reader files it with the exec that follows. */
+#define SBX_PATH_PRE_EXEC 1
 
 /* Value of map `tracked` (key: tid in the initial pid namespace). */
 struct sbx_task {

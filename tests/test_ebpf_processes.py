@@ -53,9 +53,12 @@ def test_scripted_tree_gives_per_process_sets(linkage, scen_bins, tmp_path):
     r = sb.run(["sh", "-c", SCRIPT], cwd=str(w), env=env, capture_output=True, timeout=60)
     assert r.returncode == 0, r.stderr
     assert r.complete, r.warnings
-    root = r.processes[0] if r.processes[0].path else r.processes[1]
+    # the root is the first record; its search along $PATH is its own
+    root = r.processes[0]
     assert root.argv[:2] == ("sh", "-c") and root.returncode == 0 and root.cwd == str(w)
-    top = r.processes.index(root)
+    assert root.parent is None and root.path and os.path.basename(root.path) in ("sh", "dash")
+    assert all(p.path for p in r.processes)
+    top = 0
 
     # three children of the shell, each with its own file, nobody else's
     for name in ("one", "two", "three"):

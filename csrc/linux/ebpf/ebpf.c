@@ -74,6 +74,13 @@ struct mntns {
     size_t n, cap;
 };
 
+/* An access of a spawner's child before its first exec (SBX_PATH_PRE_EXEC). */
+struct pre_exec {
+    uint32_t pid;
+    unsigned flags;
+    char *path;
+};
+
 struct run {
     uint32_t id;
     int done;
@@ -88,6 +95,9 @@ struct run {
                                      * not the tracer's */
     struct mntns *ns;               /* the namespaces seen, in order */
     size_t nns;
+    struct pre_exec *pre;           /* a spawner's child's $PATH search, held
+                                     * for the exec that follows it */
+    size_t npre, cappre;
     struct run *next;
 };
 
@@ -341,6 +351,49 @@ static void on_mount_event(struct run *r, const struct sbx_event *ev, const char
     }
 }
 
+/* The search along $PATH of a spawner's child is the command's: filed
+ * with the record of the exec that follows it (or of the pid, if none
+ * does), not with a record of the child before it, which has no image
+ * (it is the tracer's own fork). */
+static void hold_pre_exec(struct run *r, uint32_t pid, const char *p, unsigned flags)
+{
+    if (!flags)
+        return;
+    if (r->npre == r->cappre) {
+        size_t nc = r->cappre ? r->cappre * 2 : 16;
+        struct pre_exec *g = realloc(r->pre, nc * sizeof *g);
+        if (!g)
+            goto now;
+        r->pre = g;
+        r->cappre = nc;
+    }
+    r->pre[r->npre].path = strdup(p);
+    if (!r->pre[r->npre].path)
+        goto now;
+    r->pre[r->npre].pid = pid;
+    r->pre[r->npre].flags = flags;
+    r->npre++;
+    return;
+now:
+    add_path(r, pid, p, flags);
+}
+
+/* File what pid (0: every pid) searched before its exec. */
+static void release_pre_exec(struct run *r, uint32_t pid)
+{
+    size_t j = 0;
+    for (size_t i = 0; i < r->npre; i++) {
+        struct pre_exec *e = &r->pre[i];
+        if (pid && e->pid != pid) {
+            r->pre[j++] = *e;
+            continue;
+        }
+        add_path(r, e->pid, e->path, e->flags);
+        free(e->path);
+    }
+    r->npre = j;
+}
+
 /* ---- event decoding --------------------------------------------------- */
 
 struct strings {
@@ -525,6 +578,11 @@ static void on_path_event(struct run *r, const struct sbx_event *ev, const struc
     struct sbx_access acc = ev->ret < 0 && sbx_access_refusal((int)-ev->ret)
         ? sbx_access_refused(op, sbx_linux_open_intent(open_flags_of(ev)))
         : sbx_access_classify(op, ev->ret >= 0);
+    if (ev->kind == SBX_PATH_PRE_EXEC) {
+        if (p0)
+            hold_pre_exec(r, ev->pid, p0, acc.first);
+        return;
+    }
     if (p0)
         add_path(r, ev->pid, p0, acc.first);
     if (p1)
@@ -594,6 +652,7 @@ static void on_exec_event(struct run *r, const struct sbx_event *ev, const struc
         sbx_result_warn(r->res, "the argument list of process %u was cut short in execs",
                         ev->pid);
     if (leaves) {
+        release_pre_exec(r, ev->pid);   /* searched for while still the run's */
         sbx_result_add_breakaway(r->res, ev->pid, ev->ppid, exe, argv, argc);
         return;
     }
@@ -602,6 +661,7 @@ static void on_exec_event(struct run *r, const struct sbx_event *ev, const struc
         (cwd && sbx_result_proc_cwd(r->res, ev->pid, cwd) < 0) ||
         sbx_exec_reads_of(r->res, ev->pid, called, walked_exe, script) < 0)
         sbx_result_warn(r->res, "out of memory while recording paths");
+    release_pre_exec(r, ev->pid);
 }
 
 /* Exit status as the subprocess module gives it: the code, or minus the
@@ -1269,6 +1329,8 @@ struct sbx_result *sbx_ebpf_run_end(uint32_t run)
     G.ended_at = now.tv_sec + now.tv_nsec / 1e9;
     pthread_mutex_unlock(&G.lock);
     sbx_iouring_end(&r->uring, r->res, replay_path_event, r);
+    release_pre_exec(r, 0);             /* searches no exec followed */
+    free(r->pre);
     for (size_t i = 0; i < r->opened.cap; i++)
         if (r->opened.slots[i].key)
             settle_opened(r, &r->opened.slots[i]);
