@@ -66,11 +66,15 @@ class TraceSession:
         """Kill every process of the run, including ones forked meanwhile."""
 
     def finish(self) -> dict:
-        """Stop tracing and return the Result's path fields: reads, writes,
-        probes, enumerations (iterables of str), execs (iterable of Exec),
-        complete (bool), warnings (list of str); optionally denied (Denied
-        records the mechanism itself saw refused, with their pids) and
-        breakaways (Breakaway records)."""
+        """Stop tracing and return the run's fields, the same from every
+        session, for Result.from_fields (the one place a Result is made):
+        reads, writes, probes, enumerations (iterables of str), execs
+        (Exec records or (pid, ppid, path, argv) tuples), processes (Process
+        records, C tuples or JSON objects: sandbox_py/result.py), complete
+        (bool), warnings (list of str); optionally denied (Denied records
+        the mechanism itself saw refused, with their pids), refused (the
+        core's (path, category) pairs of refused calls) and breakaways
+        (Breakaway records)."""
         raise NotImplementedError
 
     def abort(self) -> None:
@@ -213,7 +217,7 @@ def wait_interruptibly(session, timeout: Optional[float]) -> bool:
 
 
 def core_fields(d: dict) -> dict:
-    """A C core's result dict (csrc/pyresult.c) as TraceSession.finish()
+    """A C core's result dict (csrc/python/pyresult.c) as TraceSession.finish()
     returns it: execs become Exec records."""
     d = dict(d)
     d["execs"] = [Exec(pid, ppid, path, tuple(argv)) for pid, ppid, path, argv in d["execs"]]

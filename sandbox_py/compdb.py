@@ -6,10 +6,13 @@ c++, clang, clang++, with version suffixes such as ``gcc-12`` and target
 prefixes such as ``x86_64-linux-gnu-gcc``) **and confirmed by its step**
 (the process and everything it started, ``Result.steps``): each source
 named on the command line must have been read by the step, and the output
-must have been written by it.  So a wrapper that only forwards (``ccache
-gcc ...``, ``/usr/lib/ccache/gcc``) is not an entry: the real compiler it
-starts is, once; a command that failed before reading its source, or only
-preprocessed to standard output (``-E``, ``-M``), is not.  ``arguments``
+must have been written by it.  So a wrapper (``ccache gcc ...``,
+``/usr/lib/ccache/gcc``) is not an entry when it ran the compiler: the real
+compiler's compile is, once (ccache's preprocessing run, ``-E``, is not a
+compilation); on a cache hit no compiler runs and the wrapper's own step,
+which read the source and wrote the output, is the entry, with the
+wrapper's command line.  A command that failed before reading its source,
+or only preprocessed (``-E``, ``-M``, ``-MM``), is not an entry.  ``arguments``
 are the command line exactly as it was executed, never reordered.
 
 ``--deps`` (``deps(result)``): per output, the sources and headers the step
@@ -20,7 +23,6 @@ locale data (``/etc``, ``.../locale/...``, ``.../gconv/...``).
 """
 from __future__ import annotations
 
-import json
 import os
 import re
 from typing import Optional
@@ -45,8 +47,17 @@ SEPARATE_VALUE = frozenset({
     "-MT", "-MQ", "-x", "-L", "-l", "-Xlinker", "-Xassembler", "-Xpreprocessor",
     "-Xclang", "-u", "-T", "-aux-info", "-target", "--target", "-arch", "-z",
     "--sysroot", "-B", "-specs", "--param", "-G", "-e"})
-#: Options that make the command produce no output file of its own.
-NO_OUTPUT = ("-E", "-M", "-MM", "-fsyntax-only", "--version", "-v", "-###")
+#: Options that make the command no compilation (preprocessing, queries).
+NOT_A_COMPILE = ("-E", "-M", "-MM", "--version", "-v", "-###", "-dumpversion",
+                 "-dumpmachine", "-print-search-dirs")
+
+
+def is_wrapper(p: Process) -> bool:
+    """ccache and friends, by name or by what the executed file links to."""
+    names = {os.path.basename(p.argv[0])} if p.argv else set()
+    if p.path:
+        names |= {os.path.basename(p.path), os.path.basename(os.path.realpath(p.path))}
+    return bool(names & WRAPPERS)
 
 
 def is_compiler(p: Process) -> bool:
@@ -91,8 +102,8 @@ def _option(argv, name: str) -> Optional[str]:
 
 def _output(argv, source: str) -> Optional[str]:
     """The file the command writes for ``source`` (relative as given)."""
-    if any(a in NO_OUTPUT for a in argv[1:]):
-        return _option(argv, "-o")          # -E -o x.i writes x.i; else stdout
+    if "-fsyntax-only" in argv:
+        return None
     out = _option(argv, "-o")
     if out is not None:
         return out
@@ -132,28 +143,54 @@ def _directory(p: Process, source: str, found: str) -> Optional[str]:
     return found[: -len("/" + os.path.normpath(source))] or "/"
 
 
-def entries(result: Result) -> list:
-    """``compile_commands.json`` entries (``directory``, ``file``,
-    ``arguments``, ``output``), one per source of each compiler invocation
-    the run confirmed, in the order the compilers started."""
+def _compiles(result: Result) -> list:
+    """``(step, argv as run, argv of the compiler)`` of each compilation,
+    in start order: the compiler steps, and the steps of wrappers that ran
+    no compiler (a cache hit)."""
+    found = [(s, s.process.argv) for s in result.steps(is_compiler)]
+    for s in result.steps(is_wrapper):
+        if not any(is_compiler(p) for p in s.processes[1:]):
+            argv = s.process.argv
+            if argv and os.path.basename(argv[0]) in WRAPPERS:
+                argv = argv[1:]       # ccache gcc ...: the compiler's command
+            found.append((s, argv))
+    order = {id(p): i for i, p in enumerate(result.processes)}
+    found.sort(key=lambda t: order.get(id(t[0].process), 0))
     out = []
-    for step in result.steps(is_compiler):
-        argv = list(step.process.argv)
+    for step, argv in found:
+        if any(a in NOT_A_COMPILE for a in argv[1:]):
+            continue
+        out.append((step, list(step.process.argv), list(argv)))
+    return out
+
+
+def _confirmed(result: Result):
+    """(step, arguments, directory, source path, output path or None)."""
+    for step, as_run, argv in _compiles(result):
         for src in _sources(argv):
             path = _resolve(step.process.cwd, src, step.reads)
             if path is None:
                 continue                  # never read: not compiled here
             directory = _directory(step.process, src, path)
-            entry = {"directory": directory, "file": path, "arguments": argv}
             name = _output(argv, src)
+            written = None
             if name is not None:
                 written = _resolve(directory, name, step.writes)
                 if written is None:
                     continue              # it wrote nothing: a failed compile
-                entry["output"] = written
-            elif any(a in ("-E", "-M", "-MM") for a in argv[1:]):
-                continue                  # preprocessing to stdout: not a compile
-            out.append(entry)
+            yield step, as_run, directory, path, written
+
+
+def entries(result: Result) -> list:
+    """``compile_commands.json`` entries (``directory``, ``file``,
+    ``arguments``, ``output``), one per source of each compiler invocation
+    the run confirmed, in the order the compilers started."""
+    out = []
+    for _, as_run, directory, path, written in _confirmed(result):
+        entry = {"directory": directory, "file": path, "arguments": as_run}
+        if written is not None:
+            entry["output"] = written
+        out.append(entry)
     return out
 
 
@@ -173,35 +210,13 @@ def deps(result: Result) -> list:
     ``reads`` being the sources and headers the step really read (see the
     module's docstring for what is left out), sorted."""
     out = []
-    for step in result.steps(is_compiler):
-        argv = list(step.process.argv)
-        for src in _sources(argv):
-            path = _resolve(step.process.cwd, src, step.reads)
-            if path is None:
-                continue
-            directory = _directory(step.process, src, path)
-            name = _output(argv, src)
-            written = _resolve(directory, name, step.writes) if name else None
-            if written is None:
-                continue
-            reads = sorted(r for r in step.reads
-                           if not is_pseudo(r) and r not in step.writes
-                           and not _NOT_SOURCE.search(r) and not _is_elf(r)
-                           and not os.path.isdir(r))
-            out.append({"output": written, "file": path, "directory": directory,
-                        "reads": reads})
+    for step, _, directory, path, written in _confirmed(result):
+        if written is None:
+            continue
+        reads = sorted(r for r in step.reads
+                       if not is_pseudo(r) and r not in step.writes
+                       and not _NOT_SOURCE.search(r) and not _is_elf(r)
+                       and not os.path.isdir(r))
+        out.append({"output": written, "file": path, "directory": directory,
+                    "reads": reads})
     return out
-
-
-def write(result: Result, path: str, *, deps_path: Optional[str] = None) -> int:
-    """Write ``compile_commands.json`` (and the deps file); returns the
-    number of entries."""
-    es = entries(result)
-    with open(path, "w", encoding="utf-8") as f:
-        json.dump(es, f, indent=2)
-        f.write("\n")
-    if deps_path:
-        with open(deps_path, "w", encoding="utf-8") as f:
-            json.dump({"version": 1, "outputs": deps(result)}, f, indent=2)
-            f.write("\n")
-    return len(es)
