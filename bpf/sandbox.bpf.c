@@ -154,11 +154,21 @@ static __always_inline void seen_put(void *map, __u32 bits, __u64 tag, __u32 run
     }
 }
 
-/* Tag of (open file, its inode number, kind of use) for fd_seen: file
- * objects are recycled, the inode number makes a reused one differ. */
-static __always_inline __u64 fd_tag(__u64 faddr, __u64 ino, __u32 kind, __u32 run_id)
+/* Tag of (open file, its inode number, kind of use, process image) for
+ * fd_seen: file objects are recycled, the inode number makes a reused one
+ * differ; each process record has its own sets, so a file another process
+ * of the run already used is still a first use for this one. */
+static __always_inline __u64 fd_tag(__u64 faddr, __u64 ino, __u32 kind, __u64 image,
+                                    __u32 run_id)
 {
-    return seen_tag(faddr, ino ^ ((__u64)kind << 56), run_id);
+    return seen_tag(faddr ^ fmix64(image), ino ^ ((__u64)kind << 56), run_id);
+}
+
+/* The process image a task acts for: its tgid and how many execs its
+ * process made (the per-process records of docs/semantics.md). */
+static __always_inline __u64 image_key(struct sbx_task *tp)
+{
+    return (bpf_get_current_pid_tgid() >> 32) | ((__u64)tp->image << 32);
 }
 
 /* Scratch space: an event is assembled here, then copied into the ring
@@ -182,6 +192,8 @@ struct scratch {
     __u64 name_hash;    /* sbx_task.name_hash of the open, for emit_path() */
     __u32 mntns;        /* the acting task's mount namespace, 0: the tracer's */
     __u32 pad2;
+    __u64 image;        /* the acting process image (image_key()): a first
+                         * access is a first access per process record */
 };
 
 #define SCRATCH_MAP(name)                                   \
@@ -510,7 +522,7 @@ __noinline int emit_file(struct scratch *s, __u32 run_id, __u64 faddr, __u32 kin
     struct file *f = CAST(struct file, (void *)faddr);
     if (!f || !has_path(f))
         return 0;
-    __u64 tag = fd_tag(faddr, f->f_inode->i_ino, kind, run_id);
+    __u64 tag = fd_tag(faddr, f->f_inode->i_ino, kind, tgid ? tgid : s->image, run_id);
     if (seen_has(&fd_seen, SBX_FD_SEEN_BITS, tag))
         return 0;                               /* already reported */
     /* marked before the event is out: two threads racing here may both
@@ -569,7 +581,11 @@ __noinline int emit_fd(struct sbx_task *tp, long fd, __u32 kind)
     if (*last == ident)
         return 0;
     *last = ident;
-    return emit_file(get_scratch(&scratch_sys), tp->run_id, faddr, kind, 0);
+    struct scratch *s = get_scratch(&scratch_sys);
+    if (!s)
+        return 0;
+    s->image = image_key(tp);
+    return emit_file(s, tp->run_id, faddr, kind, 0);
 }
 
 /* Append the (dir, path) pair for path argument i: strings 2i and 2i+1. */
@@ -707,7 +723,8 @@ static __always_inline __u64 probe_hash(struct scratch *s, long ret)
     if (s->ev.nstr < 2 || (s->ev.str_flags[1] & (SBX_STR_TRUNCATED | SBX_STR_FAULT)) ||
         (df & SBX_STR_TRUNCATED))
         return 0;
-    __u64 h = FNV_OFFSET ^ s->mntns;     /* "/x" differs between namespaces */
+    /* "/x" differs between namespaces; each process record has its own */
+    __u64 h = fmix64(FNV_OFFSET ^ s->mntns ^ fmix64(s->image));
     if (df & (SBX_STR_DIRREF | SBX_STR_DIRDEF))
         h = fmix64(h ^ s->ev.dirtok[0]);
     else if (s->ev.str_len[0] > 1)
@@ -831,12 +848,13 @@ __noinline int emit_path(struct scratch *s, __u32 run_id, long nr, long ret, int
 }
 
 static __always_inline int path_call(struct pt_regs *regs, __u32 run_id, long nr, long ret,
-                                     int layout, __u64 name_hash)
+                                     int layout, __u64 name_hash, struct sbx_task *tp)
 {
     struct scratch *s = get_scratch(&scratch_sys);
     if (!s)
         return 0;
     s->name_hash = name_hash;
+    s->image = image_key(tp);
     s->regs[0] = regs->di;
     s->regs[1] = regs->si;
     s->regs[2] = regs->dx;
@@ -904,7 +922,7 @@ static __always_inline int on_path_call(struct pt_regs *regs, struct sbx_task *t
         name_hash = tp->name_hash;
         tp->name_hash = 0;
     }
-    return path_call(regs, run_id, nr, ret, layout | (op << 24), name_hash);
+    return path_call(regs, run_id, nr, ret, layout | (op << 24), name_hash, tp);
 }
 
 /* ---- breakaway ------------------------------------------------------------ */
@@ -980,6 +998,8 @@ int BPF_PROG(on_fork, struct task_struct *parent, struct task_struct *child)
         t.run_id = pt->run_id;
         t.flags = pt->flags & SBX_TASK_PENDING;
         t.mntns = pt->mntns;
+        if (child->tgid != child->pid)
+            t.image = pt->image;        /* a thread acts for its process */
     } else {
         return 0;
     }
@@ -1017,6 +1037,8 @@ int BPF_PROG(on_exec, struct task_struct *p, pid_t old_pid, struct linux_binprm 
         return 0;
     struct sbx_task t = *tp;
     t.flags &= ~SBX_TASK_PENDING;
+    t.image++;                          /* a new process record */
+    t.last_read = t.last_write = t.last_enum = 0;   /* whose first uses are its own */
     __u32 ntid = p->pid;
     if (ntid != tid) {
         /* a non-leader thread exec'd and took over the leader's pid */
@@ -1234,10 +1256,12 @@ int BPF_PROG(on_sys_exit, struct pt_regs *regs, long ret)
         if ((nr == __NR_execve || nr == __NR_execveat) && ret < 0) {
             if (nr == __NR_execve)
                 path_call(regs, run_id, nr, ret,
-                          LAYOUT(1, -1, 0, -1, 0) | (SBX_OP_EXEC << 24) | LAYOUT_PRE_EXEC, 0);
+                          LAYOUT(1, -1, 0, -1, 0) | (SBX_OP_EXEC << 24) | LAYOUT_PRE_EXEC, 0,
+                          tp);
             else
                 path_call(regs, run_id, nr, ret,
-                          LAYOUT(1, 0, 1, -1, 0) | (SBX_OP_EXEC << 24) | LAYOUT_PRE_EXEC, 0);
+                          LAYOUT(1, 0, 1, -1, 0) | (SBX_OP_EXEC << 24) | LAYOUT_PRE_EXEC, 0,
+                          tp);
         }
         return 0;
     }
@@ -1249,11 +1273,13 @@ int BPF_PROG(on_sys_exit, struct pt_regs *regs, long ret)
      * the new mount API are only named: what they attach is not followed. */
     case __NR_mount:
         if (ret == 0)
-            path_call(regs, run_id, nr, ret, LAYOUT(2, -1, 0, -1, 1) | (SBX_OP_MODIFY << 24), 0);
+            path_call(regs, run_id, nr, ret, LAYOUT(2, -1, 0, -1, 1) | (SBX_OP_MODIFY << 24), 0,
+                      tp);
         return 0;
     case __NR_umount2:
         if (ret == 0)
-            path_call(regs, run_id, nr, ret, LAYOUT(1, -1, 0, -1, 0) | (SBX_OP_MODIFY << 24), 0);
+            path_call(regs, run_id, nr, ret, LAYOUT(1, -1, 0, -1, 0) | (SBX_OP_MODIFY << 24), 0,
+                      tp);
         return 0;
     case __NR_move_mount:
     case __NR_pivot_root:

@@ -165,7 +165,8 @@ struct sbx_task {
                           * its entry (0: none) */
     __u32 mntns;         /* its mount namespace when last seen (0: the
                           * tracer's) */
-    __u32 pad;
+    __u32 image;         /* execs of its process so far: with the tgid, the
+                          * program image the deduplication is per */
 };
 #define SBX_TASK_PENDING 0x1     /* forked by a spawner, not yet exec'd */
 #define SBX_TASK_SELF    0x2     /* registered by user space, not counted */
