@@ -46,13 +46,6 @@
 
 /* ---- per-run state ---------------------------------------------------- */
 
-/* Two keyed tables per run (keyed_table.h):
- *   opened: the name an open file was opened under, keyed by its struct
- *           file address, so that a read through a symlink reports the link
- *           as well as the target, and an open whose data was never used
- *           ends up a probe;
- *   dirs:   the paths of directories the kernel half sent once (DIRDEF)
- *           and now refers to by token (DIRREF). */
 /* A mount namespace the run's processes moved into (SBX_EV_MNTNS).  One the
  * run made (unshare, clone) starts as a copy of the one it was made from,
  * so a name in it is the host's, except under the mount points it has
@@ -81,6 +74,14 @@ struct pre_exec {
     char *path;
 };
 
+/* Two keyed tables per run (keyed_table.h):
+ *   opened: the name an open file was opened under, keyed by its struct
+ *           file address, so that a read through a symlink reports the link
+ *           as well as the target, and an open whose data was never used
+ *           ends up a probe (its flags: the opener's tgid, whose record
+ *           the settled access goes to);
+ *   dirs:   the paths of directories the kernel half sent once (DIRDEF)
+ *           and now refers to by token (DIRREF). */
 struct run {
     uint32_t id;
     int done;
