@@ -166,6 +166,8 @@ static struct mntns *ns_find(struct run *r, uint32_t inum)
 /* The namespace process `pid` is in, NULL for the tracer's own. */
 static struct mntns *ns_of(struct run *r, uint32_t pid)
 {
+    if (!r->nns)
+        return NULL;                /* the common case: nobody moved */
     struct sbx_keyed *k = sbx_keyed_get(&r->pid_ns, pid, 0);
     return k && k->flags ? ns_find(r, k->flags) : NULL;
 }
