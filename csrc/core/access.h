@@ -54,10 +54,16 @@ unsigned sbx_access_open(unsigned intent, int created, int *used, int *tracked);
 unsigned sbx_access_use(enum sbx_use use);
 
 /* The ledger's one rule: an open file whose content was never used (never
- * read, written or listed, and neither created nor truncated by the open)
- * was only looked at: a probe.  Call when the file is closed or the record
- * of it is dropped; `used` as kept by the backend.  Adds to `ps` unless the
- * path already carries a read or a write.  Returns 0 or -1 (out of memory). */
+ * read, written or listed, and neither created nor truncated by the open:
+ * `used` = 0, as kept by the backend) was only looked at: a probe, unless
+ * the path already carries a read or a write (`has`: its categories so far
+ * in the set it is settled into, 0 where the caller holds none).  Asked
+ * when the file is closed or the record of it is dropped.  A pure
+ * predicate (ledger.c): the Windows hook DLL's handle table asks it too. */
+int sbx_ledger_is_probe(int used, unsigned has);
+
+/* The rule applied to a pathset (pathset.c): adds the probe to `ps` when
+ * sbx_ledger_is_probe() says so.  Returns 0 or -1 (out of memory). */
 int sbx_ledger_settle(sbx_pathset *ps, const char *path, size_t len, int used);
 
 /* Human-readable name of an operation (warnings, debugging). */

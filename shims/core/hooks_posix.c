@@ -90,8 +90,11 @@ SBX_HOOK(int, fclose, (FILE *stream))
 }
 SBX_HOOK(DIR *, opendir, (const char *name))
 {
+    unsigned long seq = sbx_os_open_seq();
     DIR *d = REAL(opendir)(name);
-    if (!sbx_open_body_patched)         /* else glibc's own open reported it */
+    /* else libc's own open reported it (glibc patched; libsystem_c's
+     * open$NOCANCEL: shim_os.h) */
+    if (!sbx_open_body_patched && !(d && sbx_os_open_marked_since(dirfd(d), seq)))
         KEEP_ERRNO(sbx_opened(AT_FDCWD, name, O_RDONLY | O_DIRECTORY, d ? dirfd(d) : -1, 0));
     return d;
 }
