@@ -22,7 +22,6 @@
  * memory ran out. */
 int sbx_exec_reads(sbx_pathset *ps, const char *called, const char *exe,
                    const char *script_interp);
-
 /* The same, recorded as process `pid`'s reads (sbx_result_record): call it
  * right after sbx_result_add_exec(), so that they are the new image's. */
 int sbx_exec_reads_record(struct sbx_result *res, int64_t pid, const char *called,
