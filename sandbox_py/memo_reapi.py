@@ -145,15 +145,22 @@ class REAPIStore:
         self.calls: dict = {}
         self._said: set = set()
         self._lock = threading.Lock()
+        self._connect_lock = threading.Lock()
+        self._ready = False
         self._channel = None
 
     # -- the connection ------------------------------------------------------------
     def _connect(self) -> bool:
         """Open the channel and ask GetCapabilities, once.  False when the
-        server cannot be used."""
+        server cannot be used.  Parallel steps wait for the first one's
+        answer: until then nobody knows the batch limit or whether to store."""
+        with self._connect_lock:
+            if not self._ready and not self.down:
+                self._ready = self._open()
+            return self._ready and not self.down
+
+    def _open(self) -> bool:
         with self._lock:
-            if self._channel is not None or self.down:
-                return not self.down
             options = [("grpc.max_receive_message_length", -1),
                        ("grpc.max_send_message_length", -1)]
             if self._tls:

@@ -386,43 +386,132 @@ def test_blobs_damaged_on_the_server_are_never_restored(tmp_path, buildgrid, aut
     assert len([s for s in said if "does not match its digest" in s]) == 1, said
 
 
-def test_headers_are_sent_with_every_call(tmp_path, auto):
-    """A token in ``remote_headers`` reaches the server on every call (a
-    fake server: BuildGrid here runs without authentication)."""
+# -- what BuildGrid cannot be made to do: a fake server ----------------------------------
+
+class FakeREAPI:
+    """An in-memory REAPI cache that records who called what, and can
+    advertise updates yet refuse them (BuildGrid with updates off says so in
+    its capabilities, so ours never even tries)."""
+
+    def __init__(self, refuse_updates=False):
+        import grpc
+        from concurrent import futures
+        from sandbox_py._reapi import remote_execution_pb2_grpc as rg
+        fake = self
+        self.blobs, self.results, self.calls = {}, {}, []
+
+        def seen(name, context, request):
+            self.calls.append((name, dict(context.invocation_metadata()).get("authorization"),
+                               request.instance_name))
+
+        class Caps(rg.CapabilitiesServicer):
+            def GetCapabilities(self, request, context):
+                seen("GetCapabilities", context, request)
+                return re.ServerCapabilities(cache_capabilities=re.CacheCapabilities(
+                    digest_functions=[re.DigestFunction.SHA256],
+                    action_cache_update_capabilities=re.ActionCacheUpdateCapabilities(
+                        update_enabled=True)))
+
+        class AC(rg.ActionCacheServicer):
+            def GetActionResult(self, request, context):
+                seen("GetActionResult", context, request)
+                if request.action_digest.hash not in fake.results:
+                    context.abort(grpc.StatusCode.NOT_FOUND, "no such action")
+                return fake.results[request.action_digest.hash]
+
+            def UpdateActionResult(self, request, context):
+                seen("UpdateActionResult", context, request)
+                if refuse_updates:
+                    context.abort(grpc.StatusCode.PERMISSION_DENIED, "read-only token")
+                fake.results[request.action_digest.hash] = request.action_result
+                return request.action_result
+
+        class CAS(rg.ContentAddressableStorageServicer):
+            def FindMissingBlobs(self, request, context):
+                seen("FindMissingBlobs", context, request)
+                return re.FindMissingBlobsResponse(missing_blob_digests=[
+                    d for d in request.blob_digests if d.hash not in fake.blobs])
+
+            def BatchUpdateBlobs(self, request, context):
+                seen("BatchUpdateBlobs", context, request)
+                resp = re.BatchUpdateBlobsResponse()
+                for r in request.requests:
+                    fake.blobs[r.digest.hash] = r.data
+                    resp.responses.add(digest=r.digest)
+                return resp
+
+            def BatchReadBlobs(self, request, context):
+                seen("BatchReadBlobs", context, request)
+                resp = re.BatchReadBlobsResponse()
+                for d in request.digests:
+                    r = resp.responses.add(digest=d, data=fake.blobs.get(d.hash, b""))
+                    r.status.code = 0 if d.hash in fake.blobs else 5
+                return resp
+
+        self.server = grpc.server(futures.ThreadPoolExecutor(max_workers=4))
+        rg.add_CapabilitiesServicer_to_server(Caps(), self.server)
+        rg.add_ActionCacheServicer_to_server(AC(), self.server)
+        rg.add_ContentAddressableStorageServicer_to_server(CAS(), self.server)
+        self.port = self.server.add_insecure_port("127.0.0.1:0")
+        self.server.start()
+
+    def names(self):
+        return [c[0] for c in self.calls]
+
+
+@pytest.fixture
+def fake_reapi():
     if REAPI_MISSING:
         required("the 'remote' extra")
-    import grpc
-    from concurrent import futures
-    from sandbox_py._reapi import remote_execution_pb2_grpc as rg
-    seen = []
+    servers = []
 
-    class Caps(rg.CapabilitiesServicer):
-        def GetCapabilities(self, request, context):
-            seen.append(("caps", dict(context.invocation_metadata()).get("authorization")))
-            return re.ServerCapabilities(cache_capabilities=re.CacheCapabilities(
-                digest_functions=[re.DigestFunction.SHA256],
-                action_cache_update_capabilities=re.ActionCacheUpdateCapabilities(
-                    update_enabled=False)))
+    def make(**kw):
+        servers.append(FakeREAPI(**kw))
+        return servers[-1]
+    yield make
+    for s in servers:
+        s.server.stop(None)
 
-    class AC(rg.ActionCacheServicer):
-        def GetActionResult(self, request, context):
-            seen.append(("ac", dict(context.invocation_metadata()).get("authorization"),
-                         request.instance_name))
-            context.abort(grpc.StatusCode.NOT_FOUND, "no such action")
 
-    server = grpc.server(futures.ThreadPoolExecutor(max_workers=2))
-    rg.add_CapabilitiesServicer_to_server(Caps(), server)
-    rg.add_ActionCacheServicer_to_server(AC(), server)
-    port = server.add_insecure_port("127.0.0.1:0")
-    server.start()
-    try:
-        write(tmp_path / "in.txt", "x\n")
-        m = Memo(str(tmp_path / ".cache"), root=str(tmp_path), backend=auto,
-                 remote="grpc://127.0.0.1:%d/team/a" % port,
-                 remote_headers={"Authorization": "Bearer s3cret"})
-        r = m.run(["cp", "in.txt", "out.txt"], cwd=tmp_path)
-        assert r.memo.status == "miss" and (tmp_path / "out.txt").read_text() == "x\n"
-    finally:
-        server.stop(None)
-    assert seen[0] == ("caps", "Bearer s3cret")
-    assert seen[1:] and all(s == ("ac", "Bearer s3cret", "team/a") for s in seen[1:])
+def test_headers_and_the_instance_name_go_with_every_call(tmp_path, fake_reapi, auto):
+    server = fake_reapi()
+    write(tmp_path / "in.txt", "x\n")
+    m = Memo(str(tmp_path / ".cache"), root=str(tmp_path), backend=auto,
+             remote="grpc://127.0.0.1:%d/team/a" % server.port,
+             remote_headers={"Authorization": "Bearer s3cret"})
+    r = m.run(["cp", "in.txt", "out.txt"], cwd=tmp_path)
+    assert r.memo.status == "miss" and (tmp_path / "out.txt").read_text() == "x\n"
+    assert "UpdateActionResult" in server.names()
+    assert server.calls and all(c[1:] == ("Bearer s3cret", "team/a") for c in server.calls)
+
+
+def test_an_update_refused_by_the_server_is_said_once(tmp_path, fake_reapi, auto, caplog):
+    caplog.set_level(logging.WARNING, logger="sandbox_py.memo")
+    server = fake_reapi(refuse_updates=True)
+    a = checkout(tmp_path / "a")
+    rs, m = build(a, "grpc://127.0.0.1:%d" % server.port, auto)
+    assert [r.memo.status for r in rs] == ["miss"] * 3 and app_output(a) == "level 7\n"
+    # Tried once; the later steps did not upload for an update that would be refused.
+    names = server.names()
+    assert names.count("UpdateActionResult") == 1
+    refused = names.index("UpdateActionResult")
+    assert not {"FindMissingBlobs", "BatchUpdateBlobs"} & set(names[refused:])
+    assert m.remote.can_update is False and m.remote.down is None
+    said = notes(caplog)
+    assert len(said) == 1 and "PERMISSION_DENIED" in said[0], said
+    assert not server.results and all(not r.memo.remote for r in rs)
+
+
+def test_parallel_steps_wait_for_the_capabilities(tmp_path, fake_reapi, auto):
+    server = fake_reapi()
+    for i in range(6):
+        write(tmp_path / ("in%d.txt" % i), "%d\n" % i)
+    m = Memo(str(tmp_path / ".cache"), root=str(tmp_path), backend=auto,
+             remote="grpc://127.0.0.1:%d" % server.port)
+    rs = m.run_many([["cp", "in%d.txt" % i, "out%d.txt" % i] for i in range(6)],
+                    cwd=tmp_path, jobs=6)
+    assert [r.memo.status for r in rs] == ["miss"] * 6
+    assert server.names().count("GetCapabilities") == 1
+    # every step stored, none skipped for not knowing yet whether it may
+    assert all(r.memo.remote for r in rs)
+    assert server.names().count("UpdateActionResult") == 12     # entry + manifest each
