@@ -306,7 +306,7 @@ class BuildWithReapi(build_py):
             import generate
             if not generate.up_to_date():
                 generate.generate()
-        except ImportError as e:
+        except Exception as e:      # grpcio-tools missing, or protoc failed
             print("sandbox_py build: WARNING: not generating the REAPI modules (%s): "
                   "Memo(remote='grpc://...') will be unavailable" % e,
                   file=sys.stderr, flush=True)

@@ -13,9 +13,10 @@ import tempfile
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 PROTOS = os.path.join(HERE, "protos")
-SOURCES = ["build/bazel/semver/semver.proto",
-           "build/bazel/remote/execution/v2/remote_execution.proto",
-           "google/bytestream/bytestream.proto"]
+#: The vendored files (flat in protos/) and the paths the protos import them by.
+SOURCES = {"semver.proto": "build/bazel/semver/semver.proto",
+           "remote_execution.proto": "build/bazel/remote/execution/v2/remote_execution.proto",
+           "bytestream.proto": "google/bytestream/bytestream.proto"}
 # module path of a generated file -> its flat name here
 LOCAL = {"build.bazel.semver.semver_pb2": "semver_pb2",
          "build.bazel.remote.execution.v2.remote_execution_pb2": "remote_execution_pb2",
@@ -35,19 +36,23 @@ def up_to_date() -> bool:
 
 
 def _includes(tmp):
-    """Include paths: the vendored protos, googleapis-common-protos' (google/api,
-    google/rpc, google/longrunning) and grpc_tools' well-known types."""
+    """Include paths: the vendored protos laid out under the paths they are
+    imported by, googleapis-common-protos' (google/api, google/rpc,
+    google/longrunning) and grpc_tools' well-known types."""
     import google.api  # googleapis-common-protos
     import grpc_tools
+    for name, path in SOURCES.items():
+        os.makedirs(os.path.join(tmp, os.path.dirname(path)), exist_ok=True)
+        shutil.copy(os.path.join(PROTOS, name), os.path.join(tmp, path))
     common = os.path.dirname(os.path.dirname(os.path.abspath(google.api.__path__[0])))
     # googleapis-common-protos ships google/longrunning/operations.proto as
     # operations_proto.proto (same package and messages; its operations_pb2
     # registers it under the official name): give protoc the official name.
     lro = os.path.join(tmp, "google", "longrunning")
-    os.makedirs(lro)
+    os.makedirs(lro, exist_ok=True)
     shutil.copy(os.path.join(common, "google", "longrunning", "operations_proto.proto"),
                 os.path.join(lro, "operations.proto"))
-    return [PROTOS, tmp, common, os.path.join(os.path.dirname(grpc_tools.__file__), "_proto")]
+    return [tmp, common, os.path.join(os.path.dirname(grpc_tools.__file__), "_proto")]
 
 
 def generate() -> None:
@@ -56,7 +61,7 @@ def generate() -> None:
         out = os.path.join(tmp, "out")
         os.makedirs(out)
         args = ["protoc"] + ["-I" + i for i in _includes(os.path.join(tmp, "inc"))] + [
-            "--python_out=" + out, "--grpc_python_out=" + out] + SOURCES
+            "--python_out=" + out, "--grpc_python_out=" + out] + list(SOURCES.values())
         if protoc.main(args) != 0:
             raise RuntimeError("protoc failed on the REAPI protos: %s" % " ".join(args))
         for module, flat in LOCAL.items():
