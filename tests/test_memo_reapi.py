@@ -515,3 +515,41 @@ def test_parallel_steps_wait_for_the_capabilities(tmp_path, fake_reapi, auto):
     # every step stored, none skipped for not knowing yet whether it may
     assert all(r.memo.remote for r in rs)
     assert server.names().count("UpdateActionResult") == 12     # entry + manifest each
+
+
+def test_cli_through_a_grpc_cache(tmp_path, buildgrid, fake_reapi, auto):
+    """``sandbox-py memo --remote grpc://...``: two checkouts, one process per
+    step as a shell build runs it; a header line from the environment."""
+    import sys
+
+    def cli(root: Path, *args, env=None):
+        return subprocess.run([sys.executable, "-m", "sandbox_py", "memo", "--why", *args,
+                               "--", "sh", "-c", "cat in.txt; cp in.txt out.txt"],
+                              capture_output=True, text=True, cwd=root,
+                              env=dict(os.environ, **(env or {})))
+
+    a, b = tmp_path / "a", tmp_path / "b"
+    write(a / "in.txt", "one\n")
+    write(b / "in.txt", "one\n")
+    headers = {"SANDBOX_PY_MEMO_REMOTE_HEADERS": "x-team=memo\nx-build=7"}
+    p = cli(a, "--remote", buildgrid.url, env=headers)
+    assert (p.returncode, p.stdout) == (0, "one\n") and "ran: first run" in p.stderr
+    p = cli(b, "--remote", buildgrid.url, "--remote-header", "x-team=memo")
+    assert (p.returncode, p.stdout) == (0, "one\n") and "restored" in p.stderr
+    assert (b / "out.txt").read_text() == "one\n"
+    assert "remote cache" not in p.stderr
+    # Down: said once, and the step's output is right.
+    (b / "out.txt").unlink()
+    down = "grpc://127.0.0.1:%d/memo" % free_port()
+    p = cli(tmp_path / "b", "--store", str(tmp_path / "fresh"), "--remote", down)
+    assert p.returncode == 0 and (b / "out.txt").read_text() == "one\n"
+    assert p.stderr.count("remote cache") == 1 and "UNAVAILABLE" in p.stderr
+    # The header lines reach the server (the fake one records them).
+    fake = fake_reapi()
+    p = cli(a, "--store", str(tmp_path / "fresh2"), "--remote",
+            "grpc://127.0.0.1:%d/ci" % fake.port,
+            env={"SANDBOX_PY_MEMO_REMOTE_HEADERS": "Authorization=Bearer t0ken\n"})
+    assert p.returncode == 0 and fake.calls
+    assert all(c[1:] == ("Bearer t0ken", "ci") for c in fake.calls)
+    p = cli(b, "--remote", buildgrid.url, "--remote-header", "no-equals-sign")
+    assert p.returncode == 2 and "NAME=VALUE" in p.stderr
