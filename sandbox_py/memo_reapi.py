@@ -161,8 +161,13 @@ class REAPIStore:
 
     def _open(self) -> bool:
         with self._lock:
+            # A subchannel of our own: gRPC otherwise shares connections
+            # per target across the process, and a new Memo would inherit
+            # the reconnect backoff of an earlier one whose server was down
+            # (UNAVAILABLE at once, though the server is back).
             options = [("grpc.max_receive_message_length", -1),
-                       ("grpc.max_send_message_length", -1)]
+                       ("grpc.max_send_message_length", -1),
+                       ("grpc.use_local_subchannel_pool", 1)]
             if self._tls:
                 self._channel = grpc.secure_channel(self._target, grpc.ssl_channel_credentials(),
                                                     options)
