@@ -862,12 +862,7 @@ class Memo:
             streams[name] = self.local.put_cas_bytes(data)
             sizes[streams[name]] = len(data)
         doc = result.to_dict()
-        for cat in ("reads", "writes", "probes", "enumerations"):
-            doc[cat] = [self.roots.to_key(p) for p in doc[cat]]
-        doc["args"] = [self.roots.text_to_key(a) for a in doc["args"]]
-        for e in doc["execs"]:
-            e["path"] = self.roots.text_to_key(e["path"])
-            e["argv"] = [self.roots.text_to_key(a) for a in e["argv"]]
+        doc = _map_result(doc, self.roots.to_key, self.roots.text_to_key)
         doc["stdout"] = doc["stderr"] = None
         # sizes: what a REAPI Digest needs besides the hash.
         entry = {"format": FORMAT, "outputs": outputs, "result": doc, "sizes": sizes,
@@ -900,13 +895,7 @@ class Memo:
     def _restore(self, entry: dict) -> Result:
         # Everything that can fail without touching the tree comes first.
         try:
-            doc = dict(entry["result"])
-            for cat in ("reads", "writes", "probes", "enumerations"):
-                doc[cat] = [self.roots.from_key(p) for p in doc[cat]]
-            doc["args"] = [self.roots.text_from_key(a) for a in doc["args"]]
-            doc["execs"] = [dict(e, path=self.roots.text_from_key(e["path"]),
-                                 argv=[self.roots.text_from_key(a) for a in e["argv"]])
-                            for e in doc["execs"]]
+            doc = _map_result(entry["result"], self.roots.from_key, self.roots.text_from_key)
             result = Result.from_dict(doc)
         except (KeyError, TypeError, ValueError, AttributeError) as e:
             raise _Miss("unreadable entry (%s)" % e) from None
@@ -994,6 +983,29 @@ class Memo:
         if check:
             result.check_returncode()
         return result
+
+
+_CATEGORIES = ("reads", "writes", "probes", "enumerations")
+
+
+def _map_result(doc: dict, path, text) -> dict:
+    """A Result document with every path mapped by ``path`` (to or from the
+    stored names) and every text that may hold one (argv, the executed
+    files) by ``text``: the run's sets, its execs and each process's record,
+    so that no path of the checkout that stored it shows in another."""
+    def opt(f, v):
+        return None if v is None else f(v)
+    doc = dict(doc)
+    for cat in _CATEGORIES:
+        doc[cat] = [path(p) for p in doc[cat]]
+    doc["args"] = [text(a) for a in doc["args"]]
+    doc["execs"] = [dict(e, path=text(e["path"]), argv=[text(a) for a in e["argv"]])
+                    for e in doc["execs"]]
+    doc["processes"] = [dict(p, path=opt(text, p.get("path")), cwd=opt(path, p.get("cwd")),
+                             argv=[text(a) for a in p.get("argv", ())],
+                             **{c: [path(x) for x in p.get(c, ())] for c in _CATEGORIES})
+                        for p in doc.get("processes", ())]
+    return doc
 
 
 def _universal_newlines(s: str) -> str:

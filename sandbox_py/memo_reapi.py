@@ -112,8 +112,9 @@ def _tree(items: dict):
 
 class REAPIStore:
     """A REAPI v2 cache: ``grpc://host:port[/instance]`` or ``grpcs://`` (TLS;
-    gRPC's bundled roots or ``$GRPC_DEFAULT_SSL_ROOTS_FILE_PATH``).  ``headers``: gRPC metadata sent with every
-    call (``authorization: Bearer ...``, ``x-buildbuddy-api-key: ...``).
+    gRPC's bundled roots or ``$GRPC_DEFAULT_SSL_ROOTS_FILE_PATH``).
+    ``headers``: gRPC metadata sent with every call (``authorization:
+    Bearer ...``, ``x-buildbuddy-api-key: ...``).
 
     Faults are misses, never errors: the step then runs here.  Each kind of
     fault is said once (a ``sandbox_py.memo`` log warning, and in

@@ -16,7 +16,7 @@ import pytest
 
 from sandbox_py.memo import Memo
 
-from test_memo import CC, checkout, free_port, write
+from test_memo import CC, checkout, free_port, leaks, write
 
 ROOT = Path(__file__).resolve().parent.parent
 BGD = ROOT / "build" / "buildgrid-venv" / "bin" / "bgd"
@@ -180,7 +180,7 @@ def test_a_second_checkout_restores_everything_from_the_first(tmp_path, buildgri
     assert app_output(b) == "level 7\n"
     # Nothing of the first checkout leaks into the second's Results, and
     # both name the same Action on the server.
-    assert not [p for r in rs_b for p in r.reads | r.writes if p.startswith(str(a))]
+    assert not [leak for r in rs_b for leak in leaks(r, a)]
     assert [r.memo.remote for r in rs_b] == [r.memo.remote for r in rs]
     # Restored from the server, not from a local store: b's was empty.
     assert m_b.remote.calls.get("BatchReadBlobs", 0) >= 1 and "UpdateActionResult" not in \
