@@ -19,8 +19,9 @@ What memo needs beyond that (the manifest of input sets under the command,
 the traced Result, deletions, outputs outside the root) is JSON in CAS blobs
 that the ActionResult names in ``execution_metadata.auxiliary_metadata`` (a
 ``Digest`` packed in an ``Any``): never a non-standard action-cache body.
-The manifest of a command lives under an Action of the same Command with an
-empty input root and the salt ``sandbox_py.memo/1 manifest <key1>``.
+The manifest of a command lives under an Action of its Command without
+output paths, an empty input root and the salt
+``sandbox_py.memo/1 manifest <key1>``.
 """
 from __future__ import annotations
 
