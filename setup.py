@@ -11,6 +11,7 @@ import sys
 
 from setuptools import Extension, setup
 from setuptools.command.build_ext import build_ext
+from setuptools.command.build_py import build_py
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 BUILD_GEN = os.path.join(HERE, "build", "gen")
@@ -296,4 +297,26 @@ if sys.platform == "darwin" and (not ONLY or "_unpriv" in ONLY):
 ext_modules = [e for e in ext_modules
                if not ONLY or e.name.rsplit(".", 1)[-1] in ONLY]
 
-setup(ext_modules=ext_modules, cmdclass={"build_ext": BuildWithBpf})
+
+class BuildWithReapi(build_py):
+    """Generate the REAPI modules of sandbox_py._reapi (the gRPC store of
+    sandbox_py.memo) from the vendored official protos, with grpcio-tools
+    (a build requirement).  Without it the package still builds: only
+    ``Memo(remote="grpc://...")`` is unavailable, and says so."""
+
+    def run(self):
+        sys.path.insert(0, os.path.join(HERE, "sandbox_py", "_reapi"))
+        try:
+            import generate
+            if not generate.up_to_date():
+                generate.generate()
+        except Exception as e:      # grpcio-tools missing, or protoc failed
+            print("sandbox_py build: WARNING: not generating the REAPI modules (%s): "
+                  "Memo(remote='grpc://...') will be unavailable" % e,
+                  file=sys.stderr, flush=True)
+        finally:
+            sys.path.pop(0)
+        super().run()
+
+
+setup(ext_modules=ext_modules, cmdclass={"build_ext": BuildWithBpf, "build_py": BuildWithReapi})
