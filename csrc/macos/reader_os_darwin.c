@@ -21,7 +21,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "ptrace_tracer.h"
 
 struct sbx_watchset {
     int kq;
@@ -175,27 +174,8 @@ const char *sbx_unobserved_reason(int is_static)
            "run a copy from outside those folders (e.g. Homebrew's) or see docs/macos.md";
 }
 
-/* ---- no ptrace adoption on macOS ---------------------------------------------*/
-struct sbx_ptrace_run *sbx_ptrace_adopt(pid_t pid, const char *launcher, char *err,
-                                        size_t errlen)
-{
-    (void)pid;
-    (void)launcher;
-    snprintf(err, errlen, "macOS has no ptrace handoff");
-    return NULL;
-}
-int sbx_ptrace_wait(struct sbx_ptrace_run *run, double timeout)
-{
-    (void)run;
-    (void)timeout;
-    return 1;
-}
-void sbx_ptrace_kill(struct sbx_ptrace_run *run) { (void)run; }
-struct sbx_result *sbx_ptrace_end(struct sbx_ptrace_run *run)
-{
-    (void)run;
-    return NULL;
-}
+/* no hand-off of static programs: macOS has no ptrace backend */
+const struct sbx_adopter *sbx_os_adopter(void) { return NULL; }
 
 int sbx_proc_lineage(int pid, int *ppid, unsigned long long *start)
 {

@@ -23,6 +23,7 @@
 
 #include "../../csrc/core/breakaway.h"
 #include "../../csrc/core/pathnorm.h"
+#include "../../csrc/core/shebang.h"
 
 static int raw_getpid(void) { return sbx_os_getpid(); }
 
@@ -938,19 +939,10 @@ static int inspect_exec(const char *p, char *interp, size_t cap)
     unsigned char buf[512];
     long n = sbx_os_pread(fd, buf, sizeof buf, 0);
     int is_static = 0;
-    if (n >= 2 && buf[0] == '#' && buf[1] == '!') {
-        long i = 2, j;
-        while (i < n && (buf[i] == ' ' || buf[i] == '\t'))
-            i++;
-        for (j = i; j < n && buf[j] != ' ' && buf[j] != '\t' && buf[j] != '\n'; j++)
-            ;
-        if (j > i && (size_t)(j - i) < cap) {
-            memcpy(interp, buf + i, (size_t)(j - i));
-            interp[j - i] = '\0';
-        }
-    } else {
+    if (n >= 2 && buf[0] == '#' && buf[1] == '!')
+        sbx_shebang_interp((const char *)buf, (size_t)n, interp, cap);
+    else
         is_static = sbx_os_is_static(fd, buf, n);
-    }
     sbx_os_close(fd);
     return is_static;
 }

@@ -22,7 +22,6 @@
 #include "access.h"
 #include "keyed_table.h"
 #include "reader_os.h"
-#include "ptrace_tracer.h"
 #include "sbx_log.h"
 
 #define PUNCH_CHUNK (4u << 20)    /* free consumed log memory in 4 MiB steps */
@@ -97,7 +96,7 @@ struct sbx_preload_run {
     uint64_t *readset;            /* hashes of the read names resolved so far */
     size_t nread, capread;
     char launcher[4096];          /* "" when static programs are not handed off */
-    struct sbx_ptrace_run **adopted;
+    void **adopted;               /* static programs traced by the adopter */
     size_t nadopted;
     struct sbx_watchset *watches;
 };
@@ -387,16 +386,19 @@ static void unobserved(struct sbx_preload_run *r, int pid, const struct exec_inf
 static void adopt(struct sbx_preload_run *r, int pid, const char *what)
 {
     char err[512] = "handoff is not configured";
-    struct sbx_ptrace_run *pt = NULL, **n;
-    if (r->launcher[0])
-        pt = sbx_ptrace_adopt(pid, r->launcher, err, sizeof err);
+    const struct sbx_adopter *ad = sbx_os_adopter();
+    void *pt = NULL, **n;
+    if (!ad)
+        snprintf(err, sizeof err, "this system has no ptrace hand-off");
+    else if (r->launcher[0])
+        pt = ad->adopt(pid, r->launcher, err, sizeof err);
     if (pt && (n = realloc(r->adopted, (r->nadopted + 1) * sizeof *n))) {
         r->adopted = n;
         r->adopted[r->nadopted++] = pt;
         return;
     }
     if (pt)
-        sbx_result_free(sbx_ptrace_end(pt));
+        sbx_result_free(ad->end(pt));
     sbx_result_warn(r->res, "process %d (%s) was not observed: it is statically linked and "
                     "could not be handed to the ptrace backend (%s)", pid, what ? what : "?",
                     err);
@@ -863,7 +865,7 @@ int sbx_preload_wait(struct sbx_preload_run *r, double timeout)
         int done = 0;
         size_t busy = 0;
         for (size_t i = 0; i < r->nadopted; i++)
-            busy += !sbx_ptrace_wait(r->adopted[i], 0);
+            busy += !sbx_os_adopter()->wait(r->adopted[i], 0);
         if (r->live == 0 && !busy) {
             drain(r);             /* a process's last records before it died */
             uint64_t head = __atomic_load_n(&r->hdr->head, __ATOMIC_ACQUIRE);
@@ -907,8 +909,8 @@ void sbx_preload_kill(struct sbx_preload_run *r)
         reap(r);
         size_t sent = 0;
         for (size_t i = 0; i < r->nadopted; i++)
-            if (!sbx_ptrace_wait(r->adopted[i], 0)) {
-                sbx_ptrace_kill(r->adopted[i]);
+            if (!sbx_os_adopter()->wait(r->adopted[i], 0)) {
+                sbx_os_adopter()->kill(r->adopted[i]);
                 sent++;
             }
         for (size_t i = 0; i < r->capprocs; i++) {
@@ -968,7 +970,7 @@ struct sbx_result *sbx_preload_end(struct sbx_preload_run *r)
     if (r->root_pid && !root_seen)
         unobserved(r, r->root_pid, NULL);
     for (size_t i = 0; i < r->nadopted; i++)
-        merge(r, sbx_ptrace_end(r->adopted[i]));
+        merge(r, sbx_os_adopter()->end(r->adopted[i]));
     free(r->adopted);
     /* what a process did while an image never confirmed was on the way
      * (a handed-off exec: its record came with the adopted run) */

@@ -12,7 +12,10 @@
 #define SBX_READER_OS_H
 
 #include <pthread.h>
+#include <stddef.h>
 #include <sys/types.h>
+
+struct sbx_result;
 
 /* Watching processes exit.  A handle is >= 0 while the process is
  * watched; -1 means it is already gone (nothing to wait for). */
@@ -59,6 +62,20 @@ void sbx_log_punch(int fd, off_t off, off_t len);
  * at most, immune to wall-clock changes. */
 void sbx_cond_init_monotonic(pthread_cond_t *c);
 void sbx_cond_wait_us(pthread_cond_t *c, pthread_mutex_t *mu, long us);
+
+/* Adoption of the static programs the shim hands off (it execs the
+ * launcher in adopt mode in their place): Linux traces them with the
+ * ptrace backend, whose result joins the run's.  NULL where the system
+ * has no such hand-off (macOS). */
+struct sbx_adopter {
+    /* Trace `pid`, a launcher in adopt mode (`launcher` is its path): an
+     * opaque run, or NULL with a sentence in err. */
+    void *(*adopt)(pid_t pid, const char *launcher, char *err, size_t errlen);
+    int (*wait)(void *run, double timeout);      /* 1 once it is over */
+    void (*kill)(void *run);
+    struct sbx_result *(*end)(void *run);         /* its result; the run is freed */
+};
+const struct sbx_adopter *sbx_os_adopter(void);
 
 /* Why a process that was exec'd never said hello (the shim's START
  * record), and what to do, for the Result's warning. */

@@ -4,6 +4,7 @@
 #define _GNU_SOURCE
 #endif
 #include "reader_os.h"
+#include "ptrace_tracer.h"
 
 #include <dirent.h>
 #include <stdio.h>
@@ -200,4 +201,20 @@ int sbx_kill_by_env(const char *entry)
     }
     closedir(d);
     return killed;
+}
+
+/* ---- static programs: the ptrace backend adopts them --------------------------*/
+static void *ptrace_adopt(pid_t pid, const char *launcher, char *err, size_t errlen)
+{
+    return sbx_ptrace_adopt(pid, launcher, err, errlen);
+}
+static int ptrace_wait(void *run, double timeout) { return sbx_ptrace_wait(run, timeout); }
+static void ptrace_kill(void *run) { sbx_ptrace_kill(run); }
+static struct sbx_result *ptrace_end(void *run) { return sbx_ptrace_end(run); }
+
+const struct sbx_adopter *sbx_os_adopter(void)
+{
+    static const struct sbx_adopter ptrace = {ptrace_adopt, ptrace_wait, ptrace_kill,
+                                              ptrace_end};
+    return &ptrace;
 }

@@ -39,6 +39,7 @@
 
 #include "elfinterp.h"
 #include "landlock.h"
+#include "ptrace_clone.h"
 #include "ptrace_syscalls.h"
 
 #if defined(__x86_64__)
@@ -80,7 +81,7 @@ static int g_enforced;
 static int build_and_install(unsigned notify_action, unsigned flags)
 {
     /* One compare per traced call; mmap only stops when it maps a file. */
-    struct sock_filter f[4 + 2 * (SBX_PT_NSYSCALLS + SBX_PT_NNOTIFY) + 32];
+    struct sock_filter f[4 + 2 * (SBX_PT_NSYSCALLS + SBX_PT_NNOTIFY) + 48];
     size_t n = 0;
     f[n++] = (struct sock_filter)BPF_STMT(BPF_LD | BPF_W | BPF_ABS,
                                           offsetof(struct seccomp_data, arch));
@@ -90,6 +91,18 @@ static int build_and_install(unsigned notify_action, unsigned flags)
     f[n++] = (struct sock_filter)BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_TRACE);
     f[n++] = (struct sock_filter)BPF_STMT(BPF_LD | BPF_W | BPF_ABS,
                                           offsetof(struct seccomp_data, nr));
+    /* No process of the run starts untraced (ptrace_clone.h): a clone with
+     * CLONE_UNTRACED stops, and the tracer takes the flag off; clone3,
+     * whose flags the filter cannot read, fails with ENOSYS (libc then
+     * uses clone).  Any other clone runs without a stop. */
+    f[n++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_clone, 0, 4);
+    f[n++] = (struct sock_filter)BPF_STMT(BPF_LD | BPF_W | BPF_ABS,
+                                          offsetof(struct seccomp_data, args[0]));
+    f[n++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JSET | BPF_K, CLONE_UNTRACED, 0, 1);
+    f[n++] = (struct sock_filter)BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_TRACE);
+    f[n++] = (struct sock_filter)BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW);
+    f[n++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_clone3, 0, 1);
+    f[n++] = (struct sock_filter)BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | ENOSYS);
     /* A plain read-only open (the bulk of a build's or an archiver's opens,
      * opendir's included) needs no exit stop: the tracer settles it at its
      * entry and learns its fd when the fd is used or closed.  Opens that
@@ -344,7 +357,7 @@ static int preload_root(char **argv)
 }
 
 /* Keeper mode: process `pid_s` left a ptrace run at its exec (a declared
- * breakaway, ptrace_tracer.c: leave()).  No process can drop a seccomp
+ * breakaway, ptrace_breakaway.c: sbx_pt_leave()).  No process can drop a seccomp
  * filter, and the run's one turns file system calls into ptrace stops
  * (ENOSYS without a tracer) and user notifications (ENOSYS without a
  * listener).  This process, outside the run (its own session), traces the
@@ -408,8 +421,16 @@ static int keep(const char *pid_s)
                     continue;
                 }
                 sig = 0;
+            } else if (ev == PTRACE_EVENT_SECCOMP) {
+                /* a clone(CLONE_UNTRACED) stops here: it stays followed */
+                struct __ptrace_syscall_info si;
+                if (ptrace(PTRACE_GET_SYSCALL_INFO, t, (void *)sizeof si, &si) > 0 &&
+                    si.op == PTRACE_SYSCALL_INFO_SECCOMP && si.seccomp.nr == SYS_clone &&
+                    (si.seccomp.args[0] & CLONE_UNTRACED))
+                    sbx_pt_strip_untraced(t, (unsigned long)si.seccomp.args[0]);
+                sig = 0;
             } else if (ev) {
-                sig = 0;                /* fork, exec, seccomp: just go on */
+                sig = 0;                /* fork, exec: just go on */
             }
             ptrace(PTRACE_CONT, t, 0, (void *)(long)sig);
         }
