@@ -67,7 +67,7 @@ struct sbx_preload_run {
     char path[256];
     int fd;
     int anonymous;                /* the log has no name to remove (sbx_log_anonymous) */
-    int named;                    /* atomic: the reader thread wrote path (anonymous log) */
+    int named;                    /* the reader thread wrote path (anonymous log; under mu) */
     struct sbx_log_hdr *hdr;
     char *recs;
     uint64_t tail, punched;
@@ -662,13 +662,14 @@ static void *reader_main(void *arg)
 {
     struct sbx_preload_run *r = arg;
     unsigned idle = 0;
+    pthread_mutex_lock(&r->mu);
     if (r->anonymous) {
         /* the name lives as long as this thread: the run's */
         if (sbx_log_anonymous_name(r->fd, r->path, sizeof r->path) < 0)
             r->path[0] = '\0';
-        __atomic_store_n(&r->named, 1, __ATOMIC_RELEASE);
+        r->named = 1;
+        pthread_cond_broadcast(&r->wake);
     }
-    pthread_mutex_lock(&r->mu);
     while (!r->stop) {
         size_t n = drain(r);
         /* back off while idle: a quiet run costs a few wake-ups per
@@ -799,10 +800,10 @@ struct sbx_preload_run *sbx_preload_begin(int named, char *err, size_t errlen)
     }
     r->thread_started = 1;
     if (r->anonymous) {
-        while (!__atomic_load_n(&r->named, __ATOMIC_ACQUIRE)) {
-            struct timespec ts = {0, 50000L};
-            nanosleep(&ts, NULL);
-        }
+        pthread_mutex_lock(&r->mu);
+        while (!r->named)
+            pthread_cond_wait(&r->wake, &r->mu);
+        pthread_mutex_unlock(&r->mu);
         if (!r->path[0]) {
             snprintf(err, errlen, "cannot name the preload event log");
             sbx_result_free(sbx_preload_end(r));
