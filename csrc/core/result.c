@@ -286,8 +286,13 @@ static int proc_exec(struct sbx_result *r, int64_t pid, int64_t ppid, const char
          * $PATH search): what it did leads up to this exec, which is its
          * record */
         struct sbx_process *p = &r->procs[old];
+        int64_t pp = sbx_result_proc_index(r, ppid);
         p->exec = 1;
         p->ppid = ppid;
+        /* a child whose first sign was an access (a posix_spawn'ed image's
+         * loader, before its start record): it hangs under its parent */
+        if (pp >= 0 && pp < old)
+            p->parent = pp;
         if (!(p->path = dup_str(path)) || !(p->argv = dup_argv(argv, argc, &p->argc)))
             return -1;
         return 0;
