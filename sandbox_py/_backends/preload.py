@@ -195,6 +195,7 @@ class PreloadSession(LandlockSession, RunSession):
         self.handoff = _handoff()
         self.launcher = None
         self.path_misses = ()
+        self.root_pid = None
 
     def prepare(self, args, kwargs):
         # The log has no name (nothing is left behind if this process is
@@ -230,6 +231,15 @@ class PreloadSession(LandlockSession, RunSession):
                 probes = list(fields.get("probes", ()))
                 seen = set(probes)
                 fields["probes"] = probes + [p for p in self.path_misses if p not in seen]
+                # ... made by the root process before its exec: its record's,
+                # as the kernel-side backends file them
+                procs = list(fields.get("processes") or ())
+                if procs and procs[0][0] == self.root_pid and procs[0][2] is None:
+                    root = list(procs[0])
+                    have = set(root[9])
+                    root[9] = list(root[9]) + [p for p in self.path_misses if p not in have]
+                    procs[0] = tuple(root)
+                    fields["processes"] = procs
         return self.fields
 
     def own_files(self):
@@ -250,6 +260,7 @@ class PreloadSession(LandlockSession, RunSession):
     def started(self, proc):
         self.close_ruleset()
         argv0 = proc.args[0] if isinstance(proc.args, (list, tuple)) else proc.args
+        self.root_pid = proc.pid
         self.run.set_root(proc.pid, os.fsdecode(argv0))
         if self.launcher:
             err = self.launcher.exec_error(proc)

@@ -516,9 +516,13 @@ SBX_HOOK(int, posix_spawn, (pid_t *pid, const char *path, const posix_spawn_file
     int r;
     if (launcher) {
         HANDOFF_ENV(env, target, henv);
+        sbx_spawning(1);
         r = REAL(posix_spawn)(&child, launcher, fa, at, argv, henv);
+        sbx_spawning(0);
     } else {
+        sbx_spawning(1);
         r = REAL(posix_spawn)(&child, path, fa, at, argv, env);
+        sbx_spawning(0);
     }
     if (pid)
         *pid = child;
@@ -572,7 +576,9 @@ SBX_HOOK(int, posix_spawnp, (pid_t *pid, const char *file, const posix_spawn_fil
     }
 #endif
     pid_t child = 0;
+    sbx_spawning(1);
     int r = REAL(posix_spawnp)(&child, file, fa, at, argv, env);
+    sbx_spawning(0);
     if (pid)
         *pid = child;
     if (found[0])
@@ -599,8 +605,10 @@ static int spawn_breakaway(pid_t *pid, const char *path, const char *file,
         return e;
     }
 #endif
+    sbx_spawning(1);
     int r = file ? REAL(posix_spawnp)(&child, file, fa, at, argv, benv)
                  : REAL(posix_spawn)(&child, path, fa, at, argv, benv);
+    sbx_spawning(0);
     if (pid)
         *pid = child;
     KEEP_ERRNO(r == 0 ? sbx_breakaway_left(AT_FDCWD, path, argv, child)

@@ -102,6 +102,8 @@ char *const *sbx_breakaway_env(char *const env[], char **vec, size_t nvec, char 
 /* fork() returned in the parent / child. */
 void sbx_forked_parent(int child);
 void sbx_forked_child(void);
+/* A thread of this process enters (1) or leaves (0) libc's posix_spawn. */
+void sbx_spawning(int on);
 
 /* Settle every fd still open (exit paths). */
 void sbx_flush_fds(void);

@@ -166,12 +166,46 @@ int sbx_on(void)
 
 /* Publish one record: fixed strings, then (optionally) an argv vector.
  * An argv too large for a record is cut, with a warning record. */
+/* A process that runs its parent's image without having passed through our
+ * fork handler: a vfork child (gcc's, make's, execvp's search for the
+ * program along $PATH happens there), a raw clone().  What it does before
+ * its exec is its own record with that image (docs/semantics.md, "Who did
+ * what"), as the kernel-side backends see it: the reader must know it was
+ * forked before its first record.  `g_child_told` is the last such pid
+ * announced: in a vfork child this memory is the parent's, which is why it
+ * is the only thing the child writes here (an extra announcement is
+ * harmless, the reader keeps the first).  Not inside posix_spawn: the
+ * child runs libc's own code up to the exec, and what it reports belongs
+ * to the program started (the loader's search), as before. */
+static int g_child_told, g_in_spawn;
+
+void sbx_spawning(int on)
+{
+    int saved = errno;     /* (callers keep posix_spawn's errno) */
+    __atomic_add_fetch(&g_in_spawn, on ? 1 : -1, __ATOMIC_ACQ_REL);
+    errno = saved;
+}
+
+static void emit_v(int type, unsigned flags, int pid, int aux, uint64_t id,
+                   const char *const *s, int n, char *const *argv);
+
+static int announce_foreign_child(void)
+{
+    int me = raw_getpid();
+    if (g_pid > 0 && me != g_pid && !__atomic_load_n(&g_in_spawn, __ATOMIC_ACQUIRE) &&
+        __atomic_exchange_n(&g_child_told, me, __ATOMIC_ACQ_REL) != me)
+        emit_v(SBX_EV_FORK, 0, g_pid, me, 0, NULL, 0, NULL);
+    return me;
+}
+
 static void emit_v(int type, unsigned flags, int pid, int aux, uint64_t id,
                    const char *const *s, int n, char *const *argv)
 {
     struct sbx_log_hdr *h = g_log;
     if (!h)
         return;
+    if (!pid && type != SBX_EV_FORK)
+        pid = announce_foreign_child();
     size_t total = sizeof(struct sbx_rec);
     for (int i = 0; i < n; i++)
         total += (s[i] ? strlen(s[i]) : 0) + 1;
@@ -469,7 +503,7 @@ __attribute__((noinline)) static void record_long(int dirfd, const char *path, u
         emit(SBX_EV_PATH, cats, 0, 0, p, NULL);
 }
 
-static void record_cats(int dirfd, const char *path, unsigned cats)
+static void record_cats_as(int dirfd, const char *path, unsigned cats, int dedup)
 {
     if (!sbx_on() || !path || !cats)
         return;
@@ -483,9 +517,14 @@ static void record_cats(int dirfd, const char *path, unsigned cats)
         return;             /* /proc/self/fd/N names a descriptor, not a file */
     /* only order-free categories: a write that created the name must keep
      * its place before any later read (pathset's created-then-read rule) */
-    if (!(cats & (SBX_WRITE | SBX_CREATED)) && seen_before(p, (size_t)n, cats))
+    if (dedup && !(cats & (SBX_WRITE | SBX_CREATED)) && seen_before(p, (size_t)n, cats))
         return;
     emit(SBX_EV_PATH, cats, 0, 0, p, NULL);
+}
+
+static void record_cats(int dirfd, const char *path, unsigned cats)
+{
+    record_cats_as(dirfd, path, cats, 1);
 }
 
 void sbx_path_cats_at(int dirfd, const char *path, unsigned cats)
@@ -835,6 +874,10 @@ void sbx_forked_child(void)
      * comes when fork returns there, maybe after them) */
     int parent = g_pid;
     g_pid = raw_getpid();
+    /* the memory of recent reports is the parent's: this process reports
+     * its own accesses for its own record (the pages are copied anyway as
+     * soon as it reports one) */
+    memset(g_seen, 0, sizeof g_seen);
     if (parent > 0 && parent != g_pid)
         emit_v(SBX_EV_FORK, 0, parent, g_pid, 0, NULL, 0, NULL);
 }
@@ -1117,8 +1160,12 @@ void sbx_exec_failed(int dirfd, const char *path, int err)
     if (!sbx_on())
         return;
     emit(SBX_EV_EXEC_FAIL, 0, err, 0, NULL, NULL);
-    /* also in the (quiet) launcher: its search along $PATH is the command's */
-    record_cats(dirfd, path, sbx_access_classify(SBX_OP_EXEC, 0).first);
+    /* also in the (quiet) launcher: its search along $PATH is the command's.
+     * Not through the memory of recent reports: an exec fails mostly in a
+     * vfork child (execvp's search), which shares that memory with its
+     * parent; the next child's search, and the parent's own, must still be
+     * reported for their records. */
+    record_cats_as(dirfd, path, sbx_access_classify(SBX_OP_EXEC, 0).first, 0);
 }
 
 /* ---- start-up: this image's exec record and loaded libraries ---------------*/

@@ -45,6 +45,13 @@ struct exec_info {
     int set;
 };
 
+/* A read name resolved once for the run: its hash (0: empty slot) and the
+ * file it names when that differs (NULL: the name is the file's own). */
+struct link_memo {
+    uint64_t hash;
+    char *target;
+};
+
 struct proc {
     int pid;                      /* 0: empty slot */
     int watch;                    /* reader_os.h handle; -1 once the process is gone */
@@ -93,7 +100,7 @@ struct sbx_preload_run {
     int warned_stranger;
 
     struct linkres *links;        /* reads' symlink targets, resolved as they come */
-    uint64_t *readset;            /* hashes of the read names resolved so far */
+    struct link_memo *readset;    /* read names resolved so far, with their targets */
     size_t nread, capread;
     char launcher[4096];          /* "" when static programs are not handed off */
     void **adopted;               /* static programs traced by the adopter */
@@ -246,9 +253,13 @@ static int exec_load(struct exec_info *e, const struct sbx_rec *rec, const char 
     return 0;
 }
 
-/* True the first time `p` is seen here (64-bit hashes; a collision only
- * skips one symlink-target lookup). */
-static int first_read(struct sbx_preload_run *r, const char *p)
+/* The file the read name `p` resolves to, when it is not `p` itself (the
+ * targets of the links on the way, the loader's /lib/x86_64-linux-gnu/libc.so.6
+ * is /usr/lib/x86_64-linux-gnu/libc.so.6): asked of the file system once per
+ * name for the whole run (every compiler reads stdio.h), given to every
+ * process image that reads the name.  64-bit hashes: a collision is as
+ * likely as none in a run. */
+static const char *read_target(struct sbx_preload_run *r, const char *p)
 {
     uint64_t h = 14695981039346656037ull;
     for (const char *c = p; *c; c++)
@@ -256,13 +267,13 @@ static int first_read(struct sbx_preload_run *r, const char *p)
     h |= 1;
     if ((r->nread + 1) * 2 > r->capread) {
         size_t nc = r->capread ? r->capread * 2 : 4096;
-        uint64_t *n = calloc(nc, sizeof *n);
+        struct link_memo *n = calloc(nc, sizeof *n);
         if (!n)
-            return 1;
+            return NULL;
         for (size_t i = 0; i < r->capread; i++)
-            if (r->readset[i]) {
-                size_t j = (r->readset[i] >> 7) & (nc - 1);
-                while (n[j])
+            if (r->readset[i].hash) {
+                size_t j = (r->readset[i].hash >> 7) & (nc - 1);
+                while (n[j].hash)
                     j = (j + 1) & (nc - 1);
                 n[j] = r->readset[i];
             }
@@ -271,14 +282,16 @@ static int first_read(struct sbx_preload_run *r, const char *p)
         r->capread = nc;
     }
     size_t j = (h >> 7) & (r->capread - 1);
-    while (r->readset[j]) {
-        if (r->readset[j] == h)
-            return 0;
+    while (r->readset[j].hash) {
+        if (r->readset[j].hash == h)
+            return r->readset[j].target;
         j = (j + 1) & (r->capread - 1);
     }
-    r->readset[j] = h;
+    char real[PATH_MAX];
+    r->readset[j].hash = h;
+    r->readset[j].target = link_target(r->links, p, real, sizeof real) ? strdup(real) : NULL;
     r->nread++;
-    return 1;
+    return r->readset[j].target;
 }
 
 /* Every name a record carries must be absolute and clean: records come
@@ -315,6 +328,16 @@ static int record_access(struct sbx_preload_run *r, int pid, const char *p, unsi
     return sbx_pathset_add(pr->pre, p, strlen(p), fl) < 0 ? -1 : 0;
 }
 
+/* The set an access of `pid` goes into now (NULL: a record not opened yet). */
+static const sbx_pathset *access_set(struct sbx_preload_run *r, int pid)
+{
+    struct proc *pr = proc_get(r, pid, 0);
+    if (pr && pr->awaiting)
+        return pr->pre;
+    int64_t i = sbx_result_proc_index(r->res, pid);
+    return i >= 0 ? r->res->procs[i].paths : NULL;
+}
+
 /* What `pr` did while its image was on the way joins its current record
  * (the exec's just opened, or the one it has when the exec failed; a
  * record of its own, parent unknown, when it has none). */
@@ -342,13 +365,16 @@ static void add_path(struct sbx_preload_run *r, int pid, const char *p, unsigned
                         "(a name that is not an absolute, clean path)");
         return;
     }
+    int follow = (fl & SBX_READ) && !(fl & (SBX_NOFOLLOW | SBX_REFUSED)) && r->links;
+    /* the file a read name resolves to is read by each image that reads
+     * the name (a set per image, as for every access): asked once per
+     * (image, name), answered once per name for the run */
+    const sbx_pathset *into = follow ? access_set(r, pid) : NULL;
+    int again = into && (sbx_pathset_get(into, p, strlen(p)) & SBX_READ);
     if (record_access(r, pid, p, fl) < 0)
         sbx_result_warn(r->res, "out of memory while recording paths");
-    char real[PATH_MAX];
-    /* each read name is resolved once (every compiler reads stdio.h) */
-    if ((fl & SBX_READ) && !(fl & (SBX_NOFOLLOW | SBX_REFUSED)) && r->links &&
-        first_read(r, p) &&
-        link_target(r->links, p, real, sizeof real))
+    const char *real;
+    if (follow && !again && (real = read_target(r, p)))
         record_access(r, pid, real, SBX_READ);
 }
 
@@ -995,6 +1021,8 @@ struct sbx_result *sbx_preload_end(struct sbx_preload_run *r)
         sbx_result_warn(res, "%d events were lost: a process was killed while writing one",
                         r->skipped_dead);
     free(r->links);
+    for (size_t i = 0; i < r->capread; i++)
+        free(r->readset[i].target);
     free(r->readset);
     sbx_watchset_free(r->watches);
     munmap(r->hdr, SBX_LOG_HDR + SBX_LOG_CAP);
