@@ -106,8 +106,10 @@ unsigned sbx_access_open(unsigned intent, int created, int *used, int *tracked)
         return SBX_WRITE | SBX_CREATED;
     }
     if ((intent & SBX_OPEN_TRUNC) && (intent & SBX_OPEN_WRITE)) {
+        /* replaced: whatever is read through this name from now on came
+         * from the run (as reads back the object file it is writing) */
         *used = 1;
-        return SBX_WRITE;
+        return SBX_WRITE | SBX_CREATED;
     }
     return 0;
 }
