@@ -783,10 +783,32 @@ static void settle(int fd, struct fdrec *e)
         emit_use(e->id, kind, fd);
 }
 
+/* Where fds 0-2 stood when this image started (sbx_start): a shell's
+ * `>> log` hands over a file whose offset is already past its start. */
+static long g_std_start[3];
+
+/* stdin/stdout/stderr redirected to files by a shell were opened by
+ * another process (the shell's child, before its exec): learn them when
+ * their offset moved since this image started, so that what this image
+ * read or wrote through them is its own (`wc -c > n.txt`: wc wrote n.txt). */
+static void learn_std(int fd)
+{
+    if (g_fds[fd].st & FS_KNOWN)
+        return;
+    struct stat sb;
+    if (sbx_os_fstat(fd, &sb) == 0 && S_ISREG(sb.st_mode) &&
+        sbx_os_lseek_cur(fd) > g_std_start[fd]) {
+        struct fdrec rec = discover(fd);
+        fd_store(fd, rec.id, rec.st);
+    }
+}
+
 void sbx_fd_closing(int fd)
 {
     if (fd < 0 || fd >= FD_MAX || !sbx_on() || foreign_process())
         return;
+    if (fd < 3)
+        learn_std(fd);      /* closed before the exit flush (gnulib's close_stdout) */
     settle(fd, &g_fds[fd]);
     __atomic_store_n(&g_fds[fd].st, 0, __ATOMIC_RELEASE);
     dir_forget(fd);
@@ -836,17 +858,8 @@ void sbx_flush_fds(void)
     if (!sbx_on() || foreign_process())
         return;
     check_mount_ns();
-    /* stdin/stdout/stderr redirected to files by a shell were opened by
-     * another process: learn them now so the offsets can be checked. */
     for (int fd = 0; fd < 3; fd++)
-        if (!(g_fds[fd].st & FS_KNOWN)) {
-            struct stat sb;
-            if (sbx_os_fstat(fd, &sb) == 0 && S_ISREG(sb.st_mode) &&
-                sbx_os_lseek_cur(fd) > 0) {
-                struct fdrec rec = discover(fd);
-                fd_store(fd, rec.id, rec.st);
-            }
-        }
+        learn_std(fd);
     for (int fd = 0; fd < g_fd_hi; fd++)
         settle(fd, &g_fds[fd]);
 }
@@ -1194,6 +1207,11 @@ void sbx_start(int argc, char **argv)
         return;
     }
     check_mount_ns();
+    for (int fd = 0; fd < 3; fd++) {
+        struct stat sb;
+        long at = sbx_os_fstat(fd, &sb) == 0 && S_ISREG(sb.st_mode) ? sbx_os_lseek_cur(fd) : 0;
+        g_std_start[fd] = at > 0 ? at : 0;
+    }
     const char *interp = NULL;
     sbx_os_each_loaded(g_shim, report_object, &interp);
     char cwd[SBX_PATH_MAX];
