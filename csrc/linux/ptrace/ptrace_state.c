@@ -385,9 +385,19 @@ static struct fdent *fd_twin(struct proc *p, pid_t tid, const struct fdent *e)
     return NULL;
 }
 
+/* The tracee's fd names a regular file with nothing in it. */
+static int empty_file(pid_t tid, int fd)
+{
+    char p[64];
+    struct stat sb;
+    snprintf(p, sizeof p, "/proc/%d/fd/%d", tid, fd);
+    return stat(p, &sb) == 0 && S_ISREG(sb.st_mode) && sb.st_size == 0;
+}
+
 void sbx_pt_fd_close(struct sbx_ptrace_run *r, struct proc *p, pid_t tid, int fd)
 {
     struct fdent *e = sbx_pt_fd_get(p, fd);
+    int opened_here = e != NULL;
     if (!e) {
         /* an fd this process did not open where we saw it (inherited,
          * received over a unix socket): its reads did not stop, so its
@@ -399,9 +409,18 @@ void sbx_pt_fd_close(struct sbx_ptrace_run *r, struct proc *p, pid_t tid, int fd
             return;
         if (!matched)
             e->noprobe = 1;
+        opened_here = matched;
     }
-    sbx_pt_fd_settle(r, p, e, tid);
+    long long pos = sbx_pt_fd_settle(r, p, e, tid);
+    /* an empty file opened for reading and closed where it started: no
+     * offset tells whether read() ran (it does not stop).  cat reads it,
+     * git add only opens it (it knows the size): the Result says so */
+    int empty = opened_here && pos == 0 && e->pos0 == 0 && (e->acc & 1) && !e->dir &&
+                !e->chr && !(e->done & (SBX_READ | SBX_WRITE)) && empty_file(tid, fd);
     pthread_mutex_lock(&r->res_mu);
+    if (empty)
+        sbx_result_warn(r->res, "whether the empty file %s was read is not seen by the ptrace "
+                        "backend (reads do not stop); it is recorded as a probe", e->path);
     if (e->chr && (e->acc & 1) && !(e->done & SBX_READ) && strcmp(e->path, "/dev/null") != 0)
         /* read() does not stop under this backend and a device has no
          * offset to tell afterwards: say so rather than guess */
