@@ -110,8 +110,8 @@ def make_inputs(root: Path) -> None:
     # the index's own ("racily clean"), which would make what `git commit`
     # reads depend on how fast the run went
     for d, dirs, files in os.walk(root):
-        for n in files:
-            os.utime(os.path.join(d, n), (946684800, 946684800))
+        for n in files + dirs:
+            os.utime(os.path.join(d, n), (946684800, 946684800), follow_symlinks=False)
 
 
 def normalize(path: str) -> str:
