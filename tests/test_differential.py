@@ -64,6 +64,9 @@ TOOLS = {
     "make -j2": ["make", "-s", "-j2"],
     "gcc": ["gcc", "-c", "util.c", "-o", "util.o"],
     "gcc compile and link": ["gcc", "-o", "app", "main.c", "util.c"],
+    # the child searches $PATH inside libc: a record of its own under every backend
+    "posix_spawnp": [sys.executable, "-c", "import os; pid = os.posix_spawnp("
+                     "'cat', ['cat', 'conf.txt'], os.environ); os.waitpid(pid, 0)"],
     "sh pipelines": ["sh", "-c", "cat src/f1.txt | wc -c > count.txt; "
                                  "sort conf.txt | head -n 1 >> count.txt; "
                                  "(cd src && ls) | grep -c txt"],

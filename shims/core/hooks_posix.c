@@ -534,14 +534,19 @@ SBX_HOOK(int, posix_spawnp, (pid_t *pid, const char *file, const posix_spawn_fil
                              const posix_spawnattr_t *at, char *const argv[], char *const envp[]))
 {
     CHILD_ENV(envp, env);
-    /* Find what libc's search will run, reporting the misses as probes. */
+    /* Find what libc's search will run.  The misses are probes of the
+     * child (libc searches there, by failed execs): reported for it once
+     * the spawn says who it is, for this process if there is no child. */
     char found[SBX_PATH_MAX], static_target[SBX_PATH_MAX];
     found[0] = '\0';
+    const char *search = NULL;
+    int misses = 0;
     if (file && strchr(file, '/')) {
         snprintf(found, sizeof found, "%s", file);
     } else if (file && *file && sbx_on()) {
         const char *path = getenv("PATH");
-        for (const char *p = path ? path : "/bin:/usr/bin";; p++) {
+        search = path ? path : "/bin:/usr/bin";
+        for (const char *p = search;; p++) {
             const char *end = strchr(p, ':');
             int dl = end ? (int)(end - p) : (int)strlen(p);
             char cand[SBX_PATH_MAX];
@@ -550,22 +555,46 @@ SBX_HOOK(int, posix_spawnp, (pid_t *pid, const char *file, const posix_spawn_fil
                 memcpy(found, cand, sizeof cand);
                 break;
             }
-            sbx_path(cand, SBX_OP_EXEC, 0);
+            misses++;
             if (!end)
                 break;
             p = end;
         }
     }
-    if (sbx_breakaway(AT_FDCWD, found[0] ? found : file, argv))
+    /* the first `n` candidates of the search, as probes of `child` (this
+     * process's own when there is none) */
+#define SPAWN_MISSES(child, n)                                                      \
+    do {                                                                            \
+        const char *p_ = search;                                                    \
+        for (int i_ = 0; p_ && i_ < (n); i_++, p_++) {                              \
+            const char *end_ = strchr(p_, ':');                                     \
+            int dl_ = end_ ? (int)(end_ - p_) : (int)strlen(p_);                    \
+            char cand_[SBX_PATH_MAX];                                               \
+            snprintf(cand_, sizeof cand_, "%.*s/%s", dl_ ? dl_ : 1, dl_ ? p_ : ".", file); \
+            if ((child) > 0)                                                        \
+                sbx_child_path((child), cand_, SBX_OP_EXEC, 0);                     \
+            else                                                                    \
+                sbx_path(cand_, SBX_OP_EXEC, 0);                                    \
+            if (!end_)                                                              \
+                break;                                                              \
+            p_ = end_;                                                              \
+        }                                                                           \
+    } while (0)
+    if (sbx_breakaway(AT_FDCWD, found[0] ? found : file, argv)) {
+        SPAWN_MISSES(0, misses);
         return spawn_breakaway(pid, found[0] ? found : file, file, fa, at, argv, envp);
+    }
     if (found[0] && sbx_on()) {
         char abs[SBX_PATH_MAX];
         if (sbx_resolve(AT_FDCWD, found, abs, sizeof abs) >= 0 &&
-            sbx_handoff_target(AT_FDCWD, abs, static_target, sizeof static_target))
+            sbx_handoff_target(AT_FDCWD, abs, static_target, sizeof static_target)) {
+            SPAWN_MISSES(0, misses);
             return SBX_SELF(posix_spawn)(pid, abs, fa, at, argv, envp);   /* hands off */
+        }
     }
 #ifdef POSIX_SPAWN_SETEXEC
     if (spawn_is_exec(at)) {
+        SPAWN_MISSES(0, misses);       /* an exec of this process */
         sbx_flush_fds();
         if (found[0])
             sbx_exec_before(AT_FDCWD, found, argv, 0, 0);
@@ -581,10 +610,12 @@ SBX_HOOK(int, posix_spawnp, (pid_t *pid, const char *file, const posix_spawn_fil
     sbx_spawning(0);
     if (pid)
         *pid = child;
+    KEEP_ERRNO(SPAWN_MISSES(r == 0 ? child : 0, misses));
     if (found[0])
         KEEP_ERRNO(r == 0 ? sbx_exec_before(AT_FDCWD, found, argv, child, 0)
                           : sbx_path(found, SBX_OP_EXEC, 0));
     return r;
+#undef SPAWN_MISSES
 }
 
 /* A declared breakaway started by posix_spawn(p): without the shim, and

@@ -113,6 +113,12 @@ enum sbx_rec_type {
  * file has no name); the reader then resolves no symlink itself. */
 #define SBX_REC_KERNEL_NAME 0x1000u
 
+/* flags of an SBX_EV_PATH record, beside its categories: written by the
+ * parent for its posix_spawn'ed child `pid` (aux = the parent), an access
+ * the child made inside libc before its exec (posix_spawnp's $PATH
+ * search), known to the parent only once the spawn returned. */
+#define SBX_REC_CHILD 0x8000u
+
 /* SBX_EV_EXEC flags. */
 #define SBX_EXEC_STATIC  0x1u   /* the shim cannot enter the target: no ELF interpreter, or 32-bit */
 #define SBX_EXEC_SPAWNED 0x2u   /* posix_spawn: written by the parent after success */

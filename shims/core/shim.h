@@ -42,6 +42,9 @@ void sbx_path_at(int dirfd, const char *path, enum sbx_op op, int ok);
 #define sbx_path(path, op, ok) sbx_path_at(AT_FDCWD, path, op, ok)
 /* Record categories the access model already decided (sbx_access_open). */
 void sbx_path_cats_at(int dirfd, const char *path, unsigned cats);
+/* What the posix_spawn'ed `child` did inside libc before its exec
+ * (posix_spawnp's search), reported by the parent once it knows the pid. */
+void sbx_child_path(int child, const char *path, enum sbx_op op, int ok);
 /* The same for a call that takes two names (rename, link). */
 void sbx_path2_at(int dirfd1, const char *path1, int dirfd2, const char *path2,
                   enum sbx_op op, int ok);

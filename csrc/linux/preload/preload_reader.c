@@ -378,6 +378,28 @@ static void add_path(struct sbx_preload_run *r, int pid, const char *p, unsigned
         record_access(r, pid, real, SBX_READ);
 }
 
+/* An access the posix_spawn'ed `child` of `parent` made inside libc before
+ * its exec (its parent tells, once the spawn returned): the child's record
+ * with its parent's image, as for any forked child (docs/semantics.md, "Who
+ * did what"), opened now unless the child is known already (its new image
+ * started first: then the access joins that image's record).  What the
+ * new image's loader reported meanwhile stays set aside for that image. */
+static void child_path(struct sbx_preload_run *r, int child, int parent, const char *p,
+                       unsigned fl)
+{
+    if (!p || !*p || !fl)
+        return;
+    if (!well_formed(p)) {
+        sbx_result_warn(r->res, "a malformed record from a traced process was ignored "
+                        "(a name that is not an absolute, clean path)");
+        return;
+    }
+    if ((sbx_result_proc_index(r->res, child) < 0 &&
+         sbx_result_proc_fork(r->res, child, parent) < 0) ||
+        sbx_result_record(r->res, child, p, strlen(p), fl) < 0)
+        sbx_result_warn(r->res, "out of memory while recording paths");
+}
+
 /* An exec happened: its record, and the files the kernel read to run it. */
 static void exec_commit(struct sbx_preload_run *r, int pid, const struct exec_info *pre,
                         const struct exec_info *start)
@@ -508,6 +530,10 @@ static void handle(struct sbx_preload_run *r, const struct sbx_rec *rec, uint32_
         p->seen_any = 1;
     switch (rec->type) {
     case SBX_EV_PATH:
+        if (rec->flags & SBX_REC_CHILD) {
+            child_path(r, rec->pid, rec->aux, s0, rec->flags & SBX_CATEGORIES);
+            break;
+        }
         add_path(r, rec->pid, s0,
                  rec->flags & (SBX_CATEGORIES | SBX_CREATED | SBX_NOFOLLOW | SBX_REFUSED));
         break;
