@@ -149,6 +149,56 @@ def test_forked_child_before_exec_has_its_own_record(tmp_path):
     assert not any("libc.so" in x for x in fork.reads)
 
 
+VFORKER = textwrap.dedent("""
+    #include <stdlib.h>
+    #include <unistd.h>
+    #include <sys/wait.h>
+    int main(int argc, char **argv) {
+        setenv("PATH", argv[1], 1);
+        for (int i = 0; i < 2; i++) {      /* the second search must be seen too */
+            pid_t p = vfork();
+            if (p == 0) {
+                execlp("cat", "cat", argv[2], (char *)0);
+                _exit(127);
+            }
+            int st;
+            waitpid(p, &st, 0);
+            if (st)
+                return 1;
+        }
+        return 0;
+    }
+""")
+
+
+def test_vfork_child_search_is_its_own_record(tmp_path):
+    """A vfork child runs its parent's image without the fork hook (gcc's
+    and make's execvp): its failed execs along $PATH are a record of its own
+    (the child's pid, the parent's image), each time, not the exec's."""
+    d = os.path.realpath(tmp_path)
+    src = os.path.join(d, "vforker.c")
+    with open(src, "w") as f:
+        f.write(VFORKER)
+    exe = os.path.join(d, "vforker")
+    subprocess.run(["cc", "-o", exe, src], check=True)
+    inp = os.path.join(d, "in.txt")
+    with open(inp, "w") as f:
+        f.write("x")
+    missing = os.path.join(d, "nobin")
+    r = sandbox_for("preload").run([exe, missing + ":/usr/bin:/bin", inp], capture_output=True)
+    assert r.returncode == 0 and r.complete, (r.stderr, r.warnings)
+    probe = os.path.join(missing, "cat")
+    searchers = holders(r, probe, "probes")
+    assert len(searchers) == 2, [(p.pid, p.path) for _, p in searchers]
+    cats = holders(r, inp)
+    assert len(cats) == 2
+    for (i, fork), (j, cat) in zip(searchers, cats):
+        assert fork.path == exe and fork.parent == 0 and fork.pid != r.processes[0].pid
+        assert cat.pid == fork.pid and os.path.basename(cat.path) == "cat" and j > i
+        assert probe not in cat.probes
+    assert probe not in r.processes[0].probes
+
+
 def test_exit_statuses(tmp_path):
     """The status each process gave exit() or _exit(); None when killed."""
     r = sandbox_for("preload").run(
