@@ -10,6 +10,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <libproc.h>
+#include <pthread.h>
 #include <mach-o/dyld.h>
 #include <stdio.h>
 #include <string.h>
@@ -25,6 +26,12 @@ int sbx_mmap_body_patched, sbx_open_body_patched;
 #define NEG(r) ((r) < 0 ? -errno : (r))
 
 int sbx_os_getpid(void) { return getpid(); }
+long sbx_os_gettid(void)
+{
+    uint64_t t = 0;
+    pthread_threadid_np(NULL, &t);
+    return (long)t;
+}
 int sbx_os_getppid(void) { return getppid(); }
 
 int sbx_os_open(const char *path, int flags)

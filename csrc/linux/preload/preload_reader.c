@@ -5,6 +5,7 @@
 #include "preload_reader.h"
 
 #include <dirent.h>
+#include <dlfcn.h>
 #include <errno.h>
 #include <limits.h>
 #include <fcntl.h>
@@ -53,6 +54,7 @@ struct proc {
     int image_started;            /* the shim started in the current image */
     int seen_any;                 /* some record came from this process */
     int left;                     /* exec'd a declared breakaway: no longer watched */
+    int stranger;                 /* in windows: not this process, nor started in the window */
 };
 
 
@@ -89,6 +91,10 @@ struct sbx_preload_run {
     struct sbx_ptrace_run **adopted;
     size_t nadopted;
     struct sbx_watchset *watches;
+    /* The log of this very process (sbx_preload_attach): records count only
+     * inside a window, and only those of this process and of the processes
+     * started in the window. */
+    int inprocess;
 };
 
 /* ---- small tables (open addressing, grow at 50%) -------------------------------*/
@@ -156,6 +162,28 @@ static struct proc *proc_get(struct sbx_preload_run *r, int pid, int create)
      * the process (a pidfd on Linux): its lineage is checked after.  This
      * process itself (its own records, in-process) is never waited for. */
     p->watch = pid == getpid() ? -1 : sbx_watch_open(r->watches, pid);
+    if (r->inprocess && pid != getpid()) {
+        /* A window holds what this process and the processes started in
+         * it do; one that ran before (a server a session fixture started)
+         * is not the window's, nor are the children it starts.  One gone
+         * already wrote while the window was open: it is counted. */
+        int ppid = 0;
+        unsigned long long start = 0;
+        struct proc *parent;
+        if (sbx_proc_lineage(pid, &ppid, &start) == 0 &&
+            (start < r->began ||
+             ((parent = proc_get(r, ppid, 0)) != NULL && parent->stranger))) {
+            p = proc_get(r, pid, 0);      /* the lookup may have moved it */
+            p->stranger = 1;
+            if (p->watch >= 0)
+                sbx_watch_close(r->watches, p->watch);
+            p->watch = -1;
+        }
+        if (p->watch >= 0)
+            r->live++;
+        r->nprocs++;
+        return p;
+    }
     if (p->watch >= 0 && !provably_ours(r, pid)) {
         /* a process that exited between the two (its /proc entry gone,
          * the handle still open) is no stranger: nothing to wait or kill */
@@ -377,6 +405,8 @@ static void handle(struct sbx_preload_run *r, const struct sbx_rec *rec, uint32_
     if (s1 >= end || !memchr(s1, '\0', (size_t)(end - s1)))
         s1 = NULL;
     struct proc *p = proc_get(r, rec->pid, 1);
+    if (p && p->stranger)
+        return;                           /* not the window's (in-process) */
     if (p)
         p->seen_any = 1;
     switch (rec->type) {
@@ -536,10 +566,24 @@ static void reap(struct sbx_preload_run *r)
     }
 }
 
+/* In-process: the shim in this very process must not record what the
+ * reader does (sbx_shim_quiet_thread, exported by the shim). */
+static void quiet(struct sbx_preload_run *r, int on)
+{
+    static void (*fn)(int);
+    if (!r->inprocess)
+        return;
+    if (!fn)
+        *(void **)&fn = dlsym(RTLD_DEFAULT, "sbx_shim_quiet_thread");
+    if (fn)
+        fn(on);
+}
+
 static void *reader_main(void *arg)
 {
     struct sbx_preload_run *r = arg;
     unsigned idle = 0;
+    quiet(r, 1);
     pthread_mutex_lock(&r->mu);
     while (!r->stop) {
         size_t n = drain(r);
@@ -611,6 +655,85 @@ static void sweep_orphan_logs(const char *dir)
 }
 
 /* ---- API ------------------------------------------------------------------------------*/
+/* Create a log file, sized and mapped: its fd, path and header.  -1 with a
+ * sentence in err. */
+static int log_create(char *path, size_t cap, struct sbx_log_hdr **hdr, int paused,
+                      char *err, size_t errlen)
+{
+    int fd = -1;
+    const char *dirs[] = {"/dev/shm", getenv("TMPDIR"), "/tmp"};
+    for (size_t i = 0; i < 3 && fd < 0; i++) {
+        if (!dirs[i] || !*dirs[i])
+            continue;
+        sweep_orphan_logs(dirs[i]);
+        /* the owner's pid in the name: a log whose owner died (SIGKILL)
+         * is removed by the next run of any process */
+        snprintf(path, cap, "%s/sandbox_py-preload-%d-XXXXXX", dirs[i], (int)getpid());
+        fd = mkostemp(path, O_CLOEXEC);
+    }
+    if (fd < 0) {
+        snprintf(err, errlen, "cannot create the preload event log in /dev/shm or $TMPDIR: %s",
+                 strerror(errno));
+        return -1;
+    }
+    /* Sparse: only pages written and not yet punched use memory. */
+    if (ftruncate(fd, (off_t)(SBX_LOG_HDR + SBX_LOG_CAP)) < 0) {
+        snprintf(err, errlen, "cannot size the preload event log %s: %s", path,
+                 strerror(errno));
+        goto fail;
+    }
+    void *m = mmap(NULL, SBX_LOG_HDR + SBX_LOG_CAP, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    if (m == MAP_FAILED) {
+        snprintf(err, errlen, "cannot map the preload event log: %s", strerror(errno));
+        goto fail;
+    }
+    *hdr = m;
+    (*hdr)->cap = SBX_LOG_CAP;
+    (*hdr)->paused = (uint64_t)paused;
+    __atomic_store_n(&(*hdr)->magic, SBX_LOG_MAGIC, __ATOMIC_RELEASE);
+    return fd;
+fail:
+    unlink(path);
+    close(fd);
+    return -1;
+}
+
+/* The run's state and reader thread, on a mapped log (r->fd, r->hdr). */
+static int run_start(struct sbx_preload_run *r, char *err, size_t errlen)
+{
+    r->recs = (char *)r->hdr + SBX_LOG_HDR;
+    r->res = sbx_result_new();
+    r->links = calloc(1, sizeof *r->links);
+    r->watches = sbx_watchset_new();
+    if (!r->res || !r->links || !r->watches) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    pthread_mutex_init(&r->mu, NULL);
+    sbx_cond_init_monotonic(&r->wake);
+    if (pthread_create(&r->thread, NULL, reader_main, r) != 0) {
+        snprintf(err, errlen, "cannot start the preload reader thread");
+        return -1;
+    }
+    r->thread_started = 1;
+    return 0;
+}
+
+static void run_free_failed(struct sbx_preload_run *r, int remove)
+{
+    if (r->hdr)
+        munmap(r->hdr, SBX_LOG_HDR + SBX_LOG_CAP);
+    sbx_result_free(r->res);
+    free(r->links);
+    if (r->watches)
+        sbx_watchset_free(r->watches);
+    if (remove)
+        unlink(r->path);
+    if (r->fd >= 0)
+        close(r->fd);
+    free(r);
+}
+
 struct sbx_preload_run *sbx_preload_begin(char *err, size_t errlen)
 {
     struct sbx_preload_run *r = calloc(1, sizeof *r);
@@ -619,66 +742,60 @@ struct sbx_preload_run *sbx_preload_begin(char *err, size_t errlen)
         return NULL;
     }
     r->began = sbx_proc_now();
-    r->fd = -1;
-    const char *dirs[] = {"/dev/shm", getenv("TMPDIR"), "/tmp"};
-    for (size_t i = 0; i < 3 && r->fd < 0; i++) {
-        if (!dirs[i] || !*dirs[i])
-            continue;
-        sweep_orphan_logs(dirs[i]);
-        /* the owner's pid in the name: a log whose owner died (SIGKILL)
-         * is removed by the next run of any process */
-        snprintf(r->path, sizeof r->path, "%s/sandbox_py-preload-%d-XXXXXX", dirs[i],
-                 (int)getpid());
-        r->fd = mkostemp(r->path, O_CLOEXEC);
-    }
-    if (r->fd < 0) {
-        snprintf(err, errlen, "cannot create the preload event log in /dev/shm or $TMPDIR: %s",
-                 strerror(errno));
-        free(r);
+    r->fd = log_create(r->path, sizeof r->path, &r->hdr, 0, err, errlen);
+    if (r->fd < 0 || run_start(r, err, errlen) < 0) {
+        run_free_failed(r, 1);
         return NULL;
     }
-    /* Sparse: only pages written and not yet punched use memory. */
-    if (ftruncate(r->fd, (off_t)(SBX_LOG_HDR + SBX_LOG_CAP)) < 0) {
-        snprintf(err, errlen, "cannot size the preload event log %s: %s", r->path,
-                 strerror(errno));
-        goto fail;
+    return r;
+}
+
+int sbx_preload_log_create(char *path, size_t cap, char *err, size_t errlen)
+{
+    struct sbx_log_hdr *hdr = NULL;
+    int fd = log_create(path, cap, &hdr, 1, err, errlen);
+    if (fd < 0)
+        return -1;
+    munmap(hdr, SBX_LOG_HDR + SBX_LOG_CAP);
+    close(fd);
+    return 0;
+}
+
+struct sbx_preload_run *sbx_preload_attach(const char *path, char *err, size_t errlen)
+{
+    struct sbx_preload_run *r = calloc(1, sizeof *r);
+    if (!r) {
+        snprintf(err, errlen, "out of memory");
+        return NULL;
     }
-    void *m = mmap(NULL, SBX_LOG_HDR + SBX_LOG_CAP, PROT_READ | PROT_WRITE, MAP_SHARED,
-                   r->fd, 0);
-    if (m == MAP_FAILED) {
-        snprintf(err, errlen, "cannot map the preload event log: %s", strerror(errno));
-        goto fail;
+    r->inprocess = 1;
+    r->began = sbx_proc_now();
+    snprintf(r->path, sizeof r->path, "%s", path);
+    r->fd = open(path, O_RDWR | O_CLOEXEC | O_NOFOLLOW);
+    struct stat sb;
+    void *m = MAP_FAILED;
+    if (r->fd >= 0 && fstat(r->fd, &sb) == 0 && sb.st_uid == getuid() &&
+        sb.st_size == (off_t)(SBX_LOG_HDR + SBX_LOG_CAP))
+        m = mmap(NULL, SBX_LOG_HDR + SBX_LOG_CAP, PROT_READ | PROT_WRITE, MAP_SHARED, r->fd, 0);
+    if (m == MAP_FAILED || ((struct sbx_log_hdr *)m)->magic != SBX_LOG_MAGIC) {
+        snprintf(err, errlen, "%s is not a preload event log of this user", path);
+        if (m != MAP_FAILED)
+            munmap(m, SBX_LOG_HDR + SBX_LOG_CAP);
+        run_free_failed(r, 0);
+        return NULL;
     }
     r->hdr = m;
-    r->recs = (char *)m + SBX_LOG_HDR;
-    r->hdr->cap = SBX_LOG_CAP;
-    __atomic_store_n(&r->hdr->magic, SBX_LOG_MAGIC, __ATOMIC_RELEASE);
-    r->res = sbx_result_new();
-    r->links = calloc(1, sizeof *r->links);
-    r->watches = sbx_watchset_new();
-    if (!r->res || !r->links || !r->watches) {
-        snprintf(err, errlen, "out of memory");
-        goto fail;
+    /* what was written before (nothing: the log is created paused) is not
+     * any window's */
+    r->tail = __atomic_load_n(&r->hdr->head, __ATOMIC_ACQUIRE);
+    if (r->tail > r->hdr->cap)
+        r->tail = r->hdr->cap;
+    r->punched = 0;
+    if (run_start(r, err, errlen) < 0) {
+        run_free_failed(r, 0);
+        return NULL;
     }
-    pthread_mutex_init(&r->mu, NULL);
-    sbx_cond_init_monotonic(&r->wake);
-    if (pthread_create(&r->thread, NULL, reader_main, r) != 0) {
-        snprintf(err, errlen, "cannot start the preload reader thread");
-        goto fail;
-    }
-    r->thread_started = 1;
     return r;
-fail:
-    if (r->hdr)
-        munmap(r->hdr, SBX_LOG_HDR + SBX_LOG_CAP);
-    sbx_result_free(r->res);
-    free(r->links);
-    if (r->watches)
-        sbx_watchset_free(r->watches);
-    unlink(r->path);
-    close(r->fd);
-    free(r);
-    return NULL;
 }
 
 const char *sbx_preload_log_path(const struct sbx_preload_run *r) { return r->path; }
@@ -720,7 +837,11 @@ int sbx_preload_wait(struct sbx_preload_run *r, double timeout)
         size_t busy = 0;
         for (size_t i = 0; i < r->nadopted; i++)
             busy += !sbx_ptrace_wait(r->adopted[i], 0);
-        if (r->live == 0 && !busy) {
+        if (r->inprocess) {
+            /* this process writes on: its records are drained at the
+             * window's end, only the children are waited for here */
+            done = r->live == 0 && !busy;
+        } else if (r->live == 0 && !busy) {
             drain(r);             /* a process's last records before it died */
             uint64_t head = __atomic_load_n(&r->hdr->head, __ATOMIC_ACQUIRE);
             if (head > r->hdr->cap)
@@ -790,6 +911,143 @@ void sbx_preload_kill(struct sbx_preload_run *r)
         struct timespec ts = {0, 20000000L};
         nanosleep(&ts, NULL);
     }
+}
+
+/* Forget everything the run knew about processes and open files: a
+ * window starts from nothing. */
+static void forget_all(struct sbx_preload_run *r)
+{
+    for (size_t i = 0; i < r->capprocs; i++) {
+        struct proc *p = &r->procs[i];
+        if (!p->pid)
+            continue;
+        exec_clear(&p->pending);
+        if (p->watch >= 0)
+            sbx_watch_close(r->watches, p->watch);
+    }
+    free(r->procs);
+    r->procs = NULL;
+    r->nprocs = r->capprocs = r->live = 0;
+    sbx_keyed_free(&r->ids);
+    memset(&r->ids, 0, sizeof r->ids);
+    free(r->readset);
+    r->readset = NULL;
+    r->nread = r->capread = 0;
+    r->warned_stranger = 0;
+    r->skipped_dead = 0;
+}
+
+/* The ledger's rule for every open file of the window, and what became of
+ * execs announced and never confirmed, as sbx_preload_end settles a run. */
+static void settle_window(struct sbx_preload_run *r)
+{
+    for (size_t i = 0; i < r->capprocs; i++) {
+        struct proc *p = &r->procs[i];
+        if (!p->pid || p->stranger)
+            continue;
+        if (p->pending.set && !(p->pending.flags & SBX_EXEC_HANDOFF)) {
+            exec_commit(r, p->pid, &p->pending, NULL);
+            unobserved(r, p->pid, &p->pending);
+        }
+        exec_clear(&p->pending);
+    }
+    size_t keep = 0;
+    for (size_t i = 0; i < r->nadopted; i++) {
+        if (sbx_ptrace_wait(r->adopted[i], 0))
+            merge(r, sbx_ptrace_end(r->adopted[i]));
+        else
+            r->adopted[keep++] = r->adopted[i];   /* still running: a later end */
+    }
+    if (keep)
+        sbx_result_warn(r->res, "%zu statically linked process(es) started in the window "
+                        "were still running when it ended; their later accesses are missing",
+                        keep);
+    r->nadopted = keep;
+    for (size_t i = 0; i < r->ids.cap; i++) {
+        struct sbx_keyed *o = &r->ids.slots[i];
+        if (o->key && o->path &&
+            sbx_ledger_settle(r->res->paths, o->path, strlen(o->path),
+                              o->used || (o->flags & SBX_FD_NOPROBE)) < 0)
+            sbx_result_warn(r->res, "out of memory while recording paths");
+    }
+    uint64_t dropped = __atomic_exchange_n(&r->hdr->dropped, 0, __ATOMIC_ACQ_REL);
+    if (dropped)
+        sbx_result_warn(r->res, "%llu events were dropped: the preload event log (%llu MiB) "
+                        "was full", (unsigned long long)dropped,
+                        (unsigned long long)(SBX_LOG_CAP >> 20));
+    if (r->skipped_dead)
+        sbx_result_warn(r->res, "%d events were lost: a process was killed while writing one",
+                        r->skipped_dead);
+}
+
+int sbx_preload_self_breakaway(const char *text)
+{
+    void (*fn)(const char *);
+    *(void **)&fn = dlsym(RTLD_DEFAULT, "sbx_shim_set_breakaway");
+    if (!fn)
+        return -1;
+    fn(text);
+    return 0;
+}
+
+int sbx_preload_window_begin(struct sbx_preload_run *r, char *err, size_t errlen)
+{
+    if (!r->inprocess) {
+        snprintf(err, errlen, "windows are for a run attached to this process's own log");
+        return -1;
+    }
+    quiet(r, 1);
+    pthread_mutex_lock(&r->mu);
+    drain(r);                     /* what came before is no window's */
+    struct sbx_result *fresh = sbx_result_new();
+    if (!fresh) {
+        pthread_mutex_unlock(&r->mu);
+        quiet(r, 0);
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    sbx_result_free(r->res);
+    r->res = fresh;
+    forget_all(r);
+    r->began = sbx_proc_now();
+    __atomic_fetch_add(&r->hdr->epoch, 1, __ATOMIC_ACQ_REL);
+    __atomic_store_n(&r->hdr->paused, 0, __ATOMIC_RELEASE);
+    pthread_mutex_unlock(&r->mu);
+    quiet(r, 0);
+    return 0;
+}
+
+struct sbx_result *sbx_preload_window_end(struct sbx_preload_run *r, double wait, int *done)
+{
+    quiet(r, 1);
+    /* processes started in the window still run: their records count until
+     * they exit or the wait is over */
+    *done = sbx_preload_wait(r, wait);
+    __atomic_store_n(&r->hdr->paused, 1, __ATOMIC_RELEASE);
+    pthread_mutex_lock(&r->mu);
+    /* records reserved before the pause are being written: a moment for them */
+    for (int spins = 0; spins < 200; spins++) {
+        drain(r);
+        uint64_t head = __atomic_load_n(&r->hdr->head, __ATOMIC_ACQUIRE);
+        if (r->tail >= (head > r->hdr->cap ? r->hdr->cap : head))
+            break;
+        pthread_mutex_unlock(&r->mu);
+        struct timespec ts = {0, 1000000L};
+        nanosleep(&ts, NULL);
+        pthread_mutex_lock(&r->mu);
+    }
+    settle_window(r);
+    struct sbx_result *res = r->res;
+    r->res = sbx_result_new();
+    forget_all(r);
+    pthread_mutex_unlock(&r->mu);
+    quiet(r, 0);
+    if (!r->res) {
+        /* nothing to record into until the next window: keep it safe */
+        r->res = res;
+        return NULL;
+    }
+    return res;
 }
 
 struct sbx_result *sbx_preload_end(struct sbx_preload_run *r)
