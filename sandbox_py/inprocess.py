@@ -138,7 +138,7 @@ class Trace:
             self.backend = "audit"
             if self.announce:
                 _warnings.warn(SandboxIncompleteWarning(AUDIT_UNSEEN % (
-                    "; ".join(self._notes) or "requested")), stacklevel=3)
+                    "; ".join(self._notes) or "backend='audit' was asked for")), stacklevel=3)
         self._result = None
         self._start = time.monotonic()
         impl.start()
