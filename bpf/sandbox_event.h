@@ -1,4 +1,4 @@
-/* sandbox_event.h — the one struct the BPF programs and csrc/ebpf.c share.
+/* sandbox_event.h — the one struct the BPF programs and csrc/linux/ebpf/ebpf.c share.
  *
  * Each record in the ring buffer is a struct sbx_event header followed by
  * `nstr` NUL-terminated strings packed back to back; str_len[i] counts the

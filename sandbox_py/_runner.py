@@ -17,7 +17,7 @@ from typing import Optional
 from .breakaway import Breakaway, compile_rule
 from .errors import SandboxUnavailableError, TimeoutExpired
 from .policy import Policy
-from .result import Exec, PathSet, Result
+from .result import Exec, Result
 
 #: How long to wait for the tree to die after it was killed.
 KILL_GRACE = 5.0
@@ -66,11 +66,15 @@ class TraceSession:
         """Kill every process of the run, including ones forked meanwhile."""
 
     def finish(self) -> dict:
-        """Stop tracing and return the Result's path fields: reads, writes,
-        probes, enumerations (iterables of str), execs (iterable of Exec),
-        complete (bool), warnings (list of str); optionally denied (Denied
-        records the mechanism itself saw refused, with their pids) and
-        breakaways (Breakaway records)."""
+        """Stop tracing and return the run's fields, the same from every
+        session, for Result.from_fields (the one place a Result is made):
+        reads, writes, probes, enumerations (iterables of str), execs
+        (Exec records or (pid, ppid, path, argv) tuples), processes (Process
+        records, C tuples or JSON objects: sandbox_py/result.py), complete
+        (bool), warnings (list of str); optionally denied (Denied records
+        the mechanism itself saw refused, with their pids), refused (the
+        core's (path, category) pairs of refused calls) and breakaways
+        (Breakaway records)."""
         raise NotImplementedError
 
     def abort(self) -> None:
@@ -119,22 +123,6 @@ def prepare_session(backend: str, session: TraceSession, policy, breakaway,
         session.breakaway = rule
 
 
-def merge_denied(mechanism, traced) -> tuple:
-    """The run's denied accesses: what the mechanism reported (with pids)
-    and every traced access outside the policy, each (path, category) once.
-    A refused call is traced as a probe of its name; when the mechanism
-    says what it asked for (a read, a write), that stands instead."""
-    seen = {}
-    for d in list(mechanism) + list(traced):
-        key = (d.path, d.category)
-        if key not in seen or (seen[key].pid is None and d.pid is not None):
-            seen[key] = d
-    asked = {d.path for d in seen.values() if d.category in ("read", "write")}
-    return tuple(sorted((d for d in seen.values()
-                         if not (d.category == "probe" and d.path in asked)),
-                        key=lambda d: (d.path, d.category)))
-
-
 def run_traced(backend: str, session: TraceSession, args, *, input=None,
                capture_output: bool = False, timeout: Optional[float] = None,
                check: bool = False, policy=None, breakaway=None, **popen_kwargs) -> Result:
@@ -173,28 +161,13 @@ def run_traced(backend: str, session: TraceSession, args, *, input=None,
         raise
 
     def build(stdout, stderr, extra_warning=None) -> Result:
-        f = session.finish()
-        warnings = list(session.policy_warnings) + list(f.get("warnings", ()))
-        complete = bool(f.get("complete", True))
-        if extra_warning:
-            warnings.append(extra_warning)
-            complete = False
-        sets = {k: PathSet(f.get(k, ())) for k in ("reads", "writes", "probes",
-                                                   "enumerations")}
-        execs = tuple(f.get("execs", ()))
-        denied = ()
-        if session.policy is not None:
-            traced = session.policy.violations(Result(0, args, execs=execs, **sets))
-            mechanism = list(f.get("denied", ()))
-            mechanism += session.policy.refusals(f.get("refused", ()))
-            denied = merge_denied(mechanism, traced)
-        return Result(
+        return Result.from_fields(
+            session.finish(), args=args,
             returncode=proc.returncode if proc.returncode is not None else -9,
-            args=args,
-            execs=execs, stdout=stdout, stderr=stderr,
-            backend=backend, duration=time.monotonic() - start,
-            complete=complete, warnings=tuple(warnings), policy=session.policy,
-            denied=denied, breakaways=tuple(f.get("breakaways", ())), **sets)
+            stdout=stdout, stderr=stderr, backend=backend,
+            duration=time.monotonic() - start, policy=session.policy,
+            warnings=[extra_warning] if extra_warning else (),
+            policy_warnings=session.policy_warnings)
 
     try:
         stdout, stderr = proc.communicate(input, timeout=timeout)
@@ -244,7 +217,7 @@ def wait_interruptibly(session, timeout: Optional[float]) -> bool:
 
 
 def core_fields(d: dict) -> dict:
-    """A C core's result dict (csrc/pyresult.c) as TraceSession.finish()
+    """A C core's result dict (csrc/python/pyresult.c) as TraceSession.finish()
     returns it: execs become Exec records."""
     d = dict(d)
     d["execs"] = [Exec(pid, ppid, path, tuple(argv)) for pid, ppid, path, argv in d["execs"]]

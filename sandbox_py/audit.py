@@ -103,7 +103,7 @@ def _open_event(args):
     exists = os.path.lexists(p)
     # The event fires before the call: predict whether it will succeed.  A
     # call that fails (absent file or directory, EACCES, EEXIST) is a probe
-    # (DESIGN.md section 2), whatever it meant to do.
+    # (docs/semantics.md), whatever it meant to do.
     if exists:
         ok = (not exclusive and (not writes or (_access(p, os.W_OK) and not os.path.isdir(p)))
               and (not reads or _access(p, os.R_OK)))

@@ -11,7 +11,8 @@ import threading
 import time
 from typing import Optional
 
-from .display import CATEGORIES, command_line, printable_path, summary_text
+from .display import (CATEGORIES, command_line, printable_path, process_tree_text,
+                      summary_text)
 from .result import Result
 
 #: Exit statuses of our own failures, as env(1) and timeout(1) use them.
@@ -28,6 +29,7 @@ def _run_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="sandbox-py",
         usage="%(prog)s [options] -- CMD [ARGS...]\n       %(prog)s diff OLD.json NEW.json"
+              "\n       %(prog)s compdb [-o FILE] [--deps FILE] -- CMD [ARGS...]"
               "\n       %(prog)s doctor",
         description="Run CMD, pass its exit status through, and report every file its "
                     "process tree read, wrote, probed and listed (summary on stderr).")
@@ -39,6 +41,9 @@ def _run_parser() -> argparse.ArgumentParser:
                    help="also write the Result as JSON to FILE, apart from the "
                         "command's output ('-' for stdout, after the command's own)")
     p.add_argument("-q", "--quiet", action="store_true", help="no summary")
+    p.add_argument("--processes", action="store_true",
+                   help="add the process tree to the summary: each process's argv, pid, "
+                        "exit status and counts of what it read, wrote, probed, listed")
     add_filter_options(p)
     p.add_argument("--top", type=int, default=5, metavar="N",
                    help="directories listed per category in the summary (default 5)")
@@ -195,6 +200,8 @@ def run_main(argv: list) -> int:
         sys.stderr.write(result.to_json(indent=2) + "\n")
     elif not opts.quiet:
         sys.stderr.write(summary_text(result, top=opts.top) + "\n")
+        if opts.processes:
+            sys.stderr.write(process_tree_text(result) + "\n")
     if result.returncode == 0 and result.denied:
         return EXIT_DENIED
     return exit_status(result.returncode)
@@ -268,7 +275,72 @@ def main(argv: Optional[list] = None) -> int:
         return doctor_main(argv[1:])
     if argv and argv[0] == "memo":
         return memo_main(argv[1:])
+    if argv and argv[0] == "compdb":
+        return compdb_main(argv[1:])
     return run_main(argv)
+
+
+# -- compdb -------------------------------------------------------------------------
+
+def compdb_main(argv: list) -> int:
+    """``sandbox-py compdb [-o FILE] [--deps FILE] -- CMD``: run a build and
+    write the compilation database of what it really compiled."""
+    p = argparse.ArgumentParser(
+        prog="sandbox-py compdb",
+        usage="%(prog)s [-o FILE] [--deps FILE] -- CMD [ARGS...]",
+        description="Run a build (make, ninja, cmake --build, a script) and write "
+                    "compile_commands.json from the compilers it really ran: each entry "
+                    "confirmed by what the compiler read and wrote (docs/compdb.md).  "
+                    "Exits with the build's status.")
+    p.add_argument("-o", "--output", default="compile_commands.json", metavar="FILE",
+                   help="where to write the database (default compile_commands.json; "
+                        "'-' for stdout)")
+    p.add_argument("--deps", metavar="FILE",
+                   help="also write, per output, the sources and headers its compiler "
+                        "really read (JSON, docs/compdb.md)")
+    p.add_argument("--backend", default="auto", help="tracing backend (default auto)")
+    p.add_argument("--timeout", type=float, metavar="SECONDS",
+                   help="kill the whole process tree after SECONDS")
+    p.add_argument("command", nargs=argparse.REMAINDER, help="the command, after --")
+    opts = p.parse_args(argv)
+    command = opts.command[1:] if opts.command[:1] == ["--"] else opts.command
+    if not command:
+        p.print_usage(sys.stderr)
+        sys.stderr.write("sandbox-py compdb: no command given (put it after --)\n")
+        return 2
+    import json
+
+    from . import Sandbox, compdb
+    from .errors import SandboxError, TimeoutExpired
+    label = command_line(command)
+    try:
+        result = Sandbox(opts.backend).run(command, timeout=opts.timeout)
+    except FileNotFoundError as e:
+        sys.stderr.write("sandbox-py compdb: %s: %s\n" % (label, e.strerror or e))
+        return EXIT_NOT_FOUND
+    except TimeoutExpired as e:
+        sys.stderr.write("sandbox-py compdb: %s: killed after %gs\n" % (label, opts.timeout))
+        result = e.result
+    except SandboxError as e:
+        sys.stderr.write("sandbox-py compdb: %s\n" % e)
+        return EXIT_TOOL_FAILED
+    entries = compdb.entries(result)
+    text = json.dumps(entries, indent=2) + "\n"
+    if opts.output == "-":
+        sys.stdout.write(text)
+    else:
+        with open(opts.output, "w", encoding="utf-8") as f:
+            f.write(text)
+    if opts.deps:
+        with open(opts.deps, "w", encoding="utf-8") as f:
+            json.dump({"version": 1, "outputs": compdb.deps(result)}, f, indent=2)
+            f.write("\n")
+    sys.stderr.write("sandbox-py compdb: %d entr%s%s (backend %s)\n" % (
+        len(entries), "y" if len(entries) == 1 else "ies",
+        "" if opts.output == "-" else " in " + opts.output, result.backend))
+    for w in result.warnings:
+        sys.stderr.write("sandbox-py compdb: warning: %s\n" % printable_path(w))
+    return exit_status(result.returncode)
 
 
 # -- memo ---------------------------------------------------------------------------

@@ -103,6 +103,55 @@ def _policy_lines(result, top: int) -> list:
     return lines
 
 
+def process_label(proc, width: int = 100) -> str:
+    """``argv`` of a Process as one printable line, cut at ``width``."""
+    text = command_line(proc.argv) if proc.argv else printable_path(proc.path or "?")
+    return text if len(text) <= width else text[: width - 3] + "..."
+
+
+def process_counts(proc) -> str:
+    return " ".join("%s%d" % (c[0], len(getattr(proc, c))) for c in CATEGORIES)
+
+
+def process_status(proc) -> str:
+    return ("pid %d" % proc.pid) + ("" if proc.returncode is None
+                                    else ", exit %d" % proc.returncode)
+
+
+def _kids(result) -> dict:
+    kids: dict = {}
+    n = len(result.processes)
+    for i, p in enumerate(result.processes):
+        parent = p.parent if p.parent is not None and 0 <= p.parent < n else None
+        kids.setdefault(parent, []).append(i)
+    return kids
+
+
+def process_tree_text(result, *, width: int = 100, limit: int = 500) -> str:
+    """The process tree, one line per record: argv, pid, exit status and
+    counts (r reads, w writes, p probes, e enumerations)."""
+    kids = _kids(result)
+    lines = ["processes: %d" % len(result.processes)]
+
+    def walk(i: int, prefix: str, last: bool, top: bool) -> None:
+        if len(lines) > limit:
+            return
+        p = result.processes[i]
+        branch = "" if top else ("`- " if last else "|- ")
+        lines.append("  %s%s%s  [%s]  %s" % (prefix, branch, process_label(p, width),
+                                             process_status(p), process_counts(p)))
+        children = kids.get(i, [])
+        inner = prefix + ("" if top else ("   " if last else "|  "))
+        for k, c in enumerate(children):
+            walk(c, inner, k == len(children) - 1, False)
+
+    for i in kids.get(None, []):
+        walk(i, "", True, True)
+    if len(lines) > limit:
+        lines = lines[:limit] + ["  ... %d more" % (len(result.processes) - limit + 1)]
+    return "\n".join(lines)
+
+
 def repr_pretty(result, p, cycle: bool) -> None:
     """IPython's plain-text display."""
     if cycle:
@@ -216,6 +265,8 @@ def to_html(result, *, shown: int = HTML_SHOWN, maximum: int = HTML_MAX) -> str:
         out.append("<details><summary><b>breakaways</b> (%d, not traced)</summary><table>"
                    "<tr><th>pid</th><th>argv</th></tr>%s</table></details>"
                    % (len(result.breakaways), rows))
+    if result.processes:
+        out.append(_render_processes(result, maximum))
     if result.execs:
         rows = "".join("<tr><td>%d</td><td>%d</td><td><code>%s</code></td></tr>" % (
             x.pid, x.ppid, e(command_line(x.argv) if x.argv else printable_path(x.path)))
@@ -225,6 +276,38 @@ def to_html(result, *, shown: int = HTML_SHOWN, maximum: int = HTML_MAX) -> str:
                    % (len(result.execs), rows))
     out.append("</div>")
     return "".join(out)
+
+
+def _render_processes(result, maximum: int) -> str:
+    """The process tree as nested <details>: each node its argv, pid, exit
+    status and counts; opened, its own paths per category and its children."""
+    e = html.escape
+    kids = _kids(result)
+    budget = [maximum]
+
+    def node(i: int) -> str:
+        budget[0] -= 1
+        p = result.processes[i]
+        head = "<code>%s</code> <small>%s &middot; %s</small>" % (
+            e(process_label(p)), e(process_status(p)), e(process_counts(p)))
+        body = []
+        for cat in CATEGORIES:
+            paths = list(getattr(p, cat))
+            if paths:
+                body.append("<div>%s (%d): %s%s</div>" % (
+                    cat, len(paths), ", ".join("<code>%s</code>" % e(printable_path(x))
+                                               for x in paths[:20]),
+                    " ..." if len(paths) > 20 else ""))
+        for c in kids.get(i, []):
+            if budget[0] <= 0:
+                body.append("<div>... more processes</div>")
+                break
+            body.append(node(c))
+        return ('<details style="margin-left:1em"><summary>%s</summary>%s</details>'
+                % (head, "".join(body)))
+
+    return ("<details><summary><b>processes</b> (%d)</summary>%s</details>"
+            % (len(result.processes), "".join(node(i) for i in kids.get(None, []))))
 
 
 def mimebundle(result) -> dict:

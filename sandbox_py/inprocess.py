@@ -41,7 +41,7 @@ import warnings as _warnings
 from typing import Optional
 
 from .errors import SandboxIncompleteWarning, SandboxUnavailableError
-from .result import PathSet, Result
+from .result import Result
 
 BACKENDS = ("auto", "ebpf", "preload", "audit")
 
@@ -150,17 +150,9 @@ class Trace:
             raise RuntimeError("this trace is not running")
         impl, self._impl = self._impl, None
         fields = impl.stop()
-        warnings = self._notes + list(fields.get("warnings", ()))
-        self._result = Result(
-            returncode=returncode, args=(),
-            reads=PathSet(fields.get("reads", ())), writes=PathSet(fields.get("writes", ())),
-            probes=PathSet(fields.get("probes", ())),
-            enumerations=PathSet(fields.get("enumerations", ())),
-            execs=tuple(fields.get("execs", ())), backend=self.backend,
-            breakaways=tuple(fields.get("breakaways", ())),
-            duration=time.monotonic() - self._start,
-            complete=bool(fields.get("complete", True)) and not self._notes,
-            warnings=tuple(warnings))
+        self._result = Result.from_fields(
+            fields, args=(), returncode=returncode, backend=self.backend,
+            duration=time.monotonic() - self._start, warnings=self._notes)
         return self._result
 
     @property

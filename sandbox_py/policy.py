@@ -382,3 +382,19 @@ class Policy:
             if _checkable(e.path) and not self.allows("exec", e.path):
                 out.add(Denied(e.path, "exec", e.pid))
         return tuple(sorted(out, key=lambda d: (d.path, d.category, d.pid or 0)))
+
+
+def merge_denied(mechanism, traced) -> tuple:
+    """The run's denied accesses: what the mechanism reported (with pids)
+    and every traced access outside the policy, each (path, category) once.
+    A refused call is traced as a probe of its name; when the mechanism
+    says what it asked for (a read, a write), that stands instead."""
+    seen = {}
+    for d in list(mechanism) + list(traced):
+        key = (d.path, d.category)
+        if key not in seen or (seen[key].pid is None and d.pid is not None):
+            seen[key] = d
+    asked = {d.path for d in seen.values() if d.category in ("read", "write")}
+    return tuple(sorted((d for d in seen.values()
+                         if not (d.category == "probe" and d.path in asked)),
+                        key=lambda d: (d.path, d.category)))

@@ -1,4 +1,4 @@
-"""The Result of a traced run, the same on every backend (DESIGN.md §4).
+"""The Result of a traced run, the same on every backend.
 
 A Result unpacks as ``(status, reads, writes)``; everything else is an
 attribute.  Path sets are :class:`PathSet` objects: frozensets of absolute,
@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Iterable, Iterator, Optional, Sequence
 
 from .breakaway import Breakaway
-from .policy import Denied, Policy, _under_windows, is_windows_path
+from .policy import Denied, Policy, _under_windows, is_windows_path, merge_denied
 
 SCHEMA = "sandbox_py.result/1"
 
@@ -88,6 +88,110 @@ class Exec:
                 "argv": list(self.argv)}
 
 
+_CATEGORIES = ("reads", "writes", "probes", "enumerations")
+
+
+@dataclass(frozen=True)
+class Process:
+    """One program image of one process of the run: a process that execs
+    twice has two records (same ``pid``); what a forked child does before
+    its exec is a record of its own, with its parent's image.  Threads are
+    their process.  ``parent`` is the index in ``Result.processes`` of the
+    record this pid was forked from (None for the root); ``returncode`` is
+    None where the mechanism does not learn it; ``path``, ``cwd`` None where
+    unknown.  The four sets are what this record itself touched."""
+    pid: int
+    ppid: int
+    path: Optional[str]
+    argv: tuple
+    cwd: Optional[str] = None
+    returncode: Optional[int] = None
+    parent: Optional[int] = None
+    reads: PathSet = field(default_factory=PathSet)
+    writes: PathSet = field(default_factory=PathSet)
+    probes: PathSet = field(default_factory=PathSet)
+    enumerations: PathSet = field(default_factory=PathSet)
+
+    @property
+    def name(self) -> str:
+        """The program's name: the executed file's, else argv[0]'s."""
+        if self.path:
+            return os.path.basename(self.path)
+        return os.path.basename(self.argv[0]) if self.argv else ""
+
+    def categories(self, path: str) -> tuple:
+        """The categories (``"read"``, ``"write"``, ``"probe"``,
+        ``"enumeration"``) in which this record touched ``path``."""
+        return tuple(c[:-1] if c != "enumerations" else "enumeration"
+                     for c in _CATEGORIES if path in getattr(self, c))
+
+    def to_dict(self) -> dict:
+        d = {"pid": self.pid, "ppid": self.ppid, "parent": self.parent,
+             "path": self.path, "argv": list(self.argv), "cwd": self.cwd,
+             "returncode": self.returncode}
+        for c in _CATEGORIES:
+            d[c] = list(getattr(self, c))
+        return d
+
+    @classmethod
+    def from_any(cls, x) -> "Process":
+        """A Process from a C core's tuple (csrc/python/pyresult.c), a JSON
+        object (docs/json-schema.md) or a Process."""
+        if isinstance(x, Process):
+            return x
+        if isinstance(x, dict):
+            return cls(x["pid"], x["ppid"], x.get("path"), tuple(x.get("argv", ())),
+                       x.get("cwd"), x.get("returncode"), x.get("parent"),
+                       *(PathSet(x.get(c, ())) for c in _CATEGORIES))
+        pid, ppid, parent, path, argv, cwd, rc, r, w, p, e = x
+        return cls(pid, ppid, path, tuple(argv), cwd, rc, parent,
+                   PathSet(r), PathSet(w), PathSet(p), PathSet(e))
+
+
+@dataclass(frozen=True)
+class Step:
+    """A process of the run that matched ``Result.steps(select)`` and all
+    its descendants, rolled up: ``gcc -c x.c`` is one step whose reads
+    include what cc1 read and whose writes what as wrote.  The sets are the
+    union of its processes' sets."""
+    process: Process
+    processes: tuple
+    reads: PathSet
+    writes: PathSet
+    probes: PathSet
+    enumerations: PathSet
+
+    @property
+    def argv(self) -> tuple:
+        return self.process.argv
+
+    @property
+    def cwd(self) -> Optional[str]:
+        return self.process.cwd
+
+
+def _selector(select):
+    if callable(select):
+        return select
+    if not isinstance(select, (str, bytes, os.PathLike)):
+        raise TypeError("select must be a program name, an absolute path or a callable "
+                        "taking a Process, not %s" % type(select).__name__)
+    want = os.fsdecode(select)
+    if os.path.isabs(want):
+        real = os.path.realpath(want)
+
+        def by_path(p: Process) -> bool:
+            return bool(p.path) and (p.path == want or os.path.realpath(p.path) == real)
+        return by_path
+    if "/" in want:
+        raise ValueError("select: a program name (%r has a slash) must be a bare name "
+                         "or an absolute path" % want)
+
+    def by_name(p: Process) -> bool:
+        return p.name == want or (bool(p.argv) and os.path.basename(p.argv[0]) == want)
+    return by_name
+
+
 @dataclass
 class Result:
     returncode: int
@@ -110,6 +214,101 @@ class Result:
     breakaways: tuple = ()
     #: The Policy the run had (resolved), or None.
     policy: Optional[object] = None
+    #: Who did what: one Process per program image, in start order.
+    processes: tuple = ()
+
+    @classmethod
+    def from_fields(cls, fields: dict, *, args, returncode: int, backend: str,
+                    duration: float = 0.0, stdout=None, stderr=None, policy=None,
+                    warnings: Sequence[str] = (), policy_warnings: Sequence[str] = ()
+                    ) -> "Result":
+        """The one place a Result is made from what a backend's session
+        returns (TraceSession.finish(): the four path sets, execs, processes,
+        complete, warnings, and optionally denied, refused, breakaways).
+        ``policy_warnings`` (what a session found about the policy before the
+        run) come first and ``warnings`` (the caller's own: a timeout) last;
+        any of the latter makes the Result incomplete.  With a ``policy``, Result.denied is what the
+        mechanism refused and every traced access outside the policy, each
+        with the pid of a process that made it."""
+        own = list(warnings)
+        r = cls(
+            returncode=returncode, args=args,
+            **{c: PathSet(fields.get(c, ())) for c in _CATEGORIES},
+            execs=tuple(x if isinstance(x, Exec) else Exec(*x)
+                        for x in fields.get("execs", ())),
+            processes=tuple(Process.from_any(x) for x in fields.get("processes", ())),
+            stdout=stdout, stderr=stderr, backend=backend, duration=duration,
+            complete=bool(fields.get("complete", True)) and not own,
+            warnings=tuple(policy_warnings) + tuple(fields.get("warnings", ())) + tuple(own),
+            policy=policy,
+            breakaways=tuple(fields.get("breakaways", ())))
+        if policy is not None:
+            mechanism = list(fields.get("denied", ()))
+            mechanism += policy.refusals(fields.get("refused", ()))
+            r.denied = tuple(r._with_pid(d) for d in merge_denied(mechanism,
+                                                                  policy.violations(r)))
+        return r
+
+    def _with_pid(self, d: Denied) -> Denied:
+        """A denied access without a pid gets the first process that made it."""
+        if d.pid is not None:
+            return d
+        cat = {"read": "reads", "write": "writes", "probe": "probes",
+               "enumeration": "enumerations"}.get(d.category)
+        for p in self.processes:
+            if cat and d.path in getattr(p, cat):
+                return Denied(d.path, d.category, p.pid)
+        return d
+
+    # -- who did what -------------------------------------------------------------
+    def children(self, index: int) -> tuple:
+        """Indices of the records forked from record ``index``."""
+        return tuple(i for i, p in enumerate(self.processes) if p.parent == index)
+
+    def who(self, path: str | os.PathLike) -> tuple:
+        """The processes that touched ``path``: ``(Process, categories)``
+        pairs in start order, categories as in ``Process.categories``."""
+        path = os.path.abspath(os.fsdecode(path))
+        return tuple((p, p.categories(path)) for p in self.processes if p.categories(path))
+
+    def steps(self, select) -> tuple:
+        """Roll the process tree up: each record that matches ``select`` (a
+        program name such as ``"cc"``, matched against the executed file's
+        name and argv[0]; an absolute path; or a callable taking a
+        Process) and is not below another match becomes a Step with it, its
+        descendants and the union of their sets, in start order."""
+        match = _selector(select)
+        kids: dict = {}
+        for i, p in enumerate(self.processes):
+            kids.setdefault(p.parent, []).append(i)
+        steps = []
+
+        def subtree(i: int) -> list:
+            out, todo = [], [i]
+            while todo:
+                j = todo.pop()
+                out.append(j)
+                todo.extend(kids.get(j, ()))
+            return sorted(out)
+
+        def walk(i: int) -> None:
+            p = self.processes[i]
+            if match(p):
+                members = tuple(self.processes[j] for j in subtree(i))
+                steps.append((i, Step(p, members, *(
+                    PathSet(frozenset().union(*(getattr(m, c) for m in members)))
+                    for c in _CATEGORIES))))
+                return
+            for k in kids.get(i, ()):
+                walk(k)
+
+        roots = kids.get(None, [])
+        # a record whose parent index is out of range (a partial document) is a root
+        roots += [i for i, p in enumerate(self.processes)
+                  if p.parent is not None and not 0 <= p.parent < len(self.processes)]
+        for i in roots:
+            walk(i)
+        return tuple(s for _, s in sorted(steps, key=lambda t: t[0]))
 
     def __eq__(self, other):
         """Two Results are equal when they record the same run: compared in
@@ -175,7 +374,11 @@ class Result:
 
         from dataclasses import replace
         return replace(self, reads=f(self.reads), writes=f(self.writes),
-                       probes=f(self.probes), enumerations=f(self.enumerations))
+                       probes=f(self.probes), enumerations=f(self.enumerations),
+                       processes=tuple(replace(p, reads=f(p.reads), writes=f(p.writes),
+                                               probes=f(p.probes),
+                                               enumerations=f(p.enumerations))
+                                       for p in self.processes))
 
     # -- JSON -------------------------------------------------------------------
     def to_dict(self) -> dict:
@@ -201,6 +404,7 @@ class Result:
             "policy": None if self.policy is None else self.policy.to_dict(),
             "denied": [d.to_dict() for d in self.denied],
             "breakaways": [b.to_dict() for b in self.breakaways],
+            "processes": [p.to_dict() for p in self.processes],
             "stdout": out(self.stdout),
             "stderr": out(self.stderr),
         }
@@ -230,6 +434,7 @@ class Result:
                          for x in d.get("denied", ())),
             breakaways=tuple(Breakaway(x["pid"], x["path"], tuple(x["argv"]))
                              for x in d.get("breakaways", ())),
+            processes=tuple(Process.from_any(x) for x in d.get("processes", ())),
         )
 
     @classmethod
@@ -271,9 +476,9 @@ class Result:
 
     def __repr__(self) -> str:
         return ("Result(returncode=%r, backend=%r, reads=%d, writes=%d, probes=%d, "
-                "enumerations=%d, execs=%d, complete=%r%s)" % (
+                "enumerations=%d, execs=%d, processes=%d, complete=%r%s)" % (
                     self.returncode, self.backend, len(self.reads), len(self.writes),
                     len(self.probes), len(self.enumerations), len(self.execs),
-                    self.complete,
+                    len(self.processes), self.complete,
                     "".join(", %s=%d" % (n, len(getattr(self, n)))
                             for n in ("denied", "breakaways") if getattr(self, n))))

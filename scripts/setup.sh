@@ -8,7 +8,9 @@ cd "$(dirname "$0")/.."
 PKGS=(build-essential make git clang llvm libbpf-dev libelf-dev zlib1g-dev bpftool
       linux-libc-dev libseccomp-dev liburing-dev python3 python3-venv python3-dev strace
       gcc-mingw-w64-x86-64 wine64 nginx-light gcc-multilib sccache
-      libbpf-tools)  # opensnoop, the eBPF peer in bench/ (bench/ebpf_bench.py)
+      libbpf-tools   # opensnoop, the eBPF peer in bench/ (bench/ebpf_bench.py)
+      bear ccache    # the compilation-database peer and a compiler wrapper (tests/test_compdb.py)
+      busybox-static)  # a statically linked shell (tests/test_process_tree.py, test_compdb.py)
 missing=()
 for p in "${PKGS[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -119,7 +119,8 @@ def test_to_pandas_long_format():
     r = make(reads=["/src/a.h"], writes=["/src/x.o"], probes=["/src/gone.h"],
              enumerations=["/src"], execs=(Exec(10, 9, "/usr/bin/gcc", ("gcc", "-c")),))
     df = r.to_pandas()
-    assert list(df.columns) == ["path", "category", "pid", "process", "ok", "errno"]
+    assert list(df.columns) == ["path", "category", "pid", "process", "ok", "errno",
+                                "record"]
     assert len(df) == 5
     rows = {row.category: row for row in df.itertuples()}
     assert rows["read"].path == "/src/a.h" and bool(rows["read"].ok)

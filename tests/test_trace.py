@@ -149,7 +149,7 @@ def test_ebpf_does_not_wait_long_for_threads_left_running(tmp_path):
 
 
 def test_audit_files_failed_calls_as_probes(tmp_path):
-    # DESIGN.md section 2: any path-taking call that failed is a probe, also
+    # docs/semantics.md: any path-taking call that failed is a probe, also
     # one that meant to write.
     missing_dir = tmp_path / "no-such-dir" / "x"
     (tmp_path / "exists").mkdir()

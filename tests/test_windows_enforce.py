@@ -193,7 +193,7 @@ def test_detours_session_reads_denied_into_the_result(prefix, tools, programs, t
     fields = session.finish()
     assert fields["denied"] == [Denied(winpath(tmp_path / "secret/s.txt"), "read",
                                        res["execs"][0]["pid"])]
-    from sandbox_py._runner import merge_denied
+    from sandbox_py.policy import merge_denied
     merged = merge_denied(fields["denied"], [Denied(fields["denied"][0].path, "read")])
     assert merged == tuple(fields["denied"])       # the pid is kept
 

@@ -5,7 +5,7 @@
  * strings (UTF-8 on Windows, whatever the file system holds on POSIX); the
  * Python layer decodes them with os.fsdecode.
  *
- * The precision rules of DESIGN.md §2 that depend on the order of accesses
+ * The precision rules of docs/semantics.md that depend on the order of accesses
  * live here, so that every backend applies them identically:
  *   - a file the run itself created (SBX_CREATED with SBX_WRITE) and later
  *     read is not a read: the content came from the run, not from outside.

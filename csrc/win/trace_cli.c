@@ -21,7 +21,7 @@
  *
  * The option handling and the output are portable; one function per OS,
  * trace_command(), does the run.  Only the Windows backend is built today;
- * the Linux one is to come as an #elif over csrc/ebpf.h.
+ * the Linux one is to come as an #elif over csrc/linux/ebpf/ebpf.h.
  *
  * When CMD cannot be started and -o was given, the file receives
  * {"schema": "sandbox_py.start_error/1", "winerror": N, "message": "..."}
@@ -455,5 +455,5 @@ int wmain(int argc, wchar_t **wargv)
 }
 
 #else
-#error "sbx-trace: only the Windows front is written; the Linux one goes here, over csrc/ebpf.h"
+#error "sbx-trace: only the Windows front is written; the Linux one goes here, over csrc/linux/ebpf/ebpf.h"
 #endif

@@ -1,4 +1,4 @@
-"""Backend registry: one module per mechanism (DESIGN.md §5).
+"""Backend registry: one module per mechanism.
 
 Each backend module defines ``NAME``, ``availability() -> (bool, str)`` (the
 second item is a one-line reason either way) and ``session(sandbox) ->

@@ -158,6 +158,8 @@ class DetoursSession(TraceSession):
             "returncode": data["returncode"],
             "denied": [Denied(d["path"], d["category"], d.get("pid"))
                        for d in data.get("denied", ())],
+            # JSON objects: Result.from_fields makes them Process records
+            "processes": data.get("processes", ()),
         }
 
     def abort(self) -> None:

@@ -3,7 +3,7 @@
  * A run creates the shared log (shims/core/sbx_log.h) the traced
  * processes write into, follows it from a reader thread, watches every
  * process it learns about with a pidfd, and turns the records into an
- * sbx_result with the same semantics as the eBPF backend (DESIGN.md §2).
+ * sbx_result with the same semantics as the eBPF backend (docs/semantics.md).
  */
 #ifndef SBX_PRELOAD_READER_H
 #define SBX_PRELOAD_READER_H
