@@ -459,6 +459,7 @@ def _format(item, policy: TestPolicy, result, violations: dict) -> str:
         "call or a stat, which cannot be refused)" if policy.mode == "enforce" else "")]
     for path in sorted(violations)[:LISTED]:
         lines.append("  %-12s %s" % ("+".join(violations[path]), printable_path(path)))
+        lines.extend("  %-12s by %s" % ("", who) for who in _makers(result, path))
     if len(violations) > LISTED:
         lines.append("  ... and %d more" % (len(violations) - LISTED))
     lines.append("allowed: %s" % policy.describe())
@@ -467,6 +468,30 @@ def _format(item, policy: TestPolicy, result, violations: dict) -> str:
     lines.append("traced with: %s (%s)" % (result.backend, "complete" if result.complete
                                             else "incomplete: " + "; ".join(result.warnings)))
     return "\n".join(lines)
+
+
+#: How much of a process's command line a failure shows.
+ARGV_SHOWN = 120
+
+
+def _makers(result, path: str) -> list:
+    """Who touched ``path``: each process of ``result.processes`` whose own
+    sets hold it, as "pid N (the test process)" or "pid N: argv"."""
+    import shlex
+    out = []
+    for proc in getattr(result, "processes", ()):
+        if not proc.categories(path):
+            continue
+        if proc.pid == os.getpid():
+            out.append("pid %d (the test process)" % proc.pid)
+            continue
+        argv = " ".join(shlex.quote(a) for a in proc.argv) or (proc.path or "?")
+        if len(argv) > ARGV_SHOWN:
+            argv = argv[:ARGV_SHOWN - 3] + "..."
+        text = "pid %d: %s" % (proc.pid, argv)
+        if text not in out:
+            out.append(text)
+    return out
 
 
 #: (Landlock ruleset, running trace) of an enforced test's call.

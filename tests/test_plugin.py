@@ -493,3 +493,32 @@ def test_breakaway_marker_lets_a_test_daemon_go(pytester, declared):
                 time.sleep(0.1)
         if os.path.exists(sock):
             os.unlink(sock)
+
+
+def test_failure_names_the_process_behind_each_violation():
+    # A Result whose mechanism recorded who did what (Result.processes):
+    # the listing says, under each path, which process touched it.
+    import os
+    import types
+    from sandbox_py.pytest_plugin import _format
+    from sandbox_py.result import Result
+    fields = {"writes": ["/p/out.txt", "/p/both.txt"], "reads": ["/p/secret"],
+              "processes": [
+                  (os.getpid(), 1, None, "/usr/bin/python3", ["python3", "-m", "pytest"],
+                   "/p", None, ["/p/secret"], ["/p/both.txt"], [], []),
+                  (4242, os.getpid(), 0, "/bin/sh", ["sh", "-c", "echo x > out.txt"],
+                   "/p", 0, [], ["/p/out.txt", "/p/both.txt"], [], [])]}
+    result = Result.from_fields(fields, args=(), returncode=0, backend="preload")
+    item = types.SimpleNamespace(name="test_x")
+    policy = types.SimpleNamespace(mode="fail", describe=lambda: "nothing")
+    text = _format(item, policy, result, {"/p/out.txt": ["write"], "/p/both.txt": ["write"],
+                                          "/p/secret": ["read"]})
+    lines = [line.strip() for line in text.splitlines()]
+    at = lines.index("write        /p/out.txt")
+    assert lines[at + 1] == "by pid 4242: sh -c 'echo x > out.txt'"
+    at = lines.index("write        /p/both.txt")
+    assert lines[at + 1:at + 3] == ["by pid %d (the test process)" % os.getpid(),
+                                    "by pid 4242: sh -c 'echo x > out.txt'"]
+    at = lines.index("read         /p/secret")
+    assert lines[at + 1] == "by pid %d (the test process)" % os.getpid()
+    assert not lines[at + 2].startswith("by ")
