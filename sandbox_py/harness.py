@@ -21,6 +21,9 @@ The pytest plugin (sandbox_py/pytest_plugin.py) excludes exactly these:
 - **distribution metadata**: ``importlib.metadata`` (``version()``,
   entry points) reads ``*.dist-info``/``*.egg-info`` directories of
   ``sys.path`` entries -- read, probe and list only.
+- **the debugger's start-up files**: every ``pdb.Pdb`` (``doctest`` makes
+  one for each run, ``breakpoint()``) reads ``~/.pdbrc`` and ``./.pdbrc``
+  when they exist -- read and probe of exactly those two names.
 - **sandbox_py itself**: a ``Sandbox().run()`` inside a test reads the
   package's own files (the preload shim, the ptrace launcher) -- read, probe
   and list only.
@@ -101,6 +104,9 @@ class Harness:
         self.capture_paths = frozenset(capture_paths)
         self.own_dir = os.path.dirname(os.path.realpath(__file__))
         self.user_bases = {os.path.realpath(b) for b in _user_bases()} | set(_user_bases())
+        # pdb.Pdb(readrc=True) opens these two names, relative to the cwd
+        self.pdbrc = {os.path.abspath(os.path.expanduser("~/.pdbrc")),
+                      os.path.abspath(".pdbrc")}
 
     def allows(self, category: str, path: str, result, entries: Iterable[str]) -> bool:
         if path in self.capture_paths:
@@ -113,6 +119,8 @@ class Harness:
         if category == "writes":
             return False
         if _under(path, self.own_dir):
+            return True
+        if category in ("reads", "probes") and path in self.pdbrc:
             return True
         if category == "probes" and any(
                 path.startswith(b.rstrip("/") + "/") and _USER_SITE.search(path)

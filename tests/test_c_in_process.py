@@ -315,3 +315,40 @@ def test_audit_fallback_never_passes_silently(pytester, extension_dir):
     assert "accesses made by C code" in text
     result.stdout.fnmatch_lines(["sandbox_py: 4 tests checked, 0 fully: 4 partly by Python "
                                  "audit hooks*"])
+
+
+NESTED_PROGRAM = textwrap.dedent("""
+    import json, sys
+    from sandbox_py import selfshim
+    why = selfshim.reexec()
+    if why:
+        print(json.dumps({"skip": why}))
+        sys.exit(0)
+    import sandbox_py
+    with sandbox_py.trace("preload") as t:
+        inner = sandbox_py.Sandbox("preload").run(["cat", sys.argv[1]], capture_output=True)
+    print(json.dumps({"inner_reads": sorted(inner.reads), "inner_complete": inner.complete,
+                      "outer_backend": t.result.backend, "outer_complete": t.result.complete,
+                      "outer_warnings": list(t.result.warnings),
+                      "outer_breakaways": [b.path for b in t.result.breakaways]}))
+""")
+
+
+def test_a_nested_run_keeps_its_own_log_and_the_outer_trace_says_so(tmp_path):
+    # Sandbox().run() inside a process that runs under the shim: the inner
+    # run sees its program; the outer trace does not take it over, and
+    # says that program is not in its result.
+    (tmp_path / "data.txt").write_text("d")
+    script = tmp_path / "nested.py"
+    script.write_text(NESTED_PROGRAM)
+    proc = subprocess.run([sys.executable, str(script), str(tmp_path / "data.txt")],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    if "skip" in out:
+        pytest.skip("cannot re-execute under the preload shim here: %s" % out["skip"])
+    assert str(tmp_path / "data.txt") in out["inner_reads"] and out["inner_complete"]
+    assert out["outer_backend"] == "preload" and not out["outer_complete"]
+    assert any("nested sandbox_py run" in w for w in out["outer_warnings"]), out
+    assert not any("not observed" in w for w in out["outer_warnings"]), out
+    assert any(p.endswith("/cat") for p in out["outer_breakaways"]), out

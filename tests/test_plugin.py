@@ -252,8 +252,10 @@ def test_pattern_semantics():
     assert deep.literal_dir == "/p/fixtures" and plain.literal_dir == "/p/data"
 
 
+@pytest.mark.parametrize("backend", ["auto", "preload"])
 def test_what_the_harness_does_is_not_the_tests_doing(pytester, monkeypatch,
-                                                      tmp_path_factory):
+                                                      tmp_path_factory, backend):
+    # auto: eBPF as root; preload: the session re-executed under the shim
     # Each test below makes the interpreter, pytest or sandbox_py touch files
     # on the test's behalf; none of that is the test's own access.  The
     # last test shows the check is live in the same run.
@@ -265,6 +267,7 @@ def test_what_the_harness_does_is_not_the_tests_doing(pytester, monkeypatch,
     pytester.mkdir("pkg")
     pytester.path.joinpath("pkg", "__init__.py").write_text("X = 2\n")
     pytester.path.joinpath("data.txt").write_text("d")
+    pytester.path.joinpath(".pdbrc").write_text("# the debugger's own start-up file\n")
     pytester.makepyfile(test_harness=textwrap.dedent("""
         import importlib.metadata, subprocess, sys
         import pytest
@@ -299,15 +302,21 @@ def test_what_the_harness_does_is_not_the_tests_doing(pytester, monkeypatch,
             assert sandbox_py.Sandbox("preload").run(["true"]).returncode == 0
 
         @pytest.mark.sandbox
+        def test_debugger_reads_its_start_up_files():
+            # doctest makes a pdb.Pdb for every run; it reads ~/.pdbrc, ./.pdbrc
+            import pdb
+            assert pdb.Pdb().rcLines
+
+        @pytest.mark.sandbox
         def test_still_caught():
             open("data.txt").read()
     """))
-    result = run(pytester)
+    result = run(pytester, "--sandbox-backend=%s" % backend)
     out = result.stdout.str()
     assert re.findall(r"^sandbox_py: (\S+) touched", out, re.M) == ["test_still_caught"], out
     result.stdout.fnmatch_lines(["*sandbox_py: test_still_caught touched 1 path*",
                                  "*read*/data.txt"])
-    result.assert_outcomes(passed=6, failed=1)
+    result.assert_outcomes(passed=7, failed=1)
     assert list(pytester.path.joinpath("pkg", "__pycache__").glob("__init__.*.pyc"))
 
 

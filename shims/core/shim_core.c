@@ -771,6 +771,37 @@ static int has_shim(const char *preload)
     return 0;
 }
 
+/* A nested sandbox_py run (Sandbox().run() or a re-executed test session
+ * inside a traced program) names its own log: its program reports there.
+ * Taking it over would blind that run; what the program does is that run's
+ * result, not this one's -- it leaves this run like a breakaway, said in a
+ * warning since nobody declared it. */
+static void nested_run_warning(void)
+{
+    sbx_warn_process("started a program traced by a nested sandbox_py run (its own "
+                     "event log): what that program does is not in this result");
+}
+
+int sbx_nested_run(char *const envp[])
+{
+    if (!sbx_on() || !envp)
+        return 0;
+    int other_log = 0, have_shim = 0, have_pre = 0;
+    for (size_t n = 0; envp[n]; n++) {
+        const char *e = envp[n];
+        if (strncmp(e, SBX_ENV_LOG "=", sizeof SBX_ENV_LOG) == 0)
+            other_log = e[sizeof SBX_ENV_LOG] && strcmp(e, g_env_log) != 0;
+        else if (strcmp(e, g_env_shim) == 0)
+            have_shim = 1;
+        else if (strncmp(e, PRELOAD_EQ, PRELOAD_EQ_LEN) == 0)
+            have_pre = has_shim(e + PRELOAD_EQ_LEN);
+    }
+    if (!(other_log && have_shim && have_pre))
+        return 0;
+    nested_run_warning();
+    return 1;
+}
+
 char *const *sbx_exec_env(char *const envp[], char **vec, size_t nvec,
                           char *store, size_t nstore)
 {
@@ -802,12 +833,7 @@ char *const *sbx_exec_env(char *const envp[], char **vec, size_t nvec,
     if (have_log && have_shim && have_pre && have_handoff && have_audit)
         return envp;
     if (!have_log && have_shim && have_pre && other_log) {
-        /* A nested sandbox_py run (Sandbox().run() or a re-executed test
-         * session inside a traced program) names its own log: its program
-         * reports there.  Taking it over would blind that run; what the
-         * program does is that run's result, not this one's: said here. */
-        sbx_warn_process("started a program traced by a nested sandbox_py run (its own "
-                         "event log): what that program does is not in this result");
+        nested_run_warning();         /* (an exec path sbx_nested_run missed) */
         return envp;
     }
     /* The program scrubbed our variables (env -i, an explicit envp):
