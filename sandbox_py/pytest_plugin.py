@@ -133,7 +133,12 @@ def _shim_wanted(config) -> Optional[str]:
     if os.environ.get("PYTEST_XDIST_WORKER") or getattr(ns, "numprocesses", None) or \
             getattr(ns, "dist", "no") not in ("no", None):
         return None
-    if list(config.invocation_params.args) != sys.argv[1:]:
+    # the session is this program: `pytest ...` or `python -m pytest ...`,
+    # not pytest.main() inside a program that would run again from its start
+    main = sys.argv[0].replace("\\", "/") if sys.argv else ""
+    if list(config.invocation_params.args) != sys.argv[1:] or not (
+            os.path.basename(main) in ("pytest", "py.test")
+            or main.endswith("pytest/__main__.py")):
         return None
     if backend == "auto":
         from .inprocess import _ebpf_module

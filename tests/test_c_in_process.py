@@ -352,3 +352,22 @@ def test_a_nested_run_keeps_its_own_log_and_the_outer_trace_says_so(tmp_path):
     assert any("nested sandbox_py run" in w for w in out["outer_warnings"]), out
     assert not any("not observed" in w for w in out["outer_warnings"]), out
     assert any(p.endswith("/cat") for p in out["outer_breakaways"]), out
+
+
+def test_pytest_main_inside_a_program_is_not_executed_again(pytester):
+    # Re-executing would run the calling program again from its start: the
+    # plugin does not, and the preload backend by name is then a usage error.
+    pytester.makepyfile(test_one="def test_x():\n    pass\n")
+    script = pytester.path / "runner.py"
+    script.write_text(textwrap.dedent("""
+        import sys, pytest
+        print("PROGRAM STARTS", flush=True)
+        sys.exit(pytest.main(sys.argv[1:]))
+    """))
+    proc = subprocess.run([sys.executable, str(script), *_plugin_args(), "--sandbox",
+                           "--sandbox-backend=preload", "test_one.py"],
+                          cwd=pytester.path, capture_output=True, text=True, timeout=120)
+    assert proc.stdout.count("PROGRAM STARTS") == 1, proc.stdout
+    assert proc.returncode == 4, proc.stdout + proc.stderr
+    assert "sandbox_backend=preload cannot run here" in proc.stderr, proc.stderr
+    assert "pytest.main()" in proc.stderr, proc.stderr
