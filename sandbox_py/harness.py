@@ -102,8 +102,8 @@ class Harness:
 
     def __init__(self, capture_paths: Iterable[str] = ()):
         self.capture_paths = frozenset(capture_paths)
-        self.own_dir = os.path.dirname(os.path.realpath(__file__))
-        self.user_bases = {os.path.realpath(b) for b in _user_bases()} | set(_user_bases())
+        self.own_dir = _OWN_DIR
+        self.user_bases = _resolved_user_bases()
         # pdb.Pdb(readrc=True) opens these two names, relative to the cwd
         self.pdbrc = {os.path.abspath(os.path.expanduser("~/.pdbrc")),
                       os.path.abspath(".pdbrc")}
@@ -131,6 +131,21 @@ class Harness:
 
 def _under(path: str, prefix: str) -> bool:
     return path == prefix or path.startswith(prefix.rstrip("/") + "/")
+
+
+_OWN_DIR = os.path.dirname(os.path.realpath(__file__))
+_USER_BASES: dict = {}
+
+
+def _resolved_user_bases() -> set:
+    """_user_bases(), also with symlinks resolved; found again only when
+    what they depend on changed (a test may set HOME or PYTHONUSERBASE)."""
+    key = (os.environ.get("HOME"), os.environ.get("PYTHONUSERBASE"))
+    if key not in _USER_BASES:
+        bases = _user_bases()
+        _USER_BASES.clear()
+        _USER_BASES[key] = {os.path.realpath(b) for b in bases} | set(bases)
+    return _USER_BASES[key]
 
 
 def _user_bases() -> list:

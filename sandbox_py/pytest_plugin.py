@@ -249,6 +249,10 @@ class Pattern:
         return self.text if self.text == self.absolute else "%s (%s)" % (self.absolute, self.text)
 
 
+#: The Python installation's roots, for the interpreter's prefixes they were found for.
+_ROOTS_CACHE: dict = {}
+
+
 class TestPolicy:
     """Everything one test may touch: its declared patterns plus the
     baseline every test gets (the Python installation, imports, the system,
@@ -306,12 +310,15 @@ class TestPolicy:
     # -- the baseline ---------------------------------------------------------
     @staticmethod
     def _python_roots() -> set:
-        roots = {sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix}
-        try:
-            roots.update(site.getsitepackages())
-        except AttributeError:     # old virtualenv's site.py
-            pass
-        return {os.path.realpath(r) for r in roots} | roots
+        key = (sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix)
+        if _ROOTS_CACHE.get("key") != key:      # once per interpreter, not per test
+            roots = set(key)
+            try:
+                roots.update(site.getsitepackages())
+            except AttributeError:     # old virtualenv's site.py
+                pass
+            _ROOTS_CACHE.update(key=key, roots={os.path.realpath(r) for r in roots} | roots)
+        return _ROOTS_CACHE["roots"]
 
     def _baseline(self) -> dict:
         """Where every checked test may go, computed when its accesses are
