@@ -115,36 +115,41 @@ def _early_choice(config, name: str, default: str, choices) -> str:
     return value if value in choices else default
 
 
-def _shim_wanted(config) -> Optional[str]:
-    """Why this session should be re-executed under the preload shim to
-    trace C code in the test process, or None.  Only when the tests will be
-    checked for certain (every test: --sandbox, or the preload backend
-    asked for by name), nothing better can run (eBPF), and this process is
-    the session itself (not pytest.main() called by another program, not
-    a pytest-xdist controller or worker)."""
+def _shim_wanted(config) -> tuple:
+    """(True, "") when this session should be re-executed under the preload
+    shim to trace C code in the test process, else (False, why not, or ""
+    when tracing does not need it).  Only when the tests will be checked for
+    certain (every test: --sandbox, or the preload backend asked for by
+    name), nothing better can run (eBPF), and this process is the session
+    itself (not pytest.main() called by another program, not a
+    pytest-xdist controller or worker)."""
     ns = config.known_args_namespace
     if _early_choice(config, "sandbox_mode", "fail", MODES) == "off":
-        return None
+        return False, ""
     backend = _early_choice(config, "sandbox_backend", "auto", BACKENDS)
-    if backend not in ("auto", "preload"):
-        return None
+    if backend == "ebpf":
+        return False, ""
+    if backend == "audit":
+        return False, "--sandbox-backend=audit was asked for"
     if backend == "auto" and not (getattr(ns, "sandbox", None) or config.getini("sandbox")):
-        return None
+        return False, ""        # markers only: the partly-checked warnings say what to do
     if os.environ.get("PYTEST_XDIST_WORKER") or getattr(ns, "numprocesses", None) or \
             getattr(ns, "dist", "no") not in ("no", None):
-        return None
+        return False, ("pytest-xdist workers are started by the controller and cannot be "
+                       "re-executed under it (run without -n, or as root for eBPF)")
     # the session is this program: `pytest ...` or `python -m pytest ...`,
     # not pytest.main() inside a program that would run again from its start
     main = sys.argv[0].replace("\\", "/") if sys.argv else ""
     if list(config.invocation_params.args) != sys.argv[1:] or not (
             os.path.basename(main) in ("pytest", "py.test")
             or main.endswith("pytest/__main__.py")):
-        return None
+        return False, ("pytest was called as pytest.main() by another program, which "
+                       "re-executing would run again from its start")
     if backend == "auto":
         from .inprocess import _ebpf_module
         if _ebpf_module()[0] is not None:
-            return None
-    return backend
+            return False, ""
+    return True, ""
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -156,7 +161,10 @@ def pytest_load_initial_conftests(early_config, parser, args):
     from . import selfshim
     if selfshim.attach():
         return
-    if _shim_wanted(early_config) is None:
+    wanted, why_not = _shim_wanted(early_config)
+    if not wanted:
+        if why_not:
+            early_config.stash[_NO_SHIM] = why_not
         return
     # pytest's capture has already put its temporary files on fds 0, 1 and 2
     # (its own hook wraps this one): the exec must get the real ones back,
@@ -599,7 +607,7 @@ def _partly_checked(item, result) -> None:
         reasons.append("to see C code in the test process without root, run with "
                        "--sandbox (the session is then re-executed under the preload "
                        "shim) or --sandbox-backend=preload" if no_shim is None else
-                       "the session could not be re-executed under the preload shim: "
+                       "the session was not re-executed under the preload shim: "
                        + no_shim)
     warnings.warn(SandboxIncompleteWarning(
         "sandbox_py: %s was only partly checked (%s): %s" % (

@@ -25,6 +25,7 @@ import atexit
 import json
 import os
 import sys
+import time
 from typing import Optional
 
 #: ``<pid>:<log path>``: set for the exec, read and removed by attach().
@@ -155,6 +156,23 @@ def attach_error() -> Optional[str]:
     return _attach_error
 
 
+def _threads(quiet: bool = False) -> set:
+    """This process's threads, as the kernel lists them (``quiet``: inside a
+    window, where listing them is sandbox_py's doing, not the program's)."""
+    unpriv = None
+    if quiet:
+        from ._backends import preload
+        unpriv = preload._unpriv()
+        unpriv.preload_self_quiet(True)
+    try:
+        return set(os.listdir("/proc/self/task"))
+    except OSError:
+        return set()
+    finally:
+        if unpriv is not None:
+            unpriv.preload_self_quiet(False)
+
+
 class ShimWindow:
     """The SelfTrace interface (start(), stop() -> fields) over a window of
     this process's own log.  One window at a time."""
@@ -177,13 +195,22 @@ class ShimWindow:
             os.environ.update(self.breakaway.shim_env())
             preload._unpriv().preload_self_breakaway(self.breakaway.lines())
         ShimWindow.busy = True
+        self._threads = _threads()
+        self._began = time.monotonic()
         _run.window_begin()
         return self
 
     def stop(self) -> dict:
         from ._runner import core_fields
+        # threads started in the block (any, C ones too: the kernel's task
+        # list) still running are waited for like children, then said
+        deadline = time.monotonic() + self.wait
+        left = _threads(quiet=True) - self._threads
+        while left and time.monotonic() < deadline:
+            time.sleep(0.005)
+            left &= _threads(quiet=True)
         try:
-            done, fields = _run.window_end(self.wait)
+            done, fields = _run.window_end(max(0.0, deadline - time.monotonic()))
         finally:
             ShimWindow.busy = False
             if self.breakaway is not None:
@@ -191,6 +218,11 @@ class ShimWindow:
                 os.environ.pop("SBX_PRELOAD_BREAKAWAY", None)
                 preload._unpriv().preload_self_breakaway("")
         f = core_fields(fields)
+        if left:
+            f["complete"] = False
+            f["warnings"] = list(f["warnings"]) + [
+                "%d thread(s) started in the traced block were still running %gs after it "
+                "ended; their later accesses are missing" % (len(left), self.wait)]
         if not done:
             f["complete"] = False
             f["warnings"] = list(f["warnings"]) + [

@@ -482,6 +482,14 @@ static PyObject *preload_log_create(PyObject *mod, PyObject *unused)
     return PyUnicode_DecodeFSDefault(path);
 }
 
+static PyObject *preload_self_quiet(PyObject *mod, PyObject *args)
+{
+    int on;
+    if (!PyArg_ParseTuple(args, "p", &on))
+        return NULL;
+    return PyBool_FromLong(sbx_preload_self_quiet(on) == 0);
+}
+
 static PyObject *preload_self_breakaway(PyObject *mod, PyObject *args)
 {
     PyObject *text;
@@ -493,6 +501,8 @@ static PyObject *preload_self_breakaway(PyObject *mod, PyObject *args)
 }
 
 static PyMethodDef module_methods[] = {
+    {"preload_self_quiet", preload_self_quiet, METH_VARARGS,
+     "preload_self_quiet(on) -> bool: this thread's calls not recorded by this process's shim"},
     {"preload_self_breakaway", preload_self_breakaway, METH_VARARGS,
      "preload_self_breakaway(text) -> bool: this process's own shim's breakaway declaration"},
     {"preload_log_create", preload_log_create, METH_NOARGS,

@@ -980,6 +980,16 @@ static void settle_window(struct sbx_preload_run *r)
                         r->skipped_dead);
 }
 
+int sbx_preload_self_quiet(int on)
+{
+    void (*fn)(int);
+    *(void **)&fn = dlsym(RTLD_DEFAULT, "sbx_shim_quiet_thread");
+    if (!fn)
+        return -1;
+    fn(on);
+    return 0;
+}
+
 int sbx_preload_self_breakaway(const char *text)
 {
     void (*fn)(const char *);

@@ -55,6 +55,9 @@ struct sbx_result *sbx_preload_window_end(struct sbx_preload_run *run, double wa
 /* The breakaway declaration (SBX_PRELOAD_BREAKAWAY's form) of this process's
  * own shim, for the next windows; "" for none.  -1 without a shim here. */
 int sbx_preload_self_breakaway(const char *text);
+/* The calling thread's file calls are (on=1) or are no longer (on=0) recorded
+ * by this process's own shim: sandbox_py's work, not the program's. */
+int sbx_preload_self_quiet(int on);
 
 /* Stop the reader, settle what the log says, delete the log and free the
  * run.  The caller frees the result. */
