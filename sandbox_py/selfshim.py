@@ -34,6 +34,7 @@ ENV_LOG = "SANDBOX_PY_SELF_LOG"
 ENV_SAVED = "SANDBOX_PY_SELF_ENV"
 
 _run = None             # the attached PreloadRun
+_owner = 0              # the pid that attached it: a forked child has no reader thread
 _attach_error: Optional[str] = None
 
 
@@ -95,9 +96,9 @@ def attach() -> bool:
     environment back as it was before the exec.  True when attached (now
     or before); False when this process was not re-executed for it (a
     child that inherited the variables has another pid: they are dropped)."""
-    global _run, _attach_error
+    global _run, _attach_error, _owner
     if _run is not None:
-        return True
+        return os.getpid() == _owner
     mark = os.environ.get(ENV_LOG)
     if not mark:
         return False
@@ -132,7 +133,7 @@ def attach() -> bool:
     handoff = preload._handoff()
     if handoff:
         run.set_handoff(handoff)
-    _run = run
+    _run, _owner = run, os.getpid()
     atexit.register(_finish)
     return True
 
@@ -140,7 +141,7 @@ def attach() -> bool:
 def _finish() -> None:
     global _run
     run, _run = _run, None
-    if run is not None:
+    if run is not None and os.getpid() == _owner:
         try:
             run.finish()        # stops the reader, removes the log
         except (OSError, ValueError):
@@ -148,8 +149,9 @@ def _finish() -> None:
 
 
 def active() -> bool:
-    """This process runs under the shim and reads its own log."""
-    return _run is not None
+    """This process runs under the shim and reads its own log (not a child
+    forked from it: the reader thread stayed in the parent)."""
+    return _run is not None and os.getpid() == _owner
 
 
 def attach_error() -> Optional[str]:
@@ -180,8 +182,8 @@ class ShimWindow:
     busy = False
 
     def __init__(self, wait: float = 10.0, breakaway=None):
-        if _run is None:
-            raise RuntimeError("this process does not run under the preload shim")
+        if not active():
+            raise RuntimeError("this process does not read its own log under the preload shim")
         self.wait = wait
         self.breakaway = breakaway
 
@@ -202,6 +204,13 @@ class ShimWindow:
 
     def stop(self) -> dict:
         from ._runner import core_fields
+        if not active():
+            # a child forked inside the block leaving it: the parent's
+            # window holds what it did
+            ShimWindow.busy = False
+            return core_fields({"execs": [], "complete": False, "warnings": [
+                "this process was forked inside the traced block: what it did is in the "
+                "result of the process it was forked from"]})
         # threads started in the block (any, C ones too: the kernel's task
         # list) still running are waited for like children, then said
         deadline = time.monotonic() + self.wait

@@ -418,3 +418,38 @@ def test_trace_under_the_shim_waits_for_threads_started_in_the_block(tmp_path):
     assert not out["t2"]
     assert any("thread(s) started in the traced block were still running" in w
                for w in out["t2_warnings"]), out
+
+
+FORK_PROGRAM = textwrap.dedent("""
+    import json, os, sys
+    from sandbox_py import selfshim
+    why = selfshim.reexec()
+    if why:
+        print(json.dumps({"skip": why}))
+        sys.exit(0)
+    import sandbox_py
+    target = sys.argv[1]
+    with sandbox_py.trace("preload") as t:
+        pid = os.fork()
+        if pid == 0:
+            with open(target, "w") as f:
+                f.write("x")
+            sys.exit(0)         # leaves the block in the child too, and exits normally
+        os.waitpid(pid, 0)
+    with sandbox_py.trace("preload") as again:
+        open(target).read()
+    print(json.dumps({"written": target in t.result.writes, "complete": t.result.complete,
+                      "read_after": target in again.result.reads}))
+""")
+
+
+def test_a_child_forked_in_the_block_is_seen_and_exits_cleanly(tmp_path):
+    script = tmp_path / "fork.py"
+    script.write_text(FORK_PROGRAM)
+    proc = subprocess.run([sys.executable, str(script), str(tmp_path / "forked.txt")],
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    if "skip" in out:
+        pytest.skip("cannot re-execute under the preload shim here: %s" % out["skip"])
+    assert out == {"written": True, "complete": True, "read_after": True}, (out, proc.stderr)

@@ -11,6 +11,8 @@
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 
+#include <unistd.h>
+
 #include "preload_reader.h"
 #if defined(__linux__)
 #define SBX_HAVE_PTRACE 1
@@ -26,6 +28,7 @@
 typedef struct {
     PyObject_HEAD
     struct sbx_preload_run *run;
+    long owner;                   /* the pid that made it: its reader thread lives there */
 } PreloadRun;
 
 static int preload_init(PreloadRun *self, PyObject *args, PyObject *kw)
@@ -35,6 +38,7 @@ static int preload_init(PreloadRun *self, PyObject *args, PyObject *kw)
     PyObject *attach = NULL;
     if (!PyArg_ParseTupleAndKeywords(args, kw, "|O&", names, PyUnicode_FSConverter, &attach))
         return -1;
+    self->owner = (long)getpid();
     if (attach) {
         /* a log made by preload_log_create() before this process was
          * re-executed under the shim: read in windows */
@@ -52,7 +56,11 @@ static int preload_init(PreloadRun *self, PyObject *args, PyObject *kw)
 
 static void preload_dealloc(PreloadRun *self)
 {
-    if (self->run) {
+    if (self->run && (long)getpid() != self->owner) {
+        /* a forked child's copy: the reader thread and the log are the
+         * parent's, nothing here to stop or remove */
+        self->run = NULL;
+    } else if (self->run) {
         struct sbx_preload_run *run = self->run;
         self->run = NULL;
         Py_BEGIN_ALLOW_THREADS
@@ -66,6 +74,11 @@ static int preload_live(PreloadRun *self)
 {
     if (!self->run) {
         PyErr_SetString(PyExc_ValueError, "this preload run has already finished");
+        return 0;
+    }
+    if ((long)getpid() != self->owner) {
+        PyErr_SetString(PyExc_ValueError, "this preload run belongs to the process this "
+                                          "one was forked from");
         return 0;
     }
     return 1;
