@@ -166,11 +166,20 @@ int sbx_on(void)
  * under the shim): its reader thread, and a thread while it opens or
  * closes a window.  Their file calls (resolving the names recorded, asking
  * /proc who a process is) are sandbox_py's, not the traced program's. */
+#if defined(__linux__)
+/* exported for the reader in the same process (dlsym) */
+#define SBX_CONTROL __attribute__((visibility("default")))
+#else
+/* a process reading its own log is Linux's (sandbox_py/selfshim.py): the
+ * dylib exports nothing but its interpose table */
+#define SBX_CONTROL
+#endif
+
 #define QUIET_SLOTS 4
 static long g_quiet_tids[QUIET_SLOTS];
 static int g_quiet_any;
 
-__attribute__((visibility("default"))) void sbx_shim_quiet_thread(int on)
+SBX_CONTROL void sbx_shim_quiet_thread(int on)
 {
     long tid = sbx_os_gettid();
     for (int i = 0; i < QUIET_SLOTS; i++) {
@@ -989,7 +998,7 @@ void sbx_exec_before(int dirfd, const char *path, char *const argv[], int spawne
 
 /* A process that reads its own log (a re-executed test session) declares
  * the breakaways of each window here: its own variables were read at start. */
-__attribute__((visibility("default"))) void sbx_shim_set_breakaway(const char *text)
+SBX_CONTROL void sbx_shim_set_breakaway(const char *text)
 {
     size_t n = text ? strlen(text) : 0;
     if (n >= sizeof g_breakaway)
