@@ -11,6 +11,7 @@ import sys
 
 from setuptools import Extension, setup
 from setuptools.command.build_ext import build_ext
+from setuptools.command.build_py import build_py
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 BUILD_GEN = os.path.join(HERE, "build", "gen")
@@ -259,6 +260,10 @@ def dynamic_loader():
     except (OSError, struct.error, UnicodeDecodeError):
         return None
     return None
+# the ptrace backend's tracer, by concern (csrc/linux/ptrace/ptrace_run.h)
+PTRACE_TRACER_SOURCES = ["csrc/linux/ptrace/" + f for f in (
+    "ptrace_tracer.c", "ptrace_state.c", "ptrace_tracee.c", "ptrace_decode.c",
+    "ptrace_notify.c", "ptrace_breakaway.c")]
 PRELOAD_SHIM_SOURCES = (SHIM_CORE_SOURCES + ["shims/core/hooks_posix.c"] + SHIM_LINUX_SOURCES
                         + ["shims/linux/hooks_linux.c", "shims/linux/glibc_internal.c",
                            "shims/linux/raw_syscalls.c"])
@@ -267,8 +272,8 @@ if sys.platform.startswith("linux") and (not ONLY or "_unpriv" in ONLY):
         "sandbox_py._unpriv",
         sources=CORE_SOURCES + ["csrc/python/module_unpriv.c",
                                 "csrc/linux/preload/preload_reader.c",
-                                "csrc/linux/preload/reader_os_linux.c",
-                                "csrc/linux/ptrace/ptrace_tracer.c"] + LINUX_COMMON,
+                                "csrc/linux/preload/reader_os_linux.c"]
+        + PTRACE_TRACER_SOURCES + LINUX_COMMON,
         include_dirs=INCLUDE_DIRS + ["csrc/linux/preload", "csrc/linux/ptrace", "shims/core"],
         depends=C_HEADERS,
         libraries=["pthread"],
@@ -292,4 +297,26 @@ if sys.platform == "darwin" and (not ONLY or "_unpriv" in ONLY):
 ext_modules = [e for e in ext_modules
                if not ONLY or e.name.rsplit(".", 1)[-1] in ONLY]
 
-setup(ext_modules=ext_modules, cmdclass={"build_ext": BuildWithBpf})
+
+class BuildWithReapi(build_py):
+    """Generate the REAPI modules of sandbox_py._reapi (the gRPC store of
+    sandbox_py.memo) from the vendored official protos, with grpcio-tools
+    (a build requirement).  Without it the package still builds: only
+    ``Memo(remote="grpc://...")`` is unavailable, and says so."""
+
+    def run(self):
+        sys.path.insert(0, os.path.join(HERE, "sandbox_py", "_reapi"))
+        try:
+            import generate
+            if not generate.up_to_date():
+                generate.generate()
+        except Exception as e:      # grpcio-tools missing, or protoc failed
+            print("sandbox_py build: WARNING: not generating the REAPI modules (%s): "
+                  "Memo(remote='grpc://...') will be unavailable" % e,
+                  file=sys.stderr, flush=True)
+        finally:
+            sys.path.pop(0)
+        super().run()
+
+
+setup(ext_modules=ext_modules, cmdclass={"build_ext": BuildWithBpf, "build_py": BuildWithReapi})

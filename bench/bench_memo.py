@@ -1,7 +1,7 @@
 """A memoizing build driver against the one users reach for today.
 
     .venv/bin/python bench/bench_memo.py --src /tmp/lua [--fabricate /tmp/fabricate/fabricate.py]
-                                         [--repeat N] [--header lgc.h] [--json FILE]
+                                         [--repeat N] [--header lgc.h] [--json FILE] [--remote]
 
 Builds a real C code base (Lua: ``--src`` is a checkout with its .c files at
 the top) step by step -- one ``gcc -c`` per file, then the link -- three
@@ -17,6 +17,13 @@ cold (empty cache), warm (nothing changed), one header edited (a comment
 appended to ``--header``, so its content changes).  Reported: the median
 wall time of each, its ratio against the bare build of the same situation
 and repetition, and how many steps ran.
+
+With ``--remote``, a second table: the same build through a shared cache,
+``memo`` with the Bazel HTTP store (nginx) against the REAPI gRPC store
+(BuildGrid), both started here on 127.0.0.1 from the repository's
+configurations (nginx-light and build/buildgrid-venv, which scripts/setup.sh
+installs), and bare: cold (empty caches), warm from the remote (a second
+checkout with an empty local store), one header edited in that checkout.
 
 Then a correctness table over the cases sandbox_py.memo is meant to get
 right, for both tools: after the change, is the tree what running the step
@@ -77,19 +84,23 @@ def driver(mode: str, tree: str, steps_file: str, fabricate_py: str) -> None:
     else:
         sys.path.insert(0, ROOT)
         from sandbox_py.memo import Memo
-        m = Memo(".memo", root=tree)
+        # memo-http / memo-grpc: through the shared cache; the nonce keeps
+        # each repetition's cold build cold on a server that outlives it.
+        remote = os.environ.get("BENCH_MEMO_REMOTE") if mode != "memo" else None
+        m = Memo(".memo", root=tree, remote=remote, env_keys=["BENCH_MEMO_NONCE"])
         for s in steps:
             ran += m.run(s).memo.status != "hit"
     print("ran", ran)
 
 
-def timed_build(mode: str, tree: str, steps: list, fabricate_py: str):
+def timed_build(mode: str, tree: str, steps: list, fabricate_py: str, env=None):
     steps_file = os.path.join(tree, "..", "steps-%s.json" % mode)
     with open(steps_file, "w") as f:
         json.dump(steps, f)
     t = time.monotonic()
     p = subprocess.run([PY, os.path.abspath(__file__), "--driver", mode, tree, steps_file,
-                        fabricate_py or ""], capture_output=True, text=True)
+                        fabricate_py or ""], capture_output=True, text=True,
+                       env=dict(os.environ, **(env or {})))
     elapsed = time.monotonic() - t
     if p.returncode != 0:
         raise SystemExit("%s build failed:\n%s%s" % (mode, p.stdout, p.stderr))
@@ -125,6 +136,117 @@ def speed(src: str, fabricate_py: str, repeat: int, header: str) -> dict:
                     ran[(m, s)] = got[m][1]
                 sys.stderr.write("rep %d %-10s %s\n" % (rep + 1, s, "  ".join(
                     "%s %.2fs (%d ran)" % (m, got[m][0], got[m][1]) for m in modes)))
+    return {"modes": modes, "situations": situations, "steps": len(steps),
+            "median_s": {"%s/%s" % k: statistics.median(v) for k, v in times.items()},
+            "ratio": {"%s/%s" % k: statistics.median(v) for k, v in ratios.items()},
+            "ran": {"%s/%s" % k: v for k, v in ran.items()}}
+
+
+# -- through a shared cache: HTTP (nginx) against gRPC (BuildGrid) ------------------------
+
+NGINX_CONF = """daemon off; master_process off; worker_processes 1;
+pid {d}/nginx.pid; error_log {d}/error.log;
+events {{ worker_connections 64; }}
+http {{ access_log off; client_body_temp_path {d}/body;
+  server {{ listen 127.0.0.1:{port};
+    location /cache/ {{ root {d}/www; dav_methods PUT; create_full_put_path on;
+                        client_max_body_size 0; }} }} }}
+"""
+
+
+def _free_port() -> int:
+    import socket
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _wait_port(port: int, proc, timeout: float = 60) -> None:
+    import socket
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise SystemExit("server exited with status %d" % proc.returncode)
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            return
+        except OSError:
+            time.sleep(0.1)
+    raise SystemExit("nothing listens on 127.0.0.1:%d" % port)
+
+
+def start_servers(tmp: str):
+    """nginx (the documented minimal HTTP cache) and BuildGrid (the tests'
+    configuration, tests/buildgrid/memo.yml), on 127.0.0.1."""
+    procs = []
+    nginx = shutil.which("nginx") or "/usr/sbin/nginx"
+    d = os.path.join(tmp, "nginx")
+    os.makedirs(os.path.join(d, "www", "cache"))
+    port = _free_port()
+    with open(os.path.join(d, "nginx.conf"), "w") as f:
+        f.write(NGINX_CONF.format(d=d, port=port))
+    procs.append(subprocess.Popen([nginx, "-p", d, "-e", os.path.join(d, "error.log"),
+                                   "-c", os.path.join(d, "nginx.conf")]))
+    _wait_port(port, procs[-1])
+    http_url = "http://127.0.0.1:%d/cache" % port
+    bgd = os.path.join(ROOT, "build", "buildgrid-venv", "bin", "bgd")
+    if not os.path.exists(bgd):
+        raise SystemExit("BuildGrid is not installed in build/buildgrid-venv "
+                         "(bash scripts/setup.sh)")
+    gport = _free_port()
+    with open(os.path.join(ROOT, "tests", "buildgrid", "memo.yml")) as f:
+        conf = f.read().format(address="127.0.0.1:%d" % gport,
+                               storage=os.path.join(tmp, "buildgrid"), allow_updates="true")
+    with open(os.path.join(tmp, "buildgrid.yml"), "w") as f:
+        f.write(conf)
+    procs.append(subprocess.Popen([bgd, "server", "start", os.path.join(tmp, "buildgrid.yml")],
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+    _wait_port(gport, procs[-1])
+    time.sleep(2)       # the port opens before the services answer
+    return http_url, "grpc://127.0.0.1:%d/memo" % gport, procs
+
+
+def remote_speed(src: str, repeat: int, header: str) -> dict:
+    modes = ["bare", "memo-http", "memo-grpc"]
+    situations = ["cold", "warm from remote", "one header"]
+    times = {(m, s): [] for m in modes for s in situations}
+    ratios = {(m, s): [] for m in modes for s in situations}
+    ran = {}
+    with tempfile.TemporaryDirectory(prefix="bench-memo-remote-") as servers_dir:
+        http_url, grpc_url, procs = start_servers(servers_dir)
+        urls = {"bare": "", "memo-http": http_url, "memo-grpc": grpc_url}
+        try:
+            for rep in range(repeat):
+                nonce = "%d-%d" % (os.getpid(), rep)
+                with tempfile.TemporaryDirectory(prefix="bench-memo-") as tmp:
+                    trees = {}
+                    for m in modes:
+                        for checkout in ("first", "second"):
+                            trees[m, checkout] = os.path.join(tmp, m, checkout, "lua")
+                            shutil.copytree(src, trees[m, checkout],
+                                            ignore=shutil.ignore_patterns(".git"))
+                    steps = lua_steps(trees["bare", "first"])
+                    for s in situations:
+                        checkout = "first" if s == "cold" else "second"
+                        if s == "one header":
+                            for m in modes:
+                                with open(os.path.join(trees[m, checkout], header), "a") as f:
+                                    f.write("/* edited by bench_memo.py */\n")
+                        order = modes[rep % len(modes):] + modes[:rep % len(modes)]
+                        got = {}
+                        for m in order:
+                            got[m] = timed_build(m, trees[m, checkout], steps, "", env={
+                                "BENCH_MEMO_REMOTE": urls[m], "BENCH_MEMO_NONCE": nonce})
+                        for m in modes:
+                            times[(m, s)].append(got[m][0])
+                            ratios[(m, s)].append(got[m][0] / got["bare"][0])
+                            ran[(m, s)] = got[m][1]
+                        sys.stderr.write("remote rep %d %-16s %s\n" % (rep + 1, s, "  ".join(
+                            "%s %.2fs (%d ran)" % (m, got[m][0], got[m][1]) for m in modes)))
+        finally:
+            for p in procs:
+                p.terminate()
+                p.wait(30)
     return {"modes": modes, "situations": situations, "steps": len(steps),
             "median_s": {"%s/%s" % k: statistics.median(v) for k, v in times.items()},
             "ratio": {"%s/%s" % k: statistics.median(v) for k, v in ratios.items()},
@@ -208,10 +330,9 @@ def correctness(fabricate_py: str) -> list:
 
 # -- report --------------------------------------------------------------------------
 
-def report(speed_doc: dict, rows: list, argv: list) -> str:
+def speed_table(speed_doc: dict) -> list:
     modes, sits = speed_doc["modes"], speed_doc["situations"]
-    lines = ["command: %s" % " ".join(argv), "",
-             "Lua, %d steps (one gcc -c per file, then the link); median wall time, "
+    lines = ["Lua, %d steps (one gcc -c per file, then the link); median wall time, "
              "ratio to bare of the same situation, steps that ran" % speed_doc["steps"], "",
              "| situation | " + " | ".join(modes) + " |",
              "|---|" + "---|" * len(modes)]
@@ -222,6 +343,15 @@ def report(speed_doc: dict, rows: list, argv: list) -> str:
             t, r, n = speed_doc["median_s"][k], speed_doc["ratio"][k], speed_doc["ran"][k]
             cells.append("%.2f s" % t if m == "bare" else "%.2f s, %.3f×, %d ran" % (t, r, n))
         lines.append("| %s | %s |" % (s, " | ".join(cells)))
+    return lines
+
+
+def report(speed_doc: dict, rows: list, argv: list, remote_doc=None) -> str:
+    lines = ["command: %s" % " ".join(argv), ""] + speed_table(speed_doc)
+    if remote_doc:
+        lines += ["", "Through a shared cache on 127.0.0.1 (memo-http: nginx, Bazel HTTP "
+                  "cache protocol; memo-grpc: BuildGrid, REAPI v2). Warm from remote: a "
+                  "second checkout, empty local store.", ""] + speed_table(remote_doc)
     tools = [t for t in ("fabricate", "memo") if t in rows[0]] if rows else []
     lines += ["", "Correctness: tree after the second build equals a real run of the "
               "step? (did the step run?)", "",
@@ -244,16 +374,20 @@ def main(argv=None) -> int:
     ap.add_argument("--repeat", type=int, default=3, help="repetitions (default 3)")
     ap.add_argument("--header", default="lgc.h", help="the header edited (default lgc.h)")
     ap.add_argument("--json", help="also write the figures to this file")
+    ap.add_argument("--remote", action="store_true",
+                    help="also build through nginx (HTTP) and BuildGrid (gRPC) caches")
     opts = ap.parse_args(argv)
     if opts.fabricate and not shutil.which("strace"):
         raise SystemExit("fabricate's strace mode needs strace (apt-get install strace)")
     rows = correctness(opts.fabricate)
     doc = speed(os.path.abspath(opts.src), opts.fabricate and os.path.abspath(opts.fabricate),
                 opts.repeat, opts.header)
-    print(report(doc, rows, ["bench/bench_memo.py"] + argv))
+    remote_doc = remote_speed(os.path.abspath(opts.src), opts.repeat, opts.header) \
+        if opts.remote else None
+    print(report(doc, rows, ["bench/bench_memo.py"] + argv, remote_doc))
     if opts.json:
         with open(opts.json, "w") as f:
-            json.dump({"speed": doc, "correctness": rows}, f, indent=2)
+            json.dump({"speed": doc, "correctness": rows, "remote": remote_doc}, f, indent=2)
     return 0
 
 

@@ -320,8 +320,8 @@ __noinline int uring_append_name(struct scratch *s, __u64 *off, __u64 i, long df
     return 0;
 }
 
-/* Nothing to report for `kind` on file `faddr`: the run reported it
- * already (fd_seen), or it is a pipe or a socket (no path). */
+/* Nothing to report for `kind` on file `faddr`: the submitting process
+ * reported it already (fd_seen), or it is a pipe or a socket (no path). */
 static __always_inline int uring_file_known(__u32 run_id, __u64 faddr, __u32 kind)
 {
     if (!faddr)
@@ -330,7 +330,10 @@ static __always_inline int uring_file_known(__u32 run_id, __u64 faddr, __u32 kin
     __u32 imode = f->f_inode->i_mode & S_IFMT;
     if (imode != S_IFREG && imode != S_IFDIR && imode != S_IFCHR && imode != S_IFBLK)
         return 1;
-    return seen_has(&fd_seen, SBX_FD_SEEN_BITS, fd_tag(faddr, f->f_inode->i_ino, kind, run_id));
+    /* keyed by the submitter's tgid, as emit_file() keys what it reports */
+    __u64 tgid = bpf_get_current_pid_tgid() >> 32;
+    return seen_has(&fd_seen, SBX_FD_SEEN_BITS,
+                    fd_tag(faddr, f->f_inode->i_ino, kind, tgid, run_id));
 }
 
 /* The names of a request that takes some, into the submit event. */

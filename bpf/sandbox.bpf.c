@@ -154,11 +154,21 @@ static __always_inline void seen_put(void *map, __u32 bits, __u64 tag, __u32 run
     }
 }
 
-/* Tag of (open file, its inode number, kind of use) for fd_seen: file
- * objects are recycled, the inode number makes a reused one differ. */
-static __always_inline __u64 fd_tag(__u64 faddr, __u64 ino, __u32 kind, __u32 run_id)
+/* Tag of (open file, its inode number, kind of use, process image) for
+ * fd_seen: file objects are recycled, the inode number makes a reused one
+ * differ; each process record has its own sets, so a file another process
+ * of the run already used is still a first use for this one. */
+static __always_inline __u64 fd_tag(__u64 faddr, __u64 ino, __u32 kind, __u64 image,
+                                    __u32 run_id)
 {
-    return seen_tag(faddr, ino ^ ((__u64)kind << 56), run_id);
+    return seen_tag(faddr ^ fmix64(image), ino ^ ((__u64)kind << 56), run_id);
+}
+
+/* The process image a task acts for: its tgid and how many execs its
+ * process made (the per-process records of docs/semantics.md). */
+static __always_inline __u64 image_key(struct sbx_task *tp)
+{
+    return (bpf_get_current_pid_tgid() >> 32) | ((__u64)tp->image << 32);
 }
 
 /* Scratch space: an event is assembled here, then copied into the ring
@@ -179,6 +189,11 @@ struct scratch {
     __u64 hstate;       /* probe_hash's running state */
     __u32 hstart, hlen;
     __u64 regs[6];      /* the syscall's arguments, for emit_path() */
+    __u64 name_hash;    /* sbx_task.name_hash of the open, for emit_path() */
+    __u32 mntns;        /* the acting task's mount namespace, 0: the tracer's */
+    __u32 pad2;
+    __u64 image;        /* the acting process image (image_key()): a first
+                         * access is a first access per process record */
 };
 
 #define SCRATCH_MAP(name)                                   \
@@ -192,6 +207,7 @@ struct scratch {
 SCRATCH_MAP(scratch_sys);
 SCRATCH_MAP(scratch_exec);
 SCRATCH_MAP(scratch_exit);
+SCRATCH_MAP(scratch_enter);
 
 static __always_inline struct scratch *get_scratch(void *map)
 {
@@ -327,7 +343,8 @@ static __always_inline __u32 run_gen(__u32 run_id)
  * directory the reader knows, or its walked path with a new token.  The
  * token is the directory's (device, inode number) and the run's rename
  * generation, so a directory renamed or removed by the run never matches an
- * old token. */
+ * old token.  Mixed, not XOR-ed together: an inode number's high bits (64-bit
+ * inode numbers, overlayfs's layer bits) must not cancel a device's. */
 __noinline int append_dir(struct scratch *s, __u64 *off, __u64 pair, __u64 m, __u64 d)
 {
     if (!s || !off || pair > 1)
@@ -335,7 +352,13 @@ __noinline int append_dir(struct scratch *s, __u64 *off, __u64 pair, __u64 m, __
     struct dentry *dd = CAST(struct dentry, (void *)d);
     __u64 ino = dd->d_inode->i_ino;
     __u64 dev = dd->d_sb->s_dev;
-    __u64 token = (ino ^ (dev << 32) ^ ((__u64)run_gen(s->ev.run_id) << 52)) + 1;
+    __u64 token = fmix64(ino ^ fmix64(dev | ((__u64)run_gen(s->ev.run_id) << 32)));
+    /* a directory's path as another mount namespace shows it is another
+     * string than the host's: a token of its own */
+    if (s->mntns)
+        token = fmix64(token ^ s->mntns);
+    if (!token)
+        token = 1;
     s->ev.dirtok[pair] = token;
     if (seen_has(&dir_seen, SBX_DIR_SEEN_BITS, seen_tag(token, 0, s->ev.run_id))) {
         append_empty(s, off, 2 * pair);
@@ -458,6 +481,9 @@ static __always_inline void init_event(struct scratch *s, __u16 type, __u32 run_
     s->ev.run_id = run_id;
     s->ev.pid = pt >> 32;
     s->ev.tid = (__u32)pt;
+    struct task_struct *t = bpf_get_current_task_btf();
+    __u32 ns = t->nsproxy->mnt_ns->ns.inum;
+    s->mntns = ns == host_mntns ? 0 : ns;
 }
 
 /* The first read/write/listing of `fd` by this run. */
@@ -467,6 +493,20 @@ static __always_inline int has_path(struct file *f)
 {
     __u32 imode = f->f_inode->i_mode & S_IFMT;
     return imode == S_IFREG || imode == S_IFDIR || imode == S_IFCHR || imode == S_IFBLK;
+}
+
+/* Whether the open file has no name a path could reach: its link count
+ * is 0 (deleted, memfd), or its dentry is not in the dcache's hash — an
+ * O_TMPFILE file keeps its "#<inode>" dentry even after linkat() gave the
+ * inode a name, and a file unlinked while another link remains keeps the
+ * dentry of the name that is gone.  Walking such a dentry would invent a
+ * path.  A mount's root is unhashed by nature and has its mount's name. */
+static __always_inline int nameless(struct file *f)
+{
+    struct dentry *d = f->f_path.dentry;
+    if (f->f_inode->__i_nlink == 0)
+        return 1;
+    return !d->d_hash.pprev && d != f->f_path.mnt->mnt_root;
 }
 
 /* The first use of `kind` of open file `faddr` by the run: one SBX_EV_FD
@@ -482,7 +522,7 @@ __noinline int emit_file(struct scratch *s, __u32 run_id, __u64 faddr, __u32 kin
     struct file *f = CAST(struct file, (void *)faddr);
     if (!f || !has_path(f))
         return 0;
-    __u64 tag = fd_tag(faddr, f->f_inode->i_ino, kind, run_id);
+    __u64 tag = fd_tag(faddr, f->f_inode->i_ino, kind, tgid ? tgid : s->image, run_id);
     if (seen_has(&fd_seen, SBX_FD_SEEN_BITS, tag))
         return 0;                               /* already reported */
     /* marked before the event is out: two threads racing here may both
@@ -492,8 +532,8 @@ __noinline int emit_file(struct scratch *s, __u32 run_id, __u64 faddr, __u32 kin
     if (tgid)
         s->ev.pid = tgid;
     s->ev.kind = kind;
-    if (f->f_inode->__i_nlink == 0)
-        s->ev.kind |= SBX_FD_NONAME;            /* no name any more: none invented */
+    if (nameless(f))
+        s->ev.kind |= SBX_FD_NONAME;            /* no name (any more): none invented */
     s->ev.file = faddr;
     s->ev.imode = f->f_inode->i_mode & S_IFMT;
     s->ev.npath = 1;
@@ -541,7 +581,11 @@ __noinline int emit_fd(struct sbx_task *tp, long fd, __u32 kind)
     if (*last == ident)
         return 0;
     *last = ident;
-    return emit_file(get_scratch(&scratch_sys), tp->run_id, faddr, kind, 0);
+    struct scratch *s = get_scratch(&scratch_sys);
+    if (!s)
+        return 0;
+    s->image = image_key(tp);
+    return emit_file(s, tp->run_id, faddr, kind, 0);
 }
 
 /* Append the (dir, path) pair for path argument i: strings 2i and 2i+1. */
@@ -580,7 +624,9 @@ __noinline int append_path_arg(struct scratch *s, __u64 *off, __u64 i, long dirf
             d = task->fs->pwd.dentry;
         } else {
             struct file *f = fd_file(task, dirfd);
-            if (f) {
+            /* AT_EMPTY_PATH on a file without a name (O_TMPFILE given to
+             * linkat): no directory, so no path for this argument */
+            if (f && !((f->f_inode->i_mode & S_IFMT) != S_IFDIR && nameless(f))) {
                 m = f->f_path.mnt;
                 d = f->f_path.dentry;
             }
@@ -633,8 +679,36 @@ static long hash_step(__u64 i, void *arg)
     __u32 rem = s->hlen - at;
     if (rem < 8)
         w &= (1ULL << ((rem & 7) * 8)) - 1;  /* bytes past the NUL are stale */
-    s->hstate = (s->hstate ^ w) * 1099511628211ULL;
+    /* each word through the full mixer, not FNV's multiply: with
+     * h = (h ^ w) * p, two directories whose tokens differ in a few low
+     * bits (sibling inode numbers) and two names that differ in the same
+     * bits ("cms.h" and "ess.h" in sibling directories) gave the same hash,
+     * and one probe of each pair was taken for the other's duplicate */
+    s->hstate = fmix64(s->hstate ^ w);
     return 0;
+}
+
+/* Hash of s->data[start, start + len), from state h. */
+static __always_inline __u64 string_hash(struct scratch *s, __u64 h, __u32 start, __u32 len)
+{
+    s->hstate = h;
+    s->hstart = start;
+    s->hlen = len;
+    struct hash_ctx hc = {.s = s};
+    bpf_loop((len + 7) / 8, hash_step, &hc, 0);
+    return s->hstate;
+}
+
+#define FNV_OFFSET 14695981039346656037ULL
+
+/* Hash of the name string of the open under way, as user memory has it
+ * now (string 1 of the event for the exit, s->data[0..] for the entry). */
+static __always_inline __u64 name_hash_of(struct scratch *s, __u32 start, __u32 len)
+{
+    if (start > SBX_PATH_MAX || len > SBX_PATH_MAX || len == 0)
+        return 0;
+    __u64 h = string_hash(s, FNV_OFFSET, start, len);
+    return h ? h : 1;
 }
 
 /* Identity of a one-path probe: the directory's token (0 for an absolute
@@ -645,31 +719,120 @@ static long hash_step(__u64 i, void *arg)
  * deduplicate". */
 static __always_inline __u64 probe_hash(struct scratch *s, long ret)
 {
-    __u8 df = s->ev.str_flags[0];
+    __u16 df = s->ev.str_flags[0];
     if (s->ev.nstr < 2 || (s->ev.str_flags[1] & (SBX_STR_TRUNCATED | SBX_STR_FAULT)) ||
         (df & SBX_STR_TRUNCATED))
         return 0;
-    __u64 h = 14695981039346656037ULL;
+    /* "/x" differs between namespaces; each process record has its own */
+    __u64 h = fmix64(FNV_OFFSET ^ s->mntns ^ fmix64(s->image));
     if (df & (SBX_STR_DIRREF | SBX_STR_DIRDEF))
-        h ^= s->ev.dirtok[0];
+        h = fmix64(h ^ s->ev.dirtok[0]);
     else if (s->ev.str_len[0] > 1)
         return 0;                       /* a directory without a token */
     __u32 start = s->ev.str_len[0];
     __u32 len = s->ev.str_len[1];       /* NUL included */
     if (start > SBX_PATH_MAX || len > 512)
         return 0;
-    s->hstate = h;
-    s->hstart = start;
-    s->hlen = len;
-    struct hash_ctx hc = {.s = s};
-    bpf_loop((len + 7) / 8, hash_step, &hc, 0);
-    h = (s->hstate ^ (__u64)(ret < 0 ? -ret : 0)) * 1099511628211ULL;
+    h = string_hash(s, h, start, len);
+    h = fmix64(h ^ (__u64)(ret < 0 ? -ret : 0) ^ ((__u64)len << 48));
     return h ? h : 1;
+}
+
+/* ---- refused names through the process's own magic links ------------------ */
+
+#define EACCES 13
+#define EPERM  1
+
+/* b starts with the NUL-less literal `lit` (unrolled: constant indexes) */
+#define STARTS(b, lit) starts_with(b, lit, sizeof(lit) - 1)
+static __always_inline int starts_with(const char *b, const char *lit, int n)
+{
+#pragma unroll
+    for (int i = 0; i < 20; i++)
+        if (i < n && b[i] != lit[i])
+            return 0;
+    return 1;
+}
+
+/* The decimal number at b (up to 10 digits): its value, *len its digits */
+static __always_inline long number_at(const char *b, int *len)
+{
+    long v = 0;
+    int n = 0, done = 0;
+#pragma unroll
+    for (int i = 0; i < 10; i++) {
+        if (!done && b[i] >= '0' && b[i] <= '9') {
+            v = v * 10 + (b[i] - '0');
+            n++;
+        } else {
+            done = 1;
+        }
+    }
+    *len = n;
+    return v;
+}
+
+/* If the name at s->data[start] starts with a magic link of the current
+ * process, append what it points to as string i (SBX_STR_MAGIC | flag) and
+ * return 1; else 0 and nothing appended.  The forms are the ones
+ * sbx_path_magic_prefix() in csrc/core/pathnorm.c parses. */
+__noinline int append_magic(struct scratch *s, __u64 *off, __u64 i, __u64 start, __u64 flag)
+{
+    char b[24] = {}, c[16] = {};
+    if (!s || !off || i >= SBX_MAX_STR || start > SBX_DATA_MAX)
+        return 0;
+    bpf_probe_read_kernel(b, sizeof b, &s->data[start]);
+    struct task_struct *task = bpf_get_current_task_btf();
+    __u32 p = 0;
+    int n = 0;
+    if (STARTS(b, "/proc/self/"))
+        p = 11;
+    else if (STARTS(b, "/proc/thread-self/"))
+        p = 18;
+    else if (STARTS(b, "/dev/fd/"))
+        p = 5;                          /* "fd/N" follows */
+    else if (STARTS(b, "/proc/") && number_at(&b[6], &n) == (long)task->tgid && n > 0 &&
+             n < 11)
+        p = 6 + n + 1;                  /* checked below: '/' after the pid */
+    else
+        return 0;
+    if (p > 17)
+        return 0;
+    if (p == (__u32)(6 + n + 1) && n > 0)
+        bpf_probe_read_kernel(c, 1, &s->data[start + p - 1]);
+    if (n > 0 && c[0] != '/')
+        return 0;
+    bpf_probe_read_kernel(c, sizeof c, &s->data[start + p]);
+    struct vfsmount *m = NULL;
+    struct dentry *d = NULL;
+    if (STARTS(c, "fd/")) {
+        long fd = number_at(&c[3], &n);
+        char after = 0;
+        if (n > 0 && n < 10)
+            bpf_probe_read_kernel(&after, 1, &s->data[start + p + 3 + n]);
+        struct file *f = n > 0 && n < 10 && (after == '/' || after == 0) ? fd_file(task, fd)
+                                                                         : NULL;
+        if (f) {
+            m = f->f_path.mnt;
+            d = f->f_path.dentry;
+        }
+    } else if (STARTS(c, "root") && (c[4] == '/' || c[4] == 0)) {
+        m = task->fs->root.mnt;
+        d = task->fs->root.dentry;
+    } else if (STARTS(c, "cwd") && (c[3] == '/' || c[3] == 0)) {
+        m = task->fs->pwd.mnt;
+        d = task->fs->pwd.dentry;
+    }
+    if (!d || append_walk(s, off, i, kaddr(m), kaddr(d)) < 0)
+        return 0;
+    s->ev.str_flags[i] |= SBX_STR_MAGIC | flag;
+    return 1;
 }
 
 /* Where a syscall's path arguments are: npath pairs, dN = argument index of
  * path N's dirfd (-1: the cwd), pN = argument index of the path; emit_path()
  * also takes the operation in bits 24-27. */
+#define LAYOUT_PRE_EXEC (1 << 28)     /* see SBX_PATH_PRE_EXEC */
 #define LAYOUT(npath, d0, p0, d1, p1) \
     ((npath) | (((d0) + 1) << 4) | ((p0) << 8) | (((d1) + 1) << 12) | ((p1) << 16))
 
@@ -682,7 +845,7 @@ static __always_inline void append_file_name(struct scratch *s, __u64 *off, int 
 {
     struct dentry *d = f->f_path.dentry;
     __u64 o = *off;
-    if (d == f->f_path.mnt->mnt_root || f->f_inode->__i_nlink == 0 || i < 0 ||
+    if (d == f->f_path.mnt->mnt_root || nameless(f) || i < 0 ||
         i >= SBX_MAX_STR || o > SBX_DATA_MAX - 256)
         return;
     __u32 len = d->d_name.len;
@@ -720,6 +883,8 @@ __noinline int emit_path(struct scratch *s, __u32 run_id, long nr, long ret, int
     for (int i = 0; i < 6; i++)
         s->ev.args[i] = s->regs[i];
     s->ev.npath = npath;
+    if (layout & LAYOUT_PRE_EXEC)
+        s->ev.kind = SBX_PATH_PRE_EXEC;
     __u64 off = 0;
     /* A chdir that succeeded has already moved the cwd: its name resolved
      * now would be relative to the new directory, which is the one it named. */
@@ -729,7 +894,18 @@ __noinline int emit_path(struct scratch *s, __u32 run_id, long nr, long ret, int
         append_path_arg(s, &off, 0, (int)arg_at(s, d0), arg_at(s, p0));
     if (npath > 1)
         append_path_arg(s, &off, 1, (int)arg_at(s, d1), arg_at(s, p1));
-    if (npath == 1 && pure_probe(op, ret)) {
+    /* a refused name through the process's own /proc links: their target
+     * now (never deduplicated: /proc/self/fd/3 differs between processes) */
+    int magic = 0;
+    if ((ret == -EACCES || ret == -EPERM) && s->ev.nstr == 2 * npath) {
+        __u64 at0 = s->ev.str_len[0] & (SBX_PATH_MAX * 2 - 1);
+        magic = append_magic(s, &off, 2 * npath, at0, 0);
+        if (!magic && npath > 1)
+            magic = append_magic(s, &off, 2 * npath,
+                                 at0 + (s->ev.str_len[1] & (SBX_PATH_MAX - 1)) +
+                                 (s->ev.str_len[2] & (SBX_PATH_MAX - 1)), SBX_STR_MAGIC2);
+    }
+    if (npath == 1 && pure_probe(op, ret) && !magic) {
         __u64 h = probe_hash(s, ret);
         if (h) {
             if (seen_has(&probe_seen, SBX_PROBE_SEEN_BITS, seen_tag(h, 1, run_id)))
@@ -754,6 +930,13 @@ __noinline int emit_path(struct scratch *s, __u32 run_id, long nr, long ret, int
             s->ev.kind = f->f_mode;
             s->ev.imode = f->f_inode->i_mode & S_IFMT;
             append_file_name(s, &off, 2 * npath, f);
+            int fi = 2 * npath;
+            if (s->name_hash && s->ev.nstr == fi + 1 && fi < SBX_MAX_STR) {
+                /* was the name the kernel resolved the one we read now? */
+                __u64 h = name_hash_of(s, s->ev.str_len[0], s->ev.str_len[1]);
+                s->ev.str_flags[fi] |= h == s->name_hash ? SBX_STR_NAME_SAME
+                                                         : SBX_STR_NAME_CHANGED;
+            }
         }
     }
     if (nr == __NR_openat2) {
@@ -767,11 +950,13 @@ __noinline int emit_path(struct scratch *s, __u32 run_id, long nr, long ret, int
 }
 
 static __always_inline int path_call(struct pt_regs *regs, __u32 run_id, long nr, long ret,
-                                     int layout)
+                                     int layout, __u64 name_hash, struct sbx_task *tp)
 {
     struct scratch *s = get_scratch(&scratch_sys);
     if (!s)
         return 0;
+    s->name_hash = name_hash;
+    s->image = image_key(tp);
     s->regs[0] = regs->di;
     s->regs[1] = regs->si;
     s->regs[2] = regs->dx;
@@ -834,7 +1019,12 @@ static __always_inline int on_path_call(struct pt_regs *regs, struct sbx_task *t
                 return 0;
         }
     }
-    return path_call(regs, run_id, nr, ret, layout | (op << 24));
+    __u64 name_hash = 0;
+    if (op == SBX_OP_OPEN) {
+        name_hash = tp->name_hash;
+        tp->name_hash = 0;
+    }
+    return path_call(regs, run_id, nr, ret, layout | (op << 24), name_hash, tp);
 }
 
 /* ---- breakaway ------------------------------------------------------------ */
@@ -909,6 +1099,9 @@ int BPF_PROG(on_fork, struct task_struct *parent, struct task_struct *child)
     } else if (pt) {
         t.run_id = pt->run_id;
         t.flags = pt->flags & SBX_TASK_PENDING;
+        t.mntns = pt->mntns;
+        if (child->tgid != child->pid)
+            t.image = pt->image;        /* a thread acts for its process */
     } else {
         return 0;
     }
@@ -920,6 +1113,20 @@ int BPF_PROG(on_fork, struct task_struct *parent, struct task_struct *child)
         __sync_fetch_and_add(&st->live, 1);
     else
         __sync_fetch_and_add(&st->dropped, 1);  /* tracked map full */
+    if (child->tgid == ctid) {
+        /* a new process, not a thread: its record of who did what opens
+         * here, before it runs (sent by the parent, so it precedes every
+         * event of the child) */
+        struct sbx_event ev = {};
+        ev.size = sizeof ev;
+        ev.type = SBX_EV_FORK;
+        ev.run_id = t.run_id;
+        ev.pid = ctid;
+        ev.tid = ctid;
+        ev.ppid = parent->tgid;
+        if (bpf_ringbuf_output(&events, &ev, sizeof ev, 0))
+            __sync_fetch_and_add(&st->dropped, 1);
+    }
     return 0;
 }
 
@@ -932,6 +1139,8 @@ int BPF_PROG(on_exec, struct task_struct *p, pid_t old_pid, struct linux_binprm 
         return 0;
     struct sbx_task t = *tp;
     t.flags &= ~SBX_TASK_PENDING;
+    t.image++;                          /* a new process record */
+    t.last_read = t.last_write = t.last_enum = 0;   /* whose first uses are its own */
     __u32 ntid = p->pid;
     if (ntid != tid) {
         /* a non-leader thread exec'd and took over the leader's pid */
@@ -955,14 +1164,12 @@ int BPF_PROG(on_exec, struct task_struct *p, pid_t old_pid, struct linux_binprm 
     s->ev.str_len[0] = n;
     s->ev.nstr = 1;
     off = n;
-    if (s->data[0] != '/') {
-        struct task_struct *task = bpf_get_current_task_btf();
-        if (append_walk(s, &off, 1, (__u64)BPF_CORE_READ(task, fs, pwd.mnt),
-                        (__u64)BPF_CORE_READ(task, fs, pwd.dentry)) < 0)
-            append_empty(s, &off, 1);
-    } else {
+    /* the cwd, always: a relative filename is resolved against it, and
+     * the process's record says where it ran (a compile's directory) */
+    struct task_struct *task = bpf_get_current_task_btf();
+    if (append_walk(s, &off, 1, (__u64)BPF_CORE_READ(task, fs, pwd.mnt),
+                    (__u64)BPF_CORE_READ(task, fs, pwd.dentry)) < 0)
         append_empty(s, &off, 1);
-    }
     if (interp != filename) {
         __u64 o = off;
         if (o > SBX_DATA_MAX - SBX_PATH_MAX)
@@ -1047,6 +1254,20 @@ int BPF_PROG(on_exit, struct task_struct *p)
     struct sbx_run_state *st = bpf_map_lookup_elem(&runs, &t.run_id);
     if (!st)
         return 0;
+    if (p->signal->live.counter == 0) {
+        /* the process is gone with this thread (do_exit() counted it out
+         * before this tracepoint; two threads exiting at once may both
+         * see 0 and both report the same group status) */
+        struct sbx_event ev = {};
+        ev.size = sizeof ev;
+        ev.type = SBX_EV_EXIT;
+        ev.run_id = t.run_id;
+        ev.pid = p->tgid;
+        ev.tid = tid;
+        ev.ret = p->exit_code;
+        if (bpf_ringbuf_output(&events, &ev, sizeof ev, 0))
+            __sync_fetch_and_add(&st->dropped, 1);
+    }
     if (__sync_fetch_and_add(&st->live, -1) != 1)
         return 0;
     struct scratch *s = get_scratch(&scratch_exit);
@@ -1054,6 +1275,31 @@ int BPF_PROG(on_exit, struct task_struct *p)
         return 0;
     init_event(s, SBX_EV_RUN_DONE, t.run_id);
     submit(s, 0, BPF_RB_FORCE_WAKEUP);
+    return 0;
+}
+
+/* An open by a traced task begins: hash its name as user memory has it
+ * now, before the kernel resolves it.  At the exit the name is read again
+ * for the event; the same hash says that the name the event carries is
+ * the one the kernel used, so a final component other than the file's
+ * own was a symlink at the access (even if it is retargeted or removed
+ * later); another hash, that another thread rewrote it meanwhile.  Runs
+ * at every system call of every task: a compare for all but opens. */
+SEC("tp_btf/sys_enter")
+int BPF_PROG(on_sys_enter, struct pt_regs *regs, long id)
+{
+    if (id != __NR_openat && id != __NR_open && id != __NR_openat2 && id != __NR_creat)
+        return 0;
+    __u32 tid = (__u32)bpf_get_current_pid_tgid();
+    struct sbx_task *tp = bpf_map_lookup_elem(&tracked, &tid);
+    if (!tp || (tp->flags & SBX_TASK_PENDING))
+        return 0;
+    struct scratch *s = get_scratch(&scratch_enter);
+    if (!s)
+        return 0;
+    const char *name = (const char *)(id == __NR_open || id == __NR_creat ? regs->di : regs->si);
+    long n = bpf_probe_read_user_str(&s->data[0], SBX_PATH_MAX, name);
+    tp->name_hash = n > 0 ? name_hash_of(s, 0, n) : 0;
     return 0;
 }
 
@@ -1085,24 +1331,63 @@ int BPF_PROG(on_sys_exit, struct pt_regs *regs, long ret)
         }
         return 0;
     }
-    if (host_mntns && !(tp->flags & SBX_TASK_WARNED_MNTNS) &&
-        cur->nsproxy->mnt_ns->ns.inum != host_mntns) {
-        tp->flags |= SBX_TASK_WARNED_MNTNS;
-        emit_unseen(run_id, SBX_NR_MNTNS);
+    /* A move to another mount namespace (unshare, setns; a child cloned
+     * into a new one sees it at the exit of its clone) is reported before
+     * the call's own event: the reader names its paths from then on. */
+    __u32 ns = cur->nsproxy->mnt_ns->ns.inum;
+    if (ns == host_mntns)
+        ns = 0;
+    if (ns != tp->mntns && host_mntns) {
+        struct sbx_event ev = {};
+        ev.size = sizeof ev;
+        ev.type = SBX_EV_MNTNS;
+        ev.run_id = run_id;
+        __u64 pt = bpf_get_current_pid_tgid();
+        ev.pid = pt >> 32;
+        ev.tid = (__u32)pt;
+        ev.nr = nr;
+        ev.args[0] = tp->mntns;
+        ev.args[1] = ns;
+        tp->mntns = ns;
+        if (bpf_ringbuf_output(&events, &ev, sizeof ev, 0))
+            count_drop(run_id);
     }
     if (flags & SBX_TASK_PENDING) {
         /* Between fork and exec in a spawner's child: only the search for
          * the program along $PATH is the command's own doing. */
         if ((nr == __NR_execve || nr == __NR_execveat) && ret < 0) {
             if (nr == __NR_execve)
-                path_call(regs, run_id, nr, ret, LAYOUT(1, -1, 0, -1, 0) | (SBX_OP_EXEC << 24));
+                path_call(regs, run_id, nr, ret,
+                          LAYOUT(1, -1, 0, -1, 0) | (SBX_OP_EXEC << 24) | LAYOUT_PRE_EXEC, 0,
+                          tp);
             else
-                path_call(regs, run_id, nr, ret, LAYOUT(1, 0, 1, -1, 0) | (SBX_OP_EXEC << 24));
+                path_call(regs, run_id, nr, ret,
+                          LAYOUT(1, 0, 1, -1, 0) | (SBX_OP_EXEC << 24) | LAYOUT_PRE_EXEC, 0,
+                          tp);
         }
         return 0;
     }
 
     switch (nr) {
+    /* Mounts change which file a name means in the namespace that made
+     * them: the reader keeps each namespace's changes (mount: source and
+     * target, as the namespace names them; umount2: the target).  Calls of
+     * the new mount API are only named: what they attach is not followed. */
+    case __NR_mount:
+        if (ret == 0)
+            path_call(regs, run_id, nr, ret, LAYOUT(2, -1, 0, -1, 1) | (SBX_OP_MODIFY << 24), 0,
+                      tp);
+        return 0;
+    case __NR_umount2:
+        if (ret == 0)
+            path_call(regs, run_id, nr, ret, LAYOUT(1, -1, 0, -1, 0) | (SBX_OP_MODIFY << 24), 0,
+                      tp);
+        return 0;
+    case __NR_move_mount:
+    case __NR_pivot_root:
+        if (ret == 0)
+            emit_unseen(run_id, nr);
+        return 0;
     case __NR_mmap: {
         long mflags = regs->r10;
         long fd = regs->r8;

@@ -28,8 +28,8 @@ enum sbx_event_type {
     /* First read/write/listing of an open file by this run: one pair,
      * (the file's directory, its name), as for SBX_EV_PATH. */
     SBX_EV_FD = 2,
-    /* A successful exec.  Strings: filename as passed, cwd (when filename
-     * is relative, else empty), #! interpreter as written (or empty), the
+    /* A successful exec.  Strings: filename as passed, the cwd (walked;
+     * filename is relative to it when it is relative), #! interpreter as written (or empty), the
      * executed file's absolute path, argv (NUL-separated, as one blob). */
     SBX_EV_EXEC = 3,
     /* The last traced task of the run exited.  No strings. */
@@ -37,6 +37,20 @@ enum sbx_event_type {
     /* The task did something this backend cannot follow (io_uring set-up,
      * open_by_handle_at); `nr` says which.  One string: the task's comm. */
     SBX_EV_UNSEEN = 5,
+    /* A traced process forked a new process (not a thread): `pid` is the
+     * child's tgid, `ppid` the parent's.  Sent from the parent's fork, so
+     * it precedes every event of the child.  No strings. */
+    SBX_EV_FORK = 6,
+    /* The last thread of traced process `pid` exited; `ret` is its wait
+     * status (as waitpid() would report it).  No strings. */
+    SBX_EV_EXIT = 7,
+    /* Process `pid` is now in mount namespace args[1] (it was in args[0];
+     * 0 is the tracer's own), seen at the exit of system call `nr`: unshare
+     * or clone made the new namespace a copy of the old one, setns joined
+     * another.  The paths of its later events are as that namespace shows
+     * them; the reader turns them into the host's (docs/backends.md).
+     * No strings. */
+    SBX_EV_MNTNS = 8,
 };
 
 /* SBX_EV_UNSEEN with this `nr`: child `tid` of process `pid` was started
@@ -45,9 +59,6 @@ enum sbx_event_type {
 /* SBX_EV_UNSEEN: process `pid` made 32-bit (ia32) system calls, which are
  * not decoded. */
 #define SBX_NR_COMPAT      (-2)
-/* SBX_EV_UNSEEN: process `pid` runs in another mount namespace: its paths
- * are as it sees them, which may not be where the host has the files. */
-#define SBX_NR_MNTNS       (-3)
 
 /* SBX_EV_FD kinds: the values of enum sbx_use (csrc/core/access_ops.h), so
  * that the table's use column can be sent as it is */
@@ -58,7 +69,7 @@ enum sbx_event_type {
  * memfd-like, deleted): its walked path would be an invented one. */
 #define SBX_FD_NONAME 0x100
 
-/* str_flags bits */
+/* str_flags bits (16 of them) */
 #define SBX_STR_TRUNCATED 0x1        /* did not fit: the path is incomplete */
 #define SBX_STR_FAULT     0x2        /* user memory could not be read */
 /* Directory strings are cached: the first event that needs a directory
@@ -71,11 +82,25 @@ enum sbx_event_type {
  * (the name is then relative to it), in the host's terms. */
 #define SBX_STR_ROOT      0x10
 /* The name the opened file's dentry has, after the (dir, name) pair of a
- * successful open: the name string is read from user memory after the
- * call, so another thread may have rewritten it since the kernel used it;
- * a final component that differs from this one is either a symlink or
- * such a rewrite, and the reader tells them apart. */
+ * successful open.  The name string is read from user memory after the
+ * call, so another thread may have rewritten it since the kernel used it:
+ * a final component that differs from the file's own is either a symlink
+ * or such a rewrite.  The kernel half read the name at the call's entry
+ * too and says which it was, with one of these on the FILENAME string: */
 #define SBX_STR_FILENAME  0x20
+#define SBX_STR_NAME_SAME 0x40       /* the same name at entry and exit: what
+                                      * the kernel resolved (a symlink, if
+                                      * the file's name differs) */
+#define SBX_STR_NAME_CHANGED 0x80    /* rewritten during the call */
+/* After the pairs of a refused call (EACCES, EPERM) whose name starts with
+ * one of the process's own magic links (/proc/self/fd/N, /proc/self/root,
+ * /proc/self/cwd; the same under /proc/thread-self, /proc/<its pid> and
+ * /dev/fd/N): the kernel's path of what that link points to, walked at the
+ * call -- the process may be gone when the reader sees the event.  The
+ * reader joins the rest of the name to it.  With SBX_STR_MAGIC2 it is the
+ * second pair's name (one such string per event). */
+#define SBX_STR_MAGIC     0x100
+#define SBX_STR_MAGIC2    0x200
 
 struct sbx_event {
     __u32 size;          /* header + strings, bytes */
@@ -94,8 +119,8 @@ struct sbx_event {
     __u32 imode;         /* inode mode of that file (S_IFMT bits) */
     __u64 dirtok[2];     /* directory tokens of path pairs 0 and 1 */
     __u16 str_len[SBX_MAX_STR];
-    __u8  str_flags[SBX_MAX_STR];
-    __u8  pad[3];
+    __u16 str_flags[SBX_MAX_STR];   /* SBX_STR_* */
+    __u8  pad[4];
 };
 
 /* A slot of the kernel's per-run deduplication caches (fd_seen, dir_seen,
@@ -135,16 +160,25 @@ struct sbx_ba_key {
 /* SBX_EV_EXEC `kind`: the exec matched the run's breakaway declaration and
  * the process (with its future children) was dropped from `tracked`. */
 #define SBX_EXEC_BREAKAWAY 1
+/* SBX_EV_PATH `kind` of a failed exec by a spawner's child before its
+ * first successful exec (its search along $PATH): the command's doing, so
+ * the reader files it with the exec that follows. */
+#define SBX_PATH_PRE_EXEC 1
 
 /* Value of map `tracked` (key: tid in the initial pid namespace). */
 struct sbx_task {
     __u32 run_id;
     __u32 flags;
     __u64 last_read, last_write, last_enum;  /* struct file * last reported */
+    __u64 name_hash;     /* hash of the name of the open under way, read at
+                          * its entry (0: none) */
+    __u32 mntns;         /* its mount namespace when last seen (0: the
+                          * tracer's) */
+    __u32 image;         /* execs of its process so far: with the tgid, the
+                          * program image the deduplication is per */
 };
 #define SBX_TASK_PENDING 0x1     /* forked by a spawner, not yet exec'd */
 #define SBX_TASK_SELF    0x2     /* registered by user space, not counted */
 #define SBX_TASK_WARNED_COMPAT 0x4   /* its 32-bit system calls were reported */
-#define SBX_TASK_WARNED_MNTNS  0x8   /* its other mount namespace was reported */
 
 #endif

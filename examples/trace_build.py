@@ -19,7 +19,7 @@ from sandbox_py.display import printable_path, summary_text
 HERE = os.path.dirname(os.path.abspath(__file__))
 CSRC = os.path.join(os.path.dirname(HERE), "csrc", "core")
 SOURCES = ["pathset.c", "pathnorm.c", "result.c"]
-HEADERS = ["pathset.h", "pathnorm.h", "result.h"]
+HEADERS = ["pathset.h", "pathnorm.h", "result.h", "access.h", "access_ops.h"]
 
 MAKEFILE = """\
 CFLAGS = -O2 -Wall -std=gnu11

@@ -72,10 +72,12 @@ class Ruleset:
             raise SandboxUnavailableError("landlock", why, "use on_violation='report'")
         self.abi = version
         self.fd, skipped = _unpriv().landlock_ruleset(version, rules(policy, own))
-        # Left out: trees that do not exist, and trees this user cannot
-        # reach (EACCES: the run could not either, with or without a rule);
-        # anything else means a rule the run would silently lack: say it.
-        quiet = (errno.ENOENT, errno.ENOTDIR, errno.EACCES, errno.ELOOP)
+        # Left out: trees that do not exist, trees this user cannot reach
+        # (EACCES: the run could not either, with or without a rule), and
+        # files of the kernel's internal mounts (EBADFD: a memfd such as the
+        # preload log, which Landlock never restricts); anything else means
+        # a rule the run would silently lack: say it.
+        quiet = (errno.ENOENT, errno.ENOTDIR, errno.EACCES, errno.ELOOP, errno.EBADFD)
         bad = [(os.fsdecode(p), e) for p, e in skipped if e not in quiet]
         if bad:
             self.close()

@@ -334,7 +334,7 @@ class _Children:
                 os.environ.pop(k, None)
 
     @classmethod
-    def start(cls, wait: float, breakaway=None):
+    def start(cls, wait: float, breakaway=None, named: bool = False):
         """A window, or the reason children cannot be followed."""
         if cls.active is not None:
             return None, "another trace already follows child processes"
@@ -345,7 +345,7 @@ class _Children:
         ok, why = preload.availability()
         if not ok:
             return None, why
-        run = preload._unpriv().PreloadRun()
+        run = preload._unpriv().PreloadRun(named=named)
         cls.active = cls(run, preload.child_env(None, run.log_path, None, breakaway), wait)
         return cls.active, None
 
@@ -394,13 +394,15 @@ class AuditTrace:
             elif value:
                 self._sets[category].add(value)
 
-    def _follow_children(self) -> None:
-        """A process is about to start: follow it (and any later ones)."""
+    def _follow_children(self, named: bool = False) -> None:
+        """A process is about to start: follow it (and any later ones).
+        ``named``: the log is a file (children in a Landlock domain cannot
+        reach an anonymous one through this process's /proc entry)."""
         if self._want_children and self._children is None and not self._no_children:
             with _hook_lock:
                 if self._children is None and not self._no_children:
-                    self._children, self._no_children = _Children.start(self._wait,
-                                                                        self._breakaway)
+                    self._children, self._no_children = _Children.start(
+                        self._wait, self._breakaway, named)
 
     def start(self) -> None:
         global _hook_added, _running

@@ -366,8 +366,15 @@ def memo_main(argv: list) -> int:
     p.add_argument("--env", action="append", default=[], metavar="NAME",
                    help="an environment variable that is part of the key (repeatable)")
     p.add_argument("--remote", metavar="URL", default=os.environ.get("SANDBOX_PY_MEMO_REMOTE"),
-                   help="shared Bazel HTTP cache, e.g. http://host:8080/cache (default "
-                        "$SANDBOX_PY_MEMO_REMOTE)")
+                   help="shared cache: a Bazel HTTP cache (http://host:8080/cache) or a "
+                        "REAPI v2 server (grpc://host:port[/instance], grpcs:// for TLS) "
+                        "(default $SANDBOX_PY_MEMO_REMOTE)")
+    p.add_argument("--remote-header", action="append", metavar="NAME=VALUE",
+                   default=[h for h in os.environ.get("SANDBOX_PY_MEMO_REMOTE_HEADERS",
+                                                      "").splitlines() if h.strip()],
+                   help="sent with every request to the remote cache, e.g. "
+                        "'authorization=Bearer TOKEN' (repeatable; default: the lines of "
+                        "$SANDBOX_PY_MEMO_REMOTE_HEADERS, which keeps tokens out of ps)")
     p.add_argument("--backend", default="auto", help="tracing backend (default auto)")
     p.add_argument("--timeout", type=float, metavar="SECONDS",
                    help="kill the whole process tree after SECONDS")
@@ -382,9 +389,16 @@ def memo_main(argv: list) -> int:
     from .errors import SandboxError, TimeoutExpired
     from .memo import Memo
     label = command_line(command)
+    headers = []
+    for h in opts.remote_header:
+        name, eq, value = h.partition("=")
+        if not eq or not name.strip():
+            sys.stderr.write("sandbox-py memo: --remote-header wants NAME=VALUE, not %r\n" % h)
+            return 2
+        headers.append((name.strip(), value.strip()))
     try:
         memo = Memo(opts.store, root=opts.root, env_keys=opts.env, remote=opts.remote,
-                    backend=opts.backend)
+                    backend=opts.backend, remote_headers=headers)
         result = memo.run(command, timeout=opts.timeout)
     except FileNotFoundError as e:
         sys.stderr.write("sandbox-py memo: %s: %s\n" % (label, e.strerror or e))
@@ -401,6 +415,7 @@ def memo_main(argv: list) -> int:
     elif opts.why:
         sys.stderr.write("sandbox-py memo: %s: %s\n" % (
             label, "restored" if outcome.status == "hit" else "ran: " + outcome.why))
-    if memo.remote and memo.remote.down:
+    # (the gRPC store has said what happened already, as it happened)
+    if memo.remote and memo.remote.down and not getattr(memo.remote, "notes", None):
         sys.stderr.write("sandbox-py memo: remote cache unavailable: %s\n" % memo.remote.down)
     return exit_status(result.returncode)

@@ -65,6 +65,9 @@ class Outcome:
     status: str
     why: str
     key: str
+    #: On a REAPI (gRPC) store: the digest (``hash/size``) of the step's
+    #: Action there, for ``bgd actioncache get`` or any REAPI client.
+    remote: str = ""
 
 
 def _is_digest(s) -> bool:
@@ -405,7 +408,7 @@ class HTTPStore:
     costs one timeout, not one per step.
     """
 
-    def __init__(self, url: str, timeout: float = 10.0):
+    def __init__(self, url: str, timeout: float = 10.0, headers=()):
         u = urllib.parse.urlsplit(url)
         if u.scheme not in ("http", "https") or not u.hostname:
             raise ValueError("remote cache URL must be http://host[:port][/path], not %r"
@@ -415,6 +418,7 @@ class HTTPStore:
         self._host, self._port = u.hostname, u.port
         self._base = u.path.rstrip("/")
         self.timeout = timeout
+        self.headers = dict(headers.items() if hasattr(headers, "items") else headers)
         self.down: Optional[str] = None
         self._local = threading.local()
 
@@ -433,7 +437,7 @@ class HTTPStore:
         for attempt in (0, 1):
             conn = self._conn()
             try:
-                conn.request(method, self._base + path, body=body)
+                conn.request(method, self._base + path, body=body, headers=self.headers)
                 resp = conn.getresponse()
                 if resp.status == 200 and sink is not None:
                     return resp.status, sink(iter(lambda: resp.read(BLOCK), b""))
@@ -486,6 +490,44 @@ class HTTPStore:
                           sink=lambda chunks: local.put_cas_stream(digest, chunks))
         return bool(r and r[0] == 200 and r[1] is True)
 
+    # What Memo calls (memo_reapi.REAPIStore has the same methods): the
+    # manifest of a command, the entry of an input set, blobs.
+    def get_manifest(self, key1: str, step: dict) -> Optional[bytes]:
+        return self.get_ac(key1)
+
+    def put_manifest(self, key1: str, step: dict, data: bytes) -> None:
+        self.put_ac(key1, data)
+
+    def get_entry(self, key2: str, ref) -> Optional[bytes]:
+        return self.get_ac(key2)
+
+    def put_entry(self, key2: str, step: dict, inputs: list, entry: dict,
+                  entry_bytes: bytes, roots) -> Optional[str]:
+        self.put_ac(key2, entry_bytes)
+        return None
+
+    def put_blobs(self, sizes: dict, local: LocalStore) -> bool:
+        for digest in sizes:
+            self.put_cas(digest, local.cas_path(digest))
+        return True
+
+    def fetch(self, sizes: dict, local: LocalStore) -> Optional[str]:
+        """None when every blob arrived, else why not."""
+        for d in sizes:
+            if not self.fetch_cas(d, local):
+                return "output blob %s... is missing from the store" % d[:12]
+        return None
+
+
+def remote_store(url: str, timeout: float = 10.0, headers=()):
+    """The store for a remote cache URL: ``http(s)://`` (Bazel HTTP cache
+    protocol) or ``grpc(s)://`` (REAPI v2, sandbox_py.memo_reapi)."""
+    scheme = urllib.parse.urlsplit(url).scheme
+    if scheme in ("grpc", "grpcs"):
+        from .memo_reapi import REAPIStore
+        return REAPIStore(url, timeout, headers)
+    return HTTPStore(url, timeout, headers)
+
 
 # -- the memo -------------------------------------------------------------------------
 
@@ -500,9 +542,12 @@ class Memo:
     whose paths are stored relative (default: the current directory), so
     that checkouts at different places share entries.  ``env_keys``: the
     environment variables that are part of every step's key (others are
-    not: a step's output must not depend on them).  ``remote``: a Bazel HTTP
-    cache URL (``http://host:port/prefix``) shared by machines and
-    checkouts.  ``backend`` or ``sandbox``: how steps are traced.
+    not: a step's output must not depend on them).  ``remote``: a cache
+    shared by machines and checkouts: a Bazel HTTP cache
+    (``http://host:port/prefix``) or a Remote Execution API v2 server
+    (``grpc://host:port/instance``, ``grpcs://`` for TLS; needs the
+    ``remote`` extra).  ``remote_headers``: sent with every request (an
+    ``authorization`` token, say).  ``backend`` or ``sandbox``: how steps are traced.
     ``ignore``: path prefixes that are never inputs nor outputs (a tool's
     own cache directory, for instance; relative ones are below ``root``).
     ``cache_failures``: also remember steps that exit non-zero (never those
@@ -512,7 +557,7 @@ class Memo:
     def __init__(self, store: str = ".sandbox_py-memo", *, root: Optional[str] = None,
                  env_keys=(), remote: Optional[str] = None, backend: str = "auto",
                  sandbox=None, ignore=(), cache_failures: bool = True,
-                 remote_timeout: float = 10.0):
+                 remote_timeout: float = 10.0, remote_headers=()):
         # The Sandbox is made at the first miss: loading the BPF programs
         # costs more than a whole warm build's lookups.
         self._sandbox = sandbox
@@ -520,7 +565,7 @@ class Memo:
         self.roots = Roots(root if root is not None else os.getcwd())
         self.local = LocalStore(store)
         self.hashes = ContentHashes(os.path.join(self.local.dir, "hashes"))
-        self.remote = HTTPStore(remote, remote_timeout) if remote else None
+        self.remote = remote_store(remote, remote_timeout, remote_headers) if remote else None
         self.env_keys = tuple(env_keys)
         # The store is ours, not the step's: a step that lists the root would
         # otherwise see the cache change under it.
@@ -564,17 +609,26 @@ class Memo:
         return _sha256_bytes(_canonical(desc)), desc
 
     # -- the two levels -------------------------------------------------------------
-    def _manifest(self, key1: str) -> list:
+    def _manifest(self, key1: str, step: dict) -> list:
         """Candidates from the local store, then the remote one."""
-        out, seen = [], set()
-        stores = [self.local] + ([self.remote] if self.remote else [])
-        for store in stores:
-            doc = self._json(store.get_ac(key1))
+        out, seen = [], {}
+        docs = [self.local.get_ac(key1)]
+        if self.remote:
+            docs.append(self.remote.get_manifest(key1, step))
+        for data in docs:
+            doc = self._json(data)
             for c in (doc or {}).get("candidates", ()):
-                if isinstance(c, dict) and _is_digest(c.get("entry")) \
-                        and c["entry"] not in seen and isinstance(c.get("inputs"), list):
-                    seen.add(c["entry"])
-                    out.append(c)
+                if not (isinstance(c, dict) and _is_digest(c.get("entry"))
+                        and isinstance(c.get("inputs"), list)):
+                    continue
+                if c["entry"] in seen:
+                    # The same input set, stored here before the remote
+                    # store knew it: take the remote's name for it.
+                    if c.get("remote"):
+                        seen[c["entry"]].setdefault("remote", c["remote"])
+                    continue
+                seen[c["entry"]] = c = dict(c)
+                out.append(c)
         return out
 
     @staticmethod
@@ -602,11 +656,11 @@ class Memo:
                 return "%s %s changed: %s -> %s" % (category, name, _show(state), _show(now))
         return None
 
-    def _lookup(self, key1: str):
-        """``(entry, key2, why)``; entry is None on a miss."""
-        candidates = self._manifest(key1)
+    def _lookup(self, key1: str, step: dict):
+        """``(entry, key2, why, remote ref)``; entry is None on a miss."""
+        candidates = self._manifest(key1, step)
         if not candidates:
-            return None, None, "first run of this command (argv, cwd, env)"
+            return None, None, "first run of this command (argv, cwd, env)", ""
         why = None
         for c in candidates:
             diff = self._first_difference(c["inputs"])
@@ -616,7 +670,7 @@ class Memo:
             key2 = c.get("entry")
             entry = self._json(self.local.get_ac(key2))
             if entry is None and self.remote:
-                data = self.remote.get_ac(key2)
+                data = self.remote.get_entry(key2, c.get("remote"))
                 entry = self._json(data)
                 if entry is not None:
                     self.local.put_ac(key2, data)
@@ -628,25 +682,31 @@ class Memo:
             except _Miss as e:
                 why = why or str(e)
                 continue
-            return entry, key2, None
-        return None, None, why
+            return entry, key2, None, c.get("remote") or ""
+        return None, None, why, ""
 
     def _fetch_blobs(self, entry: dict) -> None:
         digests = [o[2] for o in entry.get("outputs", ()) if o[1] == "file"]
         digests += [d for d in (entry.get("stdout"), entry.get("stderr")) if d]
-        for d in digests:
-            if self.local.has_cas(d):
-                continue
-            if not (self.remote and self.remote.fetch_cas(d, self.local)):
-                raise _Miss("output blob %s... is missing from the store" % d[:12])
+        sizes = entry.get("sizes") if isinstance(entry.get("sizes"), dict) else {}
+        missing = {d: sizes.get(d, 0) for d in digests if not self.local.has_cas(d)}
+        if not missing:
+            return
+        if not self.remote:
+            raise _Miss("output blob %s... is missing from the store" % next(iter(missing))[:12])
+        if any(not isinstance(n, int) or n < 0 for n in missing.values()):
+            raise _Miss("unreadable entry (blob sizes)")
+        why = self.remote.fetch(missing, self.local)
+        if why:
+            raise _Miss(why)
 
     # -- public API ------------------------------------------------------------------
     def why(self, argv, *, cwd=None, env=None, env_keys=(), input=None) -> Optional[str]:
         """None when ``run`` would restore the step, else the reason it
         would run: no earlier run, or the first input that differs from the
         newest earlier run (``read src/x.h changed: 3f2a.. -> 9bc1..``)."""
-        key1, _ = self.command_key(argv, cwd=cwd, env=env, env_keys=env_keys, input=input)
-        return self._lookup(key1)[2]
+        key1, step = self.command_key(argv, cwd=cwd, env=env, env_keys=env_keys, input=input)
+        return self._lookup(key1, step)[2]
 
     def run(self, argv, *, cwd=None, env=None, env_keys=(), input=None,
             capture_output: bool = False, text: Optional[bool] = None,
@@ -664,9 +724,9 @@ class Memo:
         if not argv:
             raise ValueError("argv is empty: give at least the program to run")
         cwd = os.path.abspath(os.fspath(cwd)) if cwd is not None else os.getcwd()
-        key1, _ = self.command_key(argv, cwd=cwd, env=env, env_keys=env_keys, input=input)
+        key1, step = self.command_key(argv, cwd=cwd, env=env, env_keys=env_keys, input=input)
         start = time.monotonic()
-        entry, key2, why = self._lookup(key1)
+        entry, key2, why, ref = self._lookup(key1, step)
         if entry is not None:
             try:
                 result = self._restore(entry)
@@ -674,9 +734,9 @@ class Memo:
                 why = str(e)
             else:
                 result.duration = time.monotonic() - start
-                result.memo = Outcome("hit", "", key2)
+                result.memo = Outcome("hit", "", key2, ref)
                 return self._deliver(result, capture_output, text, encoding, errors, check)
-        result = self._execute(argv, key1, why, cwd=cwd, env=env, input=input,
+        result = self._execute(argv, key1, step, why, cwd=cwd, env=env, input=input,
                                timeout=timeout)
         return self._deliver(result, capture_output, text, encoding, errors, check)
 
@@ -701,7 +761,7 @@ class Memo:
             return [f.result() for f in futures]
 
     # -- a miss ----------------------------------------------------------------------
-    def _execute(self, argv, key1, why, *, cwd, env, input, timeout) -> Result:
+    def _execute(self, argv, key1, step, why, *, cwd, env, input, timeout) -> Result:
         started_ns = time.time_ns()
         kwargs = dict(cwd=cwd, env=env, capture_output=True, timeout=timeout)
         if input is None:
@@ -719,8 +779,8 @@ class Memo:
             result.memo = Outcome("not cached", reason, "")
             self._count("not cached")
             return result
-        key2 = self._store(key1, inputs, result)
-        result.memo = Outcome("miss", why or "", key2)
+        key2, ref = self._store(key1, step, inputs, result)
+        result.memo = Outcome("miss", why or "", key2, ref or "")
         self._count("miss")
         return result
 
@@ -772,9 +832,11 @@ class Memo:
                             input_state("list", path, own)] + ([own] if own else []))
         return records, None
 
-    def _store(self, key1: str, inputs: list, result: Result) -> str:
+    def _store(self, key1: str, step: dict, inputs: list, result: Result) -> tuple:
+        """Store a step's entry and add its input set to the manifest;
+        returns ``(key2, the entry's Action digest on a REAPI store or None)``."""
         key2 = _sha256_bytes(key1.encode() + b"\0" + _canonical(inputs))
-        outputs, uploads = [], []
+        outputs, sizes = [], {}
         for path in sorted(p for p in result.writes if not self._ignored(p)):
             name = self.roots.to_key(path)
             try:
@@ -792,36 +854,35 @@ class Memo:
                 outputs.append([name, "dir", None, stat.S_IMODE(st.st_mode)])
             elif stat.S_ISREG(st.st_mode):
                 digest = self.local.put_cas_file(path)
-                uploads.append(digest)
+                sizes[digest] = os.path.getsize(self.local.cas_path(digest))
                 outputs.append([name, "file", digest, stat.S_IMODE(st.st_mode)])
         streams = {}
         for name in ("stdout", "stderr"):
             data = getattr(result, name) or b""
             streams[name] = self.local.put_cas_bytes(data)
-            uploads.append(streams[name])
+            sizes[streams[name]] = len(data)
         doc = result.to_dict()
-        for cat in ("reads", "writes", "probes", "enumerations"):
-            doc[cat] = [self.roots.to_key(p) for p in doc[cat]]
-        doc["args"] = [self.roots.text_to_key(a) for a in doc["args"]]
-        for e in doc["execs"]:
-            e["path"] = self.roots.text_to_key(e["path"])
-            e["argv"] = [self.roots.text_to_key(a) for a in e["argv"]]
+        doc = _map_result(doc, self.roots.to_key, self.roots.text_to_key)
         doc["stdout"] = doc["stderr"] = None
-        entry = {"format": FORMAT, "outputs": outputs, "result": doc, **streams}
+        # sizes: what a REAPI Digest needs besides the hash.
+        entry = {"format": FORMAT, "outputs": outputs, "result": doc, "sizes": sizes,
+                 **streams}
         entry_bytes = _canonical(entry)
         self.local.put_ac(key2, entry_bytes)
         candidate = {"inputs": inputs, "entry": key2}
+        ref = None
+        # Blobs before the entry, the entry before the manifest: a reader
+        # never finds a manifest pointing at nothing.
+        if self.remote and self.remote.put_blobs(sizes, self.local):
+            ref = self.remote.put_entry(key2, step, inputs, entry, entry_bytes, self.roots)
+            if ref:
+                candidate["remote"] = ref
         with self._lock:
             self.local.put_ac(key1, self._add_candidate(self.local.get_ac(key1), candidate))
-        if self.remote:
-            # Blobs before the entry, the entry before the manifest: a reader
-            # never finds a manifest pointing at nothing.
-            for digest in dict.fromkeys(uploads):
-                self.remote.put_cas(digest, self.local.cas_path(digest))
-            self.remote.put_ac(key2, entry_bytes)
-            self.remote.put_ac(key1, self._add_candidate(self.remote.get_ac(key1),
-                                                         candidate))
-        return key2
+        if self.remote and (ref or isinstance(self.remote, HTTPStore)):
+            self.remote.put_manifest(key1, step, self._add_candidate(
+                self.remote.get_manifest(key1, step), candidate))
+        return key2, ref
 
     def _add_candidate(self, old: Optional[bytes], candidate: dict) -> bytes:
         doc = self._json(old) or {"format": FORMAT, "candidates": []}
@@ -834,13 +895,7 @@ class Memo:
     def _restore(self, entry: dict) -> Result:
         # Everything that can fail without touching the tree comes first.
         try:
-            doc = dict(entry["result"])
-            for cat in ("reads", "writes", "probes", "enumerations"):
-                doc[cat] = [self.roots.from_key(p) for p in doc[cat]]
-            doc["args"] = [self.roots.text_from_key(a) for a in doc["args"]]
-            doc["execs"] = [dict(e, path=self.roots.text_from_key(e["path"]),
-                                 argv=[self.roots.text_from_key(a) for a in e["argv"]])
-                            for e in doc["execs"]]
+            doc = _map_result(entry["result"], self.roots.from_key, self.roots.text_from_key)
             result = Result.from_dict(doc)
         except (KeyError, TypeError, ValueError, AttributeError) as e:
             raise _Miss("unreadable entry (%s)" % e) from None
@@ -928,6 +983,29 @@ class Memo:
         if check:
             result.check_returncode()
         return result
+
+
+_CATEGORIES = ("reads", "writes", "probes", "enumerations")
+
+
+def _map_result(doc: dict, path, text) -> dict:
+    """A Result document with every path mapped by ``path`` (to or from the
+    stored names) and every text that may hold one (argv, the executed
+    files) by ``text``: the run's sets, its execs and each process's record,
+    so that no path of the checkout that stored it shows in another."""
+    def opt(f, v):
+        return None if v is None else f(v)
+    doc = dict(doc)
+    for cat in _CATEGORIES:
+        doc[cat] = [path(p) for p in doc[cat]]
+    doc["args"] = [text(a) for a in doc["args"]]
+    doc["execs"] = [dict(e, path=text(e["path"]), argv=[text(a) for a in e["argv"]])
+                    for e in doc["execs"]]
+    doc["processes"] = [dict(p, path=opt(text, p.get("path")), cwd=opt(path, p.get("cwd")),
+                             argv=[text(a) for a in p.get("argv", ())],
+                             **{c: [path(x) for x in p.get(c, ())] for c in _CATEGORIES})
+                        for p in doc.get("processes", ())]
+    return doc
 
 
 def _universal_newlines(s: str) -> str:

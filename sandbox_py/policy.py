@@ -362,9 +362,11 @@ class Policy:
     def refusals(self, refused) -> list:
         """The refused calls a tracer saw -- ``(path, "read" | "write")``,
         a call the system failed with EACCES or EPERM, traced as a probe of
-        its name -- that this policy explains: what it asked for is outside
-        the policy.  (A refusal inside the policy came from elsewhere, e.g.
-        file permissions, and is not the policy's.)"""
+        its name and of the file that name reached (a symlink's target, what
+        /proc/self/root or /proc/self/fd/N led to: what the system judged)
+        -- that this policy explains: what it asked for is outside the
+        policy.  (A refusal inside the policy came from elsewhere, e.g. file
+        permissions, and is not the policy's.)"""
         return [Denied(path, category) for path, category in refused
                 if path.startswith("/") and not self.allows(category, path)]
 
@@ -382,6 +384,12 @@ class Policy:
             if _checkable(e.path) and not self.allows("exec", e.path):
                 out.add(Denied(e.path, "exec", e.pid))
         return tuple(sorted(out, key=lambda d: (d.path, d.category, d.pid or 0)))
+
+
+#: Said by an incomplete Result of a run under a deny policy.
+UNSEEN_REFUSALS = ("Result.denied lists the accesses this run traced: what the backend "
+                   "did not see (named in the warnings above) was held to the policy all "
+                   "the same, but a refusal among it is not listed")
 
 
 def merge_denied(mechanism, traced) -> tuple:

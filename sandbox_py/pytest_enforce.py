@@ -181,7 +181,7 @@ def run_forked(pyfuncitem, ruleset, tracer) -> None:
         # Audit hooks: start following child processes here, in the pytest
         # process (its reader must outlive the child), and let the child's
         # processes write the shim's log.
-        impl._follow_children()
+        impl._follow_children(named=True)
         children = getattr(impl, "_children", None)
         if children is not None:
             ruleset.allow(children.log_path, READ | WRITE)

@@ -16,7 +16,8 @@ from dataclasses import dataclass, field
 from typing import Iterable, Iterator, Optional, Sequence
 
 from .breakaway import Breakaway
-from .policy import Denied, Policy, _under_windows, is_windows_path, merge_denied
+from .policy import (UNSEEN_REFUSALS, Denied, Policy, _under_windows, is_windows_path,
+                     merge_denied)
 
 SCHEMA = "sandbox_py.result/1"
 
@@ -247,6 +248,9 @@ class Result:
             mechanism += policy.refusals(fields.get("refused", ()))
             r.denied = tuple(r._with_pid(d) for d in merge_denied(mechanism,
                                                                   policy.violations(r)))
+            if not r.complete and policy.on_violation == "deny":
+                # the system refused what it refused; the list is the trace's
+                r.warnings = r.warnings + (UNSEEN_REFUSALS,)
         return r
 
     def _with_pid(self, d: Denied) -> Denied:

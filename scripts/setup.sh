@@ -29,6 +29,14 @@ fi
 # mistake to stop at, not the graceful fallback a user's install gets.
 SANDBOX_PY_REQUIRE_EBPF_BUILD=1 .venv/bin/python -m pip install -q -e '.[test]'
 
+# BuildGrid: the REAPI v2 server that tests/test_memo_reapi.py runs the gRPC
+# memo store against (and whose `bgd` reads the entries back). In its own
+# virtualenv: its pins are its own, and the package does not need it.
+if [ ! -x build/buildgrid-venv/bin/bgd ]; then
+    python3 -m venv build/buildgrid-venv
+    build/buildgrid-venv/bin/python -m pip install -q buildgrid==0.4.4
+fi
+
 # The third-party suites tests/test_third_party.py runs the pytest plugin
 # over (sdists from PyPI; the versions are pinned there).
 mkdir -p build/sdists

@@ -115,7 +115,7 @@ class MachO:
             out = subprocess.run([objdump, "--macho", kind, path], capture_output=True,
                                  text=True, check=True).stdout
             for line in out.splitlines():
-                f = line.split()
+                f = [t for t in line.split() if t != "(weak_import)"]
                 if len(f) >= 5 and f[0].startswith("__") and f[2].startswith("0x"):
                     self.binds[int(f[2], 16)] = f[-1]
 
@@ -279,6 +279,42 @@ class Emulator:
             raise NotImplementedError("the fake libc has no %s" % self.missing)
         r = uc.reg_read(self.arch["ret"])
         return ctypes.c_int64(r).value if wide else ctypes.c_int32(r & 0xFFFFFFFF).value
+
+    def call_nested(self, addr: int, *args, wide: bool = False, nfixed: int = None) -> int:
+        """Call code of the image from inside a fake libc function: what
+        libSystem does when one of its libraries calls a symbol the dylib
+        interposes (libremovefile's unlink, libcopyfile's open ...), which
+        dyld rebinds to the replacement.  Runs below the caller's stack;
+        the caller's stack pointer (and link register) are put back."""
+        uc = self.uc
+        keep = [self.arch["sp"]] + ([a64.UC_ARM64_REG_LR] if self.arm64 else [])
+        saved = [(r, uc.reg_read(r)) for r in keep]
+        sp = (uc.reg_read(self.arch["sp"]) - 0x800) & ~0xF
+        named = args if nfixed is None or not self.arm64 else args[:nfixed]
+        for reg, a in zip(self.arch["args"], named):
+            uc.reg_write(reg, a & 0xFFFFFFFFFFFFFFFF)
+        if self.arm64:
+            for i, a in enumerate(args[len(named):]):     # Apple arm64: variadic on the stack
+                uc.mem_write(sp + 8 * i, struct.pack("<Q", a & 0xFFFFFFFFFFFFFFFF))
+            uc.reg_write(a64.UC_ARM64_REG_LR, RET)
+        else:
+            sp -= 8
+            uc.mem_write(sp, struct.pack("<Q", RET))
+            uc.reg_write(x86.UC_X86_REG_RAX, 0)
+        uc.reg_write(self.arch["sp"], sp)
+        uc.emu_start(addr, RET)
+        if self.missing:
+            raise NotImplementedError("the fake libc has no %s" % self.missing)
+        r = uc.reg_read(self.arch["ret"])
+        for reg, v in saved:
+            uc.reg_write(reg, v)
+        return ctypes.c_int64(r).value if wide else ctypes.c_int32(r & 0xFFFFFFFF).value
+
+    def interposed_by(self, symbol: str) -> int:
+        """The dylib's replacement for a libSystem symbol, from its own
+        __DATA,__interpose section: where dyld sends every other image's
+        call of `symbol` (libSystem's libraries included)."""
+        return self._interpose_table()[symbol]
 
     def call(self, symbol: str, *args, wide: bool = False, nfixed: int = None) -> int:
         return self.call_addr(BASE + self.image.symbols[symbol], *args, wide=wide,

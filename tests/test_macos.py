@@ -25,8 +25,17 @@ SCENARIO = r"""
 #include <copyfile.h>
 #include <sys/attr.h>
 #include <sys/clonefile.h>
+#if __has_include(<removefile.h>)
+#include <removefile.h>
+#else   /* zig's copy of the headers lacks it: Apple's prototype */
+#include <stdint.h>
+typedef struct _removefile_state *removefile_state_t;
+#define REMOVEFILE_RECURSIVE (1 << 0)
+int removefile(const char *, removefile_state_t, uint32_t);
+#endif
 #endif
 #include <dirent.h>
+#include <ftw.h>
 #include <fcntl.h>
 #include <spawn.h>
 #include <stdio.h>
@@ -36,6 +45,16 @@ SCENARIO = r"""
 #include <sys/wait.h>
 #include <unistd.h>
 extern char **environ;
+
+#ifdef __APPLE__
+static int visited;
+static int count_entry(const char *path, const struct stat *sb, int type, struct FTW *ftw)
+{
+    (void)path, (void)sb, (void)type, (void)ftw;
+    visited++;
+    return 0;
+}
+#endif
 
 int main(int argc, char **argv)
 {
@@ -81,6 +100,22 @@ int main(int argc, char **argv)
         char out[64];
         return getattrlist("absent3.txt", &al, out, sizeof out, 0) == 0;
     }
+    if (!strcmp(what, "getattrlistbulk")) {
+        /* how Foundation's enumerators list a directory */
+        struct attrlist al = {ATTR_BIT_MAP_COUNT, 0,
+                              ATTR_CMN_RETURNED_ATTRS | ATTR_CMN_NAME, 0, 0, 0, 0};
+        char out[4096];
+        int fd = open("dir", O_RDONLY), n;
+        while ((n = getattrlistbulk(fd, &al, out, sizeof out, 0)) > 0)
+            ;
+        return n < 0 || close(fd);
+    }
+    if (!strcmp(what, "removefile-tree"))
+        return removefile("tree", NULL, REMOVEFILE_RECURSIVE);
+    if (!strcmp(what, "copyfile-tree"))
+        return copyfile("tree", "copy", NULL, COPYFILE_ALL | COPYFILE_RECURSIVE);
+    if (!strcmp(what, "nftw-tree"))
+        return nftw("tree", count_entry, 8, FTW_PHYS) || visited != 4;
 #endif
     if (!strcmp(what, "spawn-child")) {
         char *args[] = {argv[0], "read", NULL};
@@ -156,7 +191,56 @@ def work(tmp_path):
         f.write("data\n")
     os.mkdir(os.path.join(d, "dir"))
     open(os.path.join(d, "dir", "a"), "w").close()
+    make_tree(d)
     return d
+
+
+TREE_DIRS, TREE_FILES = ["tree", "tree/sub"], ["tree/a.txt", "tree/sub/b.txt"]
+
+
+def make_tree(d):
+    os.makedirs(os.path.join(d, "tree", "sub"))
+    for n in TREE_FILES:
+        with open(os.path.join(d, n), "w") as f:
+            f.write(n)
+
+
+CATEGORIES = ("reads", "writes", "probes", "enumerations")
+
+
+def tree_results(sets, work):
+    """{name: the categories it is in} for the tree and its copy;
+    `sets`: {category: paths} (a Result's or the reader's)."""
+    return {n: {c for c in CATEGORIES if os.path.join(work, n) in sets[c]}
+            for n in TREE_DIRS + TREE_FILES + [t.replace("tree", "copy", 1)
+                                               for t in TREE_DIRS + TREE_FILES]}
+
+
+def removefile_tree_ok(cats):
+    """removefile(REMOVEFILE_RECURSIVE): every name removed is a write, each
+    directory listed, nothing read (docs/macos.md, What the walkers report)."""
+    return (all("writes" in cats[n] and "reads" not in cats[n] for n in TREE_DIRS + TREE_FILES)
+            and all("enumerations" in cats[n] for n in TREE_DIRS))
+
+
+def copyfile_tree_ok(cats):
+    """copyfile(COPYFILE_RECURSIVE): source directories listed, source files
+    read, nothing of the source written; every copy written, none read."""
+    copies = [n.replace("tree", "copy", 1) for n in TREE_DIRS + TREE_FILES]
+    return (all("enumerations" in cats[n] and "reads" not in cats[n] for n in TREE_DIRS)
+            and all("reads" in cats[n] for n in TREE_FILES)
+            and all("writes" not in cats[n] for n in TREE_DIRS + TREE_FILES)
+            and all("writes" in cats[n] and "reads" not in cats[n] for n in copies))
+
+
+def walk_ok(cats):
+    """nftw: each directory an enumeration, nothing read or written."""
+    return (all("enumerations" in cats[n] for n in TREE_DIRS)
+            and all(not {"reads", "writes"} & cats[n] for n in TREE_DIRS + TREE_FILES))
+
+
+WALKERS = {"removefile-tree": removefile_tree_ok, "copyfile-tree": copyfile_tree_ok,
+           "nftw-tree": walk_ok}
 
 
 def run(scenario, work, what):
@@ -220,6 +304,20 @@ def test_copies_read_the_source_and_write_the_copy(scenario, work, what, dst):
 def test_getattrlist_of_an_absent_file_is_a_probe(scenario, work):
     r = run(scenario, work, "getattrlist")
     assert os.path.join(work, "absent3.txt") in r.probes
+
+
+def test_getattrlistbulk_listing_is_an_enumeration(scenario, work):
+    r = run(scenario, work, "getattrlistbulk")
+    d = os.path.join(work, "dir")
+    assert d in r.enumerations and d not in r.reads
+
+
+@pytest.mark.parametrize("what", sorted(WALKERS))
+def test_tree_walkers_report_what_the_docs_say(scenario, work, what):
+    r = run(scenario, work, what)
+    cats = tree_results({c: set(getattr(r, c)) for c in CATEGORIES}, work)
+    assert WALKERS[what](cats), cats
+    assert r.complete, r.warnings
 
 
 @pytest.mark.parametrize("what", ["spawn-child", "fork-exec-scrubbed"])

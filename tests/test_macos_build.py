@@ -14,7 +14,7 @@ import sys
 
 import pytest
 
-from test_shim_hooks import hooks_for, ROOT
+from test_shim_hooks import hook_list, hooks_for, ROOT
 
 sys.path.insert(0, os.path.join(ROOT, "shims", "macos"))
 import machobuild  # noqa: E402
@@ -73,28 +73,47 @@ def interpose_pairs(path):
     return pairs
 
 
+def darwin_hooks(arch):
+    """The hooks.def entries interposed in the `arch` slice."""
+    return hooks_for("DARWIN") | ({n for n, w in hook_list() if w == "DARWIN_X86_64"}
+                                  if arch == "x86_64" else set())
+
+
 def client_symbols(arch, tmp_path, names):
-    """The symbol each function binds to in a program compiled against the
-    same headers for `arch`: what the interpose pair must replace."""
+    """{C name: symbol} for each function as a program compiled against the
+    same headers for `arch` binds it: what the interpose pair must replace.
+    Read from the client object's relocations: entry i of its table at
+    offset 8*i names the symbol that C name became."""
     src = tmp_path / ("client_%s.c" % arch)
     with open(os.path.join(ROOT, "shims", "macos", "interpose.c")) as f:
         includes = "".join(line for line in f if line.startswith("#include <"))
+    order = sorted(names)
     src.write_text(includes + '#include "darwin_decls.h"\nvoid *sbx_client[] = {\n'
-                   + "".join("    (void *)&%s,\n" % n for n in sorted(names)) + "};\n")
+                   + "".join("    (void *)&%s,\n" % n for n in order) + "};\n")
     obj = str(tmp_path / ("client_%s.o" % arch))
     subprocess.run(machobuild.zig_cc(arch) + ["-Wno-deprecated-declarations", "-I",
                    os.path.join(ROOT, "shims", "macos"), "-c", "-o", obj, str(src)],
                    check=True, cwd=ROOT)
-    out = subprocess.run([tool("llvm-nm"), "-u", obj], capture_output=True, text=True,
-                         check=True).stdout.split()
-    return {s[1:].split("$")[0]: s for s in out}
+    out = {}
+    section = None
+    for line in objdump("-r", obj).splitlines():
+        if line.startswith("Relocation information"):
+            section = line.split("(")[1].split(")")[0]
+            continue
+        # address pcrel length extern type scattered symbol (arm64 prints
+        # the length as "?( 3)")
+        m = re.match(r"([0-9a-f]+)\s+\S+\s+(?:\?\(\s*\d+\)|\S+)\s+True\s+\S+\s+\S+\s+(\S+)$",
+                     line)
+        if section == "__DATA,__data" and m:
+            out[order[int(m.group(1), 16) // 8]] = m.group(2)
+    return out
 
 
 @pytest.mark.parametrize("arch", machobuild.ARCHS)
 def test_every_darwin_hook_has_an_interpose_pair(built, arch, tmp_path):
     path = built["%s.%s" % (machobuild.DYLIB, arch)]
     pairs = interpose_pairs(path)
-    want = hooks_for("DARWIN")
+    want = darwin_hooks(arch)
     got = {}
     for repl, replacee, dylib in pairs:
         assert repl and repl.startswith("_sbx_hook_"), (repl, replacee)
@@ -105,6 +124,8 @@ def test_every_darwin_hook_has_an_interpose_pair(built, arch, tmp_path):
     client = client_symbols(arch, tmp_path, want)
     wrong = {n: (got[n], client.get(n)) for n in want if got[n] != client.get(n)}
     assert not wrong, "interposed symbol differs from what programs call: %s" % wrong
+    # one pair per libSystem symbol: no symbol is replaced twice
+    assert len(set(got.values())) == len(got)
 
 
 def test_variant_symbols_per_architecture(built):

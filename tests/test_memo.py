@@ -399,6 +399,19 @@ def test_two_checkouts_share_a_remote_cache(tmp_path, nginx, auto):
         [CC, "util.o", "main.o", "-o", str(b / "app")], cwd=b / "src")
     assert r.memo.status == "hit" and str(b / "app") in r.writes
     assert not [p for p in r.reads | r.writes if p.startswith(str(a))]
+    # nor into its per-process records: the linker's own writes, argv, cwd
+    assert r.processes and not leaks(r, a)
+    assert [p.argv[-1] for p in r.processes if p.argv[:1] == (CC,)] == [str(b / "app")]
+
+
+def leaks(result, other: Path) -> list:
+    """Every mention of ``other`` in a Result: its sets, execs and processes."""
+    texts = list(result.reads | result.writes | result.probes | result.enumerations)
+    texts += [a for e in result.execs for a in (e.path, *e.argv)]
+    for p in result.processes:
+        texts += [p.path or "", p.cwd or "", *p.argv,
+                  *(p.reads | p.writes | p.probes | p.enumerations)]
+    return [t for t in texts if str(other) in t]
 
 
 @pytest.mark.skipif(not CC, reason="no C compiler")

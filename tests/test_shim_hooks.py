@@ -19,7 +19,8 @@ HOOKS_DEF = os.path.join(ROOT, "shims", "core", "hooks.def")
 def hook_list() -> list:
     """[(name, where)] in hooks.def order."""
     with open(HOOKS_DEF, encoding="utf-8") as f:
-        return re.findall(r"^SBX_HOOK_ENTRY\((\w+), (POSIX|LINUX|DARWIN)\)", f.read(), re.M)
+        return re.findall(r"^SBX_HOOK_ENTRY\((\w+), (POSIX|LINUX|DARWIN|DARWIN_X86_64)\)",
+                          f.read(), re.M)
 
 
 def hooks_for(system: str) -> set:

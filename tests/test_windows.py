@@ -133,7 +133,7 @@ def test_native_portable_parts(tmp_path):
         pytest.skip("no host C compiler")
     srcs = ["tests/windows/unit_native.c", "csrc/win/winpath.c", "csrc/win/cmdline.c",
             "shims/windows/x64_decode.c", "csrc/core/result_json.c", "csrc/core/pathset.c",
-            "csrc/core/result.c"]
+            "csrc/core/result.c", "csrc/core/access.c", "csrc/core/ledger.c"]
     subprocess.run([cc, "-std=gnu11", "-Wall", "-Wextra", "-o", str(exe)] +
                    [os.path.join(ROOT, s) for s in srcs], check=True)
     proc = subprocess.run([str(exe)], capture_output=True, text=True)
@@ -308,6 +308,84 @@ def test_child_and_grandchild(prefix, tools, tmp_path):
     assert all(e["path"] == winpath(tools["win32_ops"]) for e in execs)
 
 
+def test_processes_who_did_what(prefix, tools, tmp_path):
+    """Each access is attributed to the process that made it: a root that
+    starts two children at once, each reading a file of its own, gives
+    three records with their own sets, argv, starting directory and exit
+    code, the children hung under the root."""
+    files(tmp_path, "parent_input.txt", "one.txt", "two.txt", "only_opened_by_one.txt",
+          "only_opened_by_two.txt")
+    (tmp_path / "sub").mkdir()
+    res = scenario(prefix, tools, tmp_path, "fanout")
+    jsonschema = pytest.importorskip("jsonschema")
+    from sandbox_py.result import json_schema
+    jsonschema.validate(res, json_schema())
+    w = lambda n: winpath(tmp_path / n)
+    exe = winpath(tools["win32_ops"])
+    procs = res["processes"]
+    assert [p["argv"][1:] for p in procs] == [
+        ["fanout", winpath(tmp_path)],
+        ["readone", winpath(tmp_path), "one.txt", "0"],
+        ["readone", winpath(tmp_path), "two.txt", "7"]], procs
+    root, one, two = procs
+    for p in procs:
+        assert set(p) == {"pid", "ppid", "parent", "path", "argv", "cwd", "returncode",
+                          "reads", "writes", "probes", "enumerations"}
+        assert p["path"] == exe and exe in p["reads"]
+        for key in ("reads", "writes", "probes", "enumerations"):
+            assert p[key] == sorted(p[key])
+    assert root["parent"] is None and root["pid"] == res["execs"][0]["pid"]
+    assert one["parent"] == two["parent"] == 0
+    assert one["ppid"] == two["ppid"] == root["pid"] != one["pid"] != two["pid"]
+    assert [p["returncode"] for p in procs] == [0, 0, 7]
+    # the root started where sbx-trace was; CreateProcess's directory is the child's
+    assert one["cwd"] == root["cwd"] and two["cwd"] == w("sub")
+
+    assert w("parent_input.txt") in root["reads"] and w("parent_output.txt") in root["writes"]
+    assert w("one.txt") in one["reads"] and w("two.txt") in two["reads"]
+    for mine, other in ((root, None), (one, "two.txt"), (two, "one.txt")):
+        touched = {x for k in ("reads", "writes", "probes", "enumerations") for x in mine[k]}
+        assert (other is None and not {w("one.txt"), w("two.txt")} & touched) or \
+            w(other) not in touched
+    assert not ({w("parent_input.txt"), w("parent_output.txt")} &
+                set(one["reads"] + one["writes"] + two["reads"] + two["writes"]))
+    # the open-file ledger per process: opened, closed unread, a probe of that child
+    assert w("only_opened_by_one.txt") in one["probes"]
+    assert w("only_opened_by_one.txt") not in one["reads"] + two["probes"]
+    assert w("only_opened_by_two.txt") in two["probes"]
+    # ... and for the run: what the root read before the children only opened
+    # it is a read of the run, not a probe; a probe of each child
+    assert w("parent_input.txt") in one["probes"] and w("parent_input.txt") in two["probes"]
+    assert w("parent_input.txt") in res["reads"] and w("parent_input.txt") not in res["probes"]
+    # the run's sets from the records' (docs/semantics.md): writes and listings
+    # their union; reads too here, where no process reads what another made
+    for key in ("reads", "writes", "enumerations"):
+        assert set(res[key]) == {x for p in procs for x in p[key]}, key
+    assert set(res["probes"]) <= {x for p in procs for x in p["probes"]}
+
+
+def test_processes_of_a_grandchild_and_a_killed_child(prefix, tools, tmp_path):
+    """A grandchild's record hangs under its parent's, not the root's; a
+    child killed from outside has the exit code it was killed with."""
+    files(tmp_path, "child_input.txt", "grandchild_input.txt")
+    res = scenario(prefix, tools, tmp_path, "spawn")
+    procs = res["processes"]
+    assert [(p["argv"][1], p["parent"]) for p in procs] == [
+        ("spawn", None), ("child", 0), ("grandchild", 1)]
+    assert [p["pid"] for p in procs] == [e["pid"] for e in res["execs"]]
+    assert procs[2]["ppid"] == procs[1]["pid"] and procs[1]["ppid"] == procs[0]["pid"]
+    assert winpath(tmp_path / "child_input.txt") in procs[1]["reads"]
+    assert winpath(tmp_path / "grandchild_input.txt") in procs[2]["reads"]
+    assert winpath(tmp_path / "grandchild_input.txt") not in procs[1]["reads"]
+
+    rc, res = trace(prefix, tools, [winpath(tools["win32_ops"]), "killchild", winpath(tmp_path)],
+                    tmp_path)
+    assert rc == 0
+    killed = [p for p in res["processes"] if p["argv"][1:2] == ["sleep"]]
+    assert len(killed) == 1 and killed[0]["returncode"] == 9     # TerminateProcess(.., 9)
+    assert res["processes"][0]["returncode"] == 0
+
+
 def test_many_threads(prefix, tools, tmp_path):
     names = ["t%d_%d.txt" % (t, i) for t in range(8) for i in range(40)]
     files(tmp_path, *names)
@@ -406,6 +484,40 @@ def test_python_backend_wrapper_mode(prefix, tools, tmp_path, monkeypatch):
                env=env, capture_output=True, timeout=120)
     with pytest.raises(FileNotFoundError):
         session.finish()
+
+
+def test_python_backend_hands_on_processes(prefix, tools, tmp_path, monkeypatch):
+    """detours.py passes the launcher's processes on: the Result made from
+    its fields has one Process per program, with its own sets, and steps
+    roll them up."""
+    from sandbox_py import Result
+    from sandbox_py._backends import detours
+
+    files(tmp_path, "parent_input.txt", "one.txt", "two.txt", "only_opened_by_one.txt",
+          "only_opened_by_two.txt")
+    (tmp_path / "sub").mkdir()
+    monkeypatch.setenv("SANDBOX_PY_DETOURS_DIR", os.path.dirname(tools["exe"]))
+    session = detours.session(None)
+    kw = session.popen_kwargs({})
+    argv = [winpath(tools["win32_ops"]), "fanout", winpath(tmp_path)]
+    env = dict(prefix.env, SBX_TRACE_OUTPUT=winpath(session.out))
+    proc = prefix.run([tools["popen_like"], winpath(kw["executable"]),
+                       subprocess.list2cmdline(argv)],
+                      env=env, capture_output=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    r = Result.from_fields(session.finish(), args=argv, returncode=0, backend="detours")
+    assert r.complete, r.warnings
+    root, one, two = r.processes
+    assert root.argv == tuple(argv) and root.parent is None and root.returncode == 0
+    assert (one.argv[1], one.argv[3], one.parent, one.returncode) == ("readone", "one.txt", 0, 0)
+    assert (two.argv[1], two.argv[3], two.parent, two.returncode) == ("readone", "two.txt", 0, 7)
+    w = lambda n: winpath(tmp_path / n)
+    assert w("one.txt") in one.reads and w("one.txt") not in two.reads | root.reads
+    assert w("two.txt") in two.reads and w("two.txt") not in one.reads | root.reads
+    assert two.cwd == w("sub")
+    steps = r.steps(lambda p: p.argv[1:2] == ("readone",))
+    assert [s.process for s in steps] == [one, two]
+    assert [w("one.txt") in s.reads for s in steps] == [True, False]
 
 
 # --- paths and calls of build tools ---------------------------------------------

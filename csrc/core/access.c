@@ -59,6 +59,19 @@ int sbx_access_refusal(int err)
     return err == EACCES || err == EPERM;
 }
 
+int sbx_access_follows(enum sbx_op op)
+{
+    switch (op) {
+    case SBX_OP_OPEN: case SBX_OP_PROBE: case SBX_OP_LIST: case SBX_OP_MODIFY:
+    case SBX_OP_EXEC: case SBX_OP_LOAD:
+        return 1;
+    default:
+        /* creating, removing, renaming, linking and reading a link act on
+         * the name in its directory, a symlink included */
+        return 0;
+    }
+}
+
 static unsigned refused(unsigned wanted)
 {
     wanted &= SBX_READ | SBX_WRITE | SBX_ENUM;

@@ -29,6 +29,10 @@ struct sbx_access sbx_access_classify(enum sbx_op op, int ok);
  * the pathset records them as probes and keeps the request for
  * Result.denied.  `open_intent' (SBX_OPEN_*) is used for SBX_OP_OPEN. */
 struct sbx_access sbx_access_refused(enum sbx_op op, unsigned open_intent);
+/* Whether a call taking `op' follows a symlink that is its name's last
+ * component (an open does unless O_NOFOLLOW, which the caller checks): a
+ * refusal is then the target's, not the link's (sbx_path_reached). */
+int sbx_access_follows(enum sbx_op op);
 /* Whether a call that failed with errno `err' was refused by the system
  * (EACCES, EPERM: a policy or permissions) rather than failing otherwise. */
 int sbx_access_refusal(int err);
@@ -54,10 +58,16 @@ unsigned sbx_access_open(unsigned intent, int created, int *used, int *tracked);
 unsigned sbx_access_use(enum sbx_use use);
 
 /* The ledger's one rule: an open file whose content was never used (never
- * read, written or listed, and neither created nor truncated by the open)
- * was only looked at: a probe.  Call when the file is closed or the record
- * of it is dropped; `used` as kept by the backend.  Adds to `ps` unless the
- * path already carries a read or a write.  Returns 0 or -1 (out of memory). */
+ * read, written or listed, and neither created nor truncated by the open:
+ * `used` = 0, as kept by the backend) was only looked at: a probe, unless
+ * the path already carries a read or a write (`has`: its categories so far
+ * in the set it is settled into, 0 where the caller holds none).  Asked
+ * when the file is closed or the record of it is dropped.  A pure
+ * predicate (ledger.c): the Windows hook DLL's handle table asks it too. */
+int sbx_ledger_is_probe(int used, unsigned has);
+
+/* The rule applied to a pathset (pathset.c): adds the probe to `ps` when
+ * sbx_ledger_is_probe() says so.  Returns 0 or -1 (out of memory). */
 int sbx_ledger_settle(sbx_pathset *ps, const char *path, size_t len, int used);
 
 /* Human-readable name of an operation (warnings, debugging). */

@@ -16,6 +16,7 @@ struct sbx_keyed {
     char *path;             /* owned; NULL until set */
     unsigned flags;         /* the user's */
     int used;               /* the user's: e.g. "data was read or written" */
+    int64_t pid;            /* the user's: e.g. the process that opened it */
 };
 
 struct sbx_keyed_table {

@@ -1,12 +1,10 @@
 /* ledger.c — the open-file ledger's rule (access.h).  Apart from access.c
- * because it records into a pathset, which the preload shim does not link. */
+ * because the preload shim, which links access.c, keeps no ledger; pure and
+ * libc-free like it, so that the Windows hook DLL links it as it is.  The
+ * settling into a pathset (sbx_ledger_settle) is pathset.c's. */
 #include "access.h"
 
-int sbx_ledger_settle(sbx_pathset *ps, const char *path, size_t len, int used)
+int sbx_ledger_is_probe(int used, unsigned has)
 {
-    if (used || !path || !len)
-        return 0;
-    if (sbx_pathset_get(ps, path, len) & (SBX_READ | SBX_WRITE))
-        return 0;
-    return sbx_pathset_add(ps, path, len, SBX_PROBE);
+    return !used && !(has & (SBX_READ | SBX_WRITE));
 }

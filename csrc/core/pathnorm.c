@@ -140,3 +140,71 @@ long sbx_path_join_resolving(char *out, size_t cap, const char *base, size_t bas
     memcpy(out, cur, l + 1);
     return (long)l;
 }
+
+long sbx_path_reached(const char *name, int follow_last, sbx_dir_resolver resolve, void *ctx,
+                      char *out, size_t cap)
+{
+    size_t len = strlen(name);
+    if (name[0] != '/' || len >= SBX_PATHNORM_MAX || cap < 2)
+        return -1;
+    long n = follow_last ? resolve(ctx, name, out, cap) : -1;
+    if (n <= 0 || out[0] != '/') {
+        /* not followed, or absent (a create): the directory it is in */
+        const char *slash = strrchr(name, '/');
+        if (!slash[1])
+            return -1;                      /* "/" itself */
+        char dir[SBX_PATHNORM_MAX];
+        size_t dl = slash == name ? 1 : (size_t)(slash - name);
+        memcpy(dir, name, dl);
+        dir[dl] = '\0';
+        n = resolve(ctx, dir, out, cap);
+        if (n <= 0 || out[0] != '/')
+            return -1;
+        size_t bl = len - (size_t)(slash + 1 - name);
+        if ((size_t)n + 1 + bl + 1 > cap)
+            return -1;
+        if (n > 1)
+            out[n++] = '/';
+        memcpy(out + n, slash + 1, bl + 1);
+        n += (long)bl;
+    }
+    if (sbx_path_is_fd_alias(out))
+        return -1;
+    if (!strncmp(out, "/proc/", 6))
+        return 0;
+    return (size_t)n == len && memcmp(out, name, len) == 0 ? 0 : n;
+}
+
+static int is_digit(char c)
+{
+    return c >= '0' && c <= '9';
+}
+
+size_t sbx_path_magic_prefix(const char *path)
+{
+    const char *p;
+    if (!strncmp(path, "/proc/self/", 11))
+        p = path + 11;
+    else if (!strncmp(path, "/proc/thread-self/", 18))
+        p = path + 18;
+    else if (!strncmp(path, "/dev/fd/", 8))
+        p = path + 5;
+    else if (!strncmp(path, "/proc/", 6) && is_digit(path[6])) {
+        for (p = path + 6; is_digit(*p); p++)
+            ;
+        if (*p++ != '/')
+            return 0;
+    } else {
+        return 0;
+    }
+    if (!strncmp(p, "fd/", 3) && is_digit(p[3]))
+        for (p += 3; is_digit(*p); p++)
+            ;
+    else if (!strncmp(p, "root", 4))
+        p += 4;
+    else if (!strncmp(p, "cwd", 3))
+        p += 3;
+    else
+        return 0;
+    return *p == '/' || !*p ? (size_t)(p - path) : 0;
+}

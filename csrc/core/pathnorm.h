@@ -44,4 +44,26 @@ long sbx_path_join_resolving(char *out, size_t cap, const char *base, size_t bas
  * alias itself is never reported. */
 int sbx_path_is_fd_alias(const char *path);
 
+/* Length of the prefix of `path` that is a magic link of the process using
+ * it -- /proc/self/fd/N, /proc/self/root, /proc/self/cwd, the same under
+ * /proc/thread-self and /proc/PID, /dev/fd/N -- or 0.  What follows it is
+ * walked from what the link points to in that process. */
+size_t sbx_path_magic_prefix(const char *path);
+
+/* The name the kernel reached when it refused a call on `name` (absolute,
+ * clean, as traced): the file a symlink on the way, /proc/self/root, or a
+ * descriptor alias (/proc/self/fd/N) led to -- what the system's policy
+ * judged, and so what Result.denied must name.  The last component is
+ * followed when `follow_last` (an open without O_NOFOLLOW); a name that
+ * does not exist (a create) is its directory reached, plus that component.
+ * `resolve` answers for an existing name, in the view of the process that
+ * made the call (its /proc/self, its descriptors), the name the kernel
+ * gives it.  Returns the length written to out when the reached name
+ * differs from `name`, 0 when it is `name` itself or a pseudo file of
+ * /proc (/proc/self/status reached as /proc/PID/status: the name given
+ * says it), -1 when it cannot be told (the process is gone, the name is
+ * not a file's). */
+long sbx_path_reached(const char *name, int follow_last, sbx_dir_resolver resolve, void *ctx,
+                      char *out, size_t cap);
+
 #endif

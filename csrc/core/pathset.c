@@ -6,6 +6,8 @@
  */
 #include "pathset.h"
 
+#include "access.h"
+
 #include <stdlib.h>
 #include <string.h>
 
@@ -209,4 +211,11 @@ static int foreach_sorted(const sbx_pathset *ps, sbx_pathset_visit fn, void *ctx
     }
     free(order);
     return rc;
+}
+
+int sbx_ledger_settle(sbx_pathset *ps, const char *path, size_t len, int used)
+{
+    if (!path || !len || !sbx_ledger_is_probe(used, used ? 0 : sbx_pathset_get(ps, path, len)))
+        return 0;
+    return sbx_pathset_add(ps, path, len, SBX_PROBE);
 }

@@ -253,7 +253,10 @@ static int64_t proc_new(struct sbx_result *r, int64_t pid, int64_t ppid, int64_t
 
 int sbx_result_proc_fork(struct sbx_result *r, int64_t pid, int64_t ppid)
 {
-    if (sbx_result_proc_index(r, pid) >= 0)
+    /* a pid that exited and is given again (pid_max is 32768 on many
+     * machines: a large build wraps) is a new process */
+    int64_t known = sbx_result_proc_index(r, pid);
+    if (known >= 0 && !r->procs[known].has_status)
         return 0;
     int64_t parent = sbx_result_proc_index(r, ppid);
     int64_t i = proc_new(r, pid, ppid, parent);
@@ -277,6 +280,23 @@ static int proc_exec(struct sbx_result *r, int64_t pid, int64_t ppid, const char
 {
     /* the new image hangs where the pid was forked from */
     int64_t old = sbx_result_proc_index(r, pid), parent;
+    if (old >= 0 && !r->procs[old].exec && !r->procs[old].path && r->procs[old].parent < 0) {
+        /* a process whose image and parent nobody knew (the run's root
+         * between its fork and its exec: the launcher's or subprocess's
+         * $PATH search): what it did leads up to this exec, which is its
+         * record */
+        struct sbx_process *p = &r->procs[old];
+        int64_t pp = sbx_result_proc_index(r, ppid);
+        p->exec = 1;
+        p->ppid = ppid;
+        /* a child whose first sign was an access (a posix_spawn'ed image's
+         * loader, before its start record): it hangs under its parent */
+        if (pp >= 0 && pp < old)
+            p->parent = pp;
+        if (!(p->path = dup_str(path)) || !(p->argv = dup_argv(argv, argc, &p->argc)))
+            return -1;
+        return 0;
+    }
     if (old >= 0)
         parent = r->procs[old].parent;
     else

@@ -83,7 +83,9 @@ int sbx_result_add_breakaway(struct sbx_result *r, int64_t pid, int64_t ppid,
 
 /* `pid` was forked by `ppid`: a new record with the parent's current image
  * (path, argv, cwd), parent = ppid's current record.  A pid already known
- * is left alone (a backend that sees the fork twice).  Returns 0 or -1. */
+ * is left alone (a backend that sees the fork twice), unless it has exited
+ * (sbx_result_proc_exit): then the pid was given again, to a new process.
+ * Returns 0 or -1. */
 int sbx_result_proc_fork(struct sbx_result *r, int64_t pid, int64_t ppid);
 
 /* The cwd of pid's current record (at its exec).  Copies; 0 or -1. */

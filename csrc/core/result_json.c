@@ -95,24 +95,96 @@ static void cstr(FILE *f, const char *s)
     sbx_json_string(f, s, strlen(s));
 }
 
-int sbx_result_write_json(FILE *f, const struct sbx_result *r, const struct sbx_json_run *run)
+static void cstr_or_null(FILE *f, const char *s)
 {
-    static const struct { const char *name; unsigned cat; } cats[] = {
-        {"reads", SBX_READ}, {"writes", SBX_WRITE},
-        {"probes", SBX_PROBE}, {"enumerations", SBX_ENUM},
-    };
-    int rc = 0;
-    fputs("{\"schema\": \"sandbox_py.result/1\", \"args\": [", f);
-    for (size_t i = 0; i < run->nargs; i++) {
+    if (s)
+        cstr(f, s);
+    else
+        fputs("null", f);
+}
+
+/* A JSON list of n strings. */
+static void strings_json(FILE *f, const char *const *v, size_t n)
+{
+    fputc('[', f);
+    for (size_t i = 0; i < n; i++) {
         if (i)
             fputs(", ", f);
-        cstr(f, run->args[i]);
+        cstr(f, v[i]);
     }
-    int status = r->has_status ? r->status : run->returncode;
-    if (run->status_is_dword)
-        fprintf(f, "], \"returncode\": %lu, \"backend\": ", (unsigned long)(uint32_t)status);
+    fputc(']', f);
+}
+
+static void status_json(FILE *f, int status, int is_dword)
+{
+    if (is_dword)
+        fprintf(f, "%lu", (unsigned long)(uint32_t)status);
     else
-        fprintf(f, "], \"returncode\": %d, \"backend\": ", status);
+        fprintf(f, "%d", status);
+}
+
+static const struct {
+    const char *name;
+    unsigned cat;
+} cats[] = {
+    {"reads", SBX_READ}, {"writes", SBX_WRITE},
+    {"probes", SBX_PROBE}, {"enumerations", SBX_ENUM},
+};
+
+/* ", \"reads\": [...], ..." of one pathset, each list sorted. */
+static int write_sets(FILE *f, const sbx_pathset *ps)
+{
+    int rc = 0;
+    for (size_t c = 0; c < sizeof cats / sizeof cats[0]; c++) {
+        struct cat_ctx ctx = {f, cats[c].cat, 1};
+        fprintf(f, ", \"%s\": [", cats[c].name);
+        if (sbx_pathset_foreach_sorted(ps, write_if_in, &ctx) < 0)
+            rc = -1;
+        fputs("]", f);
+    }
+    return rc;
+}
+
+/* "processes": one object per record, in start order. */
+static int write_processes(FILE *f, const struct sbx_result *r, int is_dword)
+{
+    int rc = 0;
+    fputs(", \"processes\": [", f);
+    for (size_t i = 0; i < r->nprocs; i++) {
+        const struct sbx_process *p = &r->procs[i];
+        fprintf(f, "%s{\"pid\": %lld, \"ppid\": %lld, \"parent\": ", i ? ", " : "",
+                (long long)p->pid, (long long)p->ppid);
+        if (p->parent >= 0)
+            fprintf(f, "%lld", (long long)p->parent);
+        else
+            fputs("null", f);
+        fputs(", \"path\": ", f);
+        cstr_or_null(f, p->path);
+        fputs(", \"argv\": ", f);
+        strings_json(f, (const char *const *)p->argv, p->argc);
+        fputs(", \"cwd\": ", f);
+        cstr_or_null(f, p->cwd);
+        fputs(", \"returncode\": ", f);
+        if (p->has_status)
+            status_json(f, p->status, is_dword);
+        else
+            fputs("null", f);
+        if (write_sets(f, p->paths) < 0)
+            rc = -1;
+        fputs("}", f);
+    }
+    fputs("]", f);
+    return rc;
+}
+
+int sbx_result_write_json(FILE *f, const struct sbx_result *r, const struct sbx_json_run *run)
+{
+    int rc = 0;
+    fputs("{\"schema\": \"sandbox_py.result/1\", \"args\": ", f);
+    strings_json(f, run->args, run->nargs);
+    fputs(", \"returncode\": ", f);
+    status_json(f, r->has_status ? r->status : run->returncode, run->status_is_dword);
+    fputs(", \"backend\": ", f);
     cstr(f, run->backend);
     fprintf(f, ", \"duration\": %.6f, \"complete\": %s, \"warnings\": [",
             run->duration, r->complete ? "true" : "false");
@@ -122,13 +194,8 @@ int sbx_result_write_json(FILE *f, const struct sbx_result *r, const struct sbx_
         cstr(f, r->warnings[i]);
     }
     fputs("]", f);
-    for (size_t c = 0; c < sizeof cats / sizeof cats[0]; c++) {
-        struct cat_ctx ctx = {f, cats[c].cat, 1};
-        fprintf(f, ", \"%s\": [", cats[c].name);
-        if (sbx_pathset_foreach_sorted(r->paths, write_if_in, &ctx) < 0)
-            rc = -1;
-        fputs("]", f);
-    }
+    if (write_sets(f, r->paths) < 0)
+        rc = -1;
     /* execs, then the processes that left the run (breakaway) apart */
     static const char *const lists[2] = {"execs", "breakaways"};
     for (int b = 0; b < 2; b++) {
@@ -145,16 +212,14 @@ int sbx_result_write_json(FILE *f, const struct sbx_result *r, const struct sbx_
                 fprintf(f, "%s{\"pid\": %lld, \"ppid\": %lld, \"path\": ", n++ ? ", " : "",
                         (long long)e->pid, (long long)e->ppid);
             cstr(f, e->path);
-            fputs(", \"argv\": [", f);
-            for (size_t j = 0; j < e->argc; j++) {
-                if (j)
-                    fputs(", ", f);
-                cstr(f, e->argv[j]);
-            }
-            fputs("]}", f);
+            fputs(", \"argv\": ", f);
+            strings_json(f, (const char *const *)e->argv, e->argc);
+            fputs("}", f);
         }
     }
     fputs("]", f);
+    if (write_processes(f, r, run->status_is_dword) < 0)
+        rc = -1;
     if (run->extra)
         run->extra(f, run->extra_arg);
     fputs(", \"stdout\": null, \"stderr\": null}\n", f);

@@ -20,8 +20,9 @@ struct sbx_json_run {
     const char *backend;      /* "detours", "ebpf", ... */
     double duration;          /* seconds, spawn to last exit */
     int returncode;           /* used when the result has no status */
-    int status_is_dword;      /* Windows: the exit code is a DWORD (0xC0000135 is
-                                 3221225781, as subprocess reports it), never negative */
+    int status_is_dword;      /* Windows: an exit code is a DWORD (0xC0000135 is
+                                 3221225781, as subprocess reports it), never negative;
+                                 the run's and each process's */
     /* More members of the object, written after "execs" (each as ", \"name\":
      * value"): what one launcher knows beyond the sbx_result (the Windows
      * launcher's "denied").  NULL: none. */
@@ -29,8 +30,10 @@ struct sbx_json_run {
     void *extra_arg;
 };
 
-/* Write the JSON object (one line, then a newline).  Returns 0, or -1 when
- * the stream reported an error or memory ran out. */
+/* Write the JSON object (one line, then a newline), "processes" included:
+ * the records as they are, so settle them first (sbx_result_settle_processes,
+ * which the Windows launcher calls when the run is over).  Returns 0, or -1
+ * when the stream reported an error or memory ran out. */
 int sbx_result_write_json(FILE *f, const struct sbx_result *r, const struct sbx_json_run *run);
 
 /* Write one JSON string literal (quotes included) for len bytes of s. */

@@ -38,6 +38,18 @@ int sbx_linux_fd_call(long nr, enum sbx_use *use, int *fd, int *hot)
     return 0;
 }
 
+int sbx_linux_fd2_call(long nr, int *fd_in, int *fd_out)
+{
+    switch (nr) {
+#define SBX_SC_FD2(name, i, o)                                                 \
+    case __NR_##name:                                                           \
+        *fd_in = i; *fd_out = o;                                                \
+        return 1;
+#include "syscalls.def"
+    }
+    return 0;
+}
+
 unsigned sbx_linux_open_intent(unsigned oflags)
 {
     unsigned acc = oflags & O_ACCMODE, in = 0;

@@ -24,6 +24,10 @@ enum sbx_op sbx_linux_path_op(long nr);
  * (see syscalls.def). */
 int sbx_linux_fd_call(long nr, enum sbx_use *use, int *fd, int *hot);
 
+/* A copy between two fds (sendfile, splice...): 1 with the argument index
+ * of the fd read and of the fd written, else 0. */
+int sbx_linux_fd2_call(long nr, int *fd_in, int *fd_out);
+
 /* open(2) flags -> SBX_OPEN_* intent. */
 unsigned sbx_linux_open_intent(unsigned oflags);
 

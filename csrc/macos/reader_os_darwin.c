@@ -21,7 +21,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "ptrace_tracer.h"
 
 struct sbx_watchset {
     int kq;
@@ -128,6 +127,19 @@ void sbx_watch_close(struct sbx_watchset *ws, int handle)
 }
 
 /* F_PUNCHHOLE frees whole file-system blocks: round inwards to 64 KiB. */
+int sbx_log_anonymous(void)
+{
+    return -1;      /* no memfd: a file in $TMPDIR, removed at the end */
+}
+
+int sbx_log_anonymous_name(int fd, char *name, size_t cap)
+{
+    (void)fd;
+    (void)name;
+    (void)cap;
+    return -1;
+}
+
 void sbx_log_punch(int fd, off_t off, off_t len)
 {
     off_t a = (off + 65535) & ~(off_t)65535, b = (off + len) & ~(off_t)65535;
@@ -162,27 +174,8 @@ const char *sbx_unobserved_reason(int is_static)
            "run a copy from outside those folders (e.g. Homebrew's) or see docs/macos.md";
 }
 
-/* ---- no ptrace adoption on macOS ---------------------------------------------*/
-struct sbx_ptrace_run *sbx_ptrace_adopt(pid_t pid, const char *launcher, char *err,
-                                        size_t errlen)
-{
-    (void)pid;
-    (void)launcher;
-    snprintf(err, errlen, "macOS has no ptrace handoff");
-    return NULL;
-}
-int sbx_ptrace_wait(struct sbx_ptrace_run *run, double timeout)
-{
-    (void)run;
-    (void)timeout;
-    return 1;
-}
-void sbx_ptrace_kill(struct sbx_ptrace_run *run) { (void)run; }
-struct sbx_result *sbx_ptrace_end(struct sbx_ptrace_run *run)
-{
-    (void)run;
-    return NULL;
-}
+/* no hand-off of static programs: macOS has no ptrace backend */
+const struct sbx_adopter *sbx_os_adopter(void) { return NULL; }
 
 int sbx_proc_lineage(int pid, int *ppid, unsigned long long *start)
 {
@@ -203,6 +196,45 @@ unsigned long long sbx_proc_now(void)
     struct timeval tv;
     gettimeofday(&tv, NULL);
     return (unsigned long long)tv.tv_sec * 1000000ULL + (unsigned long long)tv.tv_usec;
+}
+
+int sbx_proc_has_env(int pid, const char *entry)
+{
+    /* KERN_PROCARGS2: argc, the executable path, NUL padding, argv, then
+     * the environment, as the process was started.  A hardened process
+     * refuses it: then 0 (not shown to be the run's). */
+    int argmax = 0;
+    size_t sz = sizeof argmax;
+    int mib_max[2] = {CTL_KERN, KERN_ARGMAX};
+    if (sysctl(mib_max, 2, &argmax, &sz, NULL, 0) < 0 || argmax <= 0)
+        return 0;
+    char *buf = malloc((size_t)argmax);
+    if (!buf)
+        return 0;
+    size_t len = (size_t)argmax;
+    int mib[3] = {CTL_KERN, KERN_PROCARGS2, pid};
+    int found = 0;
+    if (sysctl(mib, 3, buf, &len, NULL, 0) == 0 && len > sizeof(int)) {
+        int argc;
+        memcpy(&argc, buf, sizeof argc);
+        char *p = buf + sizeof argc, *end = buf + len;
+        p += strnlen(p, (size_t)(end - p));           /* the executable path */
+        while (p < end && *p == '\0')
+            p++;
+        for (int i = 0; i < argc && p < end; i++)
+            p += strnlen(p, (size_t)(end - p)) + 1;
+        size_t wl = strlen(entry);
+        while (p < end && *p) {
+            size_t l = strnlen(p, (size_t)(end - p));
+            if (l == wl && memcmp(p, entry, wl) == 0) {
+                found = 1;
+                break;
+            }
+            p += l + 1;
+        }
+    }
+    free(buf);
+    return found;
 }
 
 int sbx_kill_by_env(const char *entry)

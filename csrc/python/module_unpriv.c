@@ -33,10 +33,12 @@ typedef struct {
 
 static int preload_init(PreloadRun *self, PyObject *args, PyObject *kw)
 {
-    static char *names[] = {"attach", NULL};
     char err[512];
+    static char *kwlist[] = {"named", "attach", NULL};
+    int named = 0;
     PyObject *attach = NULL;
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "|O&", names, PyUnicode_FSConverter, &attach))
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "|pO&", kwlist, &named, PyUnicode_FSConverter,
+                                     &attach))
         return -1;
     self->owner = (long)getpid();
     if (attach) {
@@ -45,7 +47,7 @@ static int preload_init(PreloadRun *self, PyObject *args, PyObject *kw)
         self->run = sbx_preload_attach(PyBytes_AS_STRING(attach), err, sizeof err);
         Py_DECREF(attach);
     } else {
-        self->run = sbx_preload_begin(err, sizeof err);
+        self->run = sbx_preload_begin(named, err, sizeof err);
     }
     if (!self->run) {
         PyErr_SetString(PyExc_OSError, err);

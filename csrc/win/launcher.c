@@ -6,7 +6,11 @@
  * copies whole records into a shared list.  Records carry a
  * QueryPerformanceCounter time, so events of different processes are put
  * back in the order they happened before the order-dependent rules of
- * pathset.c (created-then-read is not a read) are applied.
+ * pathset.c (created-then-read is not a read) and the open-file ledger are
+ * applied.  Each record is attributed to the process whose connection
+ * carried it (the pid its HELLO gave): the result keeps one record per
+ * process of the tree (result.h), each hung under the process that created
+ * it, with its own sets.
  */
 #include "launcher.h"
 
@@ -15,6 +19,7 @@
 #include <string.h>
 #include <wchar.h>
 
+#include "access.h"
 #include "cmdline.h"
 #include "inject.h"
 #include "winpath.h"
@@ -27,6 +32,7 @@
 struct rec {
     uint64_t time;
     size_t seq;
+    uint32_t pid;       /* the process that sent it */
     uint8_t *data;      /* whole record, header included */
 };
 
@@ -99,6 +105,7 @@ static void keep_record(struct collector *c, size_t conn, const uint8_t *p, uint
             memcpy(copy, p, len);
             c->recs[c->nrecs].time = h.time;
             c->recs[c->nrecs].seq = c->nrecs;
+            c->recs[c->nrecs].pid = c->conns[conn].pid;
             c->recs[c->nrecs].data = copy;
             c->nrecs++;
         }
@@ -243,10 +250,28 @@ static char *utf8(const uint16_t *w, size_t len)
     return s;
 }
 
-static void add_path(struct sbx_result *r, unsigned flags, const uint16_t *w, size_t len)
+/* An access of process pid (0: a connection that never said which, which
+ * the DLL does not make: the run's sets only). */
+static void add_path(struct sbx_result *r, uint32_t pid, unsigned flags, const uint16_t *w,
+                     size_t len)
 {
     char *s = utf8(w, len);
-    if (!s || sbx_pathset_add(r->paths, s, strlen(s), flags) < 0)
+    int rc = !s ? -1
+             : pid ? sbx_result_record(r, pid, s, strlen(s), flags)
+                   : sbx_pathset_add(r->paths, s, strlen(s), flags);
+    if (rc < 0)
+        sbx_result_warn(r, "out of memory while collecting paths; some are missing");
+    free(s);
+}
+
+/* An open file of process pid let go unused: the ledger settles it. */
+static void settle_unused(struct sbx_result *r, uint32_t pid, const uint16_t *w, size_t len)
+{
+    char *s = utf8(w, len);
+    int rc = !s ? -1
+             : pid ? sbx_result_settle(r, pid, s, strlen(s), 0)
+                   : sbx_ledger_settle(r->paths, s, strlen(s), 0);
+    if (rc < 0)
         sbx_result_warn(r, "out of memory while collecting paths; some are missing");
     free(s);
 }
@@ -344,11 +369,58 @@ static void apply_denied(struct sbx_win_denials *d, const struct sbx_wire_hdr *h
     free(w);
 }
 
-static void apply(struct sbx_result *r, const uint8_t *p, struct sbx_win_denials *denied)
+/* An exec's image is read by the process that runs it (the model's
+ * exec), in that process's record. */
+static void add_image_read(struct sbx_result *r, DWORD pid, const char *path)
+{
+    if (path[0] && sbx_result_record(r, pid, path, strlen(path),
+                                     sbx_access_classify(SBX_OP_EXEC, 1).first) < 0)
+        sbx_result_warn(r, "out of memory while collecting paths; some are missing");
+}
+
+/* A process created by a traced one (a fork and an exec at once on
+ * Windows): its exec record hangs under its creator's record. */
+static void apply_exec(struct sbx_result *r, const struct sbx_wire_hdr *h, const uint8_t *w,
+                       size_t plen)
+{
+    struct sbx_wire_exec x;
+    if (plen < sizeof x)
+        return;
+    memcpy(&x, w, sizeof x);
+    size_t units = (plen - sizeof x) / 2;
+    if (x.path_chars > units || x.cwd_chars > units - x.path_chars)
+        return;
+    const uint16_t *path = (const uint16_t *)(w + sizeof x);
+    const uint16_t *cwd = path + x.path_chars;
+    size_t clen = units - x.path_chars - x.cwd_chars;
+    wchar_t *cmd = malloc((clen + 1) * sizeof *cmd);
+    char *upath = utf8(path, x.path_chars);
+    char *ucwd = x.cwd_chars ? utf8(cwd, x.cwd_chars) : NULL;
+    if (cmd && upath) {
+        memcpy(cmd, cwd + x.cwd_chars, clen * 2);
+        cmd[clen] = 0;
+        char **argv = NULL;
+        size_t argc = sbx_win_split_cmdline((const uint16_t *)cmd, &argv);
+        if (h->flags & SBX_WIRE_BREAKAWAY) {
+            sbx_result_add_breakaway(r, x.pid, x.ppid, upath, (const char *const *)argv, argc);
+        } else {
+            add_exec(r, x.pid, x.ppid, upath, (const char *const *)argv, argc);
+            if (ucwd && sbx_result_proc_cwd(r, x.pid, ucwd) < 0)
+                sbx_result_warn(r, "out of memory while collecting execs; some are missing");
+            add_image_read(r, x.pid, upath);
+        }
+        free(argv);
+    }
+    free(cmd);
+    free(upath);
+    free(ucwd);
+}
+
+static void apply(struct sbx_result *r, const struct rec *rec, struct sbx_win_denials *denied)
 {
     struct sbx_wire_hdr h;
-    memcpy(&h, p, sizeof h);
-    const uint8_t *pay = p + sizeof h;
+    memcpy(&h, rec->data, sizeof h);
+    const uint8_t *pay = rec->data + sizeof h;
     size_t plen = h.len - sizeof h;
     uint16_t *w = malloc(plen + 2);
     if (!w)
@@ -357,36 +429,16 @@ static void apply(struct sbx_result *r, const uint8_t *p, struct sbx_win_denials
     if (h.type == SBX_MSG_DENIED) {
         apply_denied(denied, &h, pay, plen);
     } else if (h.type == SBX_MSG_PATH) {
-        add_path(r, h.flags, w, plen / 2);
+        add_path(r, rec->pid, h.flags, w, plen / 2);
+    } else if (h.type == SBX_MSG_UNUSED) {
+        settle_unused(r, rec->pid, w, plen / 2);
     } else if (h.type == SBX_MSG_WARN) {
         char *s = utf8(w, plen / 2);
         if (s)
             sbx_result_warn(r, "%s", s);
         free(s);
-    } else if (h.type == SBX_MSG_EXEC && plen >= sizeof(struct sbx_wire_exec)) {
-        struct sbx_wire_exec x;
-        memcpy(&x, pay, sizeof x);
-        size_t units = (plen - sizeof x) / 2;
-        if (x.path_chars <= units) {
-            const uint16_t *path = (const uint16_t *)((const uint8_t *)w + sizeof x);
-            size_t clen = units - x.path_chars;
-            wchar_t *cmd = malloc((clen + 1) * sizeof *cmd);
-            char *upath = utf8(path, x.path_chars);
-            if (cmd && upath) {
-                memcpy(cmd, path + x.path_chars, clen * 2);
-                cmd[clen] = 0;
-                char **argv = NULL;
-                size_t argc = sbx_win_split_cmdline((const uint16_t *)cmd, &argv);
-                if (h.flags & SBX_WIRE_BREAKAWAY)
-                    sbx_result_add_breakaway(r, x.pid, x.ppid, upath, (const char *const *)argv,
-                                             argc);
-                else
-                    add_exec(r, x.pid, x.ppid, upath, (const char *const *)argv, argc);
-                free(argv);
-            }
-            free(cmd);
-            free(upath);
-        }
+    } else if (h.type == SBX_MSG_EXEC) {
+        apply_exec(r, &h, (const uint8_t *)w, plen);
     }
     free(w);
 }
@@ -558,15 +610,37 @@ static void watch_free(struct job_watch *w)
     DeleteCriticalSection(&w->cs);
 }
 
+/* The command the launcher started: the first record of the run. */
+struct root {
+    DWORD pid;
+    const char *path;         /* its image (UTF-8, normal), "" when unknown */
+    const char *cwd;          /* where it started, NULL when unknown */
+    const char *const *argv;
+    size_t argc;
+};
+
 static struct sbx_result *build(struct collector *c, HANDLE job, struct job_watch *w,
-                                struct sbx_win_denials *denied)
+                                struct sbx_win_denials *denied, const struct root *root)
 {
     struct sbx_result *r = sbx_result_new();
     if (!r)
         return NULL;
+    /* The root first: every other record hangs below it. */
+    add_exec(r, root->pid, GetCurrentProcessId(), root->path, root->argv, root->argc);
+    if (root->cwd && sbx_result_proc_cwd(r, root->pid, root->cwd) < 0)
+        sbx_result_warn(r, "out of memory while collecting execs; some are missing");
+    add_image_read(r, root->pid, root->path);
     qsort(c->recs, c->nrecs, sizeof *c->recs, cmp_rec);
     for (size_t i = 0; i < c->nrecs; i++)
-        apply(r, c->recs[i].data, denied);
+        apply(r, &c->recs[i], denied);
+    /* Every process of the job was kept open by the watch: its exit code
+     * is there to ask (a pid the run reused ends up with the last one's). */
+    for (size_t i = 0; i < w->n; i++) {
+        DWORD code;
+        if (w->m[i].process && GetExitCodeProcess(w->m[i].process, &code) &&
+            code != STILL_ACTIVE)
+            sbx_result_proc_exit(r, w->m[i].pid, (int)code);
+    }
     size_t hellos = 0;
     for (size_t i = 0; i < c->nconns; i++) {
         if (!c->conns[i].pid)
@@ -653,21 +727,29 @@ static void set_err(char *err, size_t errlen, const char *what, DWORD code)
     snprintf(err, errlen, "%s (Win32 error %lu)", what, (unsigned long)code);
 }
 
+/* A full Win32 path (n units, in place in `path`, SBX_PATH_MAX_ROOT units)
+ * with its 8.3 aliases expanded, in normal form into out.  Length or -1. */
+static long long_normal(wchar_t *path, DWORD n, uint16_t *out)
+{
+    wchar_t longer[SBX_PATH_MAX_ROOT];
+    DWORD ln = GetLongPathNameW(path, longer, SBX_PATH_MAX_ROOT);
+    if (ln > 0 && ln < SBX_PATH_MAX_ROOT) {
+        memcpy(path, longer, (ln + 1) * sizeof *path);
+        n = ln;
+    }
+    return sbx_winpath_normal(out, SBX_PATH_MAX_ROOT, (const uint16_t *)path, n);
+}
+
 /* The root's image is an exec like any other: outside the execute trees,
  * it is reported and, when the policy denies, never resumed (1). */
 static int refuse_root(const struct sbx_win_run *run, HANDLE process, char *err, size_t errlen)
 {
-    wchar_t image[SBX_PATH_MAX_ROOT], longer[SBX_PATH_MAX_ROOT];
+    wchar_t image[SBX_PATH_MAX_ROOT];
     DWORD n = SBX_PATH_MAX_ROOT;
     uint16_t norm[SBX_PATH_MAX_ROOT];
     if (!QueryFullProcessImageNameW(process, 0, image, &n))
         return 0;
-    DWORD ln = GetLongPathNameW(image, longer, SBX_PATH_MAX_ROOT);
-    if (ln > 0 && ln < SBX_PATH_MAX_ROOT) {
-        memcpy(image, longer, (ln + 1) * sizeof *image);
-        n = ln;
-    }
-    long nl = sbx_winpath_normal(norm, SBX_PATH_MAX_ROOT, (const uint16_t *)image, n);
+    long nl = long_normal(image, n, norm);
     if (nl < 0 || sbx_policy_allows(run->policy, SBX_NEED_EXEC, norm, (size_t)nl, fold))
         return 0;
     char *u = utf8(norm, (size_t)nl);
@@ -811,7 +893,23 @@ struct sbx_result *sbx_win_run(const struct sbx_win_run *run, double *duration,
     listener = NULL;
     watch_stop(&watch);
 
-    r = build(&c, job, &watch, run->denied);
+    /* The root's image: the name it was started with may be an 8.3 alias,
+     * so report the long one, as the hook DLL reports every path. */
+    wchar_t image[SBX_PATH_MAX_ROOT];
+    DWORD n = SBX_PATH_MAX_ROOT;
+    uint16_t norm[SBX_PATH_MAX_ROOT];
+    long nl = -1;
+    if (QueryFullProcessImageNameW(pi.hProcess, 0, image, &n))
+        nl = long_normal(image, n, norm);
+    char *upath = nl >= 0 ? utf8(norm, (size_t)nl) : NULL;
+    /* ... and where it started: the directory asked for, or ours */
+    n = GetFullPathNameW(run->cwd ? run->cwd : L".", SBX_PATH_MAX_ROOT, image, NULL);
+    nl = n > 0 && n < SBX_PATH_MAX_ROOT ? long_normal(image, n, norm) : -1;
+    char *ucwd = nl >= 0 ? utf8(norm, (size_t)nl) : NULL;
+    struct root root = {pi.dwProcessId, upath ? upath : "", ucwd, run->argv, run->argc};
+    r = build(&c, job, &watch, run->denied, &root);
+    free(upath);
+    free(ucwd);
     if (!r) {
         snprintf(err, errlen, "out of memory");
         goto out;
@@ -820,46 +918,11 @@ struct sbx_result *sbx_win_run(const struct sbx_win_run *run, double *duration,
     GetExitCodeProcess(pi.hProcess, &code);
     r->has_status = 1;
     r->status = (int)code;
+    sbx_result_proc_exit(r, pi.dwProcessId, (int)code);
     if (!finished)
         sbx_result_warn(r, "timeout after %gs: the whole process tree was killed; accesses "
                         "after that point are missing", run->timeout);
-    /* The root's own exec: its image is read, like every executed binary. */
-    wchar_t image[SBX_PATH_MAX_ROOT];
-    DWORD n = SBX_PATH_MAX_ROOT;
-    uint16_t norm[SBX_PATH_MAX_ROOT];
-    long nl = -1;
-    if (QueryFullProcessImageNameW(pi.hProcess, 0, image, &n)) {
-        /* the name it was started with may be an 8.3 alias: report the long
-         * one, as the hook DLL reports every path */
-        wchar_t longer[SBX_PATH_MAX_ROOT];
-        DWORD ln = GetLongPathNameW(image, longer, SBX_PATH_MAX_ROOT);
-        if (ln > 0 && ln < SBX_PATH_MAX_ROOT) {
-            memcpy(image, longer, (ln + 1) * sizeof *image);
-            n = ln;
-        }
-        nl = sbx_winpath_normal(norm, SBX_PATH_MAX_ROOT, (const uint16_t *)image, n);
-    }
-    char *upath = nl >= 0 ? utf8(norm, (size_t)nl) : NULL;
-    if (upath)
-        sbx_pathset_add(r->paths, upath, strlen(upath), SBX_READ);
-    struct sbx_exec *old = r->execs;
-    size_t nold = r->nexecs;
-    r->execs = NULL;
-    r->nexecs = r->cap_execs = 0;
-    add_exec(r, pi.dwProcessId, GetCurrentProcessId(), upath ? upath : "", run->argv, run->argc);
-    for (size_t i = 0; i < nold; i++) {   /* root first, then its descendants in order */
-        size_t before = r->nexecs;
-        add_exec(r, old[i].pid, old[i].ppid, old[i].path, (const char *const *)old[i].argv,
-                 old[i].argc);
-        if (r->nexecs > before)
-            r->execs[before].breakaway = old[i].breakaway;
-        free(old[i].path);
-        for (size_t j = 0; j < old[i].argc; j++)
-            free(old[i].argv[j]);
-        free(old[i].argv);
-    }
-    free(old);
-    free(upath);
+    sbx_result_settle_processes(r);
     goto out;
 
 stop:

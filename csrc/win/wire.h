@@ -18,12 +18,20 @@
 
 enum sbx_wire_type {
     SBX_MSG_HELLO = 1,  /* payload: struct sbx_wire_hello */
-    SBX_MSG_PATH = 2,   /* flags: SBX_READ/WRITE/PROBE/ENUM|SBX_CREATED; payload: UTF-16 path */
-    SBX_MSG_EXEC = 3,   /* payload: struct sbx_wire_exec, path, command line (UTF-16);
-                         * flags: SBX_WIRE_BREAKAWAY when the process left the run */
+    SBX_MSG_PATH = 2,   /* an access of the sending process (its HELLO's pid);
+                         * flags: SBX_READ/WRITE/PROBE/ENUM|SBX_CREATED, as the access
+                         * model gave them; payload: UTF-16 path */
+    SBX_MSG_EXEC = 3,   /* payload: struct sbx_wire_exec, path, cwd, command line
+                         * (UTF-16); flags: SBX_WIRE_BREAKAWAY when the process left
+                         * the run */
     SBX_MSG_WARN = 4,   /* payload: UTF-16 sentence */
     SBX_MSG_BYE = 5,    /* the process flushed everything at exit */
     SBX_MSG_STOP = 6,   /* launcher-internal: wakes its own listener at the end */
+    /* An open file of the sending process let go (closed, or still open at
+     * its exit) without its content used: the ledger's candidate
+     * (csrc/core/access.h), settled by the launcher against the run's sets.
+     * payload: UTF-16 path. */
+    SBX_MSG_UNUSED = 7,
     /* An access outside the run's policy (csrc/win/winpolicy.h): refused
      * when the policy says deny, only reported when it says report.
      * flags: enum sbx_policy_need; payload: uint32_t pid, UTF-16 path. */
@@ -46,7 +54,9 @@ struct sbx_wire_hello {
 
 struct sbx_wire_exec {
     uint32_t pid, ppid;
-    uint32_t path_chars; /* UTF-16 units of the path; the command line follows */
+    uint32_t path_chars; /* UTF-16 units of the image path */
+    uint32_t cwd_chars;  /* then of the child's current directory (normal;
+                          * 0: unknown); the command line fills the rest */
 };
 
 /* The per-process configuration the injector leaves behind. */

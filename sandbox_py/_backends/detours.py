@@ -5,8 +5,9 @@ csrc/win/launcher.c) with the hook DLL ``sbx_hook.dll`` next to it
 (shims/windows/).  Popen starts sbx-trace.exe in place of the program
 (``executable=``) with the program's own command line, so the command line
 quoting and PATH search are exactly subprocess's; ``SBX_TRACE_OUTPUT``
-tells the launcher where to write the Result JSON (docs/json-schema.md)
-and is removed from the environment before the program starts.
+tells the launcher where to write the Result JSON (docs/json-schema.md),
+``processes`` included (each access attributed to the process that made
+it), and is removed from the environment before the program starts.
 
 The launcher waits for the whole tree (a job object), so when Popen's
 process has exited so has the tree; killing it kills the tree, because the

@@ -157,20 +157,55 @@ def _exec_target(args: list, kwargs: dict) -> tuple:
     return None, missed
 
 
+class LogKeeper:
+    """Removes a named log when this process is gone, SIGKILL included: a
+    shell (in a session of its own, outside the run) that waits for the end
+    of a pipe whose only writer is this process.  Only for the named log of
+    an enforced run: an anonymous one needs nobody."""
+
+    def __init__(self, path: str):
+        r, w = os.pipe()            # not inheritable: the run never holds w
+        try:
+            self.proc = subprocess.Popen(
+                ["/bin/sh", "-c", 'read _ || :; exec rm -f -- "$0"', path], stdin=r,
+                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                start_new_session=True, env={"PATH": "/usr/bin:/bin"})
+        except BaseException:
+            os.close(w)
+            raise
+        finally:
+            os.close(r)
+        self.w = w
+
+    def close(self):
+        if self.w is not None:
+            os.close(self.w)
+            self.w = None
+            self.proc.wait()
+
+
 class PreloadSession(LandlockSession, RunSession):
     #: breakaway: the shim matches each exec and runs a declared program
     #: without itself; the reader stops watching that process
     BREAKAWAY = True
 
     def __init__(self):
-        self.run = _unpriv().PreloadRun()
+        self.run = None
+        self.keeper = None
         self.handoff = _handoff()
         self.launcher = None
         self.path_misses = ()
-        if self.handoff:
-            self.run.set_handoff(self.handoff)
 
     def prepare(self, args, kwargs):
+        # The log has no name (nothing is left behind if this process is
+        # killed), except under an enforced policy: the processes of a
+        # Landlock domain cannot reach it through this process's /proc entry.
+        enforced = self.policy is not None and self.policy.on_violation == "deny"
+        self.run = _unpriv().PreloadRun(named=enforced)
+        if enforced:
+            self.keeper = LogKeeper(self.run.log_path)
+        if self.handoff:
+            self.run.set_handoff(self.handoff)
         # A statically linked command goes through the launcher, which
         # starts it from a child whose exec the shim hands to ptrace like
         # any static child.  A dynamically linked one loads the shim itself:
@@ -189,6 +224,8 @@ class PreloadSession(LandlockSession, RunSession):
     def finish(self):
         if self.fields is None:
             fields = super().finish()
+            if self.keeper:
+                self.keeper.close()
             if self.path_misses:
                 probes = list(fields.get("probes", ()))
                 seen = set(probes)

@@ -28,12 +28,12 @@ class RunSession(TraceSession):
         return self.run.wait(-1.0 if timeout is None else timeout)
 
     def kill_tree(self):
-        if self.fields is None:
+        if self.fields is None and self.run is not None:
             self.run.kill()
 
     def finish(self):
         if self.fields is None:
-            self.fields = core_fields(self.run.finish())
+            self.fields = core_fields(self.run.finish()) if self.run is not None else {}
         return self.fields
 
     def abort(self):

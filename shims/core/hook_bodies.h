@@ -61,12 +61,19 @@ static inline const char *sbx_stable_copy(const char *p, char *buf)
 }
 
 /* ---- opens ------------------------------------------------------------------*/
+/* One open, one record: an open already reported from inside `call` (a
+ * libSystem body opening through another interposed symbol: shim_os.h)
+ * is not reported again. */
 #define OPEN_BODY(dirfd, path, flags, call)                                    \
     SBX_STABLE(path);                                                          \
     int ex_ = ((flags) & O_CREAT) && !((flags) & O_EXCL)                       \
                   ? sbx_exists_at(dirfd, path) : 0;                            \
+    unsigned long seq_ = sbx_os_open_seq();                                    \
     int fd_ = call;                                                            \
-    KEEP_ERRNO(sbx_opened(dirfd, path, flags, fd_, ex_));                      \
+    if (!(fd_ >= 0 && sbx_os_open_marked_since(fd_, seq_))) {                  \
+        KEEP_ERRNO(sbx_opened(dirfd, path, flags, fd_, ex_));                  \
+        sbx_os_open_mark(fd_);                                                 \
+    }                                                                          \
     return fd_
 
 /* open's third argument exists only with O_CREAT or O_TMPFILE */
@@ -99,8 +106,10 @@ static inline int sbx_fopen_flags(const char *mode)
     SBX_STABLE(path);                                                          \
     int fl_ = sbx_fopen_flags(mode);                                           \
     int ex_ = (fl_ & O_CREAT) && !(fl_ & O_EXCL) ? sbx_exists_at(AT_FDCWD, path) : 0; \
+    unsigned long seq_ = sbx_os_open_seq();                                    \
     FILE *f_ = call;                                                           \
-    if (!(sbx_open_body_patched && mode && strchr(mode, 'c')))                 \
+    if (!(sbx_open_body_patched && mode && strchr(mode, 'c')) &&              \
+        !(f_ && sbx_os_open_marked_since(fileno(f_), seq_)))                   \
         KEEP_ERRNO(sbx_opened(AT_FDCWD, path, fl_, f_ ? fileno(f_) : -1, ex_)); \
     return f_
 
@@ -152,8 +161,9 @@ typedef int (*scan_cmp)(const struct dirent **, const struct dirent **);
 
 /* ---- temporary files: libc creates them with its own open() -------------------*/
 #define MKSTEMP_BODY(tmpl, extra, call)                                        \
+    unsigned long seq_ = sbx_os_open_seq();                                    \
     int fd_ = call;                                                            \
-    if (fd_ >= 0)                                                              \
+    if (fd_ >= 0 && !sbx_os_open_marked_since(fd_, seq_))                      \
         KEEP_ERRNO(sbx_opened(AT_FDCWD, tmpl, O_RDWR | O_CREAT | O_EXCL | (extra), fd_, 0)); \
     return fd_
 

@@ -90,8 +90,11 @@ SBX_HOOK(int, fclose, (FILE *stream))
 }
 SBX_HOOK(DIR *, opendir, (const char *name))
 {
+    unsigned long seq = sbx_os_open_seq();
     DIR *d = REAL(opendir)(name);
-    if (!sbx_open_body_patched)         /* else glibc's own open reported it */
+    /* else libc's own open reported it (glibc patched; libsystem_c's
+     * open$NOCANCEL: shim_os.h) */
+    if (!sbx_open_body_patched && !(d && sbx_os_open_marked_since(dirfd(d), seq)))
         KEEP_ERRNO(sbx_opened(AT_FDCWD, name, O_RDONLY | O_DIRECTORY, d ? dirfd(d) : -1, 0));
     return d;
 }
@@ -158,10 +161,14 @@ SBX_HOOK(int, chdir, (const char *p))
 {
     /* named against the cwd it leaves, so resolved before the call */
     char abs[SBX_PATH_MAX];
-    int known = sbx_on() && p && sbx_resolve(AT_FDCWD, p, abs, sizeof abs) >= 0;
+    long n = sbx_on() && p ? sbx_resolve(AT_FDCWD, p, abs, sizeof abs) : -1;
     int r = REAL(chdir)(p);
-    if (known)
+    if (n >= 0)
         KEEP_ERRNO(sbx_path(abs, SBX_OP_PROBE, r >= 0));
+    else if (n == SBX_RESOLVE_TOO_LONG)
+        /* deeper than a name fits here: the new cwd is the directory (on
+         * failure the old one is still the base) */
+        KEEP_ERRNO(sbx_path(r >= 0 ? "." : p, SBX_OP_PROBE, r >= 0));
     return r;
 }
 
@@ -298,12 +305,14 @@ SBX_HOOK(pid_t, fork, (void))
 SBX_HOOK(void, _exit, (int status))
 {
     sbx_flush_fds();
+    sbx_exiting(status);
     REAL(_exit)(status);
     __builtin_unreachable();
 }
 SBX_HOOK(void, _Exit, (int status))
 {
     sbx_flush_fds();
+    sbx_exiting(status);
     REAL(_Exit)(status);
     __builtin_unreachable();
 }
@@ -631,6 +640,9 @@ SBX_HOOK(void *, dlopen, (const char *file, int mode))
     void *h = REAL(dlopen)(file, mode);
     if (h && file)
         KEEP_ERRNO(sbx_loaded_all());
+    else if (file && strchr(file, '/') && sbx_exists_at(AT_FDCWD, file) == 0)
+        /* a name with a slash is opened as it is, no search: absent, a probe */
+        KEEP_ERRNO(sbx_path_cats_at(AT_FDCWD, file, SBX_PROBE));
     return h;
 }
 

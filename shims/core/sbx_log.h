@@ -48,6 +48,9 @@ struct sbx_log_hdr {
     uint64_t head;                 /* atomic: next free offset */
     uint64_t dropped;              /* atomic: records that did not fit */
     uint64_t next_id;              /* atomic: open-file ids, unique per run */
+    uint64_t renames;              /* atomic: names moved or removed by the run (rename,
+                                    * rmdir): a directory name the shim remembered for
+                                    * an open dirfd is asked again after one */
     /* A log read in windows by the traced process itself (a test session
      * re-executed under the shim, csrc/linux/preload/preload_reader.c:
      * sbx_preload_attach): outside a window nothing is recorded, and each
@@ -86,7 +89,7 @@ enum sbx_rec_type {
     SBX_EV_USE,
     /* The shim started in a freshly exec'd image.  aux = ppid.  id = argc.
      * Strings: AT_EXECFN made absolute, /proc/self/exe, the ELF
-     * interpreter (or ""), then argv. */
+     * interpreter (or ""), the cwd (or ""), then argv. */
     SBX_EV_START,
     /* This process is about to exec (or, for posix_spawn, the parent
      * spawned pid `pid`).  aux = ppid, id = argc, flags: SBX_EXEC_*.
@@ -94,11 +97,16 @@ enum sbx_rec_type {
     SBX_EV_EXEC,
     /* The exec announced by the last EXEC of this pid failed: aux = errno. */
     SBX_EV_EXEC_FAIL,
-    /* fork(): aux = the child's pid (written by the parent before fork
-     * returns, so the child is known before the parent can exit). */
+    /* fork(): pid = the parent, aux = the child.  Written twice: by the
+     * child first thing (before any record of its own) and by the parent
+     * before fork returns there (so the child is known before the parent
+     * can exit). */
     SBX_EV_FORK,
     /* A reason the result may be incomplete.  Strings: the text. */
     SBX_EV_WARN,
+    /* The process exits (exit(), _exit()): aux = its status (0-255).  A
+     * process killed by a signal writes none. */
+    SBX_EV_EXIT,
 };
 
 /* SBX_EV_OPEN access bits. */

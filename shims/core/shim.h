@@ -20,6 +20,9 @@
 
 #define SBX_EXPORT __attribute__((visibility("default")))
 #define SBX_PATH_MAX 4096
+/* Names of files in directories nested deeper than the kernel names (a
+ * slow path, with buffers of this size on the stack) */
+#define SBX_LONG_PATH_MAX 16384
 
 /* True when this process reports to a run (the log is mapped). */
 int sbx_on(void);
@@ -105,6 +108,8 @@ void sbx_forked_child(void);
 
 /* Settle every fd still open (exit paths). */
 void sbx_flush_fds(void);
+/* The process exits with `status` (the exit paths that know it). */
+void sbx_exiting(int status);
 
 void sbx_warn(const char *text);
 /* The same, naming this process: "process <pid> <what>". */

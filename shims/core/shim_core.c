@@ -23,6 +23,7 @@
 
 #include "../../csrc/core/breakaway.h"
 #include "../../csrc/core/pathnorm.h"
+#include "../../csrc/core/shebang.h"
 
 static int raw_getpid(void) { return sbx_os_getpid(); }
 
@@ -61,11 +62,14 @@ static int g_fd_hi;
 /* Names of open directory fds, so that openat(dirfd, ...) resolves without
  * asking /proc (a build tool walks trees this way).  Checked against the
  * fd's inode on every use: an fd closed behind our back (inside libc, by
- * a direct system call) never yields a stale name. */
+ * a direct system call) never yields a stale name; and against the run's
+ * rename count (sbx_log_hdr.renames): a directory renamed (or a parent of
+ * it) by any process of the run is asked of the kernel again. */
 #define DIR_SLOTS 64
 struct dirslot {
     int fd;                      /* -1: empty or being written */
     uint64_t dev, ino;
+    uint64_t renames;            /* the log's rename count when the name was taken */
     uint32_t len;
     char path[SBX_PATH_MAX];
 };
@@ -318,7 +322,21 @@ static long fd_name(int fd, char *out, size_t cap)
     return host_name(out, sbx_os_fd_name(fd, out, cap), cap);
 }
 
-static void dir_remember(int fd, const char *p, size_t len)
+static uint64_t renames_now(void)
+{
+    return g_log ? __atomic_load_n(&g_log->renames, __ATOMIC_ACQUIRE) : 0;
+}
+
+/* A name was moved or removed: remembered directory names may be stale. */
+static void names_moved(void)
+{
+    if (g_log)
+        __atomic_fetch_add(&g_log->renames, 1, __ATOMIC_ACQ_REL);
+}
+
+/* `renames`: the count read before the name was taken (a rename in between
+ * makes the slot stale at once, never wrongly fresh). */
+static void dir_remember(int fd, const char *p, size_t len, uint64_t renames)
 {
     struct stat sb;
     if (fd < 0 || len >= SBX_PATH_MAX || foreign_process() ||
@@ -328,6 +346,7 @@ static void dir_remember(int fd, const char *p, size_t len)
     __atomic_store_n(&d->fd, -1, __ATOMIC_RELEASE);
     d->dev = sb.st_dev;
     d->ino = sb.st_ino;
+    d->renames = renames;
     d->len = (uint32_t)len;
     memcpy(d->path, p, len + 1);
     __atomic_store_n(&d->fd, fd, __ATOMIC_RELEASE);
@@ -342,12 +361,13 @@ static long dir_name(int fd, char *out, size_t cap)
         uint32_t len = d->len;
         memcpy(out, d->path, len + 1);
         if (__atomic_load_n(&d->fd, __ATOMIC_ACQUIRE) == fd && d->dev == sb.st_dev &&
-            d->ino == sb.st_ino && out[len] == '\0')
+            d->ino == sb.st_ino && d->renames == renames_now() && out[len] == '\0')
             return len;
     }
+    uint64_t renames = renames_now();
     long n = fd_name(fd, out, cap);
     if (n > 0 && out[0] == '/')
-        dir_remember(fd, out, (size_t)n);     /* one /proc lookup per directory */
+        dir_remember(fd, out, (size_t)n, renames);   /* one /proc lookup per directory */
     return n;
 }
 
@@ -393,11 +413,14 @@ static long real_dir(void *ctx, const char *dir, char *out, size_t cap)
     return host_name(out, sbx_os_real_dir(dir, out, cap), cap);
 }
 
-long sbx_resolve(int dirfd, const char *path, char *out, size_t cap)
+/* Resolve against a base buffer of bcap bytes.  long_names: a directory
+ * whose name the kernel will not give (nested deeper than a page) is named
+ * by walking up (sbx_os_long_dir_name); else that is SBX_RESOLVE_TOO_LONG. */
+static long resolve_into(int dirfd, const char *path, char *base, size_t bcap, char *out,
+                         size_t cap, int long_names)
 {
     if (!path)
         return -1;
-    char base[SBX_PATH_MAX];
     long bl;
     const char *rel = path;
     if (path[0] == '/') {
@@ -415,15 +438,40 @@ long sbx_resolve(int dirfd, const char *path, char *out, size_t cap)
             bl = 1;
         }
     } else if (dirfd == AT_FDCWD) {
-        bl = host_name(base, sbx_os_getcwd(base, sizeof base), sizeof base);
+        bl = sbx_os_getcwd(base, bcap);
+        if (bl == -ENAMETOOLONG && long_names)
+            bl = sbx_os_long_dir_name(AT_FDCWD, base, bcap);
+        else if (bl == -ENAMETOOLONG)
+            return SBX_RESOLVE_TOO_LONG;
+        bl = host_name(base, bl, bcap);
     } else {
-        bl = dir_name(dirfd, base, sizeof base);
+        bl = long_names ? host_name(base, sbx_os_long_dir_name(dirfd, base, bcap), bcap)
+                        : dir_name(dirfd, base, bcap);
+        struct stat sb;
+        if (bl <= 0 && !long_names && sbx_os_fstat(dirfd, &sb) == 0 && S_ISDIR(sb.st_mode) &&
+            sb.st_nlink > 0)
+            return SBX_RESOLVE_TOO_LONG;      /* a directory the kernel will not name */
     }
     if (bl <= 0 || base[0] != '/')
-        return bl >= (long)sizeof base - 1 ? SBX_RESOLVE_TOO_LONG : -1;
+        return bl >= (long)bcap - 1 ? SBX_RESOLVE_TOO_LONG : -1;
     long n = sbx_path_join_resolving(out, cap, base, (size_t)bl, rel, strlen(rel), real_dir,
                                      NULL);
     return n < 0 ? SBX_RESOLVE_TOO_LONG : n;
+}
+
+long sbx_resolve(int dirfd, const char *path, char *out, size_t cap)
+{
+    char base[SBX_PATH_MAX];
+    return resolve_into(dirfd, path, base, sizeof base, out, cap, 0);
+}
+
+/* The same for a name longer than SBX_PATH_MAX (a directory nested deeper
+ * than the kernel names): into out (SBX_LONG_PATH_MAX bytes).  Only called
+ * after sbx_resolve said SBX_RESOLVE_TOO_LONG: its frame is large. */
+__attribute__((noinline)) static long resolve_long(int dirfd, const char *path, char *out)
+{
+    char base[SBX_LONG_PATH_MAX];
+    return resolve_into(dirfd, path, base, sizeof base, out, SBX_LONG_PATH_MAX, 1);
 }
 
 /* Recently reported (path, categories) pairs of this process: tools stat
@@ -458,14 +506,26 @@ static void lost_long_name(void)
         sbx_warn("a path longer than 4096 bytes was used; that access is not in the Result");
 }
 
+/* record_cats for a name longer than SBX_PATH_MAX. */
+__attribute__((noinline)) static void record_long(int dirfd, const char *path, unsigned cats)
+{
+    char p[SBX_LONG_PATH_MAX];
+    if (resolve_long(dirfd, path, p) < 0)
+        lost_long_name();
+    else
+        emit(SBX_EV_PATH, cats, 0, 0, p, NULL);
+}
+
 static void record_cats(int dirfd, const char *path, unsigned cats)
 {
     if (!sbx_on() || !path || !cats || not_recording())
         return;             /* (no per-fd state here: nothing to keep up) */
     char p[SBX_PATH_MAX];
     long n = sbx_resolve(dirfd, path, p, sizeof p);
-    if (n == SBX_RESOLVE_TOO_LONG)
-        lost_long_name();
+    if (n == SBX_RESOLVE_TOO_LONG) {
+        record_long(dirfd, path, cats);
+        return;
+    }
     if (n < 0 || sbx_path_is_fd_alias(p))
         return;             /* /proc/self/fd/N names a descriptor, not a file */
     /* only order-free categories: a write that created the name must keep
@@ -489,19 +549,42 @@ static struct sbx_access classify_call(enum sbx_op op, int ok, int err)
                                           : sbx_access_classify(op, ok);
 }
 
+/* A refused name (p resolved, or path against dirfd): the refusal is also
+ * the file the name reached -- a symlink's target, through /proc/self/root,
+ * a descriptor's file -- asked of the kernel now, in this process. */
+static void record_reached(int dirfd, const char *path, const char *p, int follow,
+                           unsigned cats)
+{
+    char buf[SBX_PATH_MAX], reached[SBX_PATH_MAX];
+    if (!sbx_on() || g_quiet || !(cats & SBX_REFUSED) || (!p && !path))
+        return;
+    if (!p && sbx_resolve(dirfd, path, buf, sizeof buf) < 0)
+        return;
+    if (sbx_path_reached(p ? p : buf, follow, real_dir, NULL, reached, sizeof reached) > 0)
+        emit(SBX_EV_PATH, cats, 0, 0, reached, NULL);
+}
+
 void sbx_path_at(int dirfd, const char *path, enum sbx_op op, int ok)
 {
     int err = errno;
-    sbx_path_cats_at(dirfd, path, classify_call(op, ok, err).first);
+    if (op == SBX_OP_REMOVE && ok && sbx_on())
+        names_moved();
+    unsigned cats = classify_call(op, ok, err).first;
+    sbx_path_cats_at(dirfd, path, cats);
+    record_reached(dirfd, path, NULL, sbx_access_follows(op), cats);
 }
 
 void sbx_path2_at(int dirfd1, const char *path1, int dirfd2, const char *path2,
                   enum sbx_op op, int ok)
 {
     int err = errno;
+    if (op == SBX_OP_RENAME && ok && sbx_on())
+        names_moved();
     struct sbx_access a = classify_call(op, ok, err);
     sbx_path_cats_at(dirfd1, path1, a.first);
     sbx_path_cats_at(dirfd2, path2, a.second);
+    record_reached(dirfd1, path1, NULL, sbx_access_follows(op), a.first);
+    record_reached(dirfd2, path2, NULL, sbx_access_follows(op), a.second);
 }
 
 int sbx_exists_at(int dirfd, const char *path)
@@ -523,32 +606,61 @@ static void fd_store(int fd, uint64_t id, uint32_t st)
         g_fd_hi = fd + 1;
 }
 
+static void opened_named(int dirfd, const char *path, char *p, long plen, size_t cap,
+                         int oflags, int fd, int existed, int err, uint64_t renames);
+
+/* sbx_opened for a name longer than SBX_PATH_MAX. */
+__attribute__((noinline)) static void opened_long(int dirfd, const char *path, int oflags,
+                                                  int fd, int existed, int err)
+{
+    char p[SBX_LONG_PATH_MAX];
+    long plen = resolve_long(dirfd, path, p);
+    if (plen < 0)
+        lost_long_name();
+    else
+        opened_named(dirfd, path, p, plen, sizeof p, oflags, fd, existed, err, 0);
+}
+
 void sbx_opened(int dirfd, const char *path, int oflags, int fd, int existed)
 {
     int err = errno;
     if (!sbx_on() || !path || g_quiet)
         return;
+    uint64_t renames = renames_now();
     char p[SBX_PATH_MAX];
     long plen = sbx_resolve(dirfd, path, p, sizeof p);
-    if (plen == SBX_RESOLVE_TOO_LONG)
-        lost_long_name();
+    if (plen == SBX_RESOLVE_TOO_LONG) {
+        opened_long(dirfd, path, oflags, fd, existed, err);
+        return;
+    }
     if (plen < 0)
         return;
-    if (sbx_path_is_fd_alias(p)) {
-        /* a reopen through /proc/self/fd/N or /dev/fd/N opens the file
-         * behind the descriptor (nothing, when it has no name) */
-        if (fd < 0 || (plen = fd_name(fd, p, sizeof p)) <= 0 || p[0] != '/')
-            return;
-    }
-    if (fd >= 0 && (oflags & O_DIRECTORY))
-        dir_remember(fd, p, (size_t)plen);
+    opened_named(dirfd, path, p, plen, sizeof p, oflags, fd, existed, err, renames);
+}
+
+/* The open of `path` (dirfd) resolved to p (plen bytes of a cap-byte buffer). */
+static void opened_named(int dirfd, const char *path, char *p, long plen, size_t cap,
+                         int oflags, int fd, int existed, int err, uint64_t renames)
+{
+    int alias = sbx_path_is_fd_alias(p);
     if (fd < 0) {
         unsigned cats = sbx_access_refusal(err)
             ? sbx_access_refused(SBX_OP_OPEN, sbx_os_open_intent(oflags)).first
             : SBX_PROBE;
-        emit(SBX_EV_PATH, cats, 0, 0, p, NULL);
+        if (!alias)
+            emit(SBX_EV_PATH, cats, 0, 0, p, NULL);
+        if ((size_t)plen < SBX_PATH_MAX)
+            record_reached(dirfd, path, p, !(oflags & O_NOFOLLOW), cats);
         return;
     }
+    if (alias) {
+        /* a reopen through /proc/self/fd/N or /dev/fd/N opens the file
+         * behind the descriptor (nothing, when it has no name) */
+        if ((plen = fd_name(fd, p, cap)) <= 0 || p[0] != '/')
+            return;
+    }
+    if ((oflags & O_DIRECTORY) && (size_t)plen < SBX_PATH_MAX)
+        dir_remember(fd, p, (size_t)plen, renames);
     int used, tracked;
     unsigned now = sbx_access_open(sbx_os_open_intent(oflags),
                                    (oflags & O_CREAT) && existed == 0, &used, &tracked);
@@ -747,6 +859,12 @@ void sbx_flush_fds(void)
         settle(fd, &g_fds[fd]);
 }
 
+void sbx_exiting(int status)
+{
+    if (sbx_on() && !g_quiet)
+        emit(SBX_EV_EXIT, 0, status & 0xff, 0, NULL, NULL);
+}
+
 /* ---- processes -------------------------------------------------------------*/
 void sbx_forked_parent(int child)
 {
@@ -756,8 +874,16 @@ void sbx_forked_parent(int child)
 
 void sbx_forked_child(void)
 {
-    if (g_log)
-        g_pid = raw_getpid();
+    if (!g_log)
+        return;
+    /* g_pid is still the parent's (this memory is its copy): the child
+     * says who forked it before any record of its own, so that its first
+     * accesses are already its own process's (the parent's FORK record
+     * comes when fork returns there, maybe after them) */
+    int parent = g_pid;
+    g_pid = raw_getpid();
+    if (parent > 0 && parent != g_pid)
+        emit_v(SBX_EV_FORK, 0, parent, g_pid, 0, NULL, 0, NULL);
 }
 
 /* The loader's injection variable (shim_os.h).  Linux separates entries
@@ -899,19 +1025,10 @@ static int inspect_exec(const char *p, char *interp, size_t cap)
     unsigned char buf[512];
     long n = sbx_os_pread(fd, buf, sizeof buf, 0);
     int is_static = 0;
-    if (n >= 2 && buf[0] == '#' && buf[1] == '!') {
-        long i = 2, j;
-        while (i < n && (buf[i] == ' ' || buf[i] == '\t'))
-            i++;
-        for (j = i; j < n && buf[j] != ' ' && buf[j] != '\t' && buf[j] != '\n'; j++)
-            ;
-        if (j > i && (size_t)(j - i) < cap) {
-            memcpy(interp, buf + i, (size_t)(j - i));
-            interp[j - i] = '\0';
-        }
-    } else {
+    if (n >= 2 && buf[0] == '#' && buf[1] == '!')
+        sbx_shebang_interp((const char *)buf, (size_t)n, interp, cap);
+    else
         is_static = sbx_os_is_static(fd, buf, n);
-    }
     sbx_os_close(fd);
     return is_static;
 }
@@ -1133,9 +1250,12 @@ void sbx_start(int argc, char **argv)
     check_mount_ns();
     const char *interp = NULL;
     sbx_os_each_loaded(g_shim, report_object, &interp);
-    const char *s[3] = {fn, exe, interp ? interp : ""};
+    char cwd[SBX_PATH_MAX];
+    if (host_name(cwd, sbx_os_getcwd(cwd, sizeof cwd), sizeof cwd) <= 0 || cwd[0] != '/')
+        cwd[0] = '\0';             /* unknown (or deeper than a name fits) */
+    const char *s[4] = {fn, exe, interp ? interp : "", cwd};
     static char *const none[] = {NULL};
-    emit_v(SBX_EV_START, 0, 0, sbx_os_getppid(), 0, s, 3, argv ? argv : none);
+    emit_v(SBX_EV_START, 0, 0, sbx_os_getppid(), 0, s, 4, argv ? argv : none);
 }
 
 void sbx_loaded(const char *name)

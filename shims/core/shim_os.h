@@ -51,6 +51,11 @@ void sbx_os_unmap(void *p, size_t len);
  * placeholder ("/tmp/#123 (deleted)"). */
 long sbx_os_fd_name(int fd, char *out, size_t cap);
 
+/* The name of directory `dirfd` (AT_FDCWD: the cwd) when the kernel will
+ * not give it: nested deeper than a page of name (ENAMETOOLONG).  Found
+ * by walking up through ".."; its length, or -1. */
+long sbx_os_long_dir_name(int dirfd, char *out, size_t cap);
+
 /* The directory `path` names, its symlinks followed, as the kernel
  * resolves it now (for ".." after a symlinked directory): its length, or
  * -1 (absent, not resolvable). */
@@ -91,5 +96,29 @@ int sbx_os_stream_unflushed(FILE *f);
  * called when dirfd is not AT_FDCWD or flags are set. */
 int sbx_os_execveat(int dirfd, const char *path, char *const argv[], char *const envp[],
                     int flags);
+
+/* Opens reported from inside another hook's real call.  On macOS libc's
+ * own bodies open through symbols the dylib interposes (libsystem_c's
+ * fopen and opendir through open$NOCANCEL ...), so a hook that reports
+ * the open its real call made (fopen, opendir, mkstemp) may find it
+ * reported already (and an open wrapper may reach an interposed stub:
+ * open$NOCANCEL, __open_nocancel): the open family marks each fd it
+ * reports with a sequence number; a hook takes sbx_os_open_seq() before
+ * its real call and reports only an fd not marked since.  Linux: glibc's internal
+ * opens never reach a hook (the patched ones: sbx_open_body_patched). */
+#if defined(__APPLE__)
+unsigned long sbx_os_open_seq(void);
+void sbx_os_open_mark(int fd);
+int sbx_os_open_marked_since(int fd, unsigned long seq);
+#else
+static inline unsigned long sbx_os_open_seq(void) { return 0; }
+static inline void sbx_os_open_mark(int fd) { (void)fd; }
+static inline int sbx_os_open_marked_since(int fd, unsigned long seq)
+{
+    (void)fd;
+    (void)seq;
+    return 0;
+}
+#endif
 
 #endif

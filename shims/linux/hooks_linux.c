@@ -442,6 +442,14 @@ SBX_HOOK(int, mkostemps64, (char *t, int sl, int fl))
 }
 
 /* ---- life cycle -------------------------------------------------------------------------*/
+/* exit() hands its status to on_exit handlers (glibc): the process's record
+ * gets it (a process killed by a signal has none) */
+static void sbx_on_exit(int status, void *arg)
+{
+    (void)arg;
+    sbx_exiting(status);
+}
+
 __attribute__((constructor)) static void sbx_ctor(int argc, char **argv, char **envp)
 {
     (void)envp;
@@ -452,6 +460,7 @@ __attribute__((constructor)) static void sbx_ctor(int argc, char **argv, char **
     pthread_atfork(NULL, NULL, sbx_forked_child);
     sbx_glibc_internal_patch();
     sbx_start(argc, argv);
+    on_exit(sbx_on_exit, NULL);
     /* last: the libraries the program started with are all mapped now */
     sbx_raw_watch_arm();
     pthread_atfork(NULL, NULL, sbx_raw_watch_arm);
@@ -521,4 +530,91 @@ SBX_HOOK(int, system, (const char *cmd))
     sigaction(SIGQUIT, &old_quit, NULL);
     sigprocmask(SIG_SETMASK, &old_mask, NULL);
     return status;
+}
+
+/* ---- popen(): glibc spawns its shell the same way ----------------------------------*/
+/* As system(): with the variables gone, glibc's internal posix_spawn would
+ * start an untraced shell.  Then the shim makes the pipe and spawns
+ * `sh -c cmd` through the hooked posix_spawn, as glibc's popen does (the
+ * child's end on its stdin or stdout, the streams of earlier popen()s
+ * closed in the child), and keeps the pid for pclose(). */
+#define POPEN_SLOTS 64
+static struct {
+    FILE *fp;                       /* NULL: free */
+    pid_t pid;
+} g_popen[POPEN_SLOTS];
+
+SBX_HOOK(FILE *, popen, (const char *cmd, const char *mode))
+{
+    if (!cmd || !mode || !sbx_on() || env_has_shim())
+        return REAL(popen)(cmd, mode);
+    int reading = mode[0] == 'r', cloexec = strchr(mode, 'e') != NULL;
+    if (!reading && mode[0] != 'w') {
+        errno = EINVAL;
+        return NULL;
+    }
+    int fds[2];
+    if (pipe2(fds, O_CLOEXEC) < 0)
+        return NULL;
+    int parent_end = reading ? fds[0] : fds[1], child_end = reading ? fds[1] : fds[0];
+    posix_spawn_file_actions_t fa;
+    posix_spawn_file_actions_init(&fa);
+    /* (onto itself, dup2 clears close-on-exec: the child keeps it) */
+    posix_spawn_file_actions_adddup2(&fa, child_end, reading ? 1 : 0);
+    for (int i = 0; i < POPEN_SLOTS; i++) {
+        FILE *other = __atomic_load_n(&g_popen[i].fp, __ATOMIC_ACQUIRE);
+        if (other && fileno(other) >= 0 && fileno(other) != (reading ? 1 : 0))
+            posix_spawn_file_actions_addclose(&fa, fileno(other));
+    }
+    char *argv[] = {(char *)"sh", (char *)"-c", (char *)cmd, NULL};
+    pid_t pid;
+    int err = posix_spawn(&pid, "/bin/sh", &fa, NULL, argv, environ);   /* our hook */
+    posix_spawn_file_actions_destroy(&fa);
+    close(child_end);
+    if (err != 0) {
+        close(parent_end);
+        errno = err;
+        return NULL;
+    }
+    if (!cloexec)
+        fcntl(parent_end, F_SETFD, 0);
+    FILE *fp = fdopen(parent_end, reading ? "r" : "w");
+    if (!fp) {
+        int e = errno;
+        close(parent_end);
+        while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
+            ;
+        errno = e;
+        return NULL;
+    }
+    for (int i = 0; i < POPEN_SLOTS; i++) {
+        FILE *none = NULL;
+        if (__atomic_compare_exchange_n(&g_popen[i].fp, &none, fp, 0, __ATOMIC_ACQ_REL,
+                                        __ATOMIC_ACQUIRE)) {
+            g_popen[i].pid = pid;
+            return fp;
+        }
+    }
+    /* more than POPEN_SLOTS at once: pclose() will not find its child;
+     * still never an untraced one */
+    sbx_warn_process("had more popen() streams open at once than the shim keeps: "
+                     "their exit statuses are lost");
+    return fp;
+}
+
+SBX_HOOK(int, pclose, (FILE *fp))
+{
+    for (int i = 0; fp && i < POPEN_SLOTS; i++) {
+        if (__atomic_load_n(&g_popen[i].fp, __ATOMIC_ACQUIRE) != fp)
+            continue;
+        pid_t pid = g_popen[i].pid;
+        __atomic_store_n(&g_popen[i].fp, NULL, __ATOMIC_RELEASE);
+        fclose(fp);
+        int status;
+        pid_t w;
+        while ((w = waitpid(pid, &status, 0)) < 0 && errno == EINTR)
+            ;
+        return w < 0 ? -1 : status;
+    }
+    return REAL(pclose)(fp);
 }

@@ -73,10 +73,20 @@ SBX_EXPORT unsigned la_objopen(struct link_map *map, Lmid_t lmid, uintptr_t *coo
 
 /* The capability subdirectories the loader tries inside every directory of
  * LD_LIBRARY_PATH, RUNPATH and its defaults before the directory itself
- * (glibc-hwcaps/x86-64-v3, tls, x86_64 ...).  rtld-audit reports only the
- * directory; sandbox_py asks this machine's loader for its list once
- * (LD_DEBUG=libs) and passes it in SBX_PRELOAD_CAPDIRS, so the candidates
- * below are the ones this loader tries, in its order. */
+ * (glibc-hwcaps/x86-64-v3, tls, x86_64 ...).  The loader calls la_objsearch
+ * in one of two ways, and the module must tell them apart:
+ *   - once per directory, with the bare directory (the search lists of the
+ *     start-up, whose capability subdirectories the loader already walked
+ *     unaudited while loading this module): the subdirectories it tries
+ *     without an audit module are modelled here;
+ *   - once per candidate, the capability subdirectory included, then the
+ *     bare directory last (a dlopen'd library's RUNPATH): each call is one
+ *     name the loader tries, nothing is to be added (adding the
+ *     subdirectories again invented names such as
+ *     .../glibc-hwcaps/x86-64-v2/glibc-hwcaps/x86-64-v2/libX.so).
+ * sandbox_py asks this machine's loader for its list once (LD_DEBUG=libs)
+ * and passes it in SBX_PRELOAD_CAPDIRS, so the candidates are the ones this
+ * loader tries, in its order. */
 #define MAX_CAPS 32
 static char g_caps_buf[SBX_PATH_MAX];
 static const char *g_caps[MAX_CAPS];
@@ -164,6 +174,34 @@ static int try_candidate(const char *dir, const char *name)
     return 0;
 }
 
+/* The length of `dir` without a trailing capability subdirectory
+ * ("/glibc-hwcaps/x86-64-v2", "/tls/x86_64" ...), dl when it has none. */
+static size_t cap_base(const char *dir, size_t dl)
+{
+    size_t best = dl;
+    for (int i = 0; i < g_ncaps; i++) {
+        size_t cl = strlen(g_caps[i]);
+        if (cl && cl + 1 < dl && dir[dl - cl - 1] == '/' &&
+            memcmp(dir + dl - cl, g_caps[i], cl) == 0 && dl - cl - 1 < best)
+            best = dl - cl - 1;
+    }
+    return best;
+}
+
+/* The (base directory, library name) of the per-candidate series under way. */
+static uint64_t g_series;
+
+static uint64_t hash_pair(const char *dir, size_t dl, const char *name)
+{
+    uint64_t h = 1469598103934665603ULL;
+    for (size_t i = 0; i < dl; i++)
+        h = (h ^ (unsigned char)dir[i]) * 1099511628211ULL;
+    h = (h ^ '/') * 1099511628211ULL;
+    for (; *name; name++)
+        h = (h ^ (unsigned char)*name) * 1099511628211ULL;
+    return h ? h : 1;
+}
+
 SBX_EXPORT char *la_objsearch(const char *name, uintptr_t *cookie, unsigned int flag)
 {
     (void)cookie;
@@ -192,6 +230,15 @@ SBX_EXPORT char *la_objsearch(const char *name, uintptr_t *cookie, unsigned int 
         g_caps_warned = 1;
         sbx_warn("the dynamic loader's capability subdirectories (glibc-hwcaps, tls) "
                  "are not known here: its search in them is not seen");
+    }
+    /* One candidate of a per-candidate search: in a capability
+     * subdirectory, or the bare directory that ends such a series. */
+    size_t base_len = cap_base(dir, dl);
+    uint64_t series = hash_pair(dir, base_len, slash + 1);
+    if (base_len < dl || series == g_series) {
+        g_series = base_len < dl ? series : 0;
+        try_candidate(dir, slash + 1);
+        return (char *)name;
     }
     for (int i = 0; i < g_ncaps; i++) {
         if ((size_t)snprintf(sub, sizeof sub, "%s/%s", dir, g_caps[i]) >= sizeof sub)

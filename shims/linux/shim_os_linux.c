@@ -226,3 +226,97 @@ int sbx_os_stream_unflushed(FILE *f)
 {
     return f->_IO_write_ptr > f->_IO_write_base;
 }
+
+/* The kernel gives no name longer than a page (getcwd, /proc/self/fd:
+ * ENAMETOOLONG), yet a process can sit, and open files, in a directory
+ * nested deeper than that (chdir/fchdir step by step).  The name is then
+ * found the way getcwd() did before the kernel knew it: up through "..",
+ * looking in each parent for the entry of the directory below (by inode
+ * number; by stat where the inode numbers differ: a mount point). */
+struct sbx_dirent64 {
+    uint64_t d_ino;
+    int64_t d_off;
+    unsigned short d_reclen;
+    unsigned char d_type;
+    char d_name[];
+};
+
+static long name_in_parent(int parent, const struct stat *child, char *name, size_t cap)
+{
+    for (int by_stat = 0; by_stat < 2; by_stat++) {
+        if (SBX_SYS3(SYS_lseek, parent, 0, SEEK_SET) < 0)
+            return -1;
+        char buf[2048];
+        long n;
+        while ((n = SBX_SYS3(SYS_getdents64, parent, buf, sizeof buf)) > 0) {
+            for (long at = 0; at < n;) {
+                struct sbx_dirent64 *d = (struct sbx_dirent64 *)(buf + at);
+                at += d->d_reclen;
+                const char *nm = d->d_name;
+                if ((nm[0] == '.' && (nm[1] == '\0' || (nm[1] == '.' && nm[2] == '\0'))))
+                    continue;
+                struct stat sb;
+                if (by_stat ? SBX_SYS4(SYS_newfstatat, parent, nm, &sb, AT_SYMLINK_NOFOLLOW) < 0 ||
+                                  sb.st_dev != child->st_dev || sb.st_ino != child->st_ino
+                            : d->d_ino != child->st_ino)
+                    continue;
+                size_t l = strlen(nm);
+                if (l + 1 > cap)
+                    return -1;
+                memcpy(name, nm, l + 1);
+                return (long)l;
+            }
+        }
+    }
+    return -1;
+}
+
+long sbx_os_long_dir_name(int dirfd, char *out, size_t cap)
+{
+    if (cap < 2)
+        return -1;
+    struct stat root, cur_st;
+    if (SBX_SYS4(SYS_newfstatat, AT_FDCWD, "/", &root, 0) < 0)
+        return -1;
+    int cur = (int)SBX_SYS4(SYS_openat, dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC, 0);
+    if (cur < 0 || sbx_os_fstat(cur, &cur_st) < 0) {
+        if (cur >= 0)
+            sbx_os_close(cur);
+        return -1;
+    }
+    size_t pos = cap - 1;
+    out[pos] = '\0';
+    long result = -1;
+    for (int depth = 0; depth < 65536; depth++) {
+        if (cur_st.st_dev == root.st_dev && cur_st.st_ino == root.st_ino) {
+            result = 0;
+            break;
+        }
+        int parent = (int)SBX_SYS4(SYS_openat, cur, "..", O_RDONLY | O_DIRECTORY | O_CLOEXEC, 0);
+        struct stat par_st;
+        if (parent < 0 || sbx_os_fstat(parent, &par_st) < 0 ||
+            (par_st.st_dev == cur_st.st_dev && par_st.st_ino == cur_st.st_ino)) {
+            if (parent >= 0)
+                sbx_os_close(parent);
+            break;          /* a root that is not ours: no name from here */
+        }
+        char name[256];
+        long l = name_in_parent(parent, &cur_st, name, sizeof name);
+        sbx_os_close(cur);
+        cur = parent;
+        cur_st = par_st;
+        if (l < 0 || (size_t)l + 1 > pos)
+            break;
+        pos -= (size_t)l;
+        memcpy(out + pos, name, (size_t)l);
+        out[--pos] = '/';
+    }
+    sbx_os_close(cur);
+    if (result < 0)
+        return -1;
+    if (pos == cap - 1)
+        out[--pos] = '/';
+    size_t len = cap - 1 - pos;
+    memmove(out, out + pos, len + 1);
+    return (long)len;
+}

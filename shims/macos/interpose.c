@@ -3,8 +3,10 @@
  * DARWIN entry.  The replacee is taken from the real libSystem headers, so
  * it is the symbol a program compiled against them binds to: on x86_64
  * _stat$INODE64, _opendir$INODE64, _realpath$DARWIN_EXTSN ...; on arm64 the
- * plain names (realpath keeps its $DARWIN_EXTSN there too).  A hook listed here without a body fails
- * the link.
+ * plain names (realpath keeps its $DARWIN_EXTSN there too).  The other
+ * symbols of an entry point ($NOCANCEL, the 32-bit-inode names ...) are
+ * entries of their own, named in darwin_decls.h.  A hook listed here
+ * without a body fails the link.
  */
 #include <copyfile.h>
 #include <dirent.h>
@@ -25,9 +27,18 @@
 #include <unistd.h>
 #include <utime.h>
 
+/* a weak import younger than the oldest macOS supported (darwin_decls.h)
+ * is only its address here: dyld skips the pair where it is missing */
+#pragma clang diagnostic ignored "-Wunguarded-availability-new"
+
 #define SBX_IP_POSIX(name) SBX_IP(name)
 #define SBX_IP_DARWIN(name) SBX_IP(name)
 #define SBX_IP_LINUX(name)
+#if defined(__x86_64__)
+#define SBX_IP_DARWIN_X86_64(name) SBX_IP(name)
+#else
+#define SBX_IP_DARWIN_X86_64(name)
+#endif
 
 /* the replacements: same type as the function they replace */
 #define SBX_IP(name) extern __typeof__(name) sbx_hook_##name __attribute__((visibility("hidden")));

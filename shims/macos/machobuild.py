@@ -32,8 +32,7 @@ READER_SOURCES = ["csrc/python/module_unpriv.c", "csrc/linux/preload/preload_rea
                   "csrc/macos/reader_os_darwin.c", "csrc/python/pyresult.c",
                   "csrc/core/pathset.c", "csrc/core/pathnorm.c", "csrc/core/result.c",
                   "csrc/core/keyed_table.c", "csrc/core/access.c", "csrc/core/ledger.c"]
-READER_INCLUDES = ["csrc/core", "csrc/python", "csrc/linux/preload", "csrc/linux/ptrace",
-                   "shims/core"]
+READER_INCLUDES = ["csrc/core", "csrc/python", "csrc/linux/preload", "shims/core"]
 # deprecated entry points (readdir_r) are hooked on purpose: programs still call them
 CFLAGS = ["-O2", "-Wall", "-Wno-unused-command-line-argument", "-Wno-deprecated-declarations",
           "-fvisibility=hidden",

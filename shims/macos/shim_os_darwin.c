@@ -9,6 +9,8 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
+#include <stdint.h>
 #include <libproc.h>
 #include <pthread.h>
 #include <mach-o/dyld.h>
@@ -201,6 +203,16 @@ int sbx_os_execveat(int dirfd, const char *path, char *const argv[], char *const
     return -1;
 }
 
+long sbx_os_long_dir_name(int dirfd, char *out, size_t cap)
+{
+    /* macOS names a directory through F_GETPATH up to MAXPATHLEN only; a
+     * deeper one is lost (the shim warns that an access lost its name) */
+    (void)dirfd;
+    (void)out;
+    (void)cap;
+    return -1;
+}
+
 long sbx_os_real_dir(const char *path, char *out, size_t cap)
 {
     /* calls from the interposing image are not rebound: libSystem's own */
@@ -232,4 +244,38 @@ long sbx_os_root(char *out, size_t cap)
 int sbx_os_other_mount_ns(void)
 {
     return 0;   /* no mount namespaces on macOS */
+}
+
+/* Opens reported from inside another hook's real call (shim_os.h): a
+ * global sequence and, per fd, the sequence and thread of its last
+ * reported open.  No thread-local storage: dyld allocates a thread's TLV
+ * block on first use, and the hooks never allocate.  A mark newer than
+ * the caller's sequence, made by the caller's thread on the fd its real
+ * call returned, is that call's own open. */
+#define SBX_MARKED_FDS 4096
+static unsigned long g_open_seq;
+static struct {
+    unsigned long seq;
+    uintptr_t thread;
+} g_open_marks[SBX_MARKED_FDS];
+
+unsigned long sbx_os_open_seq(void)
+{
+    return __atomic_load_n(&g_open_seq, __ATOMIC_ACQUIRE);
+}
+void sbx_os_open_mark(int fd)
+{
+    if (fd < 0 || fd >= SBX_MARKED_FDS)
+        return;
+    __atomic_store_n(&g_open_marks[fd].seq, 0, __ATOMIC_RELEASE);
+    __atomic_store_n(&g_open_marks[fd].thread, (uintptr_t)pthread_self(), __ATOMIC_RELEASE);
+    __atomic_store_n(&g_open_marks[fd].seq, __atomic_add_fetch(&g_open_seq, 1, __ATOMIC_ACQ_REL),
+                     __ATOMIC_RELEASE);
+}
+int sbx_os_open_marked_since(int fd, unsigned long seq)
+{
+    return fd >= 0 && fd < SBX_MARKED_FDS &&
+           __atomic_load_n(&g_open_marks[fd].seq, __ATOMIC_ACQUIRE) > seq &&
+           __atomic_load_n(&g_open_marks[fd].thread, __ATOMIC_ACQUIRE) ==
+               (uintptr_t)pthread_self();
 }

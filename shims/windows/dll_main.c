@@ -81,7 +81,7 @@ static void report_loaded_modules(void)
             continue;
         memcpy(full, m->FullDllName.Buffer, n * sizeof(wchar_t));
         full[n] = 0;
-        sbx_record_win32(SBX_READ, full);
+        sbx_record_win32(sbx_access_classify(SBX_OP_LOAD, 1).first, full);
     }
     HeapFree(GetProcessHeap(), 0, full);
 }

@@ -7,6 +7,13 @@
  * DuplicateHandle, opened inside a guarded call) are asked of the system
  * once (GetFinalPathNameByHandleW); a handle that is not a disk file (pipe,
  * console) is remembered as such so it is never asked again.
+ *
+ * The table is also the DLL's open-file ledger (access.h): a handle a
+ * hooked call opened is settled when it closes, or when the process ends
+ * with it open.  What to do with one whose content was never used is
+ * sbx_ledger_is_probe's to say; the candidate goes to the launcher, which
+ * weighs it against the whole run's sets (sbx_result_settle), in time order
+ * with every other process's events, as the Linux backends do.
  */
 #include "hookdll.h"
 #include "../../csrc/win/winpath.h"
@@ -18,8 +25,12 @@ struct slot {
     HANDLE h;           /* NULL: empty */
     wchar_t *path;      /* NULL: not a file */
     uint32_t len;
-    unsigned state;     /* categories reported | SBX_H_OPENED */
+    unsigned state;     /* categories reported | H_OPENED | H_USED */
 };
+
+#define H_OPENED 0x1000u    /* opened by a hooked call: in the ledger */
+#define H_USED 0x2000u      /* the ledger's `used`: content used, or the open
+                             * itself counted as a use (sbx_access_open) */
 
 static SRWLOCK lock = SRWLOCK_INIT;
 static HANDLE heap;
@@ -123,10 +134,20 @@ static void put_locked(HANDLE h, const wchar_t *path, size_t len, unsigned state
     live++;
 }
 
-void sbx_handles_put(HANDLE h, const wchar_t *path, size_t len, unsigned used)
+void sbx_handles_open(HANDLE h, const wchar_t *path, size_t len, unsigned intent, int created,
+                      int removes)
 {
+    int used, tracked;
+    unsigned cats = sbx_access_open(intent, created, &used, &tracked);
+    if (removes) {
+        cats |= sbx_access_classify(SBX_OP_REMOVE, 1).first;
+        used = 1;
+    }
+    if (cats)
+        sbx_record(cats, path, len);
+    unsigned state = (cats & SBX_CATEGORIES) | (tracked ? H_OPENED : 0) | (used ? H_USED : 0);
     AcquireSRWLockExclusive(&lock);
-    put_locked(h, path, len, used | SBX_H_OPENED);
+    put_locked(h, path, len, state);
     ReleaseSRWLockExclusive(&lock);
 }
 
@@ -183,26 +204,36 @@ size_t sbx_handles_path(HANDLE h, wchar_t *out, size_t cap_units)
     return len;
 }
 
-void sbx_handles_use(HANDLE h, unsigned cat)
+void sbx_handles_use(HANDLE h, unsigned cats)
 {
-    /* Fast path: known handle, category already reported. */
+    cats &= SBX_CATEGORIES;
+    /* Fast path: known handle, every category already reported. */
     AcquireSRWLockShared(&lock);
     struct slot *s = find(h);
-    int done = s && (!s->path || (s->state & cat));
+    int done = s && (!s->path || !(cats & ~s->state));
     ReleaseSRWLockShared(&lock);
     if (done)
         return;
     wchar_t path[SBX_PATH_MAX];
     size_t len = 0;
     long state = lookup(h, path, SBX_PATH_MAX, &len);
-    if (state < 0 || (state & cat) || len >= SBX_PATH_MAX)
+    if (state < 0 || len >= SBX_PATH_MAX)
         return;
+    unsigned fresh = cats & ~(unsigned)state;
     AcquireSRWLockExclusive(&lock);
     s = find(h);
     if (s)
-        s->state |= cat;
+        s->state |= cats | H_USED;
     ReleaseSRWLockExclusive(&lock);
-    sbx_record(cat, path, len);
+    if (fresh)
+        sbx_record(fresh, path, len);
+}
+
+/* An opened handle whose file the ledger would call only looked at. */
+static int unused(const struct slot *s)
+{
+    return s->h && s->path && (s->state & H_OPENED) &&
+           sbx_ledger_is_probe(!!(s->state & H_USED), 0);
 }
 
 void sbx_handles_close(HANDLE h)
@@ -212,7 +243,7 @@ void sbx_handles_close(HANDLE h)
     AcquireSRWLockExclusive(&lock);
     struct slot *s = find(h);
     if (s) {
-        if (s->path && (s->state & SBX_H_OPENED) && !(s->state & SBX_CATEGORIES)) {
+        if (unused(s)) {
             path = s->path;         /* keep it past the drop */
             len = s->len;
             s->path = NULL;
@@ -221,9 +252,7 @@ void sbx_handles_close(HANDLE h)
     }
     ReleaseSRWLockExclusive(&lock);
     if (path) {
-        /* Opened and closed without reading, writing or listing: the open
-         * only established that the file exists. */
-        sbx_record(SBX_PROBE, path, len);
+        sbx_record_unused(path, len);
         HeapFree(heap, 0, path);
     }
 }
@@ -232,7 +261,7 @@ void sbx_handles_rename(HANDLE h, const wchar_t *path, size_t len)
 {
     AcquireSRWLockExclusive(&lock);
     struct slot *s = find(h);
-    unsigned state = s ? s->state : SBX_H_OPENED;
+    unsigned state = s ? s->state : H_OPENED | H_USED;
     put_locked(h, path, len, state);
     ReleaseSRWLockExclusive(&lock);
 }
@@ -245,11 +274,8 @@ void sbx_handles_exit(void)
         Sleep(1);
     if (!locked)
         return;
-    for (size_t i = 0; slots && i < cap; i++) {
-        struct slot *s = &slots[i];
-        if (s->h && s->path && (s->state & SBX_H_OPENED) &&
-            !(s->state & SBX_CATEGORIES))
-            sbx_record(SBX_PROBE, s->path, s->len);
-    }
+    for (size_t i = 0; slots && i < cap; i++)
+        if (unused(&slots[i]))
+            sbx_record_unused(slots[i].path, slots[i].len);
     ReleaseSRWLockExclusive(&lock);
 }

@@ -3,11 +3,17 @@
  * dll_main.c      configuration, start-up, the table of hooks
  * pipe_client.c   event buffer, per-process de-duplication, named pipe
  * handle_table.c  handle -> path, so reads/writes on a handle are reported
- *                 once, with the name it was opened under
+ *                 once, with the name it was opened under; the open-file
+ *                 ledger (an open never used is only a look)
  * nt_hooks.c      ntdll layer (what every program ends up calling)
  * win32_hooks.c   kernelbase layer (a Win32 call is recorded once, with its
  *                 own meaning: a copy is a read and a write)
  * process_hooks.c CreateProcessW/A: the child gets the DLL before it runs
+ *
+ * What a call counts as is the access model's to say (csrc/core/access.h):
+ * the hooks only map each NT or Win32 call to one of its operations
+ * (sbx_access_classify, sbx_access_open, sbx_access_use) and record the
+ * answer; the ledger's rule is sbx_ledger_is_probe.
  */
 #ifndef SBX_HOOKDLL_H
 #define SBX_HOOKDLL_H
@@ -17,7 +23,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "../../csrc/core/pathset.h"
+#include "../../csrc/core/access.h"
 #include "../../csrc/win/wire.h"
 
 /* Longest path we record, in UTF-16 units.  Buffers of this size live on
@@ -92,7 +98,13 @@ static inline void sbx_leave(unsigned prev)
 int sbx_pipe_connect(void);
 /* Record an already normal path (see csrc/win/winpath.h). */
 void sbx_record(unsigned flags, const wchar_t *path, size_t len);
-void sbx_record_exec(DWORD pid, DWORD ppid, const wchar_t *path, const wchar_t *cmdline);
+/* An open file of this process let go without its content used (the
+ * ledger's candidate): the launcher settles it against the run's sets. */
+void sbx_record_unused(const wchar_t *path, size_t len);
+/* Process `pid` was created by `ppid` from image `path` with `cmdline`,
+ * in directory `cwd` (normal; NULL or "" when unknown). */
+void sbx_record_exec(DWORD pid, DWORD ppid, const wchar_t *path, const wchar_t *cmdline,
+                     const wchar_t *cwd);
 /* Process `pid` left the run at its creation (breakaway declaration). */
 void sbx_record_breakaway(DWORD pid, DWORD ppid, const wchar_t *path, const wchar_t *cmdline);
 void sbx_warn(const wchar_t *fmt, ...);
@@ -117,19 +129,25 @@ void sbx_record_win32(unsigned flags, const wchar_t *path);
 wchar_t *sbx_widen(const char *s, UINT cp);
 
 /* ---- handles (handle_table.c) ---------------------------------------------- */
-#define SBX_H_OPENED 0x1000u   /* opened by a hooked call: probe if never used */
 void sbx_handles_init(void);
-/* Remember handle h as path (normal); `used` are categories already reported. */
-void sbx_handles_put(HANDLE h, const wchar_t *path, size_t len, unsigned used);
+/* A successful open of the normal `path` as handle h, in the model's terms
+ * (access.h): `intent` (SBX_OPEN_*), whether the open `created` the file,
+ * and `removes` when the file goes with its last handle (delete on close:
+ * a removal).  Records what the open itself counts as and enters the
+ * handle into the ledger. */
+void sbx_handles_open(HANDLE h, const wchar_t *path, size_t len, unsigned intent, int created,
+                      int removes);
 /* Path of a handle (looked up, or asked of the system once); 0 if none. */
 size_t sbx_handles_path(HANDLE h, wchar_t *out, size_t cap);
-/* Report `cat` for the handle's file unless it was reported already. */
-void sbx_handles_use(HANDLE h, unsigned cat);
-/* The handle is going away; an opened file never used is a probe. */
+/* The handle's file was used in `cats` (what the model says of the call:
+ * sbx_access_use, or a classification's categories); each category is
+ * reported once per handle. */
+void sbx_handles_use(HANDLE h, unsigned cats);
+/* The handle is going away: the ledger settles an open never used. */
 void sbx_handles_close(HANDLE h);
 /* After a rename through the handle, later accesses use the new name. */
 void sbx_handles_rename(HANDLE h, const wchar_t *path, size_t len);
-/* Process exit: report the opened, never used handles still open. */
+/* Process exit: settle the opened handles still open. */
 void sbx_handles_exit(void);
 
 /* ---- hooks ----------------------------------------------------------------- */

@@ -5,6 +5,10 @@
  * by Win32 functions we do not hook.  When the thread is already inside a
  * Win32 hook (the guard is set), the Win32 hook records the access with its
  * own meaning and these only pass through.
+ *
+ * Each hook says which operation of the access model (csrc/core/access.h)
+ * its call is — a name probed, removed, renamed; an open with its intent;
+ * content used through a handle — and records what the model answers.
  */
 #include "hookdll.h"
 #include "enforce.h"
@@ -28,6 +32,14 @@
 /* CreateOptions */
 #define SBX_FILE_DELETE_ON_CLOSE 0x00001000
 #define SBX_FILE_OPEN_BY_FILE_ID 0x00002000
+
+/* Access rights to a file's content, as the model's open intent sees them
+ * (metadata rights are not content: a handle opened for attributes only
+ * and never used is a probe). */
+#define SBX_CONTENT_READ (FILE_READ_DATA | FILE_EXECUTE | GENERIC_READ | GENERIC_EXECUTE |  \
+                          GENERIC_ALL | MAXIMUM_ALLOWED)
+#define SBX_CONTENT_WRITE (FILE_WRITE_DATA | FILE_APPEND_DATA | GENERIC_WRITE | GENERIC_ALL |  \
+                           MAXIMUM_ALLOWED)
 
 /* FILE_INFORMATION_CLASS values we interpret. */
 enum {
@@ -147,9 +159,15 @@ static size_t oa_path(POBJECT_ATTRIBUTES oa, wchar_t *out)
     return resolve_name(oa->RootDirectory, len ? u->Buffer : NULL, len, out);
 }
 
+/* The categories the model gives call `op`'s first name, succeeded or not. */
+static unsigned first_name(enum sbx_op op, NTSTATUS st)
+{
+    return sbx_access_classify(op, NT_OK(st)).first;
+}
+
 /* What a finished NtCreateFile/NtOpenFile means. */
 static void after_open(NTSTATUS st, PHANDLE fh, POBJECT_ATTRIBUTES oa, PIO_STATUS_BLOCK iosb,
-                       ULONG disposition, ULONG options)
+                       ACCESS_MASK access, ULONG disposition, ULONG options)
 {
     wchar_t path[SBX_PATH_MAX];
     size_t len;
@@ -169,21 +187,20 @@ static void after_open(NTSTATUS st, PHANDLE fh, POBJECT_ATTRIBUTES oa, PIO_STATU
             return;
     }
     if (!NT_OK(st)) {
-        sbx_record(SBX_PROBE, path, len);
+        sbx_record(first_name(SBX_OP_OPEN, st), path, len);
         return;
     }
-    unsigned flags = 0;
+    /* The intent from the access mask; what happened from the system's
+     * answer (devices may leave Information at 0).  An overwrite discards
+     * the content whatever the mask asked: a truncating write. */
+    unsigned intent = ((access & SBX_CONTENT_READ) ? SBX_OPEN_READ : 0) |
+                      ((access & SBX_CONTENT_WRITE) ? SBX_OPEN_WRITE : 0);
     ULONG_PTR info = iosb ? iosb->Information : 1;
-    if (info == SBX_FILE_CREATED)
-        flags = SBX_WRITE | SBX_CREATED;
-    else if (info == SBX_FILE_OVERWRITTEN ||
-             (info == SBX_FILE_SUPERSEDED && disposition == SBX_FILE_SUPERSEDE))
-        flags = SBX_WRITE;      /* (devices may leave Information at 0) */
-    if (options & SBX_FILE_DELETE_ON_CLOSE)
-        flags |= SBX_WRITE;
-    if (flags)
-        sbx_record(flags, path, len);
-    sbx_handles_put(*fh, path, len, flags & SBX_CATEGORIES);
+    if (info == SBX_FILE_OVERWRITTEN ||
+        (info == SBX_FILE_SUPERSEDED && disposition == SBX_FILE_SUPERSEDE))
+        intent |= SBX_OPEN_WRITE | SBX_OPEN_TRUNC;
+    sbx_handles_open(*fh, path, len, intent, info == SBX_FILE_CREATED,
+                     (options & SBX_FILE_DELETE_ON_CLOSE) != 0);
 }
 
 /* ---- the policy (enforce.h): asked before the original runs ---------------- */
@@ -235,7 +252,7 @@ static NTSTATUS NTAPI h_NtCreateFile(PHANDLE fh, ACCESS_MASK access, POBJECT_ATT
     NTSTATUS st = o_NtCreateFile(fh, access, oa, iosb, alloc, attrs, share, disposition, options,
                                  ea, ealen);
     SBX_CHECK_BY_ID(st, fh, iosb, access, disposition, options);
-    SBX_RECORD_AFTER(after_open(st, fh, oa, iosb, disposition, options));
+    SBX_RECORD_AFTER(after_open(st, fh, oa, iosb, access, disposition, options));
     return st;
 }
 
@@ -245,12 +262,11 @@ static NTSTATUS NTAPI h_NtOpenFile(PHANDLE fh, ACCESS_MASK access, POBJECT_ATTRI
     SBX_ENFORCE(refuse_open(oa, access, SBX_FILE_OPEN, options), SBX_NT_REFUSED(iosb));
     NTSTATUS st = o_NtOpenFile(fh, access, oa, iosb, share, options);
     SBX_CHECK_BY_ID(st, fh, iosb, access, SBX_FILE_OPEN, options);
-    SBX_RECORD_AFTER(after_open(st, fh, oa, iosb, SBX_FILE_OPEN, options));
+    SBX_RECORD_AFTER(after_open(st, fh, oa, iosb, access, SBX_FILE_OPEN, options));
     return st;
 }
 
-/* A name given in OBJECT_ATTRIBUTES, in the category given.  A metadata
- * query by name is a probe, whether the file exists or not. */
+/* A name given in OBJECT_ATTRIBUTES, in the categories given. */
 static void record_oa(unsigned cats, POBJECT_ATTRIBUTES oa)
 {
     wchar_t path[SBX_PATH_MAX];
@@ -263,7 +279,7 @@ static NTSTATUS NTAPI h_NtQueryAttributesFile(POBJECT_ATTRIBUTES oa, PVOID info)
 {
     SBX_ENFORCE(refuse_oa(SBX_NEED_PROBE, oa), { return STATUS_ACCESS_DENIED; });
     NTSTATUS st = o_NtQueryAttributesFile(oa, info);
-    SBX_RECORD_AFTER(record_oa(SBX_PROBE, oa));
+    SBX_RECORD_AFTER(record_oa(first_name(SBX_OP_PROBE, st), oa));
     return st;
 }
 
@@ -271,7 +287,7 @@ static NTSTATUS NTAPI h_NtQueryFullAttributesFile(POBJECT_ATTRIBUTES oa, PVOID i
 {
     SBX_ENFORCE(refuse_oa(SBX_NEED_PROBE, oa), { return STATUS_ACCESS_DENIED; });
     NTSTATUS st = o_NtQueryFullAttributesFile(oa, info);
-    SBX_RECORD_AFTER(record_oa(SBX_PROBE, oa));
+    SBX_RECORD_AFTER(record_oa(first_name(SBX_OP_PROBE, st), oa));
     return st;
 }
 
@@ -283,19 +299,21 @@ static int has_wildcard(const wchar_t *p, size_t n)
     return 0;
 }
 
-/* Listing a directory is an enumeration; asking it for one exact name
- * (FindFirstFile("C:\d\x.txt") does that) is a probe of that name. */
-static void after_query_directory(HANDLE h, PUNICODE_STRING mask)
+/* Listing a directory is a use of its content (getdents); asking it for
+ * one exact name (FindFirstFile("C:\d\x.txt") does that) is a probe of
+ * that name, found or not.  A listing that ends (no more entries) still
+ * listed. */
+static void after_query_directory(NTSTATUS st, HANDLE h, PUNICODE_STRING mask)
 {
     size_t mlen = mask && mask->Buffer ? mask->Length / sizeof(wchar_t) : 0;
     if (mlen && !has_wildcard(mask->Buffer, mlen)) {
         wchar_t path[SBX_PATH_MAX];
         size_t len = resolve_name(h, mask->Buffer, mlen, path);
         if (len)
-            sbx_record(SBX_PROBE, path, len);
+            sbx_record(first_name(SBX_OP_PROBE, st), path, len);
         return;
     }
-    sbx_handles_use(h, SBX_ENUM);
+    sbx_handles_use(h, sbx_access_use(SBX_USE_LIST));
 }
 
 static NTSTATUS NTAPI h_NtQueryDirectoryFile(HANDLE h, HANDLE ev, PVOID apc, PVOID ctx,
@@ -305,7 +323,7 @@ static NTSTATUS NTAPI h_NtQueryDirectoryFile(HANDLE h, HANDLE ev, PVOID apc, PVO
 {
     NTSTATUS st = o_NtQueryDirectoryFile(h, ev, apc, ctx, iosb, info, len, cls, single, mask,
                                          restart);
-    SBX_RECORD_AFTER(after_query_directory(h, mask));
+    SBX_RECORD_AFTER(after_query_directory(st, h, mask));
     return st;
 }
 
@@ -314,7 +332,7 @@ static NTSTATUS NTAPI h_NtQueryDirectoryFileEx(HANDLE h, HANDLE ev, PVOID apc, P
                                                ULONG cls, ULONG flags, PUNICODE_STRING mask)
 {
     NTSTATUS st = o_NtQueryDirectoryFileEx(h, ev, apc, ctx, iosb, info, len, cls, flags, mask);
-    SBX_RECORD_AFTER(after_query_directory(h, mask));
+    SBX_RECORD_AFTER(after_query_directory(st, h, mask));
     return st;
 }
 
@@ -349,55 +367,52 @@ static void after_set_information(NTSTATUS st, HANDLE h, PVOID info, ULONG len, 
 {
     wchar_t target[SBX_PATH_MAX];
     size_t tlen;
+    enum sbx_op op;
     switch (cls) {
     case C_RENAME:
     case C_RENAME_EX:
     case C_LINK:
-    case C_LINK_EX:
-        if (NT_OK(st) && (cls == C_RENAME || cls == C_RENAME_EX))
+    case C_LINK_EX: {
+        op = (cls == C_RENAME || cls == C_RENAME_EX) ? SBX_OP_RENAME : SBX_OP_LINK;
+        if (NT_OK(st) && op == SBX_OP_RENAME)
             sbx_long_names_forget();
         tlen = target_name(h, info, len, target);
         if (!tlen)
             return;
+        struct sbx_access a = sbx_access_classify(op, NT_OK(st));
         if (!NT_OK(st)) {
-            sbx_record(SBX_PROBE, target, tlen);
+            sbx_record(a.second, target, tlen);     /* the handle's name was only looked at */
             return;
         }
-        /* The existing name's content lives on under the new name: a read
-         * (dropped by the pathset when the run itself created that file),
-         * as link() and rename() are on Linux. */
-        sbx_handles_use(h, SBX_READ);
-        if (cls == C_RENAME || cls == C_RENAME_EX) {
-            sbx_handles_use(h, SBX_WRITE);          /* the old name is gone */
+        sbx_handles_use(h, a.first);
+        if (op == SBX_OP_RENAME)
             sbx_handles_rename(h, target, tlen);
-        }
-        sbx_record(SBX_WRITE | SBX_CREATED, target, tlen);
+        sbx_record(a.second, target, tlen);
         return;
+    }
     case C_DISPOSITION:
-        if (NT_OK(st) && len >= 1 && *(BOOLEAN *)info) {
-            sbx_long_names_forget();
-            sbx_handles_use(h, SBX_WRITE);
-        }
-        return;
     case C_DISPOSITION_EX:
-        if (NT_OK(st) && len >= 4 && (*(ULONG *)info & 1)) {
+        /* delete on close set (not cleared): a removal */
+        if (NT_OK(st) && (cls == C_DISPOSITION ? len >= 1 && *(BOOLEAN *)info
+                                               : len >= 4 && (*(ULONG *)info & 1))) {
             sbx_long_names_forget();
-            sbx_handles_use(h, SBX_WRITE);
+            sbx_handles_use(h, first_name(SBX_OP_REMOVE, st));
         }
         return;
     case C_ALLOCATION:
     case C_END_OF_FILE:
     case C_VALID_DATA_LENGTH:
-        if (NT_OK(st))
-            sbx_handles_use(h, SBX_WRITE);
+        if (NT_OK(st))                              /* ftruncate, fallocate */
+            sbx_handles_use(h, sbx_access_use(SBX_USE_WRITE));
         return;
     case C_BASIC:
-        /* All-zero fields mean "leave unchanged": not a metadata change. */
+        /* times and attributes through the handle (futimens, fchmod); all-zero
+         * fields mean "leave unchanged": not a metadata change. */
         if (NT_OK(st) && len >= sizeof(struct basic_info)) {
             const struct basic_info *b = info;
             if (b->times[0].QuadPart || b->times[1].QuadPart || b->times[2].QuadPart ||
                 b->times[3].QuadPart || b->attributes)
-                sbx_handles_use(h, SBX_WRITE);
+                sbx_handles_use(h, sbx_access_use(SBX_USE_WRITE));
         }
         return;
     default:
@@ -439,7 +454,7 @@ static NTSTATUS NTAPI h_NtDeleteFile(POBJECT_ATTRIBUTES oa)
     NTSTATUS st = o_NtDeleteFile(oa);
     if (NT_OK(st) && sbx_active)
         sbx_long_names_forget();
-    SBX_RECORD_AFTER(record_oa(NT_OK(st) ? SBX_WRITE : SBX_PROBE, oa));
+    SBX_RECORD_AFTER(record_oa(first_name(SBX_OP_REMOVE, st), oa));
     return st;
 }
 
@@ -455,7 +470,7 @@ static NTSTATUS NTAPI h_NtReadFile(HANDLE h, HANDLE ev, PVOID apc, PVOID ctx,
 {
     NTSTATUS st = o_NtReadFile(h, ev, apc, ctx, iosb, b, n, off, key);
     if (transferred(st))
-        SBX_RECORD_AFTER(sbx_handles_use(h, SBX_READ));
+        SBX_RECORD_AFTER(sbx_handles_use(h, sbx_access_use(SBX_USE_READ)));
     return st;
 }
 
@@ -465,7 +480,7 @@ static NTSTATUS NTAPI h_NtWriteFile(HANDLE h, HANDLE ev, PVOID apc, PVOID ctx,
 {
     NTSTATUS st = o_NtWriteFile(h, ev, apc, ctx, iosb, b, n, off, key);
     if (NT_OK(st))
-        SBX_RECORD_AFTER(sbx_handles_use(h, SBX_WRITE));
+        SBX_RECORD_AFTER(sbx_handles_use(h, sbx_access_use(SBX_USE_WRITE)));
     return st;
 }
 
@@ -477,7 +492,7 @@ static NTSTATUS NTAPI h_NtReadFileScatter(HANDLE h, HANDLE ev, PVOID apc, PVOID 
 {
     NTSTATUS st = o_NtReadFileScatter(h, ev, apc, ctx, iosb, segs, n, off, key);
     if (transferred(st))
-        SBX_RECORD_AFTER(sbx_handles_use(h, SBX_READ));
+        SBX_RECORD_AFTER(sbx_handles_use(h, sbx_access_use(SBX_USE_READ)));
     return st;
 }
 
@@ -487,7 +502,7 @@ static NTSTATUS NTAPI h_NtWriteFileGather(HANDLE h, HANDLE ev, PVOID apc, PVOID 
 {
     NTSTATUS st = o_NtWriteFileGather(h, ev, apc, ctx, iosb, segs, n, off, key);
     if (NT_OK(st))
-        SBX_RECORD_AFTER(sbx_handles_use(h, SBX_WRITE));
+        SBX_RECORD_AFTER(sbx_handles_use(h, sbx_access_use(SBX_USE_WRITE)));
     return st;
 }
 
@@ -498,7 +513,7 @@ static NTSTATUS NTAPI h_NtQueryInformationByName(POBJECT_ATTRIBUTES oa, PIO_STAT
 {
     SBX_ENFORCE(refuse_oa(SBX_NEED_PROBE, oa), SBX_NT_REFUSED(iosb));
     NTSTATUS st = o_NtQueryInformationByName(oa, iosb, info, len, cls);
-    SBX_RECORD_AFTER(record_oa(SBX_PROBE, oa));
+    SBX_RECORD_AFTER(record_oa(first_name(SBX_OP_PROBE, st), oa));
     return st;
 }
 
@@ -511,7 +526,8 @@ static NTSTATUS NTAPI h_NtCopyFileChunk(HANDLE src, HANDLE dst, HANDLE ev, PIO_S
 {
     NTSTATUS st = o_NtCopyFileChunk(src, dst, ev, iosb, len, soff, doff, skey, dkey, flags);
     if (NT_OK(st))
-        SBX_RECORD_AFTER(sbx_handles_use(src, SBX_READ); sbx_handles_use(dst, SBX_WRITE));
+        SBX_RECORD_AFTER(sbx_handles_use(src, sbx_access_use(SBX_USE_READ));
+                         sbx_handles_use(dst, sbx_access_use(SBX_USE_WRITE)));
     return st;
 }
 
@@ -519,8 +535,9 @@ static NTSTATUS NTAPI h_NtCopyFileChunk(HANDLE src, HANDLE dst, HANDLE ev, PIO_S
  * of winioctl.h, FILE_DEVICE_FILE_SYSTEM).  Reading a reparse point is
  * readlink(): a read of the link itself.  Block cloning
  * (DUPLICATE_EXTENTS, how Dev Drive/ReFS copies) reads the source handle
- * given in the input buffer.  Other controls query or tune the volume and
- * touch no file content. */
+ * given in the input buffer, like a copy's source.  The others listed
+ * change the file through its handle; the rest query or tune the volume
+ * and touch no file content. */
 #define FSCTL_SET_COMPRESSION_ 0x0009C040u
 #define FSCTL_SET_REPARSE_POINT_ 0x000900A4u
 #define FSCTL_GET_REPARSE_POINT_ 0x000900A8u
@@ -535,7 +552,7 @@ static void after_fs_control(HANDLE h, ULONG code, const void *in, ULONG inlen)
     HANDLE src = NULL;
     switch (code) {
     case FSCTL_GET_REPARSE_POINT_:
-        sbx_handles_use(h, SBX_READ);
+        sbx_handles_use(h, sbx_access_classify(SBX_OP_READLINK, 1).first);
         return;
     case FSCTL_DUPLICATE_EXTENTS_TO_FILE_:        /* DUPLICATE_EXTENTS_DATA: handle first */
         if (in && inlen >= sizeof(HANDLE))
@@ -555,8 +572,8 @@ static void after_fs_control(HANDLE h, ULONG code, const void *in, ULONG inlen)
         return;
     }
     if (src)
-        sbx_handles_use(src, SBX_READ);
-    sbx_handles_use(h, SBX_WRITE);
+        sbx_handles_use(src, sbx_access_use(SBX_USE_READ));
+    sbx_handles_use(h, sbx_access_use(SBX_USE_WRITE));
 }
 
 static NTSTATUS NTAPI h_NtFsControlFile(HANDLE h, HANDLE ev, PVOID apc, PVOID ctx,
@@ -577,7 +594,7 @@ static NTSTATUS NTAPI h_NtSetEaFile(HANDLE h, PIO_STATUS_BLOCK iosb, PVOID buf, 
 {
     NTSTATUS st = o_NtSetEaFile(h, iosb, buf, len);
     if (NT_OK(st))
-        SBX_RECORD_AFTER(sbx_handles_use(h, SBX_WRITE));
+        SBX_RECORD_AFTER(sbx_handles_use(h, sbx_access_use(SBX_USE_WRITE)));
     return st;
 }
 
@@ -585,7 +602,7 @@ static NTSTATUS NTAPI h_NtSetSecurityObject(HANDLE h, ULONG what, PVOID sd)
 {
     NTSTATUS st = o_NtSetSecurityObject(h, what, sd);
     if (NT_OK(st))
-        SBX_RECORD_AFTER(sbx_handles_use(h, SBX_WRITE));
+        SBX_RECORD_AFTER(sbx_handles_use(h, sbx_access_use(SBX_USE_WRITE)));
     return st;
 }
 
@@ -617,9 +634,9 @@ static NTSTATUS NTAPI h_NtCreateSection(PHANDLE sh, ACCESS_MASK access, POBJECT_
 {
     NTSTATUS st = o_NtCreateSection(sh, access, oa, size, protect, attrs, file);
     if (file && NT_OK(st))
-        SBX_RECORD_AFTER(sbx_handles_use(file, SBX_READ);
+        SBX_RECORD_AFTER(sbx_handles_use(file, sbx_access_use(SBX_USE_READ));
                          if (protect & (PAGE_READWRITE | PAGE_EXECUTE_READWRITE))
-                             sbx_handles_use(file, SBX_WRITE));
+                             sbx_handles_use(file, sbx_access_use(SBX_USE_WRITE)));
     return st;
 }
 

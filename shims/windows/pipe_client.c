@@ -175,32 +175,52 @@ void sbx_record(unsigned flags, const wchar_t *path, size_t len)
     LeaveCriticalSection(&lock);
 }
 
-static void record_exec(uint16_t flags, DWORD pid, DWORD ppid, const wchar_t *path,
-                        const wchar_t *cmdline);
+/* Kept apart from the path records' de-duplication keys by a bit no path
+ * category uses (as SBX_DENIED_KEY below). */
+#define SBX_UNUSED_KEY 0x20000u
 
-void sbx_record_exec(DWORD pid, DWORD ppid, const wchar_t *path, const wchar_t *cmdline)
+void sbx_record_unused(const wchar_t *path, size_t len)
 {
-    record_exec(0, pid, ppid, path, cmdline);
+    if (!sbx_active || !len)
+        return;
+    /* Once per path is enough: the launcher settles the first one against
+     * the run's sets as they were then, and categories only grow. */
+    EnterCriticalSection(&lock);
+    if (seen_insert(SBX_UNUSED_KEY, path, len))
+        emit(SBX_MSG_UNUSED, 0, path, len * sizeof *path, NULL, 0);
+    LeaveCriticalSection(&lock);
+}
+
+static void record_exec(uint16_t flags, DWORD pid, DWORD ppid, const wchar_t *path,
+                        const wchar_t *cmdline, const wchar_t *cwd);
+
+void sbx_record_exec(DWORD pid, DWORD ppid, const wchar_t *path, const wchar_t *cmdline,
+                     const wchar_t *cwd)
+{
+    record_exec(0, pid, ppid, path, cmdline, cwd);
 }
 
 void sbx_record_breakaway(DWORD pid, DWORD ppid, const wchar_t *path, const wchar_t *cmdline)
 {
-    record_exec(SBX_WIRE_BREAKAWAY, pid, ppid, path, cmdline);
+    record_exec(SBX_WIRE_BREAKAWAY, pid, ppid, path, cmdline, NULL);
 }
 
 static void record_exec(uint16_t flags, DWORD pid, DWORD ppid, const wchar_t *path,
-                        const wchar_t *cmdline)
+                        const wchar_t *cmdline, const wchar_t *cwd)
 {
-    struct sbx_wire_exec x = {pid, ppid, (uint32_t)wcslen(path)};
-    size_t plen = x.path_chars * sizeof(wchar_t);
+    struct sbx_wire_exec x = {pid, ppid, (uint32_t)wcslen(path),
+                              (uint32_t)(cwd ? wcslen(cwd) : 0)};
+    size_t plen = x.path_chars * sizeof(wchar_t), dlen = x.cwd_chars * sizeof(wchar_t);
     size_t clen = wcslen(cmdline) * sizeof(wchar_t);
-    uint8_t *tmp = HeapAlloc(heap, 0, sizeof x + plen);
+    uint8_t *tmp = HeapAlloc(heap, 0, sizeof x + plen + dlen);
     if (!tmp)
         return;
     memcpy(tmp, &x, sizeof x);
     memcpy(tmp + sizeof x, path, plen);
+    if (dlen)
+        memcpy(tmp + sizeof x + plen, cwd, dlen);
     EnterCriticalSection(&lock);
-    emit(SBX_MSG_EXEC, flags, tmp, sizeof x + plen, cmdline, clen);
+    emit(SBX_MSG_EXEC, flags, tmp, sizeof x + plen + dlen, cmdline, clen);
     LeaveCriticalSection(&lock);
     HeapFree(heap, 0, tmp);
 }

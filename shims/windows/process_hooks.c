@@ -7,9 +7,12 @@
  * with the job; its creation is reported as a breakaway.
  *
  * CreateProcessW/A are called with CREATE_SUSPENDED added; the new process
- * is reported as an exec, its image as a read, the DLL is injected with the
+ * is reported as an exec (a fork and an exec at once: the launcher hangs
+ * its record under its creator's, and records the image as the child's
+ * exec of it) with its starting directory; the DLL is injected with the
  * same code the launcher uses (csrc/win/inject.c), and only then is the
- * child resumed — unless the caller itself asked for it suspended.  The
+ * child resumed —
+ * unless the caller itself asked for it suspended.  The
  * original call runs unguarded: the executable search it performs along
  * PATH reaches the NT hooks as probes, as failed execs do on Linux.
  */
@@ -42,7 +45,7 @@ static int refuse_spawn(const PROCESS_INFORMATION *pi, const wchar_t *path, size
 }
 
 static int after_spawn(const PROCESS_INFORMATION *pi, const wchar_t *app, const wchar_t *cmd,
-                       DWORD flags)
+                       const wchar_t *cwd, DWORD flags)
 {
     DWORD self = GetCurrentProcessId();
     wchar_t image[SBX_PATH_MAX], path[SBX_PATH_MAX];
@@ -59,9 +62,12 @@ static int after_spawn(const PROCESS_INFORMATION *pi, const wchar_t *app, const 
     path[plen] = 0;
     if (refuse_spawn(pi, path, plen, 1))
         return -1;
-    if (plen)
-        sbx_record(SBX_READ, path, plen);   /* the executed binary */
-    sbx_record_exec(pi->dwProcessId, self, path, cmd ? cmd : (app ? app : L""));
+    /* The child starts in the directory asked for, made absolute against
+     * ours as CreateProcess does, or in ours. */
+    wchar_t dir[SBX_PATH_MAX];
+    size_t dlen = sbx_full_path(cwd && *cwd ? cwd : L".", dir, SBX_PATH_MAX);
+    dir[dlen] = 0;
+    sbx_record_exec(pi->dwProcessId, self, path, cmd ? cmd : (app ? app : L""), dir);
 
     BOOL wow64 = FALSE;
     wchar_t err[256];
@@ -157,12 +163,12 @@ static int spawn_enter(unsigned *prev)
 }
 
 static BOOL spawn_leave(unsigned prev, BOOL ok, PROCESS_INFORMATION *pi,
-                        const wchar_t *app, const wchar_t *cmd, DWORD flags)
+                        const wchar_t *app, const wchar_t *cmd, const wchar_t *cwd, DWORD flags)
 {
     DWORD err = GetLastError();
     if (ok) {
         sbx_tls_set(prev | SBX_IN_SPAWN | SBX_GUARD);
-        if (after_spawn(pi, app, cmd, flags) < 0) {   /* refused by the policy */
+        if (after_spawn(pi, app, cmd, cwd, flags) < 0) {   /* refused by the policy */
             CloseHandle(pi->hThread);
             CloseHandle(pi->hProcess);
             memset(pi, 0, sizeof *pi);
@@ -195,7 +201,7 @@ static BOOL WINAPI h_CreateProcessW(LPCWSTR app, LPWSTR cmd, LPSECURITY_ATTRIBUT
     }
     BOOL ok = o_CreateProcessW(app, cmd, pa, ta, inherit, flags | CREATE_SUSPENDED, env, cwd,
                                si, pi);
-    return spawn_leave(prev, ok, pi, app, cmd, flags);
+    return spawn_leave(prev, ok, pi, app, cmd, cwd, flags);
 }
 
 static BOOL WINAPI h_CreateProcessA(LPCSTR app, LPSTR cmd, LPSECURITY_ATTRIBUTES pa,
@@ -232,13 +238,16 @@ static BOOL WINAPI h_CreateProcessA(LPCSTR app, LPSTR cmd, LPSECURITY_ATTRIBUTES
     DWORD err = GetLastError();
     wchar_t *wapp = ok ? sbx_widen(app, CP_ACP) : NULL;
     wchar_t *wcmd = ok ? sbx_widen(cmd, CP_ACP) : NULL;
+    wchar_t *wcwd = ok ? sbx_widen(cwd, CP_ACP) : NULL;
     SetLastError(err);
-    ok = spawn_leave(prev, ok, pi, wapp, wcmd, flags);
+    ok = spawn_leave(prev, ok, pi, wapp, wcmd, wcwd, flags);
     err = GetLastError();
     if (wapp)
         HeapFree(GetProcessHeap(), 0, wapp);
     if (wcmd)
         HeapFree(GetProcessHeap(), 0, wcmd);
+    if (wcwd)
+        HeapFree(GetProcessHeap(), 0, wcwd);
     SetLastError(err);
     return ok;
 }

@@ -5,7 +5,9 @@
  * nothing the program can see.  Each hook records that meaning once and
  * sets the guard, so the NT calls underneath pass through unrecorded.
  * Names are made absolute against the current directory with
- * GetFullPathNameW, the rule Win32 itself applies.
+ * GetFullPathNameW, the rule Win32 itself applies.  What the meaning
+ * counts as is the access model's answer (csrc/core/access.h) for the
+ * operation the call is.
  */
 #include "hookdll.h"
 #include "enforce.h"
@@ -38,29 +40,37 @@ static OneName_t o_DeleteFileW, o_RemoveDirectoryW;
 static CopyFileW_t o_CopyFileW;
 static CreateDirectoryW_t o_CreateDirectoryW;
 
+/* The categories the model gives each name of call `op`, succeeded or not. */
+static struct sbx_access names_of(enum sbx_op op, BOOL ok)
+{
+    return sbx_access_classify(op, ok != 0);
+}
+
 /* ---- CreateFile -------------------------------------------------------------- */
-static void after_create_file(HANDLE h, DWORD err, const wchar_t *name, DWORD disposition,
-                              DWORD flags)
+static void after_create_file(HANDLE h, DWORD err, const wchar_t *name, DWORD access,
+                              DWORD disposition, DWORD flags)
 {
     wchar_t path[SBX_PATH_MAX];
     size_t len = sbx_full_path(name, path, SBX_PATH_MAX);
     if (!len)
         return;
     if (h == INVALID_HANDLE_VALUE) {
-        sbx_record(SBX_PROBE, path, len);
+        sbx_record(names_of(SBX_OP_OPEN, FALSE).first, path, len);
         return;
     }
-    unsigned cats = 0;
+    /* OPEN_ALWAYS and CREATE_ALWAYS say ERROR_ALREADY_EXISTS when the file
+     * was there; CREATE_ALWAYS then overwrote it, as TRUNCATE_EXISTING does. */
     int existed = err == ERROR_ALREADY_EXISTS;
-    if (disposition == CREATE_NEW || ((disposition == CREATE_ALWAYS || disposition == OPEN_ALWAYS) && !existed))
-        cats = SBX_WRITE | SBX_CREATED;
-    else if (disposition == CREATE_ALWAYS || disposition == TRUNCATE_EXISTING)
-        cats = SBX_WRITE;
-    if (flags & FILE_FLAG_DELETE_ON_CLOSE)
-        cats |= SBX_WRITE;
-    if (cats)
-        sbx_record(cats, path, len);
-    sbx_handles_put(h, path, len, cats & SBX_CATEGORIES);
+    int created = disposition == CREATE_NEW ||
+                  ((disposition == CREATE_ALWAYS || disposition == OPEN_ALWAYS) && !existed);
+    unsigned intent =
+        ((access & (GENERIC_READ | GENERIC_EXECUTE | GENERIC_ALL | FILE_READ_DATA |
+                    FILE_EXECUTE | MAXIMUM_ALLOWED)) ? SBX_OPEN_READ : 0) |
+        ((access & (GENERIC_WRITE | GENERIC_ALL | FILE_WRITE_DATA | FILE_APPEND_DATA |
+                    MAXIMUM_ALLOWED)) ? SBX_OPEN_WRITE : 0);
+    if (disposition == CREATE_ALWAYS || disposition == TRUNCATE_EXISTING)
+        intent |= SBX_OPEN_WRITE | SBX_OPEN_TRUNC;
+    sbx_handles_open(h, path, len, intent, created, (flags & FILE_FLAG_DELETE_ON_CLOSE) != 0);
 }
 
 /* ---- the policy (enforce.h): asked before the original runs ---------------- */
@@ -130,17 +140,17 @@ static HANDLE WINAPI h_CreateFileW(LPCWSTR name, DWORD access, DWORD share,
     SBX_ENFORCE(refuse_create_file(name, access, disposition, flags),
                 SBX_WIN32_REFUSED(INVALID_HANDLE_VALUE));
     SBX_GUARDED_CALL(HANDLE, o_CreateFileW(name, access, share, sa, disposition, flags, tmpl),
-                     after_create_file(result, error, name, disposition, flags));
+                     after_create_file(result, error, name, access, disposition, flags));
 }
 
 /* ANSI names, decoded as the file APIs decode them (ANSI or OEM code page). */
-static void after_create_file_a(HANDLE h, DWORD err, const char *name, DWORD disposition,
-                                DWORD flags)
+static void after_create_file_a(HANDLE h, DWORD err, const char *name, DWORD access,
+                                DWORD disposition, DWORD flags)
 {
     wchar_t *wname = sbx_widen(name, AreFileApisANSI() ? CP_ACP : CP_OEMCP);
     if (!wname)
         return;
-    after_create_file(h, err, wname, disposition, flags);
+    after_create_file(h, err, wname, access, disposition, flags);
     HeapFree(GetProcessHeap(), 0, wname);
 }
 
@@ -151,7 +161,7 @@ static HANDLE WINAPI h_CreateFileA(LPCSTR name, DWORD access, DWORD share,
     SBX_ENFORCE(refuse_create_file_a(name, access, disposition, flags),
                 SBX_WIN32_REFUSED(INVALID_HANDLE_VALUE));
     SBX_GUARDED_CALL(HANDLE, o_CreateFileA(name, access, share, sa, disposition, flags, tmpl),
-                     after_create_file_a(result, error, name, disposition, flags));
+                     after_create_file_a(result, error, name, access, disposition, flags));
 }
 
 /* ---- metadata --------------------------------------------------------------- */
@@ -159,34 +169,36 @@ static DWORD WINAPI h_GetFileAttributesW(LPCWSTR name)
 {
     SBX_ENFORCE(sbx_enforce_win32(SBX_NEED_PROBE, name),
                 SBX_WIN32_REFUSED(INVALID_FILE_ATTRIBUTES));
-    SBX_GUARDED_CALL(DWORD, o_GetFileAttributesW(name), sbx_record_win32(SBX_PROBE, name));
+    SBX_GUARDED_CALL(DWORD, o_GetFileAttributesW(name),
+                     sbx_record_win32(names_of(SBX_OP_PROBE, result != INVALID_FILE_ATTRIBUTES)
+                                          .first, name));
 }
 
 static BOOL WINAPI h_GetFileAttributesExW(LPCWSTR name, GET_FILEEX_INFO_LEVELS level, LPVOID out)
 {
     SBX_ENFORCE(sbx_enforce_win32(SBX_NEED_PROBE, name), SBX_WIN32_REFUSED(FALSE));
     SBX_GUARDED_CALL(BOOL, o_GetFileAttributesExW(name, level, out),
-                     sbx_record_win32(SBX_PROBE, name));
+                     sbx_record_win32(names_of(SBX_OP_PROBE, result).first, name));
 }
 
 /* ---- directory listing ---------------------------------------------------------- */
-/* FindFirstFile("d\*.c") lists d; FindFirstFile("d\x.c") (no wildcard)
- * only asks whether d\x.c exists. A missing directory is a probe of it. */
+/* FindFirstFile("d\*.c") lists d (scandir); FindFirstFile("d\x.c") (no
+ * wildcard) only asks whether d\x.c exists.  A listing that matched
+ * nothing still listed; a missing directory was only looked at. */
 static void after_find_first(HANDLE h, DWORD err, const wchar_t *pattern)
 {
     wchar_t path[SBX_PATH_MAX], dir[SBX_PATH_MAX];
     size_t len = 0;
     long dlen = find_first_target(pattern, path, &len, dir);
+    BOOL found = h != INVALID_HANDLE_VALUE;
     if (dlen == 0) {
-        sbx_record(SBX_PROBE, path, len);
+        sbx_record(names_of(SBX_OP_PROBE, found).first, path, len);
         return;
     }
     if (dlen < 0)
         return;
-    if (h != INVALID_HANDLE_VALUE || err == ERROR_FILE_NOT_FOUND || err == ERROR_NO_MORE_FILES)
-        sbx_record(SBX_ENUM, dir, (size_t)dlen);
-    else
-        sbx_record(SBX_PROBE, dir, (size_t)dlen);
+    BOOL listed = found || err == ERROR_FILE_NOT_FOUND || err == ERROR_NO_MORE_FILES;
+    sbx_record(names_of(SBX_OP_LIST, listed).first, dir, (size_t)dlen);
 }
 
 static HANDLE WINAPI h_FindFirstFileExW(LPCWSTR pattern, FINDEX_INFO_LEVELS level, LPVOID data,
@@ -212,28 +224,34 @@ static BOOL WINAPI h_FindNextFileW(HANDLE h, LPWIN32_FIND_DATAW data)
 }
 
 /* ---- changes to names -------------------------------------------------------------- */
+/* A rename: the old name's content lives on under the new one (a read
+ * unless the run made it) and the old name is gone; the new name is
+ * created.  Without a new name, a removal. */
+static void after_move(BOOL ok, const wchar_t *from, const wchar_t *to)
+{
+    if (ok)
+        sbx_long_names_forget();
+    struct sbx_access a = names_of(to ? SBX_OP_RENAME : SBX_OP_REMOVE, ok);
+    sbx_record_win32(a.first, from);
+    if (to)
+        sbx_record_win32(a.second, to);
+}
+
 static BOOL WINAPI h_MoveFileExW(LPCWSTR from, LPCWSTR to, DWORD flags)
 {
     /* both names change: the old one goes, the new one comes */
     SBX_ENFORCE(sbx_enforce_win32(SBX_NEED_WRITE, from) |
                 (to ? sbx_enforce_win32(SBX_NEED_WRITE, to) : 0),
                 SBX_WIN32_REFUSED(FALSE));
-    /* to == NULL (MOVEFILE_DELAY_UNTIL_REBOOT) deletes at reboot */
-    SBX_GUARDED_CALL(BOOL, o_MoveFileExW(from, to, flags),
-                     /* a rename's old name: its content lives on under the
-                      * new one (a read unless the run made it), and it is gone */
-                     if (result) sbx_long_names_forget();
-                     if (result && to) sbx_record_win32(SBX_READ, from);
-                     sbx_record_win32(result ? SBX_WRITE : SBX_PROBE, from);
-                     if (to)
-                         sbx_record_win32(result ? SBX_WRITE | SBX_CREATED : SBX_PROBE, to));
+    /* to == NULL (MOVEFILE_DELAY_UNTIL_REBOOT) deletes at reboot: a removal */
+    SBX_GUARDED_CALL(BOOL, o_MoveFileExW(from, to, flags), after_move(result, from, to));
 }
 
 static BOOL WINAPI h_DeleteFileW(LPCWSTR name)
 {
     SBX_ENFORCE(sbx_enforce_win32(SBX_NEED_WRITE, name), SBX_WIN32_REFUSED(FALSE));
     SBX_GUARDED_CALL(BOOL, o_DeleteFileW(name),
-                     sbx_record_win32(result ? SBX_WRITE : SBX_PROBE, name));
+                     sbx_record_win32(names_of(SBX_OP_REMOVE, result).first, name));
 }
 
 static BOOL WINAPI h_RemoveDirectoryW(LPCWSTR name)
@@ -241,25 +259,30 @@ static BOOL WINAPI h_RemoveDirectoryW(LPCWSTR name)
     SBX_ENFORCE(sbx_enforce_win32(SBX_NEED_WRITE, name), SBX_WIN32_REFUSED(FALSE));
     SBX_GUARDED_CALL(BOOL, o_RemoveDirectoryW(name),
                      if (result) sbx_long_names_forget();
-                     sbx_record_win32(result ? SBX_WRITE : SBX_PROBE, name));
+                     sbx_record_win32(names_of(SBX_OP_REMOVE, result).first, name));
 }
 
 static BOOL WINAPI h_CreateDirectoryW(LPCWSTR name, LPSECURITY_ATTRIBUTES sa)
 {
     SBX_ENFORCE(sbx_enforce_win32(SBX_NEED_WRITE, name), SBX_WIN32_REFUSED(FALSE));
     SBX_GUARDED_CALL(BOOL, o_CreateDirectoryW(name, sa),
-                     sbx_record_win32(result ? SBX_WRITE | SBX_CREATED : SBX_PROBE, name));
+                     sbx_record_win32(names_of(SBX_OP_CREATE, result).first, name));
 }
 
+/* A copy opens the source and reads it, and opens the destination for
+ * writing, creating it unless it `existed` (truncating it if it did), and
+ * writes it.  A copy that failed only looked at both names. */
 static void after_copy(BOOL ok, const wchar_t *from, const wchar_t *to, int existed)
 {
-    if (ok) {
-        sbx_record_win32(SBX_READ, from);
-        sbx_record_win32(existed ? SBX_WRITE : SBX_WRITE | SBX_CREATED, to);
-    } else {
-        sbx_record_win32(SBX_PROBE, from);
-        sbx_record_win32(SBX_PROBE, to);
+    if (!ok) {
+        sbx_record_win32(names_of(SBX_OP_OPEN, FALSE).first, from);
+        sbx_record_win32(names_of(SBX_OP_OPEN, FALSE).first, to);
+        return;
     }
+    int used, tracked;
+    sbx_record_win32(sbx_access_use(SBX_USE_READ), from);
+    sbx_record_win32(sbx_access_open(SBX_OPEN_WRITE | SBX_OPEN_TRUNC, !existed, &used, &tracked) |
+                         sbx_access_use(SBX_USE_WRITE), to);
 }
 
 static BOOL WINAPI h_CopyFileW(LPCWSTR from, LPCWSTR to, BOOL fail_if_exists)

@@ -2,8 +2,10 @@
 
     python shims/windows/winbuild.py [OUTDIR]      (default: build/windows)
 
-The hook DLL and the launcher share csrc/win/inject.c and winpath.c; the
-launcher also links the portable core (pathset, result, result_json).  A
+The hook DLL and the launcher share csrc/win/inject.c and winpath.c and the
+access model (csrc/core/access.c, ledger.c: what each call counts as, the
+open-file ledger's rule); the launcher also links the rest of the portable
+core (pathset, result, result_json).  A
 target is rebuilt only when one of its sources or headers is newer, so the
 test session can call build() every time at no cost.
 """
@@ -31,7 +33,8 @@ DLL_SOURCES = [os.path.join(SHIM, f) for f in (
     "dll_main.c", "pipe_client.c", "handle_table.c", "nt_hooks.c", "win32_hooks.c",
     "process_hooks.c", "enforce.c", "hook_engine.c", "x64_decode.c")] + [
     os.path.join(CSRC, "win", "inject.c"), os.path.join(CSRC, "win", "winpath.c"),
-    os.path.join(CSRC, "win", "winpolicy.c")]
+    os.path.join(CSRC, "win", "winpolicy.c"),
+    os.path.join(CSRC, "core", "access.c"), os.path.join(CSRC, "core", "ledger.c")]
 
 EXE_SOURCES = [os.path.join(CSRC, f) for f in (
     os.path.join("win", "trace_cli.c"), os.path.join("core", "result_json.c"),

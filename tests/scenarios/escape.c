@@ -1,6 +1,6 @@
 /* escape.c — a hostile child for tests/test_enforcement.py: it tries to get
  * out of a policy that lets it read ROOT/ro and write ROOT/rw, and never
- * touch ROOT/secret.  Usage: escape ATTEMPT ROOT [FD]
+ * touch ROOT/secret (s.txt, t.txt).  Usage: escape ATTEMPT ROOT [FD]
  *
  * Each attempt prints one line per try, "NAME: refused (errno)" or
  * "NAME: ESCAPED", and the program exits with the number that escaped
@@ -8,6 +8,8 @@
  * something is caught there).  "inherited" writes through an fd the parent
  * opened before the policy existed: that one cannot be refused, and the
  * run must report it instead, and so must "metadata" (chmod, utimes).
+ * "reopen_inherited" reopens such an fd through /proc/self/fd/N and
+ * /dev/fd/N: a new open, which is refused.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -93,6 +95,7 @@ static void symlinks(void)
     try_write("symlink to read-only", at("rw/to-ro"), O_TRUNC);
     try_read("symlink to secret dir", at("rw/to-secret/s.txt"));
     try_write("create through symlink", at("rw/to-secret/new.txt"), O_CREAT);
+    verdict("unlink through symlinked dir", unlink(at("rw/to-secret/t.txt")));
 }
 
 static void hardlink(void)
@@ -119,6 +122,46 @@ static void renames(void)
     verdict("rename read-only into rw", rename(at("ro/victim.txt"), at("rw/moved")));
     verdict("exchange rw with read-only",
             renameat2(AT_FDCWD, at("rw/dir"), AT_FDCWD, at("ro/sub"), RENAME_EXCHANGE));
+}
+
+/* Swap a file of the writable tree with a protected one: both names change */
+static void exchange(void)
+{
+    int fd = open(at("rw/swap.txt"), O_WRONLY | O_CREAT, 0644);
+    if (fd < 0 || mkdir(at("rw/swapdir"), 0755) < 0) {
+        perror("rw/swap");
+        exit(100);
+    }
+    close(fd);
+    verdict("exchange rw file with secret file",
+            renameat2(AT_FDCWD, at("rw/swap.txt"), AT_FDCWD, at("secret/s.txt"),
+                      RENAME_EXCHANGE));
+    verdict("exchange rw file with read-only file",
+            renameat2(AT_FDCWD, at("rw/swap.txt"), AT_FDCWD, at("ro/victim.txt"),
+                      RENAME_EXCHANGE));
+    verdict("exchange rw dir with secret dir",
+            renameat2(AT_FDCWD, at("rw/swapdir"), AT_FDCWD, at("secret"), RENAME_EXCHANGE));
+    /* the protected name reached through a symlinked directory of rw */
+    if (symlink(at("secret"), at("rw/to-secret")) < 0) {
+        perror("symlink");
+        exit(100);
+    }
+    verdict("exchange through a symlinked dir",
+            renameat2(AT_FDCWD, at("rw/swap.txt"), AT_FDCWD, at("rw/to-secret/t.txt"),
+                      RENAME_EXCHANGE));
+}
+
+/* Reopen, through its /proc/self/fd alias, a descriptor of a protected file
+ * that the parent opened before the policy (Landlock checks every open,
+ * a reopen included) */
+static void reopen_inherited(int fd)
+{
+    char p[64];
+    snprintf(p, sizeof p, "/proc/self/fd/%d", fd);
+    try_read("reopen inherited fd for reading", p);
+    try_write("reopen inherited fd for writing", p, 0);
+    snprintf(p, sizeof p, "/dev/fd/%d", fd);
+    try_read("reopen inherited fd through /dev/fd", p);
 }
 
 static void procfd(void)
@@ -152,6 +195,8 @@ static void procroot(void)
     try_read("/proc/self/root to secret", p);
     snprintf(p, sizeof p, "/proc/self/root%s", at("ro/victim.txt"));
     try_write("/proc/self/root to read-only", p, O_TRUNC);
+    snprintf(p, sizeof p, "/proc/self/root%s", at("secret/new2.txt"));
+    try_write("/proc/self/root create in secret", p, O_CREAT | O_EXCL);
     snprintf(p, sizeof p, "/proc/%d/cwd/../secret/s.txt", getpid());
     try_read("/proc/PID/cwd to secret", p);
 }
@@ -233,6 +278,10 @@ int main(int argc, char **argv)
         procfd();
     else if (!strcmp(a, "procroot"))
         procroot();
+    else if (!strcmp(a, "exchange"))
+        exchange();
+    else if (!strcmp(a, "reopen_inherited") && argc > 3)
+        reopen_inherited(atoi(argv[3]));
     else if (!strcmp(a, "inherited") && argc > 3)
         inherited(atoi(argv[3]));
     else if (!strcmp(a, "metadata"))

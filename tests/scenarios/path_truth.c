@@ -81,6 +81,10 @@ int main(int argc, char **argv)
         read_fd(open("ln", O_RDONLY));
         if (unlink("ln") < 0 || symlink("other.txt", "ln") < 0)
             die("relink");
+    } else if (!strcmp(s, "link_gone")) {       /* ln2 -> ln -> a.txt, all removed after */
+        read_fd(open("ln2", O_RDONLY));
+        if (unlink("ln2") < 0 || unlink("ln") < 0 || unlink("a.txt") < 0)
+            die("unlink");
     } else if (!strcmp(s, "devfd")) {
         int fd = open("f.txt", O_RDONLY);
         char name[64];
@@ -132,6 +136,17 @@ int main(int argc, char **argv)
         snprintf(name, sizeof name, "/proc/self/fd/%d", fd);
         if (linkat(AT_FDCWD, name, AT_FDCWD, "named.txt", AT_SYMLINK_FOLLOW) < 0)
             die("linkat");
+    } else if (!strcmp(s, "tmpfile_emptypath")) {   /* named by linkat(fd, "") */
+        int dir = open(".", O_RDONLY | O_DIRECTORY);
+        int fd = open(".", O_TMPFILE | O_RDWR, 0600);
+        if (fd < 0 || write(fd, "x", 1) != 1)
+            die("O_TMPFILE");
+        if (linkat(fd, "", dir, "named2.txt", AT_EMPTY_PATH) < 0)
+            die("linkat AT_EMPTY_PATH");
+        /* used again through the descriptor, now that the file has a name */
+        if (write(fd, "y", 1) != 1 || fsync(fd) < 0 || lseek(fd, 0, SEEK_SET) < 0)
+            die("write after linkat");
+        read_fd(fd);
     } else if (!strcmp(s, "deleted")) {         /* read after its name is gone */
         int fd = open("f.txt", O_RDONLY);
         if (unlink("f.txt") < 0)

@@ -46,8 +46,8 @@ cd "$stage/repo"
 runuser -u "$USER_NAME" -- env -i PATH=/usr/local/bin:/usr/bin:/bin HOME="$stage/home" \
     PYTHONPATH="$stage/repo:$stage/site" SANDBOX_PY_REQUIRE_EBPF=0 \
     "$PY" -m pytest -q -p no:cacheprovider -p no:sandbox_py \
-    tests/test_auto.py tests/test_preload.py tests/test_ptrace.py tests/test_scenarios.py \
+    tests/test_auto.py tests/test_preload.py tests/test_ptrace.py tests/test_clone_untraced.py tests/test_process_tree.py tests/test_scenarios.py \
     tests/test_differential.py tests/test_syscall_rows.py tests/test_lifecycle.py \
     tests/test_path_truth.py tests/test_path_race.py tests/test_preload_hostile.py \
     tests/test_escapes.py tests/test_enforcement.py tests/test_breakaway.py tests/test_trace.py \
-    tests/test_c_in_process.py "$@"
+    tests/test_preload_fidelity.py tests/test_preload_processes.py tests/test_c_in_process.py "$@"

@@ -1,8 +1,8 @@
 /* unit_native.c — the portable parts of the Windows backend, compiled with
  * the host's gcc and run natively by tests/test_windows.py: path normal
  * form, command-line splitting, the x86-64 decoder and relocator of the
- * hook engine, and JSON string escaping.  Prints one line per failure and
- * exits 1 if there was any.
+ * hook engine, JSON string escaping and the processes of a result in JSON.
+ * Prints one line per failure and exits 1 if there was any.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -241,12 +241,56 @@ static void test_json(void)
     json_str("\t\x01", 2, "\"\\t\\u0001\"");
 }
 
+static void record(struct sbx_result *r, int64_t pid, const char *path, unsigned flags)
+{
+    sbx_result_record(r, pid, path, strlen(path), flags);
+}
+
+/* The processes of a result as the JSON writer gives them: in start order,
+ * the child under the root, a DWORD exit code unsigned, an unknown one
+ * null, each record's own sorted sets. */
+static void test_json_processes(void)
+{
+    struct sbx_result *r = sbx_result_new();
+    const char *root_argv[] = {"C:\\b\\make.exe", "-j2"}, *cc_argv[] = {"cc", "-c", "x.c"};
+    sbx_result_add_exec(r, 10, 1, "C:\\b\\make.exe", root_argv, 2);
+    sbx_result_proc_cwd(r, 10, "C:\\w");
+    record(r, 10, "C:\\w\\Makefile", SBX_READ);
+    sbx_result_add_exec(r, 11, 10, "C:\\b\\cc.exe", cc_argv, 3);
+    record(r, 11, "C:\\w\\x.o", SBX_WRITE | SBX_CREATED);
+    record(r, 11, "C:\\w\\x.c", SBX_READ);
+    record(r, 11, "C:\\w\\a.h", SBX_READ);
+    sbx_result_proc_exit(r, 11, (int)0xC0000135u);
+    sbx_result_settle_processes(r);
+    const char *args[] = {"make"};
+    struct sbx_json_run run = {args, 1, "detours", 0.5, 0, 1, NULL, NULL};
+    FILE *f = tmpfile();
+    EXPECT(sbx_result_write_json(f, r, &run) == 0, "JSON written");
+    rewind(f);
+    static char buf[8192];
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    buf[n] = 0;
+    fclose(f);
+    const char *want =
+        "\"processes\": [{\"pid\": 10, \"ppid\": 1, \"parent\": null, "
+        "\"path\": \"C:\\\\b\\\\make.exe\", \"argv\": [\"C:\\\\b\\\\make.exe\", \"-j2\"], "
+        "\"cwd\": \"C:\\\\w\", \"returncode\": null, \"reads\": [\"C:\\\\w\\\\Makefile\"], "
+        "\"writes\": [], \"probes\": [], \"enumerations\": []}, "
+        "{\"pid\": 11, \"ppid\": 10, \"parent\": 0, \"path\": \"C:\\\\b\\\\cc.exe\", "
+        "\"argv\": [\"cc\", \"-c\", \"x.c\"], \"cwd\": null, \"returncode\": 3221225781, "
+        "\"reads\": [\"C:\\\\w\\\\a.h\", \"C:\\\\w\\\\x.c\"], \"writes\": [\"C:\\\\w\\\\x.o\"], "
+        "\"probes\": [], \"enumerations\": []}]";
+    EXPECT(strstr(buf, want) != NULL, "processes in %s", buf);
+    sbx_result_free(r);
+}
+
 int main(void)
 {
     test_winpath();
     test_cmdline();
     test_decoder();
     test_json();
+    test_json_processes();
     if (failures)
         printf("%d failure(s)\n", failures);
     else

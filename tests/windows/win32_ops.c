@@ -192,6 +192,55 @@ static void mode_child(const wchar_t *self)
     check(code == 0, "grandchild exit status");
 }
 
+/* Who did what: the root reads its own input, starts two children at once
+ * (one in its own directory through CreateProcessW, one in DIR\sub through
+ * CreateProcessA), each reading a file of its own and only opening others
+ * (mode_readone), waits for both, then writes.  The second child exits 7. */
+static void mode_fanout(const wchar_t *self)
+{
+    read_file(in_dir(L"parent_input.txt"), GENERIC_READ);
+    wchar_t cmd[8192];
+    _snwprintf(cmd, 8192, L"\"%ls\" readone \"%ls\" one.txt 0", self, dir);
+    STARTUPINFOW si = {sizeof si};
+    PROCESS_INFORMATION one, two;
+    check(CreateProcessW(NULL, cmd, NULL, NULL, FALSE, 0, NULL, NULL, &si, &one),
+          "CreateProcessW");
+    char aself[4096], adir[4096], line[8192], sub[4096];
+    WideCharToMultiByte(CP_ACP, 0, self, -1, aself, sizeof aself, NULL, NULL);
+    WideCharToMultiByte(CP_ACP, 0, dir, -1, adir, sizeof adir, NULL, NULL);
+    snprintf(line, sizeof line, "\"%s\" readone \"%s\" two.txt 7", aself, adir);
+    snprintf(sub, sizeof sub, "%s\\sub", adir);
+    STARTUPINFOA sia = {sizeof sia};
+    check(CreateProcessA(NULL, line, NULL, NULL, FALSE, 0, NULL, sub, &sia, &two),
+          "CreateProcessA");
+    HANDLE both[2] = {one.hProcess, two.hProcess};
+    WaitForMultipleObjects(2, both, TRUE, INFINITE);
+    DWORD c1 = 1, c2 = 1;
+    GetExitCodeProcess(one.hProcess, &c1);
+    GetExitCodeProcess(two.hProcess, &c2);
+    check(c1 == 0 && c2 == 7, "children's exit codes");
+    write_file(in_dir(L"parent_output.txt"));
+}
+
+static void open_only(const wchar_t *path)
+{
+    HANDLE h = CreateFileW(path, GENERIC_READ, FILE_SHARE_READ, NULL, OPEN_EXISTING, 0, NULL);
+    check(h != INVALID_HANDLE_VALUE, "CreateFileW(open only)");
+    CloseHandle(h);
+}
+
+/* Read NAME; open, and close unread, a file of its own and the one the
+ * root read before it started us. */
+static int mode_readone(const wchar_t *name, int code)
+{
+    read_file(in_dir(name), GENERIC_READ);
+    wchar_t other[256];
+    _snwprintf(other, 256, L"only_opened_by_%ls", name);
+    open_only(in_dir(other));
+    open_only(in_dir(L"parent_input.txt"));
+    return failures ? 1 : code;
+}
+
 /* Win32 calls that are not hooked themselves reach the NT hooks. */
 static void mode_ntfallback(void)
 {
@@ -281,6 +330,8 @@ int wmain(int argc, wchar_t **argv)
     else if (!wcscmp(m, L"threads")) mode_threads();
     else if (!wcscmp(m, L"sleeptree")) mode_sleeptree(argv[0]);
     else if (!wcscmp(m, L"ntfallback")) mode_ntfallback();
+    else if (!wcscmp(m, L"fanout")) mode_fanout(argv[0]);
+    else if (!wcscmp(m, L"readone") && argc > 4) return mode_readone(argv[3], _wtoi(argv[4]));
     else {
         fprintf(stderr, "win32_ops: unknown mode\n");
         return 2;

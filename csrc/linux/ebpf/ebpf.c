@@ -46,11 +46,40 @@
 
 /* ---- per-run state ---------------------------------------------------- */
 
+/* A mount namespace the run's processes moved into (SBX_EV_MNTNS).  One the
+ * run made (unshare, clone) starts as a copy of the one it was made from,
+ * so a name in it is the host's, except under the mount points it has
+ * changed since: `mounts`, each with the host's name of what is mounted
+ * there (a bind of a directory the host has) or NULL (a file system the
+ * host does not show there: tmpfs, a fresh proc, an unmounted host mount).
+ * A namespace joined by setns, or changed by calls not followed
+ * (move_mount, pivot_root), is not `known`: its names stay as it shows
+ * them, with a warning. */
+struct ns_mount {
+    char *at;                       /* mount point, as the namespace names it */
+    char *host;                     /* what the host calls it, or NULL */
+};
+struct mntns {
+    uint32_t inum;
+    int known;
+    int warned;                     /* the "not known" warning was given */
+    struct ns_mount *mounts;
+    size_t n, cap;
+};
+
+/* An access of a spawner's child before its first exec (SBX_PATH_PRE_EXEC). */
+struct pre_exec {
+    uint32_t pid;
+    unsigned flags;
+    char *path;
+};
+
 /* Two keyed tables per run (keyed_table.h):
  *   opened: the name an open file was opened under, keyed by its struct
  *           file address, so that a read through a symlink reports the link
  *           as well as the target, and an open whose data was never used
- *           ends up a probe;
+ *           ends up a probe (its flags: the opener's tgid, whose record
+ *           the settled access goes to);
  *   dirs:   the paths of directories the kernel half sent once (DIRDEF)
  *           and now refers to by token (DIRREF). */
 struct run {
@@ -63,6 +92,13 @@ struct run {
     struct sbx_keyed_table opened, dirs;
     struct sbx_iouring uring;       /* io_uring requests in flight */
     unsigned rewritten_names;       /* opens whose name string was rewritten */
+    struct sbx_keyed_table pid_ns;  /* tgid -> its mount namespace (flags), when
+                                     * not the tracer's */
+    struct mntns *ns;               /* the namespaces seen, in order */
+    size_t nns;
+    struct pre_exec *pre;           /* a spawner's child's $PATH search, held
+                                     * for the exec that follows it */
+    size_t npre, cappre;
     struct run *next;
 };
 
@@ -97,22 +133,268 @@ static struct run *find_run(uint32_t id)
 }
 
 /* Before this run's open replaces a stale entry for the same struct file
- * (the kernel reuses freed file objects), settle the old one. */
+ * (the kernel reuses freed file objects), settle the old one, for the
+ * process that opened it (its tgid is the entry's flags). */
 static void settle_opened(struct run *r, struct sbx_keyed *o)
 {
-    if (o->path && sbx_ledger_settle(r->res->paths, o->path, strlen(o->path), o->used) < 0)
+    if (o->path && sbx_result_settle(r->res, o->flags, o->path, strlen(o->path), o->used) < 0)
         sbx_result_warn(r->res, "out of memory while recording paths");
     free(o->path);
     o->path = NULL;
     o->used = 0;
 }
 
-static void add_path(struct run *r, const char *p, unsigned flags)
+/* An access by process `pid` (a tgid): the run's sets and its own. */
+static void add_path(struct run *r, uint32_t pid, const char *p, unsigned flags)
 {
     if (!flags)
         return;
-    if (sbx_pathset_add(r->res->paths, p, strlen(p), flags) < 0)
+    if (sbx_result_record(r->res, pid, p, strlen(p), flags) < 0)
         sbx_result_warn(r->res, "out of memory while recording paths");
+}
+
+/* ---- mount namespaces ------------------------------------------------- */
+
+static struct mntns *ns_find(struct run *r, uint32_t inum)
+{
+    for (size_t i = 0; i < r->nns; i++)
+        if (r->ns[i].inum == inum)
+            return &r->ns[i];
+    return NULL;
+}
+
+/* The namespace process `pid` is in, NULL for the tracer's own. */
+static struct mntns *ns_of(struct run *r, uint32_t pid)
+{
+    if (!r->nns)
+        return NULL;                /* the common case: nobody moved */
+    struct sbx_keyed *k = sbx_keyed_get(&r->pid_ns, pid, 0);
+    return k && k->flags ? ns_find(r, k->flags) : NULL;
+}
+
+static void ns_set_pid(struct run *r, uint32_t pid, uint32_t inum)
+{
+    struct sbx_keyed *k = sbx_keyed_get(&r->pid_ns, pid, inum != 0);
+    if (k)
+        k->flags = inum;
+}
+
+static void ns_free_mount(struct ns_mount *m)
+{
+    free(m->at);
+    free(m->host);
+    m->at = m->host = NULL;
+}
+
+/* Whether `p` is `at` or below it. */
+static size_t below(const char *p, const char *at)
+{
+    size_t n = strlen(at);
+    if (n == 1 && at[0] == '/')
+        return 1;
+    if (strncmp(p, at, n) != 0 || (p[n] != '\0' && p[n] != '/'))
+        return 0;
+    return n;
+}
+
+/* Mounting at `at` hides every mount below it: they are forgotten. */
+static void ns_forget_below(struct mntns *ns, const char *at)
+{
+    size_t j = 0;
+    for (size_t i = 0; i < ns->n; i++) {
+        if (below(ns->mounts[i].at, at))
+            ns_free_mount(&ns->mounts[i]);
+        else
+            ns->mounts[j++] = ns->mounts[i];
+    }
+    ns->n = j;
+}
+
+static int ns_add(struct mntns *ns, const char *at, const char *host)
+{
+    if (ns->n == ns->cap) {
+        size_t nc = ns->cap ? ns->cap * 2 : 8;
+        struct ns_mount *m = realloc(ns->mounts, nc * sizeof *m);
+        if (!m)
+            return -1;
+        ns->mounts = m;
+        ns->cap = nc;
+    }
+    struct ns_mount *m = &ns->mounts[ns->n];
+    m->at = strdup(at);
+    m->host = host ? strdup(host) : NULL;
+    if (!m->at || (host && !m->host)) {
+        ns_free_mount(m);
+        return -1;
+    }
+    ns->n++;
+    return 0;
+}
+
+/* Process `pid` moved from namespace `from` to `to` (SBX_EV_MNTNS). */
+static void on_mntns_event(struct run *r, const struct sbx_event *ev)
+{
+    uint32_t from = (uint32_t)ev->args[0], to = (uint32_t)ev->args[1];
+    ns_set_pid(r, ev->pid, to);
+    if (!to || ns_find(r, to))
+        return;
+    struct mntns *grown = realloc(r->ns, (r->nns + 1) * sizeof *grown);
+    if (!grown) {
+        sbx_result_warn(r->res, "out of memory while recording mount namespaces");
+        return;
+    }
+    r->ns = grown;
+    struct mntns *ns = &r->ns[r->nns++];
+    memset(ns, 0, sizeof *ns);
+    ns->inum = to;
+    /* a copy of the namespace it was made from, when that one is known */
+    struct mntns *old = from ? ns_find(r, from) : NULL;
+    int made = ev->nr == SYS_unshare || ev->nr == SYS_clone || ev->nr == SYS_clone3;
+    ns->known = made && (!from || (old && old->known));
+    for (size_t i = 0; ns->known && old && i < old->n; i++)
+        if (ns_add(ns, old->mounts[i].at, old->mounts[i].host) < 0)
+            ns->known = 0;
+}
+
+/* The host's name of `p`, a path as process `pid`'s namespace shows it:
+ * `p` itself (the host's namespace, or a name the namespace has not
+ * changed), the host's name of what is mounted over it (into buf), or
+ * NULL when the host has no name for it (said in a warning). */
+static const char *host_name(struct run *r, uint32_t pid, const char *p, char *buf, size_t cap)
+{
+    struct mntns *ns = ns_of(r, pid);
+    if (!ns || !p)
+        return p;
+    if (!ns->known) {
+        if (!ns->warned++)
+            sbx_result_warn(r->res, "process %u runs in a mount namespace this run did not "
+                            "make, or changed it by a call the eBPF backend does not follow "
+                            "(move_mount, pivot_root): its paths are as it sees them and may "
+                            "not be where the host has those files", pid);
+        return p;
+    }
+    struct ns_mount *best = NULL;
+    size_t blen = 0;
+    for (size_t i = 0; i < ns->n; i++) {
+        size_t n = below(p, ns->mounts[i].at);
+        if (n && (!best || n > blen)) {
+            best = &ns->mounts[i];
+            blen = n;
+        }
+    }
+    if (!best)
+        return p;
+    if (!best->host) {
+        sbx_result_warn(r->res, "process %u used files under %s, a file system mounted only "
+                        "in its mount namespace: they have no name on the host and are not "
+                        "reported", pid, best->at);
+        return NULL;
+    }
+    const char *rest = strcmp(best->at, "/") == 0 ? p : p + blen;
+    const char *host = strcmp(best->host, "/") == 0 && *rest ? "" : best->host;
+    if ((size_t)snprintf(buf, cap, "%s%s", host, rest) >= cap) {
+        sbx_result_warn(r->res, "a path used by process %u did not fit in %zu bytes", pid, cap);
+        return NULL;
+    }
+    return buf;
+}
+
+#define MS_BIND_        0x1000
+#define MS_MOVE_        0x2000
+#define MS_REMOUNT_     0x20
+#define MS_PROPAGATION_ ((1u << 17) | (1u << 18) | (1u << 19) | (1u << 20))
+
+/* A successful mount(2) or umount2(2) (names as the namespace shows them):
+ * what the namespace of the process now shows at the target. */
+static void on_mount_event(struct run *r, const struct sbx_event *ev, const char *p0,
+                           const char *p1)
+{
+    struct mntns *ns = ns_of(r, ev->pid);
+    if (!ns || !ns->known)
+        return;             /* the host's own mounts name host files */
+    char buf[SBX_PATH_MAX * 2 + 2];
+    int rc = 0;
+    if (ev->nr == SYS_umount2) {
+        if (!p0)
+            return;
+        int had = 0;
+        for (size_t i = 0; i < ns->n; i++)
+            had |= strcmp(ns->mounts[i].at, p0) == 0;
+        ns_forget_below(ns, p0);
+        /* a mount copied from the host is gone: what shows there now is
+         * hidden under that mount on the host */
+        if (!had)
+            rc = ns_add(ns, p0, NULL);
+    } else {
+        unsigned long flags = (unsigned long)ev->args[3];
+        if (!p1 || (flags & MS_REMOUNT_) ||
+            ((flags & MS_PROPAGATION_) && !(flags & (MS_BIND_ | MS_MOVE_))))
+            return;         /* no name changes its file */
+        if (flags & MS_BIND_) {
+            const char *src = p0 ? host_name(r, ev->pid, p0, buf, sizeof buf) : NULL;
+            char *keep = src ? strdup(src) : NULL;
+            ns_forget_below(ns, p1);
+            rc = ns_add(ns, p1, keep);
+            free(keep);
+        } else if (flags & MS_MOVE_) {
+            const char *src = p0 ? host_name(r, ev->pid, p0, buf, sizeof buf) : NULL;
+            char *keep = src ? strdup(src) : NULL;
+            ns_forget_below(ns, p0);
+            ns_forget_below(ns, p1);
+            rc = ns_add(ns, p1, keep) | (p0 ? ns_add(ns, p0, NULL) : 0);
+            free(keep);
+        } else {
+            ns_forget_below(ns, p1);        /* a new file system */
+            rc = ns_add(ns, p1, NULL);
+        }
+    }
+    if (rc < 0) {
+        ns->known = 0;
+        sbx_result_warn(r->res, "out of memory while recording mount namespaces");
+    }
+}
+
+/* The search along $PATH of a spawner's child is the command's: filed
+ * with the record of the exec that follows it (or of the pid, if none
+ * does), not with a record of the child before it, which has no image
+ * (it is the tracer's own fork). */
+static void hold_pre_exec(struct run *r, uint32_t pid, const char *p, unsigned flags)
+{
+    if (!flags)
+        return;
+    if (r->npre == r->cappre) {
+        size_t nc = r->cappre ? r->cappre * 2 : 16;
+        struct pre_exec *g = realloc(r->pre, nc * sizeof *g);
+        if (!g)
+            goto now;
+        r->pre = g;
+        r->cappre = nc;
+    }
+    r->pre[r->npre].path = strdup(p);
+    if (!r->pre[r->npre].path)
+        goto now;
+    r->pre[r->npre].pid = pid;
+    r->pre[r->npre].flags = flags;
+    r->npre++;
+    return;
+now:
+    add_path(r, pid, p, flags);
+}
+
+/* File what pid (0: every pid) searched before its exec. */
+static void release_pre_exec(struct run *r, uint32_t pid)
+{
+    size_t j = 0;
+    for (size_t i = 0; i < r->npre; i++) {
+        struct pre_exec *e = &r->pre[i];
+        if (pid && e->pid != pid) {
+            r->pre[j++] = *e;
+            continue;
+        }
+        add_path(r, e->pid, e->path, e->flags);
+        free(e->path);
+    }
+    r->npre = j;
 }
 
 /* ---- event decoding --------------------------------------------------- */
@@ -120,7 +402,7 @@ static void add_path(struct run *r, const char *p, unsigned flags)
 struct strings {
     const char *s[SBX_MAX_STR];
     uint32_t len[SBX_MAX_STR];
-    uint8_t flags[SBX_MAX_STR];
+    uint16_t flags[SBX_MAX_STR];
 };
 
 static int split_strings(const struct sbx_event *ev, size_t size, struct strings *out)
@@ -140,8 +422,22 @@ static int split_strings(const struct sbx_event *ev, size_t size, struct strings
     return 0;
 }
 
-/* Absolute, clean path of string pair (2i, 2i+1) into buf; NULL if unusable. */
-static const char *pair_path(struct run *r, const struct sbx_event *ev,
+static const char *pair_name(struct run *r, const struct sbx_event *ev,
+                             const struct strings *st, int i, char *buf, size_t cap);
+
+/* Absolute, clean path of string pair (2i, 2i+1) into buf, as the acting
+ * process's mount namespace names it; NULL if unusable. */
+static const char *pair_path_ns(struct run *r, const struct sbx_event *ev,
+                                const struct strings *st, int i, char *buf, size_t cap)
+{
+    const char *p = pair_name(r, ev, st, i, buf, cap);
+    if (p && sbx_path_is_fd_alias(p))
+        return NULL;    /* /proc/self/fd/N names a descriptor: its file is walked */
+    return p;
+}
+
+/* The same, a descriptor's alias (/proc/self/fd/N) included. */
+static const char *pair_name(struct run *r, const struct sbx_event *ev,
                              const struct strings *st, int i, char *buf, size_t cap)
 {
     int d = 2 * i, p = 2 * i + 1;
@@ -189,9 +485,23 @@ static const char *pair_path(struct run *r, const struct sbx_event *ev,
                         ev->pid, cap);
         return NULL;
     }
-    if (sbx_path_is_fd_alias(buf))
-        return NULL;    /* /proc/self/fd/N names a descriptor: its file is walked */
     return buf;
+}
+
+/* The same, as the host names it (host_name()), in buf. */
+static const char *pair_path(struct run *r, const struct sbx_event *ev,
+                             const struct strings *st, int i, char *buf, size_t cap)
+{
+    const char *p = pair_path_ns(r, ev, st, i, buf, cap);
+    char tmp[SBX_PATH_MAX * 2 + 2];
+    const char *h = host_name(r, ev->pid, p, tmp, sizeof tmp);
+    if (h == tmp) {
+        if (strlen(tmp) >= cap)
+            return NULL;
+        memcpy(buf, tmp, strlen(tmp) + 1);
+        return buf;
+    }
+    return h;
 }
 
 static unsigned open_flags_of(const struct sbx_event *ev)
@@ -210,25 +520,29 @@ static unsigned open_flags_of(const struct sbx_event *ev)
 static void on_open(struct run *r, const struct sbx_event *ev, const char *path)
 {
     int used, tracked;
-    add_path(r, path, sbx_access_open(sbx_linux_open_intent(open_flags_of(ev)),
+    add_path(r, ev->pid, path, sbx_access_open(sbx_linux_open_intent(open_flags_of(ev)),
                                       (ev->kind & FMODE_CREATED) != 0, &used, &tracked));
     if (!tracked || !ev->file)
         return;
     struct sbx_keyed *o = sbx_keyed_get(&r->opened, ev->file, 1);
     if (!o) {
-        add_path(r, path, SBX_PROBE);
+        add_path(r, ev->pid, path, SBX_PROBE);
         return;
     }
     settle_opened(r, o);
     o->path = strdup(path);
     o->used = used;
+    o->flags = ev->pid;
 }
 
 /* Whether `path', read from the process's memory after its open returned,
  * is a name of the file the kernel opened.  Its final component is the
- * file's own (SBX_STR_FILENAME), or a symlink to it; otherwise another
- * thread rewrote the string while the call ran, and the file is reported
- * under its own name by its uses (on_fd_event), never under this one. */
+ * file's own (SBX_STR_FILENAME), or the kernel half saw the same name at
+ * the call's entry (SBX_STR_NAME_SAME): the kernel resolved this name, so
+ * its final component was a symlink at the access, even if it has been
+ * retargeted or removed since.  Otherwise another thread rewrote the string
+ * while the call ran (SBX_STR_NAME_CHANGED), and the file is reported under
+ * its own name by its uses (on_fd_event), never under this one. */
 static int opened_by_this_name(struct run *r, const struct sbx_event *ev,
                                const struct strings *st, const char *path)
 {
@@ -239,38 +553,132 @@ static int opened_by_this_name(struct run *r, const struct sbx_event *ev,
     base = base ? base + 1 : path;
     if (!*base || strcmp(base, st->s[i]) == 0 || strcasecmp(base, st->s[i]) == 0)
         return 1;                   /* "/", the same name, a case-folding file system */
-    struct stat lst;
-    if (lstat(path, &lst) == 0 && S_ISLNK(lst.st_mode))
+    if (st->flags[i] & SBX_STR_NAME_SAME)
         return 1;                   /* opened through a symlink */
+    if (!(st->flags[i] & SBX_STR_NAME_CHANGED)) {
+        /* the entry was not seen (a task traced from within the call):
+         * the name as it is now is all there is to go by */
+        struct stat lst;
+        if (lstat(path, &lst) == 0 && S_ISLNK(lst.st_mode))
+            return 1;
+    }
     if (r->rewritten_names++)
         return 0;                   /* said once per run */
     sbx_result_warn(r->res, "process %u opened %s under the name %s, which does not name "
-                    "it: another thread rewrote the name during the call (or it was a "
-                    "symlink, removed since); the file is reported under its own name",
-                    ev->pid, st->s[i], path);
+                    "it: another thread rewrote the name during the call; the file is "
+                    "reported under its own name", ev->pid, st->s[i], path);
     return 0;
+}
+
+/* Name i of a refused call as the kernel walked it when it starts with a
+ * magic link of the process, walked at the call (string SBX_STR_MAGIC):
+ * the rest of the name as written joined to it ("..": physically), into
+ * out; NULL when there is no such string. */
+static const char *magic_join(const struct sbx_event *ev, const struct strings *st, int i,
+                              char *out, size_t cap)
+{
+    int m = 2 * ev->npath, raw = 2 * i + 1;
+    size_t k;
+    if (m >= ev->nstr || !(st->flags[m] & SBX_STR_MAGIC) ||
+        !(st->flags[m] & SBX_STR_MAGIC2) != (i == 0) || raw >= m ||
+        (k = sbx_path_magic_prefix(st->s[raw])) == 0)
+        return NULL;
+    const char *rest = st->s[raw] + k;
+    while (*rest == '/')
+        rest++;
+    return sbx_path_join_physical(out, cap, st->s[m], st->len[m], rest, strlen(rest)) > 0
+           ? out : NULL;
+}
+
+/* Name i of a refused call: the refusal is also the file it reached (a
+ * symlink's target, through /proc/self/root, a descriptor's file); the
+ * symlinks after a magic link are followed here, when the event is read.
+ * `existed`: the call needed the name to exist (an open without O_CREAT). */
+static void add_reached(struct run *r, const struct sbx_event *ev, const struct strings *st,
+                        int i, const char *name, int follow, int existed, unsigned flags)
+{
+    char joined[SBX_PATH_MAX * 2 + 2], reached[SBX_PATH_MAX * 2 + 2];
+    if (!name || !(flags & SBX_REFUSED))
+        return;                     /* asked for nothing: a look, not a refusal */
+    const char *from = magic_join(ev, st, i, joined, sizeof joined);
+    if (!from)
+        from = name;
+    long n = sbx_refused_reached((int)ev->pid, (int)ev->tid, from, follow, reached,
+                                 sizeof reached);
+    const char *target = n > 0 ? reached : from != name ? from : NULL;
+    struct stat sb;
+    if (target && strcmp(target, name) != 0)
+        add_path(r, ev->pid, target, flags);
+    else if (n == -2)
+        sbx_result_warn(r->res, SBX_REFUSED_UNNAMED, (int)ev->pid, name);
+    else if (from == name && (n < 0 || (existed && lstat(name, &sb) < 0)))
+        /* changed since the call (milliseconds ago): a symlink on the way
+         * may have led elsewhere, and nothing says where */
+        sbx_result_warn(r->res, "process %d was refused %s, which was gone when its event "
+                        "was read: whether a symlink on the way led to a file outside the "
+                        "policy cannot be told (Result.denied lists the name as given)",
+                        (int)ev->pid, name);
 }
 
 static void on_path_event(struct run *r, const struct sbx_event *ev, const struct strings *st)
 {
     char a[SBX_PATH_MAX * 2 + 2], b[SBX_PATH_MAX * 2 + 2];
-    const char *p0 = pair_path(r, ev, st, 0, a, sizeof a);
-    const char *p1 = ev->npath > 1 ? pair_path(r, ev, st, 1, b, sizeof b) : NULL;
-    if (!p0 && !p1)
-        return;
-    enum sbx_op op = sbx_linux_path_op(ev->nr);
-    if (op == SBX_OP_OPEN && ev->ret >= 0) {
-        if (p0 && opened_by_this_name(r, ev, st, p0))
-            on_open(r, ev, p0);
+    if (ev->nr == SYS_mount || ev->nr == SYS_umount2) {
+        /* not an access (no backend records one): the namespace's names */
+        on_mount_event(r, ev, pair_path_ns(r, ev, st, 0, a, sizeof a),
+                       ev->npath > 1 ? pair_path_ns(r, ev, st, 1, b, sizeof b) : NULL);
         return;
     }
-    struct sbx_access acc = ev->ret < 0 && sbx_access_refusal((int)-ev->ret)
+    const char *p0 = pair_path(r, ev, st, 0, a, sizeof a);
+    const char *p1 = ev->npath > 1 ? pair_path(r, ev, st, 1, b, sizeof b) : NULL;
+    int refused = ev->ret < 0 && sbx_access_refusal((int)-ev->ret);
+    enum sbx_op op = sbx_linux_path_op(ev->nr);
+    if (op == SBX_OP_OPEN && ev->ret >= 0) {
+        if (p0 && opened_by_this_name(r, ev, st, p0)) {
+            on_open(r, ev, p0);
+        } else if (ev->file) {
+            /* opened under no name of ours (/proc/PID/fd/N of a memfd, the
+             * preload log): the struct file may sit where a closed file's
+             * did, whose name must not be given to this one's uses */
+            struct sbx_keyed *o = sbx_keyed_get(&r->opened, ev->file, 0);
+            if (o && o->path)
+                settle_opened(r, o);
+        }
+        return;
+    }
+    if (!p0 && !p1 && !refused)
+        return;
+    /* "/proc/PID/cwd/../x": ".." was taken from what the link pointed to
+     * at the call, which the kernel walked then */
+    char ja[SBX_PATH_MAX * 2 + 2], jb[SBX_PATH_MAX * 2 + 2];
+    const char *m0 = refused && p0 && ev->nstr > 1 &&
+                     strstr(st->s[1], "/..") ? magic_join(ev, st, 0, ja, sizeof ja) : NULL;
+    const char *m1 = refused && p1 && ev->nstr > 3 && strstr(st->s[3], "/..")
+                     ? magic_join(ev, st, 1, jb, sizeof jb) : NULL;
+    p0 = m0 ? m0 : p0;
+    p1 = m1 ? m1 : p1;
+    struct sbx_access acc = refused
         ? sbx_access_refused(op, sbx_linux_open_intent(open_flags_of(ev)))
         : sbx_access_classify(op, ev->ret >= 0);
+    if (ev->kind == SBX_PATH_PRE_EXEC) {
+        if (p0)
+            hold_pre_exec(r, ev->pid, p0, acc.first);
+        return;
+    }
     if (p0)
-        add_path(r, p0, acc.first);
+        add_path(r, ev->pid, p0, acc.first);
     if (p1)
-        add_path(r, p1, acc.second);
+        add_path(r, ev->pid, p1, acc.second);
+    if (refused) {
+        /* The refusal is the reached file's (a symlink's target, through
+         * /proc/self/root, a descriptor's file). */
+        int follow = sbx_access_follows(op) && !(open_flags_of(ev) & O_NOFOLLOW);
+        const char *n0 = p0 ? p0 : pair_name(r, ev, st, 0, a, sizeof a);
+        const char *n1 = p1 || ev->npath < 2 ? p1 : pair_name(r, ev, st, 1, b, sizeof b);
+        int existed = op == SBX_OP_OPEN && !(open_flags_of(ev) & O_CREAT);
+        add_reached(r, ev, st, 0, n0, follow, existed, acc.first);
+        add_reached(r, ev, st, 1, n1, follow, 0, acc.second);
+    }
 }
 
 static void on_fd_event(struct run *r, const struct sbx_event *ev, const struct strings *st)
@@ -281,12 +689,12 @@ static void on_fd_event(struct run *r, const struct sbx_event *ev, const struct 
     const char *path = ev->kind & SBX_FD_NONAME ? NULL : pair_path(r, ev, st, 0, buf, sizeof buf);
     unsigned cat = sbx_access_use((enum sbx_use)(ev->kind & 0xff));
     if (path)
-        add_path(r, path, cat);
+        add_path(r, ev->pid, path, cat);
     struct sbx_keyed *o = sbx_keyed_get(&r->opened, ev->file, 0);
     if (o && o->path) {
         o->used = 1;
         if (!path || strcmp(o->path, path) != 0)
-            add_path(r, o->path, cat);      /* the name it was opened by */
+            add_path(r, ev->pid, o->path, cat);     /* the name it was opened by */
     }
 }
 
@@ -305,8 +713,25 @@ static void on_exec_event(struct run *r, const struct sbx_event *ev, const struc
                                           st->s[2], st->len[2]) >= 0)
         script = tmp;                   /* the #! interpreter as written */
     int walked = st->len[3] && !(st->flags[3] & SBX_STR_TRUNCATED);
-    if (!leaves && sbx_exec_reads(r->res->paths, called, walked ? st->s[3] : NULL, script) < 0)
-        sbx_result_warn(r->res, "out of memory while recording paths");
+    /* a truncated cwd is no cwd: the record says it does not know */
+    const char *cwd = st->len[1] && st->s[1][0] == '/' && !(st->flags[1] & SBX_STR_TRUNCATED)
+                      ? st->s[1] : NULL;
+    const char *walked_exe = walked ? st->s[3] : NULL;
+    if (ns_of(r, ev->pid)) {
+        /* as the host names them */
+        static __thread char h[4][SBX_PATH_MAX * 2 + 2];
+        const char *c = host_name(r, ev->pid, called, h[0], sizeof h[0]);
+        if (exe == called)
+            exe = c;
+        called = c;
+        walked_exe = host_name(r, ev->pid, walked_exe, h[1], sizeof h[1]);
+        script = host_name(r, ev->pid, script, h[2], sizeof h[2]);
+        cwd = host_name(r, ev->pid, cwd, h[3], sizeof h[3]);
+        if (exe == st->s[3])
+            exe = walked_exe;
+        if (!exe)
+            exe = st->s[3];     /* named as the namespace shows it, with a warning */
+    }
 
     /* argv: NUL-separated */
     const char *argv[256];
@@ -318,10 +743,25 @@ static void on_exec_event(struct run *r, const struct sbx_event *ev, const struc
     if (st->flags[4] & SBX_STR_TRUNCATED || argc == 256)
         sbx_result_warn(r->res, "the argument list of process %u was cut short in execs",
                         ev->pid);
-    if (leaves)
+    if (leaves) {
+        release_pre_exec(r, ev->pid);   /* searched for while still the run's */
         sbx_result_add_breakaway(r->res, ev->pid, ev->ppid, exe, argv, argc);
-    else
-        sbx_result_add_exec(r->res, ev->pid, ev->ppid, exe, argv, argc);
+        return;
+    }
+    /* the exec's record first, so that what the exec read is its own */
+    if (sbx_result_add_exec(r->res, ev->pid, ev->ppid, exe, argv, argc) < 0 ||
+        (cwd && sbx_result_proc_cwd(r->res, ev->pid, cwd) < 0) ||
+        sbx_exec_reads_record(r->res, ev->pid, called, walked_exe, script) < 0)
+        sbx_result_warn(r->res, "out of memory while recording paths");
+    release_pre_exec(r, ev->pid);
+}
+
+/* Exit status as the subprocess module gives it: the code, or minus the
+ * signal that killed it. */
+static int returncode_of(int64_t wstatus)
+{
+    int sig = (int)(wstatus & 0x7f);
+    return sig ? -sig : (int)((wstatus >> 8) & 0xff);
 }
 
 /* An io_uring request joined to its outcome, as its system call's event. */
@@ -361,6 +801,20 @@ static int handle_event(void *ctx, void *data, size_t size)
     case SBX_EV_EXEC:
         on_exec_event(r, ev, &st);
         break;
+    case SBX_EV_FORK: {
+        if (sbx_result_proc_fork(r->res, ev->pid, ev->ppid) < 0)
+            sbx_result_warn(r->res, "out of memory while recording processes");
+        struct mntns *ns = ns_of(r, ev->ppid);
+        if (ns)
+            ns_set_pid(r, ev->pid, ns->inum);       /* born in its parent's */
+        break;
+    }
+    case SBX_EV_MNTNS:
+        on_mntns_event(r, ev);
+        break;
+    case SBX_EV_EXIT:
+        sbx_result_proc_exit(r->res, ev->pid, returncode_of(ev->ret));
+        break;
     case SBX_EV_RUN_DONE:
         r->done = 1;
         pthread_cond_broadcast(&r->cv);
@@ -372,10 +826,12 @@ static int handle_event(void *ctx, void *data, size_t size)
                             "missing", ev->pid, ev->nstr ? st.s[0] : "?");
             break;
         }
-        if (ev->nr == SBX_NR_MNTNS) {
-            sbx_result_warn(r->res, "process %u (%s) runs in another mount namespace: its "
-                            "paths are as it sees them and may not be where the host has "
-                            "those files", ev->pid, ev->nstr ? st.s[0] : "?");
+        if (ev->nr == SYS_move_mount || ev->nr == SYS_pivot_root) {
+            /* the host's own mounts name host files; another namespace's
+             * names are no longer followed (host_name() says so) */
+            struct mntns *ns = ns_of(r, ev->pid);
+            if (ns)
+                ns->known = 0;
             break;
         }
         if (ev->nr == SBX_NR_HANDED_OVER) {
@@ -965,11 +1421,20 @@ struct sbx_result *sbx_ebpf_run_end(uint32_t run)
     G.ended_at = now.tv_sec + now.tv_nsec / 1e9;
     pthread_mutex_unlock(&G.lock);
     sbx_iouring_end(&r->uring, r->res, replay_path_event, r);
+    release_pre_exec(r, 0);             /* searches no exec followed */
+    free(r->pre);
     for (size_t i = 0; i < r->opened.cap; i++)
         if (r->opened.slots[i].key)
             settle_opened(r, &r->opened.slots[i]);
     sbx_keyed_free(&r->opened);
     sbx_keyed_free(&r->dirs);
+    sbx_keyed_free(&r->pid_ns);
+    for (size_t i = 0; i < r->nns; i++) {
+        for (size_t j = 0; j < r->ns[i].n; j++)
+            ns_free_mount(&r->ns[i].mounts[j]);
+        free(r->ns[i].mounts);
+    }
+    free(r->ns);
     pthread_cond_destroy(&r->cv);
     struct sbx_result *res = r->res;
     free(r);

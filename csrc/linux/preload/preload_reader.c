@@ -23,7 +23,6 @@
 #include "access.h"
 #include "keyed_table.h"
 #include "reader_os.h"
-#include "ptrace_tracer.h"
 #include "sbx_log.h"
 
 #define PUNCH_CHUNK (4u << 20)    /* free consumed log memory in 4 MiB steps */
@@ -39,6 +38,7 @@ static int link_target(struct linkres *lr, const char *p, char *out, size_t cap)
 struct exec_info {
     char *path, *interp;          /* interp: #! (EXEC) or ELF PT_INTERP (START) */
     char *exe;                    /* START only: /proc/self/exe */
+    char *cwd;                    /* START only: the cwd the image started in */
     char **argv;
     size_t argc;
     int ppid;
@@ -54,6 +54,13 @@ struct proc {
     int image_started;            /* the shim started in the current image */
     int seen_any;                 /* some record came from this process */
     int left;                     /* exec'd a declared breakaway: no longer watched */
+    /* Its next image's record is not open yet: an exec announced and not
+     * started, or a process not yet known to the result (the root, a
+     * spawned child) that has not started.  What it does meanwhile (the
+     * loader's search, reported by the audit module before the START
+     * record) goes into `pre`, for that image's record. */
+    int awaiting;
+    sbx_pathset *pre;
     int stranger;                 /* in windows: not this process, nor started in the window */
 };
 
@@ -61,6 +68,8 @@ struct proc {
 struct sbx_preload_run {
     char path[256];
     int fd;
+    int anonymous;                /* the log has no name to remove (sbx_log_anonymous) */
+    int named;                    /* the reader thread wrote path (anonymous log; under mu) */
     struct sbx_log_hdr *hdr;
     char *recs;
     uint64_t tail, punched;
@@ -78,6 +87,7 @@ struct sbx_preload_run {
     size_t live;
     struct sbx_keyed_table ids;   /* open id -> name it was opened under */
 
+    char env_mark[300];           /* "SBX_PRELOAD_LOG=<path>": the run's own */
     int root_pid;
     unsigned long long root_start;  /* the root's start time (sbx_proc_lineage units) */
     unsigned long long began;       /* when the run began, in the same units */
@@ -88,7 +98,7 @@ struct sbx_preload_run {
     uint64_t *readset;            /* hashes of the read names resolved so far */
     size_t nread, capread;
     char launcher[4096];          /* "" when static programs are not handed off */
-    struct sbx_ptrace_run **adopted;
+    void **adopted;               /* static programs traced by the adopter */
     size_t nadopted;
     struct sbx_watchset *watches;
     /* The log of this very process (sbx_preload_attach): records count only
@@ -99,14 +109,25 @@ struct sbx_preload_run {
 
 /* ---- small tables (open addressing, grow at 50%) -------------------------------*/
 
+static struct proc *proc_get(struct sbx_preload_run *r, int pid, int create);
+
 /* Records are written by the traced programs themselves, so a pid in a
- * record is a claim.  Only a process the kernel shows to be part of the
- * run is waited for or killed: its parent is a process of the run (or the
- * root's parent, for the root), or it was started after the root and its
- * parent is gone (a double-forked daemon, reparented).  A claim about any
- * other process (an unrelated `sleep 60` of the same user) is recorded but
- * never acted on.  The watch handle first, then the lineage: the handle
- * pins the process, so a reused pid cannot pass the check in its place. */
+ * record is a claim.  Only a process the kernel shows to be a descendant
+ * of the run is waited for or killed:
+ *   - the root (Popen's child: the kernel's word);
+ *   - a process whose parent, as the kernel gives it, is a live process of
+ *     the run already shown to be one (its watch handle pins it, and it is
+ *     asked after the child's parent was read: a reused pid cannot pass);
+ *   - a process whose parent is gone (a double-forked daemon, reparented to
+ *     init or a subreaper) that carries the run's log name in the
+ *     environment it was started with: every exec of the run has it (the
+ *     shim puts it back), and the name is this run's own (the reader
+ *     thread's id is in it), so no process outside the run has it unless
+ *     the run had one started with it (a service it asked).
+ * And whatever the claim, nothing older than the run.  A claim about any
+ * other process (a parallel job of the same user) is recorded but never
+ * acted on.  The watch handle first, then the lineage: the handle pins the
+ * process, so a reused pid cannot pass the check in its place. */
 static int provably_ours(struct sbx_preload_run *r, int pid)
 {
     int ppid = 0;
@@ -115,15 +136,14 @@ static int provably_ours(struct sbx_preload_run *r, int pid)
         return 0;
     if (pid == r->root_pid)
         return 1;
-    /* The run's processes were started since it began (since its root
-     * started, when that is known: a root that already exited cannot be
-     * asked, and an in-process trace has no root).  A process older than
-     * that was not started by the run, whatever a record says. */
     unsigned long long since = r->root_pid && r->root_start ? r->root_start : r->began;
-    /* (Same clock tick as the run: counted as the run's.  Following the
-     * parent chain instead proved fragile: parents exit and children are
-     * reparented while records are in flight.) */
-    return since && start >= since;
+    if (!since || start < since)
+        return 0;
+    struct proc *parent = ppid > 0 && ppid != pid ? proc_get(r, ppid, 0) : NULL;
+    if (parent && parent->watch >= 0 && !parent->left &&
+        sbx_watch_exited(r->watches, parent->watch, parent->pid) == 0)
+        return 1;
+    return sbx_proc_has_env(pid, r->env_mark);
 }
 
 static struct proc *proc_get(struct sbx_preload_run *r, int pid, int create)
@@ -158,6 +178,7 @@ static struct proc *proc_get(struct sbx_preload_run *r, int pid, int create)
     struct proc *p = &r->procs[j];
     memset(p, 0, sizeof *p);
     p->pid = pid;
+    p->awaiting = sbx_result_proc_index(r->res, pid) < 0;
     /* Watch it until it exits (-1: it is already gone).  The handle pins
      * the process (a pidfd on Linux): its lineage is checked after.  This
      * process itself (its own records, in-process) is never waited for. */
@@ -173,7 +194,6 @@ static struct proc *proc_get(struct sbx_preload_run *r, int pid, int create)
         if (sbx_proc_lineage(pid, &ppid, &start) == 0 &&
             (start < r->began ||
              ((parent = proc_get(r, ppid, 0)) != NULL && parent->stranger))) {
-            p = proc_get(r, pid, 0);      /* the lookup may have moved it */
             p->stranger = 1;
             if (p->watch >= 0)
                 sbx_watch_close(r->watches, p->watch);
@@ -207,6 +227,7 @@ static void exec_clear(struct exec_info *e)
     free(e->path);
     free(e->interp);
     free(e->exe);
+    free(e->cwd);
     for (size_t i = 0; i < e->argc; i++)
         free(e->argv[i]);
     free(e->argv);
@@ -221,7 +242,7 @@ static int exec_load(struct exec_info *e, const struct sbx_rec *rec, const char 
 {
     exec_clear(e);
     const char *s = (const char *)(rec + 1);
-    const char *fixed[3] = {"", "", ""};
+    const char *fixed[4] = {"", "", "", ""};
     for (int i = 0; i < nfixed; i++) {
         size_t l = strnlen(s, (size_t)(end - s));
         if (s + l >= end)
@@ -239,9 +260,10 @@ static int exec_load(struct exec_info *e, const struct sbx_rec *rec, const char 
         s += l + 1;
     }
     e->path = dup_or_null(fixed[0]);
-    if (nfixed == 3) {
+    if (nfixed == 4) {
         e->exe = dup_or_null(fixed[1]);
         e->interp = dup_or_null(fixed[2]);
+        e->cwd = dup_or_null(fixed[3]);
     } else {
         e->interp = dup_or_null(fixed[1]);
     }
@@ -303,7 +325,42 @@ static int well_formed(const char *p)
     return n == 1 || p[n - 1] != '/';
 }
 
-static void add_path(struct sbx_preload_run *r, const char *p, unsigned fl)
+static int merge_set(sbx_pathset *into, const sbx_pathset *from);
+
+/* An access of process `pid`: into the run's sets at once (their rules
+ * depend on the order), and into the pid's current record, or into the
+ * set kept for its next image while that is on the way. */
+static int record_access(struct sbx_preload_run *r, int pid, const char *p, unsigned fl)
+{
+    struct proc *pr = proc_get(r, pid, 0);
+    if (!pr || !pr->awaiting)
+        return sbx_result_record(r->res, pid, p, strlen(p), fl);
+    if (!pr->pre && !(pr->pre = sbx_pathset_new_sized(8)))
+        return -1;
+    if (sbx_pathset_add(r->res->paths, p, strlen(p), fl) < 0)
+        return -1;
+    return sbx_pathset_add(pr->pre, p, strlen(p), fl) < 0 ? -1 : 0;
+}
+
+/* What `pr` did while its image was on the way joins its current record
+ * (the exec's just opened, or the one it has when the exec failed; a
+ * record of its own, parent unknown, when it has none). */
+static void image_arrived(struct sbx_preload_run *r, struct proc *pr)
+{
+    pr->awaiting = 0;
+    if (!pr->pre)
+        return;
+    int64_t i = sbx_result_proc_index(r->res, pr->pid);
+    if (i < 0 && sbx_result_proc_fork(r->res, pr->pid, 0) == 0)
+        i = sbx_result_proc_index(r->res, pr->pid);
+    if (i < 0 || merge_set(r->res->procs[i].paths, pr->pre) < 0)
+        sbx_result_warn(r->res, "out of memory while recording paths");
+    sbx_pathset_free(pr->pre);
+    pr->pre = NULL;
+}
+
+/* An access of process `pid` (the record's: the thread-group id). */
+static void add_path(struct sbx_preload_run *r, int pid, const char *p, unsigned fl)
 {
     if (!p || !*p)
         return;
@@ -312,14 +369,14 @@ static void add_path(struct sbx_preload_run *r, const char *p, unsigned fl)
                         "(a name that is not an absolute, clean path)");
         return;
     }
-    if (sbx_pathset_add(r->res->paths, p, strlen(p), fl) < 0)
+    if (record_access(r, pid, p, fl) < 0)
         sbx_result_warn(r->res, "out of memory while recording paths");
     char real[PATH_MAX];
     /* each read name is resolved once (every compiler reads stdio.h) */
     if ((fl & SBX_READ) && !(fl & (SBX_NOFOLLOW | SBX_REFUSED)) && r->links &&
         first_read(r, p) &&
         link_target(r->links, p, real, sizeof real))
-        sbx_pathset_add(r->res->paths, real, strlen(real), SBX_READ);
+        record_access(r, pid, real, SBX_READ);
 }
 
 /* An exec happened: its record, and the files the kernel read to run it. */
@@ -330,12 +387,18 @@ static void exec_commit(struct sbx_preload_run *r, int pid, const struct exec_in
     const char *path = main->path ? main->path : start && start->exe ? start->exe : "";
     sbx_result_add_exec(r->res, pid, main->ppid, path, (const char *const *)main->argv,
                         main->argc);
-    add_path(r, path, SBX_READ);
+    /* the shim knows the new image's cwd (its start record) */
+    if (start && start->set && start->cwd && sbx_result_proc_cwd(r->res, pid, start->cwd) < 0)
+        sbx_result_warn(r->res, "out of memory while recording processes");
+    struct proc *pr = proc_get(r, pid, 0);
+    if (pr)
+        image_arrived(r, pr);
+    add_path(r, pid, path, SBX_READ);
     if (pre && pre->set)
-        add_path(r, pre->interp, SBX_READ);
+        add_path(r, pid, pre->interp, SBX_READ);
     if (start && start->set) {
-        add_path(r, start->exe, SBX_READ);
-        add_path(r, start->interp, SBX_READ);
+        add_path(r, pid, start->exe, SBX_READ);
+        add_path(r, pid, start->interp, SBX_READ);
     }
 }
 
@@ -350,16 +413,19 @@ static void unobserved(struct sbx_preload_run *r, int pid, const struct exec_inf
 static void adopt(struct sbx_preload_run *r, int pid, const char *what)
 {
     char err[512] = "handoff is not configured";
-    struct sbx_ptrace_run *pt = NULL, **n;
-    if (r->launcher[0])
-        pt = sbx_ptrace_adopt(pid, r->launcher, err, sizeof err);
+    const struct sbx_adopter *ad = sbx_os_adopter();
+    void *pt = NULL, **n;
+    if (!ad)
+        snprintf(err, sizeof err, "this system has no ptrace hand-off");
+    else if (r->launcher[0])
+        pt = ad->adopt(pid, r->launcher, err, sizeof err);
     if (pt && (n = realloc(r->adopted, (r->nadopted + 1) * sizeof *n))) {
         r->adopted = n;
         r->adopted[r->nadopted++] = pt;
         return;
     }
     if (pt)
-        sbx_result_free(sbx_ptrace_end(pt));
+        sbx_result_free(ad->end(pt));
     sbx_result_warn(r->res, "process %d (%s) was not observed: it is statically linked and "
                     "could not be handed to the ptrace backend (%s)", pid, what ? what : "?",
                     err);
@@ -367,8 +433,8 @@ static void adopt(struct sbx_preload_run *r, int pid, const char *what)
 
 static int merge_path(void *ctx, const char *path, size_t len, unsigned cats)
 {
-    struct sbx_preload_run *r = ctx;
-    return sbx_pathset_add(r->res->paths, path, len, cats) < 0 ? -1 : 0;
+    sbx_pathset *into = ctx;
+    return sbx_pathset_add(into, path, len, cats) < 0 ? -1 : 0;
 }
 
 static int merge_refused(void *ctx, const char *path, size_t len, unsigned cats)
@@ -376,16 +442,50 @@ static int merge_refused(void *ctx, const char *path, size_t len, unsigned cats)
     return merge_path(ctx, path, len, cats | SBX_REFUSED);
 }
 
-/* An adopted run's result joins this one. */
+static int merge_set(sbx_pathset *into, const sbx_pathset *from)
+{
+    return sbx_pathset_foreach_sorted(from, merge_path, into) < 0 ||
+                   sbx_pathset_foreach_refused(from, merge_refused, into) < 0
+               ? -1
+               : 0;
+}
+
+/* An adopted run's result joins this one: its sets (the precision rules
+ * applied across that subtree) into the run's, and its processes, in their
+ * order, each record with its own sets, hung under the records of this
+ * run they were forked from. */
 static void merge(struct sbx_preload_run *r, struct sbx_result *o)
 {
     if (!o)
         return;
-    sbx_pathset_foreach_sorted(o->paths, merge_path, r);
-    sbx_pathset_foreach_refused(o->paths, merge_refused, r);
-    for (size_t i = 0; i < o->nexecs; i++)
-        sbx_result_add_exec(r->res, o->execs[i].pid, o->execs[i].ppid, o->execs[i].path,
-                            (const char *const *)o->execs[i].argv, o->execs[i].argc);
+    int oom = merge_set(r->res->paths, o->paths) < 0;
+    for (size_t k = 0; k < o->nprocs; k++) {
+        const struct sbx_process *p = &o->procs[k];
+        if (p->exec)
+            oom |= sbx_result_add_exec(r->res, p->pid, p->ppid, p->path ? p->path : "",
+                                       (const char *const *)p->argv, p->argc) < 0;
+        else
+            oom |= sbx_result_proc_fork(r->res, p->pid, p->ppid) < 0;
+        int64_t i = sbx_result_proc_index(r->res, p->pid);
+        if (i < 0)
+            continue;
+        if (p->cwd)
+            oom |= sbx_result_proc_cwd(r->res, p->pid, p->cwd) < 0;
+        if (p->has_status)
+            sbx_result_proc_exit(r->res, p->pid, p->status);
+        oom |= merge_set(r->res->procs[i].paths, p->paths) < 0;
+    }
+    for (size_t i = 0; i < o->nexecs; i++) {
+        const struct sbx_exec *e = &o->execs[i];
+        if (e->breakaway)
+            oom |= sbx_result_add_breakaway(r->res, e->pid, e->ppid, e->path,
+                                            (const char *const *)e->argv, e->argc) < 0;
+        else if (!o->nprocs)     /* (each exec opened a record: replayed above) */
+            oom |= sbx_result_add_exec(r->res, e->pid, e->ppid, e->path,
+                                       (const char *const *)e->argv, e->argc) < 0;
+    }
+    if (oom)
+        sbx_result_warn(r->res, "out of memory while recording paths");
     for (size_t i = 0; i < o->nwarnings; i++)
         sbx_result_warn(r->res, "%s", o->warnings[i]);
     sbx_result_free(o);
@@ -411,13 +511,15 @@ static void handle(struct sbx_preload_run *r, const struct sbx_rec *rec, uint32_
         p->seen_any = 1;
     switch (rec->type) {
     case SBX_EV_PATH:
-        add_path(r, s0, rec->flags & (SBX_CATEGORIES | SBX_CREATED | SBX_NOFOLLOW | SBX_REFUSED));
+        add_path(r, rec->pid, s0,
+                 rec->flags & (SBX_CATEGORIES | SBX_CREATED | SBX_NOFOLLOW | SBX_REFUSED));
         break;
     case SBX_EV_OPEN: {
         struct sbx_keyed *o = sbx_keyed_get(&r->ids, rec->id, 1);
         if (o && !o->path) {
             o->path = strdup(s0);
             o->flags = rec->flags;
+            o->pid = rec->pid;        /* its ledger entry is settled for the opener */
         }
         break;
     }
@@ -429,11 +531,11 @@ static void handle(struct sbx_preload_run *r, const struct sbx_rec *rec, uint32_
         unsigned named = rec->flags & SBX_REC_KERNEL_NAME ? SBX_NOFOLLOW : 0;
         if (o) {
             o->used = 1;
-            add_path(r, o->path, kind | named);
+            add_path(r, rec->pid, o->path, kind | named);
         }
         /* the kernel's name differs when the opener went through a symlink */
         if (kind == SBX_READ && *s0 && (!o || !o->path || strcmp(o->path, s0) != 0))
-            add_path(r, s0, SBX_READ | named);
+            add_path(r, rec->pid, s0, SBX_READ | named);
         break;
     }
     case SBX_EV_START: {
@@ -442,7 +544,7 @@ static void handle(struct sbx_preload_run *r, const struct sbx_rec *rec, uint32_
         p->seen_start = 1;
         p->image_started = 1;
         struct exec_info st = {0};
-        if (exec_load(&st, rec, end, 3, rec->aux) == 0)
+        if (exec_load(&st, rec, end, 4, rec->aux) == 0)
             exec_commit(r, rec->pid, p->pending.set ? &p->pending : NULL, &st);
         exec_clear(&p->pending);
         exec_clear(&st);
@@ -474,13 +576,16 @@ static void handle(struct sbx_preload_run *r, const struct sbx_rec *rec, uint32_
             unobserved(r, rec->pid, &p->pending);
         p->image_started = 0;
         exec_load(&p->pending, rec, end, 2, rec->aux);
+        p->awaiting = 1;
         if (rec->flags & SBX_EXEC_HANDOFF)
             adopt(r, rec->pid, p->pending.path);
         break;
     }
     case SBX_EV_EXEC_FAIL:
-        if (p)
+        if (p) {
             exec_clear(&p->pending);
+            image_arrived(r, p);      /* it stays in the image it had */
+        }
         if (p && p->left) {
             /* the breakaway's exec failed: the process is still the run's */
             p->left = 0;
@@ -493,10 +598,26 @@ static void handle(struct sbx_preload_run *r, const struct sbx_rec *rec, uint32_
         }
         break;
     case SBX_EV_FORK:
-        proc_get(r, rec->aux, 1);
+        /* written by the child first (before any record of its own) and
+         * by the parent when fork returns (before the parent can exit):
+         * the first one opens the child's record */
+    {
+        struct proc *child = proc_get(r, rec->aux, 1);
+        if (sbx_result_proc_index(r->res, rec->aux) < 0 &&
+            sbx_result_proc_fork(r->res, rec->aux, rec->pid) < 0)
+            sbx_result_warn(r->res, "out of memory while recording processes");
+        if (child && !child->pending.set)
+            image_arrived(r, child);  /* forked: the parent's image */
         break;
+    }
     case SBX_EV_WARN:
         sbx_result_warn(r->res, "%s", s0);
+        break;
+    case SBX_EV_EXIT:
+        /* the status exit() or _exit() was given (a claim of the process
+         * about itself, like every record) */
+        if (sbx_result_proc_index(r->res, rec->pid) >= 0)
+            sbx_result_proc_exit(r->res, rec->pid, rec->aux & 0xff);
         break;
     }
 }
@@ -585,6 +706,13 @@ static void *reader_main(void *arg)
     unsigned idle = 0;
     quiet(r, 1);
     pthread_mutex_lock(&r->mu);
+    if (r->anonymous) {
+        /* the name lives as long as this thread: the run's */
+        if (sbx_log_anonymous_name(r->fd, r->path, sizeof r->path) < 0)
+            r->path[0] = '\0';
+        r->named = 1;
+        pthread_cond_broadcast(&r->wake);
+    }
     while (!r->stop) {
         size_t n = drain(r);
         /* back off while idle: a quiet run costs a few wake-ups per
@@ -655,147 +783,92 @@ static void sweep_orphan_logs(const char *dir)
 }
 
 /* ---- API ------------------------------------------------------------------------------*/
-/* Create a log file, sized and mapped: its fd, path and header.  -1 with a
- * sentence in err. */
-static int log_create(char *path, size_t cap, struct sbx_log_hdr **hdr, int paused,
-                      char *err, size_t errlen)
+struct sbx_preload_run *sbx_preload_begin(int named, char *err, size_t errlen)
 {
-    int fd = -1;
+    struct sbx_preload_run *r = calloc(1, sizeof *r);
+    if (!r) {
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    r->began = sbx_proc_now();
+    /* Anonymous where the system allows: nothing to remove, whoever dies
+     * (this process SIGKILLed mid-run included). */
+    r->fd = named ? -1 : sbx_log_anonymous();
+    r->anonymous = r->fd >= 0;
     const char *dirs[] = {"/dev/shm", getenv("TMPDIR"), "/tmp"};
-    for (size_t i = 0; i < 3 && fd < 0; i++) {
+    for (size_t i = 0; i < 3 && r->fd < 0; i++) {
         if (!dirs[i] || !*dirs[i])
             continue;
         sweep_orphan_logs(dirs[i]);
         /* the owner's pid in the name: a log whose owner died (SIGKILL)
          * is removed by the next run of any process */
-        snprintf(path, cap, "%s/sandbox_py-preload-%d-XXXXXX", dirs[i], (int)getpid());
-        fd = mkostemp(path, O_CLOEXEC);
+        snprintf(r->path, sizeof r->path, "%s/sandbox_py-preload-%d-XXXXXX", dirs[i],
+                 (int)getpid());
+        r->fd = mkostemp(r->path, O_CLOEXEC);
     }
-    if (fd < 0) {
+    if (r->fd < 0) {
         snprintf(err, errlen, "cannot create the preload event log in /dev/shm or $TMPDIR: %s",
                  strerror(errno));
-        return -1;
+        free(r);
+        return NULL;
     }
     /* Sparse: only pages written and not yet punched use memory. */
-    if (ftruncate(fd, (off_t)(SBX_LOG_HDR + SBX_LOG_CAP)) < 0) {
-        snprintf(err, errlen, "cannot size the preload event log %s: %s", path,
-                 strerror(errno));
+    if (ftruncate(r->fd, (off_t)(SBX_LOG_HDR + SBX_LOG_CAP)) < 0) {
+        snprintf(err, errlen, "cannot size the preload event log %s: %s",
+                 r->anonymous ? "(memfd)" : r->path, strerror(errno));
         goto fail;
     }
-    void *m = mmap(NULL, SBX_LOG_HDR + SBX_LOG_CAP, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    void *m = mmap(NULL, SBX_LOG_HDR + SBX_LOG_CAP, PROT_READ | PROT_WRITE, MAP_SHARED,
+                   r->fd, 0);
     if (m == MAP_FAILED) {
         snprintf(err, errlen, "cannot map the preload event log: %s", strerror(errno));
         goto fail;
     }
-    *hdr = m;
-    (*hdr)->cap = SBX_LOG_CAP;
-    (*hdr)->paused = (uint64_t)paused;
-    __atomic_store_n(&(*hdr)->magic, SBX_LOG_MAGIC, __ATOMIC_RELEASE);
-    return fd;
-fail:
-    unlink(path);
-    close(fd);
-    return -1;
-}
-
-/* The run's state and reader thread, on a mapped log (r->fd, r->hdr). */
-static int run_start(struct sbx_preload_run *r, char *err, size_t errlen)
-{
-    r->recs = (char *)r->hdr + SBX_LOG_HDR;
+    r->hdr = m;
+    r->recs = (char *)m + SBX_LOG_HDR;
+    r->hdr->cap = SBX_LOG_CAP;
+    __atomic_store_n(&r->hdr->magic, SBX_LOG_MAGIC, __ATOMIC_RELEASE);
     r->res = sbx_result_new();
     r->links = calloc(1, sizeof *r->links);
     r->watches = sbx_watchset_new();
     if (!r->res || !r->links || !r->watches) {
         snprintf(err, errlen, "out of memory");
-        return -1;
+        goto fail;
     }
     pthread_mutex_init(&r->mu, NULL);
     sbx_cond_init_monotonic(&r->wake);
     if (pthread_create(&r->thread, NULL, reader_main, r) != 0) {
         snprintf(err, errlen, "cannot start the preload reader thread");
-        return -1;
+        goto fail;
     }
     r->thread_started = 1;
-    return 0;
-}
-
-static void run_free_failed(struct sbx_preload_run *r, int remove)
-{
+    if (r->anonymous) {
+        pthread_mutex_lock(&r->mu);
+        while (!r->named)
+            pthread_cond_wait(&r->wake, &r->mu);
+        pthread_mutex_unlock(&r->mu);
+        if (!r->path[0]) {
+            snprintf(err, errlen, "cannot name the preload event log");
+            sbx_result_free(sbx_preload_end(r));
+            return NULL;
+        }
+    }
+    pthread_mutex_lock(&r->mu);
+    snprintf(r->env_mark, sizeof r->env_mark, "%s=%s", SBX_ENV_LOG, r->path);
+    pthread_mutex_unlock(&r->mu);
+    return r;
+fail:
     if (r->hdr)
         munmap(r->hdr, SBX_LOG_HDR + SBX_LOG_CAP);
     sbx_result_free(r->res);
     free(r->links);
     if (r->watches)
         sbx_watchset_free(r->watches);
-    if (remove)
+    if (!r->anonymous)
         unlink(r->path);
-    if (r->fd >= 0)
-        close(r->fd);
+    close(r->fd);
     free(r);
-}
-
-struct sbx_preload_run *sbx_preload_begin(char *err, size_t errlen)
-{
-    struct sbx_preload_run *r = calloc(1, sizeof *r);
-    if (!r) {
-        snprintf(err, errlen, "out of memory");
-        return NULL;
-    }
-    r->began = sbx_proc_now();
-    r->fd = log_create(r->path, sizeof r->path, &r->hdr, 0, err, errlen);
-    if (r->fd < 0 || run_start(r, err, errlen) < 0) {
-        run_free_failed(r, 1);
-        return NULL;
-    }
-    return r;
-}
-
-int sbx_preload_log_create(char *path, size_t cap, char *err, size_t errlen)
-{
-    struct sbx_log_hdr *hdr = NULL;
-    int fd = log_create(path, cap, &hdr, 1, err, errlen);
-    if (fd < 0)
-        return -1;
-    munmap(hdr, SBX_LOG_HDR + SBX_LOG_CAP);
-    close(fd);
-    return 0;
-}
-
-struct sbx_preload_run *sbx_preload_attach(const char *path, char *err, size_t errlen)
-{
-    struct sbx_preload_run *r = calloc(1, sizeof *r);
-    if (!r) {
-        snprintf(err, errlen, "out of memory");
-        return NULL;
-    }
-    r->inprocess = 1;
-    r->began = sbx_proc_now();
-    snprintf(r->path, sizeof r->path, "%s", path);
-    r->fd = open(path, O_RDWR | O_CLOEXEC | O_NOFOLLOW);
-    struct stat sb;
-    void *m = MAP_FAILED;
-    if (r->fd >= 0 && fstat(r->fd, &sb) == 0 && sb.st_uid == getuid() &&
-        sb.st_size == (off_t)(SBX_LOG_HDR + SBX_LOG_CAP))
-        m = mmap(NULL, SBX_LOG_HDR + SBX_LOG_CAP, PROT_READ | PROT_WRITE, MAP_SHARED, r->fd, 0);
-    if (m == MAP_FAILED || ((struct sbx_log_hdr *)m)->magic != SBX_LOG_MAGIC) {
-        snprintf(err, errlen, "%s is not a preload event log of this user", path);
-        if (m != MAP_FAILED)
-            munmap(m, SBX_LOG_HDR + SBX_LOG_CAP);
-        run_free_failed(r, 0);
-        return NULL;
-    }
-    r->hdr = m;
-    /* what was written before (nothing: the log is created paused) is not
-     * any window's */
-    r->tail = __atomic_load_n(&r->hdr->head, __ATOMIC_ACQUIRE);
-    if (r->tail > r->hdr->cap)
-        r->tail = r->hdr->cap;
-    r->punched = 0;
-    if (run_start(r, err, errlen) < 0) {
-        run_free_failed(r, 0);
-        return NULL;
-    }
-    return r;
+    return NULL;
 }
 
 const char *sbx_preload_log_path(const struct sbx_preload_run *r) { return r->path; }
@@ -836,7 +909,7 @@ int sbx_preload_wait(struct sbx_preload_run *r, double timeout)
         int done = 0;
         size_t busy = 0;
         for (size_t i = 0; i < r->nadopted; i++)
-            busy += !sbx_ptrace_wait(r->adopted[i], 0);
+            busy += !sbx_os_adopter()->wait(r->adopted[i], 0);
         if (r->inprocess) {
             /* this process writes on: its records are drained at the
              * window's end, only the children are waited for here */
@@ -884,8 +957,8 @@ void sbx_preload_kill(struct sbx_preload_run *r)
         reap(r);
         size_t sent = 0;
         for (size_t i = 0; i < r->nadopted; i++)
-            if (!sbx_ptrace_wait(r->adopted[i], 0)) {
-                sbx_ptrace_kill(r->adopted[i]);
+            if (!sbx_os_adopter()->wait(r->adopted[i], 0)) {
+                sbx_os_adopter()->kill(r->adopted[i]);
                 sent++;
             }
         for (size_t i = 0; i < r->capprocs; i++) {
@@ -904,13 +977,104 @@ void sbx_preload_kill(struct sbx_preload_run *r)
      * it back at every exec, and no process outside the run can have it (the
      * name is made for this run).  A process in the middle of an exec shows
      * no environment for a moment: scan until two scans find nothing. */
-    char env_mark[300];
-    snprintf(env_mark, sizeof env_mark, "SBX_PRELOAD_LOG=%s", r->path);
     for (int scans = 0, idle = 0; scans < 20 && idle < 2; scans++) {
-        idle = sbx_kill_by_env(env_mark) ? 0 : idle + 1;
+        idle = sbx_kill_by_env(r->env_mark) ? 0 : idle + 1;
         struct timespec ts = {0, 20000000L};
         nanosleep(&ts, NULL);
     }
+}
+
+/* ---- a process reading its own log, in windows -------------------------------------*/
+int sbx_preload_log_create(char *path, size_t cap, char *err, size_t errlen)
+{
+    int fd = -1;
+    const char *dirs[] = {"/dev/shm", getenv("TMPDIR"), "/tmp"};
+    for (size_t i = 0; i < 3 && fd < 0; i++) {
+        if (!dirs[i] || !*dirs[i])
+            continue;
+        sweep_orphan_logs(dirs[i]);
+        /* a name (it must outlive the exec), with the owner's pid: the pid
+         * the re-executed process keeps, removed by a later run once gone */
+        snprintf(path, cap, "%s/sandbox_py-preload-%d-XXXXXX", dirs[i], (int)getpid());
+        fd = mkostemp(path, O_CLOEXEC);
+    }
+    if (fd < 0) {
+        snprintf(err, errlen, "cannot create the preload event log in /dev/shm or $TMPDIR: %s",
+                 strerror(errno));
+        return -1;
+    }
+    void *m = MAP_FAILED;
+    if (ftruncate(fd, (off_t)(SBX_LOG_HDR + SBX_LOG_CAP)) == 0)
+        m = mmap(NULL, SBX_LOG_HDR + SBX_LOG_CAP, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    if (m == MAP_FAILED) {
+        snprintf(err, errlen, "cannot size or map the preload event log %s: %s", path,
+                 strerror(errno));
+        unlink(path);
+        close(fd);
+        return -1;
+    }
+    struct sbx_log_hdr *h = m;
+    h->cap = SBX_LOG_CAP;
+    h->paused = 1;                    /* nothing is any window's until one opens */
+    __atomic_store_n(&h->magic, SBX_LOG_MAGIC, __ATOMIC_RELEASE);
+    munmap(m, SBX_LOG_HDR + SBX_LOG_CAP);
+    close(fd);
+    return 0;
+}
+
+struct sbx_preload_run *sbx_preload_attach(const char *path, char *err, size_t errlen)
+{
+    struct sbx_preload_run *r = calloc(1, sizeof *r);
+    if (!r) {
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    r->inprocess = 1;
+    r->named = 1;
+    r->began = sbx_proc_now();
+    snprintf(r->path, sizeof r->path, "%s", path);
+    snprintf(r->env_mark, sizeof r->env_mark, "%s=%s", SBX_ENV_LOG, r->path);
+    r->fd = open(path, O_RDWR | O_CLOEXEC | O_NOFOLLOW);
+    struct stat sb;
+    void *m = MAP_FAILED;
+    if (r->fd >= 0 && fstat(r->fd, &sb) == 0 && sb.st_uid == getuid() && S_ISREG(sb.st_mode) &&
+        sb.st_size == (off_t)(SBX_LOG_HDR + SBX_LOG_CAP))
+        m = mmap(NULL, SBX_LOG_HDR + SBX_LOG_CAP, PROT_READ | PROT_WRITE, MAP_SHARED, r->fd, 0);
+    if (m == MAP_FAILED || ((struct sbx_log_hdr *)m)->magic != SBX_LOG_MAGIC) {
+        snprintf(err, errlen, "%s is not a preload event log of this user", path);
+        if (m != MAP_FAILED)
+            munmap(m, SBX_LOG_HDR + SBX_LOG_CAP);
+        if (r->fd >= 0)
+            close(r->fd);
+        free(r);
+        return NULL;
+    }
+    r->hdr = m;
+    r->recs = (char *)m + SBX_LOG_HDR;
+    /* what was written before (nothing: the log is created paused) is no
+     * window's */
+    r->tail = __atomic_load_n(&r->hdr->head, __ATOMIC_ACQUIRE);
+    if (r->tail > r->hdr->cap)
+        r->tail = r->hdr->cap;
+    r->res = sbx_result_new();
+    r->links = calloc(1, sizeof *r->links);
+    r->watches = sbx_watchset_new();
+    pthread_mutex_init(&r->mu, NULL);
+    sbx_cond_init_monotonic(&r->wake);
+    if (!r->res || !r->links || !r->watches ||
+        pthread_create(&r->thread, NULL, reader_main, r) != 0) {
+        snprintf(err, errlen, "cannot start the preload reader");
+        munmap(m, SBX_LOG_HDR + SBX_LOG_CAP);
+        close(r->fd);
+        sbx_result_free(r->res);
+        free(r->links);
+        if (r->watches)
+            sbx_watchset_free(r->watches);
+        free(r);
+        return NULL;
+    }
+    r->thread_started = 1;
+    return r;
 }
 
 /* Forget everything the run knew about processes and open files: a
@@ -922,6 +1086,7 @@ static void forget_all(struct sbx_preload_run *r)
         if (!p->pid)
             continue;
         exec_clear(&p->pending);
+        sbx_pathset_free(p->pre);
         if (p->watch >= 0)
             sbx_watch_close(r->watches, p->watch);
     }
@@ -937,8 +1102,8 @@ static void forget_all(struct sbx_preload_run *r)
     r->skipped_dead = 0;
 }
 
-/* The ledger's rule for every open file of the window, and what became of
- * execs announced and never confirmed, as sbx_preload_end settles a run. */
+/* What sbx_preload_end settles for a run, for the window: execs announced
+ * and never confirmed, finished static programs, the open-file ledger. */
 static void settle_window(struct sbx_preload_run *r)
 {
     for (size_t i = 0; i < r->capprocs; i++) {
@@ -953,8 +1118,8 @@ static void settle_window(struct sbx_preload_run *r)
     }
     size_t keep = 0;
     for (size_t i = 0; i < r->nadopted; i++) {
-        if (sbx_ptrace_wait(r->adopted[i], 0))
-            merge(r, sbx_ptrace_end(r->adopted[i]));
+        if (sbx_os_adopter()->wait(r->adopted[i], 0))
+            merge(r, sbx_os_adopter()->end(r->adopted[i]));
         else
             r->adopted[keep++] = r->adopted[i];   /* still running: a later end */
     }
@@ -963,10 +1128,13 @@ static void settle_window(struct sbx_preload_run *r)
                         "were still running when it ended; their later accesses are missing",
                         keep);
     r->nadopted = keep;
+    for (size_t i = 0; i < r->capprocs; i++)
+        if (r->procs[i].pid && !r->procs[i].stranger)
+            image_arrived(r, &r->procs[i]);
     for (size_t i = 0; i < r->ids.cap; i++) {
         struct sbx_keyed *o = &r->ids.slots[i];
         if (o->key && o->path &&
-            sbx_ledger_settle(r->res->paths, o->path, strlen(o->path),
+            sbx_result_settle(r->res, o->pid, o->path, strlen(o->path),
                               o->used || (o->flags & SBX_FD_NOPROBE)) < 0)
             sbx_result_warn(r->res, "out of memory while recording paths");
     }
@@ -1019,6 +1187,8 @@ int sbx_preload_window_begin(struct sbx_preload_run *r, char *err, size_t errlen
     sbx_result_free(r->res);
     r->res = fresh;
     forget_all(r);
+    /* this process has its record from the start (no exec opens it) */
+    sbx_result_proc_fork(r->res, getpid(), getppid());
     r->began = sbx_proc_now();
     __atomic_fetch_add(&r->hdr->epoch, 1, __ATOMIC_ACQ_REL);
     __atomic_store_n(&r->hdr->paused, 0, __ATOMIC_RELEASE);
@@ -1048,16 +1218,12 @@ struct sbx_result *sbx_preload_window_end(struct sbx_preload_run *r, double wait
     }
     settle_window(r);
     struct sbx_result *res = r->res;
-    r->res = sbx_result_new();
+    struct sbx_result *fresh = sbx_result_new();
+    r->res = fresh ? fresh : res;
     forget_all(r);
     pthread_mutex_unlock(&r->mu);
     quiet(r, 0);
-    if (!r->res) {
-        /* nothing to record into until the next window: keep it safe */
-        r->res = res;
-        return NULL;
-    }
-    return res;
+    return fresh ? res : NULL;
 }
 
 struct sbx_result *sbx_preload_end(struct sbx_preload_run *r)
@@ -1094,13 +1260,18 @@ struct sbx_result *sbx_preload_end(struct sbx_preload_run *r)
     if (r->root_pid && !root_seen)
         unobserved(r, r->root_pid, NULL);
     for (size_t i = 0; i < r->nadopted; i++)
-        merge(r, sbx_ptrace_end(r->adopted[i]));
+        merge(r, sbx_os_adopter()->end(r->adopted[i]));
     free(r->adopted);
+    /* what a process did while an image never confirmed was on the way
+     * (a handed-off exec: its record came with the adopted run) */
+    for (size_t i = 0; i < r->capprocs; i++)
+        if (r->procs[i].pid)
+            image_arrived(r, &r->procs[i]);
     for (size_t i = 0; i < r->ids.cap; i++) {
         struct sbx_keyed *o = &r->ids.slots[i];
         /* the ledger's rule: opened but never used, existence was checked */
         if (o->key && o->path &&
-            sbx_ledger_settle(res->paths, o->path, strlen(o->path),
+            sbx_result_settle(res, o->pid, o->path, strlen(o->path),
                               o->used || (o->flags & SBX_FD_NOPROBE)) < 0)
             sbx_result_warn(res, "out of memory while recording paths");
     }
@@ -1116,7 +1287,8 @@ struct sbx_result *sbx_preload_end(struct sbx_preload_run *r)
     free(r->readset);
     sbx_watchset_free(r->watches);
     munmap(r->hdr, SBX_LOG_HDR + SBX_LOG_CAP);
-    unlink(r->path);
+    if (!r->anonymous)
+        unlink(r->path);
     close(r->fd);
     free(r->procs);
     sbx_keyed_free(&r->ids);

@@ -15,9 +15,12 @@
 
 struct sbx_preload_run;
 
-/* Create the log (in /dev/shm, else $TMPDIR) and start the reader thread.
- * NULL on failure, with a sentence in err. */
-struct sbx_preload_run *sbx_preload_begin(char *err, size_t errlen);
+/* Create the log and start the reader thread.  The log has no name in any
+ * directory where the system allows (reader_os.h: sbx_log_anonymous);
+ * `named` asks for a file in /dev/shm (else $TMPDIR) all the same: the
+ * processes of a Landlock domain cannot reach an anonymous log through the
+ * owner's /proc entry.  NULL on failure, with a sentence in err. */
+struct sbx_preload_run *sbx_preload_begin(int named, char *err, size_t errlen);
 
 /* The path traced processes map (SBX_PRELOAD_LOG). */
 const char *sbx_preload_log_path(const struct sbx_preload_run *run);

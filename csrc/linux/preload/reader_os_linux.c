@@ -4,6 +4,7 @@
 #define _GNU_SOURCE
 #endif
 #include "reader_os.h"
+#include "ptrace_tracer.h"
 
 #include <dirent.h>
 #include <stdio.h>
@@ -13,6 +14,8 @@
 #include <poll.h>
 #include <signal.h>
 #include <stdlib.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
@@ -50,6 +53,23 @@ void sbx_watch_close(struct sbx_watchset *ws, int handle)
 {
     (void)ws;
     close(handle);
+}
+
+int sbx_log_anonymous(void)
+{
+    /* Reopened by the traced processes through /proc: the kernel allows
+     * that to processes of the same user while this one is dumpable (a
+     * set-id or setcap interpreter is not: then a named file it is). */
+    if (prctl(PR_GET_DUMPABLE) != 1)
+        return -1;
+    return (int)syscall(SYS_memfd_create, "sandbox_py-preload", MFD_CLOEXEC);
+}
+
+int sbx_log_anonymous_name(int fd, char *name, size_t cap)
+{
+    int n = snprintf(name, cap, "/proc/%d/task/%d/fd/%d", (int)getpid(),
+                     (int)syscall(SYS_gettid), fd);
+    return n > 0 && (size_t)n < cap ? 0 : -1;
 }
 
 void sbx_log_punch(int fd, off_t off, off_t len)
@@ -154,6 +174,11 @@ static int env_holds(int pid, const char *entry, size_t wl)
     return found;
 }
 
+int sbx_proc_has_env(int pid, const char *entry)
+{
+    return env_holds(pid, entry, strlen(entry));
+}
+
 int sbx_kill_by_env(const char *entry)
 {
     size_t wl = strlen(entry);
@@ -176,4 +201,20 @@ int sbx_kill_by_env(const char *entry)
     }
     closedir(d);
     return killed;
+}
+
+/* ---- static programs: the ptrace backend adopts them --------------------------*/
+static void *ptrace_adopt(pid_t pid, const char *launcher, char *err, size_t errlen)
+{
+    return sbx_ptrace_adopt(pid, launcher, err, errlen);
+}
+static int ptrace_wait(void *run, double timeout) { return sbx_ptrace_wait(run, timeout); }
+static void ptrace_kill(void *run) { sbx_ptrace_kill(run); }
+static struct sbx_result *ptrace_end(void *run) { return sbx_ptrace_end(run); }
+
+const struct sbx_adopter *sbx_os_adopter(void)
+{
+    static const struct sbx_adopter ptrace = {ptrace_adopt, ptrace_wait, ptrace_kill,
+                                              ptrace_end};
+    return &ptrace;
 }

@@ -39,6 +39,7 @@
 
 #include "elfinterp.h"
 #include "landlock.h"
+#include "ptrace_clone.h"
 #include "ptrace_syscalls.h"
 
 #if defined(__x86_64__)
@@ -74,10 +75,13 @@ static void die(const char *what)
     _exit(127);
 }
 
+/* 1 once the launcher restricted itself to the run's Policy (Landlock) */
+static int g_enforced;
+
 static int build_and_install(unsigned notify_action, unsigned flags)
 {
     /* One compare per traced call; mmap only stops when it maps a file. */
-    struct sock_filter f[4 + 2 * (SBX_PT_NSYSCALLS + SBX_PT_NNOTIFY) + 32];
+    struct sock_filter f[4 + 2 * (SBX_PT_NSYSCALLS + SBX_PT_NNOTIFY) + 48];
     size_t n = 0;
     f[n++] = (struct sock_filter)BPF_STMT(BPF_LD | BPF_W | BPF_ABS,
                                           offsetof(struct seccomp_data, arch));
@@ -87,11 +91,25 @@ static int build_and_install(unsigned notify_action, unsigned flags)
     f[n++] = (struct sock_filter)BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_TRACE);
     f[n++] = (struct sock_filter)BPF_STMT(BPF_LD | BPF_W | BPF_ABS,
                                           offsetof(struct seccomp_data, nr));
+    /* No process of the run starts untraced (ptrace_clone.h): a clone with
+     * CLONE_UNTRACED stops, and the tracer takes the flag off; clone3,
+     * whose flags the filter cannot read, fails with ENOSYS (libc then
+     * uses clone).  Any other clone runs without a stop. */
+    f[n++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_clone, 0, 4);
+    f[n++] = (struct sock_filter)BPF_STMT(BPF_LD | BPF_W | BPF_ABS,
+                                          offsetof(struct seccomp_data, args[0]));
+    f[n++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JSET | BPF_K, CLONE_UNTRACED, 0, 1);
+    f[n++] = (struct sock_filter)BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_TRACE);
+    f[n++] = (struct sock_filter)BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW);
+    f[n++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_clone3, 0, 1);
+    f[n++] = (struct sock_filter)BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | ENOSYS);
     /* A plain read-only open (the bulk of a build's or an archiver's opens,
      * opendir's included) needs no exit stop: the tracer settles it at its
      * entry and learns its fd when the fd is used or closed.  Opens that
      * create, truncate or write stop at the exit, where their outcome is
-     * known.  O_TMPFILE carries O_DIRECTORY's bit: only its own is tested. */
+     * known.  O_TMPFILE carries O_DIRECTORY's bit: only its own is tested.
+     * Under an enforced policy every open stops at its exit: a refused
+     * read must be told from an absent name (Result.denied lists it). */
     const unsigned plain_mask = O_ACCMODE | O_CREAT | O_TRUNC | (O_TMPFILE & ~O_DIRECTORY) |
                                 O_PATH;
     const struct { int nr; unsigned arg; } opens[] = {
@@ -100,7 +118,7 @@ static int build_and_install(unsigned notify_action, unsigned flags)
         {SYS_open, 1},
 #endif
     };
-    for (size_t i = 0; i < sizeof opens / sizeof opens[0]; i++) {
+    for (size_t i = 0; !g_enforced && i < sizeof opens / sizeof opens[0]; i++) {
         f[n++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, opens[i].nr, 0, 4);
         f[n++] = (struct sock_filter)BPF_STMT(BPF_LD | BPF_W | BPF_ABS,
                                               offsetof(struct seccomp_data, args[opens[i].arg]));
@@ -191,6 +209,11 @@ static void enforce_policy(void)
     unsetenv("SBX_LANDLOCK_FD");
     if (sbx_landlock_restrict(fd) < 0)
         die("cannot apply the policy (Landlock)");
+    g_enforced = 1;
+    /* a preload run hands its static programs to this launcher in adopt
+     * mode, which must know (it cannot ask Landlock) */
+    if (getenv("SBX_PRELOAD_HANDOFF"))
+        setenv("SBX_PTRACE_ENFORCED", "1", 1);
     close(fd);
 }
 
@@ -253,6 +276,8 @@ static int adopt(char **argv)
      * (the run then names this process as unobserved). */
     for (int i = 0; i < 10000 && !traced(); i++)
         usleep(1000);
+    /* under an enforced policy (set by the launcher that applied it) */
+    g_enforced = getenv("SBX_PTRACE_ENFORCED") != NULL;
     if (traced() && install_filter() < 0)
         die("cannot install the seccomp filter");
     restore_loader_env();
@@ -332,7 +357,7 @@ static int preload_root(char **argv)
 }
 
 /* Keeper mode: process `pid_s` left a ptrace run at its exec (a declared
- * breakaway, ptrace_tracer.c: leave()).  No process can drop a seccomp
+ * breakaway, ptrace_breakaway.c: sbx_pt_leave()).  No process can drop a seccomp
  * filter, and the run's one turns file system calls into ptrace stops
  * (ENOSYS without a tracer) and user notifications (ENOSYS without a
  * listener).  This process, outside the run (its own session), traces the
@@ -396,8 +421,16 @@ static int keep(const char *pid_s)
                     continue;
                 }
                 sig = 0;
+            } else if (ev == PTRACE_EVENT_SECCOMP) {
+                /* a clone(CLONE_UNTRACED) stops here: it stays followed */
+                struct __ptrace_syscall_info si;
+                if (ptrace(PTRACE_GET_SYSCALL_INFO, t, (void *)sizeof si, &si) > 0 &&
+                    si.op == PTRACE_SYSCALL_INFO_SECCOMP && si.seccomp.nr == SYS_clone &&
+                    (si.seccomp.args[0] & CLONE_UNTRACED))
+                    sbx_pt_strip_untraced(t, (unsigned long)si.seccomp.args[0]);
+                sig = 0;
             } else if (ev) {
-                sig = 0;                /* fork, exec, seccomp: just go on */
+                sig = 0;                /* fork, exec: just go on */
             }
             ptrace(PTRACE_CONT, t, 0, (void *)(long)sig);
         }
