@@ -6,6 +6,7 @@ preload shim), with the same answers.  Runs as the unprivileged user too
 import importlib.metadata
 import json
 import os
+import re
 import subprocess
 import sys
 import sysconfig
@@ -453,3 +454,29 @@ def test_a_child_forked_in_the_block_is_seen_and_exits_cleanly(tmp_path):
     if "skip" in out:
         pytest.skip("cannot re-execute under the preload shim here: %s" % out["skip"])
     assert out == {"written": True, "complete": True, "read_after": True}, (out, proc.stderr)
+
+
+def test_plugin_names_the_process_behind_each_violation(pytester):
+    # Root: eBPF; unprivileged: the shim in the test process.  Each listed
+    # path is followed by the processes that touched it.
+    out = pytester.path / "out"
+    out.mkdir()
+    pytester.makepyfile(textwrap.dedent("""
+        import os, sqlite3, subprocess
+        OUT = %r
+
+        def test_child_and_self():
+            subprocess.run(["sh", "-c", "echo x > " + os.path.join(OUT, "child.txt")],
+                           check=True)
+            c = sqlite3.connect(os.path.join(OUT, "self.db"))
+            c.execute("create table t(x)")
+            c.commit()
+            c.close()
+    """ % str(out)))
+    result = pytester.runpytest_subprocess(*_plugin_args(), "--sandbox")
+    result.assert_outcomes(failed=1)
+    result.stdout.re_match_lines([
+        r"\s+write\s+%s/child.txt" % re.escape(str(out)),
+        r"\s+by pid \d+: sh -c 'echo x > %s/child.txt'" % re.escape(str(out)),
+        r"\s+write\+probe\s+%s/self.db" % re.escape(str(out)),
+        r"\s+by pid \d+ \(the test process\)"])
