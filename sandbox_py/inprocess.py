@@ -105,6 +105,10 @@ class Trace:
         # its search subdirectories) must not run inside the window
         from ._backends.preload import loader_capdirs
         loader_capdirs()
+        if self.requested == "preload":
+            # nor loading the eBPF extension (the loader's search for its
+            # libraries), which a trace inside this one would do
+            _ebpf_module()
         impl = None
         if self.requested in ("auto", "ebpf"):
             ebpf, why = _ebpf_module()
@@ -119,10 +123,19 @@ class Trace:
                     "Python-level fallback" % PRIVILEGE)
         if impl is None and self.requested in ("auto", "preload"):
             from . import selfshim
-            if selfshim.active():
+            if selfshim.active() and not selfshim.ShimWindow.busy:
                 impl = selfshim.ShimWindow(wait=10.0 if self.wait is None else self.wait,
                                            breakaway=self.breakaway)
                 self.backend = "preload"
+            elif selfshim.active():
+                # one window at a time: a trace inside another (a test's own
+                # trace() under the pytest plugin's) takes the audit hooks
+                if self.requested == "preload":
+                    raise SandboxUnavailableError(
+                        "preload", "an enclosing trace holds this process's shim window",
+                        "use sandbox_py.trace() (auto), which falls back to audit hooks")
+                self._notes.append("the preload shim's window of this process is held by "
+                                   "an enclosing trace")
             elif self.requested == "preload":
                 raise SandboxUnavailableError(
                     "preload", "this process does not run under the preload shim",
