@@ -570,8 +570,12 @@ static void handle(struct sbx_preload_run *r, const struct sbx_rec *rec, uint32_
             p->left = 1;
             break;
         }
-        if ((rec->flags & SBX_EXEC_SPAWNED) && p->image_started)
-            break;                        /* the child's own START came first */
+        /* A spawner's announcement of its child's image comes from the
+         * parent, in no order with the child's own records: once the child
+         * has started (and maybe announced an exec of its own, env -i's),
+         * it is stale. */
+        if ((rec->flags & SBX_EXEC_SPAWNED) && p->seen_start)
+            break;
         if (p->pending.set)               /* announced, never confirmed, replaced */
             unobserved(r, rec->pid, &p->pending);
         p->image_started = 0;
