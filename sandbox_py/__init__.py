@@ -4,8 +4,8 @@
     status, reads, writes = Sandbox().run(["make", "-j2"])
 """
 from ._backends import backends
-from .errors import (CalledProcessError, SandboxError, SandboxUnavailableError,
-                     TimeoutExpired)
+from .errors import (CalledProcessError, SandboxError, SandboxIncompleteWarning,
+                     SandboxUnavailableError, TimeoutExpired)
 from .breakaway import Breakaway
 from .policy import Denied, Policy
 from .result import Exec, PathSet, Result
@@ -14,6 +14,7 @@ from .inprocess import trace
 
 __all__ = ["Sandbox", "run", "trace", "Result", "PathSet", "Exec", "backends",
            "Policy", "Denied", "Breakaway",
-           "SandboxError", "SandboxUnavailableError", "TimeoutExpired",
+           "SandboxError", "SandboxUnavailableError", "SandboxIncompleteWarning",
+           "TimeoutExpired",
            "CalledProcessError"]
 __version__ = "0.1.0"

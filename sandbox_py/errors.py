@@ -39,3 +39,11 @@ class CalledProcessError(subprocess.CalledProcessError, SandboxError):
     def __init__(self, returncode, cmd, output=None, stderr=None, *, result=None):
         super().__init__(returncode, cmd, output=output, stderr=stderr)
         self.result = result
+
+
+class SandboxIncompleteWarning(UserWarning):
+    """Part of what a traced block or a checked test did could not be seen:
+    the mechanism cannot see it (the audit-hook fallback does not see C
+    code in this process), or it was missed (a child started without the
+    shim, one still running when the block ended).  The message says which.
+    (Also ``sandbox_py.pytest_plugin.SandboxIncompleteWarning``.)"""

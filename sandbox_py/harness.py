@@ -21,6 +21,9 @@ The pytest plugin (sandbox_py/pytest_plugin.py) excludes exactly these:
 - **distribution metadata**: ``importlib.metadata`` (``version()``,
   entry points) reads ``*.dist-info``/``*.egg-info`` directories of
   ``sys.path`` entries -- read, probe and list only.
+- **the debugger's start-up files**: every ``pdb.Pdb`` (``doctest`` makes
+  one for each run, ``breakpoint()``) reads ``~/.pdbrc`` and ``./.pdbrc``
+  when they exist -- read and probe of exactly those two names.
 - **sandbox_py itself**: a ``Sandbox().run()`` inside a test reads the
   package's own files (the preload shim, the ptrace launcher) -- read, probe
   and list only.
@@ -99,8 +102,11 @@ class Harness:
 
     def __init__(self, capture_paths: Iterable[str] = ()):
         self.capture_paths = frozenset(capture_paths)
-        self.own_dir = os.path.dirname(os.path.realpath(__file__))
-        self.user_bases = {os.path.realpath(b) for b in _user_bases()} | set(_user_bases())
+        self.own_dir = _OWN_DIR
+        self.user_bases = _resolved_user_bases()
+        # pdb.Pdb(readrc=True) opens these two names, relative to the cwd
+        self.pdbrc = {os.path.abspath(os.path.expanduser("~/.pdbrc")),
+                      os.path.abspath(".pdbrc")}
 
     def allows(self, category: str, path: str, result, entries: Iterable[str]) -> bool:
         if path in self.capture_paths:
@@ -114,6 +120,8 @@ class Harness:
             return False
         if _under(path, self.own_dir):
             return True
+        if category in ("reads", "probes") and path in self.pdbrc:
+            return True
         if category == "probes" and any(
                 path.startswith(b.rstrip("/") + "/") and _USER_SITE.search(path)
                 for b in self.user_bases):
@@ -123,6 +131,21 @@ class Harness:
 
 def _under(path: str, prefix: str) -> bool:
     return path == prefix or path.startswith(prefix.rstrip("/") + "/")
+
+
+_OWN_DIR = os.path.dirname(os.path.realpath(__file__))
+_USER_BASES: dict = {}
+
+
+def _resolved_user_bases() -> set:
+    """_user_bases(), also with symlinks resolved; found again only when
+    what they depend on changed (a test may set HOME or PYTHONUSERBASE)."""
+    key = (os.environ.get("HOME"), os.environ.get("PYTHONUSERBASE"))
+    if key not in _USER_BASES:
+        bases = _user_bases()
+        _USER_BASES.clear()
+        _USER_BASES[key] = {os.path.realpath(b) for b in bases} | set(bases)
+    return _USER_BASES[key]
 
 
 def _user_bases() -> list:

@@ -11,6 +11,15 @@ Two mechanisms, chosen by ``backend``:
     child it starts, at the syscall level: it sees ``os.stat``, C extensions,
     and everything children do.  Needs root (or CAP_BPF + CAP_PERFMON).
 
+``preload``
+    Without privilege, when this process runs under the preload shim: it
+    was re-executed under it first thing (``sandbox_py.selfshim.reexec()``;
+    the pytest plugin does so with ``--sandbox``), and reads its own event
+    log for the block.  The shim sees every libc call of this process (C
+    extensions, ctypes, sqlite3 included) and of the children started in
+    the block; not system calls made without libc, nor io_uring (named in
+    ``warnings`` when they happen).
+
 ``audit``
     The fallback: a Python audit hook (sandbox_py/audit.py says exactly what
     it sees).  It misses ``os.stat``/``os.access``/``os.path.exists`` and
@@ -19,18 +28,31 @@ Two mechanisms, chosen by ``backend``:
     the block to its end) when that backend is built.  Its results are
     always ``complete=False``.
 
-``auto`` (the default) uses ``ebpf`` when it can run here and ``audit``
-otherwise, saying so in ``warnings``.
+``auto`` (the default) uses ``ebpf`` when it can run here, else ``preload``
+when this process runs under the shim, else ``audit``, saying so in
+``warnings`` -- and at the start of the block, with a
+:class:`~sandbox_py.errors.SandboxIncompleteWarning` naming what it will not
+see and how to see it.
 """
 from __future__ import annotations
 
 import time
+import warnings as _warnings
 from typing import Optional
 
-from .errors import SandboxUnavailableError
+from .errors import SandboxIncompleteWarning, SandboxUnavailableError
 from .result import Result
 
-BACKENDS = ("auto", "ebpf", "audit")
+BACKENDS = ("auto", "ebpf", "preload", "audit")
+
+#: What the audit fallback will not see and how to see it, said when a block
+#: starts with it.
+AUDIT_UNSEEN = (
+    "sandbox_py.trace() falls back to Python audit hooks here (%s): it will not see "
+    "os.stat/os.access/os.path.exists probes nor anything C code in this process does "
+    "(sqlite3, ctypes calling libc, C extensions); child processes are followed through "
+    "the preload shim.  To see all of it: run as root (or with CAP_BPF + CAP_PERFMON) "
+    "for eBPF, or call sandbox_py.selfshim.reexec() first thing in the program")
 
 
 def _ebpf_module():
@@ -72,6 +94,9 @@ class Trace:
         self._impl = None
         self._start = 0.0
         self._result: Optional[Result] = None
+        #: Warn at start() when the mechanism cannot see part of the block
+        #: (the pytest plugin says it per test instead).
+        self.announce = True
 
     def start(self) -> "Trace":
         if self._impl is not None:
@@ -80,6 +105,10 @@ class Trace:
         # its search subdirectories) must not run inside the window
         from ._backends.preload import loader_capdirs
         loader_capdirs()
+        if self.requested == "preload":
+            # nor loading the eBPF extension (the loader's search for its
+            # libraries), which a trace inside this one would do
+            _ebpf_module()
         impl = None
         if self.requested in ("auto", "ebpf"):
             ebpf, why = _ebpf_module()
@@ -92,6 +121,27 @@ class Trace:
                 raise SandboxUnavailableError(
                     "ebpf", why, "%s; or use sandbox_py.trace(backend='audit'), the "
                     "Python-level fallback" % PRIVILEGE)
+        if impl is None and self.requested in ("auto", "preload"):
+            from . import selfshim
+            if selfshim.active() and not selfshim.ShimWindow.busy:
+                impl = selfshim.ShimWindow(wait=10.0 if self.wait is None else self.wait,
+                                           breakaway=self.breakaway)
+                self.backend = "preload"
+            elif selfshim.active():
+                # one window at a time: a trace inside another (a test's own
+                # trace() under the pytest plugin's) takes the audit hooks
+                if self.requested == "preload":
+                    raise SandboxUnavailableError(
+                        "preload", "an enclosing trace holds this process's shim window",
+                        "use sandbox_py.trace() (auto), which falls back to audit hooks")
+                self._notes.append("the preload shim's window of this process is held by "
+                                   "an enclosing trace")
+            elif self.requested == "preload":
+                raise SandboxUnavailableError(
+                    "preload", "this process does not run under the preload shim",
+                    "call sandbox_py.selfshim.reexec() first thing in the program (it "
+                    "executes the program again under the shim); the pytest plugin does "
+                    "so itself with --sandbox")
             else:
                 self._notes.append("eBPF in-process tracing unavailable (%s)" % why)
         if impl is None:
@@ -99,6 +149,9 @@ class Trace:
             impl = AuditTrace(wait=10.0 if self.wait is None else self.wait,
                               breakaway=self.breakaway)
             self.backend = "audit"
+            if self.announce:
+                _warnings.warn(SandboxIncompleteWarning(AUDIT_UNSEEN % (
+                    "; ".join(self._notes) or "backend='audit' was asked for")), stacklevel=3)
         self._result = None
         self._start = time.monotonic()
         impl.start()

@@ -10,8 +10,11 @@ is checked when it carries the ``sandbox`` marker, requests the
 or the ``sandbox = true`` ini option).  See docs/pytest.md.
 
 Only the test *call* is traced (not fixture setup and teardown): in-process,
-with the eBPF backend when it can run here and with Python audit hooks
-otherwise (sandbox_py/audit.py says what those miss).
+with the eBPF backend when it can run here; else, when every test is checked
+(``--sandbox``), with the preload shim in the test process itself, the
+session re-executed under it before anything else happens
+(sandbox_py/selfshim.py); else with Python audit hooks, which miss C code in
+the test process (sandbox_py/audit.py) -- said for every test so checked.
 """
 from __future__ import annotations
 
@@ -25,7 +28,10 @@ from typing import Iterable, Optional
 import pytest
 
 MODES = ("fail", "warn", "off", "enforce")
-BACKENDS = ("auto", "ebpf", "audit")
+BACKENDS = ("auto", "ebpf", "preload", "audit")
+#: How each mechanism is named in the session summary.
+MECHANISM = {"ebpf": "eBPF", "preload": "preload shim in the test process",
+             "audit": "Python audit hooks"}
 #: Path categories a read-only allowance covers.
 READ_CATEGORIES = ("reads", "probes", "enumerations")
 #: Short names for the failure listing.
@@ -43,19 +49,19 @@ class SandboxAccessWarning(UserWarning):
     """A test touched paths it did not declare (``--sandbox-mode=warn``)."""
 
 
-class SandboxIncompleteWarning(UserWarning):
-    """A checked test passed, but part of what it did could not be seen
-    (e.g. a child process started without the preload shim under the audit
-    fallback, or one still running when the call ended)."""
+# A checked test that passed although part of what it did could not be seen
+# (the audit fallback does not see C code in the test process; a child
+# started without the shim; one still running when the call ended).
+from .errors import SandboxIncompleteWarning  # noqa: E402  (its public name here too)
 
-
-def _gaps(result) -> list:
-    """The result's warnings beyond the standing limits of its mechanism
-    (which every audit-traced test shares and the docs state once)."""
-    from .audit import LIMITS, LIMITS_WITH_CHILDREN
-    return [w for w in result.warnings
-            if w not in (LIMITS, LIMITS_WITH_CHILDREN)
-            and not w.startswith("eBPF in-process tracing unavailable")]
+#: Why the session does not trace with the shim in the test process (when
+#: it does not use eBPF either): said in every partly-checked test's warning.
+_NO_SHIM = pytest.StashKey[str]()
+#: {(mechanism, fully checked): count} of this session's checked tests.
+_CHECKED = pytest.StashKey[dict]()
+#: user_properties key carrying "mechanism:full|partial" to the controller
+#: (pytest-xdist sends reports, not stashes).
+_PROPERTY = "sandbox_py"
 
 
 def pytest_addoption(parser):
@@ -76,7 +82,8 @@ def pytest_addoption(parser):
                          "(repeatable; ini: sandbox_allow_read)")
     group.addoption("--sandbox-backend", choices=BACKENDS, default=None,
                     help="in-process tracing mechanism (ini: sandbox_backend; "
-                         "default auto: eBPF when available, else audit hooks)")
+                         "default auto: eBPF when available, else with --sandbox the "
+                         "preload shim in the test process, else audit hooks)")
     parser.addini("sandbox", type="bool", default=False,
                   help="check the file accesses of every test")
     parser.addini("sandbox_mode", default="fail", help="fail, warn, enforce or off")
@@ -84,7 +91,7 @@ def pytest_addoption(parser):
                   help="patterns every checked test may touch")
     parser.addini("sandbox_allow_read", type="linelist", default=[],
                   help="patterns every checked test may read, probe and list")
-    parser.addini("sandbox_backend", default="auto", help="auto, ebpf or audit")
+    parser.addini("sandbox_backend", default="auto", help="auto, ebpf, preload or audit")
     parser.addini("sandbox_wait", default="1.0",
                   help="seconds to wait, after a checked test's call, for threads and "
                        "child processes it started and left running")
@@ -103,6 +110,74 @@ def _backend(config) -> str:
     return _choice(config, "sandbox_backend", "auto", BACKENDS)
 
 
+def _early_choice(config, name: str, default: str, choices) -> str:
+    value = getattr(config.known_args_namespace, name, None) or config.getini(name) or default
+    return value if value in choices else default
+
+
+def _shim_wanted(config) -> tuple:
+    """(True, "") when this session should be re-executed under the preload
+    shim to trace C code in the test process, else (False, why not, or ""
+    when tracing does not need it).  Only when the tests will be checked for
+    certain (every test: --sandbox, or the preload backend asked for by
+    name), nothing better can run (eBPF), and this process is the session
+    itself (not pytest.main() called by another program, not a
+    pytest-xdist controller or worker)."""
+    ns = config.known_args_namespace
+    if _early_choice(config, "sandbox_mode", "fail", MODES) == "off":
+        return False, ""
+    backend = _early_choice(config, "sandbox_backend", "auto", BACKENDS)
+    if backend == "ebpf":
+        return False, ""
+    if backend == "audit":
+        return False, "--sandbox-backend=audit was asked for"
+    if backend == "auto" and not (getattr(ns, "sandbox", None) or config.getini("sandbox")):
+        return False, ""        # markers only: the partly-checked warnings say what to do
+    if os.environ.get("PYTEST_XDIST_WORKER") or getattr(ns, "numprocesses", None) or \
+            getattr(ns, "dist", "no") not in ("no", None):
+        return False, ("pytest-xdist workers are started by the controller and cannot be "
+                       "re-executed under it (run without -n, or as root for eBPF)")
+    # the session is this program: `pytest ...` or `python -m pytest ...`,
+    # not pytest.main() inside a program that would run again from its start
+    main = sys.argv[0].replace("\\", "/") if sys.argv else ""
+    if list(config.invocation_params.args) != sys.argv[1:] or not (
+            os.path.basename(main) in ("pytest", "py.test")
+            or main.endswith("pytest/__main__.py")):
+        return False, ("pytest was called as pytest.main() by another program, which "
+                       "re-executing would run again from its start")
+    if backend == "auto":
+        from .inprocess import _ebpf_module
+        if _ebpf_module()[0] is not None:
+            return False, ""
+    return True, ""
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_load_initial_conftests(early_config, parser, args):
+    """As early as a plugin runs (before conftest files and collection):
+    re-execute the session under the preload shim when it needs it
+    (sandbox_py/selfshim.py; docs/pytest.md says why), once; in the
+    re-executed session, read the log made for it."""
+    from . import selfshim
+    if selfshim.attach():
+        return
+    wanted, why_not = _shim_wanted(early_config)
+    if not wanted:
+        if why_not:
+            early_config.stash[_NO_SHIM] = why_not
+        return
+    # pytest's capture has already put its temporary files on fds 0, 1 and 2
+    # (its own hook wraps this one): the exec must get the real ones back,
+    # or the session's output goes into a file nobody reads.
+    capman = early_config.pluginmanager.getplugin("capturemanager")
+    if capman is not None:
+        capman.stop_global_capturing()
+    why = selfshim.reexec()         # returns only when it cannot
+    if capman is not None:
+        capman.start_global_capturing()
+    early_config.stash[_NO_SHIM] = why
+
+
 def pytest_configure(config):
     # An explicit --sandbox-backend=ebpf that cannot work is one usage error
     # now, not a traceback in every checked test.
@@ -113,9 +188,18 @@ def pytest_configure(config):
         if module is None:
             raise pytest.UsageError(
                 "sandbox_backend=ebpf cannot run here: %s.\nTo fix: %s; or use "
-                "--sandbox-backend=auto, which falls back to audit hooks (they do not "
-                "see os.stat; child processes are followed through the preload shim)"
-                % (why, PRIVILEGE))
+                "--sandbox-backend=auto, which falls back to the preload shim in the "
+                "test process (with --sandbox) or to audit hooks" % (why, PRIVILEGE))
+    if _backend(config) == "preload" and _mode(config) != "off":
+        from . import selfshim
+        if not selfshim.active():
+            raise pytest.UsageError(
+                "sandbox_backend=preload cannot run here: %s" % (
+                    config.stash.get(_NO_SHIM, None) or selfshim.attach_error()
+                    or "this session was not started under the preload shim (it is "
+                    "re-executed under it only when it is the program itself, not "
+                    "pytest.main() called by another, and not under pytest-xdist)"))
+    config.stash[_CHECKED] = {}
     config.addinivalue_line(
         "markers",
         "sandbox(allow=(), allow_read=(), mode=None, breakaway=()): check the test's file "
@@ -171,6 +255,10 @@ class Pattern:
 
     def __repr__(self) -> str:
         return self.text if self.text == self.absolute else "%s (%s)" % (self.absolute, self.text)
+
+
+#: The Python installation's roots, for the interpreter's prefixes they were found for.
+_ROOTS_CACHE: dict = {}
 
 
 class TestPolicy:
@@ -230,12 +318,15 @@ class TestPolicy:
     # -- the baseline ---------------------------------------------------------
     @staticmethod
     def _python_roots() -> set:
-        roots = {sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix}
-        try:
-            roots.update(site.getsitepackages())
-        except AttributeError:     # old virtualenv's site.py
-            pass
-        return {os.path.realpath(r) for r in roots} | roots
+        key = (sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix)
+        if _ROOTS_CACHE.get("key") != key:      # once per interpreter, not per test
+            roots = set(key)
+            try:
+                roots.update(site.getsitepackages())
+            except AttributeError:     # old virtualenv's site.py
+                pass
+            _ROOTS_CACHE.update(key=key, roots={os.path.realpath(r) for r in roots} | roots)
+        return _ROOTS_CACHE["roots"]
 
     def _baseline(self) -> dict:
         """Where every checked test may go, computed when its accesses are
@@ -388,6 +479,7 @@ def _format(item, policy: TestPolicy, result, violations: dict) -> str:
         "call or a stat, which cannot be refused)" if policy.mode == "enforce" else "")]
     for path in sorted(violations)[:LISTED]:
         lines.append("  %-12s %s" % ("+".join(violations[path]), printable_path(path)))
+        lines.extend("  %-12s by %s" % ("", who) for who in _makers(result, path))
     if len(violations) > LISTED:
         lines.append("  ... and %d more" % (len(violations) - LISTED))
     lines.append("allowed: %s" % policy.describe())
@@ -396,6 +488,30 @@ def _format(item, policy: TestPolicy, result, violations: dict) -> str:
     lines.append("traced with: %s (%s)" % (result.backend, "complete" if result.complete
                                             else "incomplete: " + "; ".join(result.warnings)))
     return "\n".join(lines)
+
+
+#: How much of a process's command line a failure shows.
+ARGV_SHOWN = 120
+
+
+def _makers(result, path: str) -> list:
+    """Who touched ``path``: each process of ``result.processes`` whose own
+    sets hold it, as "pid N (the test process)" or "pid N: argv"."""
+    import shlex
+    out = []
+    for proc in getattr(result, "processes", ()):
+        if not proc.categories(path):
+            continue
+        if proc.pid == os.getpid():
+            out.append("pid %d (the test process)" % proc.pid)
+            continue
+        argv = " ".join(shlex.quote(a) for a in proc.argv) or (proc.path or "?")
+        if len(argv) > ARGV_SHOWN:
+            argv = argv[:ARGV_SHOWN - 3] + "..."
+        text = "pid %d: %s" % (proc.pid, argv)
+        if text not in out:
+            out.append(text)
+    return out
 
 
 #: (Landlock ruleset, running trace) of an enforced test's call.
@@ -433,7 +549,9 @@ def pytest_runtest_call(item):
         ruleset = pytest_enforce.prepare(item, policy)
     # daemons a test starts and leaves running (sandbox(breakaway=[...]))
     breakaway = [b for m in item.iter_markers("sandbox") for b in m.kwargs.get("breakaway", ())]
-    tracer = trace(backend, wait=wait, breakaway=breakaway or None).start()
+    tracer = trace(backend, wait=wait, breakaway=breakaway or None)
+    tracer.announce = False         # said per test, below
+    tracer.start()
     if ruleset is not None:
         item.stash[_TRACER] = (ruleset, tracer)
     try:
@@ -445,6 +563,7 @@ def pytest_runtest_call(item):
             ruleset.close()
         result = tracer.stop(1)
         item.stash[RESULT] = result
+        _partly_checked(item, result)
         violations = policy.violations(result)
         if policy.mode == "enforce" and type(e).__name__ == "ChildFailed":
             # The refusal is usually why the test failed: name it with the
@@ -463,6 +582,7 @@ def pytest_runtest_call(item):
         ruleset.close()
     result = tracer.stop(0)
     item.stash[RESULT] = result
+    _partly_checked(item, result)
     violations = policy.violations(result)
     if violations and policy.mode != "off":
         message = _format(item, policy, result, violations)
@@ -471,8 +591,70 @@ def pytest_runtest_call(item):
             warnings.warn(SandboxAccessWarning(message))
         else:
             pytest.fail(message, pytrace=False)
-    gaps = _gaps(result)
-    if gaps:
-        warnings.warn(SandboxIncompleteWarning(
-            "sandbox_py: %s was only partly checked: %s" % (item.name, "; ".join(gaps))))
     return outcome
+
+
+def _partly_checked(item, result) -> None:
+    """Count how the test was checked; a test whose mechanism could not see
+    part of what it did is said to be partly checked, every time."""
+    item.user_properties.append((_PROPERTY, "%s:%s" % (
+        result.backend, "full" if result.complete else "partial")))
+    if result.complete:
+        return
+    reasons = list(result.warnings)
+    if result.backend == "audit":
+        no_shim = item.config.stash.get(_NO_SHIM, None)
+        reasons.append("to see C code in the test process without root, run with "
+                       "--sandbox (the session is then re-executed under the preload "
+                       "shim) or --sandbox-backend=preload" if no_shim is None else
+                       "the session was not re-executed under the preload shim: "
+                       + no_shim)
+    warnings.warn(SandboxIncompleteWarning(
+        "sandbox_py: %s was only partly checked (%s): %s" % (
+            item.name, MECHANISM.get(result.backend, result.backend), "; ".join(reasons))))
+
+
+def pytest_runtest_logreport(report):
+    if report.when != "call":
+        return
+    for name, value in getattr(report, "user_properties", ()):
+        if name == _PROPERTY:
+            backend, _, how = str(value).partition(":")
+            counts = _session_counts(report)
+            if counts is not None:
+                key = (backend, how == "full")
+                counts[key] = counts.get(key, 0) + 1
+
+
+_CONFIG = []        # the session's config, for the report hook (it gets no config)
+
+
+def _session_counts(report) -> Optional[dict]:
+    return _CONFIG[-1].stash.get(_CHECKED, None) if _CONFIG else None
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_sessionstart(session):
+    _CONFIG.append(session.config)
+
+
+def pytest_unconfigure(config):
+    if _CONFIG and _CONFIG[-1] is config:
+        _CONFIG.pop()
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config):
+    counts = config.stash.get(_CHECKED, None)
+    if not counts:
+        return
+    total = sum(counts.values())
+    full = sum(n for (_, ok), n in counts.items() if ok)
+    parts = []
+    for (backend, ok), n in sorted(counts.items(), key=lambda kv: (not kv[0][1], kv[0][0])):
+        parts.append("%d %s by %s" % (n, "fully" if ok else "partly",
+                                      MECHANISM.get(backend, backend)))
+    terminalreporter.write_line(
+        "sandbox_py: %d test%s checked, %d fully: %s%s" % (
+            total, "" if total == 1 else "s", full, ", ".join(parts),
+            "" if full == total else " (each partly checked test has a "
+            "SandboxIncompleteWarning saying what was not seen)"))

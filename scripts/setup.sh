@@ -41,5 +41,5 @@ fi
 # over (sdists from PyPI; the versions are pinned there).
 mkdir -p build/sdists
 .venv/bin/python -m pip download -q --no-binary :all: --no-deps -d build/sdists \
-    six==1.17.0 idna==3.20 || echo "setup.sh: could not fetch the third-party sdists;" \
+    six==1.17.0 idna==3.20 toolz==1.2.0 || echo "setup.sh: could not fetch the third-party sdists;" \
     "tests/test_third_party.py will try again" >&2

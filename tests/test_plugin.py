@@ -252,8 +252,10 @@ def test_pattern_semantics():
     assert deep.literal_dir == "/p/fixtures" and plain.literal_dir == "/p/data"
 
 
+@pytest.mark.parametrize("backend", ["auto", "preload"])
 def test_what_the_harness_does_is_not_the_tests_doing(pytester, monkeypatch,
-                                                      tmp_path_factory):
+                                                      tmp_path_factory, backend):
+    # auto: eBPF as root; preload: the session re-executed under the shim
     # Each test below makes the interpreter, pytest or sandbox_py touch files
     # on the test's behalf; none of that is the test's own access.  The
     # last test shows the check is live in the same run.
@@ -265,6 +267,7 @@ def test_what_the_harness_does_is_not_the_tests_doing(pytester, monkeypatch,
     pytester.mkdir("pkg")
     pytester.path.joinpath("pkg", "__init__.py").write_text("X = 2\n")
     pytester.path.joinpath("data.txt").write_text("d")
+    pytester.path.joinpath(".pdbrc").write_text("# the debugger's own start-up file\n")
     pytester.makepyfile(test_harness=textwrap.dedent("""
         import importlib.metadata, subprocess, sys
         import pytest
@@ -299,15 +302,21 @@ def test_what_the_harness_does_is_not_the_tests_doing(pytester, monkeypatch,
             assert sandbox_py.Sandbox("preload").run(["true"]).returncode == 0
 
         @pytest.mark.sandbox
+        def test_debugger_reads_its_start_up_files():
+            # doctest makes a pdb.Pdb for every run; it reads ~/.pdbrc, ./.pdbrc
+            import pdb
+            assert pdb.Pdb().rcLines
+
+        @pytest.mark.sandbox
         def test_still_caught():
             open("data.txt").read()
     """))
-    result = run(pytester)
+    result = run(pytester, "--sandbox-backend=%s" % backend)
     out = result.stdout.str()
     assert re.findall(r"^sandbox_py: (\S+) touched", out, re.M) == ["test_still_caught"], out
     result.stdout.fnmatch_lines(["*sandbox_py: test_still_caught touched 1 path*",
                                  "*read*/data.txt"])
-    result.assert_outcomes(passed=6, failed=1)
+    result.assert_outcomes(passed=7, failed=1)
     assert list(pytester.path.joinpath("pkg", "__pycache__").glob("__init__.*.pyc"))
 
 
@@ -354,13 +363,18 @@ def test_audit_fallback_checks_child_processes(pytester):
             subprocess.run(["true"], env={"PATH": "/usr/bin:/bin"}, check=True)
     """))
     result = run(pytester, "--sandbox-backend=audit")
-    result.assert_outcomes(passed=2, failed=1, warnings=1)
+    # every test checked by audit hooks alone is partly checked (C code in
+    # the test process is not seen), each says so
+    result.assert_outcomes(passed=2, failed=1, warnings=3)
     result.stdout.fnmatch_lines(["*test_child_writes_outside touched 1 path*",
                                  "*write*/outside.txt", "traced with: audit (incomplete:*"])
     # A child the shim cannot enter is not silently passed over.
     result.stdout.fnmatch_lines(["*SandboxIncompleteWarning: sandbox_py: "
-                                 "test_child_with_its_own_env was only partly checked: "
-                                 "true was started with an env= without the preload shim*"])
+                                 "test_child_with_its_own_env was only partly checked "
+                                 "(Python audit hooks): *true was started with an env= "
+                                 "without the preload shim*"])
+    result.stdout.fnmatch_lines(["sandbox_py: 3 tests checked, 0 fully: 3 partly by Python "
+                                 "audit hooks*"])
 
 
 ENFORCED_SUITE = """
@@ -488,3 +502,32 @@ def test_breakaway_marker_lets_a_test_daemon_go(pytester, declared):
                 time.sleep(0.1)
         if os.path.exists(sock):
             os.unlink(sock)
+
+
+def test_failure_names_the_process_behind_each_violation():
+    # A Result whose mechanism recorded who did what (Result.processes):
+    # the listing says, under each path, which process touched it.
+    import os
+    import types
+    from sandbox_py.pytest_plugin import _format
+    from sandbox_py.result import Result
+    fields = {"writes": ["/p/out.txt", "/p/both.txt"], "reads": ["/p/secret"],
+              "processes": [
+                  (os.getpid(), 1, None, "/usr/bin/python3", ["python3", "-m", "pytest"],
+                   "/p", None, ["/p/secret"], ["/p/both.txt"], [], []),
+                  (4242, os.getpid(), 0, "/bin/sh", ["sh", "-c", "echo x > out.txt"],
+                   "/p", 0, [], ["/p/out.txt", "/p/both.txt"], [], [])]}
+    result = Result.from_fields(fields, args=(), returncode=0, backend="preload")
+    item = types.SimpleNamespace(name="test_x")
+    policy = types.SimpleNamespace(mode="fail", describe=lambda: "nothing")
+    text = _format(item, policy, result, {"/p/out.txt": ["write"], "/p/both.txt": ["write"],
+                                          "/p/secret": ["read"]})
+    lines = [line.strip() for line in text.splitlines()]
+    at = lines.index("write        /p/out.txt")
+    assert lines[at + 1] == "by pid 4242: sh -c 'echo x > out.txt'"
+    at = lines.index("write        /p/both.txt")
+    assert lines[at + 1:at + 3] == ["by pid %d (the test process)" % os.getpid(),
+                                    "by pid 4242: sh -c 'echo x > out.txt'"]
+    at = lines.index("read         /p/secret")
+    assert lines[at + 1] == "by pid %d (the test process)" % os.getpid()
+    assert not lines[at + 2].startswith("by ")

@@ -154,3 +154,20 @@ def test_compdb_entries_are_confirmed_by_the_step():
     ps[6] = proc(16, 14, "/usr/bin/as", ["as"], 4)
     assert [e["file"] for e in entries(Result(1, ["make"], processes=tuple(ps)))] == [
         "/src/x.c"]
+
+
+def test_cli_processes_prints_the_tree(tmp_path):
+    import subprocess
+    import sys
+    f = tmp_path / "in.txt"
+    f.write_text("x")
+    p = subprocess.run([sys.executable, "-m", "sandbox_py", "--processes", "--exclude-system",
+                        "--exclude-pseudo", "--", "/bin/sh", "-c",
+                        '/bin/cat "$0" >/dev/null; true', str(f)],
+                       capture_output=True, text=True)
+    assert p.returncode == 0, p.stderr
+    lines = p.stderr.splitlines()
+    i = lines.index("processes: 2")
+    assert lines[i + 1].startswith("  /bin/sh -c ")
+    assert lines[i + 2].startswith("  `- /bin/cat %s  [pid " % f)
+    assert lines[i + 2].endswith("r1 w0 p0 e0") and ", exit 0]" in lines[i + 2]

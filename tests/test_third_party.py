@@ -1,6 +1,7 @@
 """The pytest plugin over real third-party test suites, every test checked.
 
-The suites of two well-known pure-Python packages (six, idna), taken from
+The suites of three well-known pure-Python packages (six, idna, toolz -- whose
+doctests make a debugger that reads its start-up files), taken from
 their PyPI sdists, run with ``--sandbox`` (every test checked, nothing
 declared) and bytecode writing on.  They touch nothing outside their own
 imports, so any sandbox failure is a false positive of the plugin -- except
@@ -9,7 +10,8 @@ project and runs a child that reads another project file, and must be
 caught.
 
 Run as the current user (root: eBPF) and, when root, once more as the
-unprivileged user ``sbxtest`` (audit hooks), from a world-readable copy of
+unprivileged user ``sbxtest`` (the session re-executed under the preload
+shim: every test fully checked), from a world-readable copy of
 the package like tests/unprivileged/run_as_user.sh does.
 
 The sdists are fetched by scripts/setup.sh into build/sdists (or here, on
@@ -32,9 +34,9 @@ import sandbox_py
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SDISTS = os.path.join(REPO, "build", "sdists")
 #: Pinned so that the expected counts below stay true.
-PACKAGES = {"six": "1.17.0", "idna": "3.20"}
+PACKAGES = {"six": "1.17.0", "idna": "3.20", "toolz": "1.2.0"}
 #: Tests per suite that must have passed: proves the suite really ran.
-MIN_PASSED = {"six": 150, "idna": 6000}
+MIN_PASSED = {"six": 150, "idna": 6000, "toolz": 180}
 #: Suites' own optional dependencies this environment does not install.
 IGNORE = {"idna": ["tests/test_idna_properties.py"]}
 USER = os.environ.get("SBX_TEST_USER", "sbxtest")
@@ -225,7 +227,14 @@ def test_suite_as_unprivileged_user(unprivileged, name):
             + [python] + _args(name, directory) + ["-p", "sandbox_py.pytest_plugin"])
     proc = subprocess.run(argv, cwd=directory, capture_output=True, text=True, timeout=300)
     check(name, proc, directory)
-    assert "traced with: audit" in proc.stdout or name != "six", proc.stdout[-2000:]
+    # C code in the test process seen too: every test fully checked, by the shim
+    assert "traced with: preload (complete)" in proc.stdout or name != "six", \
+        proc.stdout[-2000:]
+    summary = re.search(r"^sandbox_py: (\d+) tests checked, (\d+) fully: (.*)$", proc.stdout,
+                        re.M)
+    assert summary and summary.group(1) == summary.group(2), proc.stdout[-2000:]
+    assert summary.group(3) == "%s fully by preload shim in the test process" \
+        % summary.group(1), summary.group(0)
 
 
 def test_explicit_ebpf_as_unprivileged_user_is_one_usage_error(unprivileged):

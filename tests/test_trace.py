@@ -119,7 +119,7 @@ def test_result_only_after_the_block_and_exceptions_pass_through(tmp_path):
 
 
 def test_unknown_backend():
-    with pytest.raises(ValueError, match="auto, ebpf, audit"):
+    with pytest.raises(ValueError, match="auto, ebpf, preload, audit"):
         sandbox_py.trace("strace")
 
 

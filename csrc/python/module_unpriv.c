@@ -11,6 +11,8 @@
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 
+#include <unistd.h>
+
 #include "preload_reader.h"
 #if defined(__linux__)
 #define SBX_HAVE_PTRACE 1
@@ -26,16 +28,27 @@
 typedef struct {
     PyObject_HEAD
     struct sbx_preload_run *run;
+    long owner;                   /* the pid that made it: its reader thread lives there */
 } PreloadRun;
 
 static int preload_init(PreloadRun *self, PyObject *args, PyObject *kw)
 {
     char err[512];
-    static char *kwlist[] = {"named", NULL};
+    static char *kwlist[] = {"named", "attach", NULL};
     int named = 0;
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "|p", kwlist, &named))
+    PyObject *attach = NULL;
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "|pO&", kwlist, &named, PyUnicode_FSConverter,
+                                     &attach))
         return -1;
-    self->run = sbx_preload_begin(named, err, sizeof err);
+    self->owner = (long)getpid();
+    if (attach) {
+        /* a log made by preload_log_create() before this process was
+         * re-executed under the shim: read in windows */
+        self->run = sbx_preload_attach(PyBytes_AS_STRING(attach), err, sizeof err);
+        Py_DECREF(attach);
+    } else {
+        self->run = sbx_preload_begin(named, err, sizeof err);
+    }
     if (!self->run) {
         PyErr_SetString(PyExc_OSError, err);
         return -1;
@@ -45,7 +58,11 @@ static int preload_init(PreloadRun *self, PyObject *args, PyObject *kw)
 
 static void preload_dealloc(PreloadRun *self)
 {
-    if (self->run) {
+    if (self->run && (long)getpid() != self->owner) {
+        /* a forked child's copy: the reader thread and the log are the
+         * parent's, nothing here to stop or remove */
+        self->run = NULL;
+    } else if (self->run) {
         struct sbx_preload_run *run = self->run;
         self->run = NULL;
         Py_BEGIN_ALLOW_THREADS
@@ -59,6 +76,11 @@ static int preload_live(PreloadRun *self)
 {
     if (!self->run) {
         PyErr_SetString(PyExc_ValueError, "this preload run has already finished");
+        return 0;
+    }
+    if ((long)getpid() != self->owner) {
+        PyErr_SetString(PyExc_ValueError, "this preload run belongs to the process this "
+                                          "one was forked from");
         return 0;
     }
     return 1;
@@ -137,7 +159,47 @@ static PyObject *preload_finish(PreloadRun *self, PyObject *unused)
     return d;
 }
 
+static PyObject *preload_window_begin(PreloadRun *self, PyObject *unused)
+{
+    char err[512];
+    int rc;
+    if (!preload_live(self))
+        return NULL;
+    Py_BEGIN_ALLOW_THREADS
+    rc = sbx_preload_window_begin(self->run, err, sizeof err);
+    Py_END_ALLOW_THREADS
+    if (rc < 0) {
+        PyErr_SetString(PyExc_OSError, err);
+        return NULL;
+    }
+    Py_RETURN_NONE;
+}
+
+static PyObject *preload_window_end(PreloadRun *self, PyObject *args)
+{
+    double wait = 1.0;
+    int done = 1;
+    struct sbx_result *res;
+    if (!PyArg_ParseTuple(args, "|d", &wait) || !preload_live(self))
+        return NULL;
+    Py_BEGIN_ALLOW_THREADS
+    res = sbx_preload_window_end(self->run, wait, &done);
+    Py_END_ALLOW_THREADS
+    if (!res)
+        return PyErr_NoMemory();
+    PyObject *d = sbx_result_to_py(res);
+    sbx_result_free(res);
+    if (!d)
+        return NULL;
+    PyObject *t = Py_BuildValue("(ON)", done ? Py_True : Py_False, d);
+    return t;
+}
+
 static PyMethodDef preload_methods[] = {
+    {"window_begin", (PyCFunction)preload_window_begin, METH_NOARGS,
+     "window_begin(): record from now on (a run attached to this process's own log)"},
+    {"window_end", (PyCFunction)preload_window_end, METH_VARARGS,
+     "window_end(wait=1.0) -> (children_done, dict): stop recording, the window's result"},
     {"set_root", (PyCFunction)preload_set_root, METH_VARARGS,
      "set_root(pid, argv0): the root process of the run"},
     {"set_handoff", (PyCFunction)preload_set_handoff, METH_VARARGS,
@@ -425,7 +487,41 @@ static PyObject *landlock_restrict(PyObject *mod, PyObject *args)
 }
 #endif
 
+static PyObject *preload_log_create(PyObject *mod, PyObject *unused)
+{
+    char path[256], err[512];
+    if (sbx_preload_log_create(path, sizeof path, err, sizeof err) < 0) {
+        PyErr_SetString(PyExc_OSError, err);
+        return NULL;
+    }
+    return PyUnicode_DecodeFSDefault(path);
+}
+
+static PyObject *preload_self_quiet(PyObject *mod, PyObject *args)
+{
+    int on;
+    if (!PyArg_ParseTuple(args, "p", &on))
+        return NULL;
+    return PyBool_FromLong(sbx_preload_self_quiet(on) == 0);
+}
+
+static PyObject *preload_self_breakaway(PyObject *mod, PyObject *args)
+{
+    PyObject *text;
+    if (!PyArg_ParseTuple(args, "O&", PyUnicode_FSConverter, &text))
+        return NULL;
+    int rc = sbx_preload_self_breakaway(PyBytes_AS_STRING(text));
+    Py_DECREF(text);
+    return PyBool_FromLong(rc == 0);
+}
+
 static PyMethodDef module_methods[] = {
+    {"preload_self_quiet", preload_self_quiet, METH_VARARGS,
+     "preload_self_quiet(on) -> bool: this thread's calls not recorded by this process's shim"},
+    {"preload_self_breakaway", preload_self_breakaway, METH_VARARGS,
+     "preload_self_breakaway(text) -> bool: this process's own shim's breakaway declaration"},
+    {"preload_log_create", preload_log_create, METH_NOARGS,
+     "preload_log_create() -> path: a paused event log for PreloadRun(attach=path)"},
 #ifdef SBX_HAVE_PTRACE
     {"landlock_abi", landlock_abi, METH_NOARGS,
      "landlock_abi() -> (abi, errno): the Landlock ABI in use here (0: none)"},

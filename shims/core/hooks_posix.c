@@ -364,6 +364,15 @@ int sbx_exec_at(int dirfd, const char *path, char *const argv[], char *const env
         KEEP_ERRNO(sbx_exec_failed(dirfd, path, errno));
         return r;
     }
+    if (sbx_nested_run(envp)) {
+        sbx_flush_fds();
+        sbx_breakaway_left(dirfd, path, argv, 0);
+        int r = dirfd == AT_FDCWD && flags == 0
+                    ? REAL(execve)(path, argv, envp)
+                    : sbx_os_execveat(dirfd, path, argv, envp, flags);
+        KEEP_ERRNO(sbx_exec_failed(dirfd, path, errno));
+        return r;
+    }
     CHILD_ENV(envp, env);
     sbx_flush_fds();
     char target[SBX_PATH_MAX];

@@ -51,6 +51,13 @@ struct sbx_log_hdr {
     uint64_t renames;              /* atomic: names moved or removed by the run (rename,
                                     * rmdir): a directory name the shim remembered for
                                     * an open dirfd is asked again after one */
+    /* A log read in windows by the traced process itself (a test session
+     * re-executed under the shim, csrc/linux/preload/preload_reader.c:
+     * sbx_preload_attach): outside a window nothing is recorded, and each
+     * window has its own epoch, so a name reported in an earlier window is
+     * reported again (the shim's repeat filter is per epoch). */
+    uint64_t paused;               /* atomic: nonzero, records are dropped */
+    uint64_t epoch;                /* atomic: bumped at each window */
 };
 
 /* First word of a record: 0 while it is being written, then

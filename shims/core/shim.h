@@ -75,6 +75,9 @@ extern int sbx_mmap_body_patched, sbx_open_body_patched;
 
 /* exec family.  sbx_exec_env() returns envp, or a copy (in `buf`) with the
  * shim's variables put back when the program scrubbed them. */
+/* envp names another sandbox_py run's log (a nested run): 1, with a warning;
+ * the exec then leaves this run like a breakaway, its envp untouched. */
+int sbx_nested_run(char *const envp[]);
 char *const *sbx_exec_env(char *const envp[], char **vec, size_t nvec,
                           char *store, size_t nstore);
 void sbx_exec_before(int dirfd, const char *path, char *const argv[], int spawned_pid,

@@ -164,8 +164,51 @@ int sbx_on(void)
     return g_log != NULL;
 }
 
-/* Publish one record: fixed strings, then (optionally) an argv vector.
- * An argv too large for a record is cut, with a warning record. */
+/* Threads of a process that reads its own log (a test session re-executed
+ * under the shim): its reader thread, and a thread while it opens or
+ * closes a window.  Their file calls (resolving the names recorded, asking
+ * /proc who a process is) are sandbox_py's, not the traced program's. */
+#if defined(__linux__)
+/* exported for the reader in the same process (dlsym) */
+#define SBX_CONTROL __attribute__((visibility("default")))
+#else
+/* a process reading its own log is Linux's (sandbox_py/selfshim.py): the
+ * dylib exports nothing but its interpose table */
+#define SBX_CONTROL
+#endif
+
+#define QUIET_SLOTS 4
+static long g_quiet_tids[QUIET_SLOTS];
+static int g_quiet_any;
+
+SBX_CONTROL void sbx_shim_quiet_thread(int on)
+{
+    long tid = sbx_os_gettid();
+    for (int i = 0; i < QUIET_SLOTS; i++) {
+        long want = on ? 0 : tid, expect = want;
+        if (__atomic_compare_exchange_n(&g_quiet_tids[i], &expect, on ? tid : 0, 0,
+                                        __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
+            break;
+    }
+    __atomic_store_n(&g_quiet_any, 1, __ATOMIC_RELEASE);
+}
+
+/* Nothing is recorded now: outside a window of a log read in windows
+ * (sbx_log.h: paused), or on a quiet thread. */
+static int not_recording(void)
+{
+    struct sbx_log_hdr *h = g_log;
+    if (h && __atomic_load_n(&h->paused, __ATOMIC_ACQUIRE))
+        return 1;
+    if (!__atomic_load_n(&g_quiet_any, __ATOMIC_ACQUIRE))
+        return 0;
+    long tid = sbx_os_gettid();
+    for (int i = 0; i < QUIET_SLOTS; i++)
+        if (__atomic_load_n(&g_quiet_tids[i], __ATOMIC_ACQUIRE) == tid)
+            return 1;
+    return 0;
+}
+
 /* A process that runs its parent's image without having passed through our
  * fork handler: a vfork child (gcc's, make's, execvp's search for the
  * program along $PATH happens there), a raw clone().  What it does before
@@ -198,11 +241,13 @@ static int announce_foreign_child(void)
     return me;
 }
 
+/* Publish one record: fixed strings, then (optionally) an argv vector.
+ * An argv too large for a record is cut, with a warning record. */
 static void emit_v(int type, unsigned flags, int pid, int aux, uint64_t id,
                    const char *const *s, int n, char *const *argv)
 {
     struct sbx_log_hdr *h = g_log;
-    if (!h)
+    if (!h || not_recording())
         return;
     if (!pid && type != SBX_EV_FORK)
         pid = announce_foreign_child();
@@ -473,7 +518,9 @@ static uint64_t g_seen[SEEN_SLOTS];
 
 static int seen_before(const char *p, size_t len, unsigned cats)
 {
-    uint64_t h = 14695981039346656037ull ^ cats;
+    /* per epoch: a window reports again what an earlier one reported */
+    uint64_t epoch = g_log ? __atomic_load_n(&g_log->epoch, __ATOMIC_ACQUIRE) : 0;
+    uint64_t h = (14695981039346656037ull ^ cats) + epoch * 0x9E3779B97F4A7C15ull;
     for (size_t i = 0; i < len; i++)
         h = (h ^ (unsigned char)p[i]) * 1099511628211ull;
     h |= 1;                                   /* 0 marks an empty slot */
@@ -505,8 +552,8 @@ __attribute__((noinline)) static void record_long(int dirfd, const char *path, u
 
 static void record_cats_as(int dirfd, const char *path, unsigned cats, int dedup)
 {
-    if (!sbx_on() || !path || !cats)
-        return;
+    if (!sbx_on() || !path || !cats || not_recording())
+        return;             /* (no per-fd state here: nothing to keep up) */
     char p[SBX_PATH_MAX];
     long n = sbx_resolve(dirfd, path, p, sizeof p);
     if (n == SBX_RESOLVE_TOO_LONG) {
@@ -927,6 +974,37 @@ static int has_shim(const char *preload)
     return 0;
 }
 
+/* A nested sandbox_py run (Sandbox().run() or a re-executed test session
+ * inside a traced program) names its own log: its program reports there.
+ * Taking it over would blind that run; what the program does is that run's
+ * result, not this one's -- it leaves this run like a breakaway, said in a
+ * warning since nobody declared it. */
+static void nested_run_warning(void)
+{
+    sbx_warn_process("started a program traced by a nested sandbox_py run (its own "
+                     "event log): what that program does is not in this result");
+}
+
+int sbx_nested_run(char *const envp[])
+{
+    if (!sbx_on() || !envp)
+        return 0;
+    int other_log = 0, have_shim = 0, have_pre = 0;
+    for (size_t n = 0; envp[n]; n++) {
+        const char *e = envp[n];
+        if (strncmp(e, SBX_ENV_LOG "=", sizeof SBX_ENV_LOG) == 0)
+            other_log = e[sizeof SBX_ENV_LOG] && strcmp(e, g_env_log) != 0;
+        else if (strcmp(e, g_env_shim) == 0)
+            have_shim = 1;
+        else if (strncmp(e, PRELOAD_EQ, PRELOAD_EQ_LEN) == 0)
+            have_pre = has_shim(e + PRELOAD_EQ_LEN);
+    }
+    if (!(other_log && have_shim && have_pre))
+        return 0;
+    nested_run_warning();
+    return 1;
+}
+
 char *const *sbx_exec_env(char *const envp[], char **vec, size_t nvec,
                           char *store, size_t nstore)
 {
@@ -934,12 +1012,16 @@ char *const *sbx_exec_env(char *const envp[], char **vec, size_t nvec,
         return envp;
     int have_log = 0, have_shim = 0, have_pre = 0, have_handoff = !g_env_handoff[0];
     int have_audit = !g_env_audit[0];
+    int other_log = 0;            /* another non-empty log: a nested run's */
     const char *old_pre = NULL;
     size_t n = 0;
     for (; envp && envp[n]; n++) {
         const char *e = envp[n];
         if (strcmp(e, g_env_log) == 0)
             have_log = 1;
+        else if (strncmp(e, SBX_ENV_LOG "=", sizeof SBX_ENV_LOG) == 0 &&
+                 e[sizeof SBX_ENV_LOG])
+            other_log = 1;
         else if (strcmp(e, g_env_shim) == 0)
             have_shim = 1;
         else if (g_env_handoff[0] && strcmp(e, g_env_handoff) == 0)
@@ -953,6 +1035,10 @@ char *const *sbx_exec_env(char *const envp[], char **vec, size_t nvec,
     }
     if (have_log && have_shim && have_pre && have_handoff && have_audit)
         return envp;
+    if (!have_log && have_shim && have_pre && other_log) {
+        nested_run_warning();         /* (an exec path sbx_nested_run missed) */
+        return envp;
+    }
     /* The program scrubbed our variables (env -i, an explicit envp):
      * put them back so the child is still traced. */
     if (n + 6 > nvec)
@@ -1093,6 +1179,21 @@ void sbx_exec_before(int dirfd, const char *path, char *const argv[], int spawne
         fl |= SBX_EXEC_HANDOFF;
     static char *const none[] = {NULL};
     emit_v(SBX_EV_EXEC, fl, pid, ppid, 0, s, 2, argv ? argv : none);
+}
+
+/* A process that reads its own log (a re-executed test session) declares
+ * the breakaways of each window here: its own variables were read at start. */
+SBX_CONTROL void sbx_shim_set_breakaway(const char *text)
+{
+    size_t n = text ? strlen(text) : 0;
+    if (n >= sizeof g_breakaway)
+        n = 0;
+    g_breakaway[0] = '\0';
+    if (n) {
+        memcpy(g_breakaway + 1, text + 1, n - 1);
+        g_breakaway[n] = '\0';
+        __atomic_store_n(&g_breakaway[0], text[0], __ATOMIC_RELEASE);
+    }
 }
 
 int sbx_breakaway(int dirfd, const char *path, char *const argv[])

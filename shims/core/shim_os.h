@@ -25,6 +25,8 @@
 #endif
 
 int sbx_os_getpid(void);
+/* The calling thread's id (the kernel's, not pthread_self). */
+long sbx_os_gettid(void);
 int sbx_os_getppid(void);
 
 /* open(2) without hooks: an fd, or -errno. */

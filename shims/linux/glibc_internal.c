@@ -145,6 +145,76 @@ static ssize_t body_readlink(const char *path, char *buf, size_t n)
     return body_readlinkat(AT_FDCWD, path, buf, n);
 }
 
+/* ---- symbols looked up by handle ------------------------------------------------ */
+/* dlsym(handle, name) on a handle of libc (ctypes.CDLL("libc.so.6").fopen,
+ * a plugin loader) searches that library's own scope: it returns libc's
+ * function, not the shim's hook, and calls through the pointer bypass the
+ * shim.  The shim's dlsym gives such a caller the hook instead, when the
+ * function found is exactly the one the hook wraps (the next definition
+ * after the shim).  dlsym(RTLD_NEXT, ...) depends on who calls it: that
+ * call jumps to glibc's dlsym directly (x86_64 stub below), so the return
+ * address glibc looks at is still the caller's. */
+#if defined(__x86_64__)
+void *(*sbx_real_dlsym)(void *, const char *) __attribute__((visibility("hidden")));
+
+__attribute__((visibility("hidden"))) void sbx_dlsym_init(void)
+{
+    if (!sbx_real_dlsym)
+        *(void **)&sbx_real_dlsym = dlvsym(RTLD_NEXT, "dlsym", "GLIBC_2.34");
+    if (!sbx_real_dlsym)
+        *(void **)&sbx_real_dlsym = dlvsym(RTLD_NEXT, "dlsym", "GLIBC_2.2.5");
+}
+
+static int in_shim(const void *p)
+{
+    Dl_info self, other;
+    return dladdr((void *)in_shim, &self) && dladdr(p, &other) &&
+           self.dli_fbase == other.dli_fbase;
+}
+
+__attribute__((visibility("hidden"))) void *sbx_dlsym_by_handle(void *handle,
+                                                                 const char *name)
+{
+    sbx_dlsym_init();
+    if (!sbx_real_dlsym)
+        return NULL;
+    void *found = sbx_real_dlsym(handle, name);
+    if (!found || handle == RTLD_DEFAULT || !name || !sbx_on())
+        return found;
+    int err_keep = errno;
+    void *ours = sbx_real_dlsym(RTLD_DEFAULT, name);
+    void *next = sbx_real_dlsym(RTLD_NEXT, name);
+    errno = err_keep;
+    return ours && ours != found && next == found && in_shim(ours) ? ours : found;
+}
+
+__asm__(".text\n"
+        ".globl dlsym\n"
+        ".type dlsym, @function\n"
+        "dlsym:\n"
+        "    cmpq $-1, %rdi\n"                  /* RTLD_NEXT */
+        "    jne 2f\n"
+        "    movq sbx_real_dlsym(%rip), %rax\n"
+        "    testq %rax, %rax\n"
+        "    je 1f\n"
+        "    jmp *%rax\n"
+        "1:  pushq %rdi\n"                       /* not resolved yet: do it, keep */
+        "    pushq %rsi\n"                       /* the arguments and the stack */
+        "    subq $8, %rsp\n"                    /* aligned, then jump as above */
+        "    call sbx_dlsym_init\n"
+        "    addq $8, %rsp\n"
+        "    popq %rsi\n"
+        "    popq %rdi\n"
+        "    movq sbx_real_dlsym(%rip), %rax\n"
+        "    testq %rax, %rax\n"
+        "    je 3f\n"
+        "    jmp *%rax\n"
+        "2:  jmp sbx_dlsym_by_handle\n"
+        "3:  xorl %eax, %eax\n"
+        "    ret\n"
+        ".size dlsym, .-dlsym\n");
+#endif
+
 /* ---- patching ---------------------------------------------------------------------*/
 #define JUMP_LEN 13                 /* movabs $target, %r11; jmp *%r11 */
 

@@ -50,6 +50,7 @@ long sbx_sys(long n, long a, long b, long c, long d, long e, long f)
 }
 
 int sbx_os_getpid(void) { return (int)SBX_SYS0(SYS_getpid); }
+long sbx_os_gettid(void) { return (long)SBX_SYS0(SYS_gettid); }
 int sbx_os_getppid(void) { return (int)SBX_SYS0(SYS_getppid); }
 int sbx_os_open(const char *path, int flags)
 {

@@ -12,6 +12,7 @@
 #include <pthread.h>
 #include <stdint.h>
 #include <libproc.h>
+#include <pthread.h>
 #include <mach-o/dyld.h>
 #include <stdio.h>
 #include <string.h>
@@ -27,6 +28,12 @@ int sbx_mmap_body_patched, sbx_open_body_patched;
 #define NEG(r) ((r) < 0 ? -errno : (r))
 
 int sbx_os_getpid(void) { return getpid(); }
+long sbx_os_gettid(void)
+{
+    uint64_t t = 0;
+    pthread_threadid_np(NULL, &t);
+    return (long)t;
+}
 int sbx_os_getppid(void) { return getppid(); }
 
 int sbx_os_open(const char *path, int flags)

@@ -34,6 +34,11 @@ site=$(.venv/bin/python -c "import sysconfig; print(sysconfig.get_paths()['purel
 for pkg in pytest _pytest pluggy iniconfig packaging pygments py.py; do
     [ -e "$site/$pkg" ] && cp -a "$site/$pkg" "$stage/site/"
 done
+# their metadata too: a pytest run by pytester prints pluggy's version
+for meta in "$site"/pytest-*.dist-info "$site"/pluggy-*.dist-info "$site"/iniconfig-*.dist-info \
+            "$site"/packaging-*.dist-info "$site"/pygments-*.dist-info; do
+    [ -e "$meta" ] && cp -a "$meta" "$stage/site/"
+done
 chown -R "$USER_NAME" "$stage"
 chmod 755 "$stage"
 
@@ -45,4 +50,4 @@ runuser -u "$USER_NAME" -- env -i PATH=/usr/local/bin:/usr/bin:/bin HOME="$stage
     tests/test_differential.py tests/test_syscall_rows.py tests/test_lifecycle.py \
     tests/test_path_truth.py tests/test_path_race.py tests/test_preload_hostile.py \
     tests/test_escapes.py tests/test_enforcement.py tests/test_breakaway.py tests/test_trace.py \
-    tests/test_preload_fidelity.py tests/test_preload_processes.py "$@"
+    tests/test_preload_fidelity.py tests/test_preload_processes.py tests/test_c_in_process.py "$@"

@@ -5,6 +5,7 @@
 #include "preload_reader.h"
 
 #include <dirent.h>
+#include <dlfcn.h>
 #include <errno.h>
 #include <limits.h>
 #include <fcntl.h>
@@ -67,6 +68,7 @@ struct proc {
      * record) goes into `pre`, for that image's record. */
     int awaiting;
     sbx_pathset *pre;
+    int stranger;                 /* in windows: not this process, nor started in the window */
 };
 
 
@@ -106,6 +108,10 @@ struct sbx_preload_run {
     void **adopted;               /* static programs traced by the adopter */
     size_t nadopted;
     struct sbx_watchset *watches;
+    /* The log of this very process (sbx_preload_attach): records count only
+     * inside a window, and only those of this process and of the processes
+     * started in the window. */
+    int inprocess;
 };
 
 /* ---- small tables (open addressing, grow at 50%) -------------------------------*/
@@ -184,6 +190,27 @@ static struct proc *proc_get(struct sbx_preload_run *r, int pid, int create)
      * the process (a pidfd on Linux): its lineage is checked after.  This
      * process itself (its own records, in-process) is never waited for. */
     p->watch = pid == getpid() ? -1 : sbx_watch_open(r->watches, pid);
+    if (r->inprocess && pid != getpid()) {
+        /* A window holds what this process and the processes started in
+         * it do; one that ran before (a server a session fixture started)
+         * is not the window's, nor are the children it starts.  One gone
+         * already wrote while the window was open: it is counted. */
+        int ppid = 0;
+        unsigned long long start = 0;
+        struct proc *parent;
+        if (sbx_proc_lineage(pid, &ppid, &start) == 0 &&
+            (start < r->began ||
+             ((parent = proc_get(r, ppid, 0)) != NULL && parent->stranger))) {
+            p->stranger = 1;
+            if (p->watch >= 0)
+                sbx_watch_close(r->watches, p->watch);
+            p->watch = -1;
+        }
+        if (p->watch >= 0)
+            r->live++;
+        r->nprocs++;
+        return p;
+    }
     if (p->watch >= 0 && !provably_ours(r, pid)) {
         /* a process that exited between the two (its /proc entry gone,
          * the handle still open) is no stranger: nothing to wait or kill */
@@ -526,6 +553,8 @@ static void handle(struct sbx_preload_run *r, const struct sbx_rec *rec, uint32_
     if (s1 >= end || !memchr(s1, '\0', (size_t)(end - s1)))
         s1 = NULL;
     struct proc *p = proc_get(r, rec->pid, 1);
+    if (p && p->stranger)
+        return;                           /* not the window's (in-process) */
     if (p)
         p->seen_any = 1;
     switch (rec->type) {
@@ -593,8 +622,12 @@ static void handle(struct sbx_preload_run *r, const struct sbx_rec *rec, uint32_
             p->left = 1;
             break;
         }
-        if ((rec->flags & SBX_EXEC_SPAWNED) && p->image_started)
-            break;                        /* the child's own START came first */
+        /* A spawner's announcement of its child's image comes from the
+         * parent, in no order with the child's own records: once the child
+         * has started (and maybe announced an exec of its own, env -i's),
+         * it is stale. */
+        if ((rec->flags & SBX_EXEC_SPAWNED) && p->seen_start)
+            break;
         if (p->pending.set)               /* announced, never confirmed, replaced */
             unobserved(r, rec->pid, &p->pending);
         p->image_started = 0;
@@ -710,10 +743,24 @@ static void reap(struct sbx_preload_run *r)
     }
 }
 
+/* In-process: the shim in this very process must not record what the
+ * reader does (sbx_shim_quiet_thread, exported by the shim). */
+static void quiet(struct sbx_preload_run *r, int on)
+{
+    static void (*fn)(int);
+    if (!r->inprocess)
+        return;
+    if (!fn)
+        *(void **)&fn = dlsym(RTLD_DEFAULT, "sbx_shim_quiet_thread");
+    if (fn)
+        fn(on);
+}
+
 static void *reader_main(void *arg)
 {
     struct sbx_preload_run *r = arg;
     unsigned idle = 0;
+    quiet(r, 1);
     pthread_mutex_lock(&r->mu);
     if (r->anonymous) {
         /* the name lives as long as this thread: the run's */
@@ -919,7 +966,11 @@ int sbx_preload_wait(struct sbx_preload_run *r, double timeout)
         size_t busy = 0;
         for (size_t i = 0; i < r->nadopted; i++)
             busy += !sbx_os_adopter()->wait(r->adopted[i], 0);
-        if (r->live == 0 && !busy) {
+        if (r->inprocess) {
+            /* this process writes on: its records are drained at the
+             * window's end, only the children are waited for here */
+            done = r->live == 0 && !busy;
+        } else if (r->live == 0 && !busy) {
             drain(r);             /* a process's last records before it died */
             uint64_t head = __atomic_load_n(&r->hdr->head, __ATOMIC_ACQUIRE);
             if (head > r->hdr->cap)
@@ -987,6 +1038,248 @@ void sbx_preload_kill(struct sbx_preload_run *r)
         struct timespec ts = {0, 20000000L};
         nanosleep(&ts, NULL);
     }
+}
+
+/* ---- a process reading its own log, in windows -------------------------------------*/
+int sbx_preload_log_create(char *path, size_t cap, char *err, size_t errlen)
+{
+    int fd = -1;
+    const char *dirs[] = {"/dev/shm", getenv("TMPDIR"), "/tmp"};
+    for (size_t i = 0; i < 3 && fd < 0; i++) {
+        if (!dirs[i] || !*dirs[i])
+            continue;
+        sweep_orphan_logs(dirs[i]);
+        /* a name (it must outlive the exec), with the owner's pid: the pid
+         * the re-executed process keeps, removed by a later run once gone */
+        snprintf(path, cap, "%s/sandbox_py-preload-%d-XXXXXX", dirs[i], (int)getpid());
+        fd = mkostemp(path, O_CLOEXEC);
+    }
+    if (fd < 0) {
+        snprintf(err, errlen, "cannot create the preload event log in /dev/shm or $TMPDIR: %s",
+                 strerror(errno));
+        return -1;
+    }
+    void *m = MAP_FAILED;
+    if (ftruncate(fd, (off_t)(SBX_LOG_HDR + SBX_LOG_CAP)) == 0)
+        m = mmap(NULL, SBX_LOG_HDR + SBX_LOG_CAP, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    if (m == MAP_FAILED) {
+        snprintf(err, errlen, "cannot size or map the preload event log %s: %s", path,
+                 strerror(errno));
+        unlink(path);
+        close(fd);
+        return -1;
+    }
+    struct sbx_log_hdr *h = m;
+    h->cap = SBX_LOG_CAP;
+    h->paused = 1;                    /* nothing is any window's until one opens */
+    __atomic_store_n(&h->magic, SBX_LOG_MAGIC, __ATOMIC_RELEASE);
+    munmap(m, SBX_LOG_HDR + SBX_LOG_CAP);
+    close(fd);
+    return 0;
+}
+
+struct sbx_preload_run *sbx_preload_attach(const char *path, char *err, size_t errlen)
+{
+    struct sbx_preload_run *r = calloc(1, sizeof *r);
+    if (!r) {
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    r->inprocess = 1;
+    r->named = 1;
+    r->began = sbx_proc_now();
+    snprintf(r->path, sizeof r->path, "%s", path);
+    snprintf(r->env_mark, sizeof r->env_mark, "%s=%s", SBX_ENV_LOG, r->path);
+    r->fd = open(path, O_RDWR | O_CLOEXEC | O_NOFOLLOW);
+    struct stat sb;
+    void *m = MAP_FAILED;
+    if (r->fd >= 0 && fstat(r->fd, &sb) == 0 && sb.st_uid == getuid() && S_ISREG(sb.st_mode) &&
+        sb.st_size == (off_t)(SBX_LOG_HDR + SBX_LOG_CAP))
+        m = mmap(NULL, SBX_LOG_HDR + SBX_LOG_CAP, PROT_READ | PROT_WRITE, MAP_SHARED, r->fd, 0);
+    if (m == MAP_FAILED || ((struct sbx_log_hdr *)m)->magic != SBX_LOG_MAGIC) {
+        snprintf(err, errlen, "%s is not a preload event log of this user", path);
+        if (m != MAP_FAILED)
+            munmap(m, SBX_LOG_HDR + SBX_LOG_CAP);
+        if (r->fd >= 0)
+            close(r->fd);
+        free(r);
+        return NULL;
+    }
+    r->hdr = m;
+    r->recs = (char *)m + SBX_LOG_HDR;
+    /* what was written before (nothing: the log is created paused) is no
+     * window's */
+    r->tail = __atomic_load_n(&r->hdr->head, __ATOMIC_ACQUIRE);
+    if (r->tail > r->hdr->cap)
+        r->tail = r->hdr->cap;
+    r->res = sbx_result_new();
+    r->links = calloc(1, sizeof *r->links);
+    r->watches = sbx_watchset_new();
+    pthread_mutex_init(&r->mu, NULL);
+    sbx_cond_init_monotonic(&r->wake);
+    if (!r->res || !r->links || !r->watches ||
+        pthread_create(&r->thread, NULL, reader_main, r) != 0) {
+        snprintf(err, errlen, "cannot start the preload reader");
+        munmap(m, SBX_LOG_HDR + SBX_LOG_CAP);
+        close(r->fd);
+        sbx_result_free(r->res);
+        free(r->links);
+        if (r->watches)
+            sbx_watchset_free(r->watches);
+        free(r);
+        return NULL;
+    }
+    r->thread_started = 1;
+    return r;
+}
+
+/* Forget everything the run knew about processes and open files: a
+ * window starts from nothing. */
+static void forget_all(struct sbx_preload_run *r)
+{
+    for (size_t i = 0; i < r->capprocs; i++) {
+        struct proc *p = &r->procs[i];
+        if (!p->pid)
+            continue;
+        exec_clear(&p->pending);
+        sbx_pathset_free(p->pre);
+        if (p->watch >= 0)
+            sbx_watch_close(r->watches, p->watch);
+    }
+    free(r->procs);
+    r->procs = NULL;
+    r->nprocs = r->capprocs = r->live = 0;
+    sbx_keyed_free(&r->ids);
+    memset(&r->ids, 0, sizeof r->ids);
+    free(r->readset);
+    r->readset = NULL;
+    r->nread = r->capread = 0;
+    r->warned_stranger = 0;
+    r->skipped_dead = 0;
+}
+
+/* What sbx_preload_end settles for a run, for the window: execs announced
+ * and never confirmed, finished static programs, the open-file ledger. */
+static void settle_window(struct sbx_preload_run *r)
+{
+    for (size_t i = 0; i < r->capprocs; i++) {
+        struct proc *p = &r->procs[i];
+        if (!p->pid || p->stranger)
+            continue;
+        if (p->pending.set && !(p->pending.flags & SBX_EXEC_HANDOFF)) {
+            exec_commit(r, p->pid, &p->pending, NULL);
+            unobserved(r, p->pid, &p->pending);
+        }
+        exec_clear(&p->pending);
+    }
+    size_t keep = 0;
+    for (size_t i = 0; i < r->nadopted; i++) {
+        if (sbx_os_adopter()->wait(r->adopted[i], 0))
+            merge(r, sbx_os_adopter()->end(r->adopted[i]));
+        else
+            r->adopted[keep++] = r->adopted[i];   /* still running: a later end */
+    }
+    if (keep)
+        sbx_result_warn(r->res, "%zu statically linked process(es) started in the window "
+                        "were still running when it ended; their later accesses are missing",
+                        keep);
+    r->nadopted = keep;
+    for (size_t i = 0; i < r->capprocs; i++)
+        if (r->procs[i].pid && !r->procs[i].stranger)
+            image_arrived(r, &r->procs[i]);
+    for (size_t i = 0; i < r->ids.cap; i++) {
+        struct sbx_keyed *o = &r->ids.slots[i];
+        if (o->key && o->path &&
+            sbx_result_settle(r->res, o->pid, o->path, strlen(o->path),
+                              o->used || (o->flags & SBX_FD_NOPROBE)) < 0)
+            sbx_result_warn(r->res, "out of memory while recording paths");
+    }
+    uint64_t dropped = __atomic_exchange_n(&r->hdr->dropped, 0, __ATOMIC_ACQ_REL);
+    if (dropped)
+        sbx_result_warn(r->res, "%llu events were dropped: the preload event log (%llu MiB) "
+                        "was full", (unsigned long long)dropped,
+                        (unsigned long long)(SBX_LOG_CAP >> 20));
+    if (r->skipped_dead)
+        sbx_result_warn(r->res, "%d events were lost: a process was killed while writing one",
+                        r->skipped_dead);
+}
+
+int sbx_preload_self_quiet(int on)
+{
+    void (*fn)(int);
+    *(void **)&fn = dlsym(RTLD_DEFAULT, "sbx_shim_quiet_thread");
+    if (!fn)
+        return -1;
+    fn(on);
+    return 0;
+}
+
+int sbx_preload_self_breakaway(const char *text)
+{
+    void (*fn)(const char *);
+    *(void **)&fn = dlsym(RTLD_DEFAULT, "sbx_shim_set_breakaway");
+    if (!fn)
+        return -1;
+    fn(text);
+    return 0;
+}
+
+int sbx_preload_window_begin(struct sbx_preload_run *r, char *err, size_t errlen)
+{
+    if (!r->inprocess) {
+        snprintf(err, errlen, "windows are for a run attached to this process's own log");
+        return -1;
+    }
+    quiet(r, 1);
+    pthread_mutex_lock(&r->mu);
+    drain(r);                     /* what came before is no window's */
+    struct sbx_result *fresh = sbx_result_new();
+    if (!fresh) {
+        pthread_mutex_unlock(&r->mu);
+        quiet(r, 0);
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    sbx_result_free(r->res);
+    r->res = fresh;
+    forget_all(r);
+    /* this process has its record from the start (no exec opens it) */
+    sbx_result_proc_fork(r->res, getpid(), getppid());
+    r->began = sbx_proc_now();
+    __atomic_fetch_add(&r->hdr->epoch, 1, __ATOMIC_ACQ_REL);
+    __atomic_store_n(&r->hdr->paused, 0, __ATOMIC_RELEASE);
+    pthread_mutex_unlock(&r->mu);
+    quiet(r, 0);
+    return 0;
+}
+
+struct sbx_result *sbx_preload_window_end(struct sbx_preload_run *r, double wait, int *done)
+{
+    quiet(r, 1);
+    /* processes started in the window still run: their records count until
+     * they exit or the wait is over */
+    *done = sbx_preload_wait(r, wait);
+    __atomic_store_n(&r->hdr->paused, 1, __ATOMIC_RELEASE);
+    pthread_mutex_lock(&r->mu);
+    /* records reserved before the pause are being written: a moment for them */
+    for (int spins = 0; spins < 200; spins++) {
+        drain(r);
+        uint64_t head = __atomic_load_n(&r->hdr->head, __ATOMIC_ACQUIRE);
+        if (r->tail >= (head > r->hdr->cap ? r->hdr->cap : head))
+            break;
+        pthread_mutex_unlock(&r->mu);
+        struct timespec ts = {0, 1000000L};
+        nanosleep(&ts, NULL);
+        pthread_mutex_lock(&r->mu);
+    }
+    settle_window(r);
+    struct sbx_result *res = r->res;
+    struct sbx_result *fresh = sbx_result_new();
+    r->res = fresh ? fresh : res;
+    forget_all(r);
+    pthread_mutex_unlock(&r->mu);
+    quiet(r, 0);
+    return fresh ? res : NULL;
 }
 
 struct sbx_result *sbx_preload_end(struct sbx_preload_run *r)

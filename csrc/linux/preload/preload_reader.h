@@ -40,6 +40,28 @@ int sbx_preload_wait(struct sbx_preload_run *run, double timeout);
 /* SIGKILL every known live process of the run. */
 void sbx_preload_kill(struct sbx_preload_run *run);
 
+/* A test session re-executed under the shim reads its own log in windows
+ * (one per test):
+ *   sbx_preload_log_create  before the exec: a log, created paused, whose
+ *                           path goes into SBX_PRELOAD_LOG;
+ *   sbx_preload_attach      after it, in the traced process itself: read it;
+ *   sbx_preload_window_begin / _end  record between the two: this process
+ *                           and the processes started in the window (not
+ *                           ones that ran before it), children waited for
+ *                           up to `wait` seconds (*done = 0 when some still
+ *                           run).  The caller frees the window's result.
+ * sbx_preload_end finishes an attached run as any other. */
+int sbx_preload_log_create(char *path, size_t cap, char *err, size_t errlen);
+struct sbx_preload_run *sbx_preload_attach(const char *path, char *err, size_t errlen);
+int sbx_preload_window_begin(struct sbx_preload_run *run, char *err, size_t errlen);
+struct sbx_result *sbx_preload_window_end(struct sbx_preload_run *run, double wait, int *done);
+/* The breakaway declaration (SBX_PRELOAD_BREAKAWAY's form) of this process's
+ * own shim, for the next windows; "" for none.  -1 without a shim here. */
+int sbx_preload_self_breakaway(const char *text);
+/* The calling thread's file calls are (on=1) or are no longer (on=0) recorded
+ * by this process's own shim: sandbox_py's work, not the program's. */
+int sbx_preload_self_quiet(int on);
+
 /* Stop the reader, settle what the log says, delete the log and free the
  * run.  The caller frees the result. */
 struct sbx_result *sbx_preload_end(struct sbx_preload_run *run);
