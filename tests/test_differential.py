@@ -64,9 +64,16 @@ TOOLS = {
     "make -j2": ["make", "-s", "-j2"],
     "gcc": ["gcc", "-c", "util.c", "-o", "util.o"],
     "gcc compile and link": ["gcc", "-o", "app", "main.c", "util.c"],
-    # the child searches $PATH inside libc: a record of its own under every backend
+    # the child searches $PATH and opens its file actions inside libc, before
+    # its exec: a record of its own under every backend
     "posix_spawnp": [sys.executable, "-c", "import os; pid = os.posix_spawnp("
                      "'cat', ['cat', 'conf.txt'], os.environ); os.waitpid(pid, 0)"],
+    "posix_spawn file action": [sys.executable, "-c", """
+import os
+out = (os.POSIX_SPAWN_OPEN, 1, "spawned.txt", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+pid = os.posix_spawn("/bin/cat", ["cat", "conf.txt"], os.environ, file_actions=[out])
+os.waitpid(pid, 0)
+"""],
     "sh pipelines": ["sh", "-c", "cat src/f1.txt | wc -c > count.txt; "
                                  "sort conf.txt | head -n 1 >> count.txt; "
                                  "(cd src && ls) | grep -c txt"],

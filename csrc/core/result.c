@@ -313,6 +313,59 @@ static int proc_exec(struct sbx_result *r, int64_t pid, int64_t ppid, const char
     return 0;
 }
 
+int64_t sbx_result_proc_before_exec(struct sbx_result *r, int64_t pid, int64_t ppid)
+{
+    int64_t i = sbx_result_proc_index(r, pid);
+    if (i < 0) {
+        if (sbx_result_proc_fork(r, pid, ppid) < 0)
+            return -1;
+        return sbx_result_proc_index(r, pid);
+    }
+    if (!r->procs[i].exec)
+        return i;                   /* still before its exec */
+    /* the record its exec replaced: between the exec and where it hangs */
+    for (int64_t k = i - 1; k >= 0 && k > r->procs[i].parent; k--)
+        if (r->procs[k].pid == pid && !r->procs[k].exec && !r->procs[k].current)
+            return k;
+    /* none (the exec was told first): one put right before it, with the
+     * image of the record the exec hangs under */
+    if (r->nprocs == r->cap_procs) {
+        size_t ncap = r->cap_procs ? r->cap_procs * 2 : 16;
+        struct sbx_process *np = realloc(r->procs, ncap * sizeof *np);
+        if (!np)
+            return -1;
+        r->procs = np;
+        r->cap_procs = ncap;
+    }
+    struct sbx_process f;
+    memset(&f, 0, sizeof f);
+    f.pid = pid;
+    f.ppid = r->procs[i].ppid;
+    f.parent = r->procs[i].parent;
+    if (!(f.paths = sbx_pathset_new_sized(8)))
+        return -1;
+    if (f.parent >= 0) {
+        const struct sbx_process *pp = &r->procs[f.parent];
+        f.path = pp->path ? dup_str(pp->path) : NULL;
+        f.cwd = pp->cwd ? dup_str(pp->cwd) : NULL;
+        f.argv = dup_argv((const char *const *)pp->argv, pp->argc, &f.argc);
+        if ((pp->path && !f.path) || (pp->cwd && !f.cwd) || !f.argv) {
+            proc_clear(&f);
+            return -1;
+        }
+    }
+    memmove(&r->procs[i + 1], &r->procs[i], (r->nprocs - (size_t)i) * sizeof *r->procs);
+    r->procs[i] = f;
+    r->nprocs++;
+    for (size_t k = 0; k < r->nprocs; k++)
+        if (r->procs[k].parent >= i)
+            r->procs[k].parent++;
+    for (size_t k = 0; k < r->pid_cap; k++)
+        if (r->pid_index[k].pid && r->pid_index[k].index >= (size_t)i)
+            r->pid_index[k].index++;
+    return i;
+}
+
 int sbx_result_proc_cwd(struct sbx_result *r, int64_t pid, const char *cwd)
 {
     int64_t i = sbx_result_proc_index(r, pid);

@@ -88,6 +88,14 @@ int sbx_result_add_breakaway(struct sbx_result *r, int64_t pid, int64_t ppid,
  * Returns 0 or -1. */
 int sbx_result_proc_fork(struct sbx_result *r, int64_t pid, int64_t ppid);
 
+/* The index of pid's record before its current exec: what a spawned child
+ * did inside libc before its exec (posix_spawnp's search, a file action's
+ * open) when its parent tells only after the exec was recorded.  Made
+ * (forked from `ppid`) when the pid is unknown, put right before the exec's
+ * record when it has none (the records after it are renumbered).  The
+ * index, or -1 (out of memory). */
+int64_t sbx_result_proc_before_exec(struct sbx_result *r, int64_t pid, int64_t ppid);
+
 /* The cwd of pid's current record (at its exec).  Copies; 0 or -1. */
 int sbx_result_proc_cwd(struct sbx_result *r, int64_t pid, const char *cwd);
 

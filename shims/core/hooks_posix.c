@@ -503,6 +503,7 @@ static int spawn_is_exec(const posix_spawnattr_t *at)
 static int spawn_breakaway(pid_t *pid, const char *path, const char *file,
                            const posix_spawn_file_actions_t *fa, const posix_spawnattr_t *at,
                            char *const argv[], char *const envp[]);
+static void spawn_opens_report(const posix_spawn_file_actions_t *fa, int child);
 
 SBX_HOOK(int, posix_spawn, (pid_t *pid, const char *path, const posix_spawn_file_actions_t *fa,
                             const posix_spawnattr_t *at, char *const argv[], char *const envp[]))
@@ -535,6 +536,7 @@ SBX_HOOK(int, posix_spawn, (pid_t *pid, const char *path, const posix_spawn_file
     }
     if (pid)
         *pid = child;
+    KEEP_ERRNO(spawn_opens_report(fa, r == 0 ? child : 0));
     KEEP_ERRNO(r == 0 ? sbx_exec_before(AT_FDCWD, path, argv, child, launcher != NULL)
                       : sbx_path(path, SBX_OP_EXEC, 0));
     return r;
@@ -620,6 +622,7 @@ SBX_HOOK(int, posix_spawnp, (pid_t *pid, const char *file, const posix_spawn_fil
     if (pid)
         *pid = child;
     KEEP_ERRNO(SPAWN_MISSES(r == 0 ? child : 0, misses));
+    KEEP_ERRNO(spawn_opens_report(fa, r == 0 ? child : 0));
     if (found[0])
         KEEP_ERRNO(r == 0 ? sbx_exec_before(AT_FDCWD, found, argv, child, 0)
                           : sbx_path(found, SBX_OP_EXEC, 0));
@@ -649,6 +652,7 @@ static int spawn_breakaway(pid_t *pid, const char *path, const char *file,
     int r = file ? REAL(posix_spawnp)(&child, file, fa, at, argv, benv)
                  : REAL(posix_spawn)(&child, path, fa, at, argv, benv);
     sbx_spawning(0);
+    KEEP_ERRNO(spawn_opens_report(fa, 0));    /* before the exec that left: the run's */
     if (pid)
         *pid = child;
     KEEP_ERRNO(r == 0 ? sbx_breakaway_left(AT_FDCWD, path, argv, child)
@@ -656,8 +660,105 @@ static int spawn_breakaway(pid_t *pid, const char *path, const char *file,
     return r;
 }
 
-/* A spawn file action opens in the child, inside libc: report the name now
- * (against the current directory, as the child will resolve it). */
+/* A spawn file action opens in the child, inside libc, before its exec:
+ * the child's access (docs/semantics.md, "Who did what").  On glibc the
+ * hook keeps each open action (its name resolved now, against the current
+ * directory, as the child will resolve it) under its place in the action
+ * list, which glibc's public fields give, and posix_spawn reports the
+ * actions of its list for the child once it knows the pid.  A kept action
+ * pushed out by newer ones that no spawn used, and every action where the
+ * list cannot be read (macOS), is reported for this process, as the name
+ * was given. */
+#if defined(__GLIBC__)
+#define SPAWN_OPENS 8
+struct spawn_open {
+    int state;                  /* 0 free, 1 being written, 2 kept */
+    int spawned;                /* a spawn reported it for its child */
+    const void *fa, *actions;
+    int index;
+    unsigned cats;
+    char path[SBX_PATH_MAX];
+};
+static struct spawn_open g_spawn_opens[SPAWN_OPENS];
+static unsigned g_spawn_next;
+
+static int spawn_open_keep(const posix_spawn_file_actions_t *fa, const char *path,
+                           unsigned cats)
+{
+    char p[SBX_PATH_MAX];
+    if (sbx_resolve(AT_FDCWD, path, p, sizeof p) < 0)
+        return 0;
+    int index = fa->__used - 1;
+    struct spawn_open *slot = NULL;
+    for (int i = 0; i < SPAWN_OPENS && !slot; i++) {
+        struct spawn_open *o = &g_spawn_opens[i];
+        int kept = 2;
+        if (o->fa == fa && o->actions == fa->__actions && o->index == index &&
+            __atomic_compare_exchange_n(&o->state, &kept, 1, 0, __ATOMIC_ACQ_REL,
+                                        __ATOMIC_ACQUIRE))
+            slot = o;           /* the same place of a list made again */
+    }
+    for (int i = 0; i < SPAWN_OPENS && !slot; i++) {
+        int free_ = 0;
+        if (__atomic_compare_exchange_n(&g_spawn_opens[i].state, &free_, 1, 0,
+                                        __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
+            slot = &g_spawn_opens[i];
+    }
+    if (!slot) {
+        /* full: the oldest goes, reported for this process unless a spawn
+         * already reported it */
+        struct spawn_open *o = &g_spawn_opens[__atomic_fetch_add(&g_spawn_next, 1,
+                                                                 __ATOMIC_RELAXED) % SPAWN_OPENS];
+        int kept = 2;
+        if (!__atomic_compare_exchange_n(&o->state, &kept, 1, 0, __ATOMIC_ACQ_REL,
+                                         __ATOMIC_ACQUIRE))
+            return 0;
+        if (!o->spawned)
+            sbx_path_cats_at(AT_FDCWD, o->path, o->cats);
+        slot = o;
+    }
+    slot->fa = fa;
+    slot->actions = fa->__actions;
+    slot->index = index;
+    slot->cats = cats;
+    slot->spawned = 0;
+    memcpy(slot->path, p, strlen(p) + 1);
+    __atomic_store_n(&slot->state, 2, __ATOMIC_RELEASE);
+    return 1;
+}
+
+/* The kept opens of list `fa`: the spawned `child`'s; this process's when
+ * the spawn failed (child 0: the child may have opened before its exec
+ * failed, and its pid is not told). */
+static void spawn_opens_report(const posix_spawn_file_actions_t *fa, int child)
+{
+    if (!fa || !sbx_on())
+        return;
+    for (int i = 0; i < SPAWN_OPENS; i++) {
+        struct spawn_open *o = &g_spawn_opens[i];
+        if (__atomic_load_n(&o->state, __ATOMIC_ACQUIRE) != 2 || o->fa != fa ||
+            o->actions != fa->__actions || o->index >= fa->__used)
+            continue;
+        if (child > 0)
+            sbx_child_path_cats(child, o->path, o->cats);
+        else
+            sbx_path_cats_at(AT_FDCWD, o->path, o->cats);
+        o->spawned = 1;
+    }
+}
+#else
+static int spawn_open_keep(const posix_spawn_file_actions_t *fa, const char *path,
+                           unsigned cats)
+{
+    (void)fa, (void)path, (void)cats;
+    return 0;
+}
+static void spawn_opens_report(const posix_spawn_file_actions_t *fa, int child)
+{
+    (void)fa, (void)child;
+}
+#endif
+
 SBX_HOOK(int, posix_spawn_file_actions_addopen, (posix_spawn_file_actions_t *fa, int fd,
                                                  const char *path, int flags, mode_t mode))
 {
@@ -670,7 +771,8 @@ SBX_HOOK(int, posix_spawn_file_actions_addopen, (posix_spawn_file_actions_t *fa,
             unsigned now = sbx_access_open(sbx_os_open_intent(flags), ex == 0,
                                            &used, &tracked);
             /* what the child then does with the fd is its own business */
-            sbx_path_cats_at(AT_FDCWD, path, now ? now : SBX_PROBE);
+            if (!spawn_open_keep(fa, path, now ? now : SBX_PROBE))
+                sbx_path_cats_at(AT_FDCWD, path, now ? now : SBX_PROBE);
         });
     return r;
 }

@@ -123,7 +123,8 @@ enum sbx_rec_type {
 /* flags of an SBX_EV_PATH record, beside its categories: written by the
  * parent for its posix_spawn'ed child `pid` (aux = the parent), an access
  * the child made inside libc before its exec (posix_spawnp's $PATH
- * search), known to the parent only once the spawn returned. */
+ * search, a file action's open), known to the parent only once the spawn
+ * returned. */
 #define SBX_REC_CHILD 0x8000u
 
 /* SBX_EV_EXEC flags. */

@@ -45,6 +45,7 @@ void sbx_path_cats_at(int dirfd, const char *path, unsigned cats);
 /* What the posix_spawn'ed `child` did inside libc before its exec
  * (posix_spawnp's search), reported by the parent once it knows the pid. */
 void sbx_child_path(int child, const char *path, enum sbx_op op, int ok);
+void sbx_child_path_cats(int child, const char *path, unsigned cats);
 /* The same for a call that takes two names (rename, link). */
 void sbx_path2_at(int dirfd1, const char *path1, int dirfd2, const char *path2,
                   enum sbx_op op, int ok);

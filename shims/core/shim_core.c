@@ -574,16 +574,19 @@ static void record_cats(int dirfd, const char *path, unsigned cats)
     record_cats_as(dirfd, path, cats, 1);
 }
 
-void sbx_child_path(int child, const char *path, enum sbx_op op, int ok)
+void sbx_child_path_cats(int child, const char *path, unsigned cats)
 {
     char p[SBX_PATH_MAX];
-    if (!sbx_on() || g_quiet || child <= 0 || !path ||
+    if (!sbx_on() || g_quiet || child <= 0 || !path || !cats ||
         sbx_resolve(AT_FDCWD, path, p, sizeof p) < 0)
         return;
-    unsigned cats = sbx_access_classify(op, ok).first;
     const char *s[1] = {p};
-    if (cats)
-        emit_v(SBX_EV_PATH, cats | SBX_REC_CHILD, child, raw_getpid(), 0, s, 1, NULL);
+    emit_v(SBX_EV_PATH, cats | SBX_REC_CHILD, child, raw_getpid(), 0, s, 1, NULL);
+}
+
+void sbx_child_path(int child, const char *path, enum sbx_op op, int ok)
+{
+    sbx_child_path_cats(child, path, sbx_access_classify(op, ok).first);
 }
 
 void sbx_path_cats_at(int dirfd, const char *path, unsigned cats)

@@ -408,9 +408,9 @@ static void add_path(struct sbx_preload_run *r, int pid, const char *p, unsigned
 /* An access the posix_spawn'ed `child` of `parent` made inside libc before
  * its exec (its parent tells, once the spawn returned): the child's record
  * with its parent's image, as for any forked child (docs/semantics.md, "Who
- * did what"), opened now unless the child is known already (its new image
- * started first: then the access joins that image's record).  What the
- * new image's loader reported meanwhile stays set aside for that image. */
+ * did what"), opened now, or put before the new image's record when that
+ * started first.  What the new image's loader reported meanwhile stays set
+ * aside for that image. */
 static void child_path(struct sbx_preload_run *r, int child, int parent, const char *p,
                        unsigned fl)
 {
@@ -421,9 +421,9 @@ static void child_path(struct sbx_preload_run *r, int child, int parent, const c
                         "(a name that is not an absolute, clean path)");
         return;
     }
-    if ((sbx_result_proc_index(r->res, child) < 0 &&
-         sbx_result_proc_fork(r->res, child, parent) < 0) ||
-        sbx_result_record(r->res, child, p, strlen(p), fl) < 0)
+    int64_t i = sbx_result_proc_before_exec(r->res, child, parent);
+    if (i < 0 || sbx_pathset_add(r->res->paths, p, strlen(p), fl) < 0 ||
+        sbx_pathset_add(r->res->procs[i].paths, p, strlen(p), fl) < 0)
         sbx_result_warn(r->res, "out of memory while recording paths");
 }
 
@@ -560,7 +560,7 @@ static void handle(struct sbx_preload_run *r, const struct sbx_rec *rec, uint32_
     switch (rec->type) {
     case SBX_EV_PATH:
         if (rec->flags & SBX_REC_CHILD) {
-            child_path(r, rec->pid, rec->aux, s0, rec->flags & SBX_CATEGORIES);
+            child_path(r, rec->pid, rec->aux, s0, rec->flags & (SBX_CATEGORIES | SBX_CREATED));
             break;
         }
         add_path(r, rec->pid, s0,
