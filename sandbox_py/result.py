@@ -16,8 +16,8 @@ from dataclasses import dataclass, field
 from typing import Iterable, Iterator, Optional, Sequence
 
 from .breakaway import Breakaway
-from .paths import (PSEUDO_PREFIXES, SYSTEM_PREFIXES, is_pseudo,  # noqa: F401 (public here)
-                    is_system, under)
+from . import paths
+from .paths import PSEUDO_PREFIXES, SYSTEM_PREFIXES, is_pseudo, is_system  # noqa: F401
 from .policy import UNSEEN_REFUSALS, Denied, Policy, merge_denied
 
 
@@ -42,7 +42,7 @@ class PathSet(frozenset):
     def under(self, directory: str | os.PathLike) -> "PathSet":
         """The paths at or below ``directory``."""
         d = os.path.abspath(os.fspath(directory))
-        return PathSet(p for p in frozenset.__iter__(self) if under(p, d))
+        return PathSet(p for p in frozenset.__iter__(self) if paths.under(p, d))
 
 
 @dataclass(frozen=True)
@@ -336,7 +336,7 @@ class Result:
                 return False
             if not system and is_system(p):
                 return False
-            if roots is not None and not any(under(p, r) for r in roots):
+            if roots is not None and not any(paths.under(p, r) for r in roots):
                 return False
             if any(fnmatch.fnmatchcase(p, g) for g in ignore):
                 return False

@@ -17,6 +17,7 @@
 #if defined(__linux__)
 #define SBX_HAVE_PTRACE 1
 #include "ptrace_tracer.h"
+#include "launch_error.h"
 #include "landlock.h"
 #include "elfinterp.h"
 #include <errno.h>
@@ -560,7 +561,8 @@ PyMODINIT_FUNC PyInit__unpriv(void)
     }
 #ifdef SBX_HAVE_PTRACE
     Py_INCREF(&PtraceRunType);
-    if (PyModule_AddObject(m, "PtraceRun", (PyObject *)&PtraceRunType) < 0) {
+    if (PyModule_AddObject(m, "PtraceRun", (PyObject *)&PtraceRunType) < 0 ||
+        PyModule_AddStringConstant(m, "LAUNCH_ERROR_FORMAT", SBX_LAUNCH_ERROR_FORMAT) < 0) {
         Py_DECREF(m);
         return NULL;
     }
