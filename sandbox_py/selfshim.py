@@ -75,7 +75,7 @@ def reexec() -> str:
         log = preload.log_create()
     except OSError as e:
         return str(e)
-    env = preload.child_env(None, log, preload._handoff())
+    env = preload.child_env(None, log, preload.handoff_launcher())
     saved = {k: os.environ.get(k) for k in env if env[k] != os.environ.get(k)}
     env[ENV_LOG] = "%d:%s" % (os.getpid(), log)
     env[ENV_SAVED] = json.dumps(saved)
@@ -131,7 +131,7 @@ def attach() -> bool:
         return False        # the marker stays: never executed twice
     os.environ.pop(ENV_LOG, None)
     os.environ.pop(ENV_SAVED, None)
-    handoff = preload._handoff()
+    handoff = preload.handoff_launcher()
     if handoff:
         run.set_handoff(handoff)
     _run, _owner = run, os.getpid()

@@ -82,7 +82,7 @@ def availability():
                   "go to ptrace when it works, else are reported as unobserved")
 
 
-def _handoff() -> Optional[str]:
+def handoff_launcher() -> Optional[str]:
     """The ptrace launcher when static programs can be handed to ptrace."""
     from . import ptrace  # noqa: PLC0415
     ok, _ = ptrace.availability()
@@ -228,7 +228,7 @@ class PreloadSession(LandlockSession, RunSession):
     def __init__(self):
         self.run = None
         self.keeper = None
-        self.handoff = _handoff()
+        self.handoff = handoff_launcher()
         self.launcher = None
         self.path_misses = ()
 
