@@ -335,13 +335,11 @@ class _Children:
         """A window, or the reason children cannot be followed."""
         if cls.active is not None:
             return None, "another trace already follows child processes"
-        try:
-            from ._backends import preload
-        except ImportError as e:
-            return None, "the preload backend is not built (%s)" % e
-        ok, why = preload.availability()
+        from ._backends import availability
+        ok, why = availability("preload")
         if not ok:
             return None, why
+        from ._backends import preload
         run = preload.new_run(named=named)
         cls.active = cls(run, preload.child_env(None, run.log_path, None, breakaway), wait)
         return cls.active, None

@@ -43,11 +43,8 @@ def availability():
     """(True, "") when this process can be re-executed under the shim."""
     if not sys.platform.startswith("linux"):
         return False, "re-executing under the preload shim is for Linux"
-    try:
-        from ._backends import preload
-    except ImportError as e:
-        return False, "the preload backend is not built (%s)" % e
-    ok, why = preload.availability()
+    from ._backends import availability as backend_availability
+    ok, why = backend_availability("preload")
     if not ok:
         return False, why
     if not sys.executable or not getattr(sys, "orig_argv", None):
