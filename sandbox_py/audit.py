@@ -33,11 +33,6 @@ LIMITS_WITH_CHILDREN = (
     "and accesses made by C code in this process are not seen; child processes "
     "are followed through the LD_PRELOAD shim (not statically linked ones, nor "
     "ones started with an env= that drops LD_PRELOAD)")
-#: Environment variables of the preload shim a child inherits from os.environ.
-SHIM_ENV = ("LD_PRELOAD", "SBX_PRELOAD_LOG", "SBX_PRELOAD_SHIM", "SBX_PRELOAD_HANDOFF",
-            "SBX_PRELOAD_BREAKAWAY")
-
-
 def _fd_path(fd: int) -> Optional[str]:
     try:
         return os.readlink("/proc/self/fd/%d" % fd)
@@ -201,7 +196,8 @@ def _popen_event(args):
     program = executable if executable is not None else (argv[0] if argv else None)
     out = list(_exec_records(program, argv, env))
     if env is not None and _Children.active is not None:
-        log = env.get("SBX_PRELOAD_LOG") or env.get(b"SBX_PRELOAD_LOG")
+        from ._backends.preload import LOG_ENV
+        log = env.get(LOG_ENV) or env.get(LOG_ENV.encode())
         if os.fsdecode(log or "") != _Children.active.log_path:
             out.append(("unseen", "%s was started with an env= without the preload "
                                   "shim: its accesses are not seen" % (
@@ -326,8 +322,9 @@ class _Children:
         self.run = run
         self.log_path = run.log_path
         self.wait = wait
-        self.saved = {k: os.environ.get(k) for k in SHIM_ENV}
-        for k in SHIM_ENV:
+        from ._backends.preload import CHILD_ENV
+        self.saved = {k: os.environ.get(k) for k in CHILD_ENV}
+        for k in CHILD_ENV:
             if k in shim_env:
                 os.environ[k] = shim_env[k]
             else:
@@ -338,14 +335,12 @@ class _Children:
         """A window, or the reason children cannot be followed."""
         if cls.active is not None:
             return None, "another trace already follows child processes"
-        try:
-            from ._backends import preload
-        except ImportError as e:
-            return None, "the preload backend is not built (%s)" % e
-        ok, why = preload.availability()
+        from ._backends import availability
+        ok, why = availability("preload")
         if not ok:
             return None, why
-        run = preload._unpriv().PreloadRun(named=named)
+        from ._backends import preload
+        run = preload.new_run(named=named)
         cls.active = cls(run, preload.child_env(None, run.log_path, None, breakaway), wait)
         return cls.active, None
 

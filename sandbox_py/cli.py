@@ -281,6 +281,25 @@ def main(argv: Optional[list] = None) -> int:
 
 
 # -- compdb -------------------------------------------------------------------------
+def _add_command_arguments(p: argparse.ArgumentParser) -> None:
+    """--backend, --timeout and the command after --: the subcommands that
+    run a command take them alike."""
+    p.add_argument("--backend", default="auto", help="tracing backend (default auto)")
+    p.add_argument("--timeout", type=float, metavar="SECONDS",
+                   help="kill the whole process tree after SECONDS")
+    p.add_argument("command", nargs=argparse.REMAINDER, help="the command, after --")
+
+
+def _command(p: argparse.ArgumentParser, opts) -> Optional[list]:
+    """The command after --, or None after saying on stderr that it is missing."""
+    command = opts.command[1:] if opts.command[:1] == ["--"] else opts.command
+    if not command:
+        p.print_usage(sys.stderr)
+        sys.stderr.write("%s: no command given (put it after --)\n" % p.prog)
+        return None
+    return command
+
+
 
 def compdb_main(argv: list) -> int:
     """``sandbox-py compdb [-o FILE] [--deps FILE] -- CMD``: run a build and
@@ -298,15 +317,10 @@ def compdb_main(argv: list) -> int:
     p.add_argument("--deps", metavar="FILE",
                    help="also write, per output, the sources and headers its compiler "
                         "really read (JSON, docs/compdb.md)")
-    p.add_argument("--backend", default="auto", help="tracing backend (default auto)")
-    p.add_argument("--timeout", type=float, metavar="SECONDS",
-                   help="kill the whole process tree after SECONDS")
-    p.add_argument("command", nargs=argparse.REMAINDER, help="the command, after --")
+    _add_command_arguments(p)
     opts = p.parse_args(argv)
-    command = opts.command[1:] if opts.command[:1] == ["--"] else opts.command
-    if not command:
-        p.print_usage(sys.stderr)
-        sys.stderr.write("sandbox-py compdb: no command given (put it after --)\n")
+    command = _command(p, opts)
+    if command is None:
         return 2
     import json
 
@@ -375,15 +389,10 @@ def memo_main(argv: list) -> int:
                    help="sent with every request to the remote cache, e.g. "
                         "'authorization=Bearer TOKEN' (repeatable; default: the lines of "
                         "$SANDBOX_PY_MEMO_REMOTE_HEADERS, which keeps tokens out of ps)")
-    p.add_argument("--backend", default="auto", help="tracing backend (default auto)")
-    p.add_argument("--timeout", type=float, metavar="SECONDS",
-                   help="kill the whole process tree after SECONDS")
-    p.add_argument("command", nargs=argparse.REMAINDER, help="the command, after --")
+    _add_command_arguments(p)
     opts = p.parse_args(argv)
-    command = opts.command[1:] if opts.command[:1] == ["--"] else opts.command
-    if not command:
-        p.print_usage(sys.stderr)
-        sys.stderr.write("sandbox-py memo: no command given (put it after --)\n")
+    command = _command(p, opts)
+    if command is None:
         return 2
 
     from .errors import SandboxError, TimeoutExpired

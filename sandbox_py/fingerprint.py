@@ -28,7 +28,7 @@ import os
 import stat
 import threading
 
-from .result import is_pseudo, is_system
+from .paths import is_pseudo, is_system
 
 VERSION = b"sandbox_py.fingerprint/1\n"
 

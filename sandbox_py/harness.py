@@ -36,6 +36,11 @@ import re
 import site
 from typing import Iterable, Optional
 
+from .paths import under
+
+#: Files the import system reads from sys.path entries.
+IMPORT_SUFFIXES = (".py", ".pyc", ".so", ".pth")
+
 #: ``M.<tag>.pyc`` with an optional temporary suffix: ``<tag>`` is a cache
 #: tag (``cpython-311``, ``pypy39``...) optionally followed by pytest's
 #: ``-pytest-<version>`` and an ``.opt-N`` level.
@@ -118,7 +123,7 @@ class Harness:
                 return True
         if category == "writes":
             return False
-        if _under(path, self.own_dir):
+        if under(path, self.own_dir):
             return True
         if category in ("reads", "probes") and path in self.pdbrc:
             return True
@@ -127,10 +132,6 @@ class Harness:
                 for b in self.user_bases):
             return True
         return any(_in_metadata(path, e) for e in entries)
-
-
-def _under(path: str, prefix: str) -> bool:
-    return path == prefix or path.startswith(prefix.rstrip("/") + "/")
 
 
 _OWN_DIR = os.path.dirname(os.path.realpath(__file__))

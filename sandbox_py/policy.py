@@ -52,6 +52,8 @@ import os
 import sys
 from typing import Iterable, NamedTuple, Optional
 
+from .paths import is_windows_path, under, windows_fold  # noqa: F401 (policy's names too)
+
 ON_VIOLATION = ("deny", "report")
 
 #: Categories (singular, as in ``Denied.category``) a read tree allows.
@@ -138,24 +140,6 @@ def system_baseline(platform: Optional[str] = None) -> dict:
 
 
 # ---- Windows paths ------------------------------------------------------------
-def is_windows_path(path: str) -> bool:
-    """A path in the Windows normal form: ``C:\\...``, ``\\\\server\\...``,
-    ``\\\\.\\device``, or an NT object name (``\\Device\\...``)."""
-    return (len(path) > 2 and path[1] == ":" and path[2] == "\\") or path.startswith("\\")
-
-
-def windows_fold(path: str) -> str:
-    """The form two Windows names are compared in: each UTF-16 unit mapped
-    to its simple (one-to-one) upper case, as RtlUpcaseUnicodeChar does;
-    characters whose upper case is several characters (``ß``) or outside
-    the 16-bit range stay as they are."""
-    out = []
-    for c in path:
-        u = c.upper()
-        out.append(u if len(u) == 1 and ord(c) <= 0xFFFF and ord(u) <= 0xFFFF else c)
-    return "".join(out)
-
-
 def windows_normal(path: str, cwd: Optional[str] = None) -> str:
     """A Windows tree as the hook DLL spells paths (docs/json-schema.md):
     absolute (relative ones taken from ``cwd``), backslashes, ``.``/``..``
@@ -188,13 +172,6 @@ def windows_normal(path: str, cwd: Optional[str] = None) -> str:
     return p
 
 
-def _under_windows(path: str, tree: str) -> bool:
-    p, t = windows_fold(path), windows_fold(tree)
-    if t.endswith("\\"):          # a drive's root, C:\\
-        return p.startswith(t) or p == t[:-1]
-    return p == t or p.startswith(t + "\\")
-
-
 class Denied(NamedTuple):
     """One access outside the policy: the resolved path, its category
     (``read``, ``write``, ``probe``, ``enumeration`` or ``exec``) and the
@@ -205,14 +182,6 @@ class Denied(NamedTuple):
 
     def to_dict(self) -> dict:
         return {"path": self.path, "category": self.category, "pid": self.pid}
-
-
-def _under(path: str, tree: str) -> bool:
-    """Whether ``path`` is ``tree`` or below it; Windows trees compare by
-    the Windows rule, and a POSIX path is never under a Windows tree."""
-    if is_windows_path(tree) or is_windows_path(path):
-        return is_windows_path(tree) and is_windows_path(path) and _under_windows(path, tree)
-    return path == tree or tree == "/" or path.startswith(tree + "/")
 
 
 def _trees(value, name: str) -> tuple:
@@ -348,15 +317,15 @@ class Policy:
         listing a directory on the way to an allowed tree is allowed: that
         is how anything gets there (realpath, makedirs, the loader)."""
         if category == "exec":
-            return any(_under(path, t) for t in (self.execute or ()))
+            return any(under(path, t) for t in (self.execute or ()))
         if category == "write":
-            return any(_under(path, t) for t in self.write)
+            return any(under(path, t) for t in self.write)
         if category not in READ_CATEGORIES:
             raise ValueError("unknown access category %r" % (category,))
         trees = self.read + self.write + (self.execute or ())
-        if any(_under(path, t) for t in trees):
+        if any(under(path, t) for t in trees):
             return True
-        return category == "probe" and (any(_under(t, path) for t in trees)
+        return category == "probe" and (any(under(t, path) for t in trees)
                                         or os.path.dirname(path) in self.search)
 
     def refusals(self, refused) -> list:

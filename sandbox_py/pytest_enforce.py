@@ -48,7 +48,7 @@ def _import_rules(entry: str) -> tuple:
     the trace check allows it (docs/pytest.md): list every directory, read
     *.py, *.pyc, *.so, *.pth files -- and not the project's data files."""
     from ._landlock import LIST, READ
-    from .pytest_plugin import IMPORT_SUFFIXES
+    from .harness import IMPORT_SUFFIXES
     if entry not in _import_files:
         files, note = [], ""
         for d, dirs, names in os.walk(entry):
@@ -70,15 +70,16 @@ def landlock_policy(test_policy) -> tuple:
     read; the import path may be listed and its modules read.  A pattern
     with wildcards is enforced on its deepest literal directory (Landlock
     knows trees, not patterns); the trace check keeps the exact pattern."""
-    from .policy import Policy, _under
-    base = test_policy._baseline()
+    from .paths import under
+    from .policy import Policy
+    base = test_policy.baseline()
     write = list(base["full"]) + [p.literal_dir for p in test_policy.allow]
     read = list(base["read"]) + [p.literal_dir for p in test_policy.allow_read]
     policy = Policy(read=read, write=write, system=True).resolved("/")
     rules, notes = [], []
     for entry in base["imports"]:
         entry = os.path.realpath(entry)
-        if not os.path.isdir(entry) or any(_under(entry, t) for t in policy.read + policy.write):
+        if not os.path.isdir(entry) or any(under(entry, t) for t in policy.read + policy.write):
             continue
         more, note = _import_rules(entry)
         rules += more
@@ -92,11 +93,12 @@ def own_files() -> list:
     the audit backend follows the test's child processes, the ptrace
     launcher for a test that runs Sandbox() itself."""
     from ._landlock import EXECUTE, READ
+    kinds = {"read": READ, "execute": READ | EXECUTE}
     own = []
     try:
         from ._backends import preload, ptrace
-        own += [(preload.SHIM, READ), (preload.AUDIT, READ),
-                (ptrace.LAUNCHER, READ | EXECUTE)]
+        own += [(path, kinds[kind]) for backend in (preload, ptrace)
+                for path, kind in backend.own_files()]
     except ImportError:
         pass
     return [(p, k) for p, k in own if os.path.exists(p)]
@@ -165,7 +167,7 @@ def prepare(item, test_policy):
     policy, rules, notes = landlock_policy(test_policy)
     if notes:
         import warnings
-        from .pytest_plugin import SandboxIncompleteWarning
+        from .errors import SandboxIncompleteWarning
         warnings.warn(SandboxIncompleteWarning("sandbox_py: %s is enforced only in part: %s"
                                                % (item.name, "; ".join(notes))))
     return _landlock.Ruleset(policy, own_files() + rules)

@@ -39,8 +39,6 @@ OPERATION = {"reads": "read", "writes": "write", "probes": "probe",
              "enumerations": "list"}
 #: How many offending paths a failure lists before "... and N more".
 LISTED = 50
-#: Files the import system reads from sys.path entries.
-IMPORT_SUFFIXES = (".py", ".pyc", ".so", ".pth")
 #: Files a starting Python interpreter looks for to find its prefix.
 PYTHON_LANDMARK = re.compile(r"(?:python\d+\.zip|pyvenv\.cfg|pybuilddir\.txt|Setup\.local)\Z")
 
@@ -53,6 +51,7 @@ class SandboxAccessWarning(UserWarning):
 # (the audit fallback does not see C code in the test process; a child
 # started without the shim; one still running when the call ended).
 from .errors import SandboxIncompleteWarning  # noqa: E402  (its public name here too)
+from .harness import IMPORT_SUFFIXES  # noqa: E402
 
 #: Why the session does not trace with the shim in the test process (when
 #: it does not use eBPF either): said in every partly-checked test's warning.
@@ -328,7 +327,7 @@ class TestPolicy:
             _ROOTS_CACHE.update(key=key, roots={os.path.realpath(r) for r in roots} | roots)
         return _ROOTS_CACHE["roots"]
 
-    def _baseline(self) -> dict:
+    def baseline(self) -> dict:
         """Where every checked test may go, computed when its accesses are
         checked (the test may have changed sys.path or PATH)."""
         basetemp = self.placeholders.get("basetemp")
@@ -347,16 +346,16 @@ class TestPolicy:
                 "search": set(search), "ancestors": ancestors}
 
     def baseline_allows(self, category: str, path: str, base: dict) -> bool:
-        from .result import is_pseudo, is_system, _under
-        if is_pseudo(path) or any(_under(path, r) for r in base["full"]):
+        from .paths import is_pseudo, is_system, under
+        if is_pseudo(path) or any(under(path, r) for r in base["full"]):
             return True
         if category not in READ_CATEGORIES:
             return False
-        if is_system(path) or any(_under(path, r) for r in base["read"]):
+        if is_system(path) or any(under(path, r) for r in base["read"]):
             return True
         if path in base["imports"]:
             return True     # the import system stats and lists its path entries
-        if any(_under(path, entry) for entry in base["imports"]):
+        if any(under(path, entry) for entry in base["imports"]):
             # The import system lists sys.path directories, stats the
             # packages and modules it finds there and reads the modules.
             name = os.path.basename(path)
@@ -384,7 +383,7 @@ class TestPolicy:
         package metadata, sandbox_py's own files)."""
         from .harness import Harness, capture_paths
         out: dict = {}
-        base = self._baseline()
+        base = self.baseline()
         harness = Harness(capture_paths(self.item.config, self.item))
         for category in OPERATION:
             for path in getattr(result, category):

@@ -16,8 +16,10 @@ from dataclasses import dataclass, field
 from typing import Iterable, Iterator, Optional, Sequence
 
 from .breakaway import Breakaway
-from .policy import (UNSEEN_REFUSALS, Denied, Policy, _under_windows, is_windows_path,
-                     merge_denied)
+from . import paths
+from .paths import PSEUDO_PREFIXES, SYSTEM_PREFIXES, is_pseudo, is_system  # noqa: F401
+from .policy import UNSEEN_REFUSALS, Denied, Policy, merge_denied
+
 
 SCHEMA = "sandbox_py.result/1"
 
@@ -27,39 +29,6 @@ def json_schema() -> dict:
     the package as ``sandbox_py/result.schema.json``."""
     from importlib.resources import files
     return json.loads(files(__package__).joinpath("result.schema.json").read_text("utf-8"))
-
-#: Directories whose entries are not files a user's data lives in: kernel
-#: views, devices, and the names the kernel gives to pipes and sockets.
-PSEUDO_PREFIXES = ("/proc", "/sys", "/dev")
-#: Roots of the installed system; ``exclude_system`` drops them.
-SYSTEM_PREFIXES = ("/usr", "/lib", "/lib32", "/lib64", "/libx32", "/bin",
-                   "/sbin", "/etc")
-
-
-def _under(path: str, prefix: str) -> bool:
-    return path == prefix or path.startswith(prefix.rstrip("/") + "/")
-
-
-#: Windows paths in the normal form of docs/json-schema.md (C:\\dir\\file).
-WINDOWS_PSEUDO_PREFIXES = ("\\\\.\\", "\\Device\\", "\\??\\")
-WINDOWS_SYSTEM_PREFIXES = ("C:\\Windows", "C:\\Program Files", "C:\\ProgramData")
-
-
-def is_pseudo(path: str) -> bool:
-    """True for /proc, /sys, /dev and anonymous objects (``pipe:[..]`` ...);
-    on Windows, device namespaces (``\\\\.\\``, ``\\Device\\``)."""
-    if is_windows_path(path):
-        return any(path.startswith(p) for p in WINDOWS_PSEUDO_PREFIXES)
-    return not path.startswith("/") or any(_under(path, p) for p in PSEUDO_PREFIXES)
-
-
-def is_system(path: str) -> bool:
-    """True for paths of the installed system (/usr, /lib, /etc, ...;
-    C:\\Windows and C:\\Program Files on Windows)."""
-    if is_windows_path(path):
-        return any(_under_windows(path, p) for p in WINDOWS_SYSTEM_PREFIXES)
-    return any(_under(path, p) for p in SYSTEM_PREFIXES)
-
 
 class PathSet(frozenset):
     """A frozenset of paths that iterates, prints and compares in sorted order."""
@@ -73,7 +42,7 @@ class PathSet(frozenset):
     def under(self, directory: str | os.PathLike) -> "PathSet":
         """The paths at or below ``directory``."""
         d = os.path.abspath(os.fspath(directory))
-        return PathSet(p for p in frozenset.__iter__(self) if _under(p, d))
+        return PathSet(p for p in frozenset.__iter__(self) if paths.under(p, d))
 
 
 @dataclass(frozen=True)
@@ -367,7 +336,7 @@ class Result:
                 return False
             if not system and is_system(p):
                 return False
-            if roots is not None and not any(_under(p, r) for r in roots):
+            if roots is not None and not any(paths.under(p, r) for r in roots):
                 return False
             if any(fnmatch.fnmatchcase(p, g) for g in ignore):
                 return False

@@ -43,11 +43,8 @@ def availability():
     """(True, "") when this process can be re-executed under the shim."""
     if not sys.platform.startswith("linux"):
         return False, "re-executing under the preload shim is for Linux"
-    try:
-        from ._backends import preload
-    except ImportError as e:
-        return False, "the preload backend is not built (%s)" % e
-    ok, why = preload.availability()
+    from ._backends import availability as backend_availability
+    ok, why = backend_availability("preload")
     if not ok:
         return False, why
     if not sys.executable or not getattr(sys, "orig_argv", None):
@@ -72,10 +69,10 @@ def reexec() -> str:
         return why
     from ._backends import preload
     try:
-        log = preload._unpriv().preload_log_create()
+        log = preload.log_create()
     except OSError as e:
         return str(e)
-    env = preload.child_env(None, log, preload._handoff())
+    env = preload.child_env(None, log, preload.handoff_launcher())
     saved = {k: os.environ.get(k) for k in env if env[k] != os.environ.get(k)}
     env[ENV_LOG] = "%d:%s" % (os.getpid(), log)
     env[ENV_SAVED] = json.dumps(saved)
@@ -121,7 +118,7 @@ def attach() -> bool:
         pass
     from ._backends import preload
     try:
-        run = preload._unpriv().PreloadRun(attach=log)
+        run = preload.new_run(attach=log)
     except (OSError, ImportError) as e:
         _attach_error = str(e)
         try:
@@ -131,7 +128,7 @@ def attach() -> bool:
         return False        # the marker stays: never executed twice
     os.environ.pop(ENV_LOG, None)
     os.environ.pop(ENV_SAVED, None)
-    handoff = preload._handoff()
+    handoff = preload.handoff_launcher()
     if handoff:
         run.set_handoff(handoff)
     _run, _owner = run, os.getpid()
@@ -162,18 +159,16 @@ def attach_error() -> Optional[str]:
 def _threads(quiet: bool = False) -> set:
     """This process's threads, as the kernel lists them (``quiet``: inside a
     window, where listing them is sandbox_py's doing, not the program's)."""
-    unpriv = None
     if quiet:
         from ._backends import preload
-        unpriv = preload._unpriv()
-        unpriv.preload_self_quiet(True)
+        preload.self_quiet(True)
     try:
         return set(os.listdir("/proc/self/task"))
     except OSError:
         return set()
     finally:
-        if unpriv is not None:
-            unpriv.preload_self_quiet(False)
+        if quiet:
+            preload.self_quiet(False)
 
 
 class ShimWindow:
@@ -196,7 +191,7 @@ class ShimWindow:
             # children's shims read it from the environment, this process's
             # own shim is told
             os.environ.update(self.breakaway.shim_env())
-            preload._unpriv().preload_self_breakaway(self.breakaway.lines())
+            preload.self_breakaway(self.breakaway.lines())
         ShimWindow.busy = True
         self._threads = _threads()
         self._began = time.monotonic()
@@ -226,7 +221,7 @@ class ShimWindow:
             if self.breakaway is not None:
                 from ._backends import preload
                 os.environ.pop("SBX_PRELOAD_BREAKAWAY", None)
-                preload._unpriv().preload_self_breakaway("")
+                preload.self_breakaway("")
         f = core_fields(fields)
         if platform.machine() not in ("x86_64", "amd64"):
             # the shim's dlsym hands over its hooks on x86_64 only

@@ -230,8 +230,13 @@ def _c_suite(pytester, extension_dir):
 
 
 def _listing(result, out):
-    """The failure listings, paths made relative to the out directory."""
-    lines = [line.strip() for line in result.stdout.lines
+    """The failure listings, paths made relative to the out directory: the
+    FAILURES section only (with CI set, pytest's short summary at the end
+    repeats each message untruncated)."""
+    text = result.stdout.lines
+    end = next((i for i, line in enumerate(text) if "short test summary info" in line),
+               len(text))
+    lines = [line.strip() for line in text[:end]
              if str(out) in line and line.lstrip().split(" ", 1)[0] in
              ("write", "write+probe", "probe", "read", "list")]
     return sorted(line.replace(str(out), "OUT") for line in lines)

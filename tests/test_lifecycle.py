@@ -81,6 +81,18 @@ def test_ctrl_c_while_a_background_child_lingers(backend):
     assert not alive("sleep " + marker), "the interrupted run left its tree running"
 
 
+def test_a_background_child_outliving_its_shell_is_waited_for(backend):
+    """The shell exits at once; its background child, reparented to init
+    while it execs, is still the run's: run() waits for it, every time."""
+    sb = sandbox_for(backend)
+    for i in range(8):
+        t = time.monotonic()
+        r = sb.run(["sh", "-c", "sleep 0.3%d & echo started" % i], capture_output=True)
+        assert time.monotonic() - t >= 0.3, "run() returned before the background child"
+        assert r.complete, r.warnings
+        assert r.processes[0].name == "sh" and r.processes[-1].name == "sleep"
+
+
 def test_caller_with_stdin_closed(backend):
     """A caller whose fd 0 is closed: pipes the run makes must not land on
     0, where the child's own stdin replaces them."""

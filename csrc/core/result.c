@@ -63,6 +63,20 @@ static char *dup_str(const char *s)
     return c;
 }
 
+static char **dup_argv(const char *const *argv, size_t argc, size_t *out)
+{
+    char **v = calloc(argc ? argc : 1, sizeof *v);
+    *out = 0;
+    if (!v)
+        return NULL;
+    for (size_t i = 0; i < argc; i++) {
+        if (!(v[i] = dup_str(argv[i] ? argv[i] : "")))
+            break;
+        (*out)++;
+    }
+    return v;
+}
+
 void sbx_result_warn(struct sbx_result *r, const char *fmt, ...)
 {
     char buf[1024];
@@ -116,17 +130,11 @@ static int exec_append(struct sbx_result *r, int64_t pid, int64_t ppid,
     e->pid = pid;
     e->ppid = ppid;
     e->path = dup_str(path);
-    e->argv = calloc(argc ? argc : 1, sizeof *e->argv);
+    e->argv = dup_argv(argv, argc, &e->argc);
     if (!e->path || !e->argv) {
         free(e->path);
         free(e->argv);
         return -1;
-    }
-    for (size_t i = 0; i < argc; i++) {
-        e->argv[i] = dup_str(argv[i]);
-        if (!e->argv[i])
-            break;
-        e->argc++;
     }
     r->nexecs++;
     return 0;
@@ -208,19 +216,6 @@ int64_t sbx_result_proc_index(const struct sbx_result *r, int64_t pid)
     return s && s->pid ? (int64_t)s->index : -1;
 }
 
-static char **dup_argv(const char *const *argv, size_t argc, size_t *out)
-{
-    char **v = calloc(argc ? argc : 1, sizeof *v);
-    *out = 0;
-    if (!v)
-        return NULL;
-    for (size_t i = 0; i < argc; i++) {
-        if (!(v[i] = dup_str(argv[i] ? argv[i] : "")))
-            break;
-        (*out)++;
-    }
-    return v;
-}
 
 /* A new record for `pid`, made its current one.  Returns its index or -1. */
 static int64_t proc_new(struct sbx_result *r, int64_t pid, int64_t ppid, int64_t parent)

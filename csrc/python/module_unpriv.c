@@ -17,12 +17,26 @@
 #if defined(__linux__)
 #define SBX_HAVE_PTRACE 1
 #include "ptrace_tracer.h"
+#include "launch_error.h"
 #include "landlock.h"
 #include "elfinterp.h"
 #include <errno.h>
 #include <unistd.h>
 #endif
 #include "pyresult.h"
+
+/* OSError(errno, message) for a C function that failed and said why in
+ * `err`: errno as the failing call left it (cleared before the call), EIO
+ * when it set none.  Every error of this module carries an errno. */
+static void raise_os(const char *err)
+{
+    int e = errno ? errno : EIO;
+    PyObject *v = Py_BuildValue("(is)", e, err);
+    if (v) {
+        PyErr_SetObject(PyExc_OSError, v);
+        Py_DECREF(v);
+    }
+}
 
 /* ---- PreloadRun ---------------------------------------------------------------*/
 typedef struct {
@@ -44,13 +58,15 @@ static int preload_init(PreloadRun *self, PyObject *args, PyObject *kw)
     if (attach) {
         /* a log made by preload_log_create() before this process was
          * re-executed under the shim: read in windows */
+        errno = 0;
         self->run = sbx_preload_attach(PyBytes_AS_STRING(attach), err, sizeof err);
         Py_DECREF(attach);
     } else {
+        errno = 0;
         self->run = sbx_preload_begin(named, err, sizeof err);
     }
     if (!self->run) {
-        PyErr_SetString(PyExc_OSError, err);
+        raise_os(err);
         return -1;
     }
     return 0;
@@ -166,10 +182,11 @@ static PyObject *preload_window_begin(PreloadRun *self, PyObject *unused)
     if (!preload_live(self))
         return NULL;
     Py_BEGIN_ALLOW_THREADS
+    errno = 0;
     rc = sbx_preload_window_begin(self->run, err, sizeof err);
     Py_END_ALLOW_THREADS
     if (rc < 0) {
-        PyErr_SetString(PyExc_OSError, err);
+        raise_os(err);
         return NULL;
     }
     Py_RETURN_NONE;
@@ -240,9 +257,10 @@ static int ptrace_init(PtraceRun *self, PyObject *args, PyObject *kw)
     char err[512];
     if (!PyArg_ParseTuple(args, ""))
         return -1;
+    errno = 0;
     self->run = sbx_ptrace_begin(err, sizeof err);
     if (!self->run) {
-        PyErr_SetString(PyExc_OSError, err);
+        raise_os(err);
         return -1;
     }
     return 0;
@@ -290,11 +308,12 @@ static PyObject *ptrace_attach(PtraceRun *self, PyObject *args)
     char err[512];
     int rc;
     Py_BEGIN_ALLOW_THREADS
+    errno = 0;
     rc = sbx_ptrace_attach(self->run, pid, PyBytes_AS_STRING(argv0), err, sizeof err);
     Py_END_ALLOW_THREADS
     Py_DECREF(argv0);
     if (rc < 0) {
-        PyErr_SetString(PyExc_OSError, err);
+        raise_os(err);
         return NULL;
     }
     Py_RETURN_NONE;
@@ -490,8 +509,9 @@ static PyObject *landlock_restrict(PyObject *mod, PyObject *args)
 static PyObject *preload_log_create(PyObject *mod, PyObject *unused)
 {
     char path[256], err[512];
+    errno = 0;
     if (sbx_preload_log_create(path, sizeof path, err, sizeof err) < 0) {
-        PyErr_SetString(PyExc_OSError, err);
+        raise_os(err);
         return NULL;
     }
     return PyUnicode_DecodeFSDefault(path);
@@ -560,7 +580,8 @@ PyMODINIT_FUNC PyInit__unpriv(void)
     }
 #ifdef SBX_HAVE_PTRACE
     Py_INCREF(&PtraceRunType);
-    if (PyModule_AddObject(m, "PtraceRun", (PyObject *)&PtraceRunType) < 0) {
+    if (PyModule_AddObject(m, "PtraceRun", (PyObject *)&PtraceRunType) < 0 ||
+        PyModule_AddStringConstant(m, "LAUNCH_ERROR_FORMAT", SBX_LAUNCH_ERROR_FORMAT) < 0) {
         Py_DECREF(m);
         return NULL;
     }

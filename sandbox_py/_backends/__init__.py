@@ -78,16 +78,21 @@ def _load(name: str):
         return e
 
 
+def availability(name: str) -> tuple:
+    """``(available, reason)`` of one backend of this OS (the reason says
+    what is missing when it is not built)."""
+    mod = _load(name)
+    if isinstance(mod, ImportError):
+        return False, not_built(mod, "the %s backend" % name)
+    return mod.availability()
+
+
 def backends() -> dict:
     """``{name: (available, reason)}`` for every backend of this OS, in the
     order ``backend="auto"`` tries them."""
     out = {}
     for name in _MODULES:
-        mod = _load(name)
-        if isinstance(mod, ImportError):
-            out[name] = (False, not_built(mod, "the backend"))
-        else:
-            out[name] = mod.availability()
+        out[name] = availability(name)
     for name, why in _ELSEWHERE.items():
         out[name] = (False, "%s (this is %s)" % (why, sys.platform))
     return out

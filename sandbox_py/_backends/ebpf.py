@@ -9,7 +9,6 @@ works unchanged.
 from __future__ import annotations
 
 import contextlib
-import re
 
 import threading
 from typing import Optional
@@ -23,13 +22,6 @@ PRIVILEGE = ("run as root, or give CAP_BPF and CAP_PERFMON to a dedicated copy o
              "the interpreter: `sandbox-py doctor` prints the commands")
 REMEDY = PRIVILEGE + ", or use backend='preload' or 'ptrace', which need no privilege"
 
-
-def _reason(message: str) -> str:
-    """The core's message without the remedy it appends in parentheses
-    (which names Sandbox backends): each caller gives the remedy that fits
-    it, once."""
-    m = re.match(r"(.*?) \((?:run as root|grant)[^()]*\)\Z", message, re.S)
-    return m.group(1) if m else message
 
 _lock = threading.Lock()
 _state: dict = {}
@@ -51,7 +43,7 @@ def _load() -> Optional[str]:
                 from . import left_out, not_built
                 _state["error"] = left_out(NAME) or not_built(e)
             except OSError as e:
-                _state["error"] = _reason(e.strerror or str(e))
+                _state["error"] = e.strerror or str(e)
         return _state["error"]
 
 

@@ -33,6 +33,42 @@ def _unpriv():
     return _unpriv
 
 
+def own_files() -> list:
+    """[(path, "read" | "execute")]: the files of sandbox_py a traced
+    process needs (the loader maps the shim and the audit module)."""
+    return [(SHIM, "read"), (AUDIT, "read")]
+
+
+#: The environment variables child_env() sets: what a child needs to be
+#: followed (a program that drops them is no longer seen).
+CHILD_ENV = ("LD_PRELOAD", "LD_AUDIT", "SBX_PRELOAD_LOG", "SBX_PRELOAD_SHIM",
+             "SBX_PRELOAD_AUDIT", "SBX_PRELOAD_CAPDIRS", "SBX_PRELOAD_MNTNS",
+             "SBX_PRELOAD_HANDOFF", "SBX_PRELOAD_BREAKAWAY")
+#: The one that names the run's log.
+LOG_ENV = "SBX_PRELOAD_LOG"
+
+
+def new_run(**kw):
+    """A PreloadRun of the C extension (csrc/python/module_unpriv.c)."""
+    return _unpriv().PreloadRun(**kw)
+
+
+def log_create():
+    """A paused log for a session traced in-process (sandbox_py/selfshim.py)."""
+    return _unpriv().preload_log_create()
+
+
+def self_quiet(on: bool) -> None:
+    """While on, the shim in this process records nothing (sandbox_py's own
+    look at the process, inside a traced window)."""
+    _unpriv().preload_self_quiet(on)
+
+
+def self_breakaway(lines: str) -> None:
+    """Tell the shim in this process which programs leave the run ("" for none)."""
+    _unpriv().preload_self_breakaway(lines)
+
+
 def availability():
     try:
         _unpriv()
@@ -46,7 +82,7 @@ def availability():
                   "go to ptrace when it works, else are reported as unobserved")
 
 
-def _handoff() -> Optional[str]:
+def handoff_launcher() -> Optional[str]:
     """The ptrace launcher when static programs can be handed to ptrace."""
     from . import ptrace  # noqa: PLC0415
     ok, _ = ptrace.availability()
@@ -192,7 +228,7 @@ class PreloadSession(LandlockSession, RunSession):
     def __init__(self):
         self.run = None
         self.keeper = None
-        self.handoff = _handoff()
+        self.handoff = handoff_launcher()
         self.launcher = None
         self.path_misses = ()
         self.root_pid = None

@@ -25,6 +25,12 @@ def _unpriv():
     return _unpriv
 
 
+def own_files() -> list:
+    """[(path, "read" | "execute")]: the files of sandbox_py a traced
+    process needs (a policy must let it reach them)."""
+    return [(LAUNCHER, "execute")]
+
+
 def availability():
     try:
         mod = _unpriv()

@@ -44,8 +44,11 @@ class RunSession(TraceSession):
         self.finish()
 
 
-#: struct launch_error of csrc/linux/ptrace/ptrace_launcher.c
-_ERROR_RECORD = struct.Struct("ii240s")
+def _error_record() -> struct.Struct:
+    """struct sbx_launch_error (csrc/linux/ptrace/launch_error.h), as the
+    extension describes it."""
+    from .. import _unpriv  # noqa: PLC0415 - the extension is optional at import
+    return struct.Struct(_unpriv.LAUNCH_ERROR_FORMAT)
 
 
 def _above_stdio(fd: int) -> int:
@@ -91,12 +94,13 @@ class Launcher:
     def exec_error(self, proc) -> Optional[OSError]:
         """Wait for the command's exec; the error subprocess would raise."""
         self.close_child_end()
-        data = os.read(self.err_r, _ERROR_RECORD.size)
+        record = _error_record()
+        data = os.read(self.err_r, record.size)
         self.close()
-        if len(data) != _ERROR_RECORD.size:
+        if len(data) != record.size:
             return None             # the exec happened (the pipe closed with it)
         proc.wait()
-        kind, code, what = _ERROR_RECORD.unpack(data)
+        kind, code, what = record.unpack(data)
         what = os.fsdecode(what.split(b"\0", 1)[0])
         if kind == 1:               # the launcher's own set-up failed
             return OSError(code, "sandbox_py's ptrace launcher failed before running the "

@@ -1024,11 +1024,10 @@ static int do_load(char *err, size_t errlen)
         return rc;
     if (rc) {
         if (rc == -EPERM || rc == -EACCES)
+            /* what to do about it is said by the Python layer, where the
+             * entry point (Sandbox, trace, pytest) is known */
             snprintf(err, errlen, "loading BPF programs was refused (%s): it needs root, "
-                     "or CAP_BPF and CAP_PERFMON (run as root, grant them with "
-                     "setcap cap_bpf,cap_perfmon+ep on the Python binary, or use "
-                     "backend='preload' or 'ptrace', which need no privilege)",
-                     strerror(-rc));
+                     "or CAP_BPF and CAP_PERFMON", strerror(-rc));
         else
             snprintf(err, errlen, "the kernel rejected the BPF programs (%s); it needs "
                      "BTF (/sys/kernel/btf/vmlinux), tp_btf programs, ring buffers and "

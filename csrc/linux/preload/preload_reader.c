@@ -150,7 +150,19 @@ static int provably_ours(struct sbx_preload_run *r, int pid)
     if (parent && parent->watch >= 0 && !parent->left &&
         sbx_watch_exited(r->watches, parent->watch, parent->pid) == 0)
         return 1;
-    return sbx_proc_has_env(pid, r->env_mark);
+    /* An execve in progress shows an empty environment for a moment (the
+     * old memory is gone, the new one not yet set up): ask again, briefly,
+     * while the process lives.  A process outside the run never has the
+     * mark, so this only ever delays saying no, by at most ~50 ms. */
+    for (int i = 0; i < 25; i++) {
+        if (sbx_proc_has_env(pid, r->env_mark))
+            return 1;
+        if (sbx_proc_lineage(pid, &ppid, &start) < 0)
+            return 0;
+        struct timespec ts = {0, 2000000};
+        nanosleep(&ts, NULL);
+    }
+    return 0;
 }
 
 static struct proc *proc_get(struct sbx_preload_run *r, int pid, int create)

@@ -39,6 +39,7 @@
 
 #include "elfinterp.h"
 #include "landlock.h"
+#include "launch_error.h"
 #include "ptrace_clone.h"
 #include "ptrace_syscalls.h"
 
@@ -48,21 +49,14 @@
 #define SBX_AUDIT_ARCH AUDIT_ARCH_AARCH64
 #endif
 
-/* The error pipe back to run() (-1: none).  A record is
- * {int kind; int errno; char what[]}: kind 0 is the command's exec failing
- * (run() raises what subprocess would), kind 1 the launcher's own set-up
- * (gate, fork, seccomp: run() raises OSError with this sentence), as
- * CPython's _posixsubprocess reports a child's failure before exec. */
+/* The error pipe back to run() (-1: none), with one struct
+ * sbx_launch_error (launch_error.h), as CPython's _posixsubprocess reports
+ * a child's failure before exec. */
 static int g_efd = -1;
-
-struct launch_error {
-    int kind, err;
-    char what[240];
-};
 
 static void report(int kind, int err, const char *what)
 {
-    struct launch_error le = {kind, err, {0}};
+    struct sbx_launch_error le = {kind, err, {0}};
     snprintf(le.what, sizeof le.what, "%s", what);
     if (g_efd >= 0 && write(g_efd, &le, sizeof le) == (ssize_t)sizeof le)
         return;
