@@ -54,6 +54,21 @@ void sbx_result_free(struct sbx_result *r)
     free(r);
 }
 
+/* Room for one more element in a growable array (doubling from `first`).
+ * Returns 0, or -1 when memory ran out (the array is left as it was). */
+static int room_for_one(void **items, size_t n, size_t *cap, size_t first, size_t size)
+{
+    if (n < *cap)
+        return 0;
+    size_t ncap = *cap ? *cap * 2 : first;
+    void *grown = realloc(*items, ncap * size);
+    if (!grown)
+        return -1;
+    *items = grown;
+    *cap = ncap;
+    return 0;
+}
+
 static char *dup_str(const char *s)
 {
     size_t n = strlen(s) + 1;
@@ -88,14 +103,9 @@ void sbx_result_warn(struct sbx_result *r, const char *fmt, ...)
     for (size_t i = 0; i < r->nwarnings; i++)
         if (strcmp(r->warnings[i], buf) == 0)
             return;
-    if (r->nwarnings == r->cap_warnings) {
-        size_t ncap = r->cap_warnings ? r->cap_warnings * 2 : 4;
-        char **nw = realloc(r->warnings, ncap * sizeof *nw);
-        if (!nw)
-            return;
-        r->warnings = nw;
-        r->cap_warnings = ncap;
-    }
+    if (room_for_one((void **)&r->warnings, r->nwarnings, &r->cap_warnings, 4,
+                     sizeof *r->warnings) < 0)
+        return;
     char *c = dup_str(buf);
     if (c)
         r->warnings[r->nwarnings++] = c;
@@ -117,14 +127,8 @@ int sbx_result_add_exec(struct sbx_result *r, int64_t pid, int64_t ppid,
 static int exec_append(struct sbx_result *r, int64_t pid, int64_t ppid,
                        const char *path, const char *const *argv, size_t argc)
 {
-    if (r->nexecs == r->cap_execs) {
-        size_t ncap = r->cap_execs ? r->cap_execs * 2 : 16;
-        struct sbx_exec *ne = realloc(r->execs, ncap * sizeof *ne);
-        if (!ne)
-            return -1;
-        r->execs = ne;
-        r->cap_execs = ncap;
-    }
+    if (room_for_one((void **)&r->execs, r->nexecs, &r->cap_execs, 16, sizeof *r->execs) < 0)
+        return -1;
     struct sbx_exec *e = &r->execs[r->nexecs];
     memset(e, 0, sizeof *e);
     e->pid = pid;
@@ -220,14 +224,8 @@ int64_t sbx_result_proc_index(const struct sbx_result *r, int64_t pid)
 /* A new record for `pid`, made its current one.  Returns its index or -1. */
 static int64_t proc_new(struct sbx_result *r, int64_t pid, int64_t ppid, int64_t parent)
 {
-    if (r->nprocs == r->cap_procs) {
-        size_t ncap = r->cap_procs ? r->cap_procs * 2 : 16;
-        struct sbx_process *np = realloc(r->procs, ncap * sizeof *np);
-        if (!np)
-            return -1;
-        r->procs = np;
-        r->cap_procs = ncap;
-    }
+    if (room_for_one((void **)&r->procs, r->nprocs, &r->cap_procs, 16, sizeof *r->procs) < 0)
+        return -1;
     struct sbx_process *p = &r->procs[r->nprocs];
     memset(p, 0, sizeof *p);
     p->pid = pid;
@@ -324,14 +322,8 @@ int64_t sbx_result_proc_before_exec(struct sbx_result *r, int64_t pid, int64_t p
             return k;
     /* none (the exec was told first): one put right before it, with the
      * image of the record the exec hangs under */
-    if (r->nprocs == r->cap_procs) {
-        size_t ncap = r->cap_procs ? r->cap_procs * 2 : 16;
-        struct sbx_process *np = realloc(r->procs, ncap * sizeof *np);
-        if (!np)
-            return -1;
-        r->procs = np;
-        r->cap_procs = ncap;
-    }
+    if (room_for_one((void **)&r->procs, r->nprocs, &r->cap_procs, 16, sizeof *r->procs) < 0)
+        return -1;
     struct sbx_process f;
     memset(&f, 0, sizeof f);
     f.pid = pid;
