@@ -18,6 +18,10 @@ struct entry {
     unsigned flags;      /* public categories + SBX_CREATED */
 };
 
+/* Stored in an entry's flags, not public: its path is another set's
+ * (sbx_pathset_add_both), not freed with this one. */
+#define BORROWED 0x8000u
+
 struct sbx_pathset {
     struct entry *slots;
     size_t cap;          /* power of two */
@@ -65,7 +69,8 @@ void sbx_pathset_free(sbx_pathset *ps)
     if (!ps)
         return;
     for (size_t i = 0; i < ps->cap; i++)
-        free(ps->slots[i].path);
+        if (!(ps->slots[i].flags & BORROWED))
+            free(ps->slots[i].path);
     free(ps->slots);
     free(ps);
 }
@@ -105,7 +110,11 @@ static unsigned merge(unsigned have, unsigned add)
 #define REFUSED_READ  0x1000u
 #define REFUSED_WRITE 0x2000u
 
-int sbx_pathset_add(sbx_pathset *ps, const char *path, size_t len, unsigned flags)
+/* Add to `ps`, with `path`'s hash `h`; `borrow`: keep the pointer `path`
+ * itself (another set's string that outlives this one: not copied, not
+ * freed here).  *stored is the string the entry keeps. */
+static int add_hashed(sbx_pathset *ps, const char *path, size_t len, uint32_t h,
+                      unsigned flags, int borrow, const char **stored)
 {
     if (len > UINT32_MAX)
         return -1;
@@ -115,29 +124,49 @@ int sbx_pathset_add(sbx_pathset *ps, const char *path, size_t len, unsigned flag
                 ((flags & SBX_WRITE) ? REFUSED_WRITE : 0);
     if ((ps->count + 1) * 2 > ps->cap && grow(ps) < 0)
         return -1;
-    uint32_t h = hash_bytes(path, len);
     size_t i = h & (ps->cap - 1);
     for (;;) {
         struct entry *e = &ps->slots[i];
         if (!e->path) {
-            char *copy = malloc(len + 1);
-            if (!copy)
-                return -1;
-            memcpy(copy, path, len);
-            copy[len] = '\0';
+            char *copy = (char *)path;
+            if (!borrow) {
+                if (!(copy = malloc(len + 1)))
+                    return -1;
+                memcpy(copy, path, len);
+                copy[len] = '\0';
+            }
             e->path = copy;
             e->len = (uint32_t)len;
             e->hash = h;
-            e->flags = merge(0, flags);
+            e->flags = merge(0, flags) | (borrow ? BORROWED : 0);
             ps->count++;
+            if (stored)
+                *stored = copy;
             return 0;
         }
         if (e->hash == h && e->len == len && memcmp(e->path, path, len) == 0) {
             e->flags = merge(e->flags, flags);
+            if (stored)
+                *stored = e->path;
             return 0;
         }
         i = (i + 1) & (ps->cap - 1);
     }
+}
+
+int sbx_pathset_add(sbx_pathset *ps, const char *path, size_t len, unsigned flags)
+{
+    return add_hashed(ps, path, len, hash_bytes(path, len), flags, 0, NULL);
+}
+
+int sbx_pathset_add_both(sbx_pathset *owner, sbx_pathset *borrower, const char *path,
+                         size_t len, unsigned flags)
+{
+    const char *kept = NULL;
+    uint32_t h = hash_bytes(path, len);
+    if (add_hashed(owner, path, len, h, flags, 0, &kept) < 0)
+        return -1;
+    return add_hashed(borrower, kept, len, h, flags, 1, NULL);
 }
 
 unsigned sbx_pathset_get(const sbx_pathset *ps, const char *path, size_t len)

@@ -58,6 +58,12 @@ void sbx_pathset_free(sbx_pathset *ps);
  * run incomplete). */
 int sbx_pathset_add(sbx_pathset *ps, const char *path, size_t len, unsigned flags);
 
+/* The same access into two sets at once: `owner` keeps its own copy of the
+ * path, `borrower` refers to that copy (one hash, one copy: the run's set
+ * and a process's own).  `owner` must outlive `borrower`.  0 or -1. */
+int sbx_pathset_add_both(sbx_pathset *owner, sbx_pathset *borrower, const char *path,
+                         size_t len, unsigned flags);
+
 /* The categories `path` has so far (0 when absent). */
 unsigned sbx_pathset_get(const sbx_pathset *ps, const char *path, size_t len);
 

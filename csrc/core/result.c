@@ -386,10 +386,13 @@ static struct sbx_process *proc_of(struct sbx_result *r, int64_t pid)
 int sbx_result_record(struct sbx_result *r, int64_t pid, const char *path, size_t len,
                       unsigned flags)
 {
-    if (sbx_pathset_add(r->paths, path, len, flags) < 0)
-        return -1;
     struct sbx_process *p = proc_of(r, pid);
-    return p ? sbx_pathset_add(p->paths, path, len, flags) : -1;
+    if (!p) {
+        sbx_pathset_add(r->paths, path, len, flags);
+        return -1;          /* no record for the process: out of memory */
+    }
+    /* the process's set refers to the run's copy of the path */
+    return sbx_pathset_add_both(r->paths, p->paths, path, len, flags);
 }
 
 int sbx_result_settle(struct sbx_result *r, int64_t pid, const char *path, size_t len,
