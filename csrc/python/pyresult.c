@@ -1,15 +1,42 @@
 /* pyresult.c — see pyresult.h. */
 #include "pyresult.h"
 
+/* The str objects made for the run's paths, by the address of the path's
+ * bytes: a process's own set refers to the run's copy of each path
+ * (sbx_pathset_add_both), so its lists reuse those objects instead of
+ * decoding every path again (a storm of a million paths: one str each). */
+struct strcache {
+    const char **keys;
+    PyObject **vals;        /* borrowed: the run's lists hold them */
+    size_t cap;             /* power of two; 0 = no cache */
+};
+
+static size_t cache_slot(const struct strcache *c, const char *k)
+{
+    size_t i = ((uintptr_t)k >> 4) * 0x9E3779B97F4A7C15ull >> 20 & (c->cap - 1);
+    while (c->keys[i] && c->keys[i] != k)
+        i = (i + 1) & (c->cap - 1);
+    return i;
+}
+
 struct split {
     PyObject *lists[4];     /* reads, writes, probes, enumerations */
+    struct strcache *cache;
+    int fill;               /* 1: put the new objects in the cache; 0: look there first */
 };
 
 static int visit(void *ctx, const char *path, size_t len, unsigned cats)
 {
     struct split *s = ctx;
-    PyObject *str = PyUnicode_DecodeFSDefaultAndSize(path, (Py_ssize_t)len);
-    if (!str)
+    struct strcache *c = s->cache;
+    PyObject *str = NULL;
+    size_t slot = 0;
+    if (c && c->cap) {
+        slot = cache_slot(c, path);
+        if (!s->fill && c->keys[slot])
+            str = Py_NewRef(c->vals[slot]);
+    }
+    if (!str && !(str = PyUnicode_DecodeFSDefaultAndSize(path, (Py_ssize_t)len)))
         return -1;
     static const unsigned bits[4] = {SBX_READ, SBX_WRITE, SBX_PROBE, SBX_ENUM};
     for (int i = 0; i < 4; i++)
@@ -17,6 +44,10 @@ static int visit(void *ctx, const char *path, size_t len, unsigned cats)
             Py_DECREF(str);
             return -1;
         }
+    if (c && c->cap && s->fill && !c->keys[slot]) {
+        c->keys[slot] = path;
+        c->vals[slot] = str;        /* the lists keep it alive */
+    }
     Py_DECREF(str);
     return 0;
 }
@@ -69,9 +100,9 @@ static PyObject *str_or_none(const char *s)
 
 /* (pid, ppid, parent, path, argv, cwd, returncode, reads, writes, probes,
  * enumerations): parent, path, cwd and returncode may be None. */
-static PyObject *process_to_py(const struct sbx_process *p)
+static PyObject *process_to_py(const struct sbx_process *p, struct strcache *cache)
 {
-    struct split s = {{NULL}};
+    struct split s = {{NULL}, cache, 0};
     PyObject *argv = NULL, *t = NULL;
     for (int i = 0; i < 4; i++)
         if (!(s.lists[i] = PyList_New(0)))
@@ -101,14 +132,14 @@ done:
     return t;
 }
 
-static int add_processes(PyObject *d, struct sbx_result *r)
+static int add_processes(PyObject *d, struct sbx_result *r, struct strcache *cache)
 {
     sbx_result_settle_processes(r);
     PyObject *list = PyList_New(0);
     if (!list)
         return -1;
     for (size_t i = 0; i < r->nprocs; i++) {
-        PyObject *p = process_to_py(&r->procs[i]);
+        PyObject *p = process_to_py(&r->procs[i], cache);
         if (!p || PyList_Append(list, p) < 0) {
             Py_XDECREF(p);
             Py_DECREF(list);
@@ -124,11 +155,22 @@ static int add_processes(PyObject *d, struct sbx_result *r)
 PyObject *sbx_result_to_py(const struct sbx_result *r)
 {
     static const char *names[4] = {"reads", "writes", "probes", "enumerations"};
-    struct split s = {{NULL}};
+    struct strcache cache = {NULL, NULL, 0};
+    struct split s = {{NULL}, &cache, 1};
     PyObject *d = PyDict_New(), *execs = NULL, *breakaways = NULL, *warnings = NULL,
              *refused = NULL;
     if (!d)
         return NULL;
+    if (r->nprocs) {
+        /* no cache (the paths decoded again) when there is no room for one */
+        size_t cap = 16;
+        while (cap < 2 * sbx_pathset_count(r->paths))
+            cap *= 2;
+        cache.keys = calloc(cap, sizeof *cache.keys);
+        cache.vals = malloc(cap * sizeof *cache.vals);
+        if (cache.keys && cache.vals)
+            cache.cap = cap;
+    }
     for (int i = 0; i < 4; i++)
         if (!(s.lists[i] = PyList_New(0)))
             goto fail;
@@ -181,8 +223,12 @@ PyObject *sbx_result_to_py(const struct sbx_result *r)
         goto fail;
     }
     /* the records are settled (do-nothing forks dropped) when handed out */
-    if (add_processes(d, (struct sbx_result *)r) < 0)
+    if (add_processes(d, (struct sbx_result *)r, &cache) < 0)
         goto fail;
+    free(cache.keys);
+    free(cache.vals);
+    cache.keys = NULL;
+    cache.vals = NULL;
     for (int i = 0; i < 4; i++)
         Py_DECREF(s.lists[i]);
     Py_DECREF(execs);
@@ -191,6 +237,8 @@ PyObject *sbx_result_to_py(const struct sbx_result *r)
     Py_DECREF(refused);
     return d;
 fail:
+    free(cache.keys);
+    free(cache.vals);
     for (int i = 0; i < 4; i++)
         Py_XDECREF(s.lists[i]);
     Py_XDECREF(execs);
