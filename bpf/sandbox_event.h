@@ -1,4 +1,7 @@
-/* sandbox_event.h — the one struct the BPF programs and csrc/linux/ebpf/ebpf.c share.
+/* sandbox_event.h — the eBPF wire: what the BPF programs (kernel, writer)
+ * send the reader (csrc/linux/ebpf/ebpf.c) through the ring buffer.  Its
+ * names carry the SBX_EV_, SBX_STR_, SBX_FD_ and SBX_TASK_ prefixes; the
+ * shim's log (shims/core/sbx_log.h) is another wire, with SBX_LOG_/SBX_REC_.
  *
  * Each record in the ring buffer is a struct sbx_event header followed by
  * `nstr` NUL-terminated strings packed back to back; str_len[i] counts the

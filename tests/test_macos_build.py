@@ -181,8 +181,8 @@ LAYOUT = ["sizeof(struct sbx_log_hdr)", "offsetof(struct sbx_log_hdr, head)",
           "sizeof(struct sbx_rec)", "offsetof(struct sbx_rec, type)",
           "offsetof(struct sbx_rec, flags)", "offsetof(struct sbx_rec, pid)",
           "offsetof(struct sbx_rec, aux)", "offsetof(struct sbx_rec, id)",
-          "SBX_LOG_HDR", "SBX_LOG_CAP", "SBX_EV_START", "SBX_EV_WARN", "SBX_REC_LIVE",
-          "SBX_EXEC_SPAWNED"]
+          "SBX_LOG_HDR", "SBX_LOG_CAP", "SBX_REC_START", "SBX_REC_WARN", "SBX_REC_LIVE",
+          "SBX_REC_EXEC_SPAWNED"]
 @pytest.mark.parametrize("arch", machobuild.ARCHS)
 def test_core_never_calls_libc_that_reenters_hooks(built, arch):
     """The core resolves every relative path with the cwd; libsystem_c's

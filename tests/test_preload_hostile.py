@@ -30,7 +30,7 @@ FORGER = textwrap.dedent("""
     off = head
     struct.pack_into("Q", m, 16, head + size)      # reserve (no one else writes now)
     base = 4096 + off
-    struct.pack_into("HHiiQ", m, base + 4, 7, 0, os.getpid(), victim, 0)   # SBX_EV_FORK
+    struct.pack_into("HHiiQ", m, base + 4, 7, 0, os.getpid(), victim, 0)   # SBX_REC_FORK
     struct.pack_into("I", m, base, 0xA5000000 | size)                     # publish
     time.sleep(30)
 """)
@@ -222,7 +222,7 @@ JUNK = textwrap.dedent("""
         size = (24 + len(name) + 1 + 7) & ~7
         struct.pack_into("Q", m, 16, head + size)
         base = 4096 + head
-        struct.pack_into("HHiiQ", m, base + 4, 1, 1, os.getpid(), 0, 0)    # SBX_EV_PATH, read
+        struct.pack_into("HHiiQ", m, base + 4, 1, 1, os.getpid(), 0, 0)    # SBX_REC_PATH, read
         m[base + 24:base + 24 + len(name) + 1] = name + b"\\0"
         struct.pack_into("I", m, base, 0xA5000000 | size)
 """)

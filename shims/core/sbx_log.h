@@ -1,5 +1,8 @@
-/* sbx_log.h — the one structure the preload shim (writer) and the reader in
- * the Python process (csrc/linux/preload/preload_reader.c) share.
+/* sbx_log.h — the wire between the preload/interpose shim (writer, in
+ * every traced process) and the shim-log reader in the Python process
+ * (csrc/linux/preload/preload_reader.c, also macOS's).  Its names carry the
+ * SBX_LOG_ and SBX_REC_ prefixes; the eBPF wire (bpf/sandbox_event.h) has
+ * SBX_EV_ and its own SBX_FD_ and SBX_EXEC_ values, which are unrelated.
  *
  * Transport: a file in /dev/shm, mapped MAP_SHARED by every traced process.
  * It is an append-only log, not a ring: a writer reserves space with one
@@ -78,59 +81,59 @@ struct sbx_rec {
 enum sbx_rec_type {
     /* A path with its categories (flags: SBX_READ... | SBX_CREATED).
      * Strings: path. */
-    SBX_EV_PATH = 1,
+    SBX_REC_PATH = 1,
     /* A file descriptor was opened: id names it from now on.  flags:
      * SBX_FD_* access bits.  Strings: path.  Without a later USE record
      * the open only checked existence: a probe. */
-    SBX_EV_OPEN,
+    SBX_REC_OPEN,
     /* First read/write/listing through an open id (flags: SBX_READ,
      * SBX_WRITE or SBX_ENUM).  Strings: the kernel's name for the file
      * (symlinks resolved) for reads, else nothing. */
-    SBX_EV_USE,
+    SBX_REC_USE,
     /* The shim started in a freshly exec'd image.  aux = ppid.  id = argc.
      * Strings: AT_EXECFN made absolute, /proc/self/exe, the ELF
      * interpreter (or ""), the cwd (or ""), then argv. */
-    SBX_EV_START,
+    SBX_REC_START,
     /* This process is about to exec (or, for posix_spawn, the parent
      * spawned pid `pid`).  aux = ppid, id = argc, flags: SBX_EXEC_*.
      * Strings: path, #! interpreter (or ""), then argv. */
-    SBX_EV_EXEC,
+    SBX_REC_EXEC,
     /* The exec announced by the last EXEC of this pid failed: aux = errno. */
-    SBX_EV_EXEC_FAIL,
+    SBX_REC_EXEC_FAIL,
     /* fork(): pid = the parent, aux = the child.  Written twice: by the
      * child first thing (before any record of its own) and by the parent
      * before fork returns there (so the child is known before the parent
      * can exit). */
-    SBX_EV_FORK,
+    SBX_REC_FORK,
     /* A reason the result may be incomplete.  Strings: the text. */
-    SBX_EV_WARN,
+    SBX_REC_WARN,
     /* The process exits (exit(), _exit()): aux = its status (0-255).  A
      * process killed by a signal writes none. */
-    SBX_EV_EXIT,
+    SBX_REC_EXIT,
 };
 
-/* SBX_EV_OPEN access bits. */
-#define SBX_FD_R     0x1u
-#define SBX_FD_W     0x2u
-#define SBX_FD_DIR   0x4u
-#define SBX_FD_NOPROBE 0x8u   /* already recorded as a write: no probe if unused */
+/* SBX_REC_OPEN access bits. */
+#define SBX_REC_FD_R     0x1u
+#define SBX_REC_FD_W     0x2u
+#define SBX_REC_FD_DIR   0x4u
+#define SBX_REC_FD_NOPROBE 0x8u   /* already recorded as a write: no probe if unused */
 
-/* flags of an SBX_EV_USE record, beside its category: the record carries
+/* flags of an SBX_REC_USE record, beside its category: the record carries
  * the kernel's name of the file as string 0, taken at the use ("" when the
  * file has no name); the reader then resolves no symlink itself. */
 #define SBX_REC_KERNEL_NAME 0x1000u
 
-/* flags of an SBX_EV_PATH record, beside its categories: written by the
+/* flags of an SBX_REC_PATH record, beside its categories: written by the
  * parent for its posix_spawn'ed child `pid` (aux = the parent), an access
  * the child made inside libc before its exec (posix_spawnp's $PATH
  * search, a file action's open), known to the parent only once the spawn
  * returned. */
 #define SBX_REC_CHILD 0x8000u
 
-/* SBX_EV_EXEC flags. */
-#define SBX_EXEC_STATIC  0x1u   /* the shim cannot enter the target: no ELF interpreter, or 32-bit */
-#define SBX_EXEC_SPAWNED 0x2u   /* posix_spawn: written by the parent after success */
-#define SBX_EXEC_HANDOFF 0x4u   /* static: the ptrace launcher runs it, to be adopted */
-#define SBX_EXEC_BREAKAWAY 0x8u /* declared breakaway: runs without the shim, leaves the run */
+/* SBX_REC_EXEC flags. */
+#define SBX_REC_EXEC_STATIC  0x1u   /* the shim cannot enter the target: no ELF interpreter, or 32-bit */
+#define SBX_REC_EXEC_SPAWNED 0x2u   /* posix_spawn: written by the parent after success */
+#define SBX_REC_EXEC_HANDOFF 0x4u   /* static: the ptrace launcher runs it, to be adopted */
+#define SBX_REC_EXEC_BREAKAWAY 0x8u /* declared breakaway: runs without the shim, leaves the run */
 
 #endif

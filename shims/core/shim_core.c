@@ -237,7 +237,7 @@ static int announce_foreign_child(void)
     int me = raw_getpid();
     if (g_pid > 0 && me != g_pid && !__atomic_load_n(&g_in_spawn, __ATOMIC_ACQUIRE) &&
         __atomic_exchange_n(&g_child_told, me, __ATOMIC_ACQ_REL) != me)
-        emit_v(SBX_EV_FORK, 0, g_pid, me, 0, NULL, 0, NULL);
+        emit_v(SBX_REC_FORK, 0, g_pid, me, 0, NULL, 0, NULL);
     return me;
 }
 
@@ -249,7 +249,7 @@ static void emit_v(int type, unsigned flags, int pid, int aux, uint64_t id,
     struct sbx_log_hdr *h = g_log;
     if (!h || not_recording())
         return;
-    if (!pid && type != SBX_EV_FORK)
+    if (!pid && type != SBX_REC_FORK)
         pid = announce_foreign_child();
     size_t total = sizeof(struct sbx_rec);
     for (int i = 0; i < n; i++)
@@ -319,7 +319,7 @@ static void emit(int type, unsigned flags, int aux, uint64_t id,
 void sbx_warn(const char *text)
 {
     if (sbx_on())
-        emit(SBX_EV_WARN, 0, 0, 0, text, NULL);
+        emit(SBX_REC_WARN, 0, 0, 0, text, NULL);
 }
 
 /* A warning about this process: "process <pid> " + what.  Formatted by
@@ -547,7 +547,7 @@ __attribute__((noinline)) static void record_long(int dirfd, const char *path, u
     if (resolve_long(dirfd, path, p) < 0)
         lost_long_name();
     else
-        emit(SBX_EV_PATH, cats, 0, 0, p, NULL);
+        emit(SBX_REC_PATH, cats, 0, 0, p, NULL);
 }
 
 static void record_cats_as(int dirfd, const char *path, unsigned cats, int dedup)
@@ -566,7 +566,7 @@ static void record_cats_as(int dirfd, const char *path, unsigned cats, int dedup
      * its place before any later read (pathset's created-then-read rule) */
     if (dedup && !(cats & (SBX_WRITE | SBX_CREATED)) && seen_before(p, (size_t)n, cats))
         return;
-    emit(SBX_EV_PATH, cats, 0, 0, p, NULL);
+    emit(SBX_REC_PATH, cats, 0, 0, p, NULL);
 }
 
 static void record_cats(int dirfd, const char *path, unsigned cats)
@@ -581,7 +581,7 @@ void sbx_child_path_cats(int child, const char *path, unsigned cats)
         sbx_resolve(AT_FDCWD, path, p, sizeof p) < 0)
         return;
     const char *s[1] = {p};
-    emit_v(SBX_EV_PATH, cats | SBX_REC_CHILD, child, raw_getpid(), 0, s, 1, NULL);
+    emit_v(SBX_REC_PATH, cats | SBX_REC_CHILD, child, raw_getpid(), 0, s, 1, NULL);
 }
 
 void sbx_child_path(int child, const char *path, enum sbx_op op, int ok)
@@ -615,7 +615,7 @@ static void record_reached(int dirfd, const char *path, const char *p, int follo
     if (!p && sbx_resolve(dirfd, path, buf, sizeof buf) < 0)
         return;
     if (sbx_path_reached(p ? p : buf, follow, real_dir, NULL, reached, sizeof reached) > 0)
-        emit(SBX_EV_PATH, cats, 0, 0, reached, NULL);
+        emit(SBX_REC_PATH, cats, 0, 0, reached, NULL);
 }
 
 void sbx_path_at(int dirfd, const char *path, enum sbx_op op, int ok)
@@ -702,7 +702,7 @@ static void opened_named(int dirfd, const char *path, char *p, long plen, size_t
             ? sbx_access_refused(SBX_OP_OPEN, sbx_os_open_intent(oflags)).first
             : SBX_PROBE;
         if (!alias)
-            emit(SBX_EV_PATH, cats, 0, 0, p, NULL);
+            emit(SBX_REC_PATH, cats, 0, 0, p, NULL);
         if ((size_t)plen < SBX_PATH_MAX)
             record_reached(dirfd, path, p, !(oflags & O_NOFOLLOW), cats);
         return;
@@ -720,7 +720,7 @@ static void opened_named(int dirfd, const char *path, char *p, long plen, size_t
                                    (oflags & O_CREAT) && existed == 0, &used, &tracked);
     if (!tracked) {
         /* O_PATH, or an unnamed file in directory p: only looked at */
-        emit(SBX_EV_PATH, now, 0, 0, p, NULL);
+        emit(SBX_REC_PATH, now, 0, 0, p, NULL);
         fd_store(fd, 0, FS_KNOWN | FS_IGN | FS_DONE);
         return;
     }
@@ -729,7 +729,7 @@ static void opened_named(int dirfd, const char *path, char *p, long plen, size_t
     uint32_t st = FS_KNOWN | (r ? FS_R : 0) | (w ? FS_W : 0) |
                   ((oflags & O_DIRECTORY) ? FS_DIR : 0);
     if (now) {
-        emit(SBX_EV_PATH, now, 0, 0, p, NULL);
+        emit(SBX_REC_PATH, now, 0, 0, p, NULL);
         st |= FS_DONE_W;
         if (!r) {
             fd_store(fd, 0, st | FS_DONE);
@@ -737,10 +737,10 @@ static void opened_named(int dirfd, const char *path, char *p, long plen, size_t
         }
     }
     uint64_t id = next_id();
-    unsigned fl = (r ? SBX_FD_R : 0) | (w ? SBX_FD_W : 0) |
-                  ((oflags & O_DIRECTORY) ? SBX_FD_DIR : 0) |
-                  (used ? SBX_FD_NOPROBE : 0);
-    emit(SBX_EV_OPEN, fl, 0, id, p, NULL);
+    unsigned fl = (r ? SBX_REC_FD_R : 0) | (w ? SBX_REC_FD_W : 0) |
+                  ((oflags & O_DIRECTORY) ? SBX_REC_FD_DIR : 0) |
+                  (used ? SBX_REC_FD_NOPROBE : 0);
+    emit(SBX_REC_OPEN, fl, 0, id, p, NULL);
     fd_store(fd, id, st);
 }
 
@@ -760,7 +760,7 @@ static struct fdrec discover(int fd)
     int r = acc != O_WRONLY, w = acc != O_RDONLY, d = S_ISDIR(sb.st_mode);
     rec.id = next_id();
     rec.st = FS_KNOWN | (r ? FS_R : 0) | (w ? FS_W : 0) | (d ? FS_DIR : 0);
-    emit(SBX_EV_OPEN, (r ? SBX_FD_R : 0) | (w ? SBX_FD_W : 0) | (d ? SBX_FD_DIR : 0),
+    emit(SBX_REC_OPEN, (r ? SBX_REC_FD_R : 0) | (w ? SBX_REC_FD_W : 0) | (d ? SBX_REC_FD_DIR : 0),
          0, rec.id, name, NULL);
     return rec;
 }
@@ -775,10 +775,10 @@ static void emit_use(uint64_t id, unsigned kind, int fd)
         long n = fd_name(fd, name, sizeof name);
         if (n <= 0 || name[0] != '/')
             name[0] = '\0';        /* no name: nothing beyond the opened one */
-        emit(SBX_EV_USE, kind | SBX_REC_KERNEL_NAME, 0, id, name, NULL);
+        emit(SBX_REC_USE, kind | SBX_REC_KERNEL_NAME, 0, id, name, NULL);
         return;
     }
-    emit(SBX_EV_USE, kind, 0, id, NULL, NULL);
+    emit(SBX_REC_USE, kind, 0, id, NULL, NULL);
 }
 
 void sbx_fd_use(int fd, unsigned kind)
@@ -929,14 +929,14 @@ void sbx_flush_fds(void)
 void sbx_exiting(int status)
 {
     if (sbx_on() && !g_quiet)
-        emit(SBX_EV_EXIT, 0, status & 0xff, 0, NULL, NULL);
+        emit(SBX_REC_EXIT, 0, status & 0xff, 0, NULL, NULL);
 }
 
 /* ---- processes -------------------------------------------------------------*/
 void sbx_forked_parent(int child)
 {
     if (child > 0 && sbx_on())
-        emit(SBX_EV_FORK, 0, child, 0, NULL, NULL);
+        emit(SBX_REC_FORK, 0, child, 0, NULL, NULL);
 }
 
 void sbx_forked_child(void)
@@ -954,7 +954,7 @@ void sbx_forked_child(void)
      * soon as it reports one) */
     memset(g_seen, 0, sizeof g_seen);
     if (parent > 0 && parent != g_pid)
-        emit_v(SBX_EV_FORK, 0, parent, g_pid, 0, NULL, 0, NULL);
+        emit_v(SBX_REC_FORK, 0, parent, g_pid, 0, NULL, 0, NULL);
 }
 
 /* The loader's injection variable (shim_os.h).  Linux separates entries
@@ -1172,16 +1172,16 @@ void sbx_exec_before(int dirfd, const char *path, char *const argv[], int spawne
     char p[SBX_PATH_MAX], interp[SBX_PATH_MAX];
     if (sbx_resolve(dirfd, path, p, sizeof p) < 0)
         return;
-    unsigned fl = inspect_exec(p, interp, sizeof interp) ? SBX_EXEC_STATIC : 0;
+    unsigned fl = inspect_exec(p, interp, sizeof interp) ? SBX_REC_EXEC_STATIC : 0;
     const char *s[2] = {p, interp};
     int pid = spawned_pid > 0 ? spawned_pid : 0;
     int ppid = spawned_pid > 0 ? raw_getpid() : sbx_os_getppid();
     if (spawned_pid > 0)
-        fl |= SBX_EXEC_SPAWNED;
+        fl |= SBX_REC_EXEC_SPAWNED;
     if (handoff)
-        fl |= SBX_EXEC_HANDOFF;
+        fl |= SBX_REC_EXEC_HANDOFF;
     static char *const none[] = {NULL};
-    emit_v(SBX_EV_EXEC, fl, pid, ppid, 0, s, 2, argv ? argv : none);
+    emit_v(SBX_REC_EXEC, fl, pid, ppid, 0, s, 2, argv ? argv : none);
 }
 
 /* A process that reads its own log (a re-executed test session) declares
@@ -1218,8 +1218,8 @@ void sbx_breakaway_left(int dirfd, const char *path, char *const argv[], int spa
         snprintf(p, sizeof p, "%s", path);
     const char *s[2] = {p, ""};
     static char *const none[] = {NULL};
-    unsigned fl = SBX_EXEC_BREAKAWAY | (spawned_pid > 0 ? SBX_EXEC_SPAWNED : 0);
-    emit_v(SBX_EV_EXEC, fl, spawned_pid > 0 ? spawned_pid : 0,
+    unsigned fl = SBX_REC_EXEC_BREAKAWAY | (spawned_pid > 0 ? SBX_REC_EXEC_SPAWNED : 0);
+    emit_v(SBX_REC_EXEC, fl, spawned_pid > 0 ? spawned_pid : 0,
            spawned_pid > 0 ? raw_getpid() : sbx_os_getppid(), 0, s, 2, argv ? argv : none);
 }
 
@@ -1288,7 +1288,7 @@ void sbx_exec_failed(int dirfd, const char *path, int err)
 {
     if (!sbx_on())
         return;
-    emit(SBX_EV_EXEC_FAIL, 0, err, 0, NULL, NULL);
+    emit(SBX_REC_EXEC_FAIL, 0, err, 0, NULL, NULL);
     /* also in the (quiet) launcher: its search along $PATH is the command's.
      * Not through the memory of recent reports: an exec fails mostly in a
      * vfork child (execvp's search), which shares that memory with its
@@ -1335,7 +1335,7 @@ void sbx_start(int argc, char **argv)
         cwd[0] = '\0';             /* unknown (or deeper than a name fits) */
     const char *s[4] = {fn, exe, interp ? interp : "", cwd};
     static char *const none[] = {NULL};
-    emit_v(SBX_EV_START, 0, 0, sbx_os_getppid(), 0, s, 4, argv ? argv : none);
+    emit_v(SBX_REC_START, 0, 0, sbx_os_getppid(), 0, s, 4, argv ? argv : none);
 }
 
 void sbx_loaded(const char *name)

@@ -466,7 +466,7 @@ static void unobserved(struct sbx_preload_run *r, int pid, const struct exec_inf
 {
     const char *what = e && e->path ? e->path : r->root_argv0;
     sbx_result_warn(r->res, "process %d (%s) was not observed: %s", pid, what,
-                    sbx_unobserved_reason(e && (e->flags & SBX_EXEC_STATIC)));
+                    sbx_unobserved_reason(e && (e->flags & SBX_REC_EXEC_STATIC)));
 }
 
 /* A static program the shim handed to the ptrace launcher: trace it. */
@@ -570,7 +570,7 @@ static void handle(struct sbx_preload_run *r, const struct sbx_rec *rec, uint32_
     if (p)
         p->seen_any = 1;
     switch (rec->type) {
-    case SBX_EV_PATH:
+    case SBX_REC_PATH:
         if (rec->flags & SBX_REC_CHILD) {
             child_path(r, rec->pid, rec->aux, s0, rec->flags & (SBX_CATEGORIES | SBX_CREATED));
             break;
@@ -578,7 +578,7 @@ static void handle(struct sbx_preload_run *r, const struct sbx_rec *rec, uint32_
         add_path(r, rec->pid, s0,
                  rec->flags & (SBX_CATEGORIES | SBX_CREATED | SBX_NOFOLLOW | SBX_REFUSED));
         break;
-    case SBX_EV_OPEN: {
+    case SBX_REC_OPEN: {
         struct sbx_keyed *o = sbx_keyed_get(&r->ids, rec->id, 1);
         if (o && !o->path) {
             o->path = strdup(s0);
@@ -587,7 +587,7 @@ static void handle(struct sbx_preload_run *r, const struct sbx_rec *rec, uint32_
         }
         break;
     }
-    case SBX_EV_USE: {
+    case SBX_REC_USE: {
         struct sbx_keyed *o = sbx_keyed_get(&r->ids, rec->id, 0);
         unsigned kind = rec->flags & SBX_CATEGORIES;
         /* with the kernel's name in the record the symlink on the way (if
@@ -602,7 +602,7 @@ static void handle(struct sbx_preload_run *r, const struct sbx_rec *rec, uint32_
             add_path(r, rec->pid, s0, SBX_READ | named);
         break;
     }
-    case SBX_EV_START: {
+    case SBX_REC_START: {
         if (!p)
             break;
         p->seen_start = 1;
@@ -614,10 +614,10 @@ static void handle(struct sbx_preload_run *r, const struct sbx_rec *rec, uint32_
         exec_clear(&st);
         break;
     }
-    case SBX_EV_EXEC: {
+    case SBX_REC_EXEC: {
         if (!p)
             break;
-        if (rec->flags & SBX_EXEC_BREAKAWAY) {
+        if (rec->flags & SBX_REC_EXEC_BREAKAWAY) {
             /* The shim is gone from the new image and its children: the
              * process is no longer waited for or killed (a failed exec
              * brings it back, below). */
@@ -638,18 +638,18 @@ static void handle(struct sbx_preload_run *r, const struct sbx_rec *rec, uint32_
          * parent, in no order with the child's own records: once the child
          * has started (and maybe announced an exec of its own, env -i's),
          * it is stale. */
-        if ((rec->flags & SBX_EXEC_SPAWNED) && p->seen_start)
+        if ((rec->flags & SBX_REC_EXEC_SPAWNED) && p->seen_start)
             break;
         if (p->pending.set)               /* announced, never confirmed, replaced */
             unobserved(r, rec->pid, &p->pending);
         p->image_started = 0;
         exec_load(&p->pending, rec, end, 2, rec->aux);
         p->awaiting = 1;
-        if (rec->flags & SBX_EXEC_HANDOFF)
+        if (rec->flags & SBX_REC_EXEC_HANDOFF)
             adopt(r, rec->pid, p->pending.path);
         break;
     }
-    case SBX_EV_EXEC_FAIL:
+    case SBX_REC_EXEC_FAIL:
         if (p) {
             exec_clear(&p->pending);
             image_arrived(r, p);      /* it stays in the image it had */
@@ -665,7 +665,7 @@ static void handle(struct sbx_preload_run *r, const struct sbx_rec *rec, uint32_
                 r->live++;
         }
         break;
-    case SBX_EV_FORK:
+    case SBX_REC_FORK:
         /* written by the child first (before any record of its own) and
          * by the parent when fork returns (before the parent can exit):
          * the first one opens the child's record */
@@ -678,10 +678,10 @@ static void handle(struct sbx_preload_run *r, const struct sbx_rec *rec, uint32_
             image_arrived(r, child);  /* forked: the parent's image */
         break;
     }
-    case SBX_EV_WARN:
+    case SBX_REC_WARN:
         sbx_result_warn(r->res, "%s", s0);
         break;
-    case SBX_EV_EXIT:
+    case SBX_REC_EXIT:
         /* the status exit() or _exit() was given (a claim of the process
          * about itself, like every record) */
         if (sbx_result_proc_index(r->res, rec->pid) >= 0)
@@ -1178,7 +1178,7 @@ static void settle_window(struct sbx_preload_run *r)
         struct proc *p = &r->procs[i];
         if (!p->pid || p->stranger)
             continue;
-        if (p->pending.set && !(p->pending.flags & SBX_EXEC_HANDOFF)) {
+        if (p->pending.set && !(p->pending.flags & SBX_REC_EXEC_HANDOFF)) {
             exec_commit(r, p->pid, &p->pending, NULL);
             unobserved(r, p->pid, &p->pending);
         }
@@ -1203,7 +1203,7 @@ static void settle_window(struct sbx_preload_run *r)
         struct sbx_keyed *o = &r->ids.slots[i];
         if (o->key && o->path &&
             sbx_result_settle(r->res, o->pid, o->path, strlen(o->path),
-                              o->used || (o->flags & SBX_FD_NOPROBE)) < 0)
+                              o->used || (o->flags & SBX_REC_FD_NOPROBE)) < 0)
             sbx_result_warn(r->res, "out of memory while recording paths");
     }
     uint64_t dropped = __atomic_exchange_n(&r->hdr->dropped, 0, __ATOMIC_ACQ_REL);
@@ -1315,7 +1315,7 @@ struct sbx_result *sbx_preload_end(struct sbx_preload_run *r)
             continue;
         if (p->pid == r->root_pid && (p->seen_start || p->seen_any))
             root_seen = 1;
-        if (p->pending.set && !(p->pending.flags & SBX_EXEC_HANDOFF)) {
+        if (p->pending.set && !(p->pending.flags & SBX_REC_EXEC_HANDOFF)) {
             /* the exec did not fail (no EXEC_FAIL) but the shim never
              * started in the new image */
             exec_commit(r, p->pid, &p->pending, NULL);
@@ -1340,7 +1340,7 @@ struct sbx_result *sbx_preload_end(struct sbx_preload_run *r)
         /* the ledger's rule: opened but never used, existence was checked */
         if (o->key && o->path &&
             sbx_result_settle(res, o->pid, o->path, strlen(o->path),
-                              o->used || (o->flags & SBX_FD_NOPROBE)) < 0)
+                              o->used || (o->flags & SBX_REC_FD_NOPROBE)) < 0)
             sbx_result_warn(res, "out of memory while recording paths");
     }
     uint64_t dropped = __atomic_load_n(&r->hdr->dropped, __ATOMIC_ACQUIRE);
