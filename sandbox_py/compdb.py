@@ -210,13 +210,21 @@ def deps(result: Result) -> list:
     ``reads`` being the sources and headers the step really read (see the
     module's docstring for what is left out), sorted."""
     out = []
+    # the compiler's programs and the system's headers are read by every
+    # step: each file is opened once per call, not once per step
+    is_text: dict = {}
+
+    def source_text(r: str) -> bool:
+        if r not in is_text:
+            is_text[r] = not _is_elf(r) and not os.path.isdir(r)
+        return is_text[r]
+
     for step, _, directory, path, written in _confirmed(result):
         if written is None:
             continue
         reads = sorted(r for r in step.reads
                        if not is_pseudo(r) and r not in step.writes
-                       and not _NOT_SOURCE.search(r) and not _is_elf(r)
-                       and not os.path.isdir(r))
+                       and not _NOT_SOURCE.search(r) and source_text(r))
         out.append({"output": written, "file": path, "directory": directory,
                     "reads": reads})
     return out

@@ -118,19 +118,10 @@ def process_status(proc) -> str:
                                     else ", exit %d" % proc.returncode)
 
 
-def _kids(result) -> dict:
-    kids: dict = {}
-    n = len(result.processes)
-    for i, p in enumerate(result.processes):
-        parent = p.parent if p.parent is not None and 0 <= p.parent < n else None
-        kids.setdefault(parent, []).append(i)
-    return kids
-
-
 def process_tree_text(result, *, width: int = 100, limit: int = 500) -> str:
     """The process tree, one line per record: argv, pid, exit status and
     counts (r reads, w writes, p probes, e enumerations)."""
-    kids = _kids(result)
+    kids = result.tree()
     lines = ["processes: %d" % len(result.processes)]
 
     def walk(i: int, prefix: str, last: bool, top: bool) -> None:
@@ -282,7 +273,7 @@ def _render_processes(result, maximum: int) -> str:
     """The process tree as nested <details>: each node its argv, pid, exit
     status and counts; opened, its own paths per category and its children."""
     e = html.escape
-    kids = _kids(result)
+    kids = result.tree()
     budget = [maximum]
 
     def node(i: int) -> str:

@@ -89,12 +89,11 @@ def to_graphviz(result, *, max_files: int = 60, categories=("reads", "writes"),
 
     touched = []            # (source node, category, path)
     if by == "process" and result.processes:
-        n = len(result.processes)
         for i, proc in enumerate(result.processes):
             label = "%s\\npid %d" % (printable_path(proc.name or "?"), proc.pid)
             g.node(_node_id("proc", i), label, shape="box")
         for i, proc in enumerate(result.processes):
-            parent = proc.parent if proc.parent is not None and 0 <= proc.parent < n else None
+            parent = result.parent_of(i)
             g.edge(root if parent is None else _node_id("proc", parent), _node_id("proc", i))
             for cat in categories:
                 touched.extend((_node_id("proc", i), cat, p) for p in getattr(proc, cat))

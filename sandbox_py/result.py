@@ -234,15 +234,30 @@ class Result:
         return d
 
     # -- who did what -------------------------------------------------------------
+    def parent_of(self, index: int) -> Optional[int]:
+        """The index of record ``index``'s parent, None for a root (also
+        when the document names a parent out of range)."""
+        parent = self.processes[index].parent
+        return parent if parent is not None and 0 <= parent < len(self.processes) else None
+
+    def tree(self) -> dict:
+        """``{parent index or None: [child indices]}`` in start order: the
+        process tree every view walks (None holds the roots)."""
+        kids: dict = {}
+        for i in range(len(self.processes)):
+            kids.setdefault(self.parent_of(i), []).append(i)
+        return kids
+
     def children(self, index: int) -> tuple:
         """Indices of the records forked from record ``index``."""
-        return tuple(i for i, p in enumerate(self.processes) if p.parent == index)
+        return tuple(self.tree().get(index, ()))
 
     def who(self, path: str | os.PathLike) -> tuple:
         """The processes that touched ``path``: ``(Process, categories)``
         pairs in start order, categories as in ``Process.categories``."""
         path = os.path.abspath(os.fsdecode(path))
-        return tuple((p, p.categories(path)) for p in self.processes if p.categories(path))
+        touched = ((p, p.categories(path)) for p in self.processes)
+        return tuple((p, cats) for p, cats in touched if cats)
 
     def steps(self, select) -> tuple:
         """Roll the process tree up: each record that matches ``select`` (a
@@ -251,9 +266,7 @@ class Result:
         Process) and is not below another match becomes a Step with it, its
         descendants and the union of their sets, in start order."""
         match = _selector(select)
-        kids: dict = {}
-        for i, p in enumerate(self.processes):
-            kids.setdefault(p.parent, []).append(i)
+        kids = self.tree()
         steps = []
 
         def subtree(i: int) -> list:
@@ -275,11 +288,7 @@ class Result:
             for k in kids.get(i, ()):
                 walk(k)
 
-        roots = kids.get(None, [])
-        # a record whose parent index is out of range (a partial document) is a root
-        roots += [i for i, p in enumerate(self.processes)
-                  if p.parent is not None and not 0 <= p.parent < len(self.processes)]
-        for i in roots:
+        for i in kids.get(None, ()):
             walk(i)
         return tuple(s for _, s in sorted(steps, key=lambda t: t[0]))
 
