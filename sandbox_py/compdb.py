@@ -52,26 +52,24 @@ NOT_A_COMPILE = ("-E", "-M", "-MM", "--version", "-v", "-###", "-dumpversion",
                  "-dumpmachine", "-print-search-dirs")
 
 
-def is_wrapper(p: Process) -> bool:
-    """ccache and friends, by name or by what the executed file links to."""
+def _names(p: Process) -> set:
+    """The names a program goes by: argv[0]'s and the executed file's."""
     names = {os.path.basename(p.argv[0])} if p.argv else set()
     if p.path:
-        names |= {os.path.basename(p.path), os.path.basename(os.path.realpath(p.path))}
-    return bool(names & WRAPPERS)
+        names.add(os.path.basename(p.path))
+    return names
+
+
+def is_wrapper(p: Process) -> bool:
+    """ccache and friends, by name or by what the executed file links to."""
+    real = {os.path.basename(os.path.realpath(p.path))} if p.path else set()
+    return bool((_names(p) | real) & WRAPPERS)
 
 
 def is_compiler(p: Process) -> bool:
     """Named like a compiler driver, and not a wrapper in disguise
     (``/usr/lib/ccache/gcc`` is a link to ccache)."""
-    names = {os.path.basename(p.argv[0])} if p.argv else set()
-    if p.path:
-        names.add(os.path.basename(p.path))
-        real = os.path.basename(os.path.realpath(p.path))
-        if real in WRAPPERS:
-            return False
-    if names & WRAPPERS:
-        return False
-    return any(COMPILER_NAME.match(n) for n in names)
+    return not is_wrapper(p) and any(COMPILER_NAME.match(n) for n in _names(p))
 
 
 def _sources(argv) -> list:
